@@ -1,0 +1,3 @@
+from rampup.cli.main import main
+
+main()

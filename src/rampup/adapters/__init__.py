@@ -1,0 +1,1 @@
+"""Driven adapters: storage, wire codecs, metric sources, notifiers."""

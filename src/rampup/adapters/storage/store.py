@@ -1,0 +1,229 @@
+"""The SQL store: rows ↔ core values, one transaction per use case."""
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from rampup.adapters.storage.tables import audit, environments, flag_states, flags, tokens
+from rampup.core.flags import FlagDefinition, FlagState, FlagType, Variant
+from rampup.core.model import AuditEntry, Environment
+from rampup.core.ports import FlagRecord
+from rampup.core.targeting import Rule
+from rampup.core.tokens import Scope, Token
+from rampup.errors import Conflict
+
+__all__ = ["SqlStore", "SqlTransaction"]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands timestamps back naive; they were written as UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+class SqlStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def transaction(self) -> Iterator["SqlTransaction"]:
+        try:
+            with self.engine.begin() as conn:
+                yield SqlTransaction(conn)
+        except IntegrityError as exc:
+            raise Conflict(f"conflicting change: {exc.orig}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator["SqlTransaction"]:
+        with self.engine.connect() as conn:
+            yield SqlTransaction(conn.execution_options(read_only=True))
+
+
+class SqlTransaction:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # environments
+
+    def environments(self) -> list[Environment]:
+        rows = self.conn.execute(select(environments).order_by(environments.c.id))
+        return [Environment(r.id, r.key, r.name) for r in rows]
+
+    def environment(self, key: str) -> Environment | None:
+        r = self.conn.execute(select(environments).where(environments.c.key == key)).first()
+        return None if r is None else Environment(r.id, r.key, r.name)
+
+    def add_environment(self, key: str, name: str, at: datetime) -> Environment:
+        new_id = self.conn.execute(
+            insert(environments).values(key=key, name=name, created_at=at).returning(environments.c.id)
+        ).scalar_one()
+        return Environment(new_id, key, name)
+
+    # flags
+
+    def _flag_record(self, r: Any) -> FlagRecord:
+        definition = FlagDefinition(
+            key=r.key,
+            type=FlagType(r.type),
+            description=r.description,
+            variants=tuple(Variant(v["name"], v["value"]) for v in r.variants),
+            off_variant=r.off_variant,
+        )
+        return FlagRecord(r.id, definition, _utc(r.created_at), _utc(r.updated_at))  # type: ignore[arg-type]
+
+    def flags(self) -> list[FlagRecord]:
+        return [self._flag_record(r) for r in self.conn.execute(select(flags).order_by(flags.c.key))]
+
+    def flag(self, key: str, *, for_update: bool = False) -> FlagRecord | None:
+        query = select(flags).where(flags.c.key == key)
+        if for_update:
+            query = query.with_for_update()
+        r = self.conn.execute(query).first()
+        return None if r is None else self._flag_record(r)
+
+    def _flag_values(self, definition: FlagDefinition) -> dict[str, Any]:
+        return {
+            "type": definition.type.value,
+            "description": definition.description,
+            "variants": [{"name": v.name, "value": v.value} for v in definition.variants],
+            "off_variant": definition.off_variant,
+        }
+
+    def add_flag(self, definition: FlagDefinition, at: datetime) -> FlagRecord:
+        new_id = self.conn.execute(
+            insert(flags)
+            .values(key=definition.key, created_at=at, updated_at=at, **self._flag_values(definition))
+            .returning(flags.c.id)
+        ).scalar_one()
+        return FlagRecord(new_id, definition, at, at)
+
+    def update_flag(self, flag_id: int, definition: FlagDefinition, at: datetime) -> None:
+        self.conn.execute(
+            update(flags).where(flags.c.id == flag_id).values(updated_at=at, **self._flag_values(definition))
+        )
+
+    def delete_flag(self, flag_id: int) -> None:
+        self.conn.execute(delete(flag_states).where(flag_states.c.flag_id == flag_id))
+        self.conn.execute(delete(flags).where(flags.c.id == flag_id))
+
+    def _state(self, r: Any, variant_names: frozenset[str]) -> FlagState:
+        return FlagState(
+            enabled=r.enabled,
+            rollout_bp=r.rollout_bp,
+            rules=tuple(Rule.parse(rule, f"rules[{i}]", variant_names) for i, rule in enumerate(r.rules)),
+            salt=r.salt,
+            weights=tuple((name, bp) for name, bp in r.weights),
+            version=r.version,
+        )
+
+    def states(self, flag_id: int | None = None) -> Iterator[tuple[int, int, FlagState]]:
+        query = select(flag_states, flags.c.variants).join(flags, flags.c.id == flag_states.c.flag_id)
+        if flag_id is not None:
+            query = query.where(flag_states.c.flag_id == flag_id)
+        for r in self.conn.execute(query):
+            names = frozenset(v["name"] for v in r.variants)
+            yield r.flag_id, r.environment_id, self._state(r, names)
+
+    def state(self, flag_id: int, environment_id: int) -> FlagState | None:
+        return next((s for _, env, s in self.states(flag_id) if env == environment_id), None)
+
+    def put_state(self, flag_id: int, environment_id: int, state: FlagState, at: datetime) -> None:
+        values = {
+            "enabled": state.enabled,
+            "rollout_bp": state.rollout_bp,
+            "rules": [r.to_dict() for r in state.rules],
+            "salt": state.salt,
+            "weights": [list(w) for w in state.weights],
+            "version": state.version,
+            "updated_at": at,
+        }
+        where = (flag_states.c.flag_id == flag_id) & (flag_states.c.environment_id == environment_id)
+        if self.conn.execute(update(flag_states).where(where).values(**values)).rowcount == 0:
+            self.conn.execute(insert(flag_states).values(flag_id=flag_id, environment_id=environment_id, **values))
+
+    # tokens
+
+    def _token(self, r: Any) -> Token:
+        return Token(r.id, r.name, Scope(r.scope), r.env_key, r.secret_hash, _utc(r.created_at),  # type: ignore[arg-type]
+                     _utc(r.revoked_at))
+
+    def _token_query(self):  # type: ignore[no-untyped-def]
+        return select(tokens, environments.c.key.label("env_key")).outerjoin(
+            environments, environments.c.id == tokens.c.environment_id
+        )
+
+    def tokens(self) -> list[Token]:
+        return [self._token(r) for r in self.conn.execute(self._token_query().order_by(tokens.c.created_at))]
+
+    def token(self, token_id: str) -> Token | None:
+        r = self.conn.execute(self._token_query().where(tokens.c.id == token_id)).first()
+        return None if r is None else self._token(r)
+
+    def add_token(self, token: Token, environment_id: int | None) -> None:
+        self.conn.execute(
+            insert(tokens).values(
+                id=token.id,
+                name=token.name,
+                scope=token.scope.value,
+                environment_id=environment_id,
+                secret_hash=token.secret_hash,
+                created_at=token.created_at,
+            )
+        )
+
+    def set_token_secret(self, token_id: str, secret_hash: str) -> None:
+        self.conn.execute(update(tokens).where(tokens.c.id == token_id).values(secret_hash=secret_hash,
+                                                                              revoked_at=None))
+
+    def revoke_token(self, token_id: str, at: datetime) -> None:
+        self.conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked_at=at))
+
+    # audit
+
+    def audit(self, actor: str, action: str, target: str, environment: str | None, before: Any, after: Any,
+              reason: str, at: datetime) -> None:
+        self.conn.execute(
+            insert(audit).values(
+                at=at,
+                actor=actor,
+                action=action,
+                target=target,
+                environment=environment,
+                before=jsonable(before),
+                after=jsonable(after),
+                reason=reason,
+            )
+        )
+
+    def audit_entries(self, *, target: str | None = None, environment: str | None = None, limit: int = 100,
+                      before_id: int | None = None) -> Sequence[AuditEntry]:
+        query = select(audit).order_by(audit.c.id.desc()).limit(limit)
+        if target is not None:
+            query = query.where(audit.c.target == target)
+        if environment is not None:
+            query = query.where(audit.c.environment == environment)
+        if before_id is not None:
+            query = query.where(audit.c.id < before_id)
+        return [
+            AuditEntry(r.id, _utc(r.at), r.actor, r.action, r.target, r.environment, r.before, r.after,  # type: ignore[arg-type]
+                       r.reason)
+            for r in self.conn.execute(query)
+        ]
+
+    def revision(self) -> int:
+        return int(self.conn.execute(select(func.coalesce(func.max(audit.c.id), 0))).scalar_one())

@@ -1,0 +1,71 @@
+"""The composition root: builds engine, store, snapshot and services from Settings."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rampup.adapters.storage import SqlStore, make_engine, migrate
+from rampup.config import Settings
+from rampup.core.model import DEFAULT_ENVIRONMENTS
+from rampup.core.ports import Clock
+from rampup.core.tokens import Scope
+from rampup.services.flags import FlagService
+from rampup.services.snapshot import SnapshotCache
+from rampup.services.tokens import ENV_ADMIN_TOKEN_ID, TokenService
+
+__all__ = ["Container", "build_container", "FirstStart", "prepare"]
+
+EXAMPLE_FLAG = {
+    "key": "workstation",
+    "description": "Example: the new workstation UI from the rollout guide. Roll it out with "
+                   "examples/plans/workstation.yaml, or delete it.",
+}
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    store: SqlStore
+    clock: Clock
+    snapshots: SnapshotCache
+    flags: FlagService
+    tokens: TokenService
+
+    def revision(self) -> int:
+        with self.store.read() as tx:
+            return tx.revision()
+
+
+def build_container(settings: Settings, clock: Clock = system_clock) -> Container:
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    store = SqlStore(engine)
+    snapshots = SnapshotCache(store)
+    refresh = snapshots.refresh
+    return Container(settings, store, clock, snapshots, FlagService(store, clock, refresh),
+                     TokenService(store, clock, refresh))
+
+
+@dataclass(frozen=True)
+class FirstStart:
+    admin_secret: str | None  # a generated admin token, shown once
+    example_flag: str | None
+
+
+def prepare(c: Container) -> FirstStart:
+    """Default environments; the admin token from RAMPUP_ADMIN_TOKEN, or a generated one on a fresh database."""
+    fresh = c.revision() == 0
+    c.flags.ensure_environments(DEFAULT_ENVIRONMENTS)
+    admin_secret = None
+    if c.settings.admin_token:
+        c.tokens.ensure(ENV_ADMIN_TOKEN_ID, "admin", Scope.ADMIN, c.settings.admin_token)
+    elif not any(t.scope is Scope.ADMIN and t.revoked_at is None for t in c.tokens.tokens()):
+        _, admin_secret = c.tokens.create(Scope.ADMIN, None, "admin", "system")
+    example = None
+    if fresh:
+        example = c.flags.create_flag(EXAMPLE_FLAG, "system").record.definition.key
+    c.snapshots.refresh()
+    return FirstStart(admin_secret, example)

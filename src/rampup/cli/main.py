@@ -1,0 +1,47 @@
+"""Entry point: the Typer app and the one place errors become a one-line reason and exit code 1."""
+
+import sys
+from typing import Annotated
+
+import typer
+
+from rampup import __version__
+from rampup.cli import flags, serve, tokens
+from rampup.errors import RampupError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="rampup",
+    help="Rampup: progressive delivery — flags, staged rollouts, statistical gates, automatic rollback.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("serve")(serve.serve)
+app.add_typer(flags.app, name="flag")
+app.add_typer(tokens.app, name="token")
+app.command("env")(flags.env)
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"rampup {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Rampup command line."""
+
+
+def main() -> None:
+    try:
+        app()
+    except RampupError as exc:
+        where = f" (at {exc.where})" if exc.where and exc.where not in exc.message else ""
+        print(f"rampup: {exc.message}{where}", file=sys.stderr)
+        sys.exit(1)

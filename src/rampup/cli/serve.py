@@ -1,0 +1,36 @@
+"""rampup serve: API, OFREP and the snapshot poller in one process."""
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from rampup.bootstrap import build_container, prepare
+from rampup.config import DEFAULT_DATABASE_URL, Settings
+from rampup.http.app import create_app
+
+__all__ = ["serve"]
+
+
+def serve(
+    db: Annotated[str, typer.Option("--db", envvar="RAMPUP_DATABASE_URL",
+                                    help="sqlite:///path.db or postgresql+psycopg://user@host/db")] = DEFAULT_DATABASE_URL,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8400,
+) -> None:
+    """Run the Rampup server."""
+    settings = Settings(database_url=db, host=host, port=port)
+    container = build_container(settings)
+    first = prepare(container)
+    url = f"http://{host}:{port}"
+    typer.echo(f"Rampup serving {url}  (database {container.store.engine.url.render_as_string()})")
+    environments = ", ".join(e.key for e in container.flags.environments())
+    typer.echo(f"Environments: {environments}")
+    if first.example_flag:
+        typer.echo(f"Example flag: {first.example_flag} (off everywhere)")
+    if first.admin_secret:
+        typer.echo(f"Admin token (shown once, keep it): {first.admin_secret}")
+        typer.echo(f"Try:  export RAMPUP_SERVER={url} RAMPUP_TOKEN={first.admin_secret}; rampup flag list")
+    config = uvicorn.Config(create_app(container), host=host, port=port, loop="uvloop", http="httptools",
+                            log_level="warning", access_log=False, lifespan="on")
+    uvicorn.Server(config).run()

@@ -1,0 +1,19 @@
+"""Settings, read once at start-up from the command line and RAMPUP_* environment variables."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "DEFAULT_DATABASE_URL"]
+
+DEFAULT_DATABASE_URL = "sqlite:///rampup.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAMPUP_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    admin_token: str | None = Field(default=None, repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8400
+    tick_s: float = 10.0
+    snapshot_poll_s: float = 0.25  # how soon another instance's flag change is served here

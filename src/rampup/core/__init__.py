@@ -1,0 +1,1 @@
+"""The domain core: pure functions and values. No I/O, no clock reads, no randomness."""

@@ -1,0 +1,279 @@
+"""Flags, their per-environment state, and evaluation with OpenFeature reasons.
+
+Evaluation never raises: a problem comes back as a Resolution with reason ERROR and an error code.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from rampup.core.bucketing import BUCKETS, bucket, variant_bucket
+from rampup.core.targeting import EvaluationContext, Rule
+from rampup.errors import InvalidInput
+
+__all__ = [
+    "FLAG_KEY",
+    "FlagType",
+    "Reason",
+    "ErrorCode",
+    "Variant",
+    "FlagDefinition",
+    "FlagState",
+    "Resolution",
+    "CompiledFlag",
+    "parse_rollout",
+    "parse_weights",
+    "flag_not_found",
+]
+
+FLAG_KEY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
+
+
+class FlagType(StrEnum):
+    BOOLEAN = "boolean"
+    STRING = "string"
+    NUMBER = "number"
+    OBJECT = "object"
+
+    def accepts(self, value: Any) -> bool:
+        match self:
+            case FlagType.BOOLEAN:
+                return isinstance(value, bool)
+            case FlagType.STRING:
+                return isinstance(value, str)
+            case FlagType.NUMBER:
+                return isinstance(value, int | float) and not isinstance(value, bool)
+            case FlagType.OBJECT:
+                return isinstance(value, dict)
+
+
+class Reason(StrEnum):
+    STATIC = "STATIC"
+    TARGETING_MATCH = "TARGETING_MATCH"
+    SPLIT = "SPLIT"
+    DISABLED = "DISABLED"
+    DEFAULT = "DEFAULT"
+    ERROR = "ERROR"
+
+
+class ErrorCode(StrEnum):
+    FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
+    TARGETING_KEY_MISSING = "TARGETING_KEY_MISSING"
+    INVALID_CONTEXT = "INVALID_CONTEXT"
+    PARSE_ERROR = "PARSE_ERROR"
+    TYPE_MISMATCH = "TYPE_MISMATCH"
+    GENERAL = "GENERAL"
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    name: str
+    value: Any
+
+
+BOOLEAN_VARIANTS = (Variant("on", True), Variant("off", False))
+
+
+@dataclass(frozen=True, slots=True)
+class FlagDefinition:
+    """What a flag is, the same in every environment."""
+
+    key: str
+    type: FlagType = FlagType.BOOLEAN
+    description: str = ""
+    variants: tuple[Variant, ...] = BOOLEAN_VARIANTS
+    off_variant: str = "off"
+
+    @classmethod
+    def parse(cls, key: Any, type_: Any = "boolean", description: Any = "", variants: Any = None,
+              off_variant: Any = None) -> "FlagDefinition":
+        if not isinstance(key, str) or not FLAG_KEY.match(key):
+            raise InvalidInput(
+                f"flag key {key!r} must match {FLAG_KEY.pattern} (lower-case letters, digits, '_', '.', '-')",
+                where="key",
+            )
+        try:
+            flag_type = FlagType(type_)
+        except ValueError:
+            raise InvalidInput(f"unknown flag type {type_!r}; use one of: "
+                               + ", ".join(t.value for t in FlagType), where="type") from None
+        if not isinstance(description, str):
+            raise InvalidInput("description must be a string", where="description")
+        if flag_type is FlagType.BOOLEAN:
+            if variants not in (None, [], {}) :
+                raise InvalidInput("boolean flags have the fixed variants 'on' and 'off'", where="variants")
+            return cls(key, flag_type, description)
+        parsed = _parse_variants(variants, flag_type)
+        names = [v.name for v in parsed]
+        off = names[0] if off_variant is None else off_variant
+        if off not in names:
+            raise InvalidInput(f"off_variant {off!r} is not one of the variants {names}", where="off_variant")
+        return cls(key, flag_type, description, parsed, off)
+
+    @property
+    def variant_names(self) -> frozenset[str]:
+        return frozenset(v.name for v in self.variants)
+
+    @property
+    def treatment_variants(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.variants if v.name != self.off_variant)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "type": self.type.value,
+            "description": self.description,
+            "variants": [{"name": v.name, "value": v.value} for v in self.variants],
+            "off_variant": self.off_variant,
+        }
+
+
+def _parse_variants(raw: Any, flag_type: FlagType) -> tuple[Variant, ...]:
+    if isinstance(raw, Mapping):
+        raw = [{"name": k, "value": v} for k, v in raw.items()]
+    if not isinstance(raw, list) or len(raw) < 2:
+        raise InvalidInput(f"a {flag_type.value} flag needs at least two variants", where="variants")
+    seen: set[str] = set()
+    variants = []
+    for i, item in enumerate(raw):
+        where = f"variants[{i}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) or not item["name"]:
+            raise InvalidInput("a variant is {\"name\": …, \"value\": …}", where=where)
+        if item["name"] in seen:
+            raise InvalidInput(f"variant {item['name']!r} is named twice", where=f"{where}.name")
+        if not flag_type.accepts(item.get("value")):
+            raise InvalidInput(f"value of variant {item['name']!r} is not a {flag_type.value}", where=f"{where}.value")
+        seen.add(item["name"])
+        variants.append(Variant(item["name"], item["value"]))
+    return tuple(variants)
+
+
+def parse_rollout(value: Any, where: str = "rollout") -> int:
+    """A percentage with at most two decimals → basis points (0..10000)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise InvalidInput(f"rollout must be a number from 0 to 100, got {value!r}", where=where)
+    if not 0 <= value <= 100:
+        raise InvalidInput(f"rollout must be from 0 to 100, got {value}", where=where)
+    basis_points = round(value * 100)
+    if abs(basis_points - value * 100) > 1e-6:
+        raise InvalidInput(f"rollout has at most two decimals, got {value}", where=where)
+    return basis_points
+
+
+@dataclass(frozen=True, slots=True)
+class FlagState:
+    """A flag's settings in one environment."""
+
+    enabled: bool = False
+    rollout_bp: int = 0  # basis points: 2500 = 25%
+    rules: tuple[Rule, ...] = ()
+    salt: str = ""
+    weights: tuple[tuple[str, int], ...] = ()  # treatment variant → basis points of the treatment group
+    version: int = 0
+
+    @property
+    def rollout(self) -> float:
+        return self.rollout_bp / 100
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "rollout": self.rollout,
+            "rules": [r.to_dict() for r in self.rules],
+            "salt": self.salt,
+            "weights": {name: bp / 100 for name, bp in self.weights},
+            "version": self.version,
+        }
+
+
+def parse_weights(raw: Any, definition: FlagDefinition) -> tuple[tuple[str, int], ...]:
+    """Weights of the treatment variants in percent (summing to 100); empty means an equal split."""
+    if raw in (None, {}):
+        return ()
+    if not isinstance(raw, Mapping):
+        raise InvalidInput("weights map variant names to percentages", where="weights")
+    treatments = definition.treatment_variants
+    weights = []
+    for name, value in raw.items():
+        if name not in treatments:
+            raise InvalidInput(f"{name!r} is not a treatment variant of this flag ({list(treatments)})",
+                               where=f"weights.{name}")
+        weights.append((name, parse_rollout(value, f"weights.{name}")))
+    if sum(bp for _, bp in weights) != BUCKETS:
+        raise InvalidInput("weights must add up to 100", where="weights")
+    return tuple(weights)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    flag_key: str
+    value: Any
+    variant: str | None
+    reason: Reason
+    version: int = 0
+    error_code: ErrorCode | None = None
+    error_message: str | None = None
+
+
+class CompiledFlag:
+    """A flag ready to evaluate in one environment: everything derivable is derived once."""
+
+    __slots__ = ("key", "definition", "state", "version", "_values", "_off", "_salt", "_threshold",
+                 "_cumulative", "_single", "_fallthrough")
+
+    def __init__(self, definition: FlagDefinition, state: FlagState) -> None:
+        self.key = definition.key
+        self.definition = definition
+        self.state = state
+        self.version = state.version
+        self._values = {v.name: v.value for v in definition.variants}
+        self._off = definition.off_variant
+        self._salt = state.salt or definition.key
+        self._threshold = state.rollout_bp
+        treatments = definition.treatment_variants
+        weights = state.weights or _equal_split(treatments)
+        running, cumulative = 0, []
+        for name, bp in weights:
+            running += bp
+            cumulative.append((running, name))
+        self._cumulative = tuple(cumulative)
+        self._single = cumulative[0][1] if len(cumulative) == 1 else None
+        self._fallthrough = Reason.DEFAULT if state.rules else Reason.STATIC
+
+    def _resolve(self, variant: str, reason: Reason) -> Resolution:
+        return Resolution(self.key, self._values[variant], variant, reason, self.version)
+
+    def evaluate(self, ctx: EvaluationContext) -> Resolution:
+        if not self.state.enabled:
+            return self._resolve(self._off, Reason.DISABLED)
+        for rule in self.state.rules:
+            if rule.matches(ctx):
+                return self._resolve(rule.variant, Reason.TARGETING_MATCH)
+        if self._threshold == 0:
+            return self._resolve(self._off, self._fallthrough)
+        if self._threshold >= BUCKETS and self._single is not None:
+            return self._resolve(self._single, self._fallthrough)
+        key = ctx.targeting_key
+        if not key:
+            return Resolution(self.key, None, None, Reason.ERROR, self.version, ErrorCode.TARGETING_KEY_MISSING,
+                              f"flag {self.key!r} is rolled out to a percentage of users and needs a targeting key")
+        if bucket(self._salt, key) >= self._threshold:
+            return self._resolve(self._off, Reason.SPLIT)
+        if self._single is not None:
+            return self._resolve(self._single, Reason.SPLIT)
+        position = variant_bucket(self._salt, key)
+        for upper, name in self._cumulative:
+            if position < upper:
+                return self._resolve(name, Reason.SPLIT)
+        return self._resolve(self._cumulative[-1][1], Reason.SPLIT)
+
+
+def _equal_split(names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    share, extra = divmod(BUCKETS, len(names))
+    return tuple((name, share + (1 if i < extra else 0)) for i, name in enumerate(names))
+
+
+def flag_not_found(key: str) -> Resolution:
+    return Resolution(key, None, None, Reason.ERROR, 0, ErrorCode.FLAG_NOT_FOUND, f"flag {key!r} not found")

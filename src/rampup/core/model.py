@@ -1,0 +1,45 @@
+"""Environments and audit records: the plain values the rest of the core refers to."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+__all__ = ["Environment", "AuditEntry", "DEFAULT_ENVIRONMENTS"]
+
+DEFAULT_ENVIRONMENTS = ("staging", "production")
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    id: int
+    key: str
+    name: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "key": self.key, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str  # e.g. "flag.create", "flag.update", "flag.kill", "token.create"
+    target: str  # e.g. "flag:workstation", "token:ab12cd34"
+    environment: str | None
+    before: Any
+    after: Any
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at,
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "environment": self.environment,
+            "before": self.before,
+            "after": self.after,
+            "reason": self.reason,
+        }

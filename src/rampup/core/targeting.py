@@ -1,0 +1,208 @@
+"""Targeting rules: conditions on the evaluation context, as pure predicates.
+
+A rule matches when all of its conditions hold; the first matching rule serves its variant.
+A condition on an attribute the context does not carry never matches (it is not an error).
+"""
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from rampup.errors import InvalidInput
+
+__all__ = ["Operator", "Condition", "Rule", "EvaluationContext", "parse_semver"]
+
+# Context attributes that name the targeting key (OpenFeature's and the brief's spellings).
+TARGETING_KEY_ATTRIBUTES = frozenset({"targeting_key", "targetingKey", "user_id", "key"})
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationContext:
+    targeting_key: str | None = None
+    attributes: Mapping[str, Any] = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.attributes is None:
+            object.__setattr__(self, "attributes", {})
+
+    def get(self, attribute: str) -> Any:
+        if attribute in TARGETING_KEY_ATTRIBUTES and self.targeting_key is not None:
+            return self.targeting_key
+        return self.attributes.get(attribute)
+
+
+_SEMVER = re.compile(
+    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*)?$"
+)
+
+
+def parse_semver(text: str) -> tuple[Any, ...] | None:
+    """A sortable key with semver 2.0 precedence, or None if `text` is not a version."""
+    m = _SEMVER.match(text.strip()) if isinstance(text, str) else None
+    if m is None:
+        return None
+    major, minor, patch, pre = m.groups()
+    # A release sorts after all its pre-releases; numeric identifiers sort before alphanumeric ones.
+    pre_key: tuple[Any, ...] = (
+        (1,) if pre is None else (0, *((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")))
+    )
+    return (int(major), int(minor), int(patch), pre_key)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _compare(convert: Callable[[Any], Any], test: Callable[[Any, Any], bool]) -> Callable[[Any, tuple[Any, ...]], bool]:
+    def predicate(actual: Any, values: tuple[Any, ...]) -> bool:
+        a = convert(actual)
+        return a is not None and any(test(a, convert(v)) for v in values)
+
+    return predicate
+
+
+def _text(test: Callable[[str, str], bool]) -> Callable[[Any, tuple[Any, ...]], bool]:
+    def predicate(actual: Any, values: tuple[Any, ...]) -> bool:
+        return isinstance(actual, str) and any(test(actual, str(v)) for v in values)
+
+    return predicate
+
+
+def _equals(actual: Any, values: tuple[Any, ...]) -> bool:
+    return any(actual == v or (not isinstance(actual, str) and str(actual) == v) for v in values)
+
+
+class Operator(StrEnum):
+    EQUALS = "equals"
+    NOT_EQUALS = "not_equals"
+    IN = "in"
+    NOT_IN = "not_in"
+    STARTS_WITH = "starts_with"
+    ENDS_WITH = "ends_with"
+    CONTAINS = "contains"
+    GT = "gt"
+    GTE = "gte"
+    LT = "lt"
+    LTE = "lte"
+    SEMVER_EQ = "semver_eq"
+    SEMVER_GT = "semver_gt"
+    SEMVER_GTE = "semver_gte"
+    SEMVER_LT = "semver_lt"
+    SEMVER_LTE = "semver_lte"
+
+    @property
+    def is_numeric(self) -> bool:
+        return self in _NUMERIC
+
+    @property
+    def is_semver(self) -> bool:
+        return self.value.startswith("semver_")
+
+    def holds(self, actual: Any, values: tuple[Any, ...]) -> bool:
+        return _PREDICATES[self](actual, values)
+
+
+_NUMERIC = frozenset({Operator.GT, Operator.GTE, Operator.LT, Operator.LTE})
+
+_PREDICATES: dict[Operator, Callable[[Any, tuple[Any, ...]], bool]] = {
+    Operator.EQUALS: _equals,
+    Operator.IN: _equals,
+    Operator.NOT_EQUALS: lambda a, vs: a is not None and not _equals(a, vs),
+    Operator.NOT_IN: lambda a, vs: a is not None and not _equals(a, vs),
+    Operator.STARTS_WITH: _text(str.startswith),
+    Operator.ENDS_WITH: _text(str.endswith),
+    Operator.CONTAINS: _text(lambda a, v: v in a),
+    Operator.GT: _compare(_number, lambda a, v: v is not None and a > v),
+    Operator.GTE: _compare(_number, lambda a, v: v is not None and a >= v),
+    Operator.LT: _compare(_number, lambda a, v: v is not None and a < v),
+    Operator.LTE: _compare(_number, lambda a, v: v is not None and a <= v),
+    Operator.SEMVER_EQ: _compare(parse_semver, lambda a, v: v is not None and a == v),
+    Operator.SEMVER_GT: _compare(parse_semver, lambda a, v: v is not None and a > v),
+    Operator.SEMVER_GTE: _compare(parse_semver, lambda a, v: v is not None and a >= v),
+    Operator.SEMVER_LT: _compare(parse_semver, lambda a, v: v is not None and a < v),
+    Operator.SEMVER_LTE: _compare(parse_semver, lambda a, v: v is not None and a <= v),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    attribute: str
+    operator: Operator
+    values: tuple[Any, ...]
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], where: str) -> "Condition":
+        attribute = raw.get("attribute")
+        if not isinstance(attribute, str) or not attribute:
+            raise InvalidInput("a condition needs an 'attribute' (a non-empty string)", where=f"{where}.attribute")
+        try:
+            operator = Operator(raw.get("operator"))
+        except ValueError:
+            choices = ", ".join(o.value for o in Operator)
+            raise InvalidInput(
+                f"unknown operator {raw.get('operator')!r}; use one of: {choices}", where=f"{where}.operator"
+            ) from None
+        values = raw.get("values", raw.get("value"))
+        values = tuple(values) if isinstance(values, list | tuple) else (values,)
+        if not values or any(v is None or isinstance(v, dict | list) for v in values):
+            raise InvalidInput("'values' must be one or more strings or numbers", where=f"{where}.values")
+        if operator.is_numeric and any(_number(v) is None for v in values):
+            raise InvalidInput(f"operator {operator.value} compares numbers; got {list(values)}", where=f"{where}.values")
+        if operator.is_semver and any(parse_semver(v) is None for v in values):
+            raise InvalidInput(
+                f"operator {operator.value} compares versions like 1.4.0; got {list(values)}", where=f"{where}.values"
+            )
+        return cls(attribute, operator, values)
+
+    def holds(self, ctx: EvaluationContext) -> bool:
+        actual = ctx.get(self.attribute)
+        return actual is not None and self.operator.holds(actual, self.values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attribute": self.attribute, "operator": self.operator.value, "values": list(self.values)}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    conditions: tuple[Condition, ...]
+    variant: str
+
+    @classmethod
+    def parse(cls, raw: Any, where: str, variants: frozenset[str]) -> "Rule":
+        if not isinstance(raw, Mapping):
+            raise InvalidInput("a rule is an object with 'conditions' and 'variant'", where=where)
+        # A single condition may be written inline: {"attribute", "operator", "values", "variant"}.
+        raw_conditions = raw.get("conditions", [raw] if "attribute" in raw else None)
+        if not isinstance(raw_conditions, list) or not raw_conditions:
+            raise InvalidInput("a rule needs at least one condition", where=f"{where}.conditions")
+        conditions = tuple(Condition.parse(c, f"{where}.conditions[{i}]") if isinstance(c, Mapping)
+                           else _not_an_object(f"{where}.conditions[{i}]") for i, c in enumerate(raw_conditions))
+        variant = raw.get("variant", "on")
+        if variant not in variants:
+            raise InvalidInput(
+                f"rule serves unknown variant {variant!r}; the flag has {sorted(variants)}", where=f"{where}.variant"
+            )
+        return cls(conditions, variant)
+
+    def matches(self, ctx: EvaluationContext) -> bool:
+        return all(c.holds(ctx) for c in self.conditions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"conditions": [c.to_dict() for c in self.conditions], "variant": self.variant}
+
+
+def _not_an_object(where: str) -> Condition:
+    raise InvalidInput("a condition is an object with 'attribute', 'operator' and 'values'", where=where)

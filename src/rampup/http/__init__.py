@@ -1,0 +1,1 @@
+"""The HTTP driving adapter: the admin API (FastAPI) and the OFREP hot path (plain ASGI)."""

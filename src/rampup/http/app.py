@@ -1,0 +1,52 @@
+"""create_app(container) → the ASGI app: OFREP in front, the FastAPI admin API behind it."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
+
+from rampup import __version__
+from rampup.bootstrap import Container
+from rampup.http.errors import install_error_handlers
+from rampup.http.ofrep import OfrepApp, openapi_paths
+from rampup.http.routes import admin, flags, health
+
+__all__ = ["create_app"]
+
+
+async def _poll_snapshot(c: Container) -> None:
+    while True:
+        await asyncio.sleep(c.settings.snapshot_poll_s)
+        with contextlib.suppress(Exception):  # a database hiccup: keep serving the last snapshot, retry
+            await run_in_threadpool(c.snapshots.refresh)
+
+
+def create_app(c: Container) -> OfrepApp:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(c.snapshots.refresh)
+        poller = asyncio.create_task(_poll_snapshot(c))
+        yield
+        poller.cancel()
+
+    api = FastAPI(title="Rampup", version=__version__, lifespan=lifespan,
+                  description="Progressive delivery: flags, staged rollouts, statistical gates, rollback.")
+    api.state.container = c
+    install_error_handlers(api)
+    for module in (health, flags, admin):
+        api.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schema = get_openapi(title=api.title, version=api.version, description=api.description,
+                                 routes=api.routes)
+            schema["paths"].update(openapi_paths())
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+    return OfrepApp(c.snapshots, api)

@@ -1,0 +1,44 @@
+"""Per-request access: the container, and who is calling with which scope."""
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from rampup.bootstrap import Container
+from rampup.core.tokens import Scope, Token
+from rampup.errors import Forbidden, Unauthorized
+
+__all__ = ["container", "require", "ContainerDep"]
+
+_bearer = HTTPBearer(auto_error=False, description="A Rampup API token (rampup token create)")
+
+
+def container(request: Request) -> Container:
+    return request.app.state.container  # type: ignore[no-any-return]
+
+
+ContainerDep = Annotated[Container, Depends(container)]
+
+
+def require(scope: Scope) -> Callable[..., Token]:
+    def check(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Token:
+        secret = credentials.credentials if credentials is not None else request.headers.get("x-api-key")
+        if not secret:
+            raise Unauthorized("missing token: send Authorization: Bearer <token>")
+        token = container(request).snapshots.current.authenticate(secret)
+        if token is None:
+            raise Unauthorized("unknown or revoked token")
+        if not token.scope.grants(scope):
+            raise Forbidden(f"a {token.scope.value} token cannot do this; it needs the {scope.value} scope")
+        return token
+
+    return check
+
+
+Reader = Annotated[Token, Depends(require(Scope.READ))]
+Writer = Annotated[Token, Depends(require(Scope.WRITE))]
+Admin = Annotated[Token, Depends(require(Scope.ADMIN))]

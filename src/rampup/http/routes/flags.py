@@ -1,0 +1,62 @@
+"""/api/v1/flags: flags, their state per environment, and the kill switch."""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from rampup.errors import NotFound
+from rampup.http.deps import ContainerDep, Reader, Writer
+from rampup.http.schemas import EnvironmentStateOut, ErrorOut, FlagIn, FlagOut, FlagPatch, FlagStateIn, KillIn
+
+router = APIRouter(prefix="/api/v1/flags", tags=["flags"], responses={
+    401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+
+
+def _state_out(flag: str, environment: str, state: Any) -> dict[str, Any]:
+    return {"flag": flag, "environment": environment, **state.to_dict()}
+
+
+@router.get("", response_model=list[FlagOut])
+def list_flags(c: ContainerDep, _: Reader) -> list[dict[str, Any]]:
+    return [view.to_dict() for view in c.flags.flags()]
+
+
+@router.post("", status_code=201, response_model=FlagOut, responses={409: {"model": ErrorOut}})
+def create_flag(body: FlagIn, c: ContainerDep, token: Writer) -> dict[str, Any]:
+    return c.flags.create_flag(body.model_dump(exclude_unset=True), token.name).to_dict()
+
+
+@router.get("/{key}", response_model=FlagOut)
+def get_flag(key: str, c: ContainerDep, _: Reader) -> dict[str, Any]:
+    return c.flags.flag(key).to_dict()
+
+
+@router.patch("/{key}", response_model=FlagOut)
+def update_flag(key: str, body: FlagPatch, c: ContainerDep, token: Writer) -> dict[str, Any]:
+    return c.flags.update_flag(key, body.model_dump(exclude_unset=True), token.name).to_dict()
+
+
+@router.delete("/{key}", status_code=204)
+def delete_flag(key: str, c: ContainerDep, token: Writer) -> None:
+    c.flags.delete_flag(key, token.name)
+
+
+@router.get("/{key}/environments/{environment}", response_model=EnvironmentStateOut)
+def get_state(key: str, environment: str, c: ContainerDep, _: Reader) -> dict[str, Any]:
+    view = c.flags.flag(key)
+    if environment not in view.states:
+        raise NotFound(f"environment {environment!r} not found")
+    return _state_out(key, environment, view.states[environment])
+
+
+@router.put("/{key}/environments/{environment}", response_model=EnvironmentStateOut,
+            responses={409: {"model": ErrorOut}})
+def set_state(key: str, environment: str, body: FlagStateIn, c: ContainerDep, token: Writer) -> dict[str, Any]:
+    state = c.flags.set_state(key, environment, body.model_dump(exclude_unset=True, exclude_none=True), token.name)
+    return _state_out(key, environment, state)
+
+
+@router.post("/{key}/environments/{environment}/kill", response_model=EnvironmentStateOut)
+def kill(key: str, environment: str, c: ContainerDep, token: Writer, body: KillIn | None = None) -> dict[str, Any]:
+    state = c.flags.kill(key, environment, token.name, body.reason if body else "")
+    return _state_out(key, environment, state)

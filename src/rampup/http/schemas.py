@@ -1,0 +1,152 @@
+"""Request and response bodies of the admin API, for validation and for /openapi.json."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+__all__ = [
+    "ErrorOut", "EnvironmentIn", "EnvironmentOut", "VariantIn", "FlagIn", "FlagPatch", "ConditionIn", "RuleIn",
+    "FlagStateIn", "FlagStateOut", "FlagOut", "KillIn", "TokenIn", "TokenOut", "TokenCreated", "AuditOut",
+]
+
+Scalar = str | float | int | bool
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    where: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class EnvironmentIn(Strict):
+    key: str = Field(max_length=128, examples=["qa"])
+    name: str | None = Field(default=None, max_length=200)
+
+
+class EnvironmentOut(BaseModel):
+    id: int
+    key: str
+    name: str
+
+
+class VariantIn(Strict):
+    name: str = Field(min_length=1, max_length=128)
+    value: Any
+
+
+class FlagIn(Strict):
+    key: str = Field(max_length=128, examples=["workstation"])
+    description: str = Field(default="", max_length=10_000)
+    type: Literal["boolean", "string", "number", "object"] = "boolean"
+    variants: list[VariantIn] | None = None
+    off_variant: str | None = None
+
+
+class FlagPatch(Strict):
+    description: str = Field(max_length=10_000)
+
+
+class ConditionIn(Strict):
+    attribute: str = Field(min_length=1, max_length=200)
+    operator: str
+    values: list[Scalar] = Field(min_length=1, max_length=10_000)
+
+
+class RuleIn(Strict):
+    conditions: list[ConditionIn] = Field(min_length=1, max_length=100)
+    variant: str = "on"
+
+
+class FlagStateIn(Strict):
+    enabled: StrictBool | None = None
+    rollout: float | None = Field(default=None, ge=0, le=100, examples=[25])
+    rules: list[RuleIn] | None = Field(default=None, max_length=1000)
+    salt: str | None = Field(default=None, min_length=1, max_length=200)
+    weights: dict[str, float] | None = None
+    version: int | None = Field(default=None, description="expected current version; 409 if it moved")
+    reason: str | None = Field(default=None, max_length=10_000)
+
+
+class ConditionOut(BaseModel):
+    attribute: str
+    operator: str
+    values: list[Scalar]
+
+
+class RuleOut(BaseModel):
+    conditions: list[ConditionOut]
+    variant: str
+
+
+class FlagStateOut(BaseModel):
+    enabled: bool
+    rollout: float
+    rules: list[RuleOut]
+    salt: str
+    weights: dict[str, float]
+    version: int
+
+
+class EnvironmentStateOut(FlagStateOut):
+    flag: str
+    environment: str
+
+
+class VariantOut(BaseModel):
+    name: str
+    value: Any
+
+
+class FlagOut(BaseModel):
+    key: str
+    type: str
+    description: str
+    variants: list[VariantOut]
+    off_variant: str
+    created_at: datetime
+    updated_at: datetime
+    environments: dict[str, FlagStateOut]
+
+
+class KillIn(Strict):
+    reason: str = Field(default="", max_length=10_000)
+
+
+class TokenIn(Strict):
+    scope: Literal["admin", "write", "read", "sdk", "ingest"]
+    environment: str | None = Field(default=None, max_length=128)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    scope: str
+    environment: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the secret; shown only in this response")
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    environment: str | None
+    before: Any
+    after: Any
+    reason: str

@@ -1,0 +1,1 @@
+"""Use cases. They take ports (store, clock) and core values; they never import an adapter."""

@@ -1,0 +1,202 @@
+"""Flags and environments: create, change, kill — each change audited in the same transaction."""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from rampup.core.flags import FLAG_KEY, FlagDefinition, FlagState, parse_rollout, parse_weights
+from rampup.core.model import AuditEntry, Environment
+from rampup.core.ports import Clock, FlagRecord, Store, Transaction
+from rampup.core.targeting import Rule
+from rampup.errors import Conflict, InvalidInput, NotFound
+
+__all__ = ["FlagView", "FlagService"]
+
+STATE_FIELDS = frozenset({"enabled", "rollout", "rules", "salt", "weights", "version"})
+
+
+@dataclass(frozen=True, slots=True)
+class FlagView:
+    record: FlagRecord
+    states: Mapping[str, FlagState]  # environment key → state
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.record.definition.to_dict(),
+            "created_at": self.record.created_at,
+            "updated_at": self.record.updated_at,
+            "environments": {env: state.to_dict() for env, state in self.states.items()},
+        }
+
+
+class FlagService:
+    def __init__(self, store: Store, clock: Clock, on_change: Callable[[], None] = lambda: None) -> None:
+        self._store = store
+        self._clock = clock
+        self._on_change = on_change  # refreshes this instance's evaluation snapshot right away
+
+    # environments
+
+    def environments(self) -> list[Environment]:
+        with self._store.read() as tx:
+            return tx.environments()
+
+    def create_environment(self, key: Any, name: Any, actor: str) -> Environment:
+        if not isinstance(key, str) or not FLAG_KEY.match(key):
+            raise InvalidInput(f"environment key {key!r} must match {FLAG_KEY.pattern}", where="key")
+        name = key if name is None else name
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInput("name must be a non-empty string", where="name")
+        now = self._clock()
+        with self._store.transaction() as tx:
+            if tx.environment(key) is not None:
+                raise Conflict(f"environment {key!r} exists")
+            env = tx.add_environment(key, name, now)
+            for record in tx.flags():
+                tx.put_state(record.id, env.id, FlagState(salt=record.definition.key, version=1), now)
+            tx.audit(actor, "environment.create", f"environment:{key}", key, None, env.to_dict(), "", now)
+        self._on_change()
+        return env
+
+    def ensure_environments(self, keys: tuple[str, ...]) -> None:
+        with self._store.read() as tx:
+            existing = {e.key for e in tx.environments()}
+        for key in keys:
+            if key not in existing:
+                self.create_environment(key, key.capitalize(), "system")
+
+    def environment(self, tx: Transaction, key: str) -> Environment:
+        env = tx.environment(key)
+        if env is None:
+            raise NotFound(f"environment {key!r} not found")
+        return env
+
+    # flags
+
+    def _view(self, tx: Transaction, record: FlagRecord) -> FlagView:
+        names = {e.id: e.key for e in tx.environments()}
+        return FlagView(record, {names[env_id]: state for _, env_id, state in tx.states(record.id)})
+
+    def _record(self, tx: Transaction, key: str, *, for_update: bool = False) -> FlagRecord:
+        record = tx.flag(key, for_update=for_update)
+        if record is None:
+            raise NotFound(f"flag {key!r} not found")
+        return record
+
+    def create_flag(self, body: Mapping[str, Any], actor: str) -> FlagView:
+        definition = FlagDefinition.parse(
+            body.get("key"), body.get("type", "boolean"), body.get("description", ""),
+            body.get("variants"), body.get("off_variant"),
+        )
+        now = self._clock()
+        with self._store.transaction() as tx:
+            if tx.flag(definition.key) is not None:
+                raise Conflict(f"flag {definition.key!r} exists")
+            record = tx.add_flag(definition, now)
+            for env in tx.environments():
+                tx.put_state(record.id, env.id, FlagState(salt=definition.key, version=1), now)
+            view = self._view(tx, record)
+            tx.audit(actor, "flag.create", f"flag:{definition.key}", None, None, view.to_dict(), "", now)
+        self._on_change()
+        return view
+
+    def flags(self) -> list[FlagView]:
+        with self._store.read() as tx:
+            return [self._view(tx, record) for record in tx.flags()]
+
+    def flag(self, key: str) -> FlagView:
+        with self._store.read() as tx:
+            return self._view(tx, self._record(tx, key))
+
+    def update_flag(self, key: str, body: Mapping[str, Any], actor: str) -> FlagView:
+        unknown = set(body) - {"description"}
+        if unknown:
+            raise InvalidInput(f"only 'description' can change after creation, not {sorted(unknown)}",
+                               where=sorted(unknown)[0])
+        now = self._clock()
+        with self._store.transaction() as tx:
+            record = self._record(tx, key, for_update=True)
+            description = body.get("description", record.definition.description)
+            if not isinstance(description, str):
+                raise InvalidInput("description must be a string", where="description")
+            definition = replace(record.definition, description=description)
+            tx.update_flag(record.id, definition, now)
+            tx.audit(actor, "flag.update", f"flag:{key}", None, record.definition.to_dict(), definition.to_dict(),
+                     "", now)
+            view = self._view(tx, replace(record, definition=definition, updated_at=now))
+        self._on_change()
+        return view
+
+    def delete_flag(self, key: str, actor: str, reason: str = "") -> None:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            record = self._record(tx, key, for_update=True)
+            before = self._view(tx, record).to_dict()
+            tx.delete_flag(record.id)
+            tx.audit(actor, "flag.delete", f"flag:{key}", None, before, None, reason, now)
+        self._on_change()
+
+    def set_state(self, key: str, environment: str, body: Mapping[str, Any], actor: str,
+                  reason: str = "") -> FlagState:
+        unknown = set(body) - STATE_FIELDS - {"reason"}
+        if unknown:
+            raise InvalidInput(f"unknown field {sorted(unknown)[0]!r}; a flag's environment state has "
+                               + ", ".join(sorted(STATE_FIELDS)), where=sorted(unknown)[0])
+        reason = body.get("reason", reason)
+        if not isinstance(reason, str):
+            raise InvalidInput("reason must be a string", where="reason")
+        return self._change_state(key, environment, actor, reason, "flag.update",
+                                  lambda definition, state: _apply_changes(definition, state, body))
+
+    def kill(self, key: str, environment: str, actor: str, reason: str) -> FlagState:
+        if not isinstance(reason, str):
+            raise InvalidInput("reason must be a string", where="reason")
+        return self._change_state(key, environment, actor, reason, "flag.kill",
+                                  lambda _definition, state: replace(state, enabled=False))
+
+    def _change_state(self, key: str, environment: str, actor: str, reason: str, action: str,
+                      change: Callable[[FlagDefinition, FlagState], FlagState]) -> FlagState:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            env = self.environment(tx, environment)
+            record = self._record(tx, key, for_update=True)
+            before = tx.state(record.id, env.id) or FlagState(salt=key)
+            after = replace(change(record.definition, before), version=before.version + 1)
+            tx.put_state(record.id, env.id, after, now)
+            tx.audit(actor, action, f"flag:{key}", environment, before.to_dict(), after.to_dict(), reason, now)
+        self._on_change()
+        return after
+
+    def audit(self, *, target: str | None = None, environment: str | None = None, limit: int = 100,
+              before_id: int | None = None) -> list[AuditEntry]:
+        with self._store.read() as tx:
+            return list(tx.audit_entries(target=target, environment=environment, limit=limit, before_id=before_id))
+
+    def now(self) -> datetime:
+        return self._clock()
+
+
+def _apply_changes(definition: FlagDefinition, state: FlagState, body: Mapping[str, Any]) -> FlagState:
+    expected = body.get("version")
+    if expected is not None and expected != state.version:
+        raise Conflict(f"the state changed meanwhile: version is {state.version}, not {expected}")
+    changes: dict[str, Any] = {}
+    if "enabled" in body:
+        if not isinstance(body["enabled"], bool):
+            raise InvalidInput("enabled must be true or false", where="enabled")
+        changes["enabled"] = body["enabled"]
+    if "rollout" in body:
+        changes["rollout_bp"] = parse_rollout(body["rollout"])
+    if "rules" in body:
+        rules = body["rules"]
+        if not isinstance(rules, list):
+            raise InvalidInput("rules must be a list", where="rules")
+        changes["rules"] = tuple(Rule.parse(r, f"rules[{i}]", definition.variant_names) for i, r in enumerate(rules))
+    if "salt" in body:
+        if not isinstance(body["salt"], str) or not body["salt"] or len(body["salt"]) > 200:
+            raise InvalidInput("salt must be a non-empty string of at most 200 characters", where="salt")
+        changes["salt"] = body["salt"]
+    if "weights" in body:
+        changes["weights"] = parse_weights(body["weights"], definition)
+    return replace(state, **changes)

@@ -1,0 +1,57 @@
+"""The evaluation snapshot: every flag of every environment, compiled, plus the tokens, in memory.
+
+Hot paths (OFREP, SDK config, auth) read it without touching the database. It is rebuilt whenever the
+configuration's revision (the newest audit id) moves, which every instance polls, so several instances
+on one database converge within one poll interval, and at once on the instance that made the change.
+"""
+
+import hmac
+import threading
+from dataclasses import dataclass, field
+from rampup.core.flags import CompiledFlag
+from rampup.core.model import Environment
+from rampup.core.ports import Store
+from rampup.core.tokens import Token, hash_secret
+
+__all__ = ["Snapshot", "SnapshotCache"]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    revision: int
+    environments: dict[str, Environment] = field(default_factory=dict)
+    environments_by_id: dict[int, Environment] = field(default_factory=dict)
+    flags: dict[str, dict[str, CompiledFlag]] = field(default_factory=dict)  # env key → flag key → flag
+    tokens: dict[str, Token] = field(default_factory=dict)  # secret hash → token
+
+    def authenticate(self, secret: str) -> Token | None:
+        digest = hash_secret(secret)
+        token = self.tokens.get(digest)
+        if token is None or not hmac.compare_digest(token.secret_hash, digest):
+            return None
+        return token
+
+
+class SnapshotCache:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self.current = Snapshot(revision=-1)
+
+    def refresh(self) -> bool:
+        """Rebuild if the configuration moved; returns whether it did."""
+        with self._lock:
+            with self._store.read() as tx:
+                revision = tx.revision()
+                if revision == self.current.revision:
+                    return False
+                environments = tx.environments()
+                records = {r.id: r for r in tx.flags()}
+                by_id = {e.id: e for e in environments}
+                flags: dict[str, dict[str, CompiledFlag]] = {e.key: {} for e in environments}
+                for flag_id, env_id, state in tx.states():
+                    definition = records[flag_id].definition
+                    flags[by_id[env_id].key][definition.key] = CompiledFlag(definition, state)
+                tokens = {t.secret_hash: t for t in tx.tokens() if t.revoked_at is None}
+            self.current = Snapshot(revision, {e.key: e for e in environments}, by_id, flags, tokens)
+        return True

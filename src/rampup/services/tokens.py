@@ -1,0 +1,81 @@
+"""API tokens: created with a secret shown once, stored hashed, revocable, audited."""
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from rampup.core.ports import Clock, Store
+from rampup.core.tokens import TOKEN_PREFIX, Scope, Token, hash_secret
+from rampup.errors import InvalidInput, NotFound
+
+__all__ = ["TokenService", "ENV_ADMIN_TOKEN_ID"]
+
+ENV_ADMIN_TOKEN_ID = "env-admin"  # the token whose value comes from RAMPUP_ADMIN_TOKEN
+
+
+class TokenService:
+    def __init__(self, store: Store, clock: Clock, on_change: Callable[[], None] = lambda: None) -> None:
+        self._store = store
+        self._clock = clock
+        self._on_change = on_change
+
+    def create(self, scope: Any, environment: Any, name: Any, actor: str) -> tuple[Token, str]:
+        """Returns the token and its secret; the secret is not kept anywhere."""
+        try:
+            parsed_scope = Scope(scope)
+        except ValueError:
+            raise InvalidInput(f"unknown scope {scope!r}; use one of: " + ", ".join(s.value for s in Scope),
+                               where="scope") from None
+        if name is None:
+            name = parsed_scope.value
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise InvalidInput("name must be a non-empty string of at most 200 characters", where="name")
+        if parsed_scope.is_environment_bound and not environment:
+            raise InvalidInput(f"a {parsed_scope.value} token belongs to one environment: give 'environment'",
+                               where="environment")
+        if not parsed_scope.is_environment_bound and environment is not None:
+            raise InvalidInput(f"a {parsed_scope.value} token is not bound to an environment", where="environment")
+        if environment is not None and not isinstance(environment, str):
+            raise InvalidInput("environment must be an environment key", where="environment")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = self._clock()
+        with self._store.transaction() as tx:
+            env = tx.environment(environment) if environment is not None else None
+            if environment is not None and env is None:
+                raise NotFound(f"environment {environment!r} not found")
+            token = Token(secrets.token_hex(8), name, parsed_scope, environment, hash_secret(secret), now)
+            tx.add_token(token, env.id if env else None)
+            tx.audit(actor, "token.create", f"token:{token.id}", environment, None, token.to_dict(), "", now)
+        self._on_change()
+        return token, secret
+
+    def ensure(self, token_id: str, name: str, scope: Scope, secret: str) -> None:
+        """Make a token with this exact secret exist (RAMPUP_ADMIN_TOKEN); a no-op when it already does."""
+        now = self._clock()
+        with self._store.transaction() as tx:
+            existing = tx.token(token_id)
+            if existing is not None and existing.secret_hash == hash_secret(secret) and existing.revoked_at is None:
+                return
+            token = Token(token_id, name, scope, None, hash_secret(secret), now)
+            if existing is None:
+                tx.add_token(token, None)
+            else:
+                tx.set_token_secret(token_id, token.secret_hash)
+            tx.audit("system", "token.create", f"token:{token_id}", None, None, token.to_dict(),
+                     "set from the server's environment", now)
+        self._on_change()
+
+    def tokens(self) -> list[Token]:
+        with self._store.read() as tx:
+            return tx.tokens()
+
+    def revoke(self, token_id: str, actor: str) -> Token:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            token = tx.token(token_id)
+            if token is None:
+                raise NotFound(f"token {token_id!r} not found")
+            tx.revoke_token(token_id, now)
+            tx.audit(actor, "token.revoke", f"token:{token_id}", token.environment, token.to_dict(), None, "", now)
+        self._on_change()
+        return token
