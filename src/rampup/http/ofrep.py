@@ -24,9 +24,10 @@ MAX_BODY = 256 * 1024
 JSON = [(b"content-type", b"application/json")]
 
 
-def _problem(status: int, code: str, message: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def _problem(status: int, code: str, message: str,
+             extra: tuple[tuple[bytes, bytes], ...] = ()) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     body = ('{"error":{"code":"%s","message":"%s"}}' % (code, message.replace('"', "'"))).encode()
-    return status, JSON, body
+    return status, [*JSON, *extra], body
 
 
 class OfrepApp:
@@ -48,7 +49,7 @@ class OfrepApp:
         if rest not in ("", "/") and (not rest.startswith("/") or "/" in rest[1:]):
             return _problem(404, "not_found", "no such OFREP route")
         if scope["method"] != "POST":
-            return _problem(405, "method_not_allowed", "OFREP evaluation takes POST")
+            return _problem(405, "method_not_allowed", "OFREP evaluation takes POST", ((b"allow", b"POST"),))
         headers = dict(scope["headers"])
         snapshot = self._cache.current
         secret = _credential(headers)

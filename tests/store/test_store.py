@@ -1,0 +1,143 @@
+"""The store, through the services that use it, on SQLite and on PostgreSQL alike."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from rampup.bootstrap import Container, build_container, prepare
+from rampup.config import Settings
+from rampup.core.tokens import Scope
+from rampup.errors import Conflict, InvalidInput, NotFound
+
+
+class StepClock:
+    """Injected time: each reading is one second after the previous one."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def container(database_url: str) -> Container:
+    c = build_container(Settings(database_url=database_url, admin_token="t0ken"), clock=StepClock())
+    prepare(c)
+    return c
+
+
+def test_fresh_database_has_staging_and_production_with_ids(container: Container) -> None:
+    assert [(e.id, e.key) for e in container.flags.environments()] == [(1, "staging"), (2, "production")]
+
+
+def test_flag_state_round_trips_with_rules_weights_and_versions(container: Container) -> None:
+    container.flags.create_flag({"key": "colors", "type": "string", "variants": [
+        {"name": "grey", "value": "grey"}, {"name": "blue", "value": "blue"}, {"name": "red", "value": "red"}]}, "dana")
+    state = container.flags.set_state("colors", "production", {
+        "enabled": True, "rollout": 33.33, "weights": {"blue": 60, "red": 40},
+        "rules": [{"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}],
+                   "variant": "red"}],
+    }, "dana", "first customers")
+    view = container.flags.flag("colors")
+    stored = view.states["production"]
+    assert stored == state
+    assert (stored.rollout, stored.version, dict(stored.weights)) == (33.33, 2, {"blue": 6000, "red": 4000})
+    assert stored.rules[0].to_dict()["conditions"][0]["values"] == ["@example.com"]
+    assert view.states["staging"].enabled is False
+    assert view.record.definition.off_variant == "grey"
+
+
+def test_every_change_is_audited_with_actor_before_after_and_reason(container: Container) -> None:
+    container.flags.create_flag({"key": "ws"}, "dana")
+    container.flags.set_state("ws", "production", {"enabled": True, "rollout": 10}, "dana", "stage 1")
+    container.flags.kill("ws", "production", "lee", "error rate 0.8%")
+    entries = container.flags.audit(target="flag:ws")
+    assert [e.action for e in entries] == ["flag.kill", "flag.update", "flag.create"]
+    kill = entries[0]
+    assert (kill.actor, kill.environment, kill.reason) == ("lee", "production", "error rate 0.8%")
+    assert kill.before["enabled"] is True and kill.after["enabled"] is False
+    assert kill.after["rollout"] == 10 and kill.at > entries[1].at
+
+
+def test_a_rejected_change_changes_nothing_and_audits_nothing(container: Container) -> None:
+    container.flags.create_flag({"key": "ws"}, "dana")
+    before = container.flags.flag("ws")
+    revision = container.revision()
+    with pytest.raises(InvalidInput):
+        container.flags.set_state("ws", "production", {"enabled": True, "rollout": 250}, "dana")
+    with pytest.raises(Conflict):
+        container.flags.set_state("ws", "production", {"enabled": True, "version": 99}, "dana")
+    with pytest.raises(Conflict):
+        container.flags.create_flag({"key": "ws"}, "dana")
+    assert container.flags.flag("ws") == before
+    assert container.revision() == revision
+
+
+def test_audit_entry_is_written_in_the_same_transaction_as_the_change(container: Container) -> None:
+    container.flags.create_flag({"key": "ws"}, "dana")
+    revision = container.revision()
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), container.store.transaction() as tx:
+        tx.audit("dana", "flag.update", "flag:ws", "production", None, {"x": 1}, "", datetime.now(UTC))
+        raise Boom
+    assert container.revision() == revision
+
+
+def test_tokens_are_stored_hashed_and_can_be_revoked(container: Container) -> None:
+    token, secret = container.tokens.create("sdk", "production", "web", "dana")
+    with container.store.read() as tx:
+        stored = tx.token(token.id)
+    assert stored is not None and secret not in repr(stored) and stored.secret_hash != secret
+    container.snapshots.refresh()
+    assert container.snapshots.current.authenticate(secret) == stored
+    container.tokens.revoke(token.id, "dana")
+    container.snapshots.refresh()
+    assert container.snapshots.current.authenticate(secret) is None
+    assert [e.action for e in container.flags.audit(target=f"token:{token.id}")] == ["token.revoke", "token.create"]
+
+
+@pytest.mark.parametrize(("scope", "environment", "error"), [
+    ("root", None, InvalidInput), ("sdk", None, InvalidInput), ("admin", "production", InvalidInput),
+    ("ingest", "nowhere", NotFound),
+])
+def test_bad_token_requests_are_rejected(container: Container, scope: str, environment: str | None,
+                                         error: type[Exception]) -> None:
+    count = len(container.tokens.tokens())
+    with pytest.raises(error):
+        container.tokens.create(scope, environment, None, "dana")
+    assert len(container.tokens.tokens()) == count
+
+
+def test_new_environment_gets_every_flag_off(container: Container) -> None:
+    container.flags.create_flag({"key": "ws"}, "dana")
+    env = container.flags.create_environment("qa", "QA", "dana")
+    assert env.id == 3
+    assert container.flags.flag("ws").states["qa"].enabled is False
+
+
+def test_snapshot_follows_changes_made_by_another_instance(database_url: str) -> None:
+    first = build_container(Settings(database_url=database_url, admin_token="a"))
+    prepare(first)
+    second = build_container(Settings(database_url=database_url, admin_token="a"))
+    second.snapshots.refresh()
+    first.flags.create_flag({"key": "shared"}, "dana")
+    first.flags.set_state("shared", "production", {"enabled": True, "rollout": 100}, "dana")
+    assert "shared" not in second.snapshots.current.flags["production"]
+    assert second.snapshots.refresh() is True
+    assert second.snapshots.current.flags["production"]["shared"].state.rollout == 100
+    assert second.snapshots.refresh() is False
+
+
+def test_admin_token_from_the_environment_is_replaced_when_it_changes(database_url: str) -> None:
+    c = build_container(Settings(database_url=database_url, admin_token="first"))
+    prepare(c)
+    c2 = build_container(Settings(database_url=database_url, admin_token="second"))
+    prepare(c2)
+    assert c2.snapshots.current.authenticate("first") is None
+    token = c2.snapshots.current.authenticate("second")
+    assert token is not None and token.scope is Scope.ADMIN
