@@ -1,0 +1,153 @@
+"""The admin API over HTTP against a running server: the brief's calls, errors and auth."""
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.conftest import Server
+
+
+def new_key() -> str:
+    return f"flag-{uuid.uuid4().hex[:10]}"
+
+
+def error_of(response: httpx.Response) -> dict:
+    body = response.json()
+    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
+    return body["error"]
+
+
+def test_create_set_and_kill_a_flag_like_the_brief(server: Server) -> None:
+    api = server.client()
+    key = new_key()
+    created = api.post("/api/v1/flags", json={"key": key, "description": "New UI", "type": "boolean"})
+    assert created.status_code == 201
+    assert created.json()["key"] == key and created.json()["environments"]["production"]["enabled"] is False
+
+    put = api.put(f"/api/v1/flags/{key}/environments/production", json={"enabled": True, "rollout": 25})
+    assert put.status_code == 200
+    assert {k: put.json()[k] for k in ("enabled", "rollout", "version")} == {"enabled": True, "rollout": 25,
+                                                                              "version": 2}
+    killed = api.post(f"/api/v1/flags/{key}/environments/production/kill", json={"reason": "error spike"})
+    assert killed.status_code == 200 and killed.json()["enabled"] is False and killed.json()["rollout"] == 25
+
+    shown = api.get(f"/api/v1/flags/{key}").json()
+    assert shown["environments"]["production"]["version"] == 3
+    assert shown["environments"]["staging"]["version"] == 1
+    audit = api.get("/api/v1/audit", params={"target": f"flag:{key}"}).json()
+    assert [a["action"] for a in audit] == ["flag.kill", "flag.update", "flag.create"]
+    assert audit[0]["reason"] == "error spike" and audit[0]["actor"] == "admin"
+
+
+def test_duplicate_key_is_409_and_unknown_things_are_404(server: Server) -> None:
+    api = server.client()
+    key = new_key()
+    assert api.post("/api/v1/flags", json={"key": key}).status_code == 201
+    assert error_of(api.post("/api/v1/flags", json={"key": key}))["code"] == "conflict"
+    assert api.get("/api/v1/flags/nope").status_code == 404
+    assert api.get(f"/api/v1/flags/{key}/environments/nowhere").status_code == 404
+    assert api.put(f"/api/v1/flags/{key}/environments/nowhere", json={"rollout": 5}).status_code == 404
+
+
+@pytest.mark.parametrize(("body", "status", "where"), [
+    ({"rollout": 101}, 422, "rollout"),
+    ({"rollout": 12.345}, 422, "rollout"),
+    ({"enabled": "yes"}, 422, "enabled"),
+    ({"rules": [{"conditions": [{"attribute": "age", "operator": "gt", "values": ["old"]}]}]}, 422,
+     "rules[0].conditions[0].values"),
+    ({"rules": [{"conditions": [{"attribute": "a", "operator": "in", "values": ["x"]}], "variant": "blue"}]}, 422,
+     "rules[0].variant"),
+    ({"colour": "red"}, 422, "colour"),
+])
+def test_bad_input_says_what_and_where_and_changes_nothing(server: Server, body: dict, status: int,
+                                                           where: str) -> None:
+    api = server.client()
+    key = new_key()
+    api.post("/api/v1/flags", json={"key": key})
+    before = api.get(f"/api/v1/flags/{key}").json()
+    response = api.put(f"/api/v1/flags/{key}/environments/production", json=body)
+    assert response.status_code == status
+    error = error_of(response)
+    assert error["where"] == where, error
+    assert api.get(f"/api/v1/flags/{key}").json() == before
+    assert len(api.get("/api/v1/audit", params={"target": f"flag:{key}"}).json()) == 1
+
+
+def test_malformed_json_is_400(sqlite_server: Server) -> None:
+    response = sqlite_server.client().post("/api/v1/flags", content=b'{"key": ', headers={
+        "content-type": "application/json"})
+    assert response.status_code == 400 and error_of(response)["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("key", ["Bad", "-x", "a" * 129, "with space", ""])
+def test_bad_flag_keys_are_rejected(sqlite_server: Server, key: str) -> None:
+    response = sqlite_server.client().post("/api/v1/flags", json={"key": key})
+    assert response.status_code == 422 and error_of(response)["where"] == "key"
+
+
+def test_multivariate_flag_with_weights(sqlite_server: Server) -> None:
+    api = sqlite_server.client()
+    key = new_key()
+    created = api.post("/api/v1/flags", json={"key": key, "type": "string", "variants": [
+        {"name": "control", "value": "grey"}, {"name": "blue", "value": "blue"}, {"name": "green", "value": "green"}]})
+    assert created.status_code == 201 and created.json()["off_variant"] == "control"
+    put = api.put(f"/api/v1/flags/{key}/environments/staging", json={
+        "enabled": True, "rollout": 50, "weights": {"blue": 70, "green": 30}})
+    assert put.status_code == 200 and put.json()["weights"] == {"blue": 70, "green": 30}
+    bad = api.put(f"/api/v1/flags/{key}/environments/staging", json={"weights": {"blue": 70}})
+    assert bad.status_code == 422 and "add up to 100" in error_of(bad)["message"]
+
+
+def test_optimistic_concurrency_with_version(sqlite_server: Server) -> None:
+    api = sqlite_server.client()
+    key = new_key()
+    api.post("/api/v1/flags", json={"key": key})
+    assert api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 10, "version": 1}).status_code == 200
+    stale = api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 50, "version": 1})
+    assert stale.status_code == 409
+    assert api.get(f"/api/v1/flags/{key}/environments/production").json()["rollout"] == 10
+
+
+def test_tokens_scopes_and_auth(sqlite_server: Server) -> None:
+    admin = sqlite_server.client()
+    made = {scope: admin.post("/api/v1/tokens", json={"scope": scope, "name": f"{scope}-bot"}).json()
+            for scope in ("read", "write")}
+    sdk = admin.post("/api/v1/tokens", json={"scope": "sdk", "environment": "production"})
+    assert sdk.status_code == 201 and sdk.json()["token"].startswith("rp_")
+    key = new_key()
+
+    anonymous = httpx.post(f"{sqlite_server.url}/api/v1/flags", json={"key": key})
+    assert anonymous.status_code == 401 and error_of(anonymous)["code"] == "unauthorized"
+    wrong = sqlite_server.client("rp_not-a-real-token").get("/api/v1/flags")
+    assert wrong.status_code == 401
+    reader = sqlite_server.client(made["read"]["token"])
+    assert reader.get("/api/v1/flags").status_code == 200
+    assert reader.post("/api/v1/flags", json={"key": key}).status_code == 403
+    writer = sqlite_server.client(made["write"]["token"])
+    assert writer.post("/api/v1/flags", json={"key": key}).status_code == 201
+    assert writer.post("/api/v1/tokens", json={"scope": "admin"}).status_code == 403
+    assert sqlite_server.client(sdk.json()["token"]).get("/api/v1/flags").status_code == 403
+    audit = admin.get("/api/v1/audit", params={"target": f"flag:{key}"}).json()
+    assert audit[0]["actor"] == "write-bot"
+
+    listed = admin.get("/api/v1/tokens").json()
+    assert all("token" not in t and "secret_hash" not in t for t in listed)
+    assert admin.delete(f"/api/v1/tokens/{made['read']['id']}").status_code == 200
+    assert reader.get("/api/v1/flags").status_code == 401
+
+
+def test_environments_listed_with_ids_and_created(sqlite_server: Server) -> None:
+    api = sqlite_server.client()
+    assert [(e["id"], e["key"]) for e in api.get("/api/v1/environments").json()] == [(1, "staging"), (2, "production")]
+    created = api.post("/api/v1/environments", json={"key": "qa", "name": "QA"})
+    assert created.status_code == 201 and created.json()["id"] == 3
+    assert api.post("/api/v1/environments", json={"key": "qa"}).status_code == 409
+
+
+def test_health_readiness_and_openapi(sqlite_server: Server) -> None:
+    assert httpx.get(f"{sqlite_server.url}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{sqlite_server.url}/readyz").json()["status"] == "ready"
+    paths = httpx.get(f"{sqlite_server.url}/openapi.json").json()["paths"]
+    assert {"/api/v1/flags", "/api/v1/flags/{key}/environments/{environment}", "/api/v1/tokens",
+            "/ofrep/v1/evaluate/flags/{key}", "/ofrep/v1/evaluate/flags"} <= set(paths)

@@ -1,0 +1,155 @@
+"""OFREP through the real PyPI OpenFeature SDK and OFREP provider, against a running server."""
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from openfeature import api as openfeature
+from openfeature.client import OpenFeatureClient
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.exception import ErrorCode
+from openfeature.flag_evaluation import Reason
+from openfeature.contrib.provider.ofrep import OFREPProvider
+
+from tests.conftest import Server
+
+USERS = [f"user-{i}" for i in range(20_000)]
+
+
+def sdk_token(server: Server, environment: str = "production") -> str:
+    response = server.client().post("/api/v1/tokens", json={"scope": "sdk", "environment": environment})
+    return response.json()["token"]
+
+
+@pytest.fixture
+def of_client(server: Server) -> Iterator[OpenFeatureClient]:
+    token = sdk_token(server)
+    domain = f"rampup-{uuid.uuid4().hex}"
+    openfeature.set_provider(OFREPProvider(server.url, headers_factory=lambda: {"Authorization": f"Bearer {token}"}),
+                             domain=domain)
+    yield openfeature.get_client(domain)
+    openfeature.shutdown()
+
+
+def set_state(server: Server, key: str, **state: object) -> None:
+    response = server.client().put(f"/api/v1/flags/{key}/environments/production", json=state)
+    assert response.status_code == 200, response.text
+
+
+def new_flag(server: Server, **body: object) -> str:
+    key = f"ofrep-{uuid.uuid4().hex[:8]}"
+    assert server.client().post("/api/v1/flags", json={"key": key, **body}).status_code == 201
+    return key
+
+
+def test_rollout_share_raise_and_kill_through_the_real_openfeature_client(server: Server,
+                                                                          of_client: OpenFeatureClient) -> None:
+    key = new_flag(server)
+    set_state(server, key, enabled=True, rollout=25)
+
+    at_25 = {u: of_client.get_boolean_details(key, False, EvaluationContext(targeting_key=u)) for u in USERS}
+    share = sum(d.value for d in at_25.values()) / len(USERS)
+    assert 0.24 <= share <= 0.26
+    assert {d.reason for d in at_25.values()} == {Reason.SPLIT}
+    assert {d.variant for d in at_25.values() if d.value} == {"on"}
+    assert {d.variant for d in at_25.values() if not d.value} == {"off"}
+    assert {d.flag_metadata["version"] for d in at_25.values()} == {2}
+
+    set_state(server, key, rollout=50)
+    at_50 = {u: of_client.get_boolean_value(key, False, EvaluationContext(targeting_key=u)) for u in USERS}
+    assert all(at_50[u] for u, d in at_25.items() if d.value), "raising 25% → 50% must keep every 25% user"
+    assert 0.49 <= sum(at_50.values()) / len(USERS) <= 0.51
+
+    server.client().post(f"/api/v1/flags/{key}/environments/production/kill", json={"reason": "test"})
+    killed = [of_client.get_boolean_details(key, True, EvaluationContext(targeting_key=u)) for u in USERS[:2000]]
+    assert {(d.value, d.reason) for d in killed} == {(False, Reason.DISABLED)}
+
+
+def test_unknown_flag_and_missing_targeting_key(server: Server, of_client: OpenFeatureClient) -> None:
+    missing = of_client.get_boolean_details("no-such-flag", True, EvaluationContext(targeting_key="u1"))
+    assert (missing.value, missing.error_code, missing.reason) == (True, ErrorCode.FLAG_NOT_FOUND, Reason.ERROR)
+
+    key = new_flag(server)
+    set_state(server, key, enabled=True, rollout=25)
+    no_key = of_client.get_boolean_details(key, True)
+    assert (no_key.value, no_key.error_code) == (True, ErrorCode.TARGETING_KEY_MISSING)
+
+
+def test_flags_that_need_no_targeting_key_evaluate_without_one(server: Server, of_client: OpenFeatureClient) -> None:
+    everyone = new_flag(server)
+    set_state(server, everyone, enabled=True, rollout=100)
+    details = of_client.get_boolean_details(everyone, False)
+    assert (details.value, details.reason, details.variant, details.error_code) == (True, Reason.STATIC, "on", None)
+    off = of_client.get_boolean_details(new_flag(server), True)
+    assert (off.value, off.reason) == (False, Reason.DISABLED)
+
+
+def test_targeting_rules_and_multivariate_through_openfeature(server: Server, of_client: OpenFeatureClient) -> None:
+    key = new_flag(server)
+    set_state(server, key, enabled=True, rollout=0, rules=[
+        {"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}]}])
+    staff = of_client.get_boolean_details(key, False, EvaluationContext("u1", {"email": "dana@example.com"}))
+    other = of_client.get_boolean_details(key, False, EvaluationContext("u2", {"email": "pat@elsewhere.org"}))
+    assert (staff.value, staff.reason) == (True, Reason.TARGETING_MATCH)
+    assert (other.value, other.reason) == (False, Reason.DEFAULT)
+
+    colors = new_flag(server, type="string", variants=[{"name": "control", "value": "grey"},
+                                                        {"name": "blue", "value": "blue"}])
+    set_state(server, colors, enabled=True, rollout=100)
+    values = {of_client.get_string_value(colors, "none", EvaluationContext(f"u{i}")) for i in range(50)}
+    assert values == {"blue"}
+
+
+def test_bulk_evaluation_with_etag(server: Server) -> None:
+    token = sdk_token(server)
+    key = new_flag(server)
+    set_state(server, key, enabled=True, rollout=100)
+    url = f"{server.url}/ofrep/v1/evaluate/flags"
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"context": {"targetingKey": "user-7"}}
+    first = httpx.post(url, json=body, headers=headers)
+    assert first.status_code == 200 and first.headers["etag"]
+    flags = {f["key"]: f for f in first.json()["flags"]}
+    assert flags[key] == {"key": key, "value": True, "reason": "STATIC", "variant": "on", "metadata": {"version": 2}}
+    assert flags["workstation"]["reason"] == "DISABLED"
+
+    again = httpx.post(url, json=body, headers={**headers, "If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    set_state(server, key, rollout=0)
+    changed = httpx.post(url, json=body, headers={**headers, "If-None-Match": first.headers["etag"]})
+    assert changed.status_code == 200 and changed.headers["etag"] != first.headers["etag"]
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    (b"{not json", 400, "PARSE_ERROR"),
+    (b"[]", 400, "PARSE_ERROR"),
+    (b'{"context": "u1"}', 400, "INVALID_CONTEXT"),
+    (b'{"context": {"targetingKey": 42}}', 400, "INVALID_CONTEXT"),
+])
+def test_bad_ofrep_requests_get_the_spec_error_codes(sqlite_server: Server, body: bytes, status: int,
+                                                     code: str) -> None:
+    token = sdk_token(sqlite_server)
+    response = httpx.post(f"{sqlite_server.url}/ofrep/v1/evaluate/flags/workstation", content=body,
+                          headers={"Authorization": f"Bearer {token}", "content-type": "application/json"})
+    assert response.status_code == status
+    assert response.json()["errorCode"] == code and response.json()["key"] == "workstation"
+    assert response.json()["errorDetails"]
+
+
+def test_ofrep_auth(sqlite_server: Server) -> None:
+    url = f"{sqlite_server.url}/ofrep/v1/evaluate/flags/workstation"
+    staging = sdk_token(sqlite_server, "staging")
+    ingest = sqlite_server.client().post("/api/v1/tokens", json={"scope": "ingest", "environment": "production"})
+    assert httpx.post(url, json={}).status_code == 401
+    assert httpx.post(url, json={}, headers={"Authorization": "Bearer rp_wrong"}).status_code == 401
+    assert httpx.post(url, json={}, headers={"Authorization": f"Bearer {ingest.json()['token']}"}).status_code == 403
+    by_api_key = httpx.post(url, json={}, headers={"X-API-Key": staging})
+    assert by_api_key.status_code == 200 and by_api_key.json()["reason"] == "DISABLED"
+    admin = httpx.post(url + "?environment=production", json={},
+                       headers={"Authorization": f"Bearer {sqlite_server.admin_token}"})
+    assert admin.status_code == 200
+    assert httpx.post(url, json={}, headers={"Authorization": f"Bearer {sqlite_server.admin_token}"}).status_code == 400
+    assert httpx.get(url, headers={"X-API-Key": staging}).status_code == 405
+    too_big = httpx.post(url, content=b"{" + b" " * 300_000 + b"}", headers={"X-API-Key": staging})
+    assert too_big.status_code == 413
