@@ -16,8 +16,7 @@ __all__ = ["Container", "build_container", "FirstStart", "prepare"]
 
 EXAMPLE_FLAG = {
     "key": "workstation",
-    "description": "Example: the new workstation UI from the rollout guide. Roll it out with "
-                   "examples/plans/workstation.yaml, or delete it.",
+    "description": "Example: the new workstation UI of the rollout guide. Delete it when you are done.",
 }
 
 
