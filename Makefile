@@ -17,5 +17,9 @@ serve: $(BIN)/rampup
 test: $(BIN)/rampup
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
+lint: $(BIN)/rampup
+	$(BIN)/ruff check src tests scripts bench
+	$(BIN)/mypy
+
 bench: $(BIN)/rampup
 	bench/run

@@ -149,7 +149,7 @@ class Condition:
         if not isinstance(attribute, str) or not attribute:
             raise InvalidInput("a condition needs an 'attribute' (a non-empty string)", where=f"{where}.attribute")
         try:
-            operator = Operator(raw.get("operator"))
+            operator = Operator(str(raw.get("operator")))
         except ValueError:
             choices = ", ".join(o.value for o in Operator)
             raise InvalidInput(

@@ -8,8 +8,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from rampup.errors import (
-    Conflict,
     ConfigError,
+    Conflict,
     Forbidden,
     InvalidInput,
     NotFound,

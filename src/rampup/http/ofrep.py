@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import mmh3
+import msgspec
 
 from rampup.adapters.codecs.ofrep import OfrepError, encode_bulk, encode_error, encode_single, parse_context
 from rampup.core.flags import flag_not_found
 from rampup.core.tokens import Scope
+from rampup.http.errors import error_body
 from rampup.services.snapshot import SnapshotCache
 
 __all__ = ["OfrepApp", "OFREP_PREFIX", "MAX_BODY", "openapi_paths"]
@@ -26,8 +28,7 @@ JSON = [(b"content-type", b"application/json")]
 
 def _problem(status: int, code: str, message: str,
              extra: tuple[tuple[bytes, bytes], ...] = ()) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    body = ('{"error":{"code":"%s","message":"%s"}}' % (code, message.replace('"', "'"))).encode()
-    return status, [*JSON, *extra], body
+    return status, [*JSON, *extra], msgspec.json.encode(error_body(code, message))
 
 
 class OfrepApp:
@@ -92,7 +93,8 @@ def _credential(headers: dict[bytes, bytes]) -> str | None:
 
 
 def _query_environment(scope: MutableMapping[str, Any]) -> str | None:
-    for part in scope.get("query_string", b"").decode("latin-1").split("&"):
+    query: bytes = scope.get("query_string", b"")
+    for part in query.decode("latin-1").split("&"):
         name, _, value = part.partition("=")
         if name == "environment" and value:
             return value

@@ -31,7 +31,7 @@ class FlagView:
 
 
 class FlagService:
-    def __init__(self, store: Store, clock: Clock, on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, store: Store, clock: Clock, on_change: Callable[[], object] = lambda: None) -> None:
         self._store = store
         self._clock = clock
         self._on_change = on_change  # refreshes this instance's evaluation snapshot right away

@@ -8,6 +8,7 @@ on one database converge within one poll interval, and at once on the instance t
 import hmac
 import threading
 from dataclasses import dataclass, field
+
 from rampup.core.flags import CompiledFlag
 from rampup.core.model import Environment
 from rampup.core.ports import Store

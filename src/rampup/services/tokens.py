@@ -14,7 +14,7 @@ ENV_ADMIN_TOKEN_ID = "env-admin"  # the token whose value comes from RAMPUP_ADMI
 
 
 class TokenService:
-    def __init__(self, store: Store, clock: Clock, on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, store: Store, clock: Clock, on_change: Callable[[], object] = lambda: None) -> None:
         self._store = store
         self._clock = clock
         self._on_change = on_change

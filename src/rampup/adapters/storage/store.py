@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rampup.adapters.storage.tables import audit, environments, flag_states, flags, tokens
@@ -162,7 +162,7 @@ class SqlTransaction:
         return Token(r.id, r.name, Scope(r.scope), r.env_key, r.secret_hash, _utc(r.created_at),  # type: ignore[arg-type]
                      _utc(r.revoked_at))
 
-    def _token_query(self):  # type: ignore[no-untyped-def]
+    def _token_query(self) -> Select[Any]:
         return select(tokens, environments.c.key.label("env_key")).outerjoin(
             environments, environments.c.id == tokens.c.environment_id
         )

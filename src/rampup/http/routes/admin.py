@@ -5,7 +5,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from rampup.http.deps import Admin, ContainerDep, Reader
-from rampup.http.schemas import AuditOut, EnvironmentIn, EnvironmentOut, ErrorOut, TokenCreated, TokenIn, TokenOut
+from rampup.http.schemas import (
+    AuditOut,
+    EnvironmentIn,
+    EnvironmentOut,
+    ErrorOut,
+    TokenCreated,
+    TokenIn,
+    TokenOut,
+)
 
 router = APIRouter(prefix="/api/v1", responses={
     401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
