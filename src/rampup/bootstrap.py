@@ -9,6 +9,8 @@ from rampup.core.model import DEFAULT_ENVIRONMENTS
 from rampup.core.ports import Clock
 from rampup.core.tokens import Scope
 from rampup.services.flags import FlagService
+from rampup.services.ingest import IngestService
+from rampup.services.metrics import MetricsService
 from rampup.services.snapshot import SnapshotCache
 from rampup.services.tokens import ENV_ADMIN_TOKEN_ID, TokenService
 
@@ -32,6 +34,8 @@ class Container:
     snapshots: SnapshotCache
     flags: FlagService
     tokens: TokenService
+    ingest: IngestService
+    metrics: MetricsService
 
     def revision(self) -> int:
         with self.store.read() as tx:
@@ -45,7 +49,8 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     snapshots = SnapshotCache(store)
     refresh = snapshots.refresh
     return Container(settings, store, clock, snapshots, FlagService(store, clock, refresh),
-                     TokenService(store, clock, refresh))
+                     TokenService(store, clock, refresh), IngestService(store, snapshots, clock),
+                     MetricsService(store, snapshots, clock))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from rampup import __version__
 from rampup.bootstrap import Container
 from rampup.http.errors import install_error_handlers
 from rampup.http.ofrep import OfrepApp, openapi_paths
-from rampup.http.routes import admin, flags, health
+from rampup.http.routes import admin, flags, health, ingest, metrics
 
 __all__ = ["create_app"]
 
@@ -37,7 +37,7 @@ def create_app(c: Container) -> OfrepApp:
                   description="Progressive delivery: flags, staged rollouts, statistical gates, rollback.")
     api.state.container = c
     install_error_handlers(api)
-    for module in (health, flags, admin):
+    for module in (health, flags, admin, ingest, metrics):
         api.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

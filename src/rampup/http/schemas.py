@@ -150,3 +150,39 @@ class AuditOut(BaseModel):
     before: Any
     after: Any
     reason: str
+
+
+class EstimateOut(BaseModel):
+    value: float | None
+    lower: float | None
+    upper: float | None
+    samples: int
+    count: int
+    failures: int | None = None
+    users: int | None = None
+    mean: float | None = None
+
+
+class SeriesPointOut(BaseModel):
+    at: datetime
+    values: dict[str, float | None]
+
+
+class MetricOut(BaseModel):
+    metric: str
+    aggregation: str
+    unit: str
+    environment: str
+    flag: str | None
+    window: str
+    start: datetime
+    end: datetime
+    variants: dict[str, EstimateOut]
+    series: list[SeriesPointOut]
+
+
+class MetricPointIn(Strict):
+    metric: str = Field(max_length=200, examples=["support_tickets"])
+    environment: str = Field(max_length=128, examples=["production"])
+    value: float = Field(allow_inf_nan=False)
+    at: datetime | None = None

@@ -9,7 +9,8 @@ import hmac
 import threading
 from dataclasses import dataclass, field
 
-from rampup.core.flags import CompiledFlag
+from rampup.core.attribution import FlagTimeline
+from rampup.core.flags import CompiledFlag, FlagState
 from rampup.core.model import Environment
 from rampup.core.ports import Store
 from rampup.core.tokens import Token, hash_secret
@@ -24,6 +25,7 @@ class Snapshot:
     environments_by_id: dict[int, Environment] = field(default_factory=dict)
     flags: dict[str, dict[str, CompiledFlag]] = field(default_factory=dict)  # env key → flag key → flag
     tokens: dict[str, Token] = field(default_factory=dict)  # secret hash → token
+    timelines: dict[str, dict[str, FlagTimeline]] = field(default_factory=dict)  # env key → flag key → history
 
     def authenticate(self, secret: str) -> Token | None:
         digest = hash_secret(secret)
@@ -54,5 +56,14 @@ class SnapshotCache:
                     definition = records[flag_id].definition
                     flags[by_id[env_id].key][definition.key] = CompiledFlag(definition, state)
                 tokens = {t.secret_hash: t for t in tx.tokens() if t.revoked_at is None}
-            self.current = Snapshot(revision, {e.key: e for e in environments}, by_id, flags, tokens)
+                history: dict[tuple[int, int], tuple[list[int], list[FlagState]]] = {}
+                for flag_id, env_id, at, state in tx.history():
+                    since, states = history.setdefault((flag_id, env_id), ([], []))
+                    since.append(int(at.timestamp() * 1000))
+                    states.append(state)
+            timelines: dict[str, dict[str, FlagTimeline]] = {e.key: {} for e in environments}
+            for (flag_id, env_id), (since, states) in history.items():
+                definition = records[flag_id].definition
+                timelines[by_id[env_id].key][definition.key] = FlagTimeline(definition, since, states)
+            self.current = Snapshot(revision, {e.key: e for e in environments}, by_id, flags, tokens, timelines)
         return True

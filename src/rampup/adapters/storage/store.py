@@ -8,7 +8,15 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from rampup.adapters.storage.tables import audit, environments, flag_states, flags, tokens
+from rampup.adapters.storage.tables import (
+    audit,
+    environments,
+    flag_history,
+    flag_states,
+    flags,
+    tokens,
+)
+from rampup.adapters.storage.telemetry import SqlTelemetry
 from rampup.core.flags import FlagDefinition, FlagState, FlagType, Variant
 from rampup.core.model import AuditEntry, Environment
 from rampup.core.ports import FlagRecord
@@ -57,6 +65,7 @@ class SqlStore:
 class SqlTransaction:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.telemetry = SqlTelemetry(conn)
 
     # environments
 
@@ -155,6 +164,17 @@ class SqlTransaction:
         where = (flag_states.c.flag_id == flag_id) & (flag_states.c.environment_id == environment_id)
         if self.conn.execute(update(flag_states).where(where).values(**values)).rowcount == 0:
             self.conn.execute(insert(flag_states).values(flag_id=flag_id, environment_id=environment_id, **values))
+        history = {k: v for k, v in values.items() if k not in ("rules", "updated_at")}
+        self.conn.execute(insert(flag_history).values(flag_id=flag_id, environment_id=environment_id, at=at,
+                                                      **history))
+
+    def history(self) -> Iterator[tuple[int, int, datetime, FlagState]]:
+        """Every state each flag had in each environment, oldest first."""
+        query = select(flag_history).order_by(flag_history.c.flag_id, flag_history.c.environment_id,
+                                              flag_history.c.at, flag_history.c.id)
+        for r in self.conn.execute(query):
+            state = FlagState(r.enabled, r.rollout_bp, (), r.salt, tuple((n, bp) for n, bp in r.weights), r.version)
+            yield r.flag_id, r.environment_id, _utc(r.at), state  # type: ignore[misc]
 
     # tokens
 

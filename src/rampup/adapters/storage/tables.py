@@ -6,17 +6,22 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-__all__ = ["metadata", "environments", "flags", "flag_states", "tokens", "audit"]
+__all__ = ["metadata", "environments", "flags", "flag_states", "flag_history", "tokens", "audit", "events",
+           "rollups", "unit_days"]
 
 metadata = MetaData()
 
@@ -87,4 +92,76 @@ audit = Table(
     Column("after", Json, nullable=True),
     Column("reason", Text, nullable=False, default=""),
     Index("ix_audit_target", "target", "id"),
+)
+
+# Every state a flag had in an environment, from when: telemetry without a flag map is attributed with
+# the rollout in force at the event's own time.
+flag_history = Table(
+    "flag_history",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("flag_id", Integer, ForeignKey("flags.id", ondelete="CASCADE"), nullable=False),
+    Column("environment_id", Integer, ForeignKey("environments.id", ondelete="CASCADE"), nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("rollout_bp", Integer, nullable=False),
+    Column("salt", String(200), nullable=False),
+    Column("weights", Json, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_flag_history_flag", "flag_id", "environment_id", "at"),
+)
+
+# Raw telemetry, kept for the retention period.
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("environment_id", Integer, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("targeting_key", String(256), nullable=True),
+    Column("flags", Json, nullable=True),
+    Column("value", Float, nullable=True),
+    Column("failed", Boolean, nullable=False),
+    Column("name", String(200), nullable=True),
+    Column("variant", String(128), nullable=True),
+    Column("engagement", Boolean, nullable=False),
+    Column("tags", Json, nullable=True),
+    Column("message", Text, nullable=True),
+    Index("ix_events_environment_at", "environment_id", "at_ms"),
+)
+
+# Aggregates per minute (resolution 60) and per hour (3600) for each flag slot × variant × metric; kept
+# for good. A query over 48 hours reads about a hundred rows per variant whatever the event volume.
+rollups = Table(
+    "rollups",
+    metadata,
+    Column("environment_id", Integer, nullable=False),
+    Column("flag", String(128), nullable=False),  # "" = every event of the environment
+    Column("variant", String(128), nullable=False),
+    Column("metric", String(200), nullable=False),
+    Column("resolution", SmallInteger().with_variant(Integer(), "sqlite"), nullable=False),
+    Column("period", BigInteger, nullable=False),  # unix seconds at the start of the minute or hour
+    Column("count", BigInteger, nullable=False),
+    Column("failures", BigInteger, nullable=False),
+    Column("total", Float, nullable=False),
+    Column("total_sq", Float, nullable=False),
+    Column("last_value", Float, nullable=True),
+    Column("last_at_ms", BigInteger, nullable=True),
+    Column("sketch", LargeBinary, nullable=True),
+    PrimaryKeyConstraint("environment_id", "flag", "metric", "resolution", "period", "variant"),
+)
+
+# Per user and day: what per-user metrics (engagement per exposed user) and sample-ratio checks count.
+unit_days = Table(
+    "unit_days",
+    metadata,
+    Column("environment_id", Integer, nullable=False),
+    Column("flag", String(128), nullable=False),
+    Column("variant", String(128), nullable=False),
+    Column("day", Integer, nullable=False),  # days since 1970-01-01
+    Column("targeting_key", String(256), nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("engaged", Integer, nullable=False),
+    PrimaryKeyConstraint("environment_id", "flag", "day", "variant", "targeting_key"),
 )

@@ -1,0 +1,128 @@
+"""Rampup's own ingest batch: `{"events": [{"type": "request", …}, …]}` → Observations.
+
+Decoded and validated in one pass by msgspec (typed structs, tagged by "type"); the first problem is
+reported with its path, e.g. `events[3].duration_ms`, and the whole batch is refused.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta, Struct
+
+from rampup.core.telemetry import Kind, Observation
+from rampup.errors import InvalidInput, TooLarge
+
+__all__ = ["MAX_EVENTS", "decode_batch", "batch_schema", "to_ms"]
+
+MAX_EVENTS = 10_000
+FUTURE_TOLERANCE_MS = 24 * 3600 * 1000
+
+Key = Annotated[str, Meta(min_length=1, max_length=256)]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+FlagValue = bool | int | float | str
+NonNegative = Annotated[float, Meta(ge=0)]
+
+
+class _Event(Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True):
+    timestamp: datetime | None = None
+    targeting_key: Key | None = None
+    flags: dict[Name, FlagValue] | None = None
+    tags: dict[Name, str | int | float | bool] | None = None
+
+
+class Request(_Event, tag="request"):
+    duration_ms: NonNegative | None = None
+    ok: bool = True
+    status: int | None = None
+
+
+class Exposure(_Event, tag="exposure"):
+    flag: Name
+    variant: Name
+
+
+class Error(_Event, tag="error"):
+    unhandled: bool = False
+    message: Annotated[str, Meta(max_length=10_000)] | None = None
+
+
+class PageLoad(_Event, tag="page_load"):
+    lcp_ms: NonNegative
+
+
+class Custom(_Event, tag="custom"):
+    name: Name
+    value: float | None = None
+    engagement: bool = False
+
+
+class DataLoss(_Event, tag="data_loss"):
+    message: Annotated[str, Meta(max_length=10_000)] | None = None
+
+
+Event = Request | Exposure | Error | PageLoad | Custom | DataLoss
+TYPES = ("request", "exposure", "error", "page_load", "custom", "data_loss")
+
+
+class Batch(Struct, forbid_unknown_fields=True):
+    events: list[Event]
+
+
+_decoder = msgspec.json.Decoder(Batch)
+
+
+def to_ms(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _where(message: str) -> str | None:
+    _, sep, path = message.rpartition(" - at `$")
+    return path.rstrip("`").lstrip(".") if sep else None
+
+
+def _observation(e: Event, now_ms: int) -> Observation:
+    o = Observation(Kind(str(e.__struct_config__.tag)), to_ms(e.timestamp) if e.timestamp else now_ms, e.targeting_key,
+                    e.flags, tags={k: str(v) for k, v in e.tags.items()} if e.tags else None)
+    match e:
+        case Request():
+            o.value, o.failed = e.duration_ms, not e.ok
+        case Exposure():
+            o.name, o.variant = e.flag, e.variant
+            o.flags = {**(e.flags or {}), e.flag: e.variant}
+        case Error():
+            o.failed, o.message = e.unhandled, e.message
+        case PageLoad():
+            o.value = e.lcp_ms
+        case Custom():
+            o.name, o.value, o.engagement = e.name, e.value, e.engagement
+        case DataLoss():
+            o.message = e.message
+    return o
+
+
+def decode_batch(body: bytes, now_ms: int) -> list[Observation]:
+    try:
+        batch = _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        where, message = _where(str(exc)), str(exc).split(" - at ")[0]
+        if where and where.endswith(".type"):
+            message = f"{message}: an event's type is one of {', '.join(TYPES)}"
+        raise InvalidInput(message, where=where) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", where="body") from None
+    if len(batch.events) > MAX_EVENTS:
+        raise TooLarge(f"{len(batch.events)} events in one request; send at most {MAX_EVENTS}")
+    observations = [_observation(e, now_ms) for e in batch.events]
+    for i, o in enumerate(observations):
+        if o.at_ms > now_ms + FUTURE_TOLERANCE_MS:
+            raise InvalidInput("timestamp is more than a day in the future", where=f"events[{i}].timestamp")
+    return observations
+
+
+def batch_schema() -> dict[str, object]:
+    """JSON Schema of the batch, for /openapi.json."""
+    (schema,), components = msgspec.json.schema_components([Batch], ref_template="#/components/schemas/{name}")
+    return {"schema": schema, "components": components}

@@ -1,0 +1,217 @@
+"""The Sentry protocol: envelopes and legacy store bodies → Observations; auth header parsing.
+
+What counts, following the brief: error events (unhandled when an exception's mechanism says
+`handled: false`), transactions (`http.server` ones are requests with a latency; a non-ok status is a
+failure; page loads carry `measurements.lcp`), and sessions (errored, crashed or abnormal ones fail).
+Other item types are accepted and ignored.
+"""
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+import msgspec
+
+from rampup.adapters.codecs.native import to_ms
+from rampup.core.telemetry import Kind, Observation
+from rampup.errors import InvalidInput, TooLarge
+
+__all__ = ["parse_envelope", "parse_store", "sentry_key", "FLAG_TAG_SUFFIX", "MAX_OBSERVATIONS"]
+
+MAX_OBSERVATIONS = 100_000  # per request; session aggregates expand into one observation per session
+
+FLAG_TAG_SUFFIX = "_enabled"  # the guide's tag: workstation_enabled=true
+_json = msgspec.json.Decoder()
+_TERMINAL_SESSION = {"exited", "crashed", "abnormal", "errored"}
+_FAILED_SESSION = {"crashed", "abnormal", "errored"}
+
+
+def sentry_key(auth_header: str | None, query_key: str | None) -> str | None:
+    """The DSN's public key, from `X-Sentry-Auth: Sentry sentry_key=…, …` or `?sentry_key=`."""
+    if auth_header:
+        _, _, pairs = auth_header.partition(" ")
+        for pair in pairs.split(","):
+            name, _, value = pair.strip().partition("=")
+            if name == "sentry_key" and value:
+                return value
+    return query_key
+
+
+def _decode(raw: bytes, where: str) -> Any:
+    try:
+        return _json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"not valid JSON: {exc}", where=where) from None
+
+
+def parse_envelope(body: bytes, now_ms: int) -> tuple[str | None, list[Observation]]:
+    """(event id, observations) of an envelope: a header line, then item header / payload pairs."""
+    header_line, _, rest = body.partition(b"\n")
+    header = _decode(header_line, "envelope header")
+    if not isinstance(header, dict):
+        raise InvalidInput("the envelope header must be a JSON object", where="envelope header")
+    observations: list[Observation] = []
+    position, number = 0, 0
+    while position < len(rest):
+        if rest[position:position + 1] == b"\n":
+            position += 1
+            continue
+        line_end = rest.find(b"\n", position)
+        line_end = len(rest) if line_end < 0 else line_end
+        where = f"item {number}"
+        item = _decode(rest[position:line_end], f"{where} header")
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            raise InvalidInput("an item header is a JSON object with a 'type'", where=f"{where} header")
+        start = line_end + 1
+        length = item.get("length")
+        if length is None:
+            end = rest.find(b"\n", start)
+            end = len(rest) if end < 0 else end
+        elif isinstance(length, int) and length >= 0 and start + length <= len(rest):
+            end = start + length
+        else:
+            raise InvalidInput(f"item length {length!r} runs past the end of the envelope", where=f"{where} header")
+        budget = MAX_OBSERVATIONS - len(observations)
+        observations.extend(islice(_item(item["type"], rest[start:end], now_ms, where), budget + 1))
+        if len(observations) > MAX_OBSERVATIONS:
+            raise TooLarge(f"more than {MAX_OBSERVATIONS} sessions and events in one envelope")
+        position, number = end + 1, number + 1
+    event_id = header.get("event_id")
+    return event_id if isinstance(event_id, str) else None, observations
+
+
+def parse_store(body: bytes, now_ms: int) -> tuple[str | None, list[Observation]]:
+    """The legacy /store/ endpoint: the body is one event."""
+    event = _decode(body, "body")
+    if not isinstance(event, dict):
+        raise InvalidInput("the body must be a JSON object", where="body")
+    kind = "transaction" if event.get("type") == "transaction" else "event"
+    event_id = event.get("event_id")
+    return event_id if isinstance(event_id, str) else None, list(_payload(kind, event, now_ms))
+
+
+def _item(kind: str, payload: bytes, now_ms: int, where: str) -> Iterator[Observation]:
+    if kind not in ("event", "transaction", "session", "sessions"):
+        return  # client_report, attachment, check_in, span, log, …: accepted, not counted
+    data = _decode(payload, f"{where} ({kind})")
+    if not isinstance(data, dict):
+        raise InvalidInput(f"a {kind} item is a JSON object", where=f"{where} ({kind})")
+    yield from _payload(kind, data, now_ms)
+
+
+def _payload(kind: str, data: dict[str, Any], now_ms: int) -> Iterator[Observation]:
+    match kind:
+        case "event":
+            yield _error(data, now_ms)
+        case "transaction":
+            yield from _transaction(data, now_ms)
+        case "session":
+            session = _session(data, now_ms)
+            if session is not None:
+                yield session
+        case "sessions":
+            yield from _session_aggregates(data, now_ms)
+
+
+def _time_ms(value: Any, default: int) -> int:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value * 1000)
+    if isinstance(value, str):
+        try:
+            return to_ms(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return default
+    return default
+
+
+def _tags(data: Mapping[str, Any]) -> dict[str, str]:
+    tags = data.get("tags")
+    if isinstance(tags, dict):
+        return {str(k): str(v) for k, v in tags.items()}
+    if isinstance(tags, list):
+        return {str(p[0]): str(p[1]) for p in tags if isinstance(p, list | tuple) and len(p) == 2}
+    return {}
+
+
+def _flags(data: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, Any] | None:
+    flags: dict[str, Any] = {k[: -len(FLAG_TAG_SUFFIX)]: v for k, v in tags.items()
+                             if k.endswith(FLAG_TAG_SUFFIX) and len(k) > len(FLAG_TAG_SUFFIX)}
+    contexts = data.get("contexts")
+    context = contexts.get("flags") if isinstance(contexts, dict) else None
+    values = context.get("values") if isinstance(context, dict) else None
+    for entry in values if isinstance(values, list) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("flag"), str) and "result" in entry:
+            flags.setdefault(entry["flag"], entry["result"])
+    return flags or None
+
+
+def _user(data: Mapping[str, Any]) -> str | None:
+    user = data.get("user")
+    user_id = user.get("id") if isinstance(user, dict) else None
+    return str(user_id)[:256] if user_id not in (None, "") else None
+
+
+def _common(kind: Kind, data: Mapping[str, Any], at_ms: int) -> Observation:
+    tags = _tags(data)
+    return Observation(kind, at_ms, _user(data), _flags(data, tags), tags=tags or None)
+
+
+def _error(data: dict[str, Any], now_ms: int) -> Observation:
+    o = _common(Kind.ERROR, data, _time_ms(data.get("timestamp"), now_ms))
+    exception = data.get("exception")
+    values = exception.get("values") if isinstance(exception, dict) else exception
+    if isinstance(values, list):
+        for value in values:
+            mechanism = value.get("mechanism") if isinstance(value, dict) else None
+            if isinstance(mechanism, dict) and mechanism.get("handled") is False:
+                o.failed = True
+        last = values[-1] if values and isinstance(values[-1], dict) else {}
+        o.message = f"{last.get('type', '')}: {last.get('value', '')}"[:10_000]
+    elif isinstance(data.get("message"), str):
+        o.message = data["message"][:10_000]
+    return o
+
+
+def _transaction(data: dict[str, Any], now_ms: int) -> Iterator[Observation]:
+    end_ms = _time_ms(data.get("timestamp"), now_ms)
+    start_ms = _time_ms(data.get("start_timestamp"), end_ms)
+    contexts = data.get("contexts")
+    trace = contexts.get("trace") if isinstance(contexts, dict) else None
+    trace = trace if isinstance(trace, dict) else {}
+    request = _common(Kind.REQUEST, data, end_ms)
+    request.failed = trace.get("status") not in (None, "ok")
+    if trace.get("op") == "http.server":
+        request.value = float(max(0, end_ms - start_ms))
+    request.name = str(data.get("transaction", ""))[:200] or None
+    yield request
+    measurements = data.get("measurements")
+    lcp = measurements.get("lcp") if isinstance(measurements, dict) else None
+    if isinstance(lcp, dict) and isinstance(lcp.get("value"), int | float) and lcp["value"] >= 0:
+        page = _common(Kind.PAGE_LOAD, data, end_ms)
+        page.value = float(lcp["value"]) * (1000 if lcp.get("unit") == "second" else 1)
+        yield page
+
+
+def _session(data: dict[str, Any], now_ms: int) -> Observation | None:
+    status = data.get("status")
+    if status not in _TERMINAL_SESSION:
+        return None  # an update of a session still running: it counts once, when it ends
+    errors = data.get("errors")
+    o = Observation(Kind.SESSION, _time_ms(data.get("timestamp") or data.get("started"), now_ms),
+                    str(data["did"])[:256] if data.get("did") else None)
+    o.failed = status in _FAILED_SESSION or (isinstance(errors, int) and errors > 0)
+    return o
+
+
+def _session_aggregates(data: dict[str, Any], now_ms: int) -> Iterator[Observation]:
+    aggregates = data.get("aggregates")
+    for bucket in aggregates if isinstance(aggregates, list) else ():
+        if not isinstance(bucket, dict):
+            continue
+        at_ms = _time_ms(bucket.get("started"), now_ms)
+        user = str(bucket["did"])[:256] if bucket.get("did") else None
+        for status in ("exited", "errored", "abnormal", "crashed"):
+            count = bucket.get(status)
+            for _ in range(count if isinstance(count, int) and 0 < count <= 1_000_000 else 0):
+                yield Observation(Kind.SESSION, at_ms, user, failed=status != "exited")

@@ -1,0 +1,133 @@
+"""Raw events, rollups and per-user days: the telemetry half of a transaction."""
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from rampup.adapters.storage.tables import events, rollups, unit_days
+from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
+from rampup.core.telemetry import Observation
+
+__all__ = ["SqlTelemetry"]
+
+_encode_sketch = msgspec.msgpack.encode
+_decode_sketch = msgspec.msgpack.Decoder(dict[int, int]).decode
+_KEY_COLUMNS = ("flag", "variant", "metric", "resolution", "period")
+_CHUNK = 400  # keys per IN (…) lookup; well under SQLite's bound-parameter limit
+
+
+class SqlTelemetry:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def insert_events(self, environment_id: int, observations: Sequence[Observation]) -> None:
+        self.conn.execute(insert(events), [
+            {
+                "environment_id": environment_id,
+                "at_ms": o.at_ms,
+                "kind": o.kind.value,
+                "targeting_key": o.targeting_key,
+                "flags": o.flags,
+                "value": o.value,
+                "failed": o.failed,
+                "name": o.name,
+                "variant": o.variant,
+                "engagement": o.engagement,
+                "tags": o.tags,
+                "message": o.message,
+            }
+            for o in observations
+        ])
+
+    def add_rollups(self, environment_id: int, batch: Mapping[RollupKey, Aggregate]) -> None:
+        """Merge a batch's aggregates into the stored ones (read, merge, write; rows locked on PostgreSQL)."""
+        keys = sorted(batch)  # one lock order for every writer, so two instances never deadlock
+        existing: dict[RollupKey, Aggregate] = {}
+        key_columns = tuple_(*(rollups.c[name] for name in _KEY_COLUMNS))
+        for i in range(0, len(keys), _CHUNK):
+            query = select(rollups).where(rollups.c.environment_id == environment_id,
+                                          key_columns.in_(keys[i:i + _CHUNK]))
+            if self.conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            for r in self.conn.execute(query):
+                existing[RollupKey(r.flag, r.variant, r.metric, r.resolution, r.period)] = _aggregate(r)
+        updates, inserts = [], []
+        for key in keys:
+            merged = existing.get(key)
+            if merged is None:
+                inserts.append({"environment_id": environment_id, **key._asdict(), **_columns(batch[key])})
+            else:
+                merged.merge(batch[key])
+                updates.append({**{f"k_{name}": v for name, v in key._asdict().items()}, **_columns(merged)})
+        if inserts:
+            self.conn.execute(insert(rollups), inserts)
+        if updates:
+            self.conn.execute(
+                update(rollups).where(rollups.c.environment_id == environment_id,
+                                      *(rollups.c[name] == bindparam(f"k_{name}") for name in _KEY_COLUMNS)),
+                updates,
+            )
+
+    def add_units(self, environment_id: int, units: Mapping[UnitKey, list[int]]) -> None:
+        if not units:
+            return
+        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(unit_days)
+        statement = statement.on_conflict_do_update(
+            index_elements=["environment_id", "flag", "day", "variant", "targeting_key"],
+            set_={"events": unit_days.c.events + statement.excluded.events,
+                  "engaged": unit_days.c.engaged + statement.excluded.engaged},
+        )
+        self.conn.execute(statement, [
+            {"environment_id": environment_id, **key._asdict(), "events": counts[0], "engaged": counts[1]}
+            for key, counts in sorted(units.items())
+        ])
+
+    def rollup_rows(self, environment_id: int, flag: str, metric: str,
+                    spans: Iterable[tuple[int, int, int]]) -> list[tuple[str, int, int, Aggregate]]:
+        """(variant, resolution, period, aggregate) for the given (resolution, first, last) spans."""
+        rows: list[tuple[str, int, int, Aggregate]] = []
+        for resolution, first, last in spans:
+            query = select(rollups).where(
+                rollups.c.environment_id == environment_id, rollups.c.flag == flag, rollups.c.metric == metric,
+                rollups.c.resolution == resolution, rollups.c.period.between(first, last),
+            )
+            rows.extend((r.variant, r.resolution, r.period, _aggregate(r)) for r in self.conn.execute(query))
+        return rows
+
+    def unit_totals(self, environment_id: int, flag: str, first_day: int, last_day: int) -> dict[str, UnitTotals]:
+        """Per variant: distinct users over the days, and their engaged actions summed per user."""
+        per_user = (
+            select(unit_days.c.variant, unit_days.c.targeting_key,
+                   func.sum(unit_days.c.events).label("events"), func.sum(unit_days.c.engaged).label("engaged"))
+            .where(unit_days.c.environment_id == environment_id, unit_days.c.flag == flag,
+                   unit_days.c.day.between(first_day, last_day))
+            .group_by(unit_days.c.variant, unit_days.c.targeting_key)
+            .subquery()
+        )
+        query = select(per_user.c.variant, func.count(), func.sum(per_user.c.events), func.sum(per_user.c.engaged),
+                       func.sum(per_user.c.engaged * per_user.c.engaged)).group_by(per_user.c.variant)
+        return {variant: UnitTotals(int(users), int(n or 0), int(engaged or 0), int(squares or 0))
+                for variant, users, n, engaged, squares in self.conn.execute(query)}
+
+    def purge_events(self, before_ms: int) -> int:
+        return self.conn.execute(delete(events).where(events.c.at_ms < before_ms)).rowcount
+
+    def count_events(self, environment_id: int, *conditions: Any) -> int:
+        query = select(func.count()).select_from(events).where(and_(events.c.environment_id == environment_id,
+                                                                    *conditions))
+        return int(self.conn.execute(query).scalar_one())
+
+
+def _aggregate(r: Any) -> Aggregate:
+    return Aggregate(r.count, r.failures, r.total, r.total_sq, r.last_value, r.last_at_ms,
+                     _decode_sketch(r.sketch) if r.sketch is not None else None)
+
+
+def _columns(a: Aggregate) -> dict[str, Any]:
+    return {"count": a.count, "failures": a.failures, "total": a.total, "total_sq": a.total_sq,
+            "last_value": a.last_value, "last_at_ms": a.last_at_ms,
+            "sketch": _encode_sketch(a.sketch) if a.sketch else None}

@@ -1,0 +1,87 @@
+"""Which variant of which flag an observation belongs to.
+
+In order: the observation's own flag map (what the client saw); else, for flags that were splitting
+users at the observation's time, the variant recomputed from its targeting key with the bucketing and
+the rollout in force then. Flags at 0% or 100% split nobody, so they are not recomputed.
+"""
+
+import bisect
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rampup.core.bucketing import BUCKETS
+from rampup.core.flags import CompiledFlag, FlagDefinition, FlagState
+from rampup.core.targeting import EvaluationContext
+from rampup.core.telemetry import Observation
+
+__all__ = ["FlagTimeline", "attribute"]
+
+_TEXT_BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "on": True, "off": False}
+
+
+@dataclass(frozen=True, slots=True)
+class FlagTimeline:
+    """A flag's rollout state over time in one environment."""
+
+    definition: FlagDefinition
+    since_ms: Sequence[int]  # ascending; state i holds from since_ms[i] on
+    states: Sequence[FlagState]
+    _compiled: list[CompiledFlag] = field(init=False, repr=False, compare=False)
+    _by_value: dict[Any, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        rule_free = [CompiledFlag(self.definition, FlagState(s.enabled, s.rollout_bp, (), s.salt, s.weights, s.version))
+                     for s in self.states]
+        object.__setattr__(self, "_compiled", rule_free)
+        by_value: dict[Any, str] = {}
+        for v in self.definition.variants:
+            if isinstance(v.value, str | int | float | bool):
+                by_value.setdefault((type(v.value) is bool, v.value), v.name)
+        object.__setattr__(self, "_by_value", by_value)
+
+    def variant_of(self, reported: Any) -> str | None:
+        """The variant a client reported, given as a variant name or a value ('true' from a Sentry tag too)."""
+        if isinstance(reported, str):
+            if reported in self.definition.variant_names:
+                return reported
+            lowered = reported.strip().lower()
+            if lowered in _TEXT_BOOLEANS and (True, True) in self._by_value:
+                reported = _TEXT_BOOLEANS[lowered]
+        if isinstance(reported, str | int | float | bool):
+            return self._by_value.get((type(reported) is bool, reported))
+        return None
+
+    def may_split_between(self, first_ms: int, last_ms: int) -> bool:
+        start = max(0, bisect.bisect_right(self.since_ms, first_ms) - 1)
+        end = bisect.bisect_right(self.since_ms, last_ms)
+        return any(s.enabled and 0 < s.rollout_bp < BUCKETS for s in self.states[start:end])
+
+    def splitting_at(self, at_ms: int) -> CompiledFlag | None:
+        i = bisect.bisect_right(self.since_ms, at_ms) - 1
+        if i < 0:
+            return None
+        state = self.states[i]
+        return self._compiled[i] if state.enabled and 0 < state.rollout_bp < BUCKETS else None
+
+
+def attribute(o: Observation, timelines: Mapping[str, FlagTimeline],
+              splitting: Sequence[tuple[str, FlagTimeline]]) -> Iterator[tuple[str, str]]:
+    """`splitting`: the timelines that may split users around the observation's time (a batch narrows it)."""
+    reported = o.flags or {}
+    for key, value in reported.items():
+        timeline = timelines.get(key)
+        variant = timeline.variant_of(value) if timeline is not None else None
+        if variant is not None:
+            yield key, variant
+    if not o.targeting_key:
+        return
+    ctx = EvaluationContext(o.targeting_key)
+    for key, timeline in splitting:
+        if key in reported:
+            continue
+        flag = timeline.splitting_at(o.at_ms)
+        if flag is not None:
+            variant = flag.evaluate(ctx).variant
+            if variant is not None:
+                yield key, variant

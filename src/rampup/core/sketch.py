@@ -1,0 +1,52 @@
+"""A mergeable quantile sketch with bounded relative error (the DDSketch idea, logarithmic buckets).
+
+A value x > 0 falls in bucket i = ceil(log_γ x) with γ = (1 + α) / (1 − α); any quantile read back from
+bucket i is within α of the true value of some sample in that bucket. Buckets add, so per-minute
+sketches merge into hours, days and whole stages exactly.
+"""
+
+import math
+from collections.abc import Iterable, Mapping
+
+__all__ = ["RELATIVE_ACCURACY", "bucket_of", "value_of", "quantile", "merge", "ZERO_BUCKET"]
+
+RELATIVE_ACCURACY = 0.01  # a quantile read back is within 1% of a true sample value
+_GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
+_LOG_GAMMA = math.log(_GAMMA)
+MIN_VALUE = 1e-3  # values at or below this (ms) count as zero
+ZERO_BUCKET = -(2**31)
+
+
+def bucket_of(value: float) -> int:
+    if value <= MIN_VALUE:
+        return ZERO_BUCKET
+    return math.ceil(math.log(value) / _LOG_GAMMA)
+
+
+def value_of(bucket: int) -> float:
+    """The representative value of a bucket: within the relative accuracy of everything in it."""
+    if bucket == ZERO_BUCKET:
+        return 0.0
+    return 2 * _GAMMA**bucket / (_GAMMA + 1)
+
+
+def merge(sketches: Iterable[Mapping[int, int]]) -> dict[int, int]:
+    merged: dict[int, int] = {}
+    for sketch in sketches:
+        for bucket, count in sketch.items():
+            merged[bucket] = merged.get(bucket, 0) + count
+    return merged
+
+
+def quantile(sketch: Mapping[int, int], q: float, total: int | None = None) -> float | None:
+    """The q-quantile (0 ≤ q ≤ 1) by rank: the value of the sample with rank floor(q·(n−1))."""
+    n = sum(sketch.values()) if total is None else total
+    if n == 0:
+        return None
+    rank = math.floor(q * (n - 1))
+    seen = 0
+    for bucket in sorted(sketch):
+        seen += sketch[bucket]
+        if seen > rank:
+            return value_of(bucket)
+    return value_of(max(sketch))

@@ -1,0 +1,131 @@
+"""Telemetry in: POST /api/v1/events (native) and the Sentry envelope and store endpoints.
+
+Bodies are read with a limit, inflated, parsed and validated in the event loop; the one blocking write
+runs in the threadpool, and the answer (2xx) comes only after it committed.
+"""
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from rampup.adapters.codecs.compression import inflate
+from rampup.adapters.codecs.native import batch_schema, decode_batch
+from rampup.adapters.codecs.sentry import parse_envelope, parse_store, sentry_key
+from rampup.core.telemetry import Observation
+from rampup.core.tokens import Scope, Token
+from rampup.errors import Forbidden, NotFound, TooLarge, Unauthorized
+from rampup.http.deps import container, require
+from rampup.http.errors import error_body
+from rampup.http.schemas import ErrorOut
+
+__all__ = ["router", "MAX_BODY", "MAX_INFLATED"]
+
+MAX_BODY = 5 * 1024 * 1024  # on the wire
+MAX_INFLATED = 20 * 1024 * 1024  # after decompression
+MAX_WRITES_IN_FLIGHT = 16  # beyond this the server sheds load with 429 rather than queue without bound
+
+router = APIRouter(tags=["ingest"])
+_schema = batch_schema()
+_in_flight = 0
+
+
+async def _read(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise TooLarge(f"body of {declared} bytes; send at most {MAX_BODY}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise TooLarge(f"body over {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return inflate(b"".join(chunks), request.headers.get("content-encoding"), MAX_INFLATED)
+
+
+async def _store(request: Request, environment: str, observations: list[Observation],
+                 answer: Callable[[int], Any]) -> Any:
+    global _in_flight
+    if _in_flight >= MAX_WRITES_IN_FLIGHT:
+        return JSONResponse(error_body("slow_down", "too many ingest requests in flight; retry shortly"),
+                            status_code=429, headers={"Retry-After": "1"})
+    _in_flight += 1
+    try:
+        stored = await run_in_threadpool(container(request).ingest.ingest, environment, observations)
+    finally:
+        _in_flight -= 1
+    return answer(stored)
+
+
+@router.post(
+    "/api/v1/events", status_code=202,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _schema["schema"]}}}},
+    responses={202: {"content": {"application/json": {"schema": {
+        "type": "object", "properties": {"accepted": {"type": "integer"}}, "required": ["accepted"]}}}},
+        400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 413: {"model": ErrorOut},
+        422: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+)
+async def ingest_events(
+    request: Request,
+    token: Annotated[Token, Depends(require(Scope.INGEST))],
+    environment: Annotated[str | None, Query(description="for tokens not bound to an environment")] = None,
+) -> Any:
+    """Store a batch of telemetry events, all or none (at most 10,000 events or 5 MiB)."""
+    env = _environment_of(token, environment)
+    c = container(request)
+    observations = decode_batch(await _read(request), c.ingest.now_ms())
+    return await _store(request, env, observations,
+                        lambda n: JSONResponse({"accepted": n}, status_code=202))
+
+
+def _environment_of(token: Token, requested: str | None) -> str:
+    env = token.environment or requested
+    if env is None:
+        raise NotFound("this token is not bound to an environment: add ?environment=<key>")
+    if not token.allows(Scope.INGEST, env):
+        raise Forbidden(f"this token may not send telemetry to {env}")
+    return env
+
+
+def _sentry_environment(request: Request, environment_id: int, auth: str | None, query_key: str | None) -> str:
+    c = container(request)
+    snapshot = c.snapshots.current
+    env = snapshot.environments_by_id.get(environment_id)
+    if env is None:
+        raise NotFound(f"no environment with id {environment_id}; `rampup dsn --env KEY` prints the right DSN")
+    key = sentry_key(auth, query_key)
+    token = snapshot.authenticate(key) if key else None
+    if token is None:
+        raise Unauthorized("missing or unknown sentry_key: use the DSN `rampup dsn` prints")
+    if not token.allows(Scope.INGEST, env.key):
+        raise Forbidden(f"this key may not send telemetry to {env.key}")
+    return env.key
+
+
+SentryAuth = Annotated[str | None, Header(alias="X-Sentry-Auth", include_in_schema=False)]
+SentryKey = Annotated[str | None, Query(alias="sentry_key", include_in_schema=False)]
+_sentry_responses: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"schema": {"type": "object", "properties": {"id": {"type": "string"}}}}}},
+    401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 413: {"model": ErrorOut},
+    422: {"model": ErrorOut}, 429: {"model": ErrorOut},
+}
+
+
+@router.post("/api/{environment_id}/envelope/", responses=_sentry_responses, tags=["sentry"])
+async def sentry_envelope(request: Request, environment_id: int, auth: SentryAuth = None,
+                          key: SentryKey = None) -> Any:
+    """Sentry envelopes from any Sentry SDK pointed at `rampup dsn`."""
+    env = _sentry_environment(request, environment_id, auth, key)
+    event_id, observations = parse_envelope(await _read(request), container(request).ingest.now_ms())
+    return await _store(request, env, observations, lambda _n: {"id": event_id})
+
+
+@router.post("/api/{environment_id}/store/", responses=_sentry_responses, tags=["sentry"])
+async def sentry_store(request: Request, environment_id: int, auth: SentryAuth = None,
+                       key: SentryKey = None) -> Any:
+    """The legacy Sentry store endpoint: one event per request."""
+    env = _sentry_environment(request, environment_id, auth, key)
+    event_id, observations = parse_store(await _read(request), container(request).ingest.now_ms())
+    return await _store(request, env, observations, lambda _n: {"id": event_id})
