@@ -50,7 +50,7 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     refresh = snapshots.refresh
     return Container(settings, store, clock, snapshots, FlagService(store, clock, refresh),
                      TokenService(store, clock, refresh), IngestService(store, snapshots, clock),
-                     MetricsService(store, snapshots, clock))
+                     MetricsService(store, snapshots, clock, refresh))
 
 
 @dataclass(frozen=True)

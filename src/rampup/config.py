@@ -17,3 +17,5 @@ class Settings(BaseSettings):
     port: int = 8400
     tick_s: float = 10.0
     snapshot_poll_s: float = 0.25  # how soon another instance's flag change is served here
+    retention_days: float = 14.0  # raw events older than this are dropped; rollups stay
+    maintenance_interval_s: float = 3600.0

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 from rampup.core import sketch
 from rampup.core.attribution import FlagTimeline, attribute
-from rampup.core.telemetry import ALL_USERS, Observation, contributions
+from rampup.core.telemetry import ALL_USERS, CustomMetric, Observation, contributions
 
 __all__ = ["MINUTE", "HOUR", "RollupKey", "Aggregate", "UnitKey", "Folded", "fold", "cover", "combine", "UnitTotals",
            "ALL_VARIANT"]
@@ -81,7 +81,8 @@ class Folded:
     units: dict[UnitKey, list[int]] = field(default_factory=dict)  # → [events, engaged]
 
 
-def fold(observations: Sequence[Observation], timelines: Mapping[str, FlagTimeline]) -> Folded:
+def fold(observations: Sequence[Observation], timelines: Mapping[str, FlagTimeline],
+         custom: Sequence[CustomMetric] = ()) -> Folded:
     """Everything a batch adds to the aggregates, in memory; one write applies it."""
     folded = Folded()
     if not observations:
@@ -93,7 +94,7 @@ def fold(observations: Sequence[Observation], timelines: Mapping[str, FlagTimeli
     for o in observations:
         slots = [(ALL_USERS, ALL_VARIANT), *attribute(o, timelines, splitting)]
         seconds = o.at_ms // 1000
-        for c in contributions(o):
+        for c in contributions(o, custom):
             for resolution in RESOLUTIONS:
                 period = seconds - seconds % resolution
                 for flag, variant in slots:

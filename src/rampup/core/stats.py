@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from rampup.core import sketch
 
-__all__ = ["Estimate", "Z95", "proportion", "poisson_count", "mean", "percentile"]
+__all__ = ["Estimate", "Z95", "proportion", "poisson_count", "mean", "percentile", "scaled", "ratio"]
 
 Z95 = 1.959963984540054
 
@@ -27,7 +27,9 @@ def proportion(successes: int, trials: int, z: float = Z95) -> Estimate:
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), trials)
+    lower = 0.0 if successes == 0 else max(0.0, centre - half)
+    upper = 1.0 if successes == trials else min(1.0, centre + half)
+    return Estimate(p, lower, upper, trials)
 
 
 def poisson_count(count: int, z: float = Z95) -> Estimate:
@@ -58,3 +60,21 @@ def percentile(hist: Mapping[int, int], q: float, z: float = Z95) -> Estimate:
     low_q = max(0.0, (n * q - spread) / n)
     high_q = min(1.0, (n * q + spread + 1) / n)
     return Estimate(sketch.quantile(hist, q, n), sketch.quantile(hist, low_q, n), sketch.quantile(hist, high_q, n), n)
+
+
+def scaled(count: Estimate, divisor: float, samples: int) -> Estimate:
+    """A count's estimate divided by a known number (e.g. events per exposed user)."""
+    if divisor == 0 or count.value is None:
+        return Estimate(None, None, None, samples)
+    return Estimate(count.value / divisor, (count.lower or 0) / divisor, (count.upper or 0) / divisor, samples)
+
+
+def ratio(numerator: int, denominator: int, z: float = Z95) -> Estimate:
+    """Two counts' ratio with the delta-method interval of two independent Poisson counts."""
+    if denominator == 0:
+        return Estimate(None, None, None, 0)
+    r = numerator / denominator
+    if numerator == 0:
+        return Estimate(0.0, 0.0, poisson_count(0, z).upper / denominator, denominator)  # type: ignore[operator]
+    half = z * r * math.sqrt(1 / numerator + 1 / denominator)
+    return Estimate(r, max(0.0, r - half), r + half, denominator)

@@ -4,13 +4,16 @@ Every source (native events, Sentry envelopes, counters posted from outside) is 
 Observations; `contributions` is the one place that says which metric an observation feeds.
 """
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from rampup.errors import InvalidInput
+
 __all__ = ["Kind", "Observation", "Aggregation", "MetricSpec", "BUILTIN_METRICS", "Contribution",
-           "contributions", "ALL_USERS", "parse_metric_name"]
+           "contributions", "ALL_USERS", "parse_metric_name", "CustomMetric", "CUSTOM_AGGREGATIONS"]
 
 ALL_USERS = ""  # the flag slot of environment-wide rollups: every event, whatever its flags
 
@@ -44,6 +47,7 @@ class Observation:
 
 class Aggregation(StrEnum):
     RATE = "rate"  # failures / units, e.g. error_rate
+    RATIO = "ratio"  # events of one kind / events of another, e.g. checkouts per page view
     COUNT = "count"  # events in a window
     PERCENTILE = "percentile"  # from a latency sketch: api_latency_p95, lcp_p75
     MEAN = "mean"  # mean of values
@@ -83,6 +87,69 @@ def parse_metric_name(name: str) -> tuple[str, float | None]:
     return name, None
 
 
+CUSTOM_AGGREGATIONS = (Aggregation.COUNT, Aggregation.PER_USER, Aggregation.RATIO, Aggregation.MEAN,
+                       Aggregation.PERCENTILE)
+_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class CustomMetric:
+    """A metric users define over their own `custom` events: which events, which tags, how to aggregate."""
+
+    name: str
+    event: str
+    aggregation: Aggregation
+    tags: tuple[tuple[str, str], ...] = ()
+    denominator: str | None = None  # for ratios: another event name
+    unit: str = ""
+    description: str = ""
+
+    @property
+    def rollup(self) -> str:
+        return f"metric:{self.name}"
+
+    @property
+    def spec(self) -> MetricSpec:
+        return MetricSpec(self.rollup, self.aggregation, self.unit, self.description)
+
+    def matches(self, o: Observation) -> bool:
+        return o.name == self.event and all((o.tags or {}).get(k) == v for k, v in self.tags)
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> "CustomMetric":
+        name = body.get("name")
+        if not isinstance(name, str) or not _METRIC_NAME.match(name) or parse_metric_name(name)[1] is not None:
+            raise InvalidInput("name must match ^[a-z][a-z0-9_]{0,63}$ and not end in _pNN", where="name")
+        if name in BUILTIN_METRICS:
+            raise InvalidInput(f"{name!r} is a built-in metric", where="name")
+        event = body.get("event")
+        if not isinstance(event, str) or not event or len(event) > 200:
+            raise InvalidInput("event must name the custom events to count (1–200 characters)", where="event")
+        try:
+            aggregation = Aggregation(body.get("aggregation", "count"))
+        except ValueError:
+            aggregation = None
+        if aggregation not in CUSTOM_AGGREGATIONS:
+            raise InvalidInput("aggregation must be one of " + ", ".join(a.value for a in CUSTOM_AGGREGATIONS),
+                               where="aggregation")
+        tags = body.get("tags") or {}
+        if not isinstance(tags, Mapping) or not all(isinstance(v, str) for v in tags.values()):
+            raise InvalidInput("tags filter events by exact tag values: {\"plan\": \"pro\"}", where="tags")
+        denominator = body.get("denominator")
+        if (aggregation is Aggregation.RATIO) != isinstance(denominator, str) or denominator == "":
+            raise InvalidInput("a ratio needs 'denominator' (the event name to divide by); other metrics take none",
+                               where="denominator")
+        unit, description = body.get("unit", ""), body.get("description", "")
+        if not isinstance(unit, str) or not isinstance(description, str):
+            raise InvalidInput("unit and description are strings", where="unit")
+        return cls(name, event, aggregation, tuple(sorted(tags.items())), denominator, unit, description)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "event": self.event, "aggregation": self.aggregation.value,
+                "tags": dict(self.tags), "denominator": self.denominator, "unit": self.unit,
+                "description": self.description}
+
+
 @dataclass(frozen=True, slots=True)
 class Contribution:
     metric: str
@@ -91,7 +158,7 @@ class Contribution:
     sketched: bool = False  # the value goes into a quantile sketch
 
 
-def contributions(o: Observation) -> Iterator[Contribution]:
+def contributions(o: Observation, custom: Iterable[CustomMetric] = ()) -> Iterator[Contribution]:
     match o.kind:
         case Kind.REQUEST:
             yield Contribution("error_rate", failed=o.failed)
@@ -107,9 +174,13 @@ def contributions(o: Observation) -> Iterator[Contribution]:
             if o.value is not None:
                 yield Contribution("lcp", value=o.value, sketched=True)
         case Kind.CUSTOM:
-            yield Contribution(f"custom:{o.name}", value=o.value)
+            yield Contribution(f"event:{o.name}", value=o.value)
             if o.engagement:
                 yield Contribution("engagement", value=o.value)
+            for metric in custom:
+                if metric.matches(o):
+                    sketched = metric.aggregation is Aggregation.PERCENTILE and o.value is not None
+                    yield Contribution(metric.rollup, value=o.value, sketched=sketched)
         case Kind.EXPOSURE:
             yield Contribution("exposures")
         case Kind.DATA_LOSS:

@@ -2,7 +2,8 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,27 +19,30 @@ from rampup.http.routes import admin, flags, health, ingest, metrics
 __all__ = ["create_app"]
 
 
-async def _poll_snapshot(c: Container) -> None:
+async def _every(interval_s: float, job: Callable[[], object]) -> None:
     while True:
-        await asyncio.sleep(c.settings.snapshot_poll_s)
-        with contextlib.suppress(Exception):  # a database hiccup: keep serving the last snapshot, retry
-            await run_in_threadpool(c.snapshots.refresh)
+        await asyncio.sleep(interval_s)
+        with contextlib.suppress(Exception):  # a database hiccup: keep serving what we have, try again
+            await run_in_threadpool(job)
 
 
 def create_app(c: Container) -> OfrepApp:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(c.snapshots.refresh)
-        poller = asyncio.create_task(_poll_snapshot(c))
+        retention = timedelta(days=c.settings.retention_days)
+        tasks = [asyncio.create_task(_every(c.settings.snapshot_poll_s, c.snapshots.refresh)),
+                 asyncio.create_task(_every(c.settings.maintenance_interval_s, lambda: c.ingest.purge(retention)))]
         yield
-        poller.cancel()
+        for task in tasks:
+            task.cancel()
 
     api = FastAPI(title="Rampup", version=__version__, lifespan=lifespan,
                   description="Progressive delivery: flags, staged rollouts, statistical gates, rollback.")
     api.state.container = c
     install_error_handlers(api)
-    for module in (health, flags, admin, ingest, metrics):
-        api.include_router(module.router)
+    for router in (health.router, flags.router, admin.router, ingest.router, metrics.router, metrics.definitions):
+        api.include_router(router)
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

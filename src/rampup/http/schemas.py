@@ -186,3 +186,23 @@ class MetricPointIn(Strict):
     environment: str = Field(max_length=128, examples=["production"])
     value: float = Field(allow_inf_nan=False)
     at: datetime | None = None
+
+
+class CustomMetricIn(Strict):
+    name: str = Field(max_length=64, examples=["checkouts"])
+    event: str = Field(max_length=200, examples=["checkout"])
+    aggregation: Literal["count", "per_user", "ratio", "mean", "percentile"] = "count"
+    tags: dict[str, str] | None = None
+    denominator: str | None = Field(default=None, max_length=200, description="ratio only: the event to divide by")
+    unit: str = Field(default="", max_length=50)
+    description: str = Field(default="", max_length=2000)
+
+
+class CustomMetricOut(BaseModel):
+    name: str
+    event: str
+    aggregation: str
+    tags: dict[str, str]
+    denominator: str | None
+    unit: str
+    description: str

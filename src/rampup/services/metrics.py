@@ -1,16 +1,24 @@
-"""Metric queries: a value per variant over a window, with the counts behind it, bounds, and a series."""
+"""Metric queries (a value per variant over a window, with counts, bounds and a series) and custom metrics."""
 
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from rampup.core import stats
 from rampup.core.durations import format_duration
-from rampup.core.ports import Clock, Store
-from rampup.core.rollups import ALL_VARIANT, DAY, HOUR, MINUTE, Aggregate, combine, cover
-from rampup.core.telemetry import ALL_USERS, BUILTIN_METRICS, Aggregation, MetricSpec, parse_metric_name
-from rampup.errors import InvalidInput, NotFound
+from rampup.core.ports import Clock, Store, Transaction
+from rampup.core.rollups import ALL_VARIANT, DAY, HOUR, MINUTE, Aggregate, UnitTotals, combine, cover
+from rampup.core.telemetry import (
+    ALL_USERS,
+    BUILTIN_METRICS,
+    Aggregation,
+    CustomMetric,
+    MetricSpec,
+    parse_metric_name,
+)
+from rampup.errors import Conflict, InvalidInput, NotFound
 from rampup.services.snapshot import SnapshotCache
 
 __all__ = ["MetricsService", "MetricQuery"]
@@ -27,31 +35,76 @@ class MetricQuery:
     end: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    spec: MetricSpec
+    quantile: float | None
+    denominator: str | None = None  # the rollup a ratio divides by
+
+
 class MetricsService:
-    def __init__(self, store: Store, snapshots: SnapshotCache, clock: Clock) -> None:
+    def __init__(self, store: Store, snapshots: SnapshotCache, clock: Clock,
+                 on_change: Callable[[], object] = lambda: None) -> None:
         self._store = store
         self._snapshots = snapshots
         self._clock = clock
+        self._on_change = on_change
 
-    def spec(self, metric: str) -> tuple[MetricSpec, float | None]:
-        base, q = parse_metric_name(metric)
-        spec = BUILTIN_METRICS.get(base)
-        if spec is None and base.startswith("event:"):
-            spec = MetricSpec(base, Aggregation.COUNT, "count", f"custom events named {base[6:]!r}")
-        if spec is None:
-            raise InvalidInput(f"unknown metric {metric!r}; built in: "
-                               + ", ".join(sorted(BUILTIN_METRICS)), where="metric")
-        if (spec.aggregation is Aggregation.PERCENTILE) != (q is not None):
-            raise InvalidInput(f"{spec.name} is read as a percentile, e.g. {spec.name}_p95" if q is None
-                               else f"{spec.name} has no percentiles", where="metric")
-        return spec, q
+    # custom metric definitions
+
+    def definitions(self) -> list[CustomMetric]:
+        with self._store.read() as tx:
+            return tx.custom_metrics()
+
+    def define(self, body: Mapping[str, Any], actor: str) -> CustomMetric:
+        metric = CustomMetric.parse(body)
+        now = self._clock()
+        with self._store.transaction() as tx:
+            if any(m.name == metric.name for m in tx.custom_metrics()):
+                raise Conflict(f"metric {metric.name!r} exists")
+            tx.add_custom_metric(metric, now)
+            tx.audit(actor, "metric.create", f"metric:{metric.name}", None, None, metric.to_dict(), "", now)
+        self._on_change()
+        return metric
+
+    def undefine(self, name: str, actor: str) -> None:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            if not tx.delete_custom_metric(name):
+                raise NotFound(f"metric {name!r} not found")
+            tx.audit(actor, "metric.delete", f"metric:{name}", None, None, None, "", now)
+        self._on_change()
+
+    # queries
+
+    def resolve(self, metric: str) -> _Resolved:
+        base, quantile = parse_metric_name(metric)
+        custom = self._snapshots.current.custom_metrics.get(base)
+        resolved = None
+        if base in BUILTIN_METRICS:
+            resolved = _Resolved(BUILTIN_METRICS[base], quantile)
+        elif custom is not None:
+            resolved = _Resolved(custom.spec, quantile, f"event:{custom.denominator}" if custom.denominator else None)
+        elif base.startswith("event:") and len(base) > 6:
+            resolved = _Resolved(MetricSpec(base, Aggregation.COUNT, "count", f"events named {base[6:]!r}"), quantile)
+        if resolved is None:
+            known = sorted(BUILTIN_METRICS) + sorted(self._snapshots.current.custom_metrics)
+            raise InvalidInput(f"unknown metric {metric!r}; known: {', '.join(known)}", where="metric")
+        is_percentile = resolved.spec.aggregation is Aggregation.PERCENTILE
+        if is_percentile and quantile is None:
+            raise InvalidInput(f"{base} is read as a percentile, e.g. {base}_p95", where="metric")
+        if not is_percentile and quantile is not None:
+            raise InvalidInput(f"{base} has no percentiles", where="metric")
+        return resolved
 
     def query(self, q: MetricQuery) -> dict[str, Any]:
-        spec, quantile = self.spec(q.metric)
-        env = self._snapshots.current.environments.get(q.environment)
+        resolved = self.resolve(q.metric)
+        spec = resolved.spec
+        snapshot = self._snapshots.current
+        env = snapshot.environments.get(q.environment)
         if env is None:
             raise NotFound(f"environment {q.environment!r} not found")
-        if q.flag is not None and q.flag not in self._snapshots.current.flags.get(q.environment, {}):
+        if q.flag is not None and q.flag not in snapshot.flags.get(q.environment, {}):
             raise NotFound(f"flag {q.flag!r} not found")
         if not MINUTE <= q.window_s <= 400 * DAY:
             raise InvalidInput("window must be from 1m to 400d", where="window")
@@ -62,15 +115,16 @@ class MetricsService:
         step = MINUTE if q.window_s <= MINUTE_SERIES_LIMIT else HOUR
         spans = [(MINUTE, start_s, end_s - MINUTE)] if step == MINUTE else list(cover(start_s, end_s))
         with self._store.read() as tx:
-            rows = tx.telemetry.rollup_rows(env.id, slot, spec.name, spans)
+            main = _by_variant(tx, env.id, slot, spec.name, spans, step)
+            other = _by_variant(tx, env.id, slot, resolved.denominator, spans, step) if resolved.denominator else None
             units = (tx.telemetry.unit_totals(env.id, slot, start_s // DAY, (end_s - 1) // DAY)
                      if spec.aggregation is Aggregation.PER_USER else {})
-        by_variant: dict[str, list[Aggregate]] = defaultdict(list)
-        points: dict[int, dict[str, list[Aggregate]]] = defaultdict(lambda: defaultdict(list))
-        for variant, _resolution, period, aggregate in rows:
-            by_variant[variant].append(aggregate)
-            points[period - period % step][variant].append(aggregate)
-        variants = sorted(set(by_variant) | set(units)) or [ALL_VARIANT if q.flag is None else "on"]
+        totals, points = main
+        variants = sorted(set(totals) | set(units)) or [ALL_VARIANT if q.flag is None else "on"]
+
+        def estimate(v: str, aggregates: list[Aggregate], denominators: list[Aggregate]) -> dict[str, Any]:
+            return _estimate(resolved, combine(aggregates), combine(denominators), units.get(v))
+
         return {
             "metric": q.metric,
             "aggregation": spec.aggregation.value,
@@ -80,40 +134,52 @@ class MetricsService:
             "window": format_duration(timedelta(seconds=q.window_s)),
             "start": datetime.fromtimestamp(start_s, end.tzinfo),
             "end": datetime.fromtimestamp(end_s, end.tzinfo),
-            "variants": {v: _estimate(spec, quantile, combine(by_variant.get(v, ())), units.get(v))
-                         for v in variants},
+            "variants": {v: estimate(v, totals.get(v, []), other[0].get(v, []) if other else []) for v in variants},
             "series": [
                 {"at": datetime.fromtimestamp(at, end.tzinfo),
-                 "values": {v: _estimate(spec, quantile, combine(aggs), units.get(v))["value"]
-                            for v, aggs in sorted(point.items())}}
+                 "values": {v: estimate(v, aggregates, other[1].get(at, {}).get(v, []) if other else [])["value"]
+                            for v, aggregates in sorted(point.items())}}
                 for at, point in sorted(points.items())
             ],
         }
 
 
-def _estimate(spec: MetricSpec, quantile: float | None, a: Aggregate, units: Any) -> dict[str, Any]:
+def _by_variant(tx: Transaction, environment_id: int, slot: str, rollup: str, spans: list[tuple[int, int, int]],
+                step: int) -> tuple[dict[str, list[Aggregate]], dict[int, dict[str, list[Aggregate]]]]:
+    """Rows grouped per variant for the whole window, and per series point."""
+    totals: dict[str, list[Aggregate]] = defaultdict(list)
+    points: dict[int, dict[str, list[Aggregate]]] = defaultdict(lambda: defaultdict(list))
+    for variant, _resolution, period, aggregate in tx.telemetry.rollup_rows(environment_id, slot, rollup, spans):
+        totals[variant].append(aggregate)
+        points[period - period % step][variant].append(aggregate)
+    return totals, points
+
+
+def _estimate(resolved: _Resolved, a: Aggregate, denominator: Aggregate, units: UnitTotals | None) -> dict[str, Any]:
     counts: dict[str, Any] = {"count": a.count}
-    match spec.aggregation:
+    users = units.users if units else 0
+    match resolved.spec.aggregation:
         case Aggregation.RATE:
             e = stats.proportion(a.failures, a.count)
             counts["failures"] = a.failures
         case Aggregation.COUNT:
             e = stats.poisson_count(a.count)
         case Aggregation.PERCENTILE:
-            e = stats.percentile(a.sketch or {}, quantile or 0.5)
+            e = stats.percentile(a.sketch or {}, resolved.quantile or 0.5)
         case Aggregation.MEAN:
             e = stats.mean(a.count, a.total, a.total_sq)
         case Aggregation.SUM:
-            e = stats.poisson_count(round(a.total))
-            e = stats.Estimate(a.total, e.lower, e.upper, a.count)
+            e = stats.scaled(stats.poisson_count(round(a.total)), 1, a.count)
         case Aggregation.GAUGE:
             e = stats.Estimate(a.last_value, None, None, a.count)
             counts["mean"] = a.total / a.count if a.count else None
-        case Aggregation.PER_USER:
-            users = units.users if units else 0
+        case Aggregation.PER_USER if resolved.spec.name in BUILTIN_METRICS:
             e = stats.mean(users, units.engaged if units else 0, units.engaged_sq if units else 0)
             counts["users"] = users
+        case Aggregation.PER_USER:
+            e = stats.scaled(stats.poisson_count(a.count), users, users)
+            counts["users"] = users
+        case Aggregation.RATIO:
+            e = stats.ratio(a.count, denominator.count)
+            counts["denominator"] = denominator.count
     return {"value": e.value, "lower": e.lower, "upper": e.upper, "samples": e.samples, **counts}
-
-
-

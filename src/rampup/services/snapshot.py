@@ -13,6 +13,7 @@ from rampup.core.attribution import FlagTimeline
 from rampup.core.flags import CompiledFlag, FlagState
 from rampup.core.model import Environment
 from rampup.core.ports import Store
+from rampup.core.telemetry import CustomMetric
 from rampup.core.tokens import Token, hash_secret
 
 __all__ = ["Snapshot", "SnapshotCache"]
@@ -26,6 +27,7 @@ class Snapshot:
     flags: dict[str, dict[str, CompiledFlag]] = field(default_factory=dict)  # env key → flag key → flag
     tokens: dict[str, Token] = field(default_factory=dict)  # secret hash → token
     timelines: dict[str, dict[str, FlagTimeline]] = field(default_factory=dict)  # env key → flag key → history
+    custom_metrics: dict[str, CustomMetric] = field(default_factory=dict)
 
     def authenticate(self, secret: str) -> Token | None:
         digest = hash_secret(secret)
@@ -56,6 +58,7 @@ class SnapshotCache:
                     definition = records[flag_id].definition
                     flags[by_id[env_id].key][definition.key] = CompiledFlag(definition, state)
                 tokens = {t.secret_hash: t for t in tx.tokens() if t.revoked_at is None}
+                custom = {m.name: m for m in tx.custom_metrics()}
                 history: dict[tuple[int, int], tuple[list[int], list[FlagState]]] = {}
                 for flag_id, env_id, at, state in tx.history():
                     since, states = history.setdefault((flag_id, env_id), ([], []))
@@ -65,5 +68,6 @@ class SnapshotCache:
             for (flag_id, env_id), (since, states) in history.items():
                 definition = records[flag_id].definition
                 timelines[by_id[env_id].key][definition.key] = FlagTimeline(definition, since, states)
-            self.current = Snapshot(revision, {e.key: e for e in environments}, by_id, flags, tokens, timelines)
+            self.current = Snapshot(revision, {e.key: e for e in environments}, by_id, flags, tokens, timelines,
+                                    custom)
         return True

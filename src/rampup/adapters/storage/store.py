@@ -14,6 +14,7 @@ from rampup.adapters.storage.tables import (
     flag_history,
     flag_states,
     flags,
+    metric_definitions,
     tokens,
 )
 from rampup.adapters.storage.telemetry import SqlTelemetry
@@ -21,6 +22,7 @@ from rampup.core.flags import FlagDefinition, FlagState, FlagType, Variant
 from rampup.core.model import AuditEntry, Environment
 from rampup.core.ports import FlagRecord
 from rampup.core.targeting import Rule
+from rampup.core.telemetry import CustomMetric
 from rampup.core.tokens import Scope, Token
 from rampup.errors import Conflict
 
@@ -212,6 +214,19 @@ class SqlTransaction:
 
     def revoke_token(self, token_id: str, at: datetime) -> None:
         self.conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked_at=at))
+
+    # custom metrics
+
+    def custom_metrics(self) -> list[CustomMetric]:
+        query = select(metric_definitions).order_by(metric_definitions.c.name)
+        return [CustomMetric.parse(r.definition) for r in self.conn.execute(query)]
+
+    def add_custom_metric(self, metric: CustomMetric, at: datetime) -> None:
+        self.conn.execute(insert(metric_definitions).values(name=metric.name, definition=metric.to_dict(),
+                                                            created_at=at))
+
+    def delete_custom_metric(self, name: str) -> bool:
+        return bool(self.conn.execute(delete(metric_definitions).where(metric_definitions.c.name == name)).rowcount)
 
     # audit
 

@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = ["metadata", "environments", "flags", "flag_states", "flag_history", "tokens", "audit", "events",
-           "rollups", "unit_days"]
+           "rollups", "unit_days", "metric_definitions"]
 
 metadata = MetaData()
 
@@ -164,4 +164,12 @@ unit_days = Table(
     Column("events", Integer, nullable=False),
     Column("engaged", Integer, nullable=False),
     PrimaryKeyConstraint("environment_id", "flag", "day", "variant", "targeting_key"),
+)
+
+metric_definitions = Table(
+    "metric_definitions",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("definition", Json, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
 )

@@ -11,11 +11,11 @@ from rampup.core.durations import parse_duration
 from rampup.core.telemetry import BUILTIN_METRICS, Aggregation, Kind, Observation
 from rampup.core.tokens import Scope, Token
 from rampup.errors import Forbidden, InvalidInput
-from rampup.http.deps import ContainerDep, Reader, container, require
-from rampup.http.schemas import ErrorOut, MetricOut, MetricPointIn
+from rampup.http.deps import ContainerDep, Reader, Writer, container, require
+from rampup.http.schemas import CustomMetricIn, CustomMetricOut, ErrorOut, MetricOut, MetricPointIn
 from rampup.services.metrics import MetricQuery
 
-__all__ = ["router"]
+__all__ = ["router", "definitions"]
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"], responses={
     401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
@@ -54,3 +54,23 @@ async def post_metric(request: Request, body: MetricPointIn,
     observation = Observation(kind, at_ms, name=body.metric, value=body.value)
     accepted = await run_in_threadpool(c.ingest.ingest, body.environment, [observation])
     return {"accepted": accepted}
+
+
+definitions = APIRouter(prefix="/api/v1/metric-definitions", tags=["metrics"], responses={
+    401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+
+
+@definitions.get("", response_model=list[CustomMetricOut])
+def list_definitions(c: ContainerDep, _: Reader) -> list[dict[str, Any]]:
+    return [m.to_dict() for m in c.metrics.definitions()]
+
+
+@definitions.post("", status_code=201, response_model=CustomMetricOut, responses={409: {"model": ErrorOut}})
+def define(body: CustomMetricIn, c: ContainerDep, token: Writer) -> dict[str, Any]:
+    """Define a metric over `custom` events: which events and tags, and how to aggregate them."""
+    return c.metrics.define(body.model_dump(exclude_none=True), token.name).to_dict()
+
+
+@definitions.delete("/{name}", status_code=204)
+def undefine(name: str, c: ContainerDep, token: Writer) -> None:
+    c.metrics.undefine(name, token.name)

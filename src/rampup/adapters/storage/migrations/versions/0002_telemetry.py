@@ -1,4 +1,4 @@
-"""Telemetry: flag history for attribution, raw events, minute/hour rollups, per-user days.
+"""Telemetry: flag history for attribution, raw events, minute/hour rollups, per-user days, custom metrics.
 
 Revision ID: 0002
 Revises: 0001
@@ -83,6 +83,14 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "metric_definitions",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("definition", Json, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
 def downgrade() -> None:
-    for table in ("unit_days", "rollups", "events", "flag_history"):
+    for table in ("metric_definitions", "unit_days", "rollups", "events", "flag_history"):
         op.drop_table(table)
