@@ -1,0 +1,439 @@
+"""Rollout plans and the rollout state machine. Pure: `decide` and `act` take the time as an argument.
+
+Stages run in order; stage 0 is "not started" (0%). A stage advances when its soak time is over and every
+blocking gate passes; the next stage may wait for named sign-offs and a manual approval. Safety acts in
+every phase: a sustained `rollback` breach steps back one stage (or to `rollback_to`), a `disable` breach
+pulls the kill switch. After an automatic step back the rollout holds until a person resumes it.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from rampup.core.durations import parse_duration
+from rampup.core.flags import FLAG_KEY, parse_rollout
+from rampup.core.gates import Gate, GateResult, Verdict
+from rampup.errors import Conflict, InvalidInput
+
+__all__ = ["Phase", "OnTimeout", "Stage", "Hooks", "Plan", "Signoff", "Transition", "RolloutState",
+           "SetRollout", "Kill", "Decision", "Srm", "decide", "act", "ACTIONS"]
+
+
+class Phase(StrEnum):
+    PENDING = "pending"  # created, not started
+    RUNNING = "running"  # the controller advances and rolls back by itself
+    AWAITING_APPROVAL = "awaiting_approval"  # the next stage waits for sign-offs or an approval
+    PAUSED = "paused"  # held by a person or by a sample-ratio mismatch; safety still acts
+    ROLLED_BACK = "rolled_back"  # stepped back by itself; holds until a person resumes
+    DISABLED = "disabled"  # kill switch pulled
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (Phase.DISABLED, Phase.COMPLETED, Phase.ABORTED)
+
+
+class OnTimeout(StrEnum):
+    HOLD = "hold"
+    ADVANCE = "advance"
+    ROLLBACK = "rollback"
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    name: str
+    percentage_bp: int
+    min_duration: timedelta
+    max_duration: timedelta | None = None
+    on_timeout: OnTimeout = OnTimeout.HOLD
+    prerequisites: tuple[str, ...] = ()
+    approval: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "percentage": self.percentage_bp / 100,
+                "min_duration_s": self.min_duration.total_seconds(),
+                "max_duration_s": self.max_duration.total_seconds() if self.max_duration else None,
+                "on_timeout": self.on_timeout.value, "prerequisites": list(self.prerequisites),
+                "approval": self.approval}
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    webhook: str | None = None  # POSTed the new percentage on every stage change
+    command: str | None = None  # run with RAMPUP_FLAG, RAMPUP_ROLLOUT, RAMPUP_ENABLED in its environment
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    name: str
+    flag: str
+    environment: str
+    stages: tuple[Stage, ...]
+    gates: tuple[Gate, ...]
+    notify: tuple[str, ...] = ()
+    hooks: Hooks = Hooks()
+    srm: bool = True  # pause on a sample-ratio mismatch
+
+    @classmethod
+    def parse(cls, raw: Any) -> "Plan":
+        if not isinstance(raw, Mapping):
+            raise InvalidInput("a plan is a mapping with name, flag, environment, stages and gates", where="plan")
+        known = {"name", "flag", "environment", "stages", "gates", "notify", "hooks", "srm"}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise InvalidInput(f"unknown field {unknown[0]!r}; a plan has " + ", ".join(sorted(known)),
+                               where=unknown[0])
+        name = _text(raw.get("name"), "name")
+        flag = raw.get("flag")
+        if not isinstance(flag, str) or not FLAG_KEY.match(flag):
+            raise InvalidInput(f"flag must be a flag key, got {flag!r}", where="flag")
+        environment = _text(raw.get("environment"), "environment")
+        stages_raw = raw.get("stages")
+        if not isinstance(stages_raw, list) or not stages_raw:
+            raise InvalidInput("a plan needs at least one stage", where="stages")
+        stages = tuple(_stage(s, f"stages[{i}]") for i, s in enumerate(stages_raw))
+        for i in range(1, len(stages)):
+            if stages[i].percentage_bp <= stages[i - 1].percentage_bp:
+                raise InvalidInput(f"stage percentages must rise: {stages[i].percentage_bp / 100:g}% follows "
+                                   f"{stages[i - 1].percentage_bp / 100:g}%", where=f"stages[{i}].percentage")
+        gates_raw = raw.get("gates", [])
+        if not isinstance(gates_raw, list):
+            raise InvalidInput("gates is a list", where="gates")
+        gates = tuple(Gate.parse(g, f"gates[{i}]") for i, g in enumerate(gates_raw))
+        for i, gate in enumerate(gates):
+            if gate.rollback_to is not None and gate.rollback_to > len(stages):
+                raise InvalidInput(f"rollback_to {gate.rollback_to}: the plan has {len(stages)} stages",
+                                   where=f"gates[{i}].rollback_to")
+        notify = raw.get("notify", [])
+        if not isinstance(notify, list) or not all(isinstance(n, str) and n for n in notify):
+            raise InvalidInput("notify is a list of channel names", where="notify")
+        hooks = raw.get("hooks") or {}
+        if not isinstance(hooks, Mapping) or set(hooks) - {"webhook", "command"}:
+            raise InvalidInput("hooks has 'webhook' (a URL) and/or 'command'", where="hooks")
+        for key in hooks:
+            if not isinstance(hooks[key], str) or not hooks[key]:
+                raise InvalidInput(f"hooks.{key} is a string", where=f"hooks.{key}")
+        webhook = hooks.get("webhook")
+        if webhook is not None and not webhook.startswith(("http://", "https://")):
+            raise InvalidInput("hooks.webhook is an http(s) URL", where="hooks.webhook")
+        srm = raw.get("srm", True)
+        if not isinstance(srm, bool):
+            raise InvalidInput("srm is true or false", where="srm")
+        return cls(name, flag, environment, stages, gates, tuple(notify), Hooks(webhook, hooks.get("command")), srm)
+
+    def percentage_bp(self, stage: int) -> int:
+        return 0 if stage == 0 else self.stages[stage - 1].percentage_bp
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        raise InvalidInput(f"{where} must be a non-empty string", where=where)
+    return value
+
+
+def _stage(raw: Any, where: str) -> Stage:
+    if not isinstance(raw, Mapping):
+        raise InvalidInput("a stage is a mapping with name, percentage, min_duration", where=where)
+    known = {"name", "percentage", "min_duration", "max_duration", "on_timeout", "prerequisites", "approval"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InvalidInput(f"unknown stage field {unknown[0]!r}; a stage has " + ", ".join(sorted(known)),
+                           where=f"{where}.{unknown[0]}")
+    name = _text(raw.get("name"), f"{where}.name")
+    if "percentage" not in raw:
+        raise InvalidInput("a stage needs 'percentage'", where=f"{where}.percentage")
+    percentage = parse_rollout(raw["percentage"], f"{where}.percentage")
+    if percentage == 0:
+        raise InvalidInput("a stage's percentage is above 0 (stage 0, 'not started', is implicit)",
+                           where=f"{where}.percentage")
+    soak = parse_duration(raw["min_duration"], f"{where}.min_duration") if "min_duration" in raw else timedelta(0)
+    limit = parse_duration(raw["max_duration"], f"{where}.max_duration") if "max_duration" in raw else None
+    if limit is not None and limit < soak:
+        raise InvalidInput("max_duration is shorter than min_duration", where=f"{where}.max_duration")
+    try:
+        on_timeout = OnTimeout(raw.get("on_timeout", "hold"))
+    except ValueError:
+        raise InvalidInput("on_timeout is hold, advance or rollback", where=f"{where}.on_timeout") from None
+    prerequisites = raw.get("prerequisites", [])
+    if not isinstance(prerequisites, list) or not all(isinstance(p, str) and p.strip() for p in prerequisites):
+        raise InvalidInput("prerequisites is a list of sentences a person signs off", where=f"{where}.prerequisites")
+    approval = raw.get("approval", False)
+    if approval not in (True, False, "required", "none"):
+        raise InvalidInput("approval is 'required' (or true/false)", where=f"{where}.approval")
+    return Stage(name, percentage, soak, limit, on_timeout, tuple(prerequisites), approval in (True, "required"))
+
+
+@dataclass(frozen=True, slots=True)
+class Signoff:
+    stage: int
+    prerequisite: str
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    at: datetime
+    from_phase: Phase
+    to_phase: Phase
+    from_stage: int
+    to_stage: int
+    actor: str  # a person, or "controller"
+    reason: str
+    evidence: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at, "from": self.from_phase.value, "to": self.to_phase.value,
+                "from_stage": self.from_stage, "to_stage": self.to_stage, "actor": self.actor,
+                "reason": self.reason, "evidence": list(self.evidence)}
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutState:
+    phase: Phase = Phase.PENDING
+    stage: int = 0
+    entered_at: datetime | None = None  # when the current stage's percentage took effect
+    started_at: datetime | None = None
+    breaches: tuple[tuple[int, datetime], ...] = ()  # gate index → since when it has been breached
+    signoffs: tuple[Signoff, ...] = ()
+    approvals: tuple[int, ...] = ()  # stage numbers approved
+    noted_timeout: bool = False
+
+    def signed(self, stage: int) -> set[str]:
+        return {s.prerequisite for s in self.signoffs if s.stage == stage}
+
+    def missing(self, plan: Plan, stage: int) -> list[str]:
+        """What stage `stage` still waits for before it may start."""
+        if stage > len(plan.stages):
+            return []
+        spec = plan.stages[stage - 1]
+        missing = [f"sign-off: {p}" for p in spec.prerequisites if p not in self.signed(stage)]
+        if spec.approval and stage not in self.approvals:
+            missing.append("approval")
+        return missing
+
+
+@dataclass(frozen=True, slots=True)
+class SetRollout:
+    percentage_bp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Kill:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    state: RolloutState
+    effects: tuple[SetRollout | Kill, ...] = ()
+    transitions: tuple[Transition, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.effects or self.transitions)
+
+
+@dataclass(frozen=True, slots=True)
+class Srm:
+    """A sample-ratio check: users seen per variant against the share the percentage promises."""
+
+    treatment_users: int
+    control_users: int
+    expected_share: float
+    p_value: float
+
+    @property
+    def mismatch(self) -> bool:
+        return self.p_value < 0.001
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": "sample_ratio", "treatment_users": self.treatment_users,
+                "control_users": self.control_users, "expected_share": self.expected_share,
+                "p_value": self.p_value}
+
+
+@dataclass
+class _Builder:
+    plan: Plan
+    state: RolloutState
+    now: datetime
+    actor: str
+    effects: list[SetRollout | Kill] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+
+    def move(self, phase: Phase, stage: int, reason: str, evidence: Sequence[dict[str, Any]] = ()) -> None:
+        before = self.state
+        changes: dict[str, Any] = {"phase": phase, "stage": stage}
+        if stage != before.stage:
+            self.effects.append(SetRollout(self.plan.percentage_bp(stage)))
+            changes.update(entered_at=self.now, breaches=(), noted_timeout=False)
+        self.state = replace(before, **changes)
+        self.transitions.append(Transition(self.now, before.phase, phase, before.stage, stage, self.actor, reason,
+                                           tuple(evidence)))
+
+    def advance_or_wait(self, reason: str, evidence: Sequence[dict[str, Any]] = ()) -> None:
+        """Go to the next stage, or wait for what it needs, or complete after the last."""
+        nxt = self.state.stage + 1
+        if nxt > len(self.plan.stages):
+            self.move(Phase.COMPLETED, self.state.stage, reason, evidence)
+            return
+        missing = self.state.missing(self.plan, nxt)
+        if missing:
+            if self.state.phase is not Phase.AWAITING_APPROVAL:
+                self.move(Phase.AWAITING_APPROVAL, self.state.stage,
+                          f"stage {nxt} ({self.plan.stages[nxt - 1].name}) waits for " + ", ".join(missing), evidence)
+            return
+        self.move(Phase.RUNNING, nxt, reason, evidence)
+
+    def decision(self) -> Decision:
+        return Decision(self.state, tuple(self.effects), tuple(self.transitions))
+
+
+def decide(plan: Plan, state: RolloutState, results: Sequence[GateResult], now: datetime,
+           srm: Srm | None = None) -> Decision:
+    """One controller tick: safety first, in every live phase; then, when running, advance or time out."""
+    b = _Builder(plan, state, now, "controller")
+    if state.phase.is_terminal or state.phase is Phase.PENDING or state.stage == 0:
+        return b.decision()
+    evidence = [r.to_dict() for r in results]
+    breaches = _breach_clocks(state, results, now)
+    b.state = replace(state, breaches=breaches)
+    since = dict(breaches)
+    sustained = [(i, r) for i, r in enumerate(results)
+                 if r.verdict in (Verdict.FAIL, Verdict.CRITICAL) and now - since[i] >= r.gate.sustain]
+    critical = [r for _, r in sustained if r.verdict is Verdict.CRITICAL]
+    if critical:
+        b.effects.append(Kill())
+        b.move(Phase.DISABLED, state.stage, _breach_reason(critical[0], "disable"), evidence)
+        return b.decision()
+    if sustained:
+        to_stages = [r.gate.rollback_to if r.gate.rollback_to is not None else state.stage - 1 for _, r in sustained]
+        target = max(0, min(to_stages))
+        worst = sustained[to_stages.index(min(to_stages))][1]
+        b.move(Phase.ROLLED_BACK, target, _breach_reason(worst, "rollback"), evidence)
+        return b.decision()
+    if srm is not None and srm.mismatch and plan.srm and state.phase is Phase.RUNNING:
+        b.move(Phase.PAUSED, state.stage,
+               f"sample-ratio mismatch: {srm.treatment_users} treatment vs {srm.control_users} control users, "
+               f"expected a {srm.expected_share:.2%} share (p = {srm.p_value:.2g}); the numbers cannot be trusted",
+               [*evidence, srm.to_dict()])
+        return b.decision()
+    if state.phase is not Phase.RUNNING:
+        return b.decision()
+    spec = plan.stages[state.stage - 1]
+    elapsed = now - (state.entered_at or now)
+    ready = elapsed >= spec.min_duration and all(r.verdict is Verdict.PASS for r in results if r.gate.blocks_advance)
+    if ready:
+        label = "all gates pass" if results else "no gates"
+        b.advance_or_wait(f"stage {state.stage} ({spec.name}) soaked {_human(elapsed)}, {label}", evidence)
+    elif spec.max_duration is not None and elapsed >= spec.max_duration:
+        pending = [r.gate.metric for r in results if r.gate.blocks_advance and r.verdict is not Verdict.PASS]
+        reason = (f"stage {state.stage} ({spec.name}) reached max_duration {_human(spec.max_duration)} "
+                  f"with {', '.join(pending) or 'gates'} undecided")
+        match spec.on_timeout:
+            case OnTimeout.ADVANCE:
+                b.advance_or_wait(reason + "; advancing as the plan says", evidence)
+            case OnTimeout.ROLLBACK:
+                b.move(Phase.ROLLED_BACK, state.stage - 1, reason + "; rolling back as the plan says", evidence)
+            case OnTimeout.HOLD if not state.noted_timeout:
+                b.state = replace(b.state, noted_timeout=True)
+                b.transitions.append(Transition(now, state.phase, state.phase, state.stage, state.stage,
+                                                "controller", reason + "; holding", tuple(evidence)))
+    return b.decision()
+
+
+def _breach_clocks(state: RolloutState, results: Sequence[GateResult], now: datetime) -> tuple[tuple[int, datetime], ...]:
+    since = dict(state.breaches)
+    return tuple((i, since.get(i, now)) for i, r in enumerate(results)
+                 if r.verdict in (Verdict.FAIL, Verdict.CRITICAL))
+
+
+def _breach_reason(r: GateResult, kind: str) -> str:
+    m = r.measurement
+    threshold = r.gate.disable if kind == "disable" else r.gate.rollback
+    shown = f"{m.value:.4g}" if m.value is not None else "?"
+    bounds = f" [{m.lower:.4g}, {m.upper:.4g}]" if m.lower is not None and m.upper is not None else ""
+    limit = threshold.text if threshold else "any"
+    held = f" for {_human(r.gate.sustain)}" if r.gate.sustain else ""
+    return f"{r.gate.metric} = {shown}{bounds} breached {kind} {limit}{held} (n = {m.samples})"
+
+
+def _human(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g}{unit}"
+    return f"{seconds}s"
+
+
+ACTIONS = ("start", "advance", "pause", "resume", "rollback", "disable", "approve", "signoff", "abort")
+
+
+def act(plan: Plan, state: RolloutState, action: str, actor: str, reason: str, now: datetime,
+        prerequisite: str | None = None) -> Decision:
+    """A person's command. Raises Conflict when the rollout's phase does not allow it."""
+    b = _Builder(plan, state, now, actor)
+    phase = state.phase
+    if phase.is_terminal:
+        raise Conflict(f"the rollout is {phase.value}; start a new one")
+    live = (Phase.RUNNING, Phase.AWAITING_APPROVAL, Phase.PAUSED, Phase.ROLLED_BACK)
+    match action:
+        case "start" if phase is Phase.PENDING:
+            b.state = replace(state, started_at=now, entered_at=now)
+            b.effects.append(SetRollout(0))
+            b.advance_or_wait(reason or "started")
+        case "signoff":
+            stage = _stage_of(plan, prerequisite, state)
+            b.state = replace(state, signoffs=(*state.signoffs, Signoff(stage, prerequisite or "", actor, now)))
+            b.transitions.append(Transition(now, phase, phase, state.stage, state.stage, actor,
+                                            f"signed off '{prerequisite}' for stage {stage}"))
+            if phase is Phase.AWAITING_APPROVAL and not b.state.missing(plan, state.stage + 1):
+                b.advance_or_wait(f"stage {state.stage + 1} is signed off")
+        case "approve" if phase in live:
+            nxt = state.stage + 1
+            if nxt > len(plan.stages) or not plan.stages[nxt - 1].approval:
+                raise Conflict(f"stage {nxt} does not ask for an approval")
+            b.state = replace(state, approvals=(*state.approvals, nxt))
+            b.transitions.append(Transition(now, phase, phase, state.stage, state.stage, actor,
+                                            reason or f"approved stage {nxt}"))
+            if phase is Phase.AWAITING_APPROVAL and not b.state.missing(plan, nxt):
+                b.advance_or_wait(f"stage {nxt} approved")
+        case "advance" if phase in live:
+            nxt = state.stage + 1
+            if nxt > len(plan.stages):
+                b.move(Phase.COMPLETED, state.stage, reason or "completed by hand")
+            elif missing := state.missing(plan, nxt):
+                raise Conflict(f"stage {nxt} still waits for " + ", ".join(missing))
+            else:
+                b.move(Phase.RUNNING, nxt, reason or "advanced by hand")
+        case "pause" if phase in (Phase.RUNNING, Phase.AWAITING_APPROVAL):
+            b.move(Phase.PAUSED, state.stage, reason or "paused")
+        case "resume" if phase in (Phase.PAUSED, Phase.ROLLED_BACK):
+            b.state = replace(state, entered_at=now, breaches=(), noted_timeout=False)
+            b.move(Phase.RUNNING, state.stage, reason or "resumed")
+        case "rollback" if phase in live and state.stage > 0:
+            b.move(Phase.ROLLED_BACK, state.stage - 1, reason or "rolled back by hand")
+        case "disable" if phase in live:
+            b.effects.append(Kill())
+            b.move(Phase.DISABLED, state.stage, reason or "disabled by hand")
+        case "abort" if phase in (*live, Phase.PENDING):
+            b.move(Phase.ABORTED, 0, reason or "aborted")
+        case _ if action not in ACTIONS:
+            raise InvalidInput(f"unknown action {action!r}; use one of: {', '.join(ACTIONS)}", where="action")
+        case _:
+            raise Conflict(f"cannot {action} a rollout that is {phase.value} at stage {state.stage}")
+    return b.decision()
+
+
+def _stage_of(plan: Plan, prerequisite: str | None, state: RolloutState) -> int:
+    """The first stage not yet reached that lists this prerequisite."""
+    for number, stage in enumerate(plan.stages, start=1):
+        if number > state.stage and prerequisite in stage.prerequisites:
+            return number
+    listed = [p for s in plan.stages for p in s.prerequisites]
+    raise InvalidInput(f"no stage ahead lists the prerequisite {prerequisite!r}; the plan has: "
+                       + (", ".join(repr(p) for p in listed) or "none"), where="prerequisite")
