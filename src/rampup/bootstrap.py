@@ -3,6 +3,9 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import httpx
+
+from rampup.adapters.hooks import CommandHook, WebhookHook
 from rampup.adapters.storage import SqlStore, make_engine, migrate
 from rampup.config import Settings
 from rampup.core.model import DEFAULT_ENVIRONMENTS
@@ -11,6 +14,8 @@ from rampup.core.tokens import Scope
 from rampup.services.flags import FlagService
 from rampup.services.ingest import IngestService
 from rampup.services.metrics import MetricsService
+from rampup.services.outbox import OutboxService, Sender
+from rampup.services.rollouts import RolloutService
 from rampup.services.snapshot import SnapshotCache
 from rampup.services.tokens import ENV_ADMIN_TOKEN_ID, TokenService
 
@@ -36,6 +41,8 @@ class Container:
     tokens: TokenService
     ingest: IngestService
     metrics: MetricsService
+    rollouts: RolloutService
+    outbox: OutboxService
 
     def revision(self) -> int:
         with self.store.read() as tx:
@@ -48,9 +55,11 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     store = SqlStore(engine)
     snapshots = SnapshotCache(store)
     refresh = snapshots.refresh
-    return Container(settings, store, clock, snapshots, FlagService(store, clock, refresh),
-                     TokenService(store, clock, refresh), IngestService(store, snapshots, clock),
-                     MetricsService(store, snapshots, clock, refresh))
+    flags = FlagService(store, clock, refresh)
+    senders: dict[str, Sender] = {"hook.webhook": WebhookHook(httpx.Client(timeout=10)), "hook.command": CommandHook()}
+    return Container(settings, store, clock, snapshots, flags, TokenService(store, clock, refresh),
+                     IngestService(store, snapshots, clock), MetricsService(store, snapshots, clock, refresh),
+                     RolloutService(store, clock, flags, refresh), OutboxService(store, clock, senders))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ class Settings(BaseSettings):
     admin_token: str | None = Field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8400
-    tick_s: float = 10.0
+    tick_s: float = 10.0  # how often the controller judges the gates of every live rollout
+    outbox_poll_s: float = 1.0
     snapshot_poll_s: float = 0.25  # how soon another instance's flag change is served here
     retention_days: float = 14.0  # raw events older than this are dropped; rollups stay
     maintenance_interval_s: float = 3600.0

@@ -7,6 +7,7 @@ import uvicorn
 
 from rampup.bootstrap import build_container, prepare
 from rampup.config import DEFAULT_DATABASE_URL, Settings
+from rampup.core.durations import parse_duration
 from rampup.http.app import create_app
 
 __all__ = ["serve"]
@@ -17,9 +18,11 @@ def serve(
                                     help="sqlite:///path.db or postgresql+psycopg://user@host/db")] = DEFAULT_DATABASE_URL,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8400,
+    tick: Annotated[str, typer.Option("--tick", help="How often the controller judges every live rollout.")] = "10s",
 ) -> None:
-    """Run the Rampup server."""
-    settings = Settings(database_url=db, host=host, port=port)
+    """Run the Rampup server: API, OFREP, ingest and the rollout controller."""
+    settings = Settings(database_url=db, host=host, port=port,
+                        tick_s=parse_duration(tick, "--tick").total_seconds())
     container = build_container(settings)
     first = prepare(container)
     url = f"http://{host}:{port}"

@@ -204,12 +204,16 @@ class GateResult:
 
     def to_dict(self) -> dict[str, Any]:
         m = self.measurement
-        out: dict[str, Any] = {"metric": self.gate.metric, "verdict": self.verdict.value, "value": m.value, "lower": m.lower,
-               "upper": m.upper, "samples": m.samples, "threshold": self.gate.threshold_text(),
-               "compare": self.gate.compare.value}
+        out: dict[str, Any] = {"metric": self.gate.metric, "verdict": self.verdict.value, "value": _finite(m.value),
+                               "lower": _finite(m.lower), "upper": _finite(m.upper), "samples": m.samples,
+                               "threshold": self.gate.threshold_text(), "compare": self.gate.compare.value}
         if m.needs:
             out["needs"] = m.needs
         return out
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
 
 
 def judge(gate: Gate, m: Measurement) -> tuple[Verdict, str | None]:

@@ -1,6 +1,6 @@
 """Folding observations into minute and hour aggregates, and reading windows back from them."""
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -8,11 +8,12 @@ from rampup.core import sketch
 from rampup.core.attribution import FlagTimeline, attribute
 from rampup.core.telemetry import ALL_USERS, CustomMetric, Observation, contributions
 
-__all__ = ["MINUTE", "HOUR", "RollupKey", "Aggregate", "UnitKey", "Folded", "fold", "cover", "combine", "UnitTotals",
+__all__ = ["SECOND", "MINUTE", "HOUR", "DAY", "FINE_RETENTION", "RollupKey", "Aggregate", "UnitKey", "Folded", "fold", "cover", "combine", "UnitTotals",
            "ALL_VARIANT"]
 
-MINUTE, HOUR, DAY = 60, 3600, 86400
-RESOLUTIONS = (MINUTE, HOUR)
+SECOND, MINUTE, HOUR, DAY = 1, 60, 3600, 86400
+RESOLUTIONS = (SECOND, MINUTE, HOUR)
+FINE_RETENTION = 3 * HOUR  # per-second aggregates exist this long: enough to start a stage's window exactly
 ALL_VARIANT = "all"  # the variant slot of environment-wide rollups
 
 
@@ -112,24 +113,29 @@ def fold(observations: Sequence[Observation], timelines: Mapping[str, FlagTimeli
     return folded
 
 
-def cover(start_s: int, end_s: int) -> Iterator[tuple[int, int, int]]:
-    """[start, end) as (resolution, first period, last period) spans: whole hours inside, minutes at the edges.
-
-    `start_s` and `end_s` are rounded down to whole minutes.
-    """
-    start, end = start_s - start_s % MINUTE, end_s - end_s % MINUTE
-    if end <= start:
-        return
-    first_hour = start + (-start) % HOUR
-    last_hour = end - end % HOUR
-    if first_hour >= last_hour:
-        yield MINUTE, start, end - MINUTE
-        return
-    if start < first_hour:
-        yield MINUTE, start, first_hour - MINUTE
-    yield HOUR, first_hour, last_hour - HOUR
-    if last_hour < end:
-        yield MINUTE, last_hour, end - MINUTE
+def cover(start_s: int, end_s: int, fine_from_s: int | None = None) -> list[tuple[int, int, int]]:
+    """[start, end) as (resolution, first period, last period) spans: hours inside, minutes and seconds at the
+    edges. Per-second aggregates are used only from `fine_from_s` on; before that an edge rounds down to its
+    minute."""
+    if fine_from_s is None or start_s < fine_from_s:
+        start_s -= start_s % MINUTE
+    if fine_from_s is None or end_s < fine_from_s:
+        end_s -= end_s % MINUTE
+    lo, hi = start_s, end_s
+    left: list[tuple[int, int, int]] = []
+    right: list[tuple[int, int, int]] = []
+    for small, big in ((SECOND, MINUTE), (MINUTE, HOUR)):
+        boundary = min(lo + (-lo) % big, hi - hi % small)
+        if boundary > lo:
+            left.append((small, lo, boundary - small))
+            lo = boundary
+    for small, big in ((SECOND, MINUTE), (MINUTE, HOUR)):
+        boundary = max(hi - hi % big, lo)
+        if boundary < hi:
+            right.append((small, boundary, hi - small))
+            hi = boundary
+    middle = [(HOUR, lo, hi - HOUR)] if hi > lo else []
+    return left + middle + right[::-1]
 
 
 def combine(aggregates: Iterable[Aggregate]) -> Aggregate:

@@ -2,6 +2,10 @@
 
 import asyncio
 import contextlib
+import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -14,16 +18,20 @@ from rampup import __version__
 from rampup.bootstrap import Container
 from rampup.http.errors import install_error_handlers
 from rampup.http.ofrep import OfrepApp, openapi_paths
-from rampup.http.routes import admin, flags, health, ingest, metrics
+from rampup.http.routes import admin, flags, health, ingest, metrics, rollouts
 
 __all__ = ["create_app"]
+
+log = logging.getLogger("rampup")
 
 
 async def _every(interval_s: float, job: Callable[[], object]) -> None:
     while True:
         await asyncio.sleep(interval_s)
-        with contextlib.suppress(Exception):  # a database hiccup: keep serving what we have, try again
+        try:
             await run_in_threadpool(job)
+        except Exception:  # a database hiccup must not stop the loop; say what happened and try again
+            log.exception("background job %s failed", getattr(job, "__name__", job))
 
 
 def create_app(c: Container) -> OfrepApp:
@@ -31,7 +39,20 @@ def create_app(c: Container) -> OfrepApp:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(c.snapshots.refresh)
         retention = timedelta(days=c.settings.retention_days)
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        lease = timedelta(seconds=max(3 * c.settings.tick_s, 5))
+
+        def control() -> None:
+            if c.outbox.lead(holder, lease):
+                c.rollouts.tick_all()
+
+        def deliver() -> None:
+            if c.outbox.lead(holder, lease):
+                c.outbox.deliver_due()
+
         tasks = [asyncio.create_task(_every(c.settings.snapshot_poll_s, c.snapshots.refresh)),
+                 asyncio.create_task(_every(c.settings.tick_s, control)),
+                 asyncio.create_task(_every(c.settings.outbox_poll_s, deliver)),
                  asyncio.create_task(_every(c.settings.maintenance_interval_s, lambda: c.ingest.purge(retention)))]
         yield
         for task in tasks:
@@ -41,7 +62,8 @@ def create_app(c: Container) -> OfrepApp:
                   description="Progressive delivery: flags, staged rollouts, statistical gates, rollback.")
     api.state.container = c
     install_error_handlers(api)
-    for router in (health.router, flags.router, admin.router, ingest.router, metrics.router, metrics.definitions):
+    for router in (health.router, flags.router, admin.router, ingest.router, metrics.router, metrics.definitions,
+                   rollouts.router):
         api.include_router(router)
 
     def openapi() -> dict[str, Any]:

@@ -206,3 +206,72 @@ class CustomMetricOut(BaseModel):
     denominator: str | None
     unit: str
     description: str
+
+
+class RolloutIn(Strict):
+    plan: dict[str, Any] = Field(description='the plan as a JSON object, or {"yaml": "<the plan in YAML>"}')
+    start: bool = True
+    filename: str | None = Field(default=None, max_length=200, description="named in errors about a YAML plan")
+
+
+class RolloutCreated(BaseModel):
+    id: int
+    state: str
+
+
+class ActionIn(Strict):
+    reason: str = Field(default="", max_length=10_000)
+    by: str | None = Field(default=None, max_length=200, description="the person acting; default: the token's name")
+
+
+class SignoffIn(Strict):
+    prerequisite: str = Field(min_length=1, max_length=500)
+    by: str | None = Field(default=None, max_length=200)
+
+
+class StageStatusOut(BaseModel):
+    number: int
+    name: str
+    percentage: float
+    entered_at: datetime | None
+    soak_remaining_s: float | None
+
+
+class GateOut(BaseModel):
+    metric: str
+    verdict: str
+    value: float | None
+    lower: float | None
+    upper: float | None
+    samples: int
+    threshold: str
+    compare: str
+    needs: dict[str, float] | None = None
+
+
+class TransitionOut(BaseModel):
+    at: datetime
+    from_: str = Field(alias="from")
+    to: str
+    from_stage: int
+    to_stage: int
+    actor: str
+    reason: str
+    evidence: list[dict[str, Any]]
+
+
+class RolloutOut(BaseModel):
+    id: int
+    name: str
+    flag: str
+    environment: str
+    state: str
+    stage: StageStatusOut
+    waiting_for: list[str]
+    stages: list[dict[str, Any]]
+    gates: list[GateOut]
+    signoffs: list[dict[str, Any]]
+    timeline: list[TransitionOut]
+    created_by: str
+    created_at: datetime
+    plan: dict[str, Any]

@@ -157,24 +157,26 @@ class FlagService:
 
     def _change_state(self, key: str, environment: str, actor: str, reason: str, action: str,
                       change: Callable[[FlagDefinition, FlagState], FlagState]) -> FlagState:
-        now = self._clock()
         with self._store.transaction() as tx:
-            env = self.environment(tx, environment)
-            record = self._record(tx, key, for_update=True)
-            before = tx.state(record.id, env.id) or FlagState(salt=key)
-            after = replace(change(record.definition, before), version=before.version + 1)
-            tx.put_state(record.id, env.id, after, now)
-            tx.audit(actor, action, f"flag:{key}", environment, before.to_dict(), after.to_dict(), reason, now)
+            after = self.change_state_in(tx, key, environment, actor, reason, action, change, self._clock())
         self._on_change()
+        return after
+
+    def change_state_in(self, tx: Transaction, key: str, environment: str, actor: str, reason: str, action: str,
+                        change: Callable[[FlagDefinition, FlagState], FlagState], now: datetime) -> FlagState:
+        """Change a flag's state inside the caller's transaction (a rollout decision), audited there too."""
+        env = self.environment(tx, environment)
+        record = self._record(tx, key, for_update=True)
+        before = tx.state(record.id, env.id) or FlagState(salt=key)
+        after = replace(change(record.definition, before), version=before.version + 1)
+        tx.put_state(record.id, env.id, after, now)
+        tx.audit(actor, action, f"flag:{key}", environment, before.to_dict(), after.to_dict(), reason, now)
         return after
 
     def audit(self, *, target: str | None = None, environment: str | None = None, limit: int = 100,
               before_id: int | None = None) -> list[AuditEntry]:
         with self._store.read() as tx:
             return list(tx.audit_entries(target=target, environment=environment, limit=limit, before_id=before_id))
-
-    def now(self) -> datetime:
-        return self._clock()
 
 
 def _apply_changes(definition: FlagDefinition, state: FlagState, body: Mapping[str, Any]) -> FlagState:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from rampup.core.ports import Clock, Store
-from rampup.core.rollups import fold
+from rampup.core.rollups import FINE_RETENTION, SECOND, fold
 from rampup.core.telemetry import Observation
 from rampup.errors import Conflict, NotFound
 from rampup.services.snapshot import SnapshotCache
@@ -48,7 +48,9 @@ class IngestService:
         return 0
 
     def purge(self, retention: timedelta) -> int:
-        """Drop raw events older than the retention; aggregates stay."""
-        cutoff = int((self._clock() - retention).timestamp() * 1000)
+        """Drop raw events older than the retention, and per-second aggregates after a few hours; the
+        minute and hour aggregates stay."""
+        now = self._clock()
         with self._store.transaction() as tx:
-            return int(tx.telemetry.purge_events(cutoff))
+            tx.telemetry.purge_rollups(SECOND, int(now.timestamp()) - FINE_RETENTION)
+            return int(tx.telemetry.purge_events(int((now - retention).timestamp() * 1000)))

@@ -113,7 +113,7 @@ class MetricsService:
         start_s = end_s - q.window_s // MINUTE * MINUTE
         slot = q.flag if q.flag is not None else ALL_USERS
         step = MINUTE if q.window_s <= MINUTE_SERIES_LIMIT else HOUR
-        spans = [(MINUTE, start_s, end_s - MINUTE)] if step == MINUTE else list(cover(start_s, end_s))
+        spans = [(MINUTE, start_s, end_s - MINUTE)] if step == MINUTE else cover(start_s, end_s)
         with self._store.read() as tx:
             main = _by_variant(tx, env.id, slot, spec.name, spans, step)
             other = _by_variant(tx, env.id, slot, resolved.denominator, spans, step) if resolved.denominator else None

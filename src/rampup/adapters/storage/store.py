@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from rampup.adapters.storage.outbox import SqlOutbox
+from rampup.adapters.storage.rollouts import SqlRollouts
 from rampup.adapters.storage.tables import (
     audit,
     environments,
@@ -68,6 +70,8 @@ class SqlTransaction:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.telemetry = SqlTelemetry(conn)
+        self.rollouts = SqlRollouts(conn)
+        self.outbox = SqlOutbox(conn)
 
     # environments
 

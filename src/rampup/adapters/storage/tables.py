@@ -17,11 +17,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = ["metadata", "environments", "flags", "flag_states", "flag_history", "tokens", "audit", "events",
-           "rollups", "unit_days", "metric_definitions"]
+           "rollups", "unit_days", "metric_definitions", "rollouts", "rollout_transitions", "outbox", "leases"]
 
 metadata = MetaData()
 
@@ -172,4 +173,66 @@ metric_definitions = Table(
     Column("name", String(64), primary_key=True),
     Column("definition", Json, nullable=False),
     Column("created_at", Timestamp, nullable=False),
+)
+
+# One plan running for one flag in one environment. `version` makes every write a compare-and-swap, so a
+# decision is applied once even if two controllers raced; at most one live rollout per flag × environment.
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("flag", String(128), nullable=False),
+    Column("environment", String(128), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("plan", Json, nullable=False),
+    Column("phase", String(32), nullable=False),
+    Column("live", Boolean, nullable=False),
+    Column("state", Json, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Index("ux_rollouts_live", "flag", "environment", unique=True, sqlite_where=text("live"),
+          postgresql_where=text("live")),
+)
+
+rollout_transitions = Table(
+    "rollout_transitions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("rollout_id", Integer, ForeignKey("rollouts.id", ondelete="CASCADE"), nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("from_phase", String(32), nullable=False),
+    Column("to_phase", String(32), nullable=False),
+    Column("from_stage", Integer, nullable=False),
+    Column("to_stage", Integer, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("evidence", Json, nullable=False),
+    Index("ix_rollout_transitions_rollout", "rollout_id", "id"),
+)
+
+# Side effects of decisions (hooks now, notifications next), written in the decision's own transaction and
+# delivered afterwards, at least once, with the same id on every attempt.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Timestamp, nullable=False),
+    Column("delivered_at", Timestamp, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_outbox_due", "delivered_at", "next_attempt_at"),
+)
+
+# Which instance leads (runs the controller and delivers the outbox), until when.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
 )

@@ -113,6 +113,10 @@ class SqlTelemetry:
         return {variant: UnitTotals(int(users), int(n or 0), int(engaged or 0), int(squares or 0))
                 for variant, users, n, engaged, squares in self.conn.execute(query)}
 
+    def purge_rollups(self, resolution: int, before_period: int) -> int:
+        return self.conn.execute(delete(rollups).where(rollups.c.resolution == resolution,
+                                                       rollups.c.period < before_period)).rowcount
+
     def purge_events(self, before_ms: int) -> int:
         return self.conn.execute(delete(events).where(events.c.at_ms < before_ms)).rowcount
 

@@ -1,0 +1,61 @@
+"""The outbox (side effects delivered after commit, at least once) and the leader lease."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from rampup.adapters.storage.tables import leases, outbox
+from rampup.core.ports import OutboxItem
+
+__all__ = ["SqlOutbox"]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class SqlOutbox:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def enqueue(self, item_id: str, kind: str, payload: dict[str, Any], at: datetime) -> None:
+        self.conn.execute(insert(outbox).values(id=item_id, kind=kind, payload=payload, created_at=at, attempts=0,
+                                                next_attempt_at=at))
+
+    def due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        query = (select(outbox).where(outbox.c.delivered_at.is_(None), outbox.c.next_attempt_at <= now)
+                 .order_by(outbox.c.created_at).limit(limit))
+        return [OutboxItem(r.id, r.kind, r.payload, r.attempts, _utc(r.created_at))  # type: ignore[arg-type]
+                for r in self.conn.execute(query)]
+
+    def delivered(self, item_id: str, at: datetime) -> None:
+        self.conn.execute(update(outbox).where(outbox.c.id == item_id).values(
+            delivered_at=at, attempts=outbox.c.attempts + 1, last_error=None))
+
+    def failed(self, item_id: str, error: str, retry_at: datetime) -> None:
+        self.conn.execute(update(outbox).where(outbox.c.id == item_id).values(
+            attempts=outbox.c.attempts + 1, last_error=error[:2000], next_attempt_at=retry_at))
+
+    def items(self, limit: int = 100) -> list[dict[str, Any]]:
+        query = select(outbox).order_by(outbox.c.created_at.desc()).limit(limit)
+        return [{"id": r.id, "kind": r.kind, "payload": r.payload, "attempts": r.attempts,
+                 "created_at": _utc(r.created_at), "delivered_at": _utc(r.delivered_at), "last_error": r.last_error}
+                for r in self.conn.execute(query)]
+
+    def acquire_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
+        """Take or renew the lease `name` for `holder`; False while another holder's lease runs."""
+        taken = self.conn.execute(update(leases).where(
+            leases.c.name == name, (leases.c.holder == holder) | (leases.c.expires_at < now),
+        ).values(holder=holder, expires_at=until)).rowcount
+        if taken:
+            return True
+        if self.conn.execute(select(leases.c.name).where(leases.c.name == name)).first() is not None:
+            return False
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(insert(leases).values(name=name, holder=holder, expires_at=until))
+        except IntegrityError:
+            return False
+        return True

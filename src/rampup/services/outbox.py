@@ -1,0 +1,57 @@
+"""Delivering the outbox: after commit, at least once, retried with backoff, the same id every time."""
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Protocol
+
+from rampup.core.ports import Clock, OutboxItem, Store
+from rampup.errors import ConfigError, RampupError
+
+__all__ = ["Sender", "OutboxService", "backoff"]
+
+MAX_BACKOFF = timedelta(minutes=10)
+
+
+class Sender(Protocol):
+    def send(self, item_id: str, payload: Mapping[str, Any]) -> None: ...  # raises RampupError on failure
+
+
+def backoff(attempts: int) -> timedelta:
+    """1 s, 2 s, 4 s, … up to 10 minutes between tries."""
+    return min(timedelta(seconds=2 ** min(attempts, 20)), MAX_BACKOFF)
+
+
+class OutboxService:
+    def __init__(self, store: Store, clock: Clock, senders: Mapping[str, Sender]) -> None:
+        self._store = store
+        self._clock = clock
+        self._senders = senders
+
+    def deliver_due(self) -> int:
+        with self._store.read() as tx:
+            due = tx.outbox.due(self._clock())
+        return sum(self._deliver(item) for item in due)
+
+    def _deliver(self, item: OutboxItem) -> bool:
+        sender = self._senders.get(item.kind)
+        try:
+            if sender is None:
+                raise ConfigError(f"nothing delivers {item.kind!r} items")
+            sender.send(item.id, item.payload)
+        except RampupError as exc:
+            now = self._clock()
+            with self._store.transaction() as tx:
+                tx.outbox.failed(item.id, exc.message, now + backoff(item.attempts))
+            return False
+        with self._store.transaction() as tx:
+            tx.outbox.delivered(item.id, self._clock())
+        return True
+
+    def items(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self._store.read() as tx:
+            return tx.outbox.items(limit)
+
+    def lead(self, holder: str, ttl: timedelta) -> bool:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            return tx.outbox.acquire_lease("controller", holder, now, now + ttl)

@@ -1,0 +1,217 @@
+"""Rollouts: start a plan, take people's commands, and let the controller tick.
+
+Each decision is written with its evidence, in one transaction with the flag change it makes and the
+hooks it queues, after a compare-and-swap on the rollout's version: it is applied once, even with two
+controllers, and a restart resumes from exactly the stored state.
+"""
+
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from rampup.core.gates import CONTROL, TREATMENT, GateResult, assess
+from rampup.core.plans import Decision, Kill, Phase, Plan, RolloutState, SetRollout, Srm, act, decide
+from rampup.core.ports import Clock, RolloutRecord, Store, Transaction
+from rampup.core.rollups import FINE_RETENTION, Aggregate, UnitTotals, combine, cover
+from rampup.errors import Conflict, InvalidInput, NotFound
+from rampup.services.flags import FlagService
+
+__all__ = ["RolloutService", "StoreGateInputs", "sample_ratio"]
+
+BASELINE = timedelta(days=7)  # `compare: baseline` looks at the week before the rollout started
+SRM_MIN_UNITS = 1000
+# Clients (and other instances) learn a new percentage a moment after it is set; the sample-ratio check
+# skips that moment so the switch itself is not mistaken for a mismatch.
+SRM_GRACE = timedelta(seconds=60)
+
+
+class StoreGateInputs:
+    """Gate data from the rollups of one flag in one environment, exact to the second for recent edges."""
+
+    def __init__(self, tx: Transaction, environment_id: int, flag: str) -> None:
+        self._tx, self._env, self._flag = tx, environment_id, flag
+
+    def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
+        slot = "" if variant == "all" else self._flag
+        until_s = until_ms // 1000 + 1  # the second in progress counts
+        spans = cover(since_ms // 1000, until_s, until_s - FINE_RETENTION)
+        rows = self._tx.telemetry.rollup_rows(self._env, slot, metric, spans)
+        return combine(a for v, _, _, a in rows if v == variant)
+
+    def units(self, variant: str, since_ms: int, until_ms: int) -> UnitTotals:
+        totals = self._tx.telemetry.unit_totals(self._env, self._flag, since_ms // 86_400_000, until_ms // 86_400_000)
+        return totals.get(variant, UnitTotals(0, 0, 0, 0))
+
+
+def sample_ratio(treatment: int, control: int, share: float) -> Srm | None:
+    """Pearson's chi-square (1 degree of freedom) of units per variant against the rollout's share."""
+    total = treatment + control
+    if total < SRM_MIN_UNITS or not 0 < share < 1:
+        return None
+    expected_t, expected_c = total * share, total * (1 - share)
+    chi2 = (treatment - expected_t) ** 2 / expected_t + (control - expected_c) ** 2 / expected_c
+    return Srm(treatment, control, share, math.erfc(math.sqrt(chi2 / 2)))
+
+
+class RolloutService:
+    def __init__(self, store: Store, clock: Clock, flags: FlagService,
+                 on_change: Callable[[], object] = lambda: None) -> None:
+        self._store = store
+        self._clock = clock
+        self._flags = flags
+        self._on_change = on_change
+
+    # commands
+
+    def create(self, source: Mapping[str, Any], plan: Plan, actor: str, start: bool = True) -> int:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            env = tx.environment(plan.environment)
+            if env is None:
+                raise InvalidInput(f"environment {plan.environment!r} does not exist", where="environment")
+            if tx.flag(plan.flag) is None:
+                raise InvalidInput(f"flag {plan.flag!r} does not exist; create it first", where="flag")
+            running = tx.rollouts.live_for(plan.flag, plan.environment)
+            if running is not None:
+                raise Conflict(f"rollout {running.id} of {plan.flag} in {plan.environment} is "
+                               f"{running.state.phase.value}; finish or abort it first")
+            state = RolloutState()
+            rollout_id = tx.rollouts.add(dict(source), plan, state, actor, now)
+            record = RolloutRecord(rollout_id, dict(source), plan, state, 1, actor, now)
+            if start:
+                self._apply(tx, record, act(plan, state, "start", actor, "", now), now)
+        self._on_change()
+        return rollout_id
+
+    def act(self, rollout_id: int, action: str, actor: str, reason: str = "",
+            prerequisite: str | None = None) -> None:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            record = self._get(tx, rollout_id)
+            decision = act(record.plan, record.state, action, actor, reason, now, prerequisite)
+            self._apply(tx, record, decision, now)
+        self._on_change()
+
+    # the controller
+
+    def tick(self, rollout_id: int) -> Decision | None:
+        now = self._clock()
+        with self._store.read() as tx:
+            record = self._get(tx, rollout_id)
+            if record.state.phase.is_terminal or record.state.stage == 0:
+                return None
+            results, srm = self._evaluate(tx, record, now)
+        decision = decide(record.plan, record.state, results, now, srm)
+        if decision.state == record.state and not decision.changed:
+            return decision
+        with self._store.transaction() as tx:
+            self._apply(tx, record, decision, now)
+        if decision.effects:
+            self._on_change()
+        return decision
+
+    def tick_all(self) -> int:
+        with self._store.read() as tx:
+            live = [r.id for r in tx.rollouts.find(live=True, limit=1000)]
+        acted = 0
+        for rollout_id in live:
+            try:
+                decision = self.tick(rollout_id)
+            except Conflict:
+                continue  # someone else wrote first; the next tick sees their state
+            acted += bool(decision and decision.changed)
+        return acted
+
+    # reads
+
+    def rollout(self, rollout_id: int) -> dict[str, Any]:
+        now = self._clock()
+        with self._store.read() as tx:
+            record = self._get(tx, rollout_id)
+            live = not record.state.phase.is_terminal and record.state.stage > 0
+            results = self._evaluate(tx, record, now)[0] if live else []
+            transitions = tx.rollouts.transitions(rollout_id)
+        return _view(record, results, transitions, now)
+
+    def rollouts(self, flag: str | None = None, environment: str | None = None,
+                 live: bool | None = None) -> list[dict[str, Any]]:
+        now = self._clock()
+        with self._store.read() as tx:
+            return [_view(r, [], [], now) for r in tx.rollouts.find(flag=flag, environment=environment, live=live)]
+
+    # internals
+
+    def _get(self, tx: Transaction, rollout_id: int) -> RolloutRecord:
+        record = tx.rollouts.get(rollout_id)
+        if record is None:
+            raise NotFound(f"rollout {rollout_id} not found")
+        return record
+
+    def _evaluate(self, tx: Transaction, record: RolloutRecord, now: datetime) -> tuple[list[GateResult], Srm | None]:
+        state, plan = record.state, record.plan
+        env = tx.environment(plan.environment)
+        if env is None:
+            raise NotFound(f"environment {plan.environment!r} not found")
+        inputs = StoreGateInputs(tx, env.id, plan.flag)
+        since_ms = int((state.entered_at or now).timestamp() * 1000)
+        now_ms = int(now.timestamp() * 1000)
+        started = state.started_at or now
+        baseline = (int((started - BASELINE).timestamp() * 1000), int(started.timestamp() * 1000))
+        results = [assess(gate, inputs, since_ms, now_ms, baseline) for gate in plan.gates]
+        srm_since = since_ms + int(SRM_GRACE.total_seconds() * 1000)
+        if srm_since >= now_ms:
+            return results, None
+        units_on = inputs.aggregate("error_rate", TREATMENT, srm_since, now_ms).count
+        units_off = inputs.aggregate("error_rate", CONTROL, srm_since, now_ms).count
+        return results, sample_ratio(units_on, units_off, plan.percentage_bp(state.stage) / 10_000)
+
+    def _apply(self, tx: Transaction, record: RolloutRecord, decision: Decision, now: datetime) -> None:
+        if not tx.rollouts.save(record.id, record.version, decision.state, now):
+            raise Conflict(f"rollout {record.id} changed meanwhile; try again")
+        tx.rollouts.add_transitions(record.id, decision.transitions)
+        plan = record.plan
+        reason = decision.transitions[-1].reason if decision.transitions else ""
+        actor = decision.transitions[-1].actor if decision.transitions else "controller"
+        for effect in decision.effects:
+            if isinstance(effect, SetRollout):
+                def change(_d: Any, s: Any, bp: int = effect.percentage_bp) -> Any:
+                    return replace(s, enabled=True, rollout_bp=bp)
+                state = self._flags.change_state_in(tx, plan.flag, plan.environment, actor, reason, "flag.update",
+                                                    change, now)
+            else:
+                assert isinstance(effect, Kill)
+                state = self._flags.change_state_in(tx, plan.flag, plan.environment, actor, reason, "flag.kill",
+                                                    lambda _d, s: replace(s, enabled=False), now)
+            hook = {"rollout_id": record.id, "flag": plan.flag, "environment": plan.environment,
+                    "enabled": state.enabled, "rollout": state.rollout, "stage": decision.state.stage,
+                    "phase": decision.state.phase.value, "reason": reason, "at": now.isoformat()}
+            if plan.hooks.webhook:
+                tx.outbox.enqueue(str(uuid.uuid4()), "hook.webhook", {**hook, "url": plan.hooks.webhook}, now)
+            if plan.hooks.command:
+                tx.outbox.enqueue(str(uuid.uuid4()), "hook.command", {**hook, "command": plan.hooks.command}, now)
+
+
+def _view(record: RolloutRecord, results: list[GateResult], transitions: list[Any], now: datetime) -> dict[str, Any]:
+    plan, state = record.plan, record.state
+    number = state.stage
+    stage: dict[str, Any] = {"number": number, "name": "not started" if number == 0 else plan.stages[number - 1].name,
+                             "percentage": plan.percentage_bp(number) / 100, "entered_at": state.entered_at,
+                             "soak_remaining_s": None}
+    if number > 0 and state.entered_at is not None and not state.phase.is_terminal:
+        soak = plan.stages[number - 1].min_duration - (now - state.entered_at)
+        stage["soak_remaining_s"] = max(0.0, soak.total_seconds())
+    nxt = number + 1
+    waiting = state.missing(plan, nxt) if state.phase is Phase.AWAITING_APPROVAL else []
+    return {
+        "id": record.id, "name": plan.name, "flag": plan.flag, "environment": plan.environment,
+        "state": state.phase.value, "stage": stage, "waiting_for": waiting,
+        "stages": [{"number": i, **s.to_dict()} for i, s in enumerate(plan.stages, start=1)],
+        "gates": [r.to_dict() for r in results],
+        "signoffs": [{"stage": s.stage, "prerequisite": s.prerequisite, "by": s.by, "at": s.at}
+                     for s in state.signoffs],
+        "timeline": [t.to_dict() for t in transitions],
+        "created_by": record.created_by, "created_at": record.created_at, "plan": record.plan_source,
+    }
