@@ -2,6 +2,7 @@
 
 __all__ = [
     "RampupError",
+    "BadRequest",
     "InvalidInput",
     "NotFound",
     "Conflict",
@@ -24,7 +25,15 @@ class RampupError(Exception):
         self.where = where  # a field path or "file:line", so the user knows what to fix
 
 
+class BadRequest(RampupError):
+    """The body cannot be read at all: not JSON, corrupt compression, broken framing."""
+
+    code = "bad_request"
+
+
 class InvalidInput(RampupError):
+    """The body reads fine but says something wrong."""
+
     code = "invalid"
 
 

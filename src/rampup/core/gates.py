@@ -6,6 +6,8 @@ counts as breached only when the confidence sequence lies wholly beyond it (see 
 little data is inconclusive, never pass. `judge` is the only place a threshold is compared.
 """
 
+import bisect
+import itertools
 import math
 import re
 from collections.abc import Mapping
@@ -155,7 +157,7 @@ class Gate:
         return ", ".join(parts)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Measurement:
     """A value with bounds, and how sure we are it lies above or below a number."""
 
@@ -166,6 +168,12 @@ class Measurement:
     exact: bool = False  # counted, not estimated: no uncertainty to account for
     rate: tuple[int, int] | None = None  # (trials, events) behind a rate, for exact threshold checks
     needs: dict[str, float] = field(default_factory=dict)
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        if self.rate is not None and self.lower is None:
+            interval = sequential.rate_bounds(*self.rate)  # only for display: verdicts need one evaluation
+            return interval.lower, interval.upper
+        return self.lower, self.upper
 
     def surely_above(self, x: float) -> bool:
         if self.value is None:
@@ -204,8 +212,9 @@ class GateResult:
 
     def to_dict(self) -> dict[str, Any]:
         m = self.measurement
+        lower, upper = m.bounds()
         out: dict[str, Any] = {"metric": self.gate.metric, "verdict": self.verdict.value, "value": _finite(m.value),
-                               "lower": _finite(m.lower), "upper": _finite(m.upper), "samples": m.samples,
+                               "lower": _finite(lower), "upper": _finite(upper), "samples": m.samples,
                                "threshold": self.gate.threshold_text(), "compare": self.gate.compare.value}
         if m.needs:
             out["needs"] = m.needs
@@ -239,37 +248,59 @@ def judge(gate: Gate, m: Measurement) -> tuple[Verdict, str | None]:
 
 
 def _rate(n: int, s: int) -> Measurement:
-    bounds = sequential.rate_bounds(n, s)
-    return Measurement(s / n if n else None, bounds.lower, bounds.upper, n, rate=(n, s))
+    return Measurement(s / n if n else None, None, None, n, rate=(n, s))
+
+
+class _Quantile(Measurement):
+    """A percentile. Thresholds are checked as exceedance rates (P(X > x) against 1 − q) through the rate
+    sequence, one bisection each; the bounds for display come from a scan over the sketch's buckets."""
+
+    def __init__(self, hist: Mapping[int, int], q: float) -> None:
+        self._edges = [value_of(b) for b in sorted(hist)]
+        self._cumulative = list(itertools.accumulate(hist[b] for b in sorted(hist)))
+        self._q = q
+        n = self._cumulative[-1] if self._cumulative else 0
+        self._n = n
+        super().__init__(sketch_quantile(hist, q, n) if n else None, None, None, n)
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        lower = upper = None
+        for edge, seen in zip(self._edges, self._cumulative, strict=True):
+            above = self._n - seen
+            if above / self._n > 1 - self._q and sequential.excludes(self._n, above, 1 - self._q):
+                lower = edge
+            elif upper is None and above / self._n < 1 - self._q and sequential.excludes(self._n, above, 1 - self._q):
+                upper = edge
+        return lower, upper
+
+    def _above(self, x: float) -> int:
+        """Samples whose bucket's value exceeds x."""
+        i = bisect.bisect_right(self._edges, x)
+        return self._n - (self._cumulative[i - 1] if i else 0)
+
+    def surely_above(self, x: float) -> bool:
+        above = self._above(x)
+        return self._n > 0 and above / self._n > 1 - self._q and sequential.excludes(self._n, above, 1 - self._q)
+
+    def surely_below(self, x: float) -> bool:
+        above = self._above(x)
+        return self._n > 0 and above / self._n < 1 - self._q and sequential.excludes(self._n, above, 1 - self._q)
 
 
 def _quantile(a: Aggregate, q: float) -> Measurement:
-    """A percentile: its value from the sketch; its sequence from exceedance rates at each bucket edge."""
-    hist = a.sketch or {}
-    n = a.count if hist else 0
-    if n == 0:
-        return Measurement(None, None, None, 0)
-    lower = upper = None
-    above = n
-    for bucket in sorted(hist):
-        above -= hist[bucket]
-        edge = value_of(bucket)
-        # P(X > edge) is surely above 1−q → the quantile is surely above edge.
-        if above / n > 1 - q and sequential.excludes(n, above, 1 - q):
-            lower = edge
-        elif upper is None and above / n < 1 - q and sequential.excludes(n, above, 1 - q):
-            upper = edge
-    return Measurement(sketch_quantile(hist, q, n), lower, upper, n)
+    return _Quantile(a.sketch or {}, q) if a.sketch else Measurement(None, None, None, 0)
 
 
 def _relative(treatment: Measurement, control: Measurement) -> Measurement:
-    t, c = treatment, control
-    if None in (t.value, t.lower, t.upper, c.value, c.lower, c.upper) or not c.value:
-        return Measurement(None, None, None, min(t.samples, c.samples))
-    value = t.value / c.value - 1  # type: ignore[operator]
-    lower = t.lower / c.upper - 1 if c.upper else None  # type: ignore[operator]
-    upper = t.upper / c.lower - 1 if c.lower and c.lower > 0 else None  # type: ignore[operator]
-    return Measurement(value, lower, upper, min(t.samples, c.samples))
+    """treatment / control − 1, with the interval from the two sequences' extremes."""
+    (t_lo, t_hi), (c_lo, c_hi) = treatment.bounds(), control.bounds()
+    samples = min(treatment.samples, control.samples)
+    if treatment.value is None or not control.value or None in (t_lo, t_hi, c_lo, c_hi):
+        return Measurement(None, None, None, samples)
+    assert t_lo is not None and t_hi is not None and c_lo is not None and c_hi is not None
+    lower = t_lo / c_hi - 1 if c_hi else None
+    upper = t_hi / c_lo - 1 if c_lo > 0 else None
+    return Measurement(treatment.value / control.value - 1, lower, upper, samples)
 
 
 def _mean(n: int, total: float, total_sq: float) -> Measurement:

@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from rampup.core.bucketing import BUCKETS
 from rampup.core.durations import parse_duration
 from rampup.core.flags import FLAG_KEY, parse_rollout
-from rampup.core.gates import Gate, GateResult, Verdict
+from rampup.core.gates import Compare, Gate, GateResult, Verdict
 from rampup.errors import Conflict, InvalidInput
 
 __all__ = ["Phase", "OnTimeout", "Stage", "Hooks", "Plan", "Signoff", "Transition", "RolloutState",
@@ -326,12 +327,14 @@ def decide(plan: Plan, state: RolloutState, results: Sequence[GateResult], now: 
         return b.decision()
     spec = plan.stages[state.stage - 1]
     elapsed = now - (state.entered_at or now)
-    ready = elapsed >= spec.min_duration and all(r.verdict is Verdict.PASS for r in results if r.gate.blocks_advance)
+    ready = elapsed >= spec.min_duration and all(r.verdict is Verdict.PASS for r in results
+                                                 if _blocks(r.gate, spec.percentage_bp))
     if ready:
         label = "all gates pass" if results else "no gates"
         b.advance_or_wait(f"stage {state.stage} ({spec.name}) soaked {_human(elapsed)}, {label}", evidence)
     elif spec.max_duration is not None and elapsed >= spec.max_duration:
-        pending = [r.gate.metric for r in results if r.gate.blocks_advance and r.verdict is not Verdict.PASS]
+        pending = [r.gate.metric for r in results
+                   if _blocks(r.gate, spec.percentage_bp) and r.verdict is not Verdict.PASS]
         reason = (f"stage {state.stage} ({spec.name}) reached max_duration {_human(spec.max_duration)} "
                   f"with {', '.join(pending) or 'gates'} undecided")
         match spec.on_timeout:
@@ -346,6 +349,11 @@ def decide(plan: Plan, state: RolloutState, results: Sequence[GateResult], now: 
     return b.decision()
 
 
+def _blocks(gate: Gate, percentage_bp: int) -> bool:
+    """Whether a gate must pass before the stage advances. At 100% there is no control group to compare."""
+    return gate.blocks_advance and not (gate.compare is Compare.CONTROL and percentage_bp >= BUCKETS)
+
+
 def _breach_clocks(state: RolloutState, results: Sequence[GateResult], now: datetime) -> tuple[tuple[int, datetime], ...]:
     since = dict(state.breaches)
     return tuple((i, since.get(i, now)) for i, r in enumerate(results)
@@ -356,7 +364,8 @@ def _breach_reason(r: GateResult, kind: str) -> str:
     m = r.measurement
     threshold = r.gate.disable if kind == "disable" else r.gate.rollback
     shown = f"{m.value:.4g}" if m.value is not None else "?"
-    bounds = f" [{m.lower:.4g}, {m.upper:.4g}]" if m.lower is not None and m.upper is not None else ""
+    lower, upper = m.bounds()
+    bounds = f" [{lower:.4g}, {upper:.4g}]" if lower is not None and upper is not None else ""
     limit = threshold.text if threshold else "any"
     held = f" for {_human(r.gate.sustain)}" if r.gate.sustain else ""
     return f"{r.gate.metric} = {shown}{bounds} breached {kind} {limit}{held} (n = {m.samples})"

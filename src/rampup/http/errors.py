@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from rampup.errors import (
+    BadRequest,
     ConfigError,
     Conflict,
     Forbidden,
@@ -22,6 +23,7 @@ from rampup.errors import (
 __all__ = ["STATUS", "install_error_handlers", "error_body"]
 
 STATUS: dict[type[RampupError], int] = {
+    BadRequest: 400,
     InvalidInput: 422,
     NotFound: 404,
     Conflict: 409,

@@ -4,7 +4,7 @@ import zlib
 
 import brotli
 
-from rampup.errors import InvalidInput, TooLarge
+from rampup.errors import BadRequest, InvalidInput, TooLarge
 
 __all__ = ["inflate"]
 
@@ -31,11 +31,11 @@ def _zlib(body: bytes, wbits: int, limit: int, encoding: str) -> bytes:
     try:
         data = inflater.decompress(body, limit + 1)
         if not inflater.eof and len(data) <= limit:
-            raise InvalidInput(f"the {encoding} body is truncated", where="body")
+            raise BadRequest(f"the {encoding} body is truncated", where="body")
     except zlib.error as exc:
         if wbits == 47 and encoding == "deflate":
             return _zlib(body, -15, limit, encoding)
-        raise InvalidInput(f"the {encoding} body is corrupt: {exc}", where="body") from None
+        raise BadRequest(f"the {encoding} body is corrupt: {exc}", where="body") from None
     return data
 
 
@@ -44,7 +44,7 @@ def _brotli(body: bytes, limit: int) -> bytes:
     try:
         data: bytes = inflater.process(body, output_buffer_limit=limit + 1)
     except brotli.error as exc:
-        raise InvalidInput(f"the br body is corrupt: {exc}", where="body") from None
+        raise BadRequest(f"the br body is corrupt: {exc}", where="body") from None
     if len(data) <= limit and not inflater.is_finished():
-        raise InvalidInput("the br body is truncated", where="body")
+        raise BadRequest("the br body is truncated", where="body")
     return data

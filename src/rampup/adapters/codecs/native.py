@@ -11,7 +11,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from rampup.core.telemetry import Kind, Observation
-from rampup.errors import InvalidInput, TooLarge
+from rampup.errors import BadRequest, InvalidInput, TooLarge
 
 __all__ = ["MAX_EVENTS", "decode_batch", "batch_schema", "to_ms"]
 
@@ -112,7 +112,7 @@ def decode_batch(body: bytes, now_ms: int) -> list[Observation]:
             message = f"{message}: an event's type is one of {', '.join(TYPES)}"
         raise InvalidInput(message, where=where) from None
     except msgspec.DecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", where="body") from None
+        raise BadRequest(f"the body is not valid JSON: {exc}", where="body") from None
     if len(batch.events) > MAX_EVENTS:
         raise TooLarge(f"{len(batch.events)} events in one request; send at most {MAX_EVENTS}")
     observations = [_observation(e, now_ms) for e in batch.events]

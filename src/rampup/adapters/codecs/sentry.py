@@ -15,7 +15,7 @@ import msgspec
 
 from rampup.adapters.codecs.native import to_ms
 from rampup.core.telemetry import Kind, Observation
-from rampup.errors import InvalidInput, TooLarge
+from rampup.errors import BadRequest, InvalidInput, TooLarge
 
 __all__ = ["parse_envelope", "parse_store", "sentry_key", "FLAG_TAG_SUFFIX", "MAX_OBSERVATIONS"]
 
@@ -42,7 +42,7 @@ def _decode(raw: bytes, where: str) -> Any:
     try:
         return _json.decode(raw)
     except msgspec.DecodeError as exc:
-        raise InvalidInput(f"not valid JSON: {exc}", where=where) from None
+        raise BadRequest(f"not valid JSON: {exc}", where=where) from None
 
 
 def parse_envelope(body: bytes, now_ms: int) -> tuple[str | None, list[Observation]]:
@@ -71,7 +71,7 @@ def parse_envelope(body: bytes, now_ms: int) -> tuple[str | None, list[Observati
         elif isinstance(length, int) and length >= 0 and start + length <= len(rest):
             end = start + length
         else:
-            raise InvalidInput(f"item length {length!r} runs past the end of the envelope", where=f"{where} header")
+            raise BadRequest(f"item length {length!r} runs past the end of the envelope", where=f"{where} header")
         budget = MAX_OBSERVATIONS - len(observations)
         observations.extend(islice(_item(item["type"], rest[start:end], now_ms, where), budget + 1))
         if len(observations) > MAX_OBSERVATIONS:

@@ -16,7 +16,7 @@ from rampup.adapters.codecs.native import batch_schema, decode_batch
 from rampup.adapters.codecs.sentry import parse_envelope, parse_store, sentry_key
 from rampup.core.telemetry import Observation
 from rampup.core.tokens import Scope, Token
-from rampup.errors import Forbidden, NotFound, TooLarge, Unauthorized
+from rampup.errors import Forbidden, InvalidInput, NotFound, TooLarge, Unauthorized
 from rampup.http.deps import container, require
 from rampup.http.errors import error_body
 from rampup.http.schemas import ErrorOut
@@ -81,9 +81,9 @@ async def ingest_events(
 
 
 def _environment_of(token: Token, requested: str | None) -> str:
-    env = token.environment or requested
+    env = requested or token.environment
     if env is None:
-        raise NotFound("this token is not bound to an environment: add ?environment=<key>")
+        raise InvalidInput("this token is not bound to an environment: add ?environment=<key>", where="environment")
     if not token.allows(Scope.INGEST, env):
         raise Forbidden(f"this token may not send telemetry to {env}")
     return env
