@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from rampup import __version__
-from rampup.cli import flags, metrics, rollouts, serve, tokens
+from rampup.cli import flags, metrics, rollouts, serve, simulate, tokens
 from rampup.errors import RampupError
 
 __all__ = ["app", "main"]
@@ -24,6 +24,7 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(rollouts.app, name="rollout")
 app.command("apply")(rollouts.apply)
+app.command("simulate")(simulate.simulate)
 app.command("env")(flags.env)
 app.command("dsn")(metrics.dsn)
 

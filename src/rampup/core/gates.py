@@ -19,8 +19,8 @@ from typing import Any, Protocol
 from rampup.core import sequential
 from rampup.core.durations import parse_duration
 from rampup.core.rollups import Aggregate, UnitTotals
+from rampup.core.sketch import first_bucket_above, value_of
 from rampup.core.sketch import quantile as sketch_quantile
-from rampup.core.sketch import value_of
 from rampup.core.telemetry import BUILTIN_METRICS, Aggregation, parse_metric_name
 from rampup.errors import InvalidInput
 
@@ -253,38 +253,39 @@ def _rate(n: int, s: int) -> Measurement:
 
 class _Quantile(Measurement):
     """A percentile. Thresholds are checked as exceedance rates (P(X > x) against 1 − q) through the rate
-    sequence, one bisection each; the bounds for display come from a scan over the sketch's buckets."""
+    sequence, one evaluation each; the bounds for display come from a scan over the sketch's buckets."""
 
     def __init__(self, hist: Mapping[int, int], q: float) -> None:
-        self._edges = [value_of(b) for b in sorted(hist)]
-        self._cumulative = list(itertools.accumulate(hist[b] for b in sorted(hist)))
+        self._buckets = sorted(hist)
+        self._cumulative = list(itertools.accumulate(hist[b] for b in self._buckets))
         self._q = q
-        n = self._cumulative[-1] if self._cumulative else 0
-        self._n = n
+        self._n = n = self._cumulative[-1] if self._cumulative else 0
         super().__init__(sketch_quantile(hist, q, n) if n else None, None, None, n)
-
-    def bounds(self) -> tuple[float | None, float | None]:
-        lower = upper = None
-        for edge, seen in zip(self._edges, self._cumulative, strict=True):
-            above = self._n - seen
-            if above / self._n > 1 - self._q and sequential.excludes(self._n, above, 1 - self._q):
-                lower = edge
-            elif upper is None and above / self._n < 1 - self._q and sequential.excludes(self._n, above, 1 - self._q):
-                upper = edge
-        return lower, upper
 
     def _above(self, x: float) -> int:
         """Samples whose bucket's value exceeds x."""
-        i = bisect.bisect_right(self._edges, x)
+        i = bisect.bisect_left(self._buckets, first_bucket_above(x))
         return self._n - (self._cumulative[i - 1] if i else 0)
 
+    def _surely(self, above: int, side: int) -> bool:
+        share, limit = above / self._n, 1 - self._q
+        return (share - limit) * side > 0 and sequential.excludes(self._n, above, limit)
+
     def surely_above(self, x: float) -> bool:
-        above = self._above(x)
-        return self._n > 0 and above / self._n > 1 - self._q and sequential.excludes(self._n, above, 1 - self._q)
+        return self._n > 0 and self._surely(self._above(x), 1)
 
     def surely_below(self, x: float) -> bool:
-        above = self._above(x)
-        return self._n > 0 and above / self._n < 1 - self._q and sequential.excludes(self._n, above, 1 - self._q)
+        return self._n > 0 and self._surely(self._above(x), -1)
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        lower = upper = None
+        for bucket, seen in zip(self._buckets, self._cumulative, strict=True):
+            above = self._n - seen
+            if self._surely(above, 1):
+                lower = value_of(bucket)
+            elif upper is None and self._surely(above, -1):
+                upper = value_of(bucket)
+        return lower, upper
 
 
 def _quantile(a: Aggregate, q: float) -> Measurement:

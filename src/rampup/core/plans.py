@@ -300,7 +300,7 @@ def decide(plan: Plan, state: RolloutState, results: Sequence[GateResult], now: 
     b = _Builder(plan, state, now, "controller")
     if state.phase.is_terminal or state.phase is Phase.PENDING or state.stage == 0:
         return b.decision()
-    evidence = [r.to_dict() for r in results]
+    evidence = _Evidence(results)
     breaches = _breach_clocks(state, results, now)
     b.state = replace(state, breaches=breaches)
     since = dict(breaches)
@@ -347,6 +347,25 @@ def decide(plan: Plan, state: RolloutState, results: Sequence[GateResult], now: 
                 b.transitions.append(Transition(now, state.phase, state.phase, state.stage, state.stage,
                                                 "controller", reason + "; holding", tuple(evidence)))
     return b.decision()
+
+
+class _Evidence(Sequence[dict[str, Any]]):
+    """The gate results as recorded with a transition; rendered only when a transition happens."""
+
+    def __init__(self, results: Sequence[GateResult]) -> None:
+        self._results = results
+        self._rendered: list[dict[str, Any]] | None = None
+
+    def _items(self) -> list[dict[str, Any]]:
+        if self._rendered is None:
+            self._rendered = [r.to_dict() for r in self._results]
+        return self._rendered
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._items()[i]
+
+    def __len__(self) -> int:
+        return len(self._results)
 
 
 def _blocks(gate: Gate, percentage_bp: int) -> bool:

@@ -58,7 +58,12 @@ class Aggregate:
         if other.last_at_ms is not None and (self.last_at_ms is None or other.last_at_ms >= self.last_at_ms):
             self.last_value, self.last_at_ms = other.last_value, other.last_at_ms
         if other.sketch:
-            self.sketch = sketch.merge([self.sketch or {}, other.sketch])
+            if self.sketch is None:
+                self.sketch = dict(other.sketch)
+            else:
+                mine = self.sketch
+                for bucket, count in other.sketch.items():
+                    mine[bucket] = mine.get(bucket, 0) + count
 
 
 class UnitKey(NamedTuple):

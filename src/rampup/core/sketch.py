@@ -8,7 +8,7 @@ sketches merge into hours, days and whole stages exactly.
 import math
 from collections.abc import Iterable, Mapping
 
-__all__ = ["RELATIVE_ACCURACY", "bucket_of", "value_of", "quantile", "merge", "ZERO_BUCKET"]
+__all__ = ["RELATIVE_ACCURACY", "bucket_of", "value_of", "first_bucket_above", "quantile", "merge", "ZERO_BUCKET"]
 
 RELATIVE_ACCURACY = 0.01  # a quantile read back is within 1% of a true sample value
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
@@ -28,6 +28,20 @@ def value_of(bucket: int) -> float:
     if bucket == ZERO_BUCKET:
         return 0.0
     return 2 * _GAMMA**bucket / (_GAMMA + 1)
+
+
+def first_bucket_above(x: float) -> int:
+    """The lowest bucket whose value exceeds x."""
+    if x < 0:
+        return ZERO_BUCKET
+    if x == 0:
+        return ZERO_BUCKET + 1
+    b = math.floor(math.log(x * (_GAMMA + 1) / 2) / _LOG_GAMMA) + 1
+    while value_of(b - 1) > x:  # guard the float rounding at bucket edges
+        b -= 1
+    while value_of(b) <= x:
+        b += 1
+    return b
 
 
 def merge(sketches: Iterable[Mapping[int, int]]) -> dict[int, int]:

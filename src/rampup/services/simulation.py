@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 
 from rampup.core import sketch
+from rampup.core.durations import parse_duration
 from rampup.core.gates import CONTROL, TREATMENT, assess
 from rampup.core.plans import Phase, Plan, RolloutState, act, decide
 from rampup.core.rollups import Aggregate, UnitTotals, combine
+from rampup.errors import InvalidInput
 
-__all__ = ["Traffic", "Regression", "TrialResult", "simulate_trial", "summarize", "Summary"]
+__all__ = ["Traffic", "Regression", "TrialResult", "simulate_trial", "summarize", "Summary", "describe"]
 
 EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 MINUTE_MS = 60_000
@@ -51,9 +53,6 @@ class Regression:
     @classmethod
     def parse(cls, text: str) -> "Regression":
         """`error_rate=0.02@stage1` or `latency_ms=900@6h`."""
-        from rampup.core.durations import parse_duration
-        from rampup.errors import InvalidInput
-
         spec, _, when = text.partition("@")
         metric, _, value = spec.partition("=")
         if metric not in Traffic.__dataclass_fields__ or metric == "requests_per_s":
@@ -156,7 +155,8 @@ class _World:
             self._buckets[key] = _lognormal_buckets(median, sigma)
         buckets, probabilities = self._buckets[key]
         counts = self.rng.multinomial(n, probabilities)
-        return {int(b): int(c) for b, c in zip(buckets, counts, strict=True) if c}
+        drawn = np.flatnonzero(counts)
+        return dict(zip(buckets[drawn].tolist(), counts[drawn].tolist(), strict=True))
 
 
 def simulate_trial(plan: Plan, traffic: Traffic, regression: Regression | None, seed: int,
@@ -203,6 +203,8 @@ def simulate_trial(plan: Plan, traffic: Traffic, regression: Regression | None, 
         state = _approve_pending(plan, decision.state, now)
         if state.phase in (Phase.ROLLED_BACK, Phase.PAUSED):
             break  # a person would look now; the trial ends with that outcome
+        if state.stage and now - (state.entered_at or now) > 2 * plan.stages[state.stage - 1].min_duration + tick:
+            break  # stuck twice as long as the soak: held, neither advancing nor rolling back
     outcome = {Phase.COMPLETED: "completed", Phase.ROLLED_BACK: "rolled_back", Phase.DISABLED: "disabled",
                Phase.PAUSED: "paused"}.get(state.phase, "held")
     return TrialResult(outcome, elapsed, world.regressed_at, acted_at, naive.outcome, naive.acted_at)
