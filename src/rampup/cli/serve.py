@@ -18,11 +18,13 @@ def serve(
                                     help="sqlite:///path.db or postgresql+psycopg://user@host/db")] = DEFAULT_DATABASE_URL,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8400,
-    tick: Annotated[str, typer.Option("--tick", help="How often the controller judges every live rollout.")] = "10s",
+    tick: Annotated[str | None, typer.Option(
+        "--tick", envvar="RAMPUP_TICK", help="How often the controller judges every live rollout.  [default: 10s]",
+        show_default=False)] = None,
 ) -> None:
     """Run the Rampup server: API, OFREP, ingest and the rollout controller."""
-    settings = Settings(database_url=db, host=host, port=port,
-                        tick_s=parse_duration(tick, "--tick").total_seconds())
+    overrides = {"tick_s": parse_duration(tick, "--tick").total_seconds()} if tick else {}
+    settings = Settings(database_url=db, host=host, port=port, **overrides)
     container = build_container(settings)
     first = prepare(container)
     url = f"http://{host}:{port}"
