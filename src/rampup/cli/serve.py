@@ -23,8 +23,9 @@ def serve(
         show_default=False)] = None,
 ) -> None:
     """Run the Rampup server: API, OFREP, ingest and the rollout controller."""
-    overrides = {"tick_s": parse_duration(tick, "--tick").total_seconds()} if tick else {}
-    settings = Settings(database_url=db, host=host, port=port, **overrides)
+    settings = Settings(database_url=db, host=host, port=port)
+    if tick:
+        settings = settings.model_copy(update={"tick_s": parse_duration(tick, "--tick").total_seconds()})
     container = build_container(settings)
     first = prepare(container)
     url = f"http://{host}:{port}"
