@@ -285,8 +285,9 @@ class _Builder:
         missing = self.state.missing(self.plan, nxt)
         if missing:
             if self.state.phase is not Phase.AWAITING_APPROVAL:
+                waits = f"stage {nxt} ({self.plan.stages[nxt - 1].name}) waits for " + ", ".join(missing)
                 self.move(Phase.AWAITING_APPROVAL, self.state.stage,
-                          f"stage {nxt} ({self.plan.stages[nxt - 1].name}) waits for " + ", ".join(missing), evidence)
+                          f"{reason}; {waits}" if reason else waits, evidence)
             return
         self.move(Phase.RUNNING, nxt, reason, evidence)
 

@@ -4,7 +4,15 @@ from collections import Counter
 
 import pytest
 
-from rampup.core.flags import CompiledFlag, ErrorCode, FlagDefinition, FlagState, Reason, parse_rollout, parse_weights
+from rampup.core.flags import (
+    CompiledFlag,
+    ErrorCode,
+    FlagDefinition,
+    FlagState,
+    Reason,
+    parse_rollout,
+    parse_weights,
+)
 from rampup.core.targeting import EvaluationContext, Rule
 from rampup.errors import InvalidInput
 
