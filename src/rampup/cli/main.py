@@ -4,6 +4,7 @@ import sys
 from typing import Annotated
 
 import typer
+from typer._click import exceptions as click_errors  # typer ships its own click
 
 from rampup import __version__
 from rampup.cli import flags, metrics, rollouts, serve, simulate, tokens
@@ -45,8 +46,18 @@ def _root(
 
 def main() -> None:
     try:
-        app()
+        app(standalone_mode=False)
     except RampupError as exc:
         where = f" (at {exc.where})" if exc.where and exc.where not in exc.message else ""
         print(f"rampup: {exc.message}{where}", file=sys.stderr)
         sys.exit(1)
+    except typer.Abort:
+        sys.exit(130)
+    except click_errors.NoArgsIsHelpError as exc:  # `rampup flag` alone: the help, as asked
+        typer.echo(exc.format_message())
+        sys.exit(0)
+    except click_errors.ClickException as exc:  # usage errors: one line too, saying where to look
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "rampup"
+        print(f"rampup: {exc.format_message()} (see {command} --help)", file=sys.stderr)
+        sys.exit(exc.exit_code)

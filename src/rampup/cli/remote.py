@@ -15,25 +15,37 @@ class CliError(RampupError):
 
 class Remote:
     def __init__(self, server: str, token: str | None, timeout: float = 10.0) -> None:
+        if token is not None and not token.isascii():
+            raise CliError("the token has a character that is not ASCII; copy it again (no '…')")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.server = server.rstrip("/")
-        self._client = httpx.Client(base_url=self.server, headers=headers, timeout=timeout)
+        try:
+            self._client = httpx.Client(base_url=self.server, headers=headers, timeout=timeout)
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise CliError(f"{server!r} is not a server URL: {exc}") from None
 
     def call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         try:
             response = self._client.request(method, path, json=body, params=params)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise CliError(f"cannot reach {self.server}: {exc}") from None
         if response.status_code >= 400:
             raise CliError(f"{response.status_code}: {_reason(response)}")
-        return response.json() if response.content else None
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise CliError(f"{self.server} answered something that is not Rampup's JSON "
+                           f"({response.headers.get('content-type', 'no content type')}); is it a Rampup server?"
+                           ) from None
 
 
 def _reason(response: httpx.Response) -> str:
     try:
         error = response.json()["error"]
-    except (ValueError, KeyError, TypeError):
-        return response.text.strip()[:300] or response.reason_phrase
-    where = error.get("where")
-    message = error.get("message", "")
+        where, message = error.get("where"), str(error.get("message", ""))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        first_line = " ".join(response.text.split())[:200]
+        return f"{response.reason_phrase}: {first_line}" if first_line else response.reason_phrase
     return f"{message} (at {where})" if where and where not in message else message

@@ -3,12 +3,9 @@
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from rampup.bootstrap import build_container, prepare
 from rampup.config import DEFAULT_DATABASE_URL, Settings
 from rampup.core.durations import parse_duration
-from rampup.http.app import create_app
 
 __all__ = ["serve"]
 
@@ -23,6 +20,12 @@ def serve(
         show_default=False)] = None,
 ) -> None:
     """Run the Rampup server: API, OFREP, ingest and the rollout controller."""
+    # The server's stack loads here, not at import: every other command stays quick to start.
+    import uvicorn
+
+    from rampup.bootstrap import build_container, prepare
+    from rampup.http.app import create_app
+
     settings = Settings(database_url=db, host=host, port=port)
     if tick:
         settings = settings.model_copy(update={"tick_s": parse_duration(tick, "--tick").total_seconds()})

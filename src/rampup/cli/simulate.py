@@ -4,7 +4,7 @@ import json
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,7 +14,9 @@ from rich.table import Table
 from rampup.adapters.codecs.plan_yaml import load_plan
 from rampup.cli.remote import CliError
 from rampup.core.durations import parse_duration
-from rampup.services.simulation import Regression, Summary, Traffic, describe, simulate_trial, summarize
+
+if TYPE_CHECKING:
+    from rampup.services.simulation import Summary
 
 __all__ = ["simulate"]
 
@@ -42,6 +44,14 @@ def simulate(
 ) -> None:
     """Run a plan many times against synthetic traffic and report outcomes, false rollbacks, detection
     delays and rollout time — for Rampup's gates and for the naive rule (raw 5-minute windows)."""
+    from rampup.services.simulation import (  # numpy: lazily
+        Regression,
+        Traffic,
+        describe,
+        simulate_trial,
+        summarize,
+    )
+
     try:
         text = plan_file.read_text()
     except OSError as exc:
@@ -68,8 +78,8 @@ def simulate(
     _print(plan.name, trials, rate, error_rate, regression, ours, naive, seconds_per_trial)
 
 
-def _print(name: str, trials: int, rate: float, error_rate: float, regression: str | None, ours: Summary,
-           naive: Summary, seconds_per_trial: float) -> None:
+def _print(name: str, trials: int, rate: float, error_rate: float, regression: str | None, ours: "Summary",
+           naive: "Summary", seconds_per_trial: float) -> None:
     title = (f"{name}: {trials} trials at {rate:g} req/s, error rate {error_rate:.3%}"
              + (f", regression {regression}" if regression else ", no regression"))
     table = Table("", "Rampup", "naive rule", title=title)

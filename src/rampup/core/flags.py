@@ -3,6 +3,7 @@
 Evaluation never raises: a problem comes back as a Resolution with reason ERROR and an error code.
 """
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ class FlagType(StrEnum):
             case FlagType.STRING:
                 return isinstance(value, str)
             case FlagType.NUMBER:
-                return isinstance(value, int | float) and not isinstance(value, bool)
+                return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
             case FlagType.OBJECT:
                 return isinstance(value, dict)
 

@@ -12,7 +12,6 @@ __all__ = ["SECOND", "MINUTE", "HOUR", "DAY", "FINE_RETENTION", "RollupKey", "Ag
            "ALL_VARIANT"]
 
 SECOND, MINUTE, HOUR, DAY = 1, 60, 3600, 86400
-RESOLUTIONS = (SECOND, MINUTE, HOUR)
 FINE_RETENTION = 3 * HOUR  # per-second aggregates exist this long: enough to start a stage's window exactly
 ALL_VARIANT = "all"  # the variant slot of environment-wide rollups
 
@@ -89,32 +88,46 @@ class Folded:
 
 def fold(observations: Sequence[Observation], timelines: Mapping[str, FlagTimeline],
          custom: Sequence[CustomMetric] = ()) -> Folded:
-    """Everything a batch adds to the aggregates, in memory; one write applies it."""
+    """Everything a batch adds to the aggregates, in memory; one write applies it.
+
+    Observations are folded per second first (a batch spans few seconds), then each second's aggregate is
+    merged into its minute and hour: the per-event work is done once, not once per resolution."""
     folded = Folded()
     if not observations:
         return folded
     first = min(o.at_ms for o in observations)
     last = max(o.at_ms for o in observations)
     splitting = [(k, t) for k, t in timelines.items() if t.may_split_between(first, last)]
-    rollups, units = folded.rollups, folded.units
+    per_second: dict[RollupKey, Aggregate] = {}
+    units = folded.units
     for o in observations:
         slots = [(ALL_USERS, ALL_VARIANT), *attribute(o, timelines, splitting)]
-        seconds = o.at_ms // 1000
+        second = o.at_ms // 1000
         for c in contributions(o, custom):
-            for resolution in RESOLUTIONS:
-                period = seconds - seconds % resolution
-                for flag, variant in slots:
-                    key = RollupKey(flag, variant, c.metric, resolution, period)
-                    aggregate = rollups.get(key)
-                    if aggregate is None:
-                        aggregate = rollups[key] = Aggregate()
-                    aggregate.add(c.failed, c.value, c.sketched, o.at_ms)
-        if o.targeting_key:
-            day = seconds // DAY
             for flag, variant in slots:
-                unit = units.setdefault(UnitKey(flag, variant, day, o.targeting_key), [0, 0])
-                unit[0] += 1
-                unit[1] += o.engagement
+                key = RollupKey(flag, variant, c.metric, SECOND, second)
+                aggregate = per_second.get(key)
+                if aggregate is None:
+                    aggregate = per_second[key] = Aggregate()
+                aggregate.add(c.failed, c.value, c.sketched, o.at_ms)
+        if o.targeting_key and len(slots) > 1:
+            day = second // DAY
+            for flag, variant in slots[1:]:  # users per variant of a flag; the environment as a whole needs none
+                unit = units.get(UnitKey(flag, variant, day, o.targeting_key))
+                if unit is None:
+                    units[UnitKey(flag, variant, day, o.targeting_key)] = [1, int(o.engagement)]
+                else:
+                    unit[0] += 1
+                    unit[1] += o.engagement
+    rollups = folded.rollups
+    for key, aggregate in per_second.items():
+        rollups[key] = aggregate
+        for resolution in (MINUTE, HOUR):
+            coarse = key._replace(resolution=resolution, period=key.period - key.period % resolution)
+            total = rollups.get(coarse)
+            if total is None:
+                total = rollups[coarse] = Aggregate()
+            total.merge(aggregate)
     return folded
 
 

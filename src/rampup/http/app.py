@@ -6,17 +6,18 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from rampup import __version__
 from rampup.bootstrap import Container
-from rampup.http.errors import install_error_handlers
+from rampup.http.errors import error_body, install_error_handlers
 from rampup.http.ofrep import OfrepApp, openapi_paths
 from rampup.http.routes import admin, flags, health, ingest, metrics, rollouts
 
@@ -34,7 +35,25 @@ async def _every(interval_s: float, job: Callable[[], object]) -> None:
             log.exception("background job %s failed", getattr(job, "__name__", job))
 
 
-def create_app(c: Container) -> OfrepApp:
+class RefuseNul:
+    """A NUL character in a path or query can be nothing but an attack or a mistake, and PostgreSQL cannot
+    store one: answer 400 before any route sees it."""
+
+    def __init__(self, app: OfrepApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
+                                        or b"\x00" in scope.get("query_string", b"")):
+            body = msgspec.json.encode(error_body("bad_request", "a NUL character in the URL"))
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self._app(scope, receive, send)
+
+
+def create_app(c: Container) -> RefuseNul:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(c.snapshots.refresh)
@@ -75,4 +94,4 @@ def create_app(c: Container) -> OfrepApp:
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
-    return OfrepApp(c.snapshots, api)
+    return RefuseNul(OfrepApp(c.snapshots, api))

@@ -11,7 +11,7 @@ import mmh3
 import msgspec
 
 from rampup.adapters.codecs.ofrep import OfrepError, encode_bulk, encode_error, encode_single, parse_context
-from rampup.core.flags import flag_not_found
+from rampup.core.flags import ErrorCode, flag_not_found
 from rampup.core.tokens import Scope
 from rampup.http.errors import error_body
 from rampup.services.snapshot import SnapshotCache
@@ -48,7 +48,9 @@ class OfrepApp:
     async def _handle(self, scope: MutableMapping[str, Any], receive: Any,
                       rest: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         if rest not in ("", "/") and (not rest.startswith("/") or "/" in rest[1:]):
-            return _problem(404, "not_found", "no such OFREP route")
+            status, payload = encode_error(rest.strip("/"), OfrepError(ErrorCode.FLAG_NOT_FOUND,
+                                                                       "no such flag: keys contain no '/'"))
+            return status, JSON, payload
         if scope["method"] != "POST":
             return _problem(405, "method_not_allowed", "OFREP evaluation takes POST", ((b"allow", b"POST"),))
         headers = dict(scope["headers"])
@@ -59,7 +61,9 @@ class OfrepApp:
             return _problem(401, "unauthorized", "give an sdk token: Authorization: Bearer <token> or X-API-Key")
         environment = token.environment or _query_environment(scope)
         if environment is None or environment not in snapshot.flags:
-            return _problem(400, "invalid", "this token is not bound to an environment: add ?environment=<key>")
+            status, payload = encode_error(None, OfrepError(ErrorCode.GENERAL, "this token is not bound to an "
+                                                            "existing environment: add ?environment=<key>"))
+            return status, JSON, payload
         if not token.allows(Scope.SDK, environment):
             return _problem(403, "forbidden", f"token may not evaluate flags in {environment}")
         body = await _read_body(receive)

@@ -1,9 +1,10 @@
 """Request and response bodies of the admin API, for validation and for /openapi.json."""
 
+import math
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 __all__ = [
     "ErrorOut", "EnvironmentIn", "EnvironmentOut", "VariantIn", "FlagIn", "FlagPatch", "ConditionIn", "RuleIn",
@@ -13,8 +14,29 @@ __all__ = [
 Scalar = str | float | int | bool
 
 
+def _storable(value: Any, where: str) -> None:
+    """Refuse what no database stores faithfully: NUL characters (PostgreSQL text) and non-finite numbers."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"{where or 'a string'} contains a NUL character")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where or 'a number'} is not a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key, where)
+            _storable(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _storable(item, f"{where}[{i}]")
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_storable(cls, data: Any) -> Any:
+        _storable(data, "")
+        return data
 
 
 class ErrorDetail(BaseModel):

@@ -4,6 +4,7 @@ Decoded and validated in one pass by msgspec (typed structs, tagged by "type"); 
 reported with its path, e.g. `events[3].duration_ms`, and the whole batch is refused.
 """
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -13,7 +14,7 @@ from msgspec import Meta, Struct
 from rampup.core.telemetry import Kind, Observation
 from rampup.errors import BadRequest, InvalidInput, TooLarge
 
-__all__ = ["MAX_EVENTS", "decode_batch", "batch_schema", "to_ms"]
+__all__ = ["MAX_EVENTS", "decode_batch", "batch_schema", "to_ms", "unstorable"]
 
 MAX_EVENTS = 10_000
 FUTURE_TOLERANCE_MS = 24 * 3600 * 1000
@@ -119,7 +120,23 @@ def decode_batch(body: bytes, now_ms: int) -> list[Observation]:
     for i, o in enumerate(observations):
         if o.at_ms > now_ms + FUTURE_TOLERANCE_MS:
             raise InvalidInput("timestamp is more than a day in the future", where=f"events[{i}].timestamp")
+        problem = unstorable(o)
+        if problem:
+            raise InvalidInput(problem, where=f"events[{i}]")
     return observations
+
+
+def unstorable(o: Observation) -> str | None:
+    """What no database would store faithfully: NUL characters, non-finite numbers."""
+    if o.value is not None and not math.isfinite(o.value):
+        return "a value is not a finite number"
+    texts = [o.targeting_key, o.name, o.variant, o.message, *(o.flags or {}), *(o.tags or {}), *(o.tags or {}).values(),
+             *(v for v in (o.flags or {}).values() if isinstance(v, str))]
+    if any(t is not None and "\x00" in t for t in texts):
+        return "a string contains a NUL character"
+    if any(isinstance(v, float) and not math.isfinite(v) for v in (o.flags or {}).values()):
+        return "a flag value is not a finite number"
+    return None
 
 
 def batch_schema() -> dict[str, object]:

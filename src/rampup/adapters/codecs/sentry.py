@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from rampup.adapters.codecs.native import to_ms
+from rampup.adapters.codecs.native import to_ms, unstorable
 from rampup.core.telemetry import Kind, Observation
 from rampup.errors import BadRequest, InvalidInput, TooLarge
 
@@ -78,7 +78,7 @@ def parse_envelope(body: bytes, now_ms: int) -> tuple[str | None, list[Observati
             raise TooLarge(f"more than {MAX_OBSERVATIONS} sessions and events in one envelope")
         position, number = end + 1, number + 1
     event_id = header.get("event_id")
-    return event_id if isinstance(event_id, str) else None, observations
+    return event_id if isinstance(event_id, str) else None, _storable(observations)
 
 
 def parse_store(body: bytes, now_ms: int) -> tuple[str | None, list[Observation]]:
@@ -88,7 +88,13 @@ def parse_store(body: bytes, now_ms: int) -> tuple[str | None, list[Observation]
         raise InvalidInput("the body must be a JSON object", where="body")
     kind = "transaction" if event.get("type") == "transaction" else "event"
     event_id = event.get("event_id")
-    return event_id if isinstance(event_id, str) else None, list(_payload(kind, event, now_ms))
+    return event_id if isinstance(event_id, str) else None, _storable(list(_payload(kind, event, now_ms)))
+
+
+def _storable(observations: list[Observation]) -> list[Observation]:
+    """SDK payloads are free-form: drop what a database cannot store (NUL characters, infinities) rather than
+    refuse a whole envelope for one odd string."""
+    return [o for o in observations if unstorable(o) is None]
 
 
 def _item(kind: str, payload: bytes, now_ms: int, where: str) -> Iterator[Observation]:

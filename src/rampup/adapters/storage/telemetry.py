@@ -5,7 +5,6 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from rampup.adapters.storage.tables import events, rollups, unit_days
 from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
@@ -14,6 +13,7 @@ from rampup.core.telemetry import Observation
 __all__ = ["SqlTelemetry"]
 
 _encode_sketch = msgspec.msgpack.encode
+_encode_json = msgspec.json.encode
 _decode_sketch = msgspec.msgpack.Decoder(dict[int, int]).decode
 _KEY_COLUMNS = ("flag", "variant", "metric", "resolution", "period")
 _CHUNK = 400  # keys per IN (…) lookup; well under SQLite's bound-parameter limit
@@ -23,22 +23,19 @@ class SqlTelemetry:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
+    def _driver_sql(self, sql: str, json_columns: int = 0) -> str:
+        """SQL for the driver's own executemany (the hot inserts skip SQLAlchemy's per-row work)."""
+        if self.conn.dialect.name == "postgresql":
+            sql = sql.replace("?J", "CAST(%s AS jsonb)").replace("?", "%s")
+        return sql.replace("?J", "?")
+
     def insert_events(self, environment_id: int, observations: Sequence[Observation]) -> None:
-        self.conn.execute(insert(events), [
-            {
-                "environment_id": environment_id,
-                "at_ms": o.at_ms,
-                "kind": o.kind.value,
-                "targeting_key": o.targeting_key,
-                "flags": o.flags,
-                "value": o.value,
-                "failed": o.failed,
-                "name": o.name,
-                "variant": o.variant,
-                "engagement": o.engagement,
-                "tags": o.tags,
-                "message": o.message,
-            }
+        sql = self._driver_sql(
+            "INSERT INTO events (environment_id, at_ms, kind, targeting_key, flags, value, failed, name, variant, "
+            "engagement, tags, message) VALUES (?, ?, ?, ?, ?J, ?, ?, ?, ?, ?, ?J, ?)")
+        self.conn.exec_driver_sql(sql, [
+            (environment_id, o.at_ms, str.__str__(o.kind), o.targeting_key, _json(o.flags), o.value, o.failed, o.name,
+             o.variant, o.engagement, _json(o.tags), o.message)
             for o in observations
         ])
 
@@ -74,17 +71,14 @@ class SqlTelemetry:
     def add_units(self, environment_id: int, units: Mapping[UnitKey, list[int]]) -> None:
         if not units:
             return
-        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(unit_days)
-        statement = statement.on_conflict_do_update(
-            index_elements=["environment_id", "flag", "day", "variant", "targeting_key"],
-            set_={"events": unit_days.c.events + statement.excluded.events,
-                  "engaged": unit_days.c.engaged + statement.excluded.engaged},
-        )
-        self.conn.execute(statement, [
-            {"environment_id": environment_id, **key._asdict(), "events": counts[0], "engaged": counts[1]}
-            for key, counts in sorted(units.items())
-        ])
+        sql = self._driver_sql(
+            "INSERT INTO unit_days (environment_id, flag, variant, day, targeting_key, events, engaged) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (environment_id, flag, day, variant, targeting_key) "
+            "DO UPDATE SET events = unit_days.events + excluded.events, "
+            "engaged = unit_days.engaged + excluded.engaged")
+        # Sorted, so two writers lock rows in the same order on PostgreSQL.
+        self.conn.exec_driver_sql(sql, [(environment_id, *key, counts[0], counts[1])
+                                        for key, counts in sorted(units.items())])
 
     def rollup_rows(self, environment_id: int, flag: str, metric: str,
                     spans: Iterable[tuple[int, int, int]]) -> list[tuple[str, int, int, Aggregate]]:
@@ -124,6 +118,10 @@ class SqlTelemetry:
         query = select(func.count()).select_from(events).where(and_(events.c.environment_id == environment_id,
                                                                     *conditions))
         return int(self.conn.execute(query).scalar_one())
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else _encode_json(value).decode()
 
 
 def _aggregate(r: Any) -> Aggregate:

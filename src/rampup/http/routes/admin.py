@@ -53,7 +53,7 @@ def audit(
     target: Annotated[str | None, Query(description="e.g. flag:workstation", max_length=300)] = None,
     environment: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(description="only entries older than this id (paging)")] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**62, description="only entries older than this id (paging)")] = None,
 ) -> list[dict[str, Any]]:
     return [e.to_dict() for e in c.flags.audit(target=target, environment=environment, limit=limit,
                                                 before_id=before)]

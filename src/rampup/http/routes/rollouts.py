@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from rampup.adapters.codecs.plan_yaml import load_plan
 from rampup.core.plans import Plan
@@ -16,6 +16,7 @@ router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"], responses={
     401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut},
     422: {"model": ErrorOut}})
 
+RolloutId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Action = Literal["advance", "pause", "resume", "rollback", "disable", "approve", "abort", "start"]
 
 
@@ -47,20 +48,20 @@ def list_rollouts(
 
 
 @router.get("/{rollout_id}", response_model=RolloutOut)
-def get_rollout(rollout_id: int, c: ContainerDep, _: Reader) -> dict[str, Any]:
+def get_rollout(rollout_id: RolloutId, c: ContainerDep, _: Reader) -> dict[str, Any]:
     """Stage, soak time left, every gate's verdict with value, bounds, samples and threshold, and the timeline."""
     return c.rollouts.rollout(rollout_id)
 
 
 @router.post("/{rollout_id}/signoff", response_model=RolloutOut)
-def signoff(rollout_id: int, body: SignoffIn, c: ContainerDep, token: Writer) -> dict[str, Any]:
+def signoff(rollout_id: RolloutId, body: SignoffIn, c: ContainerDep, token: Writer) -> dict[str, Any]:
     """A named person signs off one prerequisite of a stage ahead."""
     c.rollouts.act(rollout_id, "signoff", body.by or token.name, "", body.prerequisite)
     return c.rollouts.rollout(rollout_id)
 
 
 @router.post("/{rollout_id}/{action}", response_model=RolloutOut)
-def command(rollout_id: int, action: Action, c: ContainerDep, token: Writer,
+def command(rollout_id: RolloutId, action: Action, c: ContainerDep, token: Writer,
             body: ActionIn | None = None) -> dict[str, Any]:
     """advance, pause, resume, rollback, disable, approve, abort (and start, for one created with start: false)."""
     actor = (body.by if body and body.by else None) or token.name
