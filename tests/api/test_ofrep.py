@@ -7,10 +7,10 @@ import httpx
 import pytest
 from openfeature import api as openfeature
 from openfeature.client import OpenFeatureClient
+from openfeature.contrib.provider.ofrep import OFREPProvider
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
-from openfeature.contrib.provider.ofrep import OFREPProvider
 
 from tests.conftest import Server
 

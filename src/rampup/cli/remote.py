@@ -46,6 +46,6 @@ def _reason(response: httpx.Response) -> str:
         error = response.json()["error"]
         where, message = error.get("where"), str(error.get("message", ""))
     except (ValueError, KeyError, TypeError, AttributeError):
-        first_line = " ".join(response.text.split())[:200]
-        return f"{response.reason_phrase}: {first_line}" if first_line else response.reason_phrase
+        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        return f"{response.reason_phrase} ({kind}, not Rampup's JSON: is this a Rampup server?)"
     return f"{message} (at {where})" if where and where not in message else message

@@ -317,7 +317,8 @@ def measure(gate: Gate, inputs: GateInputs, since_ms: int, now_ms: int, baseline
     """What the gate looks at: the treatment since `since_ms` (or its trailing window), or a comparison."""
     base, _ = parse_metric_name(gate.metric)
     start = now_ms - int(gate.window.total_seconds() * 1000) if gate.window else since_ms
-    treatment = inputs.aggregate(base, TREATMENT, start, now_ms)
+    subject = "all" if BUILTIN_METRICS[base].environment_wide else TREATMENT
+    treatment = inputs.aggregate(base, subject, start, now_ms)
     match gate.aggregation, gate.compare:
         case Aggregation.RATE, Compare.ABSOLUTE:
             return _with_needs(_rate(treatment.count, treatment.failures), gate, since_ms, now_ms)

@@ -62,6 +62,7 @@ class MetricSpec:
     aggregation: Aggregation
     unit: str
     description: str
+    environment_wide: bool = False  # gates read the whole environment, not the treatment (data loss: any at all)
 
 
 BUILTIN_METRICS: dict[str, MetricSpec] = {m.name: m for m in (
@@ -75,7 +76,7 @@ BUILTIN_METRICS: dict[str, MetricSpec] = {m.name: m for m in (
     MetricSpec("exposures", Aggregation.COUNT, "count", "exposure events"),
     MetricSpec("support_tickets", Aggregation.SUM, "count", "a counter posted from outside"),
     MetricSpec("lighthouse", Aggregation.GAUGE, "score", "a gauge posted from outside"),
-    MetricSpec("data_loss", Aggregation.COUNT, "count", "data-loss events"),
+    MetricSpec("data_loss", Aggregation.COUNT, "count", "data-loss events", environment_wide=True),
 )}
 
 

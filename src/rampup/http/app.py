@@ -16,9 +16,11 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from rampup import __version__
+from rampup.adapters.codecs.ofrep import OfrepError, encode_error
 from rampup.bootstrap import Container
+from rampup.core.flags import ErrorCode
 from rampup.http.errors import error_body, install_error_handlers
-from rampup.http.ofrep import OfrepApp, openapi_paths
+from rampup.http.ofrep import OFREP_PREFIX, OfrepApp, openapi_paths
 from rampup.http.routes import admin, flags, health, ingest, metrics, rollouts
 
 __all__ = ["create_app"]
@@ -45,7 +47,9 @@ class RefuseNul:
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
                                         or b"\x00" in scope.get("query_string", b"")):
-            body = msgspec.json.encode(error_body("bad_request", "a NUL character in the URL"))
+            message = "a NUL character in the URL"
+            body = (encode_error(None, OfrepError(ErrorCode.GENERAL, message))[1]
+                    if scope["path"].startswith(OFREP_PREFIX) else msgspec.json.encode(error_body("bad_request", message)))
             await send({"type": "http.response.start", "status": 400,
                         "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": body})
