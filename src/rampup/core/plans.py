@@ -392,11 +392,11 @@ def _breach_reason(r: GateResult, kind: str) -> str:
 
 
 def _human(span: timedelta) -> str:
-    seconds = int(span.total_seconds())
+    seconds = span.total_seconds()
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds / size:.3g}{unit}"
-    return f"{seconds}s"
+    return f"{seconds:.2g}s"
 
 
 ACTIONS = ("start", "advance", "pause", "resume", "rollback", "disable", "approve", "signoff", "abort")

@@ -40,11 +40,16 @@ class RolloutRecord:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    id: str
+    id: str  # time-ordered: the queue order
     kind: str
     payload: dict[str, Any]
     attempts: int
     created_at: datetime
+
+    @property
+    def destination(self) -> str:
+        """Items to one destination are delivered in order: a later one never overtakes a failing one."""
+        return f"{self.kind}:{self.payload.get('url') or self.payload.get('command') or self.payload.get('channel')}"
 
 
 class Rollouts(Protocol):
@@ -60,7 +65,7 @@ class Rollouts(Protocol):
 
 class Outbox(Protocol):
     def enqueue(self, item_id: str, kind: str, payload: dict[str, Any], at: datetime) -> None: ...
-    def due(self, now: datetime, limit: int = 50) -> list[OutboxItem]: ...
+    def pending(self, limit: int = 200) -> list[tuple[OutboxItem, datetime]]: ...
     def delivered(self, item_id: str, at: datetime) -> None: ...
     def failed(self, item_id: str, error: str, retry_at: datetime) -> None: ...
     def items(self, limit: int = 100) -> list[dict[str, Any]]: ...

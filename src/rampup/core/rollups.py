@@ -98,18 +98,18 @@ def fold(observations: Sequence[Observation], timelines: Mapping[str, FlagTimeli
     first = min(o.at_ms for o in observations)
     last = max(o.at_ms for o in observations)
     splitting = [(k, t) for k, t in timelines.items() if t.may_split_between(first, last)]
-    per_second: dict[RollupKey, Aggregate] = {}
+    per_second: dict[tuple[str, str, str, int], Aggregate] = {}  # plain tuples: the hottest loop of ingest
     units = folded.units
     for o in observations:
         slots = [(ALL_USERS, ALL_VARIANT), *attribute(o, timelines, splitting)]
         second = o.at_ms // 1000
-        for c in contributions(o, custom):
+        for metric, failed, value, sketched in contributions(o, custom):
             for flag, variant in slots:
-                key = RollupKey(flag, variant, c.metric, SECOND, second)
+                key = (flag, variant, metric, second)
                 aggregate = per_second.get(key)
                 if aggregate is None:
                     aggregate = per_second[key] = Aggregate()
-                aggregate.add(c.failed, c.value, c.sketched, o.at_ms)
+                aggregate.add(failed, value, sketched, o.at_ms)
         if o.targeting_key and len(slots) > 1:
             day = second // DAY
             for flag, variant in slots[1:]:  # users per variant of a flag; the environment as a whole needs none
@@ -120,10 +120,10 @@ def fold(observations: Sequence[Observation], timelines: Mapping[str, FlagTimeli
                     unit[0] += 1
                     unit[1] += o.engagement
     rollups = folded.rollups
-    for key, aggregate in per_second.items():
-        rollups[key] = aggregate
+    for (flag, variant, metric, second), aggregate in per_second.items():
+        rollups[RollupKey(flag, variant, metric, SECOND, second)] = aggregate
         for resolution in (MINUTE, HOUR):
-            coarse = key._replace(resolution=resolution, period=key.period - key.period % resolution)
+            coarse = RollupKey(flag, variant, metric, resolution, second - second % resolution)
             total = rollups.get(coarse)
             if total is None:
                 total = rollups[coarse] = Aggregate()

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from rampup.errors import InvalidInput
 
@@ -151,8 +151,7 @@ class CustomMetric:
                 "description": self.description}
 
 
-@dataclass(frozen=True, slots=True)
-class Contribution:
+class Contribution(NamedTuple):  # a tuple: made for every event, so made cheaply
     metric: str
     failed: bool = False
     value: float | None = None

@@ -1,19 +1,26 @@
 """Delivering the outbox: after commit, at least once, retried with backoff, the same id every time."""
 
+import time
+import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from rampup.core.ports import Clock, OutboxItem, Store
 from rampup.errors import ConfigError, RampupError
 
-__all__ = ["Sender", "OutboxService", "backoff"]
+__all__ = ["Sender", "OutboxService", "backoff", "outbox_id"]
 
 MAX_BACKOFF = timedelta(minutes=10)
 
 
 class Sender(Protocol):
     def send(self, item_id: str, payload: Mapping[str, Any]) -> None: ...  # raises RampupError on failure
+
+
+def outbox_id() -> str:
+    """Unique and ordered by creation, so the queue keeps the order decisions were made in."""
+    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
 
 
 def backoff(attempts: int) -> timedelta:
@@ -28,9 +35,14 @@ class OutboxService:
         self._senders = senders
 
     def deliver_due(self) -> int:
+        """Try the oldest undelivered item of each destination whose retry time has come."""
+        now = self._clock()
         with self._store.read() as tx:
-            due = tx.outbox.due(self._clock())
-        return sum(self._deliver(item) for item in due)
+            pending = tx.outbox.pending()
+        heads: dict[str, tuple[OutboxItem, datetime]] = {}
+        for item, next_try in pending:
+            heads.setdefault(item.destination, (item, next_try))
+        return sum(self._deliver(item) for item, next_try in heads.values() if next_try <= now)
 
     def _deliver(self, item: OutboxItem) -> bool:
         sender = self._senders.get(item.kind)

@@ -6,7 +6,6 @@ controllers, and a restart resumes from exactly the stored state.
 """
 
 import math
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from rampup.core.ports import Clock, RolloutRecord, Store, Transaction
 from rampup.core.rollups import FINE_RETENTION, Aggregate, UnitTotals, combine, cover
 from rampup.errors import Conflict, InvalidInput, NotFound
 from rampup.services.flags import FlagService
+from rampup.services.outbox import outbox_id
 
 __all__ = ["RolloutService", "StoreGateInputs", "sample_ratio"]
 
@@ -37,7 +37,11 @@ class StoreGateInputs:
     def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
         slot = "" if variant == "all" else self._flag
         until_s = until_ms // 1000 + 1  # the second in progress counts
-        spans = cover(since_ms // 1000, until_s, until_s - FINE_RETENTION)
+        # Per-second aggregates cannot split the second a stage began in. A variant's numbers start at the next
+        # second, so a failing stage's last moments never count against the stage rolled back to; whole-environment
+        # counts (data loss: any at all) keep that second, so nothing that happened is missed.
+        since_s = since_ms // 1000 if variant == "all" else -(-since_ms // 1000)
+        spans = cover(since_s, until_s, until_s - FINE_RETENTION)
         rows = self._tx.telemetry.rollup_rows(self._env, slot, metric, spans)
         return combine(a for v, _, _, a in rows if v == variant)
 
@@ -189,9 +193,9 @@ class RolloutService:
                     "enabled": state.enabled, "rollout": state.rollout, "stage": decision.state.stage,
                     "phase": decision.state.phase.value, "reason": reason, "at": now.isoformat()}
             if plan.hooks.webhook:
-                tx.outbox.enqueue(str(uuid.uuid4()), "hook.webhook", {**hook, "url": plan.hooks.webhook}, now)
+                tx.outbox.enqueue(outbox_id(), "hook.webhook", {**hook, "url": plan.hooks.webhook}, now)
             if plan.hooks.command:
-                tx.outbox.enqueue(str(uuid.uuid4()), "hook.command", {**hook, "command": plan.hooks.command}, now)
+                tx.outbox.enqueue(outbox_id(), "hook.command", {**hook, "command": plan.hooks.command}, now)
 
 
 def _view(record: RolloutRecord, results: list[GateResult], transitions: list[Any], now: datetime) -> dict[str, Any]:

@@ -24,11 +24,11 @@ class SqlOutbox:
         self.conn.execute(insert(outbox).values(id=item_id, kind=kind, payload=payload, created_at=at, attempts=0,
                                                 next_attempt_at=at))
 
-    def due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
-        query = (select(outbox).where(outbox.c.delivered_at.is_(None), outbox.c.next_attempt_at <= now)
-                 .order_by(outbox.c.created_at).limit(limit))
-        return [OutboxItem(r.id, r.kind, r.payload, r.attempts, _utc(r.created_at))  # type: ignore[arg-type]
-                for r in self.conn.execute(query)]
+    def pending(self, limit: int = 200) -> list[tuple[OutboxItem, datetime]]:
+        """Undelivered items in the order they were queued, each with when it may be tried next."""
+        query = select(outbox).where(outbox.c.delivered_at.is_(None)).order_by(outbox.c.id).limit(limit)
+        return [(OutboxItem(r.id, r.kind, r.payload, r.attempts, _utc(r.created_at)),  # type: ignore[arg-type]
+                 _utc(r.next_attempt_at)) for r in self.conn.execute(query)]  # type: ignore[misc]
 
     def delivered(self, item_id: str, at: datetime) -> None:
         self.conn.execute(update(outbox).where(outbox.c.id == item_id).values(

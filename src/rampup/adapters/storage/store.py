@@ -1,5 +1,7 @@
 """The SQL store: rows ↔ core values, one transaction per use case."""
 
+import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -51,11 +53,14 @@ def jsonable(value: Any) -> Any:
 class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time. Threads that queue on this lock wake as soon as it is free; threads
+        # left to SQLite's busy handler poll with sleeps of up to 100 ms, which starves concurrent ingest.
+        self._writer = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     @contextmanager
     def transaction(self) -> Iterator["SqlTransaction"]:
         try:
-            with self.engine.begin() as conn:
+            with self._writer, self.engine.begin() as conn:
                 yield SqlTransaction(conn)
         except IntegrityError as exc:
             raise Conflict(f"conflicting change: {exc.orig}") from exc

@@ -5,6 +5,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql
 
 from rampup.adapters.storage.tables import events, rollups, unit_days
 from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
@@ -44,6 +45,10 @@ class SqlTelemetry:
         keys = sorted(batch)  # one lock order for every writer, so two instances never deadlock
         existing: dict[RollupKey, Aggregate] = {}
         key_columns = tuple_(*(rollups.c[name] for name in _KEY_COLUMNS))
+        if self.conn.dialect.name == "postgresql":
+            # Create missing rows empty first, so concurrent writers meet on row locks, not on duplicate keys.
+            self.conn.execute(postgresql.insert(rollups).on_conflict_do_nothing(), [
+                {"environment_id": environment_id, **key._asdict(), **_columns(Aggregate())} for key in keys])
         for i in range(0, len(keys), _CHUNK):
             query = select(rollups).where(rollups.c.environment_id == environment_id,
                                           key_columns.in_(keys[i:i + _CHUNK]))
