@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-__all__ = ["metadata", "environments", "flags", "flag_states", "flag_history", "tokens", "audit", "events",
+__all__ = ["metadata", "environments", "flags", "flag_states", "flag_history", "tokens", "audit", "event_batches",
            "rollups", "unit_days", "metric_definitions", "rollouts", "rollout_transitions", "outbox", "leases"]
 
 metadata = MetaData()
@@ -112,24 +112,18 @@ flag_history = Table(
     Index("ix_flag_history_flag", "flag_id", "environment_id", "at"),
 )
 
-# Raw telemetry, kept for the retention period.
-events = Table(
-    "events",
+# Raw telemetry, kept for the retention period: one row per ingested batch, its events packed with msgpack.
+# Nothing reads single raw events on a hot path, so a batch costs one row, not a thousand.
+event_batches = Table(
+    "event_batches",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("environment_id", Integer, nullable=False),
-    Column("at_ms", BigInteger, nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("targeting_key", String(256), nullable=True),
-    Column("flags", Json, nullable=True),
-    Column("value", Float, nullable=True),
-    Column("failed", Boolean, nullable=False),
-    Column("name", String(200), nullable=True),
-    Column("variant", String(128), nullable=True),
-    Column("engagement", Boolean, nullable=False),
-    Column("tags", Json, nullable=True),
-    Column("message", Text, nullable=True),
-    Index("ix_events_environment_at", "environment_id", "at_ms"),
+    Column("first_ms", BigInteger, nullable=False),
+    Column("last_ms", BigInteger, nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Index("ix_event_batches_environment_time", "environment_id", "last_ms"),
 )
 
 # Aggregates per minute (resolution 60) and per hour (3600) for each flag slot × variant × metric; kept

@@ -4,17 +4,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql
 
-from rampup.adapters.storage.tables import events, rollups, unit_days
+from rampup.adapters.storage.tables import event_batches, rollups, unit_days
 from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
 from rampup.core.telemetry import Observation
 
 __all__ = ["SqlTelemetry"]
 
 _encode_sketch = msgspec.msgpack.encode
-_encode_json = msgspec.json.encode
+_encode_events = msgspec.msgpack.encode
 _decode_sketch = msgspec.msgpack.Decoder(dict[int, int]).decode
 _KEY_COLUMNS = ("flag", "variant", "metric", "resolution", "period")
 _CHUNK = 400  # keys per IN (…) lookup; well under SQLite's bound-parameter limit
@@ -24,21 +24,21 @@ class SqlTelemetry:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def _driver_sql(self, sql: str, json_columns: int = 0) -> str:
-        """SQL for the driver's own executemany (the hot inserts skip SQLAlchemy's per-row work)."""
-        if self.conn.dialect.name == "postgresql":
-            sql = sql.replace("?J", "CAST(%s AS jsonb)").replace("?", "%s")
-        return sql.replace("?J", "?")
+    def _driver_sql(self, sql: str) -> str:
+        """SQL for the driver's own executemany (the hot upsert skips SQLAlchemy's per-row work)."""
+        return sql.replace("?", "%s") if self.conn.dialect.name == "postgresql" else sql
 
     def insert_events(self, environment_id: int, observations: Sequence[Observation]) -> None:
-        sql = self._driver_sql(
-            "INSERT INTO events (environment_id, at_ms, kind, targeting_key, flags, value, failed, name, variant, "
-            "engagement, tags, message) VALUES (?, ?, ?, ?, ?J, ?, ?, ?, ?, ?, ?J, ?)")
-        self.conn.exec_driver_sql(sql, [
-            (environment_id, o.at_ms, str.__str__(o.kind), o.targeting_key, _json(o.flags), o.value, o.failed, o.name,
-             o.variant, o.engagement, _json(o.tags), o.message)
+        if not observations:
+            return
+        body = _encode_events([
+            (o.at_ms, str.__str__(o.kind), o.targeting_key, o.flags, o.value, o.failed, o.name, o.variant,
+             o.engagement, o.tags, o.message)
             for o in observations
         ])
+        times = [o.at_ms for o in observations]
+        self.conn.execute(insert(event_batches).values(environment_id=environment_id, first_ms=min(times),
+                                                       last_ms=max(times), events=len(observations), body=body))
 
     def add_rollups(self, environment_id: int, batch: Mapping[RollupKey, Aggregate]) -> None:
         """Merge a batch's aggregates into the stored ones (read, merge, write; rows locked on PostgreSQL)."""
@@ -117,16 +117,12 @@ class SqlTelemetry:
                                                        rollups.c.period < before_period)).rowcount
 
     def purge_events(self, before_ms: int) -> int:
-        return self.conn.execute(delete(events).where(events.c.at_ms < before_ms)).rowcount
-
-    def count_events(self, environment_id: int, *conditions: Any) -> int:
-        query = select(func.count()).select_from(events).where(and_(events.c.environment_id == environment_id,
-                                                                    *conditions))
-        return int(self.conn.execute(query).scalar_one())
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else _encode_json(value).decode()
+        """Drop the batches whose every event is older than `before_ms`; returns how many events went."""
+        old = event_batches.c.last_ms < before_ms
+        count = int(self.conn.execute(select(func.coalesce(func.sum(event_batches.c.events), 0)).where(old))
+                    .scalar_one())
+        self.conn.execute(delete(event_batches).where(old))
+        return count
 
 
 def _aggregate(r: Any) -> Aggregate:

@@ -1,4 +1,4 @@
-"""Telemetry: flag history for attribution, raw events, minute/hour rollups, per-user days, custom metrics.
+"""Telemetry: flag history for attribution, raw event batches, minute/hour rollups, per-user days, custom metrics.
 
 Revision ID: 0002
 Revises: 0001
@@ -37,22 +37,15 @@ def upgrade() -> None:
                "SELECT flag_id, environment_id, updated_at, enabled, rollout_bp, salt, weights, version "
                "FROM flag_states")
     op.create_table(
-        "events",
+        "event_batches",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
         sa.Column("environment_id", sa.Integer, nullable=False),
-        sa.Column("at_ms", sa.BigInteger, nullable=False),
-        sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("targeting_key", sa.String(256), nullable=True),
-        sa.Column("flags", Json, nullable=True),
-        sa.Column("value", sa.Float, nullable=True),
-        sa.Column("failed", sa.Boolean, nullable=False),
-        sa.Column("name", sa.String(200), nullable=True),
-        sa.Column("variant", sa.String(128), nullable=True),
-        sa.Column("engagement", sa.Boolean, nullable=False),
-        sa.Column("tags", Json, nullable=True),
-        sa.Column("message", sa.Text, nullable=True),
+        sa.Column("first_ms", sa.BigInteger, nullable=False),
+        sa.Column("last_ms", sa.BigInteger, nullable=False),
+        sa.Column("events", sa.Integer, nullable=False),
+        sa.Column("body", sa.LargeBinary, nullable=False),
     )
-    op.create_index("ix_events_environment_at", "events", ["environment_id", "at_ms"])
+    op.create_index("ix_event_batches_environment_time", "event_batches", ["environment_id", "last_ms"])
     op.create_table(
         "rollups",
         sa.Column("environment_id", sa.Integer, nullable=False),
@@ -92,5 +85,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("metric_definitions", "unit_days", "rollups", "events", "flag_history"):
+    for table in ("metric_definitions", "unit_days", "rollups", "event_batches", "flag_history"):
         op.drop_table(table)
