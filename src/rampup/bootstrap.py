@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import httpx
 
 from rampup.adapters.hooks import CommandHook, WebhookHook
+from rampup.adapters.notify import notifiers
 from rampup.adapters.storage import SqlStore, make_engine, migrate
 from rampup.config import Settings
 from rampup.core.model import DEFAULT_ENVIRONMENTS
@@ -14,6 +15,7 @@ from rampup.core.tokens import Scope
 from rampup.services.flags import FlagService
 from rampup.services.ingest import IngestService
 from rampup.services.metrics import MetricsService
+from rampup.services.notifications import NOTIFY, NotificationService
 from rampup.services.outbox import OutboxService, Sender
 from rampup.services.rollouts import RolloutService
 from rampup.services.snapshot import SnapshotCache
@@ -43,6 +45,7 @@ class Container:
     metrics: MetricsService
     rollouts: RolloutService
     outbox: OutboxService
+    notifications: NotificationService
 
     def revision(self) -> int:
         with self.store.read() as tx:
@@ -56,10 +59,13 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     snapshots = SnapshotCache(store)
     refresh = snapshots.refresh
     flags = FlagService(store, clock, refresh)
-    senders: dict[str, Sender] = {"hook.webhook": WebhookHook(httpx.Client(timeout=10)), "hook.command": CommandHook()}
+    client = httpx.Client(timeout=10)
+    notifications = NotificationService(store, clock, notifiers(client))
+    senders: dict[str, Sender] = {"hook.webhook": WebhookHook(client), "hook.command": CommandHook(), NOTIFY: notifications}
     return Container(settings, store, clock, snapshots, flags, TokenService(store, clock, refresh),
                      IngestService(store, snapshots, clock), MetricsService(store, snapshots, clock, refresh),
-                     RolloutService(store, clock, flags, refresh), OutboxService(store, clock, senders))
+                     RolloutService(store, clock, flags, notifications, refresh), OutboxService(store, clock, senders),
+                     notifications)
 
 
 @dataclass(frozen=True)

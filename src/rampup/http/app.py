@@ -21,7 +21,7 @@ from rampup.bootstrap import Container
 from rampup.core.flags import ErrorCode
 from rampup.http.errors import error_body, install_error_handlers
 from rampup.http.ofrep import OFREP_PREFIX, OfrepApp, openapi_paths
-from rampup.http.routes import admin, flags, health, ingest, metrics, rollouts
+from rampup.http.routes import admin, flags, health, ingest, metrics, notifications, rollouts
 
 __all__ = ["create_app"]
 
@@ -86,7 +86,7 @@ def create_app(c: Container) -> RefuseNul:
     api.state.container = c
     install_error_handlers(api)
     for router in (health.router, flags.router, admin.router, ingest.router, metrics.router, metrics.definitions,
-                   rollouts.router):
+                   rollouts.router, notifications.router):
         api.include_router(router)
 
     def openapi() -> dict[str, Any]:

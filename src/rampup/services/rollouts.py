@@ -12,11 +12,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rampup.core.gates import CONTROL, TREATMENT, GateResult, assess
-from rampup.core.plans import Decision, Kill, Phase, Plan, RolloutState, SetRollout, Srm, act, decide
+from rampup.core.notifications import Notification, Severity
+from rampup.core.plans import (
+    Decision,
+    Kill,
+    Phase,
+    Plan,
+    RolloutState,
+    SetRollout,
+    Srm,
+    Transition,
+    act,
+    decide,
+)
 from rampup.core.ports import Clock, RolloutRecord, Store, Transaction
 from rampup.core.rollups import FINE_RETENTION, Aggregate, UnitTotals, combine, cover
 from rampup.errors import Conflict, InvalidInput, NotFound
 from rampup.services.flags import FlagService
+from rampup.services.notifications import NotificationService
 from rampup.services.outbox import outbox_id
 
 __all__ = ["RolloutService", "StoreGateInputs", "sample_ratio"]
@@ -61,11 +74,12 @@ def sample_ratio(treatment: int, control: int, share: float) -> Srm | None:
 
 
 class RolloutService:
-    def __init__(self, store: Store, clock: Clock, flags: FlagService,
+    def __init__(self, store: Store, clock: Clock, flags: FlagService, notifications: NotificationService,
                  on_change: Callable[[], object] = lambda: None) -> None:
         self._store = store
         self._clock = clock
         self._flags = flags
+        self._notifications = notifications
         self._on_change = on_change
 
     # commands
@@ -177,6 +191,8 @@ class RolloutService:
             raise Conflict(f"rollout {record.id} changed meanwhile; try again")
         tx.rollouts.add_transitions(record.id, decision.transitions)
         plan = record.plan
+        for transition in decision.transitions:
+            self._notifications.enqueue(tx, plan.notify, transition_notification(record, transition))
         reason = decision.transitions[-1].reason if decision.transitions else ""
         actor = decision.transitions[-1].actor if decision.transitions else "controller"
         for effect in decision.effects:
@@ -196,6 +212,36 @@ class RolloutService:
                 tx.outbox.enqueue(outbox_id(), "hook.webhook", {**hook, "url": plan.hooks.webhook}, now)
             if plan.hooks.command:
                 tx.outbox.enqueue(outbox_id(), "hook.command", {**hook, "command": plan.hooks.command}, now)
+
+
+_SEVERITY = {Phase.ROLLED_BACK: Severity.WARNING, Phase.PAUSED: Severity.WARNING, Phase.DISABLED: Severity.CRITICAL,
+             Phase.ABORTED: Severity.WARNING}
+
+
+def transition_notification(record: RolloutRecord, t: Transition) -> Notification:
+    """What people hear about a transition: which, why, and the gate evidence."""
+    plan = record.plan
+    if t.to_stage > t.from_stage:
+        kind = "advanced"
+    elif t.to_stage < t.from_stage and t.to_phase is not Phase.ABORTED:
+        kind = "rolled_back"
+    elif t.from_phase is Phase.PENDING:
+        kind = "started"
+    elif t.to_phase is t.from_phase:
+        kind = "signed_off" if t.reason.startswith("signed off") else "noted"
+    else:
+        kind = t.to_phase.value
+    moved = (f"{plan.percentage_bp(t.from_stage) / 100:g}% → {plan.percentage_bp(t.to_stage) / 100:g}%"
+             if t.to_stage != t.from_stage else f"{plan.percentage_bp(t.to_stage) / 100:g}%")
+    fields = [("rollout", f"{record.id} {plan.name}"), ("state", f"{t.from_phase.value} → {t.to_phase.value}"),
+              ("by", t.actor)]
+    fields += [(str(e.get("metric")), f"{e.get('verdict')}: {e.get('value')} (n={e.get('samples')}, {e.get('threshold')})")
+               for e in t.evidence if "verdict" in e]
+    return Notification(
+        outbox_id(), f"rollout.{kind}", t.at, f"{plan.flag} in {plan.environment}: {kind.replace('_', ' ')} ({moved})",
+        t.reason, _SEVERITY.get(t.to_phase, Severity.INFO), tuple(fields), f"rollout-{record.id}",
+        details={"rollout_id": record.id, "flag": plan.flag, "environment": plan.environment, **t.to_dict(),
+                 "at": t.at.isoformat()})
 
 
 def _view(record: RolloutRecord, results: list[GateResult], transitions: list[Any], now: datetime) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from rampup.adapters.storage.notifications import SqlNotifications
 from rampup.adapters.storage.outbox import SqlOutbox
 from rampup.adapters.storage.rollouts import SqlRollouts
 from rampup.adapters.storage.tables import (
@@ -77,6 +78,7 @@ class SqlTransaction:
         self.telemetry = SqlTelemetry(conn)
         self.rollouts = SqlRollouts(conn)
         self.outbox = SqlOutbox(conn)
+        self.notifications = SqlNotifications(conn)
 
     # environments
 

@@ -22,7 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = ["metadata", "environments", "flags", "flag_states", "flag_history", "tokens", "audit", "event_batches",
-           "rollups", "unit_days", "metric_definitions", "rollouts", "rollout_transitions", "outbox", "leases"]
+           "rollups", "unit_days", "metric_definitions", "rollouts", "rollout_transitions", "outbox", "leases",
+           "channels", "alert_rules", "alerts", "report_schedules"]
 
 metadata = MetaData()
 
@@ -229,4 +230,46 @@ leases = Table(
     Column("name", String(64), primary_key=True),
     Column("holder", String(200), nullable=False),
     Column("expires_at", Timestamp, nullable=False),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("type", String(16), nullable=False),
+    Column("min_severity", String(16), nullable=False),
+    Column("config", Json, nullable=False),  # holds secrets: the API never shows them back
+    Column("created_at", Timestamp, nullable=False),
+)
+
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule", Json, nullable=False),
+    Column("rollout_id", Integer, ForeignKey("rollouts.id", ondelete="CASCADE"), nullable=True),
+    Column("breaching_since", Timestamp, nullable=True),  # the condition holds since then, not yet for `for`
+    Column("created_at", Timestamp, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", Integer, ForeignKey("alert_rules.id", ondelete="CASCADE"), nullable=False),
+    Column("state", String(16), nullable=False),  # firing | resolved
+    Column("value", Float, nullable=True),
+    Column("started_at", Timestamp, nullable=False),
+    Column("resolved_at", Timestamp, nullable=True),
+    Column("last_notified_at", Timestamp, nullable=False),
+    Index("ix_alerts_rule_state", "rule_id", "state"),
+)
+
+report_schedules = Table(
+    "report_schedules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("schedule", Json, nullable=False),
+    Column("last_period", String(32), nullable=True),  # the day or week last sent: sent once per period
+    Column("created_at", Timestamp, nullable=False),
 )

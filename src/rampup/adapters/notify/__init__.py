@@ -1,0 +1,27 @@
+"""Notifiers: one per channel type, each `send(channel, notification)`, raising Unavailable on failure."""
+
+from collections.abc import Mapping
+from typing import Protocol
+
+import httpx
+
+from rampup.adapters.notify.email import EmailNotifier
+from rampup.adapters.notify.pagerduty import PagerDutyNotifier
+from rampup.adapters.notify.slack import SlackNotifier
+from rampup.adapters.notify.webhook import WebhookNotifier
+from rampup.core.notifications import Channel, ChannelType, Notification
+
+__all__ = ["Notifier", "notifiers"]
+
+
+class Notifier(Protocol):
+    def send(self, channel: Channel, n: Notification) -> None: ...
+
+
+def notifiers(client: httpx.Client) -> Mapping[ChannelType, Notifier]:
+    return {
+        ChannelType.SLACK: SlackNotifier(client),
+        ChannelType.WEBHOOK: WebhookNotifier(client),
+        ChannelType.EMAIL: EmailNotifier(),
+        ChannelType.PAGERDUTY: PagerDutyNotifier(client),
+    }

@@ -1,0 +1,19 @@
+"""One POST with error translation, shared by the HTTP notifiers."""
+
+from typing import Any
+
+import httpx
+
+from rampup.errors import Unavailable
+
+__all__ = ["post"]
+
+
+def post(client: httpx.Client, url: str, *, json: Any = None, content: bytes | None = None,
+         headers: dict[str, str] | None = None) -> None:
+    try:
+        response = client.post(url, json=json, content=content, headers=headers)
+    except httpx.HTTPError as exc:
+        raise Unavailable(f"{url}: {type(exc).__name__}: {exc}") from exc
+    if not response.is_success:
+        raise Unavailable(f"{url} answered {response.status_code}: {response.text[:200]}")

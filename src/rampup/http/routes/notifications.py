@@ -1,0 +1,62 @@
+"""/api/v1/channels and /api/v1/notifications."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query
+
+from rampup.http.deps import Admin, ContainerDep, Reader, Writer
+from rampup.http.schemas import ErrorOut
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["notifications"], responses={
+    401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+
+ChannelName = Annotated[str, Path(max_length=64)]
+CHANNEL_EXAMPLES = {
+    "webhook": {"value": {"name": "rollout-hook", "type": "webhook", "url": "https://example.com/hook",
+                          "secret": "a-long-shared-secret"}},
+    "slack": {"value": {"name": "rollout-channel", "type": "slack", "url": "https://hooks.slack.com/services/…"}},
+    "email": {"value": {"name": "support-email", "type": "email", "host": "smtp.example.com", "port": 587,
+                        "from": "rampup@example.com", "to": ["support@example.com"], "starttls": True,
+                        "username": "rampup", "password": "…"}},
+    "pagerduty": {"value": {"name": "pager", "type": "pagerduty", "routing_key": "…", "min_severity": "critical"}},
+}
+
+
+@router.get("/channels", tags=["notifications"])
+def list_channels(c: ContainerDep, _: Reader) -> list[dict[str, Any]]:
+    """Channels, secrets masked."""
+    return [channel.public() for channel in c.notifications.channels()]
+
+
+@router.post("/channels", status_code=201, responses={409: {"model": ErrorOut}})
+def create_channel(c: ContainerDep, token: Admin,
+                   body: Annotated[dict[str, Any], Body(openapi_examples=CHANNEL_EXAMPLES)]) -> dict[str, Any]:
+    """A channel: slack {url}, webhook {url, secret}, email {host, port, from, to, starttls, username, password},
+    pagerduty {routing_key, url}; `min_severity` (info, warning, critical) filters what it gets."""
+    return c.notifications.create_channel(body, token.name).public()
+
+
+@router.get("/channels/{name}")
+def get_channel(name: ChannelName, c: ContainerDep, _: Reader) -> dict[str, Any]:
+    return c.notifications.channel(name).public()
+
+
+@router.delete("/channels/{name}", status_code=204)
+def delete_channel(name: ChannelName, c: ContainerDep, token: Admin) -> None:
+    c.notifications.delete_channel(name, token.name)
+
+
+@router.post("/channels/{name}/test", status_code=202)
+def test_channel(name: ChannelName, c: ContainerDep, token: Writer) -> dict[str, str]:
+    """Queue a test notification to the channel; watch it in /notifications."""
+    return {"notification_id": c.notifications.test(name, token.name)}
+
+
+@router.get("/notifications")
+def deliveries(c: ContainerDep, _: Reader,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    """Every delivery (notifications and hooks), newest first: pending, failing (with the last error) or
+    delivered."""
+    return c.notifications.deliveries(limit)
