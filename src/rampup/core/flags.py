@@ -222,7 +222,7 @@ class CompiledFlag:
     """A flag ready to evaluate in one environment: everything derivable is derived once."""
 
     __slots__ = ("key", "definition", "state", "version", "_values", "_off", "_salt", "_threshold",
-                 "_cumulative", "_single", "_fallthrough")
+                 "_cumulative", "_single", "_fallthrough", "_resolutions")
 
     def __init__(self, definition: FlagDefinition, state: FlagState) -> None:
         self.key = definition.key
@@ -242,9 +242,12 @@ class CompiledFlag:
         self._cumulative = tuple(cumulative)
         self._single = cumulative[0][1] if len(cumulative) == 1 else None
         self._fallthrough = Reason.DEFAULT if state.rules else Reason.STATIC
+        # Every answer this flag can give, built once: evaluating only picks one.
+        self._resolutions = {(v.name, reason): Resolution(self.key, v.value, v.name, reason, self.version)
+                             for v in definition.variants for reason in Reason if reason is not Reason.ERROR}
 
     def _resolve(self, variant: str, reason: Reason) -> Resolution:
-        return Resolution(self.key, self._values[variant], variant, reason, self.version)
+        return self._resolutions[variant, reason]
 
     def evaluate(self, ctx: EvaluationContext) -> Resolution:
         if not self.state.enabled:
