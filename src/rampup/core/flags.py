@@ -243,7 +243,7 @@ class CompiledFlag:
         self._single = cumulative[0][1] if len(cumulative) == 1 else None
         self._fallthrough = Reason.DEFAULT if state.rules else Reason.STATIC
         # Every answer this flag can give, built once: evaluating only picks one.
-        self._resolutions = {(v.name, reason): Resolution(self.key, v.value, v.name, reason, self.version)
+        self._resolutions: dict[tuple[str, Reason], Resolution] = {(v.name, reason): Resolution(self.key, v.value, v.name, reason, self.version)
                              for v in definition.variants for reason in Reason if reason is not Reason.ERROR}
 
     def _resolve(self, variant: str, reason: Reason) -> Resolution:
