@@ -12,6 +12,7 @@ from rampup.config import Settings
 from rampup.core.model import DEFAULT_ENVIRONMENTS
 from rampup.core.ports import Clock
 from rampup.core.tokens import Scope
+from rampup.services.alerts import AlertService
 from rampup.services.flags import FlagService
 from rampup.services.ingest import IngestService
 from rampup.services.metrics import MetricsService
@@ -46,6 +47,7 @@ class Container:
     rollouts: RolloutService
     outbox: OutboxService
     notifications: NotificationService
+    alerts: AlertService
 
     def revision(self) -> int:
         with self.store.read() as tx:
@@ -62,10 +64,11 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     client = httpx.Client(timeout=10)
     notifications = NotificationService(store, clock, notifiers(client))
     senders: dict[str, Sender] = {"hook.webhook": WebhookHook(client), "hook.command": CommandHook(), NOTIFY: notifications}
+    metrics = MetricsService(store, snapshots, clock, refresh)
     return Container(settings, store, clock, snapshots, flags, TokenService(store, clock, refresh),
-                     IngestService(store, snapshots, clock), MetricsService(store, snapshots, clock, refresh),
+                     IngestService(store, snapshots, clock), metrics,
                      RolloutService(store, clock, flags, notifications, refresh), OutboxService(store, clock, senders),
-                     notifications)
+                     notifications, AlertService(store, snapshots, clock, metrics, notifications))
 
 
 @dataclass(frozen=True)

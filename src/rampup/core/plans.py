@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from rampup.core.alerts import AlertRule
 from rampup.core.bucketing import BUCKETS
 from rampup.core.durations import parse_duration
 from rampup.core.flags import FLAG_KEY, parse_rollout
@@ -77,12 +78,13 @@ class Plan:
     notify: tuple[str, ...] = ()
     hooks: Hooks = Hooks()
     srm: bool = True  # pause on a sample-ratio mismatch
+    alerts: tuple[AlertRule, ...] = ()  # watched while the rollout runs; by default on the treatment
 
     @classmethod
     def parse(cls, raw: Any) -> "Plan":
         if not isinstance(raw, Mapping):
             raise InvalidInput("a plan is a mapping with name, flag, environment, stages and gates", where="plan")
-        known = {"name", "flag", "environment", "stages", "gates", "notify", "hooks", "srm"}
+        known = {"name", "flag", "environment", "stages", "gates", "notify", "hooks", "srm", "alerts"}
         unknown = sorted(set(raw) - known)
         if unknown:
             raise InvalidInput(f"unknown field {unknown[0]!r}; a plan has " + ", ".join(sorted(known)),
@@ -123,7 +125,13 @@ class Plan:
         srm = raw.get("srm", True)
         if not isinstance(srm, bool):
             raise InvalidInput("srm is true or false", where="srm")
-        return cls(name, flag, environment, stages, gates, tuple(notify), Hooks(webhook, hooks.get("command")), srm)
+        alerts_raw = raw.get("alerts", [])
+        if not isinstance(alerts_raw, list) or not all(isinstance(a, Mapping) for a in alerts_raw):
+            raise InvalidInput("alerts is a list of alert rules", where="alerts")
+        defaults = {"environment": environment, "flag": flag, "channels": notify}
+        alerts = tuple(AlertRule.parse(a, defaults, f"alerts[{i}]") for i, a in enumerate(alerts_raw))
+        return cls(name, flag, environment, stages, gates, tuple(notify), Hooks(webhook, hooks.get("command")), srm,
+                   alerts)
 
     def percentage_bp(self, stage: int) -> int:
         return 0 if stage == 0 else self.stages[stage - 1].percentage_bp

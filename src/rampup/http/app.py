@@ -68,6 +68,7 @@ def create_app(c: Container) -> RefuseNul:
         def control() -> None:
             if c.outbox.lead(holder, lease):
                 c.rollouts.tick_all()
+                c.alerts.evaluate_all()
 
         def deliver() -> None:
             if c.outbox.lead(holder, lease):

@@ -21,7 +21,7 @@ from rampup.core.telemetry import (
 from rampup.errors import Conflict, InvalidInput, NotFound
 from rampup.services.snapshot import SnapshotCache
 
-__all__ = ["MetricsService", "MetricQuery"]
+__all__ = ["MetricsService", "MetricQuery", "Resolved", "estimate"]
 
 MINUTE_SERIES_LIMIT = 6 * HOUR  # up to this window the series has a point a minute, beyond it a point an hour
 
@@ -36,7 +36,7 @@ class MetricQuery:
 
 
 @dataclass(frozen=True, slots=True)
-class _Resolved:
+class Resolved:
     spec: MetricSpec
     quantile: float | None
     denominator: str | None = None  # the rollup a ratio divides by
@@ -77,16 +77,16 @@ class MetricsService:
 
     # queries
 
-    def resolve(self, metric: str) -> _Resolved:
+    def resolve(self, metric: str) -> Resolved:
         base, quantile = parse_metric_name(metric)
         custom = self._snapshots.current.custom_metrics.get(base)
         resolved = None
         if base in BUILTIN_METRICS:
-            resolved = _Resolved(BUILTIN_METRICS[base], quantile)
+            resolved = Resolved(BUILTIN_METRICS[base], quantile)
         elif custom is not None:
-            resolved = _Resolved(custom.spec, quantile, f"event:{custom.denominator}" if custom.denominator else None)
+            resolved = Resolved(custom.spec, quantile, f"event:{custom.denominator}" if custom.denominator else None)
         elif base.startswith("event:") and len(base) > 6:
-            resolved = _Resolved(MetricSpec(base, Aggregation.COUNT, "count", f"events named {base[6:]!r}"), quantile)
+            resolved = Resolved(MetricSpec(base, Aggregation.COUNT, "count", f"events named {base[6:]!r}"), quantile)
         if resolved is None:
             known = sorted(BUILTIN_METRICS) + sorted(self._snapshots.current.custom_metrics)
             raise InvalidInput(f"unknown metric {metric!r}; known: {', '.join(known)}", where="metric")
@@ -122,8 +122,8 @@ class MetricsService:
         totals, points = main
         variants = sorted(set(totals) | set(units)) or [ALL_VARIANT if q.flag is None else "on"]
 
-        def estimate(v: str, aggregates: list[Aggregate], denominators: list[Aggregate]) -> dict[str, Any]:
-            return _estimate(resolved, combine(aggregates), combine(denominators), units.get(v))
+        def of(v: str, aggregates: list[Aggregate], denominators: list[Aggregate]) -> dict[str, Any]:
+            return estimate(resolved, combine(aggregates), combine(denominators), units.get(v))
 
         return {
             "metric": q.metric,
@@ -134,10 +134,10 @@ class MetricsService:
             "window": format_duration(timedelta(seconds=q.window_s)),
             "start": datetime.fromtimestamp(start_s, end.tzinfo),
             "end": datetime.fromtimestamp(end_s, end.tzinfo),
-            "variants": {v: estimate(v, totals.get(v, []), other[0].get(v, []) if other else []) for v in variants},
+            "variants": {v: of(v, totals.get(v, []), other[0].get(v, []) if other else []) for v in variants},
             "series": [
                 {"at": datetime.fromtimestamp(at, end.tzinfo),
-                 "values": {v: estimate(v, aggregates, other[1].get(at, {}).get(v, []) if other else [])["value"]
+                 "values": {v: of(v, aggregates, other[1].get(at, {}).get(v, []) if other else [])["value"]
                             for v, aggregates in sorted(point.items())}}
                 for at, point in sorted(points.items())
             ],
@@ -155,7 +155,7 @@ def _by_variant(tx: Transaction, environment_id: int, slot: str, rollup: str, sp
     return totals, points
 
 
-def _estimate(resolved: _Resolved, a: Aggregate, denominator: Aggregate, units: UnitTotals | None) -> dict[str, Any]:
+def estimate(resolved: "Resolved", a: Aggregate, denominator: Aggregate, units: UnitTotals | None) -> dict[str, Any]:
     counts: dict[str, Any] = {"count": a.count}
     users = units.users if units else 0
     match resolved.spec.aggregation:

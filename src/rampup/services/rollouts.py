@@ -98,6 +98,8 @@ class RolloutService:
                                f"{running.state.phase.value}; finish or abort it first")
             state = RolloutState()
             rollout_id = tx.rollouts.add(dict(source), plan, state, actor, now)
+            for rule in plan.alerts:
+                tx.notifications.add_alert_rule(rule.to_dict(), rollout_id, now)
             record = RolloutRecord(rollout_id, dict(source), plan, state, 1, actor, now)
             if start:
                 self._apply(tx, record, act(plan, state, "start", actor, "", now), now)

@@ -9,12 +9,15 @@ from sqlalchemy.dialects import postgresql
 
 from rampup.adapters.storage.tables import event_batches, rollups, unit_days
 from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
-from rampup.core.telemetry import Observation
+from rampup.core.telemetry import Kind, Observation
 
 __all__ = ["SqlTelemetry"]
 
 _encode_sketch = msgspec.msgpack.encode
 _encode_events = msgspec.msgpack.encode
+_decode_events = msgspec.msgpack.Decoder(list[tuple[int, str, str | None, dict[str, Any] | None, float | None, bool,
+                                                    str | None, str | None, bool, dict[str, str] | None, str | None]]
+                                         ).decode
 _decode_sketch = msgspec.msgpack.Decoder(dict[int, int]).decode
 _KEY_COLUMNS = ("flag", "variant", "metric", "resolution", "period")
 _CHUNK = 400  # keys per IN (…) lookup; well under SQLite's bound-parameter limit
@@ -115,6 +118,16 @@ class SqlTelemetry:
     def purge_rollups(self, resolution: int, before_period: int) -> int:
         return self.conn.execute(delete(rollups).where(rollups.c.resolution == resolution,
                                                        rollups.c.period < before_period)).rowcount
+
+    def events(self, environment_id: int, since_ms: int, until_ms: int) -> list[Observation]:
+        """Raw events with since_ms <= at_ms < until_ms, from the batches that overlap the span."""
+        query = select(event_batches.c.body).where(event_batches.c.environment_id == environment_id,
+                                                   event_batches.c.last_ms >= since_ms,
+                                                   event_batches.c.first_ms < until_ms)
+        return [Observation(Kind(kind), at, key, flags, value, failed, name, variant, engagement, tags, message)
+                for (body,) in self.conn.execute(query)
+                for at, kind, key, flags, value, failed, name, variant, engagement, tags, message in _decode_events(body)
+                if since_ms <= at < until_ms]
 
     def purge_events(self, before_ms: int) -> int:
         """Drop the batches whose every event is older than `before_ms`; returns how many events went."""

@@ -1,6 +1,6 @@
-"""/api/v1/channels and /api/v1/notifications."""
+"""/api/v1/channels, /api/v1/notifications, /api/v1/alert-rules and /api/v1/alerts."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query
 
@@ -60,3 +60,34 @@ def deliveries(c: ContainerDep, _: Reader,
     """Every delivery (notifications and hooks), newest first: pending, failing (with the last error) or
     delivered."""
     return c.notifications.deliveries(limit)
+
+
+@router.get("/alert-rules", tags=["alerts"])
+def list_alert_rules(c: ContainerDep, _: Reader) -> list[dict[str, Any]]:
+    return c.alerts.rules()
+
+
+@router.post("/alert-rules", status_code=201, tags=["alerts"])
+def create_alert_rule(c: ContainerDep, token: Writer, body: Annotated[dict[str, Any], Body(openapi_examples={
+    "error rate": {"value": {"name": "Workstation error rate", "environment": "production", "flag": "workstation",
+                             "metric": "error_rate", "condition": "> 0.5%", "window": "5m", "for": "5m",
+                             "severity": "critical", "channels": ["rollout-channel"]}},
+    "critical errors": {"value": {"environment": "production", "metric": "unhandled_exceptions",
+                                  "condition": "> 5", "window": "5m", "severity": "critical",
+                                  "channels": ["pager"]}}})]) -> dict[str, Any]:
+    """A metric condition over a trailing window, sustained `for` a duration; severity, filters, channels."""
+    rule_id, rule = c.alerts.create(body, token.name)
+    return {"id": rule_id, **rule.to_dict()}
+
+
+@router.delete("/alert-rules/{rule_id}", status_code=204, tags=["alerts"])
+def delete_alert_rule(rule_id: Annotated[int, Path(ge=1, le=2**31 - 1)], c: ContainerDep, token: Writer) -> None:
+    c.alerts.delete(rule_id, token.name)
+
+
+@router.get("/alerts", tags=["alerts"])
+def list_alerts(c: ContainerDep, _: Reader,
+                state: Annotated[Literal["firing", "resolved"] | None, Query()] = None,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    """Alerts, newest first: firing ones and resolved ones."""
+    return c.alerts.alerts(state, limit)
