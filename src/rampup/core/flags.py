@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import mmh3
+
 from rampup.core.bucketing import BUCKETS, bucket, variant_bucket
 from rampup.core.targeting import EvaluationContext, Rule
 from rampup.errors import InvalidInput
@@ -222,7 +224,7 @@ class CompiledFlag:
     """A flag ready to evaluate in one environment: everything derivable is derived once."""
 
     __slots__ = ("key", "definition", "state", "version", "_values", "_off", "_salt", "_threshold",
-                 "_cumulative", "_single", "_fallthrough", "_resolutions")
+                 "_cumulative", "_single", "_fallthrough", "_resolutions", "_prefix", "_simple")
 
     def __init__(self, definition: FlagDefinition, state: FlagState) -> None:
         self.key = definition.key
@@ -242,12 +244,21 @@ class CompiledFlag:
         self._cumulative = tuple(cumulative)
         self._single = cumulative[0][1] if len(cumulative) == 1 else None
         self._fallthrough = Reason.DEFAULT if state.rules else Reason.STATIC
+        self._prefix = f"{self._salt}:"
+        # A boolean flag without rules, split by percentage: `is_on` answers it with one hash and one compare.
+        self._simple = definition.type is FlagType.BOOLEAN and not state.rules and state.enabled
         # Every answer this flag can give, built once: evaluating only picks one.
         self._resolutions: dict[tuple[str, Reason], Resolution] = {(v.name, reason): Resolution(self.key, v.value, v.name, reason, self.version)
                              for v in definition.variants for reason in Reason if reason is not Reason.ERROR}
 
     def _resolve(self, variant: str, reason: Reason) -> Resolution:
         return self._resolutions[variant, reason]
+
+    def is_on(self, targeting_key: str, attributes: Mapping[str, Any] | None = None) -> bool:
+        """The boolean value for a user: the hot path of SDKs. Same answer as `evaluate`, bit for bit."""
+        if self._simple and targeting_key:
+            return mmh3.hash(self._prefix + targeting_key, signed=False) % BUCKETS < self._threshold
+        return self.evaluate(EvaluationContext(targeting_key, attributes or {})).value is True
 
     def evaluate(self, ctx: EvaluationContext) -> Resolution:
         if not self.state.enabled:

@@ -19,6 +19,7 @@ from rampup import __version__
 from rampup.adapters.codecs.ofrep import OfrepError, encode_error
 from rampup.bootstrap import Container
 from rampup.core.flags import ErrorCode
+from rampup.http import sdk
 from rampup.http.errors import error_body, install_error_handlers
 from rampup.http.ofrep import OFREP_PREFIX, OfrepApp, openapi_paths
 from rampup.http.routes import admin, flags, health, ingest, metrics, notifications, rollouts
@@ -87,7 +88,7 @@ def create_app(c: Container) -> RefuseNul:
     api.state.container = c
     install_error_handlers(api)
     for router in (health.router, flags.router, admin.router, ingest.router, metrics.router, metrics.definitions,
-                   rollouts.router, notifications.router):
+                   rollouts.router, notifications.router, sdk.router):
         api.include_router(router)
 
     def openapi() -> dict[str, Any]:

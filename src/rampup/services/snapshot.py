@@ -19,7 +19,7 @@ from rampup.core.tokens import Token, hash_secret
 __all__ = ["Snapshot", "SnapshotCache"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # identity: each revision is its own snapshot
 class Snapshot:
     revision: int
     environments: dict[str, Environment] = field(default_factory=dict)

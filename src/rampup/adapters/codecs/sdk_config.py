@@ -1,0 +1,42 @@
+"""The flag configuration SDKs evaluate locally: one document per environment and revision.
+
+Server and SDK use this one codec, so the SDK builds exactly the `CompiledFlag`s the server evaluates with:
+the same answer for the same user, bit for bit.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from rampup.core.flags import CompiledFlag, FlagDefinition, FlagState, parse_rollout, parse_weights
+from rampup.core.targeting import Rule
+
+__all__ = ["encode_config", "decode_config"]
+
+
+def encode_config(environment: str, revision: int, flags: Mapping[str, CompiledFlag]) -> bytes:
+    return msgspec.json.encode({
+        "environment": environment,
+        "revision": revision,
+        "flags": [{**f.definition.to_dict(), **f.state.to_dict()} for f in flags.values()],
+    })
+
+
+def decode_config(body: bytes | str) -> tuple[str, int, dict[str, CompiledFlag]]:
+    """(environment, revision, flags). Raises ValueError (or a RampupError) on a document it cannot trust."""
+    doc: Any = msgspec.json.decode(body)
+    flags = {}
+    for raw in doc["flags"]:
+        definition = FlagDefinition.parse(raw["key"], raw["type"], raw.get("description", ""),
+                                          raw["variants"] if raw["type"] != "boolean" else None, raw["off_variant"])
+        state = FlagState(
+            enabled=bool(raw["enabled"]),
+            rollout_bp=parse_rollout(raw["rollout"]),
+            rules=tuple(Rule.parse(r, f"rules[{i}]", definition.variant_names) for i, r in enumerate(raw["rules"])),
+            salt=raw["salt"],
+            weights=parse_weights(raw["weights"], definition),
+            version=int(raw["version"]),
+        )
+        flags[definition.key] = CompiledFlag(definition, state)
+    return str(doc["environment"]), int(doc["revision"]), flags
