@@ -170,3 +170,17 @@ def test_weights_must_name_treatments_and_add_up() -> None:
         parse_weights({"blue": 50, "green": 40}, COLORS)
     with pytest.raises(InvalidInput, match="not a treatment variant"):
         parse_weights({"control": 100}, COLORS)
+
+
+@pytest.mark.parametrize("state", [
+    {"enabled": True, "rollout_bp": 2500},
+    {"enabled": False, "rollout_bp": 2500},
+    {"enabled": True, "rollout_bp": 2500, "rules": (rule(attribute="email", operator="ends_with",
+                                                         values=["@example.com"]),)},
+])
+def test_the_sdk_fast_path_gives_the_same_answer_as_evaluate(state: dict) -> None:
+    flag = compiled(**state)
+    for i in range(5000):
+        attributes = {"email": "dana@example.com" if i % 7 == 0 else "pat@else.org"}
+        expected = flag.evaluate(EvaluationContext(f"user-{i}", attributes)).value is True
+        assert flag.is_on(f"user-{i}", attributes) is expected
