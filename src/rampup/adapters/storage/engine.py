@@ -41,6 +41,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")  # a 2xx promises the batch survives a power cut, not just a crash
     cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA cache_size=-65536")  # 64 MiB: aggregate and per-user tables outgrow the 2 MiB default
     cur.close()
 
 

@@ -1,0 +1,121 @@
+"""Charts for reports: an inline SVG line chart (for HTML, e-mail included: no scripts, no external files) and a
+Unicode sparkline (for Markdown and terminals)."""
+
+import math
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from html import escape
+from zoneinfo import ZoneInfo
+
+from rampup.services.reports import Chart
+
+__all__ = ["svg_chart", "sparkline", "marker_line", "VARIANT_NAMES", "COLORS"]
+
+VARIANT_NAMES = {"on": "with the feature", "off": "without", "all": "all users"}
+COLORS = {"on": "#e8590c", "off": "#1c7ed6", "all": "#495057"}
+_PALETTE = ("#2f9e44", "#ae3ec9", "#f08c00", "#0c8599")
+_BLOCKS = "▁▂▃▄▅▆▇█"
+WIDTH, HEIGHT = 640, 240
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 34, 30
+
+
+def _color(variant: str, index: int) -> str:
+    return COLORS.get(variant) or _PALETTE[index % len(_PALETTE)]
+
+
+def _nice_top(high: float) -> float:
+    """The y axis's top: a round number at or above the highest value, in four even steps."""
+    if high <= 0:
+        return 1.0
+    raw = high / 4
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    return step * 4
+
+
+def _time_format(span: timedelta) -> str:
+    if span <= timedelta(hours=1):
+        return "%H:%M:%S"
+    return "%H:%M" if span <= timedelta(days=2) else "%d %b"
+
+
+def svg_chart(chart: Chart, zone: ZoneInfo, label: Callable[[float], str]) -> str:
+    """One line per variant over the chart's window, y from 0, stage changes as labelled dashed lines.
+    `label` writes a value on the y axis (e.g. 0.005 → "0.5%")."""
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    start, end = chart.start, chart.end
+    span_s = max((end - start).total_seconds(), 1.0)
+    values = [v for series in chart.series.values() for v in series if v is not None]
+    top = _nice_top(max(values, default=0.0))
+
+    def x(at: datetime) -> float:
+        return LEFT + min(max((at - start).total_seconds() / span_s, 0.0), 1.0) * plot_w
+
+    def y(value: float) -> float:
+        return TOP + plot_h - value / top * plot_h
+
+    title = f"{chart.label} per variant, {start.astimezone(zone):%Y-%m-%d %H:%M} to {end.astimezone(zone):%Y-%m-%d %H:%M}"
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
+           f'height="{HEIGHT}" role="img" aria-label="{escape(title)}" '
+           f'style="font-family:Helvetica,Arial,sans-serif;font-size:11px;background:#fff">',
+           f"<title>{escape(title)}</title>"]
+    for i in range(5):  # horizontal grid and y labels
+        value = top * i / 4
+        out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
+                   f'stroke="{"#868e96" if i == 0 else "#e9ecef"}"/>')
+        out.append(f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" fill="#495057">'
+                   f"{escape(label(value))}</text>")
+    out.append(f'<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{TOP + plot_h}" stroke="#868e96"/>')
+    fmt = _time_format(end - start)
+    for i in range(5):  # time labels
+        at = start + (end - start) * i / 4
+        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
+        out.append(f'<text x="{x(at):.1f}" y="{HEIGHT - 10}" text-anchor="{anchor}" fill="#495057">'
+                   f"{at.astimezone(zone).strftime(fmt)}</text>")
+    for marker in chart.markers:
+        mx = x(marker.at)
+        out.append(f'<line class="marker" x1="{mx:.1f}" x2="{mx:.1f}" y1="{TOP - 4}" y2="{TOP + plot_h}" '
+                   f'stroke="#495057" stroke-dasharray="4 3"/>')
+        out.append(f'<text class="marker-label" x="{mx + 3:.1f}" y="{TOP - 6}" fill="#212529">'
+                   f"{escape(marker.label)}</text>")
+    legend_x = LEFT
+    for index, (variant, series) in enumerate(chart.series.items()):
+        color = _color(variant, index)
+        points = [(x(at), y(v)) for at, v in zip(chart.times, series, strict=True) if v is not None]
+        # Missing points (no traffic in that minute or hour) are skipped: the line joins its neighbours.
+        coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+        out.append(f'<polyline class="series" data-variant="{escape(variant)}" fill="none" stroke="{color}" '
+                   f'stroke-width="2" stroke-linejoin="round" points="{coords}"/>')
+        if len(points) == 1:  # a single point draws no line
+            out.append(f'<circle cx="{points[0][0]:.1f}" cy="{points[0][1]:.1f}" r="3" fill="{color}"/>')
+        name = f"{variant} ({VARIANT_NAMES[variant]})" if variant in VARIANT_NAMES else variant
+        out.append(f'<line x1="{legend_x}" x2="{legend_x + 16}" y1="10" y2="10" stroke="{color}" stroke-width="3"/>')
+        out.append(f'<text x="{legend_x + 20}" y="14" fill="#212529">{escape(name)}</text>')
+        legend_x += 30 + 7 * len(name)
+    if not values:
+        out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" '
+                   f'fill="#868e96">no data in this window</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def sparkline(values: Sequence[float | None], low: float, high: float, width: int = 48) -> str:
+    """A one-line chart on a shared scale [low, high] (so variants compare); longer series are averaged down to
+    `width` characters, and a gap is a space."""
+    if len(values) > width:
+        size = -(-len(values) // width)
+        chunks = [[v for v in values[i:i + size] if v is not None] for i in range(0, len(values), size)]
+        values = [sum(c) / len(c) if c else None for c in chunks]
+    span = (high - low) or 1.0
+    return "".join(" " if v is None else _BLOCKS[round((v - low) / span * (len(_BLOCKS) - 1))] for v in values)
+
+
+def marker_line(chart: Chart, width: int) -> str:
+    """Stage changes under a sparkline of `width` characters: ↑ and the percentage, at their place in time."""
+    span_s = max((chart.end - chart.start).total_seconds(), 1.0)
+    line = ""
+    for marker in chart.markers:
+        at = round((marker.at - chart.start).total_seconds() / span_s * (width - 1))
+        text = f"↑{marker.label}"
+        line += " " * max(at - len(line), 1 if line else 0) + text  # crowded markers shift right, never overlap
+    return line

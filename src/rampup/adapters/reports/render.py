@@ -1,0 +1,151 @@
+"""Reports as Markdown and as self-contained HTML (inline CSS and SVG charts, fit for e-mail), from Jinja2
+templates that follow the rollout guide's wording."""
+
+import math
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
+from markupsafe import Markup, escape
+
+from rampup.adapters.reports.charts import marker_line, sparkline, svg_chart
+from rampup.services.reports import Chart, MetricRow, Report
+
+__all__ = ["JinjaRenderer", "value_text"]
+
+TEMPLATES = Path(__file__).parent / "templates"
+SPARK_WIDTH = 48
+_VERDICT = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "🚨 fail", "critical": "🚨 critical",
+            "inconclusive": "⏳ inconclusive"}
+_STATUS = {"normal": "✅ NORMAL", "waiting": "⏳ WAITING FOR SIGN-OFF", "watch": "⚠️ WATCH",
+           "breaching": "🚨 BREACHING", "paused": "⏸️ PAUSED", "rolled_back": "🚨 ROLLED BACK",
+           "disabled": "🚨 DISABLED", "completed": "✅ COMPLETED", "aborted": "⛔ ABORTED",
+           "not_started": "⏳ NOT STARTED"}
+# A value's variant in a sentence: "0.04% with the feature, 0.03% without", "12 across all users".
+_IN_WORDS = {"on": "with the feature", "off": "without", "all": "across all users"}
+# How the support e-mail qualifies a value, from its gate's verdict.
+_PLAIN = {"pass": "normal", "warn": "above target", "fail": "above the rollback limit",
+          "critical": "above the disable limit", "inconclusive": "not enough data yet"}
+
+
+def _percent(fraction: float, sign: bool = False) -> str:
+    """Three significant digits, never an exponent: 0.000411 → 0.0411%."""
+    p = fraction * 100
+    if p == 0:
+        return "0%"
+    digits = max(0, 2 - math.floor(math.log10(abs(p))))
+    text = f"{p:+.{digits}f}" if sign else f"{p:.{digits}f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
+
+
+def value_text(value: float | None, unit: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    match unit:
+        case "fraction":
+            return _percent(value)
+        case "relative":
+            return _percent(value, sign=True)
+        case "ms":
+            return f"{value:.0f} ms" if abs(value) < 1000 else f"{value / 1000:.3g} s"
+        case "count":
+            return f"{value:,.0f}"
+        case "score":
+            return f"{value:.0f}"
+    return f"{value:.3g} {unit}".strip()
+
+
+def _span(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} seconds"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} minutes"
+    if seconds < 72 * 3600:
+        return f"{seconds / 3600:.0f} hours"
+    return f"{seconds / 86400:.1f} days"
+
+
+@pass_context
+def _when(ctx: Context, at: datetime | None) -> str:
+    return "—" if at is None else f"{at.astimezone(ctx['zone']):%Y-%m-%d %H:%M}"
+
+
+@pass_context
+def _day(ctx: Context, at: datetime) -> str:
+    return at.astimezone(ctx["zone"]).date().isoformat()
+
+
+def _since(report: Report, at: datetime | None, until: datetime | None = None) -> str:
+    return "—" if at is None else _span(((until or report.generated_at) - at).total_seconds())
+
+
+def _target(row: MetricRow) -> str:
+    text = row.target or row.thresholds or "no gate"
+    relative = {"control": " vs control", "baseline": " vs the week before"}.get(row.compare, "")
+    return text + relative if row.thresholds else text
+
+
+def _judged(row: MetricRow) -> str:
+    """The gate's measurement: value, confidence bounds and samples."""
+    if row.gate is None or row.verdict is None:
+        return "not judged"
+    unit = "relative" if row.compare != "absolute" else row.unit
+    bounds = (f" [{value_text(row.gate.lower, unit)} – {value_text(row.gate.upper, unit)}]"
+              if row.gate.lower is not None and row.gate.upper is not None else "")
+    return f"{value_text(row.gate.value, unit)}{bounds}, n = {row.gate.samples:,}"
+
+
+def _code(text: str) -> Markup:
+    """Escaped text whose `backticked` commands become <code>."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
+
+
+def _window_span(report: Report) -> str:
+    end = report.end.astimezone(ZoneInfo(report.timezone))
+    return f"{_span((report.end - report.start).total_seconds())} to {end:%Y-%m-%d %H:%M}"
+
+
+def _spark(chart: Chart) -> dict[str, Any]:
+    """A sparkline per variant on one scale, names aligned, stage changes marked underneath."""
+    values = [v for series in chart.series.values() for v in series if v is not None]
+    low, high = min(values, default=0.0), max(values, default=0.0)
+    pad = max((len(v) for v in chart.series), default=0)
+    lines = [(variant, sparkline(series, low, high, SPARK_WIDTH)) for variant, series in chart.series.items()]
+    block = [f"{variant:<{pad}}  {line}" for variant, line in lines]
+    width = max((len(line) for _, line in lines), default=0)
+    if chart.markers and width:
+        block.append(" " * (pad + 2) + marker_line(chart, width))
+    return {"chart": chart, "block": "\n".join(block), "low": low, "high": high, "has_data": bool(values)}
+
+
+class JinjaRenderer:
+    def __init__(self) -> None:
+        self._env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html.j2"]),
+                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                                keep_trailing_newline=True)
+        self._env.filters.update(value=value_text, percent=_percent, when=_when, day=_day,
+                                 verdict=lambda v: _VERDICT.get(v or "", "—"), plain=lambda v: _PLAIN.get(v or "", ""),
+                                 status=lambda s: _STATUS.get(s, s), span=_span, num=lambda x: f"{x:g}",
+                                 words=lambda s: s.replace("_", " "),
+                                 code=_code)
+        self._env.globals.update(target=_target, judged=_judged, since=_since, window_span=_window_span,
+                                 variant_names=_IN_WORDS)
+
+    def markdown(self, report: Report) -> str:
+        return self._env.get_template(f"{report.kind}.md.j2").render(
+            r=report, zone=ZoneInfo(report.timezone), rows={m.metric: m for m in report.metrics},
+            charts=[_spark(c) for c in report.charts])
+
+    def html(self, report: Report) -> str:
+        zone = ZoneInfo(report.timezone)
+
+        def svg(chart: Chart) -> Markup:
+            return Markup(svg_chart(chart, zone, lambda v: value_text(v, chart.unit)))  # svg_chart escapes its text
+
+        return self._env.get_template(f"{report.kind}.html.j2").render(
+            r=report, zone=zone, rows={m.metric: m for m in report.metrics},
+            charts=[{"chart": c, "svg": svg(c)} for c in report.charts])
