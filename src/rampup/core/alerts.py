@@ -83,6 +83,9 @@ class AlertRule:
         if (spec.aggregation is Aggregation.RATE) != (unit == "%"):
             raise InvalidInput("rates take a percentage ('> 0.5%'), other metrics a number or a duration",
                                where=f"{at}condition")
+        if unit in ("ms", "s") and spec.aggregation is not Aggregation.PERCENTILE:
+            raise InvalidInput(f"{metric} is not a latency: write a number ('> 5'), not a duration",
+                               where=f"{at}condition")
         threshold = number * {"%": 0.01, "ms": 1.0, "s": 1000.0, None: 1.0}[unit]
         name = raw.get("name") or f"{metric} {op} {m.group(2)}{unit or ''}"
         environment = raw.get("environment")

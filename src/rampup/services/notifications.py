@@ -72,7 +72,8 @@ class NotificationService:
     def enqueue(self, tx: Transaction, channel_names: Iterable[str], n: Notification) -> None:
         """Queue `n` for each channel inside the caller's transaction: it goes out if and only if that commits."""
         for name in channel_names:
-            tx.outbox.enqueue(outbox_id(), NOTIFY, {"channel": name, "notification": n.to_dict()}, n.at)
+            tx.outbox.enqueue(outbox_id(), NOTIFY, f"channel:{name}", {"channel": name, "notification": n.to_dict()},
+                              n.at)
 
     def send(self, item_id: str, payload: Mapping[str, Any]) -> None:
         """The outbox's sender for notifications: look the channel up now (it may be fixed meanwhile)."""

@@ -3,7 +3,7 @@
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 from rampup.core.ports import Clock, OutboxItem, Store
@@ -36,13 +36,9 @@ class OutboxService:
 
     def deliver_due(self) -> int:
         """Try the oldest undelivered item of each destination whose retry time has come."""
-        now = self._clock()
         with self._store.read() as tx:
-            pending = tx.outbox.pending()
-        heads: dict[str, tuple[OutboxItem, datetime]] = {}
-        for item, next_try in pending:
-            heads.setdefault(item.destination, (item, next_try))
-        return sum(self._deliver(item) for item, next_try in heads.values() if next_try <= now)
+            heads = tx.outbox.heads(self._clock())
+        return sum(self._deliver(item) for item in heads)
 
     def _deliver(self, item: OutboxItem) -> bool:
         sender = self._senders.get(item.kind)

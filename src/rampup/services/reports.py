@@ -328,7 +328,10 @@ class ReportService:
                 if TREATMENT in totals or CONTROL in totals:
                     users = Users(totals[TREATMENT].users if TREATMENT in totals else 0,
                                   totals[CONTROL].users if CONTROL in totals else 0)
-            rules = {i: rule for i, rule, rid, _ in tx.notifications.alert_rules() if rid == rollout_id}
+            # The plan's own alert rules, and standalone rules watching the same flag in the same environment.
+            rules = {i: rule for i, rule, rid, _ in tx.notifications.alert_rules()
+                     if rid == rollout_id or (rid is None and rule.get("flag") == plan.flag
+                                              and rule.get("environment") == plan.environment)}
             alerts = [a for a in tx.notifications.alerts(limit=1000) if a["rule_id"] in rules]
             flag_exists = tx.flag(plan.flag) is not None
         live = not state.phase.is_terminal and state.stage > 0
@@ -353,7 +356,8 @@ class ReportService:
         gated = {g.metric for g in plan.gates}
         for metric in STANDARD_METRICS:
             result = window(metric) if metric not in gated else None
-            if result is not None and any(v["samples"] for v in result["variants"].values()):
+            # Counted events, not samples: engagement has a sample per user even when none of them engaged.
+            if result is not None and any(v["count"] for v in result["variants"].values()):
                 rows.append(MetricRow(metric, _label(metric), result["unit"], _estimates(result)))
 
         markers = _markers(plan, transitions, start, end)
@@ -437,25 +441,27 @@ class ReportService:
         return sum(self._send(i, s, last, now) for i, s, last in schedules)
 
     def _send(self, schedule_id: int, schedule: Mapping[str, Any], last: str | None, now: datetime) -> int:
-        created = datetime.fromisoformat(schedule["created_at"])
+        timed = schedule["kind"] != "completion"
+        period = due_period(schedule, last, now) if timed else None
+        if timed and period is None:
+            return 0  # the common case, every tick: decided without reading anything
         with self._store.read() as tx:
             if "rollout_id" in schedule:
                 record = tx.rollouts.get(schedule["rollout_id"])
-            elif schedule["kind"] == "completion":
+            elif timed:
+                record = tx.rollouts.live_for(schedule["flag"], schedule["environment"])
+            else:
                 found = tx.rollouts.find(flag=schedule["flag"], environment=schedule["environment"], limit=1)
                 record = found[0] if found else None
-            else:
-                record = tx.rollouts.live_for(schedule["flag"], schedule["environment"])
-            transitions = tx.rollouts.transitions(record.id) if record is not None else []
-        ended = transitions[-1].at if record is not None and record.state.phase.is_terminal and transitions else None
-        if schedule["kind"] == "completion":
-            # Once per rollout, when it ends; not for one that had ended before the schedule existed.
-            if record is None or ended is None or ended < created or last == f"rollout-{record.id}":
-                return 0
-            return self._queue(schedule_id, schedule, last, f"rollout-{record.id}", record, now)
-        period = due_period(schedule, last, now)
+            terminal = record is not None and record.state.phase.is_terminal
+            transitions = tx.rollouts.transitions(record.id) if record is not None and terminal else []
+        ended = transitions[-1].at if transitions else None
         if period is None:
-            return 0
+            # A completion report: once per rollout, when it ends; not for one that ended before the schedule.
+            if record is None or ended is None or ended < datetime.fromisoformat(schedule["created_at"]):
+                return 0
+            period = f"rollout-{record.id}"
+            return 0 if period == last else self._queue(schedule_id, schedule, last, period, record, now)
         if record is None or (ended is not None and ended < now - _WINDOW[schedule["kind"]]):
             # Nothing live, or it ended before this report's window: the period passes without a report.
             with self._store.transaction() as tx:
@@ -465,8 +471,13 @@ class ReportService:
 
     def _queue(self, schedule_id: int, schedule: Mapping[str, Any], last: str | None, period: str,
                record: RolloutRecord, now: datetime) -> int:
-        report = self.build(schedule["kind"], record.id, now, schedule.get("timezone", "UTC"),
-                            schedule.get("contact"))
+        try:
+            report = self.build(schedule["kind"], record.id, now, schedule.get("timezone", "UTC"),
+                                schedule.get("contact"))
+        except NotFound:  # its environment is gone: there is nothing to report, and the period passes
+            with self._store.transaction() as tx:
+                tx.notifications.mark_sent(schedule_id, period, last)
+            return 0
         n = Notification(
             outbox_id(), f"report.{report.kind}", now, report.title, self._renderer.markdown(report),
             fields=(("rollout", f"{report.rollout_id} {record.plan.name}"),
@@ -576,10 +587,9 @@ def _incidents(plan: Plan, transitions: Sequence[Transition], since: datetime) -
 
 
 def _alert(alert: Mapping[str, Any], rule: Mapping[str, Any]) -> Incident:
-    name = rule.get("name") or rule.get("metric") or f"rule {alert['rule_id']}"
-    value = f"value {alert['value']:.4g}" if alert.get("value") is not None else ""
-    return Incident(alert["started_at"], "alert", value, "alert rule", f"{name} {alert['state']}",
-                    alert.get("resolved_at"))
+    value = f" at {alert['value']:.4g}" if alert.get("value") is not None else ""
+    return Incident(alert["started_at"], "alert", f"{rule['metric']} {rule['condition']}{value}",
+                    f"alert rule {rule['name']!r}", alert["state"], alert.get("resolved_at"))
 
 
 def _visits(plan: Plan, transitions: Sequence[Transition]) -> list[StageVisit]:

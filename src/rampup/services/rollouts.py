@@ -211,9 +211,11 @@ class RolloutService:
                     "enabled": state.enabled, "rollout": state.rollout, "stage": decision.state.stage,
                     "phase": decision.state.phase.value, "reason": reason, "at": now.isoformat()}
             if plan.hooks.webhook:
-                tx.outbox.enqueue(outbox_id(), "hook.webhook", {**hook, "url": plan.hooks.webhook}, now)
+                tx.outbox.enqueue(outbox_id(), "hook.webhook", f"webhook:{plan.hooks.webhook}",
+                                  {**hook, "url": plan.hooks.webhook}, now)
             if plan.hooks.command:
-                tx.outbox.enqueue(outbox_id(), "hook.command", {**hook, "command": plan.hooks.command}, now)
+                tx.outbox.enqueue(outbox_id(), "hook.command", f"command:{plan.hooks.command}",
+                                  {**hook, "command": plan.hooks.command}, now)
 
 
 _SEVERITY = {Phase.ROLLED_BACK: Severity.WARNING, Phase.PAUSED: Severity.WARNING, Phase.DISABLED: Severity.CRITICAL,
@@ -223,14 +225,14 @@ _SEVERITY = {Phase.ROLLED_BACK: Severity.WARNING, Phase.PAUSED: Severity.WARNING
 def transition_notification(record: RolloutRecord, t: Transition) -> Notification:
     """What people hear about a transition: which, why, and the gate evidence."""
     plan = record.plan
-    if t.to_stage > t.from_stage:
+    if t.from_phase is Phase.PENDING:
+        kind = "started"
+    elif t.to_stage > t.from_stage:
         kind = "advanced"
     elif t.to_stage < t.from_stage and t.to_phase is not Phase.ABORTED:
         kind = "rolled_back"
-    elif t.from_phase is Phase.PENDING:
-        kind = "started"
     elif t.to_phase is t.from_phase:
-        kind = "signed_off" if t.reason.startswith("signed off") else "noted"
+        kind = next((k for k in ("signed_off", "approved") if t.reason.startswith(k.replace("_", " "))), "noted")
     else:
         kind = t.to_phase.value
     moved = (f"{plan.percentage_bp(t.from_stage) / 100:g}% → {plan.percentage_bp(t.to_stage) / 100:g}%"

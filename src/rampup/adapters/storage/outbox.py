@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rampup.adapters.storage.tables import leases, outbox
@@ -20,15 +20,20 @@ class SqlOutbox:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def enqueue(self, item_id: str, kind: str, payload: dict[str, Any], at: datetime) -> None:
-        self.conn.execute(insert(outbox).values(id=item_id, kind=kind, payload=payload, created_at=at, attempts=0,
-                                                next_attempt_at=at))
+    def enqueue(self, item_id: str, kind: str, destination: str, payload: dict[str, Any], at: datetime) -> None:
+        self.conn.execute(insert(outbox).values(id=item_id, kind=kind, destination=destination[:500], payload=payload,
+                                                created_at=at, attempts=0, next_attempt_at=at))
 
-    def pending(self, limit: int = 200) -> list[tuple[OutboxItem, datetime]]:
-        """Undelivered items in the order they were queued, each with when it may be tried next."""
-        query = select(outbox).where(outbox.c.delivered_at.is_(None)).order_by(outbox.c.id).limit(limit)
-        return [(OutboxItem(r.id, r.kind, r.payload, r.attempts, _utc(r.created_at)),  # type: ignore[arg-type]
-                 _utc(r.next_attempt_at)) for r in self.conn.execute(query)]  # type: ignore[misc]
+    def heads(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        """The oldest undelivered item of each destination, where its retry time has come: a destination
+        that keeps failing holds only its own queue."""
+        inner = outbox.alias("earlier")
+        oldest = (select(func.min(inner.c.id)).where(inner.c.destination == outbox.c.destination,
+                                                     inner.c.delivered_at.is_(None)).scalar_subquery())
+        query = (select(outbox).where(outbox.c.delivered_at.is_(None), outbox.c.id == oldest,
+                                      outbox.c.next_attempt_at <= now).order_by(outbox.c.id).limit(limit))
+        return [OutboxItem(r.id, r.kind, r.payload, r.attempts, _utc(r.created_at))  # type: ignore[arg-type]
+                for r in self.conn.execute(query)]
 
     def delivered(self, item_id: str, at: datetime) -> None:
         self.conn.execute(update(outbox).where(outbox.c.id == item_id).values(

@@ -214,13 +214,14 @@ outbox = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("kind", String(32), nullable=False),
+    Column("destination", String(500), nullable=False),  # delivered in order within one destination
     Column("payload", Json, nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", Timestamp, nullable=False),
     Column("delivered_at", Timestamp, nullable=True),
     Column("last_error", Text, nullable=True),
-    Index("ix_outbox_due", "delivered_at", "next_attempt_at"),
+    Index("ix_outbox_queue", "destination", "delivered_at", "id"),
 )
 
 # Which instance leads (runs the controller and delivers the outbox), until when.

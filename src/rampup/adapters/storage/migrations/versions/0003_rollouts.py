@@ -53,6 +53,7 @@ def upgrade() -> None:
         "outbox",
         sa.Column("id", sa.String(36), primary_key=True),
         sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("destination", sa.String(500), nullable=False),
         sa.Column("payload", Json, nullable=False),
         sa.Column("created_at", Timestamp, nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False),
@@ -60,7 +61,7 @@ def upgrade() -> None:
         sa.Column("delivered_at", Timestamp, nullable=True),
         sa.Column("last_error", sa.Text, nullable=True),
     )
-    op.create_index("ix_outbox_due", "outbox", ["delivered_at", "next_attempt_at"])
+    op.create_index("ix_outbox_queue", "outbox", ["destination", "delivered_at", "id"])
     op.create_table(
         "leases",
         sa.Column("name", sa.String(64), primary_key=True),
