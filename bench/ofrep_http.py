@@ -40,6 +40,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _quiet import CLK_TCK, busy_cpu, wait_quiet  # noqa: E402
+
 FLAG = "bench-flag"
 OFREP = "/ofrep/v1/evaluate/flags"
 
@@ -165,7 +166,7 @@ def run_wrk(target: Target, token: str, seconds: float, connections: int, cpu: i
     used = cpu_seconds(target.pid) - before
     # Everything the machine did meanwhile, minus wrk and our servers: other people's work (noise).
     foreign = (busy_cpu() - busy) - (children_cpu() - wrk_cpu) \
-        - sum(cpu_seconds(pid) - t for pid, t in zip(servers_pids, servers))
+        - sum(cpu_seconds(pid) - t for pid, t in zip(servers_pids, servers, strict=True))
     out = wrk.stdout
     if wrk.returncode != 0:
         raise SystemExit(f"wrk failed ({wrk.returncode}):\n{out}")

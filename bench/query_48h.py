@@ -79,7 +79,7 @@ def main() -> None:
                 inputs.aggregate("error_rate", variant, start_ms, start_ms + span_ms)
         gate.append((time.perf_counter() - t) * 1000)
     print()
-    print("| query over 48 h after %s events | median ms | min–max ms |" % f"{args.events:,}")
+    print(f"| query over 48 h after {args.events:,} events | median ms | min–max ms |")
     print("|---|---:|---:|")
     print(f"| GET /api/v1/metrics error_rate (service) | {statistics.median(timings):.2f} | "
           f"{min(timings):.2f}–{max(timings):.2f} |")
