@@ -83,6 +83,8 @@ class _Inputs:
 
     def add(self, minute_ms: int, metric: str, variant: str, a: Aggregate) -> None:
         self.totals.setdefault((metric, variant), Aggregate()).merge(a)
+        if a.sketch is not None:
+            return  # trailing windows are for count gates only (Gate.parse): sketches never need them
         if not self.recent or self.recent[-1][0] != minute_ms:
             self.recent.append((minute_ms, {}))
         self.recent[-1][1].setdefault((metric, variant), Aggregate()).merge(a)
