@@ -7,6 +7,7 @@ import httpx
 
 from rampup.adapters.hooks import CommandHook, WebhookHook
 from rampup.adapters.notify import notifiers
+from rampup.adapters.reports import JinjaRenderer
 from rampup.adapters.storage import SqlStore, make_engine, migrate
 from rampup.config import Settings
 from rampup.core.model import DEFAULT_ENVIRONMENTS
@@ -18,6 +19,7 @@ from rampup.services.ingest import IngestService
 from rampup.services.metrics import MetricsService
 from rampup.services.notifications import NOTIFY, NotificationService
 from rampup.services.outbox import OutboxService, Sender
+from rampup.services.reports import ReportService
 from rampup.services.rollouts import RolloutService
 from rampup.services.snapshot import SnapshotCache
 from rampup.services.tokens import ENV_ADMIN_TOKEN_ID, TokenService
@@ -48,6 +50,7 @@ class Container:
     outbox: OutboxService
     notifications: NotificationService
     alerts: AlertService
+    reports: ReportService
 
     def revision(self) -> int:
         with self.store.read() as tx:
@@ -65,10 +68,11 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     notifications = NotificationService(store, clock, notifiers(client))
     senders: dict[str, Sender] = {"hook.webhook": WebhookHook(client), "hook.command": CommandHook(), NOTIFY: notifications}
     metrics = MetricsService(store, snapshots, clock, refresh)
+    rollouts = RolloutService(store, clock, flags, notifications, refresh)
     return Container(settings, store, clock, snapshots, flags, TokenService(store, clock, refresh),
-                     IngestService(store, snapshots, clock), metrics,
-                     RolloutService(store, clock, flags, notifications, refresh), OutboxService(store, clock, senders),
-                     notifications, AlertService(store, snapshots, clock, metrics, notifications))
+                     IngestService(store, snapshots, clock), metrics, rollouts, OutboxService(store, clock, senders),
+                     notifications, AlertService(store, snapshots, clock, metrics, notifications),
+                     ReportService(store, clock, rollouts, metrics, notifications, JinjaRenderer()))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import typer
 from typer._click import exceptions as click_errors  # typer ships its own click
 
 from rampup import __version__
-from rampup.cli import alerts, flags, metrics, notifications, rollouts, serve, simulate, tokens
+from rampup.cli import alerts, flags, metrics, notifications, reports, rollouts, serve, simulate, tokens
 from rampup.errors import RampupError
 
 __all__ = ["app", "main"]
@@ -27,6 +27,7 @@ app.add_typer(rollouts.app, name="rollout")
 app.add_typer(notifications.app, name="channel")
 app.command("notifications")(notifications.notifications)
 app.add_typer(alerts.app, name="alert")
+app.add_typer(reports.app, name="report")
 app.command("alerts")(alerts.alerts)
 app.command("apply")(rollouts.apply)
 app.command("simulate")(simulate.simulate)

@@ -24,13 +24,22 @@ class Remote:
         except (httpx.InvalidURL, ValueError) as exc:
             raise CliError(f"{server!r} is not a server URL: {exc}") from None
 
-    def call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def _request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+                 ) -> httpx.Response:
         try:
             response = self._client.request(method, path, json=body, params=params)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise CliError(f"cannot reach {self.server}: {exc}") from None
         if response.status_code >= 400:
             raise CliError(f"{response.status_code}: {_reason(response)}")
+        return response
+
+    def text(self, path: str, params: dict[str, Any] | None = None) -> str:
+        """A document that is not JSON (a report in Markdown or HTML)."""
+        return self._request("GET", path, params=params).text
+
+    def call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        response = self._request(method, path, body, params)
         if not response.content:
             return None
         try:

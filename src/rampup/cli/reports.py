@@ -4,13 +4,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from rampup.cli.options import DEFAULT_SERVER, JsonOut, Server, TokenOpt, print_json
-from rampup.cli.remote import CliError, Remote, _reason
+from rampup.cli.remote import CliError, Remote
 
 __all__ = ["app"]
 
@@ -28,29 +27,16 @@ class Format(StrEnum):
     html = "html"
 
 
-class _Documents(Remote):
-    """Reports come back as Markdown or HTML, not JSON."""
-
-    def text(self, path: str, params: dict[str, Any]) -> str:
-        try:
-            response = self._client.get(path, params=params)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise CliError(f"cannot reach {self.server}: {exc}") from None
-        if response.status_code >= 400:
-            raise CliError(f"{response.status_code}: {_reason(response)}")
-        return response.text
-
-
 def _report_command(kind: str, doc: str) -> None:
     def run(
         rollout_id: int,
-        fmt: Annotated[Format, typer.Option("--format", "-f", help="md (Markdown) or html.")] = Format.md,
+        fmt: Annotated[Format, typer.Option("--format", help="md (Markdown) or html.")] = Format.md,
         out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead.")] = None,
         tz: Annotated[str, typer.Option("--tz", help="Time zone for dates, e.g. Europe/Berlin.")] = "UTC",
         server: Server = DEFAULT_SERVER,
         token: TokenOpt = None,
     ) -> None:
-        text = _Documents(server, token).text(f"/api/v1/reports/{kind}",
+        text = Remote(server, token).text(f"/api/v1/reports/{kind}",
                                               {"rollout": rollout_id, "format": fmt.value, "tz": tz})
         if out is None:
             typer.echo(text, nl=False)

@@ -22,7 +22,7 @@ from rampup.core.flags import ErrorCode
 from rampup.http import sdk
 from rampup.http.errors import error_body, install_error_handlers
 from rampup.http.ofrep import OFREP_PREFIX, OfrepApp, openapi_paths
-from rampup.http.routes import admin, flags, health, ingest, metrics, notifications, rollouts
+from rampup.http.routes import admin, flags, health, ingest, metrics, notifications, reports, rollouts
 
 __all__ = ["create_app"]
 
@@ -70,6 +70,7 @@ def create_app(c: Container) -> RefuseNul:
             if c.outbox.lead(holder, lease):
                 c.rollouts.tick_all()
                 c.alerts.evaluate_all()
+                c.reports.send_due()
 
         def deliver() -> None:
             if c.outbox.lead(holder, lease):
@@ -88,7 +89,7 @@ def create_app(c: Container) -> RefuseNul:
     api.state.container = c
     install_error_handlers(api)
     for router in (health.router, flags.router, admin.router, ingest.router, metrics.router, metrics.definitions,
-                   rollouts.router, notifications.router, sdk.router):
+                   rollouts.router, notifications.router, sdk.router, reports.router):
         api.include_router(router)
 
     def openapi() -> dict[str, Any]:

@@ -3,11 +3,11 @@ Unicode sparkline (for Markdown and terminals)."""
 
 import math
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
-from rampup.services.reports import Chart
+from rampup.core.reports import Chart
 
 __all__ = ["svg_chart", "sparkline", "marker_line", "VARIANT_NAMES", "COLORS"]
 
@@ -33,10 +33,19 @@ def _nice_top(high: float) -> float:
     return step * 4
 
 
-def _time_format(span: timedelta) -> str:
-    if span <= timedelta(hours=1):
-        return "%H:%M:%S"
-    return "%H:%M" if span <= timedelta(days=2) else "%d %b"
+def _ticks(start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[datetime, str]]:
+    """Time labels: five even ones within two days; beyond, local midnights (at most about seven)."""
+    span = end - start
+    if span <= timedelta(days=2):
+        fmt = "%H:%M:%S" if span <= timedelta(hours=1) else "%H:%M"
+        return [(at, at.astimezone(zone).strftime(fmt)) for at in (start + span * i / 4 for i in range(5))]
+    step = timedelta(days=max(1, math.ceil(span.days / 7)))
+    day = start.astimezone(zone).date() + timedelta(days=1)
+    ticks = []
+    while (at := datetime.combine(day, time(0), zone)) <= end:
+        ticks.append((at, at.strftime("%d %b")))
+        day += step
+    return ticks
 
 
 def svg_chart(chart: Chart, zone: ZoneInfo, label: Callable[[float], str]) -> str:
@@ -66,12 +75,11 @@ def svg_chart(chart: Chart, zone: ZoneInfo, label: Callable[[float], str]) -> st
         out.append(f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" fill="#495057">'
                    f"{escape(label(value))}</text>")
     out.append(f'<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{TOP + plot_h}" stroke="#868e96"/>')
-    fmt = _time_format(end - start)
-    for i in range(5):  # time labels
-        at = start + (end - start) * i / 4
-        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
-        out.append(f'<text x="{x(at):.1f}" y="{HEIGHT - 10}" text-anchor="{anchor}" fill="#495057">'
-                   f"{at.astimezone(zone).strftime(fmt)}</text>")
+    for at, text in _ticks(start, end, zone):
+        tx = x(at)
+        anchor = "start" if tx - LEFT < 20 else "end" if WIDTH - RIGHT - tx < 20 else "middle"
+        out.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{TOP + plot_h}" y2="{TOP + plot_h + 4}" stroke="#868e96"/>')
+        out.append(f'<text x="{tx:.1f}" y="{HEIGHT - 10}" text-anchor="{anchor}" fill="#495057">{text}</text>')
     for marker in chart.markers:
         mx = x(marker.at)
         out.append(f'<line class="marker" x1="{mx:.1f}" x2="{mx:.1f}" y1="{TOP - 4}" y2="{TOP + plot_h}" '

@@ -13,7 +13,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from rampup.adapters.reports.charts import marker_line, sparkline, svg_chart
-from rampup.services.reports import Chart, MetricRow, Report
+from rampup.core.reports import Chart, MetricRow, Report
 
 __all__ = ["JinjaRenderer", "value_text"]
 
@@ -21,7 +21,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 SPARK_WIDTH = 48
 _VERDICT = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "🚨 fail", "critical": "🚨 critical",
             "inconclusive": "⏳ inconclusive"}
-_STATUS = {"normal": "✅ NORMAL", "waiting": "⏳ WAITING FOR SIGN-OFF", "watch": "⚠️ WATCH",
+_STATUS = {"normal": "✅ NORMAL", "waiting": "⏳ AWAITING APPROVAL", "watch": "⚠️ WATCH",
            "breaching": "🚨 BREACHING", "paused": "⏸️ PAUSED", "rolled_back": "🚨 ROLLED BACK",
            "disabled": "🚨 DISABLED", "completed": "✅ COMPLETED", "aborted": "⛔ ABORTED",
            "not_started": "⏳ NOT STARTED"}

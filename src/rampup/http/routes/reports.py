@@ -52,10 +52,10 @@ def delete_schedule(schedule_id: Annotated[int, Path(ge=1, le=2**31 - 1)], c: Co
 def report(
     kind: Kind, c: ContainerDep, _: Reader,
     rollout: Annotated[int, Query(ge=1, le=2**31 - 1, description="the rollout's id")],
-    format: Annotated[Literal["md", "html"], Query(description="Markdown, or self-contained HTML")] = "md",
+    fmt: Annotated[Literal["md", "html"], Query(alias="format", description="Markdown, or self-contained HTML")] = "md",
     tz: Annotated[str, Query(max_length=64, description="IANA time zone the dates are shown in")] = "UTC",
 ) -> Response:
     """The daily report, the support team's daily status, the weekly summary or the completion report of a
     rollout, filled from its state, transitions and telemetry, with charts of error rate and latency per variant."""
-    document = c.reports.render(c.reports.build(kind, rollout, tz=tz), format)
-    return Response(document, media_type=MEDIA[format])
+    document = c.reports.render(c.reports.build(kind, rollout, tz=tz), fmt)
+    return Response(document, media_type=MEDIA[fmt])

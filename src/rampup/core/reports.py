@@ -1,0 +1,523 @@
+"""Reports, pure: what a report holds, the schedules that send them, and how a rollout's state, transitions
+and gate results become a report's rows, incidents, stages and next actions."""
+
+__all__ = ["CHART_METRICS", "CLEANUP_AFTER", "Chart", "Estimate", "Incident", "KINDS", "MAX_WINDOW_S", "Marker", "MetricRow", "PlanStage", "REPORT_WINDOW", "Report", "STANDARD_METRICS", "StageVisit", "Users", "alert_incident", "due_period", "estimates_of", "feedback_lines", "gate_row", "incidents_since", "metric_chart", "metric_label", "next_send", "parse_schedule", "people_name", "plan_stage_rows", "public_schedule", "report_actions", "report_status", "report_titles", "stage_markers", "stage_visits", "time_zone"]
+
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from rampup.core.gates import CONTROL, TREATMENT, Compare, Gate
+from rampup.core.plans import Phase, Plan, Signoff, Transition
+from rampup.core.ports import RolloutRecord
+from rampup.core.rollups import DAY
+from rampup.core.telemetry import BUILTIN_METRICS, parse_metric_name
+from rampup.errors import InvalidInput
+
+KINDS = ("daily", "support", "weekly", "completion")
+REPORT_WINDOW = {"daily": timedelta(days=1), "support": timedelta(days=1), "weekly": timedelta(days=7)}
+# Rows the guide's reports always speak of; shown beside the plan's gates when there are data for them.
+STANDARD_METRICS = ("error_rate", "unhandled_exceptions", "api_latency_p95", "lcp_p75", "engagement",
+                    "support_tickets", "lighthouse")
+CHART_METRICS = ("error_rate", "api_latency_p95")
+# The guide removes the flag from the code once everyone has had the feature for 3+ days with no issues.
+CLEANUP_AFTER = timedelta(days=3)
+MAX_WINDOW_S = 400 * DAY
+_LABELS = {"error_rate": "Error Rate", "unhandled_exceptions": "Critical Errors (unhandled exceptions)",
+           "errors": "Errors", "api_latency": "API Response", "lcp": "Page Load (LCP)",
+           "engagement": "User Engagement", "support_tickets": "Support Tickets", "lighthouse": "Lighthouse",
+           "data_loss": "Data Loss", "exposures": "Exposures"}
+_INCIDENT = {Phase.ROLLED_BACK: "rolled back", Phase.DISABLED: "disabled", Phase.PAUSED: "paused",
+             Phase.ABORTED: "aborted"}
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+# ---------------------------------------------------------------- the report
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    value: float | None
+    lower: float | None
+    upper: float | None
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRow:
+    metric: str  # as the plan names it: error_rate, api_latency_p95, …
+    label: str
+    unit: str  # of the window values: fraction, ms, count, actions/user, score
+    window: Mapping[str, Estimate]  # per variant over the report's window; "all" for environment-wide metrics
+    target: str | None = None  # what passing means, as the plan words it: "< 0.1%"
+    thresholds: str = ""  # every threshold of the gate: "target < 0.1%, rollback > 0.5%"; "" when not a gate
+    compare: str = Compare.ABSOLUTE.value  # control / baseline: the gate judges a relative change
+    sustain_s: float = 0.0  # how long a breach must last before the controller acts
+    verdict: str | None = None  # the gate's verdict on the stage's data; None when not a gate or not judged
+    gate: Estimate | None = None  # what the gate judged (a relative change for control / baseline gates)
+    needs_samples: float | None = None  # an undecided rate gate: about this many more samples decide it
+    needs_s: float | None = None  # … which take about this long at the current rate
+
+
+@dataclass(frozen=True, slots=True)
+class Users:
+    treatment: int  # distinct users seen with the feature in the window
+    control: int
+
+    @property
+    def share(self) -> float | None:
+        total = self.treatment + self.control
+        return self.treatment / total if total else None
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    at: datetime
+    kind: str  # rolled back, disabled, paused, aborted, alert
+    change: str  # "25% → 10%", "kill switch", or an alert's value
+    actor: str
+    reason: str
+    resolved_at: datetime | None = None  # alerts
+
+
+@dataclass(frozen=True, slots=True)
+class StageVisit:
+    number: int
+    name: str
+    percentage: float
+    entered: datetime
+    left: datetime | None  # None: still there
+    outcome: str  # advanced, rolled back, disabled, completed, aborted; "" while there
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStage:
+    number: int
+    name: str
+    percentage: float
+    min_duration_s: float
+    first_entered: datetime | None  # None: not reached
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    at: datetime
+    label: str  # the percentage a stage change went to ("25%"), or "off" for the kill switch
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    metric: str
+    label: str
+    unit: str
+    start: datetime
+    end: datetime
+    times: tuple[datetime, ...]
+    series: Mapping[str, tuple[float | None, ...]]  # variant → a value (or None) at each of `times`
+    markers: tuple[Marker, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    kind: str
+    title: str  # the e-mail subject, as the guide's templates word it
+    heading: str
+    generated_at: datetime
+    timezone: str  # IANA name the report's dates are shown in
+    start: datetime  # the window its numbers cover
+    end: datetime
+    rollout_id: int
+    name: str  # the plan's name for people: "Workstation Rollout"
+    flag: str
+    environment: str
+    state: str
+    status: str  # normal, waiting, watch, breaching, paused, rolled_back, disabled, completed, aborted, not_started
+    stage: int
+    stage_name: str
+    percentage: float
+    stage_count: int
+    stage_entered_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None  # when it reached completed, disabled or aborted
+    gates_at: datetime | None  # when the verdicts were judged: now, or at the last decision of a finished rollout
+    metrics: tuple[MetricRow, ...]
+    users: Users | None
+    incidents: tuple[Incident, ...]
+    feedback: tuple[str, ...]
+    actions: tuple[str, ...]
+    visits: tuple[StageVisit, ...]
+    plan_stages: tuple[PlanStage, ...]
+    signoffs: tuple[Signoff, ...]
+    charts: tuple[Chart, ...]
+    contact: str
+    channels: tuple[str, ...]
+    flag_exists: bool
+
+
+# ---------------------------------------------------------------- schedules (pure)
+
+
+def time_zone(name: Any) -> ZoneInfo:
+    if not isinstance(name, str) or not name:
+        raise InvalidInput("timezone is an IANA name such as Europe/Berlin", where="timezone")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin",
+                           where="timezone") from None
+
+
+def _integer(body: Mapping[str, Any], key: str, low: int, high: int, default: int | None = None) -> int:
+    value = body.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidInput(f"{key} is a whole number from {low} to {high}", where=key)
+    return value
+
+
+def parse_schedule(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A schedule as stored: what to send, about which rollout, where, and when (local time of a time zone)."""
+    if not isinstance(body, Mapping):
+        raise InvalidInput("a schedule is an object with kind, rollout_id (or flag and environment) and channels")
+    known = {"kind", "rollout_id", "flag", "environment", "channels", "hour", "minute", "timezone", "weekday",
+             "contact"}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}; a schedule has " + ", ".join(sorted(known)),
+                           where=unknown[0])
+    kind = body.get("kind")
+    if kind not in KINDS:
+        raise InvalidInput("kind is one of " + ", ".join(KINDS), where="kind")
+    out: dict[str, Any] = {"kind": kind}
+    if body.get("rollout_id") is not None:
+        if "flag" in body or "environment" in body:
+            raise InvalidInput("give rollout_id, or flag and environment (the rollout live then), not both",
+                               where="rollout_id")
+        out["rollout_id"] = _integer(body, "rollout_id", 1, 2**31 - 1)
+    else:
+        flag, environment = body.get("flag"), body.get("environment")
+        if not isinstance(flag, str) or not flag or not isinstance(environment, str) or not environment:
+            raise InvalidInput("name the rollout: rollout_id, or flag and environment", where="rollout_id")
+        out.update(flag=flag, environment=environment)
+    channels = body.get("channels")
+    if not isinstance(channels, list) or not channels or not all(isinstance(c, str) and c for c in channels):
+        raise InvalidInput("channels is a list of channel names", where="channels")
+    out["channels"] = list(dict.fromkeys(channels))
+    contact = body.get("contact")
+    if contact is not None:
+        if not isinstance(contact, str) or not contact.strip() or len(contact) > 200:
+            raise InvalidInput("contact is who to ask, e.g. team@example.com (at most 200 characters)",
+                               where="contact")
+        out["contact"] = contact.strip()
+    if kind == "completion":
+        timed = sorted({"hour", "minute", "timezone", "weekday"} & set(body))
+        if timed:
+            raise InvalidInput("a completion report goes out when the rollout ends; it takes no "
+                               + ", ".join(timed), where=timed[0])
+        return out
+    out["hour"] = _integer(body, "hour", 0, 23)
+    out["minute"] = _integer(body, "minute", 0, 59, 0)
+    out["timezone"] = time_zone(body.get("timezone", "UTC")).key
+    weekday = body.get("weekday")
+    if kind == "weekly":
+        if isinstance(weekday, str) and weekday.lower() in _WEEKDAYS:
+            weekday = _WEEKDAYS.index(weekday.lower())
+        elif isinstance(weekday, str) and weekday.lower()[:3] in [d[:3] for d in _WEEKDAYS]:
+            weekday = [d[:3] for d in _WEEKDAYS].index(weekday.lower()[:3])
+        out["weekday"] = _integer({"weekday": weekday}, "weekday", 0, 6)
+    elif weekday is not None:
+        raise InvalidInput("weekday is for weekly reports", where="weekday")
+    return out
+
+
+def _slot(schedule: Mapping[str, Any], day: Any) -> tuple[str, datetime]:
+    """The period of a local day (daily: the date; weekly: the ISO week) and its send time, in UTC."""
+    zone = ZoneInfo(schedule["timezone"])
+    if schedule["kind"] == "weekly":
+        day -= timedelta(days=day.weekday() - schedule["weekday"])  # this ISO week's report day
+        year, week, _ = day.isocalendar()
+        period = f"{year}-W{week:02d}"
+    else:
+        period = day.isoformat()
+    # A local time skipped by a DST change reads as the same wall time before the change (an hour later in
+    # real time); one that occurs twice is the first. Either way, one send per period.
+    return period, datetime.combine(day, time(schedule["hour"], schedule["minute"]), zone).astimezone(UTC)
+
+
+def due_period(schedule: Mapping[str, Any], last_period: str | None, now: datetime) -> str | None:
+    """The period to send now: this day's (or ISO week's) slot has passed, after the schedule was created,
+    and that period was not sent yet."""
+    period, at = _slot(schedule, now.astimezone(ZoneInfo(schedule["timezone"])).date())
+    created = datetime.fromisoformat(schedule["created_at"])
+    return period if period != last_period and created <= at <= now else None
+
+
+def next_send(schedule: Mapping[str, Any], last_period: str | None, now: datetime) -> datetime | None:
+    """When the next report of a timed schedule goes out (a due one: now, at the next tick)."""
+    if schedule["kind"] == "completion":
+        return None
+    day = now.astimezone(ZoneInfo(schedule["timezone"])).date()
+    period, at = _slot(schedule, day)
+    if period == last_period or at < datetime.fromisoformat(schedule["created_at"]):
+        period, at = _slot(schedule, day + timedelta(days=7 if schedule["kind"] == "weekly" else 1))
+    return at
+
+
+# ---------------------------------------------------------------- the service
+
+
+def public_schedule(schedule_id: int, schedule: Mapping[str, Any], last: str | None, now: datetime) -> dict[str, Any]:
+    return {"id": schedule_id, **schedule, "last_period": last, "next_at": next_send(schedule, last, now)}
+
+
+def people_name(plan_name: str) -> str:
+    """workstation-rollout → Workstation Rollout, as the guide calls it."""
+    words = plan_name.replace("-", " ").replace("_", " ").split()
+    name = " ".join(w[:1].upper() + w[1:] for w in words)
+    return name if name.lower().endswith("rollout") else f"{name} Rollout"
+
+
+def report_titles(kind: str, name: str, stage: int, percentage: float, local: datetime) -> tuple[str, str]:
+    date = local.date().isoformat()
+    match kind:
+        case "daily":
+            return f"{name} - Daily Report {date}", f"Stage {stage}: {percentage:g}% Rollout - Daily Report"
+        case "support":
+            title = f"{name} - Daily Status {date}"
+            return title, title
+        case "weekly":
+            year, week, _ = local.isocalendar()
+            title = f"{name} - Weekly Summary {year}-W{week:02d}"
+            return title, title
+    return f"{name} - Completion Report", f"{name} Completion Report"
+
+
+def metric_label(metric: str) -> str:
+    base, q = parse_metric_name(metric)
+    label = _LABELS.get(base, base)
+    if q is None:
+        return label
+    return f"{label[:-1]} p{q * 100:g})" if label.endswith(")") else f"{label} (p{q * 100:g})"
+
+
+def estimates_of(result: Mapping[str, Any]) -> dict[str, Estimate]:
+    """Per variant, the treatment first and the control second."""
+    variants = result["variants"]
+    return {v: Estimate(variants[v]["value"], variants[v]["lower"], variants[v]["upper"], variants[v]["samples"])
+            for v in sorted(variants, key=lambda v: (v != TREATMENT, v != CONTROL, v))}
+
+
+def gate_row(gate: Gate, result: Mapping[str, Any], window: Mapping[str, Any] | None) -> MetricRow:
+    """A gate's row: its verdict on the stage's data (`result`, empty when not judged) and the window's values."""
+    needs = result.get("needs") or {}
+    seconds = needs.get("seconds")
+    judged = Estimate(result["value"], result["lower"], result["upper"], result["samples"]) if result else None
+    unit = window["unit"] if window else BUILTIN_METRICS[parse_metric_name(gate.metric)[0]].unit
+    return MetricRow(
+        gate.metric, metric_label(gate.metric), unit, estimates_of(window) if window else {},
+        gate.target.text if gate.target else None, gate.threshold_text(), gate.compare.value,
+        gate.sustain.total_seconds(), result.get("verdict"), judged, needs.get("samples"),
+        seconds if seconds is not None and not math.isinf(seconds) else None)
+
+
+def metric_chart(metric: str, result: Mapping[str, Any], markers: tuple[Marker, ...], start: datetime,
+           end: datetime) -> Chart:
+    points = result["series"]
+    variants = list(estimates_of(result))
+    return Chart(metric, metric_label(metric), result["unit"], start, end, tuple(p["at"] for p in points),
+                 {v: tuple(p["values"].get(v) for p in points) for v in variants}, markers)
+
+
+def stage_markers(plan: Plan, transitions: Sequence[Transition], start: datetime, end: datetime) -> tuple[Marker, ...]:
+    """Stage changes (labelled with the percentage they went to) and kill switches within the window."""
+    out = []
+    for t in transitions:
+        if not start <= t.at <= end:
+            continue
+        if t.to_phase is Phase.DISABLED and t.from_phase is not Phase.DISABLED:
+            out.append(Marker(t.at, "off"))
+        elif t.to_stage != t.from_stage:
+            out.append(Marker(t.at, f"{plan.percentage_bp(t.to_stage) / 100:g}%"))
+    return tuple(out)
+
+
+def incidents_since(plan: Plan, transitions: Sequence[Transition], since: datetime) -> list[Incident]:
+    """Rollbacks, kill switches, pauses and aborts since `since`."""
+    out = []
+    for t in transitions:
+        kind = _INCIDENT.get(t.to_phase) if t.to_phase is not t.from_phase else None
+        if kind is None and t.to_stage < t.from_stage:
+            kind = "rolled back"  # stepped back again while already rolled back
+        if kind is None or t.at < since:
+            continue
+        before, after = plan.percentage_bp(t.from_stage) / 100, plan.percentage_bp(t.to_stage) / 100
+        change = "kill switch" if t.to_phase is Phase.DISABLED else (
+            f"{before:g}% → {after:g}%" if before != after else f"held at {after:g}%")
+        out.append(Incident(t.at, kind, change, t.actor, t.reason))
+    return out
+
+
+def alert_incident(alert: Mapping[str, Any], rule: Mapping[str, Any]) -> Incident:
+    value = f" at {alert['value']:.4g}" if alert.get("value") is not None else ""
+    return Incident(alert["started_at"], "alert", f"{rule['metric']} {rule['condition']}{value}",
+                    f"alert rule {rule['name']!r}", alert["state"], alert.get("resolved_at"))
+
+
+def stage_visits(plan: Plan, transitions: Sequence[Transition]) -> list[StageVisit]:
+    """Each stay at a stage: when it began and ended, and how (advanced, rolled back, …)."""
+    visits: list[StageVisit] = []
+
+    def close(t: Transition, outcome: str) -> None:
+        if visits and visits[-1].left is None:
+            visits[-1] = replace(visits[-1], left=t.at, outcome=outcome, actor=t.actor, reason=t.reason)
+
+    for t in transitions:
+        if t.to_stage != t.from_stage:
+            outcome = ("advanced" if t.to_stage > t.from_stage
+                       else "aborted" if t.to_phase is Phase.ABORTED else "rolled back")
+            close(t, outcome)
+            name = plan.stages[t.to_stage - 1].name if t.to_stage else "off"
+            visits.append(StageVisit(t.to_stage, name, plan.percentage_bp(t.to_stage) / 100, t.at, None, "",
+                                     t.actor, t.reason))
+        elif t.to_phase in (Phase.COMPLETED, Phase.DISABLED) and t.from_phase is not t.to_phase:
+            close(t, t.to_phase.value)
+    return visits
+
+
+def plan_stage_rows(plan: Plan, visits: Sequence[StageVisit]) -> list[PlanStage]:
+    first: dict[int, datetime] = {}
+    for v in visits:
+        first.setdefault(v.number, v.entered)
+    return [PlanStage(i, s.name, s.percentage_bp / 100, s.min_duration.total_seconds(), first.get(i))
+            for i, s in enumerate(plan.stages, start=1)]
+
+
+def report_status(phase: Phase, verdicts: Sequence[str | None]) -> str:
+    if phase is Phase.PENDING:
+        return "not_started"
+    if phase in (Phase.DISABLED, Phase.ABORTED, Phase.ROLLED_BACK, Phase.PAUSED, Phase.COMPLETED):
+        return phase.value
+    if "critical" in verdicts or "fail" in verdicts:
+        return "breaching"
+    if "warn" in verdicts:
+        return "watch"
+    return "waiting" if phase is Phase.AWAITING_APPROVAL else "normal"
+
+
+def _row(rows: Sequence[MetricRow], metric: str) -> MetricRow | None:
+    return next((r for r in rows if r.metric == metric), None)
+
+
+def feedback_lines(rows: Sequence[MetricRow]) -> list[str]:
+    """What the numbers say about users' reception: engagement against control, support tickets against the
+    baseline. Rampup collects no written feedback and says so rather than invent any."""
+    out = []
+    engagement = _row(rows, "engagement")
+    if engagement is not None:
+        on, off = engagement.window.get(TREATMENT), engagement.window.get(CONTROL)
+        if on is not None and on.value is not None:
+            line = f"Engagement: {on.value:.3g} engaged actions per user with the feature"
+            if off is not None and off.value:
+                line += f", {off.value:.3g} without ({(on.value / off.value - 1) * 100:+.1f}%)"
+            out.append(line)
+    tickets = _row(rows, "support_tickets")
+    if tickets is not None:
+        total = tickets.window.get("all")
+        if total is not None and total.value is not None:
+            line = f"Support tickets: {total.value:.0f} in the window"
+            if tickets.compare == Compare.BASELINE.value and tickets.gate and tickets.gate.value is not None:
+                line += f" ({tickets.gate.value * 100:+.0f}% against the week before the rollout, per hour)"
+            out.append(line)
+    return out
+
+
+def _span(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 72 * 3600:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def report_actions(record: RolloutRecord, rows: Sequence[MetricRow], transitions: Sequence[Transition], now: datetime,
+             zone: ZoneInfo, flag_exists: bool) -> list[str]:
+    """Next steps, from the rollout's state and its gates (`rows` begins with the gates' rows, in plan order)."""
+    plan, state, rid = record.plan, record.state, record.id
+    n, last = state.stage, transitions[-1].reason if transitions else ""
+    percentage = plan.percentage_bp(n) / 100
+
+    def stage(number: int) -> str:
+        return f"stage {number} ({plan.stages[number - 1].name}, {plan.percentage_bp(number) / 100:g}%)"
+
+    out: list[str] = []
+    match state.phase:
+        case Phase.PENDING:
+            out.append(f"Not started: `rampup rollout start {rid}` starts it.")
+        case Phase.AWAITING_APPROVAL:
+            missing = state.missing(plan, n + 1)
+            out.append(f"Waiting for {', '.join(missing)} before {stage(n + 1)}: "
+                       f"`rampup rollout signoff {rid} \"PREREQUISITE\" --by NAME`"
+                       + (f", `rampup rollout approve {rid}`." if "approval" in missing else "."))
+        case Phase.RUNNING:
+            spec = plan.stages[n - 1]
+            after = stage(n + 1) if n < len(plan.stages) else "completion"
+            soak = (spec.min_duration - (now - (state.entered_at or now))).total_seconds()
+            pending = [r.metric for r, g in zip(rows, plan.gates, strict=False)
+                       if g.blocks_advance and r.verdict != "pass"]
+            if soak > 0:
+                ends = (now + timedelta(seconds=soak)).astimezone(zone)
+                out.append(f"Soak ends in {_span(soak)} ({ends:%Y-%m-%d %H:%M}), then {after} if every gate passes.")
+            elif pending:
+                out.append(f"Soak is over; {after} follows once {', '.join(pending)} pass.")
+            else:
+                out.append(f"Soak is over and every gate passes: {after} at the controller's next tick.")
+            for r in rows:
+                if r.needs_samples:
+                    time_left = f" (about {_span(r.needs_s)} at the current rate)" if r.needs_s else ""
+                    out.append(f"{r.metric} needs about {r.needs_samples:,.0f} more samples to decide{time_left}.")
+            if n < len(plan.stages) and (missing := state.missing(plan, n + 1)):
+                out.append(f"{stage(n + 1)[0].upper()}{stage(n + 1)[1:]} will wait for {', '.join(missing)}; "
+                           f"sign off ahead with `rampup rollout signoff {rid} \"PREREQUISITE\" --by NAME`.")
+        case Phase.PAUSED:
+            out.append(f"Paused ({last}). `rampup rollout resume {rid}` resumes; safety rollbacks act meanwhile.")
+        case Phase.ROLLED_BACK:
+            out.append(f"Rolled back to {percentage:g}% ({last}). It holds there: investigate the root cause, fix "
+                       f"it, re-test on staging, then `rampup rollout resume {rid}`.")
+        case Phase.DISABLED:
+            out.append(f"Kill switch pulled ({last}). Investigate and fix, then start a new rollout.")
+        case Phase.ABORTED:
+            out.append("Aborted: everyone is back on the old version. Start a new rollout when ready.")
+        case Phase.COMPLETED:
+            out.append(_cleanup(plan, record, now, zone, flag_exists))
+    if state.phase is not Phase.COMPLETED and not state.phase.is_terminal:
+        for r in rows:
+            if r.verdict == "warn":
+                out.append(f"Watch {r.metric}: it is past its target or warning ({r.thresholds}).")
+            elif r.verdict in ("fail", "critical"):
+                held = f" if it lasts {_span(r.sustain_s)}" if r.sustain_s else ""
+                act = "pulls the kill switch" if r.verdict == "critical" else "steps back"
+                out.append(f"{r.metric} breaches {r.thresholds}: the controller {act}{held}.")
+    return out
+
+
+def _cleanup(plan: Plan, record: RolloutRecord, now: datetime, zone: ZoneInfo, flag_exists: bool) -> str:
+    """The guide's Phase 6.5: remove the flag once everyone has had the feature for 3+ days with no issues."""
+    final = plan.percentage_bp(record.state.stage) / 100
+    if final < 100:
+        return f"The plan ends at {final:g}%: the flag keeps serving that share until someone raises it."
+    if not flag_exists:
+        return f"The flag {plan.flag!r} is deleted in Rampup: the cleanup is done."
+    since = record.state.entered_at or now
+    ready = since + CLEANUP_AFTER
+    if now >= ready:
+        return (f"Everyone has had the feature since {since.astimezone(zone):%Y-%m-%d %H:%M} without a step back: "
+                f"remove the flag {plan.flag!r} from the code, then delete it in Rampup.")
+    return (f"Remove the flag {plan.flag!r} from the code after {ready.astimezone(zone):%Y-%m-%d %H:%M} (3 days at "
+            f"100%) if nothing goes wrong meanwhile, then delete it in Rampup.")
