@@ -15,6 +15,7 @@ from rampup.core.gates import CONTROL, TREATMENT, Compare, Gate
 from rampup.core.plans import Phase, Plan, Signoff, Transition
 from rampup.core.ports import RolloutRecord
 from rampup.core.rollups import DAY
+from rampup.core.stats import Estimate
 from rampup.core.telemetry import BUILTIN_METRICS, parse_metric_name
 from rampup.errors import InvalidInput
 
@@ -37,14 +38,6 @@ _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 
 
 # ---------------------------------------------------------------- the report
-
-
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    value: float | None
-    lower: float | None
-    upper: float | None
-    samples: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,13 +429,12 @@ def feedback_lines(rows: Sequence[MetricRow]) -> list[str]:
     return out
 
 
-def _span(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 72 * 3600:
-        return f"{seconds / 3600:.0f} h"
+def span_text(seconds: float, long: bool = False) -> str:
+    """A duration as people read it: "20 s" in tables, "20 seconds" in prose."""
+    units = (("seconds", "s"), ("minutes", "min"), ("hours", "h"))
+    for (word, short), (limit, size) in zip(units, ((90, 1), (90 * 60, 60), (72 * 3600, 3600)), strict=True):
+        if seconds < limit:
+            return f"{seconds / size:.0f} {word if long else short}"
     return f"{seconds / 86400:.1f} days"
 
 
@@ -473,14 +465,14 @@ def report_actions(record: RolloutRecord, rows: Sequence[MetricRow], transitions
                        if g.blocks_advance and r.verdict != "pass"]
             if soak > 0:
                 ends = (now + timedelta(seconds=soak)).astimezone(zone)
-                out.append(f"Soak ends in {_span(soak)} ({ends:%Y-%m-%d %H:%M}), then {after} if every gate passes.")
+                out.append(f"Soak ends in {span_text(soak)} ({ends:%Y-%m-%d %H:%M}), then {after} if every gate passes.")
             elif pending:
                 out.append(f"Soak is over; {after} follows once {', '.join(pending)} pass.")
             else:
                 out.append(f"Soak is over and every gate passes: {after} at the controller's next tick.")
             for r in rows:
                 if r.needs_samples:
-                    time_left = f" (about {_span(r.needs_s)} at the current rate)" if r.needs_s else ""
+                    time_left = f" (about {span_text(r.needs_s)} at the current rate)" if r.needs_s else ""
                     out.append(f"{r.metric} needs about {r.needs_samples:,.0f} more samples to decide{time_left}.")
             if n < len(plan.stages) and (missing := state.missing(plan, n + 1)):
                 out.append(f"{stage(n + 1)[0].upper()}{stage(n + 1)[1:]} will wait for {', '.join(missing)}; "
@@ -501,7 +493,7 @@ def report_actions(record: RolloutRecord, rows: Sequence[MetricRow], transitions
             if r.verdict == "warn":
                 out.append(f"Watch {r.metric}: it is past its target or warning ({r.thresholds}).")
             elif r.verdict in ("fail", "critical"):
-                held = f" if it lasts {_span(r.sustain_s)}" if r.sustain_s else ""
+                held = f" if it lasts {span_text(r.sustain_s)}" if r.sustain_s else ""
                 act = "pulls the kill switch" if r.verdict == "critical" else "steps back"
                 out.append(f"{r.metric} breaches {r.thresholds}: the controller {act}{held}.")
     return out

@@ -8,9 +8,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rampup.bootstrap import Container
 from rampup.core.tokens import Scope, Token
-from rampup.errors import Forbidden, Unauthorized
+from rampup.errors import Forbidden, InvalidInput, Unauthorized
 
-__all__ = ["container", "require", "ContainerDep"]
+__all__ = ["container", "require", "ContainerDep", "environment_for"]
 
 _bearer = HTTPBearer(auto_error=False, description="A Rampup API token (rampup token create)")
 
@@ -37,6 +37,16 @@ def require(scope: Scope) -> Callable[..., Token]:
         return token
 
     return check
+
+
+def environment_for(token: Token, requested: str | None, scope: Scope) -> str:
+    """The environment a request acts on: the one asked for, else the token's own; refused if not the token's."""
+    env = requested or token.environment
+    if env is None:
+        raise InvalidInput("this token is not bound to an environment: add ?environment=<key>", where="environment")
+    if not token.allows(scope, env):
+        raise Forbidden(f"this {token.scope.value} token may not act on {env}")
+    return env
 
 
 Reader = Annotated[Token, Depends(require(Scope.READ))]

@@ -11,8 +11,8 @@ from fastapi.responses import Response, StreamingResponse
 
 from rampup.adapters.codecs.sdk_config import encode_config
 from rampup.core.tokens import Scope, Token
-from rampup.errors import Forbidden, InvalidInput, NotFound
-from rampup.http.deps import container, require
+from rampup.errors import NotFound
+from rampup.http.deps import container, environment_for, require
 from rampup.services.snapshot import Snapshot
 
 __all__ = ["router", "STREAM_CHECK_S", "KEEPALIVE_S"]
@@ -22,15 +22,6 @@ KEEPALIVE_S = 15.0
 
 router = APIRouter(prefix="/api/v1/sdk", tags=["sdk"])
 SdkToken = Annotated[Token, Depends(require(Scope.SDK))]
-
-
-def _environment(token: Token, requested: str | None) -> str:
-    env = requested or token.environment
-    if env is None:
-        raise InvalidInput("this token is not bound to an environment: add ?environment=<key>", where="environment")
-    if not token.allows(Scope.SDK, env):
-        raise Forbidden(f"this token may not read flags of {env}")
-    return env
 
 
 @functools.lru_cache(maxsize=8)
@@ -51,7 +42,7 @@ async def flags(request: Request, token: SdkToken,
                 environment: Annotated[str | None, Query(max_length=128)] = None,
                 if_none_match: Annotated[str | None, Header()] = None) -> Response:
     """Every flag of the token's environment, to evaluate locally; send the ETag back to get 304."""
-    revision, body = _config(request, _environment(token, environment))
+    revision, body = _config(request, environment_for(token, environment, Scope.SDK))
     etag = f'"{revision}"'
     if if_none_match == etag:
         return Response(status_code=304, headers={"ETag": etag})
@@ -62,7 +53,7 @@ async def flags(request: Request, token: SdkToken,
 async def stream(request: Request, token: SdkToken,
                  environment: Annotated[str | None, Query(max_length=128)] = None) -> StreamingResponse:
     """Server-sent events: `event: config` with the whole configuration now and after every change."""
-    env = _environment(token, environment)
+    env = environment_for(token, environment, Scope.SDK)
     _config(request, env)  # fail before streaming if the environment is unknown
 
     async def events() -> AsyncIterator[bytes]:

@@ -1,6 +1,7 @@
 """Reports as Markdown and as self-contained HTML (inline CSS and SVG charts, fit for e-mail), from Jinja2
 templates that follow the rollout guide's wording."""
 
+import functools
 import math
 import re
 from datetime import datetime
@@ -13,7 +14,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from rampup.adapters.reports.charts import marker_line, sparkline, svg_chart
-from rampup.core.reports import Chart, MetricRow, Report
+from rampup.core.reports import Chart, MetricRow, Report, span_text
 
 __all__ = ["JinjaRenderer", "value_text"]
 
@@ -59,16 +60,6 @@ def value_text(value: float | None, unit: str) -> str:
     return f"{value:.3g} {unit}".strip()
 
 
-def _span(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} seconds"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} minutes"
-    if seconds < 72 * 3600:
-        return f"{seconds / 3600:.0f} hours"
-    return f"{seconds / 86400:.1f} days"
-
-
 @pass_context
 def _when(ctx: Context, at: datetime | None) -> str:
     return "—" if at is None else f"{at.astimezone(ctx['zone']):%Y-%m-%d %H:%M}"
@@ -80,7 +71,7 @@ def _day(ctx: Context, at: datetime) -> str:
 
 
 def _since(report: Report, at: datetime | None, until: datetime | None = None) -> str:
-    return "—" if at is None else _span(((until or report.generated_at) - at).total_seconds())
+    return "—" if at is None else span_text(((until or report.generated_at) - at).total_seconds(), long=True)
 
 
 def _target(row: MetricRow) -> str:
@@ -106,7 +97,7 @@ def _code(text: str) -> Markup:
 
 def _window_span(report: Report) -> str:
     end = report.end.astimezone(ZoneInfo(report.timezone))
-    return f"{_span((report.end - report.start).total_seconds())} to {end:%Y-%m-%d %H:%M}"
+    return f"{span_text((report.end - report.start).total_seconds(), long=True)} to {end:%Y-%m-%d %H:%M}"
 
 
 def _spark(chart: Chart) -> dict[str, Any]:
@@ -129,7 +120,7 @@ class JinjaRenderer:
                                 keep_trailing_newline=True)
         self._env.filters.update(value=value_text, percent=_percent, when=_when, day=_day,
                                  verdict=lambda v: _VERDICT.get(v or "", "—"), plain=lambda v: _PLAIN.get(v or "", ""),
-                                 status=lambda s: _STATUS.get(s, s), span=_span, num=lambda x: f"{x:g}",
+                                 status=lambda s: _STATUS.get(s, s), span=functools.partial(span_text, long=True), num=lambda x: f"{x:g}",
                                  words=lambda s: s.replace("_", " "),
                                  code=_code)
         self._env.globals.update(target=_target, judged=_judged, since=_since, window_span=_window_span,

@@ -16,8 +16,8 @@ from rampup.adapters.codecs.native import batch_schema, decode_batch
 from rampup.adapters.codecs.sentry import parse_envelope, parse_store, sentry_key
 from rampup.core.telemetry import Observation
 from rampup.core.tokens import Scope, Token
-from rampup.errors import Forbidden, InvalidInput, NotFound, TooLarge, Unauthorized
-from rampup.http.deps import container, require
+from rampup.errors import Forbidden, NotFound, TooLarge, Unauthorized
+from rampup.http.deps import container, environment_for, require
 from rampup.http.errors import error_body
 from rampup.http.schemas import ErrorOut
 
@@ -73,20 +73,11 @@ async def ingest_events(
     environment: Annotated[str | None, Query(description="for tokens not bound to an environment")] = None,
 ) -> Any:
     """Store a batch of telemetry events, all or none (at most 10,000 events or 5 MiB)."""
-    env = _environment_of(token, environment)
+    env = environment_for(token, environment, Scope.INGEST)
     c = container(request)
     observations = decode_batch(await _read(request), c.ingest.now_ms())
     return await _store(request, env, observations,
                         lambda n: JSONResponse({"accepted": n}, status_code=202))
-
-
-def _environment_of(token: Token, requested: str | None) -> str:
-    env = requested or token.environment
-    if env is None:
-        raise InvalidInput("this token is not bound to an environment: add ?environment=<key>", where="environment")
-    if not token.allows(Scope.INGEST, env):
-        raise Forbidden(f"this token may not send telemetry to {env}")
-    return env
 
 
 def _sentry_environment(request: Request, environment_id: int, auth: str | None, query_key: str | None) -> str:

@@ -10,8 +10,8 @@ from rampup.adapters.codecs.native import to_ms
 from rampup.core.durations import parse_duration
 from rampup.core.telemetry import BUILTIN_METRICS, Aggregation, Kind, Observation
 from rampup.core.tokens import Scope, Token
-from rampup.errors import Forbidden, InvalidInput
-from rampup.http.deps import ContainerDep, Reader, Writer, container, require
+from rampup.errors import InvalidInput
+from rampup.http.deps import ContainerDep, Reader, Writer, container, environment_for, require
 from rampup.http.schemas import CustomMetricIn, CustomMetricOut, ErrorOut, MetricOut, MetricPointIn
 from rampup.services.metrics import MetricQuery
 
@@ -46,8 +46,7 @@ async def post_metric(request: Request, body: MetricPointIn,
     if body.metric not in POSTABLE:
         raise InvalidInput(f"{body.metric!r} is not posted from outside; these are: {', '.join(sorted(POSTABLE))}",
                            where="metric")
-    if not token.allows(Scope.INGEST, body.environment):
-        raise Forbidden(f"this token may not send telemetry to {body.environment}")
+    environment_for(token, body.environment, Scope.INGEST)
     c = container(request)
     kind = Kind.GAUGE if BUILTIN_METRICS[body.metric].aggregation is Aggregation.GAUGE else Kind.COUNTER
     at_ms = to_ms(body.at) if body.at else c.ingest.now_ms()
