@@ -41,7 +41,8 @@ Evaluation = Resolution  # flag_key, value, variant, reason, version, error_code
 STREAM_READ_TIMEOUT_S = 45.0  # the server sends a keepalive every 15 s: three missed means the stream is dead
 RETRY_BASE_S = 0.25
 RETRY_MAX_S = 10.0
-NOT_READY = "NOT_READY"  # the error counted while no configuration has arrived yet
+NOT_READY = "NOT_READY"  # counted for evaluations before any configuration arrived
+EVENT_DISCARDED = "EVENT_DISCARDED"  # counted for track calls with bad input, without telemetry, or after close
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,9 @@ class Stats:
     connects: int  # stream connections made
     polls: int
     config_errors: int  # failed fetches, dropped streams, unreadable documents
-    evaluation_errors: Mapping[str, int] = field(default_factory=dict)  # by error code: answered with the default
+    # By kind: evaluation error codes (FLAG_NOT_FOUND, TYPE_MISMATCH, TARGETING_KEY_MISSING, GENERAL,
+    # NOT_READY), each an evaluation answered with the caller's default; EVENT_DISCARDED for track calls.
+    errors: Mapping[str, int] = field(default_factory=dict)
     events: TrackerStats | None = None  # None without an ingest token
 
 
@@ -66,14 +69,24 @@ class Client:
                  poll_interval: float = 10.0, start_timeout: float = 5.0, timeout: float = 5.0,
                  exposures: bool = True, buffer_size: int = 10_000, batch_size: int = 500,
                  flush_interval: float = 1.0, exposure_interval: float = 3600.0) -> None:
-        # The hot path reads only these two: flag key → (bucket prefix, threshold) for boolean percentage
-        # splits, and flag key → CompiledFlag for everything else. Both are replaced whole, never mutated.
+        """
+        server_url, sdk_token: the Rampup server and an `sdk` token of the environment to serve.
+        bootstrap: a configuration file (what `GET /api/v1/sdk/flags` answers) to start from when the server
+            cannot be reached; the client keeps the last configuration it received there.
+        ingest_token: a token with the `ingest` scope (an `ingest` token, or a `write` token): telemetry is off
+            without one. environment: for tokens not bound to one environment (`write`, `admin`).
+        stream: follow server-sent events (else poll every `poll_interval` seconds). start_timeout: how long
+            the constructor waits for the server's first answer. timeout: for every request.
+        exposures: send an exposure event per user, flag and variant once per `exposure_interval` seconds.
+        buffer_size, batch_size, flush_interval: telemetry buffering (see docs/sdk.md).
+        """
+        # The hot path reads only these two: flag key → (bucket prefix, threshold) for boolean flags without
+        # rules, and flag key → CompiledFlag for everything else. Both are replaced whole, never mutated.
         self._split: dict[str, tuple[str, int]] = {}
         self._flags: dict[str, CompiledFlag] = {}
-        self._observe = False  # whether evaluations are reported (exposures, request scopes): off costs nothing
         self._environment: str | None = None
         self._revision: int | None = None
-        self._etag: str | None = None  # only from this server: a bootstrap file of another environment may share a revision
+        self._etag: str | None = None  # never from the bootstrap file: another environment may share its revision
         self._source: str | None = None
         self._updated_at: float | None = None
         self._bootstrap = Path(bootstrap) if bootstrap is not None else None
@@ -102,6 +115,7 @@ class Client:
             self._tracker = Tracker(events_http, "/api/v1/events", capacity=buffer_size, batch_size=batch_size,
                                     flush_interval=flush_interval, exposure_interval=exposure_interval)
         self._exposures = exposures and self._tracker is not None
+        # Whether evaluations are reported at all (exposures, the middleware's request scope): off costs nothing.
         self._observe = self._exposures
         if self._bootstrap is not None:
             self._load_bootstrap(self._bootstrap)
@@ -116,14 +130,14 @@ class Client:
                    default: bool = False) -> bool:
         """Whether a boolean flag is on for this user; `default` if it cannot be answered. Never raises."""
         try:
-            split = self._split.get(flag_key)
-            if split is not None and targeting_key:
-                # CompiledFlag.is_on's fast path inlined: one Python call less is a third of the cost.
-                on: bool = _murmur3(split[0] + targeting_key, signed=False) % BUCKETS < split[1]
-            else:
+            prefix, threshold = self._split[flag_key]
+            if not targeting_key:
                 return self._is_enabled_in_full(flag_key, targeting_key, attributes, default)
-        except Exception as exc:
-            return self._failed(ErrorCode.GENERAL, flag_key, exc, default)
+            # CompiledFlag.is_on's fast path, inlined (one Python call less is a third of the cost);
+            # the arguments are positional because keywords cost a few more nanoseconds: seed 0, unsigned.
+            on: bool = _murmur3(prefix + targeting_key, 0, False) % BUCKETS < threshold
+        except Exception:  # KeyError: rules, another type, no such flag; TypeError: a key that is no string
+            return self._is_enabled_in_full(flag_key, targeting_key, attributes, default)
         if self._observe:
             self._observed(flag_key, targeting_key, on, "on" if on else "off")
         return on
@@ -148,15 +162,19 @@ class Client:
                                        "no flag configuration yet: the server has not answered and there is no bootstrap file")
                 return self._error(ErrorCode.FLAG_NOT_FOUND, ErrorCode.FLAG_NOT_FOUND, flag_key, default,
                                    f"flag {flag_key!r} not found")
+            if targeting_key is not None and not isinstance(targeting_key, str):
+                return self._error(ErrorCode.INVALID_CONTEXT, ErrorCode.INVALID_CONTEXT, flag_key, default,
+                                   f"the targeting key must be a string, not {type(targeting_key).__name__}")
             if expected is not None and flag.definition.type is not expected:
                 return self._error(ErrorCode.TYPE_MISMATCH, ErrorCode.TYPE_MISMATCH, flag_key, default,
                                    f"flag {flag_key!r} is a {flag.definition.type.value} flag, not {expected.value}")
-            resolution = flag.evaluate(EvaluationContext(targeting_key, attributes))
+            resolution = flag.evaluate(EvaluationContext(targeting_key, {} if attributes is None else attributes))
         except Exception as exc:
-            self._failed(ErrorCode.GENERAL, flag_key, exc, None)
-            return Resolution(flag_key, default, None, Reason.ERROR, 0, ErrorCode.GENERAL, f"{type(exc).__name__}: {exc}")
+            message = f"{type(exc).__name__}: {exc}"
+            self._count(ErrorCode.GENERAL, f"evaluating {flag_key!r} failed: {message}")
+            return Resolution(flag_key, default, None, Reason.ERROR, 0, ErrorCode.GENERAL, message)
         if resolution.error_code is not None:
-            self._count(resolution.error_code, flag_key)
+            self._count(resolution.error_code, f"{flag_key!r}: {resolution.error_message}")
             return Resolution(flag_key, default, None, Reason.ERROR, resolution.version, resolution.error_code,
                               resolution.error_message)
         if self._observe and resolution.variant is not None:
@@ -173,21 +191,17 @@ class Client:
             self._tracker.expose(flag_key, targeting_key, variant)
 
     def _error(self, counted: str, code: ErrorCode, flag_key: str, default: Any, message: str) -> Evaluation:
-        self._count(counted, flag_key)
+        self._count(counted, message)
         return Resolution(flag_key, default, None, Reason.ERROR, 0, code, message)
 
-    def _failed(self, code: str, flag_key: str, exc: Exception, default: bool) -> bool:
-        self._count(code, flag_key, f"{type(exc).__name__}: {exc}")
-        return default
-
-    def _count(self, code: str, flag_key: str, detail: str = "") -> None:
+    def _count(self, kind: str, detail: str) -> None:
+        kind = str(kind)
         with self._lock:
-            self._errors[code] += 1
-            first = code not in self._warned
-            self._warned.add(code)
-        if first:  # once per kind of error: a hot loop must not flood the log
-            log.warning("rampup: evaluating %r answered the default (%s%s); further %s errors are only counted "
-                        "in Client.stats()", flag_key, code, f": {detail}" if detail else "", code)
+            self._errors[kind] += 1
+            first = kind not in self._warned
+            self._warned.add(kind)
+        if first:  # once per kind: a hot loop must not flood the log
+            log.warning("rampup: %s (%s); further %s errors are only counted in Client.stats()", detail, kind, kind)
 
     # ------------------------------------------------------------------------------------------ telemetry
 
@@ -234,7 +248,7 @@ class Client:
             self._dropped(f"{type(exc).__name__}: {exc}")
 
     def _dropped(self, reason: str) -> None:
-        self._count("EVENT_DROPPED", "-", reason)
+        self._count(EVENT_DISCARDED, f"telemetry event discarded: {reason}")
 
     def _record_requests(self) -> None:
         """Called by the middleware: from now on evaluations also fill the current request's scope."""
@@ -296,19 +310,18 @@ class Client:
         failures = 0
         while not self._closed.is_set():
             try:
-                if self._use_stream:
+                # A poll first, and between stream attempts: the client is ready even when a proxy holds the
+                # stream back, and keeps up by polling while the stream cannot connect.
+                self._poll()
+                self._first_attempt.set()
+                if self._use_stream and not self._closed.is_set():
                     failures = 0 if self._stream_once() else failures + 1
-                    if self._closed.is_set():
-                        break
-                    self._poll()  # the stream is down: catch up by polling while it reconnects
                     pause = min(RETRY_MAX_S, RETRY_BASE_S * 2 ** failures) * random.uniform(0.75, 1.0)
                 else:
-                    self._poll()
                     pause = self._poll_interval
             except Exception:  # a bug here must not stop updates for the life of the process
                 log.exception("rampup: unexpected error in the configuration thread")
                 pause = RETRY_MAX_S
-            self._first_attempt.set()
             self._closed.wait(pause)
         self._first_attempt.set()
 
@@ -330,8 +343,8 @@ class Client:
                 self._streaming = True
                 for event, data, event_id in _server_sent_events(response.iter_lines()):
                     if event == "config":
-                        delivered = self._install(data.encode(), "stream", f'"{event_id}"' if event_id else None)
-                        self._first_attempt.set()
+                        etag = f'"{event_id}"' if event_id else None
+                        delivered = self._install(data.encode(), "stream", etag) or delivered
             if not self._closed.is_set():
                 self._config_failed("the stream ended")
         except (httpx.HTTPError, OSError) as exc:
@@ -382,8 +395,8 @@ class Client:
         if (environment, revision) == (self._environment, self._revision):
             return True
         previous = self._flags
-        self._split = {key: (f"{flag.state.salt or key}:", flag.state.rollout_bp) for key, flag in flags.items()
-                       if flag.definition.type is FlagType.BOOLEAN and flag.state.enabled and not flag.state.rules}
+        self._split = {key: _split(flag) for key, flag in flags.items()
+                       if flag.definition.type is FlagType.BOOLEAN and (not flag.state.enabled or not flag.state.rules)}
         self._flags = flags
         self._environment, self._revision, self._source = environment, revision, source
         self._ready.set()
@@ -420,6 +433,12 @@ class Client:
             temporary.unlink(missing_ok=True)
 
 
+def _split(flag: CompiledFlag) -> tuple[str, int]:
+    """(bucket prefix, threshold) of a boolean flag without rules, as CompiledFlag derives them: in iff
+    murmur3(prefix + key) % 10000 < threshold. A disabled flag is off for everyone: threshold 0."""
+    return f"{flag.state.salt or flag.key}:", flag.state.rollout_bp if flag.state.enabled else 0
+
+
 def _socket_of(response: httpx.Response) -> socket.socket | None:
     stream = response.extensions.get("network_stream")
     sock = stream.get_extra_info("socket") if stream is not None else None
@@ -428,7 +447,8 @@ def _socket_of(response: httpx.Response) -> socket.socket | None:
 
 def _server_sent_events(lines: Iterator[str]) -> Iterator[tuple[str, str, str | None]]:
     """(event, data, id) per event of a text/event-stream, as the HTML standard parses it."""
-    event, data, event_id = "message", [], None
+    event, event_id = "message", None
+    data: list[str] = []
     for line in lines:
         if not line:
             if data:

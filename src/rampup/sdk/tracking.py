@@ -32,7 +32,7 @@ log = logging.getLogger("rampup.sdk")
 Event = dict[str, Any]
 RETRY_BASE_S = 0.5
 RETRY_MAX_S = 30.0
-MAX_EXPOSURE_KEYS = 100_000  # dedup memory bound (~10 MB); beyond it duplicates are sent, never unbounded growth
+MAX_EXPOSURE_KEYS = 250_000  # dedup memory bound (~15 MB); beyond it duplicates are sent, never unbounded growth
 _EVENT_INDEX = re.compile(r"^events\[(\d+)\]")
 _RETRYABLE = frozenset({408, 425, 429})
 
@@ -43,11 +43,11 @@ class RequestScope:
     __slots__ = ("flags", "targeting_key", "error")
 
     def __init__(self) -> None:
-        self.flags: dict[str, bool | str] = {}
+        self.flags: dict[str, bool | str | int | float] = {}
         self.targeting_key: str | None = None
         self.error: BaseException | None = None  # an exception a framework turned into a 500 itself (Flask)
 
-    def saw(self, flag_key: str, reported: bool | str, targeting_key: str | None) -> None:
+    def saw(self, flag_key: str, reported: bool | str | int | float, targeting_key: str | None) -> None:
         self.flags[flag_key] = reported
         if self.targeting_key is None and targeting_key:
             self.targeting_key = targeting_key
@@ -87,7 +87,7 @@ class Tracker:
         self._force = False
         self._failures = 0
         self._next_send = time.monotonic() + flush_interval
-        self._seen: set[tuple[str, str | None, str]] = set()
+        self._seen: set[int] = set()
         self._seen_until = time.monotonic() + exposure_interval
         self._sent = self._dropped = self._rejected = self._retries = 0
         self._last_error: str | None = None
@@ -112,7 +112,8 @@ class Tracker:
 
     def expose(self, flag_key: str, targeting_key: str | None, variant: str) -> None:
         """An exposure event, once per (flag, user, variant) per exposure interval."""
-        key = (flag_key, targeting_key, variant)
+        # The hash, not the tuple: a third of the memory, and no reference keeping the user's string alive.
+        key = hash((flag_key, targeting_key, variant))
         seen = self._seen  # the sender swaps in a fresh set each interval; a race only costs a duplicate
         if key in seen:
             return
@@ -152,6 +153,7 @@ class Tracker:
                 log.warning("rampup: %d telemetry events not sent at close", len(self._buffer))
                 self._dropped += len(self._buffer)
                 self._buffer.clear()
+        self._http.close()
 
     # ------------------------------------------------------------------------------------ sender thread
 
@@ -167,7 +169,11 @@ class Tracker:
                 closing, force, self._force = self._closing, self._force, False
                 ready = len(self._buffer) >= self._batch_size and self._failures == 0
             if closing or force or ready or time.monotonic() >= self._next_send:
-                self._drain()
+                try:
+                    self._drain()
+                except Exception:  # a bug here must not stop telemetry for the life of the process
+                    log.exception("rampup: unexpected error in the telemetry thread")
+                    self._notify_idle()
             if closing:
                 return
 
@@ -203,7 +209,11 @@ class Tracker:
 
     def _send(self, batch: list[tuple[float, Event]]) -> float | None:
         """Sends one batch; None when it is settled (sent or refused for good), else seconds to wait at least."""
-        body = msgspec.json.encode({"events": [{**event, "timestamp": _iso(at)} for at, event in batch]})
+        try:
+            body = msgspec.json.encode({"events": [{**event, "timestamp": _iso(at)} for at, event in batch]})
+        except (TypeError, ValueError) as exc:  # msgspec.EncodeError is a ValueError
+            self._reject(batch, f"unencodable events: {exc}")
+            return None
         try:
             response = self._http.post(self._path, content=body, headers={"Content-Type": "application/json"})
         except httpx.HTTPError as exc:
@@ -212,6 +222,11 @@ class Tracker:
         if status < 300:
             with self._lock:
                 self._sent += len(batch)
+            return None
+        if status == 413 and len(batch) > 1:  # smaller batches from now on; these events go again at once
+            with self._lock:
+                self._batch_size = max(1, len(batch) // 2)
+                self._buffer.extendleft(reversed(batch))
             return None
         if status in _RETRYABLE or status >= 500:
             return self._requeue(batch, f"HTTP {status}", _retry_after(response.headers.get("retry-after")))
@@ -226,11 +241,14 @@ class Tracker:
                 self._last_error = f"HTTP 422: {message} ({where})"
                 self._buffer.extendleft(reversed(batch[:bad] + batch[bad + 1:]))
             return None
-        log.warning("rampup: the server refused %d telemetry events with HTTP %d: %s", len(batch), status, message)
+        self._reject(batch, f"HTTP {status}: {message}")
+        return None
+
+    def _reject(self, batch: list[tuple[float, Event]], error: str) -> None:
+        log.warning("rampup: %d telemetry events refused for good (%s)", len(batch), error)
         with self._lock:
             self._rejected += len(batch)
-            self._last_error = f"HTTP {status}: {message}"
-        return None
+            self._last_error = error
 
     def _requeue(self, batch: list[tuple[float, Event]], error: str, retry_after: float) -> float:
         with self._lock:

@@ -1,0 +1,140 @@
+"""Kill-switch propagation: from the API call until a connected Python SDK client answers false.
+
+One `rampup serve` process on a fresh SQLite database (loopback), with `RAMPUP_ADMIN_TOKEN` set. In this
+process, N `rampup.sdk.Client`s stream the production configuration. Each of the `--flips` rounds pulls the
+kill switch of a flag that is on for everyone (`POST …/kill`), at a random moment, and polls `is_enabled` every 0.2 ms until
+every client answers false; then it switches the flag back on (`PUT … {"enabled": true}`) and waits until
+every client answers true again. Reported: the latency of the kill to the last client, median, p99 (nearest
+rank) and max, and how much of it was the API call itself (the change is committed and the snapshot
+refreshed when the call returns; the stream checks for a new snapshot every 50 ms).
+
+Run:  python bench/sdk_propagation.py [--flips 100] [--clients 1,20]
+"""
+
+import argparse
+import logging
+import math
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from rampup.sdk import Client
+
+ADMIN = f"bench-admin-{uuid.uuid4().hex}"
+FLAG = "bench-kill"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    log = (directory / "server.log").open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "rampup", "serve", "--db", f"sqlite:///{directory / 'rampup.db'}",
+                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "RAMPUP_ADMIN_TOKEN": ADMIN})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"rampup serve exited with {proc.returncode}; see {directory / 'server.log'}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("rampup serve did not become ready")
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> float:
+    started = time.perf_counter()
+    while not check():
+        if time.perf_counter() - started > timeout:
+            raise SystemExit(f"no client saw the change within {timeout} s")
+        time.sleep(0.0002)
+    return time.perf_counter()
+
+
+def nearest_rank(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def run(url: str, sdk: str, api: httpx.Client, flips: int, n_clients: int) -> tuple[list[float], list[float]]:
+    clients = [Client(url, sdk) for _ in range(n_clients)]
+    try:
+        wait_until(lambda: all(c.is_enabled(FLAG, "user-1") for c in clients))
+        total, call = [], []
+        for _ in range(flips):
+            # A random phase against the server's 50 ms stream check: flipping right after the client saw
+            # the last change would lock every kill to the same point of that cycle.
+            time.sleep(random.uniform(0, 0.1))
+            started = time.perf_counter()
+            response = api.post(f"/api/v1/flags/{FLAG}/environments/production/kill", json={"reason": "bench"})
+            returned = time.perf_counter()
+            assert response.status_code == 200, response.text
+            seen = wait_until(lambda: not any(c.is_enabled(FLAG, "user-1") for c in clients))
+            total.append((seen - started) * 1000)
+            call.append((returned - started) * 1000)
+            response = api.put(f"/api/v1/flags/{FLAG}/environments/production", json={"enabled": True})
+            assert response.status_code == 200, response.text
+            wait_until(lambda: all(c.is_enabled(FLAG, "user-1") for c in clients))
+        assert all(c.stats().connects == 1 for c in clients), "a stream dropped during the run"
+        return total, call
+    finally:
+        for c in clients:
+            c.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--flips", type=int, default=100)
+    ap.add_argument("--clients", default="1,20", help="comma-separated numbers of connected clients, one run each")
+    args = ap.parse_args(argv)
+    logging.disable(logging.WARNING)
+    directory = Path(tempfile.mkdtemp(prefix="rampup-propagation-"))
+    proc, url = start_server(directory)
+    try:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10) as api:
+            assert api.post("/api/v1/flags", json={"key": FLAG}).status_code == 201
+            assert api.put(f"/api/v1/flags/{FLAG}/environments/production",
+                           json={"enabled": True, "rollout": 100}).status_code == 200
+            sdk = api.post("/api/v1/tokens", json={"scope": "sdk", "environment": "production"}).json()["token"]
+            print(f"### Kill-switch propagation to the Python SDK ({args.flips} flips per row, SQLite, loopback; "
+                  "stream check interval 50 ms)")
+            print()
+            print("| connected clients | median | p99 | max | min | of which the API call: median / p99 "
+                  "| after the call returned: median / p99 |")
+            print("|---:|---:|---:|---:|---:|---:|---:|")
+            for n in (int(x) for x in args.clients.split(",")):
+                total, call = run(url, sdk, api, args.flips, n)
+                after = [t - c for t, c in zip(total, call, strict=True)]
+                print(f"| {n} | {statistics.median(total):.1f} ms | {nearest_rank(total, 0.99):.1f} ms "
+                      f"| {max(total):.1f} ms | {min(total):.1f} ms "
+                      f"| {statistics.median(call):.1f} / {nearest_rank(call, 0.99):.1f} ms "
+                      f"| {statistics.median(after):.1f} / {nearest_rank(after, 0.99):.1f} ms |")
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    print()
+    print("Goal: median < 100 ms on loopback; the promise: within one second.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,353 @@
+"""rampup.sdk.Client against running servers: the server's answers bit for bit, kill switches within a
+second, and the faults users meet — a server killed and restarted, a start with the server down, a stream
+that fails — with evaluations that keep answering and never raise."""
+
+import json
+import random
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openfeature import api as openfeature
+from openfeature.client import OpenFeatureClient
+from openfeature.contrib.provider.ofrep import OFREPProvider
+from openfeature.evaluation_context import EvaluationContext
+
+from rampup.adapters.codecs.sdk_config import encode_config
+from rampup.core.flags import CompiledFlag, FlagDefinition, FlagState
+from rampup.sdk import Client
+from tests.conftest import Server, free_port, start_server
+from tests.sdk.conftest import FaultProxy, Rampup, Refusal, eventually, tokens
+
+VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "bucketing.json").read_text())
+
+
+@pytest.fixture
+def client(rampup: Rampup) -> Iterator[Client]:
+    with Client(rampup.server.url, rampup.sdk_token) as c:
+        assert c.ready
+        yield c
+
+
+def users(n: int, seed: int = 7) -> list[tuple[str, dict[str, Any]]]:
+    rng = random.Random(seed)
+    return [(f"user-{rng.getrandbits(48):012x}",
+             {"email": f"u{i}@{rng.choice(['example.com', 'corp.io', 'mail.net'])}",
+              "plan": rng.choice(["free", "pro", "team"]),
+              "app_version": f"{rng.randint(1, 3)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}",
+              "seats": rng.randint(1, 500)}) for i in range(n)]
+
+
+# ------------------------------------------------------------------------------ the server's answers
+
+
+@pytest.fixture
+def ofrep_client(rampup: Rampup) -> Iterator[OpenFeatureClient]:
+    domain = f"ofrep-{uuid.uuid4().hex}"
+    token = rampup.sdk_token
+    openfeature.set_provider(OFREPProvider(rampup.server.url,
+                                           headers_factory=lambda: {"Authorization": f"Bearer {token}"}), domain)
+    yield openfeature.get_client(domain)
+    openfeature.shutdown()
+
+
+def mixed_flags(rampup: Rampup) -> dict[str, str]:
+    """One flag of every kind that evaluation distinguishes; name → key."""
+    colours = {"type": "string", "off_variant": "red",
+               "variants": [{"name": "red", "value": "#f00"}, {"name": "green", "value": "#0f0"},
+                            {"name": "blue", "value": "#00f"}]}
+    sizes = {"type": "number", "variants": [{"name": "small", "value": 0.5}, {"name": "medium", "value": 2.5},
+                                            {"name": "large", "value": 10.25}]}
+    layout = {"type": "object", "variants": [{"name": "classic", "value": {"columns": 1}},
+                                             {"name": "grid", "value": {"columns": 3, "dense": True}}]}
+    return {
+        "split": rampup.new_flag(enabled=True, rollout=25),
+        "rules": rampup.new_flag(enabled=True, rollout=33.33, rules=[
+            {"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}],
+             "variant": "on"},
+            {"conditions": [{"attribute": "plan", "operator": "in", "values": ["free"]},
+                            {"attribute": "seats", "operator": "lt", "values": [10]}], "variant": "off"}]),
+        "salted": rampup.new_flag(enabled=True, rollout=12.34, salt="Ünïcode-salt"),
+        "off": rampup.new_flag(enabled=False, rollout=100),
+        "none": rampup.new_flag(enabled=True, rollout=0),
+        "string": rampup.new_flag(definition=colours, enabled=True, rollout=60, weights={"green": 70, "blue": 30},
+                                  rules=[{"conditions": [{"attribute": "app_version", "operator": "semver_gte",
+                                                          "values": ["3.5.0"]}], "variant": "blue"}]),
+        "number": rampup.new_flag(definition=sizes, enabled=True, rollout=50),
+        "object": rampup.new_flag(definition=layout, enabled=True, rollout=100),
+    }
+
+
+def test_the_same_answers_as_the_real_ofrep_client_for_thousands_of_users(
+        rampup: Rampup, client: Client, ofrep_client: OpenFeatureClient) -> None:
+    flags = mixed_flags(rampup)
+    rampup.caught_up(client)
+    resolve: dict[str, Callable[..., Any]] = {"split": ofrep_client.get_boolean_details, "rules": ofrep_client.get_boolean_details,
+               "salted": ofrep_client.get_boolean_details, "off": ofrep_client.get_boolean_details,
+               "none": ofrep_client.get_boolean_details, "string": ofrep_client.get_string_details,
+               "number": ofrep_client.get_float_details, "object": ofrep_client.get_object_details}
+    defaults: dict[str, Any] = {"string": "", "number": -1.0, "object": {}}
+    population = users(2400)
+    compared = 0
+    for i, (user, attributes) in enumerate(population):
+        # Every user meets two flags through OFREP (one request each); over 2,400 users every flag gets 600.
+        for name in (list(flags)[i % 8], list(flags)[(i + 3) % 8]):
+            key = flags[name]
+            remote = resolve[name](key, defaults.get(name, True), EvaluationContext(user, attributes))
+            local = client.evaluate(key, user, attributes, defaults.get(name, True))
+            assert remote.error_code is None, remote
+            assert (local.value, local.variant, str(local.reason), local.version) == (
+                remote.value, remote.variant, str(remote.reason), remote.flag_metadata["version"]), (name, user)
+            if isinstance(remote.value, bool):
+                assert client.is_enabled(key, user, attributes) is remote.value
+            compared += 1
+    assert compared == 4800
+    share = sum(client.is_enabled(flags["split"], u) for u, _ in population) / len(population)
+    assert 0.22 < share < 0.28
+
+
+def test_the_published_bucketing_vectors(rampup: Rampup, client: Client) -> None:
+    """Flags with the vectors' salts at each of their rollouts, and a 50/50 variant split per salt."""
+    salts = sorted({case["salt"] for case in VECTORS["cases"]})
+    rollouts = sorted({p for case in VECTORS["cases"] for p in case["in_rollout"]}, key=float)
+    split = {(salt, p): rampup.new_flag(enabled=True, rollout=float(p), salt=salt) for salt in salts for p in rollouts}
+    ab = {"type": "string", "off_variant": "control",
+          "variants": [{"name": "control", "value": "c"}, {"name": "a", "value": "a"}, {"name": "b", "value": "b"}]}
+    variants = {salt: rampup.new_flag(definition=ab, enabled=True, rollout=100, salt=salt, weights={"a": 50, "b": 50})
+                for salt in salts}
+    rampup.caught_up(client)
+    for case in VECTORS["cases"]:
+        salt, user = case["salt"], case["targeting_key"]
+        for p, expected in case["in_rollout"].items():
+            assert client.is_enabled(split[salt, p], user) is expected, (salt, user, p)
+            assert client.evaluate(split[salt, p], user).value is expected, (salt, user, p)
+        expected_variant = "a" if case["variant_bucket"] < 5000 else "b"
+        assert client.evaluate(variants[salt], user).variant == expected_variant, (salt, user)
+
+
+def test_the_fast_path_is_the_cores_is_on(tmp_path: Path) -> None:
+    """is_enabled answers boolean flags without rules itself: it must be CompiledFlag.is_on, user by user."""
+    flags = {f"f{i}": CompiledFlag(FlagDefinition(f"f{i}"), FlagState(enabled, bp, (), salt, (), 1))
+             for i, (enabled, bp, salt) in enumerate(
+                 (e, bp, salt) for e in (True, False) for bp in (0, 1, 2500, 3333, 9999, 10000)
+                 for salt in ("", "workstation", "Ünïcode-salt"))}
+    bootstrap = tmp_path / "flags.json"
+    bootstrap.write_bytes(encode_config("production", 1, flags))
+    with Client(f"http://127.0.0.1:{free_port()}", "rp_none", bootstrap=bootstrap) as client:
+        for key, flag in flags.items():
+            for user, _ in users(2000):
+                assert client.is_enabled(key, user) is flag.is_on(user), (key, user)
+
+
+def test_a_kill_switch_reaches_a_connected_client_well_within_a_second(rampup: Rampup, client: Client) -> None:
+    key = rampup.new_flag(enabled=True, rollout=100)
+    eventually(lambda: client.is_enabled(key, "user-1"))
+    delays = []
+    with rampup.api() as api:
+        for _ in range(20):
+            started = time.monotonic()
+            assert api.post(f"/api/v1/flags/{key}/environments/production/kill", json={"reason": "t"}).status_code == 200
+            delays.append(time.monotonic() - started + eventually(lambda: not client.is_enabled(key, "user-1"), 2, 0.001))
+            assert api.put(f"/api/v1/flags/{key}/environments/production", json={"enabled": True}).status_code == 200
+            eventually(lambda: client.is_enabled(key, "user-1"), 2, 0.001)
+    assert max(delays) < 1.0, delays
+    assert statistics.median(delays) < 0.25, delays
+
+
+# ------------------------------------------------------------------------------ faults
+
+
+def answers(client: Client, key: str, n: int = 2000) -> list[bool]:
+    return [client.is_enabled(key, f"user-{i}") for i in range(n)]
+
+
+def change_while_down(database_url: str, tmp_path: Path, change: Callable[[Server], None]) -> None:
+    """A change made while the client's server is down: through another instance on the same database."""
+    other = start_server(database_url, tmp_path / "other.log")
+    try:
+        change(other)
+    finally:
+        other.stop()
+
+
+def test_server_killed_and_restarted_under_a_running_client(
+        make_database_url: Callable[[str], str], server_factory: Callable[..., Server], tmp_path: Path) -> None:
+    database_url, port = make_database_url("sqlite"), free_port()
+    server = server_factory(database_url, port=port)
+    rampup = Rampup(server, *tokens(server))
+    key = rampup.new_flag(enabled=True, rollout=50)
+    with Client(server.url, rampup.sdk_token) as client:
+        eventually(lambda: client.stats().streaming)
+        before = answers(client, key)
+        assert 0.45 < sum(before) / len(before) < 0.55
+
+        server.stop(kill=True)
+        eventually(lambda: not client.stats().streaming)
+        started = time.monotonic()
+        assert answers(client, key) == before, "the last good configuration keeps answering"
+        assert time.monotonic() - started < 0.5, "evaluation never waits for the network"
+
+        def raise_to_100(other: Server) -> None:
+            with other.client() as api:
+                assert api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 100}).status_code == 200
+
+        change_while_down(database_url, tmp_path, raise_to_100)
+        assert answers(client, key) == before
+        server_factory(database_url, port=port)
+        eventually(lambda: all(answers(client, key, 200)), timeout=20)
+        stats = client.stats()
+        assert stats.streaming and stats.connects >= 2 and stats.config_errors >= 1
+        assert stats.errors == {}
+
+
+def test_a_client_starts_from_its_bootstrap_file_with_the_server_down(
+        make_database_url: Callable[[str], str], server_factory: Callable[..., Server], tmp_path: Path) -> None:
+    database_url, port = make_database_url("sqlite"), free_port()
+    server = server_factory(database_url, port=port)
+    rampup = Rampup(server, *tokens(server))
+    key = rampup.new_flag(enabled=True, rollout=30)
+    bootstrap = tmp_path / "flags.json"
+    with Client(server.url, rampup.sdk_token, bootstrap=bootstrap) as first:
+        expected = answers(first, key)
+    assert json.loads(bootstrap.read_text())["revision"] == first.stats().revision, "the last good config is kept"
+    server.stop(kill=True)
+
+    started = time.monotonic()
+    with Client(server.url, rampup.sdk_token, bootstrap=bootstrap) as client:
+        assert time.monotonic() - started < 1.0, "a refused connection does not hold the start up"
+        assert client.ready and client.stats().source == "bootstrap"
+        assert answers(client, key) == expected
+
+        def kill(other: Server) -> None:
+            with other.client() as api:
+                assert api.post(f"/api/v1/flags/{key}/environments/production/kill", json={}).status_code == 200
+
+        change_while_down(database_url, tmp_path, kill)
+        server_factory(database_url, port=port)
+        eventually(lambda: not any(answers(client, key, 500)), timeout=20)
+        eventually(lambda: client.stats().streaming)
+        assert client.stats().source in ("poll", "stream")
+    assert json.loads(bootstrap.read_text())["flags"][0]["enabled"] is False
+
+
+def test_a_broken_bootstrap_file_is_ignored(rampup: Rampup, tmp_path: Path) -> None:
+    bootstrap = tmp_path / "flags.json"
+    bootstrap.write_text('{"environment": "production", "revision": 1, "flags": [{"key": "x"')
+    key = rampup.new_flag(enabled=True, rollout=100)
+    with Client(rampup.server.url, rampup.sdk_token, bootstrap=bootstrap) as client:
+        assert client.is_enabled(key, "user-1")
+        assert client.stats().config_errors >= 1
+    assert json.loads(bootstrap.read_text())["environment"] == "production", "replaced by a good one"
+
+
+def test_polls_with_etag_when_the_stream_fails(rampup: Rampup, proxy_to: Callable[[str], FaultProxy]) -> None:
+    proxy = proxy_to(rampup.server.url)
+    proxy.refuse["/api/v1/sdk/stream"] = Refusal(503)
+    key = rampup.new_flag(enabled=True, rollout=100)
+    with Client(proxy.url, rampup.sdk_token) as client:
+        assert client.is_enabled(key, "user-1") and client.stats().source == "poll"
+        time.sleep(1.0)
+        rampup.kill(key)
+        eventually(lambda: not client.is_enabled(key, "user-1"), timeout=15)
+        assert not client.stats().streaming
+    polls = proxy.hits["/api/v1/sdk/flags"]
+    assert 304 in polls, "unchanged configurations are not sent again"
+    assert set(proxy.hits["/api/v1/sdk/stream"]) == {503}
+
+
+def test_polling_only(rampup: Rampup, proxy_to: Callable[[str], FaultProxy]) -> None:
+    proxy = proxy_to(rampup.server.url)
+    key = rampup.new_flag(enabled=True, rollout=100)
+    with Client(proxy.url, rampup.sdk_token, stream=False, poll_interval=0.1) as client:
+        assert client.is_enabled(key, "user-1")
+        rampup.kill(key)
+        assert eventually(lambda: not client.is_enabled(key, "user-1"), timeout=5) < 2
+        time.sleep(0.5)
+    assert "/api/v1/sdk/stream" not in proxy.hits
+    assert proxy.hits["/api/v1/sdk/flags"].count(304) >= 2
+
+
+def test_evaluation_never_raises(rampup: Rampup, client: Client) -> None:
+    split = rampup.new_flag(enabled=True, rollout=50)
+    ruled = rampup.new_flag(enabled=True, rollout=50, rules=[
+        {"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}]}])
+    colour = rampup.new_flag(definition={"type": "string", "variants": [{"name": "a", "value": "x"},
+                                                                         {"name": "b", "value": "y"}]},
+                             enabled=True, rollout=100)
+    rampup.caught_up(client)
+    nasty: list[Any] = [None, "", 42, 4.2, object(), b"bytes", ["list"]]
+    for key in (split, ruled, colour, "no-such-flag"):
+        for user in nasty:
+            for attributes in (None, {}, ["not", "a", "mapping"], {"email": object()}):
+                for default in (True, False):
+                    on = client.is_enabled(key, user, attributes, default)  # type: ignore[arg-type]
+                    assert isinstance(on, bool)
+                evaluation = client.evaluate(key, user, attributes, "fallback")  # type: ignore[arg-type]
+                assert evaluation.value is not None
+    assert client.is_enabled("no-such-flag", "user-1", default=True) is True
+    assert client.is_enabled(colour, "user-1", default=True) is True, "not a boolean flag: the default"
+    assert client.is_enabled(split, "", default=True) is True, "a split needs a targeting key: the default"
+    missing = client.evaluate(split, None, default="dflt")
+    assert (missing.value, missing.reason, missing.error_code) == ("dflt", "ERROR", "TARGETING_KEY_MISSING")
+    assert client.is_enabled(split, 42, default=True) is True, "not a string: the default"  # type: ignore[arg-type]
+    errors = client.stats().errors
+    assert set(errors) == {"FLAG_NOT_FOUND", "TYPE_MISMATCH", "TARGETING_KEY_MISSING", "INVALID_CONTEXT", "GENERAL"}
+
+
+def test_a_client_with_no_server_and_no_bootstrap_answers_the_default() -> None:
+    started = time.monotonic()
+    with Client(f"http://127.0.0.1:{free_port()}", "rp_nothing") as client:
+        assert time.monotonic() - started < 1.0
+        assert not client.ready
+        assert client.is_enabled("anything", "user-1", default=True) is True
+        assert client.evaluate("anything", "user-1", default=7).value == 7
+        assert client.stats().errors["NOT_READY"] == 2
+
+
+def test_concurrent_evaluations_while_the_rollout_rises(rampup: Rampup, client: Client) -> None:
+    """Four threads evaluate while the rollout climbs 0 → 100: no errors, and no user ever loses the
+    feature on the way up (a raise keeps everyone who was in)."""
+    key = rampup.new_flag(enabled=True, rollout=0)
+    rampup.caught_up(client)
+    population = [f"user-{i}" for i in range(500)]
+    stop = threading.Event()
+    problems: list[str] = []
+
+    def evaluate() -> None:
+        had = dict.fromkeys(population, False)
+        while not stop.is_set():
+            for user in population:
+                on = client.is_enabled(key, user)
+                if had[user] and not on:
+                    problems.append(f"{user} lost the feature")
+                had[user] = on
+
+    threads = [threading.Thread(target=evaluate) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for rollout in range(10, 101, 10):
+        rampup.set_state(key, rollout=rollout)
+        time.sleep(0.05)
+    eventually(lambda: all(client.is_enabled(key, u) for u in population))
+    stop.set()
+    for t in threads:
+        t.join()
+    assert problems == []
+    assert client.stats().errors == {}
+
+
+def test_close_is_prompt_and_the_last_configuration_keeps_answering(rampup: Rampup) -> None:
+    key = rampup.new_flag(enabled=True, rollout=100)
+    client = Client(rampup.server.url, rampup.sdk_token)
+    eventually(lambda: client.stats().streaming)
+    started = time.monotonic()
+    client.close()
+    assert time.monotonic() - started < 1.0
+    assert not client._thread.is_alive()
+    assert client.is_enabled(key, "user-1")
+    client.close()  # twice is fine
