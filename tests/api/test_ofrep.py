@@ -1,5 +1,8 @@
 """OFREP through the real PyPI OpenFeature SDK and OFREP provider, against a running server."""
 
+import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -153,3 +156,31 @@ def test_ofrep_auth(sqlite_server: Server) -> None:
     assert httpx.get(url, headers={"X-API-Key": staging}).status_code == 405
     too_big = httpx.post(url, content=b"{" + b" " * 300_000 + b"}", headers={"X-API-Key": staging})
     assert too_big.status_code == 413
+
+
+def test_bulk_announces_a_change_stream_that_says_refetch_on_change(sqlite_server: Server) -> None:
+    token = sdk_token(sqlite_server)
+    key = new_flag(sqlite_server)
+    bulk = httpx.post(f"{sqlite_server.url}/ofrep/v1/evaluate/flags", json={"context": {"targetingKey": "u1"}},
+                      headers={"Authorization": f"Bearer {token}"}).json()
+    (stream,) = bulk["eventStreams"]
+    assert stream["type"] == "sse" and stream["url"] == f"{sqlite_server.url}/ofrep/v1/events/2"
+    received: list[str] = []
+
+    def listen() -> None:
+        with httpx.stream("GET", stream["url"], timeout=10) as response:
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    received.append(line)
+                    return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    time.sleep(0.5)  # connected, and nothing has changed yet: nothing is sent
+    assert received == []
+    changed_at = time.monotonic()
+    set_state(sqlite_server, key, enabled=True, rollout=40)
+    listener.join(timeout=5)
+    assert received and json.loads(received[0][5:])["type"] == "refetchEvaluation"
+    assert time.monotonic() - changed_at < 1.0
+    assert httpx.get(f"{sqlite_server.url}/ofrep/v1/events/99").status_code == 404

@@ -89,7 +89,7 @@ def create_app(c: Container) -> RefuseNul:
     api.state.container = c
     install_error_handlers(api)
     for router in (health.router, flags.router, admin.router, ingest.router, metrics.router, metrics.definitions,
-                   rollouts.router, notifications.router, sdk.router, reports.router):
+                   rollouts.router, notifications.router, sdk.router, sdk.ofrep_events, reports.router):
         api.include_router(router)
 
     def openapi() -> dict[str, Any]:

@@ -80,11 +80,20 @@ class OfrepApp:
             flag = flags.get(key)
             status, payload = encode_single(flag.evaluate(ctx) if flag is not None else flag_not_found(key))
             return status, JSON, payload
-        payload = encode_bulk(flag.evaluate(ctx) for flag in flags.values())
+        env_id = snapshot.environments[environment].id
+        payload = encode_bulk((flag.evaluate(ctx) for flag in flags.values()), _event_stream(scope, headers, env_id))
         etag = b'"%x"' % mmh3.hash128(payload, signed=False)
         if headers.get(b"if-none-match") == etag:
             return 304, [(b"etag", etag)], b""
         return 200, [*JSON, (b"etag", etag)], payload
+
+
+def _event_stream(scope: MutableMapping[str, Any], headers: dict[bytes, bytes], environment_id: int) -> str | None:
+    """Where this client can follow changes: this server, as the client reached it."""
+    host = headers.get(b"host")
+    if host is None:
+        return None
+    return f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}/ofrep/v1/events/{environment_id}"
 
 
 def _credential(headers: dict[bytes, bytes]) -> str | None:

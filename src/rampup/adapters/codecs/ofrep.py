@@ -70,8 +70,12 @@ def encode_single(res: Resolution) -> tuple[int, bytes]:
     return 200, _encode(_success(res))
 
 
-def encode_bulk(results: Iterable[Resolution]) -> bytes:
-    return _encode({"flags": [
+def encode_bulk(results: Iterable[Resolution], event_stream: str | None = None) -> bytes:
+    """The bulk answer; `event_stream` is the URL of the change stream clients may follow (OFREP eventStreams)."""
+    body: dict[str, Any] = {"flags": [
         _success(r) if r.error_code is None else _error(r.flag_key, r.error_code, r.error_message or "")
         for r in results
-    ]})
+    ]}
+    if event_stream:
+        body["eventStreams"] = [{"type": "sse", "url": event_stream, "inactivityDelaySec": 120}]
+    return _encode(body)
