@@ -223,7 +223,7 @@ class Resolution:
 class CompiledFlag:
     """A flag ready to evaluate in one environment: everything derivable is derived once."""
 
-    __slots__ = ("key", "definition", "state", "version", "_values", "_off", "_salt", "_threshold",
+    __slots__ = ("key", "definition", "state", "version", "_off", "_salt", "_threshold",
                  "_cumulative", "_single", "_fallthrough", "_resolutions", "_prefix", "_simple")
 
     def __init__(self, definition: FlagDefinition, state: FlagState) -> None:
@@ -231,7 +231,6 @@ class CompiledFlag:
         self.definition = definition
         self.state = state
         self.version = state.version
-        self._values = {v.name: v.value for v in definition.variants}
         self._off = definition.off_variant
         self._salt = state.salt or definition.key
         self._threshold = state.rollout_bp
