@@ -1,5 +1,6 @@
 """rampup serve: API, OFREP and the snapshot poller in one process."""
 
+import gc
 from typing import Annotated
 
 import typer
@@ -40,6 +41,11 @@ def serve(
     if first.admin_secret:
         typer.echo(f"Admin token (shown once, keep it): {first.admin_secret}")
         typer.echo(f"Try:  export RAMPUP_SERVER={url} RAMPUP_TOKEN={first.admin_secret}; rampup flag list")
+    # Everything built so far lives as long as the process: keep the collector from walking it again, and let
+    # it run less often, since every ingest batch makes thousands of short-lived objects.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     config = uvicorn.Config(create_app(container), host=host, port=port, loop="uvloop", http="httptools",
                             log_level="warning", access_log=False, lifespan="on")
     uvicorn.Server(config).run()
