@@ -232,7 +232,7 @@ class SetRollout:
 
 @dataclass(frozen=True, slots=True)
 class Kill:
-    pass
+    """Pull the flag's kill switch."""
 
 
 @dataclass(frozen=True, slots=True)

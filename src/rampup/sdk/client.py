@@ -9,6 +9,7 @@ no lock, and it never raises: a problem answers the caller's default and is coun
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -288,10 +289,9 @@ class Client:
         self._closed.set()
         sock = self._stream_socket
         if sock is not None:
-            try:  # wakes the thread blocked reading the stream; closing the socket alone would not
+            # Wakes the thread blocked reading the stream (closing the socket alone would not); it may be gone.
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self._thread.join(max(0.0, deadline - time.monotonic()))
         if self._tracker is not None:
             self._tracker.close(max(0.0, deadline - time.monotonic()))
