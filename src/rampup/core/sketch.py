@@ -6,9 +6,9 @@ sketches merge into hours, days and whole stages exactly.
 """
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
-__all__ = ["RELATIVE_ACCURACY", "bucket_of", "value_of", "first_bucket_above", "quantile", "merge", "ZERO_BUCKET"]
+__all__ = ["RELATIVE_ACCURACY", "bucket_of", "value_of", "first_bucket_above", "quantile", "ZERO_BUCKET"]
 
 RELATIVE_ACCURACY = 0.01  # a quantile read back is within 1% of a true sample value
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
@@ -42,14 +42,6 @@ def first_bucket_above(x: float) -> int:
     while value_of(b) <= x:
         b += 1
     return b
-
-
-def merge(sketches: Iterable[Mapping[int, int]]) -> dict[int, int]:
-    merged: dict[int, int] = {}
-    for sketch in sketches:
-        for bucket, count in sketch.items():
-            merged[bucket] = merged.get(bucket, 0) + count
-    return merged
 
 
 def quantile(sketch: Mapping[int, int], q: float, total: int | None = None) -> float | None:

@@ -1,18 +1,15 @@
 """Channels, alert rules and alerts, report schedules."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from rampup.adapters.storage._values import utc
 from rampup.adapters.storage.tables import alert_rules, alerts, channels, report_schedules
 from rampup.core.notifications import Channel, ChannelType, Severity
 
 __all__ = ["SqlNotifications"]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class SqlNotifications:
@@ -41,7 +38,7 @@ class SqlNotifications:
     def alert_rules(self) -> list[tuple[int, dict[str, Any], int | None, datetime | None]]:
         """(id, rule as stored, rollout id, breaching since)."""
         query = select(alert_rules).order_by(alert_rules.c.id)
-        return [(r.id, r.rule, r.rollout_id, _utc(r.breaching_since)) for r in self.conn.execute(query)]
+        return [(r.id, r.rule, r.rollout_id, utc(r.breaching_since)) for r in self.conn.execute(query)]
 
     def add_alert_rule(self, rule: dict[str, Any], rollout_id: int | None, at: datetime) -> int:
         return int(self.conn.execute(insert(alert_rules).values(rule=rule, rollout_id=rollout_id, created_at=at)
@@ -93,5 +90,5 @@ class SqlNotifications:
 
 
 def _alert(r: Any) -> dict[str, Any]:
-    return {"id": r.id, "rule_id": r.rule_id, "state": r.state, "value": r.value, "started_at": _utc(r.started_at),
-            "resolved_at": _utc(r.resolved_at), "last_notified_at": _utc(r.last_notified_at)}
+    return {"id": r.id, "rule_id": r.rule_id, "state": r.state, "value": r.value, "started_at": utc(r.started_at),
+            "resolved_at": utc(r.resolved_at), "last_notified_at": utc(r.last_notified_at)}

@@ -1,19 +1,16 @@
 """The outbox (side effects delivered after commit, at least once) and the leader lease."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from rampup.adapters.storage._values import utc
 from rampup.adapters.storage.tables import leases, outbox
 from rampup.core.ports import OutboxItem
 
 __all__ = ["SqlOutbox"]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class SqlOutbox:
@@ -32,7 +29,7 @@ class SqlOutbox:
                                                      inner.c.delivered_at.is_(None)).scalar_subquery())
         query = (select(outbox).where(outbox.c.delivered_at.is_(None), outbox.c.id == oldest,
                                       outbox.c.next_attempt_at <= now).order_by(outbox.c.id).limit(limit))
-        return [OutboxItem(r.id, r.kind, r.payload, r.attempts, _utc(r.created_at))  # type: ignore[arg-type]
+        return [OutboxItem(r.id, r.kind, r.payload, r.attempts, utc(r.created_at))
                 for r in self.conn.execute(query)]
 
     def delivered(self, item_id: str, at: datetime) -> None:
@@ -46,7 +43,7 @@ class SqlOutbox:
     def items(self, limit: int = 100) -> list[dict[str, Any]]:
         query = select(outbox).order_by(outbox.c.created_at.desc()).limit(limit)
         return [{"id": r.id, "kind": r.kind, "payload": r.payload, "attempts": r.attempts,
-                 "created_at": _utc(r.created_at), "delivered_at": _utc(r.delivered_at), "last_error": r.last_error}
+                 "created_at": utc(r.created_at), "delivered_at": utc(r.delivered_at), "last_error": r.last_error}
                 for r in self.conn.execute(query)]
 
     def acquire_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:

@@ -1,11 +1,12 @@
 """Rollouts and their transitions: the controller's half of a transaction."""
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from rampup.adapters.storage._values import jsonable, utc
 from rampup.adapters.storage.tables import rollout_transitions, rollouts
 from rampup.core.plans import Phase, Plan, RolloutState, Signoff, Transition
 from rampup.core.ports import RolloutRecord
@@ -15,10 +16,6 @@ __all__ = ["SqlRollouts"]
 
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def state_to_json(s: RolloutState) -> dict[str, Any]:
@@ -48,7 +45,7 @@ class SqlRollouts:
 
     def _record(self, r: Any) -> RolloutRecord:
         return RolloutRecord(r.id, r.plan, Plan.parse(r.plan), state_from_json(r.state), r.version, r.created_by,
-                             _utc(r.created_at))
+                             utc(r.created_at))
 
     def add(self, plan_source: dict[str, Any], plan: Plan, state: RolloutState, actor: str, at: datetime) -> int:
         return int(self.conn.execute(insert(rollouts).values(
@@ -89,22 +86,14 @@ class SqlRollouts:
             self.conn.execute(insert(rollout_transitions), [
                 {"rollout_id": rollout_id, "at": t.at, "from_phase": t.from_phase.value, "to_phase": t.to_phase.value,
                  "from_stage": t.from_stage, "to_stage": t.to_stage, "actor": t.actor, "reason": t.reason,
-                 "evidence": _jsonable(list(t.evidence))}
+                 "evidence": jsonable(list(t.evidence))}
                 for t in transitions
             ])
 
     def transitions(self, rollout_id: int) -> list[Transition]:
         query = select(rollout_transitions).where(rollout_transitions.c.rollout_id == rollout_id).order_by(
             rollout_transitions.c.id)
-        return [Transition(_utc(r.at), Phase(r.from_phase), Phase(r.to_phase), r.from_stage, r.to_stage, r.actor,
+        return [Transition(utc(r.at), Phase(r.from_phase), Phase(r.to_phase), r.from_stage, r.to_stage, r.actor,
                            r.reason, tuple(r.evidence)) for r in self.conn.execute(query)]
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value

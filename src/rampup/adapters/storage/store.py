@@ -4,12 +4,13 @@ import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from rampup.adapters.storage._values import jsonable, utc
 from rampup.adapters.storage.notifications import SqlNotifications
 from rampup.adapters.storage.outbox import SqlOutbox
 from rampup.adapters.storage.rollouts import SqlRollouts
@@ -32,23 +33,6 @@ from rampup.core.tokens import Scope, Token
 from rampup.errors import Conflict
 
 __all__ = ["SqlStore", "SqlTransaction"]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back naive; they were written as UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
 
 
 class SqlStore:
@@ -106,7 +90,7 @@ class SqlTransaction:
             variants=tuple(Variant(v["name"], v["value"]) for v in r.variants),
             off_variant=r.off_variant,
         )
-        return FlagRecord(r.id, definition, _utc(r.created_at), _utc(r.updated_at))  # type: ignore[arg-type]
+        return FlagRecord(r.id, definition, utc(r.created_at), utc(r.updated_at))
 
     def flags(self) -> list[FlagRecord]:
         return [self._flag_record(r) for r in self.conn.execute(select(flags).order_by(flags.c.key))]
@@ -187,13 +171,13 @@ class SqlTransaction:
                                               flag_history.c.at, flag_history.c.id)
         for r in self.conn.execute(query):
             state = FlagState(r.enabled, r.rollout_bp, (), r.salt, tuple((n, bp) for n, bp in r.weights), r.version)
-            yield r.flag_id, r.environment_id, _utc(r.at), state  # type: ignore[misc]
+            yield r.flag_id, r.environment_id, utc(r.at), state
 
     # tokens
 
     def _token(self, r: Any) -> Token:
-        return Token(r.id, r.name, Scope(r.scope), r.env_key, r.secret_hash, _utc(r.created_at),  # type: ignore[arg-type]
-                     _utc(r.revoked_at))
+        return Token(r.id, r.name, Scope(r.scope), r.env_key, r.secret_hash, utc(r.created_at),
+                     utc(r.revoked_at))
 
     def _token_query(self) -> Select[Any]:
         return select(tokens, environments.c.key.label("env_key")).outerjoin(
@@ -266,7 +250,7 @@ class SqlTransaction:
         if before_id is not None:
             query = query.where(audit.c.id < before_id)
         return [
-            AuditEntry(r.id, _utc(r.at), r.actor, r.action, r.target, r.environment, r.before, r.after,  # type: ignore[arg-type]
+            AuditEntry(r.id, utc(r.at), r.actor, r.action, r.target, r.environment, r.before, r.after,
                        r.reason)
             for r in self.conn.execute(query)
         ]
