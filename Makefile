@@ -18,6 +18,7 @@ test: $(BIN)/rampup
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: $(BIN)/rampup
+	$(BIN)/ruff format --check src tests scripts bench
 	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/mypy
 

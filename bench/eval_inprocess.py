@@ -43,7 +43,10 @@ CASES: dict[str, tuple[str, bool]] = {
     "bucketing.in_rollout(salt, u, 25)": ("in_rollout(salt, u, 25)", True),
     "EvaluationContext(targeting_key=u) only": ("EvaluationContext(targeting_key=u) is None", False),
     "CompiledFlag.evaluate(prebuilt ctx)": ("evaluate(ctxs[u]).value", True),
-    "CompiledFlag.evaluate(EvaluationContext(u))": ("evaluate(EvaluationContext(targeting_key=u)).value", True),
+    "CompiledFlag.evaluate(EvaluationContext(u))": (
+        "evaluate(EvaluationContext(targeting_key=u)).value",
+        True,
+    ),
 }
 
 
@@ -87,8 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                    help="first wait up to this long for other processes to leave the CPUs alone")
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to this long for other processes to leave the CPUs alone",
+    )
     args = ap.parse_args(argv)
     wait_quiet(args.wait_quiet)
 
@@ -143,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     other = max(0.0, (busy_cpu() - busy) - (time.process_time() - own)) / (time.monotonic() - wall)
     empty = statistics.median(samples["loop.empty (baseline)"])
     floor = statistics.median(samples[FLOOR])
-    print(f"### In-process evaluation, one 25 % boolean flag ({len(ids):,} distinct users, {args.rounds} rounds "
-          f"interleaved & shuffled, GC off; loop overhead {fmt_ns(empty)} included in 'median', removed in 'net'; "
-          f"other processes kept {other:.2f} cores busy meanwhile)")
+    print(
+        f"### In-process evaluation, one 25 % boolean flag ({len(ids):,} distinct users, {args.rounds} rounds "
+        f"interleaved & shuffled, GC off; loop overhead {fmt_ns(empty)} included in 'median', removed in 'net'; "
+        f"other processes kept {other:.2f} cores busy meanwhile)"
+    )
     print()
     print("| case | median | range | net | × floor | fraction on |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -153,12 +163,16 @@ def main(argv: list[str] | None = None) -> int:
         s = samples[name]
         med = statistics.median(s)
         frac = f"{hits[name] / len(ids):.4f}" if is_eval else "—"
-        print(f"| {name} | {fmt_ns(med)} | {fmt_ns(min(s))}–{fmt_ns(max(s))} | {fmt_ns(max(med - empty, 0))} "
-              f"| {med / floor:.2f} | {frac} |")
+        print(
+            f"| {name} | {fmt_ns(med)} | {fmt_ns(min(s))}–{fmt_ns(max(s))} | {fmt_ns(max(med - empty, 0))} "
+            f"| {med / floor:.2f} | {frac} |"
+        )
     print()
     evaluate = statistics.median(samples["CompiledFlag.evaluate(EvaluationContext(u))"])
-    print(f"CompiledFlag.evaluate with a fresh context: {fmt_ns(evaluate)}/call = {evaluate / floor:.2f}× the floor "
-          f"({fmt_ns(floor)}); ≈ {1e9 / evaluate:,.0f} evaluations/s on one core.")
+    print(
+        f"CompiledFlag.evaluate with a fresh context: {fmt_ns(evaluate)}/call = {evaluate / floor:.2f}× the floor "
+        f"({fmt_ns(floor)}); ≈ {1e9 / evaluate:,.0f} evaluations/s on one core."
+    )
     print("Every case agreed with the floor user by user on 20,000 ids.")
     return 0
 

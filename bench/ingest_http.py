@@ -37,41 +37,83 @@ f:close()
 def batch(size: int) -> bytes:
     rng = random.Random(7)
     now = datetime.now(UTC).isoformat()
-    return json.dumps({"events": [
-        {"type": "request", "timestamp": now, "targeting_key": f"user-{rng.randrange(100_000)}",
-         "flags": {"bench-flag": rng.random() < 0.25}, "duration_ms": round(rng.lognormvariate(4.6, 0.5), 2),
-         "ok": rng.random() > 0.002, "tags": {"route": "/api/orders"}}
-        for _ in range(size)
-    ]}).encode()
+    return json.dumps(
+        {
+            "events": [
+                {
+                    "type": "request",
+                    "timestamp": now,
+                    "targeting_key": f"user-{rng.randrange(100_000)}",
+                    "flags": {"bench-flag": rng.random() < 0.25},
+                    "duration_ms": round(rng.lognormvariate(4.6, 0.5), 2),
+                    "ok": rng.random() > 0.002,
+                    "tags": {"route": "/api/orders"},
+                }
+                for _ in range(size)
+            ]
+        }
+    ).encode()
 
 
 def measure(database: str, label: str, seconds: int, connections: int, tmp: Path) -> dict[str, float]:
     port, admin = free_port(), secrets.token_urlsafe(16)
     env = {**os.environ, "RAMPUP_ADMIN_TOKEN": admin}
-    server = subprocess.Popen(pinned(0, [sys.executable, "-m", "rampup", "serve", "--db", database, "--port", str(port)]),
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        pinned(0, [sys.executable, "-m", "rampup", "serve", "--db", database, "--port", str(port)]),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base + "/readyz", server, "rampup serve")
         http("POST", base + "/api/v1/flags", admin, {"key": "bench-flag"})
-        http("PUT", base + "/api/v1/flags/bench-flag/environments/production", admin, {"enabled": True, "rollout": 25})
-        status, created = http("POST", base + "/api/v1/tokens", admin, {"scope": "ingest", "environment": "production"})
+        http(
+            "PUT",
+            base + "/api/v1/flags/bench-flag/environments/production",
+            admin,
+            {"enabled": True, "rollout": 25},
+        )
+        status, created = http(
+            "POST", base + "/api/v1/tokens", admin, {"scope": "ingest", "environment": "production"}
+        )
         assert status == 201 and isinstance(created, dict), created
         body = tmp / "batch.json"
         body.write_bytes(batch(1000))
         script = tmp / "ingest.lua"
         script.write_text(LUA.format(token=created["token"], body=body))
         url = base + "/api/v1/events"
-        subprocess.run(pinned(1, ["wrk", "-t1", "-c2", "-d2s", "-s", str(script), url]), capture_output=True)  # warm-up
+        subprocess.run(
+            pinned(1, ["wrk", "-t1", "-c2", "-d2s", "-s", str(script), url]), capture_output=True
+        )  # warm-up
         before = _stored(base, admin)
-        out = subprocess.run(pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout",
-                                        "30s", "-s", str(script), url]), capture_output=True, text=True).stdout
+        out = subprocess.run(
+            pinned(
+                1,
+                [
+                    "wrk",
+                    "-t1",
+                    f"-c{connections}",
+                    f"-d{seconds}s",
+                    "--latency",
+                    "--timeout",
+                    "30s",
+                    "-s",
+                    str(script),
+                    url,
+                ],
+            ),
+            capture_output=True,
+            text=True,
+        ).stdout
         rps, p50, p99, requests, non_2xx, _ = parse_wrk(out)
         time.sleep(0.5)
         stored = _stored(base, admin) - before
         events_per_s = rps * 1000
-        print(f"| {label} | {events_per_s:,.0f} | {p50:.1f} | {p99:.1f} | {requests:,} | {non_2xx} | {stored:,} |",
-              flush=True)
+        print(
+            f"| {label} | {events_per_s:,.0f} | {p50:.1f} | {p99:.1f} | {requests:,} | {non_2xx} | {stored:,} |",
+            flush=True,
+        )
         return {"events_per_s": events_per_s, "stored": stored, "answered": (requests - non_2xx) * 1000}
     finally:
         server.terminate()
@@ -79,7 +121,9 @@ def measure(database: str, label: str, seconds: int, connections: int, tmp: Path
 
 
 def _stored(base: str, admin: str) -> int:
-    status, answer = http("GET", base + "/api/v1/metrics?metric=error_rate&environment=production&window=1h", admin)
+    status, answer = http(
+        "GET", base + "/api/v1/metrics?metric=error_rate&environment=production&window=1h", admin
+    )
     assert status == 200 and isinstance(answer, dict), answer
     return int(answer["variants"]["all"]["count"])
 
@@ -90,14 +134,21 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    print(f"### Ingest over HTTP, 1 uvicorn worker (cpu0), wrk -c{args.connections} (cpu1), batches of 1,000 "
-          f"request events, {args.duration} s after a 2 s warm-up")
+    print(
+        f"### Ingest over HTTP, 1 uvicorn worker (cpu0), wrk -c{args.connections} (cpu1), batches of 1,000 "
+        f"request events, {args.duration} s after a 2 s warm-up"
+    )
     print()
     print("| database | events/s | p50 ms per batch | p99 ms | batches | non-2xx | events stored (checked) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="rampup-ingest-") as tmp:
-        measure(f"sqlite:///{tmp}/rampup.db", "SQLite (WAL, synchronous=FULL)", args.duration, args.connections,
-                Path(tmp))
+        measure(
+            f"sqlite:///{tmp}/rampup.db",
+            "SQLite (WAL, synchronous=FULL)",
+            args.duration,
+            args.connections,
+            Path(tmp),
+        )
         database = _fresh_postgres(args.postgres)
         if database:
             measure(database, "PostgreSQL 15 (local)", args.duration, args.connections, Path(tmp))

@@ -91,8 +91,12 @@ def pinned(cpu: int | None, argv: list[str]) -> list[str]:
 
 def http(method: str, url: str, token: str, body: object | None = None) -> tuple[int, object]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             raw = resp.read()
@@ -153,20 +157,44 @@ def parse_wrk(out: str) -> tuple[float, float, float, int, int, int]:
     return rps, p50, p99, requests, non_2xx, sock
 
 
-def run_wrk(target: Target, token: str, seconds: float, connections: int, cpu: int | None, offset: int,
-            tmp: Path, servers_pids: list[int]) -> Run:
+def run_wrk(
+    target: Target,
+    token: str,
+    seconds: float,
+    connections: int,
+    cpu: int | None,
+    offset: int,
+    tmp: Path,
+    servers_pids: list[int],
+) -> Run:
     script = tmp / f"{target.name.replace(' ', '_')}.lua"
     script.write_text(LUA.format(token=token, path=target.path, offset=offset))
-    argv = pinned(cpu, ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s",
-                        "-s", str(script), f"http://127.0.0.1:{target.port}"])
+    argv = pinned(
+        cpu,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{target.port}",
+        ],
+    )
     servers = [cpu_seconds(pid) for pid in servers_pids]
     before, busy, wrk_cpu, start = cpu_seconds(target.pid), busy_cpu(), children_cpu(), time.monotonic()
     wrk = subprocess.run(argv, capture_output=True, text=True)
     elapsed = time.monotonic() - start
     used = cpu_seconds(target.pid) - before
     # Everything the machine did meanwhile, minus wrk and our servers: other people's work (noise).
-    foreign = (busy_cpu() - busy) - (children_cpu() - wrk_cpu) \
+    foreign = (
+        (busy_cpu() - busy)
+        - (children_cpu() - wrk_cpu)
         - sum(cpu_seconds(pid) - t for pid, t in zip(servers_pids, servers, strict=True))
+    )
     out = wrk.stdout
     if wrk.returncode != 0:
         raise SystemExit(f"wrk failed ({wrk.returncode}):\n{out}")
@@ -176,6 +204,7 @@ def run_wrk(target: Target, token: str, seconds: float, connections: int, cpu: i
 
 def setup_rampup(base: str, admin: str, n_flags: int) -> str:
     """Flags and an sdk token through the admin API; returns the sdk token."""
+
     def call(method: str, path: str, body: object | None, ok: int) -> object:
         status, answer = http(method, base + path, admin, body)
         if status != ok:
@@ -221,8 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--flags", type=int, default=10, help="flags in production (for bulk)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                    help="before measuring, wait up to this long for other processes to leave the CPUs alone")
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before measuring, wait up to this long for other processes to leave the CPUs alone",
+    )
     args = ap.parse_args(argv)
 
     if shutil.which("wrk") is None:
@@ -242,16 +276,56 @@ def main(argv: list[str] | None = None) -> int:
             env = {**os.environ, "RAMPUP_ADMIN_TOKEN": admin}
             env.pop("RAMPUP_DATABASE_URL", None)
             rampup = subprocess.Popen(
-                pinned(server_cpu, [sys.executable, "-m", "rampup", "serve", "--db", f"sqlite:///{tmp / 'rampup.db'}",
-                                    "--host", "127.0.0.1", "--port", str(rampup_port)]),
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp)
+                pinned(
+                    server_cpu,
+                    [
+                        sys.executable,
+                        "-m",
+                        "rampup",
+                        "serve",
+                        "--db",
+                        f"sqlite:///{tmp / 'rampup.db'}",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(rampup_port),
+                    ],
+                ),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd=tmp,
+            )
             procs.append(rampup)
             bare = subprocess.Popen(
-                pinned(server_cpu, [sys.executable, "-m", "uvicorn", "bare_asgi:app", "--app-dir", str(HERE),
-                                    "--host", "127.0.0.1", "--port", str(bare_port), "--loop", "uvloop",
-                                    "--http", "httptools", "--workers", "1", "--no-access-log",
-                                    "--log-level", "warning"]),
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp)
+                pinned(
+                    server_cpu,
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "bare_asgi:app",
+                        "--app-dir",
+                        str(HERE),
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(bare_port),
+                        "--loop",
+                        "uvloop",
+                        "--http",
+                        "httptools",
+                        "--workers",
+                        "1",
+                        "--no-access-log",
+                        "--log-level",
+                        "warning",
+                    ],
+                ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd=tmp,
+            )
             procs.append(bare)
             base = f"http://127.0.0.1:{rampup_port}"
             wait_until_up(base + "/healthz", rampup, "rampup serve")
@@ -278,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
                 rng.shuffle(order)
                 for t in order:
                     offset += 10_000_000
-                    t.runs.append(run_wrk(t, sdk, args.duration, args.connections, wrk_cpu, offset, tmp, ours))
+                    t.runs.append(
+                        run_wrk(t, sdk, args.duration, args.connections, wrk_cpu, offset, tmp, ours)
+                    )
             if rampup.poll() is not None or bare.poll() is not None:
                 raise SystemExit("a server died during the benchmark")
         finally:
@@ -293,44 +369,58 @@ def main(argv: list[str] | None = None) -> int:
 
     bare_rps = statistics.median(r.rps for r in targets[0].runs)
     pin_note = "server cpu0, wrk cpu1" if pin else "not pinned"
-    print(f"### OFREP over HTTP, 1 uvicorn worker (uvloop+httptools), wrk -t1 -c{args.connections} --latency, "
-          f"{args.reps} × {args.duration:g} s after a {args.warmup:g} s warm-up, interleaved ({pin_note})")
+    print(
+        f"### OFREP over HTTP, 1 uvicorn worker (uvloop+httptools), wrk -t1 -c{args.connections} --latency, "
+        f"{args.reps} × {args.duration:g} s after a {args.warmup:g} s warm-up, interleaved ({pin_note})"
+    )
     print()
     bare_cpu = statistics.median(r.server_cpu_s / r.requests * 1e6 for r in targets[0].runs)
-    print("| target | req/s median | range | × bare ASGI | p50 ms | p99 ms (median) | p99 range | "
-          "server busy | server CPU µs/req | × bare (CPU) | other load (cores) | requests | non-2xx/3xx | socket errors |")
+    print(
+        "| target | req/s median | range | × bare ASGI | p50 ms | p99 ms (median) | p99 range | "
+        "server busy | server CPU µs/req | × bare (CPU) | other load (cores) | requests | non-2xx/3xx | socket errors |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for t in targets:
         rps = [r.rps for r in t.runs]
         p99 = [r.p99_ms for r in t.runs]
         cpu_us = statistics.median(r.server_cpu_s / r.requests * 1e6 for r in t.runs)
-        print(f"| {t.name} | {fmt(statistics.median(rps))} | {fmt(min(rps))}–{fmt(max(rps))} "
-              f"| {statistics.median(rps) / bare_rps:.2f} | {statistics.median(r.p50_ms for r in t.runs):.2f} "
-              f"| {statistics.median(p99):.2f} | {min(p99):.2f}–{max(p99):.2f} "
-              f"| {statistics.median(r.server_cpu_s / r.seconds for r in t.runs):.0%} | {cpu_us:.1f} "
-              f"| {bare_cpu / cpu_us:.2f} "
-              f"| {statistics.median(r.foreign_cores for r in t.runs):.2f} (max {max(r.foreign_cores for r in t.runs):.2f}) "
-              f"| {sum(r.requests for r in t.runs):,} | {sum(r.non_2xx for r in t.runs)} "
-              f"| {sum(r.socket_errors for r in t.runs)} |")
+        print(
+            f"| {t.name} | {fmt(statistics.median(rps))} | {fmt(min(rps))}–{fmt(max(rps))} "
+            f"| {statistics.median(rps) / bare_rps:.2f} | {statistics.median(r.p50_ms for r in t.runs):.2f} "
+            f"| {statistics.median(p99):.2f} | {min(p99):.2f}–{max(p99):.2f} "
+            f"| {statistics.median(r.server_cpu_s / r.seconds for r in t.runs):.0%} | {cpu_us:.1f} "
+            f"| {bare_cpu / cpu_us:.2f} "
+            f"| {statistics.median(r.foreign_cores for r in t.runs):.2f} (max {max(r.foreign_cores for r in t.runs):.2f}) "
+            f"| {sum(r.requests for r in t.runs):,} | {sum(r.non_2xx for r in t.runs)} "
+            f"| {sum(r.socket_errors for r in t.runs)} |"
+        )
     print()
     print("Every run, in the order measured within each target: req/s (server busy, other load in cores):")
     print()
     for t in targets:
-        runs = "; ".join(f"{fmt(r.rps)} ({r.server_cpu_s / r.seconds:.0%}, {r.foreign_cores:.2f})" for r in t.runs)
+        runs = "; ".join(
+            f"{fmt(r.rps)} ({r.server_cpu_s / r.seconds:.0%}, {r.foreign_cores:.2f})" for r in t.runs
+        )
         print(f"- {t.name}: {runs}")
     print()
     single = statistics.median(r.rps for r in targets[1].runs)
     goal = 10_000
     verdict = "meets" if single >= goal else "MISSES"
-    print(f"Goal ≥ {goal:,} single evaluations/s on one worker: {fmt(single)} req/s median → {verdict} the goal "
-          f"({single / bare_rps:.0%} of bare ASGI in the same run).")
-    print("'server busy' is the server process's CPU time over the run's wall time (≈ 100 % when the server is the "
-          "bottleneck); 'server CPU µs/req' is that CPU time over the requests answered, and '× bare (CPU)' is the "
-          "bare app's µs/req over this one: a throughput ratio that holds up better under noise than req/s. "
-          "'other load' is the CPU that processes outside this benchmark used meanwhile (median over reps, in cores, "
-          f"of {os.cpu_count()}): when it is not ≈ 0 the run was disturbed.")
-    print(f"Sanity: over HTTP, {fraction_on:.3f} of 300 distinct users got {FLAG} (expect ≈ 0.25); "
-          f"bulk answered {args.flags} flags with no errors before the load.")
+    print(
+        f"Goal ≥ {goal:,} single evaluations/s on one worker: {fmt(single)} req/s median → {verdict} the goal "
+        f"({single / bare_rps:.0%} of bare ASGI in the same run)."
+    )
+    print(
+        "'server busy' is the server process's CPU time over the run's wall time (≈ 100 % when the server is the "
+        "bottleneck); 'server CPU µs/req' is that CPU time over the requests answered, and '× bare (CPU)' is the "
+        "bare app's µs/req over this one: a throughput ratio that holds up better under noise than req/s. "
+        "'other load' is the CPU that processes outside this benchmark used meanwhile (median over reps, in cores, "
+        f"of {os.cpu_count()}): when it is not ≈ 0 the run was disturbed."
+    )
+    print(
+        f"Sanity: over HTTP, {fraction_on:.3f} of 300 distinct users got {FLAG} (expect ≈ 0.25); "
+        f"bulk answered {args.flags} flags with no errors before the load."
+    )
     return 0
 
 

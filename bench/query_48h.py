@@ -50,20 +50,31 @@ def main() -> None:
         for i in range(done, min(done + args.batch, args.events)):
             at = start_ms + i * span_ms // args.events
             on = rng.random() < 0.25
-            observations.append(Observation(Kind.REQUEST, at, f"user-{rng.randrange(200_000)}",
-                                            {"bench-flag": on}, rng.lognormvariate(4.6, 0.5),
-                                            failed=rng.random() < (0.002 if on else 0.001)))
+            observations.append(
+                Observation(
+                    Kind.REQUEST,
+                    at,
+                    f"user-{rng.randrange(200_000)}",
+                    {"bench-flag": on},
+                    rng.lognormvariate(4.6, 0.5),
+                    failed=rng.random() < (0.002 if on else 0.001),
+                )
+            )
         c.ingest.ingest("production", observations)
         if (done // args.batch) % 50 == 0:
             rate = (done + len(observations)) / (time.perf_counter() - began)
             print(f"  ingested {done + len(observations):>10,} events  ({rate:,.0f}/s)", flush=True)
     ingest_s = time.perf_counter() - began
-    print(f"ingest, in process: {args.events:,} events in {ingest_s:.0f} s = {args.events / ingest_s:,.0f} events/s")
+    print(
+        f"ingest, in process: {args.events:,} events in {ingest_s:.0f} s = {args.events / ingest_s:,.0f} events/s"
+    )
 
     query = MetricQuery("production", "error_rate", 48 * 3600, "bench-flag", end)
     answer = c.metrics.query(query)
-    print(f"answer: on {answer['variants']['on']['count']:,} units, off {answer['variants']['off']['count']:,} units,"
-          f" {len(answer['series'])} series points")
+    print(
+        f"answer: on {answer['variants']['on']['count']:,} units, off {answer['variants']['off']['count']:,} units,"
+        f" {len(answer['series'])} series points"
+    )
     timings = []
     for _ in range(args.reps):
         t = time.perf_counter()
@@ -81,8 +92,10 @@ def main() -> None:
     print()
     print(f"| query over 48 h after {args.events:,} events | median ms | min–max ms |")
     print("|---|---:|---:|")
-    print(f"| GET /api/v1/metrics error_rate (service) | {statistics.median(timings):.2f} | "
-          f"{min(timings):.2f}–{max(timings):.2f} |")
+    print(
+        f"| GET /api/v1/metrics error_rate (service) | {statistics.median(timings):.2f} | "
+        f"{min(timings):.2f}–{max(timings):.2f} |"
+    )
     print(f"| gate read, both variants | {statistics.median(gate):.2f} | {min(gate):.2f}–{max(gate):.2f} |")
 
 

@@ -43,9 +43,21 @@ def free_port() -> int:
 def start_server(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     log = (directory / "server.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "rampup", "serve", "--db", f"sqlite:///{directory / 'rampup.db'}",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "RAMPUP_ADMIN_TOKEN": ADMIN})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rampup",
+            "serve",
+            "--db",
+            f"sqlite:///{directory / 'rampup.db'}",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "RAMPUP_ADMIN_TOKEN": ADMIN},
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -85,7 +97,9 @@ def run(url: str, sdk: str, api: httpx.Client, flips: int, n_clients: int) -> tu
             # the last change would lock every kill to the same point of that cycle.
             time.sleep(random.uniform(0, 0.1))
             started = time.perf_counter()
-            response = api.post(f"/api/v1/flags/{FLAG}/environments/production/kill", json={"reason": "bench"})
+            response = api.post(
+                f"/api/v1/flags/{FLAG}/environments/production/kill", json={"reason": "bench"}
+            )
             returned = time.perf_counter()
             assert response.status_code == 200, response.text
             seen = wait_until(lambda: not any(c.is_enabled(FLAG, "user-1") for c in clients))
@@ -104,7 +118,9 @@ def run(url: str, sdk: str, api: httpx.Client, flips: int, n_clients: int) -> tu
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--flips", type=int, default=100)
-    ap.add_argument("--clients", default="1,20", help="comma-separated numbers of connected clients, one run each")
+    ap.add_argument(
+        "--clients", default="1,20", help="comma-separated numbers of connected clients, one run each"
+    )
     args = ap.parse_args(argv)
     logging.disable(logging.WARNING)
     directory = Path(tempfile.mkdtemp(prefix="rampup-propagation-"))
@@ -112,22 +128,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10) as api:
             assert api.post("/api/v1/flags", json={"key": FLAG}).status_code == 201
-            assert api.put(f"/api/v1/flags/{FLAG}/environments/production",
-                           json={"enabled": True, "rollout": 100}).status_code == 200
-            sdk = api.post("/api/v1/tokens", json={"scope": "sdk", "environment": "production"}).json()["token"]
-            print(f"### Kill-switch propagation to the Python SDK ({args.flips} flips per row, SQLite, loopback; "
-                  "stream check interval 50 ms)")
+            assert (
+                api.put(
+                    f"/api/v1/flags/{FLAG}/environments/production", json={"enabled": True, "rollout": 100}
+                ).status_code
+                == 200
+            )
+            sdk = api.post("/api/v1/tokens", json={"scope": "sdk", "environment": "production"}).json()[
+                "token"
+            ]
+            print(
+                f"### Kill-switch propagation to the Python SDK ({args.flips} flips per row, SQLite, loopback; "
+                "stream check interval 50 ms)"
+            )
             print()
-            print("| connected clients | median | p99 | max | min | of which the API call: median / p99 "
-                  "| after the call returned: median / p99 |")
+            print(
+                "| connected clients | median | p99 | max | min | of which the API call: median / p99 "
+                "| after the call returned: median / p99 |"
+            )
             print("|---:|---:|---:|---:|---:|---:|---:|")
             for n in (int(x) for x in args.clients.split(",")):
                 total, call = run(url, sdk, api, args.flips, n)
                 after = [t - c for t, c in zip(total, call, strict=True)]
-                print(f"| {n} | {statistics.median(total):.1f} ms | {nearest_rank(total, 0.99):.1f} ms "
-                      f"| {max(total):.1f} ms | {min(total):.1f} ms "
-                      f"| {statistics.median(call):.1f} / {nearest_rank(call, 0.99):.1f} ms "
-                      f"| {statistics.median(after):.1f} / {nearest_rank(after, 0.99):.1f} ms |")
+                print(
+                    f"| {n} | {statistics.median(total):.1f} ms | {nearest_rank(total, 0.99):.1f} ms "
+                    f"| {max(total):.1f} ms | {min(total):.1f} ms "
+                    f"| {statistics.median(call):.1f} / {nearest_rank(call, 0.99):.1f} ms "
+                    f"| {statistics.median(after):.1f} / {nearest_rank(after, 0.99):.1f} ms |"
+                )
     finally:
         proc.terminate()
         proc.wait(15)

@@ -12,13 +12,28 @@ import time
 from pathlib import Path
 
 PLAN = Path(__file__).parents[1] / "examples" / "plans" / "workstation.yaml"
-SCENARIOS = [("healthy 0.05%", None), ("2% at stage 1", "error_rate=0.02@stage1"),
-             ("0.3% at stage 1", "error_rate=0.003@stage1")]
+SCENARIOS = [
+    ("healthy 0.05%", None),
+    ("2% at stage 1", "error_rate=0.02@stage1"),
+    ("0.3% at stage 1", "error_rate=0.003@stage1"),
+]
 
 
 def run(rate: float, regression: str | None, trials: int, seed: int) -> dict:
-    command = [sys.executable, "-m", "rampup", "simulate", str(PLAN), "-n", str(trials), "--rate", str(rate),
-               "--seed", str(seed), "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "rampup",
+        "simulate",
+        str(PLAN),
+        "-n",
+        str(trials),
+        "--rate",
+        str(rate),
+        "--seed",
+        str(seed),
+        "--json",
+    ]
     if regression:
         command += ["--regression", regression]
     return json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
@@ -40,19 +55,26 @@ def main() -> None:
             report = run(rate, regression, args.trials, args.seed)
             ours, naive = report["rampup"], report["naive"]
             rows.append((rate, label, ours, naive, report["seconds_per_trial"]))
-            print(f"{rate:>5} req/s  {label:<16} rampup acted {ours['acted_share']:6.1%} outcomes {ours['outcomes']}"
-                  f"  delay p50 {hours(ours['delay_p50_s'])}  |  naive acted {naive['acted_share']:6.1%}"
-                  f" delay p50 {hours(naive['delay_p50_s'])}  ({time.perf_counter() - started:.0f} s, "
-                  f"{report['seconds_per_trial']:.2f} s/trial)", flush=True)
+            print(
+                f"{rate:>5} req/s  {label:<16} rampup acted {ours['acted_share']:6.1%} outcomes {ours['outcomes']}"
+                f"  delay p50 {hours(ours['delay_p50_s'])}  |  naive acted {naive['acted_share']:6.1%}"
+                f" delay p50 {hours(naive['delay_p50_s'])}  ({time.perf_counter() - started:.0f} s, "
+                f"{report['seconds_per_trial']:.2f} s/trial)",
+                flush=True,
+            )
     print()
-    print("| req/s | scenario | Rampup: rolled back or disabled | Rampup outcomes | Rampup delay p50 / p90 "
-          "| naive: rolled back or disabled | naive delay p50 | s/trial |")
+    print(
+        "| req/s | scenario | Rampup: rolled back or disabled | Rampup outcomes | Rampup delay p50 / p90 "
+        "| naive: rolled back or disabled | naive delay p50 | s/trial |"
+    )
     print("|---:|---|---:|---|---|---:|---|---:|")
     for rate, label, ours, naive, per_trial in rows:
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(ours["outcomes"].items()))
-        print(f"| {rate} | {label} | {ours['acted_share']:.1%} | {outcomes} | {hours(ours['delay_p50_s'])} / "
-              f"{hours(ours['delay_p90_s'])} | {naive['acted_share']:.1%} | {hours(naive['delay_p50_s'])} "
-              f"| {per_trial:.2f} |")
+        print(
+            f"| {rate} | {label} | {ours['acted_share']:.1%} | {outcomes} | {hours(ours['delay_p50_s'])} / "
+            f"{hours(ours['delay_p90_s'])} | {naive['acted_share']:.1%} | {hours(naive['delay_p50_s'])} "
+            f"| {per_trial:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -10,10 +10,22 @@ from rampup.core.bucketing import bucket, in_rollout, variant_bucket
 
 PERCENTAGES = [0, 0.01, 1, 10, 25, 33.33, 50, 99.99, 100]
 SALTS = ["workstation", "checkout-v2", "new.search_ui", "Ünïcode-salt", "a"]
-KEYS = [f"user-{i}" for i in range(150)] + [f"{i:08x}-{i * 7919 % 65536:04x}" for i in range(40)] + [
-    "42", "0", "user@example.com", "用户-七", "emoji-🚀", "with space", "x" * 200, "-", "UPPER-lower",
-    "tab\tkey",
-]
+KEYS = (
+    [f"user-{i}" for i in range(150)]
+    + [f"{i:08x}-{i * 7919 % 65536:04x}" for i in range(40)]
+    + [
+        "42",
+        "0",
+        "user@example.com",
+        "用户-七",
+        "emoji-🚀",
+        "with space",
+        "x" * 200,
+        "-",
+        "UPPER-lower",
+        "tab\tkey",
+    ]
+)
 
 
 def main() -> None:
@@ -30,8 +42,8 @@ def main() -> None:
     ]
     doc = {
         "description": "Rampup sticky bucketing. bucket = murmur3_x86_32(utf8(salt + ':' + key), seed 0) as an "
-                       "unsigned 32-bit integer, mod 10000. variant_bucket uses seed 86028157. A user is in a "
-                       "rollout of p percent iff bucket < round(p * 100).",
+        "unsigned 32-bit integer, mod 10000. variant_bucket uses seed 86028157. A user is in a "
+        "rollout of p percent iff bucket < round(p * 100).",
         "buckets": 10000,
         "variant_seed": 86028157,
         "cases": cases,

@@ -80,8 +80,9 @@ class Server:
     log: Path = field(repr=False)
 
     def client(self, token: str | None = None) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10,
-                            headers={"Authorization": f"Bearer {token or self.admin_token}"})
+        return httpx.Client(
+            base_url=self.url, timeout=10, headers={"Authorization": f"Bearer {token or self.admin_token}"}
+        )
 
     def output(self) -> str:
         return self.log.read_text()
@@ -92,15 +93,24 @@ class Server:
             self.process.wait(timeout=15)
 
 
-def start_server(database_url: str, log: Path, *, admin_token: str | None = None, port: int | None = None,
-                 extra_env: dict[str, str] | None = None) -> Server:
+def start_server(
+    database_url: str,
+    log: Path,
+    *,
+    admin_token: str | None = None,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Server:
     port = port or free_port()
     admin_token = admin_token or f"test-admin-{uuid.uuid4().hex}"
     env = {**os.environ, "RAMPUP_ADMIN_TOKEN": admin_token, **(extra_env or {})}
     out = log.open("a")
     process = subprocess.Popen(
         [sys.executable, "-m", "rampup", "serve", "--db", database_url, "--port", str(port)],
-        stdout=out, stderr=subprocess.STDOUT, env=env, text=True,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
     )
     server = Server(f"http://127.0.0.1:{port}", database_url, admin_token, process, log)
     deadline = time.monotonic() + 30

@@ -66,13 +66,28 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     flags = FlagService(store, clock, refresh)
     client = httpx.Client(timeout=10)
     notifications = NotificationService(store, clock, notifiers(client))
-    senders: dict[str, Sender] = {"hook.webhook": WebhookHook(client), "hook.command": CommandHook(), NOTIFY: notifications}
+    senders: dict[str, Sender] = {
+        "hook.webhook": WebhookHook(client),
+        "hook.command": CommandHook(),
+        NOTIFY: notifications,
+    }
     metrics = MetricsService(store, snapshots, clock, refresh)
     rollouts = RolloutService(store, clock, flags, notifications, refresh)
-    return Container(settings, store, clock, snapshots, flags, TokenService(store, clock, refresh),
-                     IngestService(store, snapshots, clock), metrics, rollouts, OutboxService(store, clock, senders),
-                     notifications, AlertService(store, snapshots, clock, metrics, notifications),
-                     ReportService(store, clock, rollouts, metrics, notifications, JinjaRenderer()))
+    return Container(
+        settings,
+        store,
+        clock,
+        snapshots,
+        flags,
+        TokenService(store, clock, refresh),
+        IngestService(store, snapshots, clock),
+        metrics,
+        rollouts,
+        OutboxService(store, clock, senders),
+        notifications,
+        AlertService(store, snapshots, clock, metrics, notifications),
+        ReportService(store, clock, rollouts, metrics, notifications, JinjaRenderer()),
+    )
 
 
 @dataclass(frozen=True)

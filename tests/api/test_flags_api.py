@@ -27,8 +27,11 @@ def test_create_set_and_kill_a_flag_like_the_brief(server: Server) -> None:
 
     put = api.put(f"/api/v1/flags/{key}/environments/production", json={"enabled": True, "rollout": 25})
     assert put.status_code == 200
-    assert {k: put.json()[k] for k in ("enabled", "rollout", "version")} == {"enabled": True, "rollout": 25,
-                                                                              "version": 2}
+    assert {k: put.json()[k] for k in ("enabled", "rollout", "version")} == {
+        "enabled": True,
+        "rollout": 25,
+        "version": 2,
+    }
     killed = api.post(f"/api/v1/flags/{key}/environments/production/kill", json={"reason": "error spike"})
     assert killed.status_code == 200 and killed.json()["enabled"] is False and killed.json()["rollout"] == 25
 
@@ -50,18 +53,32 @@ def test_duplicate_key_is_409_and_unknown_things_are_404(server: Server) -> None
     assert api.put(f"/api/v1/flags/{key}/environments/nowhere", json={"rollout": 5}).status_code == 404
 
 
-@pytest.mark.parametrize(("body", "status", "where"), [
-    ({"rollout": 101}, 422, "rollout"),
-    ({"rollout": 12.345}, 422, "rollout"),
-    ({"enabled": "yes"}, 422, "enabled"),
-    ({"rules": [{"conditions": [{"attribute": "age", "operator": "gt", "values": ["old"]}]}]}, 422,
-     "rules[0].conditions[0].values"),
-    ({"rules": [{"conditions": [{"attribute": "a", "operator": "in", "values": ["x"]}], "variant": "blue"}]}, 422,
-     "rules[0].variant"),
-    ({"colour": "red"}, 422, "colour"),
-])
-def test_bad_input_says_what_and_where_and_changes_nothing(server: Server, body: dict, status: int,
-                                                           where: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "status", "where"),
+    [
+        ({"rollout": 101}, 422, "rollout"),
+        ({"rollout": 12.345}, 422, "rollout"),
+        ({"enabled": "yes"}, 422, "enabled"),
+        (
+            {"rules": [{"conditions": [{"attribute": "age", "operator": "gt", "values": ["old"]}]}]},
+            422,
+            "rules[0].conditions[0].values",
+        ),
+        (
+            {
+                "rules": [
+                    {"conditions": [{"attribute": "a", "operator": "in", "values": ["x"]}], "variant": "blue"}
+                ]
+            },
+            422,
+            "rules[0].variant",
+        ),
+        ({"colour": "red"}, 422, "colour"),
+    ],
+)
+def test_bad_input_says_what_and_where_and_changes_nothing(
+    server: Server, body: dict, status: int, where: str
+) -> None:
     api = server.client()
     key = new_key()
     api.post("/api/v1/flags", json={"key": key})
@@ -75,8 +92,9 @@ def test_bad_input_says_what_and_where_and_changes_nothing(server: Server, body:
 
 
 def test_malformed_json_is_400(sqlite_server: Server) -> None:
-    response = sqlite_server.client().post("/api/v1/flags", content=b'{"key": ', headers={
-        "content-type": "application/json"})
+    response = sqlite_server.client().post(
+        "/api/v1/flags", content=b'{"key": ', headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400 and error_of(response)["code"] == "bad_request"
 
 
@@ -89,11 +107,23 @@ def test_bad_flag_keys_are_rejected(sqlite_server: Server, key: str) -> None:
 def test_multivariate_flag_with_weights(sqlite_server: Server) -> None:
     api = sqlite_server.client()
     key = new_key()
-    created = api.post("/api/v1/flags", json={"key": key, "type": "string", "variants": [
-        {"name": "control", "value": "grey"}, {"name": "blue", "value": "blue"}, {"name": "green", "value": "green"}]})
+    created = api.post(
+        "/api/v1/flags",
+        json={
+            "key": key,
+            "type": "string",
+            "variants": [
+                {"name": "control", "value": "grey"},
+                {"name": "blue", "value": "blue"},
+                {"name": "green", "value": "green"},
+            ],
+        },
+    )
     assert created.status_code == 201 and created.json()["off_variant"] == "control"
-    put = api.put(f"/api/v1/flags/{key}/environments/staging", json={
-        "enabled": True, "rollout": 50, "weights": {"blue": 70, "green": 30}})
+    put = api.put(
+        f"/api/v1/flags/{key}/environments/staging",
+        json={"enabled": True, "rollout": 50, "weights": {"blue": 70, "green": 30}},
+    )
     assert put.status_code == 200 and put.json()["weights"] == {"blue": 70, "green": 30}
     bad = api.put(f"/api/v1/flags/{key}/environments/staging", json={"weights": {"blue": 70}})
     assert bad.status_code == 422 and "add up to 100" in error_of(bad)["message"]
@@ -103,7 +133,12 @@ def test_optimistic_concurrency_with_version(sqlite_server: Server) -> None:
     api = sqlite_server.client()
     key = new_key()
     api.post("/api/v1/flags", json={"key": key})
-    assert api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 10, "version": 1}).status_code == 200
+    assert (
+        api.put(
+            f"/api/v1/flags/{key}/environments/production", json={"rollout": 10, "version": 1}
+        ).status_code
+        == 200
+    )
     stale = api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 50, "version": 1})
     assert stale.status_code == 409
     assert api.get(f"/api/v1/flags/{key}/environments/production").json()["rollout"] == 10
@@ -111,8 +146,10 @@ def test_optimistic_concurrency_with_version(sqlite_server: Server) -> None:
 
 def test_tokens_scopes_and_auth(sqlite_server: Server) -> None:
     admin = sqlite_server.client()
-    made = {scope: admin.post("/api/v1/tokens", json={"scope": scope, "name": f"{scope}-bot"}).json()
-            for scope in ("read", "write")}
+    made = {
+        scope: admin.post("/api/v1/tokens", json={"scope": scope, "name": f"{scope}-bot"}).json()
+        for scope in ("read", "write")
+    }
     sdk = admin.post("/api/v1/tokens", json={"scope": "sdk", "environment": "production"})
     assert sdk.status_code == 201 and sdk.json()["token"].startswith("rp_")
     key = new_key()
@@ -139,7 +176,10 @@ def test_tokens_scopes_and_auth(sqlite_server: Server) -> None:
 
 def test_environments_listed_with_ids_and_created(sqlite_server: Server) -> None:
     api = sqlite_server.client()
-    assert [(e["id"], e["key"]) for e in api.get("/api/v1/environments").json()] == [(1, "staging"), (2, "production")]
+    assert [(e["id"], e["key"]) for e in api.get("/api/v1/environments").json()] == [
+        (1, "staging"),
+        (2, "production"),
+    ]
     created = api.post("/api/v1/environments", json={"key": "qa", "name": "QA"})
     assert created.status_code == 201 and created.json()["id"] == 3
     assert api.post("/api/v1/environments", json={"key": "qa"}).status_code == 409
@@ -149,5 +189,10 @@ def test_health_readiness_and_openapi(sqlite_server: Server) -> None:
     assert httpx.get(f"{sqlite_server.url}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{sqlite_server.url}/readyz").json()["status"] == "ready"
     paths = httpx.get(f"{sqlite_server.url}/openapi.json").json()["paths"]
-    assert {"/api/v1/flags", "/api/v1/flags/{key}/environments/{environment}", "/api/v1/tokens",
-            "/ofrep/v1/evaluate/flags/{key}", "/ofrep/v1/evaluate/flags"} <= set(paths)
+    assert {
+        "/api/v1/flags",
+        "/api/v1/flags/{key}/environments/{environment}",
+        "/api/v1/tokens",
+        "/ofrep/v1/evaluate/flags/{key}",
+        "/ofrep/v1/evaluate/flags",
+    } <= set(paths)

@@ -29,8 +29,9 @@ from tests.conftest import Server, start_server
 MAX_EXAMPLES = 100  # per operation, fuzzing phase only; the coverage phase adds its own fixed set of cases
 STATEFUL_SCENARIOS = 50
 CHECKS = [not_a_server_error, response_schema_conformance]
-FUZZ_SETTINGS = settings(deadline=None, database=None,
-                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+FUZZ_SETTINGS = settings(
+    deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 
 STATE_FLAG = "fuzz-state"  # its per-environment state is fuzzed in production
 TARGETED_FLAG = "fuzz-targeted"  # enabled, 50% rollout and rules: OFREP contexts are fuzzed against it
@@ -49,7 +50,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def sdk_token(live_server: Server) -> str:
     with live_server.client() as client:
-        response = client.post("/api/v1/tokens", json={"scope": "sdk", "environment": "production", "name": "fuzz"})
+        response = client.post(
+            "/api/v1/tokens", json={"scope": "sdk", "environment": "production", "name": "fuzz"}
+        )
         assert response.status_code == 201, response.text
         return str(response.json()["token"])
 
@@ -58,15 +61,21 @@ def sdk_token(live_server: Server) -> str:
 def flags(live_server: Server) -> None:
     rules = [
         {"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}]},
-        {"conditions": [{"attribute": "plan", "operator": "in", "values": ["pro", "team"]},
-                        {"attribute": "app_version", "operator": "semver_gte", "values": ["2.1.0"]}]},
+        {
+            "conditions": [
+                {"attribute": "plan", "operator": "in", "values": ["pro", "team"]},
+                {"attribute": "app_version", "operator": "semver_gte", "values": ["2.1.0"]},
+            ]
+        },
         {"conditions": [{"attribute": "age", "operator": "gt", "values": [17]}], "variant": "off"},
     ]
     with live_server.client() as client:
         for key in (STATE_FLAG, TARGETED_FLAG):
             assert client.post("/api/v1/flags", json={"key": key}).status_code == 201
-        response = client.put(f"/api/v1/flags/{TARGETED_FLAG}/environments/production",
-                              json={"enabled": True, "rollout": 50, "rules": rules})
+        response = client.put(
+            f"/api/v1/flags/{TARGETED_FLAG}/environments/production",
+            json={"enabled": True, "rollout": 50, "rules": rules},
+        )
         assert response.status_code == 200, response.text
 
 
@@ -79,10 +88,12 @@ def protected_token_ids(live_server: Server, sdk_token: str) -> frozenset[str]:
 
 def _load(server: Server, token: str, parameters: dict[str, str] | None = None) -> schemathesis.BaseSchema:
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", timeout=10)
-    schema.config.update(base_url=server.url, headers={"Authorization": f"Bearer {token}"},
-                         parameters=parameters)
-    schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
-                                    max_examples=MAX_EXAMPLES, database="none")
+    schema.config.update(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, parameters=parameters
+    )
+    schema.config.generation.update(
+        modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=MAX_EXAMPLES, database="none"
+    )
     schema.config.phases.update(phases=["examples", "coverage", "fuzzing", "stateful"])
     return schema
 
@@ -99,7 +110,9 @@ def sdk_schema(live_server: Server, sdk_token: str) -> schemathesis.BaseSchema:
 
 @pytest.fixture(scope="module")
 def existing_flag_schema(live_server: Server, flags: None) -> schemathesis.BaseSchema:
-    return _load(live_server, live_server.admin_token, {"path.key": STATE_FLAG, "path.environment": "production"})
+    return _load(
+        live_server, live_server.admin_token, {"path.key": STATE_FLAG, "path.environment": "production"}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -123,15 +136,21 @@ def _spare_protected_tokens(case: schemathesis.Case, protected: frozenset[str]) 
 admin_api = schemathesis.pytest.from_fixture("admin_schema")
 sdk_api = schemathesis.pytest.from_fixture("sdk_schema").include(path_regex=r"^/ofrep/")
 # Deleting the flag would leave nothing to fuzz; DELETE is fuzzed with random keys by the admin test.
-existing_flag_api = (schemathesis.pytest.from_fixture("existing_flag_schema")
-                     .include(path_regex=r"^/api/v1/flags/\{key\}").exclude(method="DELETE"))
+existing_flag_api = (
+    schemathesis.pytest.from_fixture("existing_flag_schema")
+    .include(path_regex=r"^/api/v1/flags/\{key\}")
+    .exclude(method="DELETE")
+)
 targeted_ofrep_api = schemathesis.pytest.from_fixture("targeted_ofrep_schema").include(
-    path_regex=r"^/ofrep/v1/evaluate/flags/\{key\}$")
+    path_regex=r"^/ofrep/v1/evaluate/flags/\{key\}$"
+)
 
 
 @admin_api.parametrize()
 @FUZZ_SETTINGS
-def test_every_operation_with_an_admin_token(case: schemathesis.Case, protected_token_ids: frozenset[str]) -> None:
+def test_every_operation_with_an_admin_token(
+    case: schemathesis.Case, protected_token_ids: frozenset[str]
+) -> None:
     _spare_protected_tokens(case, protected_token_ids)
     case.call_and_validate(checks=CHECKS)
 
@@ -158,7 +177,9 @@ def _failure_titles(group: BaseExceptionGroup[BaseException]) -> str:
     return "; ".join(sorted({str(e).splitlines()[0] for e in group.exceptions}))
 
 
-def test_stateful_sequences(admin_schema: schemathesis.BaseSchema, protected_token_ids: frozenset[str]) -> None:
+def test_stateful_sequences(
+    admin_schema: schemathesis.BaseSchema, protected_token_ids: frozenset[str]
+) -> None:
     """Chains of calls linked through the schema: create a flag, then read, change, kill or delete it, …"""
     calls: list[str] = []
     scenarios: list[int] = []
@@ -175,8 +196,13 @@ def test_stateful_sequences(admin_schema: schemathesis.BaseSchema, protected_tok
         def after_call(self, response: schemathesis.Response, case: schemathesis.Case) -> None:
             calls.append(f"{case.method.upper()} {case.operation.path} {response.status_code}")
 
-        def validate_response(self, response: schemathesis.Response, case: schemathesis.Case,
-                              additional_checks: object = None, **kwargs: object) -> None:
+        def validate_response(
+            self,
+            response: schemathesis.Response,
+            case: schemathesis.Case,
+            additional_checks: object = None,
+            **kwargs: object,
+        ) -> None:
             # Collected rather than raised: the server keeps what earlier scenarios did, so Hypothesis could
             # not replay a failing scenario faithfully and would report a "flaky strategy" instead of the bug.
             try:
@@ -189,8 +215,14 @@ def test_stateful_sequences(admin_schema: schemathesis.BaseSchema, protected_tok
         if remaining <= 0:
             break
         try:
-            Sequences.run(settings=settings(FUZZ_SETTINGS, max_examples=remaining, stateful_step_count=8,
-                                            phases=[Phase.explicit, Phase.generate]))
+            Sequences.run(
+                settings=settings(
+                    FUZZ_SETTINGS,
+                    max_examples=remaining,
+                    stateful_step_count=8,
+                    phases=[Phase.explicit, Phase.generate],
+                )
+            )
             break
         except Flaky:
             # What earlier scenarios left on the server changed what a replayed one drew. Like schemathesis'
@@ -208,19 +240,30 @@ def _integer_parameters(schema: dict[str, Any]) -> list[tuple[str, str, str, str
             for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
                 declared = parameter.get("schema", {})
                 if parameter["in"] in ("query", "path") and any(
-                        t.get("type") == "integer" for t in [declared, *declared.get("anyOf", [])]):
+                    t.get("type") == "integer" for t in [declared, *declared.get("anyOf", [])]
+                ):
                     found.append((method.upper(), path, parameter["in"], parameter["name"]))
     return found
 
 
-def _first_problem(operation: schemathesis.APIOperation, location: str, name: str, value: int,
-                   auth: dict[str, str], protected: frozenset[str]) -> str | None:
+def _first_problem(
+    operation: schemathesis.APIOperation,
+    location: str,
+    name: str,
+    value: int,
+    auth: dict[str, str],
+    protected: frozenset[str],
+) -> str | None:
     """Send a few generated requests to `operation` with parameter `name` set to `value`; the first failure."""
     problems: list[str] = []
     fixed = {name: value}
 
-    @given(case=operation.as_strategy(query=fixed if location == "query" else None,
-                                      path_parameters=fixed if location == "path" else None))
+    @given(
+        case=operation.as_strategy(
+            query=fixed if location == "query" else None,
+            path_parameters=fixed if location == "path" else None,
+        )
+    )
     @settings(FUZZ_SETTINGS, max_examples=3, phases=[Phase.generate])
     def send(case: schemathesis.Case) -> None:
         _spare_protected_tokens(case, protected)
@@ -234,8 +277,9 @@ def _first_problem(operation: schemathesis.APIOperation, location: str, name: st
     return problems[0] if problems else None
 
 
-def test_integer_parameters_beyond_64_bits(live_server: Server, admin_schema: schemathesis.BaseSchema,
-                                           protected_token_ids: frozenset[str]) -> None:
+def test_integer_parameters_beyond_64_bits(
+    live_server: Server, admin_schema: schemathesis.BaseSchema, protected_token_ids: frozenset[str]
+) -> None:
     """The generators seldom reach numbers a database column cannot hold, so try those on purpose.
 
     An integer the schema allows but the database cannot store gets a 4xx, or simply matches nothing; it
@@ -248,7 +292,9 @@ def test_integer_parameters_beyond_64_bits(live_server: Server, admin_schema: sc
     problems = []
     for method, path, location, name in targets:
         for value in (2**63, -(2**63) - 1, 10**30):
-            problem = _first_problem(admin_schema[path][method], location, name, value, auth, protected_token_ids)
+            problem = _first_problem(
+                admin_schema[path][method], location, name, value, auth, protected_token_ids
+            )
             if problem:
                 problems.append(f"{method} {path} with {name}={value} -> {problem}")
     assert not problems, "\n".join(problems)
@@ -259,6 +305,9 @@ def test_the_fuzzed_server_is_still_healthy(live_server: Server) -> None:
     assert httpx.get(f"{live_server.url}/readyz", timeout=5).status_code == 200
     with live_server.client() as client:
         assert client.get("/api/v1/flags").status_code == 200
-    errors = [line for line in live_server.output().splitlines()
-              if re.match(r"^[A-Za-z_][\w.]*(Error|Exception): ", line)]
+    errors = [
+        line
+        for line in live_server.output().splitlines()
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception): ", line)
+    ]
     assert not errors, "the server logged unhandled exceptions:\n" + "\n".join(sorted(set(errors)))

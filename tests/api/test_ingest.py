@@ -73,8 +73,9 @@ def new_token(api: httpx.Client, scope: str = "ingest", env: str | None = "produ
     return str(response.json()["token"])
 
 
-def metric(api: httpx.Client, name: str, *, flag: str | None = None, env: str = "production",
-           window: str = "1h") -> dict[str, Any]:
+def metric(
+    api: httpx.Client, name: str, *, flag: str | None = None, env: str = "production", window: str = "1h"
+) -> dict[str, Any]:
     params = {"metric": name, "environment": env, "window": window}
     if flag is not None:
         params["flag"] = flag
@@ -91,9 +92,18 @@ def counts(api: httpx.Client, name: str = "error_rate", **kwargs: Any) -> dict[s
 
 def env_totals(api: httpx.Client, env: str = "production") -> dict[str, Any]:
     """Everything the environment holds, environment-wide: to show that a refused request stored nothing."""
-    return {name: metric(api, name, env=env)["variants"]["all"]
-            for name in ("error_rate", "errors", "unhandled_exceptions", "lcp_p50", "api_latency_p50",
-                         "exposures", "data_loss")}
+    return {
+        name: metric(api, name, env=env)["variants"]["all"]
+        for name in (
+            "error_rate",
+            "errors",
+            "unhandled_exceptions",
+            "lcp_p50",
+            "api_latency_p50",
+            "exposures",
+            "data_loss",
+        )
+    }
 
 
 def post_events(client: httpx.Client, events: list[dict[str, Any]], **kwargs: Any) -> httpx.Response:
@@ -121,8 +131,16 @@ def shared_token(shared: Server) -> str:
 
 def small_batch(n: int = 10, *, failed_every: int = 3, at: float | None = None) -> list[dict[str, Any]]:
     stamp = iso(at if at is not None else time.time())
-    return [{"type": "request", "timestamp": stamp, "targeting_key": f"user-{i}", "duration_ms": 10.0 + i,
-             "ok": i % failed_every != 0} for i in range(n)]
+    return [
+        {
+            "type": "request",
+            "timestamp": stamp,
+            "targeting_key": f"user-{i}",
+            "duration_ms": 10.0 + i,
+            "ok": i % failed_every != 0,
+        }
+        for i in range(n)
+    ]
 
 
 # ------------------------------------------------------------------ exact numbers, both database backends
@@ -146,28 +164,50 @@ def test_error_rate_counts_and_percentiles_per_variant_are_exact(server: Server)
         duration = round(rng.lognormvariate(5.0, 0.7) * (1.3 if variant == "on" else 1.0), 3)
         at = whole_second_ago(rng.randrange(30, 50 * 60))
         requests[variant].append((failed, duration, at))
-        events.append({"type": "request", "timestamp": iso(at), "targeting_key": f"user-{rng.randrange(800)}",
-                       "flags": {key: rng.choice(reported[variant]), other: True}, "duration_ms": duration,
-                       "ok": not failed, "status": 500 if failed else 200, "tags": {"route": "/api/x"}})
+        events.append(
+            {
+                "type": "request",
+                "timestamp": iso(at),
+                "targeting_key": f"user-{rng.randrange(800)}",
+                "flags": {key: rng.choice(reported[variant]), other: True},
+                "duration_ms": duration,
+                "ok": not failed,
+                "status": 500 if failed else 200,
+                "tags": {"route": "/api/x"},
+            }
+        )
     for _ in range(400):
         variant = rng.choice(["on", "off"])
         unhandled = rng.random() < 0.3
         errors[variant].append(unhandled)
-        events.append({"type": "error", "timestamp": iso(whole_second_ago(rng.randrange(30, 3000))),
-                       "flags": {key: variant == "on"}, "unhandled": unhandled, "message": "TypeError: x"})
+        events.append(
+            {
+                "type": "error",
+                "timestamp": iso(whole_second_ago(rng.randrange(30, 3000))),
+                "flags": {key: variant == "on"},
+                "unhandled": unhandled,
+                "message": "TypeError: x",
+            }
+        )
     for _ in range(600):
         variant = rng.choice(["on", "off"])
         lcp = round(rng.uniform(400, 6000), 1)
         lcps[variant].append(lcp)
-        events.append({"type": "page_load", "timestamp": iso(whole_second_ago(rng.randrange(30, 3000))),
-                       "flags": {key: variant == "on"}, "lcp_ms": lcp})
+        events.append(
+            {
+                "type": "page_load",
+                "timestamp": iso(whole_second_ago(rng.randrange(30, 3000))),
+                "flags": {key: variant == "on"},
+                "lcp_ms": lcp,
+            }
+        )
     rng.shuffle(events)
 
     with ingest_client(server, token) as client:
         for start in range(0, len(events), 1000):
-            response = post_events(client, events[start:start + 1000])
+            response = post_events(client, events[start : start + 1000])
             assert response.status_code == 202, response.text
-            assert response.json() == {"accepted": len(events[start:start + 1000])}
+            assert response.json() == {"accepted": len(events[start : start + 1000])}
 
     with server.client() as api:
         # error rate: exact counts and value, bounds around it
@@ -191,11 +231,15 @@ def test_error_rate_counts_and_percentiles_per_variant_are_exact(server: Server)
                 minute = int(at) - int(at) % 60
                 expected_series[minute][variant][0] += 1
                 expected_series[minute][variant][1] += failed
-        got_series = {int(datetime.fromisoformat(p["at"].replace("Z", "+00:00")).timestamp()): p["values"]
-                      for p in rate["series"]}
+        got_series = {
+            int(datetime.fromisoformat(p["at"].replace("Z", "+00:00")).timestamp()): p["values"]
+            for p in rate["series"]
+        }
         assert set(got_series) == set(expected_series)
         for minute, per_variant in expected_series.items():
-            assert got_series[minute] == pytest.approx({v: f / n for v, (n, f) in per_variant.items()}), minute
+            assert got_series[minute] == pytest.approx({v: f / n for v, (n, f) in per_variant.items()}), (
+                minute
+            )
 
         # latency percentiles within the sketch's 1% of the exact sample at rank floor(q(n-1))
         for name, q in (("api_latency_p95", 0.95), ("api_latency_p50", 0.5), ("api_latency_p99", 0.99)):
@@ -209,7 +253,8 @@ def test_error_rate_counts_and_percentiles_per_variant_are_exact(server: Server)
                 assert got["lower"] <= got["value"] <= got["upper"]
             all_durations = [r[1] for rows in requests.values() for r in rows]
             assert metric(api, name)["variants"]["all"]["value"] == pytest.approx(
-                exact_quantile(all_durations, q), rel=REL)
+                exact_quantile(all_durations, q), rel=REL
+            )
 
         lcp = metric(api, "lcp_p75", flag=key)["variants"]
         for variant, values in lcps.items():
@@ -225,16 +270,25 @@ def test_error_rate_counts_and_percentiles_per_variant_are_exact(server: Server)
         assert counts(api, flag=other) == {"on": (3000, rate_all["all"]["failures"])}
 
 
-def test_every_acknowledged_event_survives_sigkill(server: Server,
-                                                   server_factory: Callable[..., Server]) -> None:
+def test_every_acknowledged_event_survives_sigkill(
+    server: Server, server_factory: Callable[..., Server]
+) -> None:
     with server.client() as api:
         key = new_flag(api)
         token = new_token(api)
     acknowledged, failures, on = 0, 0, 0
     with ingest_client(server, token) as client:
         for b in range(25):
-            events: list[dict[str, Any]] = [{"type": "request", "targeting_key": f"user-{b}-{i}", "duration_ms": 5.0 + i,
-                                            "ok": i % 7 != 0, "flags": {key: i % 2 == 0}} for i in range(40)]
+            events: list[dict[str, Any]] = [
+                {
+                    "type": "request",
+                    "targeting_key": f"user-{b}-{i}",
+                    "duration_ms": 5.0 + i,
+                    "ok": i % 7 != 0,
+                    "flags": {key: i % 2 == 0},
+                }
+                for i in range(40)
+            ]
             response = post_events(client, events)
             assert response.status_code == 202, response.text
             acknowledged += response.json()["accepted"]
@@ -257,12 +311,15 @@ def test_every_acknowledged_event_survives_sigkill(server: Server,
 
 
 def test_sigkill_in_the_middle_of_concurrent_batches_loses_no_acknowledged_batch(
-        server: Server, server_factory: Callable[..., Server]) -> None:
+    server: Server, server_factory: Callable[..., Server]
+) -> None:
     with server.client() as api:
         token = new_token(api)
     size, failed_per_batch = 100, 7
-    batch = [{"type": "request", "targeting_key": f"u{i}", "duration_ms": 1.0 + i, "ok": i >= failed_per_batch}
-             for i in range(size)]
+    batch = [
+        {"type": "request", "targeting_key": f"u{i}", "duration_ms": 1.0 + i, "ok": i >= failed_per_batch}
+        for i in range(size)
+    ]
     lock = threading.Lock()
     acknowledged, attempted = [0], [0]
     stop = threading.Event()
@@ -305,28 +362,34 @@ def test_sigkill_in_the_middle_of_concurrent_batches_loses_no_acknowledged_batch
 # ------------------------------------------------------------------------------ refusals store nothing
 
 
-@pytest.mark.parametrize(("bad", "where"), [
-    ({"type": "request", "duration_ms": -5}, "events[3].duration_ms"),
-    ({"type": "request", "duration_ms": "slow"}, "events[3].duration_ms"),
-    ({"type": "request", "ok": "yes"}, "events[3].ok"),
-    ({"type": "request", "timestamp": "yesterday"}, "events[3].timestamp"),
-    ({"type": "request", "timestamp": "2999-01-01T00:00:00Z"}, "events[3].timestamp"),
-    ({"type": "teleport"}, "events[3].type"),
-    ({"duration_ms": 5}, "events[3]"),
-    ({"type": "page_load"}, "events[3]"),
-    ({"type": "exposure", "flag": "x"}, "events[3]"),
-    ({"type": "request", "colour": "red"}, "events[3]"),
-    ({"type": "request", "targeting_key": ""}, "events[3].targeting_key"),
-    ("not an event", "events[3]"),
-])
-def test_a_batch_with_one_bad_event_is_refused_whole(shared: Server, shared_token: str, bad: Any,
-                                                     where: str) -> None:
+@pytest.mark.parametrize(
+    ("bad", "where"),
+    [
+        ({"type": "request", "duration_ms": -5}, "events[3].duration_ms"),
+        ({"type": "request", "duration_ms": "slow"}, "events[3].duration_ms"),
+        ({"type": "request", "ok": "yes"}, "events[3].ok"),
+        ({"type": "request", "timestamp": "yesterday"}, "events[3].timestamp"),
+        ({"type": "request", "timestamp": "2999-01-01T00:00:00Z"}, "events[3].timestamp"),
+        ({"type": "teleport"}, "events[3].type"),
+        ({"duration_ms": 5}, "events[3]"),
+        ({"type": "page_load"}, "events[3]"),
+        ({"type": "exposure", "flag": "x"}, "events[3]"),
+        ({"type": "request", "colour": "red"}, "events[3]"),
+        ({"type": "request", "targeting_key": ""}, "events[3].targeting_key"),
+        ("not an event", "events[3]"),
+    ],
+)
+def test_a_batch_with_one_bad_event_is_refused_whole(
+    shared: Server, shared_token: str, bad: Any, where: str
+) -> None:
     with shared.client() as api:
         key = new_flag(api)
         before = env_totals(api)
-    good = [{"type": "request", "flags": {key: True}, "duration_ms": 12.5, "ok": False},
-            {"type": "error", "flags": {key: True}, "unhandled": True},
-            {"type": "page_load", "flags": {key: False}, "lcp_ms": 1800}]
+    good = [
+        {"type": "request", "flags": {key: True}, "duration_ms": 12.5, "ok": False},
+        {"type": "error", "flags": {key: True}, "unhandled": True},
+        {"type": "page_load", "flags": {key: False}, "lcp_ms": 1800},
+    ]
     events = [*good, bad, *good, {"type": "data_loss", "message": "lost"}]
     with ingest_client(shared, shared_token) as client:
         response = post_events(client, events)
@@ -360,15 +423,19 @@ def test_size_limits_10000_events_and_5_mib(shared: Server, shared_token: str) -
                 yield b" " * (512 * 1024)
 
         try:
-            streamed = client.post("/api/v1/events", content=chunks(),
-                                   headers={"Content-Type": "application/json"})
+            streamed = client.post(
+                "/api/v1/events", content=chunks(), headers={"Content-Type": "application/json"}
+            )
             assert streamed.status_code == 413, streamed.text
         except httpx.HTTPError:
             pass  # the server may hang up before the client is done sending; what matters is nothing stored
 
         bomb = gzip.compress(padded_body + b" " * (25 * 1024 * 1024))  # 25 KiB on the wire, 25 MiB inflated
-        response = client.post("/api/v1/events", content=bomb,
-                               headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        response = client.post(
+            "/api/v1/events",
+            content=bomb,
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
         assert response.status_code == 413, response.text
     with shared.client() as api:
         assert env_totals(api) == before
@@ -400,8 +467,11 @@ def test_compressed_bodies_are_accepted(shared: Server, shared_token: str) -> No
     }
     with ingest_client(shared, shared_token) as client:
         for encoding, content in encodings.items():
-            response = client.post("/api/v1/events", content=content, headers={
-                "Content-Type": "application/json", "Content-Encoding": encoding})
+            response = client.post(
+                "/api/v1/events",
+                content=content,
+                headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+            )
             assert response.status_code == 202, (encoding, response.text)
             assert response.json() == {"accepted": 9}
     with shared.client() as api:
@@ -409,26 +479,31 @@ def test_compressed_bodies_are_accepted(shared: Server, shared_token: str) -> No
 
 
 # no timestamps (the server's now), so that anything stored by mistake shows in the last hour's totals
-_GOOD_BODY = json.dumps({"events": [{k: v for k, v in e.items() if k != "timestamp"}
-                                    for e in small_batch(50)]}).encode()
+_GOOD_BODY = json.dumps(
+    {"events": [{k: v for k, v in e.items() if k != "timestamp"} for e in small_batch(50)]}
+).encode()
 
 
-@pytest.mark.parametrize(("content", "encoding"), [
-    pytest.param(gzip.compress(_GOOD_BODY, mtime=0)[:-12], "gzip", id="gzip-without-its-end"),
-    pytest.param(gzip.compress(_GOOD_BODY, mtime=0)[:40], "gzip", id="gzip-cut-short"),
-    pytest.param(b"\x1f\x8b\x08\x00garbage, not a gzip stream at all", "gzip", id="gzip-garbage"),
-    pytest.param(b"definitely not deflate", "deflate", id="deflate-garbage"),
-    pytest.param(brotli.compress(_GOOD_BODY)[:-5], "br", id="br-cut-short"),
-    pytest.param(_GOOD_BODY, "zstd", id="unsupported-encoding"),
-    pytest.param(b'{"events": [{"type": "request"}, ', None, id="json-cut-short"),
-    pytest.param(b"\xff\xfe not json", None, id="not-json"),
-    pytest.param(b"", None, id="empty"),
-    pytest.param(b'{"events": {"type": "request"}}', None, id="events-not-a-list"),
-    pytest.param(b'[{"type": "request"}]', None, id="a-bare-list"),
-    pytest.param(b'{"events": [], "extra": 1}', None, id="unknown-top-level-field"),
-])
-def test_garbage_gets_a_4xx_and_stores_nothing(shared: Server, shared_token: str, content: bytes,
-                                               encoding: str | None) -> None:
+@pytest.mark.parametrize(
+    ("content", "encoding"),
+    [
+        pytest.param(gzip.compress(_GOOD_BODY, mtime=0)[:-12], "gzip", id="gzip-without-its-end"),
+        pytest.param(gzip.compress(_GOOD_BODY, mtime=0)[:40], "gzip", id="gzip-cut-short"),
+        pytest.param(b"\x1f\x8b\x08\x00garbage, not a gzip stream at all", "gzip", id="gzip-garbage"),
+        pytest.param(b"definitely not deflate", "deflate", id="deflate-garbage"),
+        pytest.param(brotli.compress(_GOOD_BODY)[:-5], "br", id="br-cut-short"),
+        pytest.param(_GOOD_BODY, "zstd", id="unsupported-encoding"),
+        pytest.param(b'{"events": [{"type": "request"}, ', None, id="json-cut-short"),
+        pytest.param(b"\xff\xfe not json", None, id="not-json"),
+        pytest.param(b"", None, id="empty"),
+        pytest.param(b'{"events": {"type": "request"}}', None, id="events-not-a-list"),
+        pytest.param(b'[{"type": "request"}]', None, id="a-bare-list"),
+        pytest.param(b'{"events": [], "extra": 1}', None, id="unknown-top-level-field"),
+    ],
+)
+def test_garbage_gets_a_4xx_and_stores_nothing(
+    shared: Server, shared_token: str, content: bytes, encoding: str | None
+) -> None:
     with shared.client() as api:
         before = env_totals(api)
     headers = {"Content-Type": "application/json"}
@@ -460,7 +535,9 @@ def test_wrong_tokens_are_refused_and_store_nothing(shared: Server) -> None:
 
 
 @pytest.mark.parametrize(("token_env", "asked"), [("staging", "production"), ("production", "staging")])
-def test_an_ingest_token_cannot_send_to_another_environment(shared: Server, token_env: str, asked: str) -> None:
+def test_an_ingest_token_cannot_send_to_another_environment(
+    shared: Server, token_env: str, asked: str
+) -> None:
     with shared.client() as api:
         token = new_token(api, env=token_env)
         before = {env: env_totals(api, env=env) for env in ("staging", "production")}
@@ -486,13 +563,16 @@ def test_each_ingest_token_lands_in_its_own_environment(shared: Server, shared_t
     assert after == {"staging": before["staging"] + 4, "production": before["production"] + 6}
 
 
-def test_events_without_flags_use_the_rollout_in_force_at_their_timestamp(shared: Server,
-                                                                         shared_token: str) -> None:
+def test_events_without_flags_use_the_rollout_in_force_at_their_timestamp(
+    shared: Server, shared_token: str
+) -> None:
     users = [f"user-{i}" for i in range(300)]
 
     def batch(at: float, prefix: str) -> list[dict[str, Any]]:
-        return [{"type": "request", "timestamp": iso(at), "targeting_key": f"{prefix}{u}", "ok": True}
-                for u in users]
+        return [
+            {"type": "request", "timestamp": iso(at), "targeting_key": f"{prefix}{u}", "ok": True}
+            for u in users
+        ]
 
     with shared.client() as api, ingest_client(shared, shared_token) as client:
         before_flag = time.time() - 5
@@ -500,27 +580,41 @@ def test_events_without_flags_use_the_rollout_in_force_at_their_timestamp(shared
         time.sleep(0.3)
         while_disabled = time.time()
         time.sleep(0.3)
-        assert api.put(f"/api/v1/flags/{key}/environments/production",
-                       json={"enabled": True, "rollout": 25}).status_code == 200
+        assert (
+            api.put(
+                f"/api/v1/flags/{key}/environments/production", json={"enabled": True, "rollout": 25}
+            ).status_code
+            == 200
+        )
         time.sleep(0.3)
         at_25 = time.time()
         assert post_events(client, batch(at_25, "a-")).status_code == 202  # sent while 25% is in force
         time.sleep(0.3)
-        assert api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 50}).status_code == 200
+        assert (
+            api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 50}).status_code == 200
+        )
         time.sleep(0.3)
         at_50 = time.time()
         time.sleep(0.3)
-        assert api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 100}).status_code == 200
+        assert (
+            api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 100}).status_code == 200
+        )
         time.sleep(0.3)
         at_100 = time.time()
         # sent late, all in one batch: each event is judged by the state at its own timestamp
-        late = [*batch(at_25, "b-"), *batch(at_50, "c-"), *batch(at_100, "d-"),
-                *batch(before_flag, "e-"), *batch(while_disabled, "f-"),
-                {"type": "request", "timestamp": iso(at_50), "targeting_key": "x", "flags": {key: False}}]
+        late = [
+            *batch(at_25, "b-"),
+            *batch(at_50, "c-"),
+            *batch(at_100, "d-"),
+            *batch(before_flag, "e-"),
+            *batch(while_disabled, "f-"),
+            {"type": "request", "timestamp": iso(at_50), "targeting_key": "x", "flags": {key: False}},
+        ]
         assert post_events(client, late).status_code == 202
 
-        on = (sum(in_rollout(key, f"{p}{u}", 25) for p in ("a-", "b-") for u in users)
-              + sum(in_rollout(key, f"c-{u}", 50) for u in users))
+        on = sum(in_rollout(key, f"{p}{u}", 25) for p in ("a-", "b-") for u in users) + sum(
+            in_rollout(key, f"c-{u}", 50) for u in users
+        )
         off = 3 * len(users) - on + 1  # the one that reported its variant
         assert counts(api, flag=key) == {"on": (on, 0), "off": (off, 0)}
         assert 0.3 * len(users) < sum(in_rollout(key, f"c-{u}", 50) for u in users) < 0.7 * len(users)
@@ -530,12 +624,21 @@ def test_counters_and_gauges_posted_from_outside(shared: Server, shared_token: s
     now = time.time()
     with ingest_client(shared, shared_token) as client:
         for value in (3, 2, 5):
-            response = client.post("/api/v1/metrics", json={"metric": "support_tickets",
-                                                            "environment": "production", "value": value})
+            response = client.post(
+                "/api/v1/metrics",
+                json={"metric": "support_tickets", "environment": "production", "value": value},
+            )
             assert response.status_code == 202 and response.json() == {"accepted": 1}, response.text
         for value, ago in ((80, 600), (92, 300), (70, 1200)):  # the oldest reading arrives last
-            response = client.post("/api/v1/metrics", json={"metric": "lighthouse", "environment": "production",
-                                                            "value": value, "at": iso(now - ago)})
+            response = client.post(
+                "/api/v1/metrics",
+                json={
+                    "metric": "lighthouse",
+                    "environment": "production",
+                    "value": value,
+                    "at": iso(now - ago),
+                },
+            )
             assert response.status_code == 202, response.text
     with shared.client() as api:
         tickets = metric(api, "support_tickets")["variants"]["all"]
@@ -551,7 +654,12 @@ def test_counters_and_gauges_posted_from_outside(shared: Server, shared_token: s
     for token, body, status, where in (
         (shared_token, {"metric": "error_rate", "environment": "production", "value": 1}, 422, "metric"),
         (shared_token, {"metric": "nope", "environment": "production", "value": 1}, 422, "metric"),
-        (shared_token, {"metric": "support_tickets", "environment": "production", "value": "many"}, 422, "value"),
+        (
+            shared_token,
+            {"metric": "support_tickets", "environment": "production", "value": "many"},
+            422,
+            "value",
+        ),
         (shared_token, {"metric": "support_tickets", "environment": "production"}, 422, "value"),
         (staging_ingest, {"metric": "support_tickets", "environment": "production", "value": 1}, 403, None),
         (sdk, {"metric": "support_tickets", "environment": "production", "value": 1}, 403, None),
@@ -566,19 +674,23 @@ def test_counters_and_gauges_posted_from_outside(shared: Server, shared_token: s
         assert metric(api, "support_tickets")["variants"]["all"]["count"] == 3
 
 
-@pytest.mark.parametrize(("params", "status", "where"), [
-    ({"metric": "nope"}, 422, "metric"),
-    ({"metric": "api_latency"}, 422, "metric"),
-    ({"metric": "error_rate_p95"}, 422, "metric"),
-    ({"metric": "error_rate", "window": "30s"}, 422, "window"),
-    ({"metric": "error_rate", "window": "soon"}, 422, "window"),
-    ({"metric": "error_rate", "window": "500d"}, 422, "window"),
-    ({"metric": "error_rate", "window": "-1h"}, 422, "window"),
-    ({"metric": "error_rate", "environment": "mars"}, 404, None),
-    ({"metric": "error_rate", "flag": "no-such-flag"}, 404, None),
-])
-def test_bad_metric_queries_say_where(shared: Server, params: dict[str, str], status: int,
-                                      where: str | None) -> None:
+@pytest.mark.parametrize(
+    ("params", "status", "where"),
+    [
+        ({"metric": "nope"}, 422, "metric"),
+        ({"metric": "api_latency"}, 422, "metric"),
+        ({"metric": "error_rate_p95"}, 422, "metric"),
+        ({"metric": "error_rate", "window": "30s"}, 422, "window"),
+        ({"metric": "error_rate", "window": "soon"}, 422, "window"),
+        ({"metric": "error_rate", "window": "500d"}, 422, "window"),
+        ({"metric": "error_rate", "window": "-1h"}, 422, "window"),
+        ({"metric": "error_rate", "environment": "mars"}, 404, None),
+        ({"metric": "error_rate", "flag": "no-such-flag"}, 404, None),
+    ],
+)
+def test_bad_metric_queries_say_where(
+    shared: Server, params: dict[str, str], status: int, where: str | None
+) -> None:
     with shared.client() as api:
         response = api.get("/api/v1/metrics", params={"environment": "production", **params})
     assert response.status_code == status, response.text

@@ -74,8 +74,10 @@ def signature_problem(secret: str, header: str | None, body: bytes, now: float |
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
-    return f"t={timestamp},v1=" + hmac.new(secret.encode(), f"{timestamp}.".encode() + body,
-                                           hashlib.sha256).hexdigest()
+    return (
+        f"t={timestamp},v1="
+        + hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    )
 
 
 @dataclass
@@ -126,8 +128,11 @@ class Receiver:
             body = json.loads(raw)
         except ValueError:
             body = None
-        problem = (signature_problem(self.secret, headers.get("x-rampup-signature"), raw)
-                   if self.secret is not None else None)
+        problem = (
+            signature_problem(self.secret, headers.get("x-rampup-signature"), raw)
+            if self.secret is not None
+            else None
+        )
         with self._lock:
             if problem is not None:
                 status = 401
@@ -205,8 +210,9 @@ def start(server_factory: Callable[..., Server], database_url: str) -> Server:
     return server_factory(database_url, extra_env=FAST)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str,
-               detail: Callable[[], object] = lambda: "") -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, detail: Callable[[], object] = lambda: ""
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -225,9 +231,18 @@ def webhook_channel(c: httpx.Client, name: str, url: str, **extra: Any) -> None:
 
 
 def email_channel(c: httpx.Client, name: str, port: int) -> None:
-    create_channel(c, {"name": name, "type": "email", "host": "127.0.0.1", "port": port,
-                       "from": "rampup@example.com", "to": ["oncall@example.com", "support@example.com"],
-                       "starttls": False})
+    create_channel(
+        c,
+        {
+            "name": name,
+            "type": "email",
+            "host": "127.0.0.1",
+            "port": port,
+            "from": "rampup@example.com",
+            "to": ["oncall@example.com", "support@example.com"],
+            "starttls": False,
+        },
+    )
 
 
 def create_flag(c: httpx.Client, key: str) -> None:
@@ -260,10 +275,19 @@ def deliveries(c: httpx.Client, channel: str | None = None) -> list[dict[str, An
 
 
 def describe(status: dict[str, Any]) -> str:
-    return json.dumps({"state": status["state"], "stage": status["stage"], "waiting_for": status["waiting_for"],
-                       "gates": status["gates"],
-                       "timeline": [(t["from"], t["to"], t["from_stage"], t["to_stage"], t["reason"])
-                                    for t in status["timeline"]]}, indent=1, default=str)
+    return json.dumps(
+        {
+            "state": status["state"],
+            "stage": status["stage"],
+            "waiting_for": status["waiting_for"],
+            "gates": status["gates"],
+            "timeline": [
+                (t["from"], t["to"], t["from_stage"], t["to_stage"], t["reason"]) for t in status["timeline"]
+            ],
+        },
+        indent=1,
+        default=str,
+    )
 
 
 class Traffic:
@@ -280,17 +304,35 @@ class Traffic:
         state = r.json()
         key = (state["rollout"], state["enabled"], state["salt"])
         if key not in self._bodies:
-            events = [{"type": "request", "targeting_key": u, "ok": True, "duration_ms": 40.0 + i % 100,
-                       "flags": {self.flag: state["enabled"] and in_rollout(state["salt"], u, state["rollout"])}}
-                      for i, u in enumerate(self.users)]
+            events = [
+                {
+                    "type": "request",
+                    "targeting_key": u,
+                    "ok": True,
+                    "duration_ms": 40.0 + i % 100,
+                    "flags": {self.flag: state["enabled"] and in_rollout(state["salt"], u, state["rollout"])},
+                }
+                for i, u in enumerate(self.users)
+            ]
             self._bodies[key] = json.dumps({"events": events}).encode()
-        r = self.c.post("/api/v1/events", params={"environment": ENV}, content=self._bodies[key],
-                        headers={"Content-Type": "application/json"}, timeout=30)
+        r = self.c.post(
+            "/api/v1/events",
+            params={"environment": ENV},
+            content=self._bodies[key],
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
         assert r.status_code == 202, r.text
 
 
-def pump_until(c: httpx.Client, rollout_id: int, done: Callable[[dict[str, Any]], bool], traffic: Traffic | None,
-               timeout: float, what: str) -> dict[str, Any]:
+def pump_until(
+    c: httpx.Client,
+    rollout_id: int,
+    done: Callable[[dict[str, Any]], bool],
+    traffic: Traffic | None,
+    timeout: float,
+    what: str,
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         status = rollout(c, rollout_id)
@@ -303,11 +345,24 @@ def pump_until(c: httpx.Client, rollout_id: int, done: Callable[[dict[str, Any]]
         time.sleep(0.1)
 
 
-def send_requests(c: httpx.Client, n: int, fail_every: int | None = None, tags: dict[str, str] | None = None,
-                  prefix: str = "u") -> None:
+def send_requests(
+    c: httpx.Client,
+    n: int,
+    fail_every: int | None = None,
+    tags: dict[str, str] | None = None,
+    prefix: str = "u",
+) -> None:
     """`n` environment-wide request events (no flag), every `fail_every`-th failing."""
-    events = [{"type": "request", "targeting_key": f"{prefix}-{i}", "duration_ms": 50.0,
-               "ok": not (fail_every and i % fail_every == 0), **({"tags": tags} if tags else {})} for i in range(n)]
+    events = [
+        {
+            "type": "request",
+            "targeting_key": f"{prefix}-{i}",
+            "duration_ms": 50.0,
+            "ok": not (fail_every and i % fail_every == 0),
+            **({"tags": tags} if tags else {}),
+        }
+        for i in range(n)
+    ]
     r = c.post("/api/v1/events", params={"environment": ENV}, json={"events": events})
     assert r.status_code == 202, r.text
 
@@ -315,8 +370,9 @@ def send_requests(c: httpx.Client, n: int, fail_every: int | None = None, tags: 
 def rampup_cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPUP_")}
     env.update(RAMPUP_SERVER=server.url, RAMPUP_TOKEN=server.admin_token, COLUMNS="250")
-    return subprocess.run([sys.executable, "-m", "rampup", *args], capture_output=True, text=True, timeout=60,
-                          env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 def transition_key(t: dict[str, Any]) -> tuple[str, str, int, int]:
@@ -339,9 +395,14 @@ def test_the_receiver_refuses_a_wrong_or_stale_signature(receiver: Receiver) -> 
     """The signature check the tests rely on is real: a wrong key or a replayed (old) timestamp is a 401."""
     body = json.dumps({"id": "x", "type": "test", "at": "2026-01-01T00:00:00+00:00"}).encode()
     now = int(time.time())
-    cases = [(sign(SECRET, now, body), 200), (sign("another-secret-entirely", now, body), 401),
-             (sign(SECRET, now - MAX_SKEW_S - 60, body), 401), (sign(SECRET, now + MAX_SKEW_S + 60, body), 401),
-             (sign(SECRET, now, body + b" "), 401), ("v1=abc", 401)]
+    cases = [
+        (sign(SECRET, now, body), 200),
+        (sign("another-secret-entirely", now, body), 401),
+        (sign(SECRET, now - MAX_SKEW_S - 60, body), 401),
+        (sign(SECRET, now + MAX_SKEW_S + 60, body), 401),
+        (sign(SECRET, now, body + b" "), 401),
+        ("v1=abc", 401),
+    ]
     for header, expected in cases:
         r = httpx.post(receiver.url("/check"), content=body, headers={"X-Rampup-Signature": header})
         assert r.status_code == expected, header
@@ -353,8 +414,11 @@ def test_the_receiver_refuses_a_wrong_or_stale_signature(receiver: Receiver) -> 
 
 
 def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_signed(
-        receiver: Receiver, smtp: tuple[Mailbox, int], make_database_url: Callable[[str], str],
-        server_factory: Callable[..., Server]) -> None:
+    receiver: Receiver,
+    smtp: tuple[Mailbox, int],
+    make_database_url: Callable[[str], str],
+    server_factory: Callable[..., Server],
+) -> None:
     mailbox, smtp_port = smtp
     receiver.refuse_first = 3  # 503, 503, 503, then it recovers: retried after 1 s, 2 s, 4 s
     server = start(server_factory, make_database_url("sqlite"))
@@ -364,22 +428,42 @@ def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_sig
         email_channel(c, "ops-mail", smtp_port)
         create_flag(c, flag)
         traffic = Traffic(c, flag)
-        plan = {"name": "notify-climb-plan", "flag": flag, "environment": ENV,
-                "stages": [{"name": "Early Access", "percentage": 10, "min_duration": "1s",
-                            "prerequisites": ["Support team briefed"]},
-                           {"name": "General", "percentage": 50, "min_duration": "1s"},
-                           {"name": "Full Rollout", "percentage": 100, "min_duration": "1s", "approval": "required"}],
-                "gates": [{"metric": "error_rate", "rollback": "> 5%", "disable": "> 20%"},
-                          {"metric": "data_loss", "rollback_to": 0}],
-                "notify": ["ops-hook", "ops-mail"]}
+        plan = {
+            "name": "notify-climb-plan",
+            "flag": flag,
+            "environment": ENV,
+            "stages": [
+                {
+                    "name": "Early Access",
+                    "percentage": 10,
+                    "min_duration": "1s",
+                    "prerequisites": ["Support team briefed"],
+                },
+                {"name": "General", "percentage": 50, "min_duration": "1s"},
+                {"name": "Full Rollout", "percentage": 100, "min_duration": "1s", "approval": "required"},
+            ],
+            "gates": [
+                {"metric": "error_rate", "rollback": "> 5%", "disable": "> 20%"},
+                {"metric": "data_loss", "rollback_to": 0},
+            ],
+            "notify": ["ops-hook", "ops-mail"],
+        }
         created = create_rollout(c, plan)
         rid = created["id"]
         assert created["state"] == "awaiting_approval"
         command(c, rid, "signoff", {"prerequisite": "Support team briefed", "by": "dana"})
-        pump_until(c, rid, lambda s: s["state"] == "awaiting_approval" and s["stage"]["number"] == 2, traffic,
-                   timeout=30, what="the approval wait at stage 2")
+        pump_until(
+            c,
+            rid,
+            lambda s: s["state"] == "awaiting_approval" and s["stage"]["number"] == 2,
+            traffic,
+            timeout=30,
+            what="the approval wait at stage 2",
+        )
         command(c, rid, "approve", {"reason": "team ready for full launch", "by": "lee"})
-        status = pump_until(c, rid, lambda s: s["state"] == "completed", traffic, timeout=30, what="completion")
+        status = pump_until(
+            c, rid, lambda s: s["state"] == "completed", traffic, timeout=30, what="completion"
+        )
         timeline = status["timeline"]
         moves = [transition_key(t) for t in timeline]
         assert moves[0] == ("pending", "awaiting_approval", 0, 0), moves
@@ -387,13 +471,26 @@ def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_sig
 
         # Every transition reaches both channels (the webhook only after its receiver recovers).
         def arrived() -> bool:
-            return (len({b["id"] for b in receiver.bodies("/hook")}) >= len(timeline)
-                    and len(mailbox.snapshot()) >= len(timeline))
-        wait_until(arrived, 30, "every transition on both channels",
-                   lambda: json.dumps({"webhook": [(p.status, p.body and p.body.get("type"), p.problem)
-                                                   for p in receiver.snapshot()],
-                                       "emails": [str(m["Subject"]) for _, m in mailbox.snapshot()],
-                                       "outbox": deliveries(c)}, indent=1, default=str))
+            return len({b["id"] for b in receiver.bodies("/hook")}) >= len(timeline) and len(
+                mailbox.snapshot()
+            ) >= len(timeline)
+
+        wait_until(
+            arrived,
+            30,
+            "every transition on both channels",
+            lambda: json.dumps(
+                {
+                    "webhook": [
+                        (p.status, p.body and p.body.get("type"), p.problem) for p in receiver.snapshot()
+                    ],
+                    "emails": [str(m["Subject"]) for _, m in mailbox.snapshot()],
+                    "outbox": deliveries(c),
+                },
+                indent=1,
+                default=str,
+            ),
+        )
         time.sleep(1.0)  # several outbox polls: nothing more arrives
         outbox = deliveries(c)
 
@@ -406,7 +503,9 @@ def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_sig
     assert all(p.body == refused[0].body for p in refused), "a retry sends the same notification"
     accepted = [p.body for p in posts if p.status == 200]
     ids = [b["id"] for b in accepted]
-    assert refused[0].body["id"] == ids[0], "the refused notification went out first once the receiver recovered"
+    assert refused[0].body["id"] == ids[0], (
+        "the refused notification went out first once the receiver recovered"
+    )
     assert len(ids) == len(set(ids)), f"a delivery answered 200 was sent again: {Counter(ids)}"
     assert len(accepted) == len(timeline), [b["type"] for b in accepted]
     for p in posts:
@@ -435,10 +534,16 @@ def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_sig
     assert by_move[("running", "completed", 3, 3)] == "rollout.completed"
     assert types.count("rollout.advanced") == 3, types
     # The controller's advance carries the gate evidence it decided on.
-    controller_advance = next(b for b in accepted if transition_key(b["details"]) == ("running", "running", 1, 2))
-    assert any(e.get("metric") == "error_rate" and e.get("verdict") == "pass"
-               for e in controller_advance["details"]["evidence"]), controller_advance
-    assert any(f[0] == "error_rate" and "pass" in f[1] for f in controller_advance["fields"]), controller_advance
+    controller_advance = next(
+        b for b in accepted if transition_key(b["details"]) == ("running", "running", 1, 2)
+    )
+    assert any(
+        e.get("metric") == "error_rate" and e.get("verdict") == "pass"
+        for e in controller_advance["details"]["evidence"]
+    ), controller_advance
+    assert any(f[0] == "error_rate" and "pass" in f[1] for f in controller_advance["fields"]), (
+        controller_advance
+    )
     approval = next(b for b in accepted if b["details"]["actor"] == "lee" and b["details"]["to_stage"] == 3)
     assert "team ready for full launch" in json.dumps(accepted) and approval["type"] == "rollout.advanced"
 
@@ -458,7 +563,9 @@ def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_sig
         found = parts(message)
         assert "text/plain" in found and "text/html" in found, list(found)
         assert body["text"] in found["text/plain"]
-        assert found["text/html"].lstrip().startswith("<") and f"{rid} notify-climb-plan" in found["text/html"]
+        assert (
+            found["text/html"].lstrip().startswith("<") and f"{rid} notify-climb-plan" in found["text/html"]
+        )
     assert sum("completed" in str(m["Subject"]) for _, m in mails) == 1
 
     # ---- the outbox: all delivered; the webhook's first item took four tries
@@ -478,9 +585,29 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a certificate for the STARTTLS test")
     cert, key = directory / "smtp-cert.pem", directory / "smtp-key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return cert, key
 
 
@@ -511,26 +638,46 @@ class TlsMailbox(Mailbox):
         return await super().handle_DATA(server, session, envelope)
 
 
-def test_email_over_starttls_with_login(tmp_path: Path, make_database_url: Callable[[str], str],
-                                        server_factory: Callable[..., Server]) -> None:
+def test_email_over_starttls_with_login(
+    tmp_path: Path, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     cert, key = self_signed_certificate(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(cert), str(key))
     mailbox, credentials, port = TlsMailbox(), Credentials("rampup", "smtp-pass-9981"), free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
-                            auth_required=True, auth_require_tls=True, authenticator=credentials)
+    controller = Controller(
+        mailbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        auth_required=True,
+        auth_require_tls=True,
+        authenticator=credentials,
+    )
     controller.start()
     try:
         # The server trusts the test certificate the way an operator would: SSL_CERT_FILE.
         server = server_factory(make_database_url("sqlite"), extra_env={**FAST, "SSL_CERT_FILE": str(cert)})
-        base = {"type": "email", "host": "127.0.0.1", "port": port, "from": "rampup@example.com",
-                "to": ["oncall@example.com"], "starttls": True, "username": "rampup"}
+        base = {
+            "type": "email",
+            "host": "127.0.0.1",
+            "port": port,
+            "from": "rampup@example.com",
+            "to": ["oncall@example.com"],
+            "starttls": True,
+            "username": "rampup",
+        }
         with server.client() as c:
             create_channel(c, {"name": "tls-mail", **base, "password": "smtp-pass-9981"})
             sent = c.post("/api/v1/channels/tls-mail/test")
             assert sent.status_code == 202, sent.text
-            wait_until(lambda: len(mailbox.snapshot()) >= 1, 15, "the e-mail over STARTTLS",
-                       lambda: json.dumps(deliveries(c), default=str))
+            wait_until(
+                lambda: len(mailbox.snapshot()) >= 1,
+                15,
+                "the e-mail over STARTTLS",
+                lambda: json.dumps(deliveries(c), default=str),
+            )
             rows = {d["notification_id"]: d for d in deliveries(c)}
         assert mailbox.sessions == [(True, True)], "encrypted, then logged in, then sent"
         assert credentials.tries == [("rampup", True)]
@@ -548,8 +695,11 @@ def test_email_over_starttls_with_login(tmp_path: Path, make_database_url: Calla
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_queued_notifications_survive_a_killed_server(
-        backend: str, receiver: Receiver, make_database_url: Callable[[str], str],
-        server_factory: Callable[..., Server]) -> None:
+    backend: str,
+    receiver: Receiver,
+    make_database_url: Callable[[str], str],
+    server_factory: Callable[..., Server],
+) -> None:
     receiver.refusing = True
     database_url = make_database_url(backend)
     server = start(server_factory, database_url)
@@ -557,15 +707,23 @@ def test_queued_notifications_survive_a_killed_server(
     with server.client() as c:
         webhook_channel(c, "hook", receiver.url("/hook"))
         create_flag(c, flag)
-        plan = {"name": f"{flag}-plan", "flag": flag, "environment": ENV,
-                "stages": [{"name": "Early Access", "percentage": 10, "min_duration": "0.3s"},
-                           {"name": "General", "percentage": 50, "min_duration": "0.3s"},
-                           {"name": "Full Rollout", "percentage": 100, "min_duration": "0.3s"}],
-                "gates": [{"metric": "data_loss", "rollback_to": 0}], "notify": ["hook"]}
+        plan = {
+            "name": f"{flag}-plan",
+            "flag": flag,
+            "environment": ENV,
+            "stages": [
+                {"name": "Early Access", "percentage": 10, "min_duration": "0.3s"},
+                {"name": "General", "percentage": 50, "min_duration": "0.3s"},
+                {"name": "Full Rollout", "percentage": 100, "min_duration": "0.3s"},
+            ],
+            "gates": [{"metric": "data_loss", "rollback_to": 0}],
+            "notify": ["hook"],
+        }
         rid = create_rollout(c, plan)["id"]
         status = pump_until(c, rid, lambda s: s["state"] == "completed", None, timeout=20, what="completion")
-        wait_until(lambda: len(receiver.refused("/hook")) >= 2, 10, "two refused deliveries",
-                   lambda: deliveries(c))
+        wait_until(
+            lambda: len(receiver.refused("/hook")) >= 2, 10, "two refused deliveries", lambda: deliveries(c)
+        )
         queued = [d for d in deliveries(c, "hook")]
         assert len(queued) == len(status["timeline"]) == 4, queued
         assert all(d["status"] in ("pending", "failing") for d in queued), queued
@@ -581,8 +739,13 @@ def test_queued_notifications_survive_a_killed_server(
 
         def all_arrived() -> bool:
             return {b["id"] for b in receiver.bodies("/hook")} >= set(expected)
-        wait_until(all_arrived, 30, "the queued notifications after the restart",
-                   lambda: json.dumps({"outbox": deliveries(c), "log": server.output()[-2000:]}, default=str))
+
+        wait_until(
+            all_arrived,
+            30,
+            "the queued notifications after the restart",
+            lambda: json.dumps({"outbox": deliveries(c), "log": server.output()[-2000:]}, default=str),
+        )
         time.sleep(0.8)
         after = deliveries(c, "hook")
 
@@ -601,23 +764,38 @@ def test_queued_notifications_survive_a_killed_server(
 
 
 def test_an_alert_fires_and_resolves_on_pagerduty_slack_and_a_webhook(
-        receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]) -> None:
+    receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     plain = Receiver()  # Slack and PagerDuty sign nothing
     try:
         server = start(server_factory, make_database_url("sqlite"))
         routing_key = "R0UTINGKEY0123456789abcdefabcdef"
         with server.client() as c:
             create_channel(c, {"name": "team-slack", "type": "slack", "url": plain.url("/slack")})
-            create_channel(c, {"name": "pager", "type": "pagerduty", "routing_key": routing_key,
-                               "url": plain.url("/pd")})
+            create_channel(
+                c, {"name": "pager", "type": "pagerduty", "routing_key": routing_key, "url": plain.url("/pd")}
+            )
             webhook_channel(c, "alert-hook", receiver.url("/hook"))
-            r = c.post("/api/v1/alert-rules", json={
-                "name": "Production errors", "environment": ENV, "metric": "error_rate", "condition": "> 0.5%",
-                "window": "2s", "severity": "critical", "channels": ["pager", "team-slack", "alert-hook"],
-                "renotify": "never"})
+            r = c.post(
+                "/api/v1/alert-rules",
+                json={
+                    "name": "Production errors",
+                    "environment": ENV,
+                    "metric": "error_rate",
+                    "condition": "> 0.5%",
+                    "window": "2s",
+                    "severity": "critical",
+                    "channels": ["pager", "team-slack", "alert-hook"],
+                    "renotify": "never",
+                },
+            )
             assert r.status_code == 201, r.text
             rule = r.json()
-            assert rule["id"] and rule["window"] == "2s" and rule["channels"] == ["pager", "team-slack", "alert-hook"]
+            assert (
+                rule["id"]
+                and rule["window"] == "2s"
+                and rule["channels"] == ["pager", "team-slack", "alert-hook"]
+            )
 
             # 10% of production's requests fail: above 0.5%, so it fires (no `for`: on the first tick).
             deadline = time.monotonic() + 15
@@ -636,8 +814,12 @@ def test_an_alert_fires_and_resolves_on_pagerduty_slack_and_a_webhook(
                 assert time.monotonic() < deadline, f"no resolve: {deliveries(c)}\n{server.output()[-2000:]}"
                 send_requests(c, 200)
                 time.sleep(0.2)
-            wait_until(lambda: len(receiver.accepted("/hook")) >= 2 and len(plain.accepted("/slack")) >= 2, 10,
-                       "the resolved notification on the webhook and Slack", lambda: deliveries(c))
+            wait_until(
+                lambda: len(receiver.accepted("/hook")) >= 2 and len(plain.accepted("/slack")) >= 2,
+                10,
+                "the resolved notification on the webhook and Slack",
+                lambda: deliveries(c),
+            )
             time.sleep(0.6)
             alerts = c.get("/api/v1/alerts").json()
             assert [(a["rule_id"], a["state"]) for a in alerts] == [(rule["id"], "resolved")]
@@ -689,7 +871,8 @@ def test_an_alert_fires_and_resolves_on_pagerduty_slack_and_a_webhook(
 
 
 def test_a_channels_min_severity_keeps_info_notifications_out(
-        receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]) -> None:
+    receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     server = start(server_factory, make_database_url("sqlite"))
     flag = "notify-quiet"
     with server.client() as c:
@@ -697,24 +880,39 @@ def test_a_channels_min_severity_keeps_info_notifications_out(
         webhook_channel(c, "quiet", receiver.url("/quiet"), min_severity="warning")
         assert c.get("/api/v1/channels/quiet").json()["min_severity"] == "warning"
         create_flag(c, flag)
-        plan = {"name": f"{flag}-plan", "flag": flag, "environment": ENV,
-                "stages": [{"name": "Early Access", "percentage": 10, "min_duration": "10m"},
-                           {"name": "Full Rollout", "percentage": 100, "min_duration": "10m"}],
-                "gates": [{"metric": "data_loss", "rollback_to": 0}], "notify": ["everything", "quiet"]}
+        plan = {
+            "name": f"{flag}-plan",
+            "flag": flag,
+            "environment": ENV,
+            "stages": [
+                {"name": "Early Access", "percentage": 10, "min_duration": "10m"},
+                {"name": "Full Rollout", "percentage": 100, "min_duration": "10m"},
+            ],
+            "gates": [{"metric": "data_loss", "rollback_to": 0}],
+            "notify": ["everything", "quiet"],
+        }
         rid = create_rollout(c, plan)["id"]
         command(c, rid, "pause", {"reason": "waiting for the release notes", "by": "sam"})  # warning
         command(c, rid, "resume", {"reason": "notes are out", "by": "sam"})  # info
         command(c, rid, "disable", {"reason": "turn it off", "by": "sam"})  # critical
         timeline = rollout(c, rid)["timeline"]
         assert len(timeline) == 4
-        wait_until(lambda: len(receiver.accepted("/all")) >= 4 and all(
-            d["status"] == "delivered" for d in deliveries(c)), 10, "every delivery", lambda: deliveries(c))
+        wait_until(
+            lambda: (
+                len(receiver.accepted("/all")) >= 4 and all(d["status"] == "delivered" for d in deliveries(c))
+            ),
+            10,
+            "every delivery",
+            lambda: deliveries(c),
+        )
         time.sleep(0.6)
         everything = [(b["type"], b["severity"]) for b in receiver.bodies("/all")]
         quiet = [(b["type"], b["severity"]) for b in receiver.bodies("/quiet")]
         outbox = deliveries(c)
 
-    assert len(everything) == 4 and [s for _, s in everything] == ["info", "warning", "info", "critical"], everything
+    assert len(everything) == 4 and [s for _, s in everything] == ["info", "warning", "info", "critical"], (
+        everything
+    )
     assert quiet == [everything[1], everything[3]], quiet
     assert ("rollout.paused", "warning") in quiet and ("rollout.disabled", "critical") in quiet
     # What a channel does not want is settled, not retried forever.
@@ -722,7 +920,8 @@ def test_a_channels_min_severity_keeps_info_notifications_out(
 
 
 def test_a_start_straight_into_the_first_stage_is_notified_as_started(
-        receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]) -> None:
+    receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     """The issue's list of transitions begins with `started`. A plan whose first stage waits for nothing goes
     from pending to stage 1 in one transition; receivers still need to hear that the rollout started."""
     server = start(server_factory, make_database_url("sqlite"))
@@ -730,12 +929,19 @@ def test_a_start_straight_into_the_first_stage_is_notified_as_started(
     with server.client() as c:
         webhook_channel(c, "hook", receiver.url("/hook"))
         create_flag(c, flag)
-        plan = {"name": f"{flag}-plan", "flag": flag, "environment": ENV,
-                "stages": [{"name": "Early Access", "percentage": 10, "min_duration": "10m"}],
-                "gates": [], "notify": ["hook"]}
+        plan = {
+            "name": f"{flag}-plan",
+            "flag": flag,
+            "environment": ENV,
+            "stages": [{"name": "Early Access", "percentage": 10, "min_duration": "10m"}],
+            "gates": [],
+            "notify": ["hook"],
+        }
         created = create_rollout(c, plan)
         assert created["state"] == "running"
-        wait_until(lambda: len(receiver.accepted("/hook")) >= 1, 10, "the start notification", lambda: deliveries(c))
+        wait_until(
+            lambda: len(receiver.accepted("/hook")) >= 1, 10, "the start notification", lambda: deliveries(c)
+        )
     first = receiver.bodies("/hook")[0]
     assert (first["details"]["from"], first["details"]["to"]) == ("pending", "running")
     assert first["type"] == "rollout.started", first["title"]
@@ -744,16 +950,34 @@ def test_a_start_straight_into_the_first_stage_is_notified_as_started(
 # ---------------------------------------------------------------- (e) secrets are never shown back
 
 
-def test_secrets_are_never_shown_back(make_database_url: Callable[[str], str],
-                                      server_factory: Callable[..., Server]) -> None:
+def test_secrets_are_never_shown_back(
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     server = start(server_factory, make_database_url("sqlite"))
-    secrets = {"webhook": "webhook-signing-secret-4711", "email": "smtp-password-0815",
-               "pagerduty": "pd-routing-key-c0ffee"}
+    secrets = {
+        "webhook": "webhook-signing-secret-4711",
+        "email": "smtp-password-0815",
+        "pagerduty": "pd-routing-key-c0ffee",
+    }
     bodies: list[dict[str, Any]] = [
         {"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": secrets["webhook"]},
-        {"name": "mail", "type": "email", "host": "127.0.0.1", "port": 2525, "from": "rampup@example.com",
-         "to": ["ops@example.com"], "starttls": True, "username": "rampup", "password": secrets["email"]},
-        {"name": "pager", "type": "pagerduty", "routing_key": secrets["pagerduty"], "min_severity": "critical"},
+        {
+            "name": "mail",
+            "type": "email",
+            "host": "127.0.0.1",
+            "port": 2525,
+            "from": "rampup@example.com",
+            "to": ["ops@example.com"],
+            "starttls": True,
+            "username": "rampup",
+            "password": secrets["email"],
+        },
+        {
+            "name": "pager",
+            "type": "pagerduty",
+            "routing_key": secrets["pagerduty"],
+            "min_severity": "critical",
+        },
     ]
     masked_field = {"hook": "secret", "mail": "password", "pager": "routing_key"}
     with server.client() as c:
@@ -778,8 +1002,14 @@ def test_secrets_are_never_shown_back(make_database_url: Callable[[str], str],
             assert shown["name"] == name
         mail = c.get("/api/v1/channels/mail").json()
         assert (mail["username"], mail["host"], mail["port"], mail["to"]) == (
-            "rampup", "127.0.0.1", 2525, ["ops@example.com"])  # what is not secret stays readable
-        assert c.get("/api/v1/channels/pager").json()["url"].startswith("https://")  # the default Events API URL
+            "rampup",
+            "127.0.0.1",
+            2525,
+            ["ops@example.com"],
+        )  # what is not secret stays readable
+        assert (
+            c.get("/api/v1/channels/pager").json()["url"].startswith("https://")
+        )  # the default Events API URL
 
         # The audit log records each creation (and deletion) without the secrets.
         assert c.delete("/api/v1/channels/hook").status_code == 204
@@ -810,30 +1040,73 @@ BAD_CHANNELS = [
     ({"name": "x", "type": "carrier-pigeon"}, "type"),
     ({"name": "x", "type": "slack"}, "url"),
     ({"name": "x", "type": "slack", "url": "ftp://example.com"}, "url"),
-    ({"name": "x", "type": "slack", "url": "https://hooks.example.com/x", "secret": "whatever-it-is"}, "secret"),
+    (
+        {"name": "x", "type": "slack", "url": "https://hooks.example.com/x", "secret": "whatever-it-is"},
+        "secret",
+    ),
     ({"name": "x", "type": "webhook", "url": "https://example.com/hook"}, "secret"),
     ({"name": "x", "type": "webhook", "url": "https://example.com/hook", "secret": "short"}, "secret"),
     ({"name": "x", "type": "webhook", "url": "not a url", "secret": "long-enough-secret"}, "url"),
     ({"name": "x", "type": "email", "port": 25, "from": "a@example.com", "to": ["b@example.com"]}, "host"),
-    ({"name": "x", "type": "email", "host": "smtp", "port": 70000, "from": "a@example.com",
-      "to": ["b@example.com"]}, "port"),
-    ({"name": "x", "type": "email", "host": "smtp", "port": "25", "from": "a@example.com",
-      "to": ["b@example.com"]}, "port"),
+    (
+        {
+            "name": "x",
+            "type": "email",
+            "host": "smtp",
+            "port": 70000,
+            "from": "a@example.com",
+            "to": ["b@example.com"],
+        },
+        "port",
+    ),
+    (
+        {
+            "name": "x",
+            "type": "email",
+            "host": "smtp",
+            "port": "25",
+            "from": "a@example.com",
+            "to": ["b@example.com"],
+        },
+        "port",
+    ),
     ({"name": "x", "type": "email", "host": "smtp", "from": "nobody", "to": ["b@example.com"]}, "from"),
     ({"name": "x", "type": "email", "host": "smtp", "from": "a@example.com", "to": "b@example.com"}, "to"),
     ({"name": "x", "type": "email", "host": "smtp", "from": "a@example.com", "to": []}, "to"),
-    ({"name": "x", "type": "email", "host": "smtp", "from": "a@example.com", "to": ["b@example.com"],
-      "starttls": "yes"}, "starttls"),
-    ({"name": "x", "type": "email", "host": "smtp", "from": "a@example.com", "to": ["b@example.com"],
-      "password": 1234}, "password"),
+    (
+        {
+            "name": "x",
+            "type": "email",
+            "host": "smtp",
+            "from": "a@example.com",
+            "to": ["b@example.com"],
+            "starttls": "yes",
+        },
+        "starttls",
+    ),
+    (
+        {
+            "name": "x",
+            "type": "email",
+            "host": "smtp",
+            "from": "a@example.com",
+            "to": ["b@example.com"],
+            "password": 1234,
+        },
+        "password",
+    ),
     ({"name": "x", "type": "pagerduty"}, "routing_key"),
     ({"name": "x", "type": "pagerduty", "routing_key": "abc", "url": "events.pagerduty.com"}, "url"),
-    ({"name": "x", "type": "slack", "url": "https://hooks.example.com/x", "min_severity": "loud"}, "min_severity"),
+    (
+        {"name": "x", "type": "slack", "url": "https://hooks.example.com/x", "min_severity": "loud"},
+        "min_severity",
+    ),
 ]
 
 
 def test_bad_channels_are_refused_with_where_and_duplicates_conflict(
-        make_database_url: Callable[[str], str], server_factory: Callable[..., Server]) -> None:
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     server = start(server_factory, make_database_url("sqlite"))
     with server.client() as c:
         for body, where in BAD_CHANNELS:
@@ -865,7 +1138,8 @@ def test_bad_channels_are_refused_with_where_and_duplicates_conflict(
 
 
 def test_delivery_status_in_the_api_and_the_cli_and_channel_test(
-        receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]) -> None:
+    receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     down = Receiver(SECRET)
     down.refusing = True
     try:
@@ -882,16 +1156,21 @@ def test_delivery_status_in_the_api_and_the_cli_and_channel_test(
             # `rampup channel test` queues a `test` notification; it arrives, signed, with the id it printed.
             tested = rampup_cli(server, "channel", "test", "up-hook")
             assert tested.returncode == 0, tested.stderr
-            wait_until(lambda: len(receiver.accepted("/up")) >= 1, 10, "the test notification",
-                       lambda: deliveries(c))
+            wait_until(
+                lambda: len(receiver.accepted("/up")) >= 1, 10, "the test notification", lambda: deliveries(c)
+            )
             body = receiver.bodies("/up")[0]
             assert body["type"] == "test" and body["id"] in tested.stdout, (body, tested.stdout)
             assert [p.problem for p in receiver.snapshot("/up") if p.problem] == []
             assert "up-hook" in tested.stdout
 
             # The receiver has the body a moment before the server records the delivery.
-            wait_until(lambda: {d["notification_id"]: d for d in deliveries(c)}[body["id"]]["status"] == "delivered",
-                       10, "the delivery to be recorded", lambda: deliveries(c))
+            wait_until(
+                lambda: {d["notification_id"]: d for d in deliveries(c)}[body["id"]]["status"] == "delivered",
+                10,
+                "the delivery to be recorded",
+                lambda: deliveries(c),
+            )
             rows = {d["notification_id"]: d for d in deliveries(c)}
             failing = rows[first.json()["notification_id"]]
             pending = rows[second.json()["notification_id"]]
@@ -900,9 +1179,15 @@ def test_delivery_status_in_the_api_and_the_cli_and_channel_test(
             assert "503" in failing["last_error"] and failing["channel"] == "down-hook", failing
             assert failing["delivered_at"] is None
             # Ordered per destination: the second waits behind the failing first and is never tried meanwhile.
-            assert pending["status"] == "pending" and pending["attempts"] == 0 and pending["last_error"] is None
+            assert (
+                pending["status"] == "pending" and pending["attempts"] == 0 and pending["last_error"] is None
+            )
             assert {p.body["id"] for p in down.snapshot("/down")} == {first.json()["notification_id"]}
-            assert delivered["status"] == "delivered" and delivered["delivered_at"] and delivered["attempts"] == 1
+            assert (
+                delivered["status"] == "delivered"
+                and delivered["delivered_at"]
+                and delivered["attempts"] == 1
+            )
             assert delivered["type"] == "test" and delivered["channel"] == "up-hook"
             for row in (failing, pending, delivered):
                 assert row["created_at"] and row["type"] == "test"
@@ -919,10 +1204,16 @@ def test_delivery_status_in_the_api_and_the_cli_and_channel_test(
 
             # The receiver recovers: both go out, in order, and the status follows.
             down.refusing = False
-            wait_until(lambda: len(down.accepted("/down")) >= 2, 15, "the recovered deliveries",
-                       lambda: deliveries(c))
-            assert [b["id"] for b in down.bodies("/down")] == [first.json()["notification_id"],
-                                                              second.json()["notification_id"]]
+            wait_until(
+                lambda: len(down.accepted("/down")) >= 2,
+                15,
+                "the recovered deliveries",
+                lambda: deliveries(c),
+            )
+            assert [b["id"] for b in down.bodies("/down")] == [
+                first.json()["notification_id"],
+                second.json()["notification_id"],
+            ]
             assert all(d["status"] == "delivered" for d in deliveries(c)), deliveries(c)
             missing = rampup_cli(server, "channel", "test", "no-such-channel")
             assert missing.returncode != 0 and "no-such-channel" in missing.stderr, missing
@@ -931,7 +1222,8 @@ def test_delivery_status_in_the_api_and_the_cli_and_channel_test(
 
 
 def test_a_dead_channel_with_a_long_queue_does_not_hold_up_the_others(
-        receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]) -> None:
+    receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     """Ordered per destination, not globally: a channel that has been down for a while (hundreds of queued
     notifications) must not keep a healthy channel's notifications from going out."""
     down = Receiver(SECRET)
@@ -945,12 +1237,16 @@ def test_a_dead_channel_with_a_long_queue_does_not_hold_up_the_others(
                 assert c.post("/api/v1/channels/dead-hook/test").status_code == 202
             sent = c.post("/api/v1/channels/live-hook/test")
             assert sent.status_code == 202, sent.text
-            wait_until(lambda: len(receiver.accepted("/live")) >= 1, 10,
-                       "the healthy channel's notification behind a dead channel's long queue",
-                       lambda: [d for d in deliveries(c) if d["channel"] == "live-hook"])
+            wait_until(
+                lambda: len(receiver.accepted("/live")) >= 1,
+                10,
+                "the healthy channel's notification behind a dead channel's long queue",
+                lambda: [d for d in deliveries(c) if d["channel"] == "live-hook"],
+            )
             assert receiver.bodies("/live")[0]["id"] == sent.json()["notification_id"]
             assert {p.body["id"] for p in down.snapshot("/dead")} <= {
-                d["notification_id"] for d in deliveries(c, "dead-hook")}
+                d["notification_id"] for d in deliveries(c, "dead-hook")
+            }
     finally:
         down.close()
 
@@ -959,19 +1255,38 @@ def test_a_dead_channel_with_a_long_queue_does_not_hold_up_the_others(
 
 
 def test_an_alert_rule_with_tags_counts_only_those_events_and_renotifies_while_firing(
-        receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]) -> None:
+    receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     server = start(server_factory, make_database_url("sqlite"))
     with server.client() as c:
         webhook_channel(c, "checkout-hook", receiver.url("/hook"))
-        tagged = c.post("/api/v1/alert-rules", json={
-            "name": "Checkout errors", "environment": ENV, "metric": "error_rate", "condition": "> 0.5%",
-            "window": "2s", "tags": {"route": "/checkout"}, "channels": ["checkout-hook"], "renotify": "1s"})
+        tagged = c.post(
+            "/api/v1/alert-rules",
+            json={
+                "name": "Checkout errors",
+                "environment": ENV,
+                "metric": "error_rate",
+                "condition": "> 0.5%",
+                "window": "2s",
+                "tags": {"route": "/checkout"},
+                "channels": ["checkout-hook"],
+                "renotify": "1s",
+            },
+        )
         assert tagged.status_code == 201, tagged.text
         tagged_id = tagged.json()["id"]
         assert tagged.json()["tags"] == {"route": "/checkout"}
         # A control rule over all of production, to show the failures below are counted at all.
-        control = c.post("/api/v1/alert-rules", json={"environment": ENV, "metric": "error_rate",
-                                                      "condition": "> 0.5%", "window": "2s", "channels": []})
+        control = c.post(
+            "/api/v1/alert-rules",
+            json={
+                "environment": ENV,
+                "metric": "error_rate",
+                "condition": "> 0.5%",
+                "window": "2s",
+                "channels": [],
+            },
+        )
         assert control.status_code == 201, control.text
 
         def firing() -> dict[int, bool]:
@@ -1000,7 +1315,9 @@ def test_an_alert_rule_with_tags_counts_only_those_events_and_renotifies_while_f
                 break
             assert time.monotonic() < deadline, f"{sent}\n{deliveries(c)}"
             time.sleep(0.2)
-        assert fired_at is not None and time.monotonic() - fired_at >= 1.5, "re-sent every second, not every tick"
+        assert fired_at is not None and time.monotonic() - fired_at >= 1.5, (
+            "re-sent every second, not every tick"
+        )
         assert firing()[tagged_id] is True
 
         # Checkouts recover (other routes still fail): it resolves, once.
@@ -1021,4 +1338,6 @@ def test_an_alert_rule_with_tags_counts_only_those_events_and_renotifies_while_f
     assert all(b["details"]["rule_id"] == tagged_id for b in bodies)
     assert all(b["details"]["rule"]["tags"] == {"route": "/checkout"} for b in bodies)
     gaps = [datetime.fromisoformat(b["at"]) for b in bodies[:-1]]
-    assert all(later - earlier >= timedelta(seconds=0.9) for earlier, later in zip(gaps, gaps[1:], strict=False)), gaps
+    assert all(
+        later - earlier >= timedelta(seconds=0.9) for earlier, later in zip(gaps, gaps[1:], strict=False)
+    ), gaps

@@ -29,8 +29,9 @@ def sdk_token(server: Server, environment: str = "production") -> str:
 def of_client(server: Server) -> Iterator[OpenFeatureClient]:
     token = sdk_token(server)
     domain = f"rampup-{uuid.uuid4().hex}"
-    openfeature.set_provider(OFREPProvider(server.url, headers_factory=lambda: {"Authorization": f"Bearer {token}"}),
-                             domain=domain)
+    openfeature.set_provider(
+        OFREPProvider(server.url, headers_factory=lambda: {"Authorization": f"Bearer {token}"}), domain=domain
+    )
     yield openfeature.get_client(domain)
     openfeature.shutdown()
 
@@ -46,8 +47,9 @@ def new_flag(server: Server, **body: object) -> str:
     return key
 
 
-def test_rollout_share_raise_and_kill_through_the_real_openfeature_client(server: Server,
-                                                                          of_client: OpenFeatureClient) -> None:
+def test_rollout_share_raise_and_kill_through_the_real_openfeature_client(
+    server: Server, of_client: OpenFeatureClient
+) -> None:
     key = new_flag(server)
     set_state(server, key, enabled=True, rollout=25)
 
@@ -65,13 +67,19 @@ def test_rollout_share_raise_and_kill_through_the_real_openfeature_client(server
     assert 0.49 <= sum(at_50.values()) / len(USERS) <= 0.51
 
     server.client().post(f"/api/v1/flags/{key}/environments/production/kill", json={"reason": "test"})
-    killed = [of_client.get_boolean_details(key, True, EvaluationContext(targeting_key=u)) for u in USERS[:2000]]
+    killed = [
+        of_client.get_boolean_details(key, True, EvaluationContext(targeting_key=u)) for u in USERS[:2000]
+    ]
     assert {(d.value, d.reason) for d in killed} == {(False, Reason.DISABLED)}
 
 
 def test_unknown_flag_and_missing_targeting_key(server: Server, of_client: OpenFeatureClient) -> None:
     missing = of_client.get_boolean_details("no-such-flag", True, EvaluationContext(targeting_key="u1"))
-    assert (missing.value, missing.error_code, missing.reason) == (True, ErrorCode.FLAG_NOT_FOUND, Reason.ERROR)
+    assert (missing.value, missing.error_code, missing.reason) == (
+        True,
+        ErrorCode.FLAG_NOT_FOUND,
+        Reason.ERROR,
+    )
 
     key = new_flag(server)
     set_state(server, key, enabled=True, rollout=25)
@@ -79,26 +87,43 @@ def test_unknown_flag_and_missing_targeting_key(server: Server, of_client: OpenF
     assert (no_key.value, no_key.error_code) == (True, ErrorCode.TARGETING_KEY_MISSING)
 
 
-def test_flags_that_need_no_targeting_key_evaluate_without_one(server: Server, of_client: OpenFeatureClient) -> None:
+def test_flags_that_need_no_targeting_key_evaluate_without_one(
+    server: Server, of_client: OpenFeatureClient
+) -> None:
     everyone = new_flag(server)
     set_state(server, everyone, enabled=True, rollout=100)
     details = of_client.get_boolean_details(everyone, False)
-    assert (details.value, details.reason, details.variant, details.error_code) == (True, Reason.STATIC, "on", None)
+    assert (details.value, details.reason, details.variant, details.error_code) == (
+        True,
+        Reason.STATIC,
+        "on",
+        None,
+    )
     off = of_client.get_boolean_details(new_flag(server), True)
     assert (off.value, off.reason) == (False, Reason.DISABLED)
 
 
-def test_targeting_rules_and_multivariate_through_openfeature(server: Server, of_client: OpenFeatureClient) -> None:
+def test_targeting_rules_and_multivariate_through_openfeature(
+    server: Server, of_client: OpenFeatureClient
+) -> None:
     key = new_flag(server)
-    set_state(server, key, enabled=True, rollout=0, rules=[
-        {"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}]}])
+    set_state(
+        server,
+        key,
+        enabled=True,
+        rollout=0,
+        rules=[{"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}]}],
+    )
     staff = of_client.get_boolean_details(key, False, EvaluationContext("u1", {"email": "dana@example.com"}))
     other = of_client.get_boolean_details(key, False, EvaluationContext("u2", {"email": "pat@elsewhere.org"}))
     assert (staff.value, staff.reason) == (True, Reason.TARGETING_MATCH)
     assert (other.value, other.reason) == (False, Reason.DEFAULT)
 
-    colors = new_flag(server, type="string", variants=[{"name": "control", "value": "grey"},
-                                                        {"name": "blue", "value": "blue"}])
+    colors = new_flag(
+        server,
+        type="string",
+        variants=[{"name": "control", "value": "grey"}, {"name": "blue", "value": "blue"}],
+    )
     set_state(server, colors, enabled=True, rollout=100)
     values = {of_client.get_string_value(colors, "none", EvaluationContext(f"u{i}")) for i in range(50)}
     assert values == {"blue"}
@@ -114,7 +139,13 @@ def test_bulk_evaluation_with_etag(server: Server) -> None:
     first = httpx.post(url, json=body, headers=headers)
     assert first.status_code == 200 and first.headers["etag"]
     flags = {f["key"]: f for f in first.json()["flags"]}
-    assert flags[key] == {"key": key, "value": True, "reason": "STATIC", "variant": "on", "metadata": {"version": 2}}
+    assert flags[key] == {
+        "key": key,
+        "value": True,
+        "reason": "STATIC",
+        "variant": "on",
+        "metadata": {"version": 2},
+    }
     assert flags["workstation"]["reason"] == "DISABLED"
 
     again = httpx.post(url, json=body, headers={**headers, "If-None-Match": first.headers["etag"]})
@@ -124,17 +155,24 @@ def test_bulk_evaluation_with_etag(server: Server) -> None:
     assert changed.status_code == 200 and changed.headers["etag"] != first.headers["etag"]
 
 
-@pytest.mark.parametrize(("body", "status", "code"), [
-    (b"{not json", 400, "PARSE_ERROR"),
-    (b"[]", 400, "PARSE_ERROR"),
-    (b'{"context": "u1"}', 400, "INVALID_CONTEXT"),
-    (b'{"context": {"targetingKey": 42}}', 400, "INVALID_CONTEXT"),
-])
-def test_bad_ofrep_requests_get_the_spec_error_codes(sqlite_server: Server, body: bytes, status: int,
-                                                     code: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "PARSE_ERROR"),
+        (b"[]", 400, "PARSE_ERROR"),
+        (b'{"context": "u1"}', 400, "INVALID_CONTEXT"),
+        (b'{"context": {"targetingKey": 42}}', 400, "INVALID_CONTEXT"),
+    ],
+)
+def test_bad_ofrep_requests_get_the_spec_error_codes(
+    sqlite_server: Server, body: bytes, status: int, code: str
+) -> None:
     token = sdk_token(sqlite_server)
-    response = httpx.post(f"{sqlite_server.url}/ofrep/v1/evaluate/flags/workstation", content=body,
-                          headers={"Authorization": f"Bearer {token}", "content-type": "application/json"})
+    response = httpx.post(
+        f"{sqlite_server.url}/ofrep/v1/evaluate/flags/workstation",
+        content=body,
+        headers={"Authorization": f"Bearer {token}", "content-type": "application/json"},
+    )
     assert response.status_code == status
     assert response.json()["errorCode"] == code and response.json()["key"] == "workstation"
     assert response.json()["errorDetails"]
@@ -143,16 +181,27 @@ def test_bad_ofrep_requests_get_the_spec_error_codes(sqlite_server: Server, body
 def test_ofrep_auth(sqlite_server: Server) -> None:
     url = f"{sqlite_server.url}/ofrep/v1/evaluate/flags/workstation"
     staging = sdk_token(sqlite_server, "staging")
-    ingest = sqlite_server.client().post("/api/v1/tokens", json={"scope": "ingest", "environment": "production"})
+    ingest = sqlite_server.client().post(
+        "/api/v1/tokens", json={"scope": "ingest", "environment": "production"}
+    )
     assert httpx.post(url, json={}).status_code == 401
     assert httpx.post(url, json={}, headers={"Authorization": "Bearer rp_wrong"}).status_code == 401
-    assert httpx.post(url, json={}, headers={"Authorization": f"Bearer {ingest.json()['token']}"}).status_code == 403
+    assert (
+        httpx.post(url, json={}, headers={"Authorization": f"Bearer {ingest.json()['token']}"}).status_code
+        == 403
+    )
     by_api_key = httpx.post(url, json={}, headers={"X-API-Key": staging})
     assert by_api_key.status_code == 200 and by_api_key.json()["reason"] == "DISABLED"
-    admin = httpx.post(url + "?environment=production", json={},
-                       headers={"Authorization": f"Bearer {sqlite_server.admin_token}"})
+    admin = httpx.post(
+        url + "?environment=production",
+        json={},
+        headers={"Authorization": f"Bearer {sqlite_server.admin_token}"},
+    )
     assert admin.status_code == 200
-    assert httpx.post(url, json={}, headers={"Authorization": f"Bearer {sqlite_server.admin_token}"}).status_code == 400
+    assert (
+        httpx.post(url, json={}, headers={"Authorization": f"Bearer {sqlite_server.admin_token}"}).status_code
+        == 400
+    )
     assert httpx.get(url, headers={"X-API-Key": staging}).status_code == 405
     too_big = httpx.post(url, content=b"{" + b" " * 300_000 + b"}", headers={"X-API-Key": staging})
     assert too_big.status_code == 413
@@ -161,8 +210,11 @@ def test_ofrep_auth(sqlite_server: Server) -> None:
 def test_bulk_announces_a_change_stream_that_says_refetch_on_change(sqlite_server: Server) -> None:
     token = sdk_token(sqlite_server)
     key = new_flag(sqlite_server)
-    bulk = httpx.post(f"{sqlite_server.url}/ofrep/v1/evaluate/flags", json={"context": {"targetingKey": "u1"}},
-                      headers={"Authorization": f"Bearer {token}"}).json()
+    bulk = httpx.post(
+        f"{sqlite_server.url}/ofrep/v1/evaluate/flags",
+        json={"context": {"targetingKey": "u1"}},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
     (stream,) = bulk["eventStreams"]
     assert stream["type"] == "sse" and stream["url"] == f"{sqlite_server.url}/ofrep/v1/events/2"
     received: list[str] = []

@@ -28,14 +28,20 @@ FAST = {"RAMPUP_TICK_S": "0.2", "RAMPUP_OUTBOX_POLL_S": "0.2"}
 ENV = "production"
 FLAG = "report-ws"
 PLAN = {
-    "name": "report-ws-rollout", "flag": FLAG, "environment": ENV,
-    "stages": [{"name": "Early Access", "percentage": 10, "min_duration": "1h"},
-               {"name": "Expanded", "percentage": 25, "min_duration": "1h"},
-               {"name": "General", "percentage": 50, "min_duration": "1h"},
-               {"name": "Full Rollout", "percentage": 100, "min_duration": "1h"}],
-    "gates": [{"metric": "error_rate", "target": "< 0.1%", "rollback": "> 0.5%", "disable": "> 1%", "for": "5m"},
-              {"metric": "api_latency_p95", "target": "< 500ms", "rollback": "> 1000ms"},
-              {"metric": "support_tickets", "compare": "baseline", "warn": "> +10%"}],
+    "name": "report-ws-rollout",
+    "flag": FLAG,
+    "environment": ENV,
+    "stages": [
+        {"name": "Early Access", "percentage": 10, "min_duration": "1h"},
+        {"name": "Expanded", "percentage": 25, "min_duration": "1h"},
+        {"name": "General", "percentage": 50, "min_duration": "1h"},
+        {"name": "Full Rollout", "percentage": 100, "min_duration": "1h"},
+    ],
+    "gates": [
+        {"metric": "error_rate", "target": "< 0.1%", "rollback": "> 0.5%", "disable": "> 1%", "for": "5m"},
+        {"metric": "api_latency_p95", "target": "< 500ms", "rollback": "> 1000ms"},
+        {"metric": "support_tickets", "compare": "baseline", "warn": "> +10%"},
+    ],
 }
 
 
@@ -91,9 +97,16 @@ def smtp() -> Iterator[tuple[int, Inbox]]:
 
 def traffic(c: httpx.Client, on_failures: int, off_failures: int) -> None:
     """One request from each of 200 users, 50 of them with the feature; failures among the first of each group."""
-    events = [{"type": "request", "targeting_key": f"user-{i}", "flags": {FLAG: i < 50},
-               "duration_ms": 100.0 + i, "ok": not (i < on_failures if i < 50 else i - 50 < off_failures)}
-              for i in range(200)]
+    events = [
+        {
+            "type": "request",
+            "targeting_key": f"user-{i}",
+            "flags": {FLAG: i < 50},
+            "duration_ms": 100.0 + i,
+            "ok": not (i < on_failures if i < 50 else i - 50 < off_failures),
+        }
+        for i in range(200)
+    ]
     r = c.post("/api/v1/events", params={"environment": ENV}, json={"events": events})
     assert r.status_code == 202, r.text
 
@@ -107,31 +120,52 @@ def wait_for(what: str, done: Callable[[], bool], timeout: float = 20.0) -> None
 
 
 def rampup(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAMPUP_")},
-           "RAMPUP_SERVER": server.url, "RAMPUP_TOKEN": server.admin_token, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "rampup", *args], capture_output=True, text=True, env=env,
-                          timeout=60)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RAMPUP_")},
+        "RAMPUP_SERVER": server.url,
+        "RAMPUP_TOKEN": server.admin_token,
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 def test_reports_from_real_data_on_demand_on_schedule_and_from_the_cli(
-        make_database_url: Callable[[str], str], server_factory: Callable[..., Server], tmp_path: Path,
-        webhook: tuple[str, list[dict[str, Any]]], smtp: tuple[int, Inbox]) -> None:
+    make_database_url: Callable[[str], str],
+    server_factory: Callable[..., Server],
+    tmp_path: Path,
+    webhook: tuple[str, list[dict[str, Any]]],
+    smtp: tuple[int, Inbox],
+) -> None:
     server = server_factory(make_database_url("sqlite"), extra_env=FAST)
     hook_url, hooks = webhook
     smtp_port, inbox = smtp
     with server.client() as c:
         assert c.post("/api/v1/flags", json={"key": FLAG}).status_code == 201
-        for body in ({"name": "rollout-channel", "type": "webhook", "url": hook_url, "secret": "a-long-shared-secret"},
-                     {"name": "support-email", "type": "email", "host": "127.0.0.1", "port": smtp_port,
-                      "from": "rampup@example.com", "to": ["support@example.com"]}):
+        for body in (
+            {"name": "rollout-channel", "type": "webhook", "url": hook_url, "secret": "a-long-shared-secret"},
+            {
+                "name": "support-email",
+                "type": "email",
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "from": "rampup@example.com",
+                "to": ["support@example.com"],
+            },
+        ):
             assert c.post("/api/v1/channels", json=body).status_code == 201, body
         r = c.post("/api/v1/rollouts", json={"plan": PLAN})
         assert r.status_code == 201, r.text
         rid = r.json()["id"]
         traffic(c, on_failures=1, off_failures=0)
         traffic(c, on_failures=0, off_failures=3)
-        assert c.post("/api/v1/metrics", json={"metric": "support_tickets", "environment": ENV,
-                                               "value": 4}).status_code == 202
+        assert (
+            c.post(
+                "/api/v1/metrics", json={"metric": "support_tickets", "environment": ENV, "value": 4}
+            ).status_code
+            == 202
+        )
 
         # On demand: the daily report, as Markdown, with the numbers just posted.
         r = c.get("/api/v1/reports/daily", params={"rollout": rid})
@@ -141,8 +175,10 @@ def test_reports_from_real_data_on_demand_on_schedule_and_from_the_cli(
         assert md.startswith("# Stage 1: 10% Rollout - Daily Report\n")
         lines = md.splitlines()
         assert "Rollout: 10% of users (stage 1 of 4)" in lines
-        assert any(line.startswith("- Error Rate: 1% with the feature, 1% without (target: < 0.1%) — ")
-                   for line in lines), md
+        assert any(
+            line.startswith("- Error Rate: 1% with the feature, 1% without (target: < 0.1%) — ")
+            for line in lines
+        ), md
         assert any(line.startswith("- API Response (p95): ") for line in lines), md
         assert "- Users Affected: 50 (25% of 200 users seen)" in lines
         assert "- Support tickets: 4 in the window" in md
@@ -169,17 +205,40 @@ def test_reports_from_real_data_on_demand_on_schedule_and_from_the_cli(
         assert httpx.get(f"{server.url}/api/v1/reports/daily", params={"rollout": rid}).status_code == 401
 
         # Schedules: a daily one (its first slot is in the future), and the completion report to both channels.
-        r = c.post("/api/v1/reports/schedules", json={"kind": "daily", "rollout_id": rid, "channels": ["rollout-channel"],
-                                                      "hour": 8, "timezone": "Europe/Berlin"})
+        r = c.post(
+            "/api/v1/reports/schedules",
+            json={
+                "kind": "daily",
+                "rollout_id": rid,
+                "channels": ["rollout-channel"],
+                "hour": 8,
+                "timezone": "Europe/Berlin",
+            },
+        )
         assert r.status_code == 201, r.text
         daily = r.json()
         assert daily["next_at"] and daily["last_period"] is None
-        r = c.post("/api/v1/reports/schedules", json={"kind": "completion", "flag": FLAG, "environment": ENV,
-                                                      "channels": ["rollout-channel", "support-email"],
-                                                      "contact": "team@example.com"})
+        r = c.post(
+            "/api/v1/reports/schedules",
+            json={
+                "kind": "completion",
+                "flag": FLAG,
+                "environment": ENV,
+                "channels": ["rollout-channel", "support-email"],
+                "contact": "team@example.com",
+            },
+        )
         assert r.status_code == 201, r.text
-        bad = c.post("/api/v1/reports/schedules", json={"kind": "weekly", "rollout_id": rid, "channels": ["nowhere"],
-                                                        "hour": 8, "weekday": "friday"})
+        bad = c.post(
+            "/api/v1/reports/schedules",
+            json={
+                "kind": "weekly",
+                "rollout_id": rid,
+                "channels": ["nowhere"],
+                "hour": 8,
+                "weekday": "friday",
+            },
+        )
         assert bad.status_code == 422 and bad.json()["error"]["where"] == "channels"
         assert [s["kind"] for s in c.get("/api/v1/reports/schedules").json()] == ["daily", "completion"]
         assert c.delete(f"/api/v1/reports/schedules/{daily['id']}").status_code == 204
@@ -215,11 +274,28 @@ def test_reports_from_real_data_on_demand_on_schedule_and_from_the_cli(
     written = rampup(server, "report", "daily", str(rid), "--format", "html", "--out", str(out))
     assert written.returncode == 0, written.stderr
     assert out.read_text().startswith("<!DOCTYPE html>")
-    added = rampup(server, "report", "schedule", "add", "weekly", "--rollout", str(rid), "-c", "rollout-channel",
-                   "--hour", "16", "--weekday", "friday", "--tz", "Europe/Berlin")
+    added = rampup(
+        server,
+        "report",
+        "schedule",
+        "add",
+        "weekly",
+        "--rollout",
+        str(rid),
+        "-c",
+        "rollout-channel",
+        "--hour",
+        "16",
+        "--weekday",
+        "friday",
+        "--tz",
+        "Europe/Berlin",
+    )
     assert added.returncode == 0, added.stderr
     assert "the weekly report, Fris at 16:00 Europe/Berlin" in added.stdout
     listed = rampup(server, "report", "schedule", "list")
-    assert listed.returncode == 0 and "weekly report" in listed.stdout and "completion report" in listed.stdout
+    assert (
+        listed.returncode == 0 and "weekly report" in listed.stdout and "completion report" in listed.stdout
+    )
     missing = rampup(server, "report", "daily", "999")
     assert missing.returncode == 1 and missing.stderr.strip() == "rampup: 404: rollout 999 not found"

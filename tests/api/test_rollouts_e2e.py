@@ -65,8 +65,9 @@ def create_rollout(c: httpx.Client, plan: dict[str, Any] | str) -> int:
     return int(r.json()["id"])
 
 
-def command(c: httpx.Client, rollout_id: int, action: str, reason: str = "", by: str | None = None,
-            expect: int = 200) -> dict[str, Any]:
+def command(
+    c: httpx.Client, rollout_id: int, action: str, reason: str = "", by: str | None = None, expect: int = 200
+) -> dict[str, Any]:
     body: dict[str, Any] = {"reason": reason, **({"by": by} if by else {})}
     r = c.post(f"/api/v1/rollouts/{rollout_id}/{action}", json=body)
     assert r.status_code == expect, f"{action}: {r.status_code} {r.text}"
@@ -81,12 +82,25 @@ def audit(c: httpx.Client, key: str) -> list[dict[str, Any]]:
 
 def summary(status: dict[str, Any]) -> str:
     """Enough of a rollout's status to understand a timeout."""
-    gates = [{k: g.get(k) for k in ("metric", "verdict", "value", "lower", "upper", "samples", "needs")}
-             for g in status["gates"]]
-    timeline = [(t["from"], t["to"], t["from_stage"], t["to_stage"], t["actor"], t["reason"])
-                for t in status["timeline"][-4:]]
-    return json.dumps({"state": status["state"], "stage": status["stage"], "waiting_for": status["waiting_for"],
-                       "gates": gates, "timeline": timeline}, indent=1, default=str)
+    gates = [
+        {k: g.get(k) for k in ("metric", "verdict", "value", "lower", "upper", "samples", "needs")}
+        for g in status["gates"]
+    ]
+    timeline = [
+        (t["from"], t["to"], t["from_stage"], t["to_stage"], t["actor"], t["reason"])
+        for t in status["timeline"][-4:]
+    ]
+    return json.dumps(
+        {
+            "state": status["state"],
+            "stage": status["stage"],
+            "waiting_for": status["waiting_for"],
+            "gates": gates,
+            "timeline": timeline,
+        },
+        indent=1,
+        default=str,
+    )
 
 
 class Traffic:
@@ -98,7 +112,9 @@ class Traffic:
         self._bodies: dict[tuple[float, bool, str, int | None], tuple[bytes, int, int]] = {}
         self.requests = self.treatment = self.failures = 0
 
-    def _body(self, percentage: float, enabled: bool, salt: str, fail_every: int | None) -> tuple[bytes, int, int]:
+    def _body(
+        self, percentage: float, enabled: bool, salt: str, fail_every: int | None
+    ) -> tuple[bytes, int, int]:
         key = (percentage, enabled, salt, fail_every)
         if key not in self._bodies:
             events, treated, failed = [], 0, 0
@@ -109,8 +125,15 @@ class Traffic:
                     treated += 1
                     if fail_every and treated % fail_every == 0:
                         ok, failed = False, failed + 1
-                events.append({"type": "request", "targeting_key": user, "flags": {self.flag: on},
-                               "duration_ms": 40.0 + i % 200, "ok": ok})
+                events.append(
+                    {
+                        "type": "request",
+                        "targeting_key": user,
+                        "flags": {self.flag: on},
+                        "duration_ms": 40.0 + i % 200,
+                        "ok": ok,
+                    }
+                )
             self._bodies[key] = (json.dumps({"events": events}).encode(), treated, failed)
         return self._bodies[key]
 
@@ -118,8 +141,13 @@ class Traffic:
         """One batch: every user of the pool makes one request. Returns the flag state it was attributed with."""
         state = flag_state(self.c, self.flag)
         body, treated, failed = self._body(state["rollout"], state["enabled"], state["salt"], fail_every)
-        r = self.c.post("/api/v1/events", params={"environment": ENV}, content=body,
-                        headers={"Content-Type": "application/json"}, timeout=60)
+        r = self.c.post(
+            "/api/v1/events",
+            params={"environment": ENV},
+            content=body,
+            headers={"Content-Type": "application/json"},
+            timeout=60,
+        )
         assert r.status_code == 202, r.text
         assert r.json() == {"accepted": len(self.users)}
         self.requests += len(self.users)
@@ -128,9 +156,16 @@ class Traffic:
         return state
 
 
-def pump_until(c: httpx.Client, rollout_id: int, done: Callable[[dict[str, Any]], bool],
-               traffic: Traffic | None = None, fail_every: int | None = None, timeout: float = 30.0,
-               what: str = "", pace: float = 0.0) -> dict[str, Any]:
+def pump_until(
+    c: httpx.Client,
+    rollout_id: int,
+    done: Callable[[dict[str, Any]], bool],
+    traffic: Traffic | None = None,
+    fail_every: int | None = None,
+    timeout: float = 30.0,
+    what: str = "",
+    pace: float = 0.0,
+) -> dict[str, Any]:
     """Send traffic (if any) until the rollout's status satisfies `done`; fail with its status on timeout.
     With `pace`, batches start at least that many seconds apart (the status is checked just before each)."""
     deadline = time.monotonic() + timeout
@@ -139,7 +174,9 @@ def pump_until(c: httpx.Client, rollout_id: int, done: Callable[[dict[str, Any]]
         if done(status):
             return status
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or 'the rollout'}:\n{summary(status)}")
+            pytest.fail(
+                f"timed out after {timeout:.0f}s waiting for {what or 'the rollout'}:\n{summary(status)}"
+            )
         if traffic is not None:
             sent = time.monotonic()
             traffic.send(fail_every)
@@ -190,7 +227,8 @@ notify: []
 
 
 def test_waits_for_signoff_then_climbs_through_every_stage_on_healthy_traffic(
-        make_database_url: Callable[[str], str], server_factory: Callable[..., Server]) -> None:
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     server = start(server_factory, make_database_url("sqlite"))
     flag = "e2e-climb"
     with server.client() as c:
@@ -214,19 +252,25 @@ def test_waits_for_signoff_then_climbs_through_every_stage_on_healthy_traffic(
         assert refused.status_code == 409, refused.text
         assert "Support team briefed" in refused.json()["error"]["message"]
 
-        signed = c.post(f"/api/v1/rollouts/{rid}/signoff", json={"prerequisite": "Support team briefed", "by": "dana"})
+        signed = c.post(
+            f"/api/v1/rollouts/{rid}/signoff", json={"prerequisite": "Support team briefed", "by": "dana"}
+        )
         assert signed.status_code == 200, signed.text
         status = signed.json()
         assert status["state"] == "running" and status["stage"]["number"] == 1, summary(status)
         assert status["waiting_for"] == []
-        assert [(s["prerequisite"], s["by"]) for s in status["signoffs"]] == [("Support team briefed", "dana")]
+        assert [(s["prerequisite"], s["by"]) for s in status["signoffs"]] == [
+            ("Support team briefed", "dana")
+        ]
         state = flag_state(c, flag)
         assert (state["enabled"], state["rollout"]) == (True, 10)
 
         # Healthy traffic: each stage advances once its soak is over and every gate passes.
         for stage, percentage in ((2, 25), (3, 50)):
             status = pump_until(c, rid, reached(stage), traffic, timeout=40, what=f"stage {stage}")
-            assert status["stage"]["number"] == stage and status["stage"]["percentage"] == percentage, summary(status)
+            assert status["stage"]["number"] == stage and status["stage"]["percentage"] == percentage, (
+                summary(status)
+            )
             state = flag_state(c, flag)
             assert (state["enabled"], state["rollout"]) == (True, percentage)
 
@@ -302,18 +346,27 @@ GUIDE_GATES = [
 ]
 
 
-def four_stages(flag: str, soak: str = "1s", gates: list[dict[str, Any]] | None = None,
-                **extra: Any) -> dict[str, Any]:
-    return {"name": f"{flag}-plan", "flag": flag, "environment": ENV,
-            "stages": [{"name": "Early Access", "percentage": 10, "min_duration": soak},
-                       {"name": "Expanded", "percentage": 25, "min_duration": soak},
-                       {"name": "General", "percentage": 50, "min_duration": soak},
-                       {"name": "Full Rollout", "percentage": 100, "min_duration": soak}],
-            "gates": GUIDE_GATES if gates is None else gates, **extra}
+def four_stages(
+    flag: str, soak: str = "1s", gates: list[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "name": f"{flag}-plan",
+        "flag": flag,
+        "environment": ENV,
+        "stages": [
+            {"name": "Early Access", "percentage": 10, "min_duration": soak},
+            {"name": "Expanded", "percentage": 25, "min_duration": soak},
+            {"name": "General", "percentage": 50, "min_duration": soak},
+            {"name": "Full Rollout", "percentage": 100, "min_duration": soak},
+        ],
+        "gates": GUIDE_GATES if gates is None else gates,
+        **extra,
+    }
 
 
 def test_errors_in_the_treatment_step_back_one_stage_then_pull_the_kill_switch(
-        make_database_url: Callable[[str], str], server_factory: Callable[..., Server]) -> None:
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     server = start(server_factory, make_database_url("sqlite"))
     flag = "e2e-errors"
     with server.client() as c:
@@ -330,8 +383,16 @@ def test_errors_in_the_treatment_step_back_one_stage_then_pull_the_kill_switch(
         # edges): the last fraction of a second of stage 2's traffic also counts at stage 1, and at full speed
         # (~8,000 treatment requests a second) that alone steps stage 1 back to 0 before the 5% errors arrive.
         before = traffic.failures
-        status = pump_until(c, rid, lambda s: s["state"] != "running", traffic, fail_every=125, timeout=40,
-                            what="the step back", pace=1.2)
+        status = pump_until(
+            c,
+            rid,
+            lambda s: s["state"] != "running",
+            traffic,
+            fail_every=125,
+            timeout=40,
+            what="the step back",
+            pace=1.2,
+        )
         assert traffic.failures > before
         assert status["state"] == "rolled_back", summary(status)
         assert status["stage"]["number"] == 1 and status["stage"]["percentage"] == 10
@@ -339,7 +400,12 @@ def test_errors_in_the_treatment_step_back_one_stage_then_pull_the_kill_switch(
         assert (state["enabled"], state["rollout"]) == (True, 10)
         back = status["timeline"][-1]
         assert (back["from"], back["to"], back["from_stage"], back["to_stage"], back["actor"]) == (
-            "running", "rolled_back", 2, 1, "controller")
+            "running",
+            "rolled_back",
+            2,
+            1,
+            "controller",
+        )
         assert "error_rate" in back["reason"] and "rollback" in back["reason"] and "> 0.5%" in back["reason"]
         errors = gate(back["evidence"], "error_rate")
         assert errors["verdict"] == "fail"
@@ -360,7 +426,12 @@ def test_errors_in_the_treatment_step_back_one_stage_then_pull_the_kill_switch(
         assert state["enabled"] is False
         kill = status["timeline"][-1]
         assert (kill["from"], kill["to"], kill["from_stage"], kill["to_stage"], kill["actor"]) == (
-            "rolled_back", "disabled", 1, 1, "controller")
+            "rolled_back",
+            "disabled",
+            1,
+            1,
+            "controller",
+        )
         assert "error_rate" in kill["reason"] and "disable" in kill["reason"] and "> 1%" in kill["reason"]
         errors = gate(kill["evidence"], "error_rate")
         assert errors["verdict"] == "critical" and errors["lower"] > 0.01
@@ -369,10 +440,16 @@ def test_errors_in_the_treatment_step_back_one_stage_then_pull_the_kill_switch(
 
         # Both decisions are in the audit log under the controller's name, with their reasons.
         entries = audit(c, flag)
-        mine = [(e["actor"], e["action"], e["after"]["enabled"], e["after"]["rollout"]) for e in entries
-                if e["actor"] == "controller"]
-        assert mine == [("controller", "flag.update", True, 25), ("controller", "flag.update", True, 10),
-                        ("controller", "flag.kill", False, 10)], mine
+        mine = [
+            (e["actor"], e["action"], e["after"]["enabled"], e["after"]["rollout"])
+            for e in entries
+            if e["actor"] == "controller"
+        ]
+        assert mine == [
+            ("controller", "flag.update", True, 25),
+            ("controller", "flag.update", True, 10),
+            ("controller", "flag.kill", False, 10),
+        ], mine
         assert "error_rate" in entries[-1]["reason"]
 
         # A disabled rollout is over: it is no longer live, and a person's commands are refused.
@@ -388,15 +465,22 @@ DATA_LOSS_ONLY = [{"metric": "data_loss", "rollback_to": 0}]
 
 
 def data_loss_plan(flag: str) -> dict[str, Any]:
-    return {"name": f"{flag}-plan", "flag": flag, "environment": ENV,
-            "stages": [{"name": "Early Access", "percentage": 10, "min_duration": "0.5s"},
-                       {"name": "General", "percentage": 50, "min_duration": "10m"},
-                       {"name": "Full Rollout", "percentage": 100, "min_duration": "1s"}],
-            "gates": DATA_LOSS_ONLY}
+    return {
+        "name": f"{flag}-plan",
+        "flag": flag,
+        "environment": ENV,
+        "stages": [
+            {"name": "Early Access", "percentage": 10, "min_duration": "0.5s"},
+            {"name": "General", "percentage": 50, "min_duration": "10m"},
+            {"name": "Full Rollout", "percentage": 100, "min_duration": "1s"},
+        ],
+        "gates": DATA_LOSS_ONLY,
+    }
 
 
 def test_one_data_loss_event_in_the_treatment_goes_straight_back_to_zero(
-        make_database_url: Callable[[str], str], server_factory: Callable[..., Server]) -> None:
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     server = start(server_factory, make_database_url("sqlite"))
     flag = "e2e-data-loss"
     with server.client() as c:
@@ -411,8 +495,11 @@ def test_one_data_loss_event_in_the_treatment_goes_straight_back_to_zero(
 
         # One data-loss event from a user who has the feature (attributed from the user id, as an SDK would).
         user = next(u for u in traffic.users if in_rollout(flag, u, 50))
-        r = c.post("/api/v1/events", params={"environment": ENV},
-                   json={"events": [{"type": "data_loss", "targeting_key": user, "message": "lost 3 rows"}]})
+        r = c.post(
+            "/api/v1/events",
+            params={"environment": ENV},
+            json={"events": [{"type": "data_loss", "targeting_key": user, "message": "lost 3 rows"}]},
+        )
         assert r.status_code == 202, r.text
         status = pump_until(c, rid, lambda s: s["state"] != "running", timeout=10, what="the rollback to 0")
         assert status["state"] == "rolled_back" and status["stage"]["number"] == 0, summary(status)
@@ -420,7 +507,12 @@ def test_one_data_loss_event_in_the_treatment_goes_straight_back_to_zero(
         assert flag_state(c, flag)["rollout"] == 0
         back = status["timeline"][-1]
         assert (back["from"], back["to"], back["from_stage"], back["to_stage"], back["actor"]) == (
-            "running", "rolled_back", 2, 0, "controller")
+            "running",
+            "rolled_back",
+            2,
+            0,
+            "controller",
+        )
         assert "data_loss" in back["reason"]
         loss = gate(back["evidence"], "data_loss")
         assert loss["verdict"] == "fail" and loss["value"] == 1 and loss["samples"] == 1
@@ -430,7 +522,8 @@ def test_one_data_loss_event_in_the_treatment_goes_straight_back_to_zero(
 
 
 def test_a_data_loss_event_without_a_user_also_rolls_back(
-        make_database_url: Callable[[str], str], server_factory: Callable[..., Server]) -> None:
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     """The guide's matrix: data loss, any at all, is an immediate rollback; `data_loss` is "any such event".
     A data-loss report rarely comes with a user (a background job, a replication check), so the gate must not
     wait for one it can attribute."""
@@ -452,16 +545,23 @@ def test_a_data_loss_event_without_a_user_also_rolls_back(
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_killed_server_resumes_the_rollout_where_it_was(
-        backend: str, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]) -> None:
+    backend: str, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     database_url = make_database_url(backend)
     server = start(server_factory, database_url)
     flag = f"e2e-restart-{backend}"
-    plan = {"name": f"{flag}-plan", "flag": flag, "environment": ENV,
-            "stages": [{"name": "Early Access", "percentage": 10, "min_duration": "0.3s"},
-                       {"name": "Expanded", "percentage": 25, "min_duration": "6s"},
-                       {"name": "General", "percentage": 50, "min_duration": "0.3s"},
-                       {"name": "Full Rollout", "percentage": 100, "min_duration": "0.3s"}],
-            "gates": DATA_LOSS_ONLY}
+    plan = {
+        "name": f"{flag}-plan",
+        "flag": flag,
+        "environment": ENV,
+        "stages": [
+            {"name": "Early Access", "percentage": 10, "min_duration": "0.3s"},
+            {"name": "Expanded", "percentage": 25, "min_duration": "6s"},
+            {"name": "General", "percentage": 50, "min_duration": "0.3s"},
+            {"name": "Full Rollout", "percentage": 100, "min_duration": "0.3s"},
+        ],
+        "gates": DATA_LOSS_ONLY,
+    }
     with server.client() as c:
         create_flag(c, flag)
         rid = create_rollout(c, plan)
@@ -481,11 +581,13 @@ def test_a_killed_server_resumes_the_rollout_where_it_was(
 
         # The new process takes over the controller (after the dead one's lease runs out) and finishes the plan.
         done = pump_until(c, rid, at("completed"), timeout=30, what="completion after the restart")
-        assert done["timeline"][:len(before["timeline"])] == before["timeline"]
+        assert done["timeline"][: len(before["timeline"])] == before["timeline"]
         assert stage_changes(done) == [(0, 1), (1, 2), (2, 3), (3, 4)]
         keys = [(t["from"], t["to"], t["from_stage"], t["to_stage"]) for t in done["timeline"]]
         assert len(keys) == len(set(keys)), f"a decision was applied twice: {keys}"
-        controller = [(e["action"], e["after"]["rollout"]) for e in audit(c, flag) if e["actor"] == "controller"]
+        controller = [
+            (e["action"], e["after"]["rollout"]) for e in audit(c, flag) if e["actor"] == "controller"
+        ]
         assert controller == [("flag.update", 25), ("flag.update", 50), ("flag.update", 100)]
         assert flag_state(c, flag)["rollout"] == 100
 
@@ -532,13 +634,18 @@ def receiver() -> Iterator[Receiver]:
 
 
 def test_every_stage_change_calls_the_webhook_and_the_command(
-        tmp_path: Path, receiver: Receiver, make_database_url: Callable[[str], str],
-        server_factory: Callable[..., Server]) -> None:
+    tmp_path: Path,
+    receiver: Receiver,
+    make_database_url: Callable[[str], str],
+    server_factory: Callable[..., Server],
+) -> None:
     server = start(server_factory, make_database_url("sqlite"))
     flag = "e2e-hooks"
     out = tmp_path / "hook-calls.txt"
-    hooks = {"webhook": receiver.url,
-             "command": f'echo "$RAMPUP_ROLLOUT $RAMPUP_ENABLED $RAMPUP_STAGE $RAMPUP_FLAG" >> {shlex.quote(str(out))}'}
+    hooks = {
+        "webhook": receiver.url,
+        "command": f'echo "$RAMPUP_ROLLOUT $RAMPUP_ENABLED $RAMPUP_STAGE $RAMPUP_FLAG" >> {shlex.quote(str(out))}',
+    }
     with server.client() as c:
         create_flag(c, flag)
         rid = create_rollout(c, four_stages(flag, soak="0.4s", gates=[], hooks=hooks))
@@ -615,12 +722,14 @@ CLI_MISTAKES = 4
 def rampup_cli(server: Server, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPUP_")}
     env.update(RAMPUP_SERVER=server.url, RAMPUP_TOKEN=server.admin_token, COLUMNS="200")
-    return subprocess.run([sys.executable, "-m", "rampup", *args], capture_output=True, text=True, timeout=60,
-                          env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, timeout=60, env=env, cwd=cwd
+    )
 
 
 def test_bad_plans_are_refused_with_file_line_and_problem_and_start_nothing(
-        tmp_path: Path, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]) -> None:
+    tmp_path: Path, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     server = start(server_factory, make_database_url("sqlite"))
     flag = "e2e-bad-plans"
     with server.client() as c:
@@ -677,14 +786,21 @@ def test_bad_plans_are_refused_with_file_line_and_problem_and_start_nothing(
 
 
 def test_pause_resume_rollback_disable_and_abort_by_hand(
-        make_database_url: Callable[[str], str], server_factory: Callable[..., Server]) -> None:
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
     server = start(server_factory, make_database_url("sqlite"))
     flag = "e2e-manual"
-    plan = {"name": f"{flag}-plan", "flag": flag, "environment": ENV,
-            "stages": [{"name": "Early Access", "percentage": 10, "min_duration": "0.5s"},
-                       {"name": "General", "percentage": 50, "min_duration": "0.5s"},
-                       {"name": "Full Rollout", "percentage": 100, "min_duration": "10m"}],
-            "gates": [{"metric": "error_rate", "rollback": "> 5%", "disable": "> 20%"}, *DATA_LOSS_ONLY]}
+    plan = {
+        "name": f"{flag}-plan",
+        "flag": flag,
+        "environment": ENV,
+        "stages": [
+            {"name": "Early Access", "percentage": 10, "min_duration": "0.5s"},
+            {"name": "General", "percentage": 50, "min_duration": "0.5s"},
+            {"name": "Full Rollout", "percentage": 100, "min_duration": "10m"},
+        ],
+        "gates": [{"metric": "error_rate", "rollback": "> 5%", "disable": "> 20%"}, *DATA_LOSS_ONLY],
+    }
     with server.client() as c:
         create_flag(c, flag)
         traffic = Traffic(c, flag, users=3000)
@@ -714,11 +830,16 @@ def test_pause_resume_rollback_disable_and_abort_by_hand(
         status = rollout(c, rid)
         assert status["state"] == "rolled_back" and status["stage"]["number"] == 1, summary(status)
 
-        for action, words in (("pause", ["cannot pause", "rolled_back"]), ("approve", ["does not ask for an approval"])):
+        for action, words in (
+            ("pause", ["cannot pause", "rolled_back"]),
+            ("approve", ["does not ask for an approval"]),
+        ):
             refused = command(c, rid, action, expect=409)
             for word in words:
                 assert word in refused["error"]["message"], refused
-        r = c.post(f"/api/v1/rollouts/{rid}/signoff", json={"prerequisite": "Nobody asked for this", "by": "sam"})
+        r = c.post(
+            f"/api/v1/rollouts/{rid}/signoff", json={"prerequisite": "Nobody asked for this", "by": "sam"}
+        )
         assert r.status_code == 422 and "Nobody asked for this" in r.json()["error"]["message"], r.text
         assert c.post(f"/api/v1/rollouts/{rid}/explode", json={}).status_code in (404, 422)
         assert c.post("/api/v1/rollouts/999999/pause", json={}).status_code == 404
@@ -731,16 +852,22 @@ def test_pause_resume_rollback_disable_and_abort_by_hand(
             assert "disabled" in refused["error"]["message"], refused
 
         timeline = rollout(c, rid)["timeline"]
-        manual = [(t["from"], t["to"], t["from_stage"], t["to_stage"], t["actor"], t["reason"]) for t in timeline
-                  if t["actor"] == "sam"]
+        manual = [
+            (t["from"], t["to"], t["from_stage"], t["to_stage"], t["actor"], t["reason"])
+            for t in timeline
+            if t["actor"] == "sam"
+        ]
         assert manual == [
             ("running", "paused", 1, 1, "sam", "waiting for the release notes"),
             ("paused", "running", 1, 1, "sam", "notes are out"),
             ("running", "rolled_back", 2, 1, "sam", "a customer report to look at"),
             ("rolled_back", "disabled", 1, 1, "sam", "turn it off"),
         ]
-        by_sam = [(e["action"], e["after"]["enabled"], e["after"]["rollout"]) for e in audit(c, flag)
-                  if e["actor"] == "sam"]
+        by_sam = [
+            (e["action"], e["after"]["enabled"], e["after"]["rollout"])
+            for e in audit(c, flag)
+            if e["actor"] == "sam"
+        ]
         assert by_sam == [("flag.update", True, 10), ("flag.kill", False, 10)]
 
         # A new rollout of the same flag may start once the last one is over; abort takes it back to 0%.

@@ -46,7 +46,9 @@ def new_flag(api: httpx.Client, *, rollout: float | None = None) -> str:
     key = f"flag_{uuid.uuid4().hex[:10]}"
     assert api.post("/api/v1/flags", json={"key": key, "type": "boolean"}).status_code == 201
     if rollout is not None:
-        put = api.put(f"/api/v1/flags/{key}/environments/production", json={"enabled": True, "rollout": rollout})
+        put = api.put(
+            f"/api/v1/flags/{key}/environments/production", json={"enabled": True, "rollout": rollout}
+        )
         assert put.status_code == 200, put.text
     return key
 
@@ -57,7 +59,9 @@ def new_token(api: httpx.Client, env: str = "production", scope: str = "ingest")
     return str(response.json()["token"])
 
 
-def metric(api: httpx.Client, name: str, *, flag: str | None = None, env: str = "production") -> dict[str, Any]:
+def metric(
+    api: httpx.Client, name: str, *, flag: str | None = None, env: str = "production"
+) -> dict[str, Any]:
     params = {"metric": name, "environment": env, "window": "1h"}
     if flag is not None:
         params["flag"] = flag
@@ -66,7 +70,9 @@ def metric(api: httpx.Client, name: str, *, flag: str | None = None, env: str = 
     return dict(response.json()["variants"])
 
 
-def counts(api: httpx.Client, name: str, *, flag: str | None = None, env: str = "production") -> dict[str, Any]:
+def counts(
+    api: httpx.Client, name: str, *, flag: str | None = None, env: str = "production"
+) -> dict[str, Any]:
     """variant → count (or (count, failures) for error_rate); empty variants left out."""
     out: dict[str, Any] = {}
     for variant, e in metric(api, name, flag=flag, env=env).items():
@@ -76,8 +82,10 @@ def counts(api: httpx.Client, name: str, *, flag: str | None = None, env: str = 
 
 
 def env_totals(api: httpx.Client, env: str = "production") -> dict[str, Any]:
-    return {name: metric(api, name, env=env)["all"]
-            for name in ("error_rate", "errors", "unhandled_exceptions", "lcp_p50", "api_latency_p50")}
+    return {
+        name: metric(api, name, env=env)["all"]
+        for name in ("error_rate", "errors", "unhandled_exceptions", "lcp_p50", "api_latency_p50")
+    }
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:
@@ -119,8 +127,12 @@ def run_sdk(dsn: str, body: str, params: dict[str, Any] | None = None, *, uncaug
     script = PRELUDE + textwrap.dedent(body) + "\nsentry_sdk.flush(timeout=10)\n"
     if uncaught:
         script += "raise RuntimeError('nobody caught this')\n"
-    done = subprocess.run([sys.executable, "-c", script, dsn, json.dumps(params or {})],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script, dsn, json.dumps(params or {})],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     log = done.stdout + done.stderr
     if uncaught:
         assert done.returncode == 1 and "RuntimeError: nobody caught this" in log, log
@@ -138,7 +150,9 @@ def test_sdk_handled_exceptions_tagged_with_the_flag(shared: Server, dsn: str) -
     with shared.client() as api:
         key = new_flag(api)
         before = env_totals(api)
-    run_sdk(dsn, """
+    run_sdk(
+        dsn,
+        """
         for tag, n in (("true", 6), ("false", 4), (None, 3)):
             for i in range(n):
                 with sentry_sdk.new_scope() as scope:
@@ -148,7 +162,9 @@ def test_sdk_handled_exceptions_tagged_with_the_flag(shared: Server, dsn: str) -
                         raise ValueError(f"handled {tag} {i}")
                     except ValueError as exc:
                         sentry_sdk.capture_exception(exc)
-    """, {"key": key})  # brotli is installed, so the SDK sends br
+    """,
+        {"key": key},
+    )  # brotli is installed, so the SDK sends br
     with shared.client() as api:
         assert counts(api, "errors", flag=key) == {"on": 6, "off": 4}
         assert counts(api, "unhandled_exceptions", flag=key) == {}
@@ -161,13 +177,18 @@ def test_sdk_uncaught_exception_counts_as_unhandled(shared: Server, dsn: str) ->
     with shared.client() as api:
         key = new_flag(api)
         before = env_totals(api)
-    run_sdk(dsn, """
+    run_sdk(
+        dsn,
+        """
         sentry_sdk.set_tag(P["key"] + "_enabled", "true")
         try:
             raise KeyError("handled first")
         except KeyError as exc:
             sentry_sdk.capture_exception(exc)
-    """, {"key": key}, uncaught=True)
+    """,
+        {"key": key},
+        uncaught=True,
+    )
     with shared.client() as api:
         assert counts(api, "unhandled_exceptions", flag=key) == {"on": 1}
         assert counts(api, "errors", flag=key) == {"on": 2}
@@ -178,7 +199,9 @@ def test_sdk_uncaught_exception_counts_as_unhandled(shared: Server, dsn: str) ->
 def test_sdk_feature_flag_context_attributes_errors(shared: Server, dsn: str) -> None:
     with shared.client() as api:
         key = new_flag(api, rollout=50)  # what the SDK reported wins over recomputing from user.id
-    run_sdk(dsn, """
+    run_sdk(
+        dsn,
+        """
         from sentry_sdk.feature_flags import add_feature_flag
         for value, n in ((True, 3), (False, 2)):
             with sentry_sdk.isolation_scope():
@@ -190,7 +213,9 @@ def test_sdk_feature_flag_context_attributes_errors(shared: Server, dsn: str) ->
                         raise ValueError(f"flagged {value} {i}")
                     except ValueError as exc:
                         sentry_sdk.capture_exception(exc)
-    """, {"key": key, "init": {"_experiments": {"transport_compression_algo": "gzip"}}})
+    """,
+        {"key": key, "init": {"_experiments": {"transport_compression_algo": "gzip"}}},
+    )
     with shared.client() as api:
         assert counts(api, "errors", flag=key) == {"on": 3, "off": 2}
 
@@ -199,7 +224,9 @@ def test_sdk_untagged_events_are_bucketed_by_user_id_at_the_current_rollout(shar
     with shared.client() as api:
         key = new_flag(api, rollout=30)
     users = [f"sentry-user-{i}" for i in range(60)]
-    run_sdk(dsn, """
+    run_sdk(
+        dsn,
+        """
         for user in P["users"]:
             with sentry_sdk.isolation_scope():
                 sentry_sdk.set_user({"id": user})
@@ -213,7 +240,9 @@ def test_sdk_untagged_events_are_bucketed_by_user_id_at_the_current_rollout(shar
             sentry_sdk.capture_message("tagged off")
         with sentry_sdk.isolation_scope():  # neither user nor tag: only in the environment's totals
             sentry_sdk.capture_message("anonymous")
-    """, {"key": key, "users": users})
+    """,
+        {"key": key, "users": users},
+    )
     on = sum(in_rollout(key, u, 30) for u in users)
     assert 0 < on < len(users)
     with shared.client() as api:
@@ -228,10 +257,17 @@ def test_sdk_transactions_feed_error_rate_latency_and_lcp(shared: Server, dsn: s
     transactions: list[dict[str, Any]] = []
     for i in range(40):
         on = i % 3 != 0
-        transactions.append({"start": base + i, "ms": 125 * (1 + (i * 7) % 23) * (2 if on else 1),
-                             "tag": "true" if on else "false",
-                             "http_status": 500 if i % 5 == 0 else (404 if i % 11 == 0 else None)})
-    run_sdk(dsn, """
+        transactions.append(
+            {
+                "start": base + i,
+                "ms": 125 * (1 + (i * 7) % 23) * (2 if on else 1),
+                "tag": "true" if on else "false",
+                "http_status": 500 if i % 5 == 0 else (404 if i % 11 == 0 else None),
+            }
+        )
+    run_sdk(
+        dsn,
+        """
         for t in P["transactions"]:
             start = datetime.fromtimestamp(t["start"], timezone.utc)
             tx = sentry_sdk.start_transaction(op="http.server", name="GET /api/things", start_timestamp=start)
@@ -247,9 +283,14 @@ def test_sdk_transactions_feed_error_rate_latency_and_lcp(shared: Server, dsn: s
         page.set_measurement("lcp", 2345.0, "millisecond")
         page.set_status("ok")
         page.finish(end_timestamp=start + timedelta(seconds=3))
-    """, {"key": key, "page_key": page_key, "transactions": transactions})
+    """,
+        {"key": key, "page_key": page_key, "transactions": transactions},
+    )
 
-    expected: dict[str, dict[str, Any]] = {"on": {"n": 0, "failed": 0, "ms": []}, "off": {"n": 0, "failed": 0, "ms": []}}
+    expected: dict[str, dict[str, Any]] = {
+        "on": {"n": 0, "failed": 0, "ms": []},
+        "off": {"n": 0, "failed": 0, "ms": []},
+    }
     for t in transactions:
         e = expected["on" if t["tag"] == "true" else "off"]
         e["n"] += 1
@@ -261,7 +302,10 @@ def test_sdk_transactions_feed_error_rate_latency_and_lcp(shared: Server, dsn: s
             got = metric(api, name, flag=key)
             for variant, e in expected.items():
                 assert got[variant]["samples"] == len(e["ms"]), (name, variant)
-                assert got[variant]["value"] == pytest.approx(exact_quantile(e["ms"], q), rel=REL), (name, variant)
+                assert got[variant]["value"] == pytest.approx(exact_quantile(e["ms"], q), rel=REL), (
+                    name,
+                    variant,
+                )
         lcp = metric(api, "lcp_p75", flag=page_key)
         assert lcp["on"]["samples"] == 1 and lcp["on"]["value"] == pytest.approx(2345.0, rel=REL)
         assert metric(api, "lcp_p75", flag=key)["on"]["samples"] == 0
@@ -282,12 +326,19 @@ def envelope(*items: tuple[dict[str, Any], Any], event_id: str | None = None) ->
     return event_id, b"\n".join(parts) + b"\n"
 
 
-def error_event(key: str | None = None, value: str = "true", *, handled: bool = True,
-                **extra: Any) -> dict[str, Any]:
+def error_event(
+    key: str | None = None, value: str = "true", *, handled: bool = True, **extra: Any
+) -> dict[str, Any]:
     event: dict[str, Any] = {
-        "event_id": uuid.uuid4().hex, "timestamp": time.time(), "platform": "python", "level": "error",
-        "exception": {"values": [{"type": "ValueError", "value": "boom",
-                                  "mechanism": {"type": "generic", "handled": handled}}]},
+        "event_id": uuid.uuid4().hex,
+        "timestamp": time.time(),
+        "platform": "python",
+        "level": "error",
+        "exception": {
+            "values": [
+                {"type": "ValueError", "value": "boom", "mechanism": {"type": "generic", "handled": handled}}
+            ]
+        },
         **extra,
     }
     if key:
@@ -296,14 +347,27 @@ def error_event(key: str | None = None, value: str = "true", *, handled: bool = 
 
 
 def auth_header(key: str) -> dict[str, str]:
-    return {"X-Sentry-Auth": f"Sentry sentry_version=7, sentry_client=raw-test/1.0, sentry_key={key}",
-            "Content-Type": "application/x-sentry-envelope"}
+    return {
+        "X-Sentry-Auth": f"Sentry sentry_version=7, sentry_client=raw-test/1.0, sentry_key={key}",
+        "Content-Type": "application/x-sentry-envelope",
+    }
 
 
-def post_envelope(server: Server, body: bytes, key: str, *, env_id: int = PRODUCTION_ID,
-                  headers: dict[str, str] | None = None, path: str = "envelope") -> httpx.Response:
-    return httpx.post(f"{server.url}/api/{env_id}/{path}/", content=body,
-                      headers={**auth_header(key), **(headers or {})}, timeout=30)
+def post_envelope(
+    server: Server,
+    body: bytes,
+    key: str,
+    *,
+    env_id: int = PRODUCTION_ID,
+    headers: dict[str, str] | None = None,
+    path: str = "envelope",
+) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/api/{env_id}/{path}/",
+        content=body,
+        headers={**auth_header(key), **(headers or {})},
+        timeout=30,
+    )
 
 
 def test_envelope_with_unknown_item_types_is_accepted(shared: Server, token: str) -> None:
@@ -312,8 +376,13 @@ def test_envelope_with_unknown_item_types_is_accepted(shared: Server, token: str
     pretty = json.dumps(error_event(key, "false"), indent=2).encode()  # newlines inside: only length tells
     event_id, body = envelope(
         ({"type": "event"}, error_event(key)),
-        ({"type": "client_report"}, {"timestamp": time.time(), "discarded_events": [
-            {"reason": "queue_overflow", "category": "error", "quantity": 3}]}),
+        (
+            {"type": "client_report"},
+            {
+                "timestamp": time.time(),
+                "discarded_events": [{"reason": "queue_overflow", "category": "error", "quantity": 3}],
+            },
+        ),
         ({"type": "check_in"}, {"check_in_id": uuid.uuid4().hex, "monitor_slug": "nightly", "status": "ok"}),
         ({"type": "span"}, {"span_id": "a" * 16, "trace_id": "b" * 32, "op": "db"}),
         ({"type": "log"}, {"items": [{"level": "info", "body": "hello"}]}),
@@ -332,8 +401,12 @@ def test_envelope_items_without_length_and_empty_envelopes(shared: Server, token
     with shared.client() as api:
         key = new_flag(api)
     header = json.dumps({"event_id": uuid.uuid4().hex}).encode()
-    items = [json.dumps({"type": "event"}).encode(), json.dumps(error_event(key)).encode(),
-             json.dumps({"type": "client_report"}).encode(), b'{"discarded_events": []}']
+    items = [
+        json.dumps({"type": "event"}).encode(),
+        json.dumps(error_event(key)).encode(),
+        json.dumps({"type": "client_report"}).encode(),
+        b'{"discarded_events": []}',
+    ]
     response = post_envelope(shared, b"\n".join([header, *items]), token)  # no trailing newline
     assert response.status_code == 200, response.text
     assert post_envelope(shared, header + b"\n", token).status_code == 200
@@ -346,17 +419,35 @@ def test_legacy_store_endpoint(shared: Server, token: str) -> None:
         key = new_flag(api)
     event = error_event(None, handled=False)
     event["tags"] = [[f"{key}_enabled", "false"], ["server", "web-1"]]  # the list form of tags
-    response = post_envelope(shared, json.dumps(event).encode(), token, path="store",
-                             headers={"Content-Type": "application/json"})
+    response = post_envelope(
+        shared, json.dumps(event).encode(), token, path="store", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["id"] == event["event_id"]
     now = time.time()
-    transaction = {"type": "transaction", "event_id": uuid.uuid4().hex, "transaction": "GET /x",
-                   "start_timestamp": now - 0.25, "timestamp": now, "tags": {f"{key}_enabled": "true"},
-                   "contexts": {"trace": {"op": "http.server", "status": "internal_error",
-                                          "trace_id": "c" * 32, "span_id": "d" * 16}}}
-    response = post_envelope(shared, gzip.compress(json.dumps(transaction).encode()), token, path="store",
-                             headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    transaction = {
+        "type": "transaction",
+        "event_id": uuid.uuid4().hex,
+        "transaction": "GET /x",
+        "start_timestamp": now - 0.25,
+        "timestamp": now,
+        "tags": {f"{key}_enabled": "true"},
+        "contexts": {
+            "trace": {
+                "op": "http.server",
+                "status": "internal_error",
+                "trace_id": "c" * 32,
+                "span_id": "d" * 16,
+            }
+        },
+    }
+    response = post_envelope(
+        shared,
+        gzip.compress(json.dumps(transaction).encode()),
+        token,
+        path="store",
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
     assert response.status_code == 200, response.text
     with shared.client() as api:
         assert counts(api, "unhandled_exceptions", flag=key) == {"off": 1}
@@ -393,20 +484,36 @@ def test_auth_by_header_or_query_and_refusals(shared: Server, token: str) -> Non
         before = {env: env_totals(api, env) for env in ("production", "staging")}
 
     _, body = envelope(({"type": "event"}, error_event(key)))
-    by_query = httpx.post(f"{shared.url}/api/{PRODUCTION_ID}/envelope/", params={"sentry_key": token,
-                          "sentry_version": "7"}, content=body, timeout=30)
+    by_query = httpx.post(
+        f"{shared.url}/api/{PRODUCTION_ID}/envelope/",
+        params={"sentry_key": token, "sentry_version": "7"},
+        content=body,
+        timeout=30,
+    )
     assert by_query.status_code == 200, by_query.text
     assert post_envelope(shared, body, token).status_code == 200
-    assert httpx.post(f"{shared.url}/api/{PRODUCTION_ID}/store/", params={"sentry_key": token},
-                      json=error_event(key), timeout=30).status_code == 200
+    assert (
+        httpx.post(
+            f"{shared.url}/api/{PRODUCTION_ID}/store/",
+            params={"sentry_key": token},
+            json=error_event(key),
+            timeout=30,
+        ).status_code
+        == 200
+    )
     with shared.client() as api:
         assert counts(api, "errors", flag=key) == {"on": 3}
         before = {env: env_totals(api, env) for env in ("production", "staging")}
 
     refusals = [
         ("wrong key in the header", post_envelope(shared, body, "rp_wrong"), 401),
-        ("wrong key in the query", httpx.post(f"{shared.url}/api/{PRODUCTION_ID}/envelope/",
-                                              params={"sentry_key": "rp_wrong"}, content=body), 401),
+        (
+            "wrong key in the query",
+            httpx.post(
+                f"{shared.url}/api/{PRODUCTION_ID}/envelope/", params={"sentry_key": "rp_wrong"}, content=body
+            ),
+            401,
+        ),
         ("no key", httpx.post(f"{shared.url}/api/{PRODUCTION_ID}/envelope/", content=body), 401),
         ("no key, store", httpx.post(f"{shared.url}/api/{PRODUCTION_ID}/store/", json=error_event(key)), 401),
         ("unknown environment", post_envelope(shared, body, token, env_id=99), 404),
@@ -422,11 +529,21 @@ def test_auth_by_header_or_query_and_refusals(shared: Server, token: str) -> Non
         assert counts(api, "errors", flag=key) == {"on": 3}
 
 
-@pytest.mark.parametrize("case", [
-    "truncated gzip", "corrupt br", "header not json", "item header not json", "second item not json",
-    "length past the end", "item not an object", "store body not json", "store body not an object",
-    "garbage deflate",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "truncated gzip",
+        "corrupt br",
+        "header not json",
+        "item header not json",
+        "second item not json",
+        "length past the end",
+        "item not an object",
+        "store body not json",
+        "store body not an object",
+        "garbage deflate",
+    ],
+)
 def test_corrupt_bodies_get_a_4xx_and_store_nothing(shared: Server, token: str, case: str) -> None:
     with shared.client() as api:
         key = new_flag(api)
@@ -446,19 +563,28 @@ def test_corrupt_bodies_get_a_4xx_and_store_nothing(shared: Server, token: str, 
         case "item header not json":
             body = whole.split(b"\n", 1)[0] + b'\n{"type": "event"\n' + good + b"\n"
         case "second item not json":
-            body = (whole.split(b"\n", 1)[0] + b'\n{"type":"event"}\n' + good + b'\n{"type":"event"}\n'
-                    + b'{"exception": oops}\n')
+            body = (
+                whole.split(b"\n", 1)[0]
+                + b'\n{"type":"event"}\n'
+                + good
+                + b'\n{"type":"event"}\n'
+                + b'{"exception": oops}\n'
+            )
         case "length past the end":
             body = whole.split(b"\n", 1)[0] + b'\n{"type":"event","length":100000}\n' + good + b"\n"
         case "item not an object":
-            body = whole.split(b"\n", 1)[0] + b'\n{"type":"event"}\n' + good + b'\n{"type":"session"}\n[1,2]\n'
+            body = (
+                whole.split(b"\n", 1)[0] + b'\n{"type":"event"}\n' + good + b'\n{"type":"session"}\n[1,2]\n'
+            )
         case "store body not json":
             body, path = good[:-20], "store"
         case "store body not an object":
             body, path = b'["an", "array"]', "store"
     response = post_envelope(shared, body, token, headers=headers, path=path)
-    assert 400 <= response.status_code < 500 and response.status_code not in (401, 403, 404), \
-        (response.status_code, response.text)
+    assert 400 <= response.status_code < 500 and response.status_code not in (401, 403, 404), (
+        response.status_code,
+        response.text,
+    )
     error_of(response)
     with shared.client() as api:
         assert env_totals(api) == before
@@ -472,25 +598,49 @@ def test_sessions_and_session_aggregates_count_into_error_rate(shared: Server, t
     now = time.time()
 
     def session(did: str, status: str, errors: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
-        return ({"type": "session"}, {"sid": uuid.uuid4().hex, "did": did, "init": True, "status": status,
-                                      "errors": errors, "started": iso(now - 30), "timestamp": iso(now),
-                                      "duration": 30, "attrs": {"release": "web@1.0", "environment": "prod"}})
+        return (
+            {"type": "session"},
+            {
+                "sid": uuid.uuid4().hex,
+                "did": did,
+                "init": True,
+                "status": status,
+                "errors": errors,
+                "started": iso(now - 30),
+                "timestamp": iso(now),
+                "duration": 30,
+                "attrs": {"release": "web@1.0", "environment": "prod"},
+            },
+        )
 
-    sessions = [("s-user-1", "exited", 0), ("s-user-2", "crashed", 1), ("s-user-3", "exited", 2),
-                ("s-user-4", "abnormal", 0), ("s-user-5", "errored", 1), ("s-user-6", "ok", 0),
-                ("s-user-7", "exited", 0), ("s-user-8", "exited", 0)]
+    sessions = [
+        ("s-user-1", "exited", 0),
+        ("s-user-2", "crashed", 1),
+        ("s-user-3", "exited", 2),
+        ("s-user-4", "abnormal", 0),
+        ("s-user-5", "errored", 1),
+        ("s-user-6", "ok", 0),
+        ("s-user-7", "exited", 0),
+        ("s-user-8", "exited", 0),
+    ]
     _, body = envelope(*(session(*s) for s in sessions))
     assert post_envelope(shared, body, token).status_code == 200
     counted = [s for s in sessions if s[1] != "ok"]  # a session still running counts when it ends
     failed = [s for s in counted if s[1] != "exited" or s[2] > 0]
 
-    aggregates = {"attrs": {"release": "web@1.0", "environment": "prod"}, "aggregates": [
-        {"started": iso(now - 120), "exited": 5, "errored": 2, "crashed": 1, "abnormal": 1},
-        # started after the flag went to 50%: bucketed by its did (an older one would predate the flag)
-        {"started": iso(now), "did": "agg-user", "exited": 3, "crashed": 2},
-    ]}
+    aggregates = {
+        "attrs": {"release": "web@1.0", "environment": "prod"},
+        "aggregates": [
+            {"started": iso(now - 120), "exited": 5, "errored": 2, "crashed": 1, "abnormal": 1},
+            # started after the flag went to 50%: bucketed by its did (an older one would predate the flag)
+            {"started": iso(now), "did": "agg-user", "exited": 3, "crashed": 2},
+        ],
+    }
     _, body = envelope(({"type": "sessions"}, aggregates))
-    assert post_envelope(shared, gzip.compress(body), token, headers={"Content-Encoding": "gzip"}).status_code == 200
+    assert (
+        post_envelope(shared, gzip.compress(body), token, headers={"Content-Encoding": "gzip"}).status_code
+        == 200
+    )
 
     with shared.client() as api:
         after = metric(api, "error_rate")["all"]
@@ -517,16 +667,36 @@ def test_raw_pageload_transactions_carry_lcp(shared: Server, token: str) -> None
     for variant, lcps in values.items():
         for i, lcp in enumerate(lcps):
             unit = "second" if i == 0 else "millisecond"
-            items.append(({"type": "transaction"}, {
-                "type": "transaction", "event_id": uuid.uuid4().hex, "transaction": "/dashboard",
-                "start_timestamp": now - 10, "timestamp": now - 5,
-                "contexts": {"trace": {"op": "pageload", "status": "ok", "trace_id": "e" * 32, "span_id": "f" * 16},
-                             "flags": {"values": [{"flag": key, "result": variant == "on"}]}},
-                "measurements": {"lcp": {"value": lcp / 1000 if unit == "second" else lcp, "unit": unit},
-                                 "fcp": {"value": 300, "unit": "millisecond"}},
-            }))
+            items.append(
+                (
+                    {"type": "transaction"},
+                    {
+                        "type": "transaction",
+                        "event_id": uuid.uuid4().hex,
+                        "transaction": "/dashboard",
+                        "start_timestamp": now - 10,
+                        "timestamp": now - 5,
+                        "contexts": {
+                            "trace": {
+                                "op": "pageload",
+                                "status": "ok",
+                                "trace_id": "e" * 32,
+                                "span_id": "f" * 16,
+                            },
+                            "flags": {"values": [{"flag": key, "result": variant == "on"}]},
+                        },
+                        "measurements": {
+                            "lcp": {"value": lcp / 1000 if unit == "second" else lcp, "unit": unit},
+                            "fcp": {"value": 300, "unit": "millisecond"},
+                        },
+                    },
+                )
+            )
     _, body = envelope(*items)
-    assert post_envelope(shared, brotli.compress(body), token, headers={"Content-Encoding": "br"}).status_code == 200
+    assert (
+        post_envelope(shared, brotli.compress(body), token, headers={"Content-Encoding": "br"}).status_code
+        == 200
+    )
     with shared.client() as api:
         lcp_by_variant = metric(api, "lcp_p75", flag=key)
         for variant, lcps in values.items():
@@ -566,8 +736,12 @@ def test_huge_envelopes_are_413_and_store_nothing(shared: Server, token: str) ->
     assert len(bomb) < 1024 * 1024
     response = post_envelope(shared, bomb, token, headers={"Content-Encoding": "br"})
     assert response.status_code == 413, response.text
-    response = post_envelope(shared, json.dumps({**error_event(key), "extra": "x" * (6 * 1024 * 1024)}).encode(),
-                             token, path="store")
+    response = post_envelope(
+        shared,
+        json.dumps({**error_event(key), "extra": "x" * (6 * 1024 * 1024)}).encode(),
+        token,
+        path="store",
+    )
     assert response.status_code == 413, response.text
     with shared.client() as api:
         assert env_totals(api) == before
@@ -589,8 +763,9 @@ def test_user_id_is_bucketed_with_the_rollout_in_force_at_the_event_time(shared:
     def event(user: str, at: float, as_text: bool) -> dict[str, Any]:  # SDKs send either form
         return error_event(None, timestamp=iso(at) if as_text else at, user={"id": user})
 
-    _, body = envelope(*(({"type": "event"}, event(u, at, i % 2 == 0))
-                         for at in (at_20, at_60) for i, u in enumerate(users)))
+    _, body = envelope(
+        *(({"type": "event"}, event(u, at, i % 2 == 0)) for at in (at_20, at_60) for i, u in enumerate(users))
+    )
     assert post_envelope(shared, body, token).status_code == 200
     on = sum(in_rollout(key, u, 20) for u in users) + sum(in_rollout(key, u, 60) for u in users)
     with shared.client() as api:

@@ -37,17 +37,25 @@ def _environment(server: Server | None, token: str | None, extra: dict[str, str]
     return env
 
 
-def rampup(*args: str, server: Server | None = None, token: str | None = None,
-           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def rampup(
+    *args: str, server: Server | None = None, token: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `rampup ARGS…`; with `server`, RAMPUP_SERVER and RAMPUP_TOKEN (the admin token unless given) are set."""
     if server is not None and token is None:
         token = server.admin_token
-    return subprocess.run([sys.executable, "-m", "rampup", *args], capture_output=True, text=True, timeout=60,
-                          env=_environment(server, token, env))
+    return subprocess.run(
+        [sys.executable, "-m", "rampup", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environment(server, token, env),
+    )
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    )
     return result.stdout
 
 
@@ -55,7 +63,8 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     """A failed command exits non-zero and says why on exactly one stderr line starting with `rampup:`."""
     assert result.returncode != 0, f"expected a failure, got exit 0\nstdout: {result.stdout}"
     assert "Traceback" not in result.stderr, (
-        f"crashed with {result.stderr.strip().splitlines()[-1]!r}:\n{result.stderr}")
+        f"crashed with {result.stderr.strip().splitlines()[-1]!r}:\n{result.stderr}"
+    )
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{result.stderr}"
     assert lines[0].startswith("rampup: "), lines[0]
@@ -84,8 +93,11 @@ def create_flag(server: Server, key: str, **state: Any) -> None:
 def server_snapshot(server: Server) -> tuple[Any, Any, Any]:
     """Everything a failed command could have changed: flags, tokens and the audit log."""
     with server.client() as client:
-        return (client.get("/api/v1/flags").json(), client.get("/api/v1/tokens").json(),
-                client.get("/api/v1/audit", params={"limit": 1000}).json())
+        return (
+            client.get("/api/v1/flags").json(),
+            client.get("/api/v1/tokens").json(),
+            client.get("/api/v1/audit", params={"limit": 1000}).json(),
+        )
 
 
 # version
@@ -102,8 +114,19 @@ def test_version_prints_the_installed_version() -> None:
 
 def test_flag_create_then_list_and_show_it(sqlite_server: Server) -> None:
     key = new_key()
-    created = ok(rampup("flag", "create", key, "--description", "Workstation-UI", "--server", sqlite_server.url,
-                        "--token", sqlite_server.admin_token))
+    created = ok(
+        rampup(
+            "flag",
+            "create",
+            key,
+            "--description",
+            "Workstation-UI",
+            "--server",
+            sqlite_server.url,
+            "--token",
+            sqlite_server.admin_token,
+        )
+    )
     assert key in created
     assert "production" in created and "staging" in created
 
@@ -117,7 +140,9 @@ def test_flag_create_then_list_and_show_it(sqlite_server: Server) -> None:
     flag = next(f for f in as_json if f["key"] == key)
     assert flag["description"] == "Workstation-UI"
     assert {env: (s["enabled"], s["rollout"]) for env, s in flag["environments"].items()} == {
-        "staging": (False, 0), "production": (False, 0)}
+        "staging": (False, 0),
+        "production": (False, 0),
+    }
 
     shown = ok(rampup("flag", "show", key, server=sqlite_server))
     assert key in shown and "Workstation-UI" in shown
@@ -152,8 +177,9 @@ def test_flag_set_rollout_and_enable_then_env_prints_the_deployment_variables(se
 
     ok(rampup("flag", "set", key, "--env", "production", "--rollout", "12.5", "--disable", server=server))
     assert (api_state(server, key)["enabled"], api_state(server, key)["rollout"]) == (False, 12.5)
-    assert ok(rampup("env", key, "--env", "production", "--prefix", "NEXT_PUBLIC_WORKSTATION", server=server)) == (
-        "NEXT_PUBLIC_WORKSTATION_ENABLED=false\nNEXT_PUBLIC_WORKSTATION_ROLLOUT=12.5\n")
+    assert ok(
+        rampup("env", key, "--env", "production", "--prefix", "NEXT_PUBLIC_WORKSTATION", server=server)
+    ) == ("NEXT_PUBLIC_WORKSTATION_ENABLED=false\nNEXT_PUBLIC_WORKSTATION_ROLLOUT=12.5\n")
 
 
 def test_env_without_prefix_uses_the_flag_key(sqlite_server: Server) -> None:
@@ -161,21 +187,36 @@ def test_env_without_prefix_uses_the_flag_key(sqlite_server: Server) -> None:
     create_flag(sqlite_server, key, enabled=True, rollout=100)
     name = key.upper().replace("-", "_")
     assert ok(rampup("env", key, "--env", "production", server=sqlite_server)) == (
-        f"{name}_ENABLED=true\n{name}_ROLLOUT=100\n")
+        f"{name}_ENABLED=true\n{name}_ROLLOUT=100\n"
+    )
 
 
 def test_flag_set_rule_is_stored_as_a_targeting_rule(sqlite_server: Server) -> None:
     key = new_key()
     create_flag(sqlite_server, key)
 
-    ok(rampup("flag", "set", key, "--env", "production", "--enable",
-              "--rule", "email ends_with @example.com -> on", server=sqlite_server))
+    ok(
+        rampup(
+            "flag",
+            "set",
+            key,
+            "--env",
+            "production",
+            "--enable",
+            "--rule",
+            "email ends_with @example.com -> on",
+            server=sqlite_server,
+        )
+    )
 
     state = api_state(sqlite_server, key)
     assert state["enabled"] is True
     assert state["rollout"] == 0
     assert state["rules"] == [
-        {"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}], "variant": "on"}
+        {
+            "conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}],
+            "variant": "on",
+        }
     ]
     assert api_state(sqlite_server, key, "staging")["rules"] == []
 
@@ -187,16 +228,34 @@ def test_flag_set_several_rules_with_and_and_lists(sqlite_server: Server) -> Non
     key = new_key()
     create_flag(sqlite_server, key, enabled=True)
 
-    ok(rampup("flag", "set", key, "--env", "production",
-              "--rule", "user_id in u-1,u-2 -> on",
-              "--rule", "age gte 18 and app_version semver_gte 2.1.0 -> off", server=sqlite_server))
+    ok(
+        rampup(
+            "flag",
+            "set",
+            key,
+            "--env",
+            "production",
+            "--rule",
+            "user_id in u-1,u-2 -> on",
+            "--rule",
+            "age gte 18 and app_version semver_gte 2.1.0 -> off",
+            server=sqlite_server,
+        )
+    )
 
     rules = api_state(sqlite_server, key)["rules"]
     assert rules == [
-        {"conditions": [{"attribute": "user_id", "operator": "in", "values": ["u-1", "u-2"]}], "variant": "on"},
-        {"conditions": [{"attribute": "age", "operator": "gte", "values": [18]},
-                        {"attribute": "app_version", "operator": "semver_gte", "values": ["2.1.0"]}],
-         "variant": "off"},
+        {
+            "conditions": [{"attribute": "user_id", "operator": "in", "values": ["u-1", "u-2"]}],
+            "variant": "on",
+        },
+        {
+            "conditions": [
+                {"attribute": "age", "operator": "gte", "values": [18]},
+                {"attribute": "app_version", "operator": "semver_gte", "values": ["2.1.0"]},
+            ],
+            "variant": "off",
+        },
     ]
 
     ok(rampup("flag", "set", key, "--env", "production", "--clear-rules", server=sqlite_server))
@@ -211,8 +270,19 @@ def test_flag_kill_turns_the_flag_off_and_is_audited_with_reason_and_actor(sqlit
     assert response.status_code == 201
     oncall = response.json()["token"]
 
-    out = ok(rampup("flag", "kill", key, "--env", "production", "--reason", "error rate 1.2% after deploy",
-                    server=sqlite_server, token=oncall))
+    out = ok(
+        rampup(
+            "flag",
+            "kill",
+            key,
+            "--env",
+            "production",
+            "--reason",
+            "error rate 1.2% after deploy",
+            server=sqlite_server,
+            token=oncall,
+        )
+    )
     assert "killed" in out and key in out
 
     state = api_state(sqlite_server, key)
@@ -229,7 +299,8 @@ def test_flag_kill_turns_the_flag_off_and_is_audited_with_reason_and_actor(sqlit
     assert kills[0]["before"]["enabled"] is True and kills[0]["after"]["enabled"] is False
 
     assert ok(rampup("env", key, "--env", "production", "--prefix", "WS", server=sqlite_server)).startswith(
-        "WS_ENABLED=false\n")
+        "WS_ENABLED=false\n"
+    )
 
 
 # tokens
@@ -239,16 +310,20 @@ def test_token_create_sdk_prints_a_token_that_evaluates_flags_over_ofrep(sqlite_
     key = new_key()
     create_flag(sqlite_server, key, enabled=True, rollout=100)
 
-    result = rampup("token", "create", "--scope", "sdk", "--env", "production", "--name", "web",
-                    server=sqlite_server)
+    result = rampup(
+        "token", "create", "--scope", "sdk", "--env", "production", "--name", "web", server=sqlite_server
+    )
     lines = ok(result).strip().splitlines()
     assert len(lines) == 1, result.stdout
     secret = lines[0].strip()
     assert re.fullmatch(r"[A-Za-z0-9_-]+", secret), f"not URL-safe: {secret!r}"
 
-    response = httpx.post(f"{sqlite_server.url}/ofrep/v1/evaluate/flags/{key}", timeout=10,
-                          headers={"Authorization": f"Bearer {secret}"},
-                          json={"context": {"targetingKey": "user-42"}})
+    response = httpx.post(
+        f"{sqlite_server.url}/ofrep/v1/evaluate/flags/{key}",
+        timeout=10,
+        headers={"Authorization": f"Bearer {secret}"},
+        json={"context": {"targetingKey": "user-42"}},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["key"], body["value"], body["variant"]) == (key, True, "on")
@@ -259,8 +334,19 @@ def test_token_create_sdk_prints_a_token_that_evaluates_flags_over_ofrep(sqlite_
 
 
 def test_token_list_shows_tokens_but_never_their_secrets(sqlite_server: Server) -> None:
-    secret = ok(rampup("token", "create", "--scope", "sdk", "--env", "production", "--name", "web-frontend",
-                       server=sqlite_server)).strip()
+    secret = ok(
+        rampup(
+            "token",
+            "create",
+            "--scope",
+            "sdk",
+            "--env",
+            "production",
+            "--name",
+            "web-frontend",
+            server=sqlite_server,
+        )
+    ).strip()
 
     for args in (("token", "list"), ("token", "list", "--json")):
         out = ok(rampup(*args, server=sqlite_server))
@@ -280,24 +366,59 @@ def test_token_list_shows_tokens_but_never_their_secrets(sqlite_server: Server) 
 
 ERRORS = {
     "unknown flag (show)": (["flag", "show", "{missing}"], r"not found", "{missing}"),
-    "unknown flag (set)": (["flag", "set", "{missing}", "--env", "production", "--rollout", "5"], r"not found",
-                           "{missing}"),
+    "unknown flag (set)": (
+        ["flag", "set", "{missing}", "--env", "production", "--rollout", "5"],
+        r"not found",
+        "{missing}",
+    ),
     "unknown flag (kill)": (["flag", "kill", "{missing}", "--env", "production"], r"not found", "{missing}"),
     "unknown flag (env)": (["env", "{missing}", "--env", "production"], r"not found", "{missing}"),
-    "unknown environment": (["flag", "set", "{key}", "--env", "prod", "--rollout", "5"], r"not found", "prod"),
-    "rollout above 100": (["flag", "set", "{key}", "--env", "production", "--rollout", "150", "--enable"],
-                          r"100", "rollout"),
+    "unknown environment": (
+        ["flag", "set", "{key}", "--env", "prod", "--rollout", "5"],
+        r"not found",
+        "prod",
+    ),
+    "rollout above 100": (
+        ["flag", "set", "{key}", "--env", "production", "--rollout", "150", "--enable"],
+        r"100",
+        "rollout",
+    ),
     "negative rollout": (["flag", "set", "{key}", "--env", "production", "--rollout", "-5"], r"0", "rollout"),
-    "rollout with three decimals": (["flag", "set", "{key}", "--env", "production", "--rollout", "12.345"],
-                                    r"decimal", "rollout"),
-    "rule without an operator": (["flag", "set", "{key}", "--env", "production", "--rollout", "50",
-                                  "--rule", "email"], r"email", "rule"),
-    "rule with an unknown operator": (["flag", "set", "{key}", "--env", "production", "--rollout", "50",
-                                       "--rule", "email like @example.com -> on"], r"like", "operator"),
-    "numeric rule on a word": (["flag", "set", "{key}", "--env", "production", "--rule", "age gt old -> on"],
-                               r"old", "number"),
-    "rule serving an unknown variant": (["flag", "set", "{key}", "--env", "production",
-                                         "--rule", "email ends_with @example.com -> maybe"], r"maybe", "variant"),
+    "rollout with three decimals": (
+        ["flag", "set", "{key}", "--env", "production", "--rollout", "12.345"],
+        r"decimal",
+        "rollout",
+    ),
+    "rule without an operator": (
+        ["flag", "set", "{key}", "--env", "production", "--rollout", "50", "--rule", "email"],
+        r"email",
+        "rule",
+    ),
+    "rule with an unknown operator": (
+        [
+            "flag",
+            "set",
+            "{key}",
+            "--env",
+            "production",
+            "--rollout",
+            "50",
+            "--rule",
+            "email like @example.com -> on",
+        ],
+        r"like",
+        "operator",
+    ),
+    "numeric rule on a word": (
+        ["flag", "set", "{key}", "--env", "production", "--rule", "age gt old -> on"],
+        r"old",
+        "number",
+    ),
+    "rule serving an unknown variant": (
+        ["flag", "set", "{key}", "--env", "production", "--rule", "email ends_with @example.com -> maybe"],
+        r"maybe",
+        "variant",
+    ),
     "duplicate flag": (["flag", "create", "{key}"], r"exists", "{key}"),
     "invalid flag key": (["flag", "create", "Not A Key!"], r"key", "Not A Key!"),
     "sdk token without an environment": (["token", "create", "--scope", "sdk"], r"environment", "sdk"),
@@ -336,20 +457,40 @@ def test_wrong_token_is_refused_and_changes_nothing(sqlite_server: Server) -> No
     create_flag(sqlite_server, key)
     before = server_snapshot(sqlite_server)
 
-    line = one_line_error(rampup("flag", "set", key, "--env", "production", "--rollout", "50", "--enable",
-                                 "--server", sqlite_server.url, "--token", "rp_not-a-real-token"))
+    line = one_line_error(
+        rampup(
+            "flag",
+            "set",
+            key,
+            "--env",
+            "production",
+            "--rollout",
+            "50",
+            "--enable",
+            "--server",
+            sqlite_server.url,
+            "--token",
+            "rp_not-a-real-token",
+        )
+    )
     assert "401" in line and "token" in line.lower(), line
 
-    line = one_line_error(rampup("flag", "kill", key, "--env", "production", server=sqlite_server,
-                                 token="rp_not-a-real-token"))
+    line = one_line_error(
+        rampup("flag", "kill", key, "--env", "production", server=sqlite_server, token="rp_not-a-real-token")
+    )
     assert "401" in line, line
     assert server_snapshot(sqlite_server) == before
 
 
 def test_missing_token_says_so(sqlite_server: Server) -> None:
     before = server_snapshot(sqlite_server)
-    result = subprocess.run([sys.executable, "-m", "rampup", "flag", "create", new_key()], capture_output=True,
-                            text=True, timeout=60, env=_environment(sqlite_server, None, None))
+    result = subprocess.run(
+        [sys.executable, "-m", "rampup", "flag", "create", new_key()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environment(sqlite_server, None, None),
+    )
     line = one_line_error(result)
     assert "401" in line and "token" in line.lower(), line
     assert server_snapshot(sqlite_server) == before
@@ -365,13 +506,19 @@ def test_unreachable_server_fails_with_one_line() -> None:
     assert time.monotonic() - started < 30
 
 
-@pytest.mark.parametrize(("server_url", "token", "mentioned"), [
-    ("http://127.0.0.1:84oo", "rp_whatever", "84oo"),  # a typo in the port
-    ("127.0.0.1:8400", "rp_whatever", "127.0.0.1:8400"),  # no scheme
-    ("http://[::1", "rp_whatever", "[::1"),
-    ("http://127.0.0.1:1", "rp_pasted…", "token"),  # a token pasted with a stray character
-], ids=["bad-port", "no-scheme", "broken-ipv6", "non-ascii-token"])
-def test_malformed_connection_settings_fail_with_one_line(server_url: str, token: str, mentioned: str) -> None:
+@pytest.mark.parametrize(
+    ("server_url", "token", "mentioned"),
+    [
+        ("http://127.0.0.1:84oo", "rp_whatever", "84oo"),  # a typo in the port
+        ("127.0.0.1:8400", "rp_whatever", "127.0.0.1:8400"),  # no scheme
+        ("http://[::1", "rp_whatever", "[::1"),
+        ("http://127.0.0.1:1", "rp_pasted…", "token"),  # a token pasted with a stray character
+    ],
+    ids=["bad-port", "no-scheme", "broken-ipv6", "non-ascii-token"],
+)
+def test_malformed_connection_settings_fail_with_one_line(
+    server_url: str, token: str, mentioned: str
+) -> None:
     result = rampup("flag", "list", env={"RAMPUP_SERVER": server_url, "RAMPUP_TOKEN": token})
     line = one_line_error(result)
     assert mentioned in line, line
@@ -382,8 +529,11 @@ class _NotRampup(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         found = self.path.rstrip("/") == "/api/v1/flags"
-        body = (b"<!DOCTYPE html>\n<html>\n  <body>\n    <h1>Welcome to nginx!</h1>\n  </body>\n</html>\n"
-                if found else b"<!DOCTYPE html>\n<html>\n  <body>\n    <h1>404 Not Found</h1>\n  </body>\n</html>\n")
+        body = (
+            b"<!DOCTYPE html>\n<html>\n  <body>\n    <h1>Welcome to nginx!</h1>\n  </body>\n</html>\n"
+            if found
+            else b"<!DOCTYPE html>\n<html>\n  <body>\n    <h1>404 Not Found</h1>\n  </body>\n</html>\n"
+        )
         self.send_response(200 if found else 404)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(body)))
@@ -404,7 +554,9 @@ def not_rampup() -> Iterator[str]:
     httpd.server_close()
 
 
-@pytest.mark.parametrize("args", [["flag", "show", "workstation"], ["flag", "list"]], ids=["html-404", "html-200"])
+@pytest.mark.parametrize(
+    "args", [["flag", "show", "workstation"], ["flag", "list"]], ids=["html-404", "html-200"]
+)
 def test_a_server_that_is_not_rampup_fails_with_one_line(not_rampup: str, args: list[str]) -> None:
     line = one_line_error(rampup(*args, env={"RAMPUP_SERVER": not_rampup, "RAMPUP_TOKEN": "rp_whatever"}))
     assert "<html>" not in line.lower(), line
@@ -427,13 +579,24 @@ def serve_processes() -> Iterator[list[subprocess.Popen[str]]]:
                 process.wait(timeout=5)
 
 
-def _serve(args: list[str], port: int, cwd: Path, log: Path, processes: list[subprocess.Popen[str]],
-           env: dict[str, str] | None = None) -> str:
+def _serve(
+    args: list[str],
+    port: int,
+    cwd: Path,
+    log: Path,
+    processes: list[subprocess.Popen[str]],
+    env: dict[str, str] | None = None,
+) -> str:
     """Start `rampup serve ARGS` without RAMPUP_ADMIN_TOKEN, wait until ready, return what it printed so far."""
     with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "rampup", "serve", *args, "--port", str(port)],
-                                   stdout=out, stderr=subprocess.STDOUT, text=True,
-                                   env=_environment(None, None, env), cwd=cwd)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rampup", "serve", *args, "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=_environment(None, None, env),
+            cwd=cwd,
+        )
     processes.append(process)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -448,7 +611,8 @@ def _serve(args: list[str], port: int, cwd: Path, log: Path, processes: list[sub
 
 
 def test_serve_on_a_fresh_database_prints_a_working_admin_token_once(
-        tmp_path: Path, serve_processes: list[subprocess.Popen[str]]) -> None:
+    tmp_path: Path, serve_processes: list[subprocess.Popen[str]]
+) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
 
@@ -475,8 +639,14 @@ def test_serve_on_a_fresh_database_prints_a_working_admin_token_once(
     # directory) prints no new token, and the first one still works.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    output = _serve([], port, elsewhere, tmp_path / "second.log", serve_processes,
-                    env={"RAMPUP_DATABASE_URL": f"sqlite:///{tmp_path / 'rampup.db'}"})
+    output = _serve(
+        [],
+        port,
+        elsewhere,
+        tmp_path / "second.log",
+        serve_processes,
+        env={"RAMPUP_DATABASE_URL": f"sqlite:///{tmp_path / 'rampup.db'}"},
+    )
     assert "Admin token" not in output, output
     assert token not in output
     assert not (elsewhere / "rampup.db").exists()

@@ -57,17 +57,26 @@ class Rampup:
 
     def kill(self, key: str) -> None:
         with self.api() as api:
-            response = api.post(f"/api/v1/flags/{key}/environments/{self.environment}/kill", json={"reason": "test"})
+            response = api.post(
+                f"/api/v1/flags/{key}/environments/{self.environment}/kill", json={"reason": "test"}
+            )
             assert response.status_code == 200, response.text
 
     def caught_up(self, client: Client) -> None:
         """Waits until the client has the server's current configuration (new flags included)."""
-        with httpx.Client(base_url=self.server.url, headers={"Authorization": f"Bearer {self.sdk_token}"}) as sdk:
+        with httpx.Client(
+            base_url=self.server.url, headers={"Authorization": f"Bearer {self.sdk_token}"}
+        ) as sdk:
             revision = int(sdk.get("/api/v1/sdk/flags").headers["etag"].strip('"'))
         eventually(lambda: (client.stats().revision or 0) >= revision)
 
     def metric(self, name: str, flag: str | None = None, window: str = "1h") -> dict[str, Any]:
-        params = {"metric": name, "environment": self.environment, "window": window, **({"flag": flag} if flag else {})}
+        params = {
+            "metric": name,
+            "environment": self.environment,
+            "window": window,
+            **({"flag": flag} if flag else {}),
+        }
         with self.api() as api:
             response = api.get("/api/v1/metrics", params=params)
         assert response.status_code == 200, response.text
@@ -76,8 +85,12 @@ class Rampup:
 
 def tokens(server: Server, environment: str = "production") -> tuple[str, str]:
     with server.client() as api:
-        sdk = api.post("/api/v1/tokens", json={"scope": "sdk", "environment": environment, "name": "sdk-test"})
-        ingest = api.post("/api/v1/tokens", json={"scope": "ingest", "environment": environment, "name": "sdk-test"})
+        sdk = api.post(
+            "/api/v1/tokens", json={"scope": "sdk", "environment": environment, "name": "sdk-test"}
+        )
+        ingest = api.post(
+            "/api/v1/tokens", json={"scope": "ingest", "environment": environment, "name": "sdk-test"}
+        )
     assert sdk.status_code == ingest.status_code == 201, (sdk.text, ingest.text)
     return sdk.json()["token"], ingest.json()["token"]
 

@@ -36,11 +36,18 @@ def client(rampup: Rampup) -> Iterator[Client]:
 
 def users(n: int, seed: int = 7) -> list[tuple[str, dict[str, Any]]]:
     rng = random.Random(seed)
-    return [(f"user-{rng.getrandbits(48):012x}",
-             {"email": f"u{i}@{rng.choice(['example.com', 'corp.io', 'mail.net'])}",
-              "plan": rng.choice(["free", "pro", "team"]),
-              "app_version": f"{rng.randint(1, 3)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}",
-              "seats": rng.randint(1, 500)}) for i in range(n)]
+    return [
+        (
+            f"user-{rng.getrandbits(48):012x}",
+            {
+                "email": f"u{i}@{rng.choice(['example.com', 'corp.io', 'mail.net'])}",
+                "plan": rng.choice(["free", "pro", "team"]),
+                "app_version": f"{rng.randint(1, 3)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}",
+                "seats": rng.randint(1, 500),
+            },
+        )
+        for i in range(n)
+    ]
 
 
 # ------------------------------------------------------------------------------ the server's answers
@@ -50,47 +57,97 @@ def users(n: int, seed: int = 7) -> list[tuple[str, dict[str, Any]]]:
 def ofrep_client(rampup: Rampup) -> Iterator[OpenFeatureClient]:
     domain = f"ofrep-{uuid.uuid4().hex}"
     token = rampup.sdk_token
-    openfeature.set_provider(OFREPProvider(rampup.server.url,
-                                           headers_factory=lambda: {"Authorization": f"Bearer {token}"}), domain)
+    openfeature.set_provider(
+        OFREPProvider(rampup.server.url, headers_factory=lambda: {"Authorization": f"Bearer {token}"}), domain
+    )
     yield openfeature.get_client(domain)
     openfeature.shutdown()
 
 
 def mixed_flags(rampup: Rampup) -> dict[str, str]:
     """One flag of every kind that evaluation distinguishes; name → key."""
-    colours = {"type": "string", "off_variant": "red",
-               "variants": [{"name": "red", "value": "#f00"}, {"name": "green", "value": "#0f0"},
-                            {"name": "blue", "value": "#00f"}]}
-    sizes = {"type": "number", "variants": [{"name": "small", "value": 0.5}, {"name": "medium", "value": 2.5},
-                                            {"name": "large", "value": 10.25}]}
-    layout = {"type": "object", "variants": [{"name": "classic", "value": {"columns": 1}},
-                                             {"name": "grid", "value": {"columns": 3, "dense": True}}]}
+    colours = {
+        "type": "string",
+        "off_variant": "red",
+        "variants": [
+            {"name": "red", "value": "#f00"},
+            {"name": "green", "value": "#0f0"},
+            {"name": "blue", "value": "#00f"},
+        ],
+    }
+    sizes = {
+        "type": "number",
+        "variants": [
+            {"name": "small", "value": 0.5},
+            {"name": "medium", "value": 2.5},
+            {"name": "large", "value": 10.25},
+        ],
+    }
+    layout = {
+        "type": "object",
+        "variants": [
+            {"name": "classic", "value": {"columns": 1}},
+            {"name": "grid", "value": {"columns": 3, "dense": True}},
+        ],
+    }
     return {
         "split": rampup.new_flag(enabled=True, rollout=25),
-        "rules": rampup.new_flag(enabled=True, rollout=33.33, rules=[
-            {"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}],
-             "variant": "on"},
-            {"conditions": [{"attribute": "plan", "operator": "in", "values": ["free"]},
-                            {"attribute": "seats", "operator": "lt", "values": [10]}], "variant": "off"}]),
+        "rules": rampup.new_flag(
+            enabled=True,
+            rollout=33.33,
+            rules=[
+                {
+                    "conditions": [
+                        {"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}
+                    ],
+                    "variant": "on",
+                },
+                {
+                    "conditions": [
+                        {"attribute": "plan", "operator": "in", "values": ["free"]},
+                        {"attribute": "seats", "operator": "lt", "values": [10]},
+                    ],
+                    "variant": "off",
+                },
+            ],
+        ),
         "salted": rampup.new_flag(enabled=True, rollout=12.34, salt="Ünïcode-salt"),
         "off": rampup.new_flag(enabled=False, rollout=100),
         "none": rampup.new_flag(enabled=True, rollout=0),
-        "string": rampup.new_flag(definition=colours, enabled=True, rollout=60, weights={"green": 70, "blue": 30},
-                                  rules=[{"conditions": [{"attribute": "app_version", "operator": "semver_gte",
-                                                          "values": ["3.5.0"]}], "variant": "blue"}]),
+        "string": rampup.new_flag(
+            definition=colours,
+            enabled=True,
+            rollout=60,
+            weights={"green": 70, "blue": 30},
+            rules=[
+                {
+                    "conditions": [
+                        {"attribute": "app_version", "operator": "semver_gte", "values": ["3.5.0"]}
+                    ],
+                    "variant": "blue",
+                }
+            ],
+        ),
         "number": rampup.new_flag(definition=sizes, enabled=True, rollout=50),
         "object": rampup.new_flag(definition=layout, enabled=True, rollout=100),
     }
 
 
 def test_the_same_answers_as_the_real_ofrep_client_for_thousands_of_users(
-        rampup: Rampup, client: Client, ofrep_client: OpenFeatureClient) -> None:
+    rampup: Rampup, client: Client, ofrep_client: OpenFeatureClient
+) -> None:
     flags = mixed_flags(rampup)
     rampup.caught_up(client)
-    resolve: dict[str, Callable[..., Any]] = {"split": ofrep_client.get_boolean_details, "rules": ofrep_client.get_boolean_details,
-               "salted": ofrep_client.get_boolean_details, "off": ofrep_client.get_boolean_details,
-               "none": ofrep_client.get_boolean_details, "string": ofrep_client.get_string_details,
-               "number": ofrep_client.get_float_details, "object": ofrep_client.get_object_details}
+    resolve: dict[str, Callable[..., Any]] = {
+        "split": ofrep_client.get_boolean_details,
+        "rules": ofrep_client.get_boolean_details,
+        "salted": ofrep_client.get_boolean_details,
+        "off": ofrep_client.get_boolean_details,
+        "none": ofrep_client.get_boolean_details,
+        "string": ofrep_client.get_string_details,
+        "number": ofrep_client.get_float_details,
+        "object": ofrep_client.get_object_details,
+    }
     defaults: dict[str, Any] = {"string": "", "number": -1.0, "object": {}}
     population = users(2400)
     compared = 0
@@ -102,7 +159,11 @@ def test_the_same_answers_as_the_real_ofrep_client_for_thousands_of_users(
             local = client.evaluate(key, user, attributes, defaults.get(name, True))
             assert remote.error_code is None, remote
             assert (local.value, local.variant, str(local.reason), local.version) == (
-                remote.value, remote.variant, str(remote.reason), remote.flag_metadata["version"]), (name, user)
+                remote.value,
+                remote.variant,
+                str(remote.reason),
+                remote.flag_metadata["version"],
+            ), (name, user)
             if isinstance(remote.value, bool):
                 assert client.is_enabled(key, user, attributes) is remote.value
             compared += 1
@@ -115,11 +176,24 @@ def test_the_published_bucketing_vectors(rampup: Rampup, client: Client) -> None
     """Flags with the vectors' salts at each of their rollouts, and a 50/50 variant split per salt."""
     salts = sorted({case["salt"] for case in VECTORS["cases"]})
     rollouts = sorted({p for case in VECTORS["cases"] for p in case["in_rollout"]}, key=float)
-    split = {(salt, p): rampup.new_flag(enabled=True, rollout=float(p), salt=salt) for salt in salts for p in rollouts}
-    ab = {"type": "string", "off_variant": "control",
-          "variants": [{"name": "control", "value": "c"}, {"name": "a", "value": "a"}, {"name": "b", "value": "b"}]}
-    variants = {salt: rampup.new_flag(definition=ab, enabled=True, rollout=100, salt=salt, weights={"a": 50, "b": 50})
-                for salt in salts}
+    split = {
+        (salt, p): rampup.new_flag(enabled=True, rollout=float(p), salt=salt)
+        for salt in salts
+        for p in rollouts
+    }
+    ab = {
+        "type": "string",
+        "off_variant": "control",
+        "variants": [
+            {"name": "control", "value": "c"},
+            {"name": "a", "value": "a"},
+            {"name": "b", "value": "b"},
+        ],
+    }
+    variants = {
+        salt: rampup.new_flag(definition=ab, enabled=True, rollout=100, salt=salt, weights={"a": 50, "b": 50})
+        for salt in salts
+    }
     rampup.caught_up(client)
     for case in VECTORS["cases"]:
         salt, user = case["salt"], case["targeting_key"]
@@ -132,10 +206,15 @@ def test_the_published_bucketing_vectors(rampup: Rampup, client: Client) -> None
 
 def test_the_fast_path_is_the_cores_is_on(tmp_path: Path) -> None:
     """is_enabled answers boolean flags without rules itself: it must be CompiledFlag.is_on, user by user."""
-    flags = {f"f{i}": CompiledFlag(FlagDefinition(f"f{i}"), FlagState(enabled, bp, (), salt, (), 1))
-             for i, (enabled, bp, salt) in enumerate(
-                 (e, bp, salt) for e in (True, False) for bp in (0, 1, 2500, 3333, 9999, 10000)
-                 for salt in ("", "workstation", "Ünïcode-salt"))}
+    flags = {
+        f"f{i}": CompiledFlag(FlagDefinition(f"f{i}"), FlagState(enabled, bp, (), salt, (), 1))
+        for i, (enabled, bp, salt) in enumerate(
+            (e, bp, salt)
+            for e in (True, False)
+            for bp in (0, 1, 2500, 3333, 9999, 10000)
+            for salt in ("", "workstation", "Ünïcode-salt")
+        )
+    }
     bootstrap = tmp_path / "flags.json"
     bootstrap.write_bytes(encode_config("production", 1, flags))
     with Client(f"http://127.0.0.1:{free_port()}", "rp_none", bootstrap=bootstrap) as client:
@@ -144,16 +223,30 @@ def test_the_fast_path_is_the_cores_is_on(tmp_path: Path) -> None:
                 assert client.is_enabled(key, user) is flag.is_on(user), (key, user)
 
 
-def test_a_kill_switch_reaches_a_connected_client_well_within_a_second(rampup: Rampup, client: Client) -> None:
+def test_a_kill_switch_reaches_a_connected_client_well_within_a_second(
+    rampup: Rampup, client: Client
+) -> None:
     key = rampup.new_flag(enabled=True, rollout=100)
     eventually(lambda: client.is_enabled(key, "user-1"))
     delays = []
     with rampup.api() as api:
         for _ in range(20):
             started = time.monotonic()
-            assert api.post(f"/api/v1/flags/{key}/environments/production/kill", json={"reason": "t"}).status_code == 200
-            delays.append(time.monotonic() - started + eventually(lambda: not client.is_enabled(key, "user-1"), 2, 0.001))
-            assert api.put(f"/api/v1/flags/{key}/environments/production", json={"enabled": True}).status_code == 200
+            assert (
+                api.post(
+                    f"/api/v1/flags/{key}/environments/production/kill", json={"reason": "t"}
+                ).status_code
+                == 200
+            )
+            delays.append(
+                time.monotonic()
+                - started
+                + eventually(lambda: not client.is_enabled(key, "user-1"), 2, 0.001)
+            )
+            assert (
+                api.put(f"/api/v1/flags/{key}/environments/production", json={"enabled": True}).status_code
+                == 200
+            )
             eventually(lambda: client.is_enabled(key, "user-1"), 2, 0.001)
     assert max(delays) < 1.0, delays
     assert statistics.median(delays) < 0.25, delays
@@ -176,7 +269,8 @@ def change_while_down(database_url: str, tmp_path: Path, change: Callable[[Serve
 
 
 def test_server_killed_and_restarted_under_a_running_client(
-        make_database_url: Callable[[str], str], server_factory: Callable[..., Server], tmp_path: Path) -> None:
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server], tmp_path: Path
+) -> None:
     database_url, port = make_database_url("sqlite"), free_port()
     server = server_factory(database_url, port=port)
     rampup = Rampup(server, *tokens(server))
@@ -194,7 +288,10 @@ def test_server_killed_and_restarted_under_a_running_client(
 
         def raise_to_100(other: Server) -> None:
             with other.client() as api:
-                assert api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 100}).status_code == 200
+                assert (
+                    api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 100}).status_code
+                    == 200
+                )
 
         change_while_down(database_url, tmp_path, raise_to_100)
         assert answers(client, key) == before
@@ -208,7 +305,8 @@ def test_server_killed_and_restarted_under_a_running_client(
 
 
 def test_a_client_starts_from_its_bootstrap_file_with_the_server_down(
-        make_database_url: Callable[[str], str], server_factory: Callable[..., Server], tmp_path: Path) -> None:
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server], tmp_path: Path
+) -> None:
     database_url, port = make_database_url("sqlite"), free_port()
     server = server_factory(database_url, port=port)
     rampup = Rampup(server, *tokens(server))
@@ -216,7 +314,9 @@ def test_a_client_starts_from_its_bootstrap_file_with_the_server_down(
     bootstrap = tmp_path / "flags.json"
     with Client(server.url, rampup.sdk_token, bootstrap=bootstrap) as first:
         expected = answers(first, key)
-    assert json.loads(bootstrap.read_text())["revision"] == first.stats().revision, "the last good config is kept"
+    assert json.loads(bootstrap.read_text())["revision"] == first.stats().revision, (
+        "the last good config is kept"
+    )
     server.stop(kill=True)
 
     started = time.monotonic()
@@ -227,7 +327,9 @@ def test_a_client_starts_from_its_bootstrap_file_with_the_server_down(
 
         def kill(other: Server) -> None:
             with other.client() as api:
-                assert api.post(f"/api/v1/flags/{key}/environments/production/kill", json={}).status_code == 200
+                assert (
+                    api.post(f"/api/v1/flags/{key}/environments/production/kill", json={}).status_code == 200
+                )
 
         change_while_down(database_url, tmp_path, kill)
         server_factory(database_url, port=port)
@@ -276,11 +378,16 @@ def test_polling_only(rampup: Rampup, proxy_to: Callable[[str], FaultProxy]) -> 
 
 def test_evaluation_never_raises(rampup: Rampup, client: Client) -> None:
     split = rampup.new_flag(enabled=True, rollout=50)
-    ruled = rampup.new_flag(enabled=True, rollout=50, rules=[
-        {"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}]}])
-    colour = rampup.new_flag(definition={"type": "string", "variants": [{"name": "a", "value": "x"},
-                                                                         {"name": "b", "value": "y"}]},
-                             enabled=True, rollout=100)
+    ruled = rampup.new_flag(
+        enabled=True,
+        rollout=50,
+        rules=[{"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}]}],
+    )
+    colour = rampup.new_flag(
+        definition={"type": "string", "variants": [{"name": "a", "value": "x"}, {"name": "b", "value": "y"}]},
+        enabled=True,
+        rollout=100,
+    )
     rampup.caught_up(client)
     nasty: list[Any] = [None, "", 42, 4.2, object(), b"bytes", ["list"]]
     for key in (split, ruled, colour, "no-such-flag"):
@@ -298,7 +405,13 @@ def test_evaluation_never_raises(rampup: Rampup, client: Client) -> None:
     assert (missing.value, missing.reason, missing.error_code) == ("dflt", "ERROR", "TARGETING_KEY_MISSING")
     assert client.is_enabled(split, 42, default=True) is True, "not a string: the default"  # type: ignore[arg-type]
     errors = client.stats().errors
-    assert set(errors) == {"FLAG_NOT_FOUND", "TYPE_MISMATCH", "TARGETING_KEY_MISSING", "INVALID_CONTEXT", "GENERAL"}
+    assert set(errors) == {
+        "FLAG_NOT_FOUND",
+        "TYPE_MISMATCH",
+        "TARGETING_KEY_MISSING",
+        "INVALID_CONTEXT",
+        "GENERAL",
+    }
 
 
 def test_a_client_with_no_server_and_no_bootstrap_answers_the_default() -> None:

@@ -54,9 +54,11 @@ def fastapi_app(client: Client, key: str) -> FastAPI:
     return app
 
 
-def asgi_get(app: Any, *paths: str, headers: dict[str, str] | None = None,
-             raise_app_exceptions: bool = False) -> list[httpx.Response]:
+def asgi_get(
+    app: Any, *paths: str, headers: dict[str, str] | None = None, raise_app_exceptions: bool = False
+) -> list[httpx.Response]:
     """GETs one after the other, in process (httpx's ASGI transport)."""
+
     async def run() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
@@ -69,13 +71,18 @@ def per_variant(rampup: Rampup, metric: str, key: str) -> dict[str, dict[str, An
     return dict(rampup.metric(metric, key)["variants"])
 
 
-def test_fastapi_requests_feed_the_gates_per_variant(rampup: Rampup, client: Client, proxy: FaultProxy) -> None:
+def test_fastapi_requests_feed_the_gates_per_variant(
+    rampup: Rampup, client: Client, proxy: FaultProxy
+) -> None:
     key = rampup.new_flag(enabled=True, rollout=50)
     rampup.caught_up(client)
     on = {u: client.is_enabled(key, u) for u in USERS}
-    responses = asgi_get(fastapi_app(client, key), *(f"/{kind}/{user}" for user in USERS for kind in ("sync", "async")))
+    responses = asgi_get(
+        fastapi_app(client, key), *(f"/{kind}/{user}" for user in USERS for kind in ("sync", "async"))
+    )
     assert [r.status_code for r in responses] == [
-        code if expected_failures(user, on[user]) else 200 for user in USERS for code in (500, 503)]
+        code if expected_failures(user, on[user]) else 200 for user in USERS for code in (500, 503)
+    ]
     assert client.flush(10)
 
     failing = sum(expected_failures(u, on[u]) for u in USERS)
@@ -126,7 +133,9 @@ def test_concurrent_requests_keep_their_own_flags(rampup: Rampup, client: Client
     asyncio.run(requests())
     assert client.flush(10)
     events = {e["targeting_key"]: e for e in proxy.events() if e["type"] == "request"}
-    assert {user: set(e["flags"]) for user, e in events.items()} == {f"user-{n}": flags_of(n) for n in range(60)}
+    assert {user: set(e["flags"]) for user, e in events.items()} == {
+        f"user-{n}": flags_of(n) for n in range(60)
+    }
 
 
 def test_a_targeting_key_from_the_request(rampup: Rampup, client: Client, proxy: FaultProxy) -> None:
@@ -143,7 +152,9 @@ def test_a_targeting_key_from_the_request(rampup: Rampup, client: Client, proxy:
     assert client.flush(10)
     requests = [e for e in proxy.events() if e["type"] == "request"]
     assert [(e.get("targeting_key"), e["status"], e["ok"], "flags" in e) for e in requests] == [
-        ("user-77", 204, True, False), (None, 204, True, False)]
+        ("user-77", 204, True, False),
+        (None, 204, True, False),
+    ]
 
 
 def flask_app(client: Client, key: str) -> Any:
@@ -213,11 +224,16 @@ def test_a_plain_wsgi_app(rampup: Rampup, client: Client, proxy: FaultProxy) -> 
     with pytest.raises(ValueError, match="bad input"):
         http.get("/boom")
     assert client.flush(10)
-    kinds = [(e["type"], e.get("status"), e.get("ok"), e.get("flags"), e.get("tags"))
-             for e in proxy.events() if e["type"] in ("request", "error")]
-    assert kinds == [("request", 201, True, {key: True}, {"method": "POST"}),
-                     ("error", None, None, None, {"method": "GET"}),
-                     ("request", 500, False, None, {"method": "GET"})]
+    kinds = [
+        (e["type"], e.get("status"), e.get("ok"), e.get("flags"), e.get("tags"))
+        for e in proxy.events()
+        if e["type"] in ("request", "error")
+    ]
+    assert kinds == [
+        ("request", 201, True, {key: True}, {"method": "POST"}),
+        ("error", None, None, None, {"method": "GET"}),
+        ("request", 500, False, None, {"method": "GET"}),
+    ]
 
 
 def test_without_telemetry_the_app_is_unaffected(rampup: Rampup) -> None:
@@ -227,4 +243,3 @@ def test_without_telemetry_the_app_is_unaffected(rampup: Rampup) -> None:
         responses = asgi_get(fastapi_app(client, key), "/async/user-1", "/sync/user-4")
         assert [r.status_code for r in responses] == [200, 500]
         assert client.stats().errors == {"EVENT_DISCARDED": 3}
-

@@ -52,15 +52,19 @@ def ofrep(rampup: Rampup) -> OFREPProvider:
 
 
 def details(of: OpenFeatureClient, name: str, key: str, ctx: EvaluationContext | None) -> tuple[Any, ...]:
-    get = {"string": of.get_string_details, "number": of.get_float_details,
-           "object": of.get_object_details}.get(name, of.get_boolean_details)
+    get = {
+        "string": of.get_string_details,
+        "number": of.get_float_details,
+        "object": of.get_object_details,
+    }.get(name, of.get_boolean_details)
     default: Any = {"string": "-", "number": -1.0, "object": {"default": True}}.get(name, True)
     d = get(key, default, ctx)
     return d.value, d.variant, d.reason, d.error_code, d.flag_metadata.get("version")
 
 
 def test_the_provider_answers_what_the_ofrep_endpoint_answers(
-        rampup: Rampup, client: Client, domain: Callable[[Any], OpenFeatureClient]) -> None:
+    rampup: Rampup, client: Client, domain: Callable[[Any], OpenFeatureClient]
+) -> None:
     flags = mixed_flags(rampup)
     rampup.caught_up(client)
     local, remote = domain(RampupProvider(client)), domain(ofrep(rampup))
@@ -70,20 +74,26 @@ def test_the_provider_answers_what_the_ofrep_endpoint_answers(
         ctx = EvaluationContext(user, attributes)
         assert details(local, name, flags[name], ctx) == details(remote, name, flags[name], ctx), (name, user)
 
-    errors = [("split", "no-such-flag", EvaluationContext("user-1")),  # FLAG_NOT_FOUND
-              ("split", flags["split"], None),  # TARGETING_KEY_MISSING
-              ("string", flags["split"], EvaluationContext("user-1"))]  # TYPE_MISMATCH
+    errors = [
+        ("split", "no-such-flag", EvaluationContext("user-1")),  # FLAG_NOT_FOUND
+        ("split", flags["split"], None),  # TARGETING_KEY_MISSING
+        ("string", flags["split"], EvaluationContext("user-1")),
+    ]  # TYPE_MISMATCH
     for name, key, ctx in errors:
         mine, theirs = details(local, name, key, ctx), details(remote, name, key, ctx)
         assert mine[0] == theirs[0] and mine[2:4] == theirs[2:4] == (Reason.ERROR, mine[3])
     assert [details(local, n, k, c)[3] for n, k, c in errors] == [
-        ErrorCode.FLAG_NOT_FOUND, ErrorCode.TARGETING_KEY_MISSING, ErrorCode.TYPE_MISMATCH]
+        ErrorCode.FLAG_NOT_FOUND,
+        ErrorCode.TARGETING_KEY_MISSING,
+        ErrorCode.TYPE_MISMATCH,
+    ]
     # Flags that need no targeting key evaluate without one, as OFREP does.
     assert details(local, "off", flags["off"], None) == details(remote, "off", flags["off"], None)
 
 
-def test_integer_and_float_resolution(rampup: Rampup, client: Client,
-                                      domain: Callable[[Any], OpenFeatureClient]) -> None:
+def test_integer_and_float_resolution(
+    rampup: Rampup, client: Client, domain: Callable[[Any], OpenFeatureClient]
+) -> None:
     limits = {"type": "number", "variants": [{"name": "low", "value": 10}, {"name": "high", "value": 2.5}]}
     key = rampup.new_flag(definition=limits, enabled=True, rollout=0)
     rampup.caught_up(client)
@@ -98,8 +108,10 @@ def test_integer_and_float_resolution(rampup: Rampup, client: Client,
 
 
 def test_not_ready_until_the_server_answers_then_ready(
-        make_database_url: Callable[[str], str], server_factory: Callable[..., Server],
-        domain: Callable[[Any], OpenFeatureClient]) -> None:
+    make_database_url: Callable[[str], str],
+    server_factory: Callable[..., Server],
+    domain: Callable[[Any], OpenFeatureClient],
+) -> None:
     database_url, port = make_database_url("sqlite"), free_port()
     server = server_factory(database_url, port=port)
     rampup = Rampup(server, *tokens(server))
@@ -120,8 +132,9 @@ def test_not_ready_until_the_server_answers_then_ready(
         assert of.get_boolean_value(key, False, EvaluationContext("user-1")) is True
 
 
-def test_a_kill_switch_is_a_configuration_change_event(rampup: Rampup, client: Client,
-                                                       domain: Callable[[Any], OpenFeatureClient]) -> None:
+def test_a_kill_switch_is_a_configuration_change_event(
+    rampup: Rampup, client: Client, domain: Callable[[Any], OpenFeatureClient]
+) -> None:
     key = rampup.new_flag(enabled=True, rollout=100)
     rampup.caught_up(client)
     changes: list[EventDetails] = []
@@ -134,7 +147,8 @@ def test_a_kill_switch_is_a_configuration_change_event(rampup: Rampup, client: C
 
 
 def test_the_hook_puts_flags_from_any_provider_into_the_request(
-        rampup: Rampup, proxy_to: Callable[[str], FaultProxy], domain: Callable[[Any], OpenFeatureClient]) -> None:
+    rampup: Rampup, proxy_to: Callable[[str], FaultProxy], domain: Callable[[Any], OpenFeatureClient]
+) -> None:
     """Flags evaluated through OFREP, not the Rampup client, still reach the request's telemetry."""
     key = rampup.new_flag(enabled=True, rollout=100)
     proxy = proxy_to(rampup.server.url)
@@ -159,8 +173,9 @@ def test_the_hook_puts_flags_from_any_provider_into_the_request(
     assert (request["flags"], request["targeting_key"]) == ({key: True}, "user-9")
 
 
-def test_tracking_through_openfeature(rampup: Rampup, client: Client,
-                                      domain: Callable[[Any], OpenFeatureClient]) -> None:
+def test_tracking_through_openfeature(
+    rampup: Rampup, client: Client, domain: Callable[[Any], OpenFeatureClient]
+) -> None:
     key = rampup.new_flag(enabled=True, rollout=50)
     rampup.caught_up(client)
     name = f"evt-{uuid.uuid4().hex[:8]}"

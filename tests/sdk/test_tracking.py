@@ -51,7 +51,9 @@ def custom(i: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ the buffer and the sender
 
 
-def test_a_full_buffer_drops_the_oldest_counts_them_and_never_blocks(tracker_for: Callable[..., Tracker]) -> None:
+def test_a_full_buffer_drops_the_oldest_counts_them_and_never_blocks(
+    tracker_for: Callable[..., Tracker],
+) -> None:
     refusing = threading.Event()
     refusing.set()
     seen: list[list[dict[str, Any]]] = []
@@ -69,7 +71,9 @@ def test_a_full_buffer_drops_the_oldest_counts_them_and_never_blocks(tracker_for
         tracker.add(custom(i))
         slowest = max(slowest, time.perf_counter() - started)
         time.sleep(0.001)
-    assert slowest < 0.25, "adding an event never waits for the network (seconds); 0.25 s allows a busy CI box"
+    assert slowest < 0.25, (
+        "adding an event never waits for the network (seconds); 0.25 s allows a busy CI box"
+    )
     assert tracker.stats().dropped == 150 and tracker.stats().retries >= 1
 
     refusing.clear()
@@ -123,7 +127,9 @@ def test_a_batch_too_large_is_sent_again_in_halves(tracker_for: Callable[..., Tr
     assert tracker.flush(5)
     sizes = [len(batch) for _, batch in endpoint.received]
     assert sizes == [10, 5, 5]
-    assert sorted(e["value"] for _, batch in endpoint.received[1:] for e in batch) == [float(i) for i in range(10)]
+    assert sorted(e["value"] for _, batch in endpoint.received[1:] for e in batch) == [
+        float(i) for i in range(10)
+    ]
     assert (tracker.stats().sent, tracker.stats().rejected) == (10, 0)
 
 
@@ -137,8 +143,12 @@ def test_exposures_once_per_user_flag_and_variant_per_interval(tracker_for: Call
     tracker.expose("search", "user-1", "on")
     assert tracker.flush(5)
     first = [(e["flag"], e["targeting_key"], e["variant"]) for _, b in endpoint.received for e in b]
-    assert sorted(first) == [("checkout", "user-1", "off"), ("checkout", "user-1", "on"),
-                             ("checkout", "user-2", "on"), ("search", "user-1", "on")]
+    assert sorted(first) == [
+        ("checkout", "user-1", "off"),
+        ("checkout", "user-1", "on"),
+        ("checkout", "user-2", "on"),
+        ("search", "user-1", "on"),
+    ]
     time.sleep(0.6)
     tracker.flush(1)  # lets the sender start the next interval
     tracker.expose("checkout", "user-1", "on")
@@ -151,7 +161,9 @@ def test_exposures_once_per_user_flag_and_variant_per_interval(tracker_for: Call
 
 def test_one_invalid_event_does_not_sink_its_batch(rampup: Rampup) -> None:
     name = f"evt-{uuid.uuid4().hex[:8]}"
-    http = httpx.Client(base_url=rampup.server.url, headers={"Authorization": f"Bearer {rampup.ingest_token}"})
+    http = httpx.Client(
+        base_url=rampup.server.url, headers={"Authorization": f"Bearer {rampup.ingest_token}"}
+    )
     tracker = Tracker(http, "/api/v1/events", flush_interval=0.05)
     try:
         for i in range(10):
@@ -187,16 +199,24 @@ def test_exposures_and_custom_events_count_per_variant(rampup: Rampup) -> None:
     assert per_variant["on"]["count"] + per_variant["off"]["count"] == 150
 
 
-def test_a_telemetry_endpoint_that_refuses_for_a_while(rampup: Rampup,
-                                                      proxy_to: Callable[[str], FaultProxy]) -> None:
+def test_a_telemetry_endpoint_that_refuses_for_a_while(
+    rampup: Rampup, proxy_to: Callable[[str], FaultProxy]
+) -> None:
     """Nothing blocks while it refuses; afterwards the server holds exactly what was tracked minus what
     the client says it dropped."""
     proxy = proxy_to(rampup.server.url)
     proxy.refuse["/api/v1/events"] = Refusal(503)
     key = rampup.new_flag(enabled=True, rollout=50)
     name = f"evt-{uuid.uuid4().hex[:8]}"
-    with Client(proxy.url, rampup.sdk_token, ingest_token=rampup.ingest_token, exposures=False,
-                buffer_size=500, batch_size=100, flush_interval=0.05) as client:
+    with Client(
+        proxy.url,
+        rampup.sdk_token,
+        ingest_token=rampup.ingest_token,
+        exposures=False,
+        buffer_size=500,
+        batch_size=100,
+        flush_interval=0.05,
+    ) as client:
         slowest = 0.0
         for i in range(2000):
             started = time.perf_counter()
@@ -206,7 +226,9 @@ def test_a_telemetry_endpoint_that_refuses_for_a_while(rampup: Rampup,
             if i == 999:  # the second half while the sender is being refused and backing off
                 eventually(lambda: len(proxy.hits.get("/api/v1/events", [])) >= 2)
         # Blocking would mean waiting on the network (seconds); a busy 2-core CI box can stall a call for tens of ms.
-        assert slowest < 0.25, f"an evaluation and a track took {slowest * 1000:.1f} ms while the endpoint refused"
+        assert slowest < 0.25, (
+            f"an evaluation and a track took {slowest * 1000:.1f} ms while the endpoint refused"
+        )
         assert set(proxy.hits["/api/v1/events"]) == {503}
         del proxy.refuse["/api/v1/events"]
         assert client.flush(15)
@@ -218,8 +240,9 @@ def test_a_telemetry_endpoint_that_refuses_for_a_while(rampup: Rampup,
 
 def test_close_sends_what_is_buffered(rampup: Rampup) -> None:
     name = f"evt-{uuid.uuid4().hex[:8]}"
-    with Client(rampup.server.url, rampup.sdk_token, ingest_token=rampup.ingest_token,
-                flush_interval=60) as client:
+    with Client(
+        rampup.server.url, rampup.sdk_token, ingest_token=rampup.ingest_token, flush_interval=60
+    ) as client:
         for i in range(25):
             client.track(name, f"user-{i}")
         client.track_error(ValueError("boom"), "user-1", unhandled=True)

@@ -20,14 +20,20 @@ from rampup.services.reports import ReportService
 BERLIN = ZoneInfo("Europe/Berlin")
 FLAG, ENV = "workstation", "production"  # the example flag a fresh database has
 PLAN = {
-    "name": "workstation-rollout", "flag": FLAG, "environment": ENV,
-    "stages": [{"name": "Early Access", "percentage": 10, "min_duration": "48h"},
-               {"name": "Expanded", "percentage": 25, "min_duration": "48h"},
-               {"name": "General", "percentage": 50, "min_duration": "48h"},
-               {"name": "Full Rollout", "percentage": 100, "min_duration": "7d"}],
-    "gates": [{"metric": "error_rate", "target": "< 0.1%", "rollback": "> 0.5%", "disable": "> 1%", "for": "5m"},
-              {"metric": "api_latency_p95", "target": "< 500ms", "rollback": "> 1000ms"},
-              {"metric": "data_loss", "rollback_to": 0}],
+    "name": "workstation-rollout",
+    "flag": FLAG,
+    "environment": ENV,
+    "stages": [
+        {"name": "Early Access", "percentage": 10, "min_duration": "48h"},
+        {"name": "Expanded", "percentage": 25, "min_duration": "48h"},
+        {"name": "General", "percentage": 50, "min_duration": "48h"},
+        {"name": "Full Rollout", "percentage": 100, "min_duration": "7d"},
+    ],
+    "gates": [
+        {"metric": "error_rate", "target": "< 0.1%", "rollback": "> 0.5%", "disable": "> 1%", "for": "5m"},
+        {"metric": "api_latency_p95", "target": "< 500ms", "rollback": "> 1000ms"},
+        {"metric": "data_loss", "rollback_to": 0},
+    ],
 }
 
 
@@ -49,16 +55,29 @@ def container(database_url: str, clock: Clock) -> Iterator[Container]:
     c = build_container(Settings(database_url=database_url, admin_token="t0ken"), clock=clock)
     prepare(c)
     for name in ("support-email", "rollout-channel"):
-        c.notifications.create_channel({"name": name, "type": "webhook", "url": "http://127.0.0.1:9/hook",
-                                        "secret": "a-long-shared-secret"}, "dana")
+        c.notifications.create_channel(
+            {
+                "name": name,
+                "type": "webhook",
+                "url": "http://127.0.0.1:9/hook",
+                "secret": "a-long-shared-secret",
+            },
+            "dana",
+        )
     yield c
     c.store.engine.dispose()
 
 
 @pytest.fixture
 def reports(container: Container, clock: Clock) -> ReportService:
-    return ReportService(container.store, clock, container.rollouts, container.metrics, container.notifications,
-                         JinjaRenderer())
+    return ReportService(
+        container.store,
+        clock,
+        container.rollouts,
+        container.metrics,
+        container.notifications,
+        JinjaRenderer(),
+    )
 
 
 def start_rollout(c: Container) -> int:
@@ -69,20 +88,49 @@ def queued(c: Container) -> list[dict[str, Any]]:
     """Report notifications in the outbox, oldest first."""
     with c.store.read() as tx:
         items = tx.outbox.items(1000)
-    found = [dict(i["payload"]["notification"], channel=i["payload"]["channel"]) for i in items
-             if i["payload"].get("notification", {}).get("type", "").startswith("report.")]
+    found = [
+        dict(i["payload"]["notification"], channel=i["payload"]["channel"])
+        for i in items
+        if i["payload"].get("notification", {}).get("type", "").startswith("report.")
+    ]
     return sorted(found, key=lambda n: (n["at"], n["channel"]))
 
 
 def test_a_week_of_schedules_queues_each_days_and_each_weeks_report_once(
-        container: Container, reports: ReportService, clock: Clock) -> None:
+    container: Container, reports: ReportService, clock: Clock
+) -> None:
     rid = start_rollout(container)
-    reports.add_schedule({"kind": "support", "flag": FLAG, "environment": ENV, "channels": ["support-email"],
-                          "hour": 8, "timezone": "Europe/Berlin", "contact": "team@example.com"}, "dana")
-    reports.add_schedule({"kind": "weekly", "rollout_id": rid, "channels": ["rollout-channel", "support-email"],
-                          "hour": 16, "weekday": "friday", "timezone": "Europe/Berlin"}, "dana")
-    other = ReportService(container.store, clock, container.rollouts, container.metrics, container.notifications,
-                          JinjaRenderer())  # a second instance, running the same schedules
+    reports.add_schedule(
+        {
+            "kind": "support",
+            "flag": FLAG,
+            "environment": ENV,
+            "channels": ["support-email"],
+            "hour": 8,
+            "timezone": "Europe/Berlin",
+            "contact": "team@example.com",
+        },
+        "dana",
+    )
+    reports.add_schedule(
+        {
+            "kind": "weekly",
+            "rollout_id": rid,
+            "channels": ["rollout-channel", "support-email"],
+            "hour": 16,
+            "weekday": "friday",
+            "timezone": "Europe/Berlin",
+        },
+        "dana",
+    )
+    other = ReportService(
+        container.store,
+        clock,
+        container.rollouts,
+        container.metrics,
+        container.notifications,
+        JinjaRenderer(),
+    )  # a second instance, running the same schedules
     end = datetime(2026, 4, 1, 5, 0, tzinfo=UTC)
     sent = 0
     while clock.now < end:
@@ -92,8 +140,12 @@ def test_a_week_of_schedules_queues_each_days_and_each_weeks_report_once(
     support = [n for n in notes if n["type"] == "report.support"]
     weekly = [n for n in notes if n["type"] == "report.weekly"]
     # Monday 23 March to Tuesday 31 March at 08:00 local, across the change to summer time on the 29th.
-    assert [n["title"] for n in support] == [f"Workstation Rollout - Daily Status 2026-03-{d}" for d in range(23, 32)]
-    assert {datetime.fromisoformat(n["at"]).astimezone(BERLIN).strftime("%H:%M") for n in support} == {"08:00"}
+    assert [n["title"] for n in support] == [
+        f"Workstation Rollout - Daily Status 2026-03-{d}" for d in range(23, 32)
+    ]
+    assert {datetime.fromisoformat(n["at"]).astimezone(BERLIN).strftime("%H:%M") for n in support} == {
+        "08:00"
+    }
     assert [n["title"] for n in weekly] == ["Workstation Rollout - Weekly Summary 2026-W13"] * 2
     assert {n["channel"] for n in weekly} == {"rollout-channel", "support-email"}
     assert weekly[0]["id"] == weekly[1]["id"]  # one notification, to two channels
@@ -112,7 +164,8 @@ def test_a_week_of_schedules_queues_each_days_and_each_weeks_report_once(
 
 
 def test_the_completion_report_goes_out_once_when_the_rollout_ends(
-        container: Container, reports: ReportService, clock: Clock) -> None:
+    container: Container, reports: ReportService, clock: Clock
+) -> None:
     rid = start_rollout(container)
     reports.add_schedule({"kind": "completion", "rollout_id": rid, "channels": ["rollout-channel"]}, "dana")
     for _ in range(4):
@@ -127,27 +180,34 @@ def test_the_completion_report_goes_out_once_when_the_rollout_ends(
     assert note["type"] == "report.completion" and note["title"] == "Workstation Rollout - Completion Report"
     text = note["text"]
     assert "- All 4 rollout stages completed; 100% of users have the feature since 2026-03-29 06:00" in text
-    for line in ["- Stage 1: 2026-03-23 06:00 - 10% rollout (Early Access)",
-                 "- Stage 4: 2026-03-29 06:00 - 100% rollout (Full Rollout)",
-                 "- Completed: 2026-03-31 06:00",
-                 "- Rollbacks: 0 · kill switches: 0 · pauses: 0"]:
+    for line in [
+        "- Stage 1: 2026-03-23 06:00 - 10% rollout (Early Access)",
+        "- Stage 4: 2026-03-29 06:00 - 100% rollout (Full Rollout)",
+        "- Completed: 2026-03-31 06:00",
+        "- Rollbacks: 0 · kill switches: 0 · pauses: 0",
+    ]:
         assert line in text.splitlines(), f"missing {line!r} in\n{text}"
     assert "- None: no rollback, kill switch, pause or alert." in text
 
 
 def test_daily_reports_stop_the_day_after_the_rollout_ends_and_need_a_live_rollout(
-        container: Container, reports: ReportService, clock: Clock) -> None:
+    container: Container, reports: ReportService, clock: Clock
+) -> None:
     rid = start_rollout(container)
-    by_id = reports.add_schedule({"kind": "daily", "rollout_id": rid, "channels": ["rollout-channel"], "hour": 9},
-                                 "dana")
-    by_flag = reports.add_schedule({"kind": "daily", "flag": FLAG, "environment": ENV,
-                                    "channels": ["support-email"], "hour": 9}, "dana")
+    by_id = reports.add_schedule(
+        {"kind": "daily", "rollout_id": rid, "channels": ["rollout-channel"], "hour": 9}, "dana"
+    )
+    by_flag = reports.add_schedule(
+        {"kind": "daily", "flag": FLAG, "environment": ENV, "channels": ["support-email"], "hour": 9}, "dana"
+    )
     clock.now = datetime(2026, 3, 23, 9, 0, tzinfo=UTC)
     assert reports.send_due() == 2
     clock.now += timedelta(hours=2)
     container.rollouts.act(rid, "disable", "lee", "checkout broken")
     clock.now = datetime(2026, 3, 24, 9, 0, tzinfo=UTC)
-    assert reports.send_due() == 1  # the schedule of rollout 1 reports its last day; no rollout is live any more
+    assert (
+        reports.send_due() == 1
+    )  # the schedule of rollout 1 reports its last day; no rollout is live any more
     for day in (25, 26):
         clock.now = datetime(2026, 3, day, 9, 0, tzinfo=UTC)
         assert reports.send_due() == 0
@@ -159,14 +219,24 @@ def test_daily_reports_stop_the_day_after_the_rollout_ends_and_need_a_live_rollo
 
 
 def test_reports_are_filled_from_the_telemetry_and_the_transitions(
-        container: Container, reports: ReportService, clock: Clock) -> None:
+    container: Container, reports: ReportService, clock: Clock
+) -> None:
     rid = start_rollout(container)
     clock.now += timedelta(hours=1)
 
     def traffic(on_failures: int, off_failures: int) -> None:
         at = int(clock.now.timestamp() * 1000)
-        events = [Observation(Kind.REQUEST, at + i, f"user-{i}", {FLAG: i < 100}, 200.0 + i % 100,
-                              (i < on_failures) if i < 100 else (i - 100 < off_failures)) for i in range(1000)]
+        events = [
+            Observation(
+                Kind.REQUEST,
+                at + i,
+                f"user-{i}",
+                {FLAG: i < 100},
+                200.0 + i % 100,
+                (i < on_failures) if i < 100 else (i - 100 < off_failures),
+            )
+            for i in range(1000)
+        ]
         events += [Observation(Kind.ERROR, at, "user-1", {FLAG: True}, failed=True, message="TypeError")]
         container.ingest.ingest(ENV, events)
 
@@ -180,7 +250,12 @@ def test_reports_are_filled_from_the_telemetry_and_the_transitions(
     clock.now += timedelta(hours=1)
 
     report = reports.build("daily", rid, tz="Europe/Berlin")
-    assert (report.stage, report.percentage, report.state, report.status) == (1, 10.0, "rolled_back", "rolled_back")
+    assert (report.stage, report.percentage, report.state, report.status) == (
+        1,
+        10.0,
+        "rolled_back",
+        "rolled_back",
+    )
     rows = {m.metric: m for m in report.metrics}
     errors = rows["error_rate"]
     assert errors.window["on"].value == pytest.approx(3 / 200)
@@ -191,7 +266,8 @@ def test_reports_are_filled_from_the_telemetry_and_the_transitions(
     assert rows["unhandled_exceptions"].window["on"].value == 2  # not a gate, but it happened
     assert report.users is not None and (report.users.treatment, report.users.control) == (100, 900)
     assert [(i.kind, i.change, i.actor, i.reason) for i in report.incidents] == [
-        ("rolled back", "25% → 10%", "lee", "checkout bug")]
+        ("rolled back", "25% → 10%", "lee", "checkout bug")
+    ]
     assert [(v.number, v.outcome) for v in report.visits] == [(1, "advanced"), (2, "rolled back"), (1, "")]
     chart = {c.metric: c for c in report.charts}["error_rate"]
     assert list(chart.series) == ["on", "off"] and [m.label for m in chart.markers] == ["10%", "25%", "10%"]
@@ -208,9 +284,12 @@ def test_reports_are_filled_from_the_telemetry_and_the_transitions(
 def test_schedules_are_checked_against_what_exists(container: Container, reports: ReportService) -> None:
     rid = start_rollout(container)
     base = {"kind": "daily", "rollout_id": rid, "channels": ["rollout-channel"], "hour": 8}
-    for change, where in (({"channels": ["nowhere"]}, "channels"), ({"rollout_id": 999}, "rollout_id"),
-                          ({"rollout_id": None, "flag": "nope", "environment": ENV}, "flag"),
-                          ({"rollout_id": None, "flag": FLAG, "environment": "moon"}, "environment")):
+    for change, where in (
+        ({"channels": ["nowhere"]}, "channels"),
+        ({"rollout_id": 999}, "rollout_id"),
+        ({"rollout_id": None, "flag": "nope", "environment": ENV}, "flag"),
+        ({"rollout_id": None, "flag": FLAG, "environment": "moon"}, "environment"),
+    ):
         with pytest.raises(InvalidInput) as caught:
             reports.add_schedule({**base, **change}, "dana")
         assert caught.value.where == where
@@ -221,7 +300,9 @@ def test_schedules_are_checked_against_what_exists(container: Container, reports
     with pytest.raises(NotFound):
         reports.delete_schedule(created["id"], "dana")
     assert [e.action for e in container.flags.audit(target=f"report_schedule:{created['id']}")] == [
-        "report_schedule.delete", "report_schedule.create"]
+        "report_schedule.delete",
+        "report_schedule.create",
+    ]
     with pytest.raises(NotFound):
         reports.build("daily", 999)
     with pytest.raises(InvalidInput):

@@ -33,13 +33,37 @@ def test_fresh_database_has_staging_and_production_with_ids(container: Container
 
 
 def test_flag_state_round_trips_with_rules_weights_and_versions(container: Container) -> None:
-    container.flags.create_flag({"key": "colors", "type": "string", "variants": [
-        {"name": "grey", "value": "grey"}, {"name": "blue", "value": "blue"}, {"name": "red", "value": "red"}]}, "dana")
-    state = container.flags.set_state("colors", "production", {
-        "enabled": True, "rollout": 33.33, "weights": {"blue": 60, "red": 40},
-        "rules": [{"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}],
-                   "variant": "red"}],
-    }, "dana", "first customers")
+    container.flags.create_flag(
+        {
+            "key": "colors",
+            "type": "string",
+            "variants": [
+                {"name": "grey", "value": "grey"},
+                {"name": "blue", "value": "blue"},
+                {"name": "red", "value": "red"},
+            ],
+        },
+        "dana",
+    )
+    state = container.flags.set_state(
+        "colors",
+        "production",
+        {
+            "enabled": True,
+            "rollout": 33.33,
+            "weights": {"blue": 60, "red": 40},
+            "rules": [
+                {
+                    "conditions": [
+                        {"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}
+                    ],
+                    "variant": "red",
+                }
+            ],
+        },
+        "dana",
+        "first customers",
+    )
     view = container.flags.flag("colors")
     stored = view.states["production"]
     assert stored == state
@@ -98,15 +122,24 @@ def test_tokens_are_stored_hashed_and_can_be_revoked(container: Container) -> No
     container.tokens.revoke(token.id, "dana")
     container.snapshots.refresh()
     assert container.snapshots.current.authenticate(secret) is None
-    assert [e.action for e in container.flags.audit(target=f"token:{token.id}")] == ["token.revoke", "token.create"]
+    assert [e.action for e in container.flags.audit(target=f"token:{token.id}")] == [
+        "token.revoke",
+        "token.create",
+    ]
 
 
-@pytest.mark.parametrize(("scope", "environment", "error"), [
-    ("root", None, InvalidInput), ("sdk", None, InvalidInput), ("admin", "production", InvalidInput),
-    ("ingest", "nowhere", NotFound),
-])
-def test_bad_token_requests_are_rejected(container: Container, scope: str, environment: str | None,
-                                         error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("scope", "environment", "error"),
+    [
+        ("root", None, InvalidInput),
+        ("sdk", None, InvalidInput),
+        ("admin", "production", InvalidInput),
+        ("ingest", "nowhere", NotFound),
+    ],
+)
+def test_bad_token_requests_are_rejected(
+    container: Container, scope: str, environment: str | None, error: type[Exception]
+) -> None:
     count = len(container.tokens.tokens())
     with pytest.raises(error):
         container.tokens.create(scope, environment, None, "dana")

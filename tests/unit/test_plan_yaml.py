@@ -14,11 +14,23 @@ WORKSTATION = (Path(__file__).parents[2] / "examples" / "plans" / "workstation.y
 def test_the_guides_plan_is_complete() -> None:
     _, plan = load_plan(WORKSTATION, "workstation.yaml")
     assert [(s.name, s.percentage_bp / 100, s.min_duration.total_seconds() / 3600) for s in plan.stages] == [
-        ("Early Access", 10, 48), ("Expanded", 25, 48), ("General", 50, 48), ("Full Rollout", 100, 168)]
+        ("Early Access", 10, 48),
+        ("Expanded", 25, 48),
+        ("General", 50, 48),
+        ("Full Rollout", 100, 168),
+    ]
     assert plan.stages[3].approval and "Support team briefed" in plan.stages[0].prerequisites
     gates = {g.metric: g for g in plan.gates}
-    assert set(gates) == {"error_rate", "unhandled_exceptions", "api_latency_p95", "lcp_p75", "engagement",
-                          "support_tickets", "lighthouse", "data_loss"}
+    assert set(gates) == {
+        "error_rate",
+        "unhandled_exceptions",
+        "api_latency_p95",
+        "lcp_p75",
+        "engagement",
+        "support_tickets",
+        "lighthouse",
+        "data_loss",
+    }
     error = gates["error_rate"]
     assert (error.target.value, error.rollback.value, error.disable.value) == (0.001, 0.005, 0.01)  # type: ignore[union-attr]
     assert gates["lcp_p75"].rollback.value == 4000  # type: ignore[union-attr]
@@ -27,14 +39,20 @@ def test_the_guides_plan_is_complete() -> None:
     assert plan.notify == ("rollout-channel", "support-email")
 
 
-@pytest.mark.parametrize(("old", "new", "words"), [
-    ("percentage: 25", "percentage: 5", "must rise"),
-    ("min_duration: 48h\n    prerequisites: [Support team ready", "min_duration: two days\n    prerequisites: [Support team ready",
-     "not a duration"),
-    ("metric: lcp_p75", "metric: lcp", "percentile"),
-    ('disable: "> 1%"', 'disable: "> lots"', "not a threshold"),
-    ("notify: [rollout-channel, support-email]", "notify: rollout-channel", "list of channel names"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "words"),
+    [
+        ("percentage: 25", "percentage: 5", "must rise"),
+        (
+            "min_duration: 48h\n    prerequisites: [Support team ready",
+            "min_duration: two days\n    prerequisites: [Support team ready",
+            "not a duration",
+        ),
+        ("metric: lcp_p75", "metric: lcp", "percentile"),
+        ('disable: "> 1%"', 'disable: "> lots"', "not a threshold"),
+        ("notify: [rollout-channel, support-email]", "notify: rollout-channel", "list of channel names"),
+    ],
+)
 def test_mistakes_name_the_file_line_and_problem(old: str, new: str, words: str) -> None:
     assert old in WORKSTATION
     broken = WORKSTATION.replace(old, new, 1)

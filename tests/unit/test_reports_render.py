@@ -37,66 +37,180 @@ HOURS = tuple(NOW - timedelta(hours=24 - i) for i in range(24))
 
 
 def chart(metric: str, label: str, unit: str, on: list[float | None], off: list[float | None]) -> Chart:
-    return Chart(metric, label, unit, NOW - timedelta(hours=24), NOW, HOURS, {"on": tuple(on), "off": tuple(off)},
-                 (Marker(STAGE_2, "25%"),))
+    return Chart(
+        metric,
+        label,
+        unit,
+        NOW - timedelta(hours=24),
+        NOW,
+        HOURS,
+        {"on": tuple(on), "off": tuple(off)},
+        (Marker(STAGE_2, "25%"),),
+    )
 
 
 ROWS = (
-    MetricRow("error_rate", "Error Rate", "fraction",
-              {"on": Estimate(0.00041, 0.0002, 0.0008, 12044), "off": Estimate(0.00038, 0.0002, 0.0005, 36120)},
-              "< 0.1%", "target < 0.1%, rollback > 0.5%, disable > 1%", "absolute", 300.0, "pass",
-              Estimate(0.00041, 0.00012, 0.0009, 12044)),
-    MetricRow("unhandled_exceptions", "Critical Errors (unhandled exceptions)", "count",
-              {"on": Estimate(0, 0, 3.7, 0)}, None, "rollback > 5", "absolute", 0.0, "pass", Estimate(0, None, None, 0)),
-    MetricRow("api_latency_p95", "API Response (p95)", "ms",
-              {"on": Estimate(412.0, 398.0, 430.0, 12044), "off": Estimate(398.0, 390.0, 405.0, 36120)},
-              "< 500ms", "target < 500ms, rollback > 1000ms", "absolute", 0.0, "pass",
-              Estimate(405.0, 380.0, 431.0, 9000)),
-    MetricRow("lcp_p75", "Page Load (LCP p75)", "ms",
-              {"on": Estimate(1830.0, 1700.0, 1950.0, 2400), "off": Estimate(1790.0, 1700.0, 1850.0, 7300)},
-              "< 2.5s", "target < 2.5s, rollback > 4s", "absolute", 0.0, "inconclusive",
-              Estimate(1830.0, 1600.0, 2600.0, 800), needs_samples=6400.0, needs_s=10800.0),
-    MetricRow("support_tickets", "Support Tickets", "count", {"all": Estimate(12.0, 6.0, 21.0, 3)}, None,
-              "warn > +10%", "baseline", 0.0, "inconclusive", Estimate(0.08, -0.2, 0.45, 40)),
+    MetricRow(
+        "error_rate",
+        "Error Rate",
+        "fraction",
+        {"on": Estimate(0.00041, 0.0002, 0.0008, 12044), "off": Estimate(0.00038, 0.0002, 0.0005, 36120)},
+        "< 0.1%",
+        "target < 0.1%, rollback > 0.5%, disable > 1%",
+        "absolute",
+        300.0,
+        "pass",
+        Estimate(0.00041, 0.00012, 0.0009, 12044),
+    ),
+    MetricRow(
+        "unhandled_exceptions",
+        "Critical Errors (unhandled exceptions)",
+        "count",
+        {"on": Estimate(0, 0, 3.7, 0)},
+        None,
+        "rollback > 5",
+        "absolute",
+        0.0,
+        "pass",
+        Estimate(0, None, None, 0),
+    ),
+    MetricRow(
+        "api_latency_p95",
+        "API Response (p95)",
+        "ms",
+        {"on": Estimate(412.0, 398.0, 430.0, 12044), "off": Estimate(398.0, 390.0, 405.0, 36120)},
+        "< 500ms",
+        "target < 500ms, rollback > 1000ms",
+        "absolute",
+        0.0,
+        "pass",
+        Estimate(405.0, 380.0, 431.0, 9000),
+    ),
+    MetricRow(
+        "lcp_p75",
+        "Page Load (LCP p75)",
+        "ms",
+        {"on": Estimate(1830.0, 1700.0, 1950.0, 2400), "off": Estimate(1790.0, 1700.0, 1850.0, 7300)},
+        "< 2.5s",
+        "target < 2.5s, rollback > 4s",
+        "absolute",
+        0.0,
+        "inconclusive",
+        Estimate(1830.0, 1600.0, 2600.0, 800),
+        needs_samples=6400.0,
+        needs_s=10800.0,
+    ),
+    MetricRow(
+        "support_tickets",
+        "Support Tickets",
+        "count",
+        {"all": Estimate(12.0, 6.0, 21.0, 3)},
+        None,
+        "warn > +10%",
+        "baseline",
+        0.0,
+        "inconclusive",
+        Estimate(0.08, -0.2, 0.45, 40),
+    ),
 )
 
 
 def report(**changes: Any) -> Report:
     base = Report(
-        kind="daily", title="Workstation Rollout - Daily Report 2026-11-26",
-        heading="Stage 2: 25% Rollout - Daily Report", generated_at=NOW, timezone="Europe/Berlin",
-        start=NOW - timedelta(hours=24), end=NOW, rollout_id=7, name="Workstation Rollout", flag="workstation",
-        environment="production", state="running", status="normal", stage=2, stage_name="Expanded", percentage=25.0,
-        stage_count=4, stage_entered_at=STAGE_2, started_at=STARTED, ended_at=None, gates_at=NOW, metrics=ROWS,
-        users=Users(1234, 3741), incidents=(),
+        kind="daily",
+        title="Workstation Rollout - Daily Report 2026-11-26",
+        heading="Stage 2: 25% Rollout - Daily Report",
+        generated_at=NOW,
+        timezone="Europe/Berlin",
+        start=NOW - timedelta(hours=24),
+        end=NOW,
+        rollout_id=7,
+        name="Workstation Rollout",
+        flag="workstation",
+        environment="production",
+        state="running",
+        status="normal",
+        stage=2,
+        stage_name="Expanded",
+        percentage=25.0,
+        stage_count=4,
+        stage_entered_at=STAGE_2,
+        started_at=STARTED,
+        ended_at=None,
+        gates_at=NOW,
+        metrics=ROWS,
+        users=Users(1234, 3741),
+        incidents=(),
         feedback=("Support tickets: 12 in the window (+8% against the week before the rollout, per hour)",),
-        actions=("Soak ends in 28 h (2026-11-27 12:00), then stage 3 (General, 50%) if every gate passes.",
-                 "lcp_p75 needs about 6,400 more samples to decide (about 3 h at the current rate)."),
-        visits=(StageVisit(1, "Early Access", 10.0, STARTED, STAGE_2, "advanced", "controller",
-                           "stage 1 (Early Access) soaked 48h, all gates pass"),
-                StageVisit(2, "Expanded", 25.0, STAGE_2, None, "", "controller", "stage 1 soaked 48h")),
-        plan_stages=(PlanStage(1, "Early Access", 10.0, 172800.0, STARTED), PlanStage(2, "Expanded", 25.0, 172800.0, STAGE_2),
-                     PlanStage(3, "General", 50.0, 172800.0, None), PlanStage(4, "Full Rollout", 100.0, 604800.0, None)),
+        actions=(
+            "Soak ends in 28 h (2026-11-27 12:00), then stage 3 (General, 50%) if every gate passes.",
+            "lcp_p75 needs about 6,400 more samples to decide (about 3 h at the current rate).",
+        ),
+        visits=(
+            StageVisit(
+                1,
+                "Early Access",
+                10.0,
+                STARTED,
+                STAGE_2,
+                "advanced",
+                "controller",
+                "stage 1 (Early Access) soaked 48h, all gates pass",
+            ),
+            StageVisit(2, "Expanded", 25.0, STAGE_2, None, "", "controller", "stage 1 soaked 48h"),
+        ),
+        plan_stages=(
+            PlanStage(1, "Early Access", 10.0, 172800.0, STARTED),
+            PlanStage(2, "Expanded", 25.0, 172800.0, STAGE_2),
+            PlanStage(3, "General", 50.0, 172800.0, None),
+            PlanStage(4, "Full Rollout", 100.0, 604800.0, None),
+        ),
         signoffs=(Signoff(1, "Support team briefed", "dana", STARTED),),
-        charts=(chart("error_rate", "Error Rate", "fraction", [0.0004] * 12 + [None] + [0.0005] * 11, [0.0003] * 24),
-                chart("api_latency_p95", "API Response (p95)", "ms", [400.0 + i for i in range(24)], [390.0] * 24)),
-        contact="team@example.com", channels=("rollout-channel", "support-email"), flag_exists=True)
+        charts=(
+            chart(
+                "error_rate", "Error Rate", "fraction", [0.0004] * 12 + [None] + [0.0005] * 11, [0.0003] * 24
+            ),
+            chart(
+                "api_latency_p95", "API Response (p95)", "ms", [400.0 + i for i in range(24)], [390.0] * 24
+            ),
+        ),
+        contact="team@example.com",
+        channels=("rollout-channel", "support-email"),
+        flag_exists=True,
+    )
     return replace(base, **changes)
 
 
-ROLLBACK = Incident(NOW - timedelta(hours=3), "rolled back", "25% → 10%", "controller",
-                    "error_rate = 0.0081 [0.0062, 0.0104] breached rollback > 0.5% for 5m (n = 9120)")
+ROLLBACK = Incident(
+    NOW - timedelta(hours=3),
+    "rolled back",
+    "25% → 10%",
+    "controller",
+    "error_rate = 0.0081 [0.0062, 0.0104] breached rollback > 0.5% for 5m (n = 9120)",
+)
 
 
 # ---------------------------------------------------------------- values
 
 
-@pytest.mark.parametrize(("value", "unit", "text"), [
-    (0.00041, "fraction", "0.041%"), (0.005, "fraction", "0.5%"), (0.0, "fraction", "0%"), (0.5, "fraction", "50%"),
-    (0.069, "relative", "+6.9%"), (-0.1, "relative", "-10%"), (412.4, "ms", "412 ms"), (1830.0, "ms", "1.83 s"),
-    (12044.0, "count", "12,044"), (86.0, "score", "86"), (3.123, "actions/user", "3.12 actions/user"),
-    (None, "ms", "—"), (float("inf"), "relative", "—"),
-])
+@pytest.mark.parametrize(
+    ("value", "unit", "text"),
+    [
+        (0.00041, "fraction", "0.041%"),
+        (0.005, "fraction", "0.5%"),
+        (0.0, "fraction", "0%"),
+        (0.5, "fraction", "50%"),
+        (0.069, "relative", "+6.9%"),
+        (-0.1, "relative", "-10%"),
+        (412.4, "ms", "412 ms"),
+        (1830.0, "ms", "1.83 s"),
+        (12044.0, "count", "12,044"),
+        (86.0, "score", "86"),
+        (3.123, "actions/user", "3.12 actions/user"),
+        (None, "ms", "—"),
+        (float("inf"), "relative", "—"),
+    ],
+)
 def test_values_read_as_people_write_them(value: float | None, unit: str, text: str) -> None:
     assert value_text(value, unit) == text
 
@@ -149,54 +263,99 @@ def test_markdown_charts_are_sparklines_per_variant_with_stage_changes_marked() 
 
 def test_incidents_and_a_breaching_status_are_reported() -> None:
     md = JinjaRenderer().markdown(report(incidents=(ROLLBACK,), status="rolled_back", state="rolled_back"))
-    assert ("- 2026-11-26 05:00 — rolled back (25% → 10%) by controller: error_rate = 0.0081 [0.0062, 0.0104] "
-            "breached rollback > 0.5% for 5m (n = 9120)") in md.splitlines()
+    assert (
+        "- 2026-11-26 05:00 — rolled back (25% → 10%) by controller: error_rate = 0.0081 [0.0062, 0.0104] "
+        "breached rollback > 0.5% for 5m (n = 9120)"
+    ) in md.splitlines()
     assert "Status: rolled back — 🚨 ROLLED BACK" in md
     assert "None in the last 24 hours." not in md
 
 
 def test_support_email_follows_the_notification_template() -> None:
-    md = JinjaRenderer().markdown(report(kind="support", title="Workstation Rollout - Daily Status 2026-11-26",
-                                         heading="Workstation Rollout - Daily Status 2026-11-26"))
+    md = JinjaRenderer().markdown(
+        report(
+            kind="support",
+            title="Workstation Rollout - Daily Status 2026-11-26",
+            heading="Workstation Rollout - Daily Status 2026-11-26",
+        )
+    )
     lines = md.splitlines()
     assert lines[0] == "# Workstation Rollout - Daily Status 2026-11-26"
-    for line in ["Rollout: 25%", "Duration: 68 hours (20 hours at 25%)", "Status: ✅ NORMAL",
-                 "- Error Rate: 0.041% (normal)", "- Performance: 412 ms API response p95 (good)",
-                 "- Users: 1,234 (24.8% of total)", "- Support Tickets: 12 (+8% against the week before)",
-                 "INCIDENTS: None", "NEXT STEPS:", "Contact: team@example.com"]:
+    for line in [
+        "Rollout: 25%",
+        "Duration: 68 hours (20 hours at 25%)",
+        "Status: ✅ NORMAL",
+        "- Error Rate: 0.041% (normal)",
+        "- Performance: 412 ms API response p95 (good)",
+        "- Users: 1,234 (24.8% of total)",
+        "- Support Tickets: 12 (+8% against the week before)",
+        "INCIDENTS: None",
+        "NEXT STEPS:",
+        "Contact: team@example.com",
+    ]:
         assert line in lines, f"missing {line!r} in\n{md}"
 
 
 def test_support_email_says_so_when_there_are_no_data() -> None:
     md = JinjaRenderer().markdown(report(kind="support", metrics=(), users=None, charts=()))
-    for line in ["- Error Rate: no data", "- Performance: no data", "- Users: none seen",
-                 "- Support Tickets: none posted"]:
+    for line in [
+        "- Error Rate: no data",
+        "- Performance: no data",
+        "- Users: none seen",
+        "- Support Tickets: none posted",
+    ]:
         assert line in md.splitlines()
 
 
 def test_weekly_summary_lists_the_weeks_stages() -> None:
-    md = JinjaRenderer().markdown(report(kind="weekly", title="Workstation Rollout - Weekly Summary 2026-W48",
-                                         heading="Workstation Rollout - Weekly Summary 2026-W48",
-                                         start=NOW - timedelta(days=7)))
+    md = JinjaRenderer().markdown(
+        report(
+            kind="weekly",
+            title="Workstation Rollout - Weekly Summary 2026-W48",
+            heading="Workstation Rollout - Weekly Summary 2026-W48",
+            start=NOW - timedelta(days=7),
+        )
+    )
     assert "Week: 2026-11-19 08:00 – 2026-11-26 08:00" in md
-    assert ("- Stage 1 (Early Access, 10%): 2026-11-23 12:00 → 2026-11-25 12:00 (48 hours), advanced by "
-            "controller: stage 1 (Early Access) soaked 48h, all gates pass") in md.splitlines()
+    assert (
+        "- Stage 1 (Early Access, 10%): 2026-11-23 12:00 → 2026-11-25 12:00 (48 hours), advanced by "
+        "controller: stage 1 (Early Access) soaked 48h, all gates pass"
+    ) in md.splitlines()
     assert "- Stage 2 (Expanded, 25%): 2026-11-25 12:00 → now (20 hours)" in md.splitlines()
     assert [line for line in md.splitlines() if line.startswith("## ")] == [
-        "## PROGRESS THIS WEEK", "## METRICS", "## INCIDENTS", "## FEEDBACK", "## NEXT STEPS", "## CHARTS"]
+        "## PROGRESS THIS WEEK",
+        "## METRICS",
+        "## INCIDENTS",
+        "## FEEDBACK",
+        "## NEXT STEPS",
+        "## CHARTS",
+    ]
 
 
 def test_completion_report_has_every_stage_with_its_dates_and_every_rollback() -> None:
     ended = NOW
-    visits = (StageVisit(1, "Early Access", 10.0, STARTED, STAGE_2, "advanced", "controller", "soaked"),
-              StageVisit(2, "Expanded", 25.0, STAGE_2, ROLLBACK.at, "rolled back", "controller", ROLLBACK.reason),
-              StageVisit(1, "Early Access", 10.0, ROLLBACK.at, ended, "disabled", "lee", "checkout broken"))
-    md = JinjaRenderer().markdown(report(
-        kind="completion", title="Workstation Rollout - Completion Report",
-        heading="Workstation Rollout Completion Report", state="disabled", status="disabled", stage=1,
-        stage_name="Early Access", percentage=10.0, ended_at=ended, visits=visits, start=STARTED,
-        incidents=(ROLLBACK, Incident(ended, "disabled", "kill switch", "lee", "checkout broken")),
-        actions=("Kill switch pulled (checkout broken). Investigate and fix, then start a new rollout.",)))
+    visits = (
+        StageVisit(1, "Early Access", 10.0, STARTED, STAGE_2, "advanced", "controller", "soaked"),
+        StageVisit(2, "Expanded", 25.0, STAGE_2, ROLLBACK.at, "rolled back", "controller", ROLLBACK.reason),
+        StageVisit(1, "Early Access", 10.0, ROLLBACK.at, ended, "disabled", "lee", "checkout broken"),
+    )
+    md = JinjaRenderer().markdown(
+        report(
+            kind="completion",
+            title="Workstation Rollout - Completion Report",
+            heading="Workstation Rollout Completion Report",
+            state="disabled",
+            status="disabled",
+            stage=1,
+            stage_name="Early Access",
+            percentage=10.0,
+            ended_at=ended,
+            visits=visits,
+            start=STARTED,
+            incidents=(ROLLBACK, Incident(ended, "disabled", "kill switch", "lee", "checkout broken")),
+            actions=("Kill switch pulled (checkout broken). Investigate and fix, then start a new rollout.",),
+        )
+    )
     lines = md.splitlines()
     assert lines[0] == "# Workstation Rollout Completion Report"
     for line in [
@@ -216,8 +375,14 @@ def test_completion_report_has_every_stage_with_its_dates_and_every_rollback() -
     ]:
         assert line in lines, f"missing {line!r} in\n{md}"
     assert [line for line in lines if line.startswith("## ")] == [
-        "## Summary", "## Metrics", "## Timeline", "## Incidents and Rollbacks", "## Lessons Learned",
-        "## Next Steps", "## Charts"]
+        "## Summary",
+        "## Metrics",
+        "## Timeline",
+        "## Incidents and Rollbacks",
+        "## Lessons Learned",
+        "## Next Steps",
+        "## Charts",
+    ]
 
 
 # ---------------------------------------------------------------- HTML and SVG
@@ -236,14 +401,24 @@ def test_html_is_self_contained_with_one_polyline_per_variant_and_stage_markers(
         assert '<text class="marker-label"' in svg and ">25%</text>" in svg
         assert 'stroke-dasharray="4 3"' in svg
     assert "on (with the feature)" in svgs[0] and "off (without)" in svgs[0]
-    for text in ["Stage 2: 25% Rollout - Daily Report", "0.041%", "12,044", "1.83 s", "24.8% of the users seen",
-                 "None in the last 24 hours.", "✅ NORMAL", "team@example.com"]:
+    for text in [
+        "Stage 2: 25% Rollout - Daily Report",
+        "0.041%",
+        "12,044",
+        "1.83 s",
+        "24.8% of the users seen",
+        "None in the last 24 hours.",
+        "✅ NORMAL",
+        "team@example.com",
+    ]:
         assert text in html, text
 
 
 def test_html_escapes_what_people_wrote() -> None:
     evil = replace(ROLLBACK, reason="<script>alert(1)</script> & more")
-    html = JinjaRenderer().html(report(incidents=(evil,), actions=("resume with `rampup rollout resume 7` <now>",)))
+    html = JinjaRenderer().html(
+        report(incidents=(evil,), actions=("resume with `rampup rollout resume 7` <now>",))
+    )
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in html
     assert "resume with <code>rampup rollout resume 7</code> &lt;now&gt;" in html
@@ -257,8 +432,11 @@ def test_svg_chart_scales_from_zero_and_says_when_there_is_no_data() -> None:
     empty = replace(c, series={"on": (None, None)})
     svg = svg_chart(empty, BERLIN, lambda v: value_text(v, "fraction"))
     assert "no data in this window" in svg
-    assert re.findall(r'data-variant="(\w+)" fill="none" stroke="#\w+" stroke-width="2" stroke-linejoin="round" '
-                      r'points=""', svg) == ["on"]
+    assert re.findall(
+        r'data-variant="(\w+)" fill="none" stroke="#\w+" stroke-width="2" stroke-linejoin="round" '
+        r'points=""',
+        svg,
+    ) == ["on"]
 
 
 def test_sparkline_shares_a_scale_and_averages_long_series() -> None:
@@ -270,8 +448,10 @@ def test_sparkline_shares_a_scale_and_averages_long_series() -> None:
 
 
 def schedule(**body: Any) -> dict[str, Any]:
-    return {**parse_schedule({"rollout_id": 7, "channels": ["support-email"], **body}),
-            "created_at": "2026-01-01T00:00:00+00:00"}
+    return {
+        **parse_schedule({"rollout_id": 7, "channels": ["support-email"], **body}),
+        "created_at": "2026-01-01T00:00:00+00:00",
+    }
 
 
 def run(s: dict[str, Any], start: datetime, end: datetime, step: timedelta) -> list[tuple[str, datetime]]:
@@ -289,8 +469,12 @@ def run(s: dict[str, Any], start: datetime, end: datetime, step: timedelta) -> l
 
 def test_daily_at_8_in_berlin_fires_once_per_local_day_across_the_spring_dst_change() -> None:
     s = schedule(kind="support", hour=8, timezone="Europe/Berlin")
-    sent = run(s, datetime(2026, 3, 26, 0, 0, tzinfo=UTC), datetime(2026, 4, 1, 23, 59, tzinfo=UTC),
-               timedelta(minutes=5))
+    sent = run(
+        s,
+        datetime(2026, 3, 26, 0, 0, tzinfo=UTC),
+        datetime(2026, 4, 1, 23, 59, tzinfo=UTC),
+        timedelta(minutes=5),
+    )
     assert [p for p, _ in sent] == [(date(2026, 3, 26) + timedelta(days=i)).isoformat() for i in range(7)]
     assert all(at.astimezone(BERLIN).strftime("%H:%M") == "08:00" for _, at in sent)
     # 08:00 CET is 07:00 UTC; from Sunday 29 March, 08:00 CEST is 06:00 UTC.
@@ -299,8 +483,12 @@ def test_daily_at_8_in_berlin_fires_once_per_local_day_across_the_spring_dst_cha
 
 def test_daily_fires_once_per_day_across_the_autumn_change_even_at_an_hour_that_happens_twice() -> None:
     s = schedule(kind="daily", hour=2, minute=30, timezone="Europe/Berlin")
-    sent = run(s, datetime(2026, 10, 23, 0, 0, tzinfo=UTC), datetime(2026, 10, 27, 23, 59, tzinfo=UTC),
-               timedelta(minutes=5))
+    sent = run(
+        s,
+        datetime(2026, 10, 23, 0, 0, tzinfo=UTC),
+        datetime(2026, 10, 27, 23, 59, tzinfo=UTC),
+        timedelta(minutes=5),
+    )
     assert [p for p, _ in sent] == ["2026-10-23", "2026-10-24", "2026-10-25", "2026-10-26", "2026-10-27"]
     # 25 October: 02:30 happens at 00:30 UTC (summer time) and again at 01:30 UTC; the first one sends.
     assert sent[2][1] == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
@@ -308,46 +496,69 @@ def test_daily_fires_once_per_day_across_the_autumn_change_even_at_an_hour_that_
 
 def test_a_time_skipped_by_the_spring_change_still_sends_that_day() -> None:
     s = schedule(kind="daily", hour=2, minute=30, timezone="Europe/Berlin")
-    sent = run(s, datetime(2026, 3, 28, 23, 0, tzinfo=UTC), datetime(2026, 3, 30, 12, 0, tzinfo=UTC),
-               timedelta(minutes=5))
+    sent = run(
+        s,
+        datetime(2026, 3, 28, 23, 0, tzinfo=UTC),
+        datetime(2026, 3, 30, 12, 0, tzinfo=UTC),
+        timedelta(minutes=5),
+    )
     assert [p for p, _ in sent] == ["2026-03-29", "2026-03-30"]
     assert sent[0][1] == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # 03:30 CEST: 02:30 did not exist
 
 
 def test_weekly_on_friday_fires_once_per_iso_week_across_dst() -> None:
     s = schedule(kind="weekly", hour=16, weekday="friday", timezone="Europe/Berlin")
-    sent = run(s, datetime(2026, 10, 12, 0, 0, tzinfo=UTC), datetime(2026, 11, 8, 23, 0, tzinfo=UTC),
-               timedelta(minutes=30))
+    sent = run(
+        s,
+        datetime(2026, 10, 12, 0, 0, tzinfo=UTC),
+        datetime(2026, 11, 8, 23, 0, tzinfo=UTC),
+        timedelta(minutes=30),
+    )
     assert [p for p, _ in sent] == ["2026-W42", "2026-W43", "2026-W44", "2026-W45"]
     assert [at.astimezone(BERLIN).strftime("%a %d %H:%M") for _, at in sent] == [
-        "Fri 16 16:00", "Fri 23 16:00", "Fri 30 16:00", "Fri 06 16:00"]
+        "Fri 16 16:00",
+        "Fri 23 16:00",
+        "Fri 30 16:00",
+        "Fri 06 16:00",
+    ]
     assert [at.hour for _, at in sent] == [14, 14, 15, 15]  # CEST, then CET from 25 October
 
 
 def test_a_schedule_sends_only_slots_after_it_was_created() -> None:
-    s = {**schedule(kind="daily", hour=8, timezone="Europe/Berlin"), "created_at": "2026-11-26T09:00:00+00:00"}
-    assert due_period(s, None, datetime(2026, 11, 26, 9, 30, tzinfo=UTC)) is None  # today's 08:00 came before it
-    assert next_send(s, None, datetime(2026, 11, 26, 9, 30, tzinfo=UTC)) == datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
+    s = {
+        **schedule(kind="daily", hour=8, timezone="Europe/Berlin"),
+        "created_at": "2026-11-26T09:00:00+00:00",
+    }
+    assert (
+        due_period(s, None, datetime(2026, 11, 26, 9, 30, tzinfo=UTC)) is None
+    )  # today's 08:00 came before it
+    assert next_send(s, None, datetime(2026, 11, 26, 9, 30, tzinfo=UTC)) == datetime(
+        2026, 11, 27, 7, 0, tzinfo=UTC
+    )
     assert due_period(s, None, datetime(2026, 11, 27, 7, 0, tzinfo=UTC)) == "2026-11-27"
     assert due_period(s, "2026-11-27", datetime(2026, 11, 27, 20, 0, tzinfo=UTC)) is None
-    assert next_send(s, "2026-11-27", datetime(2026, 11, 27, 20, 0, tzinfo=UTC)) == datetime(2026, 11, 28, 7, 0,
-                                                                                           tzinfo=UTC)
+    assert next_send(s, "2026-11-27", datetime(2026, 11, 27, 20, 0, tzinfo=UTC)) == datetime(
+        2026, 11, 28, 7, 0, tzinfo=UTC
+    )
     assert next_send(schedule(kind="completion"), None, NOW) is None
 
 
-@pytest.mark.parametrize(("body", "where"), [
-    ({"kind": "monthly", "hour": 8}, "kind"),
-    ({"kind": "daily"}, "hour"),
-    ({"kind": "daily", "hour": 24}, "hour"),
-    ({"kind": "daily", "hour": 8, "minute": 60}, "minute"),
-    ({"kind": "daily", "hour": True}, "hour"),
-    ({"kind": "daily", "hour": 8, "timezone": "Mars/Olympus"}, "timezone"),
-    ({"kind": "daily", "hour": 8, "weekday": 4}, "weekday"),
-    ({"kind": "weekly", "hour": 8}, "weekday"),
-    ({"kind": "weekly", "hour": 8, "weekday": "someday"}, "weekday"),
-    ({"kind": "completion", "hour": 8}, "hour"),
-    ({"kind": "daily", "hour": 8, "every": "day"}, "every"),
-])
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"kind": "monthly", "hour": 8}, "kind"),
+        ({"kind": "daily"}, "hour"),
+        ({"kind": "daily", "hour": 24}, "hour"),
+        ({"kind": "daily", "hour": 8, "minute": 60}, "minute"),
+        ({"kind": "daily", "hour": True}, "hour"),
+        ({"kind": "daily", "hour": 8, "timezone": "Mars/Olympus"}, "timezone"),
+        ({"kind": "daily", "hour": 8, "weekday": 4}, "weekday"),
+        ({"kind": "weekly", "hour": 8}, "weekday"),
+        ({"kind": "weekly", "hour": 8, "weekday": "someday"}, "weekday"),
+        ({"kind": "completion", "hour": 8}, "hour"),
+        ({"kind": "daily", "hour": 8, "every": "day"}, "every"),
+    ],
+)
 def test_bad_schedules_are_rejected_saying_where(body: dict[str, Any], where: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_schedule({"rollout_id": 7, "channels": ["support-email"], **body})
@@ -361,7 +572,23 @@ def test_a_schedule_names_one_rollout_or_a_flag_and_environment() -> None:
         parse_schedule({"kind": "completion", "flag": "ws", "channels": ["x"]})
     with pytest.raises(InvalidInput):
         parse_schedule({"kind": "completion", "rollout_id": 7, "channels": []})
-    parsed = parse_schedule({"kind": "weekly", "flag": "ws", "environment": "production", "channels": ["a", "a"],
-                             "hour": 16, "weekday": "Fri"})
-    assert parsed == {"kind": "weekly", "flag": "ws", "environment": "production", "channels": ["a"], "hour": 16,
-                      "minute": 0, "timezone": "UTC", "weekday": 4}
+    parsed = parse_schedule(
+        {
+            "kind": "weekly",
+            "flag": "ws",
+            "environment": "production",
+            "channels": ["a", "a"],
+            "hour": 16,
+            "weekday": "Fri",
+        }
+    )
+    assert parsed == {
+        "kind": "weekly",
+        "flag": "ws",
+        "environment": "production",
+        "channels": ["a"],
+        "hour": 16,
+        "minute": 0,
+        "timezone": "UTC",
+        "weekday": 4,
+    }

@@ -19,8 +19,10 @@ def test_healthy_traffic_completes_the_guides_plan() -> None:
 
 
 def test_a_two_percent_regression_at_stage_one_is_caught_and_a_borderline_one_holds() -> None:
-    caught = [simulate_trial(PLAN, Traffic(requests_per_s=10), Regression("error_rate", 0.02, stage=1), s)
-              for s in range(5)]
+    caught = [
+        simulate_trial(PLAN, Traffic(requests_per_s=10), Regression("error_rate", 0.02, stage=1), s)
+        for s in range(5)
+    ]
     assert {r.outcome for r in caught} <= {"rolled_back", "disabled"}
     assert all(r.delay is not None and r.delay.total_seconds() < 6 * 3600 for r in caught)
     borderline = simulate_trial(PLAN, Traffic(requests_per_s=10), Regression("error_rate", 0.003, stage=1), 1)
@@ -41,9 +43,26 @@ def test_same_seed_same_result() -> None:
 
 
 def test_the_command_prints_both_columns() -> None:
-    out = subprocess.run([sys.executable, "-m", "rampup", "simulate", str(PLAN_FILE), "-n", "4", "--rate", "10",
-                          "--regression", "error_rate=0.02@stage1", "--json"], capture_output=True, text=True,
-                         check=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rampup",
+            "simulate",
+            str(PLAN_FILE),
+            "-n",
+            "4",
+            "--rate",
+            "10",
+            "--regression",
+            "error_rate=0.02@stage1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     report = json.loads(out.stdout)
     assert report["rampup"]["trials"] == 4 and report["rampup"]["acted_share"] == 1.0
     assert report["naive"]["acted_share"] == 1.0

@@ -21,8 +21,11 @@ class WebhookHook:
     def send(self, item_id: str, payload: Mapping[str, Any]) -> None:
         body = {k: v for k, v in payload.items() if k != "url"}
         try:
-            response = self._client.post(payload["url"], json={"id": item_id, "type": "rollout.stage", **body},
-                                          headers={"X-Rampup-Delivery": item_id})
+            response = self._client.post(
+                payload["url"],
+                json={"id": item_id, "type": "rollout.stage", **body},
+                headers={"X-Rampup-Delivery": item_id},
+            )
         except httpx.HTTPError as exc:
             raise Unavailable(f"webhook {payload['url']}: {exc}") from exc
         if not response.is_success:
@@ -47,8 +50,15 @@ class CommandHook:
             "RAMPUP_STAGE": str(payload["stage"]),
         }
         try:
-            done = subprocess.run(payload["command"], shell=True, env=env, timeout=self._timeout,
-                                  capture_output=True, text=True, check=False)
+            done = subprocess.run(
+                payload["command"],
+                shell=True,
+                env=env,
+                timeout=self._timeout,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise Unavailable(f"hook command failed: {exc}") from exc
         if done.returncode != 0:

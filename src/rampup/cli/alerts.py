@@ -17,7 +17,9 @@ app = typer.Typer(help="Alert rules: a metric over a window, sustained, to chann
 @app.command("add")
 def add(
     environment: Annotated[str, typer.Option("--env", "-e")],
-    metric: Annotated[str, typer.Option("--metric", help="error_rate, unhandled_exceptions, api_latency_p95, …")],
+    metric: Annotated[
+        str, typer.Option("--metric", help="error_rate, unhandled_exceptions, api_latency_p95, …")
+    ],
     condition: Annotated[str, typer.Option("--condition", help="'> 0.5%', '> 5', '> 1000ms'")],
     window: Annotated[str, typer.Option("--window")] = "5m",
     sustain: Annotated[str | None, typer.Option("--for", help="How long it must hold before firing.")] = None,
@@ -32,10 +34,19 @@ def add(
     token: TokenOpt = None,
 ) -> None:
     """Add an alert rule."""
-    body: dict[str, Any] = {"environment": environment, "metric": metric, "condition": condition, "window": window,
-                            "severity": severity, "channels": channels or [], "renotify": renotify,
-                            "tags": dict(t.split("=", 1) for t in tags or [] if "=" in t)}
-    body.update({k: v for k, v in (("for", sustain), ("flag", flag), ("variant", variant), ("name", name)) if v})
+    body: dict[str, Any] = {
+        "environment": environment,
+        "metric": metric,
+        "condition": condition,
+        "window": window,
+        "severity": severity,
+        "channels": channels or [],
+        "renotify": renotify,
+        "tags": dict(t.split("=", 1) for t in tags or [] if "=" in t),
+    }
+    body.update(
+        {k: v for k, v in (("for", sustain), ("flag", flag), ("variant", variant), ("name", name)) if v}
+    )
     created = Remote(server, token).call("POST", "/api/v1/alert-rules", body)
     typer.echo(f"alert rule {created['id']}: {created['name']}")
 
@@ -49,9 +60,19 @@ def rules(server: Server = DEFAULT_SERVER, token: TokenOpt = None, as_json: Json
         return
     table = Table("id", "name", "condition", "window", "for", "severity", "channels", "state")
     for r in found:
-        state = "[red]firing[/]" if r["firing"] else ("[yellow]breaching[/]" if r["breaching_since"] else "ok")
-        table.add_row(str(r["id"]), r["name"], f"{r['metric']} {r['condition']}", r["window"], r.get("for", ""),
-                      r["severity"], ", ".join(r["channels"]), state)
+        state = (
+            "[red]firing[/]" if r["firing"] else ("[yellow]breaching[/]" if r["breaching_since"] else "ok")
+        )
+        table.add_row(
+            str(r["id"]),
+            r["name"],
+            f"{r['metric']} {r['condition']}",
+            r["window"],
+            r.get("for", ""),
+            r["severity"],
+            ", ".join(r["channels"]),
+            state,
+        )
     Console().print(table)
 
 
@@ -64,17 +85,26 @@ def delete(rule_id: int, server: Server = DEFAULT_SERVER, token: TokenOpt = None
 
 def alerts(
     firing: Annotated[bool, typer.Option("--firing", help="Only alerts firing now.")] = False,
-    server: Server = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOut = False,
+    server: Server = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    as_json: JsonOut = False,
 ) -> None:
     """Alerts, newest first."""
-    found = Remote(server, token).call("GET", "/api/v1/alerts", params={"state": "firing"} if firing else None)
+    found = Remote(server, token).call(
+        "GET", "/api/v1/alerts", params={"state": "firing"} if firing else None
+    )
     if as_json:
         print_json(found)
         return
     table = Table("id", "rule", "state", "value", "since", "resolved")
     for a in found:
         style = "red" if a["state"] == "firing" else "green"
-        table.add_row(str(a["id"]), (a["rule"] or {}).get("name", str(a["rule_id"])), f"[{style}]{a['state']}[/]",
-                      f"{a['value']:.4g}" if a["value"] is not None else "—", str(a["started_at"])[:19],
-                      str(a["resolved_at"] or "")[:19])
+        table.add_row(
+            str(a["id"]),
+            (a["rule"] or {}).get("name", str(a["rule_id"])),
+            f"[{style}]{a['state']}[/]",
+            f"{a['value']:.4g}" if a["value"] is not None else "—",
+            str(a["started_at"])[:19],
+            str(a["resolved_at"] or "")[:19],
+        )
     Console().print(table)

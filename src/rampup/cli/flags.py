@@ -19,7 +19,9 @@ Env = Annotated[str, typer.Option("--env", "-e", help="Environment key.")]
 
 def _rules_text(rules: list[dict[str, Any]]) -> str:
     return "; ".join(
-        " and ".join(f"{c['attribute']} {c['operator']} {','.join(map(str, c['values']))}" for c in r["conditions"])
+        " and ".join(
+            f"{c['attribute']} {c['operator']} {','.join(map(str, c['values']))}" for c in r["conditions"]
+        )
         + f" -> {r['variant']}"
         for r in rules
     )
@@ -40,8 +42,9 @@ def create(
     as_json: JsonOut = False,
 ) -> None:
     """Create a flag (off everywhere until you set it)."""
-    flag = Remote(server, token).call("POST", "/api/v1/flags",
-                                      {"key": key, "description": description, "type": flag_type})
+    flag = Remote(server, token).call(
+        "POST", "/api/v1/flags", {"key": key, "description": description, "type": flag_type}
+    )
     if as_json:
         print_json(flag)
     else:
@@ -58,8 +61,12 @@ def list_flags(server: Server = DEFAULT_SERVER, token: TokenOpt = None, as_json:
     environments = sorted({env for f in flags for env in f["environments"]})
     table = Table("flag", "type", *environments, "description")
     for f in flags:
-        table.add_row(f["key"], f["type"], *(_state_line(f["environments"][e]) for e in environments),
-                      f["description"][:60])
+        table.add_row(
+            f["key"],
+            f["type"],
+            *(_state_line(f["environments"][e]) for e in environments),
+            f["description"][:60],
+        )
     Console().print(table)
 
 
@@ -74,7 +81,9 @@ def show(key: str, server: Server = DEFAULT_SERVER, token: TokenOpt = None, as_j
     console.print(f"[bold]{flag['key']}[/] ({flag['type']}) {flag['description']}")
     table = Table("environment", "state", "salt", "version", "rules")
     for env, state in flag["environments"].items():
-        table.add_row(env, _state_line(state), state["salt"], str(state["version"]), _rules_text(state["rules"]))
+        table.add_row(
+            env, _state_line(state), state["salt"], str(state["version"]), _rules_text(state["rules"])
+        )
     console.print(table)
 
 
@@ -82,10 +91,17 @@ def show(key: str, server: Server = DEFAULT_SERVER, token: TokenOpt = None, as_j
 def set_state(
     key: str,
     environment: Env,
-    rollout: Annotated[float | None, typer.Option("--rollout", help="Percentage 0–100, two decimals.")] = None,
+    rollout: Annotated[
+        float | None, typer.Option("--rollout", help="Percentage 0–100, two decimals.")
+    ] = None,
     enabled: Annotated[bool | None, typer.Option("--enable/--disable", help="The kill switch.")] = None,
-    rules: Annotated[list[str] | None, typer.Option(
-        "--rule", help="'ATTR OP VALUE[,VALUE] [and …] -> VARIANT'; repeat for several; replaces all rules.")] = None,
+    rules: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rule",
+            help="'ATTR OP VALUE[,VALUE] [and …] -> VARIANT'; repeat for several; replaces all rules.",
+        ),
+    ] = None,
     clear_rules: Annotated[bool, typer.Option("--clear-rules", help="Remove every rule.")] = False,
     salt: Annotated[str | None, typer.Option("--salt")] = None,
     reason: Annotated[str, typer.Option("--reason", "-r")] = "",
@@ -119,15 +135,18 @@ def kill(
     token: TokenOpt = None,
 ) -> None:
     """Pull the kill switch: everyone gets the off variant at once."""
-    state = Remote(server, token).call("POST", f"/api/v1/flags/{key}/environments/{environment}/kill",
-                                       {"reason": reason})
+    state = Remote(server, token).call(
+        "POST", f"/api/v1/flags/{key}/environments/{environment}/kill", {"reason": reason}
+    )
     typer.echo(f"killed {key} in {environment} (version {state['version']})")
 
 
 def env(
     key: str,
     environment: Env,
-    prefix: Annotated[str | None, typer.Option("--prefix", help="Default: the flag key in upper case.")] = None,
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", help="Default: the flag key in upper case.")
+    ] = None,
     server: Server = DEFAULT_SERVER,
     token: TokenOpt = None,
 ) -> None:

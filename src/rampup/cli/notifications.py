@@ -11,7 +11,9 @@ from rampup.cli.remote import Remote
 
 __all__ = ["app", "notifications"]
 
-app = typer.Typer(help="Where people hear from Rampup: Slack, webhooks, e-mail, PagerDuty.", no_args_is_help=True)
+app = typer.Typer(
+    help="Where people hear from Rampup: Slack, webhooks, e-mail, PagerDuty.", no_args_is_help=True
+)
 Opt = Annotated[str | None, typer.Option()]
 
 
@@ -35,8 +37,17 @@ def create(
 ) -> None:
     """Create a channel."""
     body: dict[str, Any] = {"name": name, "type": channel_type, "min_severity": min_severity}
-    given = {"url": url, "secret": secret, "host": host, "port": port, "from": sender, "to": to,
-             "username": username, "password": password, "routing_key": routing_key}
+    given = {
+        "url": url,
+        "secret": secret,
+        "host": host,
+        "port": port,
+        "from": sender,
+        "to": to,
+        "username": username,
+        "password": password,
+        "routing_key": routing_key,
+    }
     body.update({k: v for k, v in given.items() if v is not None})
     if channel_type == "email":
         body["starttls"] = starttls
@@ -74,7 +85,9 @@ def delete(name: str, server: Server = DEFAULT_SERVER, token: TokenOpt = None) -
 
 def notifications(
     limit: Annotated[int, typer.Option("--limit", "-n")] = 30,
-    server: Server = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOut = False,
+    server: Server = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    as_json: JsonOut = False,
 ) -> None:
     """Deliveries, newest first: pending, failing (with the last error) or delivered."""
     rows = Remote(server, token).call("GET", "/api/v1/notifications", params={"limit": limit})
@@ -84,6 +97,12 @@ def notifications(
     table = Table("queued", "type", "to", "status", "tries", "last error")
     style = {"delivered": "green", "failing": "red", "pending": "yellow"}
     for r in rows:
-        table.add_row(str(r["created_at"])[:19], r["type"], str(r["channel"]),
-                      f"[{style[r['status']]}]{r['status']}[/]", str(r["attempts"]), (r["last_error"] or "")[:60])
+        table.add_row(
+            str(r["created_at"])[:19],
+            r["type"],
+            str(r["channel"]),
+            f"[{style[r['status']]}]{r['status']}[/]",
+            str(r["attempts"]),
+            (r["last_error"] or "")[:60],
+        )
     Console().print(table)

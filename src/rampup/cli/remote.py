@@ -24,8 +24,9 @@ class Remote:
         except (httpx.InvalidURL, ValueError) as exc:
             raise CliError(f"{server!r} is not a server URL: {exc}") from None
 
-    def _request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
-                 ) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+    ) -> httpx.Response:
         try:
             response = self._client.request(method, path, json=body, params=params)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -45,9 +46,10 @@ class Remote:
         try:
             return response.json()
         except ValueError:
-            raise CliError(f"{self.server} answered something that is not Rampup's JSON "
-                           f"({response.headers.get('content-type', 'no content type')}); is it a Rampup server?"
-                           ) from None
+            raise CliError(
+                f"{self.server} answered something that is not Rampup's JSON "
+                f"({response.headers.get('content-type', 'no content type')}); is it a Rampup server?"
+            ) from None
 
 
 def _reason(response: httpx.Response) -> str:

@@ -13,10 +13,13 @@ from rampup.cli.remote import CliError, Remote
 
 __all__ = ["app"]
 
-app = typer.Typer(help="The rollout guide's reports, filled from real data, and their schedules.",
-                  no_args_is_help=True)
-schedule = typer.Typer(help="Send reports to channels: daily or weekly at a local time, or when a rollout ends.",
-                       no_args_is_help=True)
+app = typer.Typer(
+    help="The rollout guide's reports, filled from real data, and their schedules.", no_args_is_help=True
+)
+schedule = typer.Typer(
+    help="Send reports to channels: daily or weekly at a local time, or when a rollout ends.",
+    no_args_is_help=True,
+)
 app.add_typer(schedule, name="schedule")
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -36,8 +39,9 @@ def _report_command(kind: str, doc: str) -> None:
         server: Server = DEFAULT_SERVER,
         token: TokenOpt = None,
     ) -> None:
-        text = Remote(server, token).text(f"/api/v1/reports/{kind}",
-                                              {"rollout": rollout_id, "format": fmt.value, "tz": tz})
+        text = Remote(server, token).text(
+            f"/api/v1/reports/{kind}", {"rollout": rollout_id, "format": fmt.value, "tz": tz}
+        )
         if out is None:
             typer.echo(text, nl=False)
             return
@@ -63,9 +67,13 @@ for _kind, _doc in (
 @schedule.command("add")
 def add(
     kind: Annotated[str, typer.Argument(help="daily, support, weekly or completion.")],
-    channels: Annotated[list[str], typer.Option("--channel", "-c", help="Where to send it; repeat for several.")],
+    channels: Annotated[
+        list[str], typer.Option("--channel", "-c", help="Where to send it; repeat for several.")
+    ],
     rollout_id: Annotated[int | None, typer.Option("--rollout", help="The rollout's id.")] = None,
-    flag: Annotated[str | None, typer.Option("--flag", help="Or: the rollout of this flag live at sending time.")] = None,
+    flag: Annotated[
+        str | None, typer.Option("--flag", help="Or: the rollout of this flag live at sending time.")
+    ] = None,
     environment: Annotated[str | None, typer.Option("--env", "-e", help="… in this environment.")] = None,
     hour: Annotated[int | None, typer.Option("--hour", help="Local hour, 0-23.")] = None,
     minute: Annotated[int | None, typer.Option("--minute", help="Local minute (default 0).")] = None,
@@ -78,9 +86,16 @@ def add(
 ) -> None:
     """Schedule a report, e.g. `rampup report schedule add support --flag workstation -e production
     -c support-email --hour 8 --tz Europe/Berlin`."""
-    given = {"rollout_id": rollout_id, "flag": flag, "environment": environment, "hour": hour, "minute": minute,
-             "timezone": tz, "contact": contact,
-             "weekday": int(weekday) if weekday is not None and weekday.isdigit() else weekday}
+    given = {
+        "rollout_id": rollout_id,
+        "flag": flag,
+        "environment": environment,
+        "hour": hour,
+        "minute": minute,
+        "timezone": tz,
+        "contact": contact,
+        "weekday": int(weekday) if weekday is not None and weekday.isdigit() else weekday,
+    }
     body = {"kind": kind, "channels": channels, **{k: v for k, v in given.items() if v is not None}}
     created = Remote(server, token).call("POST", "/api/v1/reports/schedules", body)
     if as_json:
@@ -107,8 +122,14 @@ def list_schedules(server: Server = DEFAULT_SERVER, token: TokenOpt = None, as_j
     table = Table("id", "report", "rollout", "channels", "last sent", "next")
     for s in schedules:
         rollout = str(s["rollout_id"]) if "rollout_id" in s else f"{s['flag']} in {s['environment']} (live)"
-        table.add_row(str(s["id"]), _when(s).removeprefix("the "), rollout, ", ".join(s["channels"]),
-                      s["last_period"] or "—", str(s["next_at"] or "")[:16].replace("T", " "))
+        table.add_row(
+            str(s["id"]),
+            _when(s).removeprefix("the "),
+            rollout,
+            ", ".join(s["channels"]),
+            s["last_period"] or "—",
+            str(s["next_at"] or "")[:16].replace("T", " "),
+        )
     Console().print(table)
 
 

@@ -16,7 +16,13 @@ app = typer.Typer(help="Run plans: status, and a person's commands.", no_args_is
 
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the timeline and the audit log.")]
 By = Annotated[str | None, typer.Option("--by", help="Who acts (default: the token's name).")]
-_VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "critical": "bold red", "inconclusive": "dim"}
+_VERDICT_STYLE = {
+    "pass": "green",
+    "warn": "yellow",
+    "fail": "red",
+    "critical": "bold red",
+    "inconclusive": "dim",
+}
 
 
 def _value(value: float | None, metric: str) -> str:
@@ -32,9 +38,11 @@ def render_status(r: dict[str, Any]) -> None:
     stage = r["stage"]
     soak = stage["soak_remaining_s"]
     soak_text = f", soak left {soak:.0f}s" if soak else ""
-    console.print(f"[bold]rollout {r['id']}[/] {r['name']}: {r['flag']} in {r['environment']} — "
-                  f"[bold]{r['state']}[/], stage {stage['number']} ({stage['name']}) at {stage['percentage']:g}%"
-                  f"{soak_text}")
+    console.print(
+        f"[bold]rollout {r['id']}[/] {r['name']}: {r['flag']} in {r['environment']} — "
+        f"[bold]{r['state']}[/], stage {stage['number']} ({stage['name']}) at {stage['percentage']:g}%"
+        f"{soak_text}"
+    )
     bar = "".join("█" if s["number"] <= stage["number"] else "░" for s in r["stages"])
     console.print(f"stages {bar}  " + " → ".join(f"{s['percentage']:g}%" for s in r["stages"]))
     if r["waiting_for"]:
@@ -43,18 +51,32 @@ def render_status(r: dict[str, Any]) -> None:
         table = Table("gate", "verdict", "value", "95% sequence", "samples", "threshold")
         for g in r["gates"]:
             style = _VERDICT_STYLE.get(g["verdict"], "")
-            bounds = (f"{_value(g['lower'], g['metric'])} – {_value(g['upper'], g['metric'])}"
-                      if g["lower"] is not None and g["upper"] is not None else "")
+            bounds = (
+                f"{_value(g['lower'], g['metric'])} – {_value(g['upper'], g['metric'])}"
+                if g["lower"] is not None and g["upper"] is not None
+                else ""
+            )
             needs = g.get("needs")
             verdict = g["verdict"] + (f" (≈{needs['samples']:.0f} more samples)" if needs else "")
-            table.add_row(g["metric"], f"[{style}]{verdict}[/]", _value(g["value"], g["metric"]), bounds,
-                          str(g["samples"]), g["threshold"])
+            table.add_row(
+                g["metric"],
+                f"[{style}]{verdict}[/]",
+                _value(g["value"], g["metric"]),
+                bounds,
+                str(g["samples"]),
+                g["threshold"],
+            )
         console.print(table)
     if r["timeline"]:
         timeline = Table("at", "from → to", "stage", "by", "reason")
         for t in r["timeline"]:
-            timeline.add_row(str(t["at"])[:19], f"{t['from']} → {t['to']}", f"{t['from_stage']} → {t['to_stage']}",
-                             t["actor"], t["reason"])
+            timeline.add_row(
+                str(t["at"])[:19],
+                f"{t['from']} → {t['to']}",
+                f"{t['from_stage']} → {t['to_stage']}",
+                t["actor"],
+                t["reason"],
+            )
         console.print(timeline)
 
 
@@ -71,8 +93,9 @@ def apply(
     except OSError as exc:
         raise CliError(f"cannot read {file}: {exc.strerror}") from None
     remote = Remote(server, token)
-    created = remote.call("POST", "/api/v1/rollouts", {"plan": {"yaml": text}, "start": not no_start,
-                                                       "filename": file.name})
+    created = remote.call(
+        "POST", "/api/v1/rollouts", {"plan": {"yaml": text}, "start": not no_start, "filename": file.name}
+    )
     status = remote.call("GET", f"/api/v1/rollouts/{created['id']}")
     if as_json:
         print_json(status)
@@ -81,8 +104,9 @@ def apply(
 
 
 @app.command("status")
-def status(rollout_id: int, server: Server = DEFAULT_SERVER, token: TokenOpt = None,
-           as_json: JsonOut = False) -> None:
+def status(
+    rollout_id: int, server: Server = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOut = False
+) -> None:
     """Stage, percentage, soak time left, every gate's verdict, and the timeline."""
     result = Remote(server, token).call("GET", f"/api/v1/rollouts/{rollout_id}")
     print_json(result) if as_json else render_status(result)
@@ -92,7 +116,9 @@ def status(rollout_id: int, server: Server = DEFAULT_SERVER, token: TokenOpt = N
 def list_rollouts(
     flag: Annotated[str | None, typer.Option("--flag")] = None,
     live: Annotated[bool, typer.Option("--live", help="Only rollouts in progress.")] = False,
-    server: Server = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOut = False,
+    server: Server = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    as_json: JsonOut = False,
 ) -> None:
     """Rollouts, newest first."""
     params: dict[str, Any] = {**({"flag": flag} if flag else {}), **({"live": "true"} if live else {})}
@@ -102,16 +128,32 @@ def list_rollouts(
         return
     table = Table("id", "name", "flag", "environment", "state", "stage", "percentage")
     for r in rollouts:
-        table.add_row(str(r["id"]), r["name"], r["flag"], r["environment"], r["state"],
-                      f"{r['stage']['number']} {r['stage']['name']}", f"{r['stage']['percentage']:g}%")
+        table.add_row(
+            str(r["id"]),
+            r["name"],
+            r["flag"],
+            r["environment"],
+            r["state"],
+            f"{r['stage']['number']} {r['stage']['name']}",
+            f"{r['stage']['percentage']:g}%",
+        )
     Console().print(table)
 
 
 def _command(action: str, doc: str) -> None:
-    def run(rollout_id: int, reason: Reason = "", by: By = None, server: Server = DEFAULT_SERVER,
-            token: TokenOpt = None, as_json: JsonOut = False) -> None:
-        result = Remote(server, token).call("POST", f"/api/v1/rollouts/{rollout_id}/{action}",
-                                            {"reason": reason, **({"by": by} if by else {})})
+    def run(
+        rollout_id: int,
+        reason: Reason = "",
+        by: By = None,
+        server: Server = DEFAULT_SERVER,
+        token: TokenOpt = None,
+        as_json: JsonOut = False,
+    ) -> None:
+        result = Remote(server, token).call(
+            "POST",
+            f"/api/v1/rollouts/{rollout_id}/{action}",
+            {"reason": reason, **({"by": by} if by else {})},
+        )
         print_json(result) if as_json else render_status(result)
 
     run.__doc__ = doc
@@ -136,9 +178,12 @@ def signoff(
     rollout_id: int,
     prerequisite: Annotated[str, typer.Argument(help="The prerequisite, as the plan words it.")],
     by: Annotated[str, typer.Option("--by", help="Who signs off.")],
-    server: Server = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOut = False,
+    server: Server = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    as_json: JsonOut = False,
 ) -> None:
     """Sign off a stage's prerequisite, by name."""
-    result = Remote(server, token).call("POST", f"/api/v1/rollouts/{rollout_id}/signoff",
-                                        {"prerequisite": prerequisite, "by": by})
+    result = Remote(server, token).call(
+        "POST", f"/api/v1/rollouts/{rollout_id}/signoff", {"prerequisite": prerequisite, "by": by}
+    )
     print_json(result) if as_json else render_status(result)

@@ -1,7 +1,7 @@
 """The one-line rule syntax of `rampup flag set --rule`:
 
-    email ends_with @example.com -> on
-    user_id in u-1,u-2 and app_version semver_gte 2.1.0 -> on
+email ends_with @example.com -> on
+user_id in u-1,u-2 and app_version semver_gte 2.1.0 -> on
 """
 
 from typing import Any
@@ -25,12 +25,15 @@ def parse_rule(text: str) -> dict[str, Any]:
     for part in body.split(" and "):
         words = part.split(None, 2)
         if len(words) != 3:
-            raise InvalidInput(f"cannot read condition {part.strip()!r}: write 'ATTRIBUTE OPERATOR VALUE[,VALUE…]'",
-                               where=f"--rule {text!r}")
+            raise InvalidInput(
+                f"cannot read condition {part.strip()!r}: write 'ATTRIBUTE OPERATOR VALUE[,VALUE…]'",
+                where=f"--rule {text!r}",
+            )
         attribute, operator, values = words
         if operator not in Operator.__members__.values():
-            raise InvalidInput(f"unknown operator {operator!r}; use one of: " + ", ".join(Operator),
-                               where=f"--rule {text!r}")
+            raise InvalidInput(
+                f"unknown operator {operator!r}; use one of: " + ", ".join(Operator), where=f"--rule {text!r}"
+            )
         parsed = [v.strip() for v in values.split(",")]
         typed: list[Any] = [_number(v, text) for v in parsed] if Operator(operator).is_numeric else parsed
         conditions.append({"attribute": attribute, "operator": operator, "values": typed})

@@ -12,13 +12,25 @@ __all__ = ["serve"]
 
 
 def serve(
-    db: Annotated[str, typer.Option("--db", envvar="RAMPUP_DATABASE_URL",
-                                    help="sqlite:///path.db or postgresql+psycopg://user@host/db")] = DEFAULT_DATABASE_URL,
+    db: Annotated[
+        str,
+        typer.Option(
+            "--db",
+            envvar="RAMPUP_DATABASE_URL",
+            help="sqlite:///path.db or postgresql+psycopg://user@host/db",
+        ),
+    ] = DEFAULT_DATABASE_URL,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8400,
-    tick: Annotated[str | None, typer.Option(
-        "--tick", envvar="RAMPUP_TICK", help="How often the controller judges every live rollout.  [default: 10s]",
-        show_default=False)] = None,
+    tick: Annotated[
+        str | None,
+        typer.Option(
+            "--tick",
+            envvar="RAMPUP_TICK",
+            help="How often the controller judges every live rollout.  [default: 10s]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the Rampup server: API, OFREP, ingest and the rollout controller."""
     # The server's stack loads here, not at import: every other command stays quick to start.
@@ -46,6 +58,14 @@ def serve(
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    config = uvicorn.Config(create_app(container), host=host, port=port, loop="uvloop", http="httptools",
-                            log_level="warning", access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        create_app(container),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
     uvicorn.Server(config).run()

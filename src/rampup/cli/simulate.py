@@ -25,7 +25,9 @@ def _span(value: timedelta | None) -> str:
     if value is None:
         return "—"
     hours = value.total_seconds() / 3600
-    return f"{hours / 24:.1f} d" if hours >= 48 else f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
+    return (
+        f"{hours / 24:.1f} d" if hours >= 48 else f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
+    )
 
 
 def simulate(
@@ -33,12 +35,19 @@ def simulate(
     trials: Annotated[int, typer.Option("--trials", "-n", min=1, max=100_000)] = 100,
     seed: Annotated[int, typer.Option("--seed")] = 1,
     rate: Annotated[float, typer.Option("--rate", help="Total requests per second.")] = 10.0,
-    error_rate: Annotated[float, typer.Option("--error-rate", help="Healthy error rate, both variants.")] = 0.0005,
+    error_rate: Annotated[
+        float, typer.Option("--error-rate", help="Healthy error rate, both variants.")
+    ] = 0.0005,
     latency_ms: Annotated[float, typer.Option("--latency-ms", help="Healthy median API latency.")] = 120.0,
     lcp_ms: Annotated[float, typer.Option("--lcp-ms", help="Healthy median LCP.")] = 1800.0,
-    regression: Annotated[str | None, typer.Option(
-        "--regression", help="The treatment worsens: METRIC=VALUE@stageN or METRIC=VALUE@6h, "
-                             "e.g. error_rate=0.02@stage1.")] = None,
+    regression: Annotated[
+        str | None,
+        typer.Option(
+            "--regression",
+            help="The treatment worsens: METRIC=VALUE@stageN or METRIC=VALUE@6h, "
+            "e.g. error_rate=0.02@stage1.",
+        ),
+    ] = None,
     tick: Annotated[str, typer.Option("--tick", help="Controller tick in virtual time.")] = "5m",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -62,8 +71,14 @@ def simulate(
     step = parse_duration(tick, "--tick")
     results = []
     started = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  disable=as_json, transient=True) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=as_json,
+        transient=True,
+    ) as progress:
         task = progress.add_task(f"simulating {plan.name}", total=trials)
         for i in range(trials):
             results.append(simulate_trial(plan, traffic, injected, seed + i, step))
@@ -71,21 +86,46 @@ def simulate(
     seconds_per_trial = (time.perf_counter() - started) / trials
     ours, naive = summarize(results), summarize(results, naive=True)
     if as_json:
-        typer.echo(json.dumps({"plan": plan.name, "trials": trials, "rate": rate, "error_rate": error_rate,
-                               "regression": regression, "seconds_per_trial": seconds_per_trial,
-                               "rampup": describe(ours), "naive": describe(naive)}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "plan": plan.name,
+                    "trials": trials,
+                    "rate": rate,
+                    "error_rate": error_rate,
+                    "regression": regression,
+                    "seconds_per_trial": seconds_per_trial,
+                    "rampup": describe(ours),
+                    "naive": describe(naive),
+                },
+                indent=2,
+            )
+        )
         return
     _print(plan.name, trials, rate, error_rate, regression, ours, naive, seconds_per_trial)
 
 
-def _print(name: str, trials: int, rate: float, error_rate: float, regression: str | None, ours: "Summary",
-           naive: "Summary", seconds_per_trial: float) -> None:
-    title = (f"{name}: {trials} trials at {rate:g} req/s, error rate {error_rate:.3%}"
-             + (f", regression {regression}" if regression else ", no regression"))
+def _print(
+    name: str,
+    trials: int,
+    rate: float,
+    error_rate: float,
+    regression: str | None,
+    ours: "Summary",
+    naive: "Summary",
+    seconds_per_trial: float,
+) -> None:
+    title = f"{name}: {trials} trials at {rate:g} req/s, error rate {error_rate:.3%}" + (
+        f", regression {regression}" if regression else ", no regression"
+    )
     table = Table("", "Rampup", "naive rule", title=title)
     for outcome in ("completed", "rolled_back", "disabled", "paused", "held"):
-        table.add_row(outcome.replace("_", " "), str(ours.outcomes.get(outcome, 0)), str(naive.outcomes.get(outcome, 0)))
-    label = "detected (rolled back or disabled)" if regression else "false rollbacks (rolled back or disabled)"
+        table.add_row(
+            outcome.replace("_", " "), str(ours.outcomes.get(outcome, 0)), str(naive.outcomes.get(outcome, 0))
+        )
+    label = (
+        "detected (rolled back or disabled)" if regression else "false rollbacks (rolled back or disabled)"
+    )
     table.add_row(label, f"{ours.acted_share:.1%}", f"{naive.acted_share:.1%}")
     if regression:
         table.add_row("detection delay p50", _span(ours.delay_p50), _span(naive.delay_p50))

@@ -11,8 +11,10 @@ from rampup.cli.remote import Remote
 
 __all__ = ["app"]
 
-app = typer.Typer(help="API tokens: admin, write, read, sdk (one environment), ingest (one environment).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="API tokens: admin, write, read, sdk (one environment), ingest (one environment).",
+    no_args_is_help=True,
+)
 
 
 @app.command("create")
@@ -25,8 +27,9 @@ def create(
     as_json: JsonOut = False,
 ) -> None:
     """Create a token and print its secret (shown only this once)."""
-    created = Remote(server, token).call("POST", "/api/v1/tokens",
-                                         {"scope": scope, "environment": environment, "name": name})
+    created = Remote(server, token).call(
+        "POST", "/api/v1/tokens", {"scope": scope, "environment": environment, "name": name}
+    )
     if as_json:
         print_json(created)
     else:
@@ -42,8 +45,14 @@ def list_tokens(server: Server = DEFAULT_SERVER, token: TokenOpt = None, as_json
         return
     table = Table("id", "name", "scope", "environment", "created", "revoked")
     for t in tokens:
-        table.add_row(t["id"], t["name"], t["scope"], t["environment"] or "", t["created_at"][:19],
-                      (t["revoked_at"] or "")[:19])
+        table.add_row(
+            t["id"],
+            t["name"],
+            t["scope"],
+            t["environment"] or "",
+            t["created_at"][:19],
+            (t["revoked_at"] or "")[:19],
+        )
     Console().print(table)
 
 

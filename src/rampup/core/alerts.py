@@ -54,38 +54,62 @@ class AlertRule:
         held = f" for {format_duration(self.sustain)}" if self.sustain else ""
         scope = f"{self.flag}={self.subject}" if self.flag else "all traffic"
         tags = "".join(f", {k}={v}" for k, v in self.tags)
-        return f"{self.metric} {self.condition_text} over {format_duration(self.window)}{held} ({self.environment}, " \
-               f"{scope}{tags})"
+        return (
+            f"{self.metric} {self.condition_text} over {format_duration(self.window)}{held} ({self.environment}, "
+            f"{scope}{tags})"
+        )
 
     def holds(self, value: float | None) -> bool:
         return value is not None and (value > self.threshold if self.op == ">" else value < self.threshold)
 
     @classmethod
-    def parse(cls, body: Mapping[str, Any], defaults: Mapping[str, Any] | None = None, where: str = "") -> "AlertRule":
+    def parse(
+        cls, body: Mapping[str, Any], defaults: Mapping[str, Any] | None = None, where: str = ""
+    ) -> "AlertRule":
         raw = {**(defaults or {}), **body}
         at = f"{where}." if where else ""
-        known = {"name", "environment", "metric", "condition", "window", "for", "severity", "channels", "flag",
-                 "variant", "tags", "renotify"}
+        known = {
+            "name",
+            "environment",
+            "metric",
+            "condition",
+            "window",
+            "for",
+            "severity",
+            "channels",
+            "flag",
+            "variant",
+            "tags",
+            "renotify",
+        }
         unknown = sorted(set(body) - known)
         if unknown:
-            raise InvalidInput(f"unknown alert field {unknown[0]!r}; a rule has " + ", ".join(sorted(known)),
-                               where=f"{at}{unknown[0]}")
+            raise InvalidInput(
+                f"unknown alert field {unknown[0]!r}; a rule has " + ", ".join(sorted(known)),
+                where=f"{at}{unknown[0]}",
+            )
         metric = raw.get("metric")
         base, quantile = parse_metric_name(metric) if isinstance(metric, str) else ("", None)
         spec = BUILTIN_METRICS.get(base)
         if spec is None or (spec.aggregation is Aggregation.PERCENTILE) != (quantile is not None):
-            raise InvalidInput(f"metric {metric!r} is not one to alert on; e.g. error_rate, unhandled_exceptions, "
-                               "api_latency_p95, lcp_p75", where=f"{at}metric")
+            raise InvalidInput(
+                f"metric {metric!r} is not one to alert on; e.g. error_rate, unhandled_exceptions, "
+                "api_latency_p95, lcp_p75",
+                where=f"{at}metric",
+            )
         m = _CONDITION.match(str(raw.get("condition", "")))
         if m is None:
             raise InvalidInput("condition is like '> 0.5%', '> 5' or '> 1000ms'", where=f"{at}condition")
         op, number, unit = m.group(1), float(m.group(2)), m.group(3)
         if (spec.aggregation is Aggregation.RATE) != (unit == "%"):
-            raise InvalidInput("rates take a percentage ('> 0.5%'), other metrics a number or a duration",
-                               where=f"{at}condition")
+            raise InvalidInput(
+                "rates take a percentage ('> 0.5%'), other metrics a number or a duration",
+                where=f"{at}condition",
+            )
         if unit in ("ms", "s") and spec.aggregation is not Aggregation.PERCENTILE:
-            raise InvalidInput(f"{metric} is not a latency: write a number ('> 5'), not a duration",
-                               where=f"{at}condition")
+            raise InvalidInput(
+                f"{metric} is not a latency: write a number ('> 5'), not a duration", where=f"{at}condition"
+            )
         threshold = number * {"%": 0.01, "ms": 1.0, "s": 1000.0, None: 1.0}[unit]
         name = raw.get("name") or f"{metric} {op} {m.group(2)}{unit or ''}"
         environment = raw.get("environment")
@@ -100,7 +124,7 @@ class AlertRule:
             raise InvalidInput("channels is a list of channel names", where=f"{at}channels")
         tags = raw.get("tags") or {}
         if not isinstance(tags, Mapping) or not all(isinstance(v, str) for v in tags.values()):
-            raise InvalidInput("tags filter by exact values: {\"route\": \"/checkout\"}", where=f"{at}tags")
+            raise InvalidInput('tags filter by exact values: {"route": "/checkout"}', where=f"{at}tags")
         flag, variant = raw.get("flag"), raw.get("variant")
         if variant is not None and flag is None:
             raise InvalidInput("a variant belongs to a flag: give 'flag' too", where=f"{at}variant")
@@ -108,18 +132,38 @@ class AlertRule:
         if not timedelta(seconds=1) <= window <= timedelta(days=7):
             raise InvalidInput("window is from 1s to 7d", where=f"{at}window")
         renotify = raw.get("renotify", "1h")
-        return cls(str(name)[:200], environment, str(metric), op, threshold, f"{op} {m.group(2)}{unit or ''}", window,
-                   parse_duration(raw["for"], f"{at}for") if "for" in raw else timedelta(0), severity, tuple(channels),
-                   flag, variant, tuple(sorted(tags.items())),
-                   None if renotify in (None, "never") else parse_duration(renotify, f"{at}renotify"))
+        return cls(
+            str(name)[:200],
+            environment,
+            str(metric),
+            op,
+            threshold,
+            f"{op} {m.group(2)}{unit or ''}",
+            window,
+            parse_duration(raw["for"], f"{at}for") if "for" in raw else timedelta(0),
+            severity,
+            tuple(channels),
+            flag,
+            variant,
+            tuple(sorted(tags.items())),
+            None if renotify in (None, "never") else parse_duration(renotify, f"{at}renotify"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "environment": self.environment, "metric": self.metric,
-                "condition": self.condition_text, "window": format_duration(self.window),
-                **({"for": format_duration(self.sustain)} if self.sustain else {}),
-                "severity": self.severity.value, "channels": list(self.channels), "flag": self.flag,
-                "variant": self.variant, "tags": dict(self.tags),
-                "renotify": format_duration(self.renotify) if self.renotify else "never"}
+        return {
+            "name": self.name,
+            "environment": self.environment,
+            "metric": self.metric,
+            "condition": self.condition_text,
+            "window": format_duration(self.window),
+            **({"for": format_duration(self.sustain)} if self.sustain else {}),
+            "severity": self.severity.value,
+            "channels": list(self.channels),
+            "flag": self.flag,
+            "variant": self.variant,
+            "tags": dict(self.tags),
+            "renotify": format_duration(self.renotify) if self.renotify else "never",
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +172,14 @@ class Step:
     action: AlertAction | None = None
 
 
-def step(rule: AlertRule, value: float | None, breaching_since: datetime | None, firing_since: datetime | None,
-         last_notified: datetime | None, now: datetime) -> Step:
+def step(
+    rule: AlertRule,
+    value: float | None,
+    breaching_since: datetime | None,
+    firing_since: datetime | None,
+    last_notified: datetime | None,
+    now: datetime,
+) -> Step:
     """One evaluation. `firing_since` is None when no alert is open for the rule."""
     if not rule.holds(value):
         return Step(None, AlertAction.RESOLVE if firing_since is not None else None)

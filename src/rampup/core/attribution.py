@@ -31,8 +31,12 @@ class FlagTimeline:
     _by_value: dict[Any, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        rule_free = [CompiledFlag(self.definition, FlagState(s.enabled, s.rollout_bp, (), s.salt, s.weights, s.version))
-                     for s in self.states]
+        rule_free = [
+            CompiledFlag(
+                self.definition, FlagState(s.enabled, s.rollout_bp, (), s.salt, s.weights, s.version)
+            )
+            for s in self.states
+        ]
         object.__setattr__(self, "_compiled", rule_free)
         by_value: dict[Any, str] = {}
         for v in self.definition.variants:
@@ -65,8 +69,9 @@ class FlagTimeline:
         return self._compiled[i] if state.enabled and 0 < state.rollout_bp < BUCKETS else None
 
 
-def attribute(o: Observation, timelines: Mapping[str, FlagTimeline],
-              splitting: Sequence[tuple[str, FlagTimeline]]) -> Iterator[tuple[str, str]]:
+def attribute(
+    o: Observation, timelines: Mapping[str, FlagTimeline], splitting: Sequence[tuple[str, FlagTimeline]]
+) -> Iterator[tuple[str, str]]:
     """`splitting`: the timelines that may split users around the observation's time (a batch narrows it)."""
     reported = o.flags or {}
     for key, value in reported.items():

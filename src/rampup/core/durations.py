@@ -7,16 +7,22 @@ from rampup.errors import InvalidInput
 
 __all__ = ["parse_duration", "format_duration"]
 
-_UNITS = {"ms": timedelta(milliseconds=1), "s": timedelta(seconds=1), "m": timedelta(minutes=1),
-          "h": timedelta(hours=1), "d": timedelta(days=1)}
+_UNITS = {
+    "ms": timedelta(milliseconds=1),
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 
 
 def parse_duration(text: object, where: str) -> timedelta:
     match = _DURATION.match(text) if isinstance(text, str) else None
     if match is None:
-        raise InvalidInput(f"{text!r} is not a duration; write a number and a unit: 500ms, 30s, 5m, 48h, 7d",
-                           where=where)
+        raise InvalidInput(
+            f"{text!r} is not a duration; write a number and a unit: 500ms, 30s, 5m, 48h, 7d", where=where
+        )
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 

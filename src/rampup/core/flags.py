@@ -90,8 +90,14 @@ class FlagDefinition:
     off_variant: str = "off"
 
     @classmethod
-    def parse(cls, key: Any, type_: Any = "boolean", description: Any = "", variants: Any = None,
-              off_variant: Any = None) -> "FlagDefinition":
+    def parse(
+        cls,
+        key: Any,
+        type_: Any = "boolean",
+        description: Any = "",
+        variants: Any = None,
+        off_variant: Any = None,
+    ) -> "FlagDefinition":
         if not isinstance(key, str) or not FLAG_KEY.match(key):
             raise InvalidInput(
                 f"flag key {key!r} must match {FLAG_KEY.pattern} (lower-case letters, digits, '_', '.', '-')",
@@ -100,12 +106,14 @@ class FlagDefinition:
         try:
             flag_type = FlagType(type_)
         except ValueError:
-            raise InvalidInput(f"unknown flag type {type_!r}; use one of: "
-                               + ", ".join(t.value for t in FlagType), where="type") from None
+            raise InvalidInput(
+                f"unknown flag type {type_!r}; use one of: " + ", ".join(t.value for t in FlagType),
+                where="type",
+            ) from None
         if not isinstance(description, str):
             raise InvalidInput("description must be a string", where="description")
         if flag_type is FlagType.BOOLEAN:
-            if variants not in (None, [], {}) :
+            if variants not in (None, [], {}):
                 raise InvalidInput("boolean flags have the fixed variants 'on' and 'off'", where="variants")
             return cls(key, flag_type, description)
         parsed = _parse_variants(variants, flag_type)
@@ -143,11 +151,13 @@ def _parse_variants(raw: Any, flag_type: FlagType) -> tuple[Variant, ...]:
     for i, item in enumerate(raw):
         where = f"variants[{i}]"
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) or not item["name"]:
-            raise InvalidInput("a variant is {\"name\": …, \"value\": …}", where=where)
+            raise InvalidInput('a variant is {"name": …, "value": …}', where=where)
         if item["name"] in seen:
             raise InvalidInput(f"variant {item['name']!r} is named twice", where=f"{where}.name")
         if not flag_type.accepts(item.get("value")):
-            raise InvalidInput(f"value of variant {item['name']!r} is not a {flag_type.value}", where=f"{where}.value")
+            raise InvalidInput(
+                f"value of variant {item['name']!r} is not a {flag_type.value}", where=f"{where}.value"
+            )
         seen.add(item["name"])
         variants.append(Variant(item["name"], item["value"]))
     return tuple(variants)
@@ -201,8 +211,10 @@ def parse_weights(raw: Any, definition: FlagDefinition) -> tuple[tuple[str, int]
     weights = []
     for name, value in raw.items():
         if name not in treatments:
-            raise InvalidInput(f"{name!r} is not a treatment variant of this flag ({list(treatments)})",
-                               where=f"weights.{name}")
+            raise InvalidInput(
+                f"{name!r} is not a treatment variant of this flag ({list(treatments)})",
+                where=f"weights.{name}",
+            )
         weights.append((name, parse_rollout(value, f"weights.{name}")))
     if sum(bp for _, bp in weights) != BUCKETS:
         raise InvalidInput("weights must add up to 100", where="weights")
@@ -223,8 +235,21 @@ class Resolution:
 class CompiledFlag:
     """A flag ready to evaluate in one environment: everything derivable is derived once."""
 
-    __slots__ = ("key", "definition", "state", "version", "_off", "_salt", "_threshold",
-                 "_cumulative", "_single", "_fallthrough", "_resolutions", "_prefix", "_simple")
+    __slots__ = (
+        "key",
+        "definition",
+        "state",
+        "version",
+        "_off",
+        "_salt",
+        "_threshold",
+        "_cumulative",
+        "_single",
+        "_fallthrough",
+        "_resolutions",
+        "_prefix",
+        "_simple",
+    )
 
     def __init__(self, definition: FlagDefinition, state: FlagState) -> None:
         self.key = definition.key
@@ -247,8 +272,12 @@ class CompiledFlag:
         # A boolean flag without rules, split by percentage: `is_on` answers it with one hash and one compare.
         self._simple = definition.type is FlagType.BOOLEAN and not state.rules and state.enabled
         # Every answer this flag can give, built once: evaluating only picks one.
-        self._resolutions: dict[tuple[str, Reason], Resolution] = {(v.name, reason): Resolution(self.key, v.value, v.name, reason, self.version)
-                             for v in definition.variants for reason in Reason if reason is not Reason.ERROR}
+        self._resolutions: dict[tuple[str, Reason], Resolution] = {
+            (v.name, reason): Resolution(self.key, v.value, v.name, reason, self.version)
+            for v in definition.variants
+            for reason in Reason
+            if reason is not Reason.ERROR
+        }
 
     def _resolve(self, variant: str, reason: Reason) -> Resolution:
         return self._resolutions[variant, reason]
@@ -271,8 +300,15 @@ class CompiledFlag:
             return self._resolve(self._single, self._fallthrough)
         key = ctx.targeting_key
         if not key:
-            return Resolution(self.key, None, None, Reason.ERROR, self.version, ErrorCode.TARGETING_KEY_MISSING,
-                              f"flag {self.key!r} is rolled out to a percentage of users and needs a targeting key")
+            return Resolution(
+                self.key,
+                None,
+                None,
+                Reason.ERROR,
+                self.version,
+                ErrorCode.TARGETING_KEY_MISSING,
+                f"flag {self.key!r} is rolled out to a percentage of users and needs a targeting key",
+            )
         if bucket(self._salt, key) >= self._threshold:
             return self._resolve(self._off, Reason.SPLIT)
         if self._single is not None:

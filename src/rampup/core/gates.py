@@ -24,8 +24,20 @@ from rampup.core.sketch import quantile as sketch_quantile
 from rampup.core.telemetry import BUILTIN_METRICS, Aggregation, parse_metric_name
 from rampup.errors import InvalidInput
 
-__all__ = ["Verdict", "Compare", "Threshold", "Gate", "GateInputs", "GateResult", "Measurement", "judge",
-           "measure", "assess", "TREATMENT", "CONTROL"]
+__all__ = [
+    "Verdict",
+    "Compare",
+    "Threshold",
+    "Gate",
+    "GateInputs",
+    "GateResult",
+    "Measurement",
+    "judge",
+    "measure",
+    "assess",
+    "TREATMENT",
+    "CONTROL",
+]
 
 TREATMENT, CONTROL = "on", "off"
 
@@ -55,14 +67,22 @@ class Threshold:
 
     @classmethod
     def parse(cls, raw: Any, where: str, relative: bool, aggregation: Aggregation) -> "Threshold":
-        m = _THRESHOLD.match(str(raw)) if isinstance(raw, str | int | float) and not isinstance(raw, bool) else None
+        m = (
+            _THRESHOLD.match(str(raw))
+            if isinstance(raw, str | int | float) and not isinstance(raw, bool)
+            else None
+        )
         if m is None:
-            raise InvalidInput(f"{raw!r} is not a threshold; write '< 0.1%', '> 1000ms', '> 5', '< -10%'",
-                               where=where)
+            raise InvalidInput(
+                f"{raw!r} is not a threshold; write '< 0.1%', '> 1000ms', '> 5', '< -10%'", where=where
+            )
         op, number, unit = m.group(1), float(m.group(2)), m.group(3)
         if relative and unit != "%":
-            raise InvalidInput(f"compared to control or baseline, thresholds are relative changes like '< -10%' "
-                               f"or '> +10%', not {raw!r}", where=where)
+            raise InvalidInput(
+                f"compared to control or baseline, thresholds are relative changes like '< -10%' "
+                f"or '> +10%', not {raw!r}",
+                where=where,
+            )
         if unit in ("ms", "s") and aggregation is not Aggregation.PERCENTILE:
             raise InvalidInput(f"{raw!r} is a duration, but this metric is not a latency", where=where)
         scale = {"%": 0.01, "ms": 1.0, "s": 1000.0, None: 1.0}[unit]
@@ -96,8 +116,13 @@ class Gate:
     @property
     def blocks_advance(self) -> bool:
         """Warn-only gates inform; every other gate must pass before a stage may advance."""
-        return not (self.warn and self.target is None and self.rollback is None and self.disable is None
-                    and self.rollback_to is None)
+        return not (
+            self.warn
+            and self.target is None
+            and self.rollback is None
+            and self.disable is None
+            and self.rollback_to is None
+        )
 
     @classmethod
     def parse(cls, raw: Any, where: str) -> "Gate":
@@ -106,52 +131,91 @@ class Gate:
         known = {"metric", "compare", "target", "warn", "rollback", "disable", "rollback_to", "for", "window"}
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise InvalidInput(f"unknown gate field {unknown[0]!r}; a gate has " + ", ".join(sorted(known)),
-                               where=f"{where}.{unknown[0]}")
+            raise InvalidInput(
+                f"unknown gate field {unknown[0]!r}; a gate has " + ", ".join(sorted(known)),
+                where=f"{where}.{unknown[0]}",
+            )
         name = raw.get("metric")
         if not isinstance(name, str) or not name:
             raise InvalidInput("a gate needs 'metric'", where=f"{where}.metric")
         base, q = parse_metric_name(name)
         spec = BUILTIN_METRICS.get(base)
         if spec is None:
-            raise InvalidInput(f"unknown metric {name!r}; gates watch: " + ", ".join(sorted(BUILTIN_METRICS)),
-                               where=f"{where}.metric")
+            raise InvalidInput(
+                f"unknown metric {name!r}; gates watch: " + ", ".join(sorted(BUILTIN_METRICS)),
+                where=f"{where}.metric",
+            )
         if (spec.aggregation is Aggregation.PERCENTILE) != (q is not None):
-            raise InvalidInput(f"{base} is watched as a percentile, e.g. {base}_p95" if q is None
-                               else f"{base} has no percentiles", where=f"{where}.metric")
+            raise InvalidInput(
+                f"{base} is watched as a percentile, e.g. {base}_p95"
+                if q is None
+                else f"{base} has no percentiles",
+                where=f"{where}.metric",
+            )
         try:
             compare = Compare(raw.get("compare", "absolute"))
         except ValueError:
             raise InvalidInput("compare is 'control' or 'baseline'", where=f"{where}.compare") from None
         relative = compare is not Compare.ABSOLUTE
-        thresholds = {k: Threshold.parse(raw[k], f"{where}.{k}", relative, spec.aggregation)
-                      for k in ("target", "warn", "rollback", "disable") if raw.get(k) is not None}
+        thresholds = {
+            k: Threshold.parse(raw[k], f"{where}.{k}", relative, spec.aggregation)
+            for k in ("target", "warn", "rollback", "disable")
+            if raw.get(k) is not None
+        }
         rollback_to = raw.get("rollback_to")
-        if rollback_to is not None and (not isinstance(rollback_to, int) or isinstance(rollback_to, bool)
-                                        or rollback_to < 0):
+        if rollback_to is not None and (
+            not isinstance(rollback_to, int) or isinstance(rollback_to, bool) or rollback_to < 0
+        ):
             raise InvalidInput("rollback_to is a stage number (0 = off)", where=f"{where}.rollback_to")
         if not thresholds and rollback_to is None:
-            raise InvalidInput("a gate needs a threshold (target, warn, rollback, disable) or rollback_to",
-                               where=where)
+            raise InvalidInput(
+                "a gate needs a threshold (target, warn, rollback, disable) or rollback_to", where=where
+            )
         sustain = parse_duration(raw["for"], f"{where}.for") if "for" in raw else timedelta(0)
         window = parse_duration(raw["window"], f"{where}.window") if "window" in raw else None
         if window is not None and spec.aggregation is not Aggregation.COUNT:
-            raise InvalidInput("'window' counts events in a trailing window; it fits count metrics",
-                               where=f"{where}.window")
-        if compare is Compare.CONTROL and spec.aggregation not in (Aggregation.RATE, Aggregation.PER_USER,
-                                                                   Aggregation.MEAN):
-            raise InvalidInput(f"{base} cannot be compared to control; rates and per-user metrics can",
-                               where=f"{where}.compare")
-        if compare is Compare.BASELINE and spec.aggregation not in (Aggregation.SUM, Aggregation.COUNT,
-                                                                    Aggregation.RATE):
-            raise InvalidInput(f"{base} cannot be compared to baseline; counts and rates can",
-                               where=f"{where}.compare")
-        return cls(name, spec.aggregation, q, compare, rollback_to=rollback_to, sustain=sustain, window=window,
-                   **thresholds)
+            raise InvalidInput(
+                "'window' counts events in a trailing window; it fits count metrics", where=f"{where}.window"
+            )
+        if compare is Compare.CONTROL and spec.aggregation not in (
+            Aggregation.RATE,
+            Aggregation.PER_USER,
+            Aggregation.MEAN,
+        ):
+            raise InvalidInput(
+                f"{base} cannot be compared to control; rates and per-user metrics can",
+                where=f"{where}.compare",
+            )
+        if compare is Compare.BASELINE and spec.aggregation not in (
+            Aggregation.SUM,
+            Aggregation.COUNT,
+            Aggregation.RATE,
+        ):
+            raise InvalidInput(
+                f"{base} cannot be compared to baseline; counts and rates can", where=f"{where}.compare"
+            )
+        return cls(
+            name,
+            spec.aggregation,
+            q,
+            compare,
+            rollback_to=rollback_to,
+            sustain=sustain,
+            window=window,
+            **thresholds,
+        )
 
     def threshold_text(self) -> str:
-        parts = [f"{k} {t.text}" for k, t in (("target", self.target), ("warn", self.warn),
-                                               ("rollback", self.rollback), ("disable", self.disable)) if t]
+        parts = [
+            f"{k} {t.text}"
+            for k, t in (
+                ("target", self.target),
+                ("warn", self.warn),
+                ("rollback", self.rollback),
+                ("disable", self.disable),
+            )
+            if t
+        ]
         if self.rollback_to is not None:
             parts.append(f"any → stage {self.rollback_to}")
         return ", ".join(parts)
@@ -213,9 +277,16 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         m = self.measurement
         lower, upper = m.bounds()
-        out: dict[str, Any] = {"metric": self.gate.metric, "verdict": self.verdict.value, "value": _finite(m.value),
-                               "lower": _finite(lower), "upper": _finite(upper), "samples": m.samples,
-                               "threshold": self.gate.threshold_text(), "compare": self.gate.compare.value}
+        out: dict[str, Any] = {
+            "metric": self.gate.metric,
+            "verdict": self.verdict.value,
+            "value": _finite(m.value),
+            "lower": _finite(lower),
+            "upper": _finite(upper),
+            "samples": m.samples,
+            "threshold": self.gate.threshold_text(),
+            "compare": self.gate.compare.value,
+        }
         if m.needs:
             out["needs"] = m.needs
         return out
@@ -313,7 +384,9 @@ def _mean(n: int, total: float, total_sq: float) -> Measurement:
     return Measurement(m, m - radius, m + radius, n)
 
 
-def measure(gate: Gate, inputs: GateInputs, since_ms: int, now_ms: int, baseline: tuple[int, int] | None) -> Measurement:
+def measure(
+    gate: Gate, inputs: GateInputs, since_ms: int, now_ms: int, baseline: tuple[int, int] | None
+) -> Measurement:
     """What the gate looks at: the treatment since `since_ms` (or its trailing window), or a comparison."""
     base, _ = parse_metric_name(gate.metric)
     start = now_ms - int(gate.window.total_seconds() * 1000) if gate.window else since_ms
@@ -330,20 +403,26 @@ def measure(gate: Gate, inputs: GateInputs, since_ms: int, now_ms: int, baseline
             return Measurement(treatment.last_value, None, None, treatment.count, exact=True)
         case Aggregation.RATE, Compare.CONTROL:
             control = inputs.aggregate(base, CONTROL, start, now_ms)
-            return _relative(_rate(treatment.count, treatment.failures), _rate(control.count, control.failures))
+            return _relative(
+                _rate(treatment.count, treatment.failures), _rate(control.count, control.failures)
+            )
         case Aggregation.PER_USER, Compare.CONTROL:
             t, c = inputs.units(TREATMENT, start, now_ms), inputs.units(CONTROL, start, now_ms)
             return _relative(_mean(t.users, t.engaged, t.engaged_sq), _mean(c.users, c.engaged, c.engaged_sq))
         case Aggregation.MEAN, Compare.CONTROL:
             control = inputs.aggregate(base, CONTROL, start, now_ms)
-            return _relative(_mean(treatment.count, treatment.total, treatment.total_sq),
-                             _mean(control.count, control.total, control.total_sq))
+            return _relative(
+                _mean(treatment.count, treatment.total, treatment.total_sq),
+                _mean(control.count, control.total, control.total_sq),
+            )
         case _, Compare.BASELINE if baseline is not None:
             return _versus_baseline(gate, inputs, start, now_ms, baseline)
     return Measurement(None, None, None, 0)
 
 
-def _versus_baseline(gate: Gate, inputs: GateInputs, start: int, now: int, baseline: tuple[int, int]) -> Measurement:
+def _versus_baseline(
+    gate: Gate, inputs: GateInputs, start: int, now: int, baseline: tuple[int, int]
+) -> Measurement:
     """Events per hour now against the period before the rollout: a Poisson rate ratio, through the
     binomial split of all events between the two periods."""
     base, _ = parse_metric_name(gate.metric)
@@ -382,12 +461,19 @@ def _with_needs(m: Measurement, gate: Gate, since_ms: int, now_ms: int) -> Measu
         needed *= 2
     elapsed_s = max((now_ms - since_ms) / 1000, 1.0)
     more = max(needed - n, 0)
-    return Measurement(m.value, m.lower, m.upper, m.samples, rate=m.rate,
-                       needs={"samples": more, "seconds": more / (n / elapsed_s) if n else math.inf})
+    return Measurement(
+        m.value,
+        m.lower,
+        m.upper,
+        m.samples,
+        rate=m.rate,
+        needs={"samples": more, "seconds": more / (n / elapsed_s) if n else math.inf},
+    )
 
 
-def assess(gate: Gate, inputs: GateInputs, since_ms: int, now_ms: int,
-           baseline: tuple[int, int] | None = None) -> GateResult:
+def assess(
+    gate: Gate, inputs: GateInputs, since_ms: int, now_ms: int, baseline: tuple[int, int] | None = None
+) -> GateResult:
     m = measure(gate, inputs, since_ms, now_ms, baseline)
     verdict, breached = judge(gate, m)
     return GateResult(gate, verdict, m, breached)

@@ -49,16 +49,35 @@ class Notification:
     html: str | None = None  # reports: the rendered HTML, for e-mail
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "at": self.at.isoformat(), "title": self.title, "text": self.text,
-                "severity": self.severity.value, "fields": [list(f) for f in self.fields],
-                "dedup_key": self.dedup_key, "resolved": self.resolved, "details": dict(self.details),
-                "html": self.html}
+        return {
+            "id": self.id,
+            "type": self.type,
+            "at": self.at.isoformat(),
+            "title": self.title,
+            "text": self.text,
+            "severity": self.severity.value,
+            "fields": [list(f) for f in self.fields],
+            "dedup_key": self.dedup_key,
+            "resolved": self.resolved,
+            "details": dict(self.details),
+            "html": self.html,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Notification":
-        return cls(d["id"], d["type"], datetime.fromisoformat(d["at"]), d["title"], d["text"], Severity(d["severity"]),
-                   tuple((str(k), str(v)) for k, v in d["fields"]), d.get("dedup_key"), d.get("resolved", False),
-                   d.get("details") or {}, d.get("html"))
+        return cls(
+            d["id"],
+            d["type"],
+            datetime.fromisoformat(d["at"]),
+            d["title"],
+            d["text"],
+            Severity(d["severity"]),
+            tuple((str(k), str(v)) for k, v in d["fields"]),
+            d.get("dedup_key"),
+            d.get("resolved", False),
+            d.get("details") or {},
+            d.get("html"),
+        )
 
 
 class ChannelType(StrEnum):
@@ -83,7 +102,9 @@ class Channel:
         try:
             kind = ChannelType(str(body.get("type")))
         except ValueError:
-            raise InvalidInput("type is one of " + ", ".join(t.value for t in ChannelType), where="type") from None
+            raise InvalidInput(
+                "type is one of " + ", ".join(t.value for t in ChannelType), where="type"
+            ) from None
         try:
             min_severity = Severity(body.get("min_severity", "info"))
         except ValueError:
@@ -117,8 +138,10 @@ def _validate(kind: ChannelType, config: dict[str, Any]) -> dict[str, Any]:
     }[kind]
     unknown = sorted(set(config) - allowed)
     if unknown:
-        raise InvalidInput(f"a {kind.value} channel has no {unknown[0]!r}; it takes " + ", ".join(sorted(allowed)),
-                           where=unknown[0])
+        raise InvalidInput(
+            f"a {kind.value} channel has no {unknown[0]!r}; it takes " + ", ".join(sorted(allowed)),
+            where=unknown[0],
+        )
     match kind:
         case ChannelType.SLACK:
             _url(config, "url")
@@ -135,7 +158,11 @@ def _validate(kind: ChannelType, config: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(config.get("from"), str) or not _EMAIL.match(config["from"]):
                 raise InvalidInput("from is an e-mail address", where="from")
             to = config.get("to")
-            if not isinstance(to, list) or not to or not all(isinstance(a, str) and _EMAIL.match(a) for a in to):
+            if (
+                not isinstance(to, list)
+                or not to
+                or not all(isinstance(a, str) and _EMAIL.match(a) for a in to)
+            ):
                 raise InvalidInput("to is a list of e-mail addresses", where="to")
             if not isinstance(config.setdefault("starttls", False), bool):
                 raise InvalidInput("starttls is true or false", where="starttls")

@@ -19,8 +19,23 @@ from rampup.core.flags import FLAG_KEY, parse_rollout
 from rampup.core.gates import Compare, Gate, GateResult, Verdict
 from rampup.errors import Conflict, InvalidInput
 
-__all__ = ["Phase", "OnTimeout", "Stage", "Hooks", "Plan", "Signoff", "Transition", "RolloutState",
-           "SetRollout", "Kill", "Decision", "Srm", "decide", "act", "ACTIONS"]
+__all__ = [
+    "Phase",
+    "OnTimeout",
+    "Stage",
+    "Hooks",
+    "Plan",
+    "Signoff",
+    "Transition",
+    "RolloutState",
+    "SetRollout",
+    "Kill",
+    "Decision",
+    "Srm",
+    "decide",
+    "act",
+    "ACTIONS",
+]
 
 
 class Phase(StrEnum):
@@ -55,11 +70,15 @@ class Stage:
     approval: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "percentage": self.percentage_bp / 100,
-                "min_duration_s": self.min_duration.total_seconds(),
-                "max_duration_s": self.max_duration.total_seconds() if self.max_duration else None,
-                "on_timeout": self.on_timeout.value, "prerequisites": list(self.prerequisites),
-                "approval": self.approval}
+        return {
+            "name": self.name,
+            "percentage": self.percentage_bp / 100,
+            "min_duration_s": self.min_duration.total_seconds(),
+            "max_duration_s": self.max_duration.total_seconds() if self.max_duration else None,
+            "on_timeout": self.on_timeout.value,
+            "prerequisites": list(self.prerequisites),
+            "approval": self.approval,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +102,15 @@ class Plan:
     @classmethod
     def parse(cls, raw: Any) -> "Plan":
         if not isinstance(raw, Mapping):
-            raise InvalidInput("a plan is a mapping with name, flag, environment, stages and gates", where="plan")
+            raise InvalidInput(
+                "a plan is a mapping with name, flag, environment, stages and gates", where="plan"
+            )
         known = {"name", "flag", "environment", "stages", "gates", "notify", "hooks", "srm", "alerts"}
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise InvalidInput(f"unknown field {unknown[0]!r}; a plan has " + ", ".join(sorted(known)),
-                               where=unknown[0])
+            raise InvalidInput(
+                f"unknown field {unknown[0]!r}; a plan has " + ", ".join(sorted(known)), where=unknown[0]
+            )
         name = _text(raw.get("name"), "name")
         flag = raw.get("flag")
         if not isinstance(flag, str) or not FLAG_KEY.match(flag):
@@ -100,16 +122,21 @@ class Plan:
         stages = tuple(_stage(s, f"stages[{i}]") for i, s in enumerate(stages_raw))
         for i in range(1, len(stages)):
             if stages[i].percentage_bp <= stages[i - 1].percentage_bp:
-                raise InvalidInput(f"stage percentages must rise: {stages[i].percentage_bp / 100:g}% follows "
-                                   f"{stages[i - 1].percentage_bp / 100:g}%", where=f"stages[{i}].percentage")
+                raise InvalidInput(
+                    f"stage percentages must rise: {stages[i].percentage_bp / 100:g}% follows "
+                    f"{stages[i - 1].percentage_bp / 100:g}%",
+                    where=f"stages[{i}].percentage",
+                )
         gates_raw = raw.get("gates", [])
         if not isinstance(gates_raw, list):
             raise InvalidInput("gates is a list", where="gates")
         gates = tuple(Gate.parse(g, f"gates[{i}]") for i, g in enumerate(gates_raw))
         for i, gate in enumerate(gates):
             if gate.rollback_to is not None and gate.rollback_to > len(stages):
-                raise InvalidInput(f"rollback_to {gate.rollback_to}: the plan has {len(stages)} stages",
-                                   where=f"gates[{i}].rollback_to")
+                raise InvalidInput(
+                    f"rollback_to {gate.rollback_to}: the plan has {len(stages)} stages",
+                    where=f"gates[{i}].rollback_to",
+                )
         notify = raw.get("notify", [])
         if not isinstance(notify, list) or not all(isinstance(n, str) and n for n in notify):
             raise InvalidInput("notify is a list of channel names", where="notify")
@@ -130,8 +157,17 @@ class Plan:
             raise InvalidInput("alerts is a list of alert rules", where="alerts")
         defaults = {"environment": environment, "flag": flag, "channels": notify}
         alerts = tuple(AlertRule.parse(a, defaults, f"alerts[{i}]") for i, a in enumerate(alerts_raw))
-        return cls(name, flag, environment, stages, gates, tuple(notify), Hooks(webhook, hooks.get("command")), srm,
-                   alerts)
+        return cls(
+            name,
+            flag,
+            environment,
+            stages,
+            gates,
+            tuple(notify),
+            Hooks(webhook, hooks.get("command")),
+            srm,
+            alerts,
+        )
 
     def percentage_bp(self, stage: int) -> int:
         return 0 if stage == 0 else self.stages[stage - 1].percentage_bp
@@ -149,16 +185,24 @@ def _stage(raw: Any, where: str) -> Stage:
     known = {"name", "percentage", "min_duration", "max_duration", "on_timeout", "prerequisites", "approval"}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise InvalidInput(f"unknown stage field {unknown[0]!r}; a stage has " + ", ".join(sorted(known)),
-                           where=f"{where}.{unknown[0]}")
+        raise InvalidInput(
+            f"unknown stage field {unknown[0]!r}; a stage has " + ", ".join(sorted(known)),
+            where=f"{where}.{unknown[0]}",
+        )
     name = _text(raw.get("name"), f"{where}.name")
     if "percentage" not in raw:
         raise InvalidInput("a stage needs 'percentage'", where=f"{where}.percentage")
     percentage = parse_rollout(raw["percentage"], f"{where}.percentage")
     if percentage == 0:
-        raise InvalidInput("a stage's percentage is above 0 (stage 0, 'not started', is implicit)",
-                           where=f"{where}.percentage")
-    soak = parse_duration(raw["min_duration"], f"{where}.min_duration") if "min_duration" in raw else timedelta(0)
+        raise InvalidInput(
+            "a stage's percentage is above 0 (stage 0, 'not started', is implicit)",
+            where=f"{where}.percentage",
+        )
+    soak = (
+        parse_duration(raw["min_duration"], f"{where}.min_duration")
+        if "min_duration" in raw
+        else timedelta(0)
+    )
     limit = parse_duration(raw["max_duration"], f"{where}.max_duration") if "max_duration" in raw else None
     if limit is not None and limit < soak:
         raise InvalidInput("max_duration is shorter than min_duration", where=f"{where}.max_duration")
@@ -167,12 +211,18 @@ def _stage(raw: Any, where: str) -> Stage:
     except ValueError:
         raise InvalidInput("on_timeout is hold, advance or rollback", where=f"{where}.on_timeout") from None
     prerequisites = raw.get("prerequisites", [])
-    if not isinstance(prerequisites, list) or not all(isinstance(p, str) and p.strip() for p in prerequisites):
-        raise InvalidInput("prerequisites is a list of sentences a person signs off", where=f"{where}.prerequisites")
+    if not isinstance(prerequisites, list) or not all(
+        isinstance(p, str) and p.strip() for p in prerequisites
+    ):
+        raise InvalidInput(
+            "prerequisites is a list of sentences a person signs off", where=f"{where}.prerequisites"
+        )
     approval = raw.get("approval", False)
     if approval not in (True, False, "required", "none"):
         raise InvalidInput("approval is 'required' (or true/false)", where=f"{where}.approval")
-    return Stage(name, percentage, soak, limit, on_timeout, tuple(prerequisites), approval in (True, "required"))
+    return Stage(
+        name, percentage, soak, limit, on_timeout, tuple(prerequisites), approval in (True, "required")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,9 +245,16 @@ class Transition:
     evidence: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"at": self.at, "from": self.from_phase.value, "to": self.to_phase.value,
-                "from_stage": self.from_stage, "to_stage": self.to_stage, "actor": self.actor,
-                "reason": self.reason, "evidence": list(self.evidence)}
+        return {
+            "at": self.at,
+            "from": self.from_phase.value,
+            "to": self.to_phase.value,
+            "from_stage": self.from_stage,
+            "to_stage": self.to_stage,
+            "actor": self.actor,
+            "reason": self.reason,
+            "evidence": list(self.evidence),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,9 +317,13 @@ class Srm:
         return self.p_value < 0.001
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": "sample_ratio", "treatment_users": self.treatment_users,
-                "control_users": self.control_users, "expected_share": self.expected_share,
-                "p_value": self.p_value}
+        return {
+            "metric": "sample_ratio",
+            "treatment_users": self.treatment_users,
+            "control_users": self.control_users,
+            "expected_share": self.expected_share,
+            "p_value": self.p_value,
+        }
 
 
 @dataclass
@@ -281,8 +342,11 @@ class _Builder:
             self.effects.append(SetRollout(self.plan.percentage_bp(stage)))
             changes.update(entered_at=self.now, breaches=(), noted_timeout=False)
         self.state = replace(before, **changes)
-        self.transitions.append(Transition(self.now, before.phase, phase, before.stage, stage, self.actor, reason,
-                                           tuple(evidence)))
+        self.transitions.append(
+            Transition(
+                self.now, before.phase, phase, before.stage, stage, self.actor, reason, tuple(evidence)
+            )
+        )
 
     def advance_or_wait(self, reason: str, evidence: Sequence[dict[str, Any]] = ()) -> None:
         """Go to the next stage, or wait for what it needs, or complete after the last."""
@@ -294,8 +358,12 @@ class _Builder:
         if missing:
             if self.state.phase is not Phase.AWAITING_APPROVAL:
                 waits = f"stage {nxt} ({self.plan.stages[nxt - 1].name}) waits for " + ", ".join(missing)
-                self.move(Phase.AWAITING_APPROVAL, self.state.stage,
-                          f"{reason}; {waits}" if reason else waits, evidence)
+                self.move(
+                    Phase.AWAITING_APPROVAL,
+                    self.state.stage,
+                    f"{reason}; {waits}" if reason else waits,
+                    evidence,
+                )
             return
         self.move(Phase.RUNNING, nxt, reason, evidence)
 
@@ -303,8 +371,9 @@ class _Builder:
         return Decision(self.state, tuple(self.effects), tuple(self.transitions))
 
 
-def decide(plan: Plan, state: RolloutState, results: Sequence[GateResult], now: datetime,
-           srm: Srm | None = None) -> Decision:
+def decide(
+    plan: Plan, state: RolloutState, results: Sequence[GateResult], now: datetime, srm: Srm | None = None
+) -> Decision:
     """One controller tick: safety first, in every live phase; then, when running, advance or time out."""
     b = _Builder(plan, state, now, "controller")
     if state.phase.is_terminal or state.phase is Phase.PENDING or state.stage == 0:
@@ -313,48 +382,74 @@ def decide(plan: Plan, state: RolloutState, results: Sequence[GateResult], now: 
     breaches = _breach_clocks(state, results, now)
     b.state = replace(state, breaches=breaches)
     since = dict(breaches)
-    sustained = [(i, r) for i, r in enumerate(results)
-                 if r.verdict in (Verdict.FAIL, Verdict.CRITICAL) and now - since[i] >= r.gate.sustain]
+    sustained = [
+        (i, r)
+        for i, r in enumerate(results)
+        if r.verdict in (Verdict.FAIL, Verdict.CRITICAL) and now - since[i] >= r.gate.sustain
+    ]
     critical = [r for _, r in sustained if r.verdict is Verdict.CRITICAL]
     if critical:
         b.effects.append(Kill())
         b.move(Phase.DISABLED, state.stage, _breach_reason(critical[0], "disable"), evidence)
         return b.decision()
     if sustained:
-        to_stages = [r.gate.rollback_to if r.gate.rollback_to is not None else state.stage - 1 for _, r in sustained]
+        to_stages = [
+            r.gate.rollback_to if r.gate.rollback_to is not None else state.stage - 1 for _, r in sustained
+        ]
         target = max(0, min(to_stages))
         worst = sustained[to_stages.index(min(to_stages))][1]
         b.move(Phase.ROLLED_BACK, target, _breach_reason(worst, "rollback"), evidence)
         return b.decision()
     if srm is not None and srm.mismatch and plan.srm and state.phase is Phase.RUNNING:
-        b.move(Phase.PAUSED, state.stage,
-               f"sample-ratio mismatch: {srm.treatment_users} treatment vs {srm.control_users} control users, "
-               f"expected a {srm.expected_share:.2%} share (p = {srm.p_value:.2g}); the numbers cannot be trusted",
-               [*evidence, srm.to_dict()])
+        b.move(
+            Phase.PAUSED,
+            state.stage,
+            f"sample-ratio mismatch: {srm.treatment_users} treatment vs {srm.control_users} control users, "
+            f"expected a {srm.expected_share:.2%} share (p = {srm.p_value:.2g}); the numbers cannot be trusted",
+            [*evidence, srm.to_dict()],
+        )
         return b.decision()
     if state.phase is not Phase.RUNNING:
         return b.decision()
     spec = plan.stages[state.stage - 1]
     elapsed = now - (state.entered_at or now)
-    ready = elapsed >= spec.min_duration and all(r.verdict is Verdict.PASS for r in results
-                                                 if _blocks(r.gate, spec.percentage_bp))
+    ready = elapsed >= spec.min_duration and all(
+        r.verdict is Verdict.PASS for r in results if _blocks(r.gate, spec.percentage_bp)
+    )
     if ready:
         label = "all gates pass" if results else "no gates"
         b.advance_or_wait(f"stage {state.stage} ({spec.name}) soaked {_human(elapsed)}, {label}", evidence)
     elif spec.max_duration is not None and elapsed >= spec.max_duration:
-        pending = [r.gate.metric for r in results
-                   if _blocks(r.gate, spec.percentage_bp) and r.verdict is not Verdict.PASS]
-        reason = (f"stage {state.stage} ({spec.name}) reached max_duration {_human(spec.max_duration)} "
-                  f"with {', '.join(pending) or 'gates'} undecided")
+        pending = [
+            r.gate.metric
+            for r in results
+            if _blocks(r.gate, spec.percentage_bp) and r.verdict is not Verdict.PASS
+        ]
+        reason = (
+            f"stage {state.stage} ({spec.name}) reached max_duration {_human(spec.max_duration)} "
+            f"with {', '.join(pending) or 'gates'} undecided"
+        )
         match spec.on_timeout:
             case OnTimeout.ADVANCE:
                 b.advance_or_wait(reason + "; advancing as the plan says", evidence)
             case OnTimeout.ROLLBACK:
-                b.move(Phase.ROLLED_BACK, state.stage - 1, reason + "; rolling back as the plan says", evidence)
+                b.move(
+                    Phase.ROLLED_BACK, state.stage - 1, reason + "; rolling back as the plan says", evidence
+                )
             case OnTimeout.HOLD if not state.noted_timeout:
                 b.state = replace(b.state, noted_timeout=True)
-                b.transitions.append(Transition(now, state.phase, state.phase, state.stage, state.stage,
-                                                "controller", reason + "; holding", tuple(evidence)))
+                b.transitions.append(
+                    Transition(
+                        now,
+                        state.phase,
+                        state.phase,
+                        state.stage,
+                        state.stage,
+                        "controller",
+                        reason + "; holding",
+                        tuple(evidence),
+                    )
+                )
     return b.decision()
 
 
@@ -382,10 +477,13 @@ def _blocks(gate: Gate, percentage_bp: int) -> bool:
     return gate.blocks_advance and not (gate.compare is Compare.CONTROL and percentage_bp >= BUCKETS)
 
 
-def _breach_clocks(state: RolloutState, results: Sequence[GateResult], now: datetime) -> tuple[tuple[int, datetime], ...]:
+def _breach_clocks(
+    state: RolloutState, results: Sequence[GateResult], now: datetime
+) -> tuple[tuple[int, datetime], ...]:
     since = dict(state.breaches)
-    return tuple((i, since.get(i, now)) for i, r in enumerate(results)
-                 if r.verdict in (Verdict.FAIL, Verdict.CRITICAL))
+    return tuple(
+        (i, since.get(i, now)) for i, r in enumerate(results) if r.verdict in (Verdict.FAIL, Verdict.CRITICAL)
+    )
 
 
 def _breach_reason(r: GateResult, kind: str) -> str:
@@ -410,8 +508,15 @@ def _human(span: timedelta) -> str:
 ACTIONS = ("start", "advance", "pause", "resume", "rollback", "disable", "approve", "signoff", "abort")
 
 
-def act(plan: Plan, state: RolloutState, action: str, actor: str, reason: str, now: datetime,
-        prerequisite: str | None = None) -> Decision:
+def act(
+    plan: Plan,
+    state: RolloutState,
+    action: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+    prerequisite: str | None = None,
+) -> Decision:
     """A person's command. Raises Conflict when the rollout's phase does not allow it."""
     b = _Builder(plan, state, now, actor)
     phase = state.phase
@@ -425,9 +530,20 @@ def act(plan: Plan, state: RolloutState, action: str, actor: str, reason: str, n
             b.advance_or_wait(reason or "started")
         case "signoff":
             stage = _stage_of(plan, prerequisite, state)
-            b.state = replace(state, signoffs=(*state.signoffs, Signoff(stage, prerequisite or "", actor, now)))
-            b.transitions.append(Transition(now, phase, phase, state.stage, state.stage, actor,
-                                            f"signed off '{prerequisite}' for stage {stage}"))
+            b.state = replace(
+                state, signoffs=(*state.signoffs, Signoff(stage, prerequisite or "", actor, now))
+            )
+            b.transitions.append(
+                Transition(
+                    now,
+                    phase,
+                    phase,
+                    state.stage,
+                    state.stage,
+                    actor,
+                    f"signed off '{prerequisite}' for stage {stage}",
+                )
+            )
             if phase is Phase.AWAITING_APPROVAL and not b.state.missing(plan, state.stage + 1):
                 b.advance_or_wait(f"stage {state.stage + 1} is signed off")
         case "approve" if phase in live:
@@ -435,8 +551,11 @@ def act(plan: Plan, state: RolloutState, action: str, actor: str, reason: str, n
             if nxt > len(plan.stages) or not plan.stages[nxt - 1].approval:
                 raise Conflict(f"stage {nxt} does not ask for an approval")
             b.state = replace(state, approvals=(*state.approvals, nxt))
-            b.transitions.append(Transition(now, phase, phase, state.stage, state.stage, actor,
-                                            reason or f"approved stage {nxt}"))
+            b.transitions.append(
+                Transition(
+                    now, phase, phase, state.stage, state.stage, actor, reason or f"approved stage {nxt}"
+                )
+            )
             if phase is Phase.AWAITING_APPROVAL and not b.state.missing(plan, nxt):
                 b.advance_or_wait(f"stage {nxt} approved")
         case "advance" if phase in live:
@@ -472,5 +591,8 @@ def _stage_of(plan: Plan, prerequisite: str | None, state: RolloutState) -> int:
         if number > state.stage and prerequisite in stage.prerequisites:
             return number
     listed = [p for s in plan.stages for p in s.prerequisites]
-    raise InvalidInput(f"no stage ahead lists the prerequisite {prerequisite!r}; the plan has: "
-                       + (", ".join(repr(p) for p in listed) or "none"), where="prerequisite")
+    raise InvalidInput(
+        f"no stage ahead lists the prerequisite {prerequisite!r}; the plan has: "
+        + (", ".join(repr(p) for p in listed) or "none"),
+        where="prerequisite",
+    )

@@ -14,9 +14,18 @@ from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
 from rampup.core.telemetry import CustomMetric, Observation
 from rampup.core.tokens import Token
 
-__all__ = ["Clock", "FlagRecord", "RolloutRecord", "OutboxItem", "Telemetry", "Rollouts", "Outbox", "Notifications",
-           "Transaction",
-           "Store"]
+__all__ = [
+    "Clock",
+    "FlagRecord",
+    "RolloutRecord",
+    "OutboxItem",
+    "Telemetry",
+    "Rollouts",
+    "Outbox",
+    "Notifications",
+    "Transaction",
+    "Store",
+]
 
 Clock = Callable[[], datetime]  # always timezone-aware UTC
 
@@ -50,10 +59,18 @@ class OutboxItem:
 
 
 class Rollouts(Protocol):
-    def add(self, plan_source: dict[str, Any], plan: Plan, state: RolloutState, actor: str, at: datetime) -> int: ...
+    def add(
+        self, plan_source: dict[str, Any], plan: Plan, state: RolloutState, actor: str, at: datetime
+    ) -> int: ...
     def get(self, rollout_id: int) -> RolloutRecord | None: ...
-    def find(self, *, flag: str | None = None, environment: str | None = None, live: bool | None = None,
-             limit: int = 100) -> list[RolloutRecord]: ...
+    def find(
+        self,
+        *,
+        flag: str | None = None,
+        environment: str | None = None,
+        live: bool | None = None,
+        limit: int = 100,
+    ) -> list[RolloutRecord]: ...
     def live_for(self, flag: str, environment: str) -> RolloutRecord | None: ...
     def save(self, rollout_id: int, expected_version: int, state: RolloutState, at: datetime) -> bool: ...
     def add_transitions(self, rollout_id: int, transitions: Sequence[Transition]) -> None: ...
@@ -61,7 +78,9 @@ class Rollouts(Protocol):
 
 
 class Outbox(Protocol):
-    def enqueue(self, item_id: str, kind: str, destination: str, payload: dict[str, Any], at: datetime) -> None: ...
+    def enqueue(
+        self, item_id: str, kind: str, destination: str, payload: dict[str, Any], at: datetime
+    ) -> None: ...
     def heads(self, now: datetime, limit: int = 100) -> list[OutboxItem]: ...
     def delivered(self, item_id: str, at: datetime) -> None: ...
     def failed(self, item_id: str, error: str, retry_at: datetime) -> None: ...
@@ -92,9 +111,12 @@ class Telemetry(Protocol):
     def insert_events(self, environment_id: int, observations: Sequence[Observation]) -> None: ...
     def add_rollups(self, environment_id: int, batch: Mapping[RollupKey, Aggregate]) -> None: ...
     def add_units(self, environment_id: int, units: Mapping[UnitKey, list[int]]) -> None: ...
-    def rollup_rows(self, environment_id: int, flag: str, metric: str,
-                    spans: Iterable[tuple[int, int, int]]) -> list[tuple[str, int, int, Aggregate]]: ...
-    def unit_totals(self, environment_id: int, flag: str, first_day: int, last_day: int) -> dict[str, UnitTotals]: ...
+    def rollup_rows(
+        self, environment_id: int, flag: str, metric: str, spans: Iterable[tuple[int, int, int]]
+    ) -> list[tuple[str, int, int, Aggregate]]: ...
+    def unit_totals(
+        self, environment_id: int, flag: str, first_day: int, last_day: int
+    ) -> dict[str, UnitTotals]: ...
     def events(self, environment_id: int, since_ms: int, until_ms: int) -> list[Observation]: ...
     def purge_events(self, before_ms: int) -> int: ...
     def purge_rollups(self, resolution: int, before_period: int) -> int: ...
@@ -134,10 +156,25 @@ class Transaction(Protocol):
     def set_token_secret(self, token_id: str, secret_hash: str) -> None: ...
     def revoke_token(self, token_id: str, at: datetime) -> None: ...
 
-    def audit(self, actor: str, action: str, target: str, environment: str | None, before: Any, after: Any,
-              reason: str, at: datetime) -> None: ...
-    def audit_entries(self, *, target: str | None = None, environment: str | None = None, limit: int = 100,
-                      before_id: int | None = None) -> Sequence[AuditEntry]: ...
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        environment: str | None,
+        before: Any,
+        after: Any,
+        reason: str,
+        at: datetime,
+    ) -> None: ...
+    def audit_entries(
+        self,
+        *,
+        target: str | None = None,
+        environment: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> Sequence[AuditEntry]: ...
     def revision(self) -> int: ...
 
 

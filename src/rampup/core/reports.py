@@ -1,7 +1,42 @@
 """Reports, pure: what a report holds, the schedules that send them, and how a rollout's state, transitions
 and gate results become a report's rows, incidents, stages and next actions."""
 
-__all__ = ["CHART_METRICS", "CLEANUP_AFTER", "Chart", "Estimate", "Incident", "KINDS", "MAX_WINDOW_S", "Marker", "MetricRow", "PlanStage", "REPORT_WINDOW", "Report", "STANDARD_METRICS", "StageVisit", "Users", "alert_incident", "due_period", "estimates_of", "feedback_lines", "gate_row", "incidents_since", "metric_chart", "metric_label", "next_send", "parse_schedule", "people_name", "plan_stage_rows", "public_schedule", "report_actions", "report_status", "report_titles", "stage_markers", "stage_visits", "time_zone"]
+__all__ = [
+    "CHART_METRICS",
+    "CLEANUP_AFTER",
+    "Chart",
+    "Estimate",
+    "Incident",
+    "KINDS",
+    "MAX_WINDOW_S",
+    "Marker",
+    "MetricRow",
+    "PlanStage",
+    "REPORT_WINDOW",
+    "Report",
+    "STANDARD_METRICS",
+    "StageVisit",
+    "Users",
+    "alert_incident",
+    "due_period",
+    "estimates_of",
+    "feedback_lines",
+    "gate_row",
+    "incidents_since",
+    "metric_chart",
+    "metric_label",
+    "next_send",
+    "parse_schedule",
+    "people_name",
+    "plan_stage_rows",
+    "public_schedule",
+    "report_actions",
+    "report_status",
+    "report_titles",
+    "stage_markers",
+    "stage_visits",
+    "time_zone",
+]
 
 
 import math
@@ -22,18 +57,37 @@ from rampup.errors import InvalidInput
 KINDS = ("daily", "support", "weekly", "completion")
 REPORT_WINDOW = {"daily": timedelta(days=1), "support": timedelta(days=1), "weekly": timedelta(days=7)}
 # Rows the guide's reports always speak of; shown beside the plan's gates when there are data for them.
-STANDARD_METRICS = ("error_rate", "unhandled_exceptions", "api_latency_p95", "lcp_p75", "engagement",
-                    "support_tickets", "lighthouse")
+STANDARD_METRICS = (
+    "error_rate",
+    "unhandled_exceptions",
+    "api_latency_p95",
+    "lcp_p75",
+    "engagement",
+    "support_tickets",
+    "lighthouse",
+)
 CHART_METRICS = ("error_rate", "api_latency_p95")
 # The guide removes the flag from the code once everyone has had the feature for 3+ days with no issues.
 CLEANUP_AFTER = timedelta(days=3)
 MAX_WINDOW_S = 400 * DAY
-_LABELS = {"error_rate": "Error Rate", "unhandled_exceptions": "Critical Errors (unhandled exceptions)",
-           "errors": "Errors", "api_latency": "API Response", "lcp": "Page Load (LCP)",
-           "engagement": "User Engagement", "support_tickets": "Support Tickets", "lighthouse": "Lighthouse",
-           "data_loss": "Data Loss", "exposures": "Exposures"}
-_INCIDENT = {Phase.ROLLED_BACK: "rolled back", Phase.DISABLED: "disabled", Phase.PAUSED: "paused",
-             Phase.ABORTED: "aborted"}
+_LABELS = {
+    "error_rate": "Error Rate",
+    "unhandled_exceptions": "Critical Errors (unhandled exceptions)",
+    "errors": "Errors",
+    "api_latency": "API Response",
+    "lcp": "Page Load (LCP)",
+    "engagement": "User Engagement",
+    "support_tickets": "Support Tickets",
+    "lighthouse": "Lighthouse",
+    "data_loss": "Data Loss",
+    "exposures": "Exposures",
+}
+_INCIDENT = {
+    Phase.ROLLED_BACK: "rolled back",
+    Phase.DISABLED: "disabled",
+    Phase.PAUSED: "paused",
+    Phase.ABORTED: "aborted",
+}
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -138,7 +192,9 @@ class Report:
     stage_entered_at: datetime | None
     started_at: datetime | None
     ended_at: datetime | None  # when it reached completed, disabled or aborted
-    gates_at: datetime | None  # when the verdicts were judged: now, or at the last decision of a finished rollout
+    gates_at: (
+        datetime | None
+    )  # when the verdicts were judged: now, or at the last decision of a finished rollout
     metrics: tuple[MetricRow, ...]
     users: Users | None
     incidents: tuple[Incident, ...]
@@ -162,8 +218,9 @@ def time_zone(name: Any) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin",
-                           where="timezone") from None
+        raise InvalidInput(
+            f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin", where="timezone"
+        ) from None
 
 
 def _integer(body: Mapping[str, Any], key: str, low: int, high: int, default: int | None = None) -> int:
@@ -176,21 +233,36 @@ def _integer(body: Mapping[str, Any], key: str, low: int, high: int, default: in
 def parse_schedule(body: Mapping[str, Any]) -> dict[str, Any]:
     """A schedule as stored: what to send, about which rollout, where, and when (local time of a time zone)."""
     if not isinstance(body, Mapping):
-        raise InvalidInput("a schedule is an object with kind, rollout_id (or flag and environment) and channels")
-    known = {"kind", "rollout_id", "flag", "environment", "channels", "hour", "minute", "timezone", "weekday",
-             "contact"}
+        raise InvalidInput(
+            "a schedule is an object with kind, rollout_id (or flag and environment) and channels"
+        )
+    known = {
+        "kind",
+        "rollout_id",
+        "flag",
+        "environment",
+        "channels",
+        "hour",
+        "minute",
+        "timezone",
+        "weekday",
+        "contact",
+    }
     unknown = sorted(set(body) - known)
     if unknown:
-        raise InvalidInput(f"unknown field {unknown[0]!r}; a schedule has " + ", ".join(sorted(known)),
-                           where=unknown[0])
+        raise InvalidInput(
+            f"unknown field {unknown[0]!r}; a schedule has " + ", ".join(sorted(known)), where=unknown[0]
+        )
     kind = body.get("kind")
     if kind not in KINDS:
         raise InvalidInput("kind is one of " + ", ".join(KINDS), where="kind")
     out: dict[str, Any] = {"kind": kind}
     if body.get("rollout_id") is not None:
         if "flag" in body or "environment" in body:
-            raise InvalidInput("give rollout_id, or flag and environment (the rollout live then), not both",
-                               where="rollout_id")
+            raise InvalidInput(
+                "give rollout_id, or flag and environment (the rollout live then), not both",
+                where="rollout_id",
+            )
         out["rollout_id"] = _integer(body, "rollout_id", 1, 2**31 - 1)
     else:
         flag, environment = body.get("flag"), body.get("environment")
@@ -204,14 +276,17 @@ def parse_schedule(body: Mapping[str, Any]) -> dict[str, Any]:
     contact = body.get("contact")
     if contact is not None:
         if not isinstance(contact, str) or not contact.strip() or len(contact) > 200:
-            raise InvalidInput("contact is who to ask, e.g. team@example.com (at most 200 characters)",
-                               where="contact")
+            raise InvalidInput(
+                "contact is who to ask, e.g. team@example.com (at most 200 characters)", where="contact"
+            )
         out["contact"] = contact.strip()
     if kind == "completion":
         timed = sorted({"hour", "minute", "timezone", "weekday"} & set(body))
         if timed:
-            raise InvalidInput("a completion report goes out when the rollout ends; it takes no "
-                               + ", ".join(timed), where=timed[0])
+            raise InvalidInput(
+                "a completion report goes out when the rollout ends; it takes no " + ", ".join(timed),
+                where=timed[0],
+            )
         return out
     out["hour"] = _integer(body, "hour", 0, 23)
     out["minute"] = _integer(body, "minute", 0, 59, 0)
@@ -264,7 +339,9 @@ def next_send(schedule: Mapping[str, Any], last_period: str | None, now: datetim
 # ---------------------------------------------------------------- the service
 
 
-def public_schedule(schedule_id: int, schedule: Mapping[str, Any], last: str | None, now: datetime) -> dict[str, Any]:
+def public_schedule(
+    schedule_id: int, schedule: Mapping[str, Any], last: str | None, now: datetime
+) -> dict[str, Any]:
     return {"id": schedule_id, **schedule, "last_period": last, "next_at": next_send(schedule, last, now)}
 
 
@@ -301,32 +378,56 @@ def metric_label(metric: str) -> str:
 def estimates_of(result: Mapping[str, Any]) -> dict[str, Estimate]:
     """Per variant, the treatment first and the control second."""
     variants = result["variants"]
-    return {v: Estimate(variants[v]["value"], variants[v]["lower"], variants[v]["upper"], variants[v]["samples"])
-            for v in sorted(variants, key=lambda v: (v != TREATMENT, v != CONTROL, v))}
+    return {
+        v: Estimate(variants[v]["value"], variants[v]["lower"], variants[v]["upper"], variants[v]["samples"])
+        for v in sorted(variants, key=lambda v: (v != TREATMENT, v != CONTROL, v))
+    }
 
 
 def gate_row(gate: Gate, result: Mapping[str, Any], window: Mapping[str, Any] | None) -> MetricRow:
     """A gate's row: its verdict on the stage's data (`result`, empty when not judged) and the window's values."""
     needs = result.get("needs") or {}
     seconds = needs.get("seconds")
-    judged = Estimate(result["value"], result["lower"], result["upper"], result["samples"]) if result else None
+    judged = (
+        Estimate(result["value"], result["lower"], result["upper"], result["samples"]) if result else None
+    )
     unit = window["unit"] if window else BUILTIN_METRICS[parse_metric_name(gate.metric)[0]].unit
     return MetricRow(
-        gate.metric, metric_label(gate.metric), unit, estimates_of(window) if window else {},
-        gate.target.text if gate.target else None, gate.threshold_text(), gate.compare.value,
-        gate.sustain.total_seconds(), result.get("verdict"), judged, needs.get("samples"),
-        seconds if seconds is not None and not math.isinf(seconds) else None)
+        gate.metric,
+        metric_label(gate.metric),
+        unit,
+        estimates_of(window) if window else {},
+        gate.target.text if gate.target else None,
+        gate.threshold_text(),
+        gate.compare.value,
+        gate.sustain.total_seconds(),
+        result.get("verdict"),
+        judged,
+        needs.get("samples"),
+        seconds if seconds is not None and not math.isinf(seconds) else None,
+    )
 
 
-def metric_chart(metric: str, result: Mapping[str, Any], markers: tuple[Marker, ...], start: datetime,
-           end: datetime) -> Chart:
+def metric_chart(
+    metric: str, result: Mapping[str, Any], markers: tuple[Marker, ...], start: datetime, end: datetime
+) -> Chart:
     points = result["series"]
     variants = list(estimates_of(result))
-    return Chart(metric, metric_label(metric), result["unit"], start, end, tuple(p["at"] for p in points),
-                 {v: tuple(p["values"].get(v) for p in points) for v in variants}, markers)
+    return Chart(
+        metric,
+        metric_label(metric),
+        result["unit"],
+        start,
+        end,
+        tuple(p["at"] for p in points),
+        {v: tuple(p["values"].get(v) for p in points) for v in variants},
+        markers,
+    )
 
 
-def stage_markers(plan: Plan, transitions: Sequence[Transition], start: datetime, end: datetime) -> tuple[Marker, ...]:
+def stage_markers(
+    plan: Plan, transitions: Sequence[Transition], start: datetime, end: datetime
+) -> tuple[Marker, ...]:
     """Stage changes (labelled with the percentage they went to) and kill switches within the window."""
     out = []
     for t in transitions:
@@ -349,16 +450,25 @@ def incidents_since(plan: Plan, transitions: Sequence[Transition], since: dateti
         if kind is None or t.at < since:
             continue
         before, after = plan.percentage_bp(t.from_stage) / 100, plan.percentage_bp(t.to_stage) / 100
-        change = "kill switch" if t.to_phase is Phase.DISABLED else (
-            f"{before:g}% → {after:g}%" if before != after else f"held at {after:g}%")
+        change = (
+            "kill switch"
+            if t.to_phase is Phase.DISABLED
+            else (f"{before:g}% → {after:g}%" if before != after else f"held at {after:g}%")
+        )
         out.append(Incident(t.at, kind, change, t.actor, t.reason))
     return out
 
 
 def alert_incident(alert: Mapping[str, Any], rule: Mapping[str, Any]) -> Incident:
     value = f" at {alert['value']:.4g}" if alert.get("value") is not None else ""
-    return Incident(alert["started_at"], "alert", f"{rule['metric']} {rule['condition']}{value}",
-                    f"alert rule {rule['name']!r}", alert["state"], alert.get("resolved_at"))
+    return Incident(
+        alert["started_at"],
+        "alert",
+        f"{rule['metric']} {rule['condition']}{value}",
+        f"alert rule {rule['name']!r}",
+        alert["state"],
+        alert.get("resolved_at"),
+    )
 
 
 def stage_visits(plan: Plan, transitions: Sequence[Transition]) -> list[StageVisit]:
@@ -371,12 +481,20 @@ def stage_visits(plan: Plan, transitions: Sequence[Transition]) -> list[StageVis
 
     for t in transitions:
         if t.to_stage != t.from_stage:
-            outcome = ("advanced" if t.to_stage > t.from_stage
-                       else "aborted" if t.to_phase is Phase.ABORTED else "rolled back")
+            outcome = (
+                "advanced"
+                if t.to_stage > t.from_stage
+                else "aborted"
+                if t.to_phase is Phase.ABORTED
+                else "rolled back"
+            )
             close(t, outcome)
             name = plan.stages[t.to_stage - 1].name if t.to_stage else "off"
-            visits.append(StageVisit(t.to_stage, name, plan.percentage_bp(t.to_stage) / 100, t.at, None, "",
-                                     t.actor, t.reason))
+            visits.append(
+                StageVisit(
+                    t.to_stage, name, plan.percentage_bp(t.to_stage) / 100, t.at, None, "", t.actor, t.reason
+                )
+            )
         elif t.to_phase in (Phase.COMPLETED, Phase.DISABLED) and t.from_phase is not t.to_phase:
             close(t, t.to_phase.value)
     return visits
@@ -386,8 +504,10 @@ def plan_stage_rows(plan: Plan, visits: Sequence[StageVisit]) -> list[PlanStage]
     first: dict[int, datetime] = {}
     for v in visits:
         first.setdefault(v.number, v.entered)
-    return [PlanStage(i, s.name, s.percentage_bp / 100, s.min_duration.total_seconds(), first.get(i))
-            for i, s in enumerate(plan.stages, start=1)]
+    return [
+        PlanStage(i, s.name, s.percentage_bp / 100, s.min_duration.total_seconds(), first.get(i))
+        for i, s in enumerate(plan.stages, start=1)
+    ]
 
 
 def report_status(phase: Phase, verdicts: Sequence[str | None]) -> str:
@@ -438,8 +558,14 @@ def span_text(seconds: float, long: bool = False) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def report_actions(record: RolloutRecord, rows: Sequence[MetricRow], transitions: Sequence[Transition], now: datetime,
-             zone: ZoneInfo, flag_exists: bool) -> list[str]:
+def report_actions(
+    record: RolloutRecord,
+    rows: Sequence[MetricRow],
+    transitions: Sequence[Transition],
+    now: datetime,
+    zone: ZoneInfo,
+    flag_exists: bool,
+) -> list[str]:
     """Next steps, from the rollout's state and its gates (`rows` begins with the gates' rows, in plan order)."""
     plan, state, rid = record.plan, record.state, record.id
     n, last = state.stage, transitions[-1].reason if transitions else ""
@@ -454,18 +580,25 @@ def report_actions(record: RolloutRecord, rows: Sequence[MetricRow], transitions
             out.append(f"Not started: `rampup rollout start {rid}` starts it.")
         case Phase.AWAITING_APPROVAL:
             missing = state.missing(plan, n + 1)
-            out.append(f"Waiting for {', '.join(missing)} before {stage(n + 1)}: "
-                       f"`rampup rollout signoff {rid} \"PREREQUISITE\" --by NAME`"
-                       + (f", `rampup rollout approve {rid}`." if "approval" in missing else "."))
+            out.append(
+                f"Waiting for {', '.join(missing)} before {stage(n + 1)}: "
+                f'`rampup rollout signoff {rid} "PREREQUISITE" --by NAME`'
+                + (f", `rampup rollout approve {rid}`." if "approval" in missing else ".")
+            )
         case Phase.RUNNING:
             spec = plan.stages[n - 1]
             after = stage(n + 1) if n < len(plan.stages) else "completion"
             soak = (spec.min_duration - (now - (state.entered_at or now))).total_seconds()
-            pending = [r.metric for r, g in zip(rows, plan.gates, strict=False)
-                       if g.blocks_advance and r.verdict != "pass"]
+            pending = [
+                r.metric
+                for r, g in zip(rows, plan.gates, strict=False)
+                if g.blocks_advance and r.verdict != "pass"
+            ]
             if soak > 0:
                 ends = (now + timedelta(seconds=soak)).astimezone(zone)
-                out.append(f"Soak ends in {span_text(soak)} ({ends:%Y-%m-%d %H:%M}), then {after} if every gate passes.")
+                out.append(
+                    f"Soak ends in {span_text(soak)} ({ends:%Y-%m-%d %H:%M}), then {after} if every gate passes."
+                )
             elif pending:
                 out.append(f"Soak is over; {after} follows once {', '.join(pending)} pass.")
             else:
@@ -473,15 +606,23 @@ def report_actions(record: RolloutRecord, rows: Sequence[MetricRow], transitions
             for r in rows:
                 if r.needs_samples:
                     time_left = f" (about {span_text(r.needs_s)} at the current rate)" if r.needs_s else ""
-                    out.append(f"{r.metric} needs about {r.needs_samples:,.0f} more samples to decide{time_left}.")
+                    out.append(
+                        f"{r.metric} needs about {r.needs_samples:,.0f} more samples to decide{time_left}."
+                    )
             if n < len(plan.stages) and (missing := state.missing(plan, n + 1)):
-                out.append(f"{stage(n + 1)[0].upper()}{stage(n + 1)[1:]} will wait for {', '.join(missing)}; "
-                           f"sign off ahead with `rampup rollout signoff {rid} \"PREREQUISITE\" --by NAME`.")
+                out.append(
+                    f"{stage(n + 1)[0].upper()}{stage(n + 1)[1:]} will wait for {', '.join(missing)}; "
+                    f'sign off ahead with `rampup rollout signoff {rid} "PREREQUISITE" --by NAME`.'
+                )
         case Phase.PAUSED:
-            out.append(f"Paused ({last}). `rampup rollout resume {rid}` resumes; safety rollbacks act meanwhile.")
+            out.append(
+                f"Paused ({last}). `rampup rollout resume {rid}` resumes; safety rollbacks act meanwhile."
+            )
         case Phase.ROLLED_BACK:
-            out.append(f"Rolled back to {percentage:g}% ({last}). It holds there: investigate the root cause, fix "
-                       f"it, re-test on staging, then `rampup rollout resume {rid}`.")
+            out.append(
+                f"Rolled back to {percentage:g}% ({last}). It holds there: investigate the root cause, fix "
+                f"it, re-test on staging, then `rampup rollout resume {rid}`."
+            )
         case Phase.DISABLED:
             out.append(f"Kill switch pulled ({last}). Investigate and fix, then start a new rollout.")
         case Phase.ABORTED:
@@ -509,7 +650,11 @@ def _cleanup(plan: Plan, record: RolloutRecord, now: datetime, zone: ZoneInfo, f
     since = record.state.entered_at or now
     ready = since + CLEANUP_AFTER
     if now >= ready:
-        return (f"Everyone has had the feature since {since.astimezone(zone):%Y-%m-%d %H:%M} without a step back: "
-                f"remove the flag {plan.flag!r} from the code, then delete it in Rampup.")
-    return (f"Remove the flag {plan.flag!r} from the code after {ready.astimezone(zone):%Y-%m-%d %H:%M} (3 days at "
-            f"100%) if nothing goes wrong meanwhile, then delete it in Rampup.")
+        return (
+            f"Everyone has had the feature since {since.astimezone(zone):%Y-%m-%d %H:%M} without a step back: "
+            f"remove the flag {plan.flag!r} from the code, then delete it in Rampup."
+        )
+    return (
+        f"Remove the flag {plan.flag!r} from the code after {ready.astimezone(zone):%Y-%m-%d %H:%M} (3 days at "
+        f"100%) if nothing goes wrong meanwhile, then delete it in Rampup."
+    )

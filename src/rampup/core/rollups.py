@@ -8,8 +8,22 @@ from rampup.core import sketch
 from rampup.core.attribution import FlagTimeline, attribute
 from rampup.core.telemetry import ALL_USERS, CustomMetric, Observation, contributions
 
-__all__ = ["SECOND", "MINUTE", "HOUR", "DAY", "FINE_RETENTION", "RollupKey", "Aggregate", "UnitKey", "Folded", "fold", "cover", "combine", "UnitTotals",
-           "ALL_VARIANT"]
+__all__ = [
+    "SECOND",
+    "MINUTE",
+    "HOUR",
+    "DAY",
+    "FINE_RETENTION",
+    "RollupKey",
+    "Aggregate",
+    "UnitKey",
+    "Folded",
+    "fold",
+    "cover",
+    "combine",
+    "UnitTotals",
+    "ALL_VARIANT",
+]
 
 SECOND, MINUTE, HOUR, DAY = 1, 60, 3600, 86400
 FINE_RETENTION = 3 * HOUR  # per-second aggregates exist this long: enough to start a stage's window exactly
@@ -86,8 +100,11 @@ class Folded:
     units: dict[UnitKey, list[int]] = field(default_factory=dict)  # → [events, engaged]
 
 
-def fold(observations: Sequence[Observation], timelines: Mapping[str, FlagTimeline],
-         custom: Sequence[CustomMetric] = ()) -> Folded:
+def fold(
+    observations: Sequence[Observation],
+    timelines: Mapping[str, FlagTimeline],
+    custom: Sequence[CustomMetric] = (),
+) -> Folded:
     """Everything a batch adds to the aggregates, in memory; one write applies it.
 
     Observations are folded per second first (a batch spans few seconds), then each second's aggregate is
@@ -112,7 +129,9 @@ def fold(observations: Sequence[Observation], timelines: Mapping[str, FlagTimeli
                 aggregate.add(failed, value, sketched, o.at_ms)
         if o.targeting_key and len(slots) > 1:
             day = second // DAY
-            for flag, variant in slots[1:]:  # users per variant of a flag; the environment as a whole needs none
+            for flag, variant in slots[
+                1:
+            ]:  # users per variant of a flag; the environment as a whole needs none
                 unit = units.get(UnitKey(flag, variant, day, o.targeting_key))
                 if unit is None:
                     units[UnitKey(flag, variant, day, o.targeting_key)] = [1, int(o.engagement)]

@@ -73,4 +73,6 @@ def asymptotic_radius(n: int, variance: float, alpha: float = ALPHA) -> float:
     if n < 2:
         return math.inf
     v = n * variance * _RHO2
-    return math.sqrt(2 * (v + 1) / (n * n * _RHO2) * math.log(math.sqrt(v + 1) / alpha)) if variance > 0 else 0.0
+    return (
+        math.sqrt(2 * (v + 1) / (n * n * _RHO2) * math.log(math.sqrt(v + 1) / alpha)) if variance > 0 else 0.0
+    )

@@ -59,14 +59,18 @@ def percentile(hist: Mapping[int, int], q: float, z: float = Z95) -> Estimate:
     spread = z * math.sqrt(n * q * (1 - q))
     low_q = max(0.0, (n * q - spread) / n)
     high_q = min(1.0, (n * q + spread + 1) / n)
-    return Estimate(sketch.quantile(hist, q, n), sketch.quantile(hist, low_q, n), sketch.quantile(hist, high_q, n), n)
+    return Estimate(
+        sketch.quantile(hist, q, n), sketch.quantile(hist, low_q, n), sketch.quantile(hist, high_q, n), n
+    )
 
 
 def scaled(count: Estimate, divisor: float, samples: int) -> Estimate:
     """A count's estimate divided by a known number (e.g. events per exposed user)."""
     if divisor == 0 or count.value is None:
         return Estimate(None, None, None, samples)
-    return Estimate(count.value / divisor, (count.lower or 0) / divisor, (count.upper or 0) / divisor, samples)
+    return Estimate(
+        count.value / divisor, (count.lower or 0) / divisor, (count.upper or 0) / divisor, samples
+    )
 
 
 def ratio(numerator: int, denominator: int, z: float = Z95) -> Estimate:

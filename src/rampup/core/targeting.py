@@ -69,7 +69,9 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _compare(convert: Callable[[Any], Any], test: Callable[[Any, Any], bool]) -> Callable[[Any, tuple[Any, ...]], bool]:
+def _compare(
+    convert: Callable[[Any], Any], test: Callable[[Any, Any], bool]
+) -> Callable[[Any, tuple[Any, ...]], bool]:
     def predicate(actual: Any, values: tuple[Any, ...]) -> bool:
         a = convert(actual)
         return a is not None and any(test(a, convert(v)) for v in values)
@@ -150,7 +152,9 @@ class Condition:
     def parse(cls, raw: Mapping[str, Any], where: str) -> "Condition":
         attribute = raw.get("attribute")
         if not isinstance(attribute, str) or not attribute:
-            raise InvalidInput("a condition needs an 'attribute' (a non-empty string)", where=f"{where}.attribute")
+            raise InvalidInput(
+                "a condition needs an 'attribute' (a non-empty string)", where=f"{where}.attribute"
+            )
         try:
             operator = Operator(str(raw.get("operator")))
         except ValueError:
@@ -163,10 +167,13 @@ class Condition:
         if not values or any(v is None or isinstance(v, dict | list) for v in values):
             raise InvalidInput("'values' must be one or more strings or numbers", where=f"{where}.values")
         if operator.is_numeric and any(_number(v) is None for v in values):
-            raise InvalidInput(f"operator {operator.value} compares numbers; got {list(values)}", where=f"{where}.values")
+            raise InvalidInput(
+                f"operator {operator.value} compares numbers; got {list(values)}", where=f"{where}.values"
+            )
         if operator.is_semver and any(parse_semver(v) is None for v in values):
             raise InvalidInput(
-                f"operator {operator.value} compares versions like 1.4.0; got {list(values)}", where=f"{where}.values"
+                f"operator {operator.value} compares versions like 1.4.0; got {list(values)}",
+                where=f"{where}.values",
             )
         return cls(attribute, operator, values)
 
@@ -191,12 +198,17 @@ class Rule:
         raw_conditions = raw.get("conditions", [raw] if "attribute" in raw else None)
         if not isinstance(raw_conditions, list) or not raw_conditions:
             raise InvalidInput("a rule needs at least one condition", where=f"{where}.conditions")
-        conditions = tuple(Condition.parse(c, f"{where}.conditions[{i}]") if isinstance(c, Mapping)
-                           else _not_an_object(f"{where}.conditions[{i}]") for i, c in enumerate(raw_conditions))
+        conditions = tuple(
+            Condition.parse(c, f"{where}.conditions[{i}]")
+            if isinstance(c, Mapping)
+            else _not_an_object(f"{where}.conditions[{i}]")
+            for i, c in enumerate(raw_conditions)
+        )
         variant = raw.get("variant", "on")
         if variant not in variants:
             raise InvalidInput(
-                f"rule serves unknown variant {variant!r}; the flag has {sorted(variants)}", where=f"{where}.variant"
+                f"rule serves unknown variant {variant!r}; the flag has {sorted(variants)}",
+                where=f"{where}.variant",
             )
         return cls(conditions, variant)
 

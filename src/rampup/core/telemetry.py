@@ -12,8 +12,19 @@ from typing import Any, NamedTuple
 
 from rampup.errors import InvalidInput
 
-__all__ = ["Kind", "Observation", "Aggregation", "MetricSpec", "BUILTIN_METRICS", "Contribution",
-           "contributions", "ALL_USERS", "parse_metric_name", "CustomMetric", "CUSTOM_AGGREGATIONS"]
+__all__ = [
+    "Kind",
+    "Observation",
+    "Aggregation",
+    "MetricSpec",
+    "BUILTIN_METRICS",
+    "Contribution",
+    "contributions",
+    "ALL_USERS",
+    "parse_metric_name",
+    "CustomMetric",
+    "CUSTOM_AGGREGATIONS",
+]
 
 ALL_USERS = ""  # the flag slot of environment-wide rollups: every event, whatever its flags
 
@@ -62,22 +73,31 @@ class MetricSpec:
     aggregation: Aggregation
     unit: str
     description: str
-    environment_wide: bool = False  # gates read the whole environment, not the treatment (data loss: any at all)
+    environment_wide: bool = (
+        False  # gates read the whole environment, not the treatment (data loss: any at all)
+    )
 
 
-BUILTIN_METRICS: dict[str, MetricSpec] = {m.name: m for m in (
-    MetricSpec("error_rate", Aggregation.RATE, "fraction", "failed units / all units (requests, sessions, "
-               "transactions)"),
-    MetricSpec("unhandled_exceptions", Aggregation.COUNT, "count", "exceptions nobody caught"),
-    MetricSpec("errors", Aggregation.COUNT, "count", "error events, handled or not"),
-    MetricSpec("api_latency", Aggregation.PERCENTILE, "ms", "request duration; ask for api_latency_pNN"),
-    MetricSpec("lcp", Aggregation.PERCENTILE, "ms", "Largest Contentful Paint; ask for lcp_pNN"),
-    MetricSpec("engagement", Aggregation.PER_USER, "actions/user", "engaged actions per exposed user"),
-    MetricSpec("exposures", Aggregation.COUNT, "count", "exposure events"),
-    MetricSpec("support_tickets", Aggregation.SUM, "count", "a counter posted from outside"),
-    MetricSpec("lighthouse", Aggregation.GAUGE, "score", "a gauge posted from outside"),
-    MetricSpec("data_loss", Aggregation.COUNT, "count", "data-loss events", environment_wide=True),
-)}
+BUILTIN_METRICS: dict[str, MetricSpec] = {
+    m.name: m
+    for m in (
+        MetricSpec(
+            "error_rate",
+            Aggregation.RATE,
+            "fraction",
+            "failed units / all units (requests, sessions, transactions)",
+        ),
+        MetricSpec("unhandled_exceptions", Aggregation.COUNT, "count", "exceptions nobody caught"),
+        MetricSpec("errors", Aggregation.COUNT, "count", "error events, handled or not"),
+        MetricSpec("api_latency", Aggregation.PERCENTILE, "ms", "request duration; ask for api_latency_pNN"),
+        MetricSpec("lcp", Aggregation.PERCENTILE, "ms", "Largest Contentful Paint; ask for lcp_pNN"),
+        MetricSpec("engagement", Aggregation.PER_USER, "actions/user", "engaged actions per exposed user"),
+        MetricSpec("exposures", Aggregation.COUNT, "count", "exposure events"),
+        MetricSpec("support_tickets", Aggregation.SUM, "count", "a counter posted from outside"),
+        MetricSpec("lighthouse", Aggregation.GAUGE, "score", "a gauge posted from outside"),
+        MetricSpec("data_loss", Aggregation.COUNT, "count", "data-loss events", environment_wide=True),
+    )
+}
 
 
 def parse_metric_name(name: str) -> tuple[str, float | None]:
@@ -88,8 +108,13 @@ def parse_metric_name(name: str) -> tuple[str, float | None]:
     return name, None
 
 
-CUSTOM_AGGREGATIONS = (Aggregation.COUNT, Aggregation.PER_USER, Aggregation.RATIO, Aggregation.MEAN,
-                       Aggregation.PERCENTILE)
+CUSTOM_AGGREGATIONS = (
+    Aggregation.COUNT,
+    Aggregation.PER_USER,
+    Aggregation.RATIO,
+    Aggregation.MEAN,
+    Aggregation.PERCENTILE,
+)
 _METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -119,7 +144,11 @@ class CustomMetric:
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> "CustomMetric":
         name = body.get("name")
-        if not isinstance(name, str) or not _METRIC_NAME.match(name) or parse_metric_name(name)[1] is not None:
+        if (
+            not isinstance(name, str)
+            or not _METRIC_NAME.match(name)
+            or parse_metric_name(name)[1] is not None
+        ):
             raise InvalidInput("name must match ^[a-z][a-z0-9_]{0,63}$ and not end in _pNN", where="name")
         if name in BUILTIN_METRICS:
             raise InvalidInput(f"{name!r} is a built-in metric", where="name")
@@ -131,24 +160,34 @@ class CustomMetric:
         except ValueError:
             aggregation = None
         if aggregation not in CUSTOM_AGGREGATIONS:
-            raise InvalidInput("aggregation must be one of " + ", ".join(a.value for a in CUSTOM_AGGREGATIONS),
-                               where="aggregation")
+            raise InvalidInput(
+                "aggregation must be one of " + ", ".join(a.value for a in CUSTOM_AGGREGATIONS),
+                where="aggregation",
+            )
         tags = body.get("tags") or {}
         if not isinstance(tags, Mapping) or not all(isinstance(v, str) for v in tags.values()):
-            raise InvalidInput("tags filter events by exact tag values: {\"plan\": \"pro\"}", where="tags")
+            raise InvalidInput('tags filter events by exact tag values: {"plan": "pro"}', where="tags")
         denominator = body.get("denominator")
         if (aggregation is Aggregation.RATIO) != isinstance(denominator, str) or denominator == "":
-            raise InvalidInput("a ratio needs 'denominator' (the event name to divide by); other metrics take none",
-                               where="denominator")
+            raise InvalidInput(
+                "a ratio needs 'denominator' (the event name to divide by); other metrics take none",
+                where="denominator",
+            )
         unit, description = body.get("unit", ""), body.get("description", "")
         if not isinstance(unit, str) or not isinstance(description, str):
             raise InvalidInput("unit and description are strings", where="unit")
         return cls(name, event, aggregation, tuple(sorted(tags.items())), denominator, unit, description)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "event": self.event, "aggregation": self.aggregation.value,
-                "tags": dict(self.tags), "denominator": self.denominator, "unit": self.unit,
-                "description": self.description}
+        return {
+            "name": self.name,
+            "event": self.event,
+            "aggregation": self.aggregation.value,
+            "tags": dict(self.tags),
+            "denominator": self.denominator,
+            "unit": self.unit,
+            "description": self.description,
+        }
 
 
 class Contribution(NamedTuple):  # a tuple: made for every event, so made cheaply

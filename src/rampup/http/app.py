@@ -46,13 +46,24 @@ class RefuseNul:
         self._app = app
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
-                                        or b"\x00" in scope.get("query_string", b"")):
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"]
+            or b"%00" in scope.get("query_string", b"")
+            or b"\x00" in scope.get("query_string", b"")
+        ):
             message = "a NUL character in the URL"
-            body = (encode_error(None, OfrepError(ErrorCode.GENERAL, message))[1]
-                    if scope["path"].startswith(OFREP_PREFIX) else msgspec.json.encode(error_body("bad_request", message)))
-            await send({"type": "http.response.start", "status": 400,
-                        "headers": [(b"content-type", b"application/json")]})
+            body = (
+                encode_error(None, OfrepError(ErrorCode.GENERAL, message))[1]
+                if scope["path"].startswith(OFREP_PREFIX)
+                else msgspec.json.encode(error_body("bad_request", message))
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 400,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
         await self._app(scope, receive, send)
@@ -76,26 +87,44 @@ def create_app(c: Container) -> RefuseNul:
             if c.outbox.lead(holder, lease):
                 c.outbox.deliver_due()
 
-        tasks = [asyncio.create_task(_every(c.settings.snapshot_poll_s, c.snapshots.refresh)),
-                 asyncio.create_task(_every(c.settings.tick_s, control)),
-                 asyncio.create_task(_every(c.settings.outbox_poll_s, deliver)),
-                 asyncio.create_task(_every(c.settings.maintenance_interval_s, lambda: c.ingest.purge(retention)))]
+        tasks = [
+            asyncio.create_task(_every(c.settings.snapshot_poll_s, c.snapshots.refresh)),
+            asyncio.create_task(_every(c.settings.tick_s, control)),
+            asyncio.create_task(_every(c.settings.outbox_poll_s, deliver)),
+            asyncio.create_task(_every(c.settings.maintenance_interval_s, lambda: c.ingest.purge(retention))),
+        ]
         yield
         for task in tasks:
             task.cancel()
 
-    api = FastAPI(title="Rampup", version=__version__, lifespan=lifespan,
-                  description="Progressive delivery: flags, staged rollouts, statistical gates, rollback.")
+    api = FastAPI(
+        title="Rampup",
+        version=__version__,
+        lifespan=lifespan,
+        description="Progressive delivery: flags, staged rollouts, statistical gates, rollback.",
+    )
     api.state.container = c
     install_error_handlers(api)
-    for router in (health.router, flags.router, admin.router, ingest.router, metrics.router, metrics.definitions,
-                   rollouts.router, notifications.router, sdk.router, sdk.ofrep_events, reports.router):
+    for router in (
+        health.router,
+        flags.router,
+        admin.router,
+        ingest.router,
+        metrics.router,
+        metrics.definitions,
+        rollouts.router,
+        notifications.router,
+        sdk.router,
+        sdk.ofrep_events,
+        reports.router,
+    ):
         api.include_router(router)
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
-            schema = get_openapi(title=api.title, version=api.version, description=api.description,
-                                 routes=api.routes)
+            schema = get_openapi(
+                title=api.title, version=api.version, description=api.description, routes=api.routes
+            )
             schema["paths"].update(openapi_paths())
             api.openapi_schema = schema
         return api.openapi_schema

@@ -43,7 +43,9 @@ def environment_for(token: Token, requested: str | None, scope: Scope) -> str:
     """The environment a request acts on: the one asked for, else the token's own; refused if not the token's."""
     env = requested or token.environment
     if env is None:
-        raise InvalidInput("this token is not bound to an environment: add ?environment=<key>", where="environment")
+        raise InvalidInput(
+            "this token is not bound to an environment: add ?environment=<key>", where="environment"
+        )
     if not token.allows(scope, env):
         raise Forbidden(f"this {token.scope.value} token may not act on {env}")
     return env

@@ -57,7 +57,9 @@ def _location(loc: tuple[Any, ...]) -> str:
 async def _rampup_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RampupError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    return JSONResponse(error_body(exc.code, exc.message, exc.where), status_code=_status(exc), headers=headers)
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.where), status_code=_status(exc), headers=headers
+    )
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -66,8 +68,9 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
     where = _location(tuple(first.get("loc", ())))
     if first.get("type") == "json_invalid":
-        return JSONResponse(error_body("bad_request", f"request body is not valid JSON: {first.get('msg')}"),
-                            status_code=400)
+        return JSONResponse(
+            error_body("bad_request", f"request body is not valid JSON: {first.get('msg')}"), status_code=400
+        )
     message = f"{where}: {first.get('msg')}"
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"

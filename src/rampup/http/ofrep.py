@@ -18,16 +18,19 @@ from rampup.services.snapshot import SnapshotCache
 
 __all__ = ["OfrepApp", "OFREP_PREFIX", "MAX_BODY", "openapi_paths"]
 
-ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
-                   Awaitable[None]]
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
 
 OFREP_PREFIX = "/ofrep/v1/evaluate/flags"
 MAX_BODY = 256 * 1024
 JSON = [(b"content-type", b"application/json")]
 
 
-def _problem(status: int, code: str, message: str,
-             extra: tuple[tuple[bytes, bytes], ...] = ()) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def _problem(
+    status: int, code: str, message: str, extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     return status, [*JSON, *extra], msgspec.json.encode(error_body(code, message))
 
 
@@ -41,15 +44,17 @@ class OfrepApp:
         if scope["type"] != "http" or not path.startswith(OFREP_PREFIX):
             await self._app(scope, receive, send)
             return
-        status, headers, body = await self._handle(scope, receive, path[len(OFREP_PREFIX):])
+        status, headers, body = await self._handle(scope, receive, path[len(OFREP_PREFIX) :])
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _handle(self, scope: MutableMapping[str, Any], receive: Any,
-                      rest: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def _handle(
+        self, scope: MutableMapping[str, Any], receive: Any, rest: str
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         if rest not in ("", "/") and (not rest.startswith("/") or "/" in rest[1:]):
-            status, payload = encode_error(rest.strip("/"), OfrepError(ErrorCode.FLAG_NOT_FOUND,
-                                                                       "no such flag: keys contain no '/'"))
+            status, payload = encode_error(
+                rest.strip("/"), OfrepError(ErrorCode.FLAG_NOT_FOUND, "no such flag: keys contain no '/'")
+            )
             return status, JSON, payload
         if scope["method"] != "POST":
             return _problem(405, "method_not_allowed", "OFREP evaluation takes POST", ((b"allow", b"POST"),))
@@ -58,11 +63,18 @@ class OfrepApp:
         secret = _credential(headers)
         token = snapshot.authenticate(secret) if secret else None
         if token is None:
-            return _problem(401, "unauthorized", "give an sdk token: Authorization: Bearer <token> or X-API-Key")
+            return _problem(
+                401, "unauthorized", "give an sdk token: Authorization: Bearer <token> or X-API-Key"
+            )
         environment = token.environment or _query_environment(scope)
         if environment is None or environment not in snapshot.flags:
-            status, payload = encode_error(None, OfrepError(ErrorCode.GENERAL, "this token is not bound to an "
-                                                            "existing environment: add ?environment=<key>"))
+            status, payload = encode_error(
+                None,
+                OfrepError(
+                    ErrorCode.GENERAL,
+                    "this token is not bound to an existing environment: add ?environment=<key>",
+                ),
+            )
             return status, JSON, payload
         if not token.allows(Scope.SDK, environment):
             return _problem(403, "forbidden", f"token may not evaluate flags in {environment}")
@@ -81,14 +93,18 @@ class OfrepApp:
             status, payload = encode_single(flag.evaluate(ctx) if flag is not None else flag_not_found(key))
             return status, JSON, payload
         env_id = snapshot.environments[environment].id
-        payload = encode_bulk((flag.evaluate(ctx) for flag in flags.values()), _event_stream(scope, headers, env_id))
+        payload = encode_bulk(
+            (flag.evaluate(ctx) for flag in flags.values()), _event_stream(scope, headers, env_id)
+        )
         etag = b'"%x"' % mmh3.hash128(payload, signed=False)
         if headers.get(b"if-none-match") == etag:
             return 304, [(b"etag", etag)], b""
         return 200, [*JSON, (b"etag", etag)], payload
 
 
-def _event_stream(scope: MutableMapping[str, Any], headers: dict[bytes, bytes], environment_id: int) -> str | None:
+def _event_stream(
+    scope: MutableMapping[str, Any], headers: dict[bytes, bytes], environment_id: int
+) -> str | None:
     """Where this client can follow changes: this server, as the client reached it."""
     host = headers.get(b"host")
     if host is None:
@@ -135,7 +151,10 @@ def openapi_paths() -> dict[str, Any]:
         "properties": {
             "key": {"type": "string"},
             "value": {},
-            "reason": {"type": "string", "enum": ["STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", "DEFAULT"]},
+            "reason": {
+                "type": "string",
+                "enum": ["STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", "DEFAULT"],
+            },
             "variant": {"type": "string"},
             "metadata": {"type": "object"},
         },
@@ -143,45 +162,92 @@ def openapi_paths() -> dict[str, Any]:
     error = {
         "type": "object",
         "required": ["errorCode", "errorDetails"],
-        "properties": {"key": {"type": "string"}, "errorCode": {"type": "string"}, "errorDetails": {"type": "string"}},
+        "properties": {
+            "key": {"type": "string"},
+            "errorCode": {"type": "string"},
+            "errorDetails": {"type": "string"},
+        },
     }
     problem = {"description": "error", "content": {"application/json": {"schema": {"type": "object"}}}}
     request = {
         "required": False,
-        "content": {"application/json": {"schema": {
-            "type": "object",
-            "properties": {"context": {"type": "object", "properties": {"targetingKey": {"type": "string"}},
-                                       "additionalProperties": True}},
-        }}},
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "context": {
+                            "type": "object",
+                            "properties": {"targetingKey": {"type": "string"}},
+                            "additionalProperties": True,
+                        }
+                    },
+                }
+            }
+        },
     }
     common = {"401": problem, "403": problem, "413": problem}
-    environment = {"name": "environment", "in": "query", "required": False, "schema": {"type": "string"},
-                   "description": "environment key, for tokens not bound to one"}
+    environment = {
+        "name": "environment",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "environment key, for tokens not bound to one",
+    }
     return {
-        OFREP_PREFIX + "/{key}": {"post": {
-            "tags": ["OFREP"], "summary": "Evaluate one flag (OFREP)", "operationId": "ofrep_evaluate_flag",
-            "parameters": [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
-                           environment],
-            "requestBody": request,
-            "responses": {
-                "200": {"description": "evaluated", "content": {"application/json": {"schema": success}}},
-                "400": {"description": "bad context", "content": {"application/json": {"schema": error}}},
-                "404": {"description": "flag not found", "content": {"application/json": {"schema": error}}},
-                **common,
-            },
-        }},
-        OFREP_PREFIX: {"post": {
-            "tags": ["OFREP"], "summary": "Evaluate all flags (OFREP bulk)", "operationId": "ofrep_evaluate_flags",
-            "parameters": [{"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
-                           environment],
-            "requestBody": request,
-            "responses": {
-                "200": {"description": "evaluated", "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["flags"],
-                    "properties": {"flags": {"type": "array", "items": {"type": "object"}}}}}}},
-                "304": {"description": "unchanged since the ETag given in If-None-Match"},
-                "400": {"description": "bad context", "content": {"application/json": {"schema": error}}},
-                **common,
-            },
-        }},
+        OFREP_PREFIX + "/{key}": {
+            "post": {
+                "tags": ["OFREP"],
+                "summary": "Evaluate one flag (OFREP)",
+                "operationId": "ofrep_evaluate_flag",
+                "parameters": [
+                    {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
+                    environment,
+                ],
+                "requestBody": request,
+                "responses": {
+                    "200": {"description": "evaluated", "content": {"application/json": {"schema": success}}},
+                    "400": {"description": "bad context", "content": {"application/json": {"schema": error}}},
+                    "404": {
+                        "description": "flag not found",
+                        "content": {"application/json": {"schema": error}},
+                    },
+                    **common,
+                },
+            }
+        },
+        OFREP_PREFIX: {
+            "post": {
+                "tags": ["OFREP"],
+                "summary": "Evaluate all flags (OFREP bulk)",
+                "operationId": "ofrep_evaluate_flags",
+                "parameters": [
+                    {
+                        "name": "If-None-Match",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    },
+                    environment,
+                ],
+                "requestBody": request,
+                "responses": {
+                    "200": {
+                        "description": "evaluated",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["flags"],
+                                    "properties": {"flags": {"type": "array", "items": {"type": "object"}}},
+                                }
+                            }
+                        },
+                    },
+                    "304": {"description": "unchanged since the ETag given in If-None-Match"},
+                    "400": {"description": "bad context", "content": {"application/json": {"schema": error}}},
+                    **common,
+                },
+            }
+        },
     }

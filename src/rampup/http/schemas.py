@@ -7,8 +7,22 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 __all__ = [
-    "ErrorOut", "EnvironmentIn", "EnvironmentOut", "VariantIn", "FlagIn", "FlagPatch", "ConditionIn", "RuleIn",
-    "FlagStateIn", "FlagStateOut", "FlagOut", "KillIn", "TokenIn", "TokenOut", "TokenCreated", "AuditOut",
+    "ErrorOut",
+    "EnvironmentIn",
+    "EnvironmentOut",
+    "VariantIn",
+    "FlagIn",
+    "FlagPatch",
+    "ConditionIn",
+    "RuleIn",
+    "FlagStateIn",
+    "FlagStateOut",
+    "FlagOut",
+    "KillIn",
+    "TokenIn",
+    "TokenOut",
+    "TokenCreated",
+    "AuditOut",
 ]
 
 Scalar = str | float | int | bool
@@ -215,7 +229,9 @@ class CustomMetricIn(Strict):
     event: str = Field(max_length=200, examples=["checkout"])
     aggregation: Literal["count", "per_user", "ratio", "mean", "percentile"] = "count"
     tags: dict[str, str] | None = None
-    denominator: str | None = Field(default=None, max_length=200, description="ratio only: the event to divide by")
+    denominator: str | None = Field(
+        default=None, max_length=200, description="ratio only: the event to divide by"
+    )
     unit: str = Field(default="", max_length=50)
     description: str = Field(default="", max_length=2000)
 
@@ -233,7 +249,9 @@ class CustomMetricOut(BaseModel):
 class RolloutIn(Strict):
     plan: dict[str, Any] = Field(description='the plan as a JSON object, or {"yaml": "<the plan in YAML>"}')
     start: bool = True
-    filename: str | None = Field(default=None, max_length=200, description="named in errors about a YAML plan")
+    filename: str | None = Field(
+        default=None, max_length=200, description="named in errors about a YAML plan"
+    )
 
 
 class RolloutCreated(BaseModel):
@@ -243,7 +261,9 @@ class RolloutCreated(BaseModel):
 
 class ActionIn(Strict):
     reason: str = Field(default="", max_length=10_000)
-    by: str | None = Field(default=None, max_length=200, description="the person acting; default: the token's name")
+    by: str | None = Field(
+        default=None, max_length=200, description="the person acting; default: the token's name"
+    )
 
 
 class SignoffIn(Strict):

@@ -38,10 +38,15 @@ def _config(request: Request, environment: str) -> tuple[int, bytes]:
     return snapshot.revision, _document(environment, snapshot.revision, snapshot)
 
 
-@router.get("/flags", responses={200: {"content": {"application/json": {}}}, 304: {"description": "unchanged"}})
-async def flags(request: Request, token: SdkToken,
-                environment: Annotated[str | None, Query(max_length=128)] = None,
-                if_none_match: Annotated[str | None, Header()] = None) -> Response:
+@router.get(
+    "/flags", responses={200: {"content": {"application/json": {}}}, 304: {"description": "unchanged"}}
+)
+async def flags(
+    request: Request,
+    token: SdkToken,
+    environment: Annotated[str | None, Query(max_length=128)] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
     """Every flag of the token's environment, to evaluate locally; send the ETag back to get 304."""
     revision, body = _config(request, environment_for(token, environment, Scope.SDK))
     etag = f'"{revision}"'
@@ -50,7 +55,9 @@ async def flags(request: Request, token: SdkToken,
     return Response(body, media_type="application/json", headers={"ETag": etag})
 
 
-def _follow(request: Request, environment: str, message: Callable[[int, bytes], bytes | None]) -> StreamingResponse:
+def _follow(
+    request: Request, environment: str, message: Callable[[int, bytes], bytes | None]
+) -> StreamingResponse:
     """A server-sent event stream that writes `message(revision, document)` whenever the snapshot moves (when it
     returns something), and a keepalive comment when nothing happened for a while."""
     _config(request, environment)  # fail before streaming if the environment is unknown
@@ -72,24 +79,32 @@ def _follow(request: Request, environment: str, message: Callable[[int, bytes], 
             await asyncio.sleep(STREAM_CHECK_S)
             idle += STREAM_CHECK_S
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get("/stream", responses={200: {"content": {"text/event-stream": {}}}})
-async def stream(request: Request, token: SdkToken,
-                 environment: Annotated[str | None, Query(max_length=128)] = None) -> StreamingResponse:
+async def stream(
+    request: Request, token: SdkToken, environment: Annotated[str | None, Query(max_length=128)] = None
+) -> StreamingResponse:
     """Server-sent events: `event: config` with the whole configuration now and after every change."""
-    return _follow(request, environment_for(token, environment, Scope.SDK),
-                   lambda revision, body: b"event: config\nid: %d\ndata: %s\n\n" % (revision, body))
+    return _follow(
+        request,
+        environment_for(token, environment, Scope.SDK),
+        lambda revision, body: b"event: config\nid: %d\ndata: %s\n\n" % (revision, body),
+    )
 
 
 ofrep_events = APIRouter(prefix="/ofrep/v1/events", tags=["OFREP"])
 
 
 @ofrep_events.get("/{environment_id}", responses={200: {"content": {"text/event-stream": {}}}})
-async def ofrep_change_stream(request: Request, environment_id: Annotated[int, Path(ge=1, le=2**31 - 1)]
-                              ) -> StreamingResponse:
+async def ofrep_change_stream(
+    request: Request, environment_id: Annotated[int, Path(ge=1, le=2**31 - 1)]
+) -> StreamingResponse:
     """OFREP's change stream, announced in the bulk answer's `eventStreams`: `refetchEvaluation` whenever the
     environment's flags change. It carries no flag data, so browsers' EventSource can open it without a token."""
     env = container(request).snapshots.current.environments_by_id.get(environment_id)
@@ -101,6 +116,10 @@ async def ofrep_change_stream(request: Request, environment_id: Annotated[int, P
         nonlocal last
         etag = f"{mmh3.hash128(body, signed=False):x}"
         previous, last = last, etag
-        return None if previous in (None, etag) else b'data: {"type":"refetchEvaluation","etag":"%s"}\n\n' % etag.encode()
+        return (
+            None
+            if previous in (None, etag)
+            else b'data: {"type":"refetchEvaluation","etag":"%s"}\n\n' % etag.encode()
+        )
 
     return _follow(request, env.key, changed)

@@ -19,8 +19,17 @@ from rampup.sdk.tracking import TrackerStats
 if TYPE_CHECKING:
     from rampup.sdk.openfeature import RampupHook, RampupProvider
 
-__all__ = ["Client", "Evaluation", "Stats", "TrackerStats", "RampupASGIMiddleware", "RampupWSGIMiddleware",
-           "instrument_flask", "RampupProvider", "RampupHook"]
+__all__ = [
+    "Client",
+    "Evaluation",
+    "Stats",
+    "TrackerStats",
+    "RampupASGIMiddleware",
+    "RampupWSGIMiddleware",
+    "instrument_flask",
+    "RampupProvider",
+    "RampupHook",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -43,7 +43,9 @@ STREAM_READ_TIMEOUT_S = 45.0  # the server sends a keepalive every 15 s: three m
 RETRY_BASE_S = 0.25
 RETRY_MAX_S = 10.0
 NOT_READY = "NOT_READY"  # counted for evaluations before any configuration arrived
-EVENT_DISCARDED = "EVENT_DISCARDED"  # counted for track calls with bad input, without telemetry, or after close
+EVENT_DISCARDED = (
+    "EVENT_DISCARDED"  # counted for track calls with bad input, without telemetry, or after close
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +67,24 @@ class Stats:
 class Client:
     """Flags of one environment, evaluated in process. Thread-safe; use one per process (after any fork)."""
 
-    def __init__(self, server_url: str, sdk_token: str, *, bootstrap: str | os.PathLike[str] | None = None,
-                 ingest_token: str | None = None, environment: str | None = None, stream: bool = True,
-                 poll_interval: float = 10.0, start_timeout: float = 5.0, timeout: float = 5.0,
-                 exposures: bool = True, buffer_size: int = 10_000, batch_size: int = 500,
-                 flush_interval: float = 1.0, exposure_interval: float = 3600.0) -> None:
+    def __init__(
+        self,
+        server_url: str,
+        sdk_token: str,
+        *,
+        bootstrap: str | os.PathLike[str] | None = None,
+        ingest_token: str | None = None,
+        environment: str | None = None,
+        stream: bool = True,
+        poll_interval: float = 10.0,
+        start_timeout: float = 5.0,
+        timeout: float = 5.0,
+        exposures: bool = True,
+        buffer_size: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 1.0,
+        exposure_interval: float = 3600.0,
+    ) -> None:
         """
         server_url, sdk_token: the Rampup server and an `sdk` token of the environment to serve.
         bootstrap: a configuration file (what `GET /api/v1/sdk/flags` answers) to start from when the server
@@ -87,7 +102,9 @@ class Client:
         self._flags: dict[str, CompiledFlag] = {}
         self._environment: str | None = None
         self._revision: int | None = None
-        self._etag: str | None = None  # never from the bootstrap file: another environment may share its revision
+        self._etag: str | None = (
+            None  # never from the bootstrap file: another environment may share its revision
+        )
         self._source: str | None = None
         self._updated_at: float | None = None
         self._bootstrap = Path(bootstrap) if bootstrap is not None else None
@@ -107,14 +124,25 @@ class Client:
         self._closed = threading.Event()
         base = server_url.rstrip("/")
         agent = {"User-Agent": f"rampup-python-sdk/{__version__}"}
-        self._http = httpx.Client(base_url=base, timeout=timeout,
-                                  headers={**agent, "Authorization": f"Bearer {sdk_token}"})
+        self._http = httpx.Client(
+            base_url=base, timeout=timeout, headers={**agent, "Authorization": f"Bearer {sdk_token}"}
+        )
         self._tracker: Tracker | None = None
         if ingest_token is not None:
-            events_http = httpx.Client(base_url=base, timeout=timeout, params=self._params,
-                                       headers={**agent, "Authorization": f"Bearer {ingest_token}"})
-            self._tracker = Tracker(events_http, "/api/v1/events", capacity=buffer_size, batch_size=batch_size,
-                                    flush_interval=flush_interval, exposure_interval=exposure_interval)
+            events_http = httpx.Client(
+                base_url=base,
+                timeout=timeout,
+                params=self._params,
+                headers={**agent, "Authorization": f"Bearer {ingest_token}"},
+            )
+            self._tracker = Tracker(
+                events_http,
+                "/api/v1/events",
+                capacity=buffer_size,
+                batch_size=batch_size,
+                flush_interval=flush_interval,
+                exposure_interval=exposure_interval,
+            )
         self._exposures = exposures and self._tracker is not None
         # Whether evaluations are reported at all (exposures, the middleware's request scope): off costs nothing.
         self._observe = self._exposures
@@ -127,8 +155,13 @@ class Client:
 
     # ------------------------------------------------------------------------------------------ evaluation
 
-    def is_enabled(self, flag_key: str, targeting_key: str, attributes: Mapping[str, Any] | None = None,
-                   default: bool = False) -> bool:
+    def is_enabled(
+        self,
+        flag_key: str,
+        targeting_key: str,
+        attributes: Mapping[str, Any] | None = None,
+        default: bool = False,
+    ) -> bool:
         """Whether a boolean flag is on for this user; `default` if it cannot be answered. Never raises."""
         try:
             prefix, threshold = self._split[flag_key]
@@ -143,45 +176,90 @@ class Client:
             self._observed(flag_key, targeting_key, on, "on" if on else "off")
         return on
 
-    def evaluate(self, flag_key: str, targeting_key: str | None = None, attributes: Mapping[str, Any] | None = None,
-                 default: Any = None) -> Evaluation:
+    def evaluate(
+        self,
+        flag_key: str,
+        targeting_key: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        default: Any = None,
+    ) -> Evaluation:
         """The full answer (value, variant, reason, version; error code when the default was served). Never raises."""
         return self._evaluate(flag_key, targeting_key, attributes, default, None)
 
-    def _is_enabled_in_full(self, flag_key: str, targeting_key: str | None, attributes: Mapping[str, Any] | None,
-                            default: bool) -> bool:
+    def _is_enabled_in_full(
+        self, flag_key: str, targeting_key: str | None, attributes: Mapping[str, Any] | None, default: bool
+    ) -> bool:
         resolution = self._evaluate(flag_key, targeting_key, attributes, default, FlagType.BOOLEAN)
         return resolution.value is True if resolution.error_code is None else default
 
-    def _evaluate(self, flag_key: str, targeting_key: str | None, attributes: Mapping[str, Any] | None,
-                  default: Any, expected: FlagType | None) -> Evaluation:
+    def _evaluate(
+        self,
+        flag_key: str,
+        targeting_key: str | None,
+        attributes: Mapping[str, Any] | None,
+        default: Any,
+        expected: FlagType | None,
+    ) -> Evaluation:
         try:
             flag = self._flags.get(flag_key)
             if flag is None:
                 if not self._ready.is_set():
-                    return self._error(NOT_READY, ErrorCode.GENERAL, flag_key, default,
-                                       "no flag configuration yet: the server has not answered and there is no bootstrap file")
-                return self._error(ErrorCode.FLAG_NOT_FOUND, ErrorCode.FLAG_NOT_FOUND, flag_key, default,
-                                   f"flag {flag_key!r} not found")
+                    return self._error(
+                        NOT_READY,
+                        ErrorCode.GENERAL,
+                        flag_key,
+                        default,
+                        "no flag configuration yet: the server has not answered and there is no bootstrap file",
+                    )
+                return self._error(
+                    ErrorCode.FLAG_NOT_FOUND,
+                    ErrorCode.FLAG_NOT_FOUND,
+                    flag_key,
+                    default,
+                    f"flag {flag_key!r} not found",
+                )
             if targeting_key is not None and not isinstance(targeting_key, str):
-                return self._error(ErrorCode.INVALID_CONTEXT, ErrorCode.INVALID_CONTEXT, flag_key, default,
-                                   f"the targeting key must be a string, not {type(targeting_key).__name__}")
+                return self._error(
+                    ErrorCode.INVALID_CONTEXT,
+                    ErrorCode.INVALID_CONTEXT,
+                    flag_key,
+                    default,
+                    f"the targeting key must be a string, not {type(targeting_key).__name__}",
+                )
             if expected is not None and flag.definition.type is not expected:
-                return self._error(ErrorCode.TYPE_MISMATCH, ErrorCode.TYPE_MISMATCH, flag_key, default,
-                                   f"flag {flag_key!r} is a {flag.definition.type.value} flag, not {expected.value}")
-            resolution = flag.evaluate(EvaluationContext(targeting_key, {} if attributes is None else attributes))
+                return self._error(
+                    ErrorCode.TYPE_MISMATCH,
+                    ErrorCode.TYPE_MISMATCH,
+                    flag_key,
+                    default,
+                    f"flag {flag_key!r} is a {flag.definition.type.value} flag, not {expected.value}",
+                )
+            resolution = flag.evaluate(
+                EvaluationContext(targeting_key, {} if attributes is None else attributes)
+            )
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             self._count(ErrorCode.GENERAL, f"evaluating {flag_key!r} failed: {message}")
             return Resolution(flag_key, default, None, Reason.ERROR, 0, ErrorCode.GENERAL, message)
         if resolution.error_code is not None:
             self._count(resolution.error_code, f"{flag_key!r}: {resolution.error_message}")
-            return Resolution(flag_key, default, None, Reason.ERROR, resolution.version, resolution.error_code,
-                              resolution.error_message)
+            return Resolution(
+                flag_key,
+                default,
+                None,
+                Reason.ERROR,
+                resolution.version,
+                resolution.error_code,
+                resolution.error_message,
+            )
         if self._observe and resolution.variant is not None:
             value = resolution.value
-            self._observed(flag_key, targeting_key, value if type(value) is bool else resolution.variant,
-                           resolution.variant)
+            self._observed(
+                flag_key,
+                targeting_key,
+                value if type(value) is bool else resolution.variant,
+                resolution.variant,
+            )
         return resolution
 
     def _observed(self, flag_key: str, targeting_key: str | None, reported: bool | str, variant: str) -> None:
@@ -202,18 +280,28 @@ class Client:
             first = kind not in self._warned
             self._warned.add(kind)
         if first:  # once per kind: a hot loop must not flood the log
-            log.warning("rampup: %s (%s); further %s errors are only counted in Client.stats()", detail, kind, kind)
+            log.warning(
+                "rampup: %s (%s); further %s errors are only counted in Client.stats()", detail, kind, kind
+            )
 
     # ------------------------------------------------------------------------------------------ telemetry
 
-    def track(self, name: str, targeting_key: str | None = None, *, value: float | None = None,
-              engagement: bool = False, tags: Mapping[str, str | int | float | bool] | None = None) -> None:
+    def track(
+        self,
+        name: str,
+        targeting_key: str | None = None,
+        *,
+        value: float | None = None,
+        engagement: bool = False,
+        tags: Mapping[str, str | int | float | bool] | None = None,
+    ) -> None:
         """A custom event (`engagement=True` feeds the engagement metric). Never blocks, never raises."""
         if not isinstance(name, str) or not 0 < len(name) <= 200:
             self._dropped("track: an event name is a string of 1 to 200 characters")
             return
-        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)
-                                  or not abs(value) <= 1e300):
+        if value is not None and (
+            not isinstance(value, int | float) or isinstance(value, bool) or not abs(value) <= 1e300
+        ):
             self._dropped(f"track: value of {name!r} must be a finite number")
             return
         event: dict[str, Any] = {"type": "custom", "name": name, "engagement": bool(engagement)}
@@ -221,18 +309,33 @@ class Client:
             event["value"] = float(value)
         self._add(event, targeting_key, tags)
 
-    def track_error(self, error: BaseException | str, targeting_key: str | None = None, *, unhandled: bool = False,
-                    tags: Mapping[str, str | int | float | bool] | None = None) -> None:
+    def track_error(
+        self,
+        error: BaseException | str,
+        targeting_key: str | None = None,
+        *,
+        unhandled: bool = False,
+        tags: Mapping[str, str | int | float | bool] | None = None,
+    ) -> None:
         """An error event (`unhandled=True` feeds the unhandled_exceptions metric). Never blocks, never raises."""
         message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        self._add({"type": "error", "unhandled": bool(unhandled), "message": message[:10_000]}, targeting_key, tags)
+        self._add(
+            {"type": "error", "unhandled": bool(unhandled), "message": message[:10_000]}, targeting_key, tags
+        )
 
-    def _add(self, event: dict[str, Any], targeting_key: str | None,
-             tags: Mapping[str, str | int | float | bool] | None) -> None:
+    def _add(
+        self,
+        event: dict[str, Any],
+        targeting_key: str | None,
+        tags: Mapping[str, str | int | float | bool] | None,
+    ) -> None:
         """Adds the flags and user of the current request, when there is one: what this user saw."""
         if self._tracker is None or self._closed.is_set():
-            self._dropped("telemetry is off: give the client an ingest_token" if self._tracker is None
-                          else "the client is closed")
+            self._dropped(
+                "telemetry is off: give the client an ingest_token"
+                if self._tracker is None
+                else "the client is closed"
+            )
             return
         try:
             scope = current_request.get()
@@ -272,9 +375,18 @@ class Client:
     def stats(self) -> Stats:
         with self._lock:
             errors = dict(self._errors)
-        return Stats(self._environment, self._revision, self._source, self._updated_at, self._streaming,
-                     self._connects, self._polls, self._config_errors, errors,
-                     self._tracker.stats() if self._tracker is not None else None)
+        return Stats(
+            self._environment,
+            self._revision,
+            self._source,
+            self._updated_at,
+            self._streaming,
+            self._connects,
+            self._polls,
+            self._config_errors,
+            errors,
+            self._tracker.stats() if self._tracker is not None else None,
+        )
 
     def _on_change(self, listener: Callable[[set[str]], None]) -> None:
         """listener(keys of the flags that changed), on the config thread after each new configuration."""
@@ -300,8 +412,9 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     # ------------------------------------------------------------------------------------------ config thread
@@ -316,7 +429,7 @@ class Client:
                 self._first_attempt.set()
                 if self._use_stream and not self._closed.is_set():
                     failures = 0 if self._stream_once() else failures + 1
-                    pause = min(RETRY_MAX_S, RETRY_BASE_S * 2 ** failures) * random.uniform(0.75, 1.0)
+                    pause = min(RETRY_MAX_S, RETRY_BASE_S * 2**failures) * random.uniform(0.75, 1.0)
                 else:
                     pause = self._poll_interval
             except Exception:  # a bug here must not stop updates for the life of the process
@@ -330,11 +443,18 @@ class Client:
         delivered = False
         timeout = httpx.Timeout(self._timeout, read=STREAM_READ_TIMEOUT_S)
         try:
-            with self._http.stream("GET", "/api/v1/sdk/stream", params=self._params, timeout=timeout,
-                                   headers={"Accept": "text/event-stream"}) as response:
+            with self._http.stream(
+                "GET",
+                "/api/v1/sdk/stream",
+                params=self._params,
+                timeout=timeout,
+                headers={"Accept": "text/event-stream"},
+            ) as response:
                 if response.status_code != 200:
                     response.read()
-                    self._config_failed(f"the stream answered HTTP {response.status_code}: {response.text[:200]}")
+                    self._config_failed(
+                        f"the stream answered HTTP {response.status_code}: {response.text[:200]}"
+                    )
                     return False
                 self._stream_socket = _socket_of(response)
                 if self._closed.is_set():
@@ -376,8 +496,9 @@ class Client:
             first = "config" not in self._warned
             self._warned.add("config")
         # Once per outage: a server that is down for an hour must not write a line per retry.
-        (log.warning if first else log.debug)("rampup: %s; serving the last configuration (revision %s)",
-                                              reason, self._revision)
+        (log.warning if first else log.debug)(
+            "rampup: %s; serving the last configuration (revision %s)", reason, self._revision
+        )
 
     def _install(self, document: bytes, source: str, etag: str | None) -> bool:
         try:
@@ -395,8 +516,11 @@ class Client:
         if (environment, revision) == (self._environment, self._revision):
             return True
         previous = self._flags
-        self._split = {key: _split(flag) for key, flag in flags.items()
-                       if flag.definition.type is FlagType.BOOLEAN and (not flag.state.enabled or not flag.state.rules)}
+        self._split = {
+            key: _split(flag)
+            for key, flag in flags.items()
+            if flag.definition.type is FlagType.BOOLEAN and (not flag.state.enabled or not flag.state.rules)
+        }
         self._flags = flags
         self._environment, self._revision, self._source = environment, revision, source
         self._ready.set()

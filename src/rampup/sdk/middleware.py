@@ -31,18 +31,36 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 
-def _record(client: Client, request: RequestScope, targeting_key: str | None, started: float, status: int | None,
-            error: BaseException | None, tags: dict[str, str]) -> None:
+def _record(
+    client: Client,
+    request: RequestScope,
+    targeting_key: str | None,
+    started: float,
+    status: int | None,
+    error: BaseException | None,
+    tags: dict[str, str],
+) -> None:
     duration_ms = (time.perf_counter() - started) * 1000
     error = error or request.error
     key = targeting_key or request.targeting_key
     flags = dict(request.flags)
     if error is not None:
-        client._add({"type": "error", "unhandled": True, "message": f"{type(error).__name__}: {error}"[:10_000],
-                     **({"flags": flags} if flags else {})}, key, tags)
+        client._add(
+            {
+                "type": "error",
+                "unhandled": True,
+                "message": f"{type(error).__name__}: {error}"[:10_000],
+                **({"flags": flags} if flags else {}),
+            },
+            key,
+            tags,
+        )
         status = 500 if status is None else status  # nothing sent yet: the server will answer 500
-    event: dict[str, Any] = {"type": "request", "duration_ms": duration_ms,
-                             "ok": error is None and status is not None and status < 500}
+    event: dict[str, Any] = {
+        "type": "request",
+        "duration_ms": duration_ms,
+        "ok": error is None and status is not None and status < 500,
+    }
     if status is not None:
         event["status"] = status
     if flags:
@@ -67,8 +85,9 @@ class RampupASGIMiddleware:
     (e.g. `lambda scope: scope["state"].get("user_id")`).
     """
 
-    def __init__(self, app: ASGIApp, client: Client, *,
-                 targeting_key: Callable[[Scope], str | None] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, client: Client, *, targeting_key: Callable[[Scope], str | None] | None = None
+    ) -> None:
         self.app = app
         self._client = client
         self._targeting_key = targeting_key
@@ -98,11 +117,19 @@ class RampupASGIMiddleware:
             current_request.reset(token)
         self._finish(scope, request, started, status, None)
 
-    def _finish(self, scope: Scope, request: RequestScope, started: float, status: int | None,
-                error: BaseException | None) -> None:
+    def _finish(
+        self,
+        scope: Scope,
+        request: RequestScope,
+        started: float,
+        status: int | None,
+        error: BaseException | None,
+    ) -> None:
         try:
             tags = {"method": str(scope.get("method", ""))}
-            route = getattr(scope.get("route"), "path", None)  # Starlette's matched route: /items/{id}, not the URL
+            route = getattr(
+                scope.get("route"), "path", None
+            )  # Starlette's matched route: /items/{id}, not the URL
             if isinstance(route, str):
                 tags["route"] = route
             _record(self._client, request, _user(self._targeting_key, scope), started, status, error, tags)
@@ -117,8 +144,9 @@ class RampupWSGIMiddleware:
     The request ends when the server closes the response, so streamed bodies count in full.
     """
 
-    def __init__(self, app: WSGIApp, client: Client, *,
-                 targeting_key: Callable[[Environ], str | None] | None = None) -> None:
+    def __init__(
+        self, app: WSGIApp, client: Client, *, targeting_key: Callable[[Environ], str | None] | None = None
+    ) -> None:
         self.app = app
         self._client = client
         self._targeting_key = targeting_key
@@ -138,8 +166,15 @@ class RampupWSGIMiddleware:
         def finish(error: BaseException | None) -> None:
             try:
                 tags = {"method": str(environ.get("REQUEST_METHOD", ""))}
-                _record(self._client, request, _user(self._targeting_key, environ), started,
-                        status[0] if status else None, error, tags)
+                _record(
+                    self._client,
+                    request,
+                    _user(self._targeting_key, environ),
+                    started,
+                    status[0] if status else None,
+                    error,
+                    tags,
+                )
             except Exception:
                 log.exception("rampup: recording the request failed")
 
@@ -177,8 +212,9 @@ class _Body:
             self._finish(self._error)
 
 
-def instrument_flask(app: Any, client: Client, *,
-                     targeting_key: Callable[[Environ], str | None] | None = None) -> None:
+def instrument_flask(
+    app: Any, client: Client, *, targeting_key: Callable[[Environ], str | None] | None = None
+) -> None:
     """One line for Flask: wraps `app.wsgi_app` and counts the exceptions Flask answers with a 500 itself
     (its `got_request_exception` signal) as unhandled."""
     from flask import got_request_exception

@@ -81,8 +81,10 @@ class RampupProvider(AbstractProvider):
         with self._lock:
             self._state = "ready" if ready else "not_ready"
         if not ready:
-            raise ProviderNotReadyError("no flag configuration yet: the Rampup server has not answered and the "
-                                        "client has no bootstrap file")
+            raise ProviderNotReadyError(
+                "no flag configuration yet: the Rampup server has not answered and the "
+                "client has no bootstrap file"
+            )
 
     def _changed(self, flags: set[str]) -> None:
         with self._lock:
@@ -92,52 +94,79 @@ class RampupProvider(AbstractProvider):
         elif state == "not_ready":
             self.emit_provider_ready(ProviderEventDetails())
 
-    def resolve_boolean_details(self, flag_key: str, default_value: bool,
-                                evaluation_context: EvaluationContext | None = None) -> FlagResolutionDetails[bool]:
+    def resolve_boolean_details(
+        self, flag_key: str, default_value: bool, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[bool]:
         return self._resolve(flag_key, default_value, evaluation_context, FlagType.BOOLEAN, _boolean)
 
-    def resolve_string_details(self, flag_key: str, default_value: str,
-                               evaluation_context: EvaluationContext | None = None) -> FlagResolutionDetails[str]:
+    def resolve_string_details(
+        self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[str]:
         return self._resolve(flag_key, default_value, evaluation_context, FlagType.STRING, _string)
 
-    def resolve_integer_details(self, flag_key: str, default_value: int,
-                                evaluation_context: EvaluationContext | None = None) -> FlagResolutionDetails[int]:
+    def resolve_integer_details(
+        self, flag_key: str, default_value: int, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[int]:
         return self._resolve(flag_key, default_value, evaluation_context, FlagType.NUMBER, _integer)
 
-    def resolve_float_details(self, flag_key: str, default_value: float,
-                              evaluation_context: EvaluationContext | None = None) -> FlagResolutionDetails[float]:
+    def resolve_float_details(
+        self, flag_key: str, default_value: float, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[float]:
         return self._resolve(flag_key, default_value, evaluation_context, FlagType.NUMBER, _float)
 
     def resolve_object_details(
-        self, flag_key: str, default_value: Sequence[FlagValueType] | Mapping[str, FlagValueType],
+        self,
+        flag_key: str,
+        default_value: Sequence[FlagValueType] | Mapping[str, FlagValueType],
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[Sequence[FlagValueType] | Mapping[str, FlagValueType]]:
         return self._resolve(flag_key, default_value, evaluation_context, FlagType.OBJECT, _object)
 
-    def _resolve(self, flag_key: str, default: T, context: EvaluationContext | None, expected: FlagType,
-                 convert: Callable[[Any], Any]) -> FlagResolutionDetails[T]:
-        targeting_key, attributes = (context.targeting_key, context.attributes) if context is not None else (None, None)
+    def _resolve(
+        self,
+        flag_key: str,
+        default: T,
+        context: EvaluationContext | None,
+        expected: FlagType,
+        convert: Callable[[Any], Any],
+    ) -> FlagResolutionDetails[T]:
+        targeting_key, attributes = (
+            (context.targeting_key, context.attributes) if context is not None else (None, None)
+        )
         res = self._client._evaluate(flag_key, targeting_key, attributes, default, expected)
         if res.error_code is not None:
             code = _ERRORS[res.error_code] if self._client.ready else ErrorCode.PROVIDER_NOT_READY
             return FlagResolutionDetails(default, code, res.error_message, Reason.ERROR)
         value = convert(res.value)
         if value is _NO_VALUE:
-            return FlagResolutionDetails(default, ErrorCode.TYPE_MISMATCH,
-                                         f"flag {flag_key!r} has the value {res.value!r}, not a {expected.value}",
-                                         Reason.ERROR)
-        return FlagResolutionDetails(value, None, None, _REASONS[res.reason], res.variant, {"version": res.version})
+            return FlagResolutionDetails(
+                default,
+                ErrorCode.TYPE_MISMATCH,
+                f"flag {flag_key!r} has the value {res.value!r}, not a {expected.value}",
+                Reason.ERROR,
+            )
+        return FlagResolutionDetails(
+            value, None, None, _REASONS[res.reason], res.variant, {"version": res.version}
+        )
 
-    def track(self, tracking_event_name: str, evaluation_context: EvaluationContext | None = None,
-              tracking_event_details: TrackingEventDetails | None = None) -> None:
+    def track(
+        self,
+        tracking_event_name: str,
+        evaluation_context: EvaluationContext | None = None,
+        tracking_event_details: TrackingEventDetails | None = None,
+    ) -> None:
         """A custom event; the detail attribute `engagement: True` feeds the engagement metric, other scalar
         attributes become tags."""
         attributes = dict(tracking_event_details.attributes) if tracking_event_details is not None else {}
         engagement = attributes.pop("engagement", False) is True
         tags = {k: v for k, v in attributes.items() if isinstance(v, str | int | float | bool)}
-        self._client.track(tracking_event_name, evaluation_context.targeting_key if evaluation_context else None,
-                           value=tracking_event_details.value if tracking_event_details is not None else None,
-                           engagement=engagement, tags=tags)
+        self._client.track(
+            tracking_event_name,
+            evaluation_context.targeting_key if evaluation_context else None,
+            value=tracking_event_details.value if tracking_event_details is not None else None,
+            engagement=engagement,
+            tags=tags,
+        )
 
 
 class RampupHook(Hook):
@@ -145,8 +174,9 @@ class RampupHook(Hook):
     middleware installed): the variant, or the value for booleans. Errors are left out: a default is not
     something the server served."""
 
-    def after(self, hook_context: HookContext, details: FlagEvaluationDetails[FlagValueType],
-              hints: HookHints) -> None:
+    def after(
+        self, hook_context: HookContext, details: FlagEvaluationDetails[FlagValueType], hints: HookHints
+    ) -> None:
         request = current_request.get()
         if request is None or details.error_code is not None:
             return

@@ -32,7 +32,9 @@ log = logging.getLogger("rampup.sdk")
 Event = dict[str, Any]
 RETRY_BASE_S = 0.5
 RETRY_MAX_S = 30.0
-MAX_EXPOSURE_KEYS = 250_000  # dedup memory bound (~15 MB); beyond it duplicates are sent, never unbounded growth
+MAX_EXPOSURE_KEYS = (
+    250_000  # dedup memory bound (~15 MB); beyond it duplicates are sent, never unbounded growth
+)
 _EVENT_INDEX = re.compile(r"^events\[(\d+)\]")
 _RETRYABLE = frozenset({408, 425, 429})
 
@@ -68,8 +70,16 @@ class TrackerStats:
 
 
 class Tracker:
-    def __init__(self, http: httpx.Client, path: str, *, capacity: int = 10_000, batch_size: int = 500,
-                 flush_interval: float = 1.0, exposure_interval: float = 3600.0) -> None:
+    def __init__(
+        self,
+        http: httpx.Client,
+        path: str,
+        *,
+        capacity: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 1.0,
+        exposure_interval: float = 3600.0,
+    ) -> None:
         if capacity < 1 or batch_size < 1:
             raise ValueError("capacity and batch_size must be at least 1")
         self._http = http
@@ -124,8 +134,9 @@ class Tracker:
 
     def stats(self) -> TrackerStats:
         with self._lock:
-            return TrackerStats(self._sent, self._dropped, self._rejected, len(self._buffer), self._retries,
-                                self._last_error)
+            return TrackerStats(
+                self._sent, self._dropped, self._rejected, len(self._buffer), self._retries, self._last_error
+            )
 
     def flush(self, timeout: float) -> bool:
         """Send what is buffered now; True when all of it was sent (or rejected) within `timeout` seconds."""
@@ -197,7 +208,9 @@ class Tracker:
             self._notify_idle()
             if retry_after is not None:
                 self._failures += 1
-                backoff = min(RETRY_MAX_S, RETRY_BASE_S * 2 ** (self._failures - 1)) * random.uniform(0.75, 1.0)
+                backoff = min(RETRY_MAX_S, RETRY_BASE_S * 2 ** (self._failures - 1)) * random.uniform(
+                    0.75, 1.0
+                )
                 self._next_send = time.monotonic() + max(backoff, retry_after)
                 return
             self._failures = 0
@@ -235,11 +248,13 @@ class Tracker:
         if status == 422 and index and int(index.group(1)) < len(batch):
             # One bad event refuses the whole batch: drop that one and send the rest again at once.
             bad = int(index.group(1))
-            log.warning("rampup: the server refused a telemetry event (%s at %s): %s", message, where, batch[bad][1])
+            log.warning(
+                "rampup: the server refused a telemetry event (%s at %s): %s", message, where, batch[bad][1]
+            )
             with self._lock:
                 self._rejected += 1
                 self._last_error = f"HTTP 422: {message} ({where})"
-                self._buffer.extendleft(reversed(batch[:bad] + batch[bad + 1:]))
+                self._buffer.extendleft(reversed(batch[:bad] + batch[bad + 1 :]))
             return None
         self._reject(batch, f"HTTP {status}: {message}")
         return None

@@ -21,8 +21,15 @@ __all__ = ["AlertService"]
 
 
 class AlertService:
-    def __init__(self, store: Store, snapshots: SnapshotCache, clock: Clock, metrics: MetricsService,
-                 notifications: NotificationService, on_change: Callable[[], object] = lambda: None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        snapshots: SnapshotCache,
+        clock: Clock,
+        metrics: MetricsService,
+        notifications: NotificationService,
+        on_change: Callable[[], object] = lambda: None,
+    ) -> None:
         self._store = store
         self._snapshots = snapshots
         self._clock = clock
@@ -32,14 +39,27 @@ class AlertService:
 
     # rules
 
-    def create(self, body: Mapping[str, Any], actor: str, rollout_id: int | None = None,
-               defaults: Mapping[str, Any] | None = None) -> tuple[int, AlertRule]:
+    def create(
+        self,
+        body: Mapping[str, Any],
+        actor: str,
+        rollout_id: int | None = None,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> tuple[int, AlertRule]:
         rule = AlertRule.parse(body, defaults)
         now = self._clock()
         with self._store.transaction() as tx:
             rule_id = self.create_in(tx, rule, rollout_id, now)
-            tx.audit(actor, "alert_rule.create", f"alert_rule:{rule_id}", rule.environment, None, rule.to_dict(), "",
-                     now)
+            tx.audit(
+                actor,
+                "alert_rule.create",
+                f"alert_rule:{rule_id}",
+                rule.environment,
+                None,
+                rule.to_dict(),
+                "",
+                now,
+            )
         return rule_id, rule
 
     def create_in(self, tx: Transaction, rule: AlertRule, rollout_id: int | None, now: datetime) -> int:
@@ -49,9 +69,16 @@ class AlertService:
 
     def rules(self) -> list[dict[str, Any]]:
         with self._store.read() as tx:
-            return [{"id": rule_id, **rule, "rollout_id": rollout_id, "breaching_since": since,
-                     "firing": tx.notifications.firing(rule_id) is not None}
-                    for rule_id, rule, rollout_id, since in tx.notifications.alert_rules()]
+            return [
+                {
+                    "id": rule_id,
+                    **rule,
+                    "rollout_id": rollout_id,
+                    "breaching_since": since,
+                    "firing": tx.notifications.firing(rule_id) is not None,
+                }
+                for rule_id, rule, rollout_id, since in tx.notifications.alert_rules()
+            ]
 
     def delete(self, rule_id: int, actor: str) -> None:
         now = self._clock()
@@ -83,8 +110,14 @@ class AlertService:
         with self._store.read() as tx:
             value = self._value(tx, rule, now)
             firing = tx.notifications.firing(rule_id)
-        result = step(rule, value, since, firing["started_at"] if firing else None,
-                      firing["last_notified_at"] if firing else None, now)
+        result = step(
+            rule,
+            value,
+            since,
+            firing["started_at"] if firing else None,
+            firing["last_notified_at"] if firing else None,
+            now,
+        )
         if result.breaching_since == since and result.action is None:
             return False
         with self._store.transaction() as tx:
@@ -96,8 +129,13 @@ class AlertService:
             elif firing is not None and result.action is AlertAction.RESOLVE:
                 tx.notifications.update_alert(firing["id"], state="resolved", resolved_at=now, value=value)
             if result.action is not None:
-                self._notifications.enqueue(tx, rule.channels, _notification(rule_id, rule, result.action, value, now,
-                                                                             firing["started_at"] if firing else now))
+                self._notifications.enqueue(
+                    tx,
+                    rule.channels,
+                    _notification(
+                        rule_id, rule, result.action, value, now, firing["started_at"] if firing else now
+                    ),
+                )
         return True
 
     def _value(self, tx: Transaction, rule: AlertRule, now: datetime) -> float | None:
@@ -111,40 +149,65 @@ class AlertService:
         if rule.tags:
             aggregate = self._tagged(tx, env.id, rule, base, since_ms, until_ms)
         else:
-            aggregate = StoreGateInputs(tx, env.id, rule.flag or ALL_USERS).aggregate(base, rule.subject, since_ms,
-                                                                                       until_ms)
+            aggregate = StoreGateInputs(tx, env.id, rule.flag or ALL_USERS).aggregate(
+                base, rule.subject, since_ms, until_ms
+            )
         value: float | None = estimate(resolved, aggregate, Aggregate(), UnitTotals(0, 0, 0, 0))["value"]
         return value
 
-    def _tagged(self, tx: Transaction, environment_id: int, rule: AlertRule, metric: str, since_ms: int,
-                until_ms: int) -> Aggregate:
+    def _tagged(
+        self, tx: Transaction, environment_id: int, rule: AlertRule, metric: str, since_ms: int, until_ms: int
+    ) -> Aggregate:
         """Tag filters need the raw events: read the window's, filter, and fold them as ingest would."""
         snapshot = self._snapshots.current
         wanted = dict(rule.tags)
-        events = [o for o in tx.telemetry.events(environment_id, since_ms, until_ms)
-                  if all((o.tags or {}).get(k) == v for k, v in wanted.items())]
-        folded = fold(events, snapshot.timelines.get(rule.environment, {}), tuple(snapshot.custom_metrics.values()))
+        events = [
+            o
+            for o in tx.telemetry.events(environment_id, since_ms, until_ms)
+            if all((o.tags or {}).get(k) == v for k, v in wanted.items())
+        ]
+        folded = fold(
+            events, snapshot.timelines.get(rule.environment, {}), tuple(snapshot.custom_metrics.values())
+        )
         slot = rule.flag or ALL_USERS
-        return combine(a for k, a in folded.rollups.items()
-                       if k.resolution == SECOND and k.flag == slot and k.variant == rule.subject and k.metric == metric)
+        return combine(
+            a
+            for k, a in folded.rollups.items()
+            if k.resolution == SECOND and k.flag == slot and k.variant == rule.subject and k.metric == metric
+        )
 
 
-def _notification(rule_id: int, rule: AlertRule, action: AlertAction, value: float | None, now: datetime,
-                  started: datetime) -> Notification:
+def _notification(
+    rule_id: int, rule: AlertRule, action: AlertAction, value: float | None, now: datetime, started: datetime
+) -> Notification:
     shown = "no data" if value is None else (f"{value:.3%}" if "%" in rule.condition_text else f"{value:.4g}")
     resolved = action is AlertAction.RESOLVE
     state = "resolved" if resolved else "firing"
     lasted = f" after {_span(now - started)}" if resolved else ""
     return Notification(
-        outbox_id(), f"alert.{state}", now, f"[{state.upper()}] {rule.name}",
+        outbox_id(),
+        f"alert.{state}",
+        now,
+        f"[{state.upper()}] {rule.name}",
         f"{rule.metric} is {shown} over the last {_span(rule.window)}{lasted}: {rule.describe()}",
         Severity.INFO if resolved else rule.severity,
-        (("metric", rule.metric), ("value", shown), ("condition", rule.condition_text),
-         ("environment", rule.environment), *((("flag", f"{rule.flag}={rule.subject}"),) if rule.flag else ())),
-        f"alert-{rule_id}", resolved, {"rule_id": rule_id, "value": value, "rule": rule.to_dict()})
+        (
+            ("metric", rule.metric),
+            ("value", shown),
+            ("condition", rule.condition_text),
+            ("environment", rule.environment),
+            *((("flag", f"{rule.flag}={rule.subject}"),) if rule.flag else ()),
+        ),
+        f"alert-{rule_id}",
+        resolved,
+        {"rule_id": rule_id, "value": value, "rule": rule.to_dict()},
+    )
 
 
 def _span(span: timedelta) -> str:
     seconds = int(span.total_seconds())
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else (
-        f"{seconds // 60}m" if seconds >= 60 else f"{seconds}s")
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+        if seconds >= 3600
+        else (f"{seconds // 60}m" if seconds >= 60 else f"{seconds}s")
+    )

@@ -86,8 +86,11 @@ class FlagService:
 
     def create_flag(self, body: Mapping[str, Any], actor: str) -> FlagView:
         definition = FlagDefinition.parse(
-            body.get("key"), body.get("type", "boolean"), body.get("description", ""),
-            body.get("variants"), body.get("off_variant"),
+            body.get("key"),
+            body.get("type", "boolean"),
+            body.get("description", ""),
+            body.get("variants"),
+            body.get("off_variant"),
         )
         now = self._clock()
         with self._store.transaction() as tx:
@@ -112,8 +115,10 @@ class FlagService:
     def update_flag(self, key: str, body: Mapping[str, Any], actor: str) -> FlagView:
         unknown = set(body) - {"description"}
         if unknown:
-            raise InvalidInput(f"only 'description' can change after creation, not {sorted(unknown)}",
-                               where=sorted(unknown)[0])
+            raise InvalidInput(
+                f"only 'description' can change after creation, not {sorted(unknown)}",
+                where=sorted(unknown)[0],
+            )
         now = self._clock()
         with self._store.transaction() as tx:
             record = self._record(tx, key, for_update=True)
@@ -122,8 +127,16 @@ class FlagService:
                 raise InvalidInput("description must be a string", where="description")
             definition = replace(record.definition, description=description)
             tx.update_flag(record.id, definition, now)
-            tx.audit(actor, "flag.update", f"flag:{key}", None, record.definition.to_dict(), definition.to_dict(),
-                     "", now)
+            tx.audit(
+                actor,
+                "flag.update",
+                f"flag:{key}",
+                None,
+                record.definition.to_dict(),
+                definition.to_dict(),
+                "",
+                now,
+            )
             view = self._view(tx, replace(record, definition=definition, updated_at=now))
         self._on_change()
         return view
@@ -137,33 +150,65 @@ class FlagService:
             tx.audit(actor, "flag.delete", f"flag:{key}", None, before, None, reason, now)
         self._on_change()
 
-    def set_state(self, key: str, environment: str, body: Mapping[str, Any], actor: str,
-                  reason: str = "") -> FlagState:
+    def set_state(
+        self, key: str, environment: str, body: Mapping[str, Any], actor: str, reason: str = ""
+    ) -> FlagState:
         unknown = set(body) - STATE_FIELDS - {"reason"}
         if unknown:
-            raise InvalidInput(f"unknown field {sorted(unknown)[0]!r}; a flag's environment state has "
-                               + ", ".join(sorted(STATE_FIELDS)), where=sorted(unknown)[0])
+            raise InvalidInput(
+                f"unknown field {sorted(unknown)[0]!r}; a flag's environment state has "
+                + ", ".join(sorted(STATE_FIELDS)),
+                where=sorted(unknown)[0],
+            )
         reason = body.get("reason", reason)
         if not isinstance(reason, str):
             raise InvalidInput("reason must be a string", where="reason")
-        return self._change_state(key, environment, actor, reason, "flag.update",
-                                  lambda definition, state: _apply_changes(definition, state, body))
+        return self._change_state(
+            key,
+            environment,
+            actor,
+            reason,
+            "flag.update",
+            lambda definition, state: _apply_changes(definition, state, body),
+        )
 
     def kill(self, key: str, environment: str, actor: str, reason: str) -> FlagState:
         if not isinstance(reason, str):
             raise InvalidInput("reason must be a string", where="reason")
-        return self._change_state(key, environment, actor, reason, "flag.kill",
-                                  lambda _definition, state: replace(state, enabled=False))
+        return self._change_state(
+            key,
+            environment,
+            actor,
+            reason,
+            "flag.kill",
+            lambda _definition, state: replace(state, enabled=False),
+        )
 
-    def _change_state(self, key: str, environment: str, actor: str, reason: str, action: str,
-                      change: Callable[[FlagDefinition, FlagState], FlagState]) -> FlagState:
+    def _change_state(
+        self,
+        key: str,
+        environment: str,
+        actor: str,
+        reason: str,
+        action: str,
+        change: Callable[[FlagDefinition, FlagState], FlagState],
+    ) -> FlagState:
         with self._store.transaction() as tx:
             after = self.change_state_in(tx, key, environment, actor, reason, action, change, self._clock())
         self._on_change()
         return after
 
-    def change_state_in(self, tx: Transaction, key: str, environment: str, actor: str, reason: str, action: str,
-                        change: Callable[[FlagDefinition, FlagState], FlagState], now: datetime) -> FlagState:
+    def change_state_in(
+        self,
+        tx: Transaction,
+        key: str,
+        environment: str,
+        actor: str,
+        reason: str,
+        action: str,
+        change: Callable[[FlagDefinition, FlagState], FlagState],
+        now: datetime,
+    ) -> FlagState:
         """Change a flag's state inside the caller's transaction (a rollout decision), audited there too."""
         env = self.environment(tx, environment)
         record = self._record(tx, key, for_update=True)
@@ -173,10 +218,18 @@ class FlagService:
         tx.audit(actor, action, f"flag:{key}", environment, before.to_dict(), after.to_dict(), reason, now)
         return after
 
-    def audit(self, *, target: str | None = None, environment: str | None = None, limit: int = 100,
-              before_id: int | None = None) -> list[AuditEntry]:
+    def audit(
+        self,
+        *,
+        target: str | None = None,
+        environment: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[AuditEntry]:
         with self._store.read() as tx:
-            return list(tx.audit_entries(target=target, environment=environment, limit=limit, before_id=before_id))
+            return list(
+                tx.audit_entries(target=target, environment=environment, limit=limit, before_id=before_id)
+            )
 
 
 def _apply_changes(definition: FlagDefinition, state: FlagState, body: Mapping[str, Any]) -> FlagState:
@@ -194,7 +247,9 @@ def _apply_changes(definition: FlagDefinition, state: FlagState, body: Mapping[s
         rules = body["rules"]
         if not isinstance(rules, list):
             raise InvalidInput("rules must be a list", where="rules")
-        changes["rules"] = tuple(Rule.parse(r, f"rules[{i}]", definition.variant_names) for i, r in enumerate(rules))
+        changes["rules"] = tuple(
+            Rule.parse(r, f"rules[{i}]", definition.variant_names) for i, r in enumerate(rules)
+        )
     if "salt" in body:
         if not isinstance(body["salt"], str) or not body["salt"] or len(body["salt"]) > 200:
             raise InvalidInput("salt must be a non-empty string of at most 200 characters", where="salt")

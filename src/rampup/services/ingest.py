@@ -33,8 +33,9 @@ class IngestService:
             raise NotFound(f"environment {environment!r} not found")
         if not observations:
             return 0
-        folded = fold(observations, snapshot.timelines.get(environment, {}),
-                      tuple(snapshot.custom_metrics.values()))
+        folded = fold(
+            observations, snapshot.timelines.get(environment, {}), tuple(snapshot.custom_metrics.values())
+        )
         for attempt in range(RETRIES):
             try:
                 with self._store.transaction() as tx:

@@ -43,8 +43,13 @@ class Resolved:
 
 
 class MetricsService:
-    def __init__(self, store: Store, snapshots: SnapshotCache, clock: Clock,
-                 on_change: Callable[[], object] = lambda: None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        snapshots: SnapshotCache,
+        clock: Clock,
+        on_change: Callable[[], object] = lambda: None,
+    ) -> None:
         self._store = store
         self._snapshots = snapshots
         self._clock = clock
@@ -84,9 +89,13 @@ class MetricsService:
         if base in BUILTIN_METRICS:
             resolved = Resolved(BUILTIN_METRICS[base], quantile)
         elif custom is not None:
-            resolved = Resolved(custom.spec, quantile, f"event:{custom.denominator}" if custom.denominator else None)
+            resolved = Resolved(
+                custom.spec, quantile, f"event:{custom.denominator}" if custom.denominator else None
+            )
         elif base.startswith("event:") and len(base) > 6:
-            resolved = Resolved(MetricSpec(base, Aggregation.COUNT, "count", f"events named {base[6:]!r}"), quantile)
+            resolved = Resolved(
+                MetricSpec(base, Aggregation.COUNT, "count", f"events named {base[6:]!r}"), quantile
+            )
         if resolved is None:
             known = sorted(BUILTIN_METRICS) + sorted(self._snapshots.current.custom_metrics)
             raise InvalidInput(f"unknown metric {metric!r}; known: {', '.join(known)}", where="metric")
@@ -116,9 +125,16 @@ class MetricsService:
         spans = [(MINUTE, start_s, end_s - MINUTE)] if step == MINUTE else cover(start_s, end_s)
         with self._store.read() as tx:
             main = _by_variant(tx, env.id, slot, spec.name, spans, step)
-            other = _by_variant(tx, env.id, slot, resolved.denominator, spans, step) if resolved.denominator else None
-            units = (tx.telemetry.unit_totals(env.id, slot, start_s // DAY, (end_s - 1) // DAY)
-                     if spec.aggregation is Aggregation.PER_USER else {})
+            other = (
+                _by_variant(tx, env.id, slot, resolved.denominator, spans, step)
+                if resolved.denominator
+                else None
+            )
+            units = (
+                tx.telemetry.unit_totals(env.id, slot, start_s // DAY, (end_s - 1) // DAY)
+                if spec.aggregation is Aggregation.PER_USER
+                else {}
+            )
         totals, points = main
         variants = sorted(set(totals) | set(units)) or [ALL_VARIANT if q.flag is None else "on"]
 
@@ -136,26 +152,35 @@ class MetricsService:
             "end": datetime.fromtimestamp(end_s, end.tzinfo),
             "variants": {v: of(v, totals.get(v, []), other[0].get(v, []) if other else []) for v in variants},
             "series": [
-                {"at": datetime.fromtimestamp(at, end.tzinfo),
-                 "values": {v: of(v, aggregates, other[1].get(at, {}).get(v, []) if other else [])["value"]
-                            for v, aggregates in sorted(point.items())}}
+                {
+                    "at": datetime.fromtimestamp(at, end.tzinfo),
+                    "values": {
+                        v: of(v, aggregates, other[1].get(at, {}).get(v, []) if other else [])["value"]
+                        for v, aggregates in sorted(point.items())
+                    },
+                }
                 for at, point in sorted(points.items())
             ],
         }
 
 
-def _by_variant(tx: Transaction, environment_id: int, slot: str, rollup: str, spans: list[tuple[int, int, int]],
-                step: int) -> tuple[dict[str, list[Aggregate]], dict[int, dict[str, list[Aggregate]]]]:
+def _by_variant(
+    tx: Transaction, environment_id: int, slot: str, rollup: str, spans: list[tuple[int, int, int]], step: int
+) -> tuple[dict[str, list[Aggregate]], dict[int, dict[str, list[Aggregate]]]]:
     """Rows grouped per variant for the whole window, and per series point."""
     totals: dict[str, list[Aggregate]] = defaultdict(list)
     points: dict[int, dict[str, list[Aggregate]]] = defaultdict(lambda: defaultdict(list))
-    for variant, _resolution, period, aggregate in tx.telemetry.rollup_rows(environment_id, slot, rollup, spans):
+    for variant, _resolution, period, aggregate in tx.telemetry.rollup_rows(
+        environment_id, slot, rollup, spans
+    ):
         totals[variant].append(aggregate)
         points[period - period % step][variant].append(aggregate)
     return totals, points
 
 
-def estimate(resolved: "Resolved", a: Aggregate, denominator: Aggregate, units: UnitTotals | None) -> dict[str, Any]:
+def estimate(
+    resolved: "Resolved", a: Aggregate, denominator: Aggregate, units: UnitTotals | None
+) -> dict[str, Any]:
     counts: dict[str, Any] = {"count": a.count}
     users = units.users if units else 0
     match resolved.spec.aggregation:

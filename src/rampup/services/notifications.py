@@ -19,8 +19,13 @@ class ChannelNotifier(Protocol):
 
 
 class NotificationService:
-    def __init__(self, store: Store, clock: Clock, notifiers: Mapping[ChannelType, ChannelNotifier],
-                 on_change: Callable[[], object] = lambda: None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        notifiers: Mapping[ChannelType, ChannelNotifier],
+        on_change: Callable[[], object] = lambda: None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._notifiers = notifiers
@@ -35,7 +40,9 @@ class NotificationService:
             if tx.notifications.channel(channel.name) is not None:
                 raise Conflict(f"channel {channel.name!r} exists")
             tx.notifications.add_channel(channel, now)
-            tx.audit(actor, "channel.create", f"channel:{channel.name}", None, None, channel.public(), "", now)
+            tx.audit(
+                actor, "channel.create", f"channel:{channel.name}", None, None, channel.public(), "", now
+            )
         self._on_change()
         return channel
 
@@ -61,8 +68,13 @@ class NotificationService:
 
     def test(self, name: str, actor: str) -> str:
         channel = self.channel(name)
-        n = Notification(outbox_id(), "test", self._clock(), f"Test from Rampup to {channel.name}",
-                         f"{actor} sent a test notification; if you read this, the {channel.type.value} channel works.")
+        n = Notification(
+            outbox_id(),
+            "test",
+            self._clock(),
+            f"Test from Rampup to {channel.name}",
+            f"{actor} sent a test notification; if you read this, the {channel.type.value} channel works.",
+        )
         with self._store.transaction() as tx:
             self.enqueue(tx, [name], n)
         return n.id
@@ -72,8 +84,9 @@ class NotificationService:
     def enqueue(self, tx: Transaction, channel_names: Iterable[str], n: Notification) -> None:
         """Queue `n` for each channel inside the caller's transaction: it goes out if and only if that commits."""
         for name in channel_names:
-            tx.outbox.enqueue(outbox_id(), NOTIFY, f"channel:{name}", {"channel": name, "notification": n.to_dict()},
-                              n.at)
+            tx.outbox.enqueue(
+                outbox_id(), NOTIFY, f"channel:{name}", {"channel": name, "notification": n.to_dict()}, n.at
+            )
 
     def send(self, item_id: str, payload: Mapping[str, Any]) -> None:
         """The outbox's sender for notifications: look the channel up now (it may be fixed meanwhile)."""
@@ -88,12 +101,22 @@ class NotificationService:
     def deliveries(self, limit: int = 100) -> list[dict[str, Any]]:
         with self._store.read() as tx:
             items = tx.outbox.items(limit)
-        return [{
-            "id": item["id"], "kind": item["kind"],
-            "channel": item["payload"].get("channel") or item["payload"].get("url") or item["payload"].get("command"),
-            "type": (item["payload"].get("notification") or {}).get("type", item["kind"]),
-            "notification_id": (item["payload"].get("notification") or {}).get("id", item["id"]),
-            "status": "delivered" if item["delivered_at"] else ("failing" if item["attempts"] else "pending"),
-            "attempts": item["attempts"], "last_error": item["last_error"], "created_at": item["created_at"],
-            "delivered_at": item["delivered_at"],
-        } for item in items]
+        return [
+            {
+                "id": item["id"],
+                "kind": item["kind"],
+                "channel": item["payload"].get("channel")
+                or item["payload"].get("url")
+                or item["payload"].get("command"),
+                "type": (item["payload"].get("notification") or {}).get("type", item["kind"]),
+                "notification_id": (item["payload"].get("notification") or {}).get("id", item["id"]),
+                "status": "delivered"
+                if item["delivered_at"]
+                else ("failing" if item["attempts"] else "pending"),
+                "attempts": item["attempts"],
+                "last_error": item["last_error"],
+                "created_at": item["created_at"],
+                "delivered_at": item["delivered_at"],
+            }
+            for item in items
+        ]

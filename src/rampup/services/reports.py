@@ -52,15 +52,21 @@ from rampup.services.rollouts import RolloutService
 __all__ = ["Renderer", "ReportService"]
 
 
-
-
 class Renderer(Protocol):
     def markdown(self, report: Report) -> str: ...
     def html(self, report: Report) -> str: ...
 
+
 class ReportService:
-    def __init__(self, store: Store, clock: Clock, rollouts: RolloutService, metrics: MetricsService,
-                 notifications: NotificationService, renderer: Renderer) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        rollouts: RolloutService,
+        metrics: MetricsService,
+        notifications: NotificationService,
+        renderer: Renderer,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._rollouts = rollouts
@@ -75,8 +81,14 @@ class ReportService:
             return self._renderer.markdown(report)
         raise InvalidInput("format is md or html", where="format")
 
-    def build(self, kind: str, rollout_id: int, now: datetime | None = None, tz: str = "UTC",
-              contact: str | None = None) -> Report:
+    def build(
+        self,
+        kind: str,
+        rollout_id: int,
+        now: datetime | None = None,
+        tz: str = "UTC",
+        contact: str | None = None,
+    ) -> Report:
         """The report of one rollout as of `now` (default: the clock), dates shown in time zone `tz`."""
         if kind not in KINDS:
             raise InvalidInput("a report is one of " + ", ".join(KINDS), where="kind")
@@ -96,15 +108,25 @@ class ReportService:
             env = tx.environment(plan.environment)
             users = None
             if env is not None:
-                totals = tx.telemetry.unit_totals(env.id, plan.flag, int(start.timestamp()) // DAY,
-                                                  int(end.timestamp()) // DAY)
+                totals = tx.telemetry.unit_totals(
+                    env.id, plan.flag, int(start.timestamp()) // DAY, int(end.timestamp()) // DAY
+                )
                 if TREATMENT in totals or CONTROL in totals:
-                    users = Users(totals[TREATMENT].users if TREATMENT in totals else 0,
-                                  totals[CONTROL].users if CONTROL in totals else 0)
+                    users = Users(
+                        totals[TREATMENT].users if TREATMENT in totals else 0,
+                        totals[CONTROL].users if CONTROL in totals else 0,
+                    )
             # The plan's own alert rules, and standalone rules watching the same flag in the same environment.
-            rules = {i: rule for i, rule, rid, _ in tx.notifications.alert_rules()
-                     if rid == rollout_id or (rid is None and rule.get("flag") == plan.flag
-                                              and rule.get("environment") == plan.environment)}
+            rules = {
+                i: rule
+                for i, rule, rid, _ in tx.notifications.alert_rules()
+                if rid == rollout_id
+                or (
+                    rid is None
+                    and rule.get("flag") == plan.flag
+                    and rule.get("environment") == plan.environment
+                )
+            }
             alerts = [a for a in tx.notifications.alerts(limit=1000) if a["rule_id"] in rules]
             flag_exists = tx.flag(plan.flag) is not None
         live = not state.phase.is_terminal and state.stage > 0
@@ -134,38 +156,76 @@ class ReportService:
                 rows.append(MetricRow(metric, metric_label(metric), result["unit"], estimates_of(result)))
 
         markers = stage_markers(plan, transitions, start, end)
-        charts = tuple(metric_chart(metric, result, markers, start, end)
-                       for metric in CHART_METRICS if (result := window(metric)) is not None)
+        charts = tuple(
+            metric_chart(metric, result, markers, start, end)
+            for metric in CHART_METRICS
+            if (result := window(metric)) is not None
+        )
         since = start if kind != "completion" else datetime.min.replace(tzinfo=UTC)
         incidents = incidents_since(plan, transitions, since)
-        incidents += [alert_incident(a, rules[a["rule_id"]]) for a in alerts
-                      if a["started_at"] >= since or a["state"] == "firing"]
+        incidents += [
+            alert_incident(a, rules[a["rule_id"]])
+            for a in alerts
+            if a["started_at"] >= since or a["state"] == "firing"
+        ]
         incidents.sort(key=lambda i: i.at)
         every_visit = stage_visits(plan, transitions)
-        visits = every_visit if kind == "completion" else [v for v in every_visit if v.left is None or v.left >= start]
+        visits = (
+            every_visit
+            if kind == "completion"
+            else [v for v in every_visit if v.left is None or v.left >= start]
+        )
         status = report_status(state.phase, [r.verdict for r in rows])
         stage_name = plan.stages[state.stage - 1].name if state.stage else "not started"
         percentage = plan.percentage_bp(state.stage) / 100
         name = people_name(plan.name)
         title, heading = report_titles(kind, name, state.stage, percentage, now.astimezone(zone))
         return Report(
-            kind=kind, title=title, heading=heading, generated_at=now, timezone=zone.key, start=start, end=end,
-            rollout_id=record.id, name=name, flag=plan.flag, environment=plan.environment,
-            state=state.phase.value, status=status, stage=state.stage, stage_name=stage_name,
-            percentage=percentage, stage_count=len(plan.stages), stage_entered_at=state.entered_at,
-            started_at=state.started_at, ended_at=ended, gates_at=gates_at, metrics=tuple(rows), users=users,
-            incidents=tuple(incidents), feedback=tuple(feedback_lines(rows)),
-            actions=tuple(report_actions(record, rows, transitions, now, zone, flag_exists)), visits=tuple(visits),
-            plan_stages=tuple(plan_stage_rows(plan, every_visit)), signoffs=state.signoffs, charts=charts,
-            contact=contact or f"{record.created_by} (started this rollout)", channels=plan.notify,
-            flag_exists=flag_exists)
+            kind=kind,
+            title=title,
+            heading=heading,
+            generated_at=now,
+            timezone=zone.key,
+            start=start,
+            end=end,
+            rollout_id=record.id,
+            name=name,
+            flag=plan.flag,
+            environment=plan.environment,
+            state=state.phase.value,
+            status=status,
+            stage=state.stage,
+            stage_name=stage_name,
+            percentage=percentage,
+            stage_count=len(plan.stages),
+            stage_entered_at=state.entered_at,
+            started_at=state.started_at,
+            ended_at=ended,
+            gates_at=gates_at,
+            metrics=tuple(rows),
+            users=users,
+            incidents=tuple(incidents),
+            feedback=tuple(feedback_lines(rows)),
+            actions=tuple(report_actions(record, rows, transitions, now, zone, flag_exists)),
+            visits=tuple(visits),
+            plan_stages=tuple(plan_stage_rows(plan, every_visit)),
+            signoffs=state.signoffs,
+            charts=charts,
+            contact=contact or f"{record.created_by} (started this rollout)",
+            channels=plan.notify,
+            flag_exists=flag_exists,
+        )
 
     def _window(self, plan: Plan, metric: str, start: datetime, end: datetime) -> dict[str, Any] | None:
         seconds = min(max(int((end - start).total_seconds()), 60), MAX_WINDOW_S)
         base, _ = parse_metric_name(metric)
         spec = BUILTIN_METRICS[base]
         # Counters and gauges posted from outside (and data loss) belong to the environment, not to a variant.
-        flag = None if spec.environment_wide or spec.aggregation in (Aggregation.SUM, Aggregation.GAUGE) else plan.flag
+        flag = (
+            None
+            if spec.environment_wide or spec.aggregation in (Aggregation.SUM, Aggregation.GAUGE)
+            else plan.flag
+        )
         try:
             return self._metrics.query(MetricQuery(plan.environment, metric, seconds, flag, end))
         except NotFound:  # the flag (or environment) is gone: its numbers can no longer be asked for by name
@@ -184,13 +244,17 @@ class ReportService:
                 if tx.rollouts.get(schedule["rollout_id"]) is None:
                     raise InvalidInput(f"rollout {schedule['rollout_id']} does not exist", where="rollout_id")
             elif tx.environment(schedule["environment"]) is None:
-                raise InvalidInput(f"environment {schedule['environment']!r} does not exist", where="environment")
+                raise InvalidInput(
+                    f"environment {schedule['environment']!r} does not exist", where="environment"
+                )
             elif tx.flag(schedule["flag"]) is None:
                 raise InvalidInput(f"flag {schedule['flag']!r} does not exist", where="flag")
             # Only slots after this moment send: a daily 08:00 schedule created at 10:00 starts tomorrow.
             stored = {**schedule, "created_by": actor, "created_at": now.isoformat()}
             schedule_id = tx.notifications.add_schedule(stored, now)
-            tx.audit(actor, "report_schedule.create", f"report_schedule:{schedule_id}", None, None, stored, "", now)
+            tx.audit(
+                actor, "report_schedule.create", f"report_schedule:{schedule_id}", None, None, stored, "", now
+            )
         return public_schedule(schedule_id, stored, None, now)
 
     def schedules(self) -> list[dict[str, Any]]:
@@ -204,7 +268,9 @@ class ReportService:
             before = next((s for i, s, _ in tx.notifications.schedules() if i == schedule_id), None)
             if before is None or not tx.notifications.delete_schedule(schedule_id):
                 raise NotFound(f"report schedule {schedule_id} not found")
-            tx.audit(actor, "report_schedule.delete", f"report_schedule:{schedule_id}", None, before, None, "", now)
+            tx.audit(
+                actor, "report_schedule.delete", f"report_schedule:{schedule_id}", None, before, None, "", now
+            )
 
     def send_due(self, now: datetime | None = None) -> int:
         """Queue every report whose time has come; each period's report is queued once, whoever runs this."""
@@ -242,22 +308,42 @@ class ReportService:
             return 0
         return self._queue(schedule_id, schedule, last, period, record, now)
 
-    def _queue(self, schedule_id: int, schedule: Mapping[str, Any], last: str | None, period: str,
-               record: RolloutRecord, now: datetime) -> int:
+    def _queue(
+        self,
+        schedule_id: int,
+        schedule: Mapping[str, Any],
+        last: str | None,
+        period: str,
+        record: RolloutRecord,
+        now: datetime,
+    ) -> int:
         try:
-            report = self.build(schedule["kind"], record.id, now, schedule.get("timezone", "UTC"),
-                                schedule.get("contact"))
+            report = self.build(
+                schedule["kind"], record.id, now, schedule.get("timezone", "UTC"), schedule.get("contact")
+            )
         except NotFound:  # its environment is gone: there is nothing to report, and the period passes
             with self._store.transaction() as tx:
                 tx.notifications.mark_sent(schedule_id, period, last)
             return 0
         n = Notification(
-            outbox_id(), f"report.{report.kind}", now, report.title, self._renderer.markdown(report),
-            fields=(("rollout", f"{report.rollout_id} {record.plan.name}"),
-                    ("stage", f"{report.stage} ({report.percentage:g}%)"), ("status", report.status)),
-            details={"rollout_id": report.rollout_id, "kind": report.kind, "period": period,
-                     "schedule_id": schedule_id},
-            html=self._renderer.html(report))
+            outbox_id(),
+            f"report.{report.kind}",
+            now,
+            report.title,
+            self._renderer.markdown(report),
+            fields=(
+                ("rollout", f"{report.rollout_id} {record.plan.name}"),
+                ("stage", f"{report.stage} ({report.percentage:g}%)"),
+                ("status", report.status),
+            ),
+            details={
+                "rollout_id": report.rollout_id,
+                "kind": report.kind,
+                "period": period,
+                "schedule_id": schedule_id,
+            },
+            html=self._renderer.html(report),
+        )
         with self._store.transaction() as tx:
             if not tx.notifications.mark_sent(schedule_id, period, last):
                 return 0  # another instance sent this period first

@@ -59,7 +59,9 @@ class StoreGateInputs:
         return combine(a for v, _, _, a in rows if v == variant)
 
     def units(self, variant: str, since_ms: int, until_ms: int) -> UnitTotals:
-        totals = self._tx.telemetry.unit_totals(self._env, self._flag, since_ms // 86_400_000, until_ms // 86_400_000)
+        totals = self._tx.telemetry.unit_totals(
+            self._env, self._flag, since_ms // 86_400_000, until_ms // 86_400_000
+        )
         return totals.get(variant, UnitTotals(0, 0, 0, 0))
 
 
@@ -74,8 +76,14 @@ def sample_ratio(treatment: int, control: int, share: float) -> Srm | None:
 
 
 class RolloutService:
-    def __init__(self, store: Store, clock: Clock, flags: FlagService, notifications: NotificationService,
-                 on_change: Callable[[], object] = lambda: None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        flags: FlagService,
+        notifications: NotificationService,
+        on_change: Callable[[], object] = lambda: None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._flags = flags
@@ -94,8 +102,10 @@ class RolloutService:
                 raise InvalidInput(f"flag {plan.flag!r} does not exist; create it first", where="flag")
             running = tx.rollouts.live_for(plan.flag, plan.environment)
             if running is not None:
-                raise Conflict(f"rollout {running.id} of {plan.flag} in {plan.environment} is "
-                               f"{running.state.phase.value}; finish or abort it first")
+                raise Conflict(
+                    f"rollout {running.id} of {plan.flag} in {plan.environment} is "
+                    f"{running.state.phase.value}; finish or abort it first"
+                )
             state = RolloutState()
             rollout_id = tx.rollouts.add(dict(source), plan, state, actor, now)
             for rule in plan.alerts:
@@ -106,8 +116,9 @@ class RolloutService:
         self._on_change()
         return rollout_id
 
-    def act(self, rollout_id: int, action: str, actor: str, reason: str = "",
-            prerequisite: str | None = None) -> None:
+    def act(
+        self, rollout_id: int, action: str, actor: str, reason: str = "", prerequisite: str | None = None
+    ) -> None:
         now = self._clock()
         with self._store.transaction() as tx:
             record = self._get(tx, rollout_id)
@@ -156,11 +167,14 @@ class RolloutService:
             transitions = tx.rollouts.transitions(rollout_id)
         return _view(record, results, transitions, now)
 
-    def rollouts(self, flag: str | None = None, environment: str | None = None,
-                 live: bool | None = None) -> list[dict[str, Any]]:
+    def rollouts(
+        self, flag: str | None = None, environment: str | None = None, live: bool | None = None
+    ) -> list[dict[str, Any]]:
         now = self._clock()
         with self._store.read() as tx:
-            return [_view(r, [], [], now) for r in tx.rollouts.find(flag=flag, environment=environment, live=live)]
+            return [
+                _view(r, [], [], now) for r in tx.rollouts.find(flag=flag, environment=environment, live=live)
+            ]
 
     # internals
 
@@ -170,7 +184,9 @@ class RolloutService:
             raise NotFound(f"rollout {rollout_id} not found")
         return record
 
-    def _evaluate(self, tx: Transaction, record: RolloutRecord, now: datetime) -> tuple[list[GateResult], Srm | None]:
+    def _evaluate(
+        self, tx: Transaction, record: RolloutRecord, now: datetime
+    ) -> tuple[list[GateResult], Srm | None]:
         state, plan = record.state, record.plan
         env = tx.environment(plan.environment)
         if env is None:
@@ -199,27 +215,60 @@ class RolloutService:
         actor = decision.transitions[-1].actor if decision.transitions else "controller"
         for effect in decision.effects:
             if isinstance(effect, SetRollout):
+
                 def change(_d: Any, s: Any, bp: int = effect.percentage_bp) -> Any:
                     return replace(s, enabled=True, rollout_bp=bp)
-                state = self._flags.change_state_in(tx, plan.flag, plan.environment, actor, reason, "flag.update",
-                                                    change, now)
+
+                state = self._flags.change_state_in(
+                    tx, plan.flag, plan.environment, actor, reason, "flag.update", change, now
+                )
             else:
                 assert isinstance(effect, Kill)
-                state = self._flags.change_state_in(tx, plan.flag, plan.environment, actor, reason, "flag.kill",
-                                                    lambda _d, s: replace(s, enabled=False), now)
-            hook = {"rollout_id": record.id, "flag": plan.flag, "environment": plan.environment,
-                    "enabled": state.enabled, "rollout": state.rollout, "stage": decision.state.stage,
-                    "phase": decision.state.phase.value, "reason": reason, "at": now.isoformat()}
+                state = self._flags.change_state_in(
+                    tx,
+                    plan.flag,
+                    plan.environment,
+                    actor,
+                    reason,
+                    "flag.kill",
+                    lambda _d, s: replace(s, enabled=False),
+                    now,
+                )
+            hook = {
+                "rollout_id": record.id,
+                "flag": plan.flag,
+                "environment": plan.environment,
+                "enabled": state.enabled,
+                "rollout": state.rollout,
+                "stage": decision.state.stage,
+                "phase": decision.state.phase.value,
+                "reason": reason,
+                "at": now.isoformat(),
+            }
             if plan.hooks.webhook:
-                tx.outbox.enqueue(outbox_id(), "hook.webhook", f"webhook:{plan.hooks.webhook}",
-                                  {**hook, "url": plan.hooks.webhook}, now)
+                tx.outbox.enqueue(
+                    outbox_id(),
+                    "hook.webhook",
+                    f"webhook:{plan.hooks.webhook}",
+                    {**hook, "url": plan.hooks.webhook},
+                    now,
+                )
             if plan.hooks.command:
-                tx.outbox.enqueue(outbox_id(), "hook.command", f"command:{plan.hooks.command}",
-                                  {**hook, "command": plan.hooks.command}, now)
+                tx.outbox.enqueue(
+                    outbox_id(),
+                    "hook.command",
+                    f"command:{plan.hooks.command}",
+                    {**hook, "command": plan.hooks.command},
+                    now,
+                )
 
 
-_SEVERITY = {Phase.ROLLED_BACK: Severity.WARNING, Phase.PAUSED: Severity.WARNING, Phase.DISABLED: Severity.CRITICAL,
-             Phase.ABORTED: Severity.WARNING}
+_SEVERITY = {
+    Phase.ROLLED_BACK: Severity.WARNING,
+    Phase.PAUSED: Severity.WARNING,
+    Phase.DISABLED: Severity.CRITICAL,
+    Phase.ABORTED: Severity.WARNING,
+}
 
 
 def transition_notification(record: RolloutRecord, t: Transition) -> Notification:
@@ -232,40 +281,80 @@ def transition_notification(record: RolloutRecord, t: Transition) -> Notificatio
     elif t.to_stage < t.from_stage and t.to_phase is not Phase.ABORTED:
         kind = "rolled_back"
     elif t.to_phase is t.from_phase:
-        kind = next((k for k in ("signed_off", "approved") if t.reason.startswith(k.replace("_", " "))), "noted")
+        kind = next(
+            (k for k in ("signed_off", "approved") if t.reason.startswith(k.replace("_", " "))), "noted"
+        )
     else:
         kind = t.to_phase.value
-    moved = (f"{plan.percentage_bp(t.from_stage) / 100:g}% → {plan.percentage_bp(t.to_stage) / 100:g}%"
-             if t.to_stage != t.from_stage else f"{plan.percentage_bp(t.to_stage) / 100:g}%")
-    fields = [("rollout", f"{record.id} {plan.name}"), ("state", f"{t.from_phase.value} → {t.to_phase.value}"),
-              ("by", t.actor)]
-    fields += [(str(e.get("metric")), f"{e.get('verdict')}: {e.get('value')} (n={e.get('samples')}, {e.get('threshold')})")
-               for e in t.evidence if "verdict" in e]
+    moved = (
+        f"{plan.percentage_bp(t.from_stage) / 100:g}% → {plan.percentage_bp(t.to_stage) / 100:g}%"
+        if t.to_stage != t.from_stage
+        else f"{plan.percentage_bp(t.to_stage) / 100:g}%"
+    )
+    fields = [
+        ("rollout", f"{record.id} {plan.name}"),
+        ("state", f"{t.from_phase.value} → {t.to_phase.value}"),
+        ("by", t.actor),
+    ]
+    fields += [
+        (
+            str(e.get("metric")),
+            f"{e.get('verdict')}: {e.get('value')} (n={e.get('samples')}, {e.get('threshold')})",
+        )
+        for e in t.evidence
+        if "verdict" in e
+    ]
     return Notification(
-        outbox_id(), f"rollout.{kind}", t.at, f"{plan.flag} in {plan.environment}: {kind.replace('_', ' ')} ({moved})",
-        t.reason, _SEVERITY.get(t.to_phase, Severity.INFO), tuple(fields), f"rollout-{record.id}",
-        details={"rollout_id": record.id, "flag": plan.flag, "environment": plan.environment, **t.to_dict(),
-                 "at": t.at.isoformat()})
+        outbox_id(),
+        f"rollout.{kind}",
+        t.at,
+        f"{plan.flag} in {plan.environment}: {kind.replace('_', ' ')} ({moved})",
+        t.reason,
+        _SEVERITY.get(t.to_phase, Severity.INFO),
+        tuple(fields),
+        f"rollout-{record.id}",
+        details={
+            "rollout_id": record.id,
+            "flag": plan.flag,
+            "environment": plan.environment,
+            **t.to_dict(),
+            "at": t.at.isoformat(),
+        },
+    )
 
 
-def _view(record: RolloutRecord, results: list[GateResult], transitions: list[Any], now: datetime) -> dict[str, Any]:
+def _view(
+    record: RolloutRecord, results: list[GateResult], transitions: list[Any], now: datetime
+) -> dict[str, Any]:
     plan, state = record.plan, record.state
     number = state.stage
-    stage: dict[str, Any] = {"number": number, "name": "not started" if number == 0 else plan.stages[number - 1].name,
-                             "percentage": plan.percentage_bp(number) / 100, "entered_at": state.entered_at,
-                             "soak_remaining_s": None}
+    stage: dict[str, Any] = {
+        "number": number,
+        "name": "not started" if number == 0 else plan.stages[number - 1].name,
+        "percentage": plan.percentage_bp(number) / 100,
+        "entered_at": state.entered_at,
+        "soak_remaining_s": None,
+    }
     if number > 0 and state.entered_at is not None and not state.phase.is_terminal:
         soak = plan.stages[number - 1].min_duration - (now - state.entered_at)
         stage["soak_remaining_s"] = max(0.0, soak.total_seconds())
     nxt = number + 1
     waiting = state.missing(plan, nxt) if state.phase is Phase.AWAITING_APPROVAL else []
     return {
-        "id": record.id, "name": plan.name, "flag": plan.flag, "environment": plan.environment,
-        "state": state.phase.value, "stage": stage, "waiting_for": waiting,
+        "id": record.id,
+        "name": plan.name,
+        "flag": plan.flag,
+        "environment": plan.environment,
+        "state": state.phase.value,
+        "stage": stage,
+        "waiting_for": waiting,
         "stages": [{"number": i, **s.to_dict()} for i, s in enumerate(plan.stages, start=1)],
         "gates": [r.to_dict() for r in results],
-        "signoffs": [{"stage": s.stage, "prerequisite": s.prerequisite, "by": s.by, "at": s.at}
-                     for s in state.signoffs],
+        "signoffs": [
+            {"stage": s.stage, "prerequisite": s.prerequisite, "by": s.by, "at": s.at} for s in state.signoffs
+        ],
         "timeline": [t.to_dict() for t in transitions],
-        "created_by": record.created_by, "created_at": record.created_at, "plan": record.plan_source,
+        "created_by": record.created_by,
+        "created_at": record.created_at,
+        "plan": record.plan_source,
     }

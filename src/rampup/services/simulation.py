@@ -56,8 +56,11 @@ class Regression:
         spec, _, when = text.partition("@")
         metric, _, value = spec.partition("=")
         if metric not in Traffic.__dataclass_fields__ or metric == "requests_per_s":
-            raise InvalidInput(f"cannot regress {metric!r}; one of error_rate, latency_ms, lcp_ms, engagement, "
-                               "unhandled_per_request", where="--regression")
+            raise InvalidInput(
+                f"cannot regress {metric!r}; one of error_rate, latency_ms, lcp_ms, engagement, "
+                "unhandled_per_request",
+                where="--regression",
+            )
         try:
             number = float(value)
         except ValueError:
@@ -73,7 +76,9 @@ class _Inputs:
 
     stage_since_ms: int = 0
     totals: dict[tuple[str, str], Aggregate] = field(default_factory=dict)
-    recent: deque[tuple[int, dict[tuple[str, str], Aggregate]]] = field(default_factory=lambda: deque(maxlen=60))
+    recent: deque[tuple[int, dict[tuple[str, str], Aggregate]]] = field(
+        default_factory=lambda: deque(maxlen=60)
+    )
     units_total: dict[str, list[float]] = field(default_factory=dict)
 
     def reset(self, since_ms: int) -> None:
@@ -92,8 +97,11 @@ class _Inputs:
     def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
         if since_ms <= self.stage_since_ms:
             return self.totals.get((metric, variant), Aggregate())
-        return combine(minute[(metric, variant)] for at, minute in self.recent
-                       if since_ms <= at + MINUTE_MS and at <= until_ms and (metric, variant) in minute)
+        return combine(
+            minute[(metric, variant)]
+            for at, minute in self.recent
+            if since_ms <= at + MINUTE_MS and at <= until_ms and (metric, variant) in minute
+        )
 
     def units(self, variant: str, since_ms: int, until_ms: int) -> UnitTotals:
         users, engaged, squares = self.units_total.get(variant, [0, 0, 0])
@@ -102,7 +110,10 @@ class _Inputs:
 
 def _lognormal_buckets(median: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """Sketch buckets covering ±6σ of a lognormal, with the probability of each."""
-    low, high = sketch.bucket_of(median * math.exp(-6 * sigma)), sketch.bucket_of(median * math.exp(6 * sigma))
+    low, high = (
+        sketch.bucket_of(median * math.exp(-6 * sigma)),
+        sketch.bucket_of(median * math.exp(6 * sigma)),
+    )
     buckets = np.arange(low, high + 1)
     gamma = (1 + sketch.RELATIVE_ACCURACY) / (1 - sketch.RELATIVE_ACCURACY)
     upper_edges = np.log(gamma ** buckets.astype(float))
@@ -129,7 +140,11 @@ class TrialResult:
 
     @property
     def naive_delay(self) -> timedelta | None:
-        if self.naive_acted_at is None or self.regression_at is None or self.naive_acted_at < self.regression_at:
+        if (
+            self.naive_acted_at is None
+            or self.regression_at is None
+            or self.naive_acted_at < self.regression_at
+        ):
             return None
         return self.naive_acted_at - self.regression_at
 
@@ -161,8 +176,14 @@ class _World:
         return dict(zip(buckets[drawn].tolist(), counts[drawn].tolist(), strict=True))
 
 
-def simulate_trial(plan: Plan, traffic: Traffic, regression: Regression | None, seed: int,
-                   tick: timedelta = timedelta(minutes=5), horizon: timedelta | None = None) -> TrialResult:
+def simulate_trial(
+    plan: Plan,
+    traffic: Traffic,
+    regression: Regression | None,
+    seed: int,
+    tick: timedelta = timedelta(minutes=5),
+    horizon: timedelta | None = None,
+) -> TrialResult:
     rng = np.random.default_rng(seed)
     world = _World(traffic, regression, rng)
     horizon = horizon or 2 * sum((s.min_duration for s in plan.stages), timedelta()) + timedelta(days=1)
@@ -205,26 +226,42 @@ def simulate_trial(plan: Plan, traffic: Traffic, regression: Regression | None, 
         state = _approve_pending(plan, decision.state, now)
         if state.phase in (Phase.ROLLED_BACK, Phase.PAUSED):
             break  # a person would look now; the trial ends with that outcome
-        if state.stage and now - (state.entered_at or now) > 2 * plan.stages[state.stage - 1].min_duration + tick:
+        if (
+            state.stage
+            and now - (state.entered_at or now) > 2 * plan.stages[state.stage - 1].min_duration + tick
+        ):
             break  # stuck twice as long as the soak: held, neither advancing nor rolling back
-    outcome = {Phase.COMPLETED: "completed", Phase.ROLLED_BACK: "rolled_back", Phase.DISABLED: "disabled",
-               Phase.PAUSED: "paused"}.get(state.phase, "held")
+    outcome = {
+        Phase.COMPLETED: "completed",
+        Phase.ROLLED_BACK: "rolled_back",
+        Phase.DISABLED: "disabled",
+        Phase.PAUSED: "paused",
+    }.get(state.phase, "held")
     return TrialResult(outcome, elapsed, world.regressed_at, acted_at, naive.outcome, naive.acted_at)
 
 
-def _draw_tick(world: _World, inputs: _Inputs, t: Traffic, base: Traffic, pending: dict[str, int],
-               elapsed: timedelta) -> None:
+def _draw_tick(
+    world: _World, inputs: _Inputs, t: Traffic, base: Traffic, pending: dict[str, int], elapsed: timedelta
+) -> None:
     """Latency and LCP sketches and engaged users, drawn once a tick for the requests of the tick."""
     minute_ms = int((elapsed - timedelta(minutes=1)).total_seconds() * 1000)
     rng = world.rng
     n_t = pending["t"]
     if n_t:
-        inputs.add(minute_ms, "api_latency", TREATMENT,
-                   Aggregate(count=n_t, sketch=world.sketch(n_t, t.latency_ms, t.latency_sigma)))
+        inputs.add(
+            minute_ms,
+            "api_latency",
+            TREATMENT,
+            Aggregate(count=n_t, sketch=world.sketch(n_t, t.latency_ms, t.latency_sigma)),
+        )
         pages = int(rng.binomial(n_t, t.page_load_share))
         if pages:
-            inputs.add(minute_ms, "lcp", TREATMENT, Aggregate(count=pages, sketch=world.sketch(pages, t.lcp_ms,
-                                                                                                t.lcp_sigma)))
+            inputs.add(
+                minute_ms,
+                "lcp",
+                TREATMENT,
+                Aggregate(count=pages, sketch=world.sketch(pages, t.lcp_ms, t.lcp_sigma)),
+            )
     for variant, users, params in ((TREATMENT, n_t, t), (CONTROL, pending["c"], base)):
         if users:
             counts = rng.multinomial(users, _poisson_pmf(params.engagement))
@@ -286,7 +323,8 @@ class _Naive:
         elif self.rollback is not None and rate > self.rollback:
             self.outcome, self.acted_at = "rolled_back", now
         elif now - self.entered >= self.plan.stages[self.stage - 1].min_duration and (
-                self.target is None or (n and rate < self.target)):
+            self.target is None or (n and rate < self.target)
+        ):
             if self.stage == len(self.plan.stages):
                 self.outcome = "completed"
             else:
@@ -311,8 +349,14 @@ def summarize(results: Sequence[TrialResult], naive: bool = False) -> Summary:
     delays = sorted(d for r in results if (d := (r.naive_delay if naive else r.delay)) is not None)
     durations = sorted(r.ended_at for r in results if outcome(r) == "completed") if not naive else []
     acted = sum(counts.get(k, 0) for k in ("rolled_back", "disabled"))
-    return Summary(len(results), counts, acted / len(results) if results else 0.0, _percentile(delays, 0.5),
-                   _percentile(delays, 0.9), _percentile(durations, 0.5))
+    return Summary(
+        len(results),
+        counts,
+        acted / len(results) if results else 0.0,
+        _percentile(delays, 0.5),
+        _percentile(delays, 0.9),
+        _percentile(durations, 0.5),
+    )
 
 
 def _percentile(values: Sequence[timedelta], q: float) -> timedelta | None:
@@ -320,7 +364,11 @@ def _percentile(values: Sequence[timedelta], q: float) -> timedelta | None:
 
 
 def describe(summary: Summary) -> dict[str, Any]:
-    return {"trials": summary.trials, "outcomes": summary.outcomes, "acted_share": summary.acted_share,
-            "delay_p50_s": summary.delay_p50.total_seconds() if summary.delay_p50 else None,
-            "delay_p90_s": summary.delay_p90.total_seconds() if summary.delay_p90 else None,
-            "duration_p50_s": summary.duration_p50.total_seconds() if summary.duration_p50 else None}
+    return {
+        "trials": summary.trials,
+        "outcomes": summary.outcomes,
+        "acted_share": summary.acted_share,
+        "delay_p50_s": summary.delay_p50.total_seconds() if summary.delay_p50 else None,
+        "delay_p90_s": summary.delay_p90.total_seconds() if summary.delay_p90 else None,
+        "duration_p50_s": summary.duration_p50.total_seconds() if summary.duration_p50 else None,
+    }

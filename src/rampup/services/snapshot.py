@@ -26,7 +26,9 @@ class Snapshot:
     environments_by_id: dict[int, Environment] = field(default_factory=dict)
     flags: dict[str, dict[str, CompiledFlag]] = field(default_factory=dict)  # env key → flag key → flag
     tokens: dict[str, Token] = field(default_factory=dict)  # secret hash → token
-    timelines: dict[str, dict[str, FlagTimeline]] = field(default_factory=dict)  # env key → flag key → history
+    timelines: dict[str, dict[str, FlagTimeline]] = field(
+        default_factory=dict
+    )  # env key → flag key → history
     custom_metrics: dict[str, CustomMetric] = field(default_factory=dict)
 
     def authenticate(self, secret: str) -> Token | None:
@@ -68,6 +70,7 @@ class SnapshotCache:
             for (flag_id, env_id), (since, states) in history.items():
                 definition = records[flag_id].definition
                 timelines[by_id[env_id].key][definition.key] = FlagTimeline(definition, since, states)
-            self.current = Snapshot(revision, {e.key: e for e in environments}, by_id, flags, tokens, timelines,
-                                    custom)
+            self.current = Snapshot(
+                revision, {e.key: e for e in environments}, by_id, flags, tokens, timelines, custom
+            )
         return True

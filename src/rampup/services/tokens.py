@@ -24,17 +24,22 @@ class TokenService:
         try:
             parsed_scope = Scope(scope)
         except ValueError:
-            raise InvalidInput(f"unknown scope {scope!r}; use one of: " + ", ".join(s.value for s in Scope),
-                               where="scope") from None
+            raise InvalidInput(
+                f"unknown scope {scope!r}; use one of: " + ", ".join(s.value for s in Scope), where="scope"
+            ) from None
         if name is None:
             name = parsed_scope.value
         if not isinstance(name, str) or not name.strip() or len(name) > 200:
             raise InvalidInput("name must be a non-empty string of at most 200 characters", where="name")
         if parsed_scope.is_environment_bound and not environment:
-            raise InvalidInput(f"a {parsed_scope.value} token belongs to one environment: give 'environment'",
-                               where="environment")
+            raise InvalidInput(
+                f"a {parsed_scope.value} token belongs to one environment: give 'environment'",
+                where="environment",
+            )
         if not parsed_scope.is_environment_bound and environment is not None:
-            raise InvalidInput(f"a {parsed_scope.value} token is not bound to an environment", where="environment")
+            raise InvalidInput(
+                f"a {parsed_scope.value} token is not bound to an environment", where="environment"
+            )
         if environment is not None and not isinstance(environment, str):
             raise InvalidInput("environment must be an environment key", where="environment")
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -54,15 +59,27 @@ class TokenService:
         now = self._clock()
         with self._store.transaction() as tx:
             existing = tx.token(token_id)
-            if existing is not None and existing.secret_hash == hash_secret(secret) and existing.revoked_at is None:
+            if (
+                existing is not None
+                and existing.secret_hash == hash_secret(secret)
+                and existing.revoked_at is None
+            ):
                 return
             token = Token(token_id, name, scope, None, hash_secret(secret), now)
             if existing is None:
                 tx.add_token(token, None)
             else:
                 tx.set_token_secret(token_id, token.secret_hash)
-            tx.audit("system", "token.create", f"token:{token_id}", None, None, token.to_dict(),
-                     "set from the server's environment", now)
+            tx.audit(
+                "system",
+                "token.create",
+                f"token:{token_id}",
+                None,
+                None,
+                token.to_dict(),
+                "set from the server's environment",
+                now,
+            )
         self._on_change()
 
     def tokens(self) -> list[Token]:
@@ -76,6 +93,8 @@ class TokenService:
             if token is None:
                 raise NotFound(f"token {token_id!r} not found")
             tx.revoke_token(token_id, now)
-            tx.audit(actor, "token.revoke", f"token:{token_id}", token.environment, token.to_dict(), None, "", now)
+            tx.audit(
+                actor, "token.revoke", f"token:{token_id}", token.environment, token.to_dict(), None, "", now
+            )
         self._on_change()
         return token

@@ -25,8 +25,17 @@ def rule(**overrides: Any) -> AlertRule:
 
 
 def test_a_full_rule_parses_with_its_units_and_filters() -> None:
-    r = rule(name="Workstation errors", window="2m", severity="critical", channels=["pager", "slack"],
-             flag="workstation", variant="on", tags={"route": "/checkout"}, renotify="30m", **{"for": "5m"})
+    r = rule(
+        name="Workstation errors",
+        window="2m",
+        severity="critical",
+        channels=["pager", "slack"],
+        flag="workstation",
+        variant="on",
+        tags={"route": "/checkout"},
+        renotify="30m",
+        **{"for": "5m"},
+    )
     assert r.name == "Workstation errors"
     assert (r.metric, r.op, r.condition_text) == ("error_rate", ">", "> 0.5%")
     assert r.threshold == pytest.approx(0.005)
@@ -51,14 +60,17 @@ def test_defaults_are_a_5m_window_no_sustain_warning_hourly_renotify_and_the_who
     assert rule(flag="workstation").subject == "on"  # a flag's treatment by default
 
 
-@pytest.mark.parametrize(("metric", "condition", "threshold"), [
-    ("error_rate", "> 0.5%", 0.005),
-    ("error_rate", "< 2%", 0.02),
-    ("unhandled_exceptions", "> 5", 5.0),
-    ("api_latency_p95", "> 1000ms", 1000.0),
-    ("api_latency_p95", "> 1.5s", 1500.0),
-    ("lcp_p75", "> 2500", 2500.0),
-])
+@pytest.mark.parametrize(
+    ("metric", "condition", "threshold"),
+    [
+        ("error_rate", "> 0.5%", 0.005),
+        ("error_rate", "< 2%", 0.02),
+        ("unhandled_exceptions", "> 5", 5.0),
+        ("api_latency_p95", "> 1000ms", 1000.0),
+        ("api_latency_p95", "> 1.5s", 1500.0),
+        ("lcp_p75", "> 2500", 2500.0),
+    ],
+)
 def test_thresholds_are_in_the_metrics_unit(metric: str, condition: str, threshold: float) -> None:
     assert rule(metric=metric, condition=condition).threshold == pytest.approx(threshold)
 
@@ -72,33 +84,36 @@ def test_plan_defaults_fill_in_and_errors_name_the_rule_inside_the_plan() -> Non
     assert info.value.where == "alerts[2].condition"
 
 
-@pytest.mark.parametrize(("change", "where", "words"), [
-    ({"metric": "error_ratio"}, "metric", ["error_ratio"]),
-    ({"metric": 42}, "metric", []),
-    ({"metric": "api_latency"}, "metric", []),  # a percentile needs its _pNN
-    ({"metric": "error_rate_p95"}, "metric", []),  # a rate has none
-    ({"condition": "above 0.5%"}, "condition", []),
-    ({"condition": "= 0.5%"}, "condition", []),
-    ({"condition": ""}, "condition", []),
-    ({"condition": "> 0.5"}, "condition", ["percentage"]),  # a rate without %
-    ({"metric": "unhandled_exceptions", "condition": "> 5%"}, "condition", []),  # a count with %
-    ({"metric": "api_latency_p95", "condition": "> 5%"}, "condition", []),
-    ({"environment": ""}, "environment", []),
-    ({"environment": None}, "environment", []),
-    ({"severity": "urgent"}, "severity", []),
-    ({"channels": "pager"}, "channels", []),
-    ({"channels": ["pager", ""]}, "channels", []),
-    ({"channels": [1]}, "channels", []),
-    ({"tags": ["route"]}, "tags", []),
-    ({"tags": {"route": 5}}, "tags", []),
-    ({"variant": "on"}, "variant", ["flag"]),  # a variant without its flag
-    ({"window": "5 minutes"}, "window", []),
-    ({"window": "500ms"}, "window", []),  # below 1s
-    ({"window": "8d"}, "window", []),  # above 7d
-    ({"for": "a while"}, "for", []),
-    ({"renotify": "hourly"}, "renotify", []),
-    ({"threshold": 5}, "threshold", ["threshold"]),  # unknown field
-])
+@pytest.mark.parametrize(
+    ("change", "where", "words"),
+    [
+        ({"metric": "error_ratio"}, "metric", ["error_ratio"]),
+        ({"metric": 42}, "metric", []),
+        ({"metric": "api_latency"}, "metric", []),  # a percentile needs its _pNN
+        ({"metric": "error_rate_p95"}, "metric", []),  # a rate has none
+        ({"condition": "above 0.5%"}, "condition", []),
+        ({"condition": "= 0.5%"}, "condition", []),
+        ({"condition": ""}, "condition", []),
+        ({"condition": "> 0.5"}, "condition", ["percentage"]),  # a rate without %
+        ({"metric": "unhandled_exceptions", "condition": "> 5%"}, "condition", []),  # a count with %
+        ({"metric": "api_latency_p95", "condition": "> 5%"}, "condition", []),
+        ({"environment": ""}, "environment", []),
+        ({"environment": None}, "environment", []),
+        ({"severity": "urgent"}, "severity", []),
+        ({"channels": "pager"}, "channels", []),
+        ({"channels": ["pager", ""]}, "channels", []),
+        ({"channels": [1]}, "channels", []),
+        ({"tags": ["route"]}, "tags", []),
+        ({"tags": {"route": 5}}, "tags", []),
+        ({"variant": "on"}, "variant", ["flag"]),  # a variant without its flag
+        ({"window": "5 minutes"}, "window", []),
+        ({"window": "500ms"}, "window", []),  # below 1s
+        ({"window": "8d"}, "window", []),  # above 7d
+        ({"for": "a while"}, "for", []),
+        ({"renotify": "hourly"}, "renotify", []),
+        ({"threshold": 5}, "threshold", ["threshold"]),  # unknown field
+    ],
+)
 def test_bad_rules_are_refused_naming_the_field(change: dict[str, Any], where: str, words: list[str]) -> None:
     body = {**BASE, **change}
     with pytest.raises(InvalidInput) as info:
@@ -161,7 +176,9 @@ def test_a_breach_that_clears_before_for_starts_over() -> None:
     assert step(r, GOOD, T0, None, None, T0 + 200 * S) == Step(None, None)  # cleared: no alert, no action
     restart = T0 + 250 * S
     assert step(r, BAD, None, None, None, restart) == Step(restart, None)
-    assert step(r, BAD, restart, None, None, T0 + 300 * S) == Step(restart, None)  # not 5m since the new breach
+    assert step(r, BAD, restart, None, None, T0 + 300 * S) == Step(
+        restart, None
+    )  # not 5m since the new breach
     assert step(r, BAD, restart, None, None, restart + 300 * S).action is AlertAction.FIRE
 
 

@@ -20,7 +20,7 @@ def murmur3_32(data: bytes, seed: int = 0) -> int:
     h = seed
     rounded = len(data) - len(data) % 4
     for i in range(0, rounded, 4):
-        k = int.from_bytes(data[i:i + 4], "little")
+        k = int.from_bytes(data[i : i + 4], "little")
         k = (k * c1) & mask
         k = ((k << 15) | (k >> 17)) & mask
         k = (k * c2) & mask
@@ -66,8 +66,12 @@ def test_published_vectors_follow_the_documented_formula_with_an_independent_mur
         assert murmur3_32(data, VARIANT_SEED) % BUCKETS == case["variant_bucket"]
 
 
-@given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=60),
-       st.integers(0, 10_000), st.integers(0, 10_000))
+@given(
+    st.text(min_size=1, max_size=40),
+    st.text(min_size=1, max_size=60),
+    st.integers(0, 10_000),
+    st.integers(0, 10_000),
+)
 def test_raising_the_percentage_never_removes_a_user(salt: str, key: str, a: int, b: int) -> None:
     low, high = sorted((a / 100, b / 100))
     assert not in_rollout(salt, key, low) or in_rollout(salt, key, high)
@@ -97,8 +101,14 @@ def test_two_processes_give_the_same_answers() -> None:
         "print(json.dumps([bucket('workstation', k) for k in json.loads(sys.stdin.read())]))"
     )
     outputs = [
-        subprocess.run([sys.executable, "-c", program], input=json.dumps(keys), capture_output=True, text=True,
-                       check=True, env={"PYTHONHASHSEED": str(seed), "PATH": ""}).stdout
+        subprocess.run(
+            [sys.executable, "-c", program],
+            input=json.dumps(keys),
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": str(seed), "PATH": ""},
+        ).stdout
         for seed in (1, 2)
     ]
     assert outputs[0] == outputs[1]

@@ -17,8 +17,16 @@ from rampup.core.targeting import EvaluationContext, Rule
 from rampup.errors import InvalidInput
 
 BOOL = FlagDefinition.parse("workstation")
-COLORS = FlagDefinition.parse("button-color", "string", "", [
-    {"name": "control", "value": "grey"}, {"name": "blue", "value": "blue"}, {"name": "green", "value": "green"}])
+COLORS = FlagDefinition.parse(
+    "button-color",
+    "string",
+    "",
+    [
+        {"name": "control", "value": "grey"},
+        {"name": "blue", "value": "blue"},
+        {"name": "green", "value": "green"},
+    ],
+)
 
 
 def compiled(definition: FlagDefinition = BOOL, **state: object) -> CompiledFlag:
@@ -26,29 +34,43 @@ def compiled(definition: FlagDefinition = BOOL, **state: object) -> CompiledFlag
 
 
 def rule(text_variant: str = "on", **condition: object) -> Rule:
-    return Rule.parse({**condition, "variant": text_variant}, "rules[0]", BOOL.variant_names | COLORS.variant_names)
+    return Rule.parse(
+        {**condition, "variant": text_variant}, "rules[0]", BOOL.variant_names | COLORS.variant_names
+    )
 
 
 def user(key: str | None = "user-1", **attributes: object) -> EvaluationContext:
     return EvaluationContext(key, attributes)
 
 
-@pytest.mark.parametrize(("state", "ctx", "value", "variant", "reason"), [
-    ({"enabled": False, "rollout_bp": 10_000}, user(), False, "off", Reason.DISABLED),
-    ({"enabled": True, "rollout_bp": 0}, user(), False, "off", Reason.STATIC),
-    ({"enabled": True, "rollout_bp": 10_000}, user(), True, "on", Reason.STATIC),
-    ({"enabled": True, "rollout_bp": 10_000}, user(None), True, "on", Reason.STATIC),
-    ({"enabled": True, "rollout_bp": 0}, user(None), False, "off", Reason.STATIC),
-])
-def test_static_and_disabled_flags_need_no_targeting_key(state: dict, ctx: EvaluationContext, value: bool,
-                                                         variant: str, reason: Reason) -> None:
+@pytest.mark.parametrize(
+    ("state", "ctx", "value", "variant", "reason"),
+    [
+        ({"enabled": False, "rollout_bp": 10_000}, user(), False, "off", Reason.DISABLED),
+        ({"enabled": True, "rollout_bp": 0}, user(), False, "off", Reason.STATIC),
+        ({"enabled": True, "rollout_bp": 10_000}, user(), True, "on", Reason.STATIC),
+        ({"enabled": True, "rollout_bp": 10_000}, user(None), True, "on", Reason.STATIC),
+        ({"enabled": True, "rollout_bp": 0}, user(None), False, "off", Reason.STATIC),
+    ],
+)
+def test_static_and_disabled_flags_need_no_targeting_key(
+    state: dict, ctx: EvaluationContext, value: bool, variant: str, reason: Reason
+) -> None:
     res = compiled(**state).evaluate(ctx)
-    assert (res.value, res.variant, res.reason, res.error_code, res.version) == (value, variant, reason, None, 3)
+    assert (res.value, res.variant, res.reason, res.error_code, res.version) == (
+        value,
+        variant,
+        reason,
+        None,
+        3,
+    )
 
 
 def test_a_partial_rollout_without_targeting_key_is_an_error_with_no_value() -> None:
     res = compiled(enabled=True, rollout_bp=2500).evaluate(user(None))
-    assert res.reason is Reason.ERROR and res.error_code is ErrorCode.TARGETING_KEY_MISSING and res.value is None
+    assert (
+        res.reason is Reason.ERROR and res.error_code is ErrorCode.TARGETING_KEY_MISSING and res.value is None
+    )
 
 
 def test_a_partial_rollout_splits_users_and_says_so() -> None:
@@ -59,9 +81,11 @@ def test_a_partial_rollout_splits_users_and_says_so() -> None:
 
 
 def test_first_matching_rule_wins_over_the_rollout() -> None:
-    flag = compiled(enabled=True, rollout_bp=0, rules=(
-        rule(attribute="email", operator="ends_with", values=["@example.com"]),
-    ))
+    flag = compiled(
+        enabled=True,
+        rollout_bp=0,
+        rules=(rule(attribute="email", operator="ends_with", values=["@example.com"]),),
+    )
     staff = flag.evaluate(user("u1", email="dana@example.com"))
     customer = flag.evaluate(user("u2", email="pat@customer.org"))
     assert (staff.value, staff.reason) == (True, Reason.TARGETING_MATCH)
@@ -69,52 +93,72 @@ def test_first_matching_rule_wins_over_the_rollout() -> None:
 
 
 def test_kill_switch_beats_rules() -> None:
-    flag = compiled(enabled=False, rollout_bp=10_000, rules=(rule(attribute="user_id", operator="in", values=["u1"]),))
+    flag = compiled(
+        enabled=False, rollout_bp=10_000, rules=(rule(attribute="user_id", operator="in", values=["u1"]),)
+    )
     assert flag.evaluate(user("u1")).reason is Reason.DISABLED
 
 
-@pytest.mark.parametrize(("condition", "attributes", "matches"), [
-    ({"attribute": "user_id", "operator": "in", "values": ["u1", "u2"]}, {}, True),
-    ({"attribute": "user_id", "operator": "not_in", "values": ["u1"]}, {}, False),
-    ({"attribute": "plan", "operator": "equals", "values": ["pro"]}, {"plan": "pro"}, True),
-    ({"attribute": "plan", "operator": "not_equals", "values": ["pro"]}, {"plan": "free"}, True),
-    ({"attribute": "plan", "operator": "equals", "values": ["pro"]}, {}, False),
-    ({"attribute": "email", "operator": "starts_with", "values": ["dana"]}, {"email": "dana@x.io"}, True),
-    ({"attribute": "email", "operator": "contains", "values": ["@x."]}, {"email": "dana@x.io"}, True),
-    ({"attribute": "age", "operator": "gte", "values": [18]}, {"age": 18}, True),
-    ({"attribute": "age", "operator": "gt", "values": [18]}, {"age": "21"}, True),
-    ({"attribute": "age", "operator": "lt", "values": [18]}, {"age": "twelve"}, False),
-    ({"attribute": "age", "operator": "lte", "values": ["17.5"]}, {"age": 17.5}, True),
-    ({"attribute": "app", "operator": "semver_gte", "values": ["2.1.0"]}, {"app": "2.10.0"}, True),
-    ({"attribute": "app", "operator": "semver_lt", "values": ["2.1.0"]}, {"app": "2.1.0-rc.1"}, True),
-    ({"attribute": "app", "operator": "semver_gt", "values": ["2.1.0-rc.2"]}, {"app": "2.1.0-rc.10"}, True),
-    ({"attribute": "app", "operator": "semver_gt", "values": ["2.1.0-alpha"]}, {"app": "2.1.0-1"}, False),
-    ({"attribute": "app", "operator": "semver_eq", "values": ["1.0.0"]}, {"app": "v1.0.0+build.5"}, True),
-    ({"attribute": "app", "operator": "semver_lte", "values": ["1.0.0"]}, {"app": "not-a-version"}, False),
-])
+@pytest.mark.parametrize(
+    ("condition", "attributes", "matches"),
+    [
+        ({"attribute": "user_id", "operator": "in", "values": ["u1", "u2"]}, {}, True),
+        ({"attribute": "user_id", "operator": "not_in", "values": ["u1"]}, {}, False),
+        ({"attribute": "plan", "operator": "equals", "values": ["pro"]}, {"plan": "pro"}, True),
+        ({"attribute": "plan", "operator": "not_equals", "values": ["pro"]}, {"plan": "free"}, True),
+        ({"attribute": "plan", "operator": "equals", "values": ["pro"]}, {}, False),
+        ({"attribute": "email", "operator": "starts_with", "values": ["dana"]}, {"email": "dana@x.io"}, True),
+        ({"attribute": "email", "operator": "contains", "values": ["@x."]}, {"email": "dana@x.io"}, True),
+        ({"attribute": "age", "operator": "gte", "values": [18]}, {"age": 18}, True),
+        ({"attribute": "age", "operator": "gt", "values": [18]}, {"age": "21"}, True),
+        ({"attribute": "age", "operator": "lt", "values": [18]}, {"age": "twelve"}, False),
+        ({"attribute": "age", "operator": "lte", "values": ["17.5"]}, {"age": 17.5}, True),
+        ({"attribute": "app", "operator": "semver_gte", "values": ["2.1.0"]}, {"app": "2.10.0"}, True),
+        ({"attribute": "app", "operator": "semver_lt", "values": ["2.1.0"]}, {"app": "2.1.0-rc.1"}, True),
+        (
+            {"attribute": "app", "operator": "semver_gt", "values": ["2.1.0-rc.2"]},
+            {"app": "2.1.0-rc.10"},
+            True,
+        ),
+        ({"attribute": "app", "operator": "semver_gt", "values": ["2.1.0-alpha"]}, {"app": "2.1.0-1"}, False),
+        ({"attribute": "app", "operator": "semver_eq", "values": ["1.0.0"]}, {"app": "v1.0.0+build.5"}, True),
+        (
+            {"attribute": "app", "operator": "semver_lte", "values": ["1.0.0"]},
+            {"app": "not-a-version"},
+            False,
+        ),
+    ],
+)
 def test_operators(condition: dict, attributes: dict, matches: bool) -> None:
     flag = compiled(enabled=True, rollout_bp=0, rules=(rule(**condition),))
     assert (flag.evaluate(user("u1", **attributes)).reason is Reason.TARGETING_MATCH) is matches
 
 
-@pytest.mark.parametrize(("condition", "where"), [
-    ({"attribute": "", "operator": "in", "values": ["a"]}, "rules[0].attribute"),
-    ({"attribute": "x", "operator": "like", "values": ["a"]}, "rules[0].operator"),
-    ({"attribute": "x", "operator": "gt", "values": ["ten"]}, "rules[0].values"),
-    ({"attribute": "x", "operator": "semver_gt", "values": ["1.2"]}, "rules[0].values"),
-    ({"attribute": "x", "operator": "in", "values": []}, "rules[0].values"),
-])
+@pytest.mark.parametrize(
+    ("condition", "where"),
+    [
+        ({"attribute": "", "operator": "in", "values": ["a"]}, "rules[0].attribute"),
+        ({"attribute": "x", "operator": "like", "values": ["a"]}, "rules[0].operator"),
+        ({"attribute": "x", "operator": "gt", "values": ["ten"]}, "rules[0].values"),
+        ({"attribute": "x", "operator": "semver_gt", "values": ["1.2"]}, "rules[0].values"),
+        ({"attribute": "x", "operator": "in", "values": []}, "rules[0].values"),
+    ],
+)
 def test_bad_conditions_say_where(condition: dict, where: str) -> None:
     with pytest.raises(InvalidInput) as err:
         Rule.parse({"conditions": [condition]}, "rules[0]", BOOL.variant_names)
-    assert err.value.where is not None and err.value.where.startswith(where.replace("rules[0]", "rules[0].conditions[0]")
-                                                                       if where != "rules[0].values" else "rules[0]")
+    assert err.value.where is not None and err.value.where.startswith(
+        where.replace("rules[0]", "rules[0].conditions[0]") if where != "rules[0].values" else "rules[0]"
+    )
 
 
 def test_rule_serving_an_unknown_variant_is_rejected() -> None:
     with pytest.raises(InvalidInput, match="unknown variant 'purple'"):
-        Rule.parse({"attribute": "x", "operator": "in", "values": ["a"], "variant": "purple"}, "rules[0]",
-                   BOOL.variant_names)
+        Rule.parse(
+            {"attribute": "x", "operator": "in", "values": ["a"], "variant": "purple"},
+            "rules[0]",
+            BOOL.variant_names,
+        )
 
 
 def test_multivariate_split_follows_the_weights_and_keeps_users_when_the_rollout_grows() -> None:
@@ -137,10 +181,17 @@ def test_multivariate_values_come_from_the_variant() -> None:
     assert (res.value, res.variant) == ("grey", "control")
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    (101, "from 0 to 100"), (-1, "from 0 to 100"), (12.345, "two decimals"), ("25", "a number"),
-    (True, "a number"), (float("nan"), "a number"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (101, "from 0 to 100"),
+        (-1, "from 0 to 100"),
+        (12.345, "two decimals"),
+        ("25", "a number"),
+        (True, "a number"),
+        (float("nan"), "a number"),
+    ],
+)
 def test_bad_rollouts_are_rejected(value: object, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         parse_rollout(value)
@@ -150,15 +201,24 @@ def test_rollout_accepts_two_decimals() -> None:
     assert parse_rollout(33.33) == 3333 and parse_rollout(0) == 0 and parse_rollout(100) == 10_000
 
 
-@pytest.mark.parametrize(("args", "where"), [
-    (("Bad Key",), "key"),
-    (("ok", "colour"), "type"),
-    (("ok", "string", "", [{"name": "a", "value": "x"}]), "variants"),
-    (("ok", "string", "", [{"name": "a", "value": "x"}, {"name": "a", "value": "y"}]), "variants[1].name"),
-    (("ok", "number", "", [{"name": "a", "value": 1}, {"name": "b", "value": "2"}]), "variants[1].value"),
-    (("ok", "string", "", [{"name": "a", "value": "x"}, {"name": "b", "value": "y"}], "c"), "off_variant"),
-    (("ok", "boolean", "", [{"name": "a", "value": True}]), "variants"),
-])
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        (("Bad Key",), "key"),
+        (("ok", "colour"), "type"),
+        (("ok", "string", "", [{"name": "a", "value": "x"}]), "variants"),
+        (
+            ("ok", "string", "", [{"name": "a", "value": "x"}, {"name": "a", "value": "y"}]),
+            "variants[1].name",
+        ),
+        (("ok", "number", "", [{"name": "a", "value": 1}, {"name": "b", "value": "2"}]), "variants[1].value"),
+        (
+            ("ok", "string", "", [{"name": "a", "value": "x"}, {"name": "b", "value": "y"}], "c"),
+            "off_variant",
+        ),
+        (("ok", "boolean", "", [{"name": "a", "value": True}]), "variants"),
+    ],
+)
 def test_bad_flag_definitions_say_where(args: tuple, where: str) -> None:
     with pytest.raises(InvalidInput) as err:
         FlagDefinition.parse(*args)
@@ -172,12 +232,18 @@ def test_weights_must_name_treatments_and_add_up() -> None:
         parse_weights({"control": 100}, COLORS)
 
 
-@pytest.mark.parametrize("state", [
-    {"enabled": True, "rollout_bp": 2500},
-    {"enabled": False, "rollout_bp": 2500},
-    {"enabled": True, "rollout_bp": 2500, "rules": (rule(attribute="email", operator="ends_with",
-                                                         values=["@example.com"]),)},
-])
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"enabled": True, "rollout_bp": 2500},
+        {"enabled": False, "rollout_bp": 2500},
+        {
+            "enabled": True,
+            "rollout_bp": 2500,
+            "rules": (rule(attribute="email", operator="ends_with", values=["@example.com"]),),
+        },
+    ],
+)
 def test_the_sdk_fast_path_gives_the_same_answer_as_evaluate(state: dict) -> None:
     flag = compiled(**state)
     for i in range(5000):

@@ -9,20 +9,41 @@ from rampup.core.plans import Kill, Phase, Plan, RolloutState, SetRollout, Srm, 
 from rampup.errors import Conflict, InvalidInput
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-PLAN = Plan.parse({
-    "name": "guide", "flag": "workstation", "environment": "production",
-    "stages": [
-        {"name": "Early Access", "percentage": 10, "min_duration": "48h", "prerequisites": ["Support team briefed"]},
-        {"name": "Expanded", "percentage": 25, "min_duration": "48h"},
-        {"name": "General", "percentage": 50, "min_duration": "48h", "max_duration": "96h", "on_timeout": "advance"},
-        {"name": "Full Rollout", "percentage": 100, "min_duration": "7d", "approval": "required"},
-    ],
-    "gates": [
-        {"metric": "error_rate", "target": "< 0.1%", "rollback": "> 0.5%", "disable": "> 1%", "for": "5m"},
-        {"metric": "data_loss", "rollback_to": 0},
-        {"metric": "support_tickets", "compare": "baseline", "warn": "> +10%"},
-    ],
-})
+PLAN = Plan.parse(
+    {
+        "name": "guide",
+        "flag": "workstation",
+        "environment": "production",
+        "stages": [
+            {
+                "name": "Early Access",
+                "percentage": 10,
+                "min_duration": "48h",
+                "prerequisites": ["Support team briefed"],
+            },
+            {"name": "Expanded", "percentage": 25, "min_duration": "48h"},
+            {
+                "name": "General",
+                "percentage": 50,
+                "min_duration": "48h",
+                "max_duration": "96h",
+                "on_timeout": "advance",
+            },
+            {"name": "Full Rollout", "percentage": 100, "min_duration": "7d", "approval": "required"},
+        ],
+        "gates": [
+            {
+                "metric": "error_rate",
+                "target": "< 0.1%",
+                "rollback": "> 0.5%",
+                "disable": "> 1%",
+                "for": "5m",
+            },
+            {"metric": "data_loss", "rollback_to": 0},
+            {"metric": "support_tickets", "compare": "baseline", "warn": "> +10%"},
+        ],
+    }
+)
 ERROR, DATA_LOSS, TICKETS = PLAN.gates
 
 
@@ -31,7 +52,11 @@ def result(gate: Gate, verdict: Verdict) -> GateResult:
 
 
 def healthy() -> list[GateResult]:
-    return [result(ERROR, Verdict.PASS), result(DATA_LOSS, Verdict.PASS), result(TICKETS, Verdict.INCONCLUSIVE)]
+    return [
+        result(ERROR, Verdict.PASS),
+        result(DATA_LOSS, Verdict.PASS),
+        result(TICKETS, Verdict.INCONCLUSIVE),
+    ]
 
 
 def started() -> RolloutState:
@@ -75,7 +100,11 @@ def test_no_advance_before_the_soak_or_while_a_gate_is_undecided() -> None:
     undecided = [result(ERROR, Verdict.INCONCLUSIVE), result(DATA_LOSS, Verdict.PASS)]
     late = decide(PLAN, state, undecided + [result(TICKETS, Verdict.PASS)], T0 + timedelta(hours=49))
     assert not late.effects and late.state.stage == 1
-    above_target = [result(ERROR, Verdict.WARN), result(DATA_LOSS, Verdict.PASS), result(TICKETS, Verdict.PASS)]
+    above_target = [
+        result(ERROR, Verdict.WARN),
+        result(DATA_LOSS, Verdict.PASS),
+        result(TICKETS, Verdict.PASS),
+    ]
     assert decide(PLAN, state, above_target, T0 + timedelta(hours=49)).state.stage == 1
 
 
@@ -108,7 +137,11 @@ def test_after_an_automatic_step_back_it_holds_until_a_person_resumes() -> None:
 
 def test_a_disable_breach_pulls_the_kill_switch_even_when_paused() -> None:
     paused = act(PLAN, started(), "pause", "dana", "", T0 + timedelta(hours=1)).state
-    critical = [result(ERROR, Verdict.CRITICAL), result(DATA_LOSS, Verdict.PASS), result(TICKETS, Verdict.PASS)]
+    critical = [
+        result(ERROR, Verdict.CRITICAL),
+        result(DATA_LOSS, Verdict.PASS),
+        result(TICKETS, Verdict.PASS),
+    ]
     first = decide(PLAN, paused, critical, T0 + timedelta(hours=2))
     decision = decide(PLAN, first.state, critical, T0 + timedelta(hours=2, minutes=5))
     assert decision.state.phase is Phase.DISABLED and Kill() in decision.effects
@@ -118,15 +151,20 @@ def test_data_loss_goes_straight_to_zero() -> None:
     state = decide(PLAN, started(), healthy(), T0 + timedelta(hours=49)).state
     lost = [result(ERROR, Verdict.PASS), result(DATA_LOSS, Verdict.FAIL), result(TICKETS, Verdict.PASS)]
     decision = decide(PLAN, state, lost, T0 + timedelta(hours=50))
-    assert (decision.state.phase, decision.state.stage, decision.effects) == (Phase.ROLLED_BACK, 0, (SetRollout(0),))
+    assert (decision.state.phase, decision.state.stage, decision.effects) == (
+        Phase.ROLLED_BACK,
+        0,
+        (SetRollout(0),),
+    )
 
 
 def test_sample_ratio_mismatch_pauses() -> None:
     srm = Srm(treatment_users=900, control_users=9100, expected_share=0.25, p_value=1e-40)
     decision = decide(PLAN, started(), healthy(), T0 + timedelta(hours=1), srm)
     assert decision.state.phase is Phase.PAUSED and "sample-ratio mismatch" in decision.transitions[-1].reason
-    assert not decide(PLAN, started(), healthy(), T0 + timedelta(hours=1),
-                      Srm(2490, 7510, 0.25, 0.6)).transitions
+    assert not decide(
+        PLAN, started(), healthy(), T0 + timedelta(hours=1), Srm(2490, 7510, 0.25, 0.6)
+    ).transitions
 
 
 def test_max_duration_with_on_timeout_advance() -> None:
@@ -134,15 +172,26 @@ def test_max_duration_with_on_timeout_advance() -> None:
     for hours in (49, 98):
         state = decide(PLAN, state, healthy(), T0 + timedelta(hours=hours)).state
     assert state.stage == 3
-    undecided = [result(ERROR, Verdict.INCONCLUSIVE), result(DATA_LOSS, Verdict.PASS), result(TICKETS, Verdict.PASS)]
+    undecided = [
+        result(ERROR, Verdict.INCONCLUSIVE),
+        result(DATA_LOSS, Verdict.PASS),
+        result(TICKETS, Verdict.PASS),
+    ]
     assert decide(PLAN, state, undecided, T0 + timedelta(hours=98 + 50)).state.stage == 3
     timed_out = decide(PLAN, state, undecided, T0 + timedelta(hours=98 + 97))
     assert timed_out.state.phase is Phase.AWAITING_APPROVAL  # stage 4 still needs its approval
     assert "max_duration" in timed_out.transitions[-1].reason
 
 
-@pytest.mark.parametrize(("action", "phase"), [("pause", Phase.COMPLETED), ("resume", Phase.RUNNING),
-                                               ("rollback", Phase.PENDING), ("approve", Phase.PENDING)])
+@pytest.mark.parametrize(
+    ("action", "phase"),
+    [
+        ("pause", Phase.COMPLETED),
+        ("resume", Phase.RUNNING),
+        ("rollback", Phase.PENDING),
+        ("approve", Phase.PENDING),
+    ],
+)
 def test_commands_that_do_not_fit_the_phase_are_conflicts(action: str, phase: Phase) -> None:
     with pytest.raises(Conflict):
         act(PLAN, RolloutState(phase=phase, stage=0 if phase is Phase.PENDING else 2), action, "dana", "", T0)
@@ -156,20 +205,34 @@ def test_advance_by_hand_needs_the_next_stages_sign_offs() -> None:
         act(PLAN, state, "signoff", "dana", "", T0, "Coffee made")
 
 
-@pytest.mark.parametrize(("change", "where"), [
-    ({"stages": []}, "stages"),
-    ({"stages": [{"name": "a", "percentage": 50}, {"name": "b", "percentage": 20}]}, "stages[1].percentage"),
-    ({"stages": [{"name": "a", "percentage": 10, "min_duration": "2 days"}]}, "stages[0].min_duration"),
-    ({"gates": [{"metric": "latency"}]}, "gates[0].metric"),
-    ({"gates": [{"metric": "api_latency_p95", "rollback": "> 1000"}]}, None),
-    ({"gates": [{"metric": "error_rate", "rollback": "> 5"}]}, "gates[0].rollback"),
-    ({"gates": [{"metric": "engagement", "compare": "control", "rollback": "< -10ms"}]}, "gates[0].rollback"),
-    ({"flag": "Bad Key"}, "flag"),
-    ({"colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"stages": []}, "stages"),
+        (
+            {"stages": [{"name": "a", "percentage": 50}, {"name": "b", "percentage": 20}]},
+            "stages[1].percentage",
+        ),
+        ({"stages": [{"name": "a", "percentage": 10, "min_duration": "2 days"}]}, "stages[0].min_duration"),
+        ({"gates": [{"metric": "latency"}]}, "gates[0].metric"),
+        ({"gates": [{"metric": "api_latency_p95", "rollback": "> 1000"}]}, None),
+        ({"gates": [{"metric": "error_rate", "rollback": "> 5"}]}, "gates[0].rollback"),
+        (
+            {"gates": [{"metric": "engagement", "compare": "control", "rollback": "< -10ms"}]},
+            "gates[0].rollback",
+        ),
+        ({"flag": "Bad Key"}, "flag"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_bad_plans_say_where(change: dict, where: str | None) -> None:
-    raw = {"name": "p", "flag": "ws", "environment": "production",
-           "stages": [{"name": "a", "percentage": 10}], **change}
+    raw = {
+        "name": "p",
+        "flag": "ws",
+        "environment": "production",
+        "stages": [{"name": "a", "percentage": 10}],
+        **change,
+    }
     if where is None:
         Plan.parse(raw)  # a bare number on a latency is milliseconds: fine
         return

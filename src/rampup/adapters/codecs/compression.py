@@ -19,8 +19,9 @@ def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
     elif encoding == "br":
         data = _brotli(body, limit)
     else:
-        raise InvalidInput(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or br",
-                           where="Content-Encoding")
+        raise InvalidInput(
+            f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or br", where="Content-Encoding"
+        )
     if len(data) > limit:
         raise TooLarge(f"body over {limit} bytes")
     return data

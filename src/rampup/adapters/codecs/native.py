@@ -114,8 +114,12 @@ def _data_loss(e: DataLoss, o: Observation) -> None:
 
 # Per event type: its kind and what it adds; a dictionary lookup is the cheapest dispatch on the hot path.
 _CONVERT: dict[type, tuple[Kind, Callable[[Any, Observation], None]]] = {
-    Request: (Kind.REQUEST, _request), Exposure: (Kind.EXPOSURE, _exposure), Error: (Kind.ERROR, _error),
-    PageLoad: (Kind.PAGE_LOAD, _page_load), Custom: (Kind.CUSTOM, _custom), DataLoss: (Kind.DATA_LOSS, _data_loss),
+    Request: (Kind.REQUEST, _request),
+    Exposure: (Kind.EXPOSURE, _exposure),
+    Error: (Kind.ERROR, _error),
+    PageLoad: (Kind.PAGE_LOAD, _page_load),
+    Custom: (Kind.CUSTOM, _custom),
+    DataLoss: (Kind.DATA_LOSS, _data_loss),
 }
 
 
@@ -124,7 +128,9 @@ def _observation(e: Event, now_ms: int) -> Observation:
     tags: dict[str, str] | None = e.tags  # type: ignore[assignment]
     if tags and not all(type(v) is str for v in tags.values()):
         tags = {k: str(v) for k, v in tags.items()}
-    o = Observation(kind, to_ms(e.timestamp) if e.timestamp else now_ms, e.targeting_key, e.flags, tags=tags or None)
+    o = Observation(
+        kind, to_ms(e.timestamp) if e.timestamp else now_ms, e.targeting_key, e.flags, tags=tags or None
+    )
     convert(e, o)
     return o
 
@@ -156,8 +162,16 @@ def unstorable(o: Observation) -> str | None:
     """What no database would store faithfully: NUL characters, non-finite numbers."""
     if o.value is not None and not math.isfinite(o.value):
         return "a value is not a finite number"
-    texts = [o.targeting_key, o.name, o.variant, o.message, *(o.flags or {}), *(o.tags or {}), *(o.tags or {}).values(),
-             *(v for v in (o.flags or {}).values() if isinstance(v, str))]
+    texts = [
+        o.targeting_key,
+        o.name,
+        o.variant,
+        o.message,
+        *(o.flags or {}),
+        *(o.tags or {}),
+        *(o.tags or {}).values(),
+        *(v for v in (o.flags or {}).values() if isinstance(v, str)),
+    ]
     if any(t is not None and "\x00" in t for t in texts):
         return "a string contains a NUL character"
     if any(isinstance(v, float) and not math.isfinite(v) for v in (o.flags or {}).values()):
@@ -167,5 +181,7 @@ def unstorable(o: Observation) -> str | None:
 
 def batch_schema() -> dict[str, object]:
     """JSON Schema of the batch, for /openapi.json."""
-    (schema,), components = msgspec.json.schema_components([Batch], ref_template="#/components/schemas/{name}")
+    (schema,), components = msgspec.json.schema_components(
+        [Batch], ref_template="#/components/schemas/{name}"
+    )
     return {"schema": schema, "components": components}

@@ -48,8 +48,13 @@ def parse_context(body: bytes) -> EvaluationContext:
 
 
 def _success(res: Resolution) -> dict[str, Any]:
-    return {"key": res.flag_key, "value": res.value, "reason": res.reason.value, "variant": res.variant,
-            "metadata": {"version": res.version}}
+    return {
+        "key": res.flag_key,
+        "value": res.value,
+        "reason": res.reason.value,
+        "variant": res.variant,
+        "metadata": {"version": res.version},
+    }
 
 
 def _error(key: str | None, code: ErrorCode, details: str) -> dict[str, Any]:
@@ -66,16 +71,20 @@ def encode_error(key: str | None, error: OfrepError) -> tuple[int, bytes]:
 
 def encode_single(res: Resolution) -> tuple[int, bytes]:
     if res.error_code is not None:
-        return encode_error(res.flag_key, OfrepError(res.error_code, res.error_message or res.error_code.value))
+        return encode_error(
+            res.flag_key, OfrepError(res.error_code, res.error_message or res.error_code.value)
+        )
     return 200, _encode(_success(res))
 
 
 def encode_bulk(results: Iterable[Resolution], event_stream: str | None = None) -> bytes:
     """The bulk answer; `event_stream` is the URL of the change stream clients may follow (OFREP eventStreams)."""
-    body: dict[str, Any] = {"flags": [
-        _success(r) if r.error_code is None else _error(r.flag_key, r.error_code, r.error_message or "")
-        for r in results
-    ]}
+    body: dict[str, Any] = {
+        "flags": [
+            _success(r) if r.error_code is None else _error(r.flag_key, r.error_code, r.error_message or "")
+            for r in results
+        ]
+    }
     if event_stream:
         body["eventStreams"] = [{"type": "sse", "url": event_stream, "inactivityDelaySec": 120}]
     return _encode(body)

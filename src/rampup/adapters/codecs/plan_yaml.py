@@ -61,5 +61,7 @@ def load_plan(text: str, filename: str = "plan.yaml") -> tuple[dict[str, Any], P
     except InvalidInput as exc:
         line = _line_of(exc.where, lines)
         location = f"{filename}:{line}" if line else filename
-        raise InvalidInput(exc.message, where=f"{location} ({exc.where})" if exc.where else location) from None
+        raise InvalidInput(
+            exc.message, where=f"{location} ({exc.where})" if exc.where else location
+        ) from None
     return data, plan

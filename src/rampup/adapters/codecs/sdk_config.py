@@ -16,11 +16,13 @@ __all__ = ["encode_config", "decode_config"]
 
 
 def encode_config(environment: str, revision: int, flags: Mapping[str, CompiledFlag]) -> bytes:
-    return msgspec.json.encode({
-        "environment": environment,
-        "revision": revision,
-        "flags": [{**f.definition.to_dict(), **f.state.to_dict()} for f in flags.values()],
-    })
+    return msgspec.json.encode(
+        {
+            "environment": environment,
+            "revision": revision,
+            "flags": [{**f.definition.to_dict(), **f.state.to_dict()} for f in flags.values()],
+        }
+    )
 
 
 def decode_config(body: bytes | str) -> tuple[str, int, dict[str, CompiledFlag]]:
@@ -28,12 +30,19 @@ def decode_config(body: bytes | str) -> tuple[str, int, dict[str, CompiledFlag]]
     doc: Any = msgspec.json.decode(body)
     flags = {}
     for raw in doc["flags"]:
-        definition = FlagDefinition.parse(raw["key"], raw["type"], raw.get("description", ""),
-                                          raw["variants"] if raw["type"] != "boolean" else None, raw["off_variant"])
+        definition = FlagDefinition.parse(
+            raw["key"],
+            raw["type"],
+            raw.get("description", ""),
+            raw["variants"] if raw["type"] != "boolean" else None,
+            raw["off_variant"],
+        )
         state = FlagState(
             enabled=bool(raw["enabled"]),
             rollout_bp=parse_rollout(raw["rollout"]),
-            rules=tuple(Rule.parse(r, f"rules[{i}]", definition.variant_names) for i, r in enumerate(raw["rules"])),
+            rules=tuple(
+                Rule.parse(r, f"rules[{i}]", definition.variant_names) for i, r in enumerate(raw["rules"])
+            ),
             salt=raw["salt"],
             weights=parse_weights(raw["weights"], definition),
             version=int(raw["version"]),

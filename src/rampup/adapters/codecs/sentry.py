@@ -54,7 +54,7 @@ def parse_envelope(body: bytes, now_ms: int) -> tuple[str | None, list[Observati
     observations: list[Observation] = []
     position, number = 0, 0
     while position < len(rest):
-        if rest[position:position + 1] == b"\n":
+        if rest[position : position + 1] == b"\n":
             position += 1
             continue
         line_end = rest.find(b"\n", position)
@@ -71,7 +71,9 @@ def parse_envelope(body: bytes, now_ms: int) -> tuple[str | None, list[Observati
         elif isinstance(length, int) and length >= 0 and start + length <= len(rest):
             end = start + length
         else:
-            raise BadRequest(f"item length {length!r} runs past the end of the envelope", where=f"{where} header")
+            raise BadRequest(
+                f"item length {length!r} runs past the end of the envelope", where=f"{where} header"
+            )
         budget = MAX_OBSERVATIONS - len(observations)
         observations.extend(islice(_item(item["type"], rest[start:end], now_ms, where), budget + 1))
         if len(observations) > MAX_OBSERVATIONS:
@@ -141,8 +143,11 @@ def _tags(data: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _flags(data: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, Any] | None:
-    flags: dict[str, Any] = {k[: -len(FLAG_TAG_SUFFIX)]: v for k, v in tags.items()
-                             if k.endswith(FLAG_TAG_SUFFIX) and len(k) > len(FLAG_TAG_SUFFIX)}
+    flags: dict[str, Any] = {
+        k[: -len(FLAG_TAG_SUFFIX)]: v
+        for k, v in tags.items()
+        if k.endswith(FLAG_TAG_SUFFIX) and len(k) > len(FLAG_TAG_SUFFIX)
+    }
     contexts = data.get("contexts")
     context = contexts.get("flags") if isinstance(contexts, dict) else None
     values = context.get("values") if isinstance(context, dict) else None
@@ -204,8 +209,11 @@ def _session(data: dict[str, Any], now_ms: int) -> Observation | None:
     if status not in _TERMINAL_SESSION:
         return None  # an update of a session still running: it counts once, when it ends
     errors = data.get("errors")
-    o = Observation(Kind.SESSION, _time_ms(data.get("timestamp") or data.get("started"), now_ms),
-                    str(data["did"])[:256] if data.get("did") else None)
+    o = Observation(
+        Kind.SESSION,
+        _time_ms(data.get("timestamp") or data.get("started"), now_ms),
+        str(data["did"])[:256] if data.get("did") else None,
+    )
     o.failed = status in _FAILED_SESSION or (isinstance(errors, int) and errors > 0)
     return o
 

@@ -9,8 +9,14 @@ from rampup.errors import Unavailable
 __all__ = ["post"]
 
 
-def post(client: httpx.Client, url: str, *, json: Any = None, content: bytes | None = None,
-         headers: dict[str, str] | None = None) -> None:
+def post(
+    client: httpx.Client,
+    url: str,
+    *,
+    json: Any = None,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
     try:
         response = client.post(url, json=json, content=content, headers=headers)
     except httpx.HTTPError as exc:

@@ -24,8 +24,11 @@ def email_message(channel: Channel, n: Notification) -> EmailMessage:
     lines = [n.text, "", *(f"{k}: {v}" for k, v in n.fields)]
     message.set_content("\n".join(lines))
     body = n.html or "<p>{}</p><table>{}</table>".format(
-        html.escape(n.text), "".join(f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-                                     for k, v in n.fields))
+        html.escape(n.text),
+        "".join(
+            f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in n.fields
+        ),
+    )
     message.add_alternative(body, subtype="html")
     return message
 

@@ -17,7 +17,12 @@ class PagerDutyNotifier:
             "routing_key": channel.config["routing_key"],
             "event_action": "resolve" if n.resolved else "trigger",
             "dedup_key": n.dedup_key or n.id,
-            "payload": {"summary": f"{n.title}: {n.text}"[:1024], "source": "rampup", "severity": n.severity.value,
-                        "timestamp": n.at.isoformat(), "custom_details": {**dict(n.fields), "type": n.type}},
+            "payload": {
+                "summary": f"{n.title}: {n.text}"[:1024],
+                "source": "rampup",
+                "severity": n.severity.value,
+                "timestamp": n.at.isoformat(),
+                "custom_details": {**dict(n.fields), "type": n.type},
+            },
         }
         post(self._client, channel.config["url"], json=event)

@@ -9,7 +9,11 @@ from rampup.core.notifications import Channel, Notification, Severity
 
 __all__ = ["SlackNotifier", "slack_message"]
 
-_ICON = {Severity.INFO: ":large_blue_circle:", Severity.WARNING: ":warning:", Severity.CRITICAL: ":rotating_light:"}
+_ICON = {
+    Severity.INFO: ":large_blue_circle:",
+    Severity.WARNING: ":warning:",
+    Severity.CRITICAL: ":rotating_light:",
+}
 
 
 def slack_message(n: Notification) -> dict[str, Any]:
@@ -19,10 +23,18 @@ def slack_message(n: Notification) -> dict[str, Any]:
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} {n.text}"[:3000]}},
     ]
     if n.fields:
-        blocks.append({"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]}
-                                                      for k, v in n.fields[:10]]})
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"{n.type} · {n.at:%Y-%m-%d %H:%M} UTC"
-                                                                                f" · id {n.id}"}]})
+        blocks.append(
+            {
+                "type": "section",
+                "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]} for k, v in n.fields[:10]],
+            }
+        )
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"{n.type} · {n.at:%Y-%m-%d %H:%M} UTC · id {n.id}"}],
+        }
+    )
     return {"text": f"{n.title}: {n.text}"[:3000], "blocks": blocks}
 
 

@@ -24,6 +24,9 @@ class WebhookNotifier:
 
     def send(self, channel: Channel, n: Notification) -> None:
         body = msgspec.json.encode({k: v for k, v in n.to_dict().items() if k != "html"})
-        headers = {"Content-Type": "application/json", "X-Rampup-Signature": signature(
-            channel.config["secret"], int(time.time()), body), "X-Rampup-Delivery": n.id}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Rampup-Signature": signature(channel.config["secret"], int(time.time()), body),
+            "X-Rampup-Delivery": n.id,
+        }
         post(self._client, channel.config["url"], content=body, headers=headers)

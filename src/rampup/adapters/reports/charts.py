@@ -64,45 +64,65 @@ def svg_chart(chart: Chart, zone: ZoneInfo, label: Callable[[float], str]) -> st
         return TOP + plot_h - value / top * plot_h
 
     title = f"{chart.label} per variant, {start.astimezone(zone):%Y-%m-%d %H:%M} to {end.astimezone(zone):%Y-%m-%d %H:%M}"
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
-           f'height="{HEIGHT}" role="img" aria-label="{escape(title)}" '
-           f'style="font-family:Helvetica,Arial,sans-serif;font-size:11px;background:#fff">',
-           f"<title>{escape(title)}</title>"]
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
+        f'height="{HEIGHT}" role="img" aria-label="{escape(title)}" '
+        f'style="font-family:Helvetica,Arial,sans-serif;font-size:11px;background:#fff">',
+        f"<title>{escape(title)}</title>",
+    ]
     for i in range(5):  # horizontal grid and y labels
         value = top * i / 4
-        out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
-                   f'stroke="{"#868e96" if i == 0 else "#e9ecef"}"/>')
-        out.append(f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" fill="#495057">'
-                   f"{escape(label(value))}</text>")
+        out.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
+            f'stroke="{"#868e96" if i == 0 else "#e9ecef"}"/>'
+        )
+        out.append(
+            f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" fill="#495057">'
+            f"{escape(label(value))}</text>"
+        )
     out.append(f'<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{TOP + plot_h}" stroke="#868e96"/>')
     for at, text in _ticks(start, end, zone):
         tx = x(at)
         anchor = "start" if tx - LEFT < 20 else "end" if WIDTH - RIGHT - tx < 20 else "middle"
-        out.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{TOP + plot_h}" y2="{TOP + plot_h + 4}" stroke="#868e96"/>')
-        out.append(f'<text x="{tx:.1f}" y="{HEIGHT - 10}" text-anchor="{anchor}" fill="#495057">{text}</text>')
+        out.append(
+            f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{TOP + plot_h}" y2="{TOP + plot_h + 4}" stroke="#868e96"/>'
+        )
+        out.append(
+            f'<text x="{tx:.1f}" y="{HEIGHT - 10}" text-anchor="{anchor}" fill="#495057">{text}</text>'
+        )
     for marker in chart.markers:
         mx = x(marker.at)
-        out.append(f'<line class="marker" x1="{mx:.1f}" x2="{mx:.1f}" y1="{TOP - 4}" y2="{TOP + plot_h}" '
-                   f'stroke="#495057" stroke-dasharray="4 3"/>')
-        out.append(f'<text class="marker-label" x="{mx + 3:.1f}" y="{TOP - 6}" fill="#212529">'
-                   f"{escape(marker.label)}</text>")
+        out.append(
+            f'<line class="marker" x1="{mx:.1f}" x2="{mx:.1f}" y1="{TOP - 4}" y2="{TOP + plot_h}" '
+            f'stroke="#495057" stroke-dasharray="4 3"/>'
+        )
+        out.append(
+            f'<text class="marker-label" x="{mx + 3:.1f}" y="{TOP - 6}" fill="#212529">'
+            f"{escape(marker.label)}</text>"
+        )
     legend_x = LEFT
     for index, (variant, series) in enumerate(chart.series.items()):
         color = _color(variant, index)
         points = [(x(at), y(v)) for at, v in zip(chart.times, series, strict=True) if v is not None]
         # Missing points (no traffic in that minute or hour) are skipped: the line joins its neighbours.
         coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
-        out.append(f'<polyline class="series" data-variant="{escape(variant)}" fill="none" stroke="{color}" '
-                   f'stroke-width="2" stroke-linejoin="round" points="{coords}"/>')
+        out.append(
+            f'<polyline class="series" data-variant="{escape(variant)}" fill="none" stroke="{color}" '
+            f'stroke-width="2" stroke-linejoin="round" points="{coords}"/>'
+        )
         if len(points) == 1:  # a single point draws no line
             out.append(f'<circle cx="{points[0][0]:.1f}" cy="{points[0][1]:.1f}" r="3" fill="{color}"/>')
         name = f"{variant} ({VARIANT_NAMES[variant]})" if variant in VARIANT_NAMES else variant
-        out.append(f'<line x1="{legend_x}" x2="{legend_x + 16}" y1="10" y2="10" stroke="{color}" stroke-width="3"/>')
+        out.append(
+            f'<line x1="{legend_x}" x2="{legend_x + 16}" y1="10" y2="10" stroke="{color}" stroke-width="3"/>'
+        )
         out.append(f'<text x="{legend_x + 20}" y="14" fill="#212529">{escape(name)}</text>')
         legend_x += 30 + 7 * len(name)
     if not values:
-        out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" '
-                   f'fill="#868e96">no data in this window</text>')
+        out.append(
+            f'<text x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" '
+            f'fill="#868e96">no data in this window</text>'
+        )
     out.append("</svg>")
     return "\n".join(out)
 
@@ -112,10 +132,12 @@ def sparkline(values: Sequence[float | None], low: float, high: float, width: in
     `width` characters, and a gap is a space."""
     if len(values) > width:
         size = -(-len(values) // width)
-        chunks = [[v for v in values[i:i + size] if v is not None] for i in range(0, len(values), size)]
+        chunks = [[v for v in values[i : i + size] if v is not None] for i in range(0, len(values), size)]
         values = [sum(c) / len(c) if c else None for c in chunks]
     span = (high - low) or 1.0
-    return "".join(" " if v is None else _BLOCKS[round((v - low) / span * (len(_BLOCKS) - 1))] for v in values)
+    return "".join(
+        " " if v is None else _BLOCKS[round((v - low) / span * (len(_BLOCKS) - 1))] for v in values
+    )
 
 
 def marker_line(chart: Chart, width: int) -> str:
@@ -125,5 +147,7 @@ def marker_line(chart: Chart, width: int) -> str:
     for marker in chart.markers:
         at = round((marker.at - chart.start).total_seconds() / span_s * (width - 1))
         text = f"↑{marker.label}"
-        line += " " * max(at - len(line), 1 if line else 0) + text  # crowded markers shift right, never overlap
+        line += (
+            " " * max(at - len(line), 1 if line else 0) + text
+        )  # crowded markers shift right, never overlap
     return line

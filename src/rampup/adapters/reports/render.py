@@ -20,17 +20,35 @@ __all__ = ["JinjaRenderer", "value_text"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 SPARK_WIDTH = 48
-_VERDICT = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "🚨 fail", "critical": "🚨 critical",
-            "inconclusive": "⏳ inconclusive"}
-_STATUS = {"normal": "✅ NORMAL", "waiting": "⏳ AWAITING APPROVAL", "watch": "⚠️ WATCH",
-           "breaching": "🚨 BREACHING", "paused": "⏸️ PAUSED", "rolled_back": "🚨 ROLLED BACK",
-           "disabled": "🚨 DISABLED", "completed": "✅ COMPLETED", "aborted": "⛔ ABORTED",
-           "not_started": "⏳ NOT STARTED"}
+_VERDICT = {
+    "pass": "✅ pass",
+    "warn": "⚠️ warn",
+    "fail": "🚨 fail",
+    "critical": "🚨 critical",
+    "inconclusive": "⏳ inconclusive",
+}
+_STATUS = {
+    "normal": "✅ NORMAL",
+    "waiting": "⏳ AWAITING APPROVAL",
+    "watch": "⚠️ WATCH",
+    "breaching": "🚨 BREACHING",
+    "paused": "⏸️ PAUSED",
+    "rolled_back": "🚨 ROLLED BACK",
+    "disabled": "🚨 DISABLED",
+    "completed": "✅ COMPLETED",
+    "aborted": "⛔ ABORTED",
+    "not_started": "⏳ NOT STARTED",
+}
 # A value's variant in a sentence: "0.04% with the feature, 0.03% without", "12 across all users".
 _IN_WORDS = {"on": "with the feature", "off": "without", "all": "across all users"}
 # How the support e-mail qualifies a value, from its gate's verdict.
-_PLAIN = {"pass": "normal", "warn": "above target", "fail": "above the rollback limit",
-          "critical": "above the disable limit", "inconclusive": "not enough data yet"}
+_PLAIN = {
+    "pass": "normal",
+    "warn": "above target",
+    "fail": "above the rollback limit",
+    "critical": "above the disable limit",
+    "inconclusive": "not enough data yet",
+}
 
 
 def _percent(fraction: float, sign: bool = False) -> str:
@@ -85,8 +103,11 @@ def _judged(row: MetricRow) -> str:
     if row.gate is None or row.verdict is None:
         return "not judged"
     unit = "relative" if row.compare != "absolute" else row.unit
-    bounds = (f" [{value_text(row.gate.lower, unit)} – {value_text(row.gate.upper, unit)}]"
-              if row.gate.lower is not None and row.gate.upper is not None else "")
+    bounds = (
+        f" [{value_text(row.gate.lower, unit)} – {value_text(row.gate.upper, unit)}]"
+        if row.gate.lower is not None and row.gate.upper is not None
+        else ""
+    )
     return f"{value_text(row.gate.value, unit)}{bounds}, n = {row.gate.samples:,}"
 
 
@@ -115,28 +136,50 @@ def _spark(chart: Chart) -> dict[str, Any]:
 
 class JinjaRenderer:
     def __init__(self) -> None:
-        self._env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html.j2"]),
-                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                                keep_trailing_newline=True)
-        self._env.filters.update(value=value_text, percent=_percent, when=_when, day=_day,
-                                 verdict=lambda v: _VERDICT.get(v or "", "—"), plain=lambda v: _PLAIN.get(v or "", ""),
-                                 status=lambda s: _STATUS.get(s, s), span=functools.partial(span_text, long=True), num=lambda x: f"{x:g}",
-                                 words=lambda s: s.replace("_", " "),
-                                 code=_code)
-        self._env.globals.update(target=_target, judged=_judged, since=_since, window_span=_window_span,
-                                 variant_names=_IN_WORDS)
+        self._env = Environment(
+            loader=FileSystemLoader(TEMPLATES),
+            autoescape=select_autoescape(["html.j2"]),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self._env.filters.update(
+            value=value_text,
+            percent=_percent,
+            when=_when,
+            day=_day,
+            verdict=lambda v: _VERDICT.get(v or "", "—"),
+            plain=lambda v: _PLAIN.get(v or "", ""),
+            status=lambda s: _STATUS.get(s, s),
+            span=functools.partial(span_text, long=True),
+            num=lambda x: f"{x:g}",
+            words=lambda s: s.replace("_", " "),
+            code=_code,
+        )
+        self._env.globals.update(
+            target=_target, judged=_judged, since=_since, window_span=_window_span, variant_names=_IN_WORDS
+        )
 
     def markdown(self, report: Report) -> str:
         return self._env.get_template(f"{report.kind}.md.j2").render(
-            r=report, zone=ZoneInfo(report.timezone), rows={m.metric: m for m in report.metrics},
-            charts=[_spark(c) for c in report.charts])
+            r=report,
+            zone=ZoneInfo(report.timezone),
+            rows={m.metric: m for m in report.metrics},
+            charts=[_spark(c) for c in report.charts],
+        )
 
     def html(self, report: Report) -> str:
         zone = ZoneInfo(report.timezone)
 
         def svg(chart: Chart) -> Markup:
-            return Markup(svg_chart(chart, zone, lambda v: value_text(v, chart.unit)))  # svg_chart escapes its text
+            return Markup(
+                svg_chart(chart, zone, lambda v: value_text(v, chart.unit))
+            )  # svg_chart escapes its text
 
         return self._env.get_template(f"{report.kind}.html.j2").render(
-            r=report, zone=zone, rows={m.metric: m for m in report.metrics},
-            charts=[{"chart": c, "svg": svg(c)} for c in report.charts])
+            r=report,
+            zone=zone,
+            rows={m.metric: m for m in report.metrics},
+            charts=[{"chart": c, "svg": svg(c)} for c in report.charts],
+        )

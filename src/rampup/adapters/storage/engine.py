@@ -18,7 +18,7 @@ def normalize_url(url: str) -> str:
     """Accept the URLs people paste: postgres://, postgresql:// → the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -17,40 +17,80 @@ class SqlOutbox:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def enqueue(self, item_id: str, kind: str, destination: str, payload: dict[str, Any], at: datetime) -> None:
-        self.conn.execute(insert(outbox).values(id=item_id, kind=kind, destination=destination[:500], payload=payload,
-                                                created_at=at, attempts=0, next_attempt_at=at))
+    def enqueue(
+        self, item_id: str, kind: str, destination: str, payload: dict[str, Any], at: datetime
+    ) -> None:
+        self.conn.execute(
+            insert(outbox).values(
+                id=item_id,
+                kind=kind,
+                destination=destination[:500],
+                payload=payload,
+                created_at=at,
+                attempts=0,
+                next_attempt_at=at,
+            )
+        )
 
     def heads(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
         """The oldest undelivered item of each destination, where its retry time has come: a destination
         that keeps failing holds only its own queue."""
         inner = outbox.alias("earlier")
-        oldest = (select(func.min(inner.c.id)).where(inner.c.destination == outbox.c.destination,
-                                                     inner.c.delivered_at.is_(None)).scalar_subquery())
-        query = (select(outbox).where(outbox.c.delivered_at.is_(None), outbox.c.id == oldest,
-                                      outbox.c.next_attempt_at <= now).order_by(outbox.c.id).limit(limit))
-        return [OutboxItem(r.id, r.kind, r.payload, r.attempts, utc(r.created_at))
-                for r in self.conn.execute(query)]
+        oldest = (
+            select(func.min(inner.c.id))
+            .where(inner.c.destination == outbox.c.destination, inner.c.delivered_at.is_(None))
+            .scalar_subquery()
+        )
+        query = (
+            select(outbox)
+            .where(outbox.c.delivered_at.is_(None), outbox.c.id == oldest, outbox.c.next_attempt_at <= now)
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        return [
+            OutboxItem(r.id, r.kind, r.payload, r.attempts, utc(r.created_at))
+            for r in self.conn.execute(query)
+        ]
 
     def delivered(self, item_id: str, at: datetime) -> None:
-        self.conn.execute(update(outbox).where(outbox.c.id == item_id).values(
-            delivered_at=at, attempts=outbox.c.attempts + 1, last_error=None))
+        self.conn.execute(
+            update(outbox)
+            .where(outbox.c.id == item_id)
+            .values(delivered_at=at, attempts=outbox.c.attempts + 1, last_error=None)
+        )
 
     def failed(self, item_id: str, error: str, retry_at: datetime) -> None:
-        self.conn.execute(update(outbox).where(outbox.c.id == item_id).values(
-            attempts=outbox.c.attempts + 1, last_error=error[:2000], next_attempt_at=retry_at))
+        self.conn.execute(
+            update(outbox)
+            .where(outbox.c.id == item_id)
+            .values(attempts=outbox.c.attempts + 1, last_error=error[:2000], next_attempt_at=retry_at)
+        )
 
     def items(self, limit: int = 100) -> list[dict[str, Any]]:
         query = select(outbox).order_by(outbox.c.created_at.desc()).limit(limit)
-        return [{"id": r.id, "kind": r.kind, "payload": r.payload, "attempts": r.attempts,
-                 "created_at": utc(r.created_at), "delivered_at": utc(r.delivered_at), "last_error": r.last_error}
-                for r in self.conn.execute(query)]
+        return [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "payload": r.payload,
+                "attempts": r.attempts,
+                "created_at": utc(r.created_at),
+                "delivered_at": utc(r.delivered_at),
+                "last_error": r.last_error,
+            }
+            for r in self.conn.execute(query)
+        ]
 
     def acquire_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
         """Take or renew the lease `name` for `holder`; False while another holder's lease runs."""
-        taken = self.conn.execute(update(leases).where(
-            leases.c.name == name, (leases.c.holder == holder) | (leases.c.expires_at < now),
-        ).values(holder=holder, expires_at=until)).rowcount
+        taken = self.conn.execute(
+            update(leases)
+            .where(
+                leases.c.name == name,
+                (leases.c.holder == holder) | (leases.c.expires_at < now),
+            )
+            .values(holder=holder, expires_at=until)
+        ).rowcount
         if taken:
             return True
         if self.conn.execute(select(leases.c.name).where(leases.c.name == name)).first() is not None:

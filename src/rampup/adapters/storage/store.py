@@ -160,24 +160,31 @@ class SqlTransaction:
         }
         where = (flag_states.c.flag_id == flag_id) & (flag_states.c.environment_id == environment_id)
         if self.conn.execute(update(flag_states).where(where).values(**values)).rowcount == 0:
-            self.conn.execute(insert(flag_states).values(flag_id=flag_id, environment_id=environment_id, **values))
+            self.conn.execute(
+                insert(flag_states).values(flag_id=flag_id, environment_id=environment_id, **values)
+            )
         history = {k: v for k, v in values.items() if k not in ("rules", "updated_at")}
-        self.conn.execute(insert(flag_history).values(flag_id=flag_id, environment_id=environment_id, at=at,
-                                                      **history))
+        self.conn.execute(
+            insert(flag_history).values(flag_id=flag_id, environment_id=environment_id, at=at, **history)
+        )
 
     def history(self) -> Iterator[tuple[int, int, datetime, FlagState]]:
         """Every state each flag had in each environment, oldest first."""
-        query = select(flag_history).order_by(flag_history.c.flag_id, flag_history.c.environment_id,
-                                              flag_history.c.at, flag_history.c.id)
+        query = select(flag_history).order_by(
+            flag_history.c.flag_id, flag_history.c.environment_id, flag_history.c.at, flag_history.c.id
+        )
         for r in self.conn.execute(query):
-            state = FlagState(r.enabled, r.rollout_bp, (), r.salt, tuple((n, bp) for n, bp in r.weights), r.version)
+            state = FlagState(
+                r.enabled, r.rollout_bp, (), r.salt, tuple((n, bp) for n, bp in r.weights), r.version
+            )
             yield r.flag_id, r.environment_id, utc(r.at), state
 
     # tokens
 
     def _token(self, r: Any) -> Token:
-        return Token(r.id, r.name, Scope(r.scope), r.env_key, r.secret_hash, utc(r.created_at),
-                     utc(r.revoked_at))
+        return Token(
+            r.id, r.name, Scope(r.scope), r.env_key, r.secret_hash, utc(r.created_at), utc(r.revoked_at)
+        )
 
     def _token_query(self) -> Select[Any]:
         return select(tokens, environments.c.key.label("env_key")).outerjoin(
@@ -204,8 +211,9 @@ class SqlTransaction:
         )
 
     def set_token_secret(self, token_id: str, secret_hash: str) -> None:
-        self.conn.execute(update(tokens).where(tokens.c.id == token_id).values(secret_hash=secret_hash,
-                                                                              revoked_at=None))
+        self.conn.execute(
+            update(tokens).where(tokens.c.id == token_id).values(secret_hash=secret_hash, revoked_at=None)
+        )
 
     def revoke_token(self, token_id: str, at: datetime) -> None:
         self.conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked_at=at))
@@ -217,16 +225,28 @@ class SqlTransaction:
         return [CustomMetric.parse(r.definition) for r in self.conn.execute(query)]
 
     def add_custom_metric(self, metric: CustomMetric, at: datetime) -> None:
-        self.conn.execute(insert(metric_definitions).values(name=metric.name, definition=metric.to_dict(),
-                                                            created_at=at))
+        self.conn.execute(
+            insert(metric_definitions).values(name=metric.name, definition=metric.to_dict(), created_at=at)
+        )
 
     def delete_custom_metric(self, name: str) -> bool:
-        return bool(self.conn.execute(delete(metric_definitions).where(metric_definitions.c.name == name)).rowcount)
+        return bool(
+            self.conn.execute(delete(metric_definitions).where(metric_definitions.c.name == name)).rowcount
+        )
 
     # audit
 
-    def audit(self, actor: str, action: str, target: str, environment: str | None, before: Any, after: Any,
-              reason: str, at: datetime) -> None:
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        environment: str | None,
+        before: Any,
+        after: Any,
+        reason: str,
+        at: datetime,
+    ) -> None:
         self.conn.execute(
             insert(audit).values(
                 at=at,
@@ -240,8 +260,14 @@ class SqlTransaction:
             )
         )
 
-    def audit_entries(self, *, target: str | None = None, environment: str | None = None, limit: int = 100,
-                      before_id: int | None = None) -> Sequence[AuditEntry]:
+    def audit_entries(
+        self,
+        *,
+        target: str | None = None,
+        environment: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> Sequence[AuditEntry]:
         query = select(audit).order_by(audit.c.id.desc()).limit(limit)
         if target is not None:
             query = query.where(audit.c.target == target)
@@ -250,8 +276,9 @@ class SqlTransaction:
         if before_id is not None:
             query = query.where(audit.c.id < before_id)
         return [
-            AuditEntry(r.id, utc(r.at), r.actor, r.action, r.target, r.environment, r.before, r.after,
-                       r.reason)
+            AuditEntry(
+                r.id, utc(r.at), r.actor, r.action, r.target, r.environment, r.before, r.after, r.reason
+            )
             for r in self.conn.execute(query)
         ]
 

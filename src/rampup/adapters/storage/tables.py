@@ -21,9 +21,27 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-__all__ = ["metadata", "environments", "flags", "flag_states", "flag_history", "tokens", "audit", "event_batches",
-           "rollups", "unit_days", "metric_definitions", "rollouts", "rollout_transitions", "outbox", "leases",
-           "channels", "alert_rules", "alerts", "report_schedules"]
+__all__ = [
+    "metadata",
+    "environments",
+    "flags",
+    "flag_states",
+    "flag_history",
+    "tokens",
+    "audit",
+    "event_batches",
+    "rollups",
+    "unit_days",
+    "metric_definitions",
+    "rollouts",
+    "rollout_transitions",
+    "outbox",
+    "leases",
+    "channels",
+    "alert_rules",
+    "alerts",
+    "report_schedules",
+]
 
 metadata = MetaData()
 
@@ -187,8 +205,14 @@ rollouts = Table(
     Column("created_by", String(200), nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
-    Index("ux_rollouts_live", "flag", "environment", unique=True, sqlite_where=text("live"),
-          postgresql_where=text("live")),
+    Index(
+        "ux_rollouts_live",
+        "flag",
+        "environment",
+        unique=True,
+        sqlite_where=text("live"),
+        postgresql_where=text("live"),
+    ),
 )
 
 rollout_transitions = Table(

@@ -15,9 +15,23 @@ __all__ = ["SqlTelemetry"]
 
 _encode_sketch = msgspec.msgpack.encode
 _encode_events = msgspec.msgpack.encode
-_decode_events = msgspec.msgpack.Decoder(list[tuple[int, str, str | None, dict[str, Any] | None, float | None, bool,
-                                                    str | None, str | None, bool, dict[str, str] | None, str | None]]
-                                         ).decode
+_decode_events = msgspec.msgpack.Decoder(
+    list[
+        tuple[
+            int,
+            str,
+            str | None,
+            dict[str, Any] | None,
+            float | None,
+            bool,
+            str | None,
+            str | None,
+            bool,
+            dict[str, str] | None,
+            str | None,
+        ]
+    ]
+).decode
 _decode_sketch = msgspec.msgpack.Decoder(dict[int, int]).decode
 _KEY_COLUMNS = ("flag", "variant", "metric", "resolution", "period")
 _CHUNK = 400  # keys per IN (…) lookup; well under SQLite's bound-parameter limit
@@ -34,14 +48,34 @@ class SqlTelemetry:
     def insert_events(self, environment_id: int, observations: Sequence[Observation]) -> None:
         if not observations:
             return
-        body = _encode_events([
-            (o.at_ms, str.__str__(o.kind), o.targeting_key, o.flags, o.value, o.failed, o.name, o.variant,
-             o.engagement, o.tags, o.message)
-            for o in observations
-        ])
+        body = _encode_events(
+            [
+                (
+                    o.at_ms,
+                    str.__str__(o.kind),
+                    o.targeting_key,
+                    o.flags,
+                    o.value,
+                    o.failed,
+                    o.name,
+                    o.variant,
+                    o.engagement,
+                    o.tags,
+                    o.message,
+                )
+                for o in observations
+            ]
+        )
         times = [o.at_ms for o in observations]
-        self.conn.execute(insert(event_batches).values(environment_id=environment_id, first_ms=min(times),
-                                                       last_ms=max(times), events=len(observations), body=body))
+        self.conn.execute(
+            insert(event_batches).values(
+                environment_id=environment_id,
+                first_ms=min(times),
+                last_ms=max(times),
+                events=len(observations),
+                body=body,
+            )
+        )
 
     def add_rollups(self, environment_id: int, batch: Mapping[RollupKey, Aggregate]) -> None:
         """Merge a batch's aggregates into the stored ones (read, merge, write; rows locked on PostgreSQL)."""
@@ -50,11 +84,17 @@ class SqlTelemetry:
         key_columns = tuple_(*(rollups.c[name] for name in _KEY_COLUMNS))
         if self.conn.dialect.name == "postgresql":
             # Create missing rows empty first, so concurrent writers meet on row locks, not on duplicate keys.
-            self.conn.execute(postgresql.insert(rollups).on_conflict_do_nothing(), [
-                {"environment_id": environment_id, **key._asdict(), **_columns(Aggregate())} for key in keys])
+            self.conn.execute(
+                postgresql.insert(rollups).on_conflict_do_nothing(),
+                [
+                    {"environment_id": environment_id, **key._asdict(), **_columns(Aggregate())}
+                    for key in keys
+                ],
+            )
         for i in range(0, len(keys), _CHUNK):
-            query = select(rollups).where(rollups.c.environment_id == environment_id,
-                                          key_columns.in_(keys[i:i + _CHUNK]))
+            query = select(rollups).where(
+                rollups.c.environment_id == environment_id, key_columns.in_(keys[i : i + _CHUNK])
+            )
             if self.conn.dialect.name == "postgresql":
                 query = query.with_for_update()
             for r in self.conn.execute(query):
@@ -71,8 +111,10 @@ class SqlTelemetry:
             self.conn.execute(insert(rollups), inserts)
         if updates:
             self.conn.execute(
-                update(rollups).where(rollups.c.environment_id == environment_id,
-                                      *(rollups.c[name] == bindparam(f"k_{name}") for name in _KEY_COLUMNS)),
+                update(rollups).where(
+                    rollups.c.environment_id == environment_id,
+                    *(rollups.c[name] == bindparam(f"k_{name}") for name in _KEY_COLUMNS),
+                ),
                 updates,
             )
 
@@ -83,67 +125,112 @@ class SqlTelemetry:
             "INSERT INTO unit_days (environment_id, flag, variant, day, targeting_key, events, engaged) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (environment_id, flag, day, variant, targeting_key) "
             "DO UPDATE SET events = unit_days.events + excluded.events, "
-            "engaged = unit_days.engaged + excluded.engaged")
+            "engaged = unit_days.engaged + excluded.engaged"
+        )
         # Sorted, so two writers lock rows in the same order on PostgreSQL.
-        self.conn.exec_driver_sql(sql, [(environment_id, *key, counts[0], counts[1])
-                                        for key, counts in sorted(units.items())])
+        self.conn.exec_driver_sql(
+            sql, [(environment_id, *key, counts[0], counts[1]) for key, counts in sorted(units.items())]
+        )
 
-    def rollup_rows(self, environment_id: int, flag: str, metric: str,
-                    spans: Iterable[tuple[int, int, int]]) -> list[tuple[str, int, int, Aggregate]]:
+    def rollup_rows(
+        self, environment_id: int, flag: str, metric: str, spans: Iterable[tuple[int, int, int]]
+    ) -> list[tuple[str, int, int, Aggregate]]:
         """(variant, resolution, period, aggregate) for the given (resolution, first, last) spans."""
         rows: list[tuple[str, int, int, Aggregate]] = []
         for resolution, first, last in spans:
             query = select(rollups).where(
-                rollups.c.environment_id == environment_id, rollups.c.flag == flag, rollups.c.metric == metric,
-                rollups.c.resolution == resolution, rollups.c.period.between(first, last),
+                rollups.c.environment_id == environment_id,
+                rollups.c.flag == flag,
+                rollups.c.metric == metric,
+                rollups.c.resolution == resolution,
+                rollups.c.period.between(first, last),
             )
             rows.extend((r.variant, r.resolution, r.period, _aggregate(r)) for r in self.conn.execute(query))
         return rows
 
-    def unit_totals(self, environment_id: int, flag: str, first_day: int, last_day: int) -> dict[str, UnitTotals]:
+    def unit_totals(
+        self, environment_id: int, flag: str, first_day: int, last_day: int
+    ) -> dict[str, UnitTotals]:
         """Per variant: distinct users over the days, and their engaged actions summed per user."""
         per_user = (
-            select(unit_days.c.variant, unit_days.c.targeting_key,
-                   func.sum(unit_days.c.events).label("events"), func.sum(unit_days.c.engaged).label("engaged"))
-            .where(unit_days.c.environment_id == environment_id, unit_days.c.flag == flag,
-                   unit_days.c.day.between(first_day, last_day))
+            select(
+                unit_days.c.variant,
+                unit_days.c.targeting_key,
+                func.sum(unit_days.c.events).label("events"),
+                func.sum(unit_days.c.engaged).label("engaged"),
+            )
+            .where(
+                unit_days.c.environment_id == environment_id,
+                unit_days.c.flag == flag,
+                unit_days.c.day.between(first_day, last_day),
+            )
             .group_by(unit_days.c.variant, unit_days.c.targeting_key)
             .subquery()
         )
-        query = select(per_user.c.variant, func.count(), func.sum(per_user.c.events), func.sum(per_user.c.engaged),
-                       func.sum(per_user.c.engaged * per_user.c.engaged)).group_by(per_user.c.variant)
-        return {variant: UnitTotals(int(users), int(n or 0), int(engaged or 0), int(squares or 0))
-                for variant, users, n, engaged, squares in self.conn.execute(query)}
+        query = select(
+            per_user.c.variant,
+            func.count(),
+            func.sum(per_user.c.events),
+            func.sum(per_user.c.engaged),
+            func.sum(per_user.c.engaged * per_user.c.engaged),
+        ).group_by(per_user.c.variant)
+        return {
+            variant: UnitTotals(int(users), int(n or 0), int(engaged or 0), int(squares or 0))
+            for variant, users, n, engaged, squares in self.conn.execute(query)
+        }
 
     def purge_rollups(self, resolution: int, before_period: int) -> int:
-        return self.conn.execute(delete(rollups).where(rollups.c.resolution == resolution,
-                                                       rollups.c.period < before_period)).rowcount
+        return self.conn.execute(
+            delete(rollups).where(rollups.c.resolution == resolution, rollups.c.period < before_period)
+        ).rowcount
 
     def events(self, environment_id: int, since_ms: int, until_ms: int) -> list[Observation]:
         """Raw events with since_ms <= at_ms < until_ms, from the batches that overlap the span."""
-        query = select(event_batches.c.body).where(event_batches.c.environment_id == environment_id,
-                                                   event_batches.c.last_ms >= since_ms,
-                                                   event_batches.c.first_ms < until_ms)
-        return [Observation(Kind(kind), at, key, flags, value, failed, name, variant, engagement, tags, message)
-                for (body,) in self.conn.execute(query)
-                for at, kind, key, flags, value, failed, name, variant, engagement, tags, message in _decode_events(body)
-                if since_ms <= at < until_ms]
+        query = select(event_batches.c.body).where(
+            event_batches.c.environment_id == environment_id,
+            event_batches.c.last_ms >= since_ms,
+            event_batches.c.first_ms < until_ms,
+        )
+        return [
+            Observation(Kind(kind), at, key, flags, value, failed, name, variant, engagement, tags, message)
+            for (body,) in self.conn.execute(query)
+            for at, kind, key, flags, value, failed, name, variant, engagement, tags, message in _decode_events(
+                body
+            )
+            if since_ms <= at < until_ms
+        ]
 
     def purge_events(self, before_ms: int) -> int:
         """Drop the batches whose every event is older than `before_ms`; returns how many events went."""
         old = event_batches.c.last_ms < before_ms
-        count = int(self.conn.execute(select(func.coalesce(func.sum(event_batches.c.events), 0)).where(old))
-                    .scalar_one())
+        count = int(
+            self.conn.execute(
+                select(func.coalesce(func.sum(event_batches.c.events), 0)).where(old)
+            ).scalar_one()
+        )
         self.conn.execute(delete(event_batches).where(old))
         return count
 
 
 def _aggregate(r: Any) -> Aggregate:
-    return Aggregate(r.count, r.failures, r.total, r.total_sq, r.last_value, r.last_at_ms,
-                     _decode_sketch(r.sketch) if r.sketch is not None else None)
+    return Aggregate(
+        r.count,
+        r.failures,
+        r.total,
+        r.total_sq,
+        r.last_value,
+        r.last_at_ms,
+        _decode_sketch(r.sketch) if r.sketch is not None else None,
+    )
 
 
 def _columns(a: Aggregate) -> dict[str, Any]:
-    return {"count": a.count, "failures": a.failures, "total": a.total, "total_sq": a.total_sq,
-            "last_value": a.last_value, "last_at_ms": a.last_at_ms,
-            "sketch": _encode_sketch(a.sketch) if a.sketch else None}
+    return {
+        "count": a.count,
+        "failures": a.failures,
+        "total": a.total,
+        "total_sq": a.total_sq,
+        "last_value": a.last_value,
+        "last_at_ms": a.last_at_ms,
+        "sketch": _encode_sketch(a.sketch) if a.sketch else None,
+    }

@@ -15,8 +15,15 @@ from rampup.http.schemas import (
     TokenOut,
 )
 
-router = APIRouter(prefix="/api/v1", responses={
-    401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+router = APIRouter(
+    prefix="/api/v1",
+    responses={
+        401: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+        404: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    },
+)
 
 
 @router.get("/environments", response_model=list[EnvironmentOut], tags=["environments"])
@@ -24,8 +31,13 @@ def list_environments(c: ContainerDep, _: Reader) -> list[dict[str, Any]]:
     return [e.to_dict() for e in c.flags.environments()]
 
 
-@router.post("/environments", status_code=201, response_model=EnvironmentOut, tags=["environments"],
-             responses={409: {"model": ErrorOut}})
+@router.post(
+    "/environments",
+    status_code=201,
+    response_model=EnvironmentOut,
+    tags=["environments"],
+    responses={409: {"model": ErrorOut}},
+)
 def create_environment(body: EnvironmentIn, c: ContainerDep, token: Admin) -> dict[str, Any]:
     return c.flags.create_environment(body.key, body.name, token.name).to_dict()
 
@@ -53,7 +65,11 @@ def audit(
     target: Annotated[str | None, Query(description="e.g. flag:workstation", max_length=300)] = None,
     environment: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1, le=2**62, description="only entries older than this id (paging)")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**62, description="only entries older than this id (paging)")
+    ] = None,
 ) -> list[dict[str, Any]]:
-    return [e.to_dict() for e in c.flags.audit(target=target, environment=environment, limit=limit,
-                                                before_id=before)]
+    return [
+        e.to_dict()
+        for e in c.flags.audit(target=target, environment=environment, limit=limit, before_id=before)
+    ]

@@ -8,8 +8,16 @@ from rampup.errors import NotFound
 from rampup.http.deps import ContainerDep, Reader, Writer
 from rampup.http.schemas import EnvironmentStateOut, ErrorOut, FlagIn, FlagOut, FlagPatch, FlagStateIn, KillIn
 
-router = APIRouter(prefix="/api/v1/flags", tags=["flags"], responses={
-    401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+router = APIRouter(
+    prefix="/api/v1/flags",
+    tags=["flags"],
+    responses={
+        401: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+        404: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    },
+)
 
 
 def _state_out(flag: str, environment: str, state: Any) -> dict[str, Any]:
@@ -49,14 +57,23 @@ def get_state(key: str, environment: str, c: ContainerDep, _: Reader) -> dict[st
     return _state_out(key, environment, view.states[environment])
 
 
-@router.put("/{key}/environments/{environment}", response_model=EnvironmentStateOut,
-            responses={409: {"model": ErrorOut}})
-def set_state(key: str, environment: str, body: FlagStateIn, c: ContainerDep, token: Writer) -> dict[str, Any]:
-    state = c.flags.set_state(key, environment, body.model_dump(exclude_unset=True, exclude_none=True), token.name)
+@router.put(
+    "/{key}/environments/{environment}",
+    response_model=EnvironmentStateOut,
+    responses={409: {"model": ErrorOut}},
+)
+def set_state(
+    key: str, environment: str, body: FlagStateIn, c: ContainerDep, token: Writer
+) -> dict[str, Any]:
+    state = c.flags.set_state(
+        key, environment, body.model_dump(exclude_unset=True, exclude_none=True), token.name
+    )
     return _state_out(key, environment, state)
 
 
 @router.post("/{key}/environments/{environment}/kill", response_model=EnvironmentStateOut)
-def kill(key: str, environment: str, c: ContainerDep, token: Writer, body: KillIn | None = None) -> dict[str, Any]:
+def kill(
+    key: str, environment: str, c: ContainerDep, token: Writer, body: KillIn | None = None
+) -> dict[str, Any]:
     state = c.flags.kill(key, environment, token.name, body.reason if body else "")
     return _state_out(key, environment, state)

@@ -20,5 +20,7 @@ def readyz(c: ContainerDep) -> Any:
     try:
         revision = c.revision()
     except Exception as exc:  # any database failure means not ready; say which
-        return JSONResponse({"status": "unavailable", "reason": f"database: {type(exc).__name__}"}, status_code=503)
+        return JSONResponse(
+            {"status": "unavailable", "reason": f"database: {type(exc).__name__}"}, status_code=503
+        )
     return {"status": "ready", "revision": revision}

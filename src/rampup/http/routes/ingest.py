@@ -45,12 +45,16 @@ async def _read(request: Request) -> bytes:
     return inflate(b"".join(chunks), request.headers.get("content-encoding"), MAX_INFLATED)
 
 
-async def _store(request: Request, environment: str, observations: list[Observation],
-                 answer: Callable[[int], Any]) -> Any:
+async def _store(
+    request: Request, environment: str, observations: list[Observation], answer: Callable[[int], Any]
+) -> Any:
     global _in_flight
     if _in_flight >= MAX_WRITES_IN_FLIGHT:
-        return JSONResponse(error_body("slow_down", "too many ingest requests in flight; retry shortly"),
-                            status_code=429, headers={"Retry-After": "1"})
+        return JSONResponse(
+            error_body("slow_down", "too many ingest requests in flight; retry shortly"),
+            status_code=429,
+            headers={"Retry-After": "1"},
+        )
     _in_flight += 1
     try:
         stored = await run_in_threadpool(container(request).ingest.ingest, environment, observations)
@@ -60,12 +64,30 @@ async def _store(request: Request, environment: str, observations: list[Observat
 
 
 @router.post(
-    "/api/v1/events", status_code=202,
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _schema["schema"]}}}},
-    responses={202: {"content": {"application/json": {"schema": {
-        "type": "object", "properties": {"accepted": {"type": "integer"}}, "required": ["accepted"]}}}},
-        400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 413: {"model": ErrorOut},
-        422: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+    "/api/v1/events",
+    status_code=202,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _schema["schema"]}}}
+    },
+    responses={
+        202: {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"accepted": {"type": "integer"}},
+                        "required": ["accepted"],
+                    }
+                }
+            }
+        },
+        400: {"model": ErrorOut},
+        401: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+        413: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+        429: {"model": ErrorOut},
+    },
 )
 async def ingest_events(
     request: Request,
@@ -76,16 +98,19 @@ async def ingest_events(
     env = environment_for(token, environment, Scope.INGEST)
     c = container(request)
     observations = decode_batch(await _read(request), c.ingest.now_ms())
-    return await _store(request, env, observations,
-                        lambda n: JSONResponse({"accepted": n}, status_code=202))
+    return await _store(request, env, observations, lambda n: JSONResponse({"accepted": n}, status_code=202))
 
 
-def _sentry_environment(request: Request, environment_id: int, auth: str | None, query_key: str | None) -> str:
+def _sentry_environment(
+    request: Request, environment_id: int, auth: str | None, query_key: str | None
+) -> str:
     c = container(request)
     snapshot = c.snapshots.current
     env = snapshot.environments_by_id.get(environment_id)
     if env is None:
-        raise NotFound(f"no environment with id {environment_id}; `rampup dsn --env KEY` prints the right DSN")
+        raise NotFound(
+            f"no environment with id {environment_id}; `rampup dsn --env KEY` prints the right DSN"
+        )
     key = sentry_key(auth, query_key)
     token = snapshot.authenticate(key) if key else None
     if token is None:
@@ -98,15 +123,24 @@ def _sentry_environment(request: Request, environment_id: int, auth: str | None,
 SentryAuth = Annotated[str | None, Header(alias="X-Sentry-Auth", include_in_schema=False)]
 SentryKey = Annotated[str | None, Query(alias="sentry_key", include_in_schema=False)]
 _sentry_responses: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/json": {"schema": {"type": "object", "properties": {"id": {"type": "string"}}}}}},
-    401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 413: {"model": ErrorOut},
-    422: {"model": ErrorOut}, 429: {"model": ErrorOut},
+    200: {
+        "content": {
+            "application/json": {"schema": {"type": "object", "properties": {"id": {"type": "string"}}}}
+        }
+    },
+    401: {"model": ErrorOut},
+    403: {"model": ErrorOut},
+    404: {"model": ErrorOut},
+    413: {"model": ErrorOut},
+    422: {"model": ErrorOut},
+    429: {"model": ErrorOut},
 }
 
 
 @router.post("/api/{environment_id}/envelope/", responses=_sentry_responses, tags=["sentry"])
-async def sentry_envelope(request: Request, environment_id: int, auth: SentryAuth = None,
-                          key: SentryKey = None) -> Any:
+async def sentry_envelope(
+    request: Request, environment_id: int, auth: SentryAuth = None, key: SentryKey = None
+) -> Any:
     """Sentry envelopes from any Sentry SDK pointed at `rampup dsn`."""
     env = _sentry_environment(request, environment_id, auth, key)
     event_id, observations = parse_envelope(await _read(request), container(request).ingest.now_ms())
@@ -114,8 +148,9 @@ async def sentry_envelope(request: Request, environment_id: int, auth: SentryAut
 
 
 @router.post("/api/{environment_id}/store/", responses=_sentry_responses, tags=["sentry"])
-async def sentry_store(request: Request, environment_id: int, auth: SentryAuth = None,
-                       key: SentryKey = None) -> Any:
+async def sentry_store(
+    request: Request, environment_id: int, auth: SentryAuth = None, key: SentryKey = None
+) -> Any:
     """The legacy Sentry store endpoint: one event per request."""
     env = _sentry_environment(request, environment_id, auth, key)
     event_id, observations = parse_store(await _read(request), container(request).ingest.now_ms())

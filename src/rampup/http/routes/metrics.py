@@ -17,10 +17,20 @@ from rampup.services.metrics import MetricQuery
 
 __all__ = ["router", "definitions"]
 
-router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"], responses={
-    401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+router = APIRouter(
+    prefix="/api/v1/metrics",
+    tags=["metrics"],
+    responses={
+        401: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+        404: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    },
+)
 
-POSTABLE = {name for name, spec in BUILTIN_METRICS.items() if spec.aggregation in (Aggregation.SUM, Aggregation.GAUGE)}
+POSTABLE = {
+    name for name, spec in BUILTIN_METRICS.items() if spec.aggregation in (Aggregation.SUM, Aggregation.GAUGE)
+}
 
 
 @router.get("", response_model=MetricOut)
@@ -38,14 +48,28 @@ def query_metric(
     return c.metrics.query(MetricQuery(environment, metric, window_s, flag, end))
 
 
-@router.post("", status_code=202, responses={202: {"content": {"application/json": {"schema": {
-    "type": "object", "properties": {"accepted": {"type": "integer"}}}}}}})
-async def post_metric(request: Request, body: MetricPointIn,
-                      token: Annotated[Token, Depends(require(Scope.INGEST))]) -> dict[str, int]:
+@router.post(
+    "",
+    status_code=202,
+    responses={
+        202: {
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "properties": {"accepted": {"type": "integer"}}}
+                }
+            }
+        }
+    },
+)
+async def post_metric(
+    request: Request, body: MetricPointIn, token: Annotated[Token, Depends(require(Scope.INGEST))]
+) -> dict[str, int]:
     """Post a counter increment (support_tickets) or a gauge reading (lighthouse) from outside."""
     if body.metric not in POSTABLE:
-        raise InvalidInput(f"{body.metric!r} is not posted from outside; these are: {', '.join(sorted(POSTABLE))}",
-                           where="metric")
+        raise InvalidInput(
+            f"{body.metric!r} is not posted from outside; these are: {', '.join(sorted(POSTABLE))}",
+            where="metric",
+        )
     environment_for(token, body.environment, Scope.INGEST)
     c = container(request)
     kind = Kind.GAUGE if BUILTIN_METRICS[body.metric].aggregation is Aggregation.GAUGE else Kind.COUNTER
@@ -55,8 +79,16 @@ async def post_metric(request: Request, body: MetricPointIn,
     return {"accepted": accepted}
 
 
-definitions = APIRouter(prefix="/api/v1/metric-definitions", tags=["metrics"], responses={
-    401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+definitions = APIRouter(
+    prefix="/api/v1/metric-definitions",
+    tags=["metrics"],
+    responses={
+        401: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+        404: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    },
+)
 
 
 @definitions.get("", response_model=list[CustomMetricOut])

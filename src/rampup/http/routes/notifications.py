@@ -9,18 +9,46 @@ from rampup.http.schemas import ErrorOut
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["notifications"], responses={
-    401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["notifications"],
+    responses={
+        401: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+        404: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    },
+)
 
 ChannelName = Annotated[str, Path(max_length=64)]
 CHANNEL_EXAMPLES = {
-    "webhook": {"value": {"name": "rollout-hook", "type": "webhook", "url": "https://example.com/hook",
-                          "secret": "a-long-shared-secret"}},
-    "slack": {"value": {"name": "rollout-channel", "type": "slack", "url": "https://hooks.slack.com/services/…"}},
-    "email": {"value": {"name": "support-email", "type": "email", "host": "smtp.example.com", "port": 587,
-                        "from": "rampup@example.com", "to": ["support@example.com"], "starttls": True,
-                        "username": "rampup", "password": "…"}},
-    "pagerduty": {"value": {"name": "pager", "type": "pagerduty", "routing_key": "…", "min_severity": "critical"}},
+    "webhook": {
+        "value": {
+            "name": "rollout-hook",
+            "type": "webhook",
+            "url": "https://example.com/hook",
+            "secret": "a-long-shared-secret",
+        }
+    },
+    "slack": {
+        "value": {"name": "rollout-channel", "type": "slack", "url": "https://hooks.slack.com/services/…"}
+    },
+    "email": {
+        "value": {
+            "name": "support-email",
+            "type": "email",
+            "host": "smtp.example.com",
+            "port": 587,
+            "from": "rampup@example.com",
+            "to": ["support@example.com"],
+            "starttls": True,
+            "username": "rampup",
+            "password": "…",
+        }
+    },
+    "pagerduty": {
+        "value": {"name": "pager", "type": "pagerduty", "routing_key": "…", "min_severity": "critical"}
+    },
 }
 
 
@@ -31,8 +59,9 @@ def list_channels(c: ContainerDep, _: Reader) -> list[dict[str, Any]]:
 
 
 @router.post("/channels", status_code=201, responses={409: {"model": ErrorOut}})
-def create_channel(c: ContainerDep, token: Admin,
-                   body: Annotated[dict[str, Any], Body(openapi_examples=CHANNEL_EXAMPLES)]) -> dict[str, Any]:
+def create_channel(
+    c: ContainerDep, token: Admin, body: Annotated[dict[str, Any], Body(openapi_examples=CHANNEL_EXAMPLES)]
+) -> dict[str, Any]:
     """A channel: slack {url}, webhook {url, secret}, email {host, port, from, to, starttls, username, password},
     pagerduty {routing_key, url}; `min_severity` (info, warning, critical) filters what it gets."""
     return c.notifications.create_channel(body, token.name).public()
@@ -55,8 +84,9 @@ def test_channel(name: ChannelName, c: ContainerDep, token: Writer) -> dict[str,
 
 
 @router.get("/notifications")
-def deliveries(c: ContainerDep, _: Reader,
-               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+def deliveries(
+    c: ContainerDep, _: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict[str, Any]]:
     """Every delivery (notifications and hooks), newest first: pending, failing (with the last error) or
     delivered."""
     return c.notifications.deliveries(limit)
@@ -68,26 +98,58 @@ def list_alert_rules(c: ContainerDep, _: Reader) -> list[dict[str, Any]]:
 
 
 @router.post("/alert-rules", status_code=201, tags=["alerts"])
-def create_alert_rule(c: ContainerDep, token: Writer, body: Annotated[dict[str, Any], Body(openapi_examples={
-    "error rate": {"value": {"name": "Workstation error rate", "environment": "production", "flag": "workstation",
-                             "metric": "error_rate", "condition": "> 0.5%", "window": "5m", "for": "5m",
-                             "severity": "critical", "channels": ["rollout-channel"]}},
-    "critical errors": {"value": {"environment": "production", "metric": "unhandled_exceptions",
-                                  "condition": "> 5", "window": "5m", "severity": "critical",
-                                  "channels": ["pager"]}}})]) -> dict[str, Any]:
+def create_alert_rule(
+    c: ContainerDep,
+    token: Writer,
+    body: Annotated[
+        dict[str, Any],
+        Body(
+            openapi_examples={
+                "error rate": {
+                    "value": {
+                        "name": "Workstation error rate",
+                        "environment": "production",
+                        "flag": "workstation",
+                        "metric": "error_rate",
+                        "condition": "> 0.5%",
+                        "window": "5m",
+                        "for": "5m",
+                        "severity": "critical",
+                        "channels": ["rollout-channel"],
+                    }
+                },
+                "critical errors": {
+                    "value": {
+                        "environment": "production",
+                        "metric": "unhandled_exceptions",
+                        "condition": "> 5",
+                        "window": "5m",
+                        "severity": "critical",
+                        "channels": ["pager"],
+                    }
+                },
+            }
+        ),
+    ],
+) -> dict[str, Any]:
     """A metric condition over a trailing window, sustained `for` a duration; severity, filters, channels."""
     rule_id, rule = c.alerts.create(body, token.name)
     return {"id": rule_id, **rule.to_dict()}
 
 
 @router.delete("/alert-rules/{rule_id}", status_code=204, tags=["alerts"])
-def delete_alert_rule(rule_id: Annotated[int, Path(ge=1, le=2**31 - 1)], c: ContainerDep, token: Writer) -> None:
+def delete_alert_rule(
+    rule_id: Annotated[int, Path(ge=1, le=2**31 - 1)], c: ContainerDep, token: Writer
+) -> None:
     c.alerts.delete(rule_id, token.name)
 
 
 @router.get("/alerts", tags=["alerts"])
-def list_alerts(c: ContainerDep, _: Reader,
-                state: Annotated[Literal["firing", "resolved"] | None, Query()] = None,
-                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+def list_alerts(
+    c: ContainerDep,
+    _: Reader,
+    state: Annotated[Literal["firing", "resolved"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
     """Alerts, newest first: firing ones and resolved ones."""
     return c.alerts.alerts(state, limit)

@@ -10,18 +10,41 @@ from rampup.http.schemas import ErrorOut
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/reports", tags=["reports"], responses={
-    401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+router = APIRouter(
+    prefix="/api/v1/reports",
+    tags=["reports"],
+    responses={
+        401: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+        404: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    },
+)
 
 Kind = Literal["daily", "support", "weekly", "completion"]
 MEDIA = {"md": "text/markdown; charset=utf-8", "html": "text/html; charset=utf-8"}
 SCHEDULE_EXAMPLES = {
-    "support e-mail, daily at 8": {"value": {
-        "kind": "support", "flag": "workstation", "environment": "production", "channels": ["support-email"],
-        "hour": 8, "timezone": "Europe/Berlin", "contact": "team@example.com"}},
-    "weekly summary, Fridays": {"value": {
-        "kind": "weekly", "rollout_id": 1, "channels": ["rollout-channel"], "hour": 16, "weekday": "friday",
-        "timezone": "Europe/Berlin"}},
+    "support e-mail, daily at 8": {
+        "value": {
+            "kind": "support",
+            "flag": "workstation",
+            "environment": "production",
+            "channels": ["support-email"],
+            "hour": 8,
+            "timezone": "Europe/Berlin",
+            "contact": "team@example.com",
+        }
+    },
+    "weekly summary, Fridays": {
+        "value": {
+            "kind": "weekly",
+            "rollout_id": 1,
+            "channels": ["rollout-channel"],
+            "hour": 16,
+            "weekday": "friday",
+            "timezone": "Europe/Berlin",
+        }
+    },
     "completion report": {"value": {"kind": "completion", "rollout_id": 1, "channels": ["rollout-channel"]}},
 }
 
@@ -34,8 +57,9 @@ def list_schedules(c: ContainerDep, _: Reader) -> list[dict[str, Any]]:
 
 
 @router.post("/schedules", status_code=201)
-def create_schedule(c: ContainerDep, token: Writer,
-                    body: Annotated[dict[str, Any], Body(openapi_examples=SCHEDULE_EXAMPLES)]) -> dict[str, Any]:
+def create_schedule(
+    c: ContainerDep, token: Writer, body: Annotated[dict[str, Any], Body(openapi_examples=SCHEDULE_EXAMPLES)]
+) -> dict[str, Any]:
     """Send a report to channels: `daily` or `support` every day at `hour`:`minute` in `timezone`, `weekly` on
     `weekday` (0 = Monday, or a name), `completion` when the rollout ends. Name the rollout by `rollout_id`, or by
     `flag` and `environment` for the rollout live at sending time."""
@@ -43,16 +67,32 @@ def create_schedule(c: ContainerDep, token: Writer,
 
 
 @router.delete("/schedules/{schedule_id}", status_code=204)
-def delete_schedule(schedule_id: Annotated[int, Path(ge=1, le=2**31 - 1)], c: ContainerDep, token: Writer) -> None:
+def delete_schedule(
+    schedule_id: Annotated[int, Path(ge=1, le=2**31 - 1)], c: ContainerDep, token: Writer
+) -> None:
     c.reports.delete_schedule(schedule_id, token.name)
 
 
-@router.get("/{kind}", response_class=Response, responses={200: {"content": {
-    "text/markdown": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}}}})
+@router.get(
+    "/{kind}",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "text/markdown": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            }
+        }
+    },
+)
 def report(
-    kind: Kind, c: ContainerDep, _: Reader,
+    kind: Kind,
+    c: ContainerDep,
+    _: Reader,
     rollout: Annotated[int, Query(ge=1, le=2**31 - 1, description="the rollout's id")],
-    fmt: Annotated[Literal["md", "html"], Query(alias="format", description="Markdown, or self-contained HTML")] = "md",
+    fmt: Annotated[
+        Literal["md", "html"], Query(alias="format", description="Markdown, or self-contained HTML")
+    ] = "md",
     tz: Annotated[str, Query(max_length=64, description="IANA time zone the dates are shown in")] = "UTC",
 ) -> Response:
     """The daily report, the support team's daily status, the weekly summary or the completion report of a

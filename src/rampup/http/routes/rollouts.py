@@ -12,9 +12,17 @@ from rampup.http.schemas import ActionIn, ErrorOut, RolloutCreated, RolloutIn, R
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"], responses={
-    401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut},
-    422: {"model": ErrorOut}})
+router = APIRouter(
+    prefix="/api/v1/rollouts",
+    tags=["rollouts"],
+    responses={
+        401: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+        404: {"model": ErrorOut},
+        409: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    },
+)
 
 RolloutId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Action = Literal["advance", "pause", "resume", "rollback", "disable", "approve", "abort", "start"]
@@ -39,7 +47,8 @@ def create_rollout(body: RolloutIn, c: ContainerDep, token: Writer) -> dict[str,
 
 @router.get("", response_model=list[RolloutOut])
 def list_rollouts(
-    c: ContainerDep, _: Reader,
+    c: ContainerDep,
+    _: Reader,
     flag: Annotated[str | None, Query(max_length=128)] = None,
     environment: Annotated[str | None, Query(max_length=128)] = None,
     live: Annotated[bool | None, Query(description="only rollouts still in progress")] = None,
@@ -61,8 +70,9 @@ def signoff(rollout_id: RolloutId, body: SignoffIn, c: ContainerDep, token: Writ
 
 
 @router.post("/{rollout_id}/{action}", response_model=RolloutOut)
-def command(rollout_id: RolloutId, action: Action, c: ContainerDep, token: Writer,
-            body: ActionIn | None = None) -> dict[str, Any]:
+def command(
+    rollout_id: RolloutId, action: Action, c: ContainerDep, token: Writer, body: ActionIn | None = None
+) -> dict[str, Any]:
     """advance, pause, resume, rollback, disable, approve, abort (and start, for one created with start: false)."""
     actor = (body.by if body and body.by else None) or token.name
     c.rollouts.act(rollout_id, action, actor, body.reason if body else "")

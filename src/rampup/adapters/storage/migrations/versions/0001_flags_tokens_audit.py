@@ -39,8 +39,12 @@ def upgrade() -> None:
     op.create_table(
         "flag_states",
         sa.Column("flag_id", sa.Integer, sa.ForeignKey("flags.id", ondelete="CASCADE"), primary_key=True),
-        sa.Column("environment_id", sa.Integer, sa.ForeignKey("environments.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "environment_id",
+            sa.Integer,
+            sa.ForeignKey("environments.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("enabled", sa.Boolean, nullable=False),
         sa.Column("rollout_bp", sa.Integer, nullable=False),
         sa.Column("rules", Json, nullable=False),
@@ -54,15 +58,18 @@ def upgrade() -> None:
         sa.Column("id", sa.String(32), primary_key=True),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("scope", sa.String(16), nullable=False),
-        sa.Column("environment_id", sa.Integer, sa.ForeignKey("environments.id", ondelete="CASCADE"),
-                  nullable=True),
+        sa.Column(
+            "environment_id", sa.Integer, sa.ForeignKey("environments.id", ondelete="CASCADE"), nullable=True
+        ),
         sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
         sa.Column("created_at", Timestamp, nullable=False),
         sa.Column("revoked_at", Timestamp, nullable=True),
     )
     op.create_table(
         "audit",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
         sa.Column("at", Timestamp, nullable=False),
         sa.Column("actor", sa.String(200), nullable=False),
         sa.Column("action", sa.String(64), nullable=False),

@@ -22,8 +22,9 @@ def upgrade() -> None:
         "flag_history",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
         sa.Column("flag_id", sa.Integer, sa.ForeignKey("flags.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("environment_id", sa.Integer, sa.ForeignKey("environments.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "environment_id", sa.Integer, sa.ForeignKey("environments.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("enabled", sa.Boolean, nullable=False),
         sa.Column("rollout_bp", sa.Integer, nullable=False),
@@ -33,9 +34,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_flag_history_flag", "flag_history", ["flag_id", "environment_id", "at"])
     # Flags that exist already start their history with their current state.
-    op.execute("INSERT INTO flag_history (flag_id, environment_id, at, enabled, rollout_bp, salt, weights, version) "
-               "SELECT flag_id, environment_id, updated_at, enabled, rollout_bp, salt, weights, version "
-               "FROM flag_states")
+    op.execute(
+        "INSERT INTO flag_history (flag_id, environment_id, at, enabled, rollout_bp, salt, weights, version) "
+        "SELECT flag_id, environment_id, updated_at, enabled, rollout_bp, salt, weights, version "
+        "FROM flag_states"
+    )
     op.create_table(
         "event_batches",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -74,7 +77,6 @@ def upgrade() -> None:
         sa.Column("engaged", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("environment_id", "flag", "day", "variant", "targeting_key"),
     )
-
 
     op.create_table(
         "metric_definitions",

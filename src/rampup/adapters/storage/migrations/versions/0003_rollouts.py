@@ -33,11 +33,19 @@ def upgrade() -> None:
         sa.Column("created_at", Timestamp, nullable=False),
         sa.Column("updated_at", Timestamp, nullable=False),
     )
-    op.create_index("ux_rollouts_live", "rollouts", ["flag", "environment"], unique=True,
-                    sqlite_where=sa.text("live"), postgresql_where=sa.text("live"))
+    op.create_index(
+        "ux_rollouts_live",
+        "rollouts",
+        ["flag", "environment"],
+        unique=True,
+        sqlite_where=sa.text("live"),
+        postgresql_where=sa.text("live"),
+    )
     op.create_table(
         "rollout_transitions",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
         sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id", ondelete="CASCADE"), nullable=False),
         sa.Column("at", Timestamp, nullable=False),
         sa.Column("from_phase", sa.String(32), nullable=False),
