@@ -113,7 +113,7 @@ def start_server(
         text=True,
     )
     server = Server(f"http://127.0.0.1:{port}", database_url, admin_token, process, log)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 180  # a loaded machine can take this long to import and migrate
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"rampup serve exited with {process.returncode}:\n{log.read_text()}")

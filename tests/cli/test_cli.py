@@ -598,7 +598,7 @@ def _serve(
             cwd=cwd,
         )
     processes.append(process)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 180  # a loaded machine can take this long to import and migrate
     while time.monotonic() < deadline:
         assert process.poll() is None, f"rampup serve exited with {process.returncode}:\n{log.read_text()}"
         try:
