@@ -1,7 +1,7 @@
 """The composition root: builds engine, store, snapshot and services from Settings."""
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -12,6 +12,7 @@ from rampup.adapters.storage import SqlStore, make_engine, migrate
 from rampup.config import Settings
 from rampup.core.model import DEFAULT_ENVIRONMENTS
 from rampup.core.ports import Clock
+from rampup.core.sessions import SessionTimes
 from rampup.core.tokens import Scope
 from rampup.services.alerts import AlertService
 from rampup.services.flags import FlagService
@@ -21,6 +22,7 @@ from rampup.services.notifications import NOTIFY, NotificationService
 from rampup.services.outbox import OutboxService, Sender
 from rampup.services.reports import ReportService
 from rampup.services.rollouts import RolloutService
+from rampup.services.sessions import SessionService
 from rampup.services.snapshot import SnapshotCache
 from rampup.services.tokens import ENV_ADMIN_TOKEN_ID, TokenService
 
@@ -51,6 +53,7 @@ class Container:
     notifications: NotificationService
     alerts: AlertService
     reports: ReportService
+    sessions: SessionService
 
     def revision(self) -> int:
         with self.store.read() as tx:
@@ -87,6 +90,15 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
         notifications,
         AlertService(store, snapshots, clock, metrics, notifications),
         ReportService(store, clock, rollouts, metrics, notifications, JinjaRenderer()),
+        SessionService(
+            store,
+            clock,
+            snapshots,
+            SessionTimes(
+                idle=timedelta(seconds=settings.session_idle_s),
+                max_age=timedelta(seconds=settings.session_max_s),
+            ),
+        ),
     )
 
 

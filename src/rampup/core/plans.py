@@ -35,6 +35,8 @@ __all__ = [
     "decide",
     "act",
     "ACTIONS",
+    "COMMANDS",
+    "available_actions",
 ]
 
 
@@ -583,6 +585,21 @@ def act(
         case _:
             raise Conflict(f"cannot {action} a rollout that is {phase.value} at stage {state.stage}")
     return b.decision()
+
+
+COMMANDS = ("approve", "advance", "pause", "resume", "rollback", "abort", "disable")
+
+
+def available_actions(plan: Plan, state: RolloutState, now: datetime) -> tuple[str, ...]:
+    """The commands `act` would accept now (sign-offs aside), asked of `act` itself."""
+    allowed = []
+    for action in COMMANDS:
+        try:
+            act(plan, state, action, "", "", now)
+        except (Conflict, InvalidInput):
+            continue
+        allowed.append(action)
+    return tuple(allowed)
 
 
 def _stage_of(plan: Plan, prerequisite: str | None, state: RolloutState) -> int:

@@ -11,6 +11,7 @@ from rampup.core.model import AuditEntry, Environment
 from rampup.core.notifications import Channel
 from rampup.core.plans import Plan, RolloutState, Transition
 from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
+from rampup.core.sessions import Session
 from rampup.core.telemetry import CustomMetric, Observation
 from rampup.core.tokens import Token
 
@@ -23,6 +24,7 @@ __all__ = [
     "Rollouts",
     "Outbox",
     "Notifications",
+    "Sessions",
     "Transaction",
     "Store",
 ]
@@ -107,6 +109,14 @@ class Notifications(Protocol):
     def mark_sent(self, schedule_id: int, period: str, expected: str | None) -> bool: ...
 
 
+class Sessions(Protocol):
+    def add(self, session: Session, at: datetime) -> None: ...
+    def get(self, session_id: str, now: datetime) -> tuple[Session, datetime] | None: ...
+    def touch(self, session_id: str, expires_at: datetime, at: datetime) -> None: ...
+    def delete(self, session_id: str) -> bool: ...
+    def purge(self, before: datetime) -> int: ...
+
+
 class Telemetry(Protocol):
     def insert_events(self, environment_id: int, observations: Sequence[Observation]) -> None: ...
     def add_rollups(self, environment_id: int, batch: Mapping[RollupKey, Aggregate]) -> None: ...
@@ -131,6 +141,8 @@ class Transaction(Protocol):
     def outbox(self) -> Outbox: ...
     @property
     def notifications(self) -> Notifications: ...
+    @property
+    def sessions(self) -> Sessions: ...
 
     def environments(self) -> list[Environment]: ...
     def environment(self, key: str) -> Environment | None: ...
@@ -172,6 +184,8 @@ class Transaction(Protocol):
         *,
         target: str | None = None,
         environment: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
         limit: int = 100,
         before_id: int | None = None,
     ) -> Sequence[AuditEntry]: ...

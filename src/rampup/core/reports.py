@@ -3,6 +3,8 @@ and gate results become a report's rows, incidents, stages and next actions."""
 
 __all__ = [
     "CHART_METRICS",
+    "ChartLine",
+    "gate_lines",
     "CLEANUP_AFTER",
     "Chart",
     "Estimate",
@@ -41,7 +43,7 @@ __all__ = [
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -159,6 +161,12 @@ class Marker:
 
 
 @dataclass(frozen=True, slots=True)
+class ChartLine:
+    value: float  # in the chart's unit
+    label: str  # "rollback > 0.5%"
+
+
+@dataclass(frozen=True, slots=True)
 class Chart:
     metric: str
     label: str
@@ -168,6 +176,9 @@ class Chart:
     times: tuple[datetime, ...]
     series: Mapping[str, tuple[float | None, ...]]  # variant → a value (or None) at each of `times`
     markers: tuple[Marker, ...]
+    # variant → the 95% bounds (or None) at each of `times`
+    bands: Mapping[str, tuple[tuple[float | None, float | None], ...]] = field(default_factory=dict)
+    lines: tuple[ChartLine, ...] = ()  # thresholds drawn across the chart
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,7 +420,12 @@ def gate_row(gate: Gate, result: Mapping[str, Any], window: Mapping[str, Any] | 
 
 
 def metric_chart(
-    metric: str, result: Mapping[str, Any], markers: tuple[Marker, ...], start: datetime, end: datetime
+    metric: str,
+    result: Mapping[str, Any],
+    markers: tuple[Marker, ...],
+    start: datetime,
+    end: datetime,
+    lines: tuple[ChartLine, ...] = (),
 ) -> Chart:
     points = result["series"]
     variants = list(estimates_of(result))
@@ -422,6 +438,25 @@ def metric_chart(
         tuple(p["at"] for p in points),
         {v: tuple(p["values"].get(v) for p in points) for v in variants},
         markers,
+        {v: tuple((p.get("lower", {}).get(v), p.get("upper", {}).get(v)) for p in points) for v in variants},
+        lines,
+    )
+
+
+def gate_lines(plan: Plan, metric: str) -> tuple[ChartLine, ...]:
+    """The thresholds of the plan's gates on this metric that are values of the metric itself (not changes
+    relative to the control or a baseline), to draw across its chart."""
+    return tuple(
+        ChartLine(threshold.value, f"{name} {threshold.text}")
+        for gate in plan.gates
+        if gate.metric == metric and gate.compare is Compare.ABSOLUTE
+        for name, threshold in (
+            ("target", gate.target),
+            ("warn", gate.warn),
+            ("rollback", gate.rollback),
+            ("disable", gate.disable),
+        )
+        if threshold is not None
     )
 
 

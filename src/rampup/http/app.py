@@ -23,6 +23,7 @@ from rampup.http import sdk
 from rampup.http.errors import error_body, install_error_handlers
 from rampup.http.ofrep import OFREP_PREFIX, OfrepApp, openapi_paths
 from rampup.http.routes import admin, flags, health, ingest, metrics, notifications, reports, rollouts
+from rampup.web import routes as dashboard
 
 __all__ = ["create_app"]
 
@@ -117,8 +118,10 @@ def create_app(c: Container) -> RefuseNul:
         sdk.router,
         sdk.ofrep_events,
         reports.router,
+        dashboard.router,
     ):
         api.include_router(router)
+    api.mount("/static", dashboard.static, name="static")
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

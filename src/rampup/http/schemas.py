@@ -202,6 +202,8 @@ class EstimateOut(BaseModel):
 class SeriesPointOut(BaseModel):
     at: datetime
     values: dict[str, float | None]
+    lower: dict[str, float | None] = {}  # 95% bounds of each variant's value at this point
+    upper: dict[str, float | None] = {}
 
 
 class MetricOut(BaseModel):
@@ -314,6 +316,7 @@ class RolloutOut(BaseModel):
     gates: list[GateOut]
     signoffs: list[dict[str, Any]]
     timeline: list[TransitionOut]
+    actions: list[str] = []  # the commands the rollout's state allows now
     created_by: str
     created_at: datetime
     plan: dict[str, Any]

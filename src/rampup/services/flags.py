@@ -223,12 +223,21 @@ class FlagService:
         *,
         target: str | None = None,
         environment: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
         limit: int = 100,
         before_id: int | None = None,
     ) -> list[AuditEntry]:
         with self._store.read() as tx:
             return list(
-                tx.audit_entries(target=target, environment=environment, limit=limit, before_id=before_id)
+                tx.audit_entries(
+                    target=target,
+                    environment=environment,
+                    actor=actor,
+                    action=action,
+                    limit=limit,
+                    before_id=before_id,
+                )
             )
 
 

@@ -9,7 +9,18 @@ from typing import Any
 from rampup.core import stats
 from rampup.core.durations import format_duration
 from rampup.core.ports import Clock, Store, Transaction
-from rampup.core.rollups import ALL_VARIANT, DAY, HOUR, MINUTE, Aggregate, UnitTotals, combine, cover
+from rampup.core.rollups import (
+    ALL_VARIANT,
+    DAY,
+    FINE_RETENTION,
+    HOUR,
+    MINUTE,
+    SECOND,
+    Aggregate,
+    UnitTotals,
+    combine,
+    cover,
+)
 from rampup.core.telemetry import (
     ALL_USERS,
     BUILTIN_METRICS,
@@ -33,6 +44,7 @@ class MetricQuery:
     window_s: int
     flag: str | None = None
     end: datetime | None = None
+    step_s: int | None = None  # seconds between series points; default a minute up to 6 hours, then an hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +133,16 @@ class MetricsService:
         end_s = int(end.timestamp()) // MINUTE * MINUTE + MINUTE  # include the minute in progress
         start_s = end_s - q.window_s // MINUTE * MINUTE
         slot = q.flag if q.flag is not None else ALL_USERS
-        step = MINUTE if q.window_s <= MINUTE_SERIES_LIMIT else HOUR
-        spans = [(MINUTE, start_s, end_s - MINUTE)] if step == MINUTE else cover(start_s, end_s)
+        step = q.step_s or (MINUTE if q.window_s <= MINUTE_SERIES_LIMIT else HOUR)
+        fine = step < MINUTE and end_s - q.window_s > int(self._clock().timestamp()) - FINE_RETENTION
+        if step < MINUTE and not fine:
+            raise InvalidInput("points closer than a minute exist only for the last few hours", where="step")
+        if fine:
+            spans = [(SECOND, start_s, end_s - 1)]
+        elif step == MINUTE:
+            spans = [(MINUTE, start_s, end_s - MINUTE)]
+        else:
+            spans = cover(start_s, end_s)
         with self._store.read() as tx:
             main = _by_variant(tx, env.id, slot, spec.name, spans, step)
             other = (
@@ -152,16 +172,22 @@ class MetricsService:
             "end": datetime.fromtimestamp(end_s, end.tzinfo),
             "variants": {v: of(v, totals.get(v, []), other[0].get(v, []) if other else []) for v in variants},
             "series": [
-                {
-                    "at": datetime.fromtimestamp(at, end.tzinfo),
-                    "values": {
-                        v: of(v, aggregates, other[1].get(at, {}).get(v, []) if other else [])["value"]
-                        for v, aggregates in sorted(point.items())
-                    },
-                }
-                for at, point in sorted(points.items())
+                _point(
+                    at, end, {v: of(v, a, other[1].get(at, {}).get(v, []) if other else []) for v, a in point}
+                )
+                for at, point in ((at, sorted(p.items())) for at, p in sorted(points.items()))
             ],
         }
+
+
+def _point(at: int, end: datetime, estimates: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One point of a series: each variant's value and its 95% bounds."""
+    return {
+        "at": datetime.fromtimestamp(at, end.tzinfo),
+        "values": {v: e["value"] for v, e in estimates.items()},
+        "lower": {v: e["lower"] for v, e in estimates.items()},
+        "upper": {v: e["upper"] for v, e in estimates.items()},
+    }
 
 
 def _by_variant(

@@ -26,6 +26,7 @@ from rampup.core.reports import (
     due_period,
     estimates_of,
     feedback_lines,
+    gate_lines,
     gate_row,
     incidents_since,
     metric_chart,
@@ -157,7 +158,7 @@ class ReportService:
 
         markers = stage_markers(plan, transitions, start, end)
         charts = tuple(
-            metric_chart(metric, result, markers, start, end)
+            metric_chart(metric, result, markers, start, end, gate_lines(plan, metric))
             for metric in CHART_METRICS
             if (result := window(metric)) is not None
         )

@@ -23,6 +23,7 @@ from rampup.core.plans import (
     Srm,
     Transition,
     act,
+    available_actions,
     decide,
 )
 from rampup.core.ports import Clock, RolloutRecord, Store, Transaction
@@ -111,6 +112,16 @@ class RolloutService:
             for rule in plan.alerts:
                 tx.notifications.add_alert_rule(rule.to_dict(), rollout_id, now)
             record = RolloutRecord(rollout_id, dict(source), plan, state, 1, actor, now)
+            tx.audit(
+                actor,
+                "rollout.create",
+                f"rollout:{rollout_id}",
+                plan.environment,
+                None,
+                {"name": plan.name, "flag": plan.flag},
+                "",
+                now,
+            )
             if start:
                 self._apply(tx, record, act(plan, state, "start", actor, "", now), now)
         self._on_change()
@@ -124,6 +135,18 @@ class RolloutService:
             record = self._get(tx, rollout_id)
             decision = act(record.plan, record.state, action, actor, reason, now, prerequisite)
             self._apply(tx, record, decision, now)
+            # People's commands are in the audit log beside flag changes; the controller's decisions are in
+            # the rollout's timeline (and in the log when they change the flag).
+            tx.audit(
+                actor,
+                f"rollout.{action}",
+                f"rollout:{rollout_id}",
+                record.plan.environment,
+                _audited(record.state),
+                _audited(decision.state),
+                reason or (f"signed off '{prerequisite}'" if prerequisite else ""),
+                now,
+            )
         self._on_change()
 
     # the controller
@@ -263,6 +286,10 @@ class RolloutService:
                 )
 
 
+def _audited(state: RolloutState) -> dict[str, Any]:
+    return {"state": state.phase.value, "stage": state.stage}
+
+
 _SEVERITY = {
     Phase.ROLLED_BACK: Severity.WARNING,
     Phase.PAUSED: Severity.WARNING,
@@ -354,6 +381,7 @@ def _view(
             {"stage": s.stage, "prerequisite": s.prerequisite, "by": s.by, "at": s.at} for s in state.signoffs
         ],
         "timeline": [t.to_dict() for t in transitions],
+        "actions": list(available_actions(plan, state, now)),
         "created_by": record.created_by,
         "created_at": record.created_at,
         "plan": record.plan_source,

@@ -48,14 +48,27 @@ def _ticks(start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[datetim
     return ticks
 
 
-def svg_chart(chart: Chart, zone: ZoneInfo, label: Callable[[float], str]) -> str:
-    """One line per variant over the chart's window, y from 0, stage changes as labelled dashed lines.
-    `label` writes a value on the y axis (e.g. 0.005 → "0.5%")."""
+def _scale_top(chart: Chart, values: list[float]) -> float:
+    """The highest value the y axis shows: the data, its bounds while they stay near it, and the thresholds
+    that are close enough to read beside the data (a far one would flatten every line)."""
+    high = max(values, default=0.0)
+    uppers = [u for band in chart.bands.values() for _, u in band if u is not None]
+    high = max([high, *(u for u in uppers if u <= 2 * high)])
+    near = [line.value for line in chart.lines if line.value <= max(4 * high, 0.0) or not values]
+    return _nice_top(max([high, *near]) * 1.05 if near else high)
+
+
+def svg_chart(
+    chart: Chart, zone: ZoneInfo, label: Callable[[float], str], *, inline_style: bool = True
+) -> str:
+    """One line per variant over the chart's window, y from 0, its 95% band shaded, thresholds as labelled
+    horizontal lines and stage changes as labelled dashed ones. `label` writes a value on the y axis (e.g.
+    0.005 → "0.5%"). Without `inline_style` the page's style sheet sets the font (for a strict CSP)."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     start, end = chart.start, chart.end
     span_s = max((end - start).total_seconds(), 1.0)
     values = [v for series in chart.series.values() for v in series if v is not None]
-    top = _nice_top(max(values, default=0.0))
+    top = _scale_top(chart, values)
 
     def x(at: datetime) -> float:
         return LEFT + min(max((at - start).total_seconds() / span_s, 0.0), 1.0) * plot_w
@@ -64,10 +77,14 @@ def svg_chart(chart: Chart, zone: ZoneInfo, label: Callable[[float], str]) -> st
         return TOP + plot_h - value / top * plot_h
 
     title = f"{chart.label} per variant, {start.astimezone(zone):%Y-%m-%d %H:%M} to {end.astimezone(zone):%Y-%m-%d %H:%M}"
+    style = (
+        ' style="font-family:Helvetica,Arial,sans-serif;font-size:11px;background:#fff"'
+        if inline_style
+        else ""
+    )
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
-        f'height="{HEIGHT}" role="img" aria-label="{escape(title)}" '
-        f'style="font-family:Helvetica,Arial,sans-serif;font-size:11px;background:#fff">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
+        f'height="{HEIGHT}" role="img" aria-label="{escape(title)}"{style}>',
         f"<title>{escape(title)}</title>",
     ]
     for i in range(5):  # horizontal grid and y labels
@@ -99,6 +116,32 @@ def svg_chart(chart: Chart, zone: ZoneInfo, label: Callable[[float], str]) -> st
         out.append(
             f'<text class="marker-label" x="{mx + 3:.1f}" y="{TOP - 6}" fill="#212529">'
             f"{escape(marker.label)}</text>"
+        )
+    for index, (variant, band) in enumerate(chart.bands.items()):
+        color = _color(variant, index)
+        known = [
+            (x(at), lo, hi)
+            for at, (lo, hi) in zip(chart.times, band, strict=True)
+            if lo is not None and hi is not None
+        ]
+        if len(known) > 1:
+            upper = " ".join(f"{px:.1f},{y(min(hi, top)):.1f}" for px, _, hi in known)
+            lower = " ".join(f"{px:.1f},{y(min(lo, top)):.1f}" for px, lo, _ in reversed(known))
+            out.append(
+                f'<polygon class="band" data-variant="{escape(variant)}" fill="{color}" fill-opacity="0.15" '
+                f'stroke="none" points="{upper} {lower}"/>'
+            )
+    for line in chart.lines:
+        if line.value > top:
+            continue
+        ly = y(line.value)
+        out.append(
+            f'<line class="threshold" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{ly:.1f}" y2="{ly:.1f}" '
+            f'stroke="#c92a2a" stroke-dasharray="6 3" stroke-width="1"/>'
+        )
+        out.append(
+            f'<text class="threshold-label" x="{WIDTH - RIGHT - 2}" y="{ly - 3:.1f}" text-anchor="end" '
+            f'fill="#c92a2a">{escape(line.label)}</text>'
         )
     legend_x = LEFT
     for index, (variant, series) in enumerate(chart.series.items()):

@@ -14,6 +14,7 @@ from rampup.adapters.storage._values import jsonable, utc
 from rampup.adapters.storage.notifications import SqlNotifications
 from rampup.adapters.storage.outbox import SqlOutbox
 from rampup.adapters.storage.rollouts import SqlRollouts
+from rampup.adapters.storage.sessions import SqlSessions
 from rampup.adapters.storage.tables import (
     audit,
     environments,
@@ -63,6 +64,7 @@ class SqlTransaction:
         self.rollouts = SqlRollouts(conn)
         self.outbox = SqlOutbox(conn)
         self.notifications = SqlNotifications(conn)
+        self.sessions = SqlSessions(conn)
 
     # environments
 
@@ -265,6 +267,8 @@ class SqlTransaction:
         *,
         target: str | None = None,
         environment: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
         limit: int = 100,
         before_id: int | None = None,
     ) -> Sequence[AuditEntry]:
@@ -273,6 +277,10 @@ class SqlTransaction:
             query = query.where(audit.c.target == target)
         if environment is not None:
             query = query.where(audit.c.environment == environment)
+        if actor is not None:
+            query = query.where(audit.c.actor == actor)
+        if action is not None:  # "rollout." or "flag.kill": a prefix, so a family can be asked for
+            query = query.where(audit.c.action.startswith(action, autoescape=True))
         if before_id is not None:
             query = query.where(audit.c.id < before_id)
         return [

@@ -28,6 +28,7 @@ __all__ = [
     "flag_states",
     "flag_history",
     "tokens",
+    "sessions",
     "audit",
     "event_batches",
     "rollups",
@@ -297,4 +298,19 @@ report_schedules = Table(
     Column("schedule", Json, nullable=False),
     Column("last_period", String(32), nullable=True),  # the day or week last sent: sent once per period
     Column("created_at", Timestamp, nullable=False),
+)
+
+# Dashboard sign-ins. The id is the SHA-256 of the cookie's secret; token_hash pins the token's secret at sign-in,
+# so a revoked or re-keyed token ends its sessions at once.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("token_id", String(32), ForeignKey("tokens.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("touched_at", Timestamp, nullable=False),
+    Index("ix_sessions_expires_at", "expires_at"),
 )

@@ -64,6 +64,10 @@ def audit(
     _: Reader,
     target: Annotated[str | None, Query(description="e.g. flag:workstation", max_length=300)] = None,
     environment: Annotated[str | None, Query(max_length=128)] = None,
+    actor: Annotated[str | None, Query(description="the token's name", max_length=200)] = None,
+    action: Annotated[
+        str | None, Query(description="an action or its start, e.g. flag.kill or rollout.", max_length=64)
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[
         int | None, Query(ge=1, le=2**62, description="only entries older than this id (paging)")
@@ -71,5 +75,12 @@ def audit(
 ) -> list[dict[str, Any]]:
     return [
         e.to_dict()
-        for e in c.flags.audit(target=target, environment=environment, limit=limit, before_id=before)
+        for e in c.flags.audit(
+            target=target,
+            environment=environment,
+            actor=actor,
+            action=action,
+            limit=limit,
+            before_id=before,
+        )
     ]
