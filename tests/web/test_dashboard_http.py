@@ -1,0 +1,209 @@
+"""The dashboard over HTTP against a real `rampup serve`: sessions, CSRF, scopes, the tester, the live stream.
+
+The browser tests (tests/browser/) drive the same pages in Chromium; these check what a browser hides: cookie
+attributes, status codes, headers, and what an attacker would send by hand.
+"""
+
+import html
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Server, start_server
+from tests.web.signin import csrf_of, signed_in
+
+
+@pytest.fixture(scope="module")
+def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the module: each test works on flags and tokens of its own."""
+    folder = tmp_path_factory.mktemp("web")
+    server = start_server(f"sqlite:///{folder / 'rampup.db'}", folder / "server.log")
+    yield server
+    server.stop()
+
+
+def state(server: Server, key: str) -> dict[str, object]:
+    with server.client() as api:
+        return api.get(f"/api/v1/flags/{key}/environments/production").json()  # type: ignore[no-any-return]
+
+
+def new_flag(server: Server, rollout: float = 25) -> str:
+    """A flag of the test's own, on in production at `rollout` percent."""
+    key = f"f-{uuid.uuid4().hex[:8]}"
+    with server.client() as api:
+        assert api.post("/api/v1/flags", json={"key": key}).status_code == 201
+        r = api.put(
+            f"/api/v1/flags/{key}/environments/production", json={"enabled": True, "rollout": rollout}
+        )
+        assert r.status_code == 200, r.text
+    return key
+
+
+def kill_path(key: str) -> str:
+    return f"/flags/{key}/environments/production/kill"
+
+
+def make_token(server: Server, scope: str, name: str, environment: str | None = None) -> str:
+    with server.client() as api:
+        body = {"scope": scope, "name": name, **({"environment": environment} if environment else {})}
+        r = api.post("/api/v1/tokens", json=body)
+        assert r.status_code == 201, r.text
+        return str(r.json()["token"])
+
+
+def test_pages_ask_for_a_session_and_sign_in_sets_a_strict_cookie(web_server: Server) -> None:
+    anonymous = httpx.Client(base_url=web_server.url)
+    r = anonymous.get("/flags/workstation")
+    assert r.status_code == 303 and r.headers["location"] == "/sign-in?next=/flags/workstation"
+    assert anonymous.get("/live").status_code == 401
+    page = anonymous.get("/sign-in")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page.text)
+    assert nonce
+    wrong = anonymous.post("/sign-in", data={"nonce": nonce.group(1), "token": "rp_guess", "next": "/"})
+    assert wrong.status_code == 401 and "unknown or revoked token" in wrong.text
+    page = anonymous.get("/sign-in")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page.text)
+    assert nonce
+    r = anonymous.post(
+        "/sign-in", data={"nonce": nonce.group(1), "token": web_server.admin_token, "next": "/flags"}
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/flags"
+    cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("rampup_session="))
+    attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
+    assert {"httponly", "samesite=strict", "path=/"} <= attributes
+    assert "secure" not in attributes  # plain HTTP here; behind TLS the cookie is Secure
+    assert anonymous.get("/flags").status_code == 200
+
+
+def test_sign_in_refuses_program_tokens_foreign_forms_and_foreign_redirects(web_server: Server) -> None:
+    c = httpx.Client(base_url=web_server.url)
+    sdk = make_token(web_server, "sdk", "web", "production")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', c.get("/sign-in").text)
+    assert nonce
+    r = c.post("/sign-in", data={"nonce": nonce.group(1), "token": sdk, "next": "/"})
+    assert r.status_code == 403 and "sdk token is for programs" in r.text
+    # a form posted from elsewhere has no nonce cookie to match
+    stranger = httpx.Client(base_url=web_server.url)
+    r = stranger.post("/sign-in", data={"nonce": "x", "token": web_server.admin_token, "next": "/"})
+    assert r.status_code == 403 and "rampup_session" not in r.headers.get("set-cookie", "")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', c.get("/sign-in").text)
+    assert nonce
+    r = c.post(
+        "/sign-in",
+        data={"nonce": nonce.group(1), "token": web_server.admin_token, "next": "//evil.example/x"},
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_two_instances_honour_one_session_and_its_sign_out(
+    web_server: Server, server_factory: Callable[..., Server]
+) -> None:
+    """Two instances on one database, as behind a load balancer (on PostgreSQL too: tests/store/test_sessions.py)."""
+    first = web_server
+    second = server_factory(first.database_url, admin_token=first.admin_token)
+    browser = signed_in(first)
+    cookie = browser.cookies["rampup_session"]
+    other = httpx.Client(base_url=second.url, cookies={"rampup_session": cookie})
+    page = other.get("/")
+    assert page.status_code == 200 and "Running rollouts" in page.text
+    r = other.post("/sign-out", data={"csrf": csrf_of(page.text)})
+    assert r.status_code == 303 and r.headers["location"] == "/sign-in"
+    assert browser.get("/").status_code == 303  # the first instance learnt it from the database
+
+
+def test_a_change_without_the_csrf_token_or_from_another_site_is_refused(web_server: Server) -> None:
+    key = new_flag(web_server)
+    KILL = kill_path(key)
+    browser = signed_in(web_server)
+    csrf = csrf_of(browser.get(f"/flags/{key}").text)
+    form = {"reason": "hostile", "confirm": "yes"}
+    assert browser.post(KILL, data=form).status_code == 403
+    assert browser.post(KILL, data={**form, "csrf": "forged"}).status_code == 403
+    r = browser.post(KILL, data={**form, "csrf": csrf}, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and "CSRF" in r.text
+    r = browser.post(KILL, data={**form, "csrf": csrf}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403
+    assert browser.post(KILL, content=json.dumps({**form, "csrf": csrf})).status_code == 400
+    assert state(web_server, key)["enabled"] is True
+    r = browser.post(KILL, data={"reason": "checkout errors", "csrf": csrf})  # no confirmation ticked
+    assert r.status_code == 303 and state(web_server, key)["enabled"] is True
+    r = browser.post(KILL, data={"reason": "checkout errors", "confirm": "yes", "csrf": csrf})
+    assert r.status_code == 303 and state(web_server, key)["enabled"] is False
+    with web_server.client() as api:
+        entry = api.get("/api/v1/audit", params={"target": f"flag:{key}", "action": "flag.kill"}).json()[0]
+    assert (entry["actor"], entry["reason"]) == ("admin", "checkout errors")
+
+
+def test_a_read_token_sees_everything_and_changes_nothing(web_server: Server) -> None:
+    key = new_flag(web_server)
+    reader = signed_in(web_server, make_token(web_server, "read", "auditor"))
+    page = reader.get(f"/flags/{key}")
+    assert page.status_code == 200 and key in page.text
+    assert "Pull the kill switch" not in page.text and "Set rollout" not in page.text
+    r = reader.post(kill_path(key), data={"reason": "try", "confirm": "yes", "csrf": csrf_of(page.text)})
+    assert r.status_code == 403 and "read token" in r.text
+    assert state(web_server, key)["enabled"] is True
+    assert reader.get("/tokens").status_code == 403
+    assert "/tokens" not in reader.get("/").text
+
+
+def test_the_evaluation_tester_gives_the_ofrep_answer(web_server: Server) -> None:
+    key = new_flag(web_server, 50)
+    with web_server.client() as api:
+        rules = [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"], "variant": "on"}]
+        api.put(f"/api/v1/flags/{key}/environments/production", json={"rules": rules})
+    sdk = make_token(web_server, "sdk", "ofrep", "production")
+    browser = signed_in(web_server)
+    ofrep = httpx.Client(base_url=web_server.url, headers={"Authorization": f"Bearer {sdk}"})
+    cases = [(f"user-{i}", "") for i in range(8)] + [("user-1", '{"email": "dana@example.com"}'), ("", "")]
+    for user, attributes in cases:
+        page = browser.get(
+            f"/flags/{key}", params={"env": "production", "targeting_key": user, "attributes": attributes}
+        )
+        answer_block = re.search(r"<pre><code>(\{\s*&#34;key.*?)</code></pre>", page.text, re.S)
+        assert answer_block, page.text
+        shown = json.loads(html.unescape(answer_block.group(1)))
+        context = {**json.loads(attributes or "{}"), **({"targetingKey": user} if user else {})}
+        answer = ofrep.post(f"/ofrep/v1/evaluate/flags/{key}", json={"context": context})
+        assert shown == answer.json(), (user, attributes)
+    bad = browser.get(f"/flags/{key}", params={"targeting_key": "u", "attributes": "[1"})
+    assert bad.status_code == 200 and "attributes are a JSON object" in bad.text
+
+
+def test_pages_carry_a_strict_policy_and_name_no_other_host(web_server: Server) -> None:
+    browser = signed_in(web_server)
+    for path in [
+        "/",
+        "/rollouts",
+        "/flags",
+        "/flags/workstation",
+        "/alerts",
+        "/deliveries",
+        "/reports",
+        "/audit",
+        "/tokens",
+    ]:
+        r = browser.get(path)
+        assert r.status_code == 200, path
+        policy = r.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe" not in policy
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["cache-control"] == "no-store"
+        assert not re.search(r'(src|href|action)="(https?:)?//', r.text), path
+        assert "<script>" not in r.text and " style=" not in r.text, path
+    for asset in ["/static/app.js", "/static/app.css"]:
+        body = browser.get(asset).text
+        assert not re.search(r"https?://|@import|url\(", body), asset
+
+
+def test_the_live_stream_follows_changes_on_the_session(web_server: Server) -> None:
+    browser = signed_in(web_server)
+    with browser.stream("GET", "/live", timeout=20) as stream:
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:") and next(lines) == "event: hello"
+        new_flag(web_server, 10)
+        assert "event: change" in lines
