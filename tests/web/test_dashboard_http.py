@@ -9,7 +9,6 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest

@@ -67,5 +67,7 @@ def serve(
         log_level="warning",
         access_log=False,
         lifespan="on",
+        # Open event streams (dashboards, SDKs) never end by themselves: give them this long, then stop.
+        timeout_graceful_shutdown=3,
     )
     uvicorn.Server(config).run()

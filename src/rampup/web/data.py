@@ -69,7 +69,8 @@ COMMANDS = {
 }
 RECENT_ROLLOUTS = 10
 CHART_FAMILIES = (("error_rate", "error_rate"), ("api_latency", "api_latency_p95"), ("lcp", "lcp_p75"))
-FINE_CHART_WINDOW = timedelta(minutes=30)  # up to this, chart points every 10 seconds
+FINE_CHART_WINDOW = timedelta(minutes=30)  # up to this, chart points closer than a minute
+FINE_STEPS = (1, 2, 5, 10, 15, 30)  # seconds between points: about 60 points over a short window
 
 
 # ---------------------------------------------------------------- rollouts
@@ -150,8 +151,11 @@ def _gate_view(gate: Mapping[str, Any]) -> dict[str, Any]:
         "label": _label(metric),
         **_verdict(gate.get("verdict")),
         "value": value_text(gate.get("value"), unit),
-        "lower": value_text(gate.get("lower"), unit) if gate.get("lower") is not None else None,
-        "upper": value_text(gate.get("upper"), unit) if gate.get("upper") is not None else None,
+        "bounds": (
+            f"{value_text(gate.get('lower'), unit)} – {value_text(gate.get('upper'), unit)}"
+            if gate.get("lower") is not None or gate.get("upper") is not None
+            else None
+        ),
         "samples": gate.get("samples"),
         "threshold": gate.get("threshold") or "",
         "compare": {"control": "vs users without the feature", "baseline": "vs the week before"}.get(
@@ -211,7 +215,7 @@ def _charts(c: Container, status: Mapping[str, Any], plan: Plan | None) -> list[
                     max(60, math.ceil(window.total_seconds())),
                     status["flag"],
                     end,
-                    step_s=10 if fine else None,
+                    step_s=_fine_step(window) if fine else None,
                 )
             )
         except (NotFound, InvalidInput):
@@ -220,6 +224,10 @@ def _charts(c: Container, status: Mapping[str, Any], plan: Plan | None) -> list[
         chart = metric_chart(metric, result, _markers(status, start, end), start, end, lines)
         out.append({"metric": metric, "label": chart.label, "svg": _svg(chart), "lines": lines})
     return out
+
+
+def _fine_step(window: timedelta) -> int:
+    return next((step for step in FINE_STEPS if window.total_seconds() / step <= 60), 60)
 
 
 def _svg(chart: Chart) -> Markup:
