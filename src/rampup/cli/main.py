@@ -7,7 +7,7 @@ import typer
 from typer._click import exceptions as click_errors  # typer ships its own click
 
 from rampup import __version__
-from rampup.cli import alerts, flags, metrics, notifications, reports, rollouts, serve, simulate, tokens
+from rampup.cli import alerts, demo, flags, metrics, notifications, reports, rollouts, serve, simulate, tokens
 from rampup.errors import RampupError
 
 __all__ = ["app", "main"]
@@ -20,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("serve")(serve.serve)
+app.command("demo")(demo.demo)
 app.add_typer(flags.app, name="flag")
 app.add_typer(tokens.app, name="token")
 app.add_typer(metrics.app, name="metrics")

@@ -1,0 +1,88 @@
+"""`rampup demo`: the synthetic users it sends, and the command itself against its own server."""
+
+import re
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from rampup.core.bucketing import in_rollout
+from rampup.demo import REGRESSING_FLAG, DemoTraffic, Tokens
+from tests.conftest import free_port
+
+
+class Flags:
+    """The SDK's answer for each user: the flag's bucketing at a fixed percentage."""
+
+    def __init__(self, percentage: float) -> None:
+        self.percentage = percentage
+
+    def is_enabled(self, key: str, user: str) -> bool:
+        return in_rollout(key, user, self.percentage)
+
+
+def failures(events: list[dict[str, object]], treatment: bool) -> float:
+    requests = [e for e in events if e["type"] == "request" and e["flags"][REGRESSING_FLAG] is treatment]  # type: ignore[index]
+    return sum(not e["ok"] for e in requests) / len(requests)
+
+
+def test_the_regressing_flag_fails_its_treatment_only_when_told() -> None:
+    traffic = DemoTraffic("http://unused", Tokens("sdk", "ingest"), 2, "admin", seed=1)
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    healthy = traffic.batch(Flags(25), 40_000, False, at)  # type: ignore[arg-type]
+    broken = traffic.batch(Flags(25), 40_000, True, at)  # type: ignore[arg-type]
+    assert failures(healthy, True) < 0.002 and failures(healthy, False) < 0.002
+    assert 0.03 < failures(broken, True) < 0.05 and failures(broken, False) < 0.002
+    kinds = {e["type"] for e in healthy}
+    assert kinds >= {"request", "page_load", "custom"}
+    share = sum(e["flags"]["workstation"] for e in healthy if e["type"] == "request") / 40_000  # type: ignore[index]
+    assert 0.23 < share < 0.27  # the users' variants are the flag's own bucketing
+
+
+def test_the_demo_starts_both_rollouts_and_sends_traffic_a_token_signs_in_with(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "demo.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rampup", "demo", "--port", str(port), "--rate", "200"],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"admin token:\s+(\S+)", log.read_text())):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+        assert url in log.read_text()
+        token = found.group(1)
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as api:
+            folder = check_the_demo(api, httpx.Client(base_url=url), log.read_text(), deadline)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert not folder.exists(), "the throwaway database stays behind"
+
+
+def check_the_demo(api: httpx.Client, browser: httpx.Client, output: str, deadline: float) -> Path:
+    with browser:
+        rollouts = {r["flag"]: r for r in api.get("/api/v1/rollouts").json()}
+        assert set(rollouts) == {"workstation", REGRESSING_FLAG}
+        assert rollouts["workstation"]["state"] == "awaiting_approval"  # waits for its two sign-offs
+        while not api.get(
+            "/api/v1/metrics", params={"metric": "error_rate", "environment": "production", "window": "5m"}
+        ).json()["variants"]["all"]["samples"]:
+            assert time.monotonic() < deadline, "no traffic arrived"
+            time.sleep(0.2)
+        nonce = re.search(r'name="nonce" value="([^"]+)"', browser.get("/sign-in").text)
+        assert nonce
+        token = re.search(r"admin token:\s+(\S+)", output).group(1)  # type: ignore[union-attr]
+        signed = browser.post("/sign-in", data={"nonce": nonce.group(1), "token": token, "next": "/"})
+        assert signed.status_code == 303
+        assert "checkout-v2-rollout" in browser.get("/").text
+        folder = Path(re.search(r"Database: (\S+)/demo\.db", output).group(1))  # type: ignore[union-attr]
+        assert folder.exists()
+        return folder
