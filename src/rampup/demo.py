@@ -25,6 +25,8 @@ __all__ = ["DemoTraffic", "WORKSTATION_PLAN", "CHECKOUT_PLAN", "REGRESSING_FLAG"
 
 REGRESSING_FLAG = "checkout-v2"
 # The guide's plan (examples/plans/workstation.yaml): 48 hours a stage become a minute, 5-minute windows 30 s.
+# Without its engagement gate: engagement per user adds up whole days, so in minute-long stages the users who
+# got the feature a minute ago look less engaged than those who had it all day.
 WORKSTATION_PLAN: dict[str, Any] = {
     "name": "workstation-rollout",
     "flag": "workstation",
@@ -45,7 +47,6 @@ WORKSTATION_PLAN: dict[str, Any] = {
         {"metric": "unhandled_exceptions", "window": "30s", "rollback": "> 5"},
         {"metric": "api_latency_p95", "target": "< 500ms", "rollback": "> 1000ms", "for": "20s"},
         {"metric": "lcp_p75", "target": "< 2.5s", "rollback": "> 4s", "for": "20s"},
-        {"metric": "engagement", "compare": "control", "rollback": "< -10%"},
         {"metric": "data_loss", "rollback_to": 0},
     ],
 }
@@ -104,9 +105,9 @@ def set_up(api: httpx.Client) -> tuple[Tokens, dict[str, int]]:
 
 
 class DemoTraffic:
-    """Synthetic users of a web app with both flags: each batch is `rate / batches_per_second` requests from
-    random users, a page load for a third of them, engaged actions, rare unhandled errors. The regressing
-    flag's treatment fails 4% of its requests while its rollout is at stage 2 or later."""
+    """Synthetic users of a web app and its checkout service: each batch is `rate / batches_per_second`
+    requests from random users, page loads, rare unhandled errors. The new checkout fails 8% of its requests
+    while its rollout is at stage 2 or later."""
 
     def __init__(
         self,
@@ -142,29 +143,40 @@ class DemoTraffic:
         return r.status_code == 200 and r.json()["stage"]["number"] >= 2
 
     def batch(self, flags: Client, size: int, regressing: bool, at: datetime) -> list[dict[str, Any]]:
+        """Half the requests are the web app's, reported with the user and the `workstation` variant they saw;
+        half are the checkout service's, reported with only the `checkout-v2` variant it served, so a failing
+        checkout counts against that flag alone, not against every flag its users happen to have."""
         rnd, stamp, events = self._random, at.isoformat(), []
         for _ in range(size):
             user = f"user-{rnd.randrange(USERS)}"
-            on = {key: flags.is_enabled(key, user) for key in ("workstation", REGRESSING_FLAG)}
-            slow = 40.0 if on["workstation"] else 0.0  # the new UI is a little slower, well inside its target
-            failure = 0.04 if regressing and on[REGRESSING_FLAG] else 0.0002
-            common = {"timestamp": stamp, "targeting_key": user, "flags": on}
+            if rnd.random() < 0.5:
+                on = flags.is_enabled(REGRESSING_FLAG, user)
+                failure = 0.08 if regressing and on else 0.0001
+                events.append(
+                    {
+                        "type": "request",
+                        "timestamp": stamp,
+                        "flags": {REGRESSING_FLAG: on},
+                        "duration_ms": round(rnd.lognormvariate(5.2, 0.3), 1),
+                        "ok": rnd.random() >= failure,
+                    }
+                )
+                continue
+            new_ui = flags.is_enabled("workstation", user)
+            common = {"timestamp": stamp, "targeting_key": user, "flags": {"workstation": new_ui}}
+            slow = 40.0 if new_ui else 0.0  # the new UI is a little slower, well inside its target
             events.append(
                 {
                     **common,
                     "type": "request",
                     "duration_ms": round(rnd.lognormvariate(5.0, 0.35) + slow, 1),
-                    "ok": rnd.random() >= failure,
+                    "ok": rnd.random() >= 0.0001,
                 }
             )
-            if rnd.random() < 0.33:
-                lcp = rnd.lognormvariate(7.4, 0.2) + (150.0 if on["workstation"] else 0.0)
+            if rnd.random() < 0.66:
+                lcp = rnd.lognormvariate(7.4, 0.2) + (150.0 if new_ui else 0.0)
                 events.append({**common, "type": "page_load", "lcp_ms": round(lcp)})
-            if rnd.random() < 0.5:
-                events.append(
-                    {**common, "type": "custom", "name": "filter_applied", "value": 1, "engagement": True}
-                )
-            if rnd.random() < 0.00005:
+            if rnd.random() < 0.0001:
                 events.append(
                     {**common, "type": "error", "unhandled": True, "message": "TypeError in a widget"}
                 )

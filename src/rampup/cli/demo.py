@@ -89,14 +89,18 @@ def demo(
                 f"  Synthetic users: {rate:g} requests a second through the ingest API.\n"
                 f"  Database: {folder / 'demo.db'} ({'kept' if keep else 'deleted'} when you stop with Ctrl-C)\n"
             )
-            if server.should_exit:
-                return
-            time.sleep(SIGN_OFF_AFTER_S)
-            for prerequisite in ("Rollback plan ready", "Support team briefed"):
-                api.post(
-                    f"/api/v1/rollouts/{rollouts['workstation']}/signoff",
-                    json={"prerequisite": prerequisite, "by": "dana (release manager)"},
-                )
+            signed_off = time.monotonic() + SIGN_OFF_AFTER_S
+            while not server.should_exit and time.monotonic() < signed_off:
+                time.sleep(0.1)
+            if not server.should_exit:
+                for prerequisite in ("Rollback plan ready", "Support team briefed"):
+                    api.post(
+                        f"/api/v1/rollouts/{rollouts['workstation']}/signoff",
+                        json={"prerequisite": prerequisite, "by": "dana (release manager)"},
+                    )
+            while not server.should_exit:  # the users leave before the server does
+                time.sleep(0.1)
+            generator.stop()
 
     thread = threading.Thread(target=scenario, name="rampup-demo", daemon=True)
     thread.start()
