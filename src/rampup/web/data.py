@@ -70,7 +70,7 @@ COMMANDS = {
 RECENT_ROLLOUTS = 10
 CHART_FAMILIES = (("error_rate", "error_rate"), ("api_latency", "api_latency_p95"), ("lcp", "lcp_p75"))
 FINE_CHART_WINDOW = timedelta(minutes=30)  # up to this, chart points closer than a minute
-FINE_STEPS = (1, 2, 5, 10, 15, 30)  # seconds between points: about 60 points over a short window
+FINE_STEPS = (1, 2, 5, 10, 15, 30)  # seconds between points: about 40 points over a short window
 
 
 # ---------------------------------------------------------------- rollouts
@@ -212,7 +212,8 @@ def _charts(c: Container, status: Mapping[str, Any], plan: Plan | None) -> list[
                 MetricQuery(
                     status["environment"],
                     metric,
-                    max(60, math.ceil(window.total_seconds())),
+                    # whole minutes, one more than the window: the series starts at or before the rollout
+                    (math.ceil(window.total_seconds() / 60) + 1) * 60,
                     status["flag"],
                     end,
                     step_s=_fine_step(window) if fine else None,
@@ -221,13 +222,13 @@ def _charts(c: Container, status: Mapping[str, Any], plan: Plan | None) -> list[
         except (NotFound, InvalidInput):
             continue  # the flag is gone, or the metric cannot be asked for here
         lines = gate_lines(plan, metric) if plan else ()
-        chart = metric_chart(metric, result, _markers(status, start, end), start, end, lines)
+        chart = metric_chart(metric, result, _markers(status, start, end), result["start"], end, lines)
         out.append({"metric": metric, "label": chart.label, "svg": _svg(chart), "lines": lines})
     return out
 
 
 def _fine_step(window: timedelta) -> int:
-    return next((step for step in FINE_STEPS if window.total_seconds() / step <= 60), 60)
+    return next((step for step in FINE_STEPS if window.total_seconds() / step <= 40), 60)
 
 
 def _svg(chart: Chart) -> Markup:

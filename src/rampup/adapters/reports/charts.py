@@ -128,7 +128,7 @@ def svg_chart(
             upper = " ".join(f"{px:.1f},{y(min(hi, top)):.1f}" for px, _, hi in known)
             lower = " ".join(f"{px:.1f},{y(min(lo, top)):.1f}" for px, lo, _ in reversed(known))
             out.append(
-                f'<polygon class="band" data-variant="{escape(variant)}" fill="{color}" fill-opacity="0.15" '
+                f'<polygon class="band" data-variant="{escape(variant)}" fill="{color}" fill-opacity="0.12" '
                 f'stroke="none" points="{upper} {lower}"/>'
             )
     for line in chart.lines:
