@@ -206,3 +206,96 @@ def test_the_live_stream_follows_changes_on_the_session(web_server: Server) -> N
         assert next(lines).startswith("retry:") and next(lines) == "event: hello"
         new_flag(web_server, 10)
         assert "event: change" in lines
+
+
+def test_every_rollout_command_from_the_dashboard_is_audited_as_the_token(web_server: Server) -> None:
+    key = new_flag(web_server, 0)
+    plan = {
+        "name": "commands",
+        "flag": key,
+        "environment": "production",
+        "stages": [
+            {"name": "One", "percentage": 10, "min_duration": "1h"},
+            {"name": "Two", "percentage": 50, "min_duration": "1h", "approval": "required"},
+        ],
+    }
+    with web_server.client() as api:
+        rollout_id = api.post("/api/v1/rollouts", json={"plan": plan}).json()["id"]
+    browser = signed_in(web_server, make_token(web_server, "write", "release-manager"))
+    page = browser.get(f"/rollouts/{rollout_id}")
+    csrf = csrf_of(page.text)
+    assert f'action="/rollouts/{rollout_id}/approve"' in page.text
+
+    def command(action: str, reason: str) -> str:
+        r = browser.post(
+            f"/rollouts/{rollout_id}/{action}", data={"csrf": csrf, "reason": reason, "confirm": "yes"}
+        )
+        assert r.status_code == 303, r.text
+        return browser.get(f"/rollouts/{rollout_id}").text
+
+    assert "Nothing changed: say why" in command("pause", " ")
+    for action, reason in [
+        ("pause", "holding for the release call"),
+        ("resume", "call done"),
+        ("approve", "full launch approved"),
+        ("advance", "numbers look fine"),
+        ("rollback", "one step back to be safe"),
+        ("abort", "trying again next week"),
+    ]:
+        assert f"{action} done as release-manager" in command(action, reason)
+    assert "Nothing changed: the rollout is aborted" in command("resume", "too late")
+    with web_server.client() as api:
+        entries = api.get(
+            "/api/v1/audit", params={"target": f"rollout:{rollout_id}", "action": "rollout."}
+        ).json()
+    assert [(e["action"], e["actor"], e["reason"]) for e in reversed(entries)] == [
+        ("rollout.create", "admin", ""),
+        ("rollout.pause", "release-manager", "holding for the release call"),
+        ("rollout.resume", "release-manager", "call done"),
+        ("rollout.approve", "release-manager", "full launch approved"),
+        ("rollout.advance", "release-manager", "numbers look fine"),
+        ("rollout.rollback", "release-manager", "one step back to be safe"),
+        ("rollout.abort", "release-manager", "trying again next week"),
+    ]
+
+
+def test_tokens_are_made_and_revoked_by_an_admin_the_secret_shown_once(web_server: Server) -> None:
+    browser = signed_in(web_server)
+    csrf = csrf_of(browser.get("/tokens").text)
+    r = browser.post(
+        "/tokens", data={"csrf": csrf, "name": "web frontend", "scope": "sdk", "environment": "production"}
+    )
+    assert r.status_code == 201 and r.headers["cache-control"] == "no-store"
+    found = re.search(r'<code id="new-secret">(rp_[^<]+)</code>', r.text)
+    assert found
+    secret = found.group(1)
+    ofrep = httpx.Client(base_url=web_server.url, headers={"Authorization": f"Bearer {secret}"})
+    assert ofrep.post("/ofrep/v1/evaluate/flags/workstation").status_code == 200
+    listing = browser.get("/tokens").text
+    assert secret not in listing and "web frontend" in listing
+    token_id = re.search(r"<td>web frontend</td><td><code>([0-9a-f]+)</code>", listing)
+    assert token_id
+    r = browser.post(f"/tokens/{token_id.group(1)}/revoke", data={"csrf": csrf, "confirm": "yes"})
+    assert r.status_code == 303
+    assert ofrep.post("/ofrep/v1/evaluate/flags/workstation").status_code == 401
+    bad = browser.post("/tokens", data={"csrf": csrf, "name": "x", "scope": "root"})
+    assert bad.status_code == 303 and "unknown scope" in browser.get("/tokens").text
+
+
+def test_rules_edited_on_the_flag_page_and_a_bad_edit_changes_nothing(web_server: Server) -> None:
+    key = new_flag(web_server, 0)
+    browser = signed_in(web_server)
+    csrf = csrf_of(browser.get(f"/flags/{key}").text)
+    rules_path = f"/flags/{key}/environments/production/rules"
+    rules = [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"], "variant": "on"}]
+    form = {"csrf": csrf, "confirm": "yes", "reason": "staff first"}
+    assert browser.post(rules_path, data={**form, "rules": json.dumps(rules)}).status_code == 303
+    page = browser.get(f"/flags/{key}").text
+    assert "email ends_with @example.com → on" in page
+    browser.post(rules_path, data={**form, "rules": '[{"attribute": "email"'})
+    assert "Nothing changed: rules are JSON" in browser.get(f"/flags/{key}").text
+    browser.post(
+        rules_path, data={**form, "rules": '[{"attribute": "email", "operator": "nope", "values": []}]'}
+    )
+    assert "Nothing changed" in browser.get(f"/flags/{key}").text
+    assert state(web_server, key)["rules"] == rules

@@ -20,7 +20,7 @@ from rampup.errors import (
     Unavailable,
 )
 
-__all__ = ["STATUS", "install_error_handlers", "error_body"]
+__all__ = ["STATUS", "install_error_handlers", "error_body", "status_of"]
 
 STATUS: dict[type[RampupError], int] = {
     BadRequest: 400,
@@ -42,7 +42,7 @@ def error_body(code: str, message: str, where: str | None = None) -> dict[str, A
     return {"error": error}
 
 
-def _status(exc: RampupError) -> int:
+def status_of(exc: RampupError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]
@@ -58,7 +58,7 @@ async def _rampup_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RampupError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
     return JSONResponse(
-        error_body(exc.code, exc.message, exc.where), status_code=_status(exc), headers=headers
+        error_body(exc.code, exc.message, exc.where), status_code=status_of(exc), headers=headers
     )
 
 

@@ -20,7 +20,7 @@ from rampup.core.sessions import Session
 from rampup.core.tokens import Scope
 from rampup.errors import Forbidden, InvalidInput, RampupError
 from rampup.http.deps import container
-from rampup.http.errors import STATUS
+from rampup.http.errors import status_of
 from rampup.web import data
 from rampup.web.auth import (
     SESSION_COOKIE,
@@ -42,10 +42,6 @@ STATIC = Path(__file__).with_name("static")
 static = StaticFiles(directory=STATIC)
 
 
-def _status(exc: RampupError) -> int:
-    return next((STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS), 500)
-
-
 class PageRoute(APIRoute):
     """Errors on dashboard routes are pages, not JSON; a missing session sends a page view to sign-in."""
 
@@ -62,7 +58,11 @@ class PageRoute(APIRoute):
                 return render(request, "error.html.j2", None, {"message": "Sign in first."}, status=401)
             except RampupError as exc:
                 return render(
-                    request, "error.html.j2", None, {"message": exc.message, "where": exc.where}, _status(exc)
+                    request,
+                    "error.html.j2",
+                    None,
+                    {"message": exc.message, "where": exc.where},
+                    status_of(exc),
                 )
 
         return handle
@@ -113,7 +113,7 @@ async def _change(
     except InvalidInput as exc:
         return _back(request, back_to, "error", f"Nothing changed: {exc.message}")
     except RampupError as exc:
-        if _status(exc) in (401, 403):
+        if status_of(exc) in (401, 403):
             raise
         return _back(request, back_to, "error", f"Nothing changed: {exc.message}")
     return _back(request, back_to, "ok", message)
@@ -154,7 +154,7 @@ async def sign_in(request: Request, fields: Form) -> Response:
     try:
         secret, session = await run_in_threadpool(c.sessions.sign_in, fields.get("token", ""))
     except RampupError as exc:
-        return again(exc.message, _status(exc))
+        return again(exc.message, status_of(exc))
     response = RedirectResponse(target, status_code=303)
     set_cookie(request, response, SESSION_COOKIE, secret, None)
     response.delete_cookie(SIGN_IN_COOKIE, path="/")
