@@ -298,4 +298,9 @@ def test_rules_edited_on_the_flag_page_and_a_bad_edit_changes_nothing(web_server
         rules_path, data={**form, "rules": '[{"attribute": "email", "operator": "nope", "values": []}]'}
     )
     assert "Nothing changed" in browser.get(f"/flags/{key}").text
-    assert state(web_server, key)["rules"] == rules
+    assert state(web_server, key)["rules"] == [
+        {
+            "conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}],
+            "variant": "on",
+        }
+    ]
