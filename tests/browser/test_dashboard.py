@@ -199,6 +199,11 @@ def test_a_rollout_followed_live_then_paused_with_a_reason_found_in_the_audit_lo
     expect(row).to_contain_text("Support queue is long, holding for the afternoon")
     expect(row.locator("td").nth(1)).to_have_text("admin")
 
+    page.goto(f"{server.url}/reports/{rollout_id}/daily")
+    report = page.frame_locator("iframe.report")
+    expect(report.locator("h1")).to_contain_text("Daily Report")
+    expect(report.locator("svg")).not_to_have_count(0)
+
     page.goto(server.url + "/")
     expect(page.locator("#overview-live")).to_contain_text(f"{flag}-rollout")
     screenshot(page, "overview")
