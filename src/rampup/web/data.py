@@ -204,6 +204,8 @@ def _charts(c: Container, status: Mapping[str, Any], plan: Plan | None) -> list[
     window = max(end - start, timedelta(minutes=1))
     gated = [g.metric for g in plan.gates] if plan else []
     fine = window <= FINE_CHART_WINDOW and now - start < timedelta(seconds=FINE_RETENTION)
+    step = _fine_step(window) if fine else None
+    first = start - timedelta(seconds=step or 60)  # the chart opens one point before the rollout began
     out = []
     for family, default in CHART_FAMILIES:
         metric = next((m for m in gated if m.startswith(family)), default)
@@ -216,13 +218,14 @@ def _charts(c: Container, status: Mapping[str, Any], plan: Plan | None) -> list[
                     (math.ceil(window.total_seconds() / 60) + 1) * 60,
                     status["flag"],
                     end,
-                    step_s=_fine_step(window) if fine else None,
+                    step_s=step,
                 )
             )
         except (NotFound, InvalidInput):
             continue  # the flag is gone, or the metric cannot be asked for here
         lines = gate_lines(plan, metric) if plan else ()
-        chart = metric_chart(metric, result, _markers(status, start, end), result["start"], end, lines)
+        shown = {**result, "series": [p for p in result["series"] if p["at"] >= first]}
+        chart = metric_chart(metric, shown, _markers(status, start, end), first, end, lines)
         out.append({"metric": metric, "label": chart.label, "svg": _svg(chart), "lines": lines})
     return out
 
