@@ -22,7 +22,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from ofrep_http import free_port, http, parse_wrk, pinned, wait_until_up  # noqa: E402
+from ofrep_http import http, parse_wrk, pinned, wait_until_up  # noqa: E402
+
+from tests.support.ports import free_port  # noqa: E402
 
 LUA = """\
 wrk.method = "POST"

@@ -26,7 +26,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,8 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # bench/ and the repository root (tests.support)
 from _quiet import CLK_TCK, busy_cpu, wait_quiet  # noqa: E402
+
+from tests.support.ports import free_port  # noqa: E402
 
 FLAG = "bench-flag"
 OFREP = "/ofrep/v1/evaluate/flags"
@@ -77,12 +78,6 @@ class Target:
     path: str
     pid: int
     runs: list[Run] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pinned(cpu: int | None, argv: list[str]) -> list[str]:

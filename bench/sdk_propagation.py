@@ -14,11 +14,8 @@ Run:  python bench/sdk_propagation.py [--flips 100] [--clients 1,20]
 import argparse
 import logging
 import math
-import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,47 +27,11 @@ import httpx
 
 from rampup.sdk import Client
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+from tests.support.servers import start_server  # noqa: E402
+
 ADMIN = f"bench-admin-{uuid.uuid4().hex}"
 FLAG = "bench-kill"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    log = (directory / "server.log").open("ab")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rampup",
-            "serve",
-            "--db",
-            f"sqlite:///{directory / 'rampup.db'}",
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "RAMPUP_ADMIN_TOKEN": ADMIN},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"rampup serve exited with {proc.returncode}; see {directory / 'server.log'}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("rampup serve did not become ready")
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> float:
@@ -124,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.disable(logging.WARNING)
     directory = Path(tempfile.mkdtemp(prefix="rampup-propagation-"))
-    proc, url = start_server(directory)
+    server = start_server(f"sqlite:///{directory / 'rampup.db'}", directory / "server.log", admin_token=ADMIN)
+    url = server.url
     try:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10) as api:
             assert api.post("/api/v1/flags", json={"key": FLAG}).status_code == 201
@@ -157,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"| {statistics.median(after):.1f} / {nearest_rank(after, 0.99):.1f} ms |"
                 )
     finally:
-        proc.terminate()
-        proc.wait(15)
+        server.stop()
     print()
     print("Goal: median < 100 ms on loopback; the promise: within one second.")
     return 0

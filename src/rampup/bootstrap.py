@@ -1,10 +1,14 @@
 """The composition root: builds engine, store, snapshot and services from Settings."""
 
+import os
+import socket
+import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 
+from rampup.adapters.clock import ManualClock, system_clock
 from rampup.adapters.hooks import CommandHook, WebhookHook
 from rampup.adapters.notify import notifiers
 from rampup.adapters.reports import JinjaRenderer
@@ -17,6 +21,7 @@ from rampup.core.tokens import Scope
 from rampup.services.alerts import AlertService
 from rampup.services.flags import FlagService
 from rampup.services.ingest import IngestService
+from rampup.services.leader import Leader
 from rampup.services.metrics import MetricsService
 from rampup.services.notifications import NOTIFY, NotificationService
 from rampup.services.outbox import OutboxService, Sender
@@ -32,10 +37,6 @@ EXAMPLE_FLAG = {
     "key": "workstation",
     "description": "Example: the new workstation UI of the rollout guide. Delete it when you are done.",
 }
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -54,13 +55,17 @@ class Container:
     alerts: AlertService
     reports: ReportService
     sessions: SessionService
+    leader: Leader
+    manual_clock: ManualClock | None = None  # set when time moves only through POST /api/v1/clock
 
     def revision(self) -> int:
         with self.store.read() as tx:
             return tx.revision()
 
 
-def build_container(settings: Settings, clock: Clock = system_clock) -> Container:
+def build_container(settings: Settings, clock: Clock | None = None) -> Container:
+    manual = ManualClock(settings.manual_clock) if clock is None and settings.manual_clock else None
+    clock = manual or clock or system_clock
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = SqlStore(engine)
@@ -76,6 +81,12 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     }
     metrics = MetricsService(store, snapshots, clock, refresh)
     rollouts = RolloutService(store, clock, flags, notifications, refresh)
+    outbox = OutboxService(store, clock, senders)
+    alerts = AlertService(store, snapshots, clock, metrics, notifications)
+    reports = ReportService(store, clock, rollouts, metrics, notifications, JinjaRenderer())
+    # A lease of three ticks: a dead leader's work is taken over soon, a slow tick does not lose it.
+    lease = timedelta(seconds=max(3 * settings.tick_s, 5))
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     return Container(
         settings,
         store,
@@ -86,10 +97,10 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
         IngestService(store, snapshots, clock),
         metrics,
         rollouts,
-        OutboxService(store, clock, senders),
+        outbox,
         notifications,
-        AlertService(store, snapshots, clock, metrics, notifications),
-        ReportService(store, clock, rollouts, metrics, notifications, JinjaRenderer()),
+        alerts,
+        reports,
         SessionService(
             store,
             clock,
@@ -99,6 +110,8 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
                 max_age=timedelta(seconds=settings.session_max_s),
             ),
         ),
+        Leader(holder, lease, outbox, rollouts, alerts, reports),
+        manual,
     )
 
 

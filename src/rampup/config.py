@@ -1,5 +1,7 @@
 """Settings, read once at start-up from the command line and RAMPUP_* environment variables."""
 
+from datetime import datetime
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,3 +25,7 @@ class Settings(BaseSettings):
     session_idle_s: float = 8 * 3600.0  # a dashboard session ends after this long unused
     session_max_s: float = 24 * 3600.0  # and after this long in any case
     live_check_s: float = 0.5  # how often the dashboard's live stream looks for changes
+    # Off unless set. When set (an RFC 3339 instant), the server's clock starts there and stands still until an
+    # admin moves it with POST /api/v1/clock, which then runs the controller once: tests and demos drive a
+    # rollout's hours in a few calls, and nothing moves between them. Never set it on a server people rely on.
+    manual_clock: datetime | None = None

@@ -5,7 +5,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.support.servers import Server
 
 
 def new_key() -> str:

@@ -24,7 +24,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.conftest import Server, start_server
+from tests.support.servers import Server, start_server
 
 MAX_EXAMPLES = 100  # per operation, fuzzing phase only; the coverage phase adds its own fixed set of cases
 STATEFUL_SCENARIOS = 50

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from rampup.core.bucketing import in_rollout
-from tests.conftest import Server, start_server
+from tests.support.servers import Server, start_server
 
 MAX_BODY = 5 * 1024 * 1024
 REL = 0.01  # the sketch's relative accuracy

@@ -11,213 +11,52 @@ retry. So the checks are: after dropping duplicates by id, every transition (or 
 nothing else is, and the retries of a refused delivery carried the id of the notification they retried.
 """
 
-import email
-import email.policy
-import hashlib
-import hmac
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from rampup.core.bucketing import in_rollout
-from tests.conftest import Server
+from tests.support.receivers import MAX_SKEW_S, Mailbox, Receiver, sign, smtp_server
+from tests.support.rollouts import command, drive, rollout
+from tests.support.servers import FAST, Server
+from tests.support.traffic import Traffic
+from tests.support.waiting import wait_until
 
-FAST = {"RAMPUP_TICK_S": "0.2", "RAMPUP_OUTBOX_POLL_S": "0.2"}
 ENV = "production"
 SECRET = "whsec-loopback-test-secret-0123"
-MAX_SKEW_S = 300  # receivers refuse signatures older (or newer) than five minutes: no replays
-
-
-# ---------------------------------------------------------------- receivers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def signature_problem(secret: str, header: str | None, body: bytes, now: float | None = None) -> str | None:
-    """Why this X-Rampup-Signature is not acceptable, or None when it is."""
-    if not header:
-        return "no X-Rampup-Signature"
-    try:
-        parts = dict(p.strip().split("=", 1) for p in header.split(","))
-        timestamp, given = int(parts["t"]), parts["v1"]
-    except (KeyError, ValueError):
-        return f"malformed X-Rampup-Signature {header!r}"
-    if abs((time.time() if now is None else now) - timestamp) > MAX_SKEW_S:
-        return f"timestamp {timestamp} is more than {MAX_SKEW_S}s off"
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, given):
-        return "the HMAC does not match"
-    return None
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    return (
-        f"t={timestamp},v1="
-        + hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    )
-
-
-@dataclass
-class Post:
-    path: str
-    headers: dict[str, str]  # lower-cased names
-    raw: bytes
-    body: Any
-    status: int
-    problem: str | None  # a signature problem, when the receiver checks signatures
-
-
-class Receiver:
-    """An HTTP receiver on loopback: keeps every POST (answered or refused) in arrival order.
-
-    With a secret it checks the signature of every POST (401 when wrong). It answers 503 to the first
-    `refuse_first` correctly signed POSTs, and to every POST while `refusing` is set; 200 otherwise."""
-
-    def __init__(self, secret: str | None = None, refuse_first: int = 0) -> None:
-        self.secret = secret
-        self.refuse_first = refuse_first
-        self.refusing = False
-        self.posts: list[Post] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status = receiver._answer(self.path, headers, raw)
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok" if status == 200 else b"no")
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def _answer(self, path: str, headers: dict[str, str], raw: bytes) -> int:
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-        problem = (
-            signature_problem(self.secret, headers.get("x-rampup-signature"), raw)
-            if self.secret is not None
-            else None
-        )
-        with self._lock:
-            if problem is not None:
-                status = 401
-            elif self.refusing:
-                status = 503
-            else:
-                signed_ok = sum(1 for p in self.posts if p.problem is None)
-                status = 503 if signed_ok < self.refuse_first else 200
-            self.posts.append(Post(path, headers, raw, body, status, problem))
-        return status
-
-    def url(self, path: str) -> str:
-        return f"{self.base}{path}"
-
-    def snapshot(self, path: str | None = None) -> list[Post]:
-        with self._lock:
-            return [p for p in self.posts if path is None or p.path == path]
-
-    def accepted(self, path: str | None = None) -> list[Post]:
-        return [p for p in self.snapshot(path) if p.status == 200]
-
-    def refused(self, path: str | None = None) -> list[Post]:
-        return [p for p in self.snapshot(path) if p.status != 200]
-
-    def bodies(self, path: str | None = None) -> list[dict[str, Any]]:
-        return [p.body for p in self.accepted(path)]
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
-
-class Mailbox:
-    """aiosmtpd handler: every message that arrives, with its envelope recipients."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-        self._lock = threading.Lock()
-
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's naming
-        content = envelope.content if isinstance(envelope.content, bytes) else envelope.content.encode()
-        message = email.message_from_bytes(content, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        with self._lock:
-            self.messages.append((list(envelope.rcpt_tos), message))
-        return "250 Message accepted for delivery"
-
-    def snapshot(self) -> list[tuple[list[str], EmailMessage]]:
-        with self._lock:
-            return list(self.messages)
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver(SECRET, refuse_first=0)
-    yield r
-    r.close()
+    with Receiver(SECRET) as r:
+        yield r
 
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield mailbox, port
-    controller.stop()
+    with smtp_server() as (mailbox, port):
+        yield mailbox, port
 
 
 # ---------------------------------------------------------------- helpers
 
 
 def start(server_factory: Callable[..., Server], database_url: str) -> Server:
-    return server_factory(database_url, extra_env=FAST)
-
-
-def wait_until(
-    condition: Callable[[], bool], timeout: float, what: str, detail: Callable[[], object] = lambda: ""
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}:\n{detail()}")
-        time.sleep(0.05)
+    """A server on a manual clock: soak times, alert windows and retry backoff pass when the test says."""
+    return server_factory(database_url, extra_env=FAST, manual_clock=True)
 
 
 def create_channel(c: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
@@ -256,93 +95,24 @@ def create_rollout(c: httpx.Client, plan: dict[str, Any]) -> dict[str, Any]:
     return r.json()  # type: ignore[no-any-return]
 
 
-def rollout(c: httpx.Client, rollout_id: int) -> dict[str, Any]:
-    r = c.get(f"/api/v1/rollouts/{rollout_id}")
-    assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
-
-
-def command(c: httpx.Client, rollout_id: int, action: str, body: dict[str, Any]) -> dict[str, Any]:
-    r = c.post(f"/api/v1/rollouts/{rollout_id}/{action}", json=body)
-    assert r.status_code == 200, f"{action}: {r.status_code} {r.text}"
-    return r.json()  # type: ignore[no-any-return]
-
-
 def deliveries(c: httpx.Client, channel: str | None = None) -> list[dict[str, Any]]:
     r = c.get("/api/v1/notifications", params={"limit": 1000})
     assert r.status_code == 200, r.text
     return [d for d in r.json() if channel is None or d["channel"] == channel]
 
 
-def describe(status: dict[str, Any]) -> str:
-    return json.dumps(
-        {
-            "state": status["state"],
-            "stage": status["stage"],
-            "waiting_for": status["waiting_for"],
-            "gates": status["gates"],
-            "timeline": [
-                (t["from"], t["to"], t["from_stage"], t["to_stage"], t["reason"]) for t in status["timeline"]
-            ],
-        },
-        indent=1,
-        default=str,
+def settled(c: httpx.Client) -> bool:
+    """Every notification queued so far has been delivered: nothing more is on its way."""
+    return all(d["status"] == "delivered" for d in deliveries(c))
+
+
+def keep_time_moving_until(server: Server, condition: Callable[[], bool], what: str, c: httpx.Client) -> None:
+    """A second of the manual clock per look, so that retries of refused deliveries come due."""
+    wait_until(
+        lambda: bool(server.advance("1s")) and condition(),
+        what,
+        detail=lambda: json.dumps(deliveries(c), indent=1, default=str),
     )
-
-
-class Traffic:
-    """Healthy request events from a small pool of users, attributed with the flag's state at send time."""
-
-    def __init__(self, c: httpx.Client, flag: str, users: int = 2000) -> None:
-        self.c, self.flag = c, flag
-        self.users = [f"{flag}-user-{i}" for i in range(users)]
-        self._bodies: dict[tuple[float, bool, str], bytes] = {}
-
-    def send(self) -> None:
-        r = self.c.get(f"/api/v1/flags/{self.flag}/environments/{ENV}")
-        assert r.status_code == 200, r.text
-        state = r.json()
-        key = (state["rollout"], state["enabled"], state["salt"])
-        if key not in self._bodies:
-            events = [
-                {
-                    "type": "request",
-                    "targeting_key": u,
-                    "ok": True,
-                    "duration_ms": 40.0 + i % 100,
-                    "flags": {self.flag: state["enabled"] and in_rollout(state["salt"], u, state["rollout"])},
-                }
-                for i, u in enumerate(self.users)
-            ]
-            self._bodies[key] = json.dumps({"events": events}).encode()
-        r = self.c.post(
-            "/api/v1/events",
-            params={"environment": ENV},
-            content=self._bodies[key],
-            headers={"Content-Type": "application/json"},
-            timeout=30,
-        )
-        assert r.status_code == 202, r.text
-
-
-def pump_until(
-    c: httpx.Client,
-    rollout_id: int,
-    done: Callable[[dict[str, Any]], bool],
-    traffic: Traffic | None,
-    timeout: float,
-    what: str,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = rollout(c, rollout_id)
-        if done(status):
-            return status
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}:\n{describe(status)}")
-        if traffic is not None:
-            traffic.send()
-        time.sleep(0.1)
 
 
 def send_requests(
@@ -420,7 +190,7 @@ def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_sig
     server_factory: Callable[..., Server],
 ) -> None:
     mailbox, smtp_port = smtp
-    receiver.refuse_first = 3  # 503, 503, 503, then it recovers: retried after 1 s, 2 s, 4 s
+    receiver.refuse_first = 3  # 503, 503, 503, then it recovers: retried after 1 s, 2 s, 4 s (of the clock)
     server = start(server_factory, make_database_url("sqlite"))
     flag = "notify-climb"
     with server.client() as c:
@@ -451,18 +221,18 @@ def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_sig
         created = create_rollout(c, plan)
         rid = created["id"]
         assert created["state"] == "awaiting_approval"
-        command(c, rid, "signoff", {"prerequisite": "Support team briefed", "by": "dana"})
-        pump_until(
+        command(c, rid, "signoff", by="dana", prerequisite="Support team briefed")
+        drive(
+            server,
             c,
             rid,
             lambda s: s["state"] == "awaiting_approval" and s["stage"]["number"] == 2,
-            traffic,
-            timeout=30,
+            traffic=traffic,
             what="the approval wait at stage 2",
         )
-        command(c, rid, "approve", {"reason": "team ready for full launch", "by": "lee"})
-        status = pump_until(
-            c, rid, lambda s: s["state"] == "completed", traffic, timeout=30, what="completion"
+        command(c, rid, "approve", "team ready for full launch", by="lee")
+        status = drive(
+            server, c, rid, lambda s: s["state"] == "completed", traffic=traffic, what="completion"
         )
         timeline = status["timeline"]
         moves = [transition_key(t) for t in timeline]
@@ -475,23 +245,8 @@ def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_sig
                 mailbox.snapshot()
             ) >= len(timeline)
 
-        wait_until(
-            arrived,
-            30,
-            "every transition on both channels",
-            lambda: json.dumps(
-                {
-                    "webhook": [
-                        (p.status, p.body and p.body.get("type"), p.problem) for p in receiver.snapshot()
-                    ],
-                    "emails": [str(m["Subject"]) for _, m in mailbox.snapshot()],
-                    "outbox": deliveries(c),
-                },
-                indent=1,
-                default=str,
-            ),
-        )
-        time.sleep(1.0)  # several outbox polls: nothing more arrives
+        keep_time_moving_until(server, arrived, "every transition on both channels", c)
+        wait_until(lambda: settled(c), "nothing more on its way", detail=lambda: deliveries(c))
         outbox = deliveries(c)
 
     # ---- the webhook: every POST signed; the refused ones were retries of the same notification
@@ -644,19 +399,16 @@ def test_email_over_starttls_with_login(
     cert, key = self_signed_certificate(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(cert), str(key))
-    mailbox, credentials, port = TlsMailbox(), Credentials("rampup", "smtp-pass-9981"), free_port()
-    controller = Controller(
-        mailbox,
-        hostname="127.0.0.1",
-        port=port,
+    credentials = Credentials("rampup", "smtp-pass-9981")
+    with smtp_server(
+        TlsMailbox(),
         tls_context=context,
         require_starttls=True,
         auth_required=True,
         auth_require_tls=True,
         authenticator=credentials,
-    )
-    controller.start()
-    try:
+    ) as (mailbox, port):
+        assert isinstance(mailbox, TlsMailbox)
         # The server trusts the test certificate the way an operator would: SSL_CERT_FILE.
         server = server_factory(make_database_url("sqlite"), extra_env={**FAST, "SSL_CERT_FILE": str(cert)})
         base = {
@@ -674,9 +426,8 @@ def test_email_over_starttls_with_login(
             assert sent.status_code == 202, sent.text
             wait_until(
                 lambda: len(mailbox.snapshot()) >= 1,
-                15,
                 "the e-mail over STARTTLS",
-                lambda: json.dumps(deliveries(c), default=str),
+                detail=lambda: json.dumps(deliveries(c), default=str),
             )
             rows = {d["notification_id"]: d for d in deliveries(c)}
         assert mailbox.sessions == [(True, True)], "encrypted, then logged in, then sent"
@@ -686,8 +437,6 @@ def test_email_over_starttls_with_login(
         assert str(message["X-Rampup-Notification"]) == sent.json()["notification_id"]
         assert set(parts(message)) >= {"text/plain", "text/html"}
         assert rows[sent.json()["notification_id"]]["status"] == "delivered"
-    finally:
-        controller.stop()
 
 
 # ---------------------------------------------------------------- (b) nothing lost across a SIGKILL
@@ -720,33 +469,30 @@ def test_queued_notifications_survive_a_killed_server(
             "notify": ["hook"],
         }
         rid = create_rollout(c, plan)["id"]
-        status = pump_until(c, rid, lambda s: s["state"] == "completed", None, timeout=20, what="completion")
-        wait_until(
-            lambda: len(receiver.refused("/hook")) >= 2, 10, "two refused deliveries", lambda: deliveries(c)
+        status = drive(server, c, rid, lambda s: s["state"] == "completed", what="completion")
+        keep_time_moving_until(
+            server, lambda: len(receiver.refused("/hook")) >= 2, "two refused deliveries", c
         )
         queued = [d for d in deliveries(c, "hook")]
         assert len(queued) == len(status["timeline"]) == 4, queued
         assert all(d["status"] in ("pending", "failing") for d in queued), queued
         failing = [d for d in queued if d["status"] == "failing"]
         assert failing and all("503" in (d["last_error"] or "") for d in failing), failing
+    stopped_at = server.now()
     server.stop(kill=True)  # SIGKILL: nothing flushed, nothing handed over
     assert server.process.returncode == -9
 
     receiver.refusing = False
-    server = start(server_factory, database_url)
+    server = server_factory(database_url, extra_env=FAST, manual_clock=stopped_at)
     with server.client() as c:
         expected = sorted(d["notification_id"] for d in queued)  # ids are time-ordered: the queue order
 
         def all_arrived() -> bool:
             return {b["id"] for b in receiver.bodies("/hook")} >= set(expected)
 
-        wait_until(
-            all_arrived,
-            30,
-            "the queued notifications after the restart",
-            lambda: json.dumps({"outbox": deliveries(c), "log": server.output()[-2000:]}, default=str),
-        )
-        time.sleep(0.8)
+        # Moving time also lets the dead process's lease run out, so that this one delivers.
+        keep_time_moving_until(server, all_arrived, "the queued notifications after the restart", c)
+        wait_until(lambda: settled(c), "nothing more on its way", detail=lambda: deliveries(c))
         after = deliveries(c, "hook")
 
     posts = receiver.snapshot("/hook")
@@ -766,8 +512,7 @@ def test_queued_notifications_survive_a_killed_server(
 def test_an_alert_fires_and_resolves_on_pagerduty_slack_and_a_webhook(
     receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
 ) -> None:
-    plain = Receiver()  # Slack and PagerDuty sign nothing
-    try:
+    with Receiver() as plain:  # Slack and PagerDuty sign nothing
         server = start(server_factory, make_database_url("sqlite"))
         routing_key = "R0UTINGKEY0123456789abcdefabcdef"
         with server.client() as c:
@@ -798,29 +543,33 @@ def test_an_alert_fires_and_resolves_on_pagerduty_slack_and_a_webhook(
             )
 
             # 10% of production's requests fail: above 0.5%, so it fires (no `for`: on the first tick).
-            deadline = time.monotonic() + 15
-            while not any(p.body["event_action"] == "trigger" for p in plain.accepted("/pd")):
-                assert time.monotonic() < deadline, f"no trigger: {deliveries(c)}\n{server.output()[-2000:]}"
-                send_requests(c, 200, fail_every=10)
-                time.sleep(0.2)
+            send_requests(c, 200, fail_every=10)
+            server.advance("0s")
+            wait_until(
+                lambda: any(p.body["event_action"] == "trigger" for p in plain.accepted("/pd")),
+                "the PagerDuty trigger",
+                detail=lambda: f"{deliveries(c)}\n{server.output()[-2000:]}",
+            )
             rules = c.get("/api/v1/alert-rules").json()
             assert [x["firing"] for x in rules if x["id"] == rule["id"]] == [True]
             firing = c.get("/api/v1/alerts", params={"state": "firing"}).json()
             assert [a["rule_id"] for a in firing] == [rule["id"]]
 
             # Healthy traffic only: once the 2 s window has passed the failures, it resolves.
-            deadline = time.monotonic() + 15
-            while not any(p.body["event_action"] == "resolve" for p in plain.accepted("/pd")):
-                assert time.monotonic() < deadline, f"no resolve: {deliveries(c)}\n{server.output()[-2000:]}"
-                send_requests(c, 200)
-                time.sleep(0.2)
+            server.advance("3s")
+            send_requests(c, 200)
+            server.advance("0s")
+            wait_until(
+                lambda: any(p.body["event_action"] == "resolve" for p in plain.accepted("/pd")),
+                "the PagerDuty resolve",
+                detail=lambda: f"{deliveries(c)}\n{server.output()[-2000:]}",
+            )
             wait_until(
                 lambda: len(receiver.accepted("/hook")) >= 2 and len(plain.accepted("/slack")) >= 2,
-                10,
                 "the resolved notification on the webhook and Slack",
-                lambda: deliveries(c),
+                detail=lambda: deliveries(c),
             )
-            time.sleep(0.6)
+            wait_until(lambda: settled(c), "nothing more on its way", detail=lambda: deliveries(c))
             alerts = c.get("/api/v1/alerts").json()
             assert [(a["rule_id"], a["state"]) for a in alerts] == [(rule["id"], "resolved")]
             assert alerts[0]["resolved_at"] and alerts[0]["started_at"]
@@ -863,8 +612,6 @@ def test_an_alert_fires_and_resolves_on_pagerduty_slack_and_a_webhook(
         assert hook[0]["details"]["value"] > 0.005 and hook[1]["resolved"] is True
         assert hook[0]["severity"] == "critical"
         assert len({b["id"] for b in hook}) == 2
-    finally:
-        plain.close()
 
 
 # ---------------------------------------------------------------- (d) min_severity
@@ -892,20 +639,18 @@ def test_a_channels_min_severity_keeps_info_notifications_out(
             "notify": ["everything", "quiet"],
         }
         rid = create_rollout(c, plan)["id"]
-        command(c, rid, "pause", {"reason": "waiting for the release notes", "by": "sam"})  # warning
-        command(c, rid, "resume", {"reason": "notes are out", "by": "sam"})  # info
-        command(c, rid, "disable", {"reason": "turn it off", "by": "sam"})  # critical
+        command(c, rid, "pause", "waiting for the release notes", by="sam")  # warning
+        command(c, rid, "resume", "notes are out", by="sam")  # info
+        command(c, rid, "disable", "turn it off", by="sam")  # critical
         timeline = rollout(c, rid)["timeline"]
         assert len(timeline) == 4
         wait_until(
             lambda: (
                 len(receiver.accepted("/all")) >= 4 and all(d["status"] == "delivered" for d in deliveries(c))
             ),
-            10,
             "every delivery",
-            lambda: deliveries(c),
+            detail=lambda: deliveries(c),
         )
-        time.sleep(0.6)
         everything = [(b["type"], b["severity"]) for b in receiver.bodies("/all")]
         quiet = [(b["type"], b["severity"]) for b in receiver.bodies("/quiet")]
         outbox = deliveries(c)
@@ -940,7 +685,9 @@ def test_a_start_straight_into_the_first_stage_is_notified_as_started(
         created = create_rollout(c, plan)
         assert created["state"] == "running"
         wait_until(
-            lambda: len(receiver.accepted("/hook")) >= 1, 10, "the start notification", lambda: deliveries(c)
+            lambda: len(receiver.accepted("/hook")) >= 1,
+            "the start notification",
+            detail=lambda: deliveries(c),
         )
     first = receiver.bodies("/hook")[0]
     assert (first["details"]["from"], first["details"]["to"]) == ("pending", "running")
@@ -1151,13 +898,15 @@ def test_delivery_status_in_the_api_and_the_cli_and_channel_test(
             assert first.status_code == 202, first.text
             second = c.post("/api/v1/channels/down-hook/test")
             assert second.status_code == 202, second.text
-            wait_until(lambda: len(down.refused("/down")) >= 1, 10, "the first refused delivery")
+            wait_until(lambda: len(down.refused("/down")) >= 1, "the first refused delivery")
 
             # `rampup channel test` queues a `test` notification; it arrives, signed, with the id it printed.
             tested = rampup_cli(server, "channel", "test", "up-hook")
             assert tested.returncode == 0, tested.stderr
             wait_until(
-                lambda: len(receiver.accepted("/up")) >= 1, 10, "the test notification", lambda: deliveries(c)
+                lambda: len(receiver.accepted("/up")) >= 1,
+                "the test notification",
+                detail=lambda: deliveries(c),
             )
             body = receiver.bodies("/up")[0]
             assert body["type"] == "test" and body["id"] in tested.stdout, (body, tested.stdout)
@@ -1167,9 +916,8 @@ def test_delivery_status_in_the_api_and_the_cli_and_channel_test(
             # The receiver has the body a moment before the server records the delivery.
             wait_until(
                 lambda: {d["notification_id"]: d for d in deliveries(c)}[body["id"]]["status"] == "delivered",
-                10,
                 "the delivery to be recorded",
-                lambda: deliveries(c),
+                detail=lambda: deliveries(c),
             )
             rows = {d["notification_id"]: d for d in deliveries(c)}
             failing = rows[first.json()["notification_id"]]
@@ -1204,11 +952,8 @@ def test_delivery_status_in_the_api_and_the_cli_and_channel_test(
 
             # The receiver recovers: both go out, in order, and the status follows.
             down.refusing = False
-            wait_until(
-                lambda: len(down.accepted("/down")) >= 2,
-                15,
-                "the recovered deliveries",
-                lambda: deliveries(c),
+            keep_time_moving_until(
+                server, lambda: len(down.accepted("/down")) >= 2, "the recovered deliveries", c
             )
             assert [b["id"] for b in down.bodies("/down")] == [
                 first.json()["notification_id"],
@@ -1239,9 +984,8 @@ def test_a_dead_channel_with_a_long_queue_does_not_hold_up_the_others(
             assert sent.status_code == 202, sent.text
             wait_until(
                 lambda: len(receiver.accepted("/live")) >= 1,
-                10,
                 "the healthy channel's notification behind a dead channel's long queue",
-                lambda: [d for d in deliveries(c) if d["channel"] == "live-hook"],
+                detail=lambda: [d for d in deliveries(c) if d["channel"] == "live-hook"],
             )
             assert receiver.bodies("/live")[0]["id"] == sent.json()["notification_id"]
             assert {p.body["id"] for p in down.snapshot("/dead")} <= {
@@ -1292,42 +1036,49 @@ def test_an_alert_rule_with_tags_counts_only_those_events_and_renotifies_while_f
         def firing() -> dict[int, bool]:
             return {r["id"]: r["firing"] for r in c.get("/api/v1/alert-rules").json()}
 
+        def queued() -> list[str]:
+            return [d["type"] for d in reversed(deliveries(c, "checkout-hook"))]
+
+        def checkouts(fail_every: int | None = None) -> None:
+            send_requests(c, 100, fail_every=fail_every, tags={"route": "/checkout"}, prefix="checkout")
+
         # Failures on another route, healthy checkouts: the control fires, the tagged rule does not.
-        deadline = time.monotonic() + 2.5
-        while time.monotonic() < deadline:
-            send_requests(c, 100, fail_every=2, tags={"route": "/search"}, prefix="search")
-            send_requests(c, 100, tags={"route": "/checkout"}, prefix="checkout")
-            time.sleep(0.2)
+        send_requests(c, 100, fail_every=2, tags={"route": "/search"}, prefix="search")
+        checkouts()
+        server.advance("0.5s")  # a raw-event window ends before `now`: tick just after the events
         state = firing()
         assert state[control.json()["id"]] is True, state
         assert state[tagged_id] is False, state
-        assert receiver.snapshot("/hook") == []
+        assert queued() == []
 
-        # Failing checkouts: it fires, and is re-sent about every second while it keeps failing.
-        deadline = time.monotonic() + 15
-        fired_at = None
-        while True:
-            send_requests(c, 100, fail_every=5, tags={"route": "/checkout"}, prefix="checkout")
-            sent = [b["type"] for b in receiver.bodies("/hook")]
-            if fired_at is None and sent:
-                fired_at = time.monotonic()
-            if sent.count("alert.firing") >= 3:
-                break
-            assert time.monotonic() < deadline, f"{sent}\n{deliveries(c)}"
-            time.sleep(0.2)
-        assert fired_at is not None and time.monotonic() - fired_at >= 1.5, (
-            "re-sent every second, not every tick"
-        )
+        # Failing checkouts: it fires, and is re-sent every second (of the clock) while it keeps failing.
+        checkouts(fail_every=5)
+        server.advance("0.5s")
+        assert queued() == ["alert.firing"]
+        checkouts(fail_every=5)
+        server.advance("0.5s")
+        assert queued() == ["alert.firing"], "re-sent every second, not every tick"
+        for _ in range(2):
+            checkouts(fail_every=5)
+            server.advance("1s")
+        assert queued() == ["alert.firing"] * 3
         assert firing()[tagged_id] is True
 
-        # Checkouts recover (other routes still fail): it resolves, once.
-        deadline = time.monotonic() + 10
-        while "alert.resolved" not in [b["type"] for b in receiver.bodies("/hook")]:
-            assert time.monotonic() < deadline, f"{[b['type'] for b in receiver.bodies('/hook')]}"
-            send_requests(c, 100, tags={"route": "/checkout"}, prefix="checkout")
+        # Checkouts recover (other routes still fail): once the window has passed the failures, it resolves, once.
+        for _ in range(10):
+            checkouts()
             send_requests(c, 100, fail_every=2, tags={"route": "/search"}, prefix="search")
-            time.sleep(0.2)
-        time.sleep(0.8)
+            server.advance("1s")
+            if "alert.resolved" in queued():
+                break
+        assert queued()[-1] == "alert.resolved", queued()
+        server.advance("1s")
+        sent = len(queued())
+        wait_until(
+            lambda: len(receiver.bodies("/hook")) == sent and settled(c),
+            "every notification at the webhook",
+            detail=lambda: deliveries(c),
+        )
         bodies = receiver.bodies("/hook")
 
     types = [b["type"] for b in bodies]

@@ -15,7 +15,8 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
 
-from tests.conftest import Server
+from tests.support.servers import Server
+from tests.support.waiting import PATIENCE_S
 
 USERS = [f"user-{i}" for i in range(20_000)]
 
@@ -230,9 +231,7 @@ def test_bulk_announces_a_change_stream_that_says_refetch_on_change(sqlite_serve
     listener.start()
     time.sleep(0.5)  # connected, and nothing has changed yet: nothing is sent
     assert received == []
-    changed_at = time.monotonic()
     set_state(sqlite_server, key, enabled=True, rollout=40)
-    listener.join(timeout=5)
+    listener.join(timeout=PATIENCE_S)  # how soon it arrives is measured in bench/, not here
     assert received and json.loads(received[0][5:])["type"] == "refetchEvaluation"
-    assert time.monotonic() - changed_at < 1.0
     assert httpx.get(f"{sqlite_server.url}/ofrep/v1/events/99").status_code == 404

@@ -2,29 +2,20 @@
 schedules managed over the API, the completion report delivered by e-mail (HTML with its charts) and webhook when
 the rollout ends, and the `rampup report` commands."""
 
-import email
-import email.policy
-import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
-from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
-from tests.conftest import Server
+from tests.support.receivers import Mailbox, Receiver, smtp_server
+from tests.support.servers import FAST, Server
+from tests.support.waiting import wait_until
 
-FAST = {"RAMPUP_TICK_S": "0.2", "RAMPUP_OUTBOX_POLL_S": "0.2"}
 ENV = "production"
 FLAG = "report-ws"
 PLAN = {
@@ -45,54 +36,16 @@ PLAN = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Hooks(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]]
-
-    def do_POST(self) -> None:  # noqa: N802 - the http.server spelling
-        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        return "250 OK"
+@pytest.fixture
+def webhook() -> Iterator[Receiver]:
+    with Receiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-    handler = type("Handler", (Hooks,), {"received": received})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", received
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, Inbox]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, inbox
-    controller.stop()
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    with smtp_server() as (mailbox, port):
+        yield mailbox, port
 
 
 def traffic(c: httpx.Client, on_failures: int, off_failures: int) -> None:
@@ -111,14 +64,6 @@ def traffic(c: httpx.Client, on_failures: int, off_failures: int) -> None:
     assert r.status_code == 202, r.text
 
 
-def wait_for(what: str, done: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def rampup(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RAMPUP_")},
@@ -135,12 +80,12 @@ def test_reports_from_real_data_on_demand_on_schedule_and_from_the_cli(
     make_database_url: Callable[[str], str],
     server_factory: Callable[..., Server],
     tmp_path: Path,
-    webhook: tuple[str, list[dict[str, Any]]],
-    smtp: tuple[int, Inbox],
+    webhook: Receiver,
+    smtp: tuple[Mailbox, int],
 ) -> None:
-    server = server_factory(make_database_url("sqlite"), extra_env=FAST)
-    hook_url, hooks = webhook
-    smtp_port, inbox = smtp
+    server = server_factory(make_database_url("sqlite"), extra_env=FAST, manual_clock=True)
+    hook_url = webhook.url()
+    inbox, smtp_port = smtp
     with server.client() as c:
         assert c.post("/api/v1/flags", json={"key": FLAG}).status_code == 201
         for body in (
@@ -250,15 +195,21 @@ def test_reports_from_real_data_on_demand_on_schedule_and_from_the_cli(
             r = c.post(f"/api/v1/rollouts/{rid}/advance", json={"reason": "healthy", "by": "lee"})
             assert r.status_code == 200, r.text
         assert r.json()["state"] == "completed"
-        reports = lambda: [h for h in hooks if h["type"] == "report.completion"]  # noqa: E731
-        wait_for("the completion report by webhook", lambda: bool(reports()))
-        wait_for("the completion report by e-mail", lambda: bool(inbox.messages))
-        time.sleep(1.0)  # several more ticks: nothing is sent twice
+        server.advance("1s")  # the controller's tick sends what is due
+        reports = lambda: [h for h in webhook.bodies() if h["type"] == "report.completion"]  # noqa: E731
+        wait_until(lambda: bool(reports()), "the completion report by webhook")
+        wait_until(lambda: bool(inbox.emails()), "the completion report by e-mail")
+        for _ in range(3):  # more ticks: nothing is sent twice
+            server.advance("1s")
+        wait_until(
+            lambda: all(d["status"] == "delivered" for d in c.get("/api/v1/notifications").json()),
+            "every notification delivered",
+        )
         (hooked,) = reports()
         assert hooked["title"] == "Report Ws Rollout - Completion Report"
         assert "- All 4 rollout stages completed; 100% of users have the feature since " in hooked["text"]
         assert "Contact: team@example.com" in hooked["text"]
-        (mail,) = inbox.messages
+        (mail,) = inbox.emails()
         assert mail["Subject"] == "Report Ws Rollout - Completion Report"
         html_part = mail.get_body(("html",))
         assert html_part is not None

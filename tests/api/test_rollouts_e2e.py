@@ -1,10 +1,7 @@
-"""Rollouts end to end: a real `rampup serve` with a fast controller tick, plans with 1-second stages, and
-live request events posted over HTTP whose treatment share follows the flag.
-
-Traffic is honest: every batch is one request from each user of a fixed pool, and a user is in the
-treatment iff `in_rollout(salt, user, percentage)` for the flag's production state read just before the
-batch is sent — what an SDK evaluating the flag would have answered. Failures, when a test wants them, are
-injected deterministically among the treatment's requests only (every k-th), so the rates are exact.
+"""Rollouts end to end: a real `rampup serve` on a manual clock, plans with 1-second stages, and live request
+events posted over HTTP whose treatment share follows the flag (tests/support/traffic.py). Each tick moves
+the clock one second and runs the controller once, so every stage sees exactly the batches sent in it, and
+a slow machine changes how long a test takes, never what it sees.
 
 What the gates need (anytime-valid confidence sequences, see core/sequential.py): an error-rate target of
 "< 0.1%" passes only after roughly 6,400 clean treatment requests since the stage began; a rollback
@@ -17,10 +14,7 @@ import os
 import shlex
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +22,12 @@ import httpx
 import pytest
 
 from rampup.core.bucketing import in_rollout
-from tests.conftest import Server
+from tests.support.receivers import Receiver
+from tests.support.rollouts import at, command, create_rollout, drive, reached, rollout, summary
+from tests.support.servers import FAST, Server
+from tests.support.traffic import Traffic, flag_state
+from tests.support.waiting import wait_until
 
-FAST = {"RAMPUP_TICK_S": "0.2", "RAMPUP_OUTBOX_POLL_S": "0.2"}
 ENV = "production"
 
 
@@ -38,40 +35,13 @@ ENV = "production"
 
 
 def start(server_factory: Callable[..., Server], database_url: str) -> Server:
-    return server_factory(database_url, extra_env=FAST)
+    """A server on a manual clock: the test decides when time passes and when the controller ticks."""
+    return server_factory(database_url, extra_env=FAST, manual_clock=True)
 
 
 def create_flag(c: httpx.Client, key: str) -> None:
     r = c.post("/api/v1/flags", json={"key": key, "description": f"e2e {key}", "type": "boolean"})
     assert r.status_code == 201, r.text
-
-
-def flag_state(c: httpx.Client, key: str) -> dict[str, Any]:
-    r = c.get(f"/api/v1/flags/{key}/environments/{ENV}")
-    assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
-
-
-def rollout(c: httpx.Client, rollout_id: int) -> dict[str, Any]:
-    r = c.get(f"/api/v1/rollouts/{rollout_id}")
-    assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
-
-
-def create_rollout(c: httpx.Client, plan: dict[str, Any] | str) -> int:
-    body = {"plan": {"yaml": plan}} if isinstance(plan, str) else {"plan": plan}
-    r = c.post("/api/v1/rollouts", json=body)
-    assert r.status_code == 201, r.text
-    return int(r.json()["id"])
-
-
-def command(
-    c: httpx.Client, rollout_id: int, action: str, reason: str = "", by: str | None = None, expect: int = 200
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"reason": reason, **({"by": by} if by else {})}
-    r = c.post(f"/api/v1/rollouts/{rollout_id}/{action}", json=body)
-    assert r.status_code == expect, f"{action}: {r.status_code} {r.text}"
-    return r.json()  # type: ignore[no-any-return]
 
 
 def audit(c: httpx.Client, key: str) -> list[dict[str, Any]]:
@@ -80,117 +50,12 @@ def audit(c: httpx.Client, key: str) -> list[dict[str, Any]]:
     return sorted(r.json(), key=lambda e: e["id"])
 
 
-def summary(status: dict[str, Any]) -> str:
-    """Enough of a rollout's status to understand a timeout."""
-    gates = [
-        {k: g.get(k) for k in ("metric", "verdict", "value", "lower", "upper", "samples", "needs")}
-        for g in status["gates"]
-    ]
-    timeline = [
-        (t["from"], t["to"], t["from_stage"], t["to_stage"], t["actor"], t["reason"])
-        for t in status["timeline"][-4:]
-    ]
-    return json.dumps(
-        {
-            "state": status["state"],
-            "stage": status["stage"],
-            "waiting_for": status["waiting_for"],
-            "gates": gates,
-            "timeline": timeline,
-        },
-        indent=1,
-        default=str,
-    )
-
-
-class Traffic:
-    """Request events from a fixed pool of users, attributed with the flag's state at send time."""
-
-    def __init__(self, c: httpx.Client, flag: str, users: int = 10_000) -> None:
-        self.c, self.flag = c, flag
-        self.users = [f"{flag}-user-{i}" for i in range(users)]
-        self._bodies: dict[tuple[float, bool, str, int | None], tuple[bytes, int, int]] = {}
-        self.requests = self.treatment = self.failures = 0
-
-    def _body(
-        self, percentage: float, enabled: bool, salt: str, fail_every: int | None
-    ) -> tuple[bytes, int, int]:
-        key = (percentage, enabled, salt, fail_every)
-        if key not in self._bodies:
-            events, treated, failed = [], 0, 0
-            for i, user in enumerate(self.users):
-                on = enabled and in_rollout(salt, user, percentage)
-                ok = True
-                if on:
-                    treated += 1
-                    if fail_every and treated % fail_every == 0:
-                        ok, failed = False, failed + 1
-                events.append(
-                    {
-                        "type": "request",
-                        "targeting_key": user,
-                        "flags": {self.flag: on},
-                        "duration_ms": 40.0 + i % 200,
-                        "ok": ok,
-                    }
-                )
-            self._bodies[key] = (json.dumps({"events": events}).encode(), treated, failed)
-        return self._bodies[key]
-
-    def send(self, fail_every: int | None = None) -> dict[str, Any]:
-        """One batch: every user of the pool makes one request. Returns the flag state it was attributed with."""
-        state = flag_state(self.c, self.flag)
-        body, treated, failed = self._body(state["rollout"], state["enabled"], state["salt"], fail_every)
-        r = self.c.post(
-            "/api/v1/events",
-            params={"environment": ENV},
-            content=body,
-            headers={"Content-Type": "application/json"},
-            timeout=60,
-        )
-        assert r.status_code == 202, r.text
-        assert r.json() == {"accepted": len(self.users)}
-        self.requests += len(self.users)
-        self.treatment += treated
-        self.failures += failed
-        return state
-
-
-def pump_until(
-    c: httpx.Client,
-    rollout_id: int,
-    done: Callable[[dict[str, Any]], bool],
-    traffic: Traffic | None = None,
-    fail_every: int | None = None,
-    timeout: float = 30.0,
-    what: str = "",
-    pace: float = 0.0,
-) -> dict[str, Any]:
-    """Send traffic (if any) until the rollout's status satisfies `done`; fail with its status on timeout.
-    With `pace`, batches start at least that many seconds apart (the status is checked just before each)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = rollout(c, rollout_id)
-        if done(status):
-            return status
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"timed out after {timeout:.0f}s waiting for {what or 'the rollout'}:\n{summary(status)}"
-            )
+def ticks(server: Server, n: int, traffic: Traffic | None = None, step: str = "1s") -> None:
+    """`n` controller ticks, `step` apart, each after one batch of traffic (if any)."""
+    for _ in range(n):
         if traffic is not None:
-            sent = time.monotonic()
-            traffic.send(fail_every)
-            time.sleep(max(0.0, pace - (time.monotonic() - sent)))
-        else:
-            time.sleep(0.05)
-
-
-def at(state: str, stage: int | None = None) -> Callable[[dict[str, Any]], bool]:
-    return lambda s: s["state"] == state and (stage is None or s["stage"]["number"] == stage)
-
-
-def reached(stage: int) -> Callable[[dict[str, Any]], bool]:
-    return lambda s: bool(s["stage"]["number"] >= stage)
+            traffic.send()
+        server.advance(step)
 
 
 def stage_changes(status: dict[str, Any]) -> list[tuple[int, int]]:
@@ -233,16 +98,14 @@ def test_waits_for_signoff_then_climbs_through_every_stage_on_healthy_traffic(
     flag = "e2e-climb"
     with server.client() as c:
         create_flag(c, flag)
-        traffic = Traffic(c, flag)
+        traffic = Traffic(c, flag, users=10_000)
         r = c.post("/api/v1/rollouts", json={"plan": {"yaml": CLIMB_PLAN.format(flag=flag)}})
         assert r.status_code == 201, r.text
         assert r.json()["state"] == "awaiting_approval"
         rid = r.json()["id"]
 
         # Stage 0 holds until the prerequisite is signed off, whatever the traffic and however many ticks.
-        for _ in range(3):
-            traffic.send()
-        time.sleep(1.2)  # several ticks, beyond the first stage's soak time
+        ticks(server, 3, traffic)  # beyond the first stage's soak time
         status = rollout(c, rid)
         assert status["state"] == "awaiting_approval", summary(status)
         assert status["stage"]["number"] == 0 and status["stage"]["percentage"] == 0
@@ -267,7 +130,7 @@ def test_waits_for_signoff_then_climbs_through_every_stage_on_healthy_traffic(
 
         # Healthy traffic: each stage advances once its soak is over and every gate passes.
         for stage, percentage in ((2, 25), (3, 50)):
-            status = pump_until(c, rid, reached(stage), traffic, timeout=40, what=f"stage {stage}")
+            status = drive(server, c, rid, reached(stage), traffic=traffic, what=f"stage {stage}")
             assert status["stage"]["number"] == stage and status["stage"]["percentage"] == percentage, (
                 summary(status)
             )
@@ -275,10 +138,9 @@ def test_waits_for_signoff_then_climbs_through_every_stage_on_healthy_traffic(
             assert (state["enabled"], state["rollout"]) == (True, percentage)
 
         # The last stage asks for an approval: stage 3 soaks and passes, then waits for a person.
-        status = pump_until(c, rid, at("awaiting_approval"), traffic, timeout=40, what="the approval wait")
+        status = drive(server, c, rid, at("awaiting_approval"), traffic=traffic, what="the approval wait")
         assert status["stage"]["number"] == 3 and status["waiting_for"] == ["approval"], summary(status)
-        traffic.send()
-        time.sleep(0.6)
+        ticks(server, 2, traffic)
         status = rollout(c, rid)
         assert status["state"] == "awaiting_approval" and status["stage"]["number"] == 3, summary(status)
         assert flag_state(c, flag)["rollout"] == 50
@@ -287,7 +149,7 @@ def test_waits_for_signoff_then_climbs_through_every_stage_on_healthy_traffic(
         assert approved["state"] == "running" and approved["stage"]["number"] == 4, summary(approved)
         assert flag_state(c, flag)["rollout"] == 100
 
-        status = pump_until(c, rid, at("completed"), traffic, timeout=40, what="completion")
+        status = drive(server, c, rid, at("completed"), traffic=traffic, what="completion")
         assert status["stage"]["number"] == 4 and status["stage"]["percentage"] == 100
         state = flag_state(c, flag)
         assert (state["enabled"], state["rollout"]) == (True, 100)
@@ -371,27 +233,23 @@ def test_errors_in_the_treatment_step_back_one_stage_then_pull_the_kill_switch(
     flag = "e2e-errors"
     with server.client() as c:
         create_flag(c, flag)
-        traffic = Traffic(c, flag)
+        traffic = Traffic(c, flag, users=10_000)
         rid = create_rollout(c, four_stages(flag))
-        pump_until(c, rid, reached(2), traffic, timeout=40, what="stage 2")
+        drive(server, c, rid, reached(2), traffic=traffic, what="stage 2")
         status = rollout(c, rid)
         assert status["state"] == "running" and status["stage"]["number"] == 2, summary(status)
         assert flag_state(c, flag)["rollout"] == 25
 
         # 0.8% of the treatment's requests fail: above rollback (0.5%), below disable (1%). The control is clean.
-        # Paced, because a gate's window starts at the whole second in which its stage began (per-second rollup
-        # edges): the last fraction of a second of stage 2's traffic also counts at stage 1, and at full speed
-        # (~8,000 treatment requests a second) that alone steps stage 1 back to 0 before the 5% errors arrive.
         before = traffic.failures
-        status = pump_until(
+        status = drive(
+            server,
             c,
             rid,
             lambda s: s["state"] != "running",
-            traffic,
+            traffic=traffic,
             fail_every=125,
-            timeout=40,
             what="the step back",
-            pace=1.2,
         )
         assert traffic.failures > before
         assert status["state"] == "rolled_back", summary(status)
@@ -409,18 +267,20 @@ def test_errors_in_the_treatment_step_back_one_stage_then_pull_the_kill_switch(
         assert "error_rate" in back["reason"] and "rollback" in back["reason"] and "> 0.5%" in back["reason"]
         errors = gate(back["evidence"], "error_rate")
         assert errors["verdict"] == "fail"
-        # 0.8% of the treatment since stage 2 began (a clean batch in flight at the advance may dilute it a little).
-        assert errors["lower"] > 0.005 and 0.005 < errors["value"] < 0.01
+        # 0.8% of the treatment since stage 2 began: every batch of stage 2 was sent after the advance.
+        assert errors["lower"] > 0.005 and errors["value"] == pytest.approx(0.008, abs=0.0005)
         assert errors["samples"] >= 1000
 
         # Rolled back: it holds at stage 1 (no automatic advance), but safety still acts.
-        time.sleep(0.5)
+        ticks(server, 2, step="1h")
         status = rollout(c, rid)
         assert status["state"] == "rolled_back" and status["stage"]["number"] == 1, summary(status)
 
         # Errors rise to 5% of the treatment: the kill switch. One batch, so every threshold sees the same data.
         traffic.send(fail_every=20)
-        status = pump_until(c, rid, lambda s: s["state"] != "rolled_back", timeout=15, what="the kill switch")
+        status = drive(
+            server, c, rid, lambda s: s["state"] != "rolled_back", max_ticks=3, what="the kill switch"
+        )
         assert status["state"] == "disabled", summary(status)
         state = flag_state(c, flag)
         assert state["enabled"] is False
@@ -435,8 +295,8 @@ def test_errors_in_the_treatment_step_back_one_stage_then_pull_the_kill_switch(
         assert "error_rate" in kill["reason"] and "disable" in kill["reason"] and "> 1%" in kill["reason"]
         errors = gate(kill["evidence"], "error_rate")
         assert errors["verdict"] == "critical" and errors["lower"] > 0.01
-        # Mostly the 5% batch; stage 2's 0.8% traffic from the second of the step back may count too (see above).
-        assert 0.01 < errors["value"] <= 0.05
+        # Exactly the 5% batch: the rolled-back stage counts only what was sent since the step back.
+        assert errors["value"] == pytest.approx(0.05, abs=0.0005)
 
         # Both decisions are in the audit log under the controller's name, with their reasons.
         entries = audit(c, flag)
@@ -487,10 +347,9 @@ def test_one_data_loss_event_in_the_treatment_goes_straight_back_to_zero(
         create_flag(c, flag)
         traffic = Traffic(c, flag, users=2000)
         rid = create_rollout(c, data_loss_plan(flag))
-        status = pump_until(c, rid, at("running", 2), traffic, timeout=15, what="stage 2")
+        drive(server, c, rid, at("running", 2), traffic=traffic, what="stage 2")
         assert flag_state(c, flag)["rollout"] == 50
-        traffic.send()
-        time.sleep(0.5)
+        ticks(server, 2, traffic)
         assert at("running", 2)(rollout(c, rid)), summary(rollout(c, rid))
 
         # One data-loss event from a user who has the feature (attributed from the user id, as an SDK would).
@@ -501,7 +360,8 @@ def test_one_data_loss_event_in_the_treatment_goes_straight_back_to_zero(
             json={"events": [{"type": "data_loss", "targeting_key": user, "message": "lost 3 rows"}]},
         )
         assert r.status_code == 202, r.text
-        status = pump_until(c, rid, lambda s: s["state"] != "running", timeout=10, what="the rollback to 0")
+        server.advance("0s")  # one tick, no time passing: data loss acts at once
+        status = rollout(c, rid)
         assert status["state"] == "rolled_back" and status["stage"]["number"] == 0, summary(status)
         assert status["stage"]["percentage"] == 0
         assert flag_state(c, flag)["rollout"] == 0
@@ -532,10 +392,11 @@ def test_a_data_loss_event_without_a_user_also_rolls_back(
     with server.client() as c:
         create_flag(c, flag)
         rid = create_rollout(c, data_loss_plan(flag))
-        pump_until(c, rid, at("running", 2), timeout=15, what="stage 2")
+        drive(server, c, rid, at("running", 2), what="stage 2")
         r = c.post("/api/v1/events", params={"environment": ENV}, json={"events": [{"type": "data_loss"}]})
         assert r.status_code == 202, r.text
-        status = pump_until(c, rid, lambda s: s["state"] != "running", timeout=5, what="the rollback to 0")
+        server.advance("0s")
+        status = rollout(c, rid)
         assert status["state"] == "rolled_back" and status["stage"]["number"] == 0, summary(status)
         assert flag_state(c, flag)["rollout"] == 0
 
@@ -556,7 +417,7 @@ def test_a_killed_server_resumes_the_rollout_where_it_was(
         "environment": ENV,
         "stages": [
             {"name": "Early Access", "percentage": 10, "min_duration": "0.3s"},
-            {"name": "Expanded", "percentage": 25, "min_duration": "6s"},
+            {"name": "Expanded", "percentage": 25, "min_duration": "1h"},
             {"name": "General", "percentage": 50, "min_duration": "0.3s"},
             {"name": "Full Rollout", "percentage": 100, "min_duration": "0.3s"},
         ],
@@ -565,12 +426,14 @@ def test_a_killed_server_resumes_the_rollout_where_it_was(
     with server.client() as c:
         create_flag(c, flag)
         rid = create_rollout(c, plan)
-        before = pump_until(c, rid, at("running", 2), timeout=15, what="stage 2")
+        before = drive(server, c, rid, at("running", 2), what="stage 2")
         audit_before = audit(c, flag)
+    stopped_at = server.now()
     server.stop(kill=True)  # SIGKILL: no shutdown, no flush
     assert server.process.returncode == -9
 
-    server = start(server_factory, database_url)
+    # The new process's clock goes on from where the old one stood.
+    server = server_factory(database_url, extra_env=FAST, manual_clock=stopped_at)
     with server.client() as c:
         after = rollout(c, rid)
         assert after["state"] == "running" and after["stage"]["number"] == 2, summary(after)
@@ -579,8 +442,12 @@ def test_a_killed_server_resumes_the_rollout_where_it_was(
         assert flag_state(c, flag)["rollout"] == 25
         assert audit(c, flag) == audit_before
 
-        # The new process takes over the controller (after the dead one's lease runs out) and finishes the plan.
-        done = pump_until(c, rid, at("completed"), timeout=30, what="completion after the restart")
+        # The dead process's lease still runs: the new one does not act yet.
+        assert server.advance("0s")["leader"] is False
+        assert rollout(c, rid)["timeline"] == before["timeline"]
+
+        # Once it has run out, the new process takes over the controller and finishes the plan.
+        done = drive(server, c, rid, at("completed"), step="1h", what="completion after the restart")
         assert done["timeline"][: len(before["timeline"])] == before["timeline"]
         assert stage_changes(done) == [(0, 1), (1, 2), (2, 3), (3, 4)]
         keys = [(t["from"], t["to"], t["from_stage"], t["to_stage"]) for t in done["timeline"]]
@@ -595,42 +462,10 @@ def test_a_killed_server_resumes_the_rollout_where_it_was(
 # ---------------------------------------------------------------- 5. hooks: webhook and command
 
 
-class Receiver:
-    """A tiny webhook receiver on loopback that keeps every JSON body with its headers."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        received = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                length = int(self.headers.get("Content-Length", "0"))
-                received.bodies.append(json.loads(self.rfile.read(length)))
-                received.headers.append(dict(self.headers))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/rampup-hook"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
+    with Receiver() as r:
+        yield r
 
 
 def test_every_stage_change_calls_the_webhook_and_the_command(
@@ -643,26 +478,28 @@ def test_every_stage_change_calls_the_webhook_and_the_command(
     flag = "e2e-hooks"
     out = tmp_path / "hook-calls.txt"
     hooks = {
-        "webhook": receiver.url,
+        "webhook": receiver.url("/rampup-hook"),
         "command": f'echo "$RAMPUP_ROLLOUT $RAMPUP_ENABLED $RAMPUP_STAGE $RAMPUP_FLAG" >> {shlex.quote(str(out))}',
     }
     with server.client() as c:
         create_flag(c, flag)
-        rid = create_rollout(c, four_stages(flag, soak="0.4s", gates=[], hooks=hooks))
-        pump_until(c, rid, at("completed"), timeout=20, what="completion")
+        rid = create_rollout(c, four_stages(flag, soak="1s", gates=[], hooks=hooks))
+        drive(server, c, rid, at("completed"), what="completion")
         changes = [e for e in audit(c, flag) if e["action"] == "flag.update"]
         expected = [e["after"]["rollout"] for e in changes]
         assert expected[-4:] == [10, 25, 50, 100]
 
-        deadline = time.monotonic() + 15
-        lines: list[str] = []
-        while time.monotonic() < deadline:
-            lines = out.read_text().splitlines() if out.exists() else []
-            if len(lines) >= len(expected) and len(receiver.bodies) >= len(expected):
-                break
-            time.sleep(0.1)
-        time.sleep(0.5)  # nothing more arrives: each change is delivered once
-        lines = out.read_text().splitlines() if out.exists() else []
+        def called() -> list[str]:
+            return out.read_text().splitlines() if out.exists() else []
+
+        # Each destination's queue is delivered in order, the next item only once the one before is marked
+        # delivered: when the last change has arrived, no earlier one can arrive again.
+        wait_until(
+            lambda: len(called()) >= len(expected) and len(receiver.bodies()) >= len(expected),
+            "every change at the command and the webhook",
+            detail=lambda: f"{called()}\n{receiver.bodies()}\n{server.output()[-2000:]}",
+        )
+        lines = called()
 
     # The command: the new percentage in its environment, every change, in order.
     calls = [line.split() for line in lines]
@@ -671,15 +508,16 @@ def test_every_stage_change_calls_the_webhook_and_the_command(
     assert [int(c[2]) for c in calls][-4:] == [1, 2, 3, 4]
 
     # The webhook: the same changes, in order, each with its own delivery id.
-    bodies = receiver.bodies
+    bodies = receiver.bodies()
     assert [b["rollout"] for b in bodies] == expected, bodies
     assert [b["stage"] for b in bodies][-4:] == [1, 2, 3, 4]
     ids = [b["id"] for b in bodies]
     assert all(isinstance(i, str) and i for i in ids) and len(set(ids)) == len(ids)
-    for body, headers in zip(bodies, receiver.headers, strict=True):
+    for post in receiver.accepted():
+        body = post.body
         assert body["flag"] == flag and body["environment"] == ENV and body["rollout_id"] == rid
         assert body["enabled"] is True
-        assert {k.lower(): v for k, v in headers.items()}.get("x-rampup-delivery") == body["id"]
+        assert post.headers.get("x-rampup-delivery") == body["id"]
     assert bodies[-1]["phase"] in ("running", "completed")
 
 
@@ -730,7 +568,7 @@ def rampup_cli(server: Server, *args: str, cwd: Path) -> subprocess.CompletedPro
 def test_bad_plans_are_refused_with_file_line_and_problem_and_start_nothing(
     tmp_path: Path, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
 ) -> None:
-    server = start(server_factory, make_database_url("sqlite"))
+    server = server_factory(make_database_url("sqlite"))
     flag = "e2e-bad-plans"
     with server.client() as c:
         create_flag(c, flag)
@@ -808,9 +646,7 @@ def test_pause_resume_rollback_disable_and_abort_by_hand(
 
         paused = command(c, rid, "pause", "waiting for the release notes", by="sam")
         assert paused["state"] == "paused" and paused["stage"]["number"] == 1
-        deadline = time.monotonic() + 2.0  # four soak times, ten ticks: healthy traffic, and still no advance
-        while time.monotonic() < deadline:
-            traffic.send()
+        ticks(server, 4, traffic)  # healthy traffic, soak times over, and still no advance
         status = rollout(c, rid)
         assert status["state"] == "paused" and status["stage"]["number"] == 1, summary(status)
         assert flag_state(c, flag)["rollout"] == 10
@@ -819,14 +655,13 @@ def test_pause_resume_rollback_disable_and_abort_by_hand(
 
         resumed = command(c, rid, "resume", "notes are out", by="sam")
         assert resumed["state"] == "running" and resumed["stage"]["number"] == 1
-        pump_until(c, rid, at("running", 2), traffic, timeout=15, what="stage 2 after resume")
+        drive(server, c, rid, at("running", 2), traffic=traffic, what="stage 2 after resume")
         assert flag_state(c, flag)["rollout"] == 50
 
         back = command(c, rid, "rollback", "a customer report to look at", by="sam")
         assert back["state"] == "rolled_back" and back["stage"]["number"] == 1
         assert flag_state(c, flag)["rollout"] == 10
-        traffic.send()
-        time.sleep(1.0)  # rolled back by a person: it holds
+        ticks(server, 3, traffic)  # rolled back by a person: it holds
         status = rollout(c, rid)
         assert status["state"] == "rolled_back" and status["stage"]["number"] == 1, summary(status)
 

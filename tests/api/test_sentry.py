@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from rampup.core.bucketing import in_rollout
-from tests.conftest import Server, start_server
+from tests.support.servers import Server, start_server
 
 PRODUCTION_ID, STAGING_ID = 2, 1
 REL = 0.01

@@ -21,7 +21,9 @@ import httpx
 import pytest
 
 from rampup import __version__
-from tests.conftest import Server, free_port, start_server
+from tests.support.ports import free_port
+from tests.support.servers import Server, start_server
+from tests.support.waiting import wait_until
 
 ADMIN_TOKEN_LINE = re.compile(r"^Admin token \(shown once, keep it\): (rp_[A-Za-z0-9_-]+)$", re.MULTILINE)
 
@@ -598,16 +600,16 @@ def _serve(
             cwd=cwd,
         )
     processes.append(process)
-    deadline = time.monotonic() + 180  # a loaded machine can take this long to import and migrate
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         assert process.poll() is None, f"rampup serve exited with {process.returncode}:\n{log.read_text()}"
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return log.read_text()
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"rampup serve did not become ready:\n{log.read_text()}")
+            return False
+
+    wait_until(ready, "rampup serve to answer /readyz", detail=log.read_text)
+    return log.read_text()
 
 
 def test_serve_on_a_fresh_database_prints_a_working_admin_token_once(

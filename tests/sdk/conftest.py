@@ -9,7 +9,6 @@ import contextlib
 import json
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,8 @@ import httpx
 import pytest
 
 from rampup.sdk import Client
-from tests.conftest import Server, start_server
+from tests.support.servers import Server, start_server
+from tests.support.waiting import wait_until
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -68,7 +68,9 @@ class Rampup:
             base_url=self.server.url, headers={"Authorization": f"Bearer {self.sdk_token}"}
         ) as sdk:
             revision = int(sdk.get("/api/v1/sdk/flags").headers["etag"].strip('"'))
-        eventually(lambda: (client.stats().revision or 0) >= revision)
+        wait_until(
+            lambda: (client.stats().revision or 0) >= revision, "(client.stats().revision or 0) >= revision"
+        )
 
     def metric(self, name: str, flag: str | None = None, window: str = "1h") -> dict[str, Any]:
         params = {
@@ -219,13 +221,3 @@ def proxy_to() -> Iterator[Callable[[str], FaultProxy]]:
     yield make
     for proxy in proxies:
         proxy.close()
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> float:
-    """Seconds until `check()` held; fails the test if it did not within `timeout`."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-    return time.monotonic() - start

@@ -4,7 +4,6 @@ that fails — with evaluations that keep answering and never raise."""
 
 import json
 import random
-import statistics
 import threading
 import time
 import uuid
@@ -21,8 +20,10 @@ from openfeature.evaluation_context import EvaluationContext
 from rampup.adapters.codecs.sdk_config import encode_config
 from rampup.core.flags import CompiledFlag, FlagDefinition, FlagState
 from rampup.sdk import Client
-from tests.conftest import Server, free_port, start_server
-from tests.sdk.conftest import FaultProxy, Rampup, Refusal, eventually, tokens
+from tests.sdk.conftest import FaultProxy, Rampup, Refusal, tokens
+from tests.support.ports import free_port
+from tests.support.servers import Server, start_server
+from tests.support.waiting import wait_until
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "bucketing.json").read_text())
 
@@ -223,33 +224,26 @@ def test_the_fast_path_is_the_cores_is_on(tmp_path: Path) -> None:
                 assert client.is_enabled(key, user) is flag.is_on(user), (key, user)
 
 
-def test_a_kill_switch_reaches_a_connected_client_well_within_a_second(
-    rampup: Rampup, client: Client
-) -> None:
+def test_a_kill_switch_is_pushed_to_a_connected_client(rampup: Rampup) -> None:
+    """The stream pushes every change: with polling an hour away, only the push can bring the kill switch.
+    How soon it arrives (well within the promised second) is measured in bench/sdk_propagation.py."""
     key = rampup.new_flag(enabled=True, rollout=100)
-    eventually(lambda: client.is_enabled(key, "user-1"))
-    delays = []
-    with rampup.api() as api:
-        for _ in range(20):
-            started = time.monotonic()
-            assert (
-                api.post(
-                    f"/api/v1/flags/{key}/environments/production/kill", json={"reason": "t"}
-                ).status_code
-                == 200
-            )
-            delays.append(
-                time.monotonic()
-                - started
-                + eventually(lambda: not client.is_enabled(key, "user-1"), 2, 0.001)
-            )
-            assert (
-                api.put(f"/api/v1/flags/{key}/environments/production", json={"enabled": True}).status_code
-                == 200
-            )
-            eventually(lambda: client.is_enabled(key, "user-1"), 2, 0.001)
-    assert max(delays) < 1.0, delays
-    assert statistics.median(delays) < 0.25, delays
+    with Client(rampup.server.url, rampup.sdk_token, poll_interval=3600) as client:
+        wait_until(
+            lambda: client.is_enabled(key, "user-1") and client.stats().streaming,
+            "client.is_enabled(key, 'user-1') and client.stats().streaming",
+        )
+        with rampup.api() as api:
+            for _ in range(5):
+                killed = api.post(f"/api/v1/flags/{key}/environments/production/kill", json={"reason": "t"})
+                assert killed.status_code == 200, killed.text
+                wait_until(
+                    lambda: not client.is_enabled(key, "user-1"), "not client.is_enabled(key, 'user-1')"
+                )
+                back = api.put(f"/api/v1/flags/{key}/environments/production", json={"enabled": True})
+                assert back.status_code == 200, back.text
+                wait_until(lambda: client.is_enabled(key, "user-1"), "client.is_enabled(key, 'user-1')")
+        assert client.stats().source == "stream"
 
 
 # ------------------------------------------------------------------------------ faults
@@ -276,15 +270,13 @@ def test_server_killed_and_restarted_under_a_running_client(
     rampup = Rampup(server, *tokens(server))
     key = rampup.new_flag(enabled=True, rollout=50)
     with Client(server.url, rampup.sdk_token) as client:
-        eventually(lambda: client.stats().streaming)
+        wait_until(lambda: client.stats().streaming, "client.stats().streaming")
         before = answers(client, key)
         assert 0.45 < sum(before) / len(before) < 0.55
 
         server.stop(kill=True)
-        eventually(lambda: not client.stats().streaming)
-        started = time.monotonic()
+        wait_until(lambda: not client.stats().streaming, "not client.stats().streaming")
         assert answers(client, key) == before, "the last good configuration keeps answering"
-        assert time.monotonic() - started < 0.5, "evaluation never waits for the network"
 
         def raise_to_100(other: Server) -> None:
             with other.client() as api:
@@ -296,9 +288,9 @@ def test_server_killed_and_restarted_under_a_running_client(
         change_while_down(database_url, tmp_path, raise_to_100)
         assert answers(client, key) == before
         server_factory(database_url, port=port)
-        eventually(lambda: all(answers(client, key, 200)), timeout=20)
+        wait_until(lambda: all(answers(client, key, 200)), "all(answers(client, key, 200))")
         # The poll before each reconnect may pick the change up before the stream is back: wait for the stream.
-        eventually(lambda: client.stats().streaming, timeout=20)
+        wait_until(lambda: client.stats().streaming, "client.stats().streaming")
         stats = client.stats()
         assert stats.connects >= 2 and stats.config_errors >= 1
         assert stats.errors == {}
@@ -319,9 +311,10 @@ def test_a_client_starts_from_its_bootstrap_file_with_the_server_down(
     )
     server.stop(kill=True)
 
+    # Waiting out `start_timeout` would take minutes; a refused connection must not hold the start up at all.
     started = time.monotonic()
-    with Client(server.url, rampup.sdk_token, bootstrap=bootstrap) as client:
-        assert time.monotonic() - started < 1.0, "a refused connection does not hold the start up"
+    with Client(server.url, rampup.sdk_token, bootstrap=bootstrap, start_timeout=600) as client:
+        assert time.monotonic() - started < 300, "a refused connection held the start up"
         assert client.ready and client.stats().source == "bootstrap"
         assert answers(client, key) == expected
 
@@ -333,8 +326,8 @@ def test_a_client_starts_from_its_bootstrap_file_with_the_server_down(
 
         change_while_down(database_url, tmp_path, kill)
         server_factory(database_url, port=port)
-        eventually(lambda: not any(answers(client, key, 500)), timeout=20)
-        eventually(lambda: client.stats().streaming)
+        wait_until(lambda: not any(answers(client, key, 500)), "not any(answers(client, key, 500))")
+        wait_until(lambda: client.stats().streaming, "client.stats().streaming")
         assert client.stats().source in ("poll", "stream")
     assert json.loads(bootstrap.read_text())["flags"][0]["enabled"] is False
 
@@ -355,9 +348,12 @@ def test_polls_with_etag_when_the_stream_fails(rampup: Rampup, proxy_to: Callabl
     key = rampup.new_flag(enabled=True, rollout=100)
     with Client(proxy.url, rampup.sdk_token) as client:
         assert client.is_enabled(key, "user-1") and client.stats().source == "poll"
-        time.sleep(1.0)
+        wait_until(
+            lambda: 304 in proxy.hits.get("/api/v1/sdk/flags", []),
+            "304 in proxy.hits.get('/api/v1/sdk/flags', [])",
+        )
         rampup.kill(key)
-        eventually(lambda: not client.is_enabled(key, "user-1"), timeout=15)
+        wait_until(lambda: not client.is_enabled(key, "user-1"), "not client.is_enabled(key, 'user-1')")
         assert not client.stats().streaming
     polls = proxy.hits["/api/v1/sdk/flags"]
     assert 304 in polls, "unchanged configurations are not sent again"
@@ -370,10 +366,12 @@ def test_polling_only(rampup: Rampup, proxy_to: Callable[[str], FaultProxy]) -> 
     with Client(proxy.url, rampup.sdk_token, stream=False, poll_interval=0.1) as client:
         assert client.is_enabled(key, "user-1")
         rampup.kill(key)
-        assert eventually(lambda: not client.is_enabled(key, "user-1"), timeout=5) < 2
-        time.sleep(0.5)
+        wait_until(lambda: not client.is_enabled(key, "user-1"), "not client.is_enabled(key, 'user-1')")
+        wait_until(
+            lambda: proxy.hits["/api/v1/sdk/flags"].count(304) >= 2,
+            "proxy.hits['/api/v1/sdk/flags'].count(304) >= 2",
+        )
     assert "/api/v1/sdk/stream" not in proxy.hits
-    assert proxy.hits["/api/v1/sdk/flags"].count(304) >= 2
 
 
 def test_evaluation_never_raises(rampup: Rampup, client: Client) -> None:
@@ -416,8 +414,8 @@ def test_evaluation_never_raises(rampup: Rampup, client: Client) -> None:
 
 def test_a_client_with_no_server_and_no_bootstrap_answers_the_default() -> None:
     started = time.monotonic()
-    with Client(f"http://127.0.0.1:{free_port()}", "rp_nothing") as client:
-        assert time.monotonic() - started < 1.0
+    with Client(f"http://127.0.0.1:{free_port()}", "rp_nothing", start_timeout=600) as client:
+        assert time.monotonic() - started < 300, "a refused connection held the start up"
         assert not client.ready
         assert client.is_enabled("anything", "user-1", default=True) is True
         assert client.evaluate("anything", "user-1", default=7).value == 7
@@ -448,7 +446,10 @@ def test_concurrent_evaluations_while_the_rollout_rises(rampup: Rampup, client: 
     for rollout in range(10, 101, 10):
         rampup.set_state(key, rollout=rollout)
         time.sleep(0.05)
-    eventually(lambda: all(client.is_enabled(key, u) for u in population))
+    wait_until(
+        lambda: all(client.is_enabled(key, u) for u in population),
+        "all(client.is_enabled(key, u) for u in population)",
+    )
     stop.set()
     for t in threads:
         t.join()
@@ -459,10 +460,8 @@ def test_concurrent_evaluations_while_the_rollout_rises(rampup: Rampup, client: 
 def test_close_is_prompt_and_the_last_configuration_keeps_answering(rampup: Rampup) -> None:
     key = rampup.new_flag(enabled=True, rollout=100)
     client = Client(rampup.server.url, rampup.sdk_token)
-    eventually(lambda: client.stats().streaming)
-    started = time.monotonic()
+    wait_until(lambda: client.stats().streaming, "client.stats().streaming")
     client.close()
-    assert time.monotonic() - started < 1.0
-    assert not client._thread.is_alive()
+    assert not client._thread.is_alive(), "close ends the stream it was reading, not only its own wait"
     assert client.is_enabled(key, "user-1")
     client.close()  # twice is fine

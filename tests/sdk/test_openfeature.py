@@ -22,9 +22,11 @@ from openfeature.track import TrackingEventDetails
 
 from rampup.sdk import Client, RampupASGIMiddleware
 from rampup.sdk.openfeature import RampupHook, RampupProvider
-from tests.conftest import Server, free_port
-from tests.sdk.conftest import FaultProxy, Rampup, eventually, tokens
+from tests.sdk.conftest import FaultProxy, Rampup, tokens
 from tests.sdk.test_client import mixed_flags, users
+from tests.support.ports import free_port
+from tests.support.servers import Server
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -122,7 +124,10 @@ def test_not_ready_until_the_server_answers_then_ready(
     with Client(server.url, rampup.sdk_token) as client:
         of = domain(RampupProvider(client, ready_timeout=0.2))
         of.add_handler(ProviderEvent.PROVIDER_READY, lambda _: ready.set())
-        eventually(lambda: of.get_provider_status() is ProviderStatus.ERROR)
+        wait_until(
+            lambda: of.get_provider_status() is ProviderStatus.ERROR,
+            "of.get_provider_status() is ProviderStatus.ERROR",
+        )
         not_yet = of.get_boolean_details(key, True, EvaluationContext("user-1"))
         assert (not_yet.value, not_yet.error_code) == (True, ErrorCode.PROVIDER_NOT_READY)
 
@@ -139,10 +144,16 @@ def test_a_kill_switch_is_a_configuration_change_event(
     rampup.caught_up(client)
     changes: list[EventDetails] = []
     of = domain(RampupProvider(client))
-    eventually(lambda: of.get_provider_status() is ProviderStatus.READY)
+    wait_until(
+        lambda: of.get_provider_status() is ProviderStatus.READY,
+        "of.get_provider_status() is ProviderStatus.READY",
+    )
     of.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, changes.append)
     rampup.kill(key)
-    eventually(lambda: any(key in (c.flags_changed or []) for c in changes))
+    wait_until(
+        lambda: any(key in (c.flags_changed or []) for c in changes),
+        "any(key in (c.flags_changed or []) for c in changes)",
+    )
     assert of.get_boolean_details(key, True, EvaluationContext("user-1")).reason == Reason.DISABLED
 
 

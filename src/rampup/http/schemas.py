@@ -320,3 +320,22 @@ class RolloutOut(BaseModel):
     created_by: str
     created_at: datetime
     plan: dict[str, Any]
+
+
+class ClockIn(Strict):
+    """Move a manual clock forward by a duration or to an instant (with neither, it stays), then tick once."""
+
+    advance: str | None = Field(default=None, max_length=32, examples=["5s", "48h"])
+    to: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_move(self) -> "ClockIn":
+        if self.advance is not None and self.to is not None:
+            raise ValueError("give advance or to, not both")
+        return self
+
+
+class ClockOut(BaseModel):
+    now: datetime
+    manual: bool
+    leader: bool | None = None  # after a move: whether this instance held the lease and ran the controller

@@ -1,0 +1,77 @@
+"""Request events from a fixed pool of users, the way an application using an SDK would report them.
+
+Every batch is one request from each user of the pool, and a user is in the treatment iff
+`in_rollout(salt, user, percentage)` for the flag's state read just before the batch is sent — what an SDK
+evaluating the flag would have answered. Failures, when asked for, are every k-th of the treatment's
+requests only, so rates are exact.
+"""
+
+import json
+from typing import Any
+
+import httpx
+
+from rampup.core.bucketing import in_rollout
+
+__all__ = ["Traffic", "flag_state"]
+
+
+def flag_state(c: httpx.Client, flag: str, environment: str = "production") -> dict[str, Any]:
+    r = c.get(f"/api/v1/flags/{flag}/environments/{environment}")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+class Traffic:
+    """`send()` posts one batch over `c` (a client with an ingest-capable token) and counts what it sent."""
+
+    def __init__(
+        self, c: httpx.Client, flag: str, users: int = 2000, environment: str = "production"
+    ) -> None:
+        self.c, self.flag, self.environment = c, flag, environment
+        self.users = [f"{flag}-user-{i}" for i in range(users)]
+        self._bodies: dict[tuple[float, bool, str, int | None], tuple[bytes, int, int]] = {}
+        self.requests = self.treatment = self.failures = 0
+
+    def _body(
+        self, percentage: float, enabled: bool, salt: str, fail_every: int | None
+    ) -> tuple[bytes, int, int]:
+        key = (percentage, enabled, salt, fail_every)
+        if key not in self._bodies:
+            events, treated, failed = [], 0, 0
+            for i, user in enumerate(self.users):
+                on = enabled and in_rollout(salt, user, percentage)
+                ok = True
+                if on:
+                    treated += 1
+                    if fail_every and treated % fail_every == 0:
+                        ok, failed = False, failed + 1
+                events.append(
+                    {
+                        "type": "request",
+                        "targeting_key": user,
+                        "flags": {self.flag: on},
+                        "duration_ms": 40.0 + i % 200,
+                        "ok": ok,
+                    }
+                )
+            self._bodies[key] = (json.dumps({"events": events}).encode(), treated, failed)
+        return self._bodies[key]
+
+    def send(self, fail_every: int | None = None) -> dict[str, Any]:
+        """One batch: every user makes one request. Returns the flag state the batch was attributed with."""
+        state = flag_state(self.c, self.flag, self.environment)
+        body, treated, failed = self._body(state["rollout"], state["enabled"], state["salt"], fail_every)
+        r = self.c.post(
+            "/api/v1/events",
+            params={"environment": self.environment},
+            content=body,
+            headers={"Content-Type": "application/json"},
+            timeout=60,
+        )
+        assert r.status_code == 202, r.text
+        assert r.json() == {"accepted": len(self.users)}
+        self.requests += len(self.users)
+        self.treatment += treated
+        self.failures += failed
+        return state
