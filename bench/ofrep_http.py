@@ -237,7 +237,7 @@ def fmt(v: float) -> str:
     return f"{v:,.0f}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per measured run")
     ap.add_argument("--reps", type=int, default=3)
@@ -252,8 +252,79 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="before measuring, wait up to this long for other processes to leave the CPUs alone",
     )
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def report(targets: list[Target], args: argparse.Namespace, pin: bool, fraction_on: float) -> None:
+    bare_rps = statistics.median(r.rps for r in targets[0].runs)
+    pin_note = "server cpu0, wrk cpu1" if pin else "not pinned"
+    print(
+        f"### OFREP over HTTP, 1 uvicorn worker (uvloop+httptools), wrk -t1 -c{args.connections} --latency, "
+        f"{args.reps} × {args.duration:g} s after a {args.warmup:g} s warm-up, interleaved ({pin_note})"
+    )
+    print()
+    bare_cpu = statistics.median(r.server_cpu_s / r.requests * 1e6 for r in targets[0].runs)
+    print(
+        "| target | req/s median | range | × bare ASGI | p50 ms | p99 ms (median) | p99 range | "
+        "server busy | server CPU µs/req | × bare (CPU) | other load (cores) | requests | non-2xx/3xx | socket errors |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for t in targets:
+        rps = [r.rps for r in t.runs]
+        p99 = [r.p99_ms for r in t.runs]
+        cpu_us = statistics.median(r.server_cpu_s / r.requests * 1e6 for r in t.runs)
+        print(
+            f"| {t.name} | {fmt(statistics.median(rps))} | {fmt(min(rps))}–{fmt(max(rps))} "
+            f"| {statistics.median(rps) / bare_rps:.2f} | {statistics.median(r.p50_ms for r in t.runs):.2f} "
+            f"| {statistics.median(p99):.2f} | {min(p99):.2f}–{max(p99):.2f} "
+            f"| {statistics.median(r.server_cpu_s / r.seconds for r in t.runs):.0%} | {cpu_us:.1f} "
+            f"| {bare_cpu / cpu_us:.2f} "
+            f"| {statistics.median(r.foreign_cores for r in t.runs):.2f} (max {max(r.foreign_cores for r in t.runs):.2f}) "
+            f"| {sum(r.requests for r in t.runs):,} | {sum(r.non_2xx for r in t.runs)} "
+            f"| {sum(r.socket_errors for r in t.runs)} |"
+        )
+    print()
+    print("Every run, in the order measured within each target: req/s (server busy, other load in cores):")
+    print()
+    for t in targets:
+        runs = "; ".join(
+            f"{fmt(r.rps)} ({r.server_cpu_s / r.seconds:.0%}, {r.foreign_cores:.2f})" for r in t.runs
+        )
+        print(f"- {t.name}: {runs}")
+    print()
+    single = statistics.median(r.rps for r in targets[1].runs)
+    goal = 10_000
+    verdict = "meets" if single >= goal else "MISSES"
+    print(
+        f"Goal ≥ {goal:,} single evaluations/s on one worker: {fmt(single)} req/s median → {verdict} the goal "
+        f"({single / bare_rps:.0%} of bare ASGI in the same run)."
+    )
+    print(
+        "'server busy' is the server process's CPU time over the run's wall time (≈ 100 % when the server is the "
+        "bottleneck); 'server CPU µs/req' is that CPU time over the requests answered, and '× bare (CPU)' is the "
+        "bare app's µs/req over this one: a throughput ratio that holds up better under noise than req/s. "
+        "'other load' is the CPU that processes outside this benchmark used meanwhile (median over reps, in cores, "
+        f"of {os.cpu_count()}): when it is not ≈ 0 the run was disturbed."
+    )
+    print(
+        f"Sanity: over HTTP, {fraction_on:.3f} of 300 distinct users got {FLAG} (expect ≈ 0.25); "
+        f"bulk answered {args.flags} flags with no errors before the load."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk); bench/run installs it")
     pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
@@ -353,69 +424,8 @@ def main(argv: list[str] | None = None) -> int:
             if rampup.poll() is not None or bare.poll() is not None:
                 raise SystemExit("a server died during the benchmark")
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.terminate()
-            for p in procs:
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-
-    bare_rps = statistics.median(r.rps for r in targets[0].runs)
-    pin_note = "server cpu0, wrk cpu1" if pin else "not pinned"
-    print(
-        f"### OFREP over HTTP, 1 uvicorn worker (uvloop+httptools), wrk -t1 -c{args.connections} --latency, "
-        f"{args.reps} × {args.duration:g} s after a {args.warmup:g} s warm-up, interleaved ({pin_note})"
-    )
-    print()
-    bare_cpu = statistics.median(r.server_cpu_s / r.requests * 1e6 for r in targets[0].runs)
-    print(
-        "| target | req/s median | range | × bare ASGI | p50 ms | p99 ms (median) | p99 range | "
-        "server busy | server CPU µs/req | × bare (CPU) | other load (cores) | requests | non-2xx/3xx | socket errors |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for t in targets:
-        rps = [r.rps for r in t.runs]
-        p99 = [r.p99_ms for r in t.runs]
-        cpu_us = statistics.median(r.server_cpu_s / r.requests * 1e6 for r in t.runs)
-        print(
-            f"| {t.name} | {fmt(statistics.median(rps))} | {fmt(min(rps))}–{fmt(max(rps))} "
-            f"| {statistics.median(rps) / bare_rps:.2f} | {statistics.median(r.p50_ms for r in t.runs):.2f} "
-            f"| {statistics.median(p99):.2f} | {min(p99):.2f}–{max(p99):.2f} "
-            f"| {statistics.median(r.server_cpu_s / r.seconds for r in t.runs):.0%} | {cpu_us:.1f} "
-            f"| {bare_cpu / cpu_us:.2f} "
-            f"| {statistics.median(r.foreign_cores for r in t.runs):.2f} (max {max(r.foreign_cores for r in t.runs):.2f}) "
-            f"| {sum(r.requests for r in t.runs):,} | {sum(r.non_2xx for r in t.runs)} "
-            f"| {sum(r.socket_errors for r in t.runs)} |"
-        )
-    print()
-    print("Every run, in the order measured within each target: req/s (server busy, other load in cores):")
-    print()
-    for t in targets:
-        runs = "; ".join(
-            f"{fmt(r.rps)} ({r.server_cpu_s / r.seconds:.0%}, {r.foreign_cores:.2f})" for r in t.runs
-        )
-        print(f"- {t.name}: {runs}")
-    print()
-    single = statistics.median(r.rps for r in targets[1].runs)
-    goal = 10_000
-    verdict = "meets" if single >= goal else "MISSES"
-    print(
-        f"Goal ≥ {goal:,} single evaluations/s on one worker: {fmt(single)} req/s median → {verdict} the goal "
-        f"({single / bare_rps:.0%} of bare ASGI in the same run)."
-    )
-    print(
-        "'server busy' is the server process's CPU time over the run's wall time (≈ 100 % when the server is the "
-        "bottleneck); 'server CPU µs/req' is that CPU time over the requests answered, and '× bare (CPU)' is the "
-        "bare app's µs/req over this one: a throughput ratio that holds up better under noise than req/s. "
-        "'other load' is the CPU that processes outside this benchmark used meanwhile (median over reps, in cores, "
-        f"of {os.cpu_count()}): when it is not ≈ 0 the run was disturbed."
-    )
-    print(
-        f"Sanity: over HTTP, {fraction_on:.3f} of 300 distinct users got {FLAG} (expect ≈ 0.25); "
-        f"bulk answered {args.flags} flags with no errors before the load."
-    )
+            stop(procs)
+    report(targets, args, pin, fraction_on)
     return 0
 
 

@@ -367,6 +367,99 @@ def fmt_ns(ns: float) -> str:
     return f"{ns / 1000:,.2f} µs" if ns >= 1000 else f"{ns:,.0f} ns"
 
 
+def peer_cases(tmp: Path, unavailable: dict[str, str]) -> list[Case]:
+    """The peers' cases; a peer that cannot be set up is added to `unavailable` with the reason."""
+    cases: list[Case] = []
+    setups: dict[str, Callable[[], list[Case]]] = {
+        "openfeature": lambda: [openfeature_floor_case()],
+        "growthbook": growthbook_cases,
+        "flagsmith": lambda: flagsmith_cases(tmp),
+        "ldclient": lambda: launchdarkly_cases(tmp),
+        "UnleashClient": lambda: unleash_cases(tmp),
+    }
+    for module, setup in setups.items():
+        if module in unavailable:
+            continue
+        try:
+            cases += setup()
+        except Exception as exc:  # one peer's setup problem must not cost the others' figures
+            unavailable[module] = f"setup failed: {type(exc).__name__}: {exc}"
+
+    return cases
+
+
+def check_against_the_floor(cases: list[Case], ids: list[str]) -> None:
+    """Correctness first: the Rampup cases agree with the floor user by user."""
+    for case in cases:
+        if case.name.startswith("rampup") or case.name.startswith("openfeature + Rampup"):
+            single = make_loop(case.expr, case.names)
+            for u in ids[:20_000]:
+                assert single([u])[1] == (mmh3.hash(f"{SALT}:{u}", signed=False) % 10000 < 2500), (
+                    case.name,
+                    u,
+                )
+
+
+def measure(cases: list[Case], ids: list[str], rounds: int, rng: random.Random) -> float:
+    """Fills each case's samples; returns the cores other processes kept busy meanwhile."""
+    for case in cases:
+        case.loop(ids[:2000])
+    order = list(cases)
+    busy, own, wall = busy_cpu(), time.process_time(), time.monotonic()
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for case in order:
+            if case.before_round is not None:
+                case.before_round()
+            gc.collect()
+            gc.disable()
+            try:
+                elapsed, n = case.loop(ids)
+            finally:
+                gc.enable()
+            case.samples.append(elapsed / len(ids))
+            case.hits = n
+    return max(0.0, (busy_cpu() - busy) - (time.process_time() - own)) / (time.monotonic() - wall)
+
+
+def report(cases: list[Case], ids: list[str], rounds: int, unavailable: dict[str, str], other: float) -> None:
+    empty = statistics.median(cases[0].samples)
+    floor = statistics.median(cases[1].samples)
+    versions = ", ".join(f"{p} {metadata.version(p)}" for m, p in PEERS.items() if m not in unavailable)
+    print(
+        f"### SDK evaluation, one 25 % boolean flag ({len(ids):,} distinct users, {rounds} rounds interleaved "
+        f"& shuffled, GC off; loop overhead {fmt_ns(empty)} included; other processes kept {other:.2f} cores busy)"
+    )
+    print()
+    print(f"Peers: {versions or 'none'}.")
+    for module, why in unavailable.items():
+        print(f"Not measured: {PEERS[module]} ({why}).")
+    print()
+    print("| case | median | range | × floor | fraction on |")
+    print("|---|---:|---:|---:|---:|")
+    for case in cases:
+        med = statistics.median(case.samples)
+        fraction = f"{case.hits / len(ids):.4f}" if case.evaluates else "—"
+        print(
+            f"| {case.name} | {fmt_ns(med)} | {fmt_ns(min(case.samples))}–{fmt_ns(max(case.samples))} "
+            f"| {med / floor:.2f} | {fraction} |"
+        )
+    print()
+    by_name = {c.name: statistics.median(c.samples) for c in cases}
+    is_enabled = by_name["rampup: client.is_enabled(flag, u)"]
+    print(
+        f"client.is_enabled: {fmt_ns(is_enabled)} = {is_enabled / floor:.2f}× the floor ({fmt_ns(floor)}); "
+        f"goal ≤ 2×. Every Rampup case agreed with the floor user by user on 20,000 ids."
+    )
+    of_api = by_name.get("openfeature + trivial mmh3 provider (API overhead)")
+    of_rampup = by_name["openfeature + RampupProvider"]
+    if of_api is not None:
+        print(
+            f"Through OpenFeature: {fmt_ns(of_rampup)} per evaluation, of which the OpenFeature API itself "
+            f"(trivial provider) is {fmt_ns(of_api)}: {of_rampup / is_enabled:.0f}× client.is_enabled."
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--users", type=int, default=100_000)
@@ -403,85 +496,10 @@ def main(argv: list[str] | None = None) -> int:
         Case("floor as a def: floor_fn(u)", "floor_fn(u)", {"floor_fn": floor_fn}),
     ]
     cases += rampup_cases(tmp)
-    setups: dict[str, Callable[[], list[Case]]] = {
-        "openfeature": lambda: [openfeature_floor_case()],
-        "growthbook": growthbook_cases,
-        "flagsmith": lambda: flagsmith_cases(tmp),
-        "ldclient": lambda: launchdarkly_cases(tmp),
-        "UnleashClient": lambda: unleash_cases(tmp),
-    }
-    for module, setup in setups.items():
-        if module in unavailable:
-            continue
-        try:
-            cases += setup()
-        except Exception as exc:  # one peer's setup problem must not cost the others' figures
-            unavailable[module] = f"setup failed: {type(exc).__name__}: {exc}"
-
-    # Correctness first: the Rampup cases agree with the floor user by user.
-    for case in cases:
-        if case.name.startswith("rampup") or case.name.startswith("openfeature + Rampup"):
-            single = make_loop(case.expr, case.names)
-            for u in ids[:20_000]:
-                assert single([u])[1] == (mmh3.hash(f"{SALT}:{u}", signed=False) % 10000 < 2500), (
-                    case.name,
-                    u,
-                )
-
-    for case in cases:
-        case.loop(ids[:2000])
-    order = list(cases)
-    busy, own, wall = busy_cpu(), time.process_time(), time.monotonic()
-    for _ in range(args.rounds):
-        rng.shuffle(order)
-        for case in order:
-            if case.before_round is not None:
-                case.before_round()
-            gc.collect()
-            gc.disable()
-            try:
-                elapsed, n = case.loop(ids)
-            finally:
-                gc.enable()
-            case.samples.append(elapsed / len(ids))
-            case.hits = n
-    other = max(0.0, (busy_cpu() - busy) - (time.process_time() - own)) / (time.monotonic() - wall)
-
-    empty = statistics.median(cases[0].samples)
-    floor = statistics.median(cases[1].samples)
-    versions = ", ".join(f"{p} {metadata.version(p)}" for m, p in PEERS.items() if m not in unavailable)
-    print(
-        f"### SDK evaluation, one 25 % boolean flag ({len(ids):,} distinct users, {args.rounds} rounds interleaved "
-        f"& shuffled, GC off; loop overhead {fmt_ns(empty)} included; other processes kept {other:.2f} cores busy)"
-    )
-    print()
-    print(f"Peers: {versions or 'none'}.")
-    for module, why in unavailable.items():
-        print(f"Not measured: {PEERS[module]} ({why}).")
-    print()
-    print("| case | median | range | × floor | fraction on |")
-    print("|---|---:|---:|---:|---:|")
-    for case in cases:
-        med = statistics.median(case.samples)
-        fraction = f"{case.hits / len(ids):.4f}" if case.evaluates else "—"
-        print(
-            f"| {case.name} | {fmt_ns(med)} | {fmt_ns(min(case.samples))}–{fmt_ns(max(case.samples))} "
-            f"| {med / floor:.2f} | {fraction} |"
-        )
-    print()
-    by_name = {c.name: statistics.median(c.samples) for c in cases}
-    is_enabled = by_name["rampup: client.is_enabled(flag, u)"]
-    print(
-        f"client.is_enabled: {fmt_ns(is_enabled)} = {is_enabled / floor:.2f}× the floor ({fmt_ns(floor)}); "
-        f"goal ≤ 2×. Every Rampup case agreed with the floor user by user on 20,000 ids."
-    )
-    of_api = by_name.get("openfeature + trivial mmh3 provider (API overhead)")
-    of_rampup = by_name["openfeature + RampupProvider"]
-    if of_api is not None:
-        print(
-            f"Through OpenFeature: {fmt_ns(of_rampup)} per evaluation, of which the OpenFeature API itself "
-            f"(trivial provider) is {fmt_ns(of_api)}: {of_rampup / is_enabled:.0f}× client.is_enabled."
-        )
+    cases += peer_cases(tmp, unavailable)
+    check_against_the_floor(cases, ids)
+    other = measure(cases, ids, args.rounds, rng)
+    report(cases, ids, args.rounds, unavailable, other)
     return 0
 
 

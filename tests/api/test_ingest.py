@@ -146,13 +146,15 @@ def small_batch(n: int = 10, *, failed_every: int = 3, at: float | None = None) 
 # ------------------------------------------------------------------ exact numbers, both database backends
 
 
-def test_error_rate_counts_and_percentiles_per_variant_are_exact(server: Server) -> None:
-    rng = random.Random(20240611)
-    with server.client() as api:
-        key = new_flag(api, rollout=40)  # reported flags win over bucketing: attribution follows the map
-        other = new_flag(api)
-        token = new_token(api)
-
+def mixed_events(
+    rng: random.Random, key: str, other: str
+) -> tuple[
+    list[dict[str, Any]],
+    dict[str, list[tuple[bool, float, float]]],
+    dict[str, list[bool]],
+    dict[str, list[float]],
+]:
+    """Requests, errors and page loads per variant of `key`, shuffled; and what was sent, to check against."""
     requests: dict[str, list[tuple[bool, float, float]]] = {"on": [], "off": []}  # (failed, duration, at)
     errors: dict[str, list[bool]] = {"on": [], "off": []}
     lcps: dict[str, list[float]] = {"on": [], "off": []}
@@ -202,6 +204,16 @@ def test_error_rate_counts_and_percentiles_per_variant_are_exact(server: Server)
             }
         )
     rng.shuffle(events)
+    return events, requests, errors, lcps
+
+
+def test_error_rate_counts_and_percentiles_per_variant_are_exact(server: Server) -> None:
+    rng = random.Random(20240611)
+    with server.client() as api:
+        key = new_flag(api, rollout=40)  # reported flags win over bucketing: attribution follows the map
+        other = new_flag(api)
+        token = new_token(api)
+    events, requests, errors, lcps = mixed_events(rng, key, other)
 
     with ingest_client(server, token) as client:
         for start in range(0, len(events), 1000):

@@ -14,7 +14,7 @@ import textwrap
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -529,57 +529,61 @@ def test_auth_by_header_or_query_and_refusals(shared: Server, token: str) -> Non
         assert counts(api, "errors", flag=key) == {"on": 3}
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        "truncated gzip",
-        "corrupt br",
-        "header not json",
-        "item header not json",
-        "second item not json",
-        "length past the end",
-        "item not an object",
-        "store body not json",
-        "store body not an object",
-        "garbage deflate",
-    ],
-)
+def _head(whole: bytes) -> bytes:
+    return whole.split(b"\n", 1)[0]
+
+
+# What is broken → (the body, its headers, the endpoint), made from a good single event and a good envelope.
+CORRUPTIONS: dict[str, Callable[[bytes, bytes], tuple[bytes, dict[str, str], str]]] = {
+    "truncated gzip": lambda _good, whole: (
+        gzip.compress(whole)[:-10],
+        {"Content-Encoding": "gzip"},
+        "envelope",
+    ),
+    "corrupt br": lambda _good, whole: (
+        brotli.compress(whole)[:-4] + b"\x00\x00",
+        {"Content-Encoding": "br"},
+        "envelope",
+    ),
+    "garbage deflate": lambda _good, _whole: (
+        b"this is not deflate at all",
+        {"Content-Encoding": "deflate"},
+        "envelope",
+    ),
+    "header not json": lambda _good, whole: (b"{not json\n" + whole.split(b"\n", 1)[1], {}, "envelope"),
+    "item header not json": lambda good, whole: (
+        _head(whole) + b'\n{"type": "event"\n' + good + b"\n",
+        {},
+        "envelope",
+    ),
+    "second item not json": lambda good, whole: (
+        _head(whole) + b'\n{"type":"event"}\n' + good + b'\n{"type":"event"}\n' + b'{"exception": oops}\n',
+        {},
+        "envelope",
+    ),
+    "length past the end": lambda good, whole: (
+        _head(whole) + b'\n{"type":"event","length":100000}\n' + good + b"\n",
+        {},
+        "envelope",
+    ),
+    "item not an object": lambda good, whole: (
+        _head(whole) + b'\n{"type":"event"}\n' + good + b'\n{"type":"session"}\n[1,2]\n',
+        {},
+        "envelope",
+    ),
+    "store body not json": lambda good, _whole: (good[:-20], {}, "store"),
+    "store body not an object": lambda _good, _whole: (b'["an", "array"]', {}, "store"),
+}
+
+
+@pytest.mark.parametrize("case", list(CORRUPTIONS))
 def test_corrupt_bodies_get_a_4xx_and_store_nothing(shared: Server, token: str, case: str) -> None:
     with shared.client() as api:
         key = new_flag(api)
         before = env_totals(api)
     good = json.dumps(error_event(key)).encode()
     _, whole = envelope(({"type": "event"}, error_event(key)), ({"type": "event"}, error_event(key)))
-    path, headers = "envelope", {}
-    match case:
-        case "truncated gzip":
-            body, headers = gzip.compress(whole)[:-10], {"Content-Encoding": "gzip"}
-        case "corrupt br":
-            body, headers = brotli.compress(whole)[:-4] + b"\x00\x00", {"Content-Encoding": "br"}
-        case "garbage deflate":
-            body, headers = b"this is not deflate at all", {"Content-Encoding": "deflate"}
-        case "header not json":
-            body = b"{not json\n" + whole.split(b"\n", 1)[1]
-        case "item header not json":
-            body = whole.split(b"\n", 1)[0] + b'\n{"type": "event"\n' + good + b"\n"
-        case "second item not json":
-            body = (
-                whole.split(b"\n", 1)[0]
-                + b'\n{"type":"event"}\n'
-                + good
-                + b'\n{"type":"event"}\n'
-                + b'{"exception": oops}\n'
-            )
-        case "length past the end":
-            body = whole.split(b"\n", 1)[0] + b'\n{"type":"event","length":100000}\n' + good + b"\n"
-        case "item not an object":
-            body = (
-                whole.split(b"\n", 1)[0] + b'\n{"type":"event"}\n' + good + b'\n{"type":"session"}\n[1,2]\n'
-            )
-        case "store body not json":
-            body, path = good[:-20], "store"
-        case "store body not an object":
-            body, path = b'["an", "array"]', "store"
+    body, headers, path = CORRUPTIONS[case](good, whole)
     response = post_envelope(shared, body, token, headers=headers, path=path)
     assert 400 <= response.status_code < 500 and response.status_code not in (401, 403, 404), (
         response.status_code,

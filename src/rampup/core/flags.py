@@ -298,8 +298,7 @@ class CompiledFlag:
             return self._resolve(self._off, self._fallthrough)
         if self._threshold >= BUCKETS and self._single is not None:
             return self._resolve(self._single, self._fallthrough)
-        key = ctx.targeting_key
-        if not key:
+        if not ctx.targeting_key:
             return Resolution(
                 self.key,
                 None,
@@ -309,6 +308,10 @@ class CompiledFlag:
                 ErrorCode.TARGETING_KEY_MISSING,
                 f"flag {self.key!r} is rolled out to a percentage of users and needs a targeting key",
             )
+        return self._split(ctx.targeting_key)
+
+    def _split(self, key: str) -> Resolution:
+        """A user's place in the percentage rollout, then among the weighted variants."""
         if bucket(self._salt, key) >= self._threshold:
             return self._resolve(self._off, Reason.SPLIT)
         if self._single is not None:

@@ -5,7 +5,7 @@ can drop duplicates (at-least-once delivery).
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -142,36 +142,44 @@ def _validate(kind: ChannelType, config: dict[str, Any]) -> dict[str, Any]:
             f"a {kind.value} channel has no {unknown[0]!r}; it takes " + ", ".join(sorted(allowed)),
             where=unknown[0],
         )
-    match kind:
-        case ChannelType.SLACK:
-            _url(config, "url")
-        case ChannelType.WEBHOOK:
-            _url(config, "url")
-            if not isinstance(config.get("secret"), str) or len(config["secret"]) < 8:
-                raise InvalidInput("secret signs every delivery: at least 8 characters", where="secret")
-        case ChannelType.EMAIL:
-            if not isinstance(config.get("host"), str) or not config["host"]:
-                raise InvalidInput("host is the SMTP server", where="host")
-            port = config.setdefault("port", 25)
-            if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-                raise InvalidInput("port is a TCP port", where="port")
-            if not isinstance(config.get("from"), str) or not _EMAIL.match(config["from"]):
-                raise InvalidInput("from is an e-mail address", where="from")
-            to = config.get("to")
-            if (
-                not isinstance(to, list)
-                or not to
-                or not all(isinstance(a, str) and _EMAIL.match(a) for a in to)
-            ):
-                raise InvalidInput("to is a list of e-mail addresses", where="to")
-            if not isinstance(config.setdefault("starttls", False), bool):
-                raise InvalidInput("starttls is true or false", where="starttls")
-            for key in ("username", "password"):
-                if config.get(key) is not None and not isinstance(config[key], str):
-                    raise InvalidInput(f"{key} is a string", where=key)
-        case ChannelType.PAGERDUTY:
-            if not isinstance(config.get("routing_key"), str) or not config["routing_key"]:
-                raise InvalidInput("routing_key is the PagerDuty integration key", where="routing_key")
-            config.setdefault("url", PAGERDUTY_URL)
-            _url(config, "url")
+    _CHECKS[kind](config)
     return config
+
+
+def _check_webhook(config: dict[str, Any]) -> None:
+    _url(config, "url")
+    if not isinstance(config.get("secret"), str) or len(config["secret"]) < 8:
+        raise InvalidInput("secret signs every delivery: at least 8 characters", where="secret")
+
+
+def _check_email(config: dict[str, Any]) -> None:
+    if not isinstance(config.get("host"), str) or not config["host"]:
+        raise InvalidInput("host is the SMTP server", where="host")
+    port = config.setdefault("port", 25)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise InvalidInput("port is a TCP port", where="port")
+    if not isinstance(config.get("from"), str) or not _EMAIL.match(config["from"]):
+        raise InvalidInput("from is an e-mail address", where="from")
+    to = config.get("to")
+    if not isinstance(to, list) or not to or not all(isinstance(a, str) and _EMAIL.match(a) for a in to):
+        raise InvalidInput("to is a list of e-mail addresses", where="to")
+    if not isinstance(config.setdefault("starttls", False), bool):
+        raise InvalidInput("starttls is true or false", where="starttls")
+    for key in ("username", "password"):
+        if config.get(key) is not None and not isinstance(config[key], str):
+            raise InvalidInput(f"{key} is a string", where=key)
+
+
+def _check_pagerduty(config: dict[str, Any]) -> None:
+    if not isinstance(config.get("routing_key"), str) or not config["routing_key"]:
+        raise InvalidInput("routing_key is the PagerDuty integration key", where="routing_key")
+    config.setdefault("url", PAGERDUTY_URL)
+    _url(config, "url")
+
+
+_CHECKS: dict[ChannelType, Callable[[dict[str, Any]], None]] = {
+    ChannelType.SLACK: lambda config: _url(config, "url"),
+    ChannelType.WEBHOOK: _check_webhook,
+    ChannelType.EMAIL: _check_email,
+    ChannelType.PAGERDUTY: _check_pagerduty,
+}

@@ -127,18 +127,27 @@ def fold(
                 if aggregate is None:
                     aggregate = per_second[key] = Aggregate()
                 aggregate.add(failed, value, sketched, o.at_ms)
-        if o.targeting_key and len(slots) > 1:
-            day = second // DAY
-            for flag, variant in slots[
-                1:
-            ]:  # users per variant of a flag; the environment as a whole needs none
-                unit = units.get(UnitKey(flag, variant, day, o.targeting_key))
-                if unit is None:
-                    units[UnitKey(flag, variant, day, o.targeting_key)] = [1, int(o.engagement)]
-                else:
-                    unit[0] += 1
-                    unit[1] += o.engagement
-    rollups = folded.rollups
+        if o.targeting_key and len(slots) > 1:  # users per variant of a flag; the environment needs none
+            _count_unit(units, slots[1:], second // DAY, o.targeting_key, int(o.engagement))
+    folded.rollups.update(_by_resolution(per_second))
+    return folded
+
+
+def _count_unit(
+    units: dict[UnitKey, list[int]], slots: Sequence[tuple[str, str]], day: int, user: str, engagement: int
+) -> None:
+    for flag, variant in slots:
+        unit = units.get(UnitKey(flag, variant, day, user))
+        if unit is None:
+            units[UnitKey(flag, variant, day, user)] = [1, engagement]
+        else:
+            unit[0] += 1
+            unit[1] += engagement
+
+
+def _by_resolution(per_second: Mapping[tuple[str, str, str, int], Aggregate]) -> dict[RollupKey, Aggregate]:
+    """Each second's aggregate, and merged into its minute and its hour."""
+    rollups: dict[RollupKey, Aggregate] = {}
     for (flag, variant, metric, second), aggregate in per_second.items():
         rollups[RollupKey(flag, variant, metric, SECOND, second)] = aggregate
         for resolution in (MINUTE, HOUR):
@@ -147,7 +156,7 @@ def fold(
             if total is None:
                 total = rollups[coarse] = Aggregate()
             total.merge(aggregate)
-    return folded
+    return rollups
 
 
 def cover(start_s: int, end_s: int, fine_from_s: int | None = None) -> list[tuple[int, int, int]]:

@@ -5,7 +5,7 @@ Observations; `contributions` is the one place that says which metric an observa
 """
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -198,31 +198,60 @@ class Contribution(NamedTuple):  # a tuple: made for every event, so made cheapl
 
 
 def contributions(o: Observation, custom: Iterable[CustomMetric] = ()) -> Iterator[Contribution]:
-    match o.kind:
-        case Kind.REQUEST:
-            yield Contribution("error_rate", failed=o.failed)
-            if o.value is not None:
-                yield Contribution("api_latency", value=o.value, sketched=True)
-        case Kind.SESSION:
-            yield Contribution("error_rate", failed=o.failed)
-        case Kind.ERROR:
-            yield Contribution("errors")
-            if o.failed:
-                yield Contribution("unhandled_exceptions")
-        case Kind.PAGE_LOAD:
-            if o.value is not None:
-                yield Contribution("lcp", value=o.value, sketched=True)
-        case Kind.CUSTOM:
-            yield Contribution(f"event:{o.name}", value=o.value)
-            if o.engagement:
-                yield Contribution("engagement", value=o.value)
-            for metric in custom:
-                if metric.matches(o):
-                    sketched = metric.aggregation is Aggregation.PERCENTILE and o.value is not None
-                    yield Contribution(metric.rollup, value=o.value, sketched=sketched)
-        case Kind.EXPOSURE:
-            yield Contribution("exposures")
-        case Kind.DATA_LOSS:
-            yield Contribution("data_loss")
-        case Kind.COUNTER | Kind.GAUGE:
-            yield Contribution(o.name or "", value=o.value)
+    return _FEEDS[o.kind](o, custom)
+
+
+def _request(o: Observation, _custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
+    yield Contribution("error_rate", failed=o.failed)
+    if o.value is not None:
+        yield Contribution("api_latency", value=o.value, sketched=True)
+
+
+def _session(o: Observation, _custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
+    yield Contribution("error_rate", failed=o.failed)
+
+
+def _error(o: Observation, _custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
+    yield Contribution("errors")
+    if o.failed:
+        yield Contribution("unhandled_exceptions")
+
+
+def _page_load(o: Observation, _custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
+    if o.value is not None:
+        yield Contribution("lcp", value=o.value, sketched=True)
+
+
+def _custom_event(o: Observation, custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
+    yield Contribution(f"event:{o.name}", value=o.value)
+    if o.engagement:
+        yield Contribution("engagement", value=o.value)
+    for metric in custom:
+        if metric.matches(o):
+            sketched = metric.aggregation is Aggregation.PERCENTILE and o.value is not None
+            yield Contribution(metric.rollup, value=o.value, sketched=sketched)
+
+
+def _named(metric: str) -> Callable[[Observation, Iterable[CustomMetric]], Iterator[Contribution]]:
+    def feed(_o: Observation, _custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
+        yield Contribution(metric)
+
+    return feed
+
+
+def _reading(o: Observation, _custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
+    yield Contribution(o.name or "", value=o.value)
+
+
+# What each kind of observation feeds (the table in tests/unit/core/test_telemetry.py checks every kind).
+_FEEDS: dict[Kind, Callable[[Observation, Iterable[CustomMetric]], Iterator[Contribution]]] = {
+    Kind.REQUEST: _request,
+    Kind.SESSION: _session,
+    Kind.ERROR: _error,
+    Kind.PAGE_LOAD: _page_load,
+    Kind.CUSTOM: _custom_event,
+    Kind.EXPOSURE: _named("exposures"),
+    Kind.DATA_LOSS: _named("data_loss"),
+    Kind.COUNTER: _reading,
+    Kind.GAUGE: _reading,
+}
