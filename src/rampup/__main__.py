@@ -1,3 +1,3 @@
-from rampup.cli.main import main
+from rampup.cli.entry import main
 
 main()
