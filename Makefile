@@ -15,7 +15,7 @@ serve: $(BIN)/rampup
 	$(BIN)/rampup serve
 
 test: $(BIN)/rampup
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 lint: $(BIN)/rampup
 	$(BIN)/ruff format --check src tests scripts bench
