@@ -1,6 +1,6 @@
 """In-process cost of evaluating one 25 % boolean flag, per call, against the CPython floor.
 
-Method (the same as the peer benchmarks in the brief's PEERS.md, so the ratios are comparable):
+Method (the same as for the peer SDKs in bench/sdk_eval.py, so the ratios are comparable):
 100,000 distinct user ids like ``user-<hex>``; every case is a generated tight loop
 ``for u in ids: if <expr>: n += 1`` with every name bound as a fast local; the cases run
 interleaved, in a shuffled order per round, with the garbage collector off inside the timed loop.

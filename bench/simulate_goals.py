@@ -1,4 +1,5 @@
-"""Issue 4's goals, measured with `rampup simulate` on the guide's plan at 1, 10 and 100 requests/s.
+"""The gates' goals, measured with `rampup simulate` on examples/plans/workstation.yaml at 1, 10 and 100
+requests/s.
 
 Healthy (0.05% in both variants): false rollbacks; a 2% regression at stage 1: detection and delay;
 0.3% (between target and rollback threshold): neither rollback nor advance. Rampup beside the naive rule.

@@ -1,6 +1,7 @@
-"""The admin API over HTTP against a running server: the brief's calls, errors and auth."""
+"""The admin API over HTTP against a running server: the core calls, errors and auth."""
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -12,10 +13,10 @@ def new_key() -> str:
     return f"flag-{uuid.uuid4().hex[:10]}"
 
 
-def error_of(response: httpx.Response) -> dict:
+def error_of(response: httpx.Response) -> dict[str, Any]:
     body = response.json()
     assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
-    return body["error"]
+    return dict(body["error"])
 
 
 def test_create_set_and_kill_a_flag_like_the_brief(server: Server) -> None:
@@ -77,7 +78,7 @@ def test_duplicate_key_is_409_and_unknown_things_are_404(server: Server) -> None
     ],
 )
 def test_bad_input_says_what_and_where_and_changes_nothing(
-    server: Server, body: dict, status: int, where: str
+    server: Server, body: dict[str, Any], status: int, where: str
 ) -> None:
     api = server.client()
     key = new_key()

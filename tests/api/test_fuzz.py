@@ -10,6 +10,7 @@ Random path parameters rarely name anything that exists, so the flag operations 
 also fuzzed against a real flag, where the request bodies reach the product's own validation.
 """
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,12 +27,16 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.support.servers import Server, start_server
 
-MAX_EXAMPLES = 100  # per operation, fuzzing phase only; the coverage phase adds its own fixed set of cases
-STATEFUL_SCENARIOS = 50
+# Random examples per operation, beside the coverage phase's fixed set of boundary and invalid cases, which always
+# runs in full. Every run of the suite fuzzes a little; RAMPUP_FUZZ_EXAMPLES=500 fuzzes deeply (before a release).
+MAX_EXAMPLES = int(os.environ.get("RAMPUP_FUZZ_EXAMPLES", "15"))
+STATEFUL_SCENARIOS = max(10, MAX_EXAMPLES // 2)
 CHECKS = [not_a_server_error, response_schema_conformance]
 FUZZ_SETTINGS = settings(
     deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
 )
+
+Case = schemathesis.Case[Any]
 
 STATE_FLAG = "fuzz-state"  # its per-environment state is fuzzed in production
 TARGETED_FLAG = "fuzz-targeted"  # enabled, 50% rollout and rules: OFREP contexts are fuzzed against it
@@ -127,9 +132,9 @@ def _schemathesis_node_id(request: pytest.FixtureRequest) -> None:
         request.node._nodeid = request.node.nodeid
 
 
-def _spare_protected_tokens(case: schemathesis.Case, protected: frozenset[str]) -> None:
+def _spare_protected_tokens(case: Case, protected: frozenset[str]) -> None:
     if case.method.upper() == "DELETE" and (case.path_parameters or {}).get("token_id") in protected:
-        case.path_parameters["token_id"] = "no-such-token"  # type: ignore[index]
+        case.path_parameters["token_id"] = "no-such-token"
 
 
 # Operation filters go on these lazy schemas: from_fixture() drops filters set on the fixture's schema.
@@ -148,28 +153,26 @@ targeted_ofrep_api = schemathesis.pytest.from_fixture("targeted_ofrep_schema").i
 
 @admin_api.parametrize()
 @FUZZ_SETTINGS
-def test_every_operation_with_an_admin_token(
-    case: schemathesis.Case, protected_token_ids: frozenset[str]
-) -> None:
+def test_every_operation_with_an_admin_token(case: Case, protected_token_ids: frozenset[str]) -> None:
     _spare_protected_tokens(case, protected_token_ids)
     case.call_and_validate(checks=CHECKS)
 
 
 @sdk_api.parametrize()
 @FUZZ_SETTINGS
-def test_ofrep_with_an_sdk_token(case: schemathesis.Case) -> None:
+def test_ofrep_with_an_sdk_token(case: Case) -> None:
     case.call_and_validate(checks=CHECKS)
 
 
 @existing_flag_api.parametrize()
 @FUZZ_SETTINGS
-def test_operations_on_an_existing_flag(case: schemathesis.Case) -> None:
+def test_operations_on_an_existing_flag(case: Case) -> None:
     case.call_and_validate(checks=CHECKS)
 
 
 @targeted_ofrep_api.parametrize()
 @FUZZ_SETTINGS
-def test_ofrep_contexts_against_a_targeted_flag(case: schemathesis.Case) -> None:
+def test_ofrep_contexts_against_a_targeted_flag(case: Case) -> None:
     case.call_and_validate(checks=CHECKS)
 
 
@@ -190,16 +193,16 @@ def test_stateful_sequences(
         def setup(self) -> None:
             scenarios.append(len(calls))
 
-        def before_call(self, case: schemathesis.Case) -> None:
+        def before_call(self, case: Case) -> None:
             _spare_protected_tokens(case, protected_token_ids)
 
-        def after_call(self, response: schemathesis.Response, case: schemathesis.Case) -> None:
+        def after_call(self, response: schemathesis.Response, case: Case) -> None:
             calls.append(f"{case.method.upper()} {case.operation.path} {response.status_code}")
 
         def validate_response(
             self,
             response: schemathesis.Response,
-            case: schemathesis.Case,
+            case: Case,
             additional_checks: object = None,
             **kwargs: object,
         ) -> None:
@@ -247,7 +250,7 @@ def _integer_parameters(schema: dict[str, Any]) -> list[tuple[str, str, str, str
 
 
 def _first_problem(
-    operation: schemathesis.APIOperation,
+    operation: schemathesis.APIOperation[Any, Any, Any, Any],
     location: str,
     name: str,
     value: int,
@@ -265,7 +268,7 @@ def _first_problem(
         )
     )
     @settings(FUZZ_SETTINGS, max_examples=3, phases=[Phase.generate])
-    def send(case: schemathesis.Case) -> None:
+    def send(case: Case) -> None:
         _spare_protected_tokens(case, protected)
         response = case.call(headers=auth)
         try:

@@ -667,7 +667,7 @@ def test_a_channels_min_severity_keeps_info_notifications_out(
 def test_a_start_straight_into_the_first_stage_is_notified_as_started(
     receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
 ) -> None:
-    """The issue's list of transitions begins with `started`. A plan whose first stage waits for nothing goes
+    """The transitions people hear of begin with `started`. A plan whose first stage waits for nothing goes
     from pending to stage 1 in one transition; receivers still need to hear that the rollout started."""
     server = start(server_factory, make_database_url("sqlite"))
     flag = "notify-start"

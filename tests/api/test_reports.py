@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -196,7 +197,10 @@ def test_reports_from_real_data_on_demand_on_schedule_and_from_the_cli(
             assert r.status_code == 200, r.text
         assert r.json()["state"] == "completed"
         server.advance("1s")  # the controller's tick sends what is due
-        reports = lambda: [h for h in webhook.bodies() if h["type"] == "report.completion"]  # noqa: E731
+
+        def reports() -> list[dict[str, Any]]:
+            return [h for h in webhook.bodies() if h["type"] == "report.completion"]
+
         wait_until(lambda: bool(reports()), "the completion report by webhook")
         wait_until(lambda: bool(inbox.emails()), "the completion report by e-mail")
         for _ in range(3):  # more ticks: nothing is sent twice

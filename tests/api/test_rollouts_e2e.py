@@ -384,7 +384,7 @@ def test_one_data_loss_event_in_the_treatment_goes_straight_back_to_zero(
 def test_a_data_loss_event_without_a_user_also_rolls_back(
     make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
 ) -> None:
-    """The guide's matrix: data loss, any at all, is an immediate rollback; `data_loss` is "any such event".
+    """The rollback matrix: data loss, any at all, is an immediate rollback; `data_loss` is "any such event".
     A data-loss report rarely comes with a user (a background job, a replication check), so the gate must not
     wait for one it can attribute."""
     server = start(server_factory, make_database_url("sqlite"))

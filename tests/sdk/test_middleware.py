@@ -4,9 +4,10 @@ unhandled_exceptions come out per variant."""
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
+import flask
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -117,7 +118,7 @@ def test_concurrent_requests_keep_their_own_flags(rampup: Rampup, client: Client
     def flags_of(n: int) -> set[str]:
         return {keys[n % 3], keys[(n + 1) % 3]} if n % 2 == 0 else {keys[n % 3]}
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         n = int(scope["path"].rsplit("/", 1)[1])
         for key in sorted(flags_of(n)):
             client.is_enabled(key, f"user-{n}")
@@ -139,11 +140,11 @@ def test_concurrent_requests_keep_their_own_flags(rampup: Rampup, client: Client
 
 
 def test_a_targeting_key_from_the_request(rampup: Rampup, client: Client, proxy: FaultProxy) -> None:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    def user_of(scope: dict[str, Any]) -> str | None:
+    def user_of(scope: MutableMapping[str, Any]) -> str | None:
         return dict(scope["headers"]).get(b"x-user", b"").decode() or None
 
     middleware = RampupASGIMiddleware(app, client, targeting_key=user_of)
@@ -158,7 +159,6 @@ def test_a_targeting_key_from_the_request(rampup: Rampup, client: Client, proxy:
 
 
 def flask_app(client: Client, key: str) -> Any:
-    flask = pytest.importorskip("flask", reason="Flask is in the test extras")
     app = flask.Flask(__name__)
     instrument_flask(app, client)
 

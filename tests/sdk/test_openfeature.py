@@ -5,7 +5,7 @@ hook puts flags evaluated through any provider into the current request's teleme
 import asyncio
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import httpx
@@ -54,11 +54,12 @@ def ofrep(rampup: Rampup) -> OFREPProvider:
 
 
 def details(of: OpenFeatureClient, name: str, key: str, ctx: EvaluationContext | None) -> tuple[Any, ...]:
-    get = {
+    getters: dict[str, Callable[..., Any]] = {
         "string": of.get_string_details,
         "number": of.get_float_details,
         "object": of.get_object_details,
-    }.get(name, of.get_boolean_details)
+    }
+    get = getters.get(name, of.get_boolean_details)
     default: Any = {"string": "-", "number": -1.0, "object": {"default": True}}.get(name, True)
     d = get(key, default, ctx)
     return d.value, d.variant, d.reason, d.error_code, d.flag_metadata.get("version")
@@ -76,13 +77,13 @@ def test_the_provider_answers_what_the_ofrep_endpoint_answers(
         ctx = EvaluationContext(user, attributes)
         assert details(local, name, flags[name], ctx) == details(remote, name, flags[name], ctx), (name, user)
 
-    errors = [
+    errors: list[tuple[str, str, EvaluationContext | None]] = [
         ("split", "no-such-flag", EvaluationContext("user-1")),  # FLAG_NOT_FOUND
         ("split", flags["split"], None),  # TARGETING_KEY_MISSING
         ("string", flags["split"], EvaluationContext("user-1")),
     ]  # TYPE_MISMATCH
-    for name, key, ctx in errors:
-        mine, theirs = details(local, name, key, ctx), details(remote, name, key, ctx)
+    for name, key, maybe in errors:
+        mine, theirs = details(local, name, key, maybe), details(remote, name, key, maybe)
         assert mine[0] == theirs[0] and mine[2:4] == theirs[2:4] == (Reason.ERROR, mine[3])
     assert [details(local, n, k, c)[3] for n, k, c in errors] == [
         ErrorCode.FLAG_NOT_FOUND,
@@ -167,7 +168,7 @@ def test_the_hook_puts_flags_from_any_provider_into_the_request(
     of.add_hooks([RampupHook()])
     with Client(proxy.url, rampup.sdk_token, ingest_token=rampup.ingest_token, exposures=False) as client:
 
-        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
             # The OFREP provider blocks on HTTP: run it in a thread, as a sync framework route would.
             await asyncio.to_thread(of.get_boolean_value, key, False, EvaluationContext("user-9"))
             await send({"type": "http.response.start", "status": 200, "headers": []})

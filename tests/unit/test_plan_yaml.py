@@ -1,4 +1,4 @@
-"""Plans in YAML: the guide's plan loads complete; mistakes are named with file and line."""
+"""Plans in YAML: examples/plans/workstation.yaml loads complete; mistakes are named with file and line."""
 
 from pathlib import Path
 

@@ -15,7 +15,7 @@ from rampup.errors import InvalidInput
 
 __all__ = ["Operator", "Condition", "Rule", "EvaluationContext", "parse_semver"]
 
-# Context attributes that name the targeting key (OpenFeature's and the brief's spellings).
+# Context attributes that name the targeting key: OpenFeature's spelling, ours, and the usual user ids.
 TARGETING_KEY_ATTRIBUTES = frozenset({"targeting_key", "targetingKey", "user_id", "key"})
 
 

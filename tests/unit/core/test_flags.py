@@ -1,6 +1,7 @@
 """Evaluation: reasons, rules, rollouts and multivariate splits, as a user of OpenFeature would read them."""
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -54,7 +55,7 @@ def user(key: str | None = "user-1", **attributes: object) -> EvaluationContext:
     ],
 )
 def test_static_and_disabled_flags_need_no_targeting_key(
-    state: dict, ctx: EvaluationContext, value: bool, variant: str, reason: Reason
+    state: dict[str, Any], ctx: EvaluationContext, value: bool, variant: str, reason: Reason
 ) -> None:
     res = compiled(**state).evaluate(ctx)
     assert (res.value, res.variant, res.reason, res.error_code, res.version) == (
@@ -129,7 +130,7 @@ def test_kill_switch_beats_rules() -> None:
         ),
     ],
 )
-def test_operators(condition: dict, attributes: dict, matches: bool) -> None:
+def test_operators(condition: dict[str, Any], attributes: dict[str, Any], matches: bool) -> None:
     flag = compiled(enabled=True, rollout_bp=0, rules=(rule(**condition),))
     assert (flag.evaluate(user("u1", **attributes)).reason is Reason.TARGETING_MATCH) is matches
 
@@ -144,7 +145,7 @@ def test_operators(condition: dict, attributes: dict, matches: bool) -> None:
         ({"attribute": "x", "operator": "in", "values": []}, "rules[0].values"),
     ],
 )
-def test_bad_conditions_say_where(condition: dict, where: str) -> None:
+def test_bad_conditions_say_where(condition: dict[str, Any], where: str) -> None:
     with pytest.raises(InvalidInput) as err:
         Rule.parse({"conditions": [condition]}, "rules[0]", BOOL.variant_names)
     assert err.value.where is not None and err.value.where.startswith(
@@ -219,7 +220,7 @@ def test_rollout_accepts_two_decimals() -> None:
         (("ok", "boolean", "", [{"name": "a", "value": True}]), "variants"),
     ],
 )
-def test_bad_flag_definitions_say_where(args: tuple, where: str) -> None:
+def test_bad_flag_definitions_say_where(args: tuple[Any, ...], where: str) -> None:
     with pytest.raises(InvalidInput) as err:
         FlagDefinition.parse(*args)
     assert err.value.where == where
@@ -244,7 +245,7 @@ def test_weights_must_name_treatments_and_add_up() -> None:
         },
     ],
 )
-def test_the_sdk_fast_path_gives_the_same_answer_as_evaluate(state: dict) -> None:
+def test_the_sdk_fast_path_gives_the_same_answer_as_evaluate(state: dict[str, Any]) -> None:
     flag = compiled(**state)
     for i in range(5000):
         attributes = {"email": "dana@example.com" if i % 7 == 0 else "pat@else.org"}

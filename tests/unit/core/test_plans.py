@@ -1,6 +1,7 @@
 """The rollout state machine with injected time: days of rollout in milliseconds."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -225,7 +226,7 @@ def test_advance_by_hand_needs_the_next_stages_sign_offs() -> None:
         ({"colour": "red"}, "colour"),
     ],
 )
-def test_bad_plans_say_where(change: dict, where: str | None) -> None:
+def test_bad_plans_say_where(change: dict[str, Any], where: str | None) -> None:
     raw = {
         "name": "p",
         "flag": "ws",

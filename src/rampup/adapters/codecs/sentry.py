@@ -1,6 +1,6 @@
 """The Sentry protocol: envelopes and legacy store bodies → Observations; auth header parsing.
 
-What counts, following the brief: error events (unhandled when an exception's mechanism says
+What counts: error events (unhandled when an exception's mechanism says
 `handled: false`), transactions (`http.server` ones are requests with a latency; a non-ok status is a
 failure; page loads carry `measurements.lcp`), and sessions (errored, crashed or abnormal ones fail).
 Other item types are accepted and ignored.

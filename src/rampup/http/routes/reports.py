@@ -1,4 +1,5 @@
-"""/api/v1/reports: the guide's reports as Markdown or HTML, and the schedules that send them."""
+"""/api/v1/reports: the rollout reports (daily, support, weekly, completion) as Markdown or HTML, and the
+schedules that send them."""
 
 from typing import Annotated, Any, Literal
 
