@@ -424,9 +424,10 @@ def test_email_over_starttls_with_login(
             create_channel(c, {"name": "tls-mail", **base, "password": "smtp-pass-9981"})
             sent = c.post("/api/v1/channels/tls-mail/test")
             assert sent.status_code == 202, sent.text
+            # The receiver has the e-mail a moment before the server records the delivery: wait for both.
             wait_until(
-                lambda: len(mailbox.snapshot()) >= 1,
-                "the e-mail over STARTTLS",
+                lambda: len(mailbox.snapshot()) >= 1 and settled(c),
+                "the e-mail over STARTTLS, recorded as delivered",
                 detail=lambda: json.dumps(deliveries(c), default=str),
             )
             rows = {d["notification_id"]: d for d in deliveries(c)}
