@@ -20,7 +20,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from rampup.core.bucketing import in_rollout
 from tests.browser.conftest import Watch
-from tests.conftest import Server, start_server
+from tests.support.servers import Server, start_server
 
 FAST = {"RAMPUP_TICK_S": "0.2", "RAMPUP_LIVE_CHECK_S": "0.2"}
 WAIT = 20_000  # ms: how long a condition may take on a busy machine

@@ -11,7 +11,7 @@ import httpx
 
 from rampup.core.bucketing import in_rollout
 from rampup.demo import REGRESSING_FLAG, DemoTraffic, Tokens
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 class Flags:

@@ -4,7 +4,7 @@ import re
 
 import httpx
 
-from tests.conftest import Server
+from tests.support.servers import Server
 
 
 def signed_in(server: Server, token: str | None = None) -> httpx.Client:

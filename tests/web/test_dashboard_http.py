@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.conftest import Server, start_server
+from tests.support.servers import Server, start_server
 from tests.web.signin import csrf_of, signed_in
 
 
