@@ -7,7 +7,7 @@ import typer
 from typer._click import exceptions as click_errors  # typer ships its own click
 
 from rampup import __version__
-from rampup.cli import alerts, demo, flags, metrics, notifications, reports, rollouts, serve, simulate, tokens
+from rampup.cli import alerts, coderefs, demo, flags, metrics, notifications, reports, rollouts, serve, simulate, tokens
 from rampup.errors import RampupError
 
 __all__ = ["app", "main"]
@@ -34,6 +34,8 @@ app.command("apply")(rollouts.apply)
 app.command("simulate")(simulate.simulate)
 app.command("env")(flags.env)
 app.command("dsn")(metrics.dsn)
+app.command("refs")(coderefs.refs)
+app.command("cleanup")(coderefs.cleanup)
 
 
 def _version(show: bool) -> None:
