@@ -43,7 +43,9 @@ def main() -> None:
     parser.add_argument("paths", nargs="*", type=Path)
     args = parser.parse_args()
     paths = args.paths or [ROOT, Path(sysconfig.get_paths()["purelib"])]
-    print("| tree | files | floor: read + one regex | refs --flag workstation | × floor | refs (no flag) | × floor |")
+    print(
+        "| tree | files | floor: read + one regex | refs --flag workstation | × floor | refs (no flag) | × floor |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for path in paths:
         files = len(SourceTree.walk(path).files)

@@ -7,7 +7,19 @@ import typer
 from typer._click import exceptions as click_errors  # typer ships its own click
 
 from rampup import __version__
-from rampup.cli import alerts, coderefs, demo, flags, metrics, notifications, reports, rollouts, serve, simulate, tokens
+from rampup.cli import (
+    alerts,
+    coderefs,
+    demo,
+    flags,
+    metrics,
+    notifications,
+    reports,
+    rollouts,
+    serve,
+    simulate,
+    tokens,
+)
 from rampup.errors import RampupError
 
 __all__ = ["app", "main"]
