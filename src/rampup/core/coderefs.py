@@ -311,6 +311,7 @@ class _Evaluates:
 
 
 _Meaning = _Holds | _Evaluates | None
+_LONGEST_PATH = 16
 
 
 class _Resolver:
@@ -375,8 +376,10 @@ class _Resolver:
 
     def _member(self, module: str, head: str, rest: tuple[str, ...]) -> tuple[str, str]:
         binding = self.bindings[module].get(("", head))
-        if binding is not None and isinstance(binding.value, Name):  # `F = other.FLAGS; F.x`
-            target = self.symbol(module, "", binding.value.path + rest)
+        followed = binding.value.path if binding is not None and isinstance(binding.value, Name) else ()
+        # `F = other.FLAGS; F.x`; not `np = np.core` (it names itself) nor a chain that only grows
+        if followed and followed[0] != head and len(followed) + len(rest) <= _LONGEST_PATH:
+            target = self.symbol(module, "", followed + rest)
             if target is not None:
                 return target
         return (module, ".".join((head, *rest)))
