@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 
 from rampup.adapters.clock import ManualClock, system_clock
-from rampup.adapters.hooks import CommandHook, WebhookHook
+from rampup.adapters.hooks import CommandHook, WebhookHook, load_commands
 from rampup.adapters.notify import notifiers
 from rampup.adapters.reports import JinjaRenderer
 from rampup.adapters.storage import SqlStore, make_engine, migrate
@@ -74,13 +74,14 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
     flags = FlagService(store, clock, refresh)
     client = httpx.Client(timeout=10)
     notifications = NotificationService(store, clock, notifiers(client))
+    commands = load_commands(settings.hook_commands)
     senders: dict[str, Sender] = {
         "hook.webhook": WebhookHook(client),
-        "hook.command": CommandHook(),
+        "hook.command": CommandHook(commands, settings.hook_path, settings.hook_timeout_s),
         NOTIFY: notifications,
     }
     metrics = MetricsService(store, snapshots, clock, refresh)
-    rollouts = RolloutService(store, clock, flags, notifications, refresh)
+    rollouts = RolloutService(store, clock, flags, notifications, refresh, frozenset(commands))
     outbox = OutboxService(store, clock, senders)
     alerts = AlertService(store, snapshots, clock, metrics, notifications)
     reports = ReportService(store, clock, rollouts, metrics, notifications, JinjaRenderer())

@@ -1,8 +1,9 @@
 """Settings, read once at start-up from the command line and RAMPUP_* environment variables."""
 
+import os
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "DEFAULT_DATABASE_URL"]
@@ -29,3 +30,9 @@ class Settings(BaseSettings):
     # admin moves it with POST /api/v1/clock, which then runs the controller once: tests and demos drive a
     # rollout's hours in a few calls, and nothing moves between them. Never set it on a server people rely on.
     manual_clock: datetime | None = None
+    # The only commands a plan's `hooks.command` may name: a JSON object {"name": ["/path/to/program", "arg", …]}
+    # or the path of a file holding one. Plans refer to them by name; there is no shell.
+    hook_commands: str | None = None
+    hook_timeout_s: float = 60.0  # a hook command still running after this long is killed
+    # The one variable of the server's environment a hook command gets: RAMPUP_HOOK_PATH, else the server's PATH.
+    hook_path: str = Field(default=os.defpath, validation_alias=AliasChoices("RAMPUP_HOOK_PATH", "PATH"))

@@ -11,7 +11,6 @@ about 110. The batches below are sized for that.
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -468,19 +467,38 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
+# A hook command the server defines: appends the environment it was started with (as the kernel holds it:
+# Python's own locale coercion adds LC_CTYPE later), as one JSON line, to the file it is given.
+RECORD_ENVIRONMENT = (
+    "import json, sys; pairs = open('/proc/self/environ', 'rb').read().decode().split(chr(0)); "
+    "open(sys.argv[1], 'a').write(json.dumps(dict(p.split('=', 1) for p in pairs if p)) + chr(10))"
+)
+HOOK_VARIABLES = {
+    "PATH",
+    "RAMPUP_DELIVERY",
+    "RAMPUP_FLAG",
+    "RAMPUP_ENVIRONMENT",
+    "RAMPUP_ENABLED",
+    "RAMPUP_ROLLOUT",
+    "RAMPUP_STAGE",
+}
+
+
 def test_every_stage_change_calls_the_webhook_and_the_command(
     tmp_path: Path,
     receiver: Receiver,
     make_database_url: Callable[[str], str],
     server_factory: Callable[..., Server],
 ) -> None:
-    server = start(server_factory, make_database_url("sqlite"))
+    out = tmp_path / "hook-calls.jsonl"
+    commands = {"record": [sys.executable, "-c", RECORD_ENVIRONMENT, str(out)]}
+    server = server_factory(
+        make_database_url("sqlite"),
+        extra_env={**FAST, "RAMPUP_HOOK_COMMANDS": json.dumps(commands)},
+        manual_clock=True,
+    )
     flag = "e2e-hooks"
-    out = tmp_path / "hook-calls.txt"
-    hooks = {
-        "webhook": receiver.url("/rampup-hook"),
-        "command": f'echo "$RAMPUP_ROLLOUT $RAMPUP_ENABLED $RAMPUP_STAGE $RAMPUP_FLAG" >> {shlex.quote(str(out))}',
-    }
+    hooks = {"webhook": receiver.url("/rampup-hook"), "command": "record"}
     with server.client() as c:
         create_flag(c, flag)
         rid = create_rollout(c, four_stages(flag, soak="1s", gates=[], hooks=hooks))
@@ -489,8 +507,8 @@ def test_every_stage_change_calls_the_webhook_and_the_command(
         expected = [e["after"]["rollout"] for e in changes]
         assert expected[-4:] == [10, 25, 50, 100]
 
-        def called() -> list[str]:
-            return out.read_text().splitlines() if out.exists() else []
+        def called() -> list[dict[str, str]]:
+            return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
 
         # Each destination's queue is delivered in order, the next item only once the one before is marked
         # delivered: when the last change has arrived, no earlier one can arrive again.
@@ -499,13 +517,14 @@ def test_every_stage_change_calls_the_webhook_and_the_command(
             "every change at the command and the webhook",
             detail=lambda: f"{called()}\n{receiver.bodies()}\n{server.output()[-2000:]}",
         )
-        lines = called()
+        calls = called()
 
-    # The command: the new percentage in its environment, every change, in order.
-    calls = [line.split() for line in lines]
-    assert [float(c[0]) for c in calls] == expected, lines
-    assert all(c[1] == "true" and c[3] == flag for c in calls), lines
-    assert [int(c[2]) for c in calls][-4:] == [1, 2, 3, 4]
+    # The command: the new percentage in its environment, every change, in order, and nothing of the server's
+    # environment (its admin token) but PATH.
+    assert [float(e["RAMPUP_ROLLOUT"]) for e in calls] == expected, calls
+    assert all(e["RAMPUP_ENABLED"] == "true" and e["RAMPUP_FLAG"] == flag for e in calls), calls
+    assert [int(e["RAMPUP_STAGE"]) for e in calls][-4:] == [1, 2, 3, 4]
+    assert all(set(e) == HOOK_VARIABLES for e in calls), calls[0]
 
     # The webhook: the same changes, in order, each with its own delivery id.
     bodies = receiver.bodies()

@@ -6,6 +6,7 @@ every phase: a sustained `rollback` breach steps back one stage (or to `rollback
 pulls the kill switch. After an automatic step back the rollout holds until a person resumes it.
 """
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ __all__ = [
     "OnTimeout",
     "Stage",
     "Hooks",
+    "HOOK_COMMAND_NAME",
     "Plan",
     "Signoff",
     "Transition",
@@ -83,10 +85,14 @@ class Stage:
         }
 
 
+# A plan names a hook command; only the server's settings say what the name runs (no command line in a plan).
+HOOK_COMMAND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
 @dataclass(frozen=True, slots=True)
 class Hooks:
     webhook: str | None = None  # POSTed the new percentage on every stage change
-    command: str | None = None  # run with RAMPUP_FLAG, RAMPUP_ROLLOUT, RAMPUP_ENABLED in its environment
+    command: str | None = None  # the name of a server-defined command, run with RAMPUP_ROLLOUT etc.
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +157,13 @@ class Plan:
         webhook = hooks.get("webhook")
         if webhook is not None and not webhook.startswith(("http://", "https://")):
             raise InvalidInput("hooks.webhook is an http(s) URL", where="hooks.webhook")
+        command = hooks.get("command")
+        if command is not None and not HOOK_COMMAND_NAME.fullmatch(command):
+            raise InvalidInput(
+                "hooks.command is the name of a command defined on the server (RAMPUP_HOOK_COMMANDS), "
+                "such as deploy-env: letters, digits, '.', '_' and '-'",
+                where="hooks.command",
+            )
         srm = raw.get("srm", True)
         if not isinstance(srm, bool):
             raise InvalidInput("srm is true or false", where="srm")
@@ -166,7 +179,7 @@ class Plan:
             stages,
             gates,
             tuple(notify),
-            Hooks(webhook, hooks.get("command")),
+            Hooks(webhook, command),
             srm,
             alerts,
         )

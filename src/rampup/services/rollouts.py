@@ -6,7 +6,7 @@ controllers, and a restart resumes from exactly the stored state.
 """
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,17 +84,20 @@ class RolloutService:
         flags: FlagService,
         notifications: NotificationService,
         on_change: Callable[[], object] = lambda: None,
+        hook_commands: Collection[str] = frozenset(),
     ) -> None:
         self._store = store
         self._clock = clock
         self._flags = flags
         self._notifications = notifications
         self._on_change = on_change
+        self._hook_commands = hook_commands
 
     # commands
 
     def create(self, source: Mapping[str, Any], plan: Plan, actor: str, start: bool = True) -> int:
         now = self._clock()
+        self._check_hook_command(plan)
         with self._store.transaction() as tx:
             env = tx.environment(plan.environment)
             if env is None:
@@ -200,6 +203,15 @@ class RolloutService:
             ]
 
     # internals
+
+    def _check_hook_command(self, plan: Plan) -> None:
+        name = plan.hooks.command
+        if name is not None and name not in self._hook_commands:
+            defined = ", ".join(sorted(self._hook_commands)) or "none"
+            raise InvalidInput(
+                f"no hook command named {name!r} on this server (RAMPUP_HOOK_COMMANDS defines: {defined})",
+                where="hooks.command",
+            )
 
     def _get(self, tx: Transaction, rollout_id: int) -> RolloutRecord:
         record = tx.rollouts.get(rollout_id)
