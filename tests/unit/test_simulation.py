@@ -1,38 +1,73 @@
-"""`rampup simulate`: the real controller in virtual time tells healthy, broken and borderline apart."""
+"""`rampup simulate`: the real controller in virtual time, at the production tick, against traffic shaped
+like production's (heavy-tailed users, bursts, incidents, under-reporting)."""
 
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
 
 from rampup.adapters.codecs.plan_yaml import load_plan
-from rampup.services.simulation import Regression, Traffic, simulate_trial, summarize
+from rampup.errors import InvalidInput
+from rampup.services.simulation import TICK, Regression, Traffic, simulate_trial, summarize
 
 PLAN_FILE = Path(__file__).parents[2] / "examples" / "plans" / "workstation.yaml"
 _, PLAN = load_plan(PLAN_FILE.read_text())
+EVEN: dict[str, Any] = {"volume_sigma": 0.0}  # every user sends about as much
 
 
-def test_healthy_traffic_completes_the_guides_plan() -> None:
-    results = [simulate_trial(PLAN, Traffic(requests_per_s=10), None, seed) for seed in range(3)]
+def test_healthy_traffic_completes_the_whole_plan() -> None:
+    results = [simulate_trial(PLAN, Traffic(requests_per_s=10, **EVEN), None, seed) for seed in range(3)]
     assert {r.outcome for r in results} == {"completed"}
     assert all(r.ended_at.days >= 13 for r in results)
 
 
-def test_a_two_percent_regression_at_stage_one_is_caught_and_a_borderline_one_holds() -> None:
+def test_a_regression_is_caught_on_the_production_tick() -> None:
     caught = [
-        simulate_trial(PLAN, Traffic(requests_per_s=10), Regression("error_rate", 0.02, stage=1), s)
-        for s in range(5)
+        simulate_trial(PLAN, Traffic(requests_per_s=10, **EVEN), Regression("error_rate", 0.02, stage=1), s)
+        for s in range(4)
     ]
     assert {r.outcome for r in caught} <= {"rolled_back", "disabled"}
-    assert all(r.delay is not None and r.delay.total_seconds() < 6 * 3600 for r in caught)
-    borderline = simulate_trial(PLAN, Traffic(requests_per_s=10), Regression("error_rate", 0.003, stage=1), 1)
-    assert borderline.outcome == "held"
+    for r in caught:
+        assert r.delay is not None and r.delay < timedelta(hours=1)
+        assert r.acted_at is not None and r.acted_at % TICK == timedelta(0)  # decided on a 10 s tick
+        assert any("error_rate" in reason for reason in r.reasons)
+
+
+def test_the_sample_ratio_check_sees_what_the_treatment_under_reports() -> None:
+    r = simulate_trial(
+        PLAN, Traffic(requests_per_s=10, **EVEN), Regression("underreport", 0.3, after=timedelta(0)), 1
+    )
+    assert r.outcome == "paused"
+    assert any("sample-ratio" in reason for reason in r.reasons)
+
+
+def test_an_incident_changes_both_variants_and_is_not_a_regression() -> None:
+    incident = Regression.parse("error_rate=0.03@1h+1h", "--incident", everyone=True)
+    results = [
+        simulate_trial(PLAN, Traffic(requests_per_s=10, **EVEN), None, s, incidents=[incident])
+        for s in range(2)
+    ]
+    assert all(r.regression_at is None for r in results)
+    assert summarize(results, naive=True).acted_share == 1.0  # the naive rule blames the flag
+
+
+def test_bursts_come_in_runs_from_one_user() -> None:
+    from rampup.services.simulation import _Draw
+
+    draw = _Draw(np.random.default_rng(3), {}, 10.0)
+    out = draw._failures(np.full(1000, 500), Traffic(error_rate=0.01, burst=10))
+    assert out["failures"].sum() > 0 and (out["failures"] % 10 == 0).all()
+    assert (out["failures_sq"] == out["failures"] * 10).all()
 
 
 def test_the_naive_rule_rolls_back_healthy_low_traffic() -> None:
-    results = [simulate_trial(PLAN, Traffic(requests_per_s=1), None, seed) for seed in range(3)]
-    naive = summarize(results, naive=True)
-    assert naive.acted_share == 1.0
+    results = [simulate_trial(PLAN, Traffic(requests_per_s=1, **EVEN), None, seed) for seed in range(3)]
+    assert summarize(results, naive=True).acted_share == 1.0
     assert summarize(results).acted_share == 0.0
 
 
@@ -42,28 +77,55 @@ def test_same_seed_same_result() -> None:
     assert a == b
 
 
-def test_the_command_prints_both_columns() -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rampup",
-            "simulate",
-            str(PLAN_FILE),
-            "-n",
-            "4",
-            "--rate",
-            "10",
-            "--regression",
-            "error_rate=0.02@stage1",
-            "--json",
-        ],
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour=3@1h", "cannot change 'colour'"),
+        ("error_rate=x@1h", "not a number"),
+        ("error_rate=0.1@soon", "soon"),
+    ],
+)
+def test_a_bad_change_is_refused_by_name(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as caught:
+        Regression.parse(text, "--incident", everyone=True)
+    assert caught.value.where == "--incident"
+
+
+def _simulate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rampup", "simulate", str(PLAN_FILE), *args],
         capture_output=True,
         text=True,
-        check=True,
-        timeout=120,
+        timeout=300,
     )
+
+
+def test_the_command_prints_both_columns_as_json() -> None:
+    out = _simulate(
+        "-n",
+        "3",
+        "--rate",
+        "10",
+        "--volume-sigma",
+        "0",
+        "--regression",
+        "error_rate=0.02@stage1",
+        "--incident",
+        "latency_ms=400@30h+1h",
+        "--burst",
+        "3",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert report["rampup"]["trials"] == 4 and report["rampup"]["acted_share"] == 1.0
+    assert report["tick_s"] == 10 and report["burst"] == 3
+    assert report["incidents"] == ["latency_ms=400@30h+1h"]
+    assert report["rampup"]["trials"] == 3 and report["rampup"]["acted_share"] == 1.0
     assert report["naive"]["acted_share"] == 1.0
     assert report["rampup"]["delay_p50_s"] > 0
+
+
+def test_the_command_refuses_a_bad_incident() -> None:
+    out = _simulate("-n", "1", "--incident", "colour=3@1h")
+    assert out.returncode != 0
+    assert "--incident" in out.stderr and "colour" in out.stderr

@@ -48,7 +48,25 @@ def simulate(
             "e.g. error_rate=0.02@stage1.",
         ),
     ] = None,
-    tick: Annotated[str, typer.Option("--tick", help="Controller tick in virtual time.")] = "5m",
+    incident: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--incident",
+            help="Both variants worsen (the environment, not the flag): METRIC=VALUE@WHEN[+FOR], "
+            "e.g. error_rate=0.01@20h+2h. Repeatable.",
+        ),
+    ] = None,
+    burst: Annotated[
+        int, typer.Option("--burst", min=1, help="Failures come in runs of N from one user (retries).")
+    ] = 1,
+    requests_per_user: Annotated[
+        float, typer.Option("--requests-per-user", min=1.0, help="Mean requests per user in a stage.")
+    ] = 5.0,
+    volume_sigma: Annotated[
+        float,
+        typer.Option("--volume-sigma", min=0.0, help="Spread (lognormal σ) of requests per user."),
+    ] = 2.0,
+    tick: Annotated[str, typer.Option("--tick", help="Controller tick in virtual time.")] = "10s",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Run a plan many times against synthetic traffic and report outcomes, false rollbacks, detection
@@ -66,9 +84,20 @@ def simulate(
     except OSError as exc:
         raise CliError(f"cannot read {plan_file}: {exc.strerror}") from None
     _, plan = load_plan(text, plan_file.name)
-    traffic = Traffic(requests_per_s=rate, error_rate=error_rate, latency_ms=latency_ms, lcp_ms=lcp_ms)
+    traffic = Traffic(
+        requests_per_s=rate,
+        error_rate=error_rate,
+        latency_ms=latency_ms,
+        lcp_ms=lcp_ms,
+        burst=burst,
+        requests_per_user=requests_per_user,
+        volume_sigma=volume_sigma,
+    )
     injected = Regression.parse(regression) if regression else None
+    incidents = [Regression.parse(i, "--incident", everyone=True) for i in incident or []]
     step = parse_duration(tick, "--tick")
+    if step.total_seconds() < 1:
+        raise CliError("--tick: at least 1s")
     results = []
     started = time.perf_counter()
     with Progress(
@@ -81,7 +110,7 @@ def simulate(
     ) as progress:
         task = progress.add_task(f"simulating {plan.name}", total=trials)
         for i in range(trials):
-            results.append(simulate_trial(plan, traffic, injected, seed + i, step))
+            results.append(simulate_trial(plan, traffic, injected, seed + i, step, incidents=incidents))
             progress.advance(task)
     seconds_per_trial = (time.perf_counter() - started) / trials
     ours, naive = summarize(results), summarize(results, naive=True)
@@ -94,6 +123,9 @@ def simulate(
                     "rate": rate,
                     "error_rate": error_rate,
                     "regression": regression,
+                    "incidents": incident or [],
+                    "burst": burst,
+                    "tick_s": step.total_seconds(),
                     "seconds_per_trial": seconds_per_trial,
                     "rampup": describe(ours),
                     "naive": describe(naive),
@@ -102,7 +134,10 @@ def simulate(
             )
         )
         return
-    _print(plan.name, trials, rate, error_rate, regression, ours, naive, seconds_per_trial)
+    changes = ", ".join(
+        [*([f"regression {regression}"] if regression else []), *(f"incident {i}" for i in incident or [])]
+    )
+    _print(plan.name, trials, rate, error_rate, changes, ours, naive, seconds_per_trial)
 
 
 def _print(
@@ -110,14 +145,15 @@ def _print(
     trials: int,
     rate: float,
     error_rate: float,
-    regression: str | None,
+    changes: str,
     ours: "Summary",
     naive: "Summary",
     seconds_per_trial: float,
 ) -> None:
-    title = f"{name}: {trials} trials at {rate:g} req/s, error rate {error_rate:.3%}" + (
-        f", regression {regression}" if regression else ", no regression"
+    title = f"{name}: {trials} trials at {rate:g} req/s, error rate {error_rate:.3%}, " + (
+        changes or "healthy"
     )
+    regression = "regression" in changes
     table = Table("", "Rampup", "naive rule", title=title)
     for outcome in ("completed", "rolled_back", "disabled", "paused", "held"):
         table.add_row(

@@ -1,9 +1,14 @@
 """`rampup simulate`: the real gates and controller (core.gates, core.plans) in virtual time, against
-synthetic traffic, beside the naive rule a person with a dashboard would apply.
+synthetic traffic shaped like production's, beside the naive rule a person with a dashboard would apply.
 
 Only the data source and the clock are simulated; every verdict and every decision is the production
-code's. Traffic is drawn per minute (requests, failures, unhandled errors) and per controller tick
-(latency and LCP sketches, engaged users), from a seeded generator, so runs repeat exactly.
+code's, at the production tick (10 s). Traffic is drawn a block of ticks at a time with numpy; the gates are
+judged at the block's end, and when anything would change inside the block the first tick it changes at is
+found by bisection, so decisions land on the exact tick they would in production without judging every
+tick. Traffic has what production has: users whose request volumes are heavy-tailed (so the treatment's
+share of requests is not its share of users), failures in bursts from one user (`burst`), incidents in both
+variants, regressions in the treatment, and telemetry the treatment under-reports (a sample-ratio
+mismatch). Runs repeat exactly for a seed.
 """
 
 import math
@@ -17,15 +22,29 @@ import numpy as np
 
 from rampup.core import sketch
 from rampup.core.durations import parse_duration
-from rampup.core.gates import CONTROL, TREATMENT, assess
-from rampup.core.plans import Phase, Plan, RolloutState, act, decide
-from rampup.core.rollups import Aggregate, UnitTotals, combine
+from rampup.core.gates import CONTROL, TREATMENT, GateResult, assess
+from rampup.core.plans import Decision, Phase, Plan, RolloutState, Srm, act, decide
+from rampup.core.rollups import Aggregate, UnitTotals
 from rampup.errors import InvalidInput
 
-__all__ = ["Traffic", "Regression", "TrialResult", "simulate_trial", "summarize", "Summary", "describe"]
+__all__ = [
+    "Traffic",
+    "Regression",
+    "TrialResult",
+    "simulate_trial",
+    "summarize",
+    "Summary",
+    "describe",
+    "TICK",
+    "SrmCheck",
+]
 
 EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
-MINUTE_MS = 60_000
+TICK = timedelta(seconds=10)  # `rampup serve --tick`'s default
+BLOCK = 90  # ticks drawn and judged together (15 min); changes inside a block are found by bisection
+SRM_GRACE_S = 60
+
+SrmCheck = Callable[[int, int, float], Srm | None]  # (treatment users, control users, share) → check
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,88 +58,56 @@ class Traffic:
     page_load_share: float = 0.3  # page loads per request
     engagement: float = 0.4  # engaged actions per user
     unhandled_per_request: float = 0.0
+    burst: int = 1  # failures come in runs of this many, all from one user (a user's retries)
+    requests_per_user: float = 5.0  # mean requests per user over a stage
+    volume_sigma: float = 2.0  # requests per user are lognormal with this σ: a few users send most requests
+    underreport: float = (
+        0.0  # share of the treatment's telemetry that never arrives (a sample-ratio mismatch)
+    )
+
+
+_CHANGEABLE = (
+    "error_rate",
+    "latency_ms",
+    "lcp_ms",
+    "engagement",
+    "unhandled_per_request",
+    "underreport",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Regression:
-    """The treatment gets worse from a stage on (or from a time on): `metric` takes `value`."""
+    """A change in traffic from a stage on (or from a time on, for a while): `metric` takes `value`. A
+    regression changes the treatment; an incident (`everyone`) changes both variants."""
 
-    metric: str  # error_rate, latency_ms, lcp_ms, engagement, unhandled_per_request
+    metric: str  # one of _CHANGEABLE
     value: float
     stage: int | None = None
     after: timedelta | None = None
+    lasts: timedelta | None = None  # None: to the end
+    everyone: bool = False
 
     @classmethod
-    def parse(cls, text: str) -> "Regression":
-        """`error_rate=0.02@stage1` or `latency_ms=900@6h`."""
+    def parse(cls, text: str, where: str = "--regression", everyone: bool = False) -> "Regression":
+        """`error_rate=0.02@stage1`, `latency_ms=900@6h`, `error_rate=0.01@20h+2h` (for two hours)."""
         spec, _, when = text.partition("@")
         metric, _, value = spec.partition("=")
-        if metric not in Traffic.__dataclass_fields__ or metric == "requests_per_s":
+        if metric not in _CHANGEABLE or (everyone and metric == "underreport"):
             raise InvalidInput(
-                f"cannot regress {metric!r}; one of error_rate, latency_ms, lcp_ms, engagement, "
-                "unhandled_per_request",
-                where="--regression",
+                f"cannot change {metric!r}; one of " + ", ".join(m for m in _CHANGEABLE), where=where
             )
         try:
             number = float(value)
         except ValueError:
-            raise InvalidInput(f"{value!r} is not a number", where="--regression") from None
+            raise InvalidInput(f"{value!r} is not a number", where=where) from None
+        if not math.isfinite(number) or number < 0:
+            raise InvalidInput(f"{value!r} is not a number ≥ 0", where=where)
+        when, _, lasting = when.partition("+")
+        lasts = parse_duration(lasting, where) if lasting else None
         if when.startswith("stage") and when[5:].isdigit():
-            return cls(metric, number, stage=int(when[5:]))
-        return cls(metric, number, after=parse_duration(when or "0s", "--regression"))
-
-
-@dataclass
-class _Inputs:
-    """GateInputs over running totals since the stage began, plus the last hour minute by minute."""
-
-    stage_since_ms: int = 0
-    totals: dict[tuple[str, str], Aggregate] = field(default_factory=dict)
-    recent: deque[tuple[int, dict[tuple[str, str], Aggregate]]] = field(
-        default_factory=lambda: deque(maxlen=60)
-    )
-    units_total: dict[str, list[float]] = field(default_factory=dict)
-
-    def reset(self, since_ms: int) -> None:
-        self.stage_since_ms = since_ms
-        self.totals.clear()
-        self.units_total.clear()
-
-    def add(self, minute_ms: int, metric: str, variant: str, a: Aggregate) -> None:
-        self.totals.setdefault((metric, variant), Aggregate()).merge(a)
-        if a.sketch is not None:
-            return  # trailing windows are for count gates only (Gate.parse): sketches never need them
-        if not self.recent or self.recent[-1][0] != minute_ms:
-            self.recent.append((minute_ms, {}))
-        self.recent[-1][1].setdefault((metric, variant), Aggregate()).merge(a)
-
-    def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
-        if since_ms <= self.stage_since_ms:
-            return self.totals.get((metric, variant), Aggregate())
-        return combine(
-            minute[(metric, variant)]
-            for at, minute in self.recent
-            if since_ms <= at + MINUTE_MS and at <= until_ms and (metric, variant) in minute
-        )
-
-    def units(self, variant: str, since_ms: int, until_ms: int) -> UnitTotals:
-        users, engaged, squares = self.units_total.get(variant, [0, 0, 0])
-        return UnitTotals(int(users), int(users), int(engaged), int(squares))
-
-
-def _lognormal_buckets(median: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Sketch buckets covering ±6σ of a lognormal, with the probability of each."""
-    low, high = (
-        sketch.bucket_of(median * math.exp(-6 * sigma)),
-        sketch.bucket_of(median * math.exp(6 * sigma)),
-    )
-    buckets = np.arange(low, high + 1)
-    gamma = (1 + sketch.RELATIVE_ACCURACY) / (1 - sketch.RELATIVE_ACCURACY)
-    upper_edges = np.log(gamma ** buckets.astype(float))
-    cdf = 0.5 * (1 + np.vectorize(math.erf)((upper_edges - math.log(median)) / (sigma * math.sqrt(2))))
-    probabilities = np.diff(np.concatenate(([0.0], cdf)))
-    probabilities[-1] += 1 - probabilities.sum()
-    return buckets, np.clip(probabilities, 0, None)
+            return cls(metric, number, stage=int(when[5:]), lasts=lasts, everyone=everyone)
+        return cls(metric, number, after=parse_duration(when or "0s", where), lasts=lasts, everyone=everyone)
 
 
 @dataclass
@@ -131,49 +118,276 @@ class TrialResult:
     acted_at: timedelta | None  # first automatic rollback or disable
     naive_outcome: str
     naive_acted_at: timedelta | None
+    naive_regression_at: timedelta | None = None
+    reasons: tuple[str, ...] = ()  # every automatic transition's reason, in order
 
     @property
     def delay(self) -> timedelta | None:
-        if self.acted_at is None or self.regression_at is None or self.acted_at < self.regression_at:
-            return None
-        return self.acted_at - self.regression_at
+        return _delay(self.acted_at, self.regression_at)
 
     @property
     def naive_delay(self) -> timedelta | None:
-        if (
-            self.naive_acted_at is None
-            or self.regression_at is None
-            or self.naive_acted_at < self.regression_at
-        ):
-            return None
-        return self.naive_acted_at - self.regression_at
+        return _delay(self.naive_acted_at, self.naive_regression_at)
+
+
+def _delay(acted: timedelta | None, onset: timedelta | None) -> timedelta | None:
+    return None if acted is None or onset is None or acted < onset else acted - onset
 
 
 class _World:
-    """Synthetic traffic for one trial; the treatment's parameters change when a regression starts."""
+    """The traffic's parameters over time: the base, with regressions (treatment) and incidents (both)."""
 
-    def __init__(self, traffic: Traffic, regression: Regression | None, rng: np.random.Generator) -> None:
-        self.base, self.regression, self.rng = traffic, regression, rng
+    def __init__(self, traffic: Traffic, changes: Sequence[Regression]) -> None:
+        self.base, self.changes = traffic, tuple(changes)
         self.regressed_at: timedelta | None = None
-        self._buckets: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
 
-    def treatment(self, now: timedelta, stage: int) -> Traffic:
-        r = self.regression
-        if r is None:
-            return self.base
-        active = (r.stage is not None and stage >= r.stage) or (r.after is not None and now >= r.after)
-        if active and self.regressed_at is None:
-            self.regressed_at = now
-        return replace(self.base, **{r.metric: r.value}) if self.regressed_at is not None else self.base
+    def _active(self, c: Regression, now: timedelta, stage: int, since: dict[int, timedelta]) -> bool:
+        if c.stage is not None:
+            if stage < c.stage and id(c) not in since:
+                return False
+            started = since.setdefault(id(c), now)
+        else:
+            assert c.after is not None
+            started = c.after
+        return now >= started and (c.lasts is None or now < started + c.lasts)
 
-    def sketch(self, n: int, median: float, sigma: float) -> dict[int, int]:
-        key = (median, sigma)
-        if key not in self._buckets:
-            self._buckets[key] = _lognormal_buckets(median, sigma)
-        buckets, probabilities = self._buckets[key]
-        counts = self.rng.multinomial(n, probabilities)
-        drawn = np.flatnonzero(counts)
-        return dict(zip(buckets[drawn].tolist(), counts[drawn].tolist(), strict=True))
+    def params(self, now: timedelta, stage: int, since: dict[int, timedelta]) -> tuple[Traffic, Traffic]:
+        treatment, control = self.base, self.base
+        for c in self.changes:
+            if self._active(c, now, stage, since):
+                changed: dict[str, Any] = {c.metric: c.value}
+                treatment = replace(treatment, **changed)
+                if c.everyone:
+                    control = replace(control, **changed)
+        return treatment, control
+
+    def onset(self, now: timedelta, stage: int, since: dict[int, timedelta]) -> bool:
+        """Whether a regression of the treatment is under way (the first sets the trial's onset)."""
+        return any(not c.everyone and self._active(c, now, stage, since) for c in self.changes)
+
+    def boundaries(self) -> list[timedelta]:
+        """Times at which a time-based change starts or ends: blocks never straddle them."""
+        out = []
+        for c in self.changes:
+            if c.after is not None:
+                out.append(c.after)
+                if c.lasts is not None:
+                    out.append(c.after + c.lasts)
+        return sorted(out)
+
+
+class _Buckets:
+    """Sketch buckets for one metric over a fixed range, and a lognormal's probability of each."""
+
+    def __init__(self, medians: Sequence[float], sigma: float) -> None:
+        self.low = sketch.bucket_of(min(medians) * math.exp(-5 * sigma))
+        high = sketch.bucket_of(max(medians) * math.exp(5 * sigma))
+        self.ids = np.arange(self.low, high + 1)
+        self._edges = np.log(((1 + sketch.RELATIVE_ACCURACY) / (1 - sketch.RELATIVE_ACCURACY)) ** self.ids)
+        self._cache: dict[float, np.ndarray] = {}
+        self.sigma = sigma
+
+    def probabilities(self, median: float) -> np.ndarray:
+        p = self._cache.get(median)
+        if p is None:
+            z = (self._edges - math.log(median)) / (self.sigma * math.sqrt(2))
+            cdf = 0.5 * (1 + np.vectorize(math.erf)(z))
+            p = np.clip(np.diff(np.concatenate(([0.0], cdf))), 0, None)
+            p[-1] += max(0.0, 1 - p.sum())
+            p = self._cache[median] = p / p.sum()
+        return p
+
+    def to_dict(self, counts: np.ndarray) -> dict[int, int]:
+        nonzero = np.flatnonzero(counts)
+        return dict(zip((nonzero + self.low).tolist(), counts[nonzero].tolist(), strict=True))
+
+
+_SCALARS = ("count", "failures", "failures_sq")
+
+
+@dataclass
+class _Series:
+    """One metric of one variant: what came before the block (since the stage began), and the block's
+    cumulative sums, so any tick of the block can be judged. A histogram (sketch buckets, actions per user)
+    is drawn once for the whole block; its part up to an earlier tick is a multivariate hypergeometric
+    sample of it, drawn only when bisection asks."""
+
+    base: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_SCALARS, 0.0))
+    base_hist: np.ndarray | None = None
+    block: dict[str, np.ndarray] = field(default_factory=dict)
+    block_hist: np.ndarray | None = None  # the whole block's histogram
+    parts: dict[int, np.ndarray] = field(default_factory=dict)  # tick → histogram up to it
+    recent: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=360))  # (tick ms, count)
+    per_tick: np.ndarray | None = None
+
+    def hist(self, k: int, rng: np.random.Generator) -> np.ndarray | None:
+        if self.block_hist is None:
+            return self.base_hist
+        part = self.parts.get(k)
+        if part is None:
+            counted = int(self.block["count"][k])
+            whole = self.block_hist
+            if counted == int(self.block["count"][-1]):
+                part = whole
+            else:
+                part = rng.multivariate_hypergeometric(whole, counted) if counted else whole * 0
+            self.parts[k] = part
+        return part if self.base_hist is None else self.base_hist + part
+
+
+class _Inputs:
+    """GateInputs over the simulated data since the stage began, as of tick `k` of the current block."""
+
+    def __init__(self, buckets: dict[str, _Buckets], rng: np.random.Generator) -> None:
+        self.buckets, self.rng = buckets, rng
+        self.series: dict[tuple[str, str], _Series] = {}
+        self.stage_since_ms = 0
+        self.block_start_ms = 0
+        self.k = 0
+
+    def reset(self, since_ms: int) -> None:
+        recent = {key: s.recent for key, s in self.series.items()}
+        self.series = {key: _Series(recent=r) for key, r in recent.items()}
+        self.stage_since_ms = since_ms
+
+    def load(self, start_ms: int, block: dict[tuple[str, str], dict[str, np.ndarray]]) -> None:
+        """A new block of per-tick draws: {(metric, variant): {count, failures, failures_sq, hist}}."""
+        self.block_start_ms = start_ms
+        for key, draws in block.items():
+            s = self.series.setdefault(key, _Series())
+            s.block = {name: np.cumsum(draws[name]) for name in _SCALARS if name in draws}
+            counted = "failures" not in draws and "hist" not in draws  # count metrics: trailing windows
+            s.per_tick = draws["count"] if counted else None
+            s.block_hist = draws.get("hist")
+            s.parts = {}
+
+    def commit(self, k: int) -> None:
+        """Ticks 0..k of the block happened; the rest are dropped (the world changed after tick k)."""
+        for s in self.series.values():
+            hist = s.hist(k, self.rng)
+            for name, cumulative in s.block.items():
+                s.base[name] += float(cumulative[k])
+            s.base_hist = hist
+            if s.per_tick is not None:
+                at = range(self.block_start_ms, self.block_start_ms + (k + 1) * _TICK_MS, _TICK_MS)
+                s.recent.extend(zip(at, s.per_tick[: k + 1].tolist(), strict=True))
+            s.block, s.block_hist, s.per_tick, s.parts = {}, None, None, {}
+
+    def _scalar(self, s: _Series, name: str) -> float:
+        block = s.block.get(name)
+        return s.base[name] + (float(block[self.k]) if block is not None else 0.0)
+
+    def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
+        s = self.series.get((metric, variant))
+        if s is None:
+            return Aggregate()
+        if since_ms > self.stage_since_ms:  # a trailing window (count gates): from the recent ticks
+            return Aggregate(count=round(self._window(s, since_ms, until_ms)))
+        sketched = self.buckets.get(metric)
+        counts = s.hist(self.k, self.rng) if sketched else None
+        hist = sketched.to_dict(counts) or None if sketched and counts is not None else None
+        return Aggregate(
+            count=round(self._scalar(s, "count")), failures=round(self._scalar(s, "failures")), sketch=hist
+        )
+
+    def _window(self, s: _Series, since_ms: int, until_ms: int) -> float:
+        total = sum(c for at, c in s.recent if since_ms <= at < until_ms)
+        if s.per_tick is not None:
+            for i in range(self.k + 1):
+                if since_ms <= self.block_start_ms + i * _TICK_MS < until_ms:
+                    total += float(s.per_tick[i])
+        return total
+
+    def units(self, variant: str, since_ms: int, until_ms: int) -> UnitTotals:
+        """Users with their engaged actions: a histogram of actions per user."""
+        s = self.series.get(("engagement", variant))
+        counts = s.hist(self.k, self.rng) if s is not None else None
+        if counts is None:
+            return UnitTotals(0, 0, 0, 0)
+        ks = np.arange(counts.size)
+        users = int(counts.sum())
+        return UnitTotals(users, users, int(counts @ ks), int(counts @ (ks * ks)))
+
+
+_TICK_MS = int(TICK.total_seconds() * 1000)
+
+
+class _Draw:
+    """Per-tick traffic for a block, vectorised."""
+
+    def __init__(self, rng: np.random.Generator, buckets: dict[str, _Buckets], tick_s: float) -> None:
+        self.rng, self.buckets, self.tick_s = rng, buckets, tick_s
+        self._pmf: dict[float, np.ndarray] = {}
+        self.srm_on_requests = True  # what production's sample-ratio check counts
+
+    def block(
+        self, ticks: int, share: float, request_share: float, t: Traffic, c: Traffic
+    ) -> tuple[dict[tuple[str, str], dict[str, np.ndarray]], np.ndarray]:
+        """The block's draws per (metric, variant), and the units the sample-ratio check counts per tick."""
+        rng = self.rng
+        rate = t.requests_per_s * self.tick_s
+        n = rng.poisson(rate, ticks)
+        n_t = rng.binomial(n, request_share)
+        users = rng.poisson(rate / t.requests_per_user, ticks)
+        users_t = rng.binomial(users, share)
+        out: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+        seen: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for variant, requests, people, params in (
+            (TREATMENT, n_t, users_t, t),
+            (CONTROL, n - n_t, users - users_t, c),
+        ):
+            if variant == TREATMENT and params.underreport:
+                requests = rng.binomial(requests, 1 - params.underreport)
+                people = rng.binomial(people, 1 - params.underreport)
+            seen[variant] = (requests, people)
+            out[("error_rate", variant)] = self._failures(requests, params)
+            out[("unhandled_exceptions", variant)] = {
+                "count": rng.poisson(requests * params.unhandled_per_request)
+            }
+            out[("api_latency", variant)] = self._sketch("api_latency", requests, params.latency_ms)
+            pages = rng.binomial(requests, params.page_load_share)
+            out[("lcp", variant)] = self._sketch("lcp", pages, params.lcp_ms)
+            out[("engagement", variant)] = self._histogram(people, self._poisson(params.engagement))
+        unit = 0 if self.srm_on_requests else 1
+        return out, np.stack([seen[TREATMENT][unit], seen[CONTROL][unit]], axis=1)
+
+    def _failures(self, requests: np.ndarray, p: Traffic) -> dict[str, np.ndarray]:
+        if p.burst > 1:  # runs of `burst` failures, each from one user
+            runs = self.rng.poisson(requests * p.error_rate / p.burst)
+            failures = np.minimum(runs * p.burst, requests)
+            return {"count": requests, "failures": failures, "failures_sq": runs * p.burst * p.burst}
+        failures = self.rng.binomial(requests, min(p.error_rate, 1.0))
+        return {"count": requests, "failures": failures, "failures_sq": failures}
+
+    def _sketch(self, metric: str, n: np.ndarray, median: float) -> dict[str, np.ndarray]:
+        return self._histogram(n, self.buckets[metric].probabilities(median))
+
+    def _histogram(self, n: np.ndarray, probabilities: np.ndarray) -> dict[str, np.ndarray]:
+        return {"count": n, "hist": self.rng.multinomial(int(n.sum()), probabilities)}
+
+    def _poisson(self, mean: float) -> np.ndarray:
+        """Actions per user: Poisson."""
+        pmf = self._pmf.get(mean)
+        if pmf is None:
+            pmf = self._pmf[mean] = _poisson_pmf(mean)
+        return pmf
+
+
+def _poisson_pmf(mean: float, size: int = 12) -> np.ndarray:
+    pmf = np.array([math.exp(-mean) * mean**k / math.factorial(k) for k in range(size)])
+    pmf[-1] += 1 - pmf.sum()
+    return pmf
+
+
+def _request_share(rng: np.random.Generator, share: float, traffic: Traffic, soak: timedelta) -> float:
+    """The treatment's share of requests: its share of users, shifted by who those users are. With
+    lognormal volumes of σ the heavy users dominate, and the share of requests varies by
+    √(share (1 − share) e^σ² / users) around the share of users."""
+    if not 0 < share < 1:
+        return share
+    users = max(traffic.requests_per_s * max(soak.total_seconds(), 3600) / traffic.requests_per_user, 1.0)
+    spread = math.sqrt(share * (1 - share) * math.exp(traffic.volume_sigma**2) / users)
+    return float(np.clip(rng.normal(share, spread), 1e-6, 1 - 1e-6))
 
 
 def simulate_trial(
@@ -181,101 +395,158 @@ def simulate_trial(
     traffic: Traffic,
     regression: Regression | None,
     seed: int,
-    tick: timedelta = timedelta(minutes=5),
+    tick: timedelta = TICK,
     horizon: timedelta | None = None,
+    incidents: Sequence[Regression] = (),
+    srm_check: SrmCheck | None = None,
 ) -> TrialResult:
-    rng = np.random.default_rng(seed)
-    world = _World(traffic, regression, rng)
+    """One rollout of the plan from start to end (completed, stopped by a decision, or the horizon)."""
+    changes = ([regression] if regression else []) + list(incidents)
+    medians = {
+        "api_latency": [traffic.latency_ms] + [c.value for c in changes if c.metric == "latency_ms"],
+        "lcp": [traffic.lcp_ms] + [c.value for c in changes if c.metric == "lcp_ms"],
+    }
+    buckets = {
+        "api_latency": _Buckets(medians["api_latency"], traffic.latency_sigma),
+        "lcp": _Buckets(medians["lcp"], traffic.lcp_sigma),
+    }
+    trial = _Trial(plan, _World(traffic, changes), buckets, seed, tick, srm_check or _default_srm())
     horizon = horizon or 2 * sum((s.min_duration for s in plan.stages), timedelta()) + timedelta(days=1)
-    state = _start(plan, EPOCH)
-    inputs = _Inputs()
-    inputs.reset(0)
-    naive = _Naive(plan)
-    minutes_per_tick = max(1, int(tick.total_seconds() // 60))
-    acted_at: timedelta | None = None
-    elapsed = timedelta()
-    pending: dict[str, int] = {"t": 0, "c": 0}
-    while elapsed < horizon and not state.phase.is_terminal:
-        share = plan.percentage_bp(state.stage) / 10_000
-        t_params = world.treatment(elapsed, state.stage)
-        for _ in range(minutes_per_tick):
-            minute_ms = int(elapsed.total_seconds() * 1000)
-            n = int(rng.poisson(traffic.requests_per_s * 60))
-            n_t = int(rng.binomial(n, share)) if 0 < share < 1 else (n if share >= 1 else 0)
-            for variant, count, params in ((TREATMENT, n_t, t_params), (CONTROL, n - n_t, traffic)):
-                failures = int(rng.binomial(count, params.error_rate)) if count else 0
-                inputs.add(minute_ms, "error_rate", variant, Aggregate(count=count, failures=failures))
-                unhandled = int(rng.poisson(count * params.unhandled_per_request)) if count else 0
-                inputs.add(minute_ms, "unhandled_exceptions", variant, Aggregate(count=unhandled))
-                if variant == TREATMENT:
-                    naive.observe(count, failures)
-            pending["t"] += n_t
-            pending["c"] += n - n_t
-            elapsed += timedelta(minutes=1)
-            naive.check(elapsed, state.stage)
-        _draw_tick(world, inputs, t_params, traffic, pending, elapsed)
-        pending = {"t": 0, "c": 0}
-        now = EPOCH + elapsed
-        now_ms = int(elapsed.total_seconds() * 1000)
-        results = [assess(g, inputs, inputs.stage_since_ms, now_ms) for g in plan.gates]
-        decision = decide(plan, state, results, now)
-        if decision.state.stage != state.stage or decision.state.phase != state.phase:
-            if acted_at is None and decision.state.phase in (Phase.ROLLED_BACK, Phase.DISABLED):
-                acted_at = elapsed
-            inputs.reset(now_ms)
-        state = _approve_pending(plan, decision.state, now)
-        if state.phase in (Phase.ROLLED_BACK, Phase.PAUSED):
-            break  # a person would look now; the trial ends with that outcome
-        if (
-            state.stage
-            and now - (state.entered_at or now) > 2 * plan.stages[state.stage - 1].min_duration + tick
-        ):
-            break  # stuck twice as long as the soak: held, neither advancing nor rolling back
+    trial.run(horizon)
+    naive = _Naive(plan, _World(traffic, changes), np.random.default_rng([seed, 1])).run(horizon)
     outcome = {
         Phase.COMPLETED: "completed",
         Phase.ROLLED_BACK: "rolled_back",
         Phase.DISABLED: "disabled",
         Phase.PAUSED: "paused",
-    }.get(state.phase, "held")
-    return TrialResult(outcome, elapsed, world.regressed_at, acted_at, naive.outcome, naive.acted_at)
+    }.get(trial.state.phase, "held")
+    return TrialResult(
+        outcome,
+        trial.elapsed,
+        trial.regressed_at,
+        trial.acted_at,
+        naive[0],
+        naive[1],
+        naive[2],
+        tuple(trial.reasons),
+    )
 
 
-def _draw_tick(
-    world: _World, inputs: _Inputs, t: Traffic, base: Traffic, pending: dict[str, int], elapsed: timedelta
-) -> None:
-    """Latency and LCP sketches and engaged users, drawn once a tick for the requests of the tick."""
-    minute_ms = int((elapsed - timedelta(minutes=1)).total_seconds() * 1000)
-    rng = world.rng
-    n_t = pending["t"]
-    if n_t:
-        inputs.add(
-            minute_ms,
-            "api_latency",
-            TREATMENT,
-            Aggregate(count=n_t, sketch=world.sketch(n_t, t.latency_ms, t.latency_sigma)),
-        )
-        pages = int(rng.binomial(n_t, t.page_load_share))
-        if pages:
-            inputs.add(
-                minute_ms,
-                "lcp",
-                TREATMENT,
-                Aggregate(count=pages, sketch=world.sketch(pages, t.lcp_ms, t.lcp_sigma)),
-            )
-    for variant, users, params in ((TREATMENT, n_t, t), (CONTROL, pending["c"], base)):
-        if users:
-            counts = rng.multinomial(users, _poisson_pmf(params.engagement))
-            ks = np.arange(len(counts))
-            totals = inputs.units_total.setdefault(variant, [0, 0, 0])
-            totals[0] += users
-            totals[1] += float((ks * counts).sum())
-            totals[2] += float((ks * ks * counts).sum())
+def _default_srm() -> SrmCheck:
+    from rampup.services.rollouts import sample_ratio  # the service's check, as production runs it
+
+    return sample_ratio
 
 
-def _poisson_pmf(mean: float, size: int = 12) -> np.ndarray:
-    pmf = np.array([math.exp(-mean) * mean**k / math.factorial(k) for k in range(size)])
-    pmf[-1] += 1 - pmf.sum()
-    return pmf
+class _Trial:
+    def __init__(
+        self,
+        plan: Plan,
+        world: _World,
+        buckets: dict[str, _Buckets],
+        seed: int,
+        tick: timedelta,
+        srm_check: SrmCheck,
+    ) -> None:
+        self.plan, self.world, self.tick, self.srm_check = plan, world, tick, srm_check
+        self.rng = np.random.default_rng(seed)
+        self.draw = _Draw(self.rng, buckets, tick.total_seconds())
+        self.inputs = _Inputs(buckets, self.rng)
+        self.state = _start(plan, EPOCH)
+        self.ticks = 0  # ticks done
+        self.acted_at: timedelta | None = None
+        self.regressed_at: timedelta | None = None
+        self.reasons: list[str] = []
+        self.since: dict[int, timedelta] = {}  # stage-triggered changes: when they began
+        self.units = np.zeros(2)  # treatment, control units the sample-ratio check counts this stage
+        self.units_block = np.zeros((1, 2))
+        self.stage_tick = 0
+        self.request_share = 0.0
+
+    @property
+    def elapsed(self) -> timedelta:
+        return self.ticks * self.tick
+
+    def run(self, horizon: timedelta) -> None:
+        limit = int(horizon / self.tick)
+        boundaries = [int(b / self.tick) for b in self.world.boundaries()]
+        self._enter_stage()
+        while self.ticks < limit and not self._over():
+            size = min(BLOCK, limit - self.ticks, *(b - self.ticks for b in boundaries if b > self.ticks))
+            size = min(size, self._ticks_to_soak_end() or size)
+            self._block(size)
+
+    def _over(self) -> bool:
+        return self.state.phase.is_terminal or self.state.phase in (Phase.ROLLED_BACK, Phase.PAUSED)
+
+    def _ticks_to_soak_end(self) -> int | None:
+        if not self.state.stage or self.state.entered_at is None:
+            return None
+        end = self.state.entered_at + self.plan.stages[self.state.stage - 1].min_duration
+        left = math.ceil((end - (EPOCH + self.elapsed)) / self.tick)
+        return left if left > 0 else None
+
+    def _enter_stage(self) -> None:
+        now_ms = int(self.elapsed.total_seconds() * 1000)
+        self.inputs.reset(now_ms)
+        self.units = np.zeros(2)
+        self.stage_tick = self.ticks
+        stage = self.state.stage
+        share = self.plan.percentage_bp(stage) / 10_000
+        soak = self.plan.stages[stage - 1].min_duration if stage else timedelta(0)
+        self.request_share = _request_share(self.rng, share, self.world.base, soak)
+
+    def _block(self, size: int) -> None:
+        stage = self.state.stage
+        share = self.plan.percentage_bp(stage) / 10_000
+        now = self.elapsed
+        t, c = self.world.params(now, stage, self.since)
+        if self.regressed_at is None and self.world.onset(now, stage, self.since):
+            self.regressed_at = now
+        draws, units = self.draw.block(size, share, self.request_share, t, c)
+        self.inputs.load(int(now.total_seconds() * 1000), draws)
+        in_stage = self.ticks - self.stage_tick + np.arange(size)
+        units[in_stage < math.ceil(SRM_GRACE_S / self.tick.total_seconds())] = 0  # clients still switching
+        self.units_block = np.cumsum(units, axis=0)
+        last = self._judge(size - 1)
+        if not self._changes(last):
+            self._commit(size - 1, last)
+            return
+        lo, hi = 0, size - 1
+        while lo < hi:  # the first tick at which the decision changes
+            mid = (lo + hi) // 2
+            if self._changes(self._judge(mid)):
+                hi = mid
+            else:
+                lo = mid + 1
+        self._commit(hi, self._judge(hi))
+
+    def _judge(self, k: int) -> Decision:
+        self.inputs.k = k
+        elapsed = self.elapsed + (k + 1) * self.tick
+        now_ms = int(elapsed.total_seconds() * 1000)
+        results: list[GateResult] = [
+            assess(g, self.inputs, self.inputs.stage_since_ms, now_ms) for g in self.plan.gates
+        ]
+        seen = self.units + self.units_block[k]
+        share = self.plan.percentage_bp(self.state.stage) / 10_000
+        srm = self.srm_check(int(seen[0]), int(seen[1]), share) if seen.sum() else None
+        return decide(self.plan, self.state, results, EPOCH + elapsed, srm)
+
+    def _changes(self, d: Decision) -> bool:
+        return d.changed or {i for i, _ in d.state.breaches} != {i for i, _ in self.state.breaches}
+
+    def _commit(self, k: int, d: Decision) -> None:
+        self.inputs.commit(k)
+        self.units = self.units + self.units_block[k]
+        self.ticks += k + 1
+        before = self.state
+        self.reasons += [tr.reason for tr in d.transitions]
+        self.state = _approve_pending(self.plan, d.state, EPOCH + self.elapsed)
+        if self.acted_at is None and self.state.phase in (Phase.ROLLED_BACK, Phase.DISABLED):
+            self.acted_at = self.elapsed
+        if self.state.stage != before.stage:
+            self._enter_stage()
 
 
 def _start(plan: Plan, now: datetime) -> RolloutState:
@@ -297,38 +568,92 @@ def _approve_pending(plan: Plan, state: RolloutState, now: datetime) -> RolloutS
 class _Naive:
     """The guide by hand: the treatment's error rate over the last 5 minutes, looked at every minute.
     Above the disable threshold → kill; above rollback → one stage back; advance after the soak time when
-    the last 5 minutes are under target."""
+    the last 5 minutes are under target. It sees the same kind of traffic (bursts, incidents, regressions)
+    drawn minute by minute for its own stages."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, world: _World, rng: np.random.Generator) -> None:
         gate = next((g for g in plan.gates if g.metric == "error_rate"), None)
         self.target = gate.target.value if gate and gate.target else None
-        self.rollback = gate.rollback.value if gate and gate.rollback else None
-        self.disable = gate.disable.value if gate and gate.disable else None
-        self.plan = plan
-        self.window: deque[tuple[int, int]] = deque(maxlen=5)
-        self.stage, self.entered = 1, timedelta()
-        self.outcome = "held"
-        self.acted_at: timedelta | None = None
+        self.rollback = gate.rollback.value if gate and gate.rollback else math.inf
+        self.disable = gate.disable.value if gate and gate.disable else math.inf
+        self.plan, self.world, self.rng = plan, world, rng
+        self.since: dict[int, timedelta] = {}
 
-    def observe(self, n: int, failures: int) -> None:
-        self.window.append((n, failures))
+    def run(self, horizon: timedelta) -> tuple[str, timedelta | None, timedelta | None]:
+        """(outcome, when it acted, when the regression began) for the naive rule's own rollout."""
+        minute, end = 0, int(horizon.total_seconds() // 60)
+        onset: int | None = None
+        for stage, spec in enumerate(self.plan.stages, start=1):
+            share = spec.percentage_bp / 10_000
+            soak = int(spec.min_duration.total_seconds() // 60)
+            span = min(end - minute, 2 * soak + 24 * 60)
+            if span <= 0:
+                return "held", None, _minutes(onset)
+            rates, onset_here = self._rates(minute, span, stage)
+            onset = onset if onset is not None else onset_here
+            n = self.rng.poisson(self.world.base.requests_per_s * 60 * share, span)
+            window_n, window_f = self._window(n, self._failures(n, rates))
+            observed = np.divide(window_f, window_n, out=np.zeros(span), where=window_n > 0)
+            disabled = np.flatnonzero(observed > self.disable)
+            rolled = np.flatnonzero(observed > self.rollback)
+            good = observed < self.target if self.target is not None else np.ones(span, dtype=bool)
+            advanced = np.flatnonzero(good & (window_n > 0) & (np.arange(span) >= soak - 1))
+            first = {
+                "disabled": disabled[0] if disabled.size else math.inf,
+                "rolled_back": rolled[0] if rolled.size else math.inf,
+                "advanced": advanced[0] if advanced.size else math.inf,
+            }
+            what = min(first, key=lambda k: (first[k], k != "disabled"))
+            if first[what] == math.inf:
+                return "held", None, _minutes(onset)
+            at = minute + int(first[what]) + 1
+            if what != "advanced":
+                return what, _minutes(at), _minutes(onset)
+            minute = at
+        return "completed", None, _minutes(onset)
 
-    def check(self, now: timedelta, _controller_stage: int) -> None:
-        if self.outcome != "held":
-            return
-        n = sum(w[0] for w in self.window)
-        rate = sum(w[1] for w in self.window) / n if n else 0.0
-        if self.disable is not None and rate > self.disable:
-            self.outcome, self.acted_at = "disabled", now
-        elif self.rollback is not None and rate > self.rollback:
-            self.outcome, self.acted_at = "rolled_back", now
-        elif now - self.entered >= self.plan.stages[self.stage - 1].min_duration and (
-            self.target is None or (n and rate < self.target)
-        ):
-            if self.stage == len(self.plan.stages):
-                self.outcome = "completed"
+    def _rates(self, start: int, span: int, stage: int) -> tuple[np.ndarray, int | None]:
+        """The treatment's error rate minute by minute, and the minute a regression began, if it did."""
+        rates = np.full(span, self.world.base.error_rate)
+        onset: int | None = None
+        for c in self.world.changes:
+            if c.stage is not None:
+                if stage < c.stage and id(c) not in self.since:
+                    continue
+                begins = int(self.since.setdefault(id(c), timedelta(minutes=start)).total_seconds() // 60)
             else:
-                self.stage, self.entered = self.stage + 1, now
+                assert c.after is not None
+                begins = int(c.after.total_seconds() // 60)
+            ends = begins + int(c.lasts.total_seconds() // 60) if c.lasts is not None else start + span
+            lo, hi = max(begins - start, 0), min(ends - start, span)
+            if lo >= hi:
+                continue
+            if c.metric == "error_rate":
+                rates[lo:hi] = c.value
+            if not c.everyone:
+                onset = start + lo if onset is None else min(onset, start + lo)
+        return rates, onset
+
+    def _failures(self, n: np.ndarray, rates: np.ndarray) -> np.ndarray:
+        burst = self.world.base.burst
+        drawn: np.ndarray = (
+            np.minimum(self.rng.poisson(n * rates / burst) * burst, n)
+            if burst > 1
+            else self.rng.binomial(n, np.minimum(rates, 1.0))
+        )
+        return drawn
+
+    @staticmethod
+    def _window(n: np.ndarray, f: np.ndarray, width: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        cn, cf = np.cumsum(n), np.cumsum(f)
+        wn, wf = cn.copy(), cf.copy()
+        wn[width:] -= cn[:-width]
+        wf[width:] -= cf[:-width]
+        return wn, wf
+
+
+def _minutes(m: int | None) -> timedelta | None:
+    return None if m is None else timedelta(minutes=m)
 
 
 @dataclass(frozen=True)
@@ -339,6 +664,7 @@ class Summary:
     delay_p50: timedelta | None
     delay_p90: timedelta | None
     duration_p50: timedelta | None  # time to complete, over completed trials
+    detected: int = 0  # rolled back or disabled after the regression began
 
 
 def summarize(results: Sequence[TrialResult], naive: bool = False) -> Summary:
@@ -356,6 +682,7 @@ def summarize(results: Sequence[TrialResult], naive: bool = False) -> Summary:
         _percentile(delays, 0.5),
         _percentile(delays, 0.9),
         _percentile(durations, 0.5),
+        len(delays),
     )
 
 
@@ -368,6 +695,7 @@ def describe(summary: Summary) -> dict[str, Any]:
         "trials": summary.trials,
         "outcomes": summary.outcomes,
         "acted_share": summary.acted_share,
+        "detected_share": summary.detected / summary.trials if summary.trials else 0.0,
         "delay_p50_s": summary.delay_p50.total_seconds() if summary.delay_p50 else None,
         "delay_p90_s": summary.delay_p90.total_seconds() if summary.delay_p90 else None,
         "duration_p50_s": summary.duration_p50.total_seconds() if summary.duration_p50 else None,
