@@ -6,14 +6,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
-
 from rampup.adapters.clock import ManualClock, system_clock
+from rampup.adapters.egress import Egress, guarded_client
 from rampup.adapters.hooks import CommandHook, WebhookHook, load_commands
 from rampup.adapters.notify import notifiers
 from rampup.adapters.reports import JinjaRenderer
 from rampup.adapters.storage import SqlStore, make_engine, migrate
 from rampup.config import Settings
+from rampup.core.egress import EgressPolicy
 from rampup.core.model import DEFAULT_ENVIRONMENTS
 from rampup.core.ports import Clock
 from rampup.core.sessions import SessionTimes
@@ -72,8 +72,9 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
     snapshots = SnapshotCache(store)
     refresh = snapshots.refresh
     flags = FlagService(store, clock, refresh)
-    client = httpx.Client(timeout=10)
-    notifications = NotificationService(store, clock, notifiers(client))
+    egress = Egress(EgressPolicy.parse(settings.allowed_hosts))
+    client = guarded_client(egress)
+    notifications = NotificationService(store, clock, notifiers(client, egress), egress)
     commands = load_commands(settings.hook_commands)
     senders: dict[str, Sender] = {
         "hook.webhook": WebhookHook(client),
@@ -81,7 +82,7 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
         NOTIFY: notifications,
     }
     metrics = MetricsService(store, snapshots, clock, refresh)
-    rollouts = RolloutService(store, clock, flags, notifications, refresh, frozenset(commands))
+    rollouts = RolloutService(store, clock, flags, notifications, egress, refresh, frozenset(commands))
     outbox = OutboxService(store, clock, senders)
     alerts = AlertService(store, snapshots, clock, metrics, notifications)
     reports = ReportService(store, clock, rollouts, metrics, notifications, JinjaRenderer())

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     # admin moves it with POST /api/v1/clock, which then runs the controller once: tests and demos drive a
     # rollout's hours in a few calls, and nothing moves between them. Never set it on a server people rely on.
     manual_clock: datetime | None = None
+    # Host names, addresses and CIDR networks the server may call although they are internal (loopback,
+    # private, link-local): receivers inside your network. Everything else internal is refused.
+    allowed_hosts: str = ""
     # The only commands a plan's `hooks.command` may name: a JSON object {"name": ["/path/to/program", "arg", …]}
     # or the path of a file holding one. Plans refer to them by name; there is no shell.
     hook_commands: str | None = None

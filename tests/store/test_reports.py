@@ -52,7 +52,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def container(database_url: str, clock: Clock) -> Iterator[Container]:
-    c = build_container(Settings(database_url=database_url, admin_token="t0ken"), clock=clock)
+    c = build_container(
+        Settings(database_url=database_url, admin_token="t0ken", allowed_hosts="127.0.0.1"), clock=clock
+    )
     prepare(c)
     for name in ("support-email", "rollout-channel"):
         c.notifications.create_channel(

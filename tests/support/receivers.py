@@ -63,10 +63,10 @@ class Receiver:
     """An HTTP receiver on loopback: keeps every POST (answered or refused) in arrival order.
 
     With a secret it checks the signature of every POST (401 when wrong). It answers 503 to the first
-    `refuse_first` correctly signed POSTs, and to every POST while `refusing` is set; 200 otherwise.
-    Use it as a context manager, or call `close()`."""
+    `refuse_first` correctly signed POSTs, and to every POST while `refusing` is set (with `refusal` as the
+    body); 200 otherwise. Use it as a context manager, or call `close()`."""
 
-    def __init__(self, secret: str | None = None, refuse_first: int = 0) -> None:
+    def __init__(self, secret: str | None = None, refuse_first: int = 0, refusal: bytes = b"no") -> None:
         self.secret = secret
         self.refuse_first = refuse_first
         self.refusing = False
@@ -81,9 +81,10 @@ class Receiver:
                 status = receiver._answer(self.path, headers, raw)
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", "2")
+                answer = b"ok" if status == 200 else refusal
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b"ok" if status == 200 else b"no")
+                self.wfile.write(answer)
 
             def log_message(self, *_args: Any) -> None:
                 pass

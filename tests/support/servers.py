@@ -15,10 +15,11 @@ import httpx
 from tests.support.ports import free_port
 from tests.support.waiting import PATIENCE_S
 
-__all__ = ["FAST", "Server", "start_server", "wall_clock_second"]
+__all__ = ["FAST", "LOOPBACK", "Server", "start_server", "wall_clock_second"]
 
 # As `extra_env`: a tick and an outbox poll a test need not wait long for (a manual clock has no periodic tick).
 FAST = {"RAMPUP_TICK_S": "0.2", "RAMPUP_OUTBOX_POLL_S": "0.2"}
+LOOPBACK = "127.0.0.1"  # where the test receivers (tests/support/receivers.py) listen
 
 
 def wall_clock_second() -> datetime:
@@ -78,14 +79,22 @@ def start_server(
     port: int | None = None,
     extra_env: dict[str, str] | None = None,
     manual_clock: bool | datetime = False,
+    allowed_hosts: str = LOOPBACK,
 ) -> Server:
     """Starts `rampup serve` and returns once it answers /readyz.
 
     `manual_clock`: True starts the clock at the current whole second, a datetime starts it there (a restarted
-    server continues from its predecessor's `now()`)."""
+    server continues from its predecessor's `now()`). `allowed_hosts` (RAMPUP_ALLOWED_HOSTS): the test receivers
+    listen on loopback, which a server refuses to call unless allowed; "" starts a server that allows nothing
+    internal, as a fresh one does."""
     port = port or free_port()
     admin_token = admin_token or f"test-admin-{uuid.uuid4().hex}"
-    env = {**os.environ, "RAMPUP_ADMIN_TOKEN": admin_token, **(extra_env or {})}
+    env = {
+        **os.environ,
+        "RAMPUP_ADMIN_TOKEN": admin_token,
+        "RAMPUP_ALLOWED_HOSTS": allowed_hosts,
+        **(extra_env or {}),
+    }
     if manual_clock is not False:
         start = wall_clock_second() if manual_clock is True else manual_clock
         env["RAMPUP_MANUAL_CLOCK"] = start.isoformat()

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from rampup.adapters.notify._http import post
 from rampup.core.plans import HOOK_COMMAND_NAME
 from rampup.errors import ConfigError, Unavailable
 
@@ -27,16 +28,12 @@ class WebhookHook:
 
     def send(self, item_id: str, payload: Mapping[str, Any]) -> None:
         body = {k: v for k, v in payload.items() if k != "url"}
-        try:
-            response = self._client.post(
-                payload["url"],
-                json={"id": item_id, "type": "rollout.stage", **body},
-                headers={"X-Rampup-Delivery": item_id},
-            )
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"webhook {payload['url']}: {exc}") from exc
-        if not response.is_success:
-            raise Unavailable(f"webhook {payload['url']} answered {response.status_code}")
+        post(
+            self._client,
+            payload["url"],
+            json={"id": item_id, "type": "rollout.stage", **body},
+            headers={"X-Rampup-Delivery": item_id},
+        )
 
 
 def load_commands(value: str | None) -> dict[str, tuple[str, ...]]:

@@ -4,6 +4,7 @@ after commit, at least once, with one id across retries and channels."""
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from rampup.core.egress import Destinations
 from rampup.core.notifications import Channel, ChannelType, Notification
 from rampup.core.ports import Clock, Store, Transaction
 from rampup.errors import Conflict, NotFound, Unavailable
@@ -24,17 +25,23 @@ class NotificationService:
         store: Store,
         clock: Clock,
         notifiers: Mapping[ChannelType, ChannelNotifier],
+        destinations: Destinations,
         on_change: Callable[[], object] = lambda: None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._notifiers = notifiers
+        self._destinations = destinations
         self._on_change = on_change
 
     # channels
 
     def create_channel(self, body: Mapping[str, Any], actor: str) -> Channel:
         channel = Channel.parse(body)
+        if channel.type is ChannelType.EMAIL:
+            self._destinations.check_host(channel.config["host"], channel.config["port"], "host")
+        else:
+            self._destinations.check_url(channel.config["url"], "url")
         now = self._clock()
         with self._store.transaction() as tx:
             if tx.notifications.channel(channel.name) is not None:

@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from rampup.core.egress import Destinations
 from rampup.core.gates import CONTROL, TREATMENT, GateResult, assess
 from rampup.core.notifications import Notification, Severity
 from rampup.core.plans import (
@@ -83,6 +84,7 @@ class RolloutService:
         clock: Clock,
         flags: FlagService,
         notifications: NotificationService,
+        destinations: Destinations,
         on_change: Callable[[], object] = lambda: None,
         hook_commands: Collection[str] = frozenset(),
     ) -> None:
@@ -92,12 +94,13 @@ class RolloutService:
         self._notifications = notifications
         self._on_change = on_change
         self._hook_commands = hook_commands
+        self._destinations = destinations
 
     # commands
 
     def create(self, source: Mapping[str, Any], plan: Plan, actor: str, start: bool = True) -> int:
         now = self._clock()
-        self._check_hook_command(plan)
+        self._check_hooks(plan)
         with self._store.transaction() as tx:
             env = tx.environment(plan.environment)
             if env is None:
@@ -204,7 +207,9 @@ class RolloutService:
 
     # internals
 
-    def _check_hook_command(self, plan: Plan) -> None:
+    def _check_hooks(self, plan: Plan) -> None:
+        if plan.hooks.webhook is not None:
+            self._destinations.check_url(plan.hooks.webhook, "hooks.webhook")
         name = plan.hooks.command
         if name is not None and name not in self._hook_commands:
             defined = ", ".join(sorted(self._hook_commands)) or "none"

@@ -5,6 +5,7 @@ from typing import Protocol
 
 import httpx
 
+from rampup.adapters.egress import Egress
 from rampup.adapters.notify.email import EmailNotifier
 from rampup.adapters.notify.pagerduty import PagerDutyNotifier
 from rampup.adapters.notify.slack import SlackNotifier
@@ -18,10 +19,10 @@ class Notifier(Protocol):
     def send(self, channel: Channel, n: Notification) -> None: ...
 
 
-def notifiers(client: httpx.Client) -> Mapping[ChannelType, Notifier]:
+def notifiers(client: httpx.Client, egress: Egress) -> Mapping[ChannelType, Notifier]:
     return {
         ChannelType.SLACK: SlackNotifier(client),
         ChannelType.WEBHOOK: WebhookNotifier(client),
-        ChannelType.EMAIL: EmailNotifier(),
+        ChannelType.EMAIL: EmailNotifier(egress),
         ChannelType.PAGERDUTY: PagerDutyNotifier(client),
     }

@@ -1,4 +1,4 @@
-"""One POST with error translation, shared by the HTTP notifiers."""
+"""One POST with error translation, shared by the HTTP notifiers and the webhook hook."""
 
 from typing import Any
 
@@ -20,6 +20,7 @@ def post(
     try:
         response = client.post(url, json=json, content=content, headers=headers)
     except httpx.HTTPError as exc:
-        raise Unavailable(f"{url}: {type(exc).__name__}: {exc}") from exc
+        raise Unavailable(f"{type(exc).__name__}: {exc}") from exc
     if not response.is_success:
-        raise Unavailable(f"{url} answered {response.status_code}: {response.text[:200]}")
+        # A receiver's refusal as status and reason only: its body is its own (maybe a secret), never repeated.
+        raise Unavailable(f"answered {response.status_code} {response.reason_phrase}".rstrip())

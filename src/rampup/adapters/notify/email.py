@@ -6,6 +6,7 @@ import ssl
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
+from rampup.adapters.egress import Egress, GuardedSMTP
 from rampup.core.notifications import Channel, Notification
 from rampup.errors import Unavailable
 
@@ -34,13 +35,14 @@ def email_message(channel: Channel, n: Notification) -> EmailMessage:
 
 
 class EmailNotifier:
-    def __init__(self, timeout_s: float = 20.0) -> None:
+    def __init__(self, egress: Egress, timeout_s: float = 20.0) -> None:
+        self._egress = egress
         self._timeout = timeout_s
 
     def send(self, channel: Channel, n: Notification) -> None:
         c = channel.config
         try:
-            with smtplib.SMTP(c["host"], c["port"], timeout=self._timeout) as smtp:
+            with GuardedSMTP(self._egress, c["host"], c["port"], self._timeout) as smtp:
                 if c.get("starttls"):
                     smtp.starttls(context=ssl.create_default_context())
                 if c.get("username"):
