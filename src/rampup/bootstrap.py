@@ -30,8 +30,9 @@ from rampup.services.rollouts import RolloutService
 from rampup.services.sessions import SessionService
 from rampup.services.snapshot import SnapshotCache
 from rampup.services.tokens import ENV_ADMIN_TOKEN_ID, TokenService
+from rampup.services.worker import Job
 
-__all__ = ["Container", "build_container", "FirstStart", "prepare"]
+__all__ = ["Container", "build_container", "FirstStart", "prepare", "instance_jobs", "leader_jobs"]
 
 EXAMPLE_FLAG = {
     "key": "workstation",
@@ -89,6 +90,8 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
     # A lease of three ticks: a dead leader's work is taken over soon, a slow tick does not lose it.
     lease = timedelta(seconds=max(3 * settings.tick_s, 5))
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    ingest = IngestService(store, snapshots, clock)
+    retention = timedelta(days=settings.retention_days)
     return Container(
         settings,
         store,
@@ -96,7 +99,7 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
         snapshots,
         flags,
         TokenService(store, clock, refresh),
-        IngestService(store, snapshots, clock),
+        ingest,
         metrics,
         rollouts,
         outbox,
@@ -112,9 +115,26 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
                 max_age=timedelta(seconds=settings.session_max_s),
             ),
         ),
-        Leader(holder, lease, outbox, rollouts, alerts, reports),
+        Leader(holder, lease, outbox, rollouts, alerts, reports, ingest, retention),
         manual,
     )
+
+
+def instance_jobs(c: Container) -> list[Job]:
+    """What every process does for itself: keep its snapshot of the configuration current."""
+    return [Job("snapshot", c.settings.snapshot_poll_s, c.snapshots.refresh)]
+
+
+def leader_jobs(c: Container) -> list[Job]:
+    """What one worker does for all, under the lease (`rampup worker`, or `rampup serve` without --no-worker)."""
+    s = c.settings
+    jobs = [
+        Job("deliver", s.outbox_poll_s, c.leader.deliver),
+        Job("retention", s.maintenance_interval_s, c.leader.retain),
+    ]
+    if c.manual_clock is None:  # on a manual clock the controller runs each time the clock is moved
+        jobs.insert(0, Job("control", s.tick_s, c.leader.control))
+    return jobs
 
 
 @dataclass(frozen=True)

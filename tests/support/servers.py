@@ -1,10 +1,12 @@
-"""Real `rampup serve` processes on free loopback ports: start, stop, kill, restart, and move a manual clock."""
+"""Real `rampup serve` and `rampup worker` processes on free loopback ports: start, stop, kill, restart, and move a
+manual clock."""
 
 import os
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,8 +82,11 @@ def start_server(
     extra_env: dict[str, str] | None = None,
     manual_clock: bool | datetime = False,
     allowed_hosts: str = LOOPBACK,
+    command: str = "serve",
+    args: Sequence[str] = (),
 ) -> Server:
-    """Starts `rampup serve` and returns once it answers /readyz.
+    """Starts `rampup serve` (or `command="worker"`: `rampup worker`), with `args` (`["--no-worker"]`), and
+    returns once it answers /readyz.
 
     `manual_clock`: True starts the clock at the current whole second, a datetime starts it there (a restarted
     server continues from its predecessor's `now()`). `allowed_hosts` (RAMPUP_ALLOWED_HOSTS): the test receivers
@@ -100,7 +105,7 @@ def start_server(
         env["RAMPUP_MANUAL_CLOCK"] = start.isoformat()
     out = log.open("a")
     process = subprocess.Popen(
-        [sys.executable, "-m", "rampup", "serve", "--db", database_url, "--port", str(port)],
+        [sys.executable, "-m", "rampup", command, "--db", database_url, "--port", str(port), *args],
         stdout=out,
         stderr=subprocess.STDOUT,
         env=env,
@@ -120,11 +125,11 @@ def _wait_ready(server: Server) -> None:
     deadline = time.monotonic() + PATIENCE_S
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"rampup serve exited with {server.process.returncode}:\n{server.output()}")
+            raise RuntimeError(f"the server exited with {server.process.returncode}:\n{server.output()}")
         try:
             if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.05)
-    raise RuntimeError(f"rampup serve did not become ready within {PATIENCE_S:.0f} s:\n{server.output()}")
+    raise RuntimeError(f"the server did not become ready within {PATIENCE_S:.0f} s:\n{server.output()}")

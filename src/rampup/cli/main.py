@@ -32,6 +32,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("serve")(serve.serve)
+app.command("worker")(serve.worker)
 app.command("demo")(demo.demo)
 app.add_typer(flags.app, name="flag")
 app.add_typer(tokens.app, name="token")

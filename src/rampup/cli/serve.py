@@ -1,43 +1,75 @@
-"""rampup serve: API, OFREP and the snapshot poller in one process."""
+"""rampup serve (API, OFREP, SDK streams, and by default the worker) and rampup worker (the worker alone)."""
 
 import gc
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from rampup.config import DEFAULT_DATABASE_URL, Settings
 from rampup.core.durations import parse_duration
 
-__all__ = ["serve"]
+if TYPE_CHECKING:
+    from rampup.bootstrap import Container
+
+__all__ = ["serve", "worker"]
+
+Database = Annotated[
+    str,
+    typer.Option(
+        "--db", envvar="RAMPUP_DATABASE_URL", help="sqlite:///path.db or postgresql+psycopg://user@host/db"
+    ),
+]
+Host = Annotated[str, typer.Option("--host")]
+Tick = Annotated[
+    str | None,
+    typer.Option(
+        "--tick",
+        envvar="RAMPUP_TICK",
+        help="How often the controller judges every live rollout.  [default: 10s]",
+        show_default=False,
+    ),
+]
 
 
 def serve(
-    db: Annotated[
-        str,
-        typer.Option(
-            "--db",
-            envvar="RAMPUP_DATABASE_URL",
-            help="sqlite:///path.db or postgresql+psycopg://user@host/db",
-        ),
-    ] = DEFAULT_DATABASE_URL,
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    db: Database = DEFAULT_DATABASE_URL,
+    host: Host = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8400,
-    tick: Annotated[
-        str | None,
+    tick: Tick = None,
+    no_worker: Annotated[
+        bool,
         typer.Option(
-            "--tick",
-            envvar="RAMPUP_TICK",
-            help="How often the controller judges every live rollout.  [default: 10s]",
-            show_default=False,
+            "--no-worker",
+            help="Serve only: leave rollouts, alerts, reports and deliveries to `rampup worker`.",
         ),
-    ] = None,
+    ] = False,
 ) -> None:
-    """Run the Rampup server: API, OFREP, ingest and the rollout controller."""
-    # The server's stack loads here, not at import: every other command stays quick to start.
-    import uvicorn
-
-    from rampup.bootstrap import build_container, prepare
+    """Run the Rampup server: API, OFREP, ingest, and (unless --no-worker) the rollout controller."""
     from rampup.http.app import create_app
+
+    container = _start(db, host, port, tick, "serving")
+    _run(create_app(container, worker=not no_worker), host, port)
+
+
+def worker(
+    db: Database = DEFAULT_DATABASE_URL,
+    host: Host = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", help="Where it answers /healthz, /readyz (and the manual clock).")
+    ] = 8401,
+    tick: Tick = None,
+) -> None:
+    """Run the worker alone: the rollout controller, alerts, reports, deliveries and retention. Any number may run
+    on one database; one leads, the others stand by and take over when it stops."""
+    from rampup.http.app import create_worker_app
+
+    container = _start(db, host, port, tick, "worker")
+    _run(create_worker_app(container), host, port)
+
+
+def _start(db: str, host: str, port: int, tick: str | None, role: str) -> "Container":
+    # The server's stack loads here, not at import: every other command stays quick to start.
+    from rampup.bootstrap import build_container, prepare
 
     settings = Settings(database_url=db, host=host, port=port)
     if tick:
@@ -45,7 +77,7 @@ def serve(
     container = build_container(settings)
     first = prepare(container)
     url = f"http://{host}:{port}"
-    typer.echo(f"Rampup serving {url}  (database {container.store.engine.url.render_as_string()})")
+    typer.echo(f"Rampup {role} {url}  (database {container.store.engine.url.render_as_string()})")
     environments = ", ".join(e.key for e in container.flags.environments())
     typer.echo(f"Environments: {environments}")
     if container.manual_clock is not None:
@@ -58,13 +90,19 @@ def serve(
     if first.admin_secret:
         typer.echo(f"Admin token (shown once, keep it): {first.admin_secret}")
         typer.echo(f"Try:  export RAMPUP_SERVER={url} RAMPUP_TOKEN={first.admin_secret}; rampup flag list")
+    return container
+
+
+def _run(app: Any, host: str, port: int) -> None:
+    import uvicorn
+
     # Everything built so far lives as long as the process: keep the collector from walking it again, and let
     # it run less often, since every ingest batch makes thousands of short-lived objects.
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     config = uvicorn.Config(
-        create_app(container),
+        app,
         host=host,
         port=port,
         loop="uvloop",

@@ -1,10 +1,7 @@
 """create_app(container) → the ASGI app: OFREP in front, the FastAPI admin API behind it."""
 
-import asyncio
 import contextlib
-import logging
-from collections.abc import AsyncIterator, Callable, MutableMapping
-from datetime import timedelta
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import msgspec
@@ -14,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rampup import __version__
 from rampup.adapters.codecs.ofrep import OfrepError, encode_error
-from rampup.bootstrap import Container
+from rampup.bootstrap import Container, instance_jobs, leader_jobs
 from rampup.core.flags import ErrorCode
 from rampup.http import sdk
 from rampup.http.errors import error_body, install_error_handlers
@@ -30,20 +27,10 @@ from rampup.http.routes import (
     reports,
     rollouts,
 )
+from rampup.services.worker import Worker
 from rampup.web import routes as dashboard
 
-__all__ = ["create_app"]
-
-log = logging.getLogger("rampup")
-
-
-async def _every(interval_s: float, job: Callable[[], object]) -> None:
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await run_in_threadpool(job)
-        except Exception:  # a database hiccup must not stop the loop; say what happened and try again
-            log.exception("background job %s failed", getattr(job, "__name__", job))
+__all__ = ["create_app", "create_worker_app"]
 
 
 class RefuseNul:
@@ -77,21 +64,19 @@ class RefuseNul:
         await self._app(scope, receive, send)
 
 
-def create_app(c: Container) -> RefuseNul:
+def _background(c: Container, *, leads: bool) -> Worker:
+    """The process's own jobs, plus the leader's when it runs a worker."""
+    return Worker(instance_jobs(c) + (leader_jobs(c) if leads else []))
+
+
+def _fastapi(c: Container, *, leads: bool) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(c.snapshots.refresh)
-        retention = timedelta(days=c.settings.retention_days)
-        tasks = [
-            asyncio.create_task(_every(c.settings.snapshot_poll_s, c.snapshots.refresh)),
-            asyncio.create_task(_every(c.settings.outbox_poll_s, c.leader.deliver)),
-            asyncio.create_task(_every(c.settings.maintenance_interval_s, lambda: c.ingest.purge(retention))),
-        ]
-        if c.manual_clock is None:  # on a manual clock the controller runs each time the clock is moved
-            tasks.append(asyncio.create_task(_every(c.settings.tick_s, c.leader.control)))
+        background = _background(c, leads=leads)
+        background.start()
         yield
-        for task in tasks:
-            task.cancel()
+        await run_in_threadpool(background.stop)
 
     api = FastAPI(
         title="Rampup",
@@ -100,7 +85,25 @@ def create_app(c: Container) -> RefuseNul:
         description="Progressive delivery: flags, staged rollouts, statistical gates, rollback.",
     )
     api.state.container = c
+    api.state.leads = (
+        leads  # whether this process runs the leader's jobs (and a clock move runs the controller)
+    )
     install_error_handlers(api)
+    if c.manual_clock is not None:  # the route exists only on a process started with RAMPUP_MANUAL_CLOCK
+        api.include_router(clock.router)
+    return api
+
+
+def create_worker_app(c: Container) -> FastAPI:
+    """`rampup worker`: the leader's jobs, and on its port only health (and the clock, on a manual clock)."""
+    api = _fastapi(c, leads=True)
+    api.include_router(health.router)
+    return api
+
+
+def create_app(c: Container, *, worker: bool = True) -> RefuseNul:
+    """`rampup serve`: the API, OFREP and SDK endpoints, and (unless `worker` is False) the leader's jobs."""
+    api = _fastapi(c, leads=worker)
     for router in (
         health.router,
         flags.router,
@@ -117,8 +120,6 @@ def create_app(c: Container) -> RefuseNul:
     ):
         api.include_router(router)
     api.mount("/static", dashboard.static, name="static")
-    if c.manual_clock is not None:  # the route exists only on a server started with RAMPUP_MANUAL_CLOCK
-        api.include_router(clock.router)
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

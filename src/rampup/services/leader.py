@@ -1,8 +1,9 @@
-"""The work one instance does for all: the controller pass and the outbox delivery, under one lease."""
+"""The work one worker does for all: the controller pass, the outbox delivery and retention, under one lease."""
 
 from datetime import timedelta
 
 from rampup.services.alerts import AlertService
+from rampup.services.ingest import IngestService
 from rampup.services.outbox import OutboxService
 from rampup.services.reports import ReportService
 from rampup.services.rollouts import RolloutService
@@ -11,8 +12,9 @@ __all__ = ["Leader"]
 
 
 class Leader:
-    """Each call first takes (or renews) the `controller` lease for `holder`; an instance that does not hold it
-    does nothing, so several instances never both act on a rollout or both send a notification."""
+    """Each call first takes (or renews) the `controller` lease for `holder`; a worker that does not hold it does
+    nothing, so several workers never both act on a rollout or both send a notification, and one that stands by
+    takes over once a dead leader's lease has run out."""
 
     def __init__(
         self,
@@ -22,6 +24,8 @@ class Leader:
         rollouts: RolloutService,
         alerts: AlertService,
         reports: ReportService,
+        ingest: IngestService,
+        retention: timedelta,
     ) -> None:
         self.holder = holder
         self._lease = lease
@@ -29,10 +33,13 @@ class Leader:
         self._rollouts = rollouts
         self._alerts = alerts
         self._reports = reports
+        self._ingest = ingest
+        self._retention = retention
+        self.leading = False  # as of the last call: for the server's metrics and the tests
 
     def control(self) -> bool:
         """One controller pass: judge every live rollout, evaluate the alert rules, queue the reports due."""
-        if not self._outbox.lead(self.holder, self._lease):
+        if not self._lead():
             return False
         self._rollouts.tick_all()
         self._alerts.evaluate_all()
@@ -40,7 +47,18 @@ class Leader:
         return True
 
     def deliver(self) -> bool:
-        if not self._outbox.lead(self.holder, self._lease):
+        if not self._lead():
             return False
         self._outbox.deliver_due()
         return True
+
+    def retain(self) -> bool:
+        """Drop raw events older than the retention (and fine aggregates): once for all, by the leader."""
+        if not self._lead():
+            return False
+        self._ingest.purge(self._retention)
+        return True
+
+    def _lead(self) -> bool:
+        self.leading = self._outbox.lead(self.holder, self._lease)
+        return self.leading

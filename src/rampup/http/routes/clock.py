@@ -5,7 +5,7 @@ Mounted only on such a server, and admin only: moving time makes soak times pass
 import logging
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from rampup.core.durations import parse_duration
 from rampup.http.deps import Admin, ContainerDep
@@ -28,8 +28,9 @@ def read_clock(c: ContainerDep, _: Admin) -> dict[str, Any]:
 
 
 @router.post("/clock", response_model=ClockOut)
-def move_clock(body: ClockIn, c: ContainerDep, token: Admin) -> dict[str, Any]:
-    """Move the clock forward, then run one controller pass at the new time (if this instance leads)."""
+def move_clock(body: ClockIn, request: Request, c: ContainerDep, token: Admin) -> dict[str, Any]:
+    """Move the clock forward, then run one controller pass at the new time (if this process runs a worker and
+    holds the lease)."""
     clock = c.manual_clock
     assert clock is not None  # the router is mounted only with a manual clock
     if body.to is not None:
@@ -37,4 +38,5 @@ def move_clock(body: ClockIn, c: ContainerDep, token: Admin) -> dict[str, Any]:
     else:
         now = clock.advance(parse_duration(body.advance or "0s", "advance"))
     log.warning("manual clock moved to %s by %s", now.isoformat(), token.name)
-    return {"now": now, "manual": True, "leader": c.leader.control()}
+    leader = c.leader.control() if request.app.state.leads else False
+    return {"now": now, "manual": True, "leader": leader}
