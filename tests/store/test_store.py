@@ -1,11 +1,14 @@
 """The store, through the services that use it, on SQLite and on PostgreSQL alike."""
 
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from rampup.bootstrap import Container, build_container, prepare
 from rampup.config import Settings
+from rampup.core.flags import FlagDefinition, FlagState
 from rampup.core.tokens import Scope
 from rampup.errors import Conflict, InvalidInput, NotFound
 
@@ -164,6 +167,35 @@ def test_snapshot_follows_changes_made_by_another_instance(database_url: str) ->
     assert second.snapshots.refresh() is True
     assert second.snapshots.current.flags["production"]["shared"].state.rollout == 100
     assert second.snapshots.refresh() is False
+
+
+def test_a_kill_committed_after_a_later_change_is_still_picked_up_on_postgres(
+    make_database_url: Callable[[str], str],
+) -> None:
+    """Two connections: the kill takes the earlier audit id but commits after another change; every
+    instance that already saw that other change must still see the kill."""
+    url = make_database_url("postgres")
+    first = build_container(Settings(database_url=url, admin_token="a"), clock=StepClock())
+    prepare(first)
+    for key in ("checkout", "banner"):
+        first.flags.create_flag({"key": key}, "dana")
+    first.flags.set_state("checkout", "production", {"enabled": True, "rollout": 100}, "dana")
+    second = build_container(Settings(database_url=url, admin_token="a"), clock=StepClock())
+    with first.store.transaction() as slow:
+        first.flags.change_state_in(
+            slow, "checkout", "production", "lee", "errors", "flag.kill", _kill, first.clock()
+        )
+        second.flags.set_state("banner", "production", {"enabled": True}, "dana")
+        assert second.snapshots.current.flags["production"]["banner"].state.enabled
+        assert second.snapshots.current.flags["production"]["checkout"].state.enabled
+    kill, banner = first.flags.audit(action="flag.kill")[0], first.flags.audit(target="flag:banner")[0]
+    assert kill.id < banner.id  # the ids are out of commit order: the revision must not be the newest id
+    assert second.snapshots.refresh() is True
+    assert not second.snapshots.current.flags["production"]["checkout"].state.enabled
+
+
+def _kill(_definition: FlagDefinition, state: FlagState) -> FlagState:
+    return replace(state, enabled=False)
 
 
 def test_admin_token_from_the_environment_is_replaced_when_it_changes(database_url: str) -> None:

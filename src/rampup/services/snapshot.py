@@ -1,8 +1,9 @@
 """The evaluation snapshot: every flag of every environment, compiled, plus the tokens, in memory.
 
 Hot paths (OFREP, SDK config, auth) read it without touching the database. It is rebuilt whenever the
-configuration's revision (the newest audit id) moves, which every instance polls, so several instances
-on one database converge within one poll interval, and at once on the instance that made the change.
+configuration's revision (a counter every audited change bumps, in commit order) moves, which every instance
+polls, so several instances on one database converge within one poll interval, and at once on the instance that
+made the change.
 """
 
 import hmac

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rampup.adapters.storage._values import jsonable, utc
@@ -17,6 +17,7 @@ from rampup.adapters.storage.rollouts import SqlRollouts
 from rampup.adapters.storage.sessions import SqlSessions
 from rampup.adapters.storage.tables import (
     audit,
+    config_revision,
     environments,
     flag_history,
     flag_states,
@@ -47,7 +48,12 @@ class SqlStore:
     def transaction(self) -> Iterator["SqlTransaction"]:
         try:
             with self._writer, self.engine.begin() as conn:
-                yield SqlTransaction(conn)
+                tx = SqlTransaction(conn)
+                yield tx
+                if tx.audited:
+                    # Last statement before commit: the row lock is held only while committing, and the
+                    # next transaction's bump waits for it, so revisions follow commit order.
+                    conn.execute(update(config_revision).values(revision=config_revision.c.revision + 1))
         except IntegrityError as exc:
             raise Conflict(f"conflicting change: {exc.orig}") from exc
 
@@ -60,6 +66,7 @@ class SqlStore:
 class SqlTransaction:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.audited = False  # every configuration change is audited, so this says the revision must move
         self.telemetry = SqlTelemetry(conn)
         self.rollouts = SqlRollouts(conn)
         self.outbox = SqlOutbox(conn)
@@ -249,6 +256,7 @@ class SqlTransaction:
         reason: str,
         at: datetime,
     ) -> None:
+        self.audited = True
         self.conn.execute(
             insert(audit).values(
                 at=at,
@@ -291,4 +299,4 @@ class SqlTransaction:
         ]
 
     def revision(self) -> int:
-        return int(self.conn.execute(select(func.coalesce(func.max(audit.c.id), 0))).scalar_one())
+        return int(self.conn.execute(select(config_revision.c.revision)).scalar_one())

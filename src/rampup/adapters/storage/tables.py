@@ -98,8 +98,7 @@ tokens = Table(
     Column("revoked_at", Timestamp, nullable=True),
 )
 
-# Append-only. Its highest id is also the configuration's revision: every instance polls it to know
-# when flags or tokens changed, so no instance serves a config the others have moved past for long.
+# Append-only: who changed what, when and why.
 audit = Table(
     "audit",
     metadata,
@@ -113,6 +112,16 @@ audit = Table(
     Column("after", Json, nullable=True),
     Column("reason", Text, nullable=False, default=""),
     Index("ix_audit_target", "target", "id"),
+)
+
+# One row: the configuration's revision, which every instance polls to know when flags or tokens changed. Every
+# audited transaction bumps it just before commit; the row lock makes the bumps follow commit order, which audit
+# ids (a sequence, taken at insert) do not: a change that took an earlier id and committed later would be missed.
+config_revision = Table(
+    "config_revision",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("revision", BigInteger, nullable=False),
 )
 
 # Every state a flag had in an environment, from when: telemetry without a flag map is attributed with
