@@ -19,6 +19,7 @@ from rampup.core.ports import Clock
 from rampup.core.sessions import SessionTimes
 from rampup.core.tokens import Scope
 from rampup.services.alerts import AlertService
+from rampup.services.feedback import FeedbackService
 from rampup.services.flags import FlagService
 from rampup.services.ingest import IngestService
 from rampup.services.leader import Leader
@@ -57,6 +58,7 @@ class Container:
     reports: ReportService
     sessions: SessionService
     leader: Leader
+    feedback: FeedbackService
     manual_clock: ManualClock | None = None  # set when time moves only through POST /api/v1/clock
 
     def revision(self) -> int:
@@ -116,6 +118,7 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
             ),
         ),
         Leader(holder, lease, outbox, rollouts, alerts, reports, ingest, retention),
+        FeedbackService(store, snapshots, clock),
         manual,
     )
 

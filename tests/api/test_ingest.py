@@ -11,7 +11,6 @@ import math
 import random
 import threading
 import time
-import uuid
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ import httpx
 import pytest
 
 from rampup.core.bucketing import in_rollout
+from tests.support.api import new_flag, new_token
 from tests.support.servers import Server, start_server
 
 MAX_BODY = 5 * 1024 * 1024
@@ -53,24 +53,6 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), body
     assert body["error"]["message"], body
     return dict(body["error"])
-
-
-def new_flag(api: httpx.Client, *, rollout: float | None = None, env: str = "production") -> str:
-    key = f"flag-{uuid.uuid4().hex[:10]}"
-    assert api.post("/api/v1/flags", json={"key": key, "type": "boolean"}).status_code == 201
-    if rollout is not None:
-        put = api.put(f"/api/v1/flags/{key}/environments/{env}", json={"enabled": True, "rollout": rollout})
-        assert put.status_code == 200, put.text
-    return key
-
-
-def new_token(api: httpx.Client, scope: str = "ingest", env: str | None = "production") -> str:
-    body: dict[str, Any] = {"scope": scope}
-    if env is not None:
-        body["environment"] = env
-    response = api.post("/api/v1/tokens", json=body)
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
 
 
 def metric(

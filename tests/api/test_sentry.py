@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from rampup.core.bucketing import in_rollout
+from tests.support.api import new_flag, new_token
 from tests.support.servers import Server, start_server
 
 PRODUCTION_ID, STAGING_ID = 2, 1
@@ -40,23 +41,6 @@ def iso(t: float) -> str:
 def exact_quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[math.floor(q * (len(ordered) - 1))]
-
-
-def new_flag(api: httpx.Client, *, rollout: float | None = None) -> str:
-    key = f"flag_{uuid.uuid4().hex[:10]}"
-    assert api.post("/api/v1/flags", json={"key": key, "type": "boolean"}).status_code == 201
-    if rollout is not None:
-        put = api.put(
-            f"/api/v1/flags/{key}/environments/production", json={"enabled": True, "rollout": rollout}
-        )
-        assert put.status_code == 200, put.text
-    return key
-
-
-def new_token(api: httpx.Client, env: str = "production", scope: str = "ingest") -> str:
-    response = api.post("/api/v1/tokens", json={"scope": scope, "environment": env})
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
 
 
 def metric(

@@ -271,3 +271,30 @@ def test_track_never_raises_and_counts_what_it_discards(rampup: Rampup) -> None:
         assert client.stats().errors == {"EVENT_DISCARDED": 5}
         events = client.stats().events
         assert events is not None and (events.sent, events.rejected) == (1, 0)
+
+
+def test_feedback_is_attributed_to_what_each_user_saw(rampup: Rampup) -> None:
+    key = rampup.new_flag(enabled=True, rollout=50)
+    with Client(rampup.server.url, rampup.sdk_token, ingest_token=rampup.ingest_token) as client:
+        seen = {f"user-{i}": client.is_enabled(key, f"user-{i}") for i in range(80)}
+        for user, treated in seen.items():
+            if treated:
+                client.feedback("down", user, scale="thumbs", comment="I miss the old page")
+            else:
+                client.feedback(9, user, scale="0-10")
+        client.feedback(6, "user-1")  # off the 1–5 scale
+        client.feedback(None, "user-1")  # neither a rating nor a comment
+        client.feedback(3, "user-1", scale="stars")
+        assert client.flush(10)
+        assert client.stats().errors == {"EVENT_DISCARDED": 3}
+    on = sum(seen.values())
+    satisfaction = rampup.metric("satisfaction", key)["variants"]
+    assert (satisfaction["on"]["count"], satisfaction["off"]["count"]) == (on, 80 - on)
+    assert satisfaction["on"]["value"] == 1.0 and satisfaction["off"]["value"] == pytest.approx(4.6)
+    with rampup.api() as api:
+        page = api.get(
+            "/api/v1/feedback",
+            params={"environment": "production", "flag": key, "variant": "on", "limit": 500},
+        ).json()
+    assert {e["targeting_key"] for e in page["feedback"]} == {u for u, v in seen.items() if v}
+    assert {e["comment"] for e in page["feedback"]} == {"I miss the old page"}

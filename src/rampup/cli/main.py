@@ -11,6 +11,7 @@ from rampup.cli import (
     alerts,
     coderefs,
     demo,
+    feedback,
     flags,
     metrics,
     notifications,
@@ -42,6 +43,7 @@ app.add_typer(notifications.app, name="channel")
 app.command("notifications")(notifications.notifications)
 app.add_typer(alerts.app, name="alert")
 app.add_typer(reports.app, name="report")
+app.add_typer(feedback.app, name="feedback")
 app.command("alerts")(alerts.alerts)
 app.command("apply")(rollouts.apply)
 app.command("simulate")(simulate.simulate)

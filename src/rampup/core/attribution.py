@@ -15,7 +15,7 @@ from rampup.core.flags import CompiledFlag, FlagDefinition, FlagState
 from rampup.core.targeting import EvaluationContext
 from rampup.core.telemetry import Observation
 
-__all__ = ["FlagTimeline", "attribute"]
+__all__ = ["FlagTimeline", "attribute", "variants_of"]
 
 _TEXT_BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "on": True, "off": False}
 
@@ -90,3 +90,9 @@ def attribute(
             variant = flag.evaluate(ctx).variant
             if variant is not None:
                 yield key, variant
+
+
+def variants_of(o: Observation, timelines: Mapping[str, FlagTimeline]) -> dict[str, str]:
+    """Every flag's variant for one observation (feedback is kept with them, one by one)."""
+    splitting = [(k, t) for k, t in timelines.items() if t.may_split_between(o.at_ms, o.at_ms)]
+    return dict(attribute(o, timelines, splitting))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from rampup.core.feedback import Entry
 from rampup.core.flags import FlagDefinition, FlagState
 from rampup.core.model import AuditEntry, Environment
 from rampup.core.notifications import Channel
@@ -25,6 +26,7 @@ __all__ = [
     "Outbox",
     "Notifications",
     "Sessions",
+    "Feedback",
     "Transaction",
     "Store",
 ]
@@ -132,6 +134,30 @@ class Telemetry(Protocol):
     def purge_rollups(self, resolution: int, before_period: int) -> int: ...
 
 
+class Feedback(Protocol):
+    def add(self, environment_id: int, entries: Sequence[Entry]) -> None: ...
+    def page(
+        self,
+        environment_id: int,
+        *,
+        flag: str = "",
+        variant: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        commented: bool = False,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Entry]: ...
+    def purge_user(self, targeting_key: str, environment_id: int | None) -> int: ...
+    def purge_before(self, before_ms: int) -> int: ...
+    def add_event_refs(
+        self, environment_id: int, refs: Iterable[tuple[str, int, str | None, Mapping[str, Any] | None]]
+    ) -> None: ...
+    def event_refs(
+        self, environment_id: int, event_ids: Sequence[str]
+    ) -> dict[str, tuple[str | None, dict[str, Any] | None]]: ...
+
+
 class Transaction(Protocol):
     @property
     def telemetry(self) -> Telemetry: ...
@@ -143,6 +169,8 @@ class Transaction(Protocol):
     def notifications(self) -> Notifications: ...
     @property
     def sessions(self) -> Sessions: ...
+    @property
+    def feedback(self) -> Feedback: ...
 
     def environments(self) -> list[Environment]: ...
     def environment(self, key: str) -> Environment | None: ...

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from rampup.core.feedback import MIN_RATINGS, POSITIVE
 from rampup.errors import InvalidInput
 
 __all__ = [
@@ -39,6 +40,7 @@ class Kind(StrEnum):
     SESSION = "session"  # a Sentry session: ok, or errored / crashed / abnormal
     COUNTER = "counter"  # a count posted from outside (support tickets)
     GAUGE = "gauge"  # a reading posted from outside (Lighthouse score)
+    FEEDBACK = "feedback"  # a user's rating (a score from 1 to 5, see feedback.py) and comment
 
 
 @dataclass(slots=True)
@@ -53,7 +55,9 @@ class Observation:
     variant: str | None = None  # exposure variant
     engagement: bool = False
     tags: Mapping[str, str] | None = None
-    message: str | None = None
+    message: str | None = None  # an error's message; a feedback's comment
+    event_id: str | None = None  # a Sentry event's id, so feedback can name it; not kept with raw events
+    refers_to: str | None = None  # feedback: the event it is about, to take that event's user and flags
 
 
 class Aggregation(StrEnum):
@@ -76,6 +80,8 @@ class MetricSpec:
     environment_wide: bool = (
         False  # gates read the whole environment, not the treatment (data loss: any at all)
     )
+    counted: str = "failures"  # what a rate's numerator counts, as the metrics API names it
+    min_samples: int = 0  # a gate on this metric is inconclusive below this many samples per variant
 
 
 BUILTIN_METRICS: dict[str, MetricSpec] = {
@@ -96,6 +102,22 @@ BUILTIN_METRICS: dict[str, MetricSpec] = {
         MetricSpec("support_tickets", Aggregation.SUM, "count", "a counter posted from outside"),
         MetricSpec("lighthouse", Aggregation.GAUGE, "score", "a gauge posted from outside"),
         MetricSpec("data_loss", Aggregation.COUNT, "count", "data-loss events", environment_wide=True),
+        MetricSpec(
+            "satisfaction",
+            Aggregation.MEAN,
+            "score (1-5)",
+            "mean feedback rating, every scale brought to 1-5",
+            min_samples=MIN_RATINGS,
+        ),
+        MetricSpec(
+            "satisfaction_positive",
+            Aggregation.RATE,
+            "fraction",
+            "share of feedback ratings that are positive (4 or 5 of 5, a thumbs-up)",
+            counted="positive",
+            min_samples=MIN_RATINGS,
+        ),
+        MetricSpec("feedback", Aggregation.COUNT, "count", "feedback received, rated or not"),
     )
 }
 
@@ -232,6 +254,14 @@ def _custom_event(o: Observation, custom: Iterable[CustomMetric]) -> Iterator[Co
             yield Contribution(metric.rollup, value=o.value, sketched=sketched)
 
 
+def _feedback(o: Observation, _custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
+    yield Contribution("feedback")
+    if o.value is not None:
+        yield Contribution("satisfaction", value=o.value)
+        # A rate's "failures" slot holds the positive ratings here: the share is what the rate computes.
+        yield Contribution("satisfaction_positive", failed=o.value >= POSITIVE)
+
+
 def _named(metric: str) -> Callable[[Observation, Iterable[CustomMetric]], Iterator[Contribution]]:
     def feed(_o: Observation, _custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
         yield Contribution(metric)
@@ -254,4 +284,5 @@ _FEEDS: dict[Kind, Callable[[Observation, Iterable[CustomMetric]], Iterator[Cont
     Kind.DATA_LOSS: _named("data_loss"),
     Kind.COUNTER: _reading,
     Kind.GAUGE: _reading,
+    Kind.FEEDBACK: _feedback,
 }

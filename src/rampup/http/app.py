@@ -19,6 +19,7 @@ from rampup.http.ofrep import OFREP_PREFIX, OfrepApp, openapi_paths
 from rampup.http.routes import (
     admin,
     clock,
+    feedback,
     flags,
     health,
     ingest,
@@ -111,6 +112,7 @@ def create_app(c: Container, *, worker: bool = True) -> RefuseNul:
         ingest.router,
         metrics.router,
         metrics.definitions,
+        feedback.router,
         rollouts.router,
         notifications.router,
         sdk.router,

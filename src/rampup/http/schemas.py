@@ -195,6 +195,7 @@ class EstimateOut(BaseModel):
     samples: int
     count: int
     failures: int | None = None
+    positive: int | None = None  # satisfaction_positive: the positive ratings among `count`
     users: int | None = None
     mean: float | None = None
 
@@ -339,3 +340,26 @@ class ClockOut(BaseModel):
     now: datetime
     manual: bool
     leader: bool | None = None  # after a move: whether this instance held the lease and ran the controller
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    at: datetime
+    targeting_key: str | None
+    rating: float | None = Field(description="as the user gave it, on `scale`")
+    scale: str | None
+    score: float | None = Field(description="the rating brought to 1-5")
+    positive: bool | None
+    comment: str | None = Field(description="plain text, as sent (at most 5,000 characters)")
+    tags: dict[str, str]
+    variants: dict[str, str] = Field(description="flag → variant the feedback is attributed to")
+    source: str
+
+
+class FeedbackPageOut(BaseModel):
+    feedback: list[FeedbackOut]
+    next_before: int | None = Field(description="pass as `before` for the next (older) page; null at the end")
+
+
+class FeedbackPurgeOut(BaseModel):
+    deleted: int

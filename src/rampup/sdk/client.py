@@ -29,8 +29,10 @@ from mmh3 import hash as _murmur3
 from rampup import __version__
 from rampup.adapters.codecs.sdk_config import decode_config
 from rampup.core.bucketing import BUCKETS
+from rampup.core.feedback import MAX_COMMENT, clip, parse_scale, rating_of, score
 from rampup.core.flags import CompiledFlag, ErrorCode, FlagType, Reason, Resolution
 from rampup.core.targeting import EvaluationContext
+from rampup.errors import InvalidInput
 from rampup.sdk.tracking import Tracker, TrackerStats, checked_tags, current_request
 
 __all__ = ["Client", "Evaluation", "Stats"]
@@ -322,6 +324,34 @@ class Client:
         self._add(
             {"type": "error", "unhandled": bool(unhandled), "message": message[:10_000]}, targeting_key, tags
         )
+
+    def feedback(
+        self,
+        rating: float | str | bool | None = None,
+        targeting_key: str | None = None,
+        *,
+        scale: str = "1-5",
+        comment: str | None = None,
+        tags: Mapping[str, str | int | float | bool] | None = None,
+    ) -> None:
+        """A user's feedback: a rating on `scale` ("1-5", "0-10", "thumbs" with "up"/"down"), a comment, or
+        both; attributed like every event (inside a request, to what the user saw). A comment over 5,000
+        characters is cut there. Never blocks, never raises: a rating off its scale is discarded and counted."""
+        event: dict[str, Any] = {"type": "feedback", "scale": scale}
+        try:
+            declared = parse_scale(scale, "scale")
+            if rating is not None:
+                score(rating_of(rating, declared, "rating"), declared, "rating")
+                event["rating"] = rating
+        except InvalidInput as exc:
+            self._dropped(f"feedback: {exc.message}")
+            return
+        if isinstance(comment, str) and comment:
+            event["comment"] = clip(comment, MAX_COMMENT)
+        if "rating" not in event and "comment" not in event:
+            self._dropped("feedback: give a rating, a comment or both")
+            return
+        self._add(event, targeting_key, tags)
 
     def _add(
         self,

@@ -3,12 +3,15 @@
 A batch is stored whole or not at all, and the caller is answered only after the commit.
 """
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
+from rampup.core.attribution import FlagTimeline, variants_of
+from rampup.core.feedback import Entry
 from rampup.core.ports import Clock, Store
 from rampup.core.rollups import FINE_RETENTION, SECOND, fold
-from rampup.core.telemetry import Observation
+from rampup.core.telemetry import Kind, Observation
 from rampup.errors import Conflict, NotFound
 from rampup.services.snapshot import SnapshotCache
 
@@ -26,32 +29,79 @@ class IngestService:
     def now_ms(self) -> int:
         return int(self._clock().timestamp() * 1000)
 
-    def ingest(self, environment: str, observations: Sequence[Observation]) -> int:
+    def ingest(self, environment: str, observations: Sequence[Observation], source: str = "native") -> int:
+        """`source`: native or sentry, kept with feedback so people know where it came from."""
         snapshot = self._snapshots.current
         env = snapshot.environments.get(environment)
         if env is None:
             raise NotFound(f"environment {environment!r} not found")
         if not observations:
             return 0
-        folded = fold(
-            observations, snapshot.timelines.get(environment, {}), tuple(snapshot.custom_metrics.values())
-        )
+        timelines = snapshot.timelines.get(environment, {})
+        self._follow_references(env.id, observations)
+        folded = fold(observations, timelines, tuple(snapshot.custom_metrics.values()))
+        feedback = _feedback_entries(observations, timelines, source)
+        refs = [
+            (o.event_id, o.at_ms, o.targeting_key, o.flags)
+            for o in observations
+            if o.event_id and (o.targeting_key or o.flags)
+        ]
+        raw = [dataclasses.replace(o, message=None) if o.kind is Kind.FEEDBACK else o for o in observations]
         for attempt in range(RETRIES):
             try:
                 with self._store.transaction() as tx:
-                    tx.telemetry.insert_events(env.id, observations)
+                    tx.telemetry.insert_events(env.id, raw)
                     tx.telemetry.add_rollups(env.id, folded.rollups)
                     tx.telemetry.add_units(env.id, folded.units)
+                    tx.feedback.add(env.id, feedback)
+                    tx.feedback.add_event_refs(env.id, refs)
                 return len(observations)
             except Conflict:
                 if attempt == RETRIES - 1:
                     raise
         return 0
 
+    def _follow_references(self, environment_id: int, observations: Sequence[Observation]) -> None:
+        """Feedback that names only the event it is about takes that event's user and flags: from the same
+        batch, or from an event stored earlier."""
+        pending = [o for o in observations if o.refers_to and not o.targeting_key and not o.flags]
+        if not pending:
+            return
+        known: dict[str, tuple[str | None, Mapping[str, object] | None]] = {
+            o.event_id: (o.targeting_key, o.flags) for o in observations if o.event_id
+        }
+        missing = sorted({o.refers_to for o in pending if o.refers_to and o.refers_to not in known})
+        if missing:
+            with self._store.read() as tx:
+                known.update(tx.feedback.event_refs(environment_id, missing))
+        for o in pending:
+            o.targeting_key, o.flags = known.get(o.refers_to or "", (None, None))
+
     def purge(self, retention: timedelta) -> int:
-        """Drop raw events older than the retention, and per-second aggregates after a few hours; the
-        minute and hour aggregates stay."""
+        """Drop raw events (and feedback with its comments) older than the retention, and per-second
+        aggregates after a few hours; the minute and hour aggregates stay."""
         now = self._clock()
+        before_ms = int((now - retention).timestamp() * 1000)
         with self._store.transaction() as tx:
             tx.telemetry.purge_rollups(SECOND, int(now.timestamp()) - FINE_RETENTION)
-            return int(tx.telemetry.purge_events(int((now - retention).timestamp() * 1000)))
+            tx.feedback.purge_before(before_ms)
+            return int(tx.telemetry.purge_events(before_ms))
+
+
+def _feedback_entries(
+    observations: Sequence[Observation], timelines: Mapping[str, FlagTimeline], source: str
+) -> list[Entry]:
+    return [
+        Entry(
+            o.at_ms,
+            o.targeting_key,
+            o.value,
+            o.name,
+            o.message,
+            o.tags,
+            variants_of(o, timelines),
+            source,
+        )
+        for o in observations
+        if o.kind is Kind.FEEDBACK
+    ]

@@ -212,7 +212,7 @@ def estimate(
     match resolved.spec.aggregation:
         case Aggregation.RATE:
             e = stats.proportion(a.failures, a.count)
-            counts["failures"] = a.failures
+            counts[resolved.spec.counted] = a.failures
         case Aggregation.COUNT:
             e = stats.poisson_count(a.count)
         case Aggregation.PERCENTILE:

@@ -27,6 +27,17 @@ CASES = [
         [("support_tickets", False, 3.0, False)],
     ),
     (Observation(Kind.GAUGE, 0, name="lighthouse", value=91.0), [("lighthouse", False, 91.0, False)]),
+    (
+        Observation(Kind.FEEDBACK, 0, name="1-5", value=4.0, message="nice"),
+        [("feedback", False, None, False), ("satisfaction", False, 4.0, False)]
+        + [("satisfaction_positive", True, None, False)],
+    ),
+    (
+        Observation(Kind.FEEDBACK, 0, name="1-5", value=3.0),
+        [("feedback", False, None, False), ("satisfaction", False, 3.0, False)]
+        + [("satisfaction_positive", False, None, False)],
+    ),
+    (Observation(Kind.FEEDBACK, 0, message="a comment alone"), [("feedback", False, None, False)]),
     (Observation(Kind.CUSTOM, 0, name="search", value=1.0), [("event:search", False, 1.0, False)]),
     (
         Observation(Kind.CUSTOM, 0, name="share", value=1.0, engagement=True),

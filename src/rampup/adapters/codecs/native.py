@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
+from rampup.core.feedback import MAX_COMMENT, parse_scale, rating_of, score
 from rampup.core.telemetry import Kind, Observation
 from rampup.errors import BadRequest, InvalidInput, TooLarge
 
@@ -65,8 +66,14 @@ class DataLoss(_Event, tag="data_loss"):
     message: Annotated[str, Meta(max_length=10_000)] | None = None
 
 
-Event = Request | Exposure | Error | PageLoad | Custom | DataLoss
-TYPES = ("request", "exposure", "error", "page_load", "custom", "data_loss")
+class Feedback(_Event, tag="feedback"):
+    rating: Finite | Annotated[str, Meta(max_length=16)] | bool | None = None  # thumbs: "up"/"down" too
+    scale: Annotated[str, Meta(max_length=32)] = "1-5"
+    comment: Annotated[str, Meta(max_length=MAX_COMMENT)] | None = None
+
+
+Event = Request | Exposure | Error | PageLoad | Custom | DataLoss | Feedback
+TYPES = ("request", "exposure", "error", "page_load", "custom", "data_loss", "feedback")
 
 
 class Batch(Struct, forbid_unknown_fields=True):
@@ -112,6 +119,17 @@ def _data_loss(e: DataLoss, o: Observation) -> None:
     o.message = e.message
 
 
+def _feedback(e: Feedback, o: Observation) -> None:
+    """The scale travels in `name`, the score (1–5) in `value`, the comment in `message`."""
+    scale = parse_scale(e.scale, "scale")
+    if e.rating is None and not e.comment:
+        raise InvalidInput("feedback needs a rating, a comment or both", where="rating")
+    if e.rating is not None:
+        o.value = score(rating_of(e.rating, scale, "rating"), scale, "rating")
+        o.name = scale.text
+    o.message = e.comment or None
+
+
 # Per event type: its kind and what it adds; a dictionary lookup is the cheapest dispatch on the hot path.
 _CONVERT: dict[type, tuple[Kind, Callable[[Any, Observation], None]]] = {
     Request: (Kind.REQUEST, _request),
@@ -120,6 +138,7 @@ _CONVERT: dict[type, tuple[Kind, Callable[[Any, Observation], None]]] = {
     PageLoad: (Kind.PAGE_LOAD, _page_load),
     Custom: (Kind.CUSTOM, _custom),
     DataLoss: (Kind.DATA_LOSS, _data_loss),
+    Feedback: (Kind.FEEDBACK, _feedback),
 }
 
 
@@ -147,7 +166,11 @@ def decode_batch(body: bytes, now_ms: int) -> list[Observation]:
         raise BadRequest(f"the body is not valid JSON: {exc}", where="body") from None
     if len(batch.events) > MAX_EVENTS:
         raise TooLarge(f"{len(batch.events)} events in one request; send at most {MAX_EVENTS}")
-    observations = [_observation(e, now_ms) for e in batch.events]
+    try:
+        observations = [_observation(e, now_ms) for e in batch.events]
+    except InvalidInput:
+        _locate(batch.events, now_ms)
+        raise
     latest = now_ms + FUTURE_TOLERANCE_MS
     nul = b"\\u0000" in body  # JSON carries a NUL only escaped: look closer only then
     for i, o in enumerate(observations):
@@ -156,6 +179,15 @@ def decode_batch(body: bytes, now_ms: int) -> list[Observation]:
         if nul and (problem := unstorable(o)):
             raise InvalidInput(problem, where=f"events[{i}]")
     return observations
+
+
+def _locate(events: list[Event], now_ms: int) -> None:
+    """A conversion refused an event: find which, and say so with its index (the hot path never counts)."""
+    for i, e in enumerate(events):
+        try:
+            _observation(e, now_ms)
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message, where=f"events[{i}].{exc.where}") from None
 
 
 def unstorable(o: Observation) -> str | None:

@@ -2,8 +2,12 @@
 
 What counts: error events (unhandled when an exception's mechanism says
 `handled: false`), transactions (`http.server` ones are requests with a latency; a non-ok status is a
-failure; page loads carry `measurements.lcp`), and sessions (errored, crashed or abnormal ones fail).
-Other item types are accepted and ignored.
+failure; page loads carry `measurements.lcp`), sessions (errored, crashed or abnormal ones fail), and user
+feedback: the `feedback` event that `captureFeedback` and the feedback widget send (`contexts.feedback`, a
+rating from a `rating` tag on the scale a `rating_scale` tag names, 1-5 by default) and the legacy
+`user_report` item. Feedback that has no user or flags of its own takes them from the event it names. The
+name and e-mail address people leave with their feedback are not kept. Other item types are accepted and
+ignored.
 """
 
 from collections.abc import Iterator, Mapping
@@ -14,6 +18,7 @@ from typing import Any
 import msgspec
 
 from rampup.adapters.codecs.native import to_ms, unstorable
+from rampup.core.feedback import MAX_COMMENT, clip, parse_scale, rating_of, score
 from rampup.core.telemetry import Kind, Observation
 from rampup.errors import BadRequest, InvalidInput, TooLarge
 
@@ -88,7 +93,7 @@ def parse_store(body: bytes, now_ms: int) -> tuple[str | None, list[Observation]
     event = _decode(body, "body")
     if not isinstance(event, dict):
         raise InvalidInput("the body must be a JSON object", where="body")
-    kind = "transaction" if event.get("type") == "transaction" else "event"
+    kind = str(event["type"]) if event.get("type") in ("transaction", "feedback") else "event"
     event_id = event.get("event_id")
     return event_id if isinstance(event_id, str) else None, _storable(list(_payload(kind, event, now_ms)))
 
@@ -100,7 +105,7 @@ def _storable(observations: list[Observation]) -> list[Observation]:
 
 
 def _item(kind: str, payload: bytes, now_ms: int, where: str) -> Iterator[Observation]:
-    if kind not in ("event", "transaction", "session", "sessions"):
+    if kind not in ("event", "transaction", "session", "sessions", "feedback", "user_report"):
         return  # client_report, attachment, check_in, span, log, …: accepted, not counted
     data = _decode(payload, f"{where} ({kind})")
     if not isinstance(data, dict):
@@ -120,6 +125,10 @@ def _payload(kind: str, data: dict[str, Any], now_ms: int) -> Iterator[Observati
                 yield session
         case "sessions":
             yield from _session_aggregates(data, now_ms)
+        case "feedback":
+            yield _feedback(data, now_ms)
+        case "user_report":
+            yield _user_report(data, now_ms)
 
 
 def _time_ms(value: Any, default: int) -> int:
@@ -181,6 +190,41 @@ def _error(data: dict[str, Any], now_ms: int) -> Observation:
         o.message = f"{last.get('type', '')}: {last.get('value', '')}"[:10_000]
     elif isinstance(data.get("message"), str):
         o.message = data["message"][:10_000]
+    o.event_id = _event_id(data.get("event_id"))
+    return o
+
+
+def _event_id(value: Any) -> str | None:
+    """Sentry's 32 hex digits (some SDKs add dashes)."""
+    return value.replace("-", "").lower()[:64] if isinstance(value, str) and value else None
+
+
+def _feedback(data: dict[str, Any], now_ms: int) -> Observation:
+    o = _common(Kind.FEEDBACK, data, _time_ms(data.get("timestamp"), now_ms))
+    contexts = data.get("contexts")
+    context = contexts.get("feedback") if isinstance(contexts, dict) else None
+    context = context if isinstance(context, dict) else {}
+    message = context.get("message")
+    o.message = clip(message, MAX_COMMENT) if isinstance(message, str) and message else None
+    o.event_id = _event_id(data.get("event_id"))
+    o.refers_to = _event_id(context.get("associated_event_id"))
+    tags = o.tags or {}
+    if "rating" in tags:
+        try:
+            scale = parse_scale(tags.get("rating_scale", "1-5"), "rating_scale")
+            o.value = score(rating_of(tags["rating"], scale, "rating"), scale, "rating")
+            o.name = scale.text
+        except InvalidInput:
+            pass  # a widget's odd tag must not cost the comment: kept unrated
+    return o
+
+
+def _user_report(data: dict[str, Any], now_ms: int) -> Observation:
+    """The legacy report: a comment about one event, with the reporter's name and address (not kept)."""
+    comments = data.get("comments")
+    o = Observation(Kind.FEEDBACK, _time_ms(data.get("timestamp"), now_ms))
+    o.message = clip(comments, MAX_COMMENT) if isinstance(comments, str) and comments else None
+    o.refers_to = _event_id(data.get("event_id"))
     return o
 
 

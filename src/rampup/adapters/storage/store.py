@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, Select, delete, insert, select, updat
 from sqlalchemy.exc import IntegrityError
 
 from rampup.adapters.storage._values import jsonable, utc
+from rampup.adapters.storage.feedback import SqlFeedback
 from rampup.adapters.storage.notifications import SqlNotifications
 from rampup.adapters.storage.outbox import SqlOutbox
 from rampup.adapters.storage.rollouts import SqlRollouts
@@ -72,6 +73,7 @@ class SqlTransaction:
         self.outbox = SqlOutbox(conn)
         self.notifications = SqlNotifications(conn)
         self.sessions = SqlSessions(conn)
+        self.feedback = SqlFeedback(conn)
 
     # environments
 

@@ -42,6 +42,9 @@ __all__ = [
     "alert_rules",
     "alerts",
     "report_schedules",
+    "feedback",
+    "feedback_variants",
+    "event_refs",
 ]
 
 metadata = MetaData()
@@ -188,6 +191,51 @@ unit_days = Table(
     Column("events", Integer, nullable=False),
     Column("engaged", Integer, nullable=False),
     PrimaryKeyConstraint("environment_id", "flag", "day", "variant", "targeting_key"),
+)
+
+# User feedback, one row per rating or comment; `variants` is what it was attributed to (flag → variant).
+# Kept as long as raw events, and deleted per user on request.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("environment_id", Integer, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("targeting_key", String(256), nullable=True),
+    Column("score", Float, nullable=True),  # 1–5, whatever the scale
+    Column("scale", String(32), nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("tags", Json, nullable=True),
+    Column("variants", Json, nullable=False),
+    Column("source", String(16), nullable=False),  # native, sentry
+    Index("ix_feedback_environment_time", "environment_id", "at_ms"),
+    Index("ix_feedback_user", "targeting_key"),
+)
+
+# Which feedback belongs to which variant of which flag: what listing by flag and the reports filter on.
+feedback_variants = Table(
+    "feedback_variants",
+    metadata,
+    Column("feedback_id", BigInteger, nullable=False),
+    Column("environment_id", Integer, nullable=False),
+    Column("flag", String(128), nullable=False),
+    Column("variant", String(128), nullable=False),
+    PrimaryKeyConstraint("feedback_id", "flag"),
+    Index("ix_feedback_variants_flag", "environment_id", "flag", "feedback_id"),
+)
+
+# Sentry events' users and flags by event id, so feedback that only names the event it is about
+# (`associated_event_id`, a user_report's `event_id`) is attributed like that event. Kept as long as raw events.
+event_refs = Table(
+    "event_refs",
+    metadata,
+    Column("environment_id", Integer, nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("targeting_key", String(256), nullable=True),
+    Column("flags", Json, nullable=True),
+    PrimaryKeyConstraint("environment_id", "event_id"),
+    Index("ix_event_refs_time", "at_ms"),
 )
 
 metric_definitions = Table(

@@ -46,7 +46,11 @@ async def _read(request: Request) -> bytes:
 
 
 async def _store(
-    request: Request, environment: str, observations: list[Observation], answer: Callable[[int], Any]
+    request: Request,
+    environment: str,
+    observations: list[Observation],
+    answer: Callable[[int], Any],
+    source: str = "native",
 ) -> Any:
     global _in_flight
     if _in_flight >= MAX_WRITES_IN_FLIGHT:
@@ -57,7 +61,7 @@ async def _store(
         )
     _in_flight += 1
     try:
-        stored = await run_in_threadpool(container(request).ingest.ingest, environment, observations)
+        stored = await run_in_threadpool(container(request).ingest.ingest, environment, observations, source)
     finally:
         _in_flight -= 1
     return answer(stored)
@@ -144,7 +148,7 @@ async def sentry_envelope(
     """Sentry envelopes from any Sentry SDK pointed at `rampup dsn`."""
     env = _sentry_environment(request, environment_id, auth, key)
     event_id, observations = parse_envelope(await _read(request), container(request).ingest.now_ms())
-    return await _store(request, env, observations, lambda _n: {"id": event_id})
+    return await _store(request, env, observations, lambda _n: {"id": event_id}, "sentry")
 
 
 @router.post("/api/{environment_id}/store/", responses=_sentry_responses, tags=["sentry"])
@@ -154,4 +158,4 @@ async def sentry_store(
     """The legacy Sentry store endpoint: one event per request."""
     env = _sentry_environment(request, environment_id, auth, key)
     event_id, observations = parse_store(await _read(request), container(request).ingest.now_ms())
-    return await _store(request, env, observations, lambda _n: {"id": event_id})
+    return await _store(request, env, observations, lambda _n: {"id": event_id}, "sentry")
