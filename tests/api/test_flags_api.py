@@ -197,3 +197,38 @@ def test_health_readiness_and_openapi(sqlite_server: Server) -> None:
         "/ofrep/v1/evaluate/flags/{key}",
         "/ofrep/v1/evaluate/flags",
     } <= set(paths)
+
+
+def test_a_flags_kind_and_channels_are_set_shown_audited_and_refused_when_wrong(server: Server) -> None:
+    api = server.client()
+    key = new_key()
+    created = api.post("/api/v1/flags", json={"key": key, "kind": "experiment"}).json()
+    assert (created["kind"], created["lifetime_days"], created["status"]) == ("experiment", 40, "active")
+    assert created["references"] == {"scanned_at": None, "count": 0, "items": []}
+    assert api.get("/api/v1/flags").json()[-1]["kind"] in {"experiment", "release"}
+
+    hook = {"name": "team", "type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s3cret-s3cret"}
+    assert api.post("/api/v1/channels", json=hook).status_code == 201
+    put = api.put(f"/api/v1/flags/{key}", json={"kind": "kill-switch", "notify": ["team"]})
+    assert put.status_code == 200
+    assert (put.json()["kind"], put.json()["lifetime_days"], put.json()["notify"]) == (
+        "kill-switch",
+        None,
+        ["team"],
+    )
+    patched = api.patch(f"/api/v1/flags/{key}", json={"description": "ops"}).json()
+    assert (patched["kind"], patched["notify"], patched["description"]) == ("kill-switch", ["team"], "ops")
+    audit = api.get("/api/v1/audit", params={"target": f"flag:{key}", "action": "flag.update"}).json()
+    assert audit[-1]["before"]["kind"] == "experiment" and audit[-1]["after"]["kind"] == "kill-switch"
+
+    for body, where in (
+        ({"kind": "forever"}, "kind"),
+        ({"notify": ["nobody"]}, "notify[0]"),
+        ({"notify": "team"}, "notify"),
+        ({"key": "renamed"}, "key"),
+    ):
+        refused = api.patch(f"/api/v1/flags/{key}", json=body)
+        assert refused.status_code in (400, 422), body
+        assert where in (error_of(refused).get("where") or ""), (body, refused.text)
+    assert api.get(f"/api/v1/flags/{key}").json()["kind"] == "kill-switch"
+    assert api.post("/api/v1/flags", json={"key": new_key(), "kind": "forever"}).status_code == 422

@@ -1,4 +1,4 @@
-"""rampup flag create|list|show|set|kill, and rampup env."""
+"""rampup flag create|list|show|update|set|kill, and rampup env."""
 
 from typing import Annotated, Any
 
@@ -15,6 +15,17 @@ __all__ = ["app", "env"]
 app = typer.Typer(help="Create, inspect and change flags.", no_args_is_help=True)
 
 Env = Annotated[str, typer.Option("--env", "-e", help="Environment key.")]
+Kind = Annotated[
+    str | None,
+    typer.Option(
+        "--kind",
+        help="release, experiment, operational, kill-switch or permission: how long the flag should live.",
+    ),
+]
+Notify = Annotated[
+    list[str] | None,
+    typer.Option("--notify", help="A channel told of the flag's lifecycle changes; repeat for several."),
+]
 
 
 def _rules_text(rules: list[dict[str, Any]]) -> str:
@@ -27,6 +38,17 @@ def _rules_text(rules: list[dict[str, Any]]) -> str:
     )
 
 
+def _life_line(flag: dict[str, Any]) -> str:
+    lifetime = f"lives {flag['lifetime_days']} days" if flag["lifetime_days"] else "lives for good"
+    refs = flag["references"]
+    scanned = (
+        f"{refs['count']} code references (scanned {refs['scanned_at']})"
+        if refs["scanned_at"]
+        else "code references never pushed"
+    )
+    return f"{flag['status']}, {lifetime}, notifies {', '.join(flag['notify']) or 'no channel of its own'}; {scanned}"
+
+
 def _state_line(state: dict[str, Any]) -> str:
     status = "[green]on[/]" if state["enabled"] else "[red]off[/]"
     return f"{status} {state['rollout']:g}%" + (f" +{len(state['rules'])} rules" if state["rules"] else "")
@@ -37,18 +59,52 @@ def create(
     key: str,
     description: Annotated[str, typer.Option("--description", "-d")] = "",
     flag_type: Annotated[str, typer.Option("--type", help="boolean, string, number or object.")] = "boolean",
+    kind: Kind = None,
+    notify: Notify = None,
     server: Server = DEFAULT_SERVER,
     token: TokenOpt = None,
     as_json: JsonOut = False,
 ) -> None:
     """Create a flag (off everywhere until you set it)."""
-    flag = Remote(server, token).call(
-        "POST", "/api/v1/flags", {"key": key, "description": description, "type": flag_type}
-    )
+    body: dict[str, Any] = {"key": key, "description": description, "type": flag_type}
+    if kind is not None:
+        body["kind"] = kind
+    if notify:
+        body["notify"] = notify
+    flag = Remote(server, token).call("POST", "/api/v1/flags", body)
     if as_json:
         print_json(flag)
     else:
-        typer.echo(f"created flag {flag['key']} ({flag['type']}), off in: {', '.join(flag['environments'])}")
+        typer.echo(
+            f"created flag {flag['key']} ({flag['type']}, {flag['kind']}), off in: {', '.join(flag['environments'])}"
+        )
+
+
+@app.command("update")
+def update(
+    key: str,
+    description: Annotated[str | None, typer.Option("--description", "-d")] = None,
+    kind: Kind = None,
+    notify: Notify = None,
+    no_notify: Annotated[bool, typer.Option("--no-notify", help="Tell no channel of its own.")] = False,
+    server: Server = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Change a flag's description, kind or channels (its state per environment: rampup flag set)."""
+    body: dict[str, Any] = {}
+    if description is not None:
+        body["description"] = description
+    if kind is not None:
+        body["kind"] = kind
+    if notify or no_notify:
+        body["notify"] = notify or []
+    flag = Remote(server, token).call("PATCH", f"/api/v1/flags/{key}", body)
+    if as_json:
+        print_json(flag)
+    else:
+        channels = ", ".join(flag["notify"]) or "none of its own"
+        typer.echo(f"{flag['key']}: {flag['kind']}, notifies {channels}")
 
 
 @app.command("list")
@@ -59,11 +115,13 @@ def list_flags(server: Server = DEFAULT_SERVER, token: TokenOpt = None, as_json:
         print_json(flags)
         return
     environments = sorted({env for f in flags for env in f["environments"]})
-    table = Table("flag", "type", *environments, "description")
+    table = Table("flag", "type", "kind", "status", *environments, "description")
     for f in flags:
         table.add_row(
             f["key"],
             f["type"],
+            f["kind"],
+            f["status"],
             *(_state_line(f["environments"][e]) for e in environments),
             f["description"][:60],
         )
@@ -78,7 +136,8 @@ def show(key: str, server: Server = DEFAULT_SERVER, token: TokenOpt = None, as_j
         print_json(flag)
         return
     console = Console()
-    console.print(f"[bold]{flag['key']}[/] ({flag['type']}) {flag['description']}")
+    console.print(f"[bold]{flag['key']}[/] ({flag['type']}, {flag['kind']}) {flag['description']}")
+    console.print(_life_line(flag), markup=False)
     table = Table("environment", "state", "salt", "version", "rules")
     for env, state in flag["environments"].items():
         table.add_row(

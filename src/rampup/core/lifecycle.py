@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from rampup.errors import InvalidInput
+from rampup.core.coderefs import RefKind
+from rampup.errors import InvalidInput, TooLarge
 
 __all__ = [
     "FlagKind",
@@ -28,6 +29,11 @@ __all__ = [
     "changed",
     "READY_AFTER",
     "UNUSED_AFTER",
+    "Stewardship",
+    "CodeReference",
+    "parse_references",
+    "parse_notify",
+    "MAX_REFERENCES",
 ]
 
 READY_AFTER = timedelta(days=3)
@@ -145,3 +151,87 @@ def changed(previous: Mapping[str, Status], current: Mapping[str, Lifecycle]) ->
     """The flags whose status moved since it was last recorded: each is announced once per change.
     A flag seen for the first time is announced only when it is not simply active."""
     return {key: life for key, life in current.items() if previous.get(key, Status.ACTIVE) is not life.status}
+
+
+MAX_REFERENCES = 5000  # a flag used in more places than this is a scan gone wrong, not a flag
+_TEXT_LIMITS = {"file": 1000, "detail": 500, "scope": 300, "code": 1000}
+MAX_NOTIFY = 20
+
+
+@dataclass(frozen=True, slots=True)
+class CodeReference:
+    """One use of a flag in code, as `rampup refs --push` reported it."""
+
+    file: str
+    line: int
+    kind: RefKind
+    detail: str = ""
+    scope: str = ""
+    code: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "kind": self.kind.value,
+            "detail": self.detail,
+            "scope": self.scope,
+            "code": self.code,
+        }
+
+
+def parse_references(raw: Any, where: str = "references") -> tuple[CodeReference, ...]:
+    if not isinstance(raw, list):
+        raise InvalidInput("references must be a list", where=where)
+    if len(raw) > MAX_REFERENCES:
+        raise TooLarge(f"{len(raw)} references; at most {MAX_REFERENCES} are kept per flag", where=where)
+    return tuple(_reference(item, f"{where}[{i}]") for i, item in enumerate(raw))
+
+
+def _reference(item: Any, where: str) -> CodeReference:
+    if not isinstance(item, Mapping):
+        raise InvalidInput('a reference is {"file", "line", "kind", …}', where=where)
+    unknown = set(item) - {"line", "kind", *_TEXT_LIMITS}
+    if unknown:
+        raise InvalidInput(f"unknown field {sorted(unknown)[0]!r}", where=f"{where}.{sorted(unknown)[0]}")
+    line = item.get("line")
+    if isinstance(line, bool) or not isinstance(line, int) or not 1 <= line <= 10_000_000:
+        raise InvalidInput("line must be a positive whole number", where=f"{where}.line")
+    try:
+        kind = RefKind(str(item.get("kind")))
+    except ValueError:
+        raise InvalidInput(
+            f"unknown reference kind {item.get('kind')!r}; use one of: "
+            + ", ".join(k.value for k in RefKind),
+            where=f"{where}.kind",
+        ) from None
+    text: dict[str, str] = {}
+    for name, limit in _TEXT_LIMITS.items():
+        value = item.get(name, "")
+        if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+            raise InvalidInput(f"{name} must be text of at most {limit} characters", where=f"{where}.{name}")
+        text[name] = value
+    if not text["file"]:
+        raise InvalidInput("file must name the file", where=f"{where}.file")
+    return CodeReference(text["file"], line, kind, text["detail"], text["scope"], text["code"])
+
+
+def parse_notify(raw: Any) -> tuple[str, ...]:
+    """The channels a flag's status changes go to, besides those of the plan that rolled it out."""
+    if not isinstance(raw, list) or len(raw) > MAX_NOTIFY or not all(isinstance(n, str) and n for n in raw):
+        raise InvalidInput(f"notify must be a list of at most {MAX_NOTIFY} channel names", where="notify")
+    return tuple(dict.fromkeys(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class Stewardship:
+    """What a flag's owners said and what was found about its life: its kind, who hears about it, its last
+    announced status, where the code uses it (the last push), and whether it is archived."""
+
+    kind: FlagKind = FlagKind.RELEASE
+    notify: tuple[str, ...] = ()
+    status: Status = Status.ACTIVE
+    status_since: datetime | None = None
+    references: tuple[CodeReference, ...] = ()
+    scanned_at: datetime | None = None  # None: never pushed
+    archived_at: datetime | None = None

@@ -2,7 +2,7 @@
 
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
@@ -26,6 +26,8 @@ __all__ = [
 ]
 
 Scalar = str | float | int | bool
+FlagKindName = Literal["release", "experiment", "operational", "kill-switch", "permission"]
+ChannelName = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 def _storable(value: Any, where: str) -> None:
@@ -85,10 +87,16 @@ class FlagIn(Strict):
     type: Literal["boolean", "string", "number", "object"] = "boolean"
     variants: list[VariantIn] | None = None
     off_variant: str | None = None
+    kind: FlagKindName | None = None
+    notify: list[ChannelName] | None = Field(default=None, max_length=20)
 
 
 class FlagPatch(Strict):
-    description: str = Field(max_length=10_000)
+    description: str | None = Field(default=None, max_length=10_000)
+    kind: FlagKindName | None = None
+    notify: list[ChannelName] | None = Field(
+        default=None, max_length=20, description="channels told of the flag's status changes"
+    )
 
 
 class ConditionIn(Strict):
@@ -142,12 +150,36 @@ class VariantOut(BaseModel):
     value: Any
 
 
+class CodeReferenceOut(BaseModel):
+    file: str
+    line: int
+    kind: str
+    detail: str
+    scope: str
+    code: str
+
+
+class ReferencesOut(BaseModel):
+    scanned_at: datetime | None = Field(description="when `rampup refs --push` last reported; null: never")
+    count: int
+    items: list[CodeReferenceOut]
+
+
 class FlagOut(BaseModel):
     key: str
     type: str
     description: str
     variants: list[VariantOut]
     off_variant: str
+    kind: str
+    lifetime_days: int | None = Field(description="how long a flag of its kind should live; null: for good")
+    notify: list[str]
+    status: str = Field(
+        description="the lifecycle status last announced: active, ready_for_cleanup, stale, archived"
+    )
+    status_since: datetime | None
+    archived_at: datetime | None
+    references: ReferencesOut
     created_at: datetime
     updated_at: datetime
     environments: dict[str, FlagStateOut]

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from rampup.core.flags import FLAG_KEY, FlagDefinition, FlagState, parse_rollout, parse_weights
+from rampup.core.lifecycle import FlagKind, Stewardship, parse_notify
 from rampup.core.model import AuditEntry, Environment
 from rampup.core.ports import Clock, FlagRecord, Store, Transaction
 from rampup.core.targeting import Rule
@@ -14,19 +15,42 @@ from rampup.errors import Conflict, InvalidInput, NotFound
 __all__ = ["FlagView", "FlagService"]
 
 STATE_FIELDS = frozenset({"enabled", "rollout", "rules", "salt", "weights", "version"})
+FLAG_FIELDS = frozenset({"description", "kind", "notify"})  # what can change after creation
 
 
 @dataclass(frozen=True, slots=True)
 class FlagView:
     record: FlagRecord
     states: Mapping[str, FlagState]  # environment key → state
+    stewardship: Stewardship = Stewardship()
 
     def to_dict(self) -> dict[str, Any]:
+        s = self.stewardship
+        lifetime = s.kind.lifetime
         return {
             **self.record.definition.to_dict(),
+            "kind": s.kind.value,
+            "lifetime_days": None if lifetime is None else lifetime.days,
+            "notify": list(s.notify),
+            "status": s.status.value,
+            "status_since": s.status_since,
+            "archived_at": s.archived_at,
+            "references": {
+                "scanned_at": s.scanned_at,
+                "count": len(s.references),
+                "items": [r.to_dict() for r in s.references],
+            },
             "created_at": self.record.created_at,
             "updated_at": self.record.updated_at,
             "environments": {env: state.to_dict() for env, state in self.states.items()},
+        }
+
+    def settings(self) -> dict[str, Any]:
+        """What the audit trail records of a change to the flag itself."""
+        return {
+            **self.record.definition.to_dict(),
+            "kind": self.stewardship.kind.value,
+            "notify": list(self.stewardship.notify),
         }
 
 
@@ -74,9 +98,13 @@ class FlagService:
 
     # flags
 
-    def _view(self, tx: Transaction, record: FlagRecord) -> FlagView:
+    def _view(self, tx: Transaction, record: FlagRecord, stewardship: Stewardship | None = None) -> FlagView:
         names = {e.id: e.key for e in tx.environments()}
-        return FlagView(record, {names[env_id]: state for _, env_id, state in tx.states(record.id)})
+        return FlagView(
+            record,
+            {names[env_id]: state for _, env_id, state in tx.states(record.id)},
+            tx.lifecycle.get(record.id) if stewardship is None else stewardship,
+        )
 
     def _record(self, tx: Transaction, key: str, *, for_update: bool = False) -> FlagRecord:
         record = tx.flag(key, for_update=for_update)
@@ -92,6 +120,7 @@ class FlagService:
             body.get("variants"),
             body.get("off_variant"),
         )
+        stewardship = _stewardship(Stewardship(), body)
         now = self._clock()
         with self._store.transaction() as tx:
             if tx.flag(definition.key) is not None:
@@ -99,45 +128,46 @@ class FlagService:
             record = tx.add_flag(definition, now)
             for env in tx.environments():
                 tx.put_state(record.id, env.id, FlagState(salt=definition.key, version=1), now)
-            view = self._view(tx, record)
+            if stewardship != Stewardship():
+                _known_channels(tx, stewardship.notify)
+                tx.lifecycle.put(record.id, stewardship)
+            view = self._view(tx, record, stewardship)
             tx.audit(actor, "flag.create", f"flag:{definition.key}", None, None, view.to_dict(), "", now)
         self._on_change()
         return view
 
     def flags(self) -> list[FlagView]:
         with self._store.read() as tx:
-            return [self._view(tx, record) for record in tx.flags()]
+            stewardships = tx.lifecycle.all()
+            return [
+                self._view(tx, record, stewardships.get(record.id, Stewardship())) for record in tx.flags()
+            ]
 
     def flag(self, key: str) -> FlagView:
         with self._store.read() as tx:
             return self._view(tx, self._record(tx, key))
 
     def update_flag(self, key: str, body: Mapping[str, Any], actor: str) -> FlagView:
-        unknown = set(body) - {"description"}
+        unknown = set(body) - FLAG_FIELDS
         if unknown:
             raise InvalidInput(
-                f"only 'description' can change after creation, not {sorted(unknown)}",
+                f"only {', '.join(sorted(FLAG_FIELDS))} can change after creation, not {sorted(unknown)}",
                 where=sorted(unknown)[0],
             )
         now = self._clock()
         with self._store.transaction() as tx:
             record = self._record(tx, key, for_update=True)
+            before = self._view(tx, record)
             description = body.get("description", record.definition.description)
             if not isinstance(description, str):
                 raise InvalidInput("description must be a string", where="description")
             definition = replace(record.definition, description=description)
+            stewardship = _stewardship(before.stewardship, body)
+            _known_channels(tx, stewardship.notify)
             tx.update_flag(record.id, definition, now)
-            tx.audit(
-                actor,
-                "flag.update",
-                f"flag:{key}",
-                None,
-                record.definition.to_dict(),
-                definition.to_dict(),
-                "",
-                now,
-            )
-            view = self._view(tx, replace(record, definition=definition, updated_at=now))
+            tx.lifecycle.put(record.id, stewardship)
+            view = self._view(tx, replace(record, definition=definition, updated_at=now), stewardship)
+            tx.audit(actor, "flag.update", f"flag:{key}", None, before.settings(), view.settings(), "", now)
         self._on_change()
         return view
 
@@ -239,6 +269,19 @@ class FlagService:
                     before_id=before_id,
                 )
             )
+
+
+def _stewardship(current: Stewardship, body: Mapping[str, Any]) -> Stewardship:
+    """The kind and channels a create or update asks for, over what the flag had."""
+    kind = FlagKind.parse(body["kind"]) if body.get("kind") is not None else current.kind
+    notify = parse_notify(body["notify"]) if body.get("notify") is not None else current.notify
+    return replace(current, kind=kind, notify=notify)
+
+
+def _known_channels(tx: Transaction, names: tuple[str, ...]) -> None:
+    for i, name in enumerate(names):
+        if tx.notifications.channel(name) is None:
+            raise InvalidInput(f"no channel named {name!r} (rampup channel list)", where=f"notify[{i}]")
 
 
 def _apply_changes(definition: FlagDefinition, state: FlagState, body: Mapping[str, Any]) -> FlagState:

@@ -4,8 +4,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rampup.core.lifecycle import Activity, FlagKind, Lifecycle, Status, Why, assess, changed
-from rampup.errors import InvalidInput
+from rampup.core.lifecycle import (
+    MAX_REFERENCES,
+    Activity,
+    FlagKind,
+    Lifecycle,
+    Status,
+    Why,
+    assess,
+    changed,
+    parse_notify,
+    parse_references,
+)
+from rampup.errors import InvalidInput, TooLarge
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -83,3 +94,51 @@ def test_each_change_of_status_once() -> None:
 def test_unknown_kind_says_which_exist() -> None:
     with pytest.raises(InvalidInput, match="unknown flag kind 'temp'; use one of: release, experiment"):
         FlagKind.parse("temp")
+
+
+GOOD_REF = {
+    "file": "app/views.py",
+    "line": 12,
+    "kind": "wrapper-use",
+    "detail": "enabled",
+    "scope": "f",
+    "code": "x",
+}
+
+
+def test_pushed_references_are_read_field_by_field() -> None:
+    (ref,) = parse_references([GOOD_REF])
+    assert ref.to_dict() == GOOD_REF
+    assert parse_references([{"file": "a.ts", "line": 1, "kind": "env"}])[0].code == ""
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        ({"file": "a.py"}, "references"),
+        ([["a.py", 1]], "references[0]"),
+        ([{**GOOD_REF, "line": 0}], "references[0].line"),
+        ([{**GOOD_REF, "line": True}], "references[0].line"),
+        ([{**GOOD_REF, "kind": "guess"}], "references[0].kind"),
+        ([{**GOOD_REF, "file": ""}], "references[0].file"),
+        ([{**GOOD_REF, "code": "x" * 1001}], "references[0].code"),
+        ([{**GOOD_REF, "scope": "a\x00b"}], "references[0].scope"),
+        ([GOOD_REF, {**GOOD_REF, "owner": "me"}], "references[1].owner"),
+    ],
+)
+def test_a_malformed_reference_is_refused_naming_where(raw: object, where: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_references(raw)
+    assert refused.value.where == where
+
+
+def test_too_many_references_are_too_large() -> None:
+    with pytest.raises(TooLarge):
+        parse_references([GOOD_REF] * (MAX_REFERENCES + 1))
+
+
+def test_notify_is_a_short_list_of_names_each_once() -> None:
+    assert parse_notify(["a", "b", "a"]) == ("a", "b")
+    for bad in ("a", [""], [1], ["c"] * 21):
+        with pytest.raises(InvalidInput):
+            parse_notify(bad)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from rampup.adapters.storage._values import jsonable, utc
 from rampup.adapters.storage.feedback import SqlFeedback
+from rampup.adapters.storage.lifecycle import SqlLifecycle
 from rampup.adapters.storage.notifications import SqlNotifications
 from rampup.adapters.storage.outbox import SqlOutbox
 from rampup.adapters.storage.rollouts import SqlRollouts
@@ -74,6 +75,7 @@ class SqlTransaction:
         self.notifications = SqlNotifications(conn)
         self.sessions = SqlSessions(conn)
         self.feedback = SqlFeedback(conn)
+        self.lifecycle = SqlLifecycle(conn)
 
     # environments
 

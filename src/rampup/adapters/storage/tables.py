@@ -45,6 +45,8 @@ __all__ = [
     "feedback",
     "feedback_variants",
     "event_refs",
+    "flag_lifecycle",
+    "flag_evaluations",
 ]
 
 metadata = MetaData()
@@ -370,4 +372,32 @@ sessions = Table(
     Column("expires_at", Timestamp, nullable=False),
     Column("touched_at", Timestamp, nullable=False),
     Index("ix_sessions_expires_at", "expires_at"),
+)
+
+# What is known about a flag's life beyond its definition: its kind, who hears of its status changes, the
+# status last announced (so each change is announced once), its code references as last pushed, its archive.
+# No row: a release flag nobody has said more about.
+flag_lifecycle = Table(
+    "flag_lifecycle",
+    metadata,
+    Column("flag_id", Integer, ForeignKey("flags.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("notify", Json, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("status_since", Timestamp, nullable=True),
+    Column("references", Json, nullable=False),
+    Column("scanned_at", Timestamp, nullable=True),
+    Column("archived_at", Timestamp, nullable=True),
+)
+
+# Evaluations per flag, environment and day, added by each instance from its in-memory counts.
+flag_evaluations = Table(
+    "flag_evaluations",
+    metadata,
+    Column("flag_id", Integer, ForeignKey("flags.id", ondelete="CASCADE"), nullable=False),
+    Column("environment_id", Integer, ForeignKey("environments.id", ondelete="CASCADE"), nullable=False),
+    Column("day", Integer, nullable=False),  # days since 1970-01-01
+    Column("count", BigInteger, nullable=False),
+    Column("last_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("flag_id", "environment_id", "day"),
 )

@@ -40,6 +40,7 @@ def get_flag(key: str, c: ContainerDep, _: Reader) -> dict[str, Any]:
 
 
 @router.patch("/{key}", response_model=FlagOut)
+@router.put("/{key}", response_model=FlagOut)
 def update_flag(key: str, body: FlagPatch, c: ContainerDep, token: Writer) -> dict[str, Any]:
     return c.flags.update_flag(key, body.model_dump(exclude_unset=True), token.name).to_dict()
 
