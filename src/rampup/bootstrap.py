@@ -12,6 +12,7 @@ from rampup.adapters.hooks import CommandHook, WebhookHook, load_commands
 from rampup.adapters.notify import notifiers
 from rampup.adapters.reports import JinjaRenderer
 from rampup.adapters.storage import SqlStore, make_engine, migrate
+from rampup.adapters.storage.listen import ConfigListener
 from rampup.config import Settings
 from rampup.core.egress import EgressPolicy
 from rampup.core.model import DEFAULT_ENVIRONMENTS
@@ -60,6 +61,7 @@ class Container:
     leader: Leader
     feedback: FeedbackService
     manual_clock: ManualClock | None = None  # set when time moves only through POST /api/v1/clock
+    listener: ConfigListener | None = None  # on PostgreSQL: configuration changes pushed to this process
 
     def revision(self) -> int:
         with self.store.read() as tx:
@@ -120,6 +122,7 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
         Leader(holder, lease, outbox, rollouts, alerts, reports, ingest, retention),
         FeedbackService(store, snapshots, clock),
         manual,
+        ConfigListener(engine, snapshots.changed) if engine.dialect.name == "postgresql" else None,
     )
 
 

@@ -1,5 +1,6 @@
 """create_app(container) → the ASGI app: OFREP in front, the FastAPI admin API behind it."""
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
@@ -72,12 +73,19 @@ def _background(c: Container, *, leads: bool) -> Worker:
 
 def _fastapi(c: Container, *, leads: bool) -> FastAPI:
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.changes = sdk.Changes(asyncio.get_running_loop())
+        unwatch = c.snapshots.watch(app.state.changes.notify)
         await run_in_threadpool(c.snapshots.refresh)
         background = _background(c, leads=leads)
         background.start()
+        if c.listener is not None:
+            c.listener.start()
         yield
+        if c.listener is not None:
+            await run_in_threadpool(c.listener.stop)
         await run_in_threadpool(background.stop)
+        unwatch()
 
     api = FastAPI(
         title="Rampup",
@@ -86,9 +94,8 @@ def _fastapi(c: Container, *, leads: bool) -> FastAPI:
         description="Progressive delivery: flags, staged rollouts, statistical gates, rollback.",
     )
     api.state.container = c
-    api.state.leads = (
-        leads  # whether this process runs the leader's jobs (and a clock move runs the controller)
-    )
+    # Whether this process runs the leader's jobs (and so whether a clock move runs the controller).
+    api.state.leads = leads
     install_error_handlers(api)
     if c.manual_clock is not None:  # the route exists only on a process started with RAMPUP_MANUAL_CLOCK
         api.include_router(clock.router)

@@ -1,8 +1,11 @@
 """SDK endpoints, served from the snapshot like OFREP: the flag configuration (ETag) and a server-sent event
-stream that pushes a new configuration the moment the snapshot moves (a kill switch included)."""
+stream that pushes a new configuration the moment the snapshot moves (a kill switch included): every open stream
+waits on `Changes`, which the rebuild wakes, whichever thread rebuilt it (a request, the poll, the listener)."""
 
 import asyncio
+import contextlib
 import functools
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
@@ -16,10 +19,37 @@ from rampup.errors import NotFound
 from rampup.http.deps import container, environment_for, require
 from rampup.services.snapshot import Snapshot
 
-__all__ = ["router", "ofrep_events", "STREAM_CHECK_S", "KEEPALIVE_S"]
+__all__ = ["router", "ofrep_events", "Changes", "DISCONNECT_CHECK_S", "KEEPALIVE_S"]
 
-STREAM_CHECK_S = 0.05  # how often a stream looks for a new snapshot: well inside the one-second promise
+DISCONNECT_CHECK_S = 1.0  # how long a quiet stream waits before looking whether its client went away
 KEEPALIVE_S = 15.0
+
+
+class Changes:
+    """Wakes every waiting stream when the snapshot moves. `notify` may be called from any thread; waiters live
+    on the event loop. A stream takes `moved()` before it reads the revision and then waits on that: a change
+    in between has set it already, so none is slept through."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._moved = asyncio.Event()
+
+    def notify(self, _snapshot: Snapshot) -> None:
+        self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        moved, self._moved = self._moved, asyncio.Event()
+        moved.set()
+
+    def moved(self) -> asyncio.Event:
+        return self._moved
+
+    @staticmethod
+    async def wait(moved: asyncio.Event, timeout_s: float) -> None:
+        """Until the change after `moved()` was taken (at once if it came already), or `timeout_s`."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(moved.wait(), timeout_s)
+
 
 router = APIRouter(prefix="/api/v1/sdk", tags=["sdk"])
 SdkToken = Annotated[Token, Depends(require(Scope.SDK))]
@@ -63,21 +93,20 @@ def _follow(
     _config(request, environment)  # fail before streaming if the environment is unknown
 
     async def events() -> AsyncIterator[bytes]:
-        seen, idle = -1, 0.0
+        seen, last_sent = -1, time.monotonic()
         snapshots = container(request).snapshots
+        changes: Changes = request.app.state.changes
         while not await request.is_disconnected():
-            event = None
+            moved, event = changes.moved(), None
             if snapshots.current.revision != seen:
                 seen, body = _config(request, environment)
                 event = message(seen, body)
+            if event is None and time.monotonic() - last_sent >= KEEPALIVE_S:
+                event = b": keepalive\n\n"
             if event is not None:
                 yield event
-                idle = 0.0
-            elif idle >= KEEPALIVE_S:
-                yield b": keepalive\n\n"
-                idle = 0.0
-            await asyncio.sleep(STREAM_CHECK_S)
-            idle += STREAM_CHECK_S
+                last_sent = time.monotonic()
+            await changes.wait(moved, DISCONNECT_CHECK_S)
 
     return StreamingResponse(
         events(),

@@ -8,6 +8,7 @@ made the change.
 
 import hmac
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rampup.core.attribution import FlagTimeline
@@ -44,7 +45,19 @@ class SnapshotCache:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._lock = threading.Lock()
+        self._watchers: list[Callable[[Snapshot], object]] = []
         self.current = Snapshot(revision=-1)
+
+    def watch(self, callback: Callable[[Snapshot], object]) -> Callable[[], None]:
+        """`callback(snapshot)` after every rebuild, on the rebuilding thread; returns how to stop watching."""
+        self._watchers.append(callback)
+        return lambda: self._watchers.remove(callback)
+
+    def changed(self, revision: int | None) -> bool:
+        """Told that the configuration moved (to `revision`, when known): rebuild unless already there."""
+        if revision is not None and revision <= self.current.revision:
+            return False
+        return self.refresh()
 
     def refresh(self) -> bool:
         """Rebuild if the configuration moved; returns whether it did."""
@@ -74,4 +87,6 @@ class SnapshotCache:
             self.current = Snapshot(
                 revision, {e.key: e for e in environments}, by_id, flags, tokens, timelines, custom
             )
+        for callback in list(self._watchers):
+            callback(self.current)
         return True

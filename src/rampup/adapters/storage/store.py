@@ -7,12 +7,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rampup.adapters.storage._values import jsonable, utc
 from rampup.adapters.storage.feedback import SqlFeedback
 from rampup.adapters.storage.lifecycle import SqlLifecycle
+from rampup.adapters.storage.listen import CONFIG_CHANNEL
 from rampup.adapters.storage.notifications import SqlNotifications
 from rampup.adapters.storage.outbox import SqlOutbox
 from rampup.adapters.storage.rollouts import SqlRollouts
@@ -55,7 +56,13 @@ class SqlStore:
                 if tx.audited:
                     # Last statement before commit: the row lock is held only while committing, and the
                     # next transaction's bump waits for it, so revisions follow commit order.
-                    conn.execute(update(config_revision).values(revision=config_revision.c.revision + 1))
+                    revision = conn.execute(
+                        update(config_revision)
+                        .values(revision=config_revision.c.revision + 1)
+                        .returning(config_revision.c.revision)
+                    ).scalar_one()
+                    if conn.dialect.name == "postgresql":  # delivered at commit, and only if it commits
+                        conn.execute(select(func.pg_notify(CONFIG_CHANNEL, str(revision))))
         except IntegrityError as exc:
             raise Conflict(f"conflicting change: {exc.orig}") from exc
 
