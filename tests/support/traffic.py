@@ -13,7 +13,7 @@ import httpx
 
 from rampup.core.bucketing import in_rollout
 
-__all__ = ["Traffic", "flag_state"]
+__all__ = ["Traffic", "flag_state", "send_ratings"]
 
 
 def flag_state(c: httpx.Client, flag: str, environment: str = "production") -> dict[str, Any]:
@@ -75,3 +75,37 @@ class Traffic:
         self.treatment += treated
         self.failures += failed
         return state
+
+
+def send_ratings(
+    c: httpx.Client,
+    flag: str,
+    users: list[str],
+    treatment: list[int],
+    control: list[int],
+    comment: str | None = None,
+    environment: str = "production",
+) -> tuple[int, int]:
+    """Each user rates once (1–5) with the flag as it stands now: the treatment's users take their ratings in
+    turn from `treatment`, the control's from `control`; the treatment's users add `comment`. Returns how many
+    rated in each."""
+    state = flag_state(c, flag, environment)
+    events: list[dict[str, Any]] = []
+    rated = {True: 0, False: 0}
+    for user in users:
+        on = bool(state["enabled"] and in_rollout(state["salt"], user, state["rollout"]))
+        pool = treatment if on else control
+        events.append(
+            {
+                "type": "feedback",
+                "targeting_key": user,
+                "flags": {flag: on},
+                "rating": pool[rated[on] % len(pool)],
+            }
+        )
+        rated[on] += 1
+        if on and comment:
+            events[-1]["comment"] = comment
+    r = c.post("/api/v1/events", params={"environment": environment}, json={"events": events}, timeout=60)
+    assert r.status_code == 202, r.text
+    return rated[True], rated[False]

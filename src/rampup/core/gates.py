@@ -77,7 +77,7 @@ class Threshold:
                 f"{raw!r} is not a threshold; write '< 0.1%', '> 1000ms', '> 5', '< -10%'", where=where
             )
         op, number, unit = m.group(1), float(m.group(2)), m.group(3)
-        if relative and unit != "%":
+        if relative and unit != "%" and not (unit is None and aggregation is Aggregation.MEAN):
             raise InvalidInput(
                 f"compared to control or baseline, thresholds are relative changes like '< -10%' "
                 f"or '> +10%', not {raw!r}",
@@ -112,6 +112,8 @@ class Gate:
     rollback_to: int | None = None  # a stage number to fall back to on breach (0 = off), instead of one back
     sustain: timedelta = timedelta(0)  # the plan's `for`: a breach must last this long before acting
     window: timedelta | None = None  # judge a trailing window instead of the whole stage
+    difference: bool = False  # against control: treatment − control in the metric's unit, not a % change
+    min_samples: int = 0  # fewer samples (per compared variant) than this are inconclusive, whatever they say
 
     @property
     def blocks_advance(self) -> bool:
@@ -128,7 +130,18 @@ class Gate:
     def parse(cls, raw: Any, where: str) -> "Gate":
         if not isinstance(raw, Mapping):
             raise InvalidInput("a gate is a mapping with at least 'metric'", where=where)
-        known = {"metric", "compare", "target", "warn", "rollback", "disable", "rollback_to", "for", "window"}
+        known = {
+            "metric",
+            "compare",
+            "target",
+            "warn",
+            "rollback",
+            "disable",
+            "rollback_to",
+            "for",
+            "window",
+            "min_samples",
+        }
         unknown = sorted(set(raw) - known)
         if unknown:
             raise InvalidInput(
@@ -202,6 +215,8 @@ class Gate:
             rollback_to=rollback_to,
             sustain=sustain,
             window=window,
+            difference=_is_difference(raw, compare, thresholds, where),
+            min_samples=_min_samples(raw.get("min_samples", spec.min_samples), f"{where}.min_samples"),
             **thresholds,
         )
 
@@ -219,6 +234,28 @@ class Gate:
         if self.rollback_to is not None:
             parts.append(f"any → stage {self.rollback_to}")
         return ", ".join(parts)
+
+
+def _is_difference(
+    raw: Mapping[str, Any], compare: Compare, thresholds: Mapping[str, Threshold], where: str
+) -> bool:
+    """Against control, a mean's thresholds are either all differences ('< -0.3') or all changes ('< -10%')."""
+    if compare is not Compare.CONTROL or not thresholds:
+        return False
+    kinds = {k: str(raw[k]).strip().endswith("%") for k in thresholds}
+    if len(set(kinds.values())) > 1:
+        first = next(k for k, relative in kinds.items() if not relative)
+        raise InvalidInput(
+            "thresholds against control are all differences ('< -0.3') or all changes ('< -10%')",
+            where=f"{where}.{first}",
+        )
+    return not next(iter(kinds.values()))
+
+
+def _min_samples(raw: Any, where: str) -> int:
+    if not isinstance(raw, int) or isinstance(raw, bool) or not 0 <= raw <= 1_000_000:
+        raise InvalidInput("min_samples is a whole number from 0 to 1,000,000", where=where)
+    return raw
 
 
 @dataclass(frozen=True)
@@ -375,6 +412,29 @@ def _relative(treatment: Measurement, control: Measurement) -> Measurement:
     return Measurement(treatment.value / control.value - 1, lower, upper, samples)
 
 
+def _difference(treatment: Measurement, control: Measurement) -> Measurement:
+    """treatment − control, with the interval from the two sequences' extremes."""
+    samples = min(treatment.samples, control.samples)
+    if None in (
+        treatment.value,
+        control.value,
+        treatment.lower,
+        treatment.upper,
+        control.lower,
+        control.upper,
+    ):
+        return Measurement(None, None, None, samples)
+    assert treatment.value is not None and control.value is not None
+    assert treatment.lower is not None and treatment.upper is not None
+    assert control.lower is not None and control.upper is not None
+    return Measurement(
+        treatment.value - control.value,
+        treatment.lower - control.upper,
+        treatment.upper - control.lower,
+        samples,
+    )
+
+
 def _mean(n: int, total: float, total_sq: float) -> Measurement:
     if n == 0:
         return Measurement(None, None, None, 0)
@@ -409,9 +469,12 @@ def measure(
         case Aggregation.PER_USER, Compare.CONTROL:
             t, c = inputs.units(TREATMENT, start, now_ms), inputs.units(CONTROL, start, now_ms)
             return _relative(_mean(t.users, t.engaged, t.engaged_sq), _mean(c.users, c.engaged, c.engaged_sq))
+        case Aggregation.MEAN, Compare.ABSOLUTE:
+            return _mean(treatment.count, treatment.total, treatment.total_sq)
         case Aggregation.MEAN, Compare.CONTROL:
             control = inputs.aggregate(base, CONTROL, start, now_ms)
-            return _relative(
+            compared = _difference if gate.difference else _relative
+            return compared(
                 _mean(treatment.count, treatment.total, treatment.total_sq),
                 _mean(control.count, control.total, control.total_sq),
             )
@@ -475,5 +538,10 @@ def assess(
     gate: Gate, inputs: GateInputs, since_ms: int, now_ms: int, baseline: tuple[int, int] | None = None
 ) -> GateResult:
     m = measure(gate, inputs, since_ms, now_ms, baseline)
+    if m.samples < gate.min_samples:  # three angry ratings decide nothing, however sure they look
+        short = Measurement(
+            m.value, m.lower, m.upper, m.samples, needs={"samples": gate.min_samples - m.samples}
+        )
+        return GateResult(gate, Verdict.INCONCLUSIVE, short)
     verdict, breached = judge(gate, m)
     return GateResult(gate, verdict, m, breached)

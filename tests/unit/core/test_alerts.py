@@ -69,6 +69,8 @@ def test_defaults_are_a_5m_window_no_sustain_warning_hourly_renotify_and_the_who
         ("api_latency_p95", "> 1000ms", 1000.0),
         ("api_latency_p95", "> 1.5s", 1500.0),
         ("lcp_p75", "> 2500", 2500.0),
+        ("satisfaction", "< 3.5", 3.5),
+        ("satisfaction_positive", "< 60%", 0.6),
     ],
 )
 def test_thresholds_are_in_the_metrics_unit(metric: str, condition: str, threshold: float) -> None:
