@@ -18,6 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
+from openfeature import api as openfeature
+from openfeature.client import OpenFeatureClient
+from openfeature.contrib.provider.ofrep import OFREPProvider
 
 from rampup.sdk import Client
 from tests.support.servers import Server, start_server
@@ -221,3 +224,21 @@ def proxy_to() -> Iterator[Callable[[str], FaultProxy]]:
     yield make
     for proxy in proxies:
         proxy.close()
+
+
+@pytest.fixture
+def client(rampup: Rampup) -> Iterator[Client]:
+    with Client(rampup.server.url, rampup.sdk_token) as c:
+        assert c.ready
+        yield c
+
+
+@pytest.fixture
+def ofrep_client(rampup: Rampup) -> Iterator[OpenFeatureClient]:
+    domain = f"ofrep-{uuid.uuid4().hex}"
+    token = rampup.sdk_token
+    openfeature.set_provider(
+        OFREPProvider(rampup.server.url, headers_factory=lambda: {"Authorization": f"Bearer {token}"}), domain
+    )
+    yield openfeature.get_client(domain)
+    openfeature.shutdown()

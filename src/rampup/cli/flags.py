@@ -163,12 +163,16 @@ def set_state(
     ] = None,
     clear_rules: Annotated[bool, typer.Option("--clear-rules", help="Remove every rule.")] = False,
     salt: Annotated[str | None, typer.Option("--salt")] = None,
+    bucket_by: Annotated[
+        str | None,
+        typer.Option("--bucket-by", help="Context attribute to split by (account_id); targetingKey to reset."),
+    ] = None,
     reason: Annotated[str, typer.Option("--reason", "-r")] = "",
     server: Server = DEFAULT_SERVER,
     token: TokenOpt = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Change a flag in one environment: rollout, kill switch, rules, salt."""
+    """Change a flag in one environment: rollout, kill switch, rules, salt, bucketing attribute."""
     body: dict[str, Any] = {"reason": reason}
     if rollout is not None:
         body["rollout"] = rollout
@@ -178,6 +182,8 @@ def set_state(
         body["rules"] = [parse_rule(r) for r in rules or []]
     if salt is not None:
         body["salt"] = salt
+    if bucket_by is not None:
+        body["bucket_by"] = bucket_by
     state = Remote(server, token).call("PUT", f"/api/v1/flags/{key}/environments/{environment}", body)
     if as_json:
         print_json(state)

@@ -3,14 +3,18 @@
 In order: the observation's own flag map (what the client saw); else, for flags that were splitting
 users at the observation's time, the variant recomputed from its targeting key with the bucketing and
 the rollout in force then. Flags at 0% or 100% split nobody, so they are not recomputed.
+
+A flag bucketed by an attribute (`bucket_by: account_id`) is recomputed from that attribute when the
+event carries it in its tags, and its per-unit counts (users per variant, engagement per user) count
+those units: accounts, not users.
 """
 
 import bisect
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rampup.core.bucketing import BUCKETS
+from rampup.core.bucketing import BUCKETS, bucketing_unit
 from rampup.core.flags import CompiledFlag, FlagDefinition, FlagState
 from rampup.core.targeting import EvaluationContext
 from rampup.core.telemetry import Observation
@@ -29,15 +33,12 @@ class FlagTimeline:
     states: Sequence[FlagState]
     _compiled: list[CompiledFlag] = field(init=False, repr=False, compare=False)
     _by_value: dict[Any, str] = field(init=False, repr=False, compare=False)
+    _bucketed_by_attribute: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        rule_free = [
-            CompiledFlag(
-                self.definition, FlagState(s.enabled, s.rollout_bp, (), s.salt, s.weights, s.version)
-            )
-            for s in self.states
-        ]
+        rule_free = [CompiledFlag(self.definition, replace(s, rules=())) for s in self.states]
         object.__setattr__(self, "_compiled", rule_free)
+        object.__setattr__(self, "_bucketed_by_attribute", any(s.bucket_by for s in self.states))
         by_value: dict[Any, str] = {}
         for v in self.definition.variants:
             if isinstance(v.value, str | int | float | bool):
@@ -61,6 +62,14 @@ class FlagTimeline:
         end = bisect.bisect_right(self.since_ms, last_ms)
         return any(s.enabled and 0 < s.rollout_bp < BUCKETS for s in self.states[start:end])
 
+    def unit_of(self, o: Observation) -> str | None:
+        """The unit an observation counts for in this flag's per-unit figures: what its users are bucketed by."""
+        if not self._bucketed_by_attribute:
+            return o.targeting_key
+        i = bisect.bisect_right(self.since_ms, o.at_ms) - 1
+        bucket_by = self.states[i].bucket_by if i >= 0 else ""
+        return bucketing_unit(bucket_by, o.targeting_key, o.tags or {})[0]
+
     def splitting_at(self, at_ms: int) -> CompiledFlag | None:
         i = bisect.bisect_right(self.since_ms, at_ms) - 1
         if i < 0:
@@ -79,9 +88,9 @@ def attribute(
         variant = timeline.variant_of(value) if timeline is not None else None
         if variant is not None:
             yield key, variant
-    if not o.targeting_key:
+    if not o.targeting_key and not o.tags:
         return
-    ctx = EvaluationContext(o.targeting_key)
+    ctx = EvaluationContext(o.targeting_key, o.tags or {})
     for key, timeline in splitting:
         if key in reported:
             continue

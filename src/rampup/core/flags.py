@@ -6,14 +6,15 @@ Evaluation never raises: a problem comes back as a Resolution with reason ERROR 
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 import mmh3
 
-from rampup.core.bucketing import BUCKETS, bucket, variant_bucket
-from rampup.core.targeting import EvaluationContext, Rule
+from rampup.core.bucketing import BUCKETS, TARGETING_KEY, bucket, bucketing_unit, variant_bucket
+from rampup.core.targeting import TARGETING_KEY_ATTRIBUTES, EvaluationContext, Rule
 from rampup.errors import InvalidInput
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "CompiledFlag",
     "parse_rollout",
     "parse_weights",
+    "parse_bucket_by",
     "flag_not_found",
 ]
 
@@ -185,6 +187,7 @@ class FlagState:
     salt: str = ""
     weights: tuple[tuple[str, int], ...] = ()  # treatment variant → basis points of the treatment group
     version: int = 0
+    bucket_by: str = ""  # the context attribute users are bucketed by ("": the targeting key)
 
     @property
     def rollout(self) -> float:
@@ -197,8 +200,20 @@ class FlagState:
             "rules": [r.to_dict() for r in self.rules],
             "salt": self.salt,
             "weights": {name: bp / 100 for name, bp in self.weights},
+            "bucket_by": self.bucket_by or None,
             "version": self.version,
         }
+
+
+def parse_bucket_by(value: Any, where: str = "bucket_by") -> str:
+    """A context attribute to bucket by; null or a name of the targeting key mean the targeting key."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not value or len(value) > 128:
+        raise InvalidInput(
+            f"bucket_by names a context attribute (1 to 128 characters), got {value!r}", where=where
+        )
+    return "" if value in TARGETING_KEY_ATTRIBUTES else value
 
 
 def parse_weights(raw: Any, definition: FlagDefinition) -> tuple[tuple[str, int], ...]:
@@ -221,6 +236,9 @@ def parse_weights(raw: Any, definition: FlagDefinition) -> tuple[tuple[str, int]
     return tuple(weights)
 
 
+NO_METADATA: Mapping[str, str] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class Resolution:
     flag_key: str
@@ -230,6 +248,8 @@ class Resolution:
     version: int = 0
     error_code: ErrorCode | None = None
     error_message: str | None = None
+    # Notes beside the reason, in OFREP's flag metadata: `bucketedBy` names the unit a split used.
+    metadata: Mapping[str, str] = field(default_factory=lambda: NO_METADATA, hash=False)
 
 
 class CompiledFlag:
@@ -249,6 +269,8 @@ class CompiledFlag:
         "_resolutions",
         "_prefix",
         "_simple",
+        "_bucket_by",
+        "_on_below",
     )
 
     def __init__(self, definition: FlagDefinition, state: FlagState) -> None:
@@ -259,6 +281,7 @@ class CompiledFlag:
         self._off = definition.off_variant
         self._salt = state.salt or definition.key
         self._threshold = state.rollout_bp
+        self._bucket_by = state.bucket_by
         treatments = definition.treatment_variants
         weights = state.weights or _equal_split(treatments)
         running, cumulative = 0, []
@@ -269,23 +292,44 @@ class CompiledFlag:
         self._single = cumulative[0][1] if len(cumulative) == 1 else None
         self._fallthrough = Reason.DEFAULT if state.rules else Reason.STATIC
         self._prefix = f"{self._salt}:"
-        # A boolean flag without rules, split by percentage: `is_on` answers it with one hash and one compare.
-        self._simple = definition.type is FlagType.BOOLEAN and not state.rules and state.enabled
+        # A boolean flag split by percentage of targeting keys alone: `is_on` answers it with one hash and one
+        # compare. A disabled flag is off for everyone whatever else it has.
+        self._simple = definition.type is FlagType.BOOLEAN and (
+            not state.enabled or (not state.rules and not state.bucket_by)
+        )
+        self._on_below = state.rollout_bp if state.enabled else 0
         # Every answer this flag can give, built once: evaluating only picks one.
-        self._resolutions: dict[tuple[str, Reason], Resolution] = {
-            (v.name, reason): Resolution(self.key, v.value, v.name, reason, self.version)
+        units = (None, state.bucket_by, TARGETING_KEY) if state.bucket_by else (None,)
+        self._resolutions: dict[tuple[str, Reason, str | None], Resolution] = {
+            (v.name, reason, unit): Resolution(
+                self.key,
+                v.value,
+                v.name,
+                reason,
+                self.version,
+                metadata=NO_METADATA if unit is None else MappingProxyType({"bucketedBy": unit}),
+            )
             for v in definition.variants
             for reason in Reason
             if reason is not Reason.ERROR
+            for unit in units
         }
 
-    def _resolve(self, variant: str, reason: Reason) -> Resolution:
-        return self._resolutions[variant, reason]
+    @property
+    def fast_split(self) -> tuple[str, int] | None:
+        """(bucket prefix, threshold) when the boolean value is murmur3(prefix + targeting key) % 10000 <
+        threshold for every user with a targeting key, as `is_on` computes it; None for any other flag."""
+        if not self._simple:
+            return None
+        return self._prefix, self._on_below
+
+    def _resolve(self, variant: str, reason: Reason, unit: str | None = None) -> Resolution:
+        return self._resolutions[variant, reason, unit]
 
     def is_on(self, targeting_key: str, attributes: Mapping[str, Any] | None = None) -> bool:
         """The boolean value for a user: the hot path of SDKs. Same answer as `evaluate`, bit for bit."""
         if self._simple and targeting_key:
-            return mmh3.hash(self._prefix + targeting_key, signed=False) % BUCKETS < self._threshold
+            return mmh3.hash(self._prefix + targeting_key, signed=False) % BUCKETS < self._on_below
         return self.evaluate(EvaluationContext(targeting_key, attributes or {})).value is True
 
     def evaluate(self, ctx: EvaluationContext) -> Resolution:
@@ -298,7 +342,8 @@ class CompiledFlag:
             return self._resolve(self._off, self._fallthrough)
         if self._threshold >= BUCKETS and self._single is not None:
             return self._resolve(self._single, self._fallthrough)
-        if not ctx.targeting_key:
+        unit, bucketed_by = bucketing_unit(self._bucket_by, ctx.targeting_key, ctx.attributes)
+        if not unit:
             return Resolution(
                 self.key,
                 None,
@@ -306,21 +351,22 @@ class CompiledFlag:
                 Reason.ERROR,
                 self.version,
                 ErrorCode.TARGETING_KEY_MISSING,
-                f"flag {self.key!r} is rolled out to a percentage of users and needs a targeting key",
+                f"flag {self.key!r} is rolled out to a percentage of users and needs a targeting key"
+                + (f" (or the attribute {self._bucket_by!r})" if self._bucket_by else ""),
             )
-        return self._split(ctx.targeting_key)
+        return self._split(unit, bucketed_by if self._bucket_by else None)
 
-    def _split(self, key: str) -> Resolution:
-        """A user's place in the percentage rollout, then among the weighted variants."""
-        if bucket(self._salt, key) >= self._threshold:
-            return self._resolve(self._off, Reason.SPLIT)
+    def _split(self, unit: str, bucketed_by: str | None) -> Resolution:
+        """A unit's place in the percentage rollout, then among the weighted variants."""
+        if bucket(self._salt, unit) >= self._threshold:
+            return self._resolve(self._off, Reason.SPLIT, bucketed_by)
         if self._single is not None:
-            return self._resolve(self._single, Reason.SPLIT)
-        position = variant_bucket(self._salt, key)
+            return self._resolve(self._single, Reason.SPLIT, bucketed_by)
+        position = variant_bucket(self._salt, unit)
         for upper, name in self._cumulative:
             if position < upper:
-                return self._resolve(name, Reason.SPLIT)
-        return self._resolve(self._cumulative[-1][1], Reason.SPLIT)
+                return self._resolve(name, Reason.SPLIT, bucketed_by)
+        return self._resolve(self._cumulative[-1][1], Reason.SPLIT, bucketed_by)
 
 
 def _equal_split(names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:

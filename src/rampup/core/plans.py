@@ -16,7 +16,7 @@ from typing import Any
 from rampup.core.alerts import AlertRule
 from rampup.core.bucketing import BUCKETS
 from rampup.core.durations import parse_duration
-from rampup.core.flags import FLAG_KEY, parse_rollout
+from rampup.core.flags import FLAG_KEY, parse_bucket_by, parse_rollout
 from rampup.core.gates import Compare, Gate, GateResult, Verdict
 from rampup.errors import Conflict, InvalidInput
 
@@ -106,6 +106,7 @@ class Plan:
     hooks: Hooks = Hooks()
     srm: bool = True  # pause on a sample-ratio mismatch
     alerts: tuple[AlertRule, ...] = ()  # watched while the rollout runs; by default on the treatment
+    bucket_by: str | None = None  # set on the flag as the rollout starts (None: the flag's own)
 
     @classmethod
     def parse(cls, raw: Any) -> "Plan":
@@ -113,7 +114,18 @@ class Plan:
             raise InvalidInput(
                 "a plan is a mapping with name, flag, environment, stages and gates", where="plan"
             )
-        known = {"name", "flag", "environment", "stages", "gates", "notify", "hooks", "srm", "alerts"}
+        known = {
+            "name",
+            "flag",
+            "environment",
+            "stages",
+            "gates",
+            "notify",
+            "hooks",
+            "srm",
+            "alerts",
+            "bucket_by",
+        }
         unknown = sorted(set(raw) - known)
         if unknown:
             raise InvalidInput(
@@ -182,6 +194,7 @@ class Plan:
             Hooks(webhook, command),
             srm,
             alerts,
+            parse_bucket_by(raw["bucket_by"]) if "bucket_by" in raw else None,
         )
 
     def percentage_bp(self, stage: int) -> int:

@@ -127,16 +127,24 @@ def fold(
                 if aggregate is None:
                     aggregate = per_second[key] = Aggregate()
                 aggregate.add(failed, value, sketched, o.at_ms)
-        if o.targeting_key and len(slots) > 1:  # users per variant of a flag; the environment needs none
-            _count_unit(units, slots[1:], second // DAY, o.targeting_key, int(o.engagement))
+        if len(slots) > 1:  # units per variant of a flag; the environment needs none
+            _count_units(units, slots[1:], timelines, o, second // DAY)
     folded.rollups.update(_by_resolution(per_second))
     return folded
 
 
-def _count_unit(
-    units: dict[UnitKey, list[int]], slots: Sequence[tuple[str, str]], day: int, user: str, engagement: int
+def _count_units(
+    units: dict[UnitKey, list[int]],
+    slots: Sequence[tuple[str, str]],
+    timelines: Mapping[str, FlagTimeline],
+    o: Observation,
+    day: int,
 ) -> None:
+    engagement = int(o.engagement)
     for flag, variant in slots:
+        user = timelines[flag].unit_of(o)
+        if not user:
+            continue
         unit = units.get(UnitKey(flag, variant, day, user))
         if unit is None:
             units[UnitKey(flag, variant, day, user)] = [1, engagement]

@@ -116,6 +116,12 @@ class FlagStateIn(Strict):
     rules: list[RuleIn] | None = Field(default=None, max_length=1000)
     salt: str | None = Field(default=None, min_length=1, max_length=200)
     weights: dict[str, float] | None = None
+    bucket_by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="context attribute to bucket by (account_id); targetingKey for the targeting key",
+    )
     version: int | None = Field(default=None, description="expected current version; 409 if it moved")
     reason: str | None = Field(default=None, max_length=10_000)
 
@@ -137,6 +143,7 @@ class FlagStateOut(BaseModel):
     rules: list[RuleOut]
     salt: str
     weights: dict[str, float]
+    bucket_by: str | None = None
     version: int
 
 

@@ -28,7 +28,7 @@ from mmh3 import hash as _murmur3
 
 from rampup import __version__
 from rampup.adapters.codecs.sdk_config import decode_config
-from rampup.core.bucketing import BUCKETS
+from rampup.core.bucketing import BUCKETS, TARGETING_KEY
 from rampup.core.feedback import MAX_COMMENT, clip, parse_scale, rating_of, score
 from rampup.core.flags import CompiledFlag, ErrorCode, FlagType, Reason, Resolution
 from rampup.core.targeting import EvaluationContext
@@ -261,15 +261,23 @@ class Client:
                 targeting_key,
                 value if type(value) is bool else resolution.variant,
                 resolution.variant,
+                _unit_tags(resolution, attributes),
             )
         return resolution
 
-    def _observed(self, flag_key: str, targeting_key: str | None, reported: bool | str, variant: str) -> None:
+    def _observed(
+        self,
+        flag_key: str,
+        targeting_key: str | None,
+        reported: bool | str,
+        variant: str,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
         scope = current_request.get()
         if scope is not None:
             scope.saw(flag_key, reported, targeting_key)
         if self._exposures and self._tracker is not None:
-            self._tracker.expose(flag_key, targeting_key, variant)
+            self._tracker.expose(flag_key, targeting_key, variant, tags)
 
     def _error(self, counted: str, code: ErrorCode, flag_key: str, default: Any, message: str) -> Evaluation:
         self._count(counted, message)
@@ -546,11 +554,7 @@ class Client:
         if (environment, revision) == (self._environment, self._revision):
             return True
         previous = self._flags
-        self._split = {
-            key: _split(flag)
-            for key, flag in flags.items()
-            if flag.definition.type is FlagType.BOOLEAN and (not flag.state.enabled or not flag.state.rules)
-        }
+        self._split = {key: split for key, flag in flags.items() if (split := flag.fast_split) is not None}
         self._flags = flags
         self._environment, self._revision, self._source = environment, revision, source
         self._ready.set()
@@ -587,10 +591,12 @@ class Client:
             temporary.unlink(missing_ok=True)
 
 
-def _split(flag: CompiledFlag) -> tuple[str, int]:
-    """(bucket prefix, threshold) of a boolean flag without rules, as CompiledFlag derives them: in iff
-    murmur3(prefix + key) % 10000 < threshold. A disabled flag is off for everyone: threshold 0."""
-    return f"{flag.state.salt or flag.key}:", flag.state.rollout_bp if flag.state.enabled else 0
+def _unit_tags(resolution: Resolution, attributes: Mapping[str, Any] | None) -> Mapping[str, str] | None:
+    """The attribute a split bucketed by, as an event tag: the server counts this exposure for that unit."""
+    bucketed_by = resolution.metadata.get("bucketedBy")
+    if bucketed_by is None or bucketed_by == TARGETING_KEY or attributes is None:
+        return None
+    return {bucketed_by: str(attributes[bucketed_by])}
 
 
 def _socket_of(response: httpx.Response) -> socket.socket | None:

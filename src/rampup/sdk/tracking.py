@@ -120,8 +120,11 @@ class Tracker:
         if full:
             self._wake.set()
 
-    def expose(self, flag_key: str, targeting_key: str | None, variant: str) -> None:
-        """An exposure event, once per (flag, user, variant) per exposure interval."""
+    def expose(
+        self, flag_key: str, targeting_key: str | None, variant: str, tags: Mapping[str, str] | None = None
+    ) -> None:
+        """An exposure event, once per (flag, user, variant) per exposure interval; `tags` carry the unit of a
+        flag bucketed by an attribute."""
         # The hash, not the tuple: a third of the memory, and no reference keeping the user's string alive.
         key = hash((flag_key, targeting_key, variant))
         seen = self._seen  # the sender swaps in a fresh set each interval; a race only costs a duplicate
@@ -130,7 +133,8 @@ class Tracker:
         if len(seen) >= MAX_EXPOSURE_KEYS:
             seen.clear()
         seen.add(key)
-        self.add({"type": "exposure", "targeting_key": targeting_key, "flag": flag_key, "variant": variant})
+        event = {"type": "exposure", "targeting_key": targeting_key, "flag": flag_key, "variant": variant}
+        self.add(event if tags is None else {**event, "tags": tags})
 
     def stats(self) -> TrackerStats:
         with self._lock:

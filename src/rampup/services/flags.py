@@ -5,7 +5,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from rampup.core.flags import FLAG_KEY, FlagDefinition, FlagState, parse_rollout, parse_weights
+from rampup.core.flags import (
+    FLAG_KEY,
+    FlagDefinition,
+    FlagState,
+    parse_bucket_by,
+    parse_rollout,
+    parse_weights,
+)
 from rampup.core.lifecycle import FlagKind, Stewardship, parse_notify
 from rampup.core.model import AuditEntry, Environment
 from rampup.core.ports import Clock, FlagRecord, Store, Transaction
@@ -14,7 +21,6 @@ from rampup.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["FlagView", "FlagService"]
 
-STATE_FIELDS = frozenset({"enabled", "rollout", "rules", "salt", "weights", "version"})
 FLAG_FIELDS = frozenset({"description", "kind", "notify"})  # what can change after creation
 
 
@@ -288,24 +294,39 @@ def _apply_changes(definition: FlagDefinition, state: FlagState, body: Mapping[s
     expected = body.get("version")
     if expected is not None and expected != state.version:
         raise Conflict(f"the state changed meanwhile: version is {state.version}, not {expected}")
-    changes: dict[str, Any] = {}
-    if "enabled" in body:
-        if not isinstance(body["enabled"], bool):
-            raise InvalidInput("enabled must be true or false", where="enabled")
-        changes["enabled"] = body["enabled"]
-    if "rollout" in body:
-        changes["rollout_bp"] = parse_rollout(body["rollout"])
-    if "rules" in body:
-        rules = body["rules"]
-        if not isinstance(rules, list):
-            raise InvalidInput("rules must be a list", where="rules")
-        changes["rules"] = tuple(
-            Rule.parse(r, f"rules[{i}]", definition.variant_names) for i, r in enumerate(rules)
-        )
-    if "salt" in body:
-        if not isinstance(body["salt"], str) or not body["salt"] or len(body["salt"]) > 200:
-            raise InvalidInput("salt must be a non-empty string of at most 200 characters", where="salt")
-        changes["salt"] = body["salt"]
-    if "weights" in body:
-        changes["weights"] = parse_weights(body["weights"], definition)
+    changes = {
+        attribute: parse(body[field], definition)
+        for field, (attribute, parse) in _STATE_PARSERS.items()
+        if field in body
+    }
     return replace(state, **changes)
+
+
+def _enabled(value: Any, _definition: FlagDefinition) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput("enabled must be true or false", where="enabled")
+    return value
+
+
+def _rules(value: Any, definition: FlagDefinition) -> tuple[Rule, ...]:
+    if not isinstance(value, list):
+        raise InvalidInput("rules must be a list", where="rules")
+    return tuple(Rule.parse(r, f"rules[{i}]", definition.variant_names) for i, r in enumerate(value))
+
+
+def _salt(value: Any, _definition: FlagDefinition) -> str:
+    if not isinstance(value, str) or not value or len(value) > 200:
+        raise InvalidInput("salt must be a non-empty string of at most 200 characters", where="salt")
+    return value
+
+
+# A state field as the API takes it → the FlagState attribute it sets, and how it is read.
+_STATE_PARSERS: dict[str, tuple[str, Callable[[Any, FlagDefinition], Any]]] = {
+    "enabled": ("enabled", _enabled),
+    "rollout": ("rollout_bp", lambda value, _definition: parse_rollout(value)),
+    "rules": ("rules", _rules),
+    "salt": ("salt", _salt),
+    "weights": ("weights", parse_weights),
+    "bucket_by": ("bucket_by", lambda value, _definition: parse_bucket_by(value)),
+}
+STATE_FIELDS = frozenset({*_STATE_PARSERS, "version"})

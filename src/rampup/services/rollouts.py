@@ -257,7 +257,8 @@ class RolloutService:
             if isinstance(effect, SetRollout):
 
                 def change(_d: Any, s: Any, bp: int = effect.percentage_bp) -> Any:
-                    return replace(s, enabled=True, rollout_bp=bp)
+                    bucket_by = s.bucket_by if plan.bucket_by is None else plan.bucket_by
+                    return replace(s, enabled=True, rollout_bp=bp, bucket_by=bucket_by)
 
                 state = self._flags.change_state_in(
                     tx, plan.flag, plan.environment, actor, reason, "flag.update", change, now

@@ -9,7 +9,15 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rampup.core.bucketing import BUCKETS, VARIANT_SEED, bucket, in_rollout, threshold, variant_bucket
+from rampup.core.bucketing import (
+    BUCKETS,
+    VARIANT_SEED,
+    bucket,
+    bucketing_unit,
+    in_rollout,
+    threshold,
+    variant_bucket,
+)
 
 VECTORS = json.loads((Path(__file__).parents[2] / "vectors" / "bucketing.json").read_text())
 
@@ -128,3 +136,19 @@ def test_threshold_takes_two_decimals() -> None:
     assert threshold(33.33) == 3333
     assert threshold(0.01) == 1
     assert threshold(100) == BUCKETS
+
+
+def test_every_published_unit_vector_matches_this_implementation() -> None:
+    assert len(VECTORS["unit_cases"]) >= 80
+    for case in VECTORS["unit_cases"]:
+        context = case["context"]
+        unit, bucketed_by = bucketing_unit(case["bucket_by"], context.get("targetingKey"), context)
+        assert (unit, bucketed_by) == (case["unit"], case["bucketed_by"]), case
+        if unit is None:
+            continue
+        assert (bucket(case["salt"], unit), variant_bucket(case["salt"], unit)) == (
+            case["bucket"],
+            case["variant_bucket"],
+        ), case
+        for percent, expected in case["in_rollout"].items():
+            assert in_rollout(case["salt"], unit, float(percent)) is expected, (case, percent)

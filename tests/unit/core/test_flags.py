@@ -11,6 +11,7 @@ from rampup.core.flags import (
     FlagDefinition,
     FlagState,
     Reason,
+    parse_bucket_by,
     parse_rollout,
     parse_weights,
 )
@@ -251,3 +252,55 @@ def test_the_sdk_fast_path_gives_the_same_answer_as_evaluate(state: dict[str, An
         attributes = {"email": "dana@example.com" if i % 7 == 0 else "pat@else.org"}
         expected = flag.evaluate(EvaluationContext(f"user-{i}", attributes)).value is True
         assert flag.is_on(f"user-{i}", attributes) is expected
+
+
+ACCOUNTS = compiled(enabled=True, rollout_bp=3000, bucket_by="account_id")
+
+
+def test_every_user_of_an_account_gets_the_accounts_answer() -> None:
+    for account in (f"acct-{a}" for a in range(200)):
+        answers = {ACCOUNTS.evaluate(user(f"{account}-user-{u}", account_id=account)) for u in range(10)}
+        assert len(answers) == 1, account
+        (answer,) = answers
+        assert answer.reason is Reason.SPLIT and answer.metadata == {"bucketedBy": "account_id"}
+    shares = Counter(ACCOUNTS.evaluate(user("u", account_id=f"acct-{a}")).value for a in range(20_000))
+    assert 0.28 < shares[True] / 20_000 < 0.32
+
+
+def test_without_the_attribute_the_targeting_key_decides_and_the_answer_says_so() -> None:
+    plain = compiled(enabled=True, rollout_bp=3000)
+    for i in range(2000):
+        res = ACCOUNTS.evaluate(user(f"user-{i}", account_id=True if i % 2 else ""))
+        assert res.metadata == {"bucketedBy": "targetingKey"}
+        assert res.value is plain.evaluate(user(f"user-{i}")).value
+
+
+def test_the_attribute_stands_in_for_a_missing_targeting_key() -> None:
+    assert ACCOUNTS.evaluate(user(None, account_id="acct-1")).error_code is None
+    missing = ACCOUNTS.evaluate(user(None))
+    assert missing.error_code is ErrorCode.TARGETING_KEY_MISSING
+    assert "account_id" in (missing.error_message or "")
+
+
+def test_a_flag_bucketed_by_attribute_leaves_the_fast_path_but_gives_the_same_answers() -> None:
+    assert ACCOUNTS.fast_split is None
+    assert compiled(enabled=True, rollout_bp=3000).fast_split == ("workstation:", 3000)
+    assert compiled(enabled=False, rollout_bp=3000, bucket_by="account_id").fast_split == ("workstation:", 0)
+    for i in range(2000):
+        attributes = {"account_id": f"acct-{i % 37}"} if i % 3 else {}
+        expected = ACCOUNTS.evaluate(EvaluationContext(f"user-{i}", attributes)).value is True
+        assert ACCOUNTS.is_on(f"user-{i}", attributes) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"), [(None, ""), ("targetingKey", ""), ("user_id", ""), ("account_id", "account_id")]
+)
+def test_bucket_by_names_an_attribute(value: object, stored: str) -> None:
+    assert parse_bucket_by(value) == stored
+
+
+@pytest.mark.parametrize("value", ["", 3, "x" * 129, ["account_id"]])
+def test_bad_bucket_by_says_where(value: object) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_bucket_by(value)
+    assert caught.value.where == "bucket_by"

@@ -53,7 +53,7 @@ def _success(res: Resolution) -> dict[str, Any]:
         "value": res.value,
         "reason": res.reason.value,
         "variant": res.variant,
-        "metadata": {"version": res.version},
+        "metadata": {**res.metadata, "version": res.version},
     }
 
 

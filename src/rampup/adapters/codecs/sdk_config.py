@@ -9,7 +9,14 @@ from typing import Any
 
 import msgspec
 
-from rampup.core.flags import CompiledFlag, FlagDefinition, FlagState, parse_rollout, parse_weights
+from rampup.core.flags import (
+    CompiledFlag,
+    FlagDefinition,
+    FlagState,
+    parse_bucket_by,
+    parse_rollout,
+    parse_weights,
+)
 from rampup.core.targeting import Rule
 
 __all__ = ["encode_config", "decode_config"]
@@ -46,6 +53,7 @@ def decode_config(body: bytes | str) -> tuple[str, int, dict[str, CompiledFlag]]
             salt=raw["salt"],
             weights=parse_weights(raw["weights"], definition),
             version=int(raw["version"]),
+            bucket_by=parse_bucket_by(raw.get("bucket_by")),
         )
         flags[definition.key] = CompiledFlag(definition, state)
     return str(doc["environment"]), int(doc["revision"]), flags

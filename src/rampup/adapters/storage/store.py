@@ -155,6 +155,7 @@ class SqlTransaction:
             salt=r.salt,
             weights=tuple((name, bp) for name, bp in r.weights),
             version=r.version,
+            bucket_by=r.bucket_by,
         )
 
     def states(self, flag_id: int | None = None) -> Iterator[tuple[int, int, FlagState]]:
@@ -176,6 +177,7 @@ class SqlTransaction:
             "salt": state.salt,
             "weights": [list(w) for w in state.weights],
             "version": state.version,
+            "bucket_by": state.bucket_by,
             "updated_at": at,
         }
         where = (flag_states.c.flag_id == flag_id) & (flag_states.c.environment_id == environment_id)
@@ -195,7 +197,13 @@ class SqlTransaction:
         )
         for r in self.conn.execute(query):
             state = FlagState(
-                r.enabled, r.rollout_bp, (), r.salt, tuple((n, bp) for n, bp in r.weights), r.version
+                r.enabled,
+                r.rollout_bp,
+                (),
+                r.salt,
+                tuple((n, bp) for n, bp in r.weights),
+                r.version,
+                r.bucket_by,
             )
             yield r.flag_id, r.environment_id, utc(r.at), state
 

@@ -89,6 +89,7 @@ flag_states = Table(
     Column("weights", Json, nullable=False),
     Column("version", Integer, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+    Column("bucket_by", String(128), nullable=False, server_default=""),
 )
 
 tokens = Table(
@@ -143,6 +144,7 @@ flag_history = Table(
     Column("salt", String(200), nullable=False),
     Column("weights", Json, nullable=False),
     Column("version", Integer, nullable=False),
+    Column("bucket_by", String(128), nullable=False, server_default=""),
     Index("ix_flag_history_flag", "flag_id", "environment_id", "at"),
 )
 

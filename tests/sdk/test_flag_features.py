@@ -1,0 +1,54 @@
+"""Flags that fit real products, tried as a new user would: the real OFREP client and the SDK side by side."""
+
+from typing import Any
+
+from openfeature.client import OpenFeatureClient
+from openfeature.evaluation_context import EvaluationContext
+
+from rampup.sdk import Client
+from tests.sdk.conftest import Rampup
+
+
+def both(
+    rampup: Rampup, client: Client, ofrep: OpenFeatureClient, key: str, user: str, attributes: dict[str, Any]
+) -> tuple[bool, dict[str, Any]]:
+    """The answer through OFREP, after checking the SDK gives the same one with the same metadata."""
+    remote = ofrep.get_boolean_details(key, False, EvaluationContext(user, attributes))
+    local = client.evaluate(key, user, attributes, False)
+    assert remote.error_code is None, remote
+    assert (local.value, local.variant, str(local.reason)) == (
+        remote.value,
+        remote.variant,
+        str(remote.reason),
+    )
+    assert {**local.metadata, "version": local.version} == remote.flag_metadata
+    assert client.is_enabled(key, user, attributes) is remote.value
+    return bool(remote.value), dict(remote.flag_metadata)
+
+
+def test_every_user_of_an_account_sees_the_same_answer(
+    rampup: Rampup, client: Client, ofrep_client: OpenFeatureClient
+) -> None:
+    key = rampup.new_flag(enabled=True, rollout=50, bucket_by="account_id")
+    rampup.caught_up(client)
+    per_account: dict[str, set[bool]] = {}
+    for a in range(30):
+        for u in range(6):
+            value, metadata = both(
+                rampup, client, ofrep_client, key, f"a{a}-user-{u}", {"account_id": f"acct-{a}"}
+            )
+            assert metadata["bucketedBy"] == "account_id"
+            per_account.setdefault(f"acct-{a}", set()).add(value)
+    assert all(len(answers) == 1 for answers in per_account.values()), per_account
+    assert {True, False} == {answer for answers in per_account.values() for answer in answers}
+
+    # A user without an account is bucketed by the targeting key, and the answer says so.
+    _, metadata = both(rampup, client, ofrep_client, key, "lone-user", {})
+    assert metadata["bucketedBy"] == "targetingKey"
+
+    # Raising the rollout keeps every account that was in.
+    inside = {a for a, answers in per_account.items() if answers == {True}}
+    rampup.set_state(key, rollout=80)
+    rampup.caught_up(client)
+    for account in inside:
+        assert both(rampup, client, ofrep_client, key, "someone-new", {"account_id": account})[0] is True
