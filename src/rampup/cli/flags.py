@@ -165,7 +165,9 @@ def set_state(
     salt: Annotated[str | None, typer.Option("--salt")] = None,
     bucket_by: Annotated[
         str | None,
-        typer.Option("--bucket-by", help="Context attribute to split by (account_id); targetingKey to reset."),
+        typer.Option(
+            "--bucket-by", help="Context attribute to split by (account_id); targetingKey to reset."
+        ),
     ] = None,
     reason: Annotated[str, typer.Option("--reason", "-r")] = "",
     server: Server = DEFAULT_SERVER,
