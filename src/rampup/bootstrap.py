@@ -24,6 +24,7 @@ from rampup.services.feedback import FeedbackService
 from rampup.services.flags import FlagService
 from rampup.services.ingest import IngestService
 from rampup.services.leader import Leader
+from rampup.services.lifecycle import LifecycleService
 from rampup.services.metrics import MetricsService
 from rampup.services.notifications import NOTIFY, NotificationService
 from rampup.services.outbox import OutboxService, Sender
@@ -32,6 +33,7 @@ from rampup.services.rollouts import RolloutService
 from rampup.services.sessions import SessionService
 from rampup.services.snapshot import SnapshotCache
 from rampup.services.tokens import ENV_ADMIN_TOKEN_ID, TokenService
+from rampup.services.usage import EvaluationCounter
 from rampup.services.worker import Job
 
 __all__ = ["Container", "build_container", "FirstStart", "prepare", "instance_jobs", "leader_jobs"]
@@ -60,6 +62,8 @@ class Container:
     sessions: SessionService
     leader: Leader
     feedback: FeedbackService
+    usage: EvaluationCounter
+    lifecycle: LifecycleService
     manual_clock: ManualClock | None = None  # set when time moves only through POST /api/v1/clock
     listener: ConfigListener | None = None  # on PostgreSQL: configuration changes pushed to this process
 
@@ -94,8 +98,10 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
     # A lease of three ticks: a dead leader's work is taken over soon, a slow tick does not lose it.
     lease = timedelta(seconds=max(3 * settings.tick_s, 5))
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    ingest = IngestService(store, snapshots, clock)
+    usage = EvaluationCounter(store, clock)
+    ingest = IngestService(store, snapshots, clock, usage)
     retention = timedelta(days=settings.retention_days)
+    lifecycle = LifecycleService(store, clock, notifications, refresh)
     return Container(
         settings,
         store,
@@ -119,16 +125,22 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
                 max_age=timedelta(seconds=settings.session_max_s),
             ),
         ),
-        Leader(holder, lease, outbox, rollouts, alerts, reports, ingest, retention),
+        Leader(holder, lease, outbox, rollouts, alerts, reports, ingest, retention, lifecycle),
         FeedbackService(store, snapshots, clock),
+        usage,
+        lifecycle,
         manual,
         ConfigListener(engine, snapshots.changed) if engine.dialect.name == "postgresql" else None,
     )
 
 
 def instance_jobs(c: Container) -> list[Job]:
-    """What every process does for itself: keep its snapshot of the configuration current."""
-    return [Job("snapshot", c.settings.snapshot_poll_s, c.snapshots.refresh)]
+    """What every process does for itself: keep its snapshot of the configuration current, and add the
+    evaluations it counted to the store."""
+    return [
+        Job("snapshot", c.settings.snapshot_poll_s, c.snapshots.refresh),
+        Job("usage", c.settings.usage_flush_s, c.usage.flush),
+    ]
 
 
 def leader_jobs(c: Container) -> list[Job]:

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     snapshot_poll_s: float = 0.25  # how soon another instance's flag change is served here
     retention_days: float = 14.0  # raw events older than this are dropped; rollups stay
     maintenance_interval_s: float = 3600.0
+    usage_flush_s: float = 10.0  # how often each process adds the evaluations it counted to the store
     session_idle_s: float = 8 * 3600.0  # a dashboard session ends after this long unused
     session_max_s: float = 24 * 3600.0  # and after this long in any case
     live_check_s: float = 0.5  # how often the dashboard's live stream looks for changes

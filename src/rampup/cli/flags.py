@@ -208,6 +208,43 @@ def kill(
     typer.echo(f"killed {key} in {environment} (version {state['version']})")
 
 
+@app.command("stale")
+def stale(
+    every: Annotated[bool, typer.Option("--all", help="Every flag, active ones included.")] = False,
+    server: Server = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Flags to clean up: stale, ready for cleanup, or archived but still evaluated — each with the reason."""
+    lives = Remote(server, token).call("GET", "/api/v1/lifecycle")
+    if not every:
+        lives = [f for f in lives if f["status"] in ("stale", "ready_for_cleanup") or _archived_in_use(f)]
+    if as_json:
+        print_json(lives)
+        return
+    if not lives:
+        typer.echo("no flag to clean up" + ("" if every else " (--all lists every flag)"))
+        return
+    table = Table("flag", "kind", "status", "since", "last evaluated", "code refs", "reason")
+    for f in lives:
+        table.add_row(
+            f["flag"],
+            f["kind"],
+            f["status"],
+            (f["since"] or "")[:10],
+            (f["last_evaluated_at"] or "never")[:16],
+            str(f["references"]) if f["scanned_at"] else "not pushed",
+            f["reason"],
+        )
+    Console().print(table)
+
+
+def _archived_in_use(life: dict[str, Any]) -> bool:
+    """An archived flag evaluated after its archive: someone's code still asks for it."""
+    last = life["last_evaluated_at"]
+    return life["status"] == "archived" and last is not None and last > life["archived_at"]
+
+
 def env(
     key: str,
     environment: Env,

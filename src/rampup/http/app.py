@@ -24,6 +24,7 @@ from rampup.http.routes import (
     flags,
     health,
     ingest,
+    lifecycle,
     metrics,
     notifications,
     reports,
@@ -86,6 +87,7 @@ def _fastapi(c: Container, *, leads: bool) -> FastAPI:
             await run_in_threadpool(c.listener.stop)
         await run_in_threadpool(background.stop)
         unwatch()
+        await run_in_threadpool(c.usage.flush)  # a clean shutdown loses no count
 
     api = FastAPI(
         title="Rampup",
@@ -115,6 +117,7 @@ def create_app(c: Container, *, worker: bool = True) -> RefuseNul:
     for router in (
         health.router,
         flags.router,
+        lifecycle.router,
         admin.router,
         ingest.router,
         metrics.router,
@@ -140,4 +143,4 @@ def create_app(c: Container, *, worker: bool = True) -> RefuseNul:
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
-    return RefuseNul(OfrepApp(c.snapshots, api))
+    return RefuseNul(OfrepApp(c.snapshots, c.usage, api))

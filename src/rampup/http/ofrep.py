@@ -11,10 +11,12 @@ import mmh3
 import msgspec
 
 from rampup.adapters.codecs.ofrep import OfrepError, encode_bulk, encode_error, encode_single, parse_context
-from rampup.core.flags import ErrorCode, flag_not_found
+from rampup.core.flags import CompiledFlag, ErrorCode, flag_not_found
+from rampup.core.targeting import EvaluationContext
 from rampup.core.tokens import Scope
 from rampup.http.errors import error_body
 from rampup.services.snapshot import SnapshotCache
+from rampup.services.usage import EvaluationCounter
 
 __all__ = ["OfrepApp", "OFREP_PREFIX", "MAX_BODY", "openapi_paths"]
 
@@ -35,8 +37,9 @@ def _problem(
 
 
 class OfrepApp:
-    def __init__(self, cache: SnapshotCache, app: ASGIApp) -> None:
+    def __init__(self, cache: SnapshotCache, usage: EvaluationCounter, app: ASGIApp) -> None:
         self._cache = cache
+        self._usage = usage
         self._app = app
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
@@ -89,8 +92,7 @@ class OfrepApp:
             status, payload = encode_error(key or None, exc)
             return status, JSON, payload
         if key:
-            flag = flags.get(key)
-            status, payload = encode_single(flag.evaluate(ctx) if flag is not None else flag_not_found(key))
+            status, payload = self._single(environment, flags.get(key), key, ctx)
             return status, JSON, payload
         env_id = snapshot.environments[environment].id
         payload = encode_bulk(
@@ -100,6 +102,16 @@ class OfrepApp:
         if headers.get(b"if-none-match") == etag:
             return 304, [(b"etag", etag)], b""
         return 200, [*JSON, (b"etag", etag)], payload
+
+    def _single(
+        self, environment: str, flag: CompiledFlag | None, key: str, ctx: EvaluationContext
+    ) -> tuple[int, bytes]:
+        if flag is None:
+            return encode_single(flag_not_found(key))
+        # Counted per flag only here: a bulk request fetches every flag and says nothing about which one the
+        # caller reads (its client's exposure events do).
+        self._usage.hit(environment, key)
+        return encode_single(flag.evaluate(ctx))
 
 
 def _event_stream(

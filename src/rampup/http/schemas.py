@@ -192,6 +192,40 @@ class FlagOut(BaseModel):
     environments: dict[str, FlagStateOut]
 
 
+class FlagLifeOut(BaseModel):
+    flag: str
+    kind: str
+    status: str = Field(description="active, ready_for_cleanup, stale or archived")
+    reasons: list[str] = Field(
+        description="rollout_completed, past_lifetime, not_evaluated, permanent, archived"
+    )
+    reason: str = Field(description="the reasons in words")
+    since: datetime | None = Field(description="when the status's reason began to hold")
+    last_evaluated_at: datetime | None
+    completed_at: datetime | None = Field(description="when its last rollout completed")
+    archived_at: datetime | None
+    references: int = Field(description="code references in the last push")
+    scanned_at: datetime | None
+    channels: list[str] = Field(description="who hears of its status changes")
+
+
+class EvaluationDayOut(BaseModel):
+    day: str
+    count: int
+
+
+class EnvironmentEvaluationsOut(BaseModel):
+    total: int
+    last_evaluated_at: datetime | None
+    days: list[EvaluationDayOut]
+
+
+class EvaluationsOut(BaseModel):
+    flag: str
+    days: int
+    environments: dict[str, EnvironmentEvaluationsOut]
+
+
 class KillIn(Strict):
     reason: str = Field(default="", max_length=10_000)
 

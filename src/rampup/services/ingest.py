@@ -14,6 +14,7 @@ from rampup.core.rollups import FINE_RETENTION, SECOND, fold
 from rampup.core.telemetry import Kind, Observation
 from rampup.errors import Conflict, NotFound
 from rampup.services.snapshot import SnapshotCache
+from rampup.services.usage import EvaluationCounter
 
 __all__ = ["IngestService"]
 
@@ -21,10 +22,13 @@ RETRIES = 3  # concurrent first writes of the same new aggregate row (several in
 
 
 class IngestService:
-    def __init__(self, store: Store, snapshots: SnapshotCache, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, snapshots: SnapshotCache, clock: Clock, usage: EvaluationCounter | None = None
+    ) -> None:
         self._store = store
         self._snapshots = snapshots
         self._clock = clock
+        self._usage = usage  # exposures count as evaluations of their flag
 
     def now_ms(self) -> int:
         return int(self._clock().timestamp() * 1000)
@@ -55,6 +59,8 @@ class IngestService:
                     tx.telemetry.add_units(env.id, folded.units)
                     tx.feedback.add(env.id, feedback)
                     tx.feedback.add_event_refs(env.id, refs)
+                if self._usage is not None:
+                    self._usage.exposures(environment, observations)
                 return len(observations)
             except Conflict:
                 if attempt == RETRIES - 1:

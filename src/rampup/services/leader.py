@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from rampup.services.alerts import AlertService
 from rampup.services.ingest import IngestService
+from rampup.services.lifecycle import LifecycleService
 from rampup.services.outbox import OutboxService
 from rampup.services.reports import ReportService
 from rampup.services.rollouts import RolloutService
@@ -26,6 +27,7 @@ class Leader:
         reports: ReportService,
         ingest: IngestService,
         retention: timedelta,
+        lifecycle: LifecycleService,
     ) -> None:
         self.holder = holder
         self._lease = lease
@@ -35,15 +37,18 @@ class Leader:
         self._reports = reports
         self._ingest = ingest
         self._retention = retention
+        self._lifecycle = lifecycle
         self.leading = False  # as of the last call: for the server's metrics and the tests
 
     def control(self) -> bool:
-        """One controller pass: judge every live rollout, evaluate the alert rules, queue the reports due."""
+        """One controller pass: judge every live rollout, evaluate the alert rules, queue the reports due, and
+        announce the flags whose lifecycle status changed."""
         if not self._lead():
             return False
         self._rollouts.tick_all()
         self._alerts.evaluate_all()
         self._reports.send_due()
+        self._lifecycle.announce()
         return True
 
     def deliver(self) -> bool:

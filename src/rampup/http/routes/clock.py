@@ -38,5 +38,6 @@ def move_clock(body: ClockIn, request: Request, c: ContainerDep, token: Admin) -
     else:
         now = clock.advance(parse_duration(body.advance or "0s", "advance"))
     log.warning("manual clock moved to %s by %s", now.isoformat(), token.name)
+    c.usage.flush()  # evaluations made before the move count at the new time, before the controller looks
     leader = c.leader.control() if request.app.state.leads else False
     return {"now": now, "manual": True, "leader": leader}

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from rampup.errors import NotFound
 from rampup.http.deps import ContainerDep, Reader, Writer
+from rampup.http.routes.lifecycle import StatusQuery, parse_status
 from rampup.http.schemas import EnvironmentStateOut, ErrorOut, FlagIn, FlagOut, FlagPatch, FlagStateIn, KillIn
 
 router = APIRouter(
@@ -25,8 +26,13 @@ def _state_out(flag: str, environment: str, state: Any) -> dict[str, Any]:
 
 
 @router.get("", response_model=list[FlagOut])
-def list_flags(c: ContainerDep, _: Reader) -> list[dict[str, Any]]:
-    return [view.to_dict() for view in c.flags.flags()]
+def list_flags(c: ContainerDep, _: Reader, status: StatusQuery = None) -> list[dict[str, Any]]:
+    wanted = parse_status(status)
+    views = c.flags.flags()
+    if wanted is not None:
+        keys = {life.key for life in c.lifecycle.lives(wanted)}
+        views = [view for view in views if view.record.definition.key in keys]
+    return [view.to_dict() for view in views]
 
 
 @router.post("", status_code=201, response_model=FlagOut, responses={409: {"model": ErrorOut}})

@@ -1,0 +1,239 @@
+"""A flag's life: its status (active, ready for cleanup, stale, archived) with the reason, announced once per
+change to its channels; where the code uses it; its evaluation counts; and its archive.
+
+`core/lifecycle.assess` decides; this service gathers what it needs from the store (kinds, last changes from
+the flag history, completed rollouts and what happened after them, the evaluation counts) and acts on it.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from rampup.core.bucketing import BUCKETS
+from rampup.core.lifecycle import (
+    READY_AFTER,
+    UNUSED_AFTER,
+    Activity,
+    Lifecycle,
+    Status,
+    Stewardship,
+    Why,
+    assess,
+)
+from rampup.core.notifications import Notification, Severity
+from rampup.core.plans import Phase
+from rampup.core.ports import Clock, FlagRecord, RolloutRecord, Store, Transaction
+from rampup.errors import NotFound
+from rampup.services.notifications import NotificationService
+from rampup.services.outbox import outbox_id
+from rampup.services.usage import epoch_day
+
+__all__ = ["FlagLife", "LifecycleService"]
+
+
+@dataclass(frozen=True, slots=True)
+class FlagLife:
+    key: str
+    stewardship: Stewardship
+    life: Lifecycle
+    last_evaluated_at: datetime | None
+    completed_at: datetime | None
+    channels: tuple[str, ...]  # who hears of its status changes
+
+    def to_dict(self) -> dict[str, Any]:
+        life = self.life
+        return {
+            "flag": self.key,
+            "kind": self.stewardship.kind.value,
+            "status": life.status.value,
+            "reasons": [why.value for why in life.reasons],
+            "reason": describe(life, self.stewardship),
+            "since": life.since,
+            "last_evaluated_at": self.last_evaluated_at,
+            "completed_at": self.completed_at,
+            "archived_at": self.stewardship.archived_at,
+            "references": len(self.stewardship.references),
+            "scanned_at": self.stewardship.scanned_at,
+            "channels": list(self.channels),
+        }
+
+
+def describe(life: Lifecycle, s: Stewardship) -> str:
+    """The reason in words, for people: the CLI, the dashboard and the notifications."""
+    parts = []
+    for why in life.reasons:
+        match why:
+            case Why.ROLLOUT_COMPLETED:
+                parts.append(
+                    "its rollout completed and has not been rolled back since: remove it from the code"
+                )
+            case Why.PAST_LIFETIME:
+                days = life.unchanged.days if life.unchanged else 0
+                lifetime = s.kind.lifetime.days if s.kind.lifetime else 0
+                parts.append(f"unchanged for {days} days, past a {s.kind.value} flag's {lifetime}")
+            case Why.NOT_EVALUATED:
+                days = life.idle.days if life.idle else 0
+                parts.append(f"not evaluated for {days} days")
+            case Why.PERMANENT:
+                parts.append(f"a {s.kind.value} flag lives for good: never stale")
+            case Why.ARCHIVED:
+                parts.append("archived: evaluations answer its final value with reason ARCHIVED")
+    return "; ".join(parts) or "in use"
+
+
+class LifecycleService:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        notifications: NotificationService,
+        on_change: Callable[[], object] = lambda: None,
+        *,
+        ready_after: timedelta = READY_AFTER,
+        unused_after: timedelta = UNUSED_AFTER,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._notifications = notifications
+        self._on_change = on_change
+        self._ready_after = ready_after
+        self._unused_after = unused_after
+
+    # status
+
+    def lives(self, status: Status | None = None) -> list[FlagLife]:
+        with self._store.read() as tx:
+            lives = self._lives(tx, self._clock())
+        return [life for life in lives if status is None or life.life.status is status]
+
+    def announce(self) -> int:
+        """The leader's periodic pass: store each flag's status, and tell its channels of each change once.
+        Status and notifications are written in one transaction, so a change is announced exactly when it is
+        recorded (and delivered at least once by the outbox)."""
+        now = self._clock()
+        with self._store.transaction() as tx:
+            announced = 0
+            for flag in self._lives(tx, now):
+                s, life = flag.stewardship, flag.life
+                if life.status is s.status:
+                    continue
+                record = tx.flag(flag.key)
+                assert record is not None  # read in this very transaction
+                tx.lifecycle.put(record.id, replace(s, status=life.status, status_since=life.since or now))
+                if s.status is not Status.ACTIVE or life.status is not Status.ACTIVE:
+                    self._notifications.enqueue(tx, flag.channels, _notification(flag, s.status, now))
+                    announced += 1
+        return announced
+
+    def _lives(self, tx: Transaction, now: datetime) -> list[FlagLife]:
+        stewardships = tx.lifecycle.all()
+        last_evaluated = tx.lifecycle.last_evaluated()
+        changed: dict[int, datetime] = {}
+        history: dict[tuple[int, int], list[tuple[datetime, bool]]] = {}
+        for flag_id, env_id, at, state in tx.history():
+            changed[flag_id] = max(at, changed.get(flag_id, at))
+            full = state.enabled and state.rollout_bp >= BUCKETS
+            history.setdefault((flag_id, env_id), []).append((at, full))
+        env_ids = {e.key: e.id for e in tx.environments()}
+        completions = _completions(tx, tx.rollouts.find(live=False, limit=10_000))
+        lives = []
+        for record in tx.flags():
+            s = stewardships.get(record.id, Stewardship())
+            completion = completions.get(record.definition.key)
+            completed_at, rolled_back, channels = None, False, s.notify
+            if completion is not None:
+                rollout, completed_at = completion
+                states = history.get((record.id, env_ids.get(rollout.plan.environment, -1)), [])
+                rolled_back = any(at > completed_at and not full for at, full in states)
+                channels = tuple(dict.fromkeys((*rollout.plan.notify, *s.notify)))
+            activity = Activity(
+                s.kind,
+                record.created_at,
+                max(record.updated_at, changed.get(record.id, record.updated_at)),
+                completed_at,
+                rolled_back,
+                last_evaluated.get(record.id),
+                s.archived_at,
+            )
+            life = assess(activity, now, ready_after=self._ready_after, unused_after=self._unused_after)
+            lives.append(
+                FlagLife(
+                    record.definition.key, s, life, last_evaluated.get(record.id), completed_at, channels
+                )
+            )
+        return lives
+
+    # evaluations
+
+    def evaluations(self, key: str, days: int = 30) -> dict[str, Any]:
+        """Evaluations of a flag per environment and day over the last `days` days."""
+        now = self._clock()
+        with self._store.read() as tx:
+            record = _record(tx, key)
+            names = {e.id: e.key for e in tx.environments()}
+            rows = tx.lifecycle.evaluations(record.id, epoch_day(now) - days + 1)
+        environments: dict[str, dict[str, Any]] = {}
+        for env_id, day, count, last_at in rows:
+            env = environments.setdefault(names[env_id], {"total": 0, "last_evaluated_at": None, "days": []})
+            env["total"] += count
+            env["last_evaluated_at"] = max(last_at, env["last_evaluated_at"] or last_at)
+            env["days"].append({"day": date.fromordinal(_EPOCH + day).isoformat(), "count": count})
+        return {"flag": key, "days": days, "environments": environments}
+
+
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+def _record(tx: Transaction, key: str) -> FlagRecord:
+    record = tx.flag(key)
+    if record is None:
+        raise NotFound(f"flag {key!r} not found")
+    return record
+
+
+def _completions(
+    tx: Transaction, rollouts: Iterable[RolloutRecord]
+) -> Mapping[str, tuple[RolloutRecord, datetime]]:
+    """Each flag's most recent completed rollout, and when it completed."""
+    found: dict[str, tuple[RolloutRecord, datetime]] = {}
+    for rollout in rollouts:
+        if rollout.state.phase is not Phase.COMPLETED:
+            continue
+        at = max(
+            (t.at for t in tx.rollouts.transitions(rollout.id) if t.to_phase is Phase.COMPLETED), default=None
+        )
+        flag = rollout.plan.flag
+        if at is not None and (flag not in found or found[flag][1] < at):
+            found[flag] = (rollout, at)
+    return found
+
+
+_TITLES = {
+    Status.ACTIVE: "{key} is active again",
+    Status.READY_FOR_CLEANUP: "{key} is ready for cleanup",
+    Status.STALE: "{key} is stale",
+    Status.ARCHIVED: "{key} is archived",
+}
+
+
+def _notification(flag: FlagLife, before: Status, now: datetime) -> Notification:
+    life = flag.life
+    reason = describe(life, flag.stewardship)
+    return Notification(
+        outbox_id(),
+        f"flag.{life.status.value}",
+        now,
+        _TITLES[life.status].format(key=flag.key),
+        f"{flag.key} ({flag.stewardship.kind.value}) is now {life.status.value.replace('_', ' ')}, "
+        f"was {before.value.replace('_', ' ')}: {reason}.",
+        Severity.INFO,
+        (("flag", flag.key), ("status", life.status.value), ("reason", reason)),
+        details={
+            "flag": flag.key,
+            "status": life.status.value,
+            "previous": before.value,
+            "reasons": [why.value for why in life.reasons],
+            "since": life.since.astimezone(UTC).isoformat() if life.since else None,
+        },
+    )
