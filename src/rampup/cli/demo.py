@@ -1,6 +1,5 @@
 """rampup demo: a throwaway server with two rollouts in accelerated time, synthetic users, one regression."""
 
-import secrets
 import shutil
 import signal
 import sys
@@ -14,7 +13,6 @@ import httpx
 import typer
 
 from rampup.config import Settings
-from rampup.core.tokens import TOKEN_PREFIX
 
 __all__ = ["demo"]
 
@@ -34,9 +32,10 @@ def demo(
     from rampup.bootstrap import build_container, prepare
     from rampup.demo import REGRESSING_FLAG, DemoTraffic, set_up
     from rampup.http.app import create_app
+    from rampup.services.tokens import new_secret
 
     folder = Path(tempfile.mkdtemp(prefix="rampup-demo-"))
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = new_secret()
     settings = Settings(
         database_url=f"sqlite:///{folder / 'demo.db'}",
         admin_token=token,

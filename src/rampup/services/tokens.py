@@ -8,9 +8,15 @@ from rampup.core.ports import Clock, Store
 from rampup.core.tokens import TOKEN_PREFIX, Scope, Token, hash_secret
 from rampup.errors import InvalidInput, NotFound
 
-__all__ = ["TokenService", "ENV_ADMIN_TOKEN_ID"]
+__all__ = ["TokenService", "ENV_ADMIN_TOKEN_ID", "new_secret"]
 
 ENV_ADMIN_TOKEN_ID = "env-admin"  # the token whose value comes from RAMPUP_ADMIN_TOKEN
+
+
+def new_secret() -> str:
+    """256 random bits in hex: a secret is also a Sentry DSN's key, and the JavaScript SDK's DSN parser takes
+    only word characters there (a '-' from URL-safe base64 made about half of all DSNs invalid)."""
+    return TOKEN_PREFIX + secrets.token_hex(32)
 
 
 class TokenService:
@@ -42,7 +48,7 @@ class TokenService:
             )
         if environment is not None and not isinstance(environment, str):
             raise InvalidInput("environment must be an environment key", where="environment")
-        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        secret = new_secret()
         now = self._clock()
         with self._store.transaction() as tx:
             env = tx.environment(environment) if environment is not None else None
