@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from rampup.core.masking import mask_url
 from rampup.errors import InvalidInput
 
 __all__ = ["Severity", "Notification", "ChannelType", "Channel", "SECRET_FIELDS", "PAGERDUTY_URL"]
@@ -116,9 +117,15 @@ class Channel:
         return n.severity.rank >= self.min_severity.rank or n.resolved
 
     def public(self) -> dict[str, Any]:
-        """The channel as the API shows it: secrets are never shown back."""
-        config = {k: ("********" if k in SECRET_FIELDS and v else v) for k, v in self.config.items()}
+        """The channel as every view shows it (API, audit log): secrets are never shown back, URLs masked."""
+        config = {k: _public(k, v) for k, v in self.config.items()}
         return {"name": self.name, "type": self.type.value, "min_severity": self.min_severity.value, **config}
+
+
+def _public(key: str, value: Any) -> Any:
+    if key in SECRET_FIELDS and value:
+        return "********"
+    return mask_url(value) if key == "url" and isinstance(value, str) else value
 
 
 def _url(config: Mapping[str, Any], key: str, required: bool = True) -> None:

@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from rampup.core.egress import Destinations
+from rampup.core.masking import mask_urls
 from rampup.core.notifications import Channel, ChannelType, Notification
 from rampup.core.ports import Clock, Store, Transaction
 from rampup.errors import Conflict, NotFound, Unavailable
@@ -113,7 +114,7 @@ class NotificationService:
                 "id": item["id"],
                 "kind": item["kind"],
                 "channel": item["payload"].get("channel")
-                or item["payload"].get("url")
+                or mask_urls(item["payload"].get("url"))
                 or item["payload"].get("command"),
                 "type": (item["payload"].get("notification") or {}).get("type", item["kind"]),
                 "notification_id": (item["payload"].get("notification") or {}).get("id", item["id"]),
@@ -121,7 +122,7 @@ class NotificationService:
                 if item["delivered_at"]
                 else ("failing" if item["attempts"] else "pending"),
                 "attempts": item["attempts"],
-                "last_error": item["last_error"],
+                "last_error": mask_urls(item["last_error"]),
                 "created_at": item["created_at"],
                 "delivered_at": item["delivered_at"],
             }

@@ -13,6 +13,7 @@ from typing import Any
 
 from rampup.core.egress import Destinations
 from rampup.core.gates import CONTROL, TREATMENT, GateResult, assess
+from rampup.core.masking import mask_urls
 from rampup.core.notifications import Notification, Severity
 from rampup.core.plans import (
     Decision,
@@ -402,5 +403,5 @@ def _view(
         "actions": list(available_actions(plan, state, now)),
         "created_by": record.created_by,
         "created_at": record.created_at,
-        "plan": record.plan_source,
+        "plan": mask_urls(record.plan_source),
     }
