@@ -159,6 +159,7 @@ def leader_jobs(c: Container) -> list[Job]:
 class FirstStart:
     admin_secret: str | None  # a generated admin token, shown once
     example_flag: str | None
+    admin_token_revoked: bool = False  # RAMPUP_ADMIN_TOKEN holds a secret that was revoked: it stays so
 
 
 def prepare(c: Container) -> FirstStart:
@@ -166,12 +167,13 @@ def prepare(c: Container) -> FirstStart:
     fresh = c.revision() == 0
     c.flags.ensure_environments(DEFAULT_ENVIRONMENTS)
     admin_secret = None
+    revoked = False
     if c.settings.admin_token:
-        c.tokens.ensure(ENV_ADMIN_TOKEN_ID, "admin", Scope.ADMIN, c.settings.admin_token)
+        revoked = not c.tokens.ensure(ENV_ADMIN_TOKEN_ID, "admin", Scope.ADMIN, c.settings.admin_token)
     elif not any(t.scope is Scope.ADMIN and t.revoked_at is None for t in c.tokens.tokens()):
         _, admin_secret = c.tokens.create(Scope.ADMIN, None, "admin", "system")
     example = None
     if fresh:
         example = c.flags.create_flag(EXAMPLE_FLAG, "system").record.definition.key
     c.snapshots.refresh()
-    return FirstStart(admin_secret, example)
+    return FirstStart(admin_secret, example, revoked)

@@ -299,7 +299,9 @@ def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_sig
     assert any(f[0] == "error_rate" and "pass" in f[1] for f in controller_advance["fields"]), (
         controller_advance
     )
-    approval = next(b for b in accepted if b["details"]["actor"] == "lee" and b["details"]["to_stage"] == 3)
+    approval = next(
+        b for b in accepted if b["details"]["on_behalf_of"] == "lee" and b["details"]["to_stage"] == 3
+    )
     assert "team ready for full launch" in json.dumps(accepted) and approval["type"] == "rollout.advanced"
 
     # ---- the e-mails: the same notifications (same ids), plain text and HTML, to every recipient

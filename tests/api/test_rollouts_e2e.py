@@ -153,22 +153,35 @@ def test_waits_for_signoff_then_climbs_through_every_stage_on_healthy_traffic(
         state = flag_state(c, flag)
         assert (state["enabled"], state["rollout"]) == (True, 100)
 
-        # The timeline: every transition, in order, with its actor and reason.
+        # The timeline: every transition, in order, with its actor (the token's name; the person it acted for
+        # beside it) and reason.
         timeline = status["timeline"]
         for t in timeline:
             assert t["at"] and t["actor"] and t["reason"], t
         assert stage_changes(status) == [(0, 1), (1, 2), (2, 3), (3, 4)]
-        moves = [(t["from"], t["to"], t["from_stage"], t["to_stage"], t["actor"]) for t in timeline]
+        moves = [
+            (t["from"], t["to"], t["from_stage"], t["to_stage"], t["actor"], t["on_behalf_of"])
+            for t in timeline
+        ]
         assert moves[0][:4] == ("pending", "awaiting_approval", 0, 0)
-        assert ("awaiting_approval", "awaiting_approval", 0, 0, "dana") in moves  # the sign-off itself
-        assert ("awaiting_approval", "running", 0, 1, "dana") in moves
-        assert ("running", "running", 1, 2, "controller") in moves
-        assert ("running", "running", 2, 3, "controller") in moves
-        assert ("running", "awaiting_approval", 3, 3, "controller") in moves
-        assert ("awaiting_approval", "running", 3, 4, "lee") in moves
-        assert moves[-1] == ("running", "completed", 4, 4, "controller")
+        assert (
+            "awaiting_approval",
+            "awaiting_approval",
+            0,
+            0,
+            "admin",
+            "dana",
+        ) in moves  # the sign-off itself
+        assert ("awaiting_approval", "running", 0, 1, "admin", "dana") in moves
+        assert ("running", "running", 1, 2, "controller", None) in moves
+        assert ("running", "running", 2, 3, "controller", None) in moves
+        assert ("running", "awaiting_approval", 3, 3, "controller", None) in moves
+        assert ("awaiting_approval", "running", 3, 4, "admin", "lee") in moves
+        assert moves[-1] == ("running", "completed", 4, 4, "controller", None)
         assert "Support team briefed" in timeline[0]["reason"]
-        assert any("team ready for full launch" in t["reason"] for t in timeline if t["actor"] == "lee")
+        assert any(
+            "team ready for full launch" in t["reason"] for t in timeline if t["on_behalf_of"] == "lee"
+        )
 
         # The controller's decisions carry their evidence: value, bounds, samples and threshold of every gate.
         decided = [t for t in timeline if t["actor"] == "controller"]
@@ -188,8 +201,13 @@ def test_waits_for_signoff_then_climbs_through_every_stage_on_healthy_traffic(
 
         # The audit log has each flag change, the controller's under its own name.
         entries = [e for e in audit(c, flag) if e["action"] in ("flag.update", "flag.kill")]
-        changes = [(e["actor"], e["after"]["rollout"]) for e in entries]
-        assert changes[-4:] == [("dana", 10), ("controller", 25), ("controller", 50), ("lee", 100)], changes
+        changes = [(e["actor"], e["on_behalf_of"], e["after"]["rollout"]) for e in entries]
+        assert changes[-4:] == [
+            ("admin", "dana", 10),
+            ("controller", None, 25),
+            ("controller", None, 50),
+            ("admin", "lee", 100),
+        ], changes
         for e in entries[-4:]:
             assert e["after"]["enabled"] is True and e["reason"], e
 
@@ -709,20 +727,20 @@ def test_pause_resume_rollback_disable_and_abort_by_hand(
         manual = [
             (t["from"], t["to"], t["from_stage"], t["to_stage"], t["actor"], t["reason"])
             for t in timeline
-            if t["actor"] == "sam"
+            if t["on_behalf_of"] == "sam"
         ]
         assert manual == [
-            ("running", "paused", 1, 1, "sam", "waiting for the release notes"),
-            ("paused", "running", 1, 1, "sam", "notes are out"),
-            ("running", "rolled_back", 2, 1, "sam", "a customer report to look at"),
-            ("rolled_back", "disabled", 1, 1, "sam", "turn it off"),
+            ("running", "paused", 1, 1, "admin", "waiting for the release notes"),
+            ("paused", "running", 1, 1, "admin", "notes are out"),
+            ("running", "rolled_back", 2, 1, "admin", "a customer report to look at"),
+            ("rolled_back", "disabled", 1, 1, "admin", "turn it off"),
         ]
-        by_sam = [
-            (e["action"], e["after"]["enabled"], e["after"]["rollout"])
+        for_sam = [
+            (e["actor"], e["action"], e["after"]["enabled"], e["after"]["rollout"])
             for e in audit(c, flag)
-            if e["actor"] == "sam"
+            if e["on_behalf_of"] == "sam"
         ]
-        assert by_sam == [("flag.update", True, 10), ("flag.kill", False, 10)]
+        assert for_sam == [("admin", "flag.update", True, 10), ("admin", "flag.kill", False, 10)]
 
         # A new rollout of the same flag may start once the last one is over; abort takes it back to 0%.
         second = create_rollout(c, plan)
@@ -732,6 +750,11 @@ def test_pause_resume_rollback_disable_and_abort_by_hand(
         assert aborted["state"] == "aborted" and aborted["stage"]["number"] == 0
         assert flag_state(c, flag)["rollout"] == 0
         last = aborted["timeline"][-1]
-        assert (last["to"], last["actor"], last["reason"]) == ("aborted", "kim", "wrong build")
+        assert (last["to"], last["actor"], last["on_behalf_of"], last["reason"]) == (
+            "aborted",
+            "admin",
+            "kim",
+            "wrong build",
+        )
         refused = command(c, second, "resume", expect=409)
         assert "aborted" in refused["error"]["message"]

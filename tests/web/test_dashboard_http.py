@@ -250,6 +250,7 @@ def test_every_rollout_command_from_the_dashboard_is_audited_as_the_token(web_se
         ).json()
     assert [(e["action"], e["actor"], e["reason"]) for e in reversed(entries)] == [
         ("rollout.create", "admin", ""),
+        ("rollout.start", "admin", ""),
         ("rollout.pause", "release-manager", "holding for the release call"),
         ("rollout.resume", "release-manager", "call done"),
         ("rollout.approve", "release-manager", "full launch approved"),

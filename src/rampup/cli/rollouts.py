@@ -74,7 +74,7 @@ def render_status(r: dict[str, Any]) -> None:
                 str(t["at"])[:19],
                 f"{t['from']} → {t['to']}",
                 f"{t['from_stage']} → {t['to_stage']}",
-                t["actor"],
+                t["actor"] + (f" on behalf of {t['on_behalf_of']}" if t.get("on_behalf_of") else ""),
                 t["reason"],
             )
         console.print(timeline)

@@ -87,6 +87,10 @@ def _start(db: str, host: str, port: int, tick: str | None, role: str) -> "Conta
         )
     if first.example_flag:
         typer.echo(f"Example flag: {first.example_flag} (off everywhere)")
+    if first.admin_token_revoked:
+        typer.echo(
+            "RAMPUP_ADMIN_TOKEN was revoked and stays revoked: set a new value to have an admin token again"
+        )
     if first.admin_secret:
         typer.echo(f"Admin token (shown once, keep it): {first.admin_secret}")
         typer.echo(f"Try:  export RAMPUP_SERVER={url} RAMPUP_TOKEN={first.admin_secret}; rampup flag list")

@@ -30,12 +30,16 @@ class AuditEntry:
     before: Any
     after: Any
     reason: str
+    on_behalf_of: str | None = (
+        None  # whom the token (`actor`) said it acted for; recorded, never trusted instead
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "at": self.at,
             "actor": self.actor,
+            "on_behalf_of": self.on_behalf_of,
             "action": self.action,
             "target": self.target,
             "environment": self.environment,

@@ -268,9 +268,10 @@ class Transition:
     to_phase: Phase
     from_stage: int
     to_stage: int
-    actor: str  # a person, or "controller"
+    actor: str  # the token's name, or "controller"
     reason: str
     evidence: tuple[dict[str, Any], ...] = ()
+    on_behalf_of: str | None = None  # whom the token says it acted for (a body's "by"), never instead of it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -280,6 +281,7 @@ class Transition:
             "from_stage": self.from_stage,
             "to_stage": self.to_stage,
             "actor": self.actor,
+            "on_behalf_of": self.on_behalf_of,
             "reason": self.reason,
             "evidence": list(self.evidence),
         }
@@ -360,6 +362,7 @@ class _Builder:
     state: RolloutState
     now: datetime
     actor: str
+    on_behalf_of: str | None = None
     effects: list[SetRollout | Kill] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
 
@@ -372,9 +375,21 @@ class _Builder:
         self.state = replace(before, **changes)
         self.transitions.append(
             Transition(
-                self.now, before.phase, phase, before.stage, stage, self.actor, reason, tuple(evidence)
+                self.now,
+                before.phase,
+                phase,
+                before.stage,
+                stage,
+                self.actor,
+                reason,
+                tuple(evidence),
+                self.on_behalf_of,
             )
         )
+
+    def note(self, reason: str) -> None:
+        """A command that moves nothing (a sign-off, an approval), in the timeline all the same."""
+        self.move(self.state.phase, self.state.stage, reason)
 
     def advance_or_wait(self, reason: str, evidence: Sequence[dict[str, Any]] = ()) -> None:
         """Go to the next stage, or wait for what it needs, or complete after the last."""
@@ -544,9 +559,11 @@ def act(
     reason: str,
     now: datetime,
     prerequisite: str | None = None,
+    on_behalf_of: str | None = None,
 ) -> Decision:
-    """A person's command. Raises Conflict when the rollout's phase does not allow it."""
-    b = _Builder(plan, state, now, actor)
+    """A person's command, given with a token (`actor`, its name) maybe for someone (`on_behalf_of`), who is
+    then the one who signs off. Raises Conflict when the rollout's phase does not allow it."""
+    b = _Builder(plan, state, now, actor, on_behalf_of)
     phase = state.phase
     if phase.is_terminal:
         raise Conflict(f"the rollout is {phase.value}; start a new one")
@@ -559,19 +576,10 @@ def act(
         case "signoff":
             stage = _stage_of(plan, prerequisite, state)
             b.state = replace(
-                state, signoffs=(*state.signoffs, Signoff(stage, prerequisite or "", actor, now))
+                state,
+                signoffs=(*state.signoffs, Signoff(stage, prerequisite or "", on_behalf_of or actor, now)),
             )
-            b.transitions.append(
-                Transition(
-                    now,
-                    phase,
-                    phase,
-                    state.stage,
-                    state.stage,
-                    actor,
-                    f"signed off '{prerequisite}' for stage {stage}",
-                )
-            )
+            b.note(f"signed off '{prerequisite}' for stage {stage}")
             if phase is Phase.AWAITING_APPROVAL and not b.state.missing(plan, state.stage + 1):
                 b.advance_or_wait(f"stage {state.stage + 1} is signed off")
         case "approve" if phase in live:
@@ -579,11 +587,7 @@ def act(
             if nxt > len(plan.stages) or not plan.stages[nxt - 1].approval:
                 raise Conflict(f"stage {nxt} does not ask for an approval")
             b.state = replace(state, approvals=(*state.approvals, nxt))
-            b.transitions.append(
-                Transition(
-                    now, phase, phase, state.stage, state.stage, actor, reason or f"approved stage {nxt}"
-                )
-            )
+            b.note(reason or f"approved stage {nxt}")
             if phase is Phase.AWAITING_APPROVAL and not b.state.missing(plan, nxt):
                 b.advance_or_wait(f"stage {nxt} approved")
         case "advance" if phase in live:

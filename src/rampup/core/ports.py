@@ -219,6 +219,7 @@ class Transaction(Protocol):
         after: Any,
         reason: str,
         at: datetime,
+        on_behalf_of: str | None = None,
     ) -> None: ...
     def audit_entries(
         self,

@@ -252,7 +252,8 @@ class TokenCreated(TokenOut):
 class AuditOut(BaseModel):
     id: int
     at: datetime
-    actor: str
+    actor: str = Field(description="the name of the token that made the change (or system, controller)")
+    on_behalf_of: str | None = Field(default=None, description="whom the token said it acted for (`by`)")
     action: str
     target: str
     environment: str | None
@@ -338,7 +339,9 @@ class RolloutCreated(BaseModel):
 class ActionIn(Strict):
     reason: str = Field(default="", max_length=10_000)
     by: str | None = Field(
-        default=None, max_length=200, description="the person acting; default: the token's name"
+        default=None,
+        max_length=200,
+        description='the person the token acts for: recorded beside the token\'s name as "on behalf of"',
     )
 
 
@@ -374,6 +377,7 @@ class TransitionOut(BaseModel):
     from_stage: int
     to_stage: int
     actor: str
+    on_behalf_of: str | None = None
     reason: str
     evidence: list[dict[str, Any]]
 

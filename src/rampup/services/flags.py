@@ -244,6 +244,7 @@ class FlagService:
         action: str,
         change: Callable[[FlagDefinition, FlagState], FlagState],
         now: datetime,
+        on_behalf_of: str | None = None,
     ) -> FlagState:
         """Change a flag's state inside the caller's transaction (a rollout decision), audited there too."""
         env = self.environment(tx, environment)
@@ -251,7 +252,17 @@ class FlagService:
         before = tx.state(record.id, env.id) or FlagState(salt=key)
         after = replace(change(record.definition, before), version=before.version + 1)
         tx.put_state(record.id, env.id, after, now)
-        tx.audit(actor, action, f"flag:{key}", environment, before.to_dict(), after.to_dict(), reason, now)
+        tx.audit(
+            actor,
+            action,
+            f"flag:{key}",
+            environment,
+            before.to_dict(),
+            after.to_dict(),
+            reason,
+            now,
+            on_behalf_of,
+        )
         return after
 
     def audit(

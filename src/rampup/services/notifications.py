@@ -85,6 +85,9 @@ class NotificationService:
         )
         with self._store.transaction() as tx:
             self.enqueue(tx, [name], n)
+            tx.audit(
+                actor, "channel.test", f"channel:{name}", None, None, {"notification_id": n.id}, "", n.at
+            )
         return n.id
 
     # notifications

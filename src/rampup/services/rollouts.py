@@ -130,30 +130,24 @@ class RolloutService:
                 now,
             )
             if start:
-                self._apply(tx, record, act(plan, state, "start", actor, "", now), now)
+                self._command(tx, record, "start", actor, "", now)
         self._on_change()
         return rollout_id
 
     def act(
-        self, rollout_id: int, action: str, actor: str, reason: str = "", prerequisite: str | None = None
+        self,
+        rollout_id: int,
+        action: str,
+        actor: str,
+        reason: str = "",
+        prerequisite: str | None = None,
+        on_behalf_of: str | None = None,
     ) -> None:
+        """A command given with the token named `actor`, maybe for a person (`on_behalf_of`, kept beside it)."""
         now = self._clock()
         with self._store.transaction() as tx:
             record = self._get(tx, rollout_id)
-            decision = act(record.plan, record.state, action, actor, reason, now, prerequisite)
-            self._apply(tx, record, decision, now)
-            # People's commands are in the audit log beside flag changes; the controller's decisions are in
-            # the rollout's timeline (and in the log when they change the flag).
-            tx.audit(
-                actor,
-                f"rollout.{action}",
-                f"rollout:{rollout_id}",
-                record.plan.environment,
-                _audited(record.state),
-                _audited(decision.state),
-                reason or (f"signed off '{prerequisite}'" if prerequisite else ""),
-                now,
-            )
+            self._command(tx, record, action, actor, reason, now, prerequisite, on_behalf_of)
         self._on_change()
 
     # the controller
@@ -208,6 +202,33 @@ class RolloutService:
 
     # internals
 
+    def _command(
+        self,
+        tx: Transaction,
+        record: RolloutRecord,
+        action: str,
+        actor: str,
+        reason: str,
+        now: datetime,
+        prerequisite: str | None = None,
+        on_behalf_of: str | None = None,
+    ) -> None:
+        decision = act(record.plan, record.state, action, actor, reason, now, prerequisite, on_behalf_of)
+        self._apply(tx, record, decision, now)
+        # People's commands are in the audit log beside flag changes; the controller's decisions are in the
+        # rollout's timeline (and in the log when they change the flag).
+        tx.audit(
+            actor,
+            f"rollout.{action}",
+            f"rollout:{record.id}",
+            record.plan.environment,
+            _audited(record.state),
+            _audited(decision.state),
+            reason or (f"signed off '{prerequisite}'" if prerequisite else ""),
+            now,
+            on_behalf_of,
+        )
+
     def _check_hooks(self, plan: Plan) -> None:
         if plan.hooks.webhook is not None:
             self._destinations.check_url(plan.hooks.webhook, "hooks.webhook")
@@ -252,8 +273,9 @@ class RolloutService:
         plan = record.plan
         for transition in decision.transitions:
             self._notifications.enqueue(tx, plan.notify, transition_notification(record, transition))
-        reason = decision.transitions[-1].reason if decision.transitions else ""
-        actor = decision.transitions[-1].actor if decision.transitions else "controller"
+        last = decision.transitions[-1] if decision.transitions else None
+        reason, actor = (last.reason, last.actor) if last else ("", "controller")
+        on_behalf_of = last.on_behalf_of if last else None
         for effect in decision.effects:
             if isinstance(effect, SetRollout):
 
@@ -262,7 +284,7 @@ class RolloutService:
                     return replace(s, enabled=True, rollout_bp=bp, bucket_by=bucket_by)
 
                 state = self._flags.change_state_in(
-                    tx, plan.flag, plan.environment, actor, reason, "flag.update", change, now
+                    tx, plan.flag, plan.environment, actor, reason, "flag.update", change, now, on_behalf_of
                 )
             else:
                 assert isinstance(effect, Kill)
@@ -275,6 +297,7 @@ class RolloutService:
                     "flag.kill",
                     lambda _d, s: replace(s, enabled=False),
                     now,
+                    on_behalf_of,
                 )
             hook = {
                 "rollout_id": record.id,
@@ -340,7 +363,7 @@ def transition_notification(record: RolloutRecord, t: Transition) -> Notificatio
     fields = [
         ("rollout", f"{record.id} {plan.name}"),
         ("state", f"{t.from_phase.value} → {t.to_phase.value}"),
-        ("by", t.actor),
+        ("by", f"{t.actor} on behalf of {t.on_behalf_of}" if t.on_behalf_of else t.actor),
     ]
     fields += [
         (

@@ -60,17 +60,15 @@ class TokenService:
         self._on_change()
         return token, secret
 
-    def ensure(self, token_id: str, name: str, scope: Scope, secret: str) -> None:
-        """Make a token with this exact secret exist (RAMPUP_ADMIN_TOKEN); a no-op when it already does."""
+    def ensure(self, token_id: str, name: str, scope: Scope, secret: str) -> bool:
+        """Make a token with this exact secret exist (RAMPUP_ADMIN_TOKEN); a no-op when it already does. A token
+        revoked with this secret stays revoked, however often the server restarts with it: only a new secret
+        makes the token again. Returns whether the token can be used."""
         now = self._clock()
         with self._store.transaction() as tx:
             existing = tx.token(token_id)
-            if (
-                existing is not None
-                and existing.secret_hash == hash_secret(secret)
-                and existing.revoked_at is None
-            ):
-                return
+            if existing is not None and existing.secret_hash == hash_secret(secret):
+                return existing.revoked_at is None
             token = Token(token_id, name, scope, None, hash_secret(secret), now)
             if existing is None:
                 tx.add_token(token, None)
@@ -87,6 +85,7 @@ class TokenService:
                 now,
             )
         self._on_change()
+        return True
 
     def tokens(self) -> list[Token]:
         with self._store.read() as tx:

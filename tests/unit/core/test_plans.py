@@ -240,3 +240,15 @@ def test_bad_plans_say_where(change: dict[str, Any], where: str | None) -> None:
     with pytest.raises(InvalidInput) as err:
         Plan.parse(raw)
     assert err.value.where == where
+
+
+def test_a_command_for_someone_names_the_token_and_keeps_the_person_beside_it() -> None:
+    start = act(PLAN, RolloutState(), "start", "ci-bot", "", T0)
+    signed = act(PLAN, start.state, "signoff", "ci-bot", "", T0, "Support team briefed", on_behalf_of="lee")
+    assert signed.state.signoffs[0].by == "lee"  # the person who signed off
+    assert [(t.actor, t.on_behalf_of) for t in signed.transitions] == [("ci-bot", "lee")] * len(
+        signed.transitions
+    )
+    paused = act(PLAN, signed.state, "pause", "ci-bot", "", T0, on_behalf_of="sam")
+    assert paused.transitions[-1].to_dict()["actor"] == "ci-bot"
+    assert paused.transitions[-1].to_dict()["on_behalf_of"] == "sam"

@@ -144,6 +144,7 @@ class SqlRollouts:
                         "actor": t.actor,
                         "reason": t.reason,
                         "evidence": jsonable(list(t.evidence)),
+                        "on_behalf_of": t.on_behalf_of,
                     }
                     for t in transitions
                 ],
@@ -165,6 +166,7 @@ class SqlRollouts:
                 r.actor,
                 r.reason,
                 tuple(r.evidence),
+                r.on_behalf_of,
             )
             for r in self.conn.execute(query)
         ]

@@ -274,10 +274,12 @@ class SqlTransaction:
         after: Any,
         reason: str,
         at: datetime,
+        on_behalf_of: str | None = None,
     ) -> None:
         self.audited = True
         self.conn.execute(
             insert(audit).values(
+                on_behalf_of=on_behalf_of,
                 at=at,
                 actor=actor,
                 action=action,
@@ -312,7 +314,16 @@ class SqlTransaction:
             query = query.where(audit.c.id < before_id)
         return [
             AuditEntry(
-                r.id, utc(r.at), r.actor, r.action, r.target, r.environment, r.before, r.after, r.reason
+                r.id,
+                utc(r.at),
+                r.actor,
+                r.action,
+                r.target,
+                r.environment,
+                r.before,
+                r.after,
+                r.reason,
+                r.on_behalf_of,
             )
             for r in self.conn.execute(query)
         ]

@@ -117,6 +117,7 @@ audit = Table(
     Column("before", Json, nullable=True),
     Column("after", Json, nullable=True),
     Column("reason", Text, nullable=False, default=""),
+    Column("on_behalf_of", String(200), nullable=True),
     Index("ix_audit_target", "target", "id"),
 )
 
@@ -290,6 +291,7 @@ rollout_transitions = Table(
     Column("actor", String(200), nullable=False),
     Column("reason", Text, nullable=False),
     Column("evidence", Json, nullable=False),
+    Column("on_behalf_of", String(200), nullable=True),
     Index("ix_rollout_transitions_rollout", "rollout_id", "id"),
 )
 

@@ -64,8 +64,9 @@ def get_rollout(rollout_id: RolloutId, c: ContainerDep, _: Reader) -> dict[str, 
 
 @router.post("/{rollout_id}/signoff", response_model=RolloutOut)
 def signoff(rollout_id: RolloutId, body: SignoffIn, c: ContainerDep, token: Writer) -> dict[str, Any]:
-    """A named person signs off one prerequisite of a stage ahead."""
-    c.rollouts.act(rollout_id, "signoff", body.by or token.name, "", body.prerequisite)
+    """A named person (`by`, else the token's name) signs off one prerequisite of a stage ahead; the audit log
+    and the timeline name the token, and `by` beside it as "on behalf of"."""
+    c.rollouts.act(rollout_id, "signoff", token.name, "", body.prerequisite, body.by or None)
     return c.rollouts.rollout(rollout_id)
 
 
@@ -73,7 +74,8 @@ def signoff(rollout_id: RolloutId, body: SignoffIn, c: ContainerDep, token: Writ
 def command(
     rollout_id: RolloutId, action: Action, c: ContainerDep, token: Writer, body: ActionIn | None = None
 ) -> dict[str, Any]:
-    """advance, pause, resume, rollback, disable, approve, abort (and start, for one created with start: false)."""
-    actor = (body.by if body and body.by else None) or token.name
-    c.rollouts.act(rollout_id, action, actor, body.reason if body else "")
+    """advance, pause, resume, rollback, disable, approve, abort (and start, for one created with start: false).
+    Audited as the token; a `by` is recorded beside it as "on behalf of", never instead of it."""
+    by = (body.by if body else None) or None
+    c.rollouts.act(rollout_id, action, token.name, body.reason if body else "", None, by)
     return c.rollouts.rollout(rollout_id)

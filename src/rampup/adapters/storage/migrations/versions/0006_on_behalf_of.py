@@ -1,0 +1,25 @@
+"""Audit entries and rollout transitions record whom a token acted for ("on behalf of"), beside the token.
+
+Revision ID: 0006
+Revises: 0005
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    for table in ("audit", "rollout_transitions"):
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(sa.Column("on_behalf_of", sa.String(200), nullable=True))
+
+
+def downgrade() -> None:
+    for table in ("audit", "rollout_transitions"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("on_behalf_of")
