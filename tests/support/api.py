@@ -18,8 +18,14 @@ def new_flag(api: httpx.Client, *, rollout: float | None = None, env: str = "pro
     return key
 
 
-def new_token(api: httpx.Client, scope: str = "ingest", env: str | None = "production") -> str:
-    body: dict[str, Any] = {"scope": scope, **({"environment": env} if env is not None else {})}
+def new_token(
+    api: httpx.Client, scope: str = "ingest", env: str | None = "production", name: str | None = None
+) -> str:
+    body: dict[str, Any] = {
+        "scope": scope,
+        **({"environment": env} if env is not None else {}),
+        **({"name": name} if name is not None else {}),
+    }
     response = api.post("/api/v1/tokens", json=body)
     assert response.status_code == 201, response.text
     return str(response.json()["token"])
