@@ -226,6 +226,33 @@ def test_flag_set_rule_is_stored_as_a_targeting_rule(sqlite_server: Server) -> N
     assert "email ends_with @example.com -> on" in shown
 
 
+def test_flag_set_rule_with_a_percentage_serves_a_split(sqlite_server: Server) -> None:
+    key = new_key()
+    create_flag(sqlite_server, key, enabled=True)
+
+    ok(
+        rampup(
+            "flag",
+            "set",
+            key,
+            "--env",
+            "production",
+            "--rule",
+            "country in DE,AT -> 50%",
+            "--bucket-by",
+            "account_id",
+            server=sqlite_server,
+        )
+    )
+
+    state = api_state(sqlite_server, key)
+    assert state["rules"] == [
+        {"conditions": [{"attribute": "country", "operator": "in", "values": ["DE", "AT"]}], "rollout": 50}
+    ]
+    assert state["bucket_by"] == "account_id"
+    assert "country in DE,AT -> 50%" in ok(rampup("flag", "show", key, server=sqlite_server))
+
+
 def test_flag_set_several_rules_with_and_and_lists(sqlite_server: Server) -> None:
     key = new_key()
     create_flag(sqlite_server, key, enabled=True)

@@ -112,6 +112,14 @@ def mixed_flags(rampup: Rampup) -> dict[str, str]:
         "number": rampup.new_flag(definition=sizes, enabled=True, rollout=50),
         "object": rampup.new_flag(definition=layout, enabled=True, rollout=100),
         "account": rampup.new_flag(enabled=True, rollout=40, bucket_by="account_id"),
+        "rule_split": rampup.new_flag(
+            enabled=True,
+            rollout=20,
+            bucket_by="account_id",
+            rules=[
+                {"conditions": [{"attribute": "plan", "operator": "in", "values": ["pro"]}], "rollout": 60}
+            ],
+        ),
     }
 
 
@@ -130,13 +138,14 @@ def test_the_same_answers_as_the_real_ofrep_client_for_thousands_of_users(
         "number": ofrep_client.get_float_details,
         "object": ofrep_client.get_object_details,
         "account": ofrep_client.get_boolean_details,
+        "rule_split": ofrep_client.get_boolean_details,
     }
     defaults: dict[str, Any] = {"string": "", "number": -1.0, "object": {}}
-    population = users(2700)
+    population = users(3000)
     compared = 0
     for i, (user, attributes) in enumerate(population):
-        # Every user meets two flags through OFREP (one request each); over 2,700 users every flag gets 600.
-        for name in (list(flags)[i % 9], list(flags)[(i + 3) % 9]):
+        # Every user meets two flags through OFREP (one request each); over 3,000 users every flag gets 600.
+        for name in (list(flags)[i % 10], list(flags)[(i + 3) % 10]):
             key = flags[name]
             remote = resolve[name](key, defaults.get(name, True), EvaluationContext(user, attributes))
             local = client.evaluate(key, user, attributes, defaults.get(name, True))
@@ -155,7 +164,7 @@ def test_the_same_answers_as_the_real_ofrep_client_for_thousands_of_users(
             if isinstance(remote.value, bool):
                 assert client.is_enabled(key, user, attributes) is remote.value
             compared += 1
-    assert compared == 5400
+    assert compared == 6000
     share = sum(client.is_enabled(flags["split"], u) for u, _ in population) / len(population)
     assert 0.22 < share < 0.28
 

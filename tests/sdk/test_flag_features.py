@@ -52,3 +52,18 @@ def test_every_user_of_an_account_sees_the_same_answer(
     rampup.caught_up(client)
     for account in inside:
         assert both(rampup, client, ofrep_client, key, "someone-new", {"account_id": account})[0] is True
+
+
+def test_a_fifty_percent_split_inside_a_rule(
+    rampup: Rampup, client: Client, ofrep_client: OpenFeatureClient
+) -> None:
+    rule = {"conditions": [{"attribute": "country", "operator": "in", "values": ["DE", "AT"]}], "rollout": 50}
+    key = rampup.new_flag(enabled=True, rollout=0, rules=[rule])
+    with rampup.api() as api:
+        shown = api.get(f"/api/v1/flags/{key}/environments/{rampup.environment}").json()
+    assert shown["rules"][0]["rollout"] == 50 and "variant" not in shown["rules"][0]
+    rampup.caught_up(client)
+    german = [both(rampup, client, ofrep_client, key, f"user-{i}", {"country": "DE"})[0] for i in range(300)]
+    assert 0.38 < sum(german) / len(german) < 0.62
+    french = {both(rampup, client, ofrep_client, key, f"user-{i}", {"country": "FR"})[0] for i in range(50)}
+    assert french == {False}

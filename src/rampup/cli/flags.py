@@ -33,7 +33,7 @@ def _rules_text(rules: list[dict[str, Any]]) -> str:
         " and ".join(
             f"{c['attribute']} {c['operator']} {','.join(map(str, c['values']))}" for c in r["conditions"]
         )
-        + f" -> {r['variant']}"
+        + f" -> {r['variant'] if 'variant' in r else format(r['rollout'], 'g') + '%'}"
         for r in rules
     )
 

@@ -2,6 +2,7 @@
 
 email ends_with @example.com -> on
 user_id in u-1,u-2 and app_version semver_gte 2.1.0 -> on
+country in DE,AT -> 50%          (a percentage split among the users it matches)
 """
 
 from typing import Any
@@ -37,4 +38,7 @@ def parse_rule(text: str) -> dict[str, Any]:
         parsed = [v.strip() for v in values.split(",")]
         typed: list[Any] = [_number(v, text) for v in parsed] if Operator(operator).is_numeric else parsed
         conditions.append({"attribute": attribute, "operator": operator, "values": typed})
-    return {"conditions": conditions, "variant": variant.strip() or "on"}
+    served = variant.strip() or "on"
+    if served.endswith("%"):
+        return {"conditions": conditions, "rollout": _number(served[:-1], text)}
+    return {"conditions": conditions, "variant": served}

@@ -14,6 +14,8 @@ from typing import Any
 
 import mmh3
 
+from rampup.errors import InvalidInput
+
 __all__ = [
     "BUCKETS",
     "VARIANT_SEED",
@@ -23,6 +25,7 @@ __all__ = [
     "threshold",
     "in_rollout",
     "bucketing_unit",
+    "parse_rollout",
 ]
 
 TARGETING_KEY = "targetingKey"  # how a result names the targeting key as its bucketing unit
@@ -60,3 +63,15 @@ def bucketing_unit(
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value), bucket_by
     return targeting_key, TARGETING_KEY
+
+
+def parse_rollout(value: Any, where: str = "rollout") -> int:
+    """A percentage with at most two decimals → basis points (0..10000)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise InvalidInput(f"rollout must be a number from 0 to 100, got {value!r}", where=where)
+    if not 0 <= value <= 100:
+        raise InvalidInput(f"rollout must be from 0 to 100, got {value}", where=where)
+    basis_points = round(value * 100)
+    if abs(basis_points - value * 100) > 1e-6:
+        raise InvalidInput(f"rollout has at most two decimals, got {value}", where=where)
+    return basis_points

@@ -13,7 +13,14 @@ from typing import Any
 
 import mmh3
 
-from rampup.core.bucketing import BUCKETS, TARGETING_KEY, bucket, bucketing_unit, variant_bucket
+from rampup.core.bucketing import (
+    BUCKETS,
+    TARGETING_KEY,
+    bucket,
+    bucketing_unit,
+    parse_rollout,
+    variant_bucket,
+)
 from rampup.core.targeting import TARGETING_KEY_ATTRIBUTES, EvaluationContext, Rule
 from rampup.errors import InvalidInput
 
@@ -163,18 +170,6 @@ def _parse_variants(raw: Any, flag_type: FlagType) -> tuple[Variant, ...]:
         seen.add(item["name"])
         variants.append(Variant(item["name"], item["value"]))
     return tuple(variants)
-
-
-def parse_rollout(value: Any, where: str = "rollout") -> int:
-    """A percentage with at most two decimals → basis points (0..10000)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise InvalidInput(f"rollout must be a number from 0 to 100, got {value!r}", where=where)
-    if not 0 <= value <= 100:
-        raise InvalidInput(f"rollout must be from 0 to 100, got {value}", where=where)
-    basis_points = round(value * 100)
-    if abs(basis_points - value * 100) > 1e-6:
-        raise InvalidInput(f"rollout has at most two decimals, got {value}", where=where)
-    return basis_points
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,11 +332,19 @@ class CompiledFlag:
             return self._resolve(self._off, Reason.DISABLED)
         for rule in self.state.rules:
             if rule.matches(ctx):
-                return self._resolve(rule.variant, Reason.TARGETING_MATCH)
-        if self._threshold == 0:
-            return self._resolve(self._off, self._fallthrough)
-        if self._threshold >= BUCKETS and self._single is not None:
-            return self._resolve(self._single, self._fallthrough)
+                if rule.rollout_bp is None:
+                    return self._resolve(rule.variant, Reason.TARGETING_MATCH)
+                return self._rollout(rule.rollout_bp, ctx, Reason.TARGETING_MATCH)
+        return self._rollout(self._threshold, ctx, self._fallthrough)
+
+    def _rollout(self, threshold: int, ctx: EvaluationContext, whole: Reason) -> Resolution:
+        """A percentage rollout (the flag's, or a rule's): at 0% and 100% nobody is split, so `whole` is the
+        reason; otherwise the unit's bucket decides, with the flag's salt, so every rollout of a flag is
+        monotonic and a unit in one stays in as it grows."""
+        if threshold == 0:
+            return self._resolve(self._off, whole)
+        if threshold >= BUCKETS and self._single is not None:
+            return self._resolve(self._single, whole)
         unit, bucketed_by = bucketing_unit(self._bucket_by, ctx.targeting_key, ctx.attributes)
         if not unit:
             return Resolution(
@@ -354,11 +357,11 @@ class CompiledFlag:
                 f"flag {self.key!r} is rolled out to a percentage of users and needs a targeting key"
                 + (f" (or the attribute {self._bucket_by!r})" if self._bucket_by else ""),
             )
-        return self._split(unit, bucketed_by if self._bucket_by else None)
+        return self._split(unit, bucketed_by if self._bucket_by else None, threshold)
 
-    def _split(self, unit: str, bucketed_by: str | None) -> Resolution:
+    def _split(self, unit: str, bucketed_by: str | None, threshold: int) -> Resolution:
         """A unit's place in the percentage rollout, then among the weighted variants."""
-        if bucket(self._salt, unit) >= self._threshold:
+        if bucket(self._salt, unit) >= threshold:
             return self._resolve(self._off, Reason.SPLIT, bucketed_by)
         if self._single is not None:
             return self._resolve(self._single, Reason.SPLIT, bucketed_by)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from rampup.core.bucketing import parse_rollout
 from rampup.errors import InvalidInput
 
 __all__ = ["Operator", "Condition", "Rule", "EvaluationContext", "parse_semver"]
@@ -188,7 +189,8 @@ class Condition:
 @dataclass(frozen=True, slots=True)
 class Rule:
     conditions: tuple[Condition, ...]
-    variant: str
+    variant: str  # "" when the rule serves a rollout
+    rollout_bp: int | None = None  # a percentage split among matching units instead of one variant
 
     @classmethod
     def parse(cls, raw: Any, where: str, variants: frozenset[str]) -> "Rule":
@@ -204,6 +206,13 @@ class Rule:
             else _not_an_object(f"{where}.conditions[{i}]")
             for i, c in enumerate(raw_conditions)
         )
+        if "rollout" in raw:
+            if "variant" in raw:
+                raise InvalidInput(
+                    "a rule serves either a variant or a rollout percentage, not both",
+                    where=f"{where}.rollout",
+                )
+            return cls(conditions, "", parse_rollout(raw["rollout"], f"{where}.rollout"))
         variant = raw.get("variant", "on")
         if variant not in variants:
             raise InvalidInput(
@@ -216,7 +225,8 @@ class Rule:
         return all(c.holds(ctx) for c in self.conditions)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"conditions": [c.to_dict() for c in self.conditions], "variant": self.variant}
+        served = {"variant": self.variant} if self.rollout_bp is None else {"rollout": self.rollout_bp / 100}
+        return {"conditions": [c.to_dict() for c in self.conditions], **served}
 
 
 def _not_an_object(where: str) -> Condition:

@@ -108,6 +108,9 @@ class ConditionIn(Strict):
 class RuleIn(Strict):
     conditions: list[ConditionIn] = Field(min_length=1, max_length=100)
     variant: str = "on"
+    rollout: float | None = Field(
+        default=None, ge=0, le=100, description="serve a percentage split instead of one variant"
+    )
 
 
 class FlagStateIn(Strict):
@@ -132,9 +135,17 @@ class ConditionOut(BaseModel):
     values: list[Scalar]
 
 
-class RuleOut(BaseModel):
+class VariantRuleOut(BaseModel):
     conditions: list[ConditionOut]
     variant: str
+
+
+class SplitRuleOut(BaseModel):
+    conditions: list[ConditionOut]
+    rollout: float
+
+
+RuleOut = VariantRuleOut | SplitRuleOut  # a rule serves one variant or a percentage split
 
 
 class FlagStateOut(BaseModel):

@@ -395,7 +395,7 @@ def _rule_text(rule: Mapping[str, Any]) -> str:
         f"{c['attribute']} {c['operator']} {', '.join(str(v) for v in c['values'])}"
         for c in rule["conditions"]
     )
-    return f"{conditions} → {rule['variant']}"
+    return f"{conditions} → {rule['variant'] if 'variant' in rule else format(rule['rollout'], 'g') + '%'}"
 
 
 def flag(c: Container, key: str, environment: str | None, base_url: str) -> dict[str, Any]:

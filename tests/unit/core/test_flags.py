@@ -304,3 +304,75 @@ def test_bad_bucket_by_says_where(value: object) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_bucket_by(value)
     assert caught.value.where == "bucket_by"
+
+
+SPLIT_RULE = Rule.parse(
+    {"attribute": "country", "operator": "in", "values": ["DE", "AT"], "rollout": 50},
+    "rules[0]",
+    BOOL.variant_names,
+)
+
+
+def test_a_rule_can_serve_a_split_to_the_users_it_matches() -> None:
+    flag = compiled(enabled=True, rollout_bp=0, rules=(SPLIT_RULE,))
+    german = [flag.evaluate(user(f"user-{i}", country="DE")) for i in range(20_000)]
+    assert {r.reason for r in german} == {Reason.SPLIT}
+    assert 0.48 < sum(r.value is True for r in german) / len(german) < 0.52
+    others = {flag.evaluate(user(f"user-{i}", country="FR")) for i in range(200)}
+    assert {(r.value, r.reason) for r in others} == {(False, Reason.DEFAULT)}
+
+
+def test_a_rules_split_is_sticky_and_grows_like_the_default_rollout() -> None:
+    def rule_at(percent: float) -> CompiledFlag:
+        raw = {"attribute": "country", "operator": "in", "values": ["DE"], "rollout": percent}
+        return compiled(enabled=True, rules=(Rule.parse(raw, "rules[0]", BOOL.variant_names),))
+
+    small, large = rule_at(10), rule_at(50)
+    default_rollout = compiled(enabled=True, rollout_bp=1000)
+    for i in range(5000):
+        ctx = user(f"user-{i}", country="DE")
+        if small.evaluate(ctx).value:
+            assert large.evaluate(ctx).value is True
+        # The same salt and bucket as the flag's own rollout: 10% in a rule is the same 10% of users.
+        assert small.evaluate(ctx).value is default_rollout.evaluate(user(f"user-{i}")).value
+    assert rule_at(0).evaluate(user(None, country="DE")).reason is Reason.TARGETING_MATCH
+    assert rule_at(100).evaluate(user(None, country="DE")).value is True
+
+
+def test_a_rules_split_follows_the_flags_weights_and_bucketing_unit() -> None:
+    raw = {"attribute": "plan", "operator": "in", "values": ["team"], "rollout": 100}
+    flag = compiled(
+        COLORS,
+        enabled=True,
+        weights=(("blue", 7000), ("green", 3000)),
+        bucket_by="account_id",
+        rules=(Rule.parse(raw, "rules[0]", COLORS.variant_names),),
+    )
+    assert flag.evaluate(user("u", plan="team")).reason is Reason.TARGETING_MATCH  # 100%, nobody split
+    half = Rule.parse({**raw, "rollout": 60}, "rules[0]", COLORS.variant_names)
+    flag = compiled(COLORS, enabled=True, bucket_by="account_id", rules=(half,))
+    for a in range(100):
+        answers = {flag.evaluate(user(f"u{u}", plan="team", account_id=f"a{a}")).variant for u in range(5)}
+        assert len(answers) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        ({"attribute": "country", "operator": "in", "values": ["DE"], "rollout": 101}, "rules[0].rollout"),
+        ({"attribute": "country", "operator": "in", "values": ["DE"], "rollout": "half"}, "rules[0].rollout"),
+        (
+            {"attribute": "country", "operator": "in", "values": ["DE"], "rollout": 5, "variant": "on"},
+            "rules[0].rollout",
+        ),
+    ],
+)
+def test_bad_rule_splits_say_where(raw: dict[str, Any], where: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        Rule.parse(raw, "rules[0]", BOOL.variant_names)
+    assert caught.value.where == where
+
+
+def test_a_rule_split_round_trips() -> None:
+    assert Rule.parse(SPLIT_RULE.to_dict(), "rules[0]", BOOL.variant_names) == SPLIT_RULE
+    assert SPLIT_RULE.to_dict()["rollout"] == 50
