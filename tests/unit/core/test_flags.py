@@ -348,7 +348,8 @@ def test_a_rules_split_follows_the_flags_weights_and_bucketing_unit() -> None:
         bucket_by="account_id",
         rules=(Rule.parse(raw, "rules[0]", COLORS.variant_names),),
     )
-    assert flag.evaluate(user("u", plan="team")).reason is Reason.TARGETING_MATCH  # 100%, nobody split
+    shares = Counter(flag.evaluate(user(f"u{i}", plan="team")).variant for i in range(10_000))
+    assert 0.68 < shares["blue"] / 10_000 < 0.72 and shares["blue"] + shares["green"] == 10_000
     half = Rule.parse({**raw, "rollout": 60}, "rules[0]", COLORS.variant_names)
     flag = compiled(COLORS, enabled=True, bucket_by="account_id", rules=(half,))
     for a in range(100):
