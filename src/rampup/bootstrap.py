@@ -10,6 +10,7 @@ from rampup.adapters.clock import ManualClock, system_clock
 from rampup.adapters.egress import Egress, guarded_client
 from rampup.adapters.hooks import CommandHook, WebhookHook, load_commands
 from rampup.adapters.notify import notifiers
+from rampup.adapters.prometheus import ServerMetrics
 from rampup.adapters.reports import JinjaRenderer
 from rampup.adapters.storage import SqlStore, make_engine, migrate
 from rampup.adapters.storage.listen import ConfigListener
@@ -64,6 +65,7 @@ class Container:
     feedback: FeedbackService
     usage: EvaluationCounter
     lifecycle: LifecycleService
+    meters: ServerMetrics  # this process's own metrics (GET /metrics)
     manual_clock: ManualClock | None = None  # set when time moves only through POST /api/v1/clock
     listener: ConfigListener | None = None  # on PostgreSQL: configuration changes pushed to this process
 
@@ -99,7 +101,8 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
     lease = timedelta(seconds=max(3 * settings.tick_s, 5))
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     usage = EvaluationCounter(store, clock)
-    ingest = IngestService(store, snapshots, clock, usage)
+    meters = ServerMetrics(holder)
+    ingest = IngestService(store, snapshots, clock, usage, meters.ingest)
     retention = timedelta(days=settings.retention_days)
     lifecycle = LifecycleService(store, clock, notifications, refresh)
     return Container(
@@ -129,6 +132,7 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
         FeedbackService(store, snapshots, clock),
         usage,
         lifecycle,
+        meters,
         manual,
         ConfigListener(engine, snapshots.changed) if engine.dialect.name == "postgresql" else None,
     )

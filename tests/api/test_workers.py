@@ -54,6 +54,12 @@ def test_a_server_without_a_worker_serves_and_a_worker_alone_drives_the_rollout(
         done = drive(worker, c, rid, at("completed"), what="completion driven by the worker")
         assert [t["to_stage"] for t in done["timeline"] if t["from_stage"] != t["to_stage"]] == [1, 2, 3]
         assert done["timeline"][: len(started["timeline"])] == started["timeline"]
+        # Each process is scraped on its own port and says what it is; only the worker reports the lease.
+        with worker.client() as w:
+            scraped = w.get("/metrics").text
+        assert 'role="worker"' in scraped and "rampup_leader 1.0" in scraped
+        served = c.get("/metrics").text
+        assert 'role="serve"' in served and "rampup_leader" not in served
     assert "Rampup worker" in worker.output()
 
 

@@ -55,7 +55,8 @@ def worker(
     db: Database = DEFAULT_DATABASE_URL,
     host: Host = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", help="Where it answers /healthz, /readyz (and the manual clock).")
+        int,
+        typer.Option("--port", help="Where it answers /healthz, /readyz, /metrics (and the manual clock)."),
     ] = 8401,
     tick: Tick = None,
 ) -> None:

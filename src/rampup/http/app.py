@@ -14,7 +14,7 @@ from rampup import __version__
 from rampup.adapters.codecs.ofrep import OfrepError, encode_error
 from rampup.bootstrap import Container, instance_jobs, leader_jobs
 from rampup.core.flags import ErrorCode
-from rampup.http import sdk
+from rampup.http import sdk, server_metrics
 from rampup.http.errors import error_body, install_error_handlers
 from rampup.http.ofrep import OFREP_PREFIX, OfrepApp, openapi_paths
 from rampup.http.routes import (
@@ -30,6 +30,7 @@ from rampup.http.routes import (
     reports,
     rollouts,
 )
+from rampup.http.server_metrics import RequestTimer
 from rampup.services.worker import Worker
 from rampup.web import routes as dashboard
 
@@ -69,10 +70,10 @@ class RefuseNul:
 
 def _background(c: Container, *, leads: bool) -> Worker:
     """The process's own jobs, plus the leader's when it runs a worker."""
-    return Worker(instance_jobs(c) + (leader_jobs(c) if leads else []))
+    return Worker(instance_jobs(c) + (leader_jobs(c) if leads else []), observers=[c.meters.job_ran])
 
 
-def _fastapi(c: Container, *, leads: bool) -> FastAPI:
+def _fastapi(c: Container, *, leads: bool, role: str) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.changes = sdk.Changes(asyncio.get_running_loop())
@@ -101,19 +102,23 @@ def _fastapi(c: Container, *, leads: bool) -> FastAPI:
     install_error_handlers(api)
     if c.manual_clock is not None:  # the route exists only on a process started with RAMPUP_MANUAL_CLOCK
         api.include_router(clock.router)
+    api.include_router(server_metrics.router)
+    c.meters.started(role)
+    c.meters.watch(c.snapshots, c.leader if leads else None, c.outbox if leads else None)
     return api
 
 
-def create_worker_app(c: Container) -> FastAPI:
-    """`rampup worker`: the leader's jobs, and on its port only health (and the clock, on a manual clock)."""
-    api = _fastapi(c, leads=True)
+def create_worker_app(c: Container) -> RequestTimer:
+    """`rampup worker`: the leader's jobs, and on its port only health, metrics (and the clock, on a manual
+    clock)."""
+    api = _fastapi(c, leads=True, role="worker")
     api.include_router(health.router)
-    return api
+    return RequestTimer(api, c.meters)
 
 
-def create_app(c: Container, *, worker: bool = True) -> RefuseNul:
+def create_app(c: Container, *, worker: bool = True) -> RequestTimer:
     """`rampup serve`: the API, OFREP and SDK endpoints, and (unless `worker` is False) the leader's jobs."""
-    api = _fastapi(c, leads=worker)
+    api = _fastapi(c, leads=worker, role="serve+worker" if worker else "serve")
     for router in (
         health.router,
         flags.router,
@@ -143,4 +148,8 @@ def create_app(c: Container, *, worker: bool = True) -> RefuseNul:
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
-    return RefuseNul(OfrepApp(c.snapshots, c.usage, api))
+    evaluations = c.meters.evaluations
+    return RequestTimer(
+        RefuseNul(OfrepApp(c.snapshots, c.usage, api, lambda env, n: evaluations.labels(env).inc(n))),
+        c.meters,
+    )

@@ -37,10 +37,17 @@ def _problem(
 
 
 class OfrepApp:
-    def __init__(self, cache: SnapshotCache, usage: EvaluationCounter, app: ASGIApp) -> None:
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        usage: EvaluationCounter,
+        app: ASGIApp,
+        evaluated: Callable[[str, int], None] = lambda environment, count: None,
+    ) -> None:
         self._cache = cache
         self._usage = usage
         self._app = app
+        self._evaluated = evaluated  # (environment, flags evaluated): the server's metrics
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
@@ -93,7 +100,9 @@ class OfrepApp:
             return status, JSON, payload
         if key:
             status, payload = self._single(environment, flags.get(key), key, ctx)
+            self._evaluated(environment, 1)
             return status, JSON, payload
+        self._evaluated(environment, len(flags))
         env_id = snapshot.environments[environment].id
         payload = encode_bulk(
             (flag.evaluate(ctx) for flag in flags.values()), _event_stream(scope, headers, env_id)

@@ -86,33 +86,46 @@ async def flags(
 
 
 def _follow(
-    request: Request, environment: str, message: Callable[[int, bytes], bytes | None]
+    request: Request, kind: str, environment: str, message: Callable[[int, bytes], bytes | None]
 ) -> StreamingResponse:
     """A server-sent event stream that writes `message(revision, document)` whenever the snapshot moves (when it
-    returns something), and a keepalive comment when nothing happened for a while."""
+    returns something), and a keepalive comment when nothing happened for a while. `kind` names it in the
+    server's metrics."""
     _config(request, environment)  # fail before streaming if the environment is unknown
+    open_streams = container(request).meters.streams.labels(kind)
 
-    async def events() -> AsyncIterator[bytes]:
-        seen, last_sent = -1, time.monotonic()
-        snapshots = container(request).snapshots
-        changes: Changes = request.app.state.changes
-        while not await request.is_disconnected():
-            moved, event = changes.moved(), None
-            if snapshots.current.revision != seen:
-                seen, body = _config(request, environment)
-                event = message(seen, body)
-            if event is None and time.monotonic() - last_sent >= KEEPALIVE_S:
-                event = b": keepalive\n\n"
-            if event is not None:
+    async def counted() -> AsyncIterator[bytes]:
+        open_streams.inc()
+        try:
+            async for event in _events(request, environment, message):
                 yield event
-                last_sent = time.monotonic()
-            await changes.wait(moved, DISCONNECT_CHECK_S)
+        finally:
+            open_streams.dec()
 
     return StreamingResponse(
-        events(),
+        counted(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def _events(
+    request: Request, environment: str, message: Callable[[int, bytes], bytes | None]
+) -> AsyncIterator[bytes]:
+    seen, last_sent = -1, time.monotonic()
+    snapshots = container(request).snapshots
+    changes: Changes = request.app.state.changes
+    while not await request.is_disconnected():
+        moved, event = changes.moved(), None
+        if snapshots.current.revision != seen:
+            seen, body = _config(request, environment)
+            event = message(seen, body)
+        if event is None and time.monotonic() - last_sent >= KEEPALIVE_S:
+            event = b": keepalive\n\n"
+        if event is not None:
+            yield event
+            last_sent = time.monotonic()
+        await changes.wait(moved, DISCONNECT_CHECK_S)
 
 
 @router.get("/stream", responses={200: {"content": {"text/event-stream": {}}}})
@@ -122,6 +135,7 @@ async def stream(
     """Server-sent events: `event: config` with the whole configuration now and after every change."""
     return _follow(
         request,
+        "sdk",
         environment_for(token, environment, Scope.SDK),
         lambda revision, body: b"event: config\nid: %d\ndata: %s\n\n" % (revision, body),
     )
@@ -151,4 +165,4 @@ async def ofrep_change_stream(
             else b'data: {"type":"refetchEvaluation","etag":"%s"}\n\n' % etag.encode()
         )
 
-    return _follow(request, env.key, changed)
+    return _follow(request, "ofrep", env.key, changed)

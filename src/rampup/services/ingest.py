@@ -4,7 +4,7 @@ A batch is stored whole or not at all, and the caller is answered only after the
 """
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
 from rampup.core.attribution import FlagTimeline, variants_of
@@ -23,12 +23,18 @@ RETRIES = 3  # concurrent first writes of the same new aggregate row (several in
 
 class IngestService:
     def __init__(
-        self, store: Store, snapshots: SnapshotCache, clock: Clock, usage: EvaluationCounter | None = None
+        self,
+        store: Store,
+        snapshots: SnapshotCache,
+        clock: Clock,
+        usage: EvaluationCounter | None = None,
+        stored: Callable[[str, str, int], None] = lambda environment, source, count: None,
     ) -> None:
         self._store = store
         self._snapshots = snapshots
         self._clock = clock
         self._usage = usage  # exposures count as evaluations of their flag
+        self._stored = stored  # told (environment, source, count) after each commit: the server's metrics
 
     def now_ms(self) -> int:
         return int(self._clock().timestamp() * 1000)
@@ -61,6 +67,7 @@ class IngestService:
                     tx.feedback.add_event_refs(env.id, refs)
                 if self._usage is not None:
                     self._usage.exposures(environment, observations)
+                self._stored(environment, source, len(observations))
                 return len(observations)
             except Conflict:
                 if attempt == RETRIES - 1:

@@ -1,5 +1,6 @@
 """The work one worker does for all: the controller pass, the outbox delivery and retention, under one lease."""
 
+import time
 from datetime import timedelta
 
 from rampup.services.alerts import AlertService
@@ -39,6 +40,7 @@ class Leader:
         self._retention = retention
         self._lifecycle = lifecycle
         self.leading = False  # as of the last call: for the server's metrics and the tests
+        self.renewed_at: float | None = None  # when this holder last took or renewed the lease (monotonic)
 
     def control(self) -> bool:
         """One controller pass: judge every live rollout, evaluate the alert rules, queue the reports due, and
@@ -66,4 +68,6 @@ class Leader:
 
     def _lead(self) -> bool:
         self.leading = self._outbox.lead(self.holder, self._lease)
+        if self.leading:
+            self.renewed_at = time.monotonic()
         return self.leading

@@ -59,6 +59,12 @@ class OutboxService:
         with self._store.read() as tx:
             return tx.outbox.items(limit)
 
+    def backlog(self) -> tuple[int, float | None]:
+        """Items waiting for delivery, and how many seconds the oldest has waited (None when none waits)."""
+        with self._store.read() as tx:
+            count, oldest = tx.outbox.backlog()
+        return count, None if oldest is None else (self._clock() - oldest).total_seconds()
+
     def lead(self, holder: str, ttl: timedelta) -> bool:
         now = self._clock()
         with self._store.transaction() as tx:

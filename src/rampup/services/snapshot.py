@@ -8,6 +8,7 @@ made the change.
 
 import hmac
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -47,6 +48,9 @@ class SnapshotCache:
         self._lock = threading.Lock()
         self._watchers: list[Callable[[Snapshot], object]] = []
         self.current = Snapshot(revision=-1)
+        # When the database last confirmed (or replaced) the snapshot, on the monotonic clock: the server's
+        # metrics show how stale it may be.
+        self.confirmed_at = self.built_at = time.monotonic()
 
     def watch(self, callback: Callable[[Snapshot], object]) -> Callable[[], None]:
         """`callback(snapshot)` after every rebuild, on the rebuilding thread; returns how to stop watching."""
@@ -64,6 +68,7 @@ class SnapshotCache:
         with self._lock:
             with self._store.read() as tx:
                 revision = tx.revision()
+                self.confirmed_at = time.monotonic()
                 if revision == self.current.revision:
                     return False
                 environments = tx.environments()
@@ -87,6 +92,7 @@ class SnapshotCache:
             self.current = Snapshot(
                 revision, {e.key: e for e in environments}, by_id, flags, tokens, timelines, custom
             )
+            self.built_at = time.monotonic()
         for callback in list(self._watchers):
             callback(self.current)
         return True

@@ -66,6 +66,11 @@ class SqlOutbox:
             .values(attempts=outbox.c.attempts + 1, last_error=error[:2000], next_attempt_at=retry_at)
         )
 
+    def backlog(self) -> tuple[int, datetime | None]:
+        query = select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.delivered_at.is_(None))
+        count, oldest = self.conn.execute(query).one()
+        return int(count), utc(oldest)
+
     def items(self, limit: int = 100) -> list[dict[str, Any]]:
         query = select(outbox).order_by(outbox.c.created_at.desc()).limit(limit)
         return [
