@@ -12,13 +12,15 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rampup.cli.options import print_json
-from rampup.cli.remote import CliError
+from rampup.cli.options import DEFAULT_SERVER, Server, TokenOpt, print_json
+from rampup.cli.remote import CliError, Remote
 
 if TYPE_CHECKING:  # the parsers load only for these commands, not for every `rampup …`
     from rampup.adapters.codescan.scan import Found, Scan
 
 __all__ = ["refs", "cleanup", "progress_bar", "scan_path"]
+
+MAX_CODE = 300  # characters of a reference's line pushed to the server
 
 Flags = Annotated[
     list[str] | None,
@@ -80,10 +82,28 @@ def refs(
     path: PathArg,
     flags: Flags = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    push: Annotated[
+        bool,
+        typer.Option(
+            "--push", help="Send the references to the server (every flag it knows, or --flag): needs write."
+        ),
+    ] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 when the code still uses an archived flag (for CI).")
+    ] = False,
+    server: Server = DEFAULT_SERVER,
+    token: TokenOpt = None,
 ) -> None:
     """Find every use of a flag: literals, constants and aliases, wrappers, SDK, OpenFeature, OFREP, env vars."""
+    remote = Remote(server, token) if push or check else None
+    archived = _archived(remote) if remote is not None and check else []
+    pushed = (flags or _server_flags(remote)) if remote is not None and push else []
+    keys = sorted({*pushed, *archived, *(flags or [])}) if remote is not None else flags
+    if keys == []:  # --check alone with nothing archived: nothing to look for
+        typer.echo("no archived flags on the server: nothing to check", err=True)
+        return
     started = time.perf_counter()
-    result = scan_path(path, flags)
+    result = scan_path(path, keys)
     elapsed = time.perf_counter() - started
     counts: dict[str, Counter[str]] = {key: Counter() for key in sorted(result.keys)}
     for found in result.found:
@@ -102,8 +122,58 @@ def refs(
                 "seconds": round(elapsed, 3),
             }
         )
-        return
-    _print(result, counts, elapsed)
+    else:
+        _print(result, counts, elapsed)
+    if remote is not None and push:
+        _push(remote, result, pushed)
+    if check:
+        _check(result, archived)
+
+
+def _server_flags(remote: Remote) -> list[str]:
+    return [f["key"] for f in remote.call("GET", "/api/v1/flags")]
+
+
+def _archived(remote: Remote) -> list[str]:
+    return [f["flag"] for f in remote.call("GET", "/api/v1/lifecycle", params={"status": "archived"})]
+
+
+def _push(remote: Remote, result: "Scan", keys: list[str]) -> None:
+    """One PUT per flag, its references replacing the last push's: a flag found nowhere is pushed empty, which
+    is what lets it be archived."""
+    for key in keys:
+        found = [
+            {k: v for k, v in _as_json(f).items() if k not in ("flag", "column")}
+            | {"code": f.code[:MAX_CODE]}
+            for f in result.found
+            if f.ref.key == key
+        ]
+        try:
+            remote.call(
+                "PUT", f"/api/v1/flags/{key}/references", {"references": found, "root": str(result.tree.root)}
+            )
+        except CliError as exc:
+            if "not found" not in str(exc):
+                raise
+            typer.echo(f"{key}: not a flag on the server, not pushed", err=True)
+            continue
+        typer.echo(f"{key}: pushed {len(found)} references", err=True)
+
+
+def _check(result: "Scan", archived: list[str]) -> None:
+    """Fail when an archived flag is still used; a bare literal may be a coincidence, so it only warns."""
+    in_use = [f for f in result.found if f.ref.key in archived]
+    blocking = [f for f in in_use if str(f.ref.kind) != "literal"]
+    for f in in_use:
+        level = "error" if f in blocking else "warning"
+        typer.echo(
+            f"{level}: {f.ref.module}:{f.ref.span.line} uses archived flag {f.ref.key} ({f.ref.kind})",
+            err=True,
+        )
+    if blocking:
+        flags = sorted({f.ref.key for f in blocking})
+        typer.echo(f"archived flags still used: {', '.join(flags)} ({len(blocking)} references)", err=True)
+        raise typer.Exit(1)
 
 
 def _print(result: "Scan", counts: dict[str, Counter[str]], elapsed: float) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "parse_references",
     "parse_notify",
     "MAX_REFERENCES",
+    "in_use",
 ]
 
 READY_AFTER = timedelta(days=3)
@@ -214,6 +215,12 @@ def _reference(item: Any, where: str) -> CodeReference:
     if not text["file"]:
         raise InvalidInput("file must name the file", where=f"{where}.file")
     return CodeReference(text["file"], line, kind, text["detail"], text["scope"], text["code"])
+
+
+def in_use(references: tuple[CodeReference, ...]) -> tuple[CodeReference, ...]:
+    """The references that are surely uses: a bare literal may be a coincidence (`className="workstation"`),
+    so it is shown but neither blocks an archive nor fails `rampup refs --check`."""
+    return tuple(r for r in references if r.kind is not RefKind.LITERAL)
 
 
 def parse_notify(raw: Any) -> tuple[str, ...]:

@@ -8,9 +8,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rampup.bootstrap import Container
 from rampup.core.tokens import Scope, Token
-from rampup.errors import Forbidden, InvalidInput, Unauthorized
+from rampup.errors import Forbidden, InvalidInput, TooLarge, Unauthorized
 
-__all__ = ["container", "require", "ContainerDep", "environment_for"]
+__all__ = ["container", "require", "ContainerDep", "environment_for", "read_body"]
 
 _bearer = HTTPBearer(auto_error=False, description="A Rampup API token (rampup token create)")
 
@@ -37,6 +37,21 @@ def require(scope: Scope) -> Callable[..., Token]:
         return token
 
     return check
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused (413) as soon as it is known to be over `limit`: by its declared length before a
+    byte is read, else while reading."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"body of {declared} bytes; send at most {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def environment_for(token: Token, requested: str | None, scope: Scope) -> str:

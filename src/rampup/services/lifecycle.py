@@ -20,11 +20,12 @@ from rampup.core.lifecycle import (
     Stewardship,
     Why,
     assess,
+    parse_references,
 )
 from rampup.core.notifications import Notification, Severity
 from rampup.core.plans import Phase
 from rampup.core.ports import Clock, FlagRecord, RolloutRecord, Store, Transaction
-from rampup.errors import NotFound
+from rampup.errors import InvalidInput, NotFound
 from rampup.services.notifications import NotificationService
 from rampup.services.outbox import outbox_id
 from rampup.services.usage import epoch_day
@@ -164,6 +165,35 @@ class LifecycleService:
             )
         return lives
 
+    # code references
+
+    def push_references(self, key: str, body: Any, actor: str) -> Stewardship:
+        """Replace the flag's code references with what a scan found (`rampup refs --push`)."""
+        if not isinstance(body, dict) or set(body) - {"references", "root"}:
+            raise InvalidInput('send {"references": [...], "root": "…"}', where="references")
+        references = parse_references(body.get("references"))
+        root = body.get("root", "")
+        if not isinstance(root, str) or len(root) > 1000:
+            raise InvalidInput("root must be text of at most 1000 characters", where="root")
+        now = self._clock()
+        with self._store.transaction() as tx:
+            record = _record(tx, key, for_update=True)
+            before = tx.lifecycle.get(record.id)
+            after = replace(before, references=references, scanned_at=now)
+            tx.lifecycle.put(record.id, after)
+            tx.audit(
+                actor,
+                "flag.references",
+                f"flag:{key}",
+                None,
+                {"references": len(before.references), "scanned_at": before.scanned_at},
+                {"references": len(references), "root": root},
+                "",
+                now,
+            )
+        self._on_change()
+        return after
+
     # evaluations
 
     def evaluations(self, key: str, days: int = 30) -> dict[str, Any]:
@@ -185,8 +215,8 @@ class LifecycleService:
 _EPOCH = date(1970, 1, 1).toordinal()
 
 
-def _record(tx: Transaction, key: str) -> FlagRecord:
-    record = tx.flag(key)
+def _record(tx: Transaction, key: str, *, for_update: bool = False) -> FlagRecord:
+    record = tx.flag(key, for_update=for_update)
     if record is None:
         raise NotFound(f"flag {key!r} not found")
     return record

@@ -427,7 +427,11 @@ def flag(c: Container, key: str, environment: str | None, base_url: str) -> dict
         "rollouts": [_summary(c, r) for r in c.rollouts.rollouts(flag=key)],
         "history": [e.to_dict() for e in c.flags.audit(target=f"flag:{key}", limit=50)],
         "snippets": _snippets(base_url, key, env, env_id, state),
+        "life": {k: v for k, v in view.to_dict().items() if k in _LIFE},
     }
+
+
+_LIFE = ("kind", "lifetime_days", "notify", "status", "status_since", "archived_at", "references")
 
 
 def evaluate(c: Container, key: str, environment: str, targeting_key: str, attributes: str) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from rampup.adapters.codecs.native import batch_schema, decode_batch
 from rampup.adapters.codecs.sentry import parse_envelope, parse_store, sentry_key
 from rampup.core.telemetry import Observation
 from rampup.core.tokens import Scope, Token
-from rampup.errors import Forbidden, NotFound, TooLarge, Unauthorized
-from rampup.http.deps import container, environment_for, require
+from rampup.errors import Forbidden, NotFound, Unauthorized
+from rampup.http.deps import container, environment_for, read_body, require
 from rampup.http.errors import error_body
 from rampup.http.schemas import ErrorOut
 
@@ -33,16 +33,7 @@ _in_flight = 0
 
 
 async def _read(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise TooLarge(f"body of {declared} bytes; send at most {MAX_BODY}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise TooLarge(f"body over {MAX_BODY} bytes")
-        chunks.append(chunk)
-    return inflate(b"".join(chunks), request.headers.get("content-encoding"), MAX_INFLATED)
+    return inflate(await read_body(request, MAX_BODY), request.headers.get("content-encoding"), MAX_INFLATED)
 
 
 async def _store(

@@ -1,13 +1,15 @@
 """/api/v1/lifecycle and a flag's evaluations, code references and archive."""
 
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 
-from rampup.core.lifecycle import Status
-from rampup.errors import InvalidInput
-from rampup.http.deps import ContainerDep, Reader
-from rampup.http.schemas import ErrorOut, EvaluationsOut, FlagLifeOut
+from rampup.core.lifecycle import MAX_REFERENCES, Status
+from rampup.errors import BadRequest, InvalidInput
+from rampup.http.deps import ContainerDep, Reader, Writer, read_body
+from rampup.http.schemas import ErrorOut, EvaluationsOut, FlagLifeOut, ReferencesOut
 
 __all__ = ["router", "parse_status", "StatusQuery"]
 
@@ -21,6 +23,8 @@ router = APIRouter(
         422: {"model": ErrorOut},
     },
 )
+
+MAX_REFERENCES_BODY = 2 * 1024 * 1024
 
 StatusQuery = Annotated[
     str | None, Query(description="active, ready_for_cleanup, stale or archived; default: every flag")
@@ -42,6 +46,48 @@ def parse_status(value: str | None) -> Status | None:
 def lifecycle(c: ContainerDep, _: Reader, status: StatusQuery = None) -> list[dict[str, Any]]:
     """Every flag's lifecycle status with the reason (how it is decided: docs/cleanup.md)."""
     return [life.to_dict() for life in c.lifecycle.lives(parse_status(status))]
+
+
+@router.put(
+    "/flags/{key}/references",
+    response_model=ReferencesOut,
+    responses={400: {"model": ErrorOut}, 413: {"model": ErrorOut}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "references": {
+                                "type": "array",
+                                "maxItems": MAX_REFERENCES,
+                                "items": {"type": "object"},
+                            },
+                            "root": {"type": "string"},
+                        },
+                        "required": ["references"],
+                    }
+                }
+            },
+        }
+    },
+)
+async def put_references(key: str, request: Request, c: ContainerDep, token: Writer) -> dict[str, Any]:
+    """Replace where the code uses the flag, as `rampup refs PATH --push` found it; `{"references": [{"file",
+    "line", "kind", "detail", "scope", "code"}, …], "root"}`. At most MAX_REFERENCES_BODY bytes."""
+    raw = await read_body(request, MAX_REFERENCES_BODY)
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not JSON: {exc}") from None
+    s = await run_in_threadpool(c.lifecycle.push_references, key, body, token.name)
+    return {
+        "scanned_at": s.scanned_at,
+        "count": len(s.references),
+        "items": [r.to_dict() for r in s.references],
+    }
 
 
 @router.get("/flags/{key}/evaluations", response_model=EvaluationsOut)
