@@ -12,6 +12,7 @@ import pytest
 from rampup.adapters.reports import JinjaRenderer
 from rampup.adapters.reports.charts import sparkline, svg_chart
 from rampup.adapters.reports.render import value_text
+from rampup.core.feedback import Entry
 from rampup.core.plans import Signoff
 from rampup.core.reports import (
     Chart,
@@ -23,9 +24,11 @@ from rampup.core.reports import (
     Report,
     StageVisit,
     Users,
+    comment_of,
     due_period,
     next_send,
     parse_schedule,
+    satisfaction_lines,
 )
 from rampup.errors import InvalidInput
 
@@ -379,6 +382,7 @@ def test_completion_report_has_every_stage_with_its_dates_and_every_rollback() -
         "## Metrics",
         "## Timeline",
         "## Incidents and Rollbacks",
+        "## Feedback",
         "## Lessons Learned",
         "## Next Steps",
         "## Charts",
@@ -422,6 +426,50 @@ def test_html_escapes_what_people_wrote() -> None:
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in html
     assert "resume with <code>rampup rollout resume 7</code> &lt;now&gt;" in html
+
+
+def feedback(comment: str, score: float | None = 2.0, scale: str | None = "1-5") -> Entry:
+    return Entry(
+        int(NOW.timestamp() * 1000), "u1", score, scale, comment, None, {"workstation": "on"}, "native"
+    )
+
+
+EVIL = '<script>alert("x")</script> <img src=x onerror=alert(1)> [click](http://evil.example) **bold** &amp;'
+
+
+def test_comments_are_quoted_as_plain_text_clipped_and_with_addresses_masked() -> None:
+    quoted = comment_of(feedback("Mail  me at\nada@example.com " + "x" * 400))
+    assert quoted.text.startswith("Mail me at a…@example.com xxx") and len(quoted.text) <= 280
+    assert quoted.text.endswith("…") and "ada@" not in quoted.text
+    assert (quoted.rating, comment_of(feedback("meh", 1.0, "thumbs")).rating) == ("2 on 1-5", "thumbs down")
+    assert comment_of(feedback("no rating", None, None)).rating == ""
+
+
+def test_what_users_said_is_in_every_report_and_never_becomes_markup() -> None:
+    lines = satisfaction_lines(
+        {"on": Estimate(2.5, 2.25, 2.75, 120), "off": Estimate(4.3, 4.2, 4.4, 340)},
+        {"on": Estimate(0.12, 0.07, 0.19, 120), "off": Estimate(0.81, 0.77, 0.85, 340)},
+        {"on": 130, "off": 350},
+        (2.5, 4.1, "in the 24 hours before"),
+    )
+    assert lines == [
+        "Feedback received: 130 with the feature, 350 without",
+        "Satisfaction: 2.50 of 5 (95%: 2.25–2.75) with the feature from 120 ratings, "
+        "4.30 of 5 (95%: 4.20–4.40) without from 340 ratings",
+        "Positive ratings (4 or 5 of 5, a thumbs-up): 12% positive with the feature, 81% positive without",
+        "Trend with the feature: 2.50 of 5 against 4.10 in the 24 hours before (-1.60)",
+    ]
+    said = report(feedback=tuple(lines), comments=(comment_of(feedback(EVIL)),))
+    for kind in ("daily", "weekly", "completion"):
+        html = JinjaRenderer().html(replace(said, kind=kind))
+        assert "Satisfaction: 2.50 of 5" in html and "<script>" not in html and "<img" not in html
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html and "&amp;amp;" in html
+        md = JinjaRenderer().markdown(replace(said, kind=kind))
+        assert "- Trend with the feature: 2.50 of 5 against 4.10 in the 24 hours before (-1.60)" in md
+        quoted = next(line for line in md.splitlines() if "(2 on 1-5)" in line)
+        assert "<" not in quoted and "[click](" not in quoted and "**" not in quoted
+        assert '&lt;script&gt;alert("x")&lt;/script&gt;' in quoted
+        assert r"\[click\](http://evil.example) \*\*bold\*\* &amp;amp;" in quoted
 
 
 def test_svg_chart_scales_from_zero_and_says_when_there_is_no_data() -> None:

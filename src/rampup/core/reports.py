@@ -23,6 +23,9 @@ __all__ = [
     "due_period",
     "estimates_of",
     "feedback_lines",
+    "satisfaction_lines",
+    "comment_of",
+    "Comment",
     "gate_row",
     "incidents_since",
     "metric_chart",
@@ -48,6 +51,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from rampup.core.feedback import SHOWN_COMMENT, THUMBS, Entry, clip, mask_emails, parse_scale
 from rampup.core.gates import CONTROL, TREATMENT, Compare, Gate
 from rampup.core.plans import Phase, Plan, Signoff, Transition
 from rampup.core.ports import RolloutRecord
@@ -67,6 +71,7 @@ STANDARD_METRICS = (
     "engagement",
     "support_tickets",
     "lighthouse",
+    "satisfaction",
 )
 CHART_METRICS = ("error_rate", "api_latency_p95")
 # The guide removes the flag from the code once everyone has had the feature for 3+ days with no issues.
@@ -110,6 +115,7 @@ class MetricRow:
     gate: Estimate | None = None  # what the gate judged (a relative change for control / baseline gates)
     needs_samples: float | None = None  # an undecided rate gate: about this many more samples decide it
     needs_s: float | None = None  # … which take about this long at the current rate
+    difference: bool = False  # a control gate judging treatment − control in the metric's unit, not a change
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +188,15 @@ class Chart:
 
 
 @dataclass(frozen=True, slots=True)
+class Comment:
+    """A user's comment as a report quotes it: plain text, clipped, e-mail addresses masked. Templates escape it."""
+
+    at: datetime
+    rating: str  # "2 on 1-5", "thumbs down", "" when unrated
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     kind: str
     title: str  # the e-mail subject, as the guide's templates word it
@@ -218,6 +233,7 @@ class Report:
     contact: str
     channels: tuple[str, ...]
     flag_exists: bool
+    comments: tuple[Comment, ...] = ()  # the newest comments from users with the feature, newest first
 
 
 # ---------------------------------------------------------------- schedules (pure)
@@ -391,7 +407,7 @@ def estimates_of(result: Mapping[str, Any]) -> dict[str, Estimate]:
     variants = result["variants"]
     return {
         v: Estimate(variants[v]["value"], variants[v]["lower"], variants[v]["upper"], variants[v]["samples"])
-        for v in sorted(variants, key=lambda v: (v != TREATMENT, v != CONTROL, v))
+        for v in sorted(variants, key=_first)
     }
 
 
@@ -416,6 +432,7 @@ def gate_row(gate: Gate, result: Mapping[str, Any], window: Mapping[str, Any] | 
         judged,
         needs.get("samples"),
         seconds if seconds is not None and not math.isinf(seconds) else None,
+        gate.difference,
     )
 
 
@@ -562,8 +579,8 @@ def _row(rows: Sequence[MetricRow], metric: str) -> MetricRow | None:
 
 
 def feedback_lines(rows: Sequence[MetricRow]) -> list[str]:
-    """What the numbers say about users' reception: engagement against control, support tickets against the
-    baseline. Rampup collects no written feedback and says so rather than invent any."""
+    """What the numbers say about users' reception besides their feedback: engagement against control, support
+    tickets against the baseline."""
     out = []
     engagement = _row(rows, "engagement")
     if engagement is not None:
@@ -581,6 +598,69 @@ def feedback_lines(rows: Sequence[MetricRow]) -> list[str]:
             if tickets.compare == Compare.BASELINE.value and tickets.gate and tickets.gate.value is not None:
                 line += f" ({tickets.gate.value * 100:+.0f}% against the week before the rollout, per hour)"
             out.append(line)
+    return out
+
+
+def comment_of(entry: Entry) -> Comment:
+    rating = ""
+    if entry.score is not None and entry.scale:
+        given = parse_scale(entry.scale, "scale").rating(entry.score)
+        rating = (
+            ("thumbs up" if given else "thumbs down")
+            if entry.scale == THUMBS
+            else f"{given:g} on {entry.scale}"
+        )
+    text = mask_emails(clip(" ".join((entry.comment or "").split()), SHOWN_COMMENT))
+    return Comment(datetime.fromtimestamp(entry.at_ms / 1000, UTC), rating, text)
+
+
+def _first(variant: str) -> tuple[bool, bool, str]:
+    """The treatment first, the control second."""
+    return variant != TREATMENT, variant != CONTROL, variant
+
+
+def _per_variant(estimates: Mapping[str, Estimate], text: Any, noun: str) -> str:
+    """'X with the feature, Y without': the treatment first."""
+    parts = [
+        f"{text(e)} {'with the feature' if v == TREATMENT else 'without'}{noun.format(n=e.samples)}"
+        for v, e in estimates.items()
+        if v in (TREATMENT, CONTROL) and e.value is not None
+    ]
+    return ", ".join(parts)
+
+
+def satisfaction_lines(
+    satisfaction: Mapping[str, Estimate],
+    positive: Mapping[str, Estimate],
+    received: Mapping[str, int],
+    trend: tuple[float | None, float | None, str],
+) -> list[str]:
+    """What users said, per variant: how many, their mean rating with its bounds, the share of positive ratings,
+    and the treatment's mean rating against the period before (`trend`: now, before, what before means)."""
+    out = []
+    if any(received.get(v) for v in (TREATMENT, CONTROL)):
+        counts = {
+            v: Estimate(float(received[v]), None, None, received[v]) for v in sorted(received, key=_first)
+        }
+        out.append("Feedback received: " + _per_variant(counts, lambda e: f"{e.value:.0f}", ""))
+    rated = _per_variant(
+        satisfaction,
+        lambda e: (
+            f"{e.value:.2f} of 5"
+            + (f" (95%: {e.lower:.2f}–{e.upper:.2f})" if e.lower is not None and e.upper is not None else "")
+        ),
+        " from {n} ratings",
+    )
+    if rated:
+        out.append("Satisfaction: " + rated)
+    share = _per_variant(positive, lambda e: f"{e.value * 100:.0f}% positive", "")
+    if share:
+        out.append("Positive ratings (4 or 5 of 5, a thumbs-up): " + share)
+    now, before, when = trend
+    if now is not None and before is not None:
+        out.append(
+            f"Trend with the feature: {now:.2f} of 5 against {before:.2f} {when} ({now - before:+.2f})"
+        )
     return out
 
 

@@ -105,7 +105,7 @@ BUILTIN_METRICS: dict[str, MetricSpec] = {
         MetricSpec(
             "satisfaction",
             Aggregation.MEAN,
-            "score (1-5)",
+            "of 5",
             "mean feedback rating, every scale brought to 1-5",
             min_samples=MIN_RATINGS,
         ),

@@ -5,8 +5,8 @@ the schedules that send them through the outbox.
 Building gathers data only. A `Renderer` (an adapter) turns a `Report` into Markdown and HTML.
 """
 
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from rampup.core.gates import CONTROL, TREATMENT
@@ -23,6 +23,7 @@ from rampup.core.reports import (
     Report,
     Users,
     alert_incident,
+    comment_of,
     due_period,
     estimates_of,
     feedback_lines,
@@ -38,6 +39,8 @@ from rampup.core.reports import (
     report_actions,
     report_status,
     report_titles,
+    satisfaction_lines,
+    span_text,
     stage_markers,
     stage_visits,
     time_zone,
@@ -51,6 +54,9 @@ from rampup.services.outbox import outbox_id
 from rampup.services.rollouts import RolloutService
 
 __all__ = ["Renderer", "ReportService"]
+
+SHOWN_COMMENTS = 5  # the newest comments from users with the feature a report quotes
+TREND_SPAN = timedelta(days=7)
 
 
 class Renderer(Protocol):
@@ -129,6 +135,19 @@ class ReportService:
                 )
             }
             alerts = [a for a in tx.notifications.alerts(limit=1000) if a["rule_id"] in rules]
+            comments = (
+                tx.feedback.page(
+                    env.id,
+                    flag=plan.flag,
+                    variant=TREATMENT,
+                    since_ms=int(start.timestamp() * 1000),
+                    until_ms=int(end.timestamp() * 1000),
+                    commented=True,
+                    limit=SHOWN_COMMENTS,
+                )
+                if env is not None
+                else []
+            )
             flag_exists = tx.flag(plan.flag) is not None
         live = not state.phase.is_terminal and state.stage > 0
         gates_at: datetime | None
@@ -206,7 +225,7 @@ class ReportService:
             metrics=tuple(rows),
             users=users,
             incidents=tuple(incidents),
-            feedback=tuple(feedback_lines(rows)),
+            feedback=tuple(self._satisfaction(plan, window, start, end) + feedback_lines(rows)),
             actions=tuple(report_actions(record, rows, transitions, now, zone, flag_exists)),
             visits=tuple(visits),
             plan_stages=tuple(plan_stage_rows(plan, every_visit)),
@@ -215,6 +234,28 @@ class ReportService:
             contact=contact or f"{record.created_by} (started this rollout)",
             channels=plan.notify,
             flag_exists=flag_exists,
+            comments=tuple(comment_of(e) for e in comments),
+        )
+
+    def _satisfaction(
+        self, plan: Plan, window: Callable[[str], dict[str, Any] | None], start: datetime, end: datetime
+    ) -> list[str]:
+        """Feedback per variant in the window, and the treatment's mean rating against the span before (as long
+        as the window, at most a week)."""
+        results = [window(m) for m in ("satisfaction", "satisfaction_positive", "feedback")]
+        if any(r is None for r in results):
+            return []
+        satisfaction, positive, received = (r for r in results if r is not None)
+        span = min(end - start, TREND_SPAN)
+        before = self._window(plan, "satisfaction", end - 2 * span, end - span)
+        earlier = before["variants"].get(TREATMENT, {}).get("value") if before else None
+        now = self._window(plan, "satisfaction", end - span, end) if span != end - start else satisfaction
+        later = now["variants"].get(TREATMENT, {}).get("value") if now else None
+        return satisfaction_lines(
+            estimates_of(satisfaction),
+            estimates_of(positive),
+            {v: e["count"] for v, e in received["variants"].items()},
+            (later, earlier, f"in the {span_text(span.total_seconds(), long=True)} before"),
         )
 
     def _window(self, plan: Plan, metric: str, start: datetime, end: datetime) -> dict[str, Any] | None:

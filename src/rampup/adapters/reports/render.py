@@ -102,7 +102,7 @@ def _judged(row: MetricRow) -> str:
     """The gate's measurement: value, confidence bounds and samples."""
     if row.gate is None or row.verdict is None:
         return "not judged"
-    unit = "relative" if row.compare != "absolute" else row.unit
+    unit = "relative" if row.compare != "absolute" and not row.difference else row.unit
     bounds = (
         f" [{value_text(row.gate.lower, unit)} – {value_text(row.gate.upper, unit)}]"
         if row.gate.lower is not None and row.gate.upper is not None
@@ -114,6 +114,17 @@ def _judged(row: MetricRow) -> str:
 def _code(text: str) -> Markup:
     """Escaped text whose `backticked` commands become <code>."""
     return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
+
+
+_MARKDOWN = re.compile(r"([\\`*_\[\]#|~!<>&])")
+
+
+def _quoted(text: str) -> str:
+    """A user's words in Markdown: every character Markdown or HTML would act on is escaped, so a comment can
+    never become a link, an image, a tag or a script wherever the Markdown is rendered."""
+    return _MARKDOWN.sub(
+        lambda m: {"<": "&lt;", ">": "&gt;", "&": "&amp;"}.get(m.group(1), "\\" + m.group(1)), text
+    )
 
 
 def _window_span(report: Report) -> str:
@@ -156,6 +167,7 @@ class JinjaRenderer:
             num=lambda x: f"{x:g}",
             words=lambda s: s.replace("_", " "),
             code=_code,
+            quoted=_quoted,
         )
         self._env.globals.update(
             target=_target, judged=_judged, since=_since, window_span=_window_span, variant_names=_IN_WORDS
