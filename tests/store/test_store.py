@@ -206,3 +206,13 @@ def test_admin_token_from_the_environment_is_replaced_when_it_changes(database_u
     assert c2.snapshots.current.authenticate("first") is None
     token = c2.snapshots.current.authenticate("second")
     assert token is not None and token.scope is Scope.ADMIN
+
+
+def test_channel_urls_in_the_audit_log_are_masked_even_in_entries_written_unmasked(
+    container: Container,
+) -> None:
+    raw = "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/writtenBeforeMasking"
+    with container.store.transaction() as tx:  # as a server before masking existed wrote it
+        tx.audit("admin", "channel.create", "channel:old", None, None, {"url": raw}, "", container.clock())
+    [entry] = container.flags.audit(target="channel:old")
+    assert entry.after == {"url": "https://hooks.slack.com/services/T0…/***"}

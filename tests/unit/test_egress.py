@@ -6,10 +6,10 @@ from collections.abc import Iterable
 
 import pytest
 
-from rampup.adapters.egress import Egress, guarded_client
+from rampup.adapters.egress import Egress, GuardedSMTP, guarded_client
 from rampup.core.egress import EgressPolicy, url_host
 from rampup.errors import ConfigError, InvalidInput, Unavailable
-from tests.support.receivers import Receiver
+from tests.support.receivers import Receiver, smtp_server
 
 
 @pytest.mark.parametrize(
@@ -99,3 +99,13 @@ def test_a_name_that_does_not_resolve_is_accepted_when_saved_but_never_reached()
     egress.check_url("https://not-yet.example/hook", "url")
     with pytest.raises(Unavailable, match="does not resolve"):
         egress.connect_addresses("not-yet.example", 443)
+
+
+def test_smtp_connects_only_to_a_checked_address() -> None:
+    with smtp_server() as (mailbox, port):
+        with pytest.raises(Unavailable, match="refused: mail.example .127.0.0.1. is a loopback address"):
+            GuardedSMTP(Egress(EgressPolicy(), Rebinding("127.0.0.1")), "mail.example", port, 5)
+        allowed = Egress(EgressPolicy.parse("127.0.0.0/8"), Rebinding("127.0.0.1"))
+        with GuardedSMTP(allowed, "mail.example", port, 5) as smtp:
+            smtp.sendmail("rampup@example.com", ["ops@example.com"], "Subject: hi\r\n\r\nhello")
+        assert [to for to, _ in mailbox.snapshot()] == [["ops@example.com"]]

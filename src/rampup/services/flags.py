@@ -14,6 +14,7 @@ from rampup.core.flags import (
     parse_weights,
 )
 from rampup.core.lifecycle import FlagKind, Stewardship, parse_notify
+from rampup.core.masking import mask_urls
 from rampup.core.model import AuditEntry, Environment
 from rampup.core.ports import Clock, FlagRecord, Store, Transaction
 from rampup.core.targeting import Rule
@@ -276,16 +277,21 @@ class FlagService:
         before_id: int | None = None,
     ) -> list[AuditEntry]:
         with self._store.read() as tx:
-            return list(
-                tx.audit_entries(
-                    target=target,
-                    environment=environment,
-                    actor=actor,
-                    action=action,
-                    limit=limit,
-                    before_id=before_id,
-                )
+            entries = tx.audit_entries(
+                target=target,
+                environment=environment,
+                actor=actor,
+                action=action,
+                limit=limit,
+                before_id=before_id,
             )
+        # Channel entries are written masked; masking them on the way out covers those written before that too.
+        return [
+            replace(e, before=mask_urls(e.before), after=mask_urls(e.after))
+            if e.target.startswith("channel:")
+            else e
+            for e in entries
+        ]
 
 
 def _stewardship(current: Stewardship, body: Mapping[str, Any]) -> Stewardship:
