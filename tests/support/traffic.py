@@ -3,7 +3,8 @@
 Every batch is one request from each user of the pool, and a user is in the treatment iff
 `in_rollout(salt, user, percentage)` for the flag's state read just before the batch is sent — what an SDK
 evaluating the flag would have answered. Failures, when asked for, are every k-th of the treatment's
-requests only, so rates are exact.
+requests only, so rates are exact; they move on by one treatment user each batch, so they are spread over
+the users rather than always the same few (gates count evidence per user).
 """
 
 import json
@@ -30,31 +31,37 @@ class Traffic:
     ) -> None:
         self.c, self.flag, self.environment = c, flag, environment
         self.users = [f"{flag}-user-{i}" for i in range(users)]
-        self._bodies: dict[tuple[float, bool, str, int | None], tuple[bytes, int, int]] = {}
-        self.requests = self.treatment = self.failures = 0
+        self._bodies: dict[tuple[float, bool, str, int | None, int], tuple[bytes, int, int]] = {}
+        self.requests = self.treatment = self.failures = self.batches = 0
 
     def _body(
         self, percentage: float, enabled: bool, salt: str, fail_every: int | None
     ) -> tuple[bytes, int, int]:
-        key = (percentage, enabled, salt, fail_every)
+        shift = self.batches % fail_every if fail_every else 0
+        key = (percentage, enabled, salt, fail_every, shift)
         if key not in self._bodies:
-            events, treated, failed = [], 0, 0
-            for i, user in enumerate(self.users):
-                on = enabled and in_rollout(salt, user, percentage)
-                ok = True
-                if on:
-                    treated += 1
-                    if fail_every and treated % fail_every == 0:
-                        ok, failed = False, failed + 1
-                events.append(
-                    {
-                        "type": "request",
-                        "targeting_key": user,
-                        "flags": {self.flag: on},
-                        "duration_ms": 40.0 + i % 200,
-                        "ok": ok,
-                    }
-                )
+            on = [enabled and in_rollout(salt, user, percentage) for user in self.users]
+            treatment = [i for i, yes in enumerate(on) if yes]
+            # every k-th treatment request fails, counted from a start that moves with the batch
+            failing = (
+                {
+                    treatment[(m * fail_every - 1 + shift) % len(treatment)]
+                    for m in range(1, len(treatment) // fail_every + 1)
+                }
+                if fail_every and treatment
+                else set()
+            )
+            events = [
+                {
+                    "type": "request",
+                    "targeting_key": user,
+                    "flags": {self.flag: on[i]},
+                    "duration_ms": 40.0 + i % 200,
+                    "ok": i not in failing,
+                }
+                for i, user in enumerate(self.users)
+            ]
+            treated, failed = len(treatment), len(failing)
             self._bodies[key] = (json.dumps({"events": events}).encode(), treated, failed)
         return self._bodies[key]
 
@@ -71,6 +78,7 @@ class Traffic:
         )
         assert r.status_code == 202, r.text
         assert r.json() == {"accepted": len(self.users)}
+        self.batches += 1
         self.requests += len(self.users)
         self.treatment += treated
         self.failures += failed

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from rampup.adapters.codecs.plan_yaml import load_plan
-from rampup.core.gates import Compare
+from rampup.core.gates import Compare, Gate, Scale
 from rampup.errors import InvalidInput
 
 WORKSTATION = (Path(__file__).parents[2] / "examples" / "plans" / "workstation.yaml").read_text()
@@ -20,7 +20,10 @@ def test_the_guides_plan_is_complete() -> None:
         ("Full Rollout", 100, 168),
     ]
     assert plan.stages[3].approval and "Support team briefed" in plan.stages[0].prerequisites
-    gates = {g.metric: g for g in plan.gates}
+    lines = {(g.metric, g.scale): g for g in plan.gates}
+    gates: dict[str, Gate] = {}
+    for g in plan.gates:
+        gates.setdefault(g.metric, g)  # the first line of each gate: its own (the guide's) thresholds
     assert set(gates) == {
         "error_rate",
         "unhandled_exceptions",
@@ -36,6 +39,14 @@ def test_the_guides_plan_is_complete() -> None:
     assert gates["lcp_p75"].rollback.value == 4000  # type: ignore[union-attr]
     assert gates["engagement"].compare is Compare.CONTROL and gates["engagement"].rollback.value == -0.10  # type: ignore[union-attr]
     assert gates["data_loss"].rollback_to == 0
+    # beside the guide's lines, in the same gates: the treatment against control
+    versus = lines[("error_rate", Scale.DIFFERENCE)], lines[("error_rate", Scale.RELATIVE)]
+    assert [(g.compare, g.rollback.text, g.target) for g in versus] == [  # type: ignore[union-attr]
+        (Compare.CONTROL, "> +0.3pp", None),
+        (Compare.CONTROL, "> +100%", None),
+    ]
+    assert lines[("api_latency_p95", Scale.RELATIVE)].rollback.value == pytest.approx(0.2)  # type: ignore[union-attr]
+    assert lines[("lcp_p75", Scale.RELATIVE)].rollback.value == pytest.approx(0.2)  # type: ignore[union-attr]
     assert plan.notify == ("rollout-channel", "support-email")
 
 

@@ -21,7 +21,8 @@ EVEN: dict[str, Any] = {"volume_sigma": 0.0}  # every user sends about as much
 
 
 def test_healthy_traffic_completes_the_whole_plan() -> None:
-    results = [simulate_trial(PLAN, Traffic(requests_per_s=10, **EVEN), None, seed) for seed in range(3)]
+    """Heavy-tailed users (the default) too: the sample-ratio check counts users, not requests."""
+    results = [simulate_trial(PLAN, Traffic(requests_per_s=10), None, seed) for seed in range(3)]
     assert {r.outcome for r in results} == {"completed"}
     assert all(r.ended_at.days >= 13 for r in results)
 
@@ -46,13 +47,17 @@ def test_the_sample_ratio_check_sees_what_the_treatment_under_reports() -> None:
     assert any("sample-ratio" in reason for reason in r.reasons)
 
 
-def test_an_incident_changes_both_variants_and_is_not_a_regression() -> None:
+def test_an_incident_in_both_variants_pauses_for_the_environment_and_the_rollout_goes_on() -> None:
     incident = Regression.parse("error_rate=0.03@1h+1h", "--incident", everyone=True)
     results = [
         simulate_trial(PLAN, Traffic(requests_per_s=10, **EVEN), None, s, incidents=[incident])
         for s in range(2)
     ]
     assert all(r.regression_at is None for r in results)
+    assert {r.outcome for r in results} == {"completed"}
+    for r in results:
+        assert any(reason.startswith("environment unhealthy") for reason in r.reasons)
+        assert any(reason.startswith("environment healthy again") for reason in r.reasons)
     assert summarize(results, naive=True).acted_share == 1.0  # the naive rule blames the flag
 
 

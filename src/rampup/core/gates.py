@@ -10,8 +10,8 @@ import bisect
 import itertools
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Protocol
@@ -48,6 +48,9 @@ class Verdict(StrEnum):
     FAIL = "fail"
     CRITICAL = "critical"
     INCONCLUSIVE = "inconclusive"
+    ENVIRONMENT = (
+        "environment"  # a line is breached, but control is just as bad: the environment, not the flag
+    )
 
 
 class Compare(StrEnum):
@@ -56,7 +59,15 @@ class Compare(StrEnum):
     BASELINE = "baseline"  # the environment now relative to the period before the rollout
 
 
-_THRESHOLD = re.compile(r"^\s*([<>])\s*([+-]?\d+(?:\.\d+)?)\s*(%|ms|s)?\s*$")
+class Scale(StrEnum):
+    """What a threshold is measured on."""
+
+    OWN = "own"  # the treatment's own value: '> 0.5%', '> 1000ms'
+    RELATIVE = "relative"  # relative to control (or baseline): '> +25%', '< -10%'
+    DIFFERENCE = "difference"  # minus control, in the metric's unit: '> +0.3pp', '> +50ms'
+
+
+_THRESHOLD = re.compile(r"^\s*([<>])\s*([+-])?\s*(\d+(?:\.\d+)?)\s*(pp|%|ms|s)?\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +75,10 @@ class Threshold:
     op: str  # "<" or ">"
     value: float  # in the metric's unit: a fraction for rates and relative changes, ms for latencies
     text: str
+    scale: Scale = Scale.OWN
 
     @classmethod
-    def parse(cls, raw: Any, where: str, relative: bool, aggregation: Aggregation) -> "Threshold":
+    def parse(cls, raw: Any, where: str, compare: "Compare", aggregation: Aggregation) -> "Threshold":
         m = (
             _THRESHOLD.match(str(raw))
             if isinstance(raw, str | int | float) and not isinstance(raw, bool)
@@ -74,21 +86,16 @@ class Threshold:
         )
         if m is None:
             raise InvalidInput(
-                f"{raw!r} is not a threshold; write '< 0.1%', '> 1000ms', '> 5', '< -10%'", where=where
-            )
-        op, number, unit = m.group(1), float(m.group(2)), m.group(3)
-        if relative and unit != "%" and not (unit is None and aggregation is Aggregation.MEAN):
-            raise InvalidInput(
-                f"compared to control or baseline, thresholds are relative changes like '< -10%' "
-                f"or '> +10%', not {raw!r}",
+                f"{raw!r} is not a threshold; write '< 0.1%', '> 1000ms', '> 5', '< -10%', '> +0.3pp'",
                 where=where,
             )
-        if unit in ("ms", "s") and aggregation is not Aggregation.PERCENTILE:
-            raise InvalidInput(f"{raw!r} is a duration, but this metric is not a latency", where=where)
-        scale = {"%": 0.01, "ms": 1.0, "s": 1000.0, None: 1.0}[unit]
-        if unit is None and aggregation is Aggregation.RATE:
-            raise InvalidInput(f"write rates as percentages, e.g. '> 0.5%', not {raw!r}", where=where)
-        return cls(op, number * scale, str(raw).strip())
+        op, sign, unit = m.group(1), m.group(2), m.group(4)
+        number = float(m.group(3)) * (-1 if sign == "-" else 1)
+        scale = _scale(compare, bool(sign), unit, aggregation, raw, where)
+        if scale is Scale.OWN:
+            _check_own(unit, aggregation, raw, where)
+        factor = {"%": 0.01, "pp": 0.01, "ms": 1.0, "s": 1000.0, None: 1.0}[unit]
+        return cls(op, number * factor, str(raw).strip(), scale)
 
     def breached_by(self, m: "Measurement") -> bool:
         """Confidently on the wrong side: for '> x', the whole interval is above x."""
@@ -97,6 +104,48 @@ class Threshold:
     def met_by(self, m: "Measurement") -> bool:
         """Confidently on the right side: for '< x', the whole interval is below x."""
         return m.surely_below(self.value) if self.op == "<" else m.surely_above(self.value)
+
+
+_AGAINST_CONTROL = (
+    "compared to control, thresholds are relative changes like '> +25%' or differences like '> +0.3pp' "
+    "(an unsigned '> 0.5%' is the treatment's own line), not {raw!r}"
+)
+
+
+def _scale(
+    compare: "Compare", signed: bool, unit: str | None, agg: Aggregation, raw: Any, where: str
+) -> Scale:
+    """Against control, a signed threshold is a change ('+25%', '+0.3pp', '+50ms') and an unsigned one
+    the treatment's own line ('0.5%'), so one gate can hold both."""
+    if compare is Compare.BASELINE or (compare is Compare.CONTROL and signed and unit == "%"):
+        if unit != "%":
+            raise InvalidInput(
+                f"compared to baseline, thresholds are relative changes like '> +10%', not {raw!r}",
+                where=where,
+            )
+        return Scale.RELATIVE
+    if compare is Compare.CONTROL and (signed or unit == "pp"):
+        if unit == "pp" and agg is not Aggregation.RATE:
+            raise InvalidInput(f"{raw!r}: percentage points are for rates", where=where)
+        if unit in ("ms", "s") and agg is not Aggregation.PERCENTILE:
+            raise InvalidInput(f"{raw!r} is a duration, but this metric is not a latency", where=where)
+        if unit is None and agg in (Aggregation.RATE, Aggregation.PERCENTILE):
+            raise InvalidInput(_AGAINST_CONTROL.format(raw=raw), where=where)
+        return Scale.DIFFERENCE
+    if compare is Compare.CONTROL and unit is None and agg is Aggregation.RATE:
+        raise InvalidInput(_AGAINST_CONTROL.format(raw=raw), where=where)
+    if unit == "pp":
+        raise InvalidInput(
+            f"{raw!r}: percentage points compare with control; add 'compare: control'", where=where
+        )
+    return Scale.OWN
+
+
+def _check_own(unit: str | None, aggregation: Aggregation, raw: Any, where: str) -> None:
+    if unit in ("ms", "s") and aggregation is not Aggregation.PERCENTILE:
+        raise InvalidInput(f"{raw!r} is a duration, but this metric is not a latency", where=where)
+    if unit is None and aggregation is Aggregation.RATE:
+        raise InvalidInput(f"write rates as percentages, e.g. '> 0.5%', not {raw!r}", where=where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,22 +161,53 @@ class Gate:
     rollback_to: int | None = None  # a stage number to fall back to on breach (0 = off), instead of one back
     sustain: timedelta = timedelta(0)  # the plan's `for`: a breach must last this long before acting
     window: timedelta | None = None  # judge a trailing window instead of the whole stage
-    difference: bool = False  # against control: treatment − control in the metric's unit, not a % change
     min_samples: int = 0  # fewer samples (per compared variant) than this are inconclusive, whatever they say
 
     @property
     def blocks_advance(self) -> bool:
-        """Warn-only gates inform; every other gate must pass before a stage may advance."""
-        return not (
-            self.warn
-            and self.target is None
-            and self.rollback is None
-            and self.disable is None
-            and self.rollback_to is None
-        )
+        """Targets must pass before a stage may advance, and so must the treatment's own lines; lines
+        against control without a target only guard (proving "not 10% worse" would stall low traffic;
+        a non-inferiority target, e.g. `target: "< +0.2pp"`, asks for that proof)."""
+        if self.target is not None:
+            return True
+        if self.compare is Compare.CONTROL:
+            return False
+        return not (self.warn and self.rollback is None and self.disable is None and self.rollback_to is None)
+
+    @property
+    def difference(self) -> bool:
+        """Against control: treatment − control in the metric's unit, not a % change."""
+        return self.scale is Scale.DIFFERENCE
+
+    @property
+    def scale(self) -> Scale:
+        lines = [t for t in (self.target, self.warn, self.rollback, self.disable) if t is not None]
+        return lines[0].scale if lines else Scale.OWN
 
     @classmethod
     def parse(cls, raw: Any, where: str) -> "Gate":
+        """A gate whose thresholds are all of one kind (see `lines` for a plan's gates, which may mix)."""
+        lines = cls.lines(raw, where)
+        if len(lines) > 1:
+            groups = _lines(
+                raw,
+                where,
+                lines[0].compare if lines[0].scale is not Scale.OWN else lines[1].compare,
+                lines[0].aggregation,
+            )
+            level = next(iter(groups.get(Scale.DIFFERENCE) or groups[lines[1].scale]))
+            raise InvalidInput(
+                "thresholds against control are all differences ('< -0.3') or all changes ('< -10%') in one "
+                "line; a plan's gate may list several lines",
+                where=f"{where}.{level}",
+            )
+        return lines[0]
+
+    @classmethod
+    def lines(cls, raw: Any, where: str) -> tuple["Gate", ...]:
+        """One gate of a plan, as one Gate per scale: a gate may hold the treatment's own lines and lines
+        against control at once (each threshold a string or a list of strings), e.g.
+        `{metric: error_rate, compare: control, rollback: ["> 0.5%", "> +0.3pp"]}`."""
         if not isinstance(raw, Mapping):
             raise InvalidInput("a gate is a mapping with at least 'metric'", where=where)
         known = {
@@ -148,76 +228,45 @@ class Gate:
                 f"unknown gate field {unknown[0]!r}; a gate has " + ", ".join(sorted(known)),
                 where=f"{where}.{unknown[0]}",
             )
-        name = raw.get("metric")
-        if not isinstance(name, str) or not name:
-            raise InvalidInput("a gate needs 'metric'", where=f"{where}.metric")
-        base, q = parse_metric_name(name)
-        spec = BUILTIN_METRICS.get(base)
-        if spec is None:
-            raise InvalidInput(
-                f"unknown metric {name!r}; gates watch: " + ", ".join(sorted(BUILTIN_METRICS)),
-                where=f"{where}.metric",
-            )
-        if (spec.aggregation is Aggregation.PERCENTILE) != (q is not None):
-            raise InvalidInput(
-                f"{base} is watched as a percentile, e.g. {base}_p95"
-                if q is None
-                else f"{base} has no percentiles",
-                where=f"{where}.metric",
-            )
-        try:
-            compare = Compare(raw.get("compare", "absolute"))
-        except ValueError:
-            raise InvalidInput("compare is 'control' or 'baseline'", where=f"{where}.compare") from None
-        relative = compare is not Compare.ABSOLUTE
-        thresholds = {
-            k: Threshold.parse(raw[k], f"{where}.{k}", relative, spec.aggregation)
-            for k in ("target", "warn", "rollback", "disable")
-            if raw.get(k) is not None
-        }
+        name, aggregation, q = _metric(raw.get("metric"), f"{where}.metric")
+        spec = BUILTIN_METRICS[parse_metric_name(name)[0]]
+        compare = _compare(raw.get("compare", "absolute"), name, aggregation, f"{where}.compare")
+        groups = _lines(raw, where, compare, aggregation)
         rollback_to = raw.get("rollback_to")
         if rollback_to is not None and (
             not isinstance(rollback_to, int) or isinstance(rollback_to, bool) or rollback_to < 0
         ):
             raise InvalidInput("rollback_to is a stage number (0 = off)", where=f"{where}.rollback_to")
-        if not thresholds and rollback_to is None:
+        if not groups and rollback_to is None:
             raise InvalidInput(
                 "a gate needs a threshold (target, warn, rollback, disable) or rollback_to", where=where
             )
         sustain = parse_duration(raw["for"], f"{where}.for") if "for" in raw else timedelta(0)
         window = parse_duration(raw["window"], f"{where}.window") if "window" in raw else None
-        if window is not None and spec.aggregation is not Aggregation.COUNT:
+        if window is not None and aggregation is not Aggregation.COUNT:
             raise InvalidInput(
                 "'window' counts events in a trailing window; it fits count metrics", where=f"{where}.window"
             )
-        if compare is Compare.CONTROL and spec.aggregation not in (
-            Aggregation.RATE,
-            Aggregation.PER_USER,
-            Aggregation.MEAN,
-        ):
-            raise InvalidInput(
-                f"{base} cannot be compared to control; rates and per-user metrics can",
-                where=f"{where}.compare",
+        common: dict[str, Any] = {
+            "sustain": sustain,
+            "window": window,
+            "min_samples": _min_samples(raw.get("min_samples", spec.min_samples), f"{where}.min_samples"),
+        }
+        kinds: dict[Scale, dict[str, Any]] = dict(groups)
+        if not groups:
+            return (cls(name, aggregation, q, compare, rollback_to=rollback_to, **common),)
+        first = Scale.OWN if Scale.OWN in groups else next(iter(groups))
+        return tuple(
+            cls(
+                name,
+                aggregation,
+                q,
+                Compare.ABSOLUTE if scale is Scale.OWN and compare is Compare.CONTROL else compare,
+                rollback_to=rollback_to if scale is first else None,
+                **common,
+                **lines,
             )
-        if compare is Compare.BASELINE and spec.aggregation not in (
-            Aggregation.SUM,
-            Aggregation.COUNT,
-            Aggregation.RATE,
-        ):
-            raise InvalidInput(
-                f"{base} cannot be compared to baseline; counts and rates can", where=f"{where}.compare"
-            )
-        return cls(
-            name,
-            spec.aggregation,
-            q,
-            compare,
-            rollback_to=rollback_to,
-            sustain=sustain,
-            window=window,
-            difference=_is_difference(raw, compare, thresholds, where),
-            min_samples=_min_samples(raw.get("min_samples", spec.min_samples), f"{where}.min_samples"),
-            **thresholds,
+            for scale, lines in kinds.items()
         )
 
     def threshold_text(self) -> str:
@@ -236,26 +285,69 @@ class Gate:
         return ", ".join(parts)
 
 
-def _is_difference(
-    raw: Mapping[str, Any], compare: Compare, thresholds: Mapping[str, Threshold], where: str
-) -> bool:
-    """Against control, a mean's thresholds are either all differences ('< -0.3') or all changes ('< -10%')."""
-    if compare is not Compare.CONTROL or not thresholds:
-        return False
-    kinds = {k: str(raw[k]).strip().endswith("%") for k in thresholds}
-    if len(set(kinds.values())) > 1:
-        first = next(k for k, relative in kinds.items() if not relative)
-        raise InvalidInput(
-            "thresholds against control are all differences ('< -0.3') or all changes ('< -10%')",
-            where=f"{where}.{first}",
-        )
-    return not next(iter(kinds.values()))
-
-
 def _min_samples(raw: Any, where: str) -> int:
     if not isinstance(raw, int) or isinstance(raw, bool) or not 0 <= raw <= 1_000_000:
         raise InvalidInput("min_samples is a whole number from 0 to 1,000,000", where=where)
     return raw
+
+
+def _metric(name: Any, where: str) -> tuple[str, Aggregation, float | None]:
+    if not isinstance(name, str) or not name:
+        raise InvalidInput("a gate needs 'metric'", where=where)
+    base, q = parse_metric_name(name)
+    spec = BUILTIN_METRICS.get(base)
+    if spec is None:
+        raise InvalidInput(
+            f"unknown metric {name!r}; gates watch: " + ", ".join(sorted(BUILTIN_METRICS)), where=where
+        )
+    if (spec.aggregation is Aggregation.PERCENTILE) != (q is not None):
+        raise InvalidInput(
+            f"{base} is watched as a percentile, e.g. {base}_p95"
+            if q is None
+            else f"{base} has no percentiles",
+            where=where,
+        )
+    return name, spec.aggregation, q
+
+
+_COMPARABLE = {
+    Compare.ABSOLUTE: tuple(Aggregation),
+    Compare.CONTROL: (Aggregation.RATE, Aggregation.PERCENTILE, Aggregation.PER_USER, Aggregation.MEAN),
+    Compare.BASELINE: (Aggregation.SUM, Aggregation.COUNT, Aggregation.RATE),
+}
+
+
+def _compare(raw: Any, name: str, aggregation: Aggregation, where: str) -> Compare:
+    try:
+        compare = Compare(raw)
+    except ValueError:
+        raise InvalidInput("compare is 'control' or 'baseline'", where=where) from None
+    if aggregation not in _COMPARABLE[compare]:
+        kinds = {
+            Compare.CONTROL: "rates, latencies and per-user metrics can",
+            Compare.BASELINE: "counts and rates can",
+        }
+        raise InvalidInput(f"{name} cannot be compared to {compare.value}; {kinds[compare]}", where=where)
+    return compare
+
+
+def _lines(
+    raw: Mapping[str, Any], where: str, compare: Compare, aggregation: Aggregation
+) -> dict[Scale, dict[str, Threshold]]:
+    """The gate's thresholds by scale: {own: {rollback: …}, relative: {rollback: …}}."""
+    groups: dict[Scale, dict[str, Threshold]] = {}
+    for level in ("target", "warn", "rollback", "disable"):
+        value = raw.get(level)
+        if value is None:
+            continue
+        texts = value if isinstance(value, list) else [value]
+        for i, text in enumerate(texts):
+            at = f"{where}.{level}" + (f"[{i}]" if isinstance(value, list) else "")
+            line = Threshold.parse(text, at, compare, aggregation)
+            if level in groups.setdefault(line.scale, {}):
+                raise InvalidInput(f"two {level} lines of the same kind; keep one", where=at)
+            groups[line.scale][level] = line
+    return groups
 
 
 @dataclass(frozen=True)
@@ -267,12 +359,14 @@ class Measurement:
     upper: float | None
     samples: int
     exact: bool = False  # counted, not estimated: no uncertainty to account for
-    rate: tuple[int, int] | None = None  # (trials, events) behind a rate, for exact threshold checks
+    rate: tuple[float, float] | None = None  # (trials, events) behind a rate, for exact threshold checks
     needs: dict[str, float] = field(default_factory=dict)
+    alpha: float = sequential.ALPHA
 
     def bounds(self) -> tuple[float | None, float | None]:
         if self.rate is not None and self.lower is None:
-            interval = sequential.rate_bounds(*self.rate)  # only for display: verdicts need one evaluation
+            # only for display and comparisons: a verdict against a fixed line needs one evaluation
+            interval = sequential.rate_bounds(*self.rate, alpha=self.alpha)
             return interval.lower, interval.upper
         return self.lower, self.upper
 
@@ -283,7 +377,7 @@ class Measurement:
             return self.value > x
         if self.rate is not None:
             n, s = self.rate
-            return n > 0 and s / n > x and sequential.excludes(n, s, x)
+            return n > 0 and s / n > x and sequential.excludes(n, s, x, self.alpha)
         return self.lower is not None and self.lower > x
 
     def surely_below(self, x: float) -> bool:
@@ -293,7 +387,7 @@ class Measurement:
             return self.value < x or (self.value <= x and x == 0)
         if self.rate is not None:
             n, s = self.rate
-            return n > 0 and s / n < x and sequential.excludes(n, s, x)
+            return n > 0 and s / n < x and sequential.excludes(n, s, x, self.alpha)
         return self.upper is not None and self.upper < x
 
 
@@ -302,6 +396,10 @@ class GateInputs(Protocol):
 
     def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate: ...
     def units(self, variant: str, since_ms: int, until_ms: int) -> UnitTotals: ...
+    def dispersion(self, metric: str, variant: str, since_ms: int, until_ms: int) -> float:
+        """How clustered a rate's events are by user: Σ (a user's events)² / Σ events, 1 when every user
+        has at most one (independent failures), about N when failures come in runs of N from one user."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +408,7 @@ class GateResult:
     verdict: Verdict
     measurement: Measurement
     breached: str | None = None  # which threshold is breached right now: "disable", "rollback", "warn"
+    since_ms: int | None = None  # the evidence's start when it is a restarted window, not the stage
 
     def to_dict(self) -> dict[str, Any]:
         m = self.measurement
@@ -326,6 +425,8 @@ class GateResult:
         }
         if m.needs:
             out["needs"] = m.needs
+        if self.since_ms is not None:
+            out["since_ms"] = self.since_ms
         return out
 
 
@@ -333,14 +434,22 @@ def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
 
-def judge(gate: Gate, m: Measurement) -> tuple[Verdict, str | None]:
-    """The verdict and the breached threshold, if any. The only place thresholds are compared."""
+def _breach(gate: Gate, m: Measurement) -> tuple[Verdict, str | None]:
+    """Whether a disable or rollback line is breached (CRITICAL, FAIL), else INCONCLUSIVE."""
     if gate.disable and gate.disable.breached_by(m):
         return Verdict.CRITICAL, "disable"
     if gate.rollback and gate.rollback.breached_by(m):
         return Verdict.FAIL, "rollback"
     if gate.rollback_to is not None and gate.rollback is None and m.value:
         return Verdict.FAIL, "rollback"
+    return Verdict.INCONCLUSIVE, None
+
+
+def judge(gate: Gate, m: Measurement) -> tuple[Verdict, str | None]:
+    """The verdict and the breached threshold, if any. The only place thresholds are compared."""
+    verdict, breached = _breach(gate, m)
+    if breached:
+        return verdict, breached
     if gate.warn and gate.warn.breached_by(m):
         return Verdict.WARN, "warn"
     if gate.target is not None:
@@ -355,20 +464,23 @@ def judge(gate: Gate, m: Measurement) -> tuple[Verdict, str | None]:
     return (Verdict.PASS if cleared else Verdict.INCONCLUSIVE), None
 
 
-def _rate(n: int, s: int) -> Measurement:
-    return Measurement(s / n if n else None, None, None, n, rate=(n, s))
+def _rate(n: int, s: int, dispersion: float = 1.0, alpha: float = sequential.ALPHA) -> Measurement:
+    """A rate, on per-user evidence: with failures clustered by user (a user's retries), n and s are
+    divided by the dispersion, so a run of N failures from one user weighs as one."""
+    d = max(dispersion, 1.0)
+    return Measurement(s / n if n else None, None, None, n, rate=(n / d, s / d), alpha=alpha)
 
 
 class _Quantile(Measurement):
     """A percentile. Thresholds are checked as exceedance rates (P(X > x) against 1 − q) through the rate
     sequence, one evaluation each; the bounds for display come from a scan over the sketch's buckets."""
 
-    def __init__(self, hist: Mapping[int, int], q: float) -> None:
+    def __init__(self, hist: Mapping[int, int], q: float, alpha: float = sequential.ALPHA) -> None:
         self._buckets = sorted(hist)
         self._cumulative = list(itertools.accumulate(hist[b] for b in self._buckets))
         self._q = q
         self._n = n = self._cumulative[-1] if self._cumulative else 0
-        super().__init__(sketch_quantile(hist, q, n) if n else None, None, None, n)
+        super().__init__(sketch_quantile(hist, q, n) if n else None, None, None, n, alpha=alpha)
 
     def _above(self, x: float) -> int:
         """Samples whose bucket's value exceeds x."""
@@ -377,7 +489,7 @@ class _Quantile(Measurement):
 
     def _surely(self, above: int, side: int) -> bool:
         share, limit = above / self._n, 1 - self._q
-        return (share - limit) * side > 0 and sequential.excludes(self._n, above, limit)
+        return (share - limit) * side > 0 and sequential.excludes(self._n, above, limit, self.alpha)
 
     def surely_above(self, x: float) -> bool:
         return self._n > 0 and self._surely(self._above(x), 1)
@@ -386,101 +498,164 @@ class _Quantile(Measurement):
         return self._n > 0 and self._surely(self._above(x), -1)
 
     def bounds(self) -> tuple[float | None, float | None]:
-        lower = upper = None
-        for bucket, seen in zip(self._buckets, self._cumulative, strict=True):
-            above = self._n - seen
-            if self._surely(above, 1):
-                lower = value_of(bucket)
-            elif upper is None and self._surely(above, -1):
-                upper = value_of(bucket)
+        """The buckets where the exceedance sequence crosses 1 − q, by bisection: the share above a bucket
+        only falls as the bucket rises."""
+        if not self._n:
+            return None, None
+        shares = [self._n - seen for seen in self._cumulative]  # samples above each bucket
+        first_not_above = _first(len(shares), lambda i: not self._surely(shares[i], 1))
+        first_below = _first(len(shares), lambda i: self._surely(shares[i], -1))
+        lower = value_of(self._buckets[first_not_above - 1]) if first_not_above > 0 else None
+        upper = value_of(self._buckets[first_below]) if first_below < len(shares) else None
         return lower, upper
 
 
-def _quantile(a: Aggregate, q: float) -> Measurement:
-    return _Quantile(a.sketch or {}, q) if a.sketch else Measurement(None, None, None, 0)
+def _first(n: int, holds: Callable[[int], bool]) -> int:
+    """The first index in [0, n) where a monotone condition holds (n if none)."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if holds(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
-def _relative(treatment: Measurement, control: Measurement) -> Measurement:
-    """treatment / control − 1, with the interval from the two sequences' extremes."""
-    (t_lo, t_hi), (c_lo, c_hi) = treatment.bounds(), control.bounds()
-    samples = min(treatment.samples, control.samples)
-    if treatment.value is None or not control.value or None in (t_lo, t_hi, c_lo, c_hi):
-        return Measurement(None, None, None, samples)
-    assert t_lo is not None and t_hi is not None and c_lo is not None and c_hi is not None
-    lower = t_lo / c_hi - 1 if c_hi else None
-    upper = t_hi / c_lo - 1 if c_lo > 0 else None
-    return Measurement(treatment.value / control.value - 1, lower, upper, samples)
+def _quantile(a: Aggregate, q: float, alpha: float = sequential.ALPHA) -> Measurement:
+    return _Quantile(a.sketch or {}, q, alpha) if a.sketch else Measurement(None, None, None, 0, alpha=alpha)
 
 
-def _difference(treatment: Measurement, control: Measurement) -> Measurement:
-    """treatment − control, with the interval from the two sequences' extremes."""
-    samples = min(treatment.samples, control.samples)
-    if None in (
-        treatment.value,
-        control.value,
-        treatment.lower,
-        treatment.upper,
-        control.lower,
-        control.upper,
-    ):
-        return Measurement(None, None, None, samples)
-    assert treatment.value is not None and control.value is not None
-    assert treatment.lower is not None and treatment.upper is not None
-    assert control.lower is not None and control.upper is not None
-    return Measurement(
-        treatment.value - control.value,
-        treatment.lower - control.upper,
-        treatment.upper - control.lower,
-        samples,
-    )
+class _Versus(Measurement):
+    """The treatment against control, as a relative change (t / c − 1) or a difference (t − c). Each
+    variant has its own sequence at α/2, so both hold at once with probability 1 − α; the change is
+    breached when the treatment's sequence lies wholly beyond the line drawn from control's far bound.
+    Unequal splits only make one sequence tighter than the other."""
+
+    def __init__(self, treatment: Measurement, control: Measurement, scale: Scale) -> None:
+        t, c = treatment.value, control.value
+        relative = scale is Scale.RELATIVE
+        value = (
+            None if t is None or c is None or (relative and c == 0) else (t / c - 1 if relative else t - c)
+        )
+        super().__init__(
+            value, None, None, min(treatment.samples, control.samples), alpha=treatment.alpha * 2
+        )
+        self._t, self._c, self._relative = treatment, control, relative
+        self._c_bounds: tuple[float | None, float | None] | None = None
+
+    def _control(self) -> tuple[float | None, float | None]:
+        if self._c_bounds is None:
+            self._c_bounds = self._c.bounds() if self._c.value is not None else (None, None)
+        return self._c_bounds
+
+    def _line(self, c: float | None, x: float) -> float | None:
+        return None if c is None else c * (1 + x) if self._relative else c + x
+
+    def surely_above(self, x: float) -> bool:
+        if self.value is None or self.value <= x:  # the estimate is not even beyond: no need for bounds
+            return False
+        line = self._line(self._control()[1], x)
+        return line is not None and self._t.surely_above(line)
+
+    def surely_below(self, x: float) -> bool:
+        if self.value is None or self.value >= x:
+            return False
+        line = self._line(self._control()[0], x)
+        return line is not None and self._t.surely_below(line)
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        (t_lo, t_hi), (c_lo, c_hi) = self._t.bounds(), self._control()
+        if self.value is None or None in (t_lo, t_hi, c_lo, c_hi):
+            return None, None
+        assert t_lo is not None and t_hi is not None and c_lo is not None and c_hi is not None
+        if not self._relative:
+            return t_lo - c_hi, t_hi - c_lo
+        return (t_lo / c_hi - 1 if c_hi else None), (t_hi / c_lo - 1 if c_lo > 0 else None)
 
 
-def _mean(n: int, total: float, total_sq: float) -> Measurement:
+def _mean(n: int, total: float, total_sq: float, alpha: float, floor: float = 0.0) -> Measurement:
+    """A mean with the asymptotic sequence. Its variance is at least `floor` (the other variant's): ten
+    users who all did nothing do not prove that nobody ever does anything."""
     if n == 0:
-        return Measurement(None, None, None, 0)
+        return Measurement(None, None, None, 0, alpha=alpha)
     m = total / n
-    variance = max(0.0, (total_sq - n * m * m) / (n - 1)) if n > 1 else 0.0
-    radius = sequential.asymptotic_radius(n, variance, sequential.ALPHA / 2)  # two sides, two variants
-    return Measurement(m, m - radius, m + radius, n)
+    radius = sequential.asymptotic_radius(n, max(_variance(n, total, total_sq), floor), alpha)
+    return Measurement(m, m - radius, m + radius, n, alpha=alpha)
+
+
+def _variance(n: int, total: float, total_sq: float) -> float:
+    return max(0.0, (total_sq - total * total / n) / (n - 1)) if n > 1 else 0.0
+
+
+Moments = tuple[int, float, float]  # n, Σx, Σx²
+
+
+def _means(t: Moments, c: Moments, alpha: float) -> tuple[Measurement, Measurement]:
+    floor = max(_variance(*t), _variance(*c))
+    return _mean(*t, alpha / 2, floor), _mean(*c, alpha / 2, floor)
 
 
 def measure(
-    gate: Gate, inputs: GateInputs, since_ms: int, now_ms: int, baseline: tuple[int, int] | None
+    gate: Gate,
+    inputs: GateInputs,
+    since_ms: int,
+    now_ms: int,
+    baseline: tuple[int, int] | None,
+    alpha: float = sequential.ALPHA,
 ) -> Measurement:
     """What the gate looks at: the treatment since `since_ms` (or its trailing window), or a comparison."""
     base, _ = parse_metric_name(gate.metric)
     start = now_ms - int(gate.window.total_seconds() * 1000) if gate.window else since_ms
     subject = "all" if BUILTIN_METRICS[base].environment_wide else TREATMENT
-    treatment = inputs.aggregate(base, subject, start, now_ms)
     match gate.aggregation, gate.compare:
         case Aggregation.RATE, Compare.ABSOLUTE:
-            return _with_needs(_rate(treatment.count, treatment.failures), gate, since_ms, now_ms)
-        case Aggregation.PERCENTILE, _:
-            return _quantile(treatment, gate.quantile or 0.5)
+            return _with_needs(
+                _variant_rate(inputs, base, TREATMENT, start, now_ms, alpha), gate, since_ms, now_ms
+            )
+        case Aggregation.PERCENTILE, Compare.ABSOLUTE:
+            return _quantile(inputs.aggregate(base, TREATMENT, start, now_ms), gate.quantile or 0.5, alpha)
+        case Aggregation.MEAN, Compare.ABSOLUTE:
+            a = inputs.aggregate(base, TREATMENT, start, now_ms)
+            return _mean(a.count, a.total, a.total_sq, alpha)
         case Aggregation.COUNT, Compare.ABSOLUTE:
+            treatment = inputs.aggregate(base, subject, start, now_ms)
             return Measurement(float(treatment.count), None, None, treatment.count, exact=True)
         case Aggregation.GAUGE, _:
+            treatment = inputs.aggregate(base, subject, start, now_ms)
             return Measurement(treatment.last_value, None, None, treatment.count, exact=True)
-        case Aggregation.RATE, Compare.CONTROL:
-            control = inputs.aggregate(base, CONTROL, start, now_ms)
-            return _relative(
-                _rate(treatment.count, treatment.failures), _rate(control.count, control.failures)
-            )
-        case Aggregation.PER_USER, Compare.CONTROL:
-            t, c = inputs.units(TREATMENT, start, now_ms), inputs.units(CONTROL, start, now_ms)
-            return _relative(_mean(t.users, t.engaged, t.engaged_sq), _mean(c.users, c.engaged, c.engaged_sq))
-        case Aggregation.MEAN, Compare.ABSOLUTE:
-            return _mean(treatment.count, treatment.total, treatment.total_sq)
-        case Aggregation.MEAN, Compare.CONTROL:
-            control = inputs.aggregate(base, CONTROL, start, now_ms)
-            compared = _difference if gate.difference else _relative
-            return compared(
-                _mean(treatment.count, treatment.total, treatment.total_sq),
-                _mean(control.count, control.total, control.total_sq),
-            )
+        case _, Compare.CONTROL:
+            t, c = _arms(gate, inputs, base, start, now_ms, alpha)
+            return _Versus(t, c, gate.scale)
         case _, Compare.BASELINE if baseline is not None:
             return _versus_baseline(gate, inputs, start, now_ms, baseline)
     return Measurement(None, None, None, 0)
+
+
+def _variant_rate(
+    inputs: GateInputs, metric: str, variant: str, start: int, now: int, alpha: float
+) -> Measurement:
+    a = inputs.aggregate(metric, variant, start, now)
+    spread = inputs.dispersion(metric, variant, start, now) if a.failures else 1.0
+    return _rate(a.count, a.failures, spread, alpha)
+
+
+def _arms(
+    gate: Gate, inputs: GateInputs, metric: str, start: int, now: int, alpha: float
+) -> tuple[Measurement, Measurement]:
+    """The treatment and the control, each at α/2."""
+    if gate.aggregation is Aggregation.RATE:
+        return tuple(_variant_rate(inputs, metric, v, start, now, alpha / 2) for v in (TREATMENT, CONTROL))  # type: ignore[return-value]
+    if gate.aggregation is Aggregation.PERCENTILE:
+        q = gate.quantile or 0.5
+        return tuple(
+            _quantile(inputs.aggregate(metric, v, start, now), q, alpha / 2) for v in (TREATMENT, CONTROL)
+        )  # type: ignore[return-value]
+    if gate.aggregation is Aggregation.PER_USER:
+        t, c = inputs.units(TREATMENT, start, now), inputs.units(CONTROL, start, now)
+        return _means((t.users, t.engaged, t.engaged_sq), (c.users, c.engaged, c.engaged_sq), alpha)
+    ta, ca = (inputs.aggregate(metric, v, start, now) for v in (TREATMENT, CONTROL))
+    return _means((ta.count, ta.total, ta.total_sq), (ca.count, ca.total, ca.total_sq), alpha)
 
 
 def _versus_baseline(
@@ -534,14 +709,87 @@ def _with_needs(m: Measurement, gate: Gate, since_ms: int, now_ms: int) -> Measu
     )
 
 
-def assess(
-    gate: Gate, inputs: GateInputs, since_ms: int, now_ms: int, baseline: tuple[int, int] | None = None
-) -> GateResult:
-    m = measure(gate, inputs, since_ms, now_ms, baseline)
-    if m.samples < gate.min_samples:  # three angry ratings decide nothing, however sure they look
-        short = Measurement(
-            m.value, m.lower, m.upper, m.samples, needs={"samples": gate.min_samples - m.samples}
+STAGE_ALPHA = 0.02  # each gate line's sequence over the whole stage
+LATE_ALPHA = (
+    0.015  # each gate line's restarted sequences in a stage, all of them together (≤ 2×, see restarts)
+)
+LATE_PERIODS_H = (1, 4, 16)
+_HOUR_MS = 3_600_000
+
+
+def restarts(since_ms: int, now_ms: int, horizon_h: int) -> list[tuple[int, float]]:
+    """The restarted sequences alive now, as (start, α): for periods of 1, 4 and 16 hours, the two
+    latest starts on the period's grid since the stage began, so a change is judged on data from after it
+    within about twice its age. The sequence started h hours into the stage has α = LATE_ALPHA / horizon_h
+    while h ≤ horizon_h and LATE_ALPHA · horizon_h / h² after: all the starts a stage can ever have
+    together spend at most 2 · LATE_ALPHA, however long it runs."""
+    elapsed_h = (now_ms - since_ms) // _HOUR_MS
+    starts = {j * p for p in LATE_PERIODS_H for j in (elapsed_h // p, elapsed_h // p - 1) if j >= 1}
+    return [
+        (
+            since_ms + h * _HOUR_MS,
+            LATE_ALPHA / horizon_h if h <= horizon_h else LATE_ALPHA * horizon_h / (h * h),
         )
+        for h in sorted(starts)
+    ]
+
+
+def _watches_late(gate: Gate) -> bool:
+    """Rollback and disable lines on rates, latencies and means are also judged on restarted windows: a
+    regression that begins late in a soak is caught on the data after it, not diluted by the hours before.
+    (Per-user metrics are counted per day; counts already have their window.)"""
+    return (
+        gate.window is None
+        and (gate.rollback is not None or gate.disable is not None)
+        and gate.aggregation in (Aggregation.RATE, Aggregation.PERCENTILE, Aggregation.MEAN)
+        and gate.compare in (Compare.ABSOLUTE, Compare.CONTROL)
+    )
+
+
+_SEVERITY = {Verdict.CRITICAL: 2, Verdict.FAIL: 1}
+
+
+def assess(
+    gate: Gate,
+    inputs: GateInputs,
+    since_ms: int,
+    now_ms: int,
+    baseline: tuple[int, int] | None = None,
+    horizon_h: int = 120,
+) -> GateResult:
+    """The gate's verdict now: on the stage's data, and for breaches also on restarted windows. A breach
+    of the treatment's own line that control shares is the environment's, not the flag's."""
+    m = measure(gate, inputs, since_ms, now_ms, baseline, STAGE_ALPHA)
+    if m.samples < gate.min_samples:  # three angry ratings decide nothing, however sure they look
+        short = Measurement(m.value, None, None, m.samples, needs={"samples": gate.min_samples - m.samples})
         return GateResult(gate, Verdict.INCONCLUSIVE, short)
     verdict, breached = judge(gate, m)
-    return GateResult(gate, verdict, m, breached)
+    result = GateResult(gate, verdict, m, breached)
+    if _watches_late(gate) and verdict is not Verdict.CRITICAL:
+        for start, alpha in restarts(since_ms, now_ms, horizon_h):
+            w = measure(gate, inputs, start, now_ms, baseline, alpha)
+            v, b = _breach(gate, w)
+            if _SEVERITY.get(v, 0) > _SEVERITY.get(result.verdict, 0):
+                result = GateResult(gate, v, w, b, start)
+    if result.verdict in _SEVERITY and _shared(gate, inputs, result, since_ms, now_ms):
+        return replace(result, verdict=Verdict.ENVIRONMENT)
+    return result
+
+
+def _shared(gate: Gate, inputs: GateInputs, result: GateResult, since_ms: int, now_ms: int) -> bool:
+    """Whether a breach of the treatment's own '>' line is the environment's: the treatment is not surely
+    worse than control over the same data (both variants degraded together, e.g. an incident)."""
+    line = gate.disable if result.breached == "disable" else gate.rollback
+    if gate.compare is not Compare.ABSOLUTE or line is None or line.op != ">":
+        return False
+    base, _ = parse_metric_name(gate.metric)
+    start = result.since_ms if result.since_ms is not None else since_ms
+    alpha = result.measurement.alpha
+    if gate.aggregation is Aggregation.RATE:
+        control = _variant_rate(inputs, base, CONTROL, start, now_ms, alpha)
+    elif gate.aggregation is Aggregation.PERCENTILE:
+        control = _quantile(inputs.aggregate(base, CONTROL, start, now_ms), gate.quantile or 0.5, alpha)
+    else:
+        return False
+    upper = control.bounds()[1] if control.value is not None else None
+    return upper is not None and not result.measurement.surely_above(upper)

@@ -6,6 +6,7 @@ every phase: a sustained `rollback` breach steps back one stage (or to `rollback
 pulls the kill switch. After an automatic step back the rollout holds until a person resumes it.
 """
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from rampup.core import sequential
 from rampup.core.alerts import AlertRule
 from rampup.core.bucketing import BUCKETS
 from rampup.core.durations import parse_duration
@@ -22,6 +24,8 @@ from rampup.errors import Conflict, InvalidInput
 
 __all__ = [
     "Phase",
+    "Action",
+    "TransitionKind",
     "OnTimeout",
     "Stage",
     "Hooks",
@@ -34,6 +38,8 @@ __all__ = [
     "Kill",
     "Decision",
     "Srm",
+    "SRM_ALPHA",
+    "sample_ratio",
     "decide",
     "act",
     "ACTIONS",
@@ -57,6 +63,64 @@ class Phase(StrEnum):
         return self in (Phase.DISABLED, Phase.COMPLETED, Phase.ABORTED)
 
 
+class Action(StrEnum):
+    """A person's command."""
+
+    START = "start"
+    ADVANCE = "advance"
+    PAUSE = "pause"
+    RESUME = "resume"
+    ROLLBACK = "rollback"
+    DISABLE = "disable"
+    APPROVE = "approve"
+    SIGNOFF = "signoff"
+    ABORT = "abort"
+
+
+class TransitionKind(StrEnum):
+    """What a transition did: announced as `rollout.<kind>`."""
+
+    STARTED = "started"
+    ADVANCED = "advanced"
+    ROLLED_BACK = "rolled_back"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    DISABLED = "disabled"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+    APPROVED = "approved"
+    SIGNED_OFF = "signed_off"
+    AWAITING_APPROVAL = "awaiting_approval"
+    TIMED_OUT = "timed_out"  # max_duration reached; the plan says hold
+    ENVIRONMENT_UNHEALTHY = "environment_unhealthy"  # both variants degraded: paused, not rolled back
+    ENVIRONMENT_HEALTHY = "environment_healthy"  # and recovered: running again
+    WAITING_FOR_DATA = "waiting_for_data"  # the soak is over without enough evidence
+    NOTED = "noted"
+
+    @classmethod
+    def of(cls, from_phase: "Phase", to_phase: "Phase", from_stage: int, to_stage: int) -> "TransitionKind":
+        """The kind a move between phases and stages is, when nothing more specific is known."""
+        if from_phase is Phase.PENDING:
+            return cls.STARTED
+        if to_stage > from_stage:
+            return cls.ADVANCED
+        if to_phase is Phase.RUNNING and from_phase in (Phase.PAUSED, Phase.ROLLED_BACK):
+            return cls.RESUMED
+        by_phase = {
+            Phase.ROLLED_BACK: cls.ROLLED_BACK,
+            Phase.PAUSED: cls.PAUSED,
+            Phase.DISABLED: cls.DISABLED,
+            Phase.COMPLETED: cls.COMPLETED,
+            Phase.ABORTED: cls.ABORTED,
+            Phase.AWAITING_APPROVAL: cls.AWAITING_APPROVAL,
+        }
+        return (
+            by_phase.get(to_phase, cls.NOTED)
+            if to_phase is not from_phase or to_stage < from_stage
+            else cls.NOTED
+        )
+
+
 class OnTimeout(StrEnum):
     HOLD = "hold"
     ADVANCE = "advance"
@@ -72,6 +136,11 @@ class Stage:
     on_timeout: OnTimeout = OnTimeout.HOLD
     prerequisites: tuple[str, ...] = ()
     approval: bool = False
+
+    @property
+    def horizon_h(self) -> int:
+        """How long, in hours, the stage's evidence is planned for (restarted windows spend α over it)."""
+        return max(1, int((2 * self.min_duration + timedelta(hours=24)).total_seconds() // 3600))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -150,13 +219,15 @@ class Plan:
         gates_raw = raw.get("gates", [])
         if not isinstance(gates_raw, list):
             raise InvalidInput("gates is a list", where="gates")
-        gates = tuple(Gate.parse(g, f"gates[{i}]") for i, g in enumerate(gates_raw))
-        for i, gate in enumerate(gates):
-            if gate.rollback_to is not None and gate.rollback_to > len(stages):
+        gates: tuple[Gate, ...] = ()
+        for i, g in enumerate(gates_raw):
+            lines = Gate.lines(g, f"gates[{i}]")
+            if any(line.rollback_to is not None and line.rollback_to > len(stages) for line in lines):
                 raise InvalidInput(
-                    f"rollback_to {gate.rollback_to}: the plan has {len(stages)} stages",
+                    f"rollback_to {g['rollback_to']}: the plan has {len(stages)} stages",
                     where=f"gates[{i}].rollback_to",
                 )
+            gates += lines
         notify = raw.get("notify", [])
         if not isinstance(notify, list) or not all(isinstance(n, str) and n for n in notify):
             raise InvalidInput("notify is a list of channel names", where="notify")
@@ -272,9 +343,11 @@ class Transition:
     reason: str
     evidence: tuple[dict[str, Any], ...] = ()
     on_behalf_of: str | None = None  # whom the token says it acted for (a body's "by"), never instead of it
+    kind: TransitionKind = TransitionKind.NOTED
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "kind": self.kind.value,
             "at": self.at,
             "from": self.from_phase.value,
             "to": self.to_phase.value,
@@ -297,6 +370,7 @@ class RolloutState:
     signoffs: tuple[Signoff, ...] = ()
     approvals: tuple[int, ...] = ()  # stage numbers approved
     noted_timeout: bool = False
+    environment_hold: bool = False  # paused by the controller because both variants degraded
 
     def signed(self, stage: int) -> set[str]:
         return {s.prerequisite for s in self.signoffs if s.stage == stage}
@@ -333,9 +407,13 @@ class Decision:
         return bool(self.effects or self.transitions)
 
 
+SRM_ALPHA = 0.002  # per stage: four stages keep false pauses under 1% over a plan
+
+
 @dataclass(frozen=True, slots=True)
 class Srm:
-    """A sample-ratio check: users seen per variant against the share the percentage promises."""
+    """A sample-ratio check: users seen per variant against the share the percentage promises. The p-value
+    is anytime-valid (from a mixture martingale), so checking it every tick keeps its level."""
 
     treatment_users: int
     control_users: int
@@ -344,7 +422,7 @@ class Srm:
 
     @property
     def mismatch(self) -> bool:
-        return self.p_value < 0.001
+        return self.p_value < SRM_ALPHA
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -354,6 +432,15 @@ class Srm:
             "expected_share": self.expected_share,
             "p_value": self.p_value,
         }
+
+
+def sample_ratio(treatment: int, control: int, share: float) -> Srm | None:
+    """Users per variant against the rollout's share. Users, not requests: assignment is per user, and
+    a few heavy users make request counts swing far more than chance among users would."""
+    if not 0 < share < 1 or treatment + control == 0:
+        return None
+    evidence = sequential.share_evidence(treatment + control, treatment, share)
+    return Srm(treatment, control, share, min(1.0, math.exp(-evidence)))
 
 
 @dataclass
@@ -366,30 +453,47 @@ class _Builder:
     effects: list[SetRollout | Kill] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
 
-    def move(self, phase: Phase, stage: int, reason: str, evidence: Sequence[dict[str, Any]] = ()) -> None:
+    def move(
+        self,
+        phase: Phase,
+        stage: int,
+        reason: str,
+        evidence: Sequence[dict[str, Any]] = (),
+        kind: TransitionKind | None = None,
+    ) -> None:
         before = self.state
-        changes: dict[str, Any] = {"phase": phase, "stage": stage}
+        changes: dict[str, Any] = {"phase": phase, "stage": stage, "environment_hold": False}
         if stage != before.stage:
             self.effects.append(SetRollout(self.plan.percentage_bp(stage)))
             changes.update(entered_at=self.now, breaches=(), noted_timeout=False)
         self.state = replace(before, **changes)
+        self.note(
+            reason, evidence, kind or TransitionKind.of(before.phase, phase, before.stage, stage), before
+        )
+
+    def note(
+        self,
+        reason: str,
+        evidence: Sequence[dict[str, Any]],
+        kind: TransitionKind,
+        before: RolloutState | None = None,
+    ) -> None:
+        """Record a transition from `before` (by default: the state as it was) to the state now."""
+        was = before or self.state
         self.transitions.append(
             Transition(
                 self.now,
-                before.phase,
-                phase,
-                before.stage,
-                stage,
+                was.phase,
+                self.state.phase,
+                was.stage,
+                self.state.stage,
                 self.actor,
                 reason,
                 tuple(evidence),
                 self.on_behalf_of,
+                kind,
             )
         )
-
-    def note(self, reason: str) -> None:
-        """A command that moves nothing (a sign-off, an approval), in the timeline all the same."""
-        self.move(self.state.phase, self.state.stage, reason)
 
     def advance_or_wait(self, reason: str, evidence: Sequence[dict[str, Any]] = ()) -> None:
         """Go to the next stage, or wait for what it needs, or complete after the last."""
@@ -425,35 +529,82 @@ def decide(
     breaches = _breach_clocks(state, results, now)
     b.state = replace(state, breaches=breaches)
     since = dict(breaches)
-    sustained = [
-        (i, r)
-        for i, r in enumerate(results)
-        if r.verdict in (Verdict.FAIL, Verdict.CRITICAL) and now - since[i] >= r.gate.sustain
-    ]
-    critical = [r for _, r in sustained if r.verdict is Verdict.CRITICAL]
-    if critical:
-        b.effects.append(Kill())
-        b.move(Phase.DISABLED, state.stage, _breach_reason(critical[0], "disable"), evidence)
+    sustained = [r for i, r in enumerate(results) if i in since and now - since[i] >= r.gate.sustain]
+    if _safety(b, [r for r in sustained if r.verdict in (Verdict.FAIL, Verdict.CRITICAL)], evidence):
         return b.decision()
-    if sustained:
-        to_stages = [
-            r.gate.rollback_to if r.gate.rollback_to is not None else state.stage - 1 for _, r in sustained
-        ]
-        target = max(0, min(to_stages))
-        worst = sustained[to_stages.index(min(to_stages))][1]
-        b.move(Phase.ROLLED_BACK, target, _breach_reason(worst, "rollback"), evidence)
+    if _environment(b, [r for r in sustained if r.verdict is Verdict.ENVIRONMENT], results, evidence):
         return b.decision()
     if srm is not None and srm.mismatch and plan.srm and state.phase is Phase.RUNNING:
         b.move(
             Phase.PAUSED,
             state.stage,
             f"sample-ratio mismatch: {srm.treatment_users} treatment vs {srm.control_users} control users, "
-            f"expected a {srm.expected_share:.2%} share (p = {srm.p_value:.2g}); the numbers cannot be trusted",
+            f"expected a {srm.expected_share:.2%} share (anytime-valid p = {srm.p_value:.2g}); "
+            "the numbers cannot be trusted",
             [*evidence, srm.to_dict()],
         )
         return b.decision()
-    if state.phase is not Phase.RUNNING:
-        return b.decision()
+    if state.phase is Phase.RUNNING:
+        _progress(b, results, evidence)
+    return b.decision()
+
+
+def _safety(b: _Builder, breached: Sequence[GateResult], evidence: Sequence[dict[str, Any]]) -> bool:
+    """Sustained breaches: disable on a `disable` line, else step back (one stage, or to `rollback_to`)."""
+    stage = b.state.stage
+    critical = [r for r in breached if r.verdict is Verdict.CRITICAL]
+    if critical:
+        b.effects.append(Kill())
+        b.move(Phase.DISABLED, stage, _breach_reason(critical[0], "disable"), evidence)
+        return True
+    if breached:
+        to_stages = [r.gate.rollback_to if r.gate.rollback_to is not None else stage - 1 for r in breached]
+        worst = breached[to_stages.index(min(to_stages))]
+        b.move(Phase.ROLLED_BACK, max(0, min(to_stages)), _breach_reason(worst, "rollback"), evidence)
+        return True
+    return False
+
+
+def _environment(
+    b: _Builder,
+    shared: Sequence[GateResult],
+    results: Sequence[GateResult],
+    evidence: Sequence[dict[str, Any]],
+) -> bool:
+    """Both variants breach a line together: the environment is unhealthy, not the flag. Pause and say so;
+    run on by itself once no line is breached in both."""
+    state = b.state
+    if shared and state.phase is Phase.RUNNING:
+        r = shared[0]
+        b.move(
+            Phase.PAUSED,
+            state.stage,
+            f"environment unhealthy: {_breach_reason(r, r.breached or 'rollback')} in both variants, "
+            "the treatment no worse than control; pausing, not rolling back",
+            evidence,
+            TransitionKind.ENVIRONMENT_UNHEALTHY,
+        )
+        b.state = replace(b.state, environment_hold=True)
+        return True
+    if (
+        state.phase is Phase.PAUSED
+        and state.environment_hold
+        and not any(r.verdict is Verdict.ENVIRONMENT for r in results)
+    ):
+        b.move(
+            Phase.RUNNING,
+            state.stage,
+            "environment healthy again: no line is breached in both variants; running on",
+            evidence,
+            TransitionKind.ENVIRONMENT_HEALTHY,
+        )
+        return True
+    return False
+
+
+def _progress(b: _Builder, results: Sequence[GateResult], evidence: Sequence[dict[str, Any]]) -> None:
+    """Running: advance when the soak is over and every blocking gate passes; else mind max_duration."""
+    plan, state, now = b.plan, b.state, b.now
     spec = plan.stages[state.stage - 1]
     elapsed = now - (state.entered_at or now)
     ready = elapsed >= spec.min_duration and all(
@@ -481,19 +632,7 @@ def decide(
                 )
             case OnTimeout.HOLD if not state.noted_timeout:
                 b.state = replace(b.state, noted_timeout=True)
-                b.transitions.append(
-                    Transition(
-                        now,
-                        state.phase,
-                        state.phase,
-                        state.stage,
-                        state.stage,
-                        "controller",
-                        reason + "; holding",
-                        tuple(evidence),
-                    )
-                )
-    return b.decision()
+                b.note(reason + "; holding", evidence, TransitionKind.TIMED_OUT)
 
 
 class _Evidence(Sequence[dict[str, Any]]):
@@ -524,9 +663,8 @@ def _breach_clocks(
     state: RolloutState, results: Sequence[GateResult], now: datetime
 ) -> tuple[tuple[int, datetime], ...]:
     since = dict(state.breaches)
-    return tuple(
-        (i, since.get(i, now)) for i, r in enumerate(results) if r.verdict in (Verdict.FAIL, Verdict.CRITICAL)
-    )
+    acting = (Verdict.FAIL, Verdict.CRITICAL, Verdict.ENVIRONMENT)
+    return tuple((i, since.get(i, now)) for i, r in enumerate(results) if r.verdict in acting)
 
 
 def _breach_reason(r: GateResult, kind: str) -> str:
@@ -548,13 +686,13 @@ def _human(span: timedelta) -> str:
     return f"{seconds:.2g}s"
 
 
-ACTIONS = ("start", "advance", "pause", "resume", "rollback", "disable", "approve", "signoff", "abort")
+ACTIONS = tuple(a.value for a in Action)
 
 
 def act(
     plan: Plan,
     state: RolloutState,
-    action: str,
+    action: Action | str,
     actor: str,
     reason: str,
     now: datetime,
@@ -563,34 +701,40 @@ def act(
 ) -> Decision:
     """A person's command, given with a token (`actor`, its name) maybe for someone (`on_behalf_of`), who is
     then the one who signs off. Raises Conflict when the rollout's phase does not allow it."""
+    try:
+        action = Action(action)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown action {action!r}; use one of: {', '.join(ACTIONS)}", where="action"
+        ) from None
     b = _Builder(plan, state, now, actor, on_behalf_of)
     phase = state.phase
     if phase.is_terminal:
         raise Conflict(f"the rollout is {phase.value}; start a new one")
     live = (Phase.RUNNING, Phase.AWAITING_APPROVAL, Phase.PAUSED, Phase.ROLLED_BACK)
     match action:
-        case "start" if phase is Phase.PENDING:
+        case Action.START if phase is Phase.PENDING:
             b.state = replace(state, started_at=now, entered_at=now)
             b.effects.append(SetRollout(0))
             b.advance_or_wait(reason or "started")
-        case "signoff":
+        case Action.SIGNOFF:
             stage = _stage_of(plan, prerequisite, state)
             b.state = replace(
                 state,
                 signoffs=(*state.signoffs, Signoff(stage, prerequisite or "", on_behalf_of or actor, now)),
             )
-            b.note(f"signed off '{prerequisite}' for stage {stage}")
+            b.note(f"signed off '{prerequisite}' for stage {stage}", (), TransitionKind.SIGNED_OFF)
             if phase is Phase.AWAITING_APPROVAL and not b.state.missing(plan, state.stage + 1):
                 b.advance_or_wait(f"stage {state.stage + 1} is signed off")
-        case "approve" if phase in live:
+        case Action.APPROVE if phase in live:
             nxt = state.stage + 1
             if nxt > len(plan.stages) or not plan.stages[nxt - 1].approval:
                 raise Conflict(f"stage {nxt} does not ask for an approval")
             b.state = replace(state, approvals=(*state.approvals, nxt))
-            b.note(reason or f"approved stage {nxt}")
+            b.note(reason or f"approved stage {nxt}", (), TransitionKind.APPROVED)
             if phase is Phase.AWAITING_APPROVAL and not b.state.missing(plan, nxt):
                 b.advance_or_wait(f"stage {nxt} approved")
-        case "advance" if phase in live:
+        case Action.ADVANCE if phase in live:
             nxt = state.stage + 1
             if nxt > len(plan.stages):
                 b.move(Phase.COMPLETED, state.stage, reason or "completed by hand")
@@ -598,26 +742,35 @@ def act(
                 raise Conflict(f"stage {nxt} still waits for " + ", ".join(missing))
             else:
                 b.move(Phase.RUNNING, nxt, reason or "advanced by hand")
-        case "pause" if phase in (Phase.RUNNING, Phase.AWAITING_APPROVAL):
+        case Action.PAUSE if phase in (Phase.RUNNING, Phase.AWAITING_APPROVAL):
             b.move(Phase.PAUSED, state.stage, reason or "paused")
-        case "resume" if phase in (Phase.PAUSED, Phase.ROLLED_BACK):
+        case Action.RESUME if phase in (Phase.PAUSED, Phase.ROLLED_BACK):
             b.state = replace(state, entered_at=now, breaches=(), noted_timeout=False)
             b.move(Phase.RUNNING, state.stage, reason or "resumed")
-        case "rollback" if phase in live and state.stage > 0:
+        case Action.ROLLBACK if phase in live and state.stage > 0:
             b.move(Phase.ROLLED_BACK, state.stage - 1, reason or "rolled back by hand")
-        case "disable" if phase in live:
+        case Action.DISABLE if phase in live:
             b.effects.append(Kill())
             b.move(Phase.DISABLED, state.stage, reason or "disabled by hand")
-        case "abort" if phase in (*live, Phase.PENDING):
+        case Action.ABORT if phase in (*live, Phase.PENDING):
             b.move(Phase.ABORTED, 0, reason or "aborted")
-        case _ if action not in ACTIONS:
-            raise InvalidInput(f"unknown action {action!r}; use one of: {', '.join(ACTIONS)}", where="action")
         case _:
-            raise Conflict(f"cannot {action} a rollout that is {phase.value} at stage {state.stage}")
+            raise Conflict(f"cannot {action.value} a rollout that is {phase.value} at stage {state.stage}")
     return b.decision()
 
 
-COMMANDS = ("approve", "advance", "pause", "resume", "rollback", "abort", "disable")
+COMMANDS = tuple(
+    a.value
+    for a in (
+        Action.APPROVE,
+        Action.ADVANCE,
+        Action.PAUSE,
+        Action.RESUME,
+        Action.ROLLBACK,
+        Action.ABORT,
+        Action.DISABLE,
+    )
+)
 
 
 def available_actions(plan: Plan, state: RolloutState, now: datetime) -> tuple[str, ...]:

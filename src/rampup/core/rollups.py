@@ -92,12 +92,14 @@ class UnitTotals:
     events: int
     engaged: int
     engaged_sq: int  # Σ over users of (engaged actions)², for the variance of actions per user
+    failures: int = 0  # failed requests (error_rate) of these users
+    failures_sq: int = 0  # Σ over users of (their failed requests)²: how clustered failures are by user
 
 
 @dataclass(slots=True)
 class Folded:
     rollups: dict[RollupKey, Aggregate] = field(default_factory=dict)
-    units: dict[UnitKey, list[int]] = field(default_factory=dict)  # → [events, engaged]
+    units: dict[UnitKey, list[int]] = field(default_factory=dict)  # → [events, engaged, failed requests]
 
 
 def fold(
@@ -120,7 +122,9 @@ def fold(
     for o in observations:
         slots = [(ALL_USERS, ALL_VARIANT), *attribute(o, timelines, splitting)]
         second = o.at_ms // 1000
+        failures = 0
         for metric, failed, value, sketched in contributions(o, custom):
+            failures += failed and metric == "error_rate"
             for flag, variant in slots:
                 key = (flag, variant, metric, second)
                 aggregate = per_second.get(key)
@@ -128,7 +132,7 @@ def fold(
                     aggregate = per_second[key] = Aggregate()
                 aggregate.add(failed, value, sketched, o.at_ms)
         if len(slots) > 1:  # units per variant of a flag; the environment needs none
-            _count_units(units, slots[1:], timelines, o, second // DAY)
+            _count_units(units, slots[1:], timelines, o, second // DAY, failures)
     folded.rollups.update(_by_resolution(per_second))
     return folded
 
@@ -139,6 +143,7 @@ def _count_units(
     timelines: Mapping[str, FlagTimeline],
     o: Observation,
     day: int,
+    failures: int,
 ) -> None:
     engagement = int(o.engagement)
     for flag, variant in slots:
@@ -147,10 +152,11 @@ def _count_units(
             continue
         unit = units.get(UnitKey(flag, variant, day, user))
         if unit is None:
-            units[UnitKey(flag, variant, day, user)] = [1, engagement]
+            units[UnitKey(flag, variant, day, user)] = [1, engagement, failures]
         else:
             unit[0] += 1
             unit[1] += engagement
+            unit[2] += failures
 
 
 def _by_resolution(per_second: Mapping[tuple[str, str, str, int], Aggregate]) -> dict[RollupKey, Aggregate]:

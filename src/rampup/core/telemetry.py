@@ -97,7 +97,13 @@ BUILTIN_METRICS: dict[str, MetricSpec] = {
         MetricSpec("errors", Aggregation.COUNT, "count", "error events, handled or not"),
         MetricSpec("api_latency", Aggregation.PERCENTILE, "ms", "request duration; ask for api_latency_pNN"),
         MetricSpec("lcp", Aggregation.PERCENTILE, "ms", "Largest Contentful Paint; ask for lcp_pNN"),
-        MetricSpec("engagement", Aggregation.PER_USER, "actions/user", "engaged actions per exposed user"),
+        MetricSpec(
+            "engagement",
+            Aggregation.PER_USER,
+            "actions/user",
+            "engaged actions per exposed user",
+            min_samples=30,  # ten users who did nothing prove nothing, however narrow their interval
+        ),
         MetricSpec("exposures", Aggregation.COUNT, "count", "exposure events"),
         MetricSpec("support_tickets", Aggregation.SUM, "count", "a counter posted from outside"),
         MetricSpec("lighthouse", Aggregation.GAUGE, "score", "a gauge posted from outside"),

@@ -5,7 +5,6 @@ hooks it queues, after a compare-and-swap on the rollout's version: it is applie
 controllers, and a restart resumes from exactly the stored state.
 """
 
-import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from rampup.core.plans import (
     act,
     available_actions,
     decide,
+    sample_ratio,
 )
 from rampup.core.ports import Clock, RolloutRecord, Store, Transaction
 from rampup.core.rollups import FINE_RETENTION, Aggregate, UnitTotals, combine, cover
@@ -35,13 +35,17 @@ from rampup.services.flags import FlagService
 from rampup.services.notifications import NotificationService
 from rampup.services.outbox import outbox_id
 
-__all__ = ["RolloutService", "StoreGateInputs", "sample_ratio"]
+__all__ = ["RolloutService", "StoreGateInputs", "srm_days"]
 
 BASELINE = timedelta(days=7)  # `compare: baseline` looks at the week before the rollout started
-SRM_MIN_UNITS = 1000
-# Clients (and other instances) learn a new percentage a moment after it is set; the sample-ratio check
-# skips that moment so the switch itself is not mistaken for a mismatch.
-SRM_GRACE = timedelta(seconds=60)
+DAY_MS = 86_400_000
+
+
+def srm_days(entered_ms: int, now_ms: int) -> tuple[int, int] | None:
+    """The days whose users the sample-ratio check counts: users are kept per day, so only whole days
+    inside the stage (and today) — a day the stage began in also holds users of the previous percentage."""
+    first = -(-entered_ms // DAY_MS)
+    return (first, now_ms // DAY_MS) if first * DAY_MS < now_ms else None
 
 
 class StoreGateInputs:
@@ -49,6 +53,7 @@ class StoreGateInputs:
 
     def __init__(self, tx: Transaction, environment_id: int, flag: str) -> None:
         self._tx, self._env, self._flag = tx, environment_id, flag
+        self._units: dict[tuple[int, int], dict[str, UnitTotals]] = {}
 
     def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
         slot = "" if variant == "all" else self._flag
@@ -62,20 +67,18 @@ class StoreGateInputs:
         return combine(a for v, _, _, a in rows if v == variant)
 
     def units(self, variant: str, since_ms: int, until_ms: int) -> UnitTotals:
-        totals = self._tx.telemetry.unit_totals(
-            self._env, self._flag, since_ms // 86_400_000, until_ms // 86_400_000
-        )
+        days = (since_ms // 86_400_000, until_ms // 86_400_000)
+        totals = self._units.get(days)
+        if totals is None:  # one query per day range and tick, however many gates and windows ask
+            totals = self._units[days] = self._tx.telemetry.unit_totals(self._env, self._flag, *days)
         return totals.get(variant, UnitTotals(0, 0, 0, 0))
 
-
-def sample_ratio(treatment: int, control: int, share: float) -> Srm | None:
-    """Pearson's chi-square (1 degree of freedom) of units per variant against the rollout's share."""
-    total = treatment + control
-    if total < SRM_MIN_UNITS or not 0 < share < 1:
-        return None
-    expected_t, expected_c = total * share, total * (1 - share)
-    chi2 = (treatment - expected_t) ** 2 / expected_t + (control - expected_c) ** 2 / expected_c
-    return Srm(treatment, control, share, math.erfc(math.sqrt(chi2 / 2)))
+    def dispersion(self, metric: str, variant: str, since_ms: int, until_ms: int) -> float:
+        """Failed requests per user over the days the span touches: Σ f² / Σ f."""
+        if metric != "error_rate":
+            return 1.0
+        u = self.units(variant, since_ms, until_ms)
+        return max(1.0, u.failures_sq / u.failures) if u.failures else 1.0
 
 
 class RolloutService:
@@ -258,13 +261,14 @@ class RolloutService:
         now_ms = int(now.timestamp() * 1000)
         started = state.started_at or now
         baseline = (int((started - BASELINE).timestamp() * 1000), int(started.timestamp() * 1000))
-        results = [assess(gate, inputs, since_ms, now_ms, baseline) for gate in plan.gates]
-        srm_since = since_ms + int(SRM_GRACE.total_seconds() * 1000)
-        if srm_since >= now_ms:
+        horizon = plan.stages[state.stage - 1].horizon_h
+        results = [assess(gate, inputs, since_ms, now_ms, baseline, horizon) for gate in plan.gates]
+        days = srm_days(since_ms, now_ms)
+        if days is None:
             return results, None
-        units_on = inputs.aggregate("error_rate", TREATMENT, srm_since, now_ms).count
-        units_off = inputs.aggregate("error_rate", CONTROL, srm_since, now_ms).count
-        return results, sample_ratio(units_on, units_off, plan.percentage_bp(state.stage) / 10_000)
+        first, last = days[0] * DAY_MS, days[1] * DAY_MS
+        on, off = inputs.units(TREATMENT, first, last).users, inputs.units(CONTROL, first, last).users
+        return results, sample_ratio(on, off, plan.percentage_bp(state.stage) / 10_000)
 
     def _apply(self, tx: Transaction, record: RolloutRecord, decision: Decision, now: datetime) -> None:
         if not tx.rollouts.save(record.id, record.version, decision.state, now):
@@ -343,18 +347,7 @@ _SEVERITY = {
 def transition_notification(record: RolloutRecord, t: Transition) -> Notification:
     """What people hear about a transition: which, why, and the gate evidence."""
     plan = record.plan
-    if t.from_phase is Phase.PENDING:
-        kind = "started"
-    elif t.to_stage > t.from_stage:
-        kind = "advanced"
-    elif t.to_stage < t.from_stage and t.to_phase is not Phase.ABORTED:
-        kind = "rolled_back"
-    elif t.to_phase is t.from_phase:
-        kind = next(
-            (k for k in ("signed_off", "approved") if t.reason.startswith(k.replace("_", " "))), "noted"
-        )
-    else:
-        kind = t.to_phase.value
+    kind = t.kind.value
     moved = (
         f"{plan.percentage_bp(t.from_stage) / 100:g}% → {plan.percentage_bp(t.to_stage) / 100:g}%"
         if t.to_stage != t.from_stage

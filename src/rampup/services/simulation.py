@@ -23,7 +23,7 @@ import numpy as np
 from rampup.core import sketch
 from rampup.core.durations import parse_duration
 from rampup.core.gates import CONTROL, TREATMENT, GateResult, assess
-from rampup.core.plans import Decision, Phase, Plan, RolloutState, Srm, act, decide
+from rampup.core.plans import Decision, Phase, Plan, RolloutState, Srm, act, decide, sample_ratio
 from rampup.core.rollups import Aggregate, UnitTotals
 from rampup.errors import InvalidInput
 
@@ -41,8 +41,7 @@ __all__ = [
 
 EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 TICK = timedelta(seconds=10)  # `rampup serve --tick`'s default
-BLOCK = 90  # ticks drawn and judged together (15 min); changes inside a block are found by bisection
-SRM_GRACE_S = 60
+BLOCK = 180  # ticks drawn and judged together (30 min); changes inside a block are found by bisection
 
 SrmCheck = Callable[[int, int, float], Srm | None]  # (treatment users, control users, share) → check
 
@@ -219,6 +218,7 @@ class _Series:
     parts: dict[int, np.ndarray] = field(default_factory=dict)  # tick → histogram up to it
     recent: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=360))  # (tick ms, count)
     per_tick: np.ndarray | None = None
+    snapshots: dict[int, tuple[dict[str, float], np.ndarray | None]] = field(default_factory=dict)
 
     def hist(self, k: int, rng: np.random.Generator) -> np.ndarray | None:
         if self.block_hist is None:
@@ -244,15 +244,18 @@ class _Inputs:
         self.stage_since_ms = 0
         self.block_start_ms = 0
         self.k = 0
+        self._cache: dict[tuple[str, str, int, int, int], Aggregate] = {}
 
     def reset(self, since_ms: int) -> None:
         recent = {key: s.recent for key, s in self.series.items()}
         self.series = {key: _Series(recent=r) for key, r in recent.items()}
         self.stage_since_ms = since_ms
+        self._cache.clear()
 
     def load(self, start_ms: int, block: dict[tuple[str, str], dict[str, np.ndarray]]) -> None:
         """A new block of per-tick draws: {(metric, variant): {count, failures, failures_sq, hist}}."""
         self.block_start_ms = start_ms
+        self._cache.clear()
         for key, draws in block.items():
             s = self.series.setdefault(key, _Series())
             s.block = {name: np.cumsum(draws[name]) for name in _SCALARS if name in draws}
@@ -263,6 +266,7 @@ class _Inputs:
 
     def commit(self, k: int) -> None:
         """Ticks 0..k of the block happened; the rest are dropped (the world changed after tick k)."""
+        self._cache.clear()
         for s in self.series.values():
             hist = s.hist(k, self.rng)
             for name, cumulative in s.block.items():
@@ -277,17 +281,49 @@ class _Inputs:
         block = s.block.get(name)
         return s.base[name] + (float(block[self.k]) if block is not None else 0.0)
 
+    def snapshot(self, at_ms: int) -> None:
+        """Totals as they stand at a restart point (after a commit): windows from it subtract them."""
+        for s in self.series.values():
+            s.snapshots[at_ms] = (dict(s.base), None if s.base_hist is None else s.base_hist.copy())
+
+    def _since(self, s: _Series, since_ms: int) -> tuple[dict[str, float], np.ndarray | None]:
+        """What to subtract for data since `since_ms`: nothing from the stage's start, or a snapshot."""
+        if since_ms <= self.stage_since_ms:
+            return dict.fromkeys(_SCALARS, 0.0), None
+        return s.snapshots.get(since_ms, (dict.fromkeys(_SCALARS, 0.0), None))
+
+    def dispersion(self, metric: str, variant: str, since_ms: int, until_ms: int) -> float:
+        s = self.series.get((metric, variant))
+        if s is None:
+            return 1.0
+        before, _ = self._since(s, since_ms)
+        failures = self._scalar(s, "failures") - before["failures"]
+        squares = self._scalar(s, "failures_sq") - before["failures_sq"]
+        return max(1.0, squares / failures) if failures > 0 else 1.0
+
     def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
+        key = (metric, variant, since_ms, until_ms, self.k)
+        cached = self._cache.get(key)
+        if cached is None:  # gate lines of one metric read the same data
+            cached = self._cache[key] = self._aggregate(metric, variant, since_ms, until_ms)
+        return cached
+
+    def _aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
         s = self.series.get((metric, variant))
         if s is None:
             return Aggregate()
-        if since_ms > self.stage_since_ms:  # a trailing window (count gates): from the recent ticks
+        if since_ms > self.stage_since_ms and since_ms not in s.snapshots:  # a count gate's trailing window
             return Aggregate(count=round(self._window(s, since_ms, until_ms)))
+        before, before_hist = self._since(s, since_ms)
         sketched = self.buckets.get(metric)
         counts = s.hist(self.k, self.rng) if sketched else None
+        if counts is not None and before_hist is not None:
+            counts = counts - before_hist
         hist = sketched.to_dict(counts) or None if sketched and counts is not None else None
         return Aggregate(
-            count=round(self._scalar(s, "count")), failures=round(self._scalar(s, "failures")), sketch=hist
+            count=round(self._scalar(s, "count") - before["count"]),
+            failures=round(self._scalar(s, "failures") - before["failures"]),
+            sketch=hist,
         )
 
     def _window(self, s: _Series, since_ms: int, until_ms: int) -> float:
@@ -318,7 +354,6 @@ class _Draw:
     def __init__(self, rng: np.random.Generator, buckets: dict[str, _Buckets], tick_s: float) -> None:
         self.rng, self.buckets, self.tick_s = rng, buckets, tick_s
         self._pmf: dict[float, np.ndarray] = {}
-        self.srm_on_requests = True  # what production's sample-ratio check counts
 
     def block(
         self, ticks: int, share: float, request_share: float, t: Traffic, c: Traffic
@@ -348,8 +383,7 @@ class _Draw:
             pages = rng.binomial(requests, params.page_load_share)
             out[("lcp", variant)] = self._sketch("lcp", pages, params.lcp_ms)
             out[("engagement", variant)] = self._histogram(people, self._poisson(params.engagement))
-        unit = 0 if self.srm_on_requests else 1
-        return out, np.stack([seen[TREATMENT][unit], seen[CONTROL][unit]], axis=1)
+        return out, np.stack([seen[TREATMENT][1], seen[CONTROL][1]], axis=1)  # users, as production counts
 
     def _failures(self, requests: np.ndarray, p: Traffic) -> dict[str, np.ndarray]:
         if p.burst > 1:  # runs of `burst` failures, each from one user
@@ -410,7 +444,7 @@ def simulate_trial(
         "api_latency": _Buckets(medians["api_latency"], traffic.latency_sigma),
         "lcp": _Buckets(medians["lcp"], traffic.lcp_sigma),
     }
-    trial = _Trial(plan, _World(traffic, changes), buckets, seed, tick, srm_check or _default_srm())
+    trial = _Trial(plan, _World(traffic, changes), buckets, seed, tick, srm_check or sample_ratio)
     horizon = horizon or 2 * sum((s.min_duration for s in plan.stages), timedelta()) + timedelta(days=1)
     trial.run(horizon)
     naive = _Naive(plan, _World(traffic, changes), np.random.default_rng([seed, 1])).run(horizon)
@@ -430,12 +464,6 @@ def simulate_trial(
         naive[2],
         tuple(trial.reasons),
     )
-
-
-def _default_srm() -> SrmCheck:
-    from rampup.services.rollouts import sample_ratio  # the service's check, as production runs it
-
-    return sample_ratio
 
 
 class _Trial:
@@ -461,6 +489,7 @@ class _Trial:
         self.units = np.zeros(2)  # treatment, control units the sample-ratio check counts this stage
         self.units_block = np.zeros((1, 2))
         self.stage_tick = 0
+        self.srm_from_tick = 0
         self.request_share = 0.0
 
     @property
@@ -473,11 +502,25 @@ class _Trial:
         self._enter_stage()
         while self.ticks < limit and not self._over():
             size = min(BLOCK, limit - self.ticks, *(b - self.ticks for b in boundaries if b > self.ticks))
-            size = min(size, self._ticks_to_soak_end() or size)
+            size = min(size, self._ticks_to_soak_end() or size, self._ticks_to_hour())
             self._block(size)
+            if (self.ticks - self.stage_tick) % self._hour_ticks == 0:
+                self.inputs.snapshot(int(self.elapsed.total_seconds() * 1000))
 
     def _over(self) -> bool:
-        return self.state.phase.is_terminal or self.state.phase in (Phase.ROLLED_BACK, Phase.PAUSED)
+        """Stopped for a person to look: terminal, rolled back, or paused (unless only the environment
+        holds it, which lifts by itself)."""
+        phase = self.state.phase
+        paused = phase is Phase.PAUSED and not self.state.environment_hold
+        return phase.is_terminal or phase is Phase.ROLLED_BACK or paused
+
+    @property
+    def _hour_ticks(self) -> int:
+        return max(1, round(timedelta(hours=1) / self.tick))
+
+    def _ticks_to_hour(self) -> int:
+        """Blocks end on the stage's hours, where restarted windows begin."""
+        return self._hour_ticks - (self.ticks - self.stage_tick) % self._hour_ticks
 
     def _ticks_to_soak_end(self) -> int | None:
         if not self.state.stage or self.state.entered_at is None:
@@ -491,6 +534,8 @@ class _Trial:
         self.inputs.reset(now_ms)
         self.units = np.zeros(2)
         self.stage_tick = self.ticks
+        day_ticks = round(timedelta(days=1) / self.tick)
+        self.srm_from_tick = -(-self.ticks // day_ticks) * day_ticks
         stage = self.state.stage
         share = self.plan.percentage_bp(stage) / 10_000
         soak = self.plan.stages[stage - 1].min_duration if stage else timedelta(0)
@@ -505,8 +550,8 @@ class _Trial:
             self.regressed_at = now
         draws, units = self.draw.block(size, share, self.request_share, t, c)
         self.inputs.load(int(now.total_seconds() * 1000), draws)
-        in_stage = self.ticks - self.stage_tick + np.arange(size)
-        units[in_stage < math.ceil(SRM_GRACE_S / self.tick.total_seconds())] = 0  # clients still switching
+        ticks = self.ticks + np.arange(size)
+        units[ticks < self.srm_from_tick] = 0  # production counts users of whole days in the stage
         self.units_block = np.cumsum(units, axis=0)
         last = self._judge(size - 1)
         if not self._changes(last):
@@ -525,8 +570,9 @@ class _Trial:
         self.inputs.k = k
         elapsed = self.elapsed + (k + 1) * self.tick
         now_ms = int(elapsed.total_seconds() * 1000)
+        horizon = self.plan.stages[self.state.stage - 1].horizon_h
         results: list[GateResult] = [
-            assess(g, self.inputs, self.inputs.stage_since_ms, now_ms) for g in self.plan.gates
+            assess(g, self.inputs, self.inputs.stage_since_ms, now_ms, None, horizon) for g in self.plan.gates
         ]
         seen = self.units + self.units_block[k]
         share = self.plan.percentage_bp(self.state.stage) / 10_000

@@ -26,6 +26,9 @@ class Ratings:
     def units(self, variant: str, since_ms: int, until_ms: int) -> UnitTotals:
         return UnitTotals(0, 0, 0, 0)
 
+    def dispersion(self, metric: str, variant: str, since_ms: int, until_ms: int) -> float:
+        return 1.0
+
 
 def ratings(on: list[float], off: list[float], times: int) -> Ratings:
     return Ratings({TREATMENT: on * times, CONTROL: off * times})

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from rampup.core.gates import Gate, GateResult, Measurement, Verdict
-from rampup.core.plans import Kill, Phase, Plan, RolloutState, SetRollout, Srm, act, decide
+from rampup.core.plans import Kill, Phase, Plan, RolloutState, SetRollout, Srm, TransitionKind, act, decide
 from rampup.errors import Conflict, InvalidInput
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -252,3 +252,54 @@ def test_a_command_for_someone_names_the_token_and_keeps_the_person_beside_it() 
     paused = act(PLAN, signed.state, "pause", "ci-bot", "", T0, on_behalf_of="sam")
     assert paused.transitions[-1].to_dict()["actor"] == "ci-bot"
     assert paused.transitions[-1].to_dict()["on_behalf_of"] == "sam"
+
+
+def test_both_variants_breaching_pauses_for_the_environment_and_runs_on_when_it_recovers() -> None:
+    shared = [
+        GateResult(ERROR, Verdict.ENVIRONMENT, Measurement(0.02, 0.015, 0.03, 5000), "rollback"),
+        result(DATA_LOSS, Verdict.PASS),
+        result(TICKETS, Verdict.PASS),
+    ]
+    state = started()
+    seen = decide(PLAN, state, shared, T0 + timedelta(hours=20))
+    assert seen.state.phase is Phase.RUNNING and not seen.transitions  # `for: 5m` holds for this too
+    paused = decide(PLAN, seen.state, shared, T0 + timedelta(hours=20, minutes=6))
+    assert (paused.state.phase, paused.state.stage, paused.effects) == (Phase.PAUSED, 1, ())
+    (t,) = paused.transitions
+    assert t.kind is TransitionKind.ENVIRONMENT_UNHEALTHY and "environment unhealthy" in t.reason
+    still = decide(PLAN, paused.state, shared, T0 + timedelta(hours=21))
+    assert still.state.phase is Phase.PAUSED and not still.transitions
+    back = decide(PLAN, still.state, healthy(), T0 + timedelta(hours=22))
+    assert (
+        back.state.phase is Phase.RUNNING and back.transitions[0].kind is TransitionKind.ENVIRONMENT_HEALTHY
+    )
+    assert back.state.entered_at == state.entered_at  # the soak goes on
+    # a person's pause is not the environment's: it waits for a person
+    held = act(PLAN, back.state, "pause", "dana", "", T0 + timedelta(hours=23)).state
+    assert decide(PLAN, held, healthy(), T0 + timedelta(hours=24)).state.phase is Phase.PAUSED
+
+
+@pytest.mark.parametrize(
+    ("action", "reason", "kind"),
+    [
+        ("approve", "ready for launch", TransitionKind.APPROVED),
+        ("approve", "", TransitionKind.APPROVED),
+        ("pause", "lunch", TransitionKind.PAUSED),
+        ("abort", "", TransitionKind.ABORTED),
+    ],
+)
+def test_transitions_say_what_they_did_whatever_the_reason(
+    action: str, reason: str, kind: TransitionKind
+) -> None:
+    state = decide(PLAN, started(), healthy(), T0 + timedelta(hours=49)).state
+    state = decide(PLAN, state, healthy(), T0 + timedelta(hours=98)).state
+    state = decide(PLAN, state, healthy(), T0 + timedelta(hours=147)).state
+    assert state.phase is Phase.AWAITING_APPROVAL
+    decision = act(PLAN, state, action, "dana", reason, T0 + timedelta(hours=148))
+    assert decision.transitions[0].kind is kind
+    assert decision.transitions[0].to_dict()["kind"] == kind.value
+
+
+def test_an_unknown_action_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="unknown action 'launch'"):
+        act(PLAN, started(), "launch", "dana", "", T0)

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from rampup.adapters.storage._values import jsonable, utc
 from rampup.adapters.storage.tables import rollout_transitions, rollouts
-from rampup.core.plans import Phase, Plan, RolloutState, Signoff, Transition
+from rampup.core.plans import Phase, Plan, RolloutState, Signoff, Transition, TransitionKind
 from rampup.core.ports import RolloutRecord
 
 __all__ = ["SqlRollouts"]
@@ -31,6 +31,7 @@ def state_to_json(s: RolloutState) -> dict[str, Any]:
         ],
         "approvals": list(s.approvals),
         "noted_timeout": s.noted_timeout,
+        "environment_hold": s.environment_hold,
     }
 
 
@@ -47,6 +48,7 @@ def state_from_json(d: dict[str, Any]) -> RolloutState:
         ),
         tuple(d["approvals"]),
         d["noted_timeout"],
+        d.get("environment_hold", False),
     )
 
 
@@ -145,6 +147,7 @@ class SqlRollouts:
                         "reason": t.reason,
                         "evidence": jsonable(list(t.evidence)),
                         "on_behalf_of": t.on_behalf_of,
+                        "kind": t.kind.value,
                     }
                     for t in transitions
                 ],
@@ -167,6 +170,9 @@ class SqlRollouts:
                 r.reason,
                 tuple(r.evidence),
                 r.on_behalf_of,
+                TransitionKind(r.kind)
+                if r.kind
+                else TransitionKind.of(Phase(r.from_phase), Phase(r.to_phase), r.from_stage, r.to_stage),
             )
             for r in self.conn.execute(query)
         ]

@@ -195,6 +195,7 @@ unit_days = Table(
     Column("targeting_key", String(256), nullable=False),
     Column("events", Integer, nullable=False),
     Column("engaged", Integer, nullable=False),
+    Column("failures", Integer, nullable=False, server_default="0"),  # failed requests: bursts by user
     PrimaryKeyConstraint("environment_id", "flag", "day", "variant", "targeting_key"),
 )
 
@@ -292,6 +293,7 @@ rollout_transitions = Table(
     Column("reason", Text, nullable=False),
     Column("evidence", Json, nullable=False),
     Column("on_behalf_of", String(200), nullable=True),
+    Column("kind", String(32), nullable=True),  # TransitionKind; rows from before 0006 have none
     Index("ix_rollout_transitions_rollout", "rollout_id", "id"),
 )
 

@@ -122,14 +122,18 @@ class SqlTelemetry:
         if not units:
             return
         sql = self._driver_sql(
-            "INSERT INTO unit_days (environment_id, flag, variant, day, targeting_key, events, engaged) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (environment_id, flag, day, variant, targeting_key) "
+            "INSERT INTO unit_days (environment_id, flag, variant, day, targeting_key, events, engaged, failures) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (environment_id, flag, day, variant, targeting_key) "
             "DO UPDATE SET events = unit_days.events + excluded.events, "
-            "engaged = unit_days.engaged + excluded.engaged"
+            "engaged = unit_days.engaged + excluded.engaged, failures = unit_days.failures + excluded.failures"
         )
         # Sorted, so two writers lock rows in the same order on PostgreSQL.
         self.conn.exec_driver_sql(
-            sql, [(environment_id, *key, counts[0], counts[1]) for key, counts in sorted(units.items())]
+            sql,
+            [
+                (environment_id, *key, counts[0], counts[1], counts[2] if len(counts) > 2 else 0)
+                for key, counts in sorted(units.items())
+            ],
         )
 
     def rollup_rows(
@@ -158,6 +162,7 @@ class SqlTelemetry:
                 unit_days.c.targeting_key,
                 func.sum(unit_days.c.events).label("events"),
                 func.sum(unit_days.c.engaged).label("engaged"),
+                func.sum(unit_days.c.failures).label("failures"),
             )
             .where(
                 unit_days.c.environment_id == environment_id,
@@ -173,10 +178,19 @@ class SqlTelemetry:
             func.sum(per_user.c.events),
             func.sum(per_user.c.engaged),
             func.sum(per_user.c.engaged * per_user.c.engaged),
+            func.sum(per_user.c.failures),
+            func.sum(per_user.c.failures * per_user.c.failures),
         ).group_by(per_user.c.variant)
         return {
-            variant: UnitTotals(int(users), int(n or 0), int(engaged or 0), int(squares or 0))
-            for variant, users, n, engaged, squares in self.conn.execute(query)
+            variant: UnitTotals(
+                int(users),
+                int(n or 0),
+                int(engaged or 0),
+                int(squares or 0),
+                int(failed or 0),
+                int(failed_sq or 0),
+            )
+            for variant, users, n, engaged, squares, failed, failed_sq in self.conn.execute(query)
         }
 
     def purge_rollups(self, resolution: int, before_period: int) -> int:

@@ -1,0 +1,261 @@
+"""Gates, one verdict at a time: `judge` on measurements, `assess` on data laid out hour by hour."""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+from rampup.core import sequential
+from rampup.core.gates import (
+    CONTROL,
+    STAGE_ALPHA,
+    TREATMENT,
+    Compare,
+    Gate,
+    Measurement,
+    Scale,
+    Verdict,
+    assess,
+    judge,
+    measure,
+    restarts,
+)
+from rampup.core.rollups import Aggregate, UnitTotals
+from rampup.errors import InvalidInput
+
+HOUR = 3_600_000
+
+
+def gate(**raw: object) -> Gate:
+    return Gate.parse(raw, "gates[0]")
+
+
+def m(value: float, lower: float, upper: float) -> Measurement:
+    return Measurement(value, lower, upper, 1000)
+
+
+ERROR = gate(metric="error_rate", target="< 0.1%", rollback="> 0.5%", disable="> 1%")
+GUARD = gate(metric="engagement", compare="control", rollback="< -10%")
+
+
+@pytest.mark.parametrize(
+    ("g", "measured", "verdict", "breached"),
+    [
+        (ERROR, m(0.0004, 0.0002, 0.0008), Verdict.PASS, None),
+        (ERROR, m(0.0009, 0.0002, 0.003), Verdict.INCONCLUSIVE, None),  # straddles the target
+        (ERROR, m(0.003, 0.0015, 0.004), Verdict.WARN, None),  # surely over target, under rollback
+        (ERROR, m(0.007, 0.006, 0.009), Verdict.FAIL, "rollback"),
+        (ERROR, m(0.02, 0.015, 0.03), Verdict.CRITICAL, "disable"),
+        (ERROR, m(0.007, 0.004, 0.009), Verdict.WARN, None),  # over the line, but the sequence is not wholly
+        (ERROR, Measurement(None, None, None, 0), Verdict.INCONCLUSIVE, None),  # no data is never pass
+        (GUARD, m(-0.2, -0.3, -0.15), Verdict.FAIL, "rollback"),
+        (GUARD, m(0.0, -0.05, 0.05), Verdict.PASS, None),
+        (GUARD, m(-0.08, -0.2, 0.05), Verdict.INCONCLUSIVE, None),
+    ],
+)
+def test_judge(g: Gate, measured: Measurement, verdict: Verdict, breached: str | None) -> None:
+    assert judge(g, measured) == (verdict, breached)
+
+
+@pytest.mark.parametrize(
+    ("raw", "scales"),
+    [
+        ({"rollback": "> 0.5%"}, [Scale.OWN]),
+        ({"compare": "control", "rollback": "> +0.3pp"}, [Scale.DIFFERENCE]),
+        ({"compare": "control", "rollback": "> +25%"}, [Scale.RELATIVE]),
+        (
+            {"compare": "control", "rollback": ["> 0.5%", "> +0.3pp", "> +25%"]},
+            [Scale.OWN, Scale.DIFFERENCE, Scale.RELATIVE],
+        ),
+        ({"compare": "control", "target": "< +0.2pp"}, [Scale.DIFFERENCE]),  # non-inferiority
+    ],
+)
+def test_one_gate_holds_its_own_lines_and_lines_against_control(
+    raw: dict[str, object], scales: list[Scale]
+) -> None:
+    lines = Gate.lines({"metric": "error_rate", **raw}, "gates[0]")
+    assert [g.scale for g in lines] == scales
+    assert all((g.compare is Compare.CONTROL) == (g.scale is not Scale.OWN) for g in lines)
+
+
+@pytest.mark.parametrize(
+    ("raw", "where", "words"),
+    [
+        ({"metric": "error_rate", "rollback": "> +0.3pp"}, "gates[0].rollback", "compare: control"),
+        (
+            {"metric": "api_latency_p95", "compare": "control", "rollback": "> +0.3pp"},
+            "gates[0].rollback",
+            "rates",
+        ),
+        ({"metric": "error_rate", "compare": "control", "rollback": "> +3"}, "gates[0].rollback", "like"),
+        (
+            {"metric": "error_rate", "compare": "control", "rollback": ["> +1pp", "> +2pp"]},
+            "gates[0].rollback[1]",
+            "two rollback lines",
+        ),
+        (
+            {"metric": "lighthouse", "compare": "control", "warn": "< -5%"},
+            "gates[0].compare",
+            "cannot be compared",
+        ),
+    ],
+)
+def test_bad_lines_say_where(raw: dict[str, object], where: str, words: str) -> None:
+    with pytest.raises(InvalidInput, match=words) as caught:
+        Gate.lines(raw, "gates[0]")
+    assert caught.value.where == where
+
+
+@dataclass
+class Hours:
+    """GateInputs over data laid out hour by hour: {(metric, variant): [Aggregate per hour]}."""
+
+    data: dict[tuple[str, str], list[Aggregate]] = field(default_factory=dict)
+    clustered: dict[str, float] = field(default_factory=dict)  # variant → dispersion
+    users: dict[str, UnitTotals] = field(default_factory=dict)
+
+    def rates(self, variant: str, hourly: Sequence[tuple[int, int]]) -> None:
+        self.data[("error_rate", variant)] = [Aggregate(count=n, failures=s) for n, s in hourly]
+
+    def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
+        total = Aggregate()
+        for hour, a in enumerate(self.data.get((metric, variant), [])):
+            if since_ms <= hour * HOUR and (hour + 1) * HOUR <= until_ms:
+                total.merge(a)
+        return total
+
+    def units(self, variant: str, since_ms: int, until_ms: int) -> UnitTotals:
+        return self.users.get(variant, UnitTotals(0, 0, 0, 0))
+
+    def dispersion(self, metric: str, variant: str, since_ms: int, until_ms: int) -> float:
+        return self.clustered.get(variant, 1.0)
+
+
+TWO_ARMS = Gate.lines(
+    {
+        "metric": "error_rate",
+        "compare": "control",
+        "target": "< 0.1%",
+        "rollback": ["> 0.5%", "> +0.3pp", "> +100%"],
+    },
+    "gates[0]",
+)
+OWN, DIFFERENCE, RELATIVE = TWO_ARMS
+
+
+def hours(n: int, requests: int, rate: float) -> list[tuple[int, int]]:
+    return [(requests, round(requests * rate))] * n
+
+
+@pytest.mark.parametrize(
+    ("treatment", "control", "clustered", "verdicts"),
+    [
+        # healthy, 10/90: the target passes, nothing is breached
+        # (doubling is not ruled out yet at 0.05%: a guard without a target need not be)
+        (hours(48, 1800, 0.0005), hours(48, 16200, 0.0005), 1.0, ["pass", "pass", "inconclusive"]),
+        # 0.05% → 0.35%: under the guide's line, caught against control
+        (hours(12, 1800, 0.0035), hours(12, 16200, 0.0005), 1.0, ["warn", "inconclusive", "fail"]),
+        # an incident in both variants: the line is breached, but control is just as bad
+        (hours(6, 1800, 0.02), hours(6, 16200, 0.02), 1.0, ["environment", "inconclusive", "pass"]),
+        # 0.42% in runs of 10 from one user, both variants: under the line counted per user
+        (hours(48, 18000, 0.0042), hours(48, 18000, 0.0042), 10.0, ["warn", "pass", "pass"]),
+    ],
+)
+def test_assess_two_arms(
+    treatment: list[tuple[int, int]], control: list[tuple[int, int]], clustered: float, verdicts: list[str]
+) -> None:
+    data = Hours(clustered={TREATMENT: clustered, CONTROL: clustered})
+    data.rates(TREATMENT, treatment)
+    data.rates(CONTROL, control)
+    now = len(treatment) * HOUR
+    assert [assess(g, data, 0, now).verdict.value for g in TWO_ARMS] == verdicts
+
+
+def test_bursts_counted_per_request_would_breach_the_line() -> None:
+    data = Hours()
+    data.rates(TREATMENT, hours(48, 18000, 0.0056))
+    assert assess(OWN, data, 0, 48 * HOUR).verdict is Verdict.FAIL
+    data.clustered[TREATMENT] = 10.0  # the same failures, in runs of 10 from one user: far less evidence
+    assert assess(OWN, data, 0, 48 * HOUR).verdict is not Verdict.FAIL
+
+
+def test_a_late_regression_is_caught_on_the_hours_after_it() -> None:
+    """+0.7 pp from hour 30 of a soak: the stage's sequence is diluted by 30 healthy hours; a restarted one
+    is not."""
+    data = Hours()
+    data.rates(TREATMENT, hours(30, 1800, 0.0005) + hours(9, 1800, 0.0075))
+    data.rates(CONTROL, hours(39, 16200, 0.0005))
+    stage = measure(DIFFERENCE, data, 0, 39 * HOUR, None, STAGE_ALPHA)
+    assert judge(DIFFERENCE, stage)[0] is not Verdict.FAIL
+    result = assess(DIFFERENCE, data, 0, 39 * HOUR)
+    assert result.verdict is Verdict.FAIL
+    assert result.since_ms is not None and result.since_ms >= 28 * HOUR
+    assert result.to_dict()["since_ms"] == result.since_ms
+
+
+def test_restarted_windows_spend_a_bounded_alpha() -> None:
+    horizon = 120
+    spent: dict[int, float] = {}
+    for hour in range(1, 2000):
+        for start, alpha in restarts(0, hour * HOUR + 1, horizon):
+            spent[start] = alpha
+    assert sum(spent.values()) <= 2 * 0.015
+    assert {s // HOUR for s in spent} == set(range(1, 2000))
+
+
+def test_zero_variance_and_few_users_are_never_certain() -> None:
+    data = Hours(users={TREATMENT: UnitTotals(10, 10, 0, 0), CONTROL: UnitTotals(90, 90, 36, 50)})
+    assert assess(GUARD, data, 0, HOUR).verdict is Verdict.INCONCLUSIVE  # "−100%" after 10 users
+    data.users[TREATMENT] = UnitTotals(400, 400, 0, 0)  # no variance at all, but control has some
+    result = assess(GUARD, data, 0, HOUR)
+    low, high = result.measurement.bounds()
+    assert result.verdict is Verdict.FAIL and low is not None and high is not None and low < high
+
+
+def test_latency_against_control() -> None:
+    g = gate(metric="api_latency_p95", compare="control", rollback="> +20%")
+
+    def sketch(scale: float) -> Aggregate:
+        from rampup.core.sketch import bucket_of
+
+        values = [scale * 100 * math.exp(0.5 * z / 10) for z in range(-30, 31)]
+        hist: dict[int, int] = {}
+        for v in values:
+            hist[bucket_of(v)] = hist.get(bucket_of(v), 0) + 300
+        return Aggregate(count=sum(hist.values()), sketch=hist)
+
+    data = Hours()
+    data.data[("api_latency", TREATMENT)] = [sketch(1.3)] * 4
+    data.data[("api_latency", CONTROL)] = [sketch(1.0)] * 4
+    assert assess(g, data, 0, 4 * HOUR).verdict is Verdict.FAIL
+    data.data[("api_latency", TREATMENT)] = [sketch(1.0)] * 4
+    assert assess(g, data, 0, 4 * HOUR).verdict is not Verdict.FAIL
+
+
+@pytest.mark.parametrize(
+    ("treatment", "control", "share", "mismatch"),
+    [(10_000, 90_000, 0.1, False), (9_000, 90_000, 0.1, True), (0, 0, 0.1, None)],
+)
+def test_sample_ratio_on_users(treatment: int, control: int, share: float, mismatch: bool | None) -> None:
+    from rampup.core.plans import sample_ratio
+
+    srm = sample_ratio(treatment, control, share)
+    assert (srm.mismatch if srm else None) == mismatch
+
+
+def test_the_sample_ratio_check_keeps_its_level_checked_every_batch() -> None:
+    import random
+
+    rng = random.Random(7)
+    false = 0
+    for _ in range(200):
+        n = s = 0
+        for _ in range(100):  # 100 looks at growing data
+            batch = 200
+            n += batch
+            s += sum(rng.random() < 0.1 for _ in range(batch))
+            if sequential.share_evidence(n, s, 0.1) >= math.log(1 / 0.002):
+                false += 1
+                break
+    assert false <= 2
