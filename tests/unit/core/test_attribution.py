@@ -43,4 +43,4 @@ def test_units_per_variant_are_accounts_when_the_flag_buckets_by_account() -> No
     folded = fold(events, TIMELINES)
     accounts = {key.targeting_key for key in folded.units}
     assert accounts == {f"acct-{a}" for a in range(40)}
-    assert all(counts == [5, 1] for counts in folded.units.values())
+    assert all(counts == [5, 1, 0] for counts in folded.units.values())  # events, engaged, failed

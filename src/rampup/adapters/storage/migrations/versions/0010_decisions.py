@@ -1,14 +1,14 @@
 """Decisions: each transition's kind; failed requests per user and day (failures clustered by user).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0010
+Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
