@@ -20,9 +20,9 @@ def audit(c: httpx.Client, **params: str) -> list[dict[str, Any]]:
 
 
 def test_commands_are_audited_as_the_token_with_the_person_beside_it(
-    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+    database_url: str, server_factory: Callable[..., Server]
 ) -> None:
-    server = server_factory(make_database_url("sqlite"))
+    server = server_factory(database_url)
     with Receiver() as receiver, server.client() as admin:
         created = admin.post("/api/v1/flags", json={"key": "audited", "type": "boolean"})
         assert created.status_code == 201, created.text

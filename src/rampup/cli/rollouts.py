@@ -15,7 +15,10 @@ __all__ = ["app", "apply", "render_status"]
 app = typer.Typer(help="Run plans: status, and a person's commands.", no_args_is_help=True)
 
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the timeline and the audit log.")]
-By = Annotated[str | None, typer.Option("--by", help="Who acts (default: the token's name).")]
+By = Annotated[
+    str | None,
+    typer.Option("--by", help="Whom the token acts for: audited beside the token's name as 'on behalf of'."),
+]
 _VERDICT_STYLE = {
     "pass": "green",
     "warn": "yellow",
