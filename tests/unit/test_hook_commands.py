@@ -35,3 +35,8 @@ def test_an_unclear_definition_stops_the_start(value: str, says: str) -> None:
     with pytest.raises(ConfigError, match=says) as raised:
         load_commands(value)
     assert raised.value.where == "RAMPUP_HOOK_COMMANDS"
+
+
+def test_the_example_file_is_a_valid_definition() -> None:
+    example = Path(__file__).parents[2] / "examples" / "hooks" / "hook-commands.json"
+    assert "deploy-env" in load_commands(str(example))
