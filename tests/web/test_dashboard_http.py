@@ -305,3 +305,40 @@ def test_rules_edited_on_the_flag_page_and_a_bad_edit_changes_nothing(web_server
             "variant": "on",
         }
     ]
+
+
+def test_a_comment_with_markup_is_shown_as_text_on_the_rollout_page_and_in_its_report(
+    web_server: Server,
+) -> None:
+    key = new_flag(web_server, 0)
+    plan = {
+        "name": "said",
+        "flag": key,
+        "environment": "production",
+        "stages": [{"name": "Half", "percentage": 50, "min_duration": "1h"}],
+    }
+    evil = '</q><script>alert("pwned")</script><img src=x onerror=alert(1)> mail me: eve@example.com'
+    with web_server.client() as api:
+        rollout_id = api.post("/api/v1/rollouts", json={"plan": plan}).json()["id"]
+        token = api.post("/api/v1/tokens", json={"scope": "ingest", "environment": "production"}).json()[
+            "token"
+        ]
+    with web_server.client(token) as ingest:
+        event = {
+            "type": "feedback",
+            "targeting_key": "eve",
+            "flags": {key: True},
+            "rating": 1,
+            "comment": evil,
+        }
+        assert ingest.post("/api/v1/events", json={"events": [event]}).status_code == 202
+    browser = signed_in(web_server, make_token(web_server, "read", "support-lead"))
+    page = browser.get(f"/rollouts/{rollout_id}").text
+    section = page.split('id="rollout-feedback"')[1].split("</section>")[0]
+    assert "<script>" not in section and "<img" not in section and "eve@example.com" not in section
+    assert "&lt;/q&gt;&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;" in section
+    assert "e…@example.com" in section and "1 on 1-5" in section
+    document = browser.get(f"/reports/{rollout_id}/daily/document")
+    assert "script-src" not in document.headers["content-security-policy"]  # and default-src 'none'
+    assert "<script>" not in document.text and "<img src=x" not in document.text
+    assert "&lt;script&gt;alert(" in document.text and "eve@example.com" not in document.text

@@ -20,12 +20,14 @@ from rampup.adapters.reports.render import value_text
 from rampup.bootstrap import Container
 from rampup.core.flags import flag_not_found
 from rampup.core.plans import ACTIONS, Phase, Plan
-from rampup.core.reports import KINDS, Chart, Marker, gate_lines, metric_chart, metric_label
+from rampup.core.reports import KINDS, Chart, Marker, comment_of, gate_lines, metric_chart, metric_label
 from rampup.core.rollups import FINE_RETENTION
 from rampup.core.telemetry import BUILTIN_METRICS, parse_metric_name
 from rampup.core.tokens import Scope
 from rampup.errors import InvalidInput, NotFound, RampupError
+from rampup.services.feedback import FeedbackQuery
 from rampup.services.metrics import MetricQuery
+from rampup.services.reports import SHOWN_COMMENTS
 
 __all__ = [
     "overview",
@@ -280,6 +282,7 @@ def rollout(c: Container, rollout_id: int) -> dict[str, Any]:
         "entered_at": status["stage"]["entered_at"],
         "gate_rows": [_gate_view(g) for g in status["gates"]],
         "charts": _charts(c, status, plan),
+        "comments": _comments(c, status),
         "missing_signoffs": missing if live else [],
         "missing_approvals": approvals if live else [],
         "timeline": [
@@ -290,6 +293,16 @@ def rollout(c: Container, rollout_id: int) -> dict[str, Any]:
         "commands": COMMANDS,
         "created_by": status["created_by"],
     }
+
+
+def _comments(c: Container, status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The newest comments on the rollout's flag, each with its variant: quoted as the reports quote them."""
+    query = FeedbackQuery(status["environment"], status["flag"], commented=True, limit=SHOWN_COMMENTS)
+    try:
+        entries = c.feedback.page(query)
+    except NotFound:  # the flag is gone
+        return []
+    return [{"variant": e.variants.get(status["flag"], ""), "comment": comment_of(e)} for e in entries]
 
 
 def rollout_command(
