@@ -3,6 +3,7 @@
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,7 +18,7 @@ from rampup.adapters.storage.listen import ConfigListener
 from rampup.config import Settings
 from rampup.core.egress import EgressPolicy
 from rampup.core.model import DEFAULT_ENVIRONMENTS
-from rampup.core.ports import Clock
+from rampup.core.ports import Clock, Store
 from rampup.core.sessions import SessionTimes
 from rampup.core.tokens import Scope
 from rampup.services.alerts import AlertService
@@ -48,7 +49,7 @@ EXAMPLE_FLAG = {
 @dataclass
 class Container:
     settings: Settings
-    store: SqlStore
+    store: Store
     clock: Clock
     snapshots: SnapshotCache
     flags: FlagService
@@ -68,19 +69,29 @@ class Container:
     meters: ServerMetrics  # this process's own metrics (GET /metrics)
     manual_clock: ManualClock | None = None  # set when time moves only through POST /api/v1/clock
     listener: ConfigListener | None = None  # on PostgreSQL: configuration changes pushed to this process
+    database: str = "memory"  # what the store is, to show (a URL without its password)
+    close: Callable[[], object] = lambda: None
 
     def revision(self) -> int:
         with self.store.read() as tx:
-            return tx.revision()
+            return tx.audit.revision()
 
 
-def build_container(settings: Settings, clock: Clock | None = None) -> Container:
+def build_container(settings: Settings, clock: Clock | None = None, store: Store | None = None) -> Container:
+    """The services over `store`, or over the SQL store of `settings.database_url` (migrated) without one."""
     manual = ManualClock(settings.manual_clock) if clock is None and settings.manual_clock else None
     clock = manual or clock or system_clock
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    store = SqlStore(engine)
+    engine = None
+    if store is None:
+        engine = make_engine(settings.database_url)
+        migrate(engine)
+        store = SqlStore(engine)
     snapshots = SnapshotCache(store)
+    listener = (
+        ConfigListener(engine, snapshots.changed)
+        if engine is not None and engine.dialect.name == "postgresql"
+        else None
+    )
     refresh = snapshots.refresh
     flags = FlagService(store, clock, refresh)
     egress = Egress(EgressPolicy.parse(settings.allowed_hosts))
@@ -134,7 +145,9 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
         lifecycle,
         meters,
         manual,
-        ConfigListener(engine, snapshots.changed) if engine.dialect.name == "postgresql" else None,
+        listener,
+        engine.url.render_as_string() if engine is not None else "memory",
+        engine.dispose if engine is not None else lambda: None,
     )
 
 

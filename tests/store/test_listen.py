@@ -7,6 +7,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+from rampup.adapters.storage import SqlStore
 from rampup.bootstrap import Container, build_container, prepare
 from rampup.config import Settings
 from tests.support.waiting import wait_until
@@ -25,7 +26,7 @@ def pair(make_database_url: Callable[[str], str]) -> Iterator[tuple[Container, C
     yield a, b
     b.listener.stop()
     for c in (a, b):
-        c.store.engine.dispose()
+        c.close()
 
 
 def test_a_change_committed_through_one_process_rebuilds_the_others_snapshot(
@@ -46,7 +47,7 @@ def test_a_change_committed_through_one_process_rebuilds_the_others_snapshot(
 
 def test_after_a_lost_connection_it_listens_again_and_catches_up(pair: tuple[Container, Container]) -> None:
     a, b = pair
-    assert b.listener is not None
+    assert b.listener is not None and isinstance(b.store, SqlStore)
     with b.store.engine.connect() as conn:  # the database drops the listening connection
         conn.execute(
             text(
@@ -68,9 +69,9 @@ def test_a_rolled_back_change_notifies_nothing(make_database_url: Callable[[str]
     with psycopg.connect(dsn, autocommit=True) as listening:
         listening.execute("LISTEN rampup_config")
         with pytest.raises(RuntimeError), c.store.transaction() as tx:
-            tx.audit("dana", "flag.update", "flag:x", None, None, None, "", c.clock())
+            tx.audit.record("dana", "flag.update", "flag:x", None, None, None, "", c.clock())
             raise RuntimeError("the change fails after its audit entry")
         c.flags.create_flag({"key": "kept", "type": "boolean"}, "dana")
         payloads = [n.payload for n in listening.notifies(timeout=5, stop_after=1)]
     assert payloads == [str(c.revision())], "only the committed change is announced, with its revision"
-    c.store.engine.dispose()
+    c.close()

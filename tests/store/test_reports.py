@@ -67,7 +67,7 @@ def container(database_url: str, clock: Clock) -> Iterator[Container]:
             "dana",
         )
     yield c
-    c.store.engine.dispose()
+    c.close()
 
 
 @pytest.fixture
@@ -91,9 +91,9 @@ def queued(c: Container) -> list[dict[str, Any]]:
     with c.store.read() as tx:
         items = tx.outbox.items(1000)
     found = [
-        dict(i["payload"]["notification"], channel=i["payload"]["channel"])
+        dict(i.payload["notification"], channel=i.payload["channel"])
         for i in items
-        if i["payload"].get("notification", {}).get("type", "").startswith("report.")
+        if i.payload.get("notification", {}).get("type", "").startswith("report.")
     ]
     return sorted(found, key=lambda n: (n["at"], n["channel"]))
 

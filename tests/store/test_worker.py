@@ -65,7 +65,7 @@ def workers(database_url: str) -> Iterator[list[tuple[Container, Worker]]]:
     yield made
     for c, w in made:
         w.stop()
-        c.store.engine.dispose()
+        c.close()
 
 
 def test_one_worker_leads_the_others_stand_by_and_one_takes_over_when_it_dies(

@@ -1,9 +1,8 @@
-"""Reports rendered from a Report built by hand (Markdown and HTML, with charts), and the schedule logic with
-injected time: which period is due when, in a time zone, across daylight-saving changes."""
+"""Reports rendered from a Report built by hand (Markdown and HTML, with charts)."""
 
 import re
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,12 +24,8 @@ from rampup.core.reports import (
     StageVisit,
     Users,
     comment_of,
-    due_period,
-    next_send,
-    parse_schedule,
     satisfaction_lines,
 )
-from rampup.errors import InvalidInput
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)  # 08:00 in Berlin
@@ -490,153 +485,3 @@ def test_svg_chart_scales_from_zero_and_says_when_there_is_no_data() -> None:
 def test_sparkline_shares_a_scale_and_averages_long_series() -> None:
     assert sparkline([0.0, 1.0, None, 2.0], 0.0, 4.0) == "▁▃ ▅"
     assert len(sparkline([float(i) for i in range(500)], 0.0, 499.0, width=48)) <= 48
-
-
-# ---------------------------------------------------------------- schedules
-
-
-def schedule(**body: Any) -> dict[str, Any]:
-    return {
-        **parse_schedule({"rollout_id": 7, "channels": ["support-email"], **body}),
-        "created_at": "2026-01-01T00:00:00+00:00",
-    }
-
-
-def run(s: dict[str, Any], start: datetime, end: datetime, step: timedelta) -> list[tuple[str, datetime]]:
-    """Tick from start to end; returns each period sent and when."""
-    sent: list[tuple[str, datetime]] = []
-    now, last = start, None
-    while now <= end:
-        period = due_period(s, last, now)
-        if period is not None:
-            sent.append((period, now))
-            last = period
-        now += step
-    return sent
-
-
-def test_daily_at_8_in_berlin_fires_once_per_local_day_across_the_spring_dst_change() -> None:
-    s = schedule(kind="support", hour=8, timezone="Europe/Berlin")
-    sent = run(
-        s,
-        datetime(2026, 3, 26, 0, 0, tzinfo=UTC),
-        datetime(2026, 4, 1, 23, 59, tzinfo=UTC),
-        timedelta(minutes=5),
-    )
-    assert [p for p, _ in sent] == [(date(2026, 3, 26) + timedelta(days=i)).isoformat() for i in range(7)]
-    assert all(at.astimezone(BERLIN).strftime("%H:%M") == "08:00" for _, at in sent)
-    # 08:00 CET is 07:00 UTC; from Sunday 29 March, 08:00 CEST is 06:00 UTC.
-    assert [at.hour for _, at in sent] == [7, 7, 7, 6, 6, 6, 6]
-
-
-def test_daily_fires_once_per_day_across_the_autumn_change_even_at_an_hour_that_happens_twice() -> None:
-    s = schedule(kind="daily", hour=2, minute=30, timezone="Europe/Berlin")
-    sent = run(
-        s,
-        datetime(2026, 10, 23, 0, 0, tzinfo=UTC),
-        datetime(2026, 10, 27, 23, 59, tzinfo=UTC),
-        timedelta(minutes=5),
-    )
-    assert [p for p, _ in sent] == ["2026-10-23", "2026-10-24", "2026-10-25", "2026-10-26", "2026-10-27"]
-    # 25 October: 02:30 happens at 00:30 UTC (summer time) and again at 01:30 UTC; the first one sends.
-    assert sent[2][1] == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
-
-
-def test_a_time_skipped_by_the_spring_change_still_sends_that_day() -> None:
-    s = schedule(kind="daily", hour=2, minute=30, timezone="Europe/Berlin")
-    sent = run(
-        s,
-        datetime(2026, 3, 28, 23, 0, tzinfo=UTC),
-        datetime(2026, 3, 30, 12, 0, tzinfo=UTC),
-        timedelta(minutes=5),
-    )
-    assert [p for p, _ in sent] == ["2026-03-29", "2026-03-30"]
-    assert sent[0][1] == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # 03:30 CEST: 02:30 did not exist
-
-
-def test_weekly_on_friday_fires_once_per_iso_week_across_dst() -> None:
-    s = schedule(kind="weekly", hour=16, weekday="friday", timezone="Europe/Berlin")
-    sent = run(
-        s,
-        datetime(2026, 10, 12, 0, 0, tzinfo=UTC),
-        datetime(2026, 11, 8, 23, 0, tzinfo=UTC),
-        timedelta(minutes=30),
-    )
-    assert [p for p, _ in sent] == ["2026-W42", "2026-W43", "2026-W44", "2026-W45"]
-    assert [at.astimezone(BERLIN).strftime("%a %d %H:%M") for _, at in sent] == [
-        "Fri 16 16:00",
-        "Fri 23 16:00",
-        "Fri 30 16:00",
-        "Fri 06 16:00",
-    ]
-    assert [at.hour for _, at in sent] == [14, 14, 15, 15]  # CEST, then CET from 25 October
-
-
-def test_a_schedule_sends_only_slots_after_it_was_created() -> None:
-    s = {
-        **schedule(kind="daily", hour=8, timezone="Europe/Berlin"),
-        "created_at": "2026-11-26T09:00:00+00:00",
-    }
-    assert (
-        due_period(s, None, datetime(2026, 11, 26, 9, 30, tzinfo=UTC)) is None
-    )  # today's 08:00 came before it
-    assert next_send(s, None, datetime(2026, 11, 26, 9, 30, tzinfo=UTC)) == datetime(
-        2026, 11, 27, 7, 0, tzinfo=UTC
-    )
-    assert due_period(s, None, datetime(2026, 11, 27, 7, 0, tzinfo=UTC)) == "2026-11-27"
-    assert due_period(s, "2026-11-27", datetime(2026, 11, 27, 20, 0, tzinfo=UTC)) is None
-    assert next_send(s, "2026-11-27", datetime(2026, 11, 27, 20, 0, tzinfo=UTC)) == datetime(
-        2026, 11, 28, 7, 0, tzinfo=UTC
-    )
-    assert next_send(schedule(kind="completion"), None, NOW) is None
-
-
-@pytest.mark.parametrize(
-    ("body", "where"),
-    [
-        ({"kind": "monthly", "hour": 8}, "kind"),
-        ({"kind": "daily"}, "hour"),
-        ({"kind": "daily", "hour": 24}, "hour"),
-        ({"kind": "daily", "hour": 8, "minute": 60}, "minute"),
-        ({"kind": "daily", "hour": True}, "hour"),
-        ({"kind": "daily", "hour": 8, "timezone": "Mars/Olympus"}, "timezone"),
-        ({"kind": "daily", "hour": 8, "weekday": 4}, "weekday"),
-        ({"kind": "weekly", "hour": 8}, "weekday"),
-        ({"kind": "weekly", "hour": 8, "weekday": "someday"}, "weekday"),
-        ({"kind": "completion", "hour": 8}, "hour"),
-        ({"kind": "daily", "hour": 8, "every": "day"}, "every"),
-    ],
-)
-def test_bad_schedules_are_rejected_saying_where(body: dict[str, Any], where: str) -> None:
-    with pytest.raises(InvalidInput) as caught:
-        parse_schedule({"rollout_id": 7, "channels": ["support-email"], **body})
-    assert caught.value.where == where
-
-
-def test_a_schedule_names_one_rollout_or_a_flag_and_environment() -> None:
-    with pytest.raises(InvalidInput):
-        parse_schedule({"kind": "completion", "rollout_id": 7, "flag": "ws", "channels": ["x"]})
-    with pytest.raises(InvalidInput):
-        parse_schedule({"kind": "completion", "flag": "ws", "channels": ["x"]})
-    with pytest.raises(InvalidInput):
-        parse_schedule({"kind": "completion", "rollout_id": 7, "channels": []})
-    parsed = parse_schedule(
-        {
-            "kind": "weekly",
-            "flag": "ws",
-            "environment": "production",
-            "channels": ["a", "a"],
-            "hour": 16,
-            "weekday": "Fri",
-        }
-    )
-    assert parsed == {
-        "kind": "weekly",
-        "flag": "ws",
-        "environment": "production",
-        "channels": ["a"],
-        "hour": 16,
-        "minute": 0,
-        "timezone": "UTC",
-        "weekday": 4,
-    }

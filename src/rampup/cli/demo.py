@@ -111,6 +111,6 @@ def demo(
     finally:
         for generator in traffic:
             generator.stop()
-        container.store.engine.dispose()
+        container.close()
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)

@@ -78,7 +78,7 @@ def _start(db: str, host: str, port: int, tick: str | None, role: str) -> "Conta
     container = build_container(settings)
     first = prepare(container)
     url = f"http://{host}:{port}"
-    typer.echo(f"Rampup {role} {url}  (database {container.store.engine.url.render_as_string()})")
+    typer.echo(f"Rampup {role} {url}  (database {container.database})")
     environments = ", ".join(e.key for e in container.flags.environments())
     typer.echo(f"Environments: {environments}")
     if container.manual_clock is not None:

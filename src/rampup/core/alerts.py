@@ -17,7 +17,7 @@ from rampup.core.notifications import Severity
 from rampup.core.telemetry import BUILTIN_METRICS, Aggregation, parse_metric_name
 from rampup.errors import InvalidInput
 
-__all__ = ["AlertRule", "Step", "AlertAction", "step"]
+__all__ = ["AlertRule", "AlertRuleRecord", "Alert", "Step", "AlertAction", "step"]
 
 _CONDITION = re.compile(r"^\s*([<>])\s*([+-]?\d+(?:\.\d+)?)\s*(%|ms|s)?\s*$")
 
@@ -164,6 +164,30 @@ class AlertRule:
             "tags": dict(self.tags),
             "renotify": format_duration(self.renotify) if self.renotify else "never",
         }
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRuleRecord:
+    id: int
+    rule: AlertRule
+    rollout_id: int | None  # a plan's rule: watched only while that rollout runs
+    breaching_since: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One firing of a rule, from the moment it fired until it resolved."""
+
+    id: int
+    rule_id: int
+    value: float | None  # at the last evaluation that changed it
+    started_at: datetime
+    last_notified_at: datetime
+    resolved_at: datetime | None = None
+
+    @property
+    def state(self) -> str:
+        return "firing" if self.resolved_at is None else "resolved"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,18 +9,15 @@ __all__ = [
     "Chart",
     "Estimate",
     "Incident",
-    "KINDS",
     "MAX_WINDOW_S",
     "Marker",
     "MetricRow",
     "PlanStage",
-    "REPORT_WINDOW",
     "Report",
     "STANDARD_METRICS",
     "StageVisit",
     "Users",
     "alert_incident",
-    "due_period",
     "estimates_of",
     "feedback_lines",
     "satisfaction_lines",
@@ -30,27 +27,24 @@ __all__ = [
     "incidents_since",
     "metric_chart",
     "metric_label",
-    "next_send",
-    "parse_schedule",
     "people_name",
     "plan_stage_rows",
-    "public_schedule",
     "report_actions",
     "report_status",
     "report_titles",
     "stage_markers",
     "stage_visits",
-    "time_zone",
 ]
 
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from rampup.core.alerts import Alert, AlertRule
 from rampup.core.feedback import SHOWN_COMMENT, THUMBS, Entry, clip, mask_emails, parse_scale
 from rampup.core.gates import CONTROL, TREATMENT, Compare, Gate
 from rampup.core.plans import Phase, Plan, Signoff, Transition
@@ -58,10 +52,7 @@ from rampup.core.ports import RolloutRecord
 from rampup.core.rollups import DAY
 from rampup.core.stats import Estimate
 from rampup.core.telemetry import BUILTIN_METRICS, parse_metric_name
-from rampup.errors import InvalidInput
 
-KINDS = ("daily", "support", "weekly", "completion")
-REPORT_WINDOW = {"daily": timedelta(days=1), "support": timedelta(days=1), "weekly": timedelta(days=7)}
 # Rows the guide's reports always speak of; shown beside the plan's gates when there are data for them.
 STANDARD_METRICS = (
     "error_rate",
@@ -95,7 +86,6 @@ _INCIDENT = {
     Phase.PAUSED: "paused",
     Phase.ABORTED: "aborted",
 }
-_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 # ---------------------------------------------------------------- the report
@@ -234,142 +224,6 @@ class Report:
     channels: tuple[str, ...]
     flag_exists: bool
     comments: tuple[Comment, ...] = ()  # the newest comments from users with the feature, newest first
-
-
-# ---------------------------------------------------------------- schedules (pure)
-
-
-def time_zone(name: Any) -> ZoneInfo:
-    if not isinstance(name, str) or not name:
-        raise InvalidInput("timezone is an IANA name such as Europe/Berlin", where="timezone")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(
-            f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin", where="timezone"
-        ) from None
-
-
-def _integer(body: Mapping[str, Any], key: str, low: int, high: int, default: int | None = None) -> int:
-    value = body.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise InvalidInput(f"{key} is a whole number from {low} to {high}", where=key)
-    return value
-
-
-def parse_schedule(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A schedule as stored: what to send, about which rollout, where, and when (local time of a time zone)."""
-    if not isinstance(body, Mapping):
-        raise InvalidInput(
-            "a schedule is an object with kind, rollout_id (or flag and environment) and channels"
-        )
-    known = {
-        "kind",
-        "rollout_id",
-        "flag",
-        "environment",
-        "channels",
-        "hour",
-        "minute",
-        "timezone",
-        "weekday",
-        "contact",
-    }
-    unknown = sorted(set(body) - known)
-    if unknown:
-        raise InvalidInput(
-            f"unknown field {unknown[0]!r}; a schedule has " + ", ".join(sorted(known)), where=unknown[0]
-        )
-    kind = body.get("kind")
-    if kind not in KINDS:
-        raise InvalidInput("kind is one of " + ", ".join(KINDS), where="kind")
-    out: dict[str, Any] = {"kind": kind}
-    if body.get("rollout_id") is not None:
-        if "flag" in body or "environment" in body:
-            raise InvalidInput(
-                "give rollout_id, or flag and environment (the rollout live then), not both",
-                where="rollout_id",
-            )
-        out["rollout_id"] = _integer(body, "rollout_id", 1, 2**31 - 1)
-    else:
-        flag, environment = body.get("flag"), body.get("environment")
-        if not isinstance(flag, str) or not flag or not isinstance(environment, str) or not environment:
-            raise InvalidInput("name the rollout: rollout_id, or flag and environment", where="rollout_id")
-        out.update(flag=flag, environment=environment)
-    channels = body.get("channels")
-    if not isinstance(channels, list) or not channels or not all(isinstance(c, str) and c for c in channels):
-        raise InvalidInput("channels is a list of channel names", where="channels")
-    out["channels"] = list(dict.fromkeys(channels))
-    contact = body.get("contact")
-    if contact is not None:
-        if not isinstance(contact, str) or not contact.strip() or len(contact) > 200:
-            raise InvalidInput(
-                "contact is who to ask, e.g. team@example.com (at most 200 characters)", where="contact"
-            )
-        out["contact"] = contact.strip()
-    if kind == "completion":
-        timed = sorted({"hour", "minute", "timezone", "weekday"} & set(body))
-        if timed:
-            raise InvalidInput(
-                "a completion report goes out when the rollout ends; it takes no " + ", ".join(timed),
-                where=timed[0],
-            )
-        return out
-    out["hour"] = _integer(body, "hour", 0, 23)
-    out["minute"] = _integer(body, "minute", 0, 59, 0)
-    out["timezone"] = time_zone(body.get("timezone", "UTC")).key
-    weekday = body.get("weekday")
-    if kind == "weekly":
-        if isinstance(weekday, str) and weekday.lower() in _WEEKDAYS:
-            weekday = _WEEKDAYS.index(weekday.lower())
-        elif isinstance(weekday, str) and weekday.lower()[:3] in [d[:3] for d in _WEEKDAYS]:
-            weekday = [d[:3] for d in _WEEKDAYS].index(weekday.lower()[:3])
-        out["weekday"] = _integer({"weekday": weekday}, "weekday", 0, 6)
-    elif weekday is not None:
-        raise InvalidInput("weekday is for weekly reports", where="weekday")
-    return out
-
-
-def _slot(schedule: Mapping[str, Any], day: Any) -> tuple[str, datetime]:
-    """The period of a local day (daily: the date; weekly: the ISO week) and its send time, in UTC."""
-    zone = ZoneInfo(schedule["timezone"])
-    if schedule["kind"] == "weekly":
-        day -= timedelta(days=day.weekday() - schedule["weekday"])  # this ISO week's report day
-        year, week, _ = day.isocalendar()
-        period = f"{year}-W{week:02d}"
-    else:
-        period = day.isoformat()
-    # A local time skipped by a DST change reads as the same wall time before the change (an hour later in
-    # real time); one that occurs twice is the first. Either way, one send per period.
-    return period, datetime.combine(day, time(schedule["hour"], schedule["minute"]), zone).astimezone(UTC)
-
-
-def due_period(schedule: Mapping[str, Any], last_period: str | None, now: datetime) -> str | None:
-    """The period to send now: this day's (or ISO week's) slot has passed, after the schedule was created,
-    and that period was not sent yet."""
-    period, at = _slot(schedule, now.astimezone(ZoneInfo(schedule["timezone"])).date())
-    created = datetime.fromisoformat(schedule["created_at"])
-    return period if period != last_period and created <= at <= now else None
-
-
-def next_send(schedule: Mapping[str, Any], last_period: str | None, now: datetime) -> datetime | None:
-    """When the next report of a timed schedule goes out (a due one: now, at the next tick)."""
-    if schedule["kind"] == "completion":
-        return None
-    day = now.astimezone(ZoneInfo(schedule["timezone"])).date()
-    period, at = _slot(schedule, day)
-    if period == last_period or at < datetime.fromisoformat(schedule["created_at"]):
-        period, at = _slot(schedule, day + timedelta(days=7 if schedule["kind"] == "weekly" else 1))
-    return at
-
-
-# ---------------------------------------------------------------- the service
-
-
-def public_schedule(
-    schedule_id: int, schedule: Mapping[str, Any], last: str | None, now: datetime
-) -> dict[str, Any]:
-    return {"id": schedule_id, **schedule, "last_period": last, "next_at": next_send(schedule, last, now)}
 
 
 def people_name(plan_name: str) -> str:
@@ -511,15 +365,15 @@ def incidents_since(plan: Plan, transitions: Sequence[Transition], since: dateti
     return out
 
 
-def alert_incident(alert: Mapping[str, Any], rule: Mapping[str, Any]) -> Incident:
-    value = f" at {alert['value']:.4g}" if alert.get("value") is not None else ""
+def alert_incident(alert: Alert, rule: AlertRule) -> Incident:
+    value = f" at {alert.value:.4g}" if alert.value is not None else ""
     return Incident(
-        alert["started_at"],
+        alert.started_at,
         "alert",
-        f"{rule['metric']} {rule['condition']}{value}",
-        f"alert rule {rule['name']!r}",
-        alert["state"],
-        alert.get("resolved_at"),
+        f"{rule.metric} {rule.condition_text}{value}",
+        f"alert rule {rule.name!r}",
+        alert.state,
+        alert.resolved_at,
     )
 
 

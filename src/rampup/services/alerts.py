@@ -50,7 +50,7 @@ class AlertService:
         now = self._clock()
         with self._store.transaction() as tx:
             rule_id = self.create_in(tx, rule, rollout_id, now)
-            tx.audit(
+            tx.audit.record(
                 actor,
                 "alert_rule.create",
                 f"alert_rule:{rule_id}",
@@ -63,83 +63,95 @@ class AlertService:
         return rule_id, rule
 
     def create_in(self, tx: Transaction, rule: AlertRule, rollout_id: int | None, now: datetime) -> int:
-        if tx.environment(rule.environment) is None:
+        if tx.environments.get(rule.environment) is None:
             raise NotFound(f"environment {rule.environment!r} not found")
-        return tx.notifications.add_alert_rule(rule.to_dict(), rollout_id, now)
+        return tx.alert_rules.add(rule, rollout_id, now)
 
     def rules(self) -> list[dict[str, Any]]:
         with self._store.read() as tx:
             return [
                 {
-                    "id": rule_id,
-                    **rule,
-                    "rollout_id": rollout_id,
-                    "breaching_since": since,
-                    "firing": tx.notifications.firing(rule_id) is not None,
+                    "id": r.id,
+                    **r.rule.to_dict(),
+                    "rollout_id": r.rollout_id,
+                    "breaching_since": r.breaching_since,
+                    "firing": tx.alerts.firing(r.id) is not None,
                 }
-                for rule_id, rule, rollout_id, since in tx.notifications.alert_rules()
+                for r in tx.alert_rules.all()
             ]
 
     def delete(self, rule_id: int, actor: str) -> None:
         now = self._clock()
         with self._store.transaction() as tx:
-            if not tx.notifications.delete_alert_rule(rule_id):
+            if not tx.alert_rules.delete(rule_id):
                 raise NotFound(f"alert rule {rule_id} not found")
-            tx.audit(actor, "alert_rule.delete", f"alert_rule:{rule_id}", None, None, None, "", now)
+            tx.audit.record(actor, "alert_rule.delete", f"alert_rule:{rule_id}", None, None, None, "", now)
 
     def alerts(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         with self._store.read() as tx:
-            rules = {rule_id: rule for rule_id, rule, _, _ in tx.notifications.alert_rules()}
-            return [{**a, "rule": rules.get(a["rule_id"])} for a in tx.notifications.alerts(limit, state)]
+            rules = {r.id: r.rule.to_dict() for r in tx.alert_rules.all()}
+            return [
+                {
+                    "id": a.id,
+                    "rule_id": a.rule_id,
+                    "state": a.state,
+                    "value": a.value,
+                    "started_at": a.started_at,
+                    "resolved_at": a.resolved_at,
+                    "last_notified_at": a.last_notified_at,
+                    "rule": rules.get(a.rule_id),
+                }
+                for a in tx.alerts.all(limit, None if state is None else state == "firing")
+            ]
 
     # evaluation
 
     def evaluate_all(self) -> int:
         now = self._clock()
         with self._store.read() as tx:
-            rules = tx.notifications.alert_rules()
+            rules = tx.alert_rules.all()
             live = {r.id for r in tx.rollouts.find(live=True, limit=1000)}
         changed = 0
-        for rule_id, raw, rollout_id, since in rules:
-            if rollout_id is not None and rollout_id not in live:
+        for r in rules:
+            if r.rollout_id is not None and r.rollout_id not in live:
                 continue  # a plan's alerts watch only while its rollout runs
-            changed += self._evaluate(rule_id, AlertRule.parse(raw), since, now)
+            changed += self._evaluate(r.id, r.rule, r.breaching_since, now)
         return changed
 
     def _evaluate(self, rule_id: int, rule: AlertRule, since: datetime | None, now: datetime) -> bool:
         with self._store.read() as tx:
             value = self._value(tx, rule, now)
-            firing = tx.notifications.firing(rule_id)
+            firing = tx.alerts.firing(rule_id)
         result = step(
             rule,
             value,
             since,
-            firing["started_at"] if firing else None,
-            firing["last_notified_at"] if firing else None,
+            firing.started_at if firing else None,
+            firing.last_notified_at if firing else None,
             now,
         )
         if result.breaching_since == since and result.action is None:
             return False
         with self._store.transaction() as tx:
-            tx.notifications.set_breaching(rule_id, result.breaching_since)
+            tx.alert_rules.set_breaching(rule_id, result.breaching_since)
             if result.action is AlertAction.FIRE:
-                tx.notifications.open_alert(rule_id, value, now)
+                tx.alerts.open(rule_id, value, now)
             elif firing is not None and result.action is AlertAction.RENOTIFY:
-                tx.notifications.update_alert(firing["id"], last_notified_at=now, value=value)
+                tx.alerts.renotified(firing.id, value, now)
             elif firing is not None and result.action is AlertAction.RESOLVE:
-                tx.notifications.update_alert(firing["id"], state="resolved", resolved_at=now, value=value)
+                tx.alerts.resolve(firing.id, value, now)
             if result.action is not None:
                 self._notifications.enqueue(
                     tx,
                     rule.channels,
                     _notification(
-                        rule_id, rule, result.action, value, now, firing["started_at"] if firing else now
+                        rule_id, rule, result.action, value, now, firing.started_at if firing else now
                     ),
                 )
         return True
 
     def _value(self, tx: Transaction, rule: AlertRule, now: datetime) -> float | None:
-        env = tx.environment(rule.environment)
+        env = tx.environments.get(rule.environment)
         if env is None:
             return None
         resolved = self._metrics.resolve(rule.metric)

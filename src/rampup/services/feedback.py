@@ -62,11 +62,11 @@ class FeedbackService:
             raise InvalidInput("user is a targeting key of 1 to 256 characters", where="user")
         now = self._clock()
         with self._store.transaction() as tx:
-            env = tx.environment(environment) if environment is not None else None
+            env = tx.environments.get(environment) if environment is not None else None
             if environment is not None and env is None:
                 raise NotFound(f"environment {environment!r} not found")
             deleted = tx.feedback.purge_user(targeting_key, env.id if env else None)
-            tx.audit(
+            tx.audit.record(
                 actor,
                 "feedback.purge",
                 f"user:{targeting_key}",

@@ -71,7 +71,7 @@ class FlagService:
 
     def environments(self) -> list[Environment]:
         with self._store.read() as tx:
-            return tx.environments()
+            return tx.environments.all()
 
     def create_environment(self, key: Any, name: Any, actor: str) -> Environment:
         if not isinstance(key, str) or not FLAG_KEY.match(key):
@@ -81,24 +81,26 @@ class FlagService:
             raise InvalidInput("name must be a non-empty string", where="name")
         now = self._clock()
         with self._store.transaction() as tx:
-            if tx.environment(key) is not None:
+            if tx.environments.get(key) is not None:
                 raise Conflict(f"environment {key!r} exists")
-            env = tx.add_environment(key, name, now)
-            for record in tx.flags():
-                tx.put_state(record.id, env.id, FlagState(salt=record.definition.key, version=1), now)
-            tx.audit(actor, "environment.create", f"environment:{key}", key, None, env.to_dict(), "", now)
+            env = tx.environments.add(key, name, now)
+            for record in tx.flags.all():
+                tx.flags.put_state(record.id, env.id, FlagState(salt=record.definition.key, version=1), now)
+            tx.audit.record(
+                actor, "environment.create", f"environment:{key}", key, None, env.to_dict(), "", now
+            )
         self._on_change()
         return env
 
     def ensure_environments(self, keys: tuple[str, ...]) -> None:
         with self._store.read() as tx:
-            existing = {e.key for e in tx.environments()}
+            existing = {e.key for e in tx.environments.all()}
         for key in keys:
             if key not in existing:
                 self.create_environment(key, key.capitalize(), "system")
 
     def environment(self, tx: Transaction, key: str) -> Environment:
-        env = tx.environment(key)
+        env = tx.environments.get(key)
         if env is None:
             raise NotFound(f"environment {key!r} not found")
         return env
@@ -106,15 +108,15 @@ class FlagService:
     # flags
 
     def _view(self, tx: Transaction, record: FlagRecord, stewardship: Stewardship | None = None) -> FlagView:
-        names = {e.id: e.key for e in tx.environments()}
+        names = {e.id: e.key for e in tx.environments.all()}
         return FlagView(
             record,
-            {names[env_id]: state for _, env_id, state in tx.states(record.id)},
+            {names[env_id]: state for _, env_id, state in tx.flags.states(record.id)},
             tx.lifecycle.get(record.id) if stewardship is None else stewardship,
         )
 
     def _record(self, tx: Transaction, key: str, *, for_update: bool = False) -> FlagRecord:
-        record = tx.flag(key, for_update=for_update)
+        record = tx.flags.get(key, for_update=for_update)
         if record is None:
             raise NotFound(f"flag {key!r} not found")
         return record
@@ -130,16 +132,18 @@ class FlagService:
         stewardship = _stewardship(Stewardship(), body)
         now = self._clock()
         with self._store.transaction() as tx:
-            if tx.flag(definition.key) is not None:
+            if tx.flags.get(definition.key) is not None:
                 raise Conflict(f"flag {definition.key!r} exists")
-            record = tx.add_flag(definition, now)
-            for env in tx.environments():
-                tx.put_state(record.id, env.id, FlagState(salt=definition.key, version=1), now)
+            record = tx.flags.add(definition, now)
+            for env in tx.environments.all():
+                tx.flags.put_state(record.id, env.id, FlagState(salt=definition.key, version=1), now)
             if stewardship != Stewardship():
                 _known_channels(tx, stewardship.notify)
                 tx.lifecycle.put(record.id, stewardship)
             view = self._view(tx, record, stewardship)
-            tx.audit(actor, "flag.create", f"flag:{definition.key}", None, None, view.to_dict(), "", now)
+            tx.audit.record(
+                actor, "flag.create", f"flag:{definition.key}", None, None, view.to_dict(), "", now
+            )
         self._on_change()
         return view
 
@@ -147,7 +151,8 @@ class FlagService:
         with self._store.read() as tx:
             stewardships = tx.lifecycle.all()
             return [
-                self._view(tx, record, stewardships.get(record.id, Stewardship())) for record in tx.flags()
+                self._view(tx, record, stewardships.get(record.id, Stewardship()))
+                for record in tx.flags.all()
             ]
 
     def flag(self, key: str) -> FlagView:
@@ -171,10 +176,12 @@ class FlagService:
             definition = replace(record.definition, description=description)
             stewardship = _stewardship(before.stewardship, body)
             _known_channels(tx, stewardship.notify)
-            tx.update_flag(record.id, definition, now)
+            tx.flags.update(record.id, definition, now)
             tx.lifecycle.put(record.id, stewardship)
             view = self._view(tx, replace(record, definition=definition, updated_at=now), stewardship)
-            tx.audit(actor, "flag.update", f"flag:{key}", None, before.settings(), view.settings(), "", now)
+            tx.audit.record(
+                actor, "flag.update", f"flag:{key}", None, before.settings(), view.settings(), "", now
+            )
         self._on_change()
         return view
 
@@ -183,8 +190,8 @@ class FlagService:
         with self._store.transaction() as tx:
             record = self._record(tx, key, for_update=True)
             before = self._view(tx, record).to_dict()
-            tx.delete_flag(record.id)
-            tx.audit(actor, "flag.delete", f"flag:{key}", None, before, None, reason, now)
+            tx.flags.delete(record.id)
+            tx.audit.record(actor, "flag.delete", f"flag:{key}", None, before, None, reason, now)
         self._on_change()
 
     def set_state(
@@ -250,10 +257,10 @@ class FlagService:
         """Change a flag's state inside the caller's transaction (a rollout decision), audited there too."""
         env = self.environment(tx, environment)
         record = self._record(tx, key, for_update=True)
-        before = tx.state(record.id, env.id) or FlagState(salt=key)
+        before = tx.flags.state(record.id, env.id) or FlagState(salt=key)
         after = replace(change(record.definition, before), version=before.version + 1)
-        tx.put_state(record.id, env.id, after, now)
-        tx.audit(
+        tx.flags.put_state(record.id, env.id, after, now)
+        tx.audit.record(
             actor,
             action,
             f"flag:{key}",
@@ -277,7 +284,7 @@ class FlagService:
         before_id: int | None = None,
     ) -> list[AuditEntry]:
         with self._store.read() as tx:
-            entries = tx.audit_entries(
+            entries = tx.audit.entries(
                 target=target,
                 environment=environment,
                 actor=actor,
@@ -303,7 +310,7 @@ def _stewardship(current: Stewardship, body: Mapping[str, Any]) -> Stewardship:
 
 def _known_channels(tx: Transaction, names: tuple[str, ...]) -> None:
     for i, name in enumerate(names):
-        if tx.notifications.channel(name) is None:
+        if tx.channels.get(name) is None:
             raise InvalidInput(f"no channel named {name!r} (rampup channel list)", where=f"notify[{i}]")
 
 

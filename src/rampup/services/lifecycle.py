@@ -119,7 +119,7 @@ class LifecycleService:
                 s, life = flag.stewardship, flag.life
                 if life.status is s.status:
                     continue
-                record = tx.flag(flag.key)
+                record = tx.flags.get(flag.key)
                 assert record is not None  # read in this very transaction
                 tx.lifecycle.put(record.id, replace(s, status=life.status, status_since=life.since or now))
                 if s.status is not Status.ACTIVE or life.status is not Status.ACTIVE:
@@ -132,14 +132,14 @@ class LifecycleService:
         last_evaluated = tx.lifecycle.last_evaluated()
         changed: dict[int, datetime] = {}
         history: dict[tuple[int, int], list[tuple[datetime, bool]]] = {}
-        for flag_id, env_id, at, state in tx.history():
+        for flag_id, env_id, at, state in tx.flags.history():
             changed[flag_id] = max(at, changed.get(flag_id, at))
             full = state.enabled and state.rollout_bp >= BUCKETS
             history.setdefault((flag_id, env_id), []).append((at, full))
-        env_ids = {e.key: e.id for e in tx.environments()}
+        env_ids = {e.key: e.id for e in tx.environments.all()}
         completions = _completions(tx, tx.rollouts.find(live=False, limit=10_000))
         lives = []
-        for record in tx.flags():
+        for record in tx.flags.all():
             s = stewardships.get(record.id, Stewardship())
             completion = completions.get(record.definition.key)
             completed_at, rolled_back, channels = None, False, s.notify
@@ -181,7 +181,7 @@ class LifecycleService:
             before = tx.lifecycle.get(record.id)
             after = replace(before, references=references, scanned_at=now)
             tx.lifecycle.put(record.id, after)
-            tx.audit(
+            tx.audit.record(
                 actor,
                 "flag.references",
                 f"flag:{key}",
@@ -201,7 +201,7 @@ class LifecycleService:
         now = self._clock()
         with self._store.read() as tx:
             record = _record(tx, key)
-            names = {e.id: e.key for e in tx.environments()}
+            names = {e.id: e.key for e in tx.environments.all()}
             rows = tx.lifecycle.evaluations(record.id, epoch_day(now) - days + 1)
         environments: dict[str, dict[str, Any]] = {}
         for env_id, day, count, last_at in rows:
@@ -216,7 +216,7 @@ _EPOCH = date(1970, 1, 1).toordinal()
 
 
 def _record(tx: Transaction, key: str, *, for_update: bool = False) -> FlagRecord:
-    record = tx.flag(key, for_update=for_update)
+    record = tx.flags.get(key, for_update=for_update)
     if record is None:
         raise NotFound(f"flag {key!r} not found")
     return record

@@ -71,25 +71,27 @@ class MetricsService:
 
     def definitions(self) -> list[CustomMetric]:
         with self._store.read() as tx:
-            return tx.custom_metrics()
+            return tx.custom_metrics.all()
 
     def define(self, body: Mapping[str, Any], actor: str) -> CustomMetric:
         metric = CustomMetric.parse(body)
         now = self._clock()
         with self._store.transaction() as tx:
-            if any(m.name == metric.name for m in tx.custom_metrics()):
+            if any(m.name == metric.name for m in tx.custom_metrics.all()):
                 raise Conflict(f"metric {metric.name!r} exists")
-            tx.add_custom_metric(metric, now)
-            tx.audit(actor, "metric.create", f"metric:{metric.name}", None, None, metric.to_dict(), "", now)
+            tx.custom_metrics.add(metric, now)
+            tx.audit.record(
+                actor, "metric.create", f"metric:{metric.name}", None, None, metric.to_dict(), "", now
+            )
         self._on_change()
         return metric
 
     def undefine(self, name: str, actor: str) -> None:
         now = self._clock()
         with self._store.transaction() as tx:
-            if not tx.delete_custom_metric(name):
+            if not tx.custom_metrics.delete(name):
                 raise NotFound(f"metric {name!r} not found")
-            tx.audit(actor, "metric.delete", f"metric:{name}", None, None, None, "", now)
+            tx.audit.record(actor, "metric.delete", f"metric:{name}", None, None, None, "", now)
         self._on_change()
 
     # queries

@@ -45,10 +45,10 @@ class NotificationService:
             self._destinations.check_url(channel.config["url"], "url")
         now = self._clock()
         with self._store.transaction() as tx:
-            if tx.notifications.channel(channel.name) is not None:
+            if tx.channels.get(channel.name) is not None:
                 raise Conflict(f"channel {channel.name!r} exists")
-            tx.notifications.add_channel(channel, now)
-            tx.audit(
+            tx.channels.add(channel, now)
+            tx.audit.record(
                 actor, "channel.create", f"channel:{channel.name}", None, None, channel.public(), "", now
             )
         self._on_change()
@@ -56,11 +56,11 @@ class NotificationService:
 
     def channels(self) -> list[Channel]:
         with self._store.read() as tx:
-            return tx.notifications.channels()
+            return tx.channels.all()
 
     def channel(self, name: str) -> Channel:
         with self._store.read() as tx:
-            channel = tx.notifications.channel(name)
+            channel = tx.channels.get(name)
         if channel is None:
             raise NotFound(f"channel {name!r} not found")
         return channel
@@ -68,10 +68,10 @@ class NotificationService:
     def delete_channel(self, name: str, actor: str) -> None:
         now = self._clock()
         with self._store.transaction() as tx:
-            before = tx.notifications.channel(name)
-            if before is None or not tx.notifications.delete_channel(name):
+            before = tx.channels.get(name)
+            if before is None or not tx.channels.delete(name):
                 raise NotFound(f"channel {name!r} not found")
-            tx.audit(actor, "channel.delete", f"channel:{name}", None, before.public(), None, "", now)
+            tx.audit.record(actor, "channel.delete", f"channel:{name}", None, before.public(), None, "", now)
         self._on_change()
 
     def test(self, name: str, actor: str) -> str:
@@ -85,7 +85,7 @@ class NotificationService:
         )
         with self._store.transaction() as tx:
             self.enqueue(tx, [name], n)
-            tx.audit(
+            tx.audit.record(
                 actor, "channel.test", f"channel:{name}", None, None, {"notification_id": n.id}, "", n.at
             )
         return n.id
@@ -102,7 +102,7 @@ class NotificationService:
     def send(self, item_id: str, payload: Mapping[str, Any]) -> None:
         """The outbox's sender for notifications: look the channel up now (it may be fixed meanwhile)."""
         with self._store.read() as tx:
-            channel = tx.notifications.channel(payload["channel"])
+            channel = tx.channels.get(payload["channel"])
         if channel is None:
             raise Unavailable(f"no channel named {payload['channel']!r}; create it and the delivery goes out")
         n = Notification.from_dict(payload["notification"])
@@ -114,20 +114,18 @@ class NotificationService:
             items = tx.outbox.items(limit)
         return [
             {
-                "id": item["id"],
-                "kind": item["kind"],
-                "channel": item["payload"].get("channel")
-                or mask_urls(item["payload"].get("url"))
-                or item["payload"].get("command"),
-                "type": (item["payload"].get("notification") or {}).get("type", item["kind"]),
-                "notification_id": (item["payload"].get("notification") or {}).get("id", item["id"]),
-                "status": "delivered"
-                if item["delivered_at"]
-                else ("failing" if item["attempts"] else "pending"),
-                "attempts": item["attempts"],
-                "last_error": mask_urls(item["last_error"]),
-                "created_at": item["created_at"],
-                "delivered_at": item["delivered_at"],
+                "id": item.id,
+                "kind": item.kind,
+                "channel": item.payload.get("channel")
+                or mask_urls(item.payload.get("url"))
+                or item.payload.get("command"),
+                "type": (item.payload.get("notification") or {}).get("type", item.kind),
+                "notification_id": (item.payload.get("notification") or {}).get("id", item.id),
+                "status": "delivered" if item.delivered_at else ("failing" if item.attempts else "pending"),
+                "attempts": item.attempts,
+                "last_error": mask_urls(item.last_error),
+                "created_at": item.created_at,
+                "delivered_at": item.delivered_at,
             }
             for item in items
         ]

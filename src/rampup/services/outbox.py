@@ -55,7 +55,7 @@ class OutboxService:
             tx.outbox.delivered(item.id, self._clock())
         return True
 
-    def items(self, limit: int = 100) -> list[dict[str, Any]]:
+    def items(self, limit: int = 100) -> list[OutboxItem]:
         with self._store.read() as tx:
             return tx.outbox.items(limit)
 
@@ -68,4 +68,4 @@ class OutboxService:
     def lead(self, holder: str, ttl: timedelta) -> bool:
         now = self._clock()
         with self._store.transaction() as tx:
-            return tx.outbox.acquire_lease("controller", holder, now, now + ttl)
+            return tx.leases.acquire("controller", holder, now, now + ttl)

@@ -15,16 +15,13 @@ from rampup.core.plans import Plan
 from rampup.core.ports import Clock, RolloutRecord, Store
 from rampup.core.reports import (
     CHART_METRICS,
-    KINDS,
     MAX_WINDOW_S,
-    REPORT_WINDOW,
     STANDARD_METRICS,
     MetricRow,
     Report,
     Users,
     alert_incident,
     comment_of,
-    due_period,
     estimates_of,
     feedback_lines,
     gate_lines,
@@ -32,10 +29,8 @@ from rampup.core.reports import (
     incidents_since,
     metric_chart,
     metric_label,
-    parse_schedule,
     people_name,
     plan_stage_rows,
-    public_schedule,
     report_actions,
     report_status,
     report_titles,
@@ -43,9 +38,18 @@ from rampup.core.reports import (
     span_text,
     stage_markers,
     stage_visits,
-    time_zone,
 )
 from rampup.core.rollups import DAY
+from rampup.core.schedules import (
+    KINDS,
+    REPORT_WINDOW,
+    Schedule,
+    ScheduleRecord,
+    due_period,
+    next_send,
+    parse_schedule,
+    time_zone,
+)
 from rampup.core.telemetry import BUILTIN_METRICS, Aggregation, parse_metric_name
 from rampup.errors import InvalidInput, NotFound
 from rampup.services.metrics import MetricQuery, MetricsService
@@ -112,7 +116,7 @@ class ReportService:
                 start, end = state.started_at or record.created_at, ended or now
             else:
                 start, end = now - REPORT_WINDOW[kind], now
-            env = tx.environment(plan.environment)
+            env = tx.environments.get(plan.environment)
             users = None
             if env is not None:
                 totals = tx.telemetry.unit_totals(
@@ -125,16 +129,16 @@ class ReportService:
                     )
             # The plan's own alert rules, and standalone rules watching the same flag in the same environment.
             rules = {
-                i: rule
-                for i, rule, rid, _ in tx.notifications.alert_rules()
-                if rid == rollout_id
+                r.id: r.rule
+                for r in tx.alert_rules.all()
+                if r.rollout_id == rollout_id
                 or (
-                    rid is None
-                    and rule.get("flag") == plan.flag
-                    and rule.get("environment") == plan.environment
+                    r.rollout_id is None
+                    and r.rule.flag == plan.flag
+                    and r.rule.environment == plan.environment
                 )
             }
-            alerts = [a for a in tx.notifications.alerts(limit=1000) if a["rule_id"] in rules]
+            alerts = [a for a in tx.alerts.all(limit=1000) if a.rule_id in rules]
             comments = (
                 tx.feedback.page(
                     env.id,
@@ -148,7 +152,7 @@ class ReportService:
                 if env is not None
                 else []
             )
-            flag_exists = tx.flag(plan.flag) is not None
+            flag_exists = tx.flags.get(plan.flag) is not None
         live = not state.phase.is_terminal and state.stage > 0
         gates_at: datetime | None
         if live:
@@ -184,9 +188,9 @@ class ReportService:
         since = start if kind != "completion" else datetime.min.replace(tzinfo=UTC)
         incidents = incidents_since(plan, transitions, since)
         incidents += [
-            alert_incident(a, rules[a["rule_id"]])
+            alert_incident(a, rules[a.rule_id])
             for a in alerts
-            if a["started_at"] >= since or a["state"] == "firing"
+            if a.started_at >= since or a.resolved_at is None
         ]
         incidents.sort(key=lambda i: i.at)
         every_visit = stage_visits(plan, transitions)
@@ -276,96 +280,104 @@ class ReportService:
     # schedules
 
     def add_schedule(self, body: Mapping[str, Any], actor: str) -> dict[str, Any]:
-        schedule = parse_schedule(body)
         now = self._clock()
+        # Only slots after this moment send: a daily 08:00 schedule created at 10:00 starts tomorrow.
+        schedule = parse_schedule(body, actor, now)
         with self._store.transaction() as tx:
-            for name in schedule["channels"]:
-                if tx.notifications.channel(name) is None:
+            for name in schedule.channels:
+                if tx.channels.get(name) is None:
                     raise InvalidInput(f"channel {name!r} does not exist; create it first", where="channels")
-            if "rollout_id" in schedule:
-                if tx.rollouts.get(schedule["rollout_id"]) is None:
-                    raise InvalidInput(f"rollout {schedule['rollout_id']} does not exist", where="rollout_id")
-            elif tx.environment(schedule["environment"]) is None:
+            if schedule.rollout_id is not None:
+                if tx.rollouts.get(schedule.rollout_id) is None:
+                    raise InvalidInput(f"rollout {schedule.rollout_id} does not exist", where="rollout_id")
+            elif tx.environments.get(schedule.environment or "") is None:
                 raise InvalidInput(
-                    f"environment {schedule['environment']!r} does not exist", where="environment"
+                    f"environment {schedule.environment!r} does not exist", where="environment"
                 )
-            elif tx.flag(schedule["flag"]) is None:
-                raise InvalidInput(f"flag {schedule['flag']!r} does not exist", where="flag")
-            # Only slots after this moment send: a daily 08:00 schedule created at 10:00 starts tomorrow.
-            stored = {**schedule, "created_by": actor, "created_at": now.isoformat()}
-            schedule_id = tx.notifications.add_schedule(stored, now)
-            tx.audit(
-                actor, "report_schedule.create", f"report_schedule:{schedule_id}", None, None, stored, "", now
+            elif tx.flags.get(schedule.flag or "") is None:
+                raise InvalidInput(f"flag {schedule.flag!r} does not exist", where="flag")
+            schedule_id = tx.schedules.add(schedule)
+            tx.audit.record(
+                actor,
+                "report_schedule.create",
+                f"report_schedule:{schedule_id}",
+                None,
+                None,
+                schedule.to_dict(),
+                "",
+                now,
             )
-        return public_schedule(schedule_id, stored, None, now)
+        return _public(ScheduleRecord(schedule_id, schedule, None), now)
 
     def schedules(self) -> list[dict[str, Any]]:
         now = self._clock()
         with self._store.read() as tx:
-            return [public_schedule(i, s, last, now) for i, s, last in tx.notifications.schedules()]
+            return [_public(r, now) for r in tx.schedules.all()]
 
     def delete_schedule(self, schedule_id: int, actor: str) -> None:
         now = self._clock()
         with self._store.transaction() as tx:
-            before = next((s for i, s, _ in tx.notifications.schedules() if i == schedule_id), None)
-            if before is None or not tx.notifications.delete_schedule(schedule_id):
+            before = next((r.schedule for r in tx.schedules.all() if r.id == schedule_id), None)
+            if before is None or not tx.schedules.delete(schedule_id):
                 raise NotFound(f"report schedule {schedule_id} not found")
-            tx.audit(
-                actor, "report_schedule.delete", f"report_schedule:{schedule_id}", None, before, None, "", now
+            tx.audit.record(
+                actor,
+                "report_schedule.delete",
+                f"report_schedule:{schedule_id}",
+                None,
+                before.to_dict(),
+                None,
+                "",
+                now,
             )
 
     def send_due(self, now: datetime | None = None) -> int:
         """Queue every report whose time has come; each period's report is queued once, whoever runs this."""
         now = now or self._clock()
         with self._store.read() as tx:
-            schedules = tx.notifications.schedules()
-        return sum(self._send(i, s, last, now) for i, s, last in schedules)
+            schedules = tx.schedules.all()
+        return sum(self._send(r, now) for r in schedules)
 
-    def _send(self, schedule_id: int, schedule: Mapping[str, Any], last: str | None, now: datetime) -> int:
-        timed = schedule["kind"] != "completion"
-        period = due_period(schedule, last, now) if timed else None
-        if timed and period is None:
-            return 0  # the common case, every tick: decided without reading anything
+    def _rollout_of(self, schedule: Schedule) -> tuple[RolloutRecord | None, datetime | None]:
+        """The rollout a schedule speaks of now, and when it ended (None: it has not)."""
         with self._store.read() as tx:
-            if "rollout_id" in schedule:
-                record = tx.rollouts.get(schedule["rollout_id"])
-            elif timed:
-                record = tx.rollouts.live_for(schedule["flag"], schedule["environment"])
+            if schedule.rollout_id is not None:
+                record = tx.rollouts.get(schedule.rollout_id)
+            elif schedule.timed:
+                record = tx.rollouts.live_for(schedule.flag or "", schedule.environment or "")
             else:
-                found = tx.rollouts.find(flag=schedule["flag"], environment=schedule["environment"], limit=1)
+                found = tx.rollouts.find(flag=schedule.flag, environment=schedule.environment, limit=1)
                 record = found[0] if found else None
             terminal = record is not None and record.state.phase.is_terminal
             transitions = tx.rollouts.transitions(record.id) if record is not None and terminal else []
-        ended = transitions[-1].at if transitions else None
+        return record, transitions[-1].at if transitions else None
+
+    def _send(self, scheduled: ScheduleRecord, now: datetime) -> int:
+        schedule, last = scheduled.schedule, scheduled.last_period
+        period = due_period(schedule, last, now) if schedule.timed else None
+        if schedule.timed and period is None:
+            return 0  # the common case, every tick: decided without reading anything
+        record, ended = self._rollout_of(schedule)
         if period is None:
             # A completion report: once per rollout, when it ends; not for one that ended before the schedule.
-            if record is None or ended is None or ended < datetime.fromisoformat(schedule["created_at"]):
+            if record is None or ended is None or ended < schedule.created_at:
                 return 0
             period = f"rollout-{record.id}"
-            return 0 if period == last else self._queue(schedule_id, schedule, last, period, record, now)
-        if record is None or (ended is not None and ended < now - REPORT_WINDOW[schedule["kind"]]):
+            return 0 if period == last else self._queue(scheduled, period, record, now)
+        if record is None or (ended is not None and ended < now - REPORT_WINDOW[schedule.kind]):
             # Nothing live, or it ended before this report's window: the period passes without a report.
             with self._store.transaction() as tx:
-                tx.notifications.mark_sent(schedule_id, period, last)
+                tx.schedules.mark_sent(scheduled.id, period, last)
             return 0
-        return self._queue(schedule_id, schedule, last, period, record, now)
+        return self._queue(scheduled, period, record, now)
 
-    def _queue(
-        self,
-        schedule_id: int,
-        schedule: Mapping[str, Any],
-        last: str | None,
-        period: str,
-        record: RolloutRecord,
-        now: datetime,
-    ) -> int:
+    def _queue(self, scheduled: ScheduleRecord, period: str, record: RolloutRecord, now: datetime) -> int:
+        schedule, last = scheduled.schedule, scheduled.last_period
         try:
-            report = self.build(
-                schedule["kind"], record.id, now, schedule.get("timezone", "UTC"), schedule.get("contact")
-            )
+            report = self.build(schedule.kind, record.id, now, schedule.timezone, schedule.contact)
         except NotFound:  # its environment is gone: there is nothing to report, and the period passes
             with self._store.transaction() as tx:
-                tx.notifications.mark_sent(schedule_id, period, last)
+                tx.schedules.mark_sent(scheduled.id, period, last)
             return 0
         n = Notification(
             outbox_id(),
@@ -382,15 +394,24 @@ class ReportService:
                 "rollout_id": report.rollout_id,
                 "kind": report.kind,
                 "period": period,
-                "schedule_id": schedule_id,
+                "schedule_id": scheduled.id,
             },
             html=self._renderer.html(report),
         )
         with self._store.transaction() as tx:
-            if not tx.notifications.mark_sent(schedule_id, period, last):
+            if not tx.schedules.mark_sent(scheduled.id, period, last):
                 return 0  # another instance sent this period first
-            self._notifications.enqueue(tx, schedule["channels"], n)
+            self._notifications.enqueue(tx, schedule.channels, n)
         return 1
 
 
 # ---------------------------------------------------------------- building blocks (pure)
+
+
+def _public(r: ScheduleRecord, now: datetime) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        **r.schedule.to_dict(),
+        "last_period": r.last_period,
+        "next_at": next_send(r.schedule, r.last_period, now),
+    }

@@ -106,10 +106,10 @@ class RolloutService:
         now = self._clock()
         self._check_hooks(plan)
         with self._store.transaction() as tx:
-            env = tx.environment(plan.environment)
+            env = tx.environments.get(plan.environment)
             if env is None:
                 raise InvalidInput(f"environment {plan.environment!r} does not exist", where="environment")
-            if tx.flag(plan.flag) is None:
+            if tx.flags.get(plan.flag) is None:
                 raise InvalidInput(f"flag {plan.flag!r} does not exist; create it first", where="flag")
             running = tx.rollouts.live_for(plan.flag, plan.environment)
             if running is not None:
@@ -120,9 +120,9 @@ class RolloutService:
             state = RolloutState()
             rollout_id = tx.rollouts.add(dict(source), plan, state, actor, now)
             for rule in plan.alerts:
-                tx.notifications.add_alert_rule(rule.to_dict(), rollout_id, now)
+                tx.alert_rules.add(rule, rollout_id, now)
             record = RolloutRecord(rollout_id, dict(source), plan, state, 1, actor, now)
-            tx.audit(
+            tx.audit.record(
                 actor,
                 "rollout.create",
                 f"rollout:{rollout_id}",
@@ -220,7 +220,7 @@ class RolloutService:
         self._apply(tx, record, decision, now)
         # People's commands are in the audit log beside flag changes; the controller's decisions are in the
         # rollout's timeline (and in the log when they change the flag).
-        tx.audit(
+        tx.audit.record(
             actor,
             f"rollout.{action}",
             f"rollout:{record.id}",
@@ -253,7 +253,7 @@ class RolloutService:
         self, tx: Transaction, record: RolloutRecord, now: datetime
     ) -> tuple[list[GateResult], Srm | None]:
         state, plan = record.state, record.plan
-        env = tx.environment(plan.environment)
+        env = tx.environments.get(plan.environment)
         if env is None:
             raise NotFound(f"environment {plan.environment!r} not found")
         inputs = StoreGateInputs(tx, env.id, plan.flag)

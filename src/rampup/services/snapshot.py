@@ -67,21 +67,21 @@ class SnapshotCache:
         """Rebuild if the configuration moved; returns whether it did."""
         with self._lock:
             with self._store.read() as tx:
-                revision = tx.revision()
+                revision = tx.audit.revision()
                 self.confirmed_at = time.monotonic()
                 if revision == self.current.revision:
                     return False
-                environments = tx.environments()
-                records = {r.id: r for r in tx.flags()}
+                environments = tx.environments.all()
+                records = {r.id: r for r in tx.flags.all()}
                 by_id = {e.id: e for e in environments}
                 flags: dict[str, dict[str, CompiledFlag]] = {e.key: {} for e in environments}
-                for flag_id, env_id, state in tx.states():
+                for flag_id, env_id, state in tx.flags.states():
                     definition = records[flag_id].definition
                     flags[by_id[env_id].key][definition.key] = CompiledFlag(definition, state)
-                tokens = {t.secret_hash: t for t in tx.tokens() if t.revoked_at is None}
-                custom = {m.name: m for m in tx.custom_metrics()}
+                tokens = {t.secret_hash: t for t in tx.tokens.all() if t.revoked_at is None}
+                custom = {m.name: m for m in tx.custom_metrics.all()}
                 history: dict[tuple[int, int], tuple[list[int], list[FlagState]]] = {}
-                for flag_id, env_id, at, state in tx.history():
+                for flag_id, env_id, at, state in tx.flags.history():
                     since, states = history.setdefault((flag_id, env_id), ([], []))
                     since.append(int(at.timestamp() * 1000))
                     states.append(state)

@@ -51,12 +51,14 @@ class TokenService:
         secret = new_secret()
         now = self._clock()
         with self._store.transaction() as tx:
-            env = tx.environment(environment) if environment is not None else None
+            env = tx.environments.get(environment) if environment is not None else None
             if environment is not None and env is None:
                 raise NotFound(f"environment {environment!r} not found")
             token = Token(secrets.token_hex(8), name, parsed_scope, environment, hash_secret(secret), now)
-            tx.add_token(token, env.id if env else None)
-            tx.audit(actor, "token.create", f"token:{token.id}", environment, None, token.to_dict(), "", now)
+            tx.tokens.add(token, env.id if env else None)
+            tx.audit.record(
+                actor, "token.create", f"token:{token.id}", environment, None, token.to_dict(), "", now
+            )
         self._on_change()
         return token, secret
 
@@ -66,15 +68,15 @@ class TokenService:
         makes the token again. Returns whether the token can be used."""
         now = self._clock()
         with self._store.transaction() as tx:
-            existing = tx.token(token_id)
+            existing = tx.tokens.get(token_id)
             if existing is not None and existing.secret_hash == hash_secret(secret):
                 return existing.revoked_at is None
             token = Token(token_id, name, scope, None, hash_secret(secret), now)
             if existing is None:
-                tx.add_token(token, None)
+                tx.tokens.add(token, None)
             else:
-                tx.set_token_secret(token_id, token.secret_hash)
-            tx.audit(
+                tx.tokens.set_secret(token_id, token.secret_hash)
+            tx.audit.record(
                 "system",
                 "token.create",
                 f"token:{token_id}",
@@ -89,16 +91,16 @@ class TokenService:
 
     def tokens(self) -> list[Token]:
         with self._store.read() as tx:
-            return tx.tokens()
+            return tx.tokens.all()
 
     def revoke(self, token_id: str, actor: str) -> Token:
         now = self._clock()
         with self._store.transaction() as tx:
-            token = tx.token(token_id)
+            token = tx.tokens.get(token_id)
             if token is None:
                 raise NotFound(f"token {token_id!r} not found")
-            tx.revoke_token(token_id, now)
-            tx.audit(
+            tx.tokens.revoke(token_id, now)
+            tx.audit.record(
                 actor, "token.revoke", f"token:{token_id}", token.environment, token.to_dict(), None, "", now
             )
         self._on_change()

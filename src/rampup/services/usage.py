@@ -48,8 +48,8 @@ class EvaluationCounter:
         now = self._clock()
         try:
             with self._store.transaction() as tx:
-                flag_ids = {r.definition.key: r.id for r in tx.flags()}
-                env_ids = {e.key: e.id for e in tx.environments()}
+                flag_ids = {r.definition.key: r.id for r in tx.flags.all()}
+                env_ids = {e.key: e.id for e in tx.environments.all()}
                 rows = {
                     (flag_ids[flag], env_ids[env]): n
                     for (env, flag), n in counts.items()

@@ -20,8 +20,9 @@ from rampup.adapters.reports.render import value_text
 from rampup.bootstrap import Container
 from rampup.core.flags import flag_not_found
 from rampup.core.plans import ACTIONS, Phase, Plan
-from rampup.core.reports import KINDS, Chart, Marker, comment_of, gate_lines, metric_chart, metric_label
+from rampup.core.reports import Chart, Marker, comment_of, gate_lines, metric_chart, metric_label
 from rampup.core.rollups import FINE_RETENTION
+from rampup.core.schedules import KINDS
 from rampup.core.telemetry import BUILTIN_METRICS, parse_metric_name
 from rampup.core.tokens import Scope
 from rampup.errors import InvalidInput, NotFound, RampupError

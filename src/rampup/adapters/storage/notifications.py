@@ -1,4 +1,4 @@
-"""Channels, alert rules and alerts, report schedules."""
+"""Channels, alert rules and their alerts, report schedules."""
 
 from datetime import datetime
 from typing import Any
@@ -7,28 +7,25 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from rampup.adapters.storage._values import utc
 from rampup.adapters.storage.tables import alert_rules, alerts, channels, report_schedules
+from rampup.core.alerts import Alert, AlertRule, AlertRuleRecord
 from rampup.core.notifications import Channel, ChannelType, Severity
+from rampup.core.schedules import Schedule, ScheduleRecord
 
-__all__ = ["SqlNotifications"]
+__all__ = ["SqlChannels", "SqlAlertRules", "SqlAlerts", "SqlSchedules"]
 
 
-class SqlNotifications:
+class SqlChannels:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    # channels
+    def all(self) -> list[Channel]:
+        return [_channel(r) for r in self.conn.execute(select(channels).order_by(channels.c.name))]
 
-    def channels(self) -> list[Channel]:
-        return [
-            Channel(r.name, ChannelType(r.type), r.config, Severity(r.min_severity))
-            for r in self.conn.execute(select(channels).order_by(channels.c.name))
-        ]
-
-    def channel(self, name: str) -> Channel | None:
+    def get(self, name: str) -> Channel | None:
         r = self.conn.execute(select(channels).where(channels.c.name == name)).first()
-        return None if r is None else Channel(r.name, ChannelType(r.type), r.config, Severity(r.min_severity))
+        return None if r is None else _channel(r)
 
-    def add_channel(self, channel: Channel, at: datetime) -> None:
+    def add(self, channel: Channel, at: datetime) -> None:
         self.conn.execute(
             insert(channels).values(
                 name=channel.name,
@@ -39,26 +36,31 @@ class SqlNotifications:
             )
         )
 
-    def delete_channel(self, name: str) -> bool:
+    def delete(self, name: str) -> bool:
         return bool(self.conn.execute(delete(channels).where(channels.c.name == name)).rowcount)
 
-    # alert rules and alerts
 
-    def alert_rules(self) -> list[tuple[int, dict[str, Any], int | None, datetime | None]]:
-        """(id, rule as stored, rollout id, breaching since)."""
+class SqlAlertRules:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def all(self) -> list[AlertRuleRecord]:
         query = select(alert_rules).order_by(alert_rules.c.id)
-        return [(r.id, r.rule, r.rollout_id, utc(r.breaching_since)) for r in self.conn.execute(query)]
+        return [
+            AlertRuleRecord(r.id, AlertRule.parse(r.rule), r.rollout_id, utc(r.breaching_since))
+            for r in self.conn.execute(query)
+        ]
 
-    def add_alert_rule(self, rule: dict[str, Any], rollout_id: int | None, at: datetime) -> int:
+    def add(self, rule: AlertRule, rollout_id: int | None, at: datetime) -> int:
         return int(
             self.conn.execute(
                 insert(alert_rules)
-                .values(rule=rule, rollout_id=rollout_id, created_at=at)
+                .values(rule=rule.to_dict(), rollout_id=rollout_id, created_at=at)
                 .returning(alert_rules.c.id)
             ).scalar_one()
         )
 
-    def delete_alert_rule(self, rule_id: int) -> bool:
+    def delete(self, rule_id: int) -> bool:
         return bool(self.conn.execute(delete(alert_rules).where(alert_rules.c.id == rule_id)).rowcount)
 
     def set_breaching(self, rule_id: int, since: datetime | None) -> None:
@@ -66,13 +68,18 @@ class SqlNotifications:
             update(alert_rules).where(alert_rules.c.id == rule_id).values(breaching_since=since)
         )
 
-    def firing(self, rule_id: int) -> dict[str, Any] | None:
+
+class SqlAlerts:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def firing(self, rule_id: int) -> Alert | None:
         r = self.conn.execute(
             select(alerts).where(alerts.c.rule_id == rule_id, alerts.c.state == "firing")
         ).first()
         return None if r is None else _alert(r)
 
-    def open_alert(self, rule_id: int, value: float | None, at: datetime) -> int:
+    def open(self, rule_id: int, value: float | None, at: datetime) -> int:
         return int(
             self.conn.execute(
                 insert(alerts)
@@ -81,31 +88,46 @@ class SqlNotifications:
             ).scalar_one()
         )
 
-    def update_alert(self, alert_id: int, **values: Any) -> None:
-        self.conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
+    def renotified(self, alert_id: int, value: float | None, at: datetime) -> None:
+        self.conn.execute(
+            update(alerts).where(alerts.c.id == alert_id).values(last_notified_at=at, value=value)
+        )
 
-    def alerts(self, limit: int = 100, state: str | None = None) -> list[dict[str, Any]]:
+    def resolve(self, alert_id: int, value: float | None, at: datetime) -> None:
+        self.conn.execute(
+            update(alerts)
+            .where(alerts.c.id == alert_id)
+            .values(state="resolved", resolved_at=at, value=value)
+        )
+
+    def all(self, limit: int = 100, firing: bool | None = None) -> list[Alert]:
         query = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
-        if state is not None:
-            query = query.where(alerts.c.state == state)
+        if firing is not None:
+            query = query.where(alerts.c.state == ("firing" if firing else "resolved"))
         return [_alert(r) for r in self.conn.execute(query)]
 
-    # report schedules
 
-    def schedules(self) -> list[tuple[int, dict[str, Any], str | None]]:
+class SqlSchedules:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def all(self) -> list[ScheduleRecord]:
         query = select(report_schedules).order_by(report_schedules.c.id)
-        return [(r.id, r.schedule, r.last_period) for r in self.conn.execute(query)]
+        return [
+            ScheduleRecord(r.id, Schedule.from_dict(r.schedule), r.last_period)
+            for r in self.conn.execute(query)
+        ]
 
-    def add_schedule(self, schedule: dict[str, Any], at: datetime) -> int:
+    def add(self, schedule: Schedule) -> int:
         return int(
             self.conn.execute(
                 insert(report_schedules)
-                .values(schedule=schedule, created_at=at)
+                .values(schedule=schedule.to_dict(), created_at=schedule.created_at)
                 .returning(report_schedules.c.id)
             ).scalar_one()
         )
 
-    def delete_schedule(self, schedule_id: int) -> bool:
+    def delete(self, schedule_id: int) -> bool:
         return bool(
             self.conn.execute(delete(report_schedules).where(report_schedules.c.id == schedule_id)).rowcount
         )
@@ -125,13 +147,9 @@ class SqlNotifications:
         return result.rowcount == 1
 
 
-def _alert(r: Any) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "rule_id": r.rule_id,
-        "state": r.state,
-        "value": r.value,
-        "started_at": utc(r.started_at),
-        "resolved_at": utc(r.resolved_at),
-        "last_notified_at": utc(r.last_notified_at),
-    }
+def _channel(r: Any) -> Channel:
+    return Channel(r.name, ChannelType(r.type), r.config, Severity(r.min_severity))
+
+
+def _alert(r: Any) -> Alert:
+    return Alert(r.id, r.rule_id, r.value, utc(r.started_at), utc(r.last_notified_at), utc(r.resolved_at))

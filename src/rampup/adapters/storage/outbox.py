@@ -10,7 +10,7 @@ from rampup.adapters.storage._values import utc
 from rampup.adapters.storage.tables import leases, outbox
 from rampup.core.ports import OutboxItem
 
-__all__ = ["SqlOutbox"]
+__all__ = ["SqlOutbox", "SqlLeases"]
 
 
 class SqlOutbox:
@@ -71,22 +71,21 @@ class SqlOutbox:
         count, oldest = self.conn.execute(query).one()
         return int(count), utc(oldest)
 
-    def items(self, limit: int = 100) -> list[dict[str, Any]]:
+    def items(self, limit: int = 100) -> list[OutboxItem]:
         query = select(outbox).order_by(outbox.c.created_at.desc()).limit(limit)
         return [
-            {
-                "id": r.id,
-                "kind": r.kind,
-                "payload": r.payload,
-                "attempts": r.attempts,
-                "created_at": utc(r.created_at),
-                "delivered_at": utc(r.delivered_at),
-                "last_error": r.last_error,
-            }
+            OutboxItem(
+                r.id, r.kind, r.payload, r.attempts, utc(r.created_at), utc(r.delivered_at), r.last_error
+            )
             for r in self.conn.execute(query)
         ]
 
-    def acquire_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
+
+class SqlLeases:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def acquire(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
         """Take or renew the lease `name` for `holder`; False while another holder's lease runs."""
         taken = self.conn.execute(
             update(leases)

@@ -1,4 +1,5 @@
-"""The store, through the services that use it, on SQLite and on PostgreSQL alike."""
+"""The services over every store alike — in memory, SQLite, PostgreSQL: what a change keeps, what it audits,
+what a refused change leaves, what another instance sees."""
 
 from collections.abc import Callable
 from dataclasses import replace
@@ -9,6 +10,7 @@ import pytest
 from rampup.bootstrap import Container, build_container, prepare
 from rampup.config import Settings
 from rampup.core.flags import FlagDefinition, FlagState
+from rampup.core.ports import Store
 from rampup.core.tokens import Scope
 from rampup.errors import Conflict, InvalidInput, NotFound
 
@@ -25,8 +27,8 @@ class StepClock:
 
 
 @pytest.fixture
-def container(database_url: str) -> Container:
-    c = build_container(Settings(database_url=database_url, admin_token="t0ken"), clock=StepClock())
+def container(store: Store) -> Container:
+    c = build_container(Settings(admin_token="t0ken"), clock=StepClock(), store=store)
     prepare(c)
     return c
 
@@ -110,7 +112,7 @@ def test_audit_entry_is_written_in_the_same_transaction_as_the_change(container:
         pass
 
     with pytest.raises(Boom), container.store.transaction() as tx:
-        tx.audit("dana", "flag.update", "flag:ws", "production", None, {"x": 1}, "", datetime.now(UTC))
+        tx.audit.record("dana", "flag.update", "flag:ws", "production", None, {"x": 1}, "", datetime.now(UTC))
         raise Boom
     assert container.revision() == revision
 
@@ -118,7 +120,7 @@ def test_audit_entry_is_written_in_the_same_transaction_as_the_change(container:
 def test_tokens_are_stored_hashed_and_can_be_revoked(container: Container) -> None:
     token, secret = container.tokens.create("sdk", "production", "web", "dana")
     with container.store.read() as tx:
-        stored = tx.token(token.id)
+        stored = tx.tokens.get(token.id)
     assert stored is not None and secret not in repr(stored) and stored.secret_hash != secret
     container.snapshots.refresh()
     assert container.snapshots.current.authenticate(secret) == stored
@@ -156,10 +158,10 @@ def test_new_environment_gets_every_flag_off(container: Container) -> None:
     assert container.flags.flag("ws").states["qa"].enabled is False
 
 
-def test_snapshot_follows_changes_made_by_another_instance(database_url: str) -> None:
-    first = build_container(Settings(database_url=database_url, admin_token="a"))
+def test_snapshot_follows_changes_made_by_another_instance(store: Store) -> None:
+    first = build_container(Settings(admin_token="a"), store=store)
     prepare(first)
-    second = build_container(Settings(database_url=database_url, admin_token="a"))
+    second = build_container(Settings(admin_token="a"), store=store)
     second.snapshots.refresh()
     first.flags.create_flag({"key": "shared"}, "dana")
     first.flags.set_state("shared", "production", {"enabled": True, "rollout": 100}, "dana")
@@ -198,10 +200,10 @@ def _kill(_definition: FlagDefinition, state: FlagState) -> FlagState:
     return replace(state, enabled=False)
 
 
-def test_admin_token_from_the_environment_is_replaced_when_it_changes(database_url: str) -> None:
-    c = build_container(Settings(database_url=database_url, admin_token="first"))
+def test_admin_token_from_the_environment_is_replaced_when_it_changes(store: Store) -> None:
+    c = build_container(Settings(admin_token="first"), store=store)
     prepare(c)
-    c2 = build_container(Settings(database_url=database_url, admin_token="second"))
+    c2 = build_container(Settings(admin_token="second"), store=store)
     prepare(c2)
     assert c2.snapshots.current.authenticate("first") is None
     token = c2.snapshots.current.authenticate("second")
@@ -213,6 +215,8 @@ def test_channel_urls_in_the_audit_log_are_masked_even_in_entries_written_unmask
 ) -> None:
     raw = "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/writtenBeforeMasking"
     with container.store.transaction() as tx:  # as a server before masking existed wrote it
-        tx.audit("admin", "channel.create", "channel:old", None, None, {"url": raw}, "", container.clock())
+        tx.audit.record(
+            "admin", "channel.create", "channel:old", None, None, {"url": raw}, "", container.clock()
+        )
     [entry] = container.flags.audit(target="channel:old")
     assert entry.after == {"url": "https://hooks.slack.com/services/T0…/***"}
