@@ -22,7 +22,17 @@ import pytest
 
 from rampup.core.bucketing import in_rollout
 from tests.support.receivers import Receiver
-from tests.support.rollouts import at, command, create_rollout, drive, reached, rollout, summary
+from tests.support.rollouts import (
+    at,
+    audit,
+    command,
+    create_rollout,
+    drive,
+    reached,
+    rollout,
+    stage_changes,
+    summary,
+)
 from tests.support.servers import FAST, Server
 from tests.support.traffic import Traffic, flag_state
 from tests.support.waiting import wait_until
@@ -43,22 +53,12 @@ def create_flag(c: httpx.Client, key: str) -> None:
     assert r.status_code == 201, r.text
 
 
-def audit(c: httpx.Client, key: str) -> list[dict[str, Any]]:
-    r = c.get("/api/v1/audit", params={"target": f"flag:{key}", "environment": ENV, "limit": 1000})
-    assert r.status_code == 200, r.text
-    return sorted(r.json(), key=lambda e: e["id"])
-
-
 def ticks(server: Server, n: int, traffic: Traffic | None = None, step: str = "1s") -> None:
     """`n` controller ticks, `step` apart, each after one batch of traffic (if any)."""
     for _ in range(n):
         if traffic is not None:
             traffic.send()
         server.advance(step)
-
-
-def stage_changes(status: dict[str, Any]) -> list[tuple[int, int]]:
-    return [(t["from_stage"], t["to_stage"]) for t in status["timeline"] if t["from_stage"] != t["to_stage"]]
 
 
 def gate(evidence: list[dict[str, Any]], metric: str) -> dict[str, Any]:

@@ -1,13 +1,14 @@
 """Rampup beyond one process: `rampup serve --no-worker` instances and `rampup worker`s on one database."""
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from functools import partial
 from typing import Any
 
 from rampup.sdk import Client
-from tests.support.rollouts import at, create_rollout, drive, rollout
-from tests.support.servers import FAST, Server
+from tests.support.rollouts import at, audit, create_rollout, drive, rollout, stage_changes
+from tests.support.servers import FAST, Server, wall_clock_second
 from tests.support.tokens import new_token
 from tests.support.waiting import wait_until
 
@@ -63,15 +64,20 @@ def test_a_server_without_a_worker_serves_and_a_worker_alone_drives_the_rollout(
     assert "Rampup worker" in worker.output()
 
 
-def test_a_kill_switch_pulled_through_one_instance_reaches_sdks_on_the_others_without_a_poll(
+def start_all(factory: Callable[..., Server], count: int, database_url: str, **kwargs: Any) -> list[Server]:
+    """`count` processes started at once (each takes seconds to import and migrate on a busy machine)."""
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: factory(database_url, **kwargs), range(count)))
+
+
+def test_three_instances_a_kill_switch_through_one_is_felt_on_the_others_and_ingest_through_all_is_counted(
     make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
 ) -> None:
     database_url = make_database_url("postgres")
-    no_poll = {"RAMPUP_SNAPSHOT_POLL_S": "3600"}  # only LISTEN/NOTIFY can carry the change in time
+    no_poll = {"RAMPUP_SNAPSHOT_POLL_S": "3600"}  # only LISTEN/NOTIFY can carry a change in time
     a = server_factory(database_url, extra_env=no_poll)
-    b, c = (
-        server_factory(database_url, extra_env=no_poll, admin_token=a.admin_token, args=["--no-worker"])
-        for _ in range(2)
+    b, c = start_all(
+        server_factory, 2, database_url, extra_env=no_poll, admin_token=a.admin_token, args=["--no-worker"]
     )
     sdk_token = new_token(a, "sdk", "checkout-service")  # made through A, honoured by B and C
     flag = "pushed-kill"
@@ -88,3 +94,85 @@ def test_a_kill_switch_pulled_through_one_instance_reaches_sdks_on_the_others_wi
             for sdk in sdks:
                 off = partial(sdk.is_enabled, flag, "user-1", default=True)
                 wait_until(lambda: not off(), "the kill, felt through B and C")  # noqa: B023
+
+    # Ingest through all three at once: every acknowledged event is stored, once.
+    ingest_token = new_token(a, "write", "telemetry")
+
+    def send(server: Server) -> int:
+        acknowledged = 0
+        with server.client(ingest_token) as sender:
+            for batch in range(BATCHES):
+                events = [
+                    {"type": "request", "targeting_key": f"{server.url}-{batch}-{i}", "ok": i % 10 != 0}
+                    for i in range(BATCH)
+                ]
+                r = sender.post("/api/v1/events", params={"environment": ENV}, json={"events": events})
+                assert r.status_code == 202, r.text
+                acknowledged += r.json()["accepted"]
+        return acknowledged
+
+    with ThreadPoolExecutor(3) as pool:
+        acknowledged = sum(pool.map(send, (a, b, c)))
+    assert acknowledged == 3 * BATCHES * BATCH
+    for server in (a, b, c):
+        with server.client() as reader:
+            r = reader.get(
+                "/api/v1/metrics", params={"metric": "error_rate", "environment": ENV, "window": "1h"}
+            )
+        assert r.status_code == 200, r.text
+        stored = r.json()["variants"]["all"]
+        assert (stored["count"], stored["failures"]) == (acknowledged, acknowledged // 10)
+
+
+BATCHES, BATCH = 20, 250
+
+
+def test_the_leading_worker_killed_mid_rollout_another_finishes_it_with_no_decision_applied_twice(
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
+    database_url = make_database_url("postgres")
+    start = wall_clock_second()
+    a, b, c = start_all(
+        server_factory, 3, database_url, manual_clock=start, args=["--no-worker"], extra_env=FAST
+    )
+    token = a.admin_token
+    first = server_factory(
+        database_url, manual_clock=start, command="worker", admin_token=token, extra_env=FAST
+    )
+    assert first.advance("0s")["leader"] is True  # the first worker holds the lease before the second starts
+    second = server_factory(
+        database_url, manual_clock=start, command="worker", admin_token=token, extra_env=FAST
+    )
+    assert second.advance("0s")["leader"] is False, "a second worker stands by"
+
+    flag = "worker-failover"
+    stages = [
+        {"name": "Early Access", "percentage": 10, "min_duration": "1s"},
+        {"name": "Expanded", "percentage": 25, "min_duration": "1h"},
+        {"name": "General", "percentage": 50, "min_duration": "1s"},
+        {"name": "Full Rollout", "percentage": 100, "min_duration": "1s"},
+    ]
+    with a.client() as api, Client(c.url, new_token(b, "sdk", "app")) as sdk:
+        assert api.post("/api/v1/flags", json={"key": flag, "type": "boolean"}).status_code == 201
+        rid = create_rollout(api, {**plan(flag), "stages": stages})
+        before = drive(first, api, rid, at("running", 2), what="stage 2, driven by the first worker")
+        stopped_at = first.now()
+        first.stop(kill=True)  # SIGKILL mid-rollout: its lease is not given back
+        assert first.process.returncode == -9
+
+        with b.client() as through_b:
+            assert rollout(through_b, rid)["timeline"] == before["timeline"]
+        assert second.advance_to(stopped_at)["leader"] is False, "the dead worker's lease still runs"
+        assert rollout(api, rid)["timeline"] == before["timeline"]
+
+        done = drive(second, api, rid, at("completed"), step="1h", what="completion by the second worker")
+        assert stage_changes(done) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+        assert done["timeline"][: len(before["timeline"])] == before["timeline"]
+        keys = [(t["from"], t["to"], t["from_stage"], t["to_stage"]) for t in done["timeline"]]
+        assert len(keys) == len(set(keys)), f"a decision was applied twice: {keys}"
+        controller = [
+            (e["action"], e["after"]["rollout"]) for e in audit(api, flag) if e["actor"] == "controller"
+        ]
+        assert controller == [("flag.update", 25), ("flag.update", 50), ("flag.update", 100)]
+        # The worker's last change reaches an SDK connected to another instance.
+        wait_until(lambda: all(sdk.is_enabled(flag, f"user-{i}") for i in range(50)), "100% through C")

@@ -10,7 +10,17 @@ import pytest
 from tests.support.servers import Server
 from tests.support.traffic import Traffic
 
-__all__ = ["at", "command", "create_rollout", "drive", "reached", "rollout", "summary"]
+__all__ = [
+    "at",
+    "audit",
+    "command",
+    "create_rollout",
+    "drive",
+    "reached",
+    "rollout",
+    "stage_changes",
+    "summary",
+]
 
 Status = dict[str, Any]
 
@@ -44,6 +54,17 @@ def command(
     r = c.post(f"/api/v1/rollouts/{rollout_id}/{action}", json=body)
     assert r.status_code == expect, f"{action}: {r.status_code} {r.text}"
     return dict(r.json())
+
+
+def audit(c: httpx.Client, key: str, environment: str = "production") -> list[dict[str, Any]]:
+    """The audit entries of a flag in an environment, oldest first."""
+    r = c.get("/api/v1/audit", params={"target": f"flag:{key}", "environment": environment, "limit": 1000})
+    assert r.status_code == 200, r.text
+    return sorted(r.json(), key=lambda e: e["id"])
+
+
+def stage_changes(status: Status) -> list[tuple[int, int]]:
+    return [(t["from_stage"], t["to_stage"]) for t in status["timeline"] if t["from_stage"] != t["to_stage"]]
 
 
 def at(state: str, stage: int | None = None) -> Callable[[Status], bool]:
