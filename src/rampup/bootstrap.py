@@ -13,7 +13,7 @@ from rampup.adapters.hooks import CommandHook, WebhookHook, load_commands
 from rampup.adapters.notify import notifiers
 from rampup.adapters.prometheus import ServerMetrics
 from rampup.adapters.reports import JinjaRenderer
-from rampup.adapters.storage import SqlStore, make_engine, migrate
+from rampup.adapters.storage import SqlStore, make_engine, migrate, taking_turns
 from rampup.adapters.storage.listen import ConfigListener
 from rampup.config import Settings
 from rampup.core.egress import EgressPolicy
@@ -180,7 +180,15 @@ class FirstStart:
 
 
 def prepare(c: Container) -> FirstStart:
-    """Default environments; the admin token from RAMPUP_ADMIN_TOKEN, or a generated one on a fresh database."""
+    """Default environments; the admin token from RAMPUP_ADMIN_TOKEN, or a generated one on a fresh database.
+    Instances starting together on one fresh database take turns: one makes them, the others find them."""
+    with taking_turns(c.store.engine):
+        first = _first_start(c)
+    c.snapshots.refresh()
+    return first
+
+
+def _first_start(c: Container) -> FirstStart:
     fresh = c.revision() == 0
     c.flags.ensure_environments(DEFAULT_ENVIRONMENTS)
     admin_secret = None
@@ -192,5 +200,4 @@ def prepare(c: Container) -> FirstStart:
     example = None
     if fresh:
         example = c.flags.create_flag(EXAMPLE_FLAG, "system").record.definition.key
-    c.snapshots.refresh()
     return FirstStart(admin_secret, example, revoked)

@@ -1,5 +1,6 @@
 """Rampup beyond one process: `rampup serve --no-worker` instances and `rampup worker`s on one database."""
 
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -132,10 +133,16 @@ def test_the_leading_worker_killed_mid_rollout_another_finishes_it_with_no_decis
 ) -> None:
     database_url = make_database_url("postgres")
     start = wall_clock_second()
+    token = f"test-admin-{uuid.uuid4().hex}"  # one admin token for all: each process sets it as it starts
     a, b, c = start_all(
-        server_factory, 3, database_url, manual_clock=start, args=["--no-worker"], extra_env=FAST
+        server_factory,
+        3,
+        database_url,
+        manual_clock=start,
+        args=["--no-worker"],
+        extra_env=FAST,
+        admin_token=token,
     )
-    token = a.admin_token
     first = server_factory(
         database_url, manual_clock=start, command="worker", admin_token=token, extra_env=FAST
     )

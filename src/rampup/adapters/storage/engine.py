@@ -1,17 +1,19 @@
 """Engines for SQLite and PostgreSQL, and running the Alembic migrations."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 
 from rampup.errors import ConfigError
 
-__all__ = ["make_engine", "migrate", "normalize_url"]
+__all__ = ["make_engine", "migrate", "normalize_url", "taking_turns"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-MIGRATION_LOCK = 0x52414D50  # "RAMP": several instances starting at once migrate one after another
+STARTUP_LOCK = 0x52414D50  # "RAMP": several instances starting at once migrate and set up one after another
 
 
 def normalize_url(url: str) -> str:
@@ -50,18 +52,29 @@ def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
     conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
 
+@contextmanager
+def taking_turns(engine: Engine) -> Iterator[Connection]:
+    """A connection holding PostgreSQL's start-up advisory lock: instances that start together on one database
+    migrate and make the first environments and tokens one after another, never both (SQLite: no lock)."""
+    with engine.connect() as conn:
+        postgres = conn.dialect.name == "postgresql"
+        if postgres:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": STARTUP_LOCK})
+            conn.commit()
+        try:
+            yield conn
+        finally:
+            if postgres:
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": STARTUP_LOCK})
+                conn.commit()
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; safe to call from several instances at once."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
-        try:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
-            conn.commit()
-        finally:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
-                conn.commit()
+    with taking_turns(engine) as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+        conn.commit()
