@@ -4,8 +4,10 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from rampup.adapters.clock import ManualClock, system_clock
 from rampup.adapters.egress import Egress, guarded_client
@@ -71,6 +73,8 @@ class Container:
     listener: ConfigListener | None = None  # on PostgreSQL: configuration changes pushed to this process
     database: str = "memory"  # what the store is, to show (a URL without its password)
     close: Callable[[], object] = lambda: None
+    # Instances that start together on one database set it up one after another (PostgreSQL's advisory lock).
+    taking_turns: Callable[[], AbstractContextManager[object]] = nullcontext
 
     def revision(self) -> int:
         with self.store.read() as tx:
@@ -148,6 +152,7 @@ def build_container(settings: Settings, clock: Clock | None = None, store: Store
         listener,
         engine.url.render_as_string() if engine is not None else "memory",
         engine.dispose if engine is not None else lambda: None,
+        partial(taking_turns, engine) if engine is not None else nullcontext,
     )
 
 
@@ -182,7 +187,7 @@ class FirstStart:
 def prepare(c: Container) -> FirstStart:
     """Default environments; the admin token from RAMPUP_ADMIN_TOKEN, or a generated one on a fresh database.
     Instances starting together on one fresh database take turns: one makes them, the others find them."""
-    with taking_turns(c.store.engine):
+    with c.taking_turns():
         first = _first_start(c)
     c.snapshots.refresh()
     return first

@@ -5,7 +5,6 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
-from sqlalchemy import text
 
 from rampup.adapters.storage import SqlStore
 from rampup.bootstrap import Container, build_container, prepare
@@ -48,12 +47,11 @@ def test_a_change_committed_through_one_process_rebuilds_the_others_snapshot(
 def test_after_a_lost_connection_it_listens_again_and_catches_up(pair: tuple[Container, Container]) -> None:
     a, b = pair
     assert b.listener is not None and isinstance(b.store, SqlStore)
-    with b.store.engine.connect() as conn:  # the database drops the listening connection
+    dsn = b.settings.database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:  # the database drops the listening connection
         conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
-            )
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
         )
     wait_until(lambda: not b.listener.connected.is_set(), "the listener to notice")  # type: ignore[union-attr]
     a.flags.create_flag({"key": "while-away", "type": "boolean"}, "dana")  # its notification is lost
