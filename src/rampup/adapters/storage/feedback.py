@@ -19,29 +19,33 @@ class SqlFeedback:
         self.conn = conn
 
     def add(self, environment_id: int, entries: Sequence[Entry]) -> None:
-        for e in entries:  # few per batch: feedback is typed by people
-            feedback_id = self.conn.execute(
-                insert(feedback)
-                .values(
-                    environment_id=environment_id,
-                    at_ms=e.at_ms,
-                    targeting_key=e.targeting_key,
-                    score=e.score,
-                    scale=e.scale,
-                    comment=e.comment,
-                    tags=dict(e.tags) if e.tags else None,
-                    variants=dict(e.variants),
-                    source=e.source,
-                )
-                .returning(feedback.c.id)
-            ).scalar_one()
-            self.conn.execute(
-                insert(feedback_variants),
-                [
-                    {"feedback_id": feedback_id, "environment_id": environment_id, "flag": f, "variant": v}
-                    for f, v in [("", ""), *e.variants.items()]
-                ],
-            )
+        if not entries:
+            return
+        rows = [
+            {
+                "environment_id": environment_id,
+                "at_ms": e.at_ms,
+                "targeting_key": e.targeting_key,
+                "score": e.score,
+                "scale": e.scale,
+                "comment": e.comment,
+                "tags": dict(e.tags) if e.tags else None,
+                "variants": dict(e.variants),
+                "source": e.source,
+            }
+            for e in entries
+        ]
+        ids = self.conn.execute(
+            insert(feedback).returning(feedback.c.id, sort_by_parameter_order=True), rows
+        ).scalars()
+        self.conn.execute(
+            insert(feedback_variants),
+            [
+                {"feedback_id": feedback_id, "environment_id": environment_id, "flag": f, "variant": v}
+                for feedback_id, e in zip(ids, entries, strict=True)
+                for f, v in [("", ""), *e.variants.items()]
+            ],
+        )
 
     def page(
         self,
