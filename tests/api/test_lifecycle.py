@@ -1,15 +1,27 @@
 """A flag's life against a real server on a manual clock: evaluations counted, stale after 30 days without
 one, kill switches never stale, each change of status told once to the flag's channels."""
 
+import os
+import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
+from openfeature import api as openfeature
+from openfeature.client import OpenFeatureClient
+from openfeature.contrib.provider.ofrep import OFREPProvider
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.exception import ErrorCode
+from openfeature.flag_evaluation import Reason
 
-from tests.support.api import new_token
+from rampup.sdk import Client
+from tests.support.api import new_flag, new_token
 from tests.support.receivers import Receiver
+from tests.support.rollouts import at, create_rollout, drive
 from tests.support.servers import FAST, Server
 from tests.support.waiting import wait_until
 
@@ -118,3 +130,155 @@ def test_unused_flags_go_stale_after_30_days_kill_switches_never_and_the_channel
         assert "checkout" in shown.stdout and "not evaluated for 31 days" in shown.stdout
         assert "payments-off" not in shown.stdout
     assert api.get("/api/v1/lifecycle", params={"status": "forever"}).status_code == 422
+
+
+LEDGER = Path(__file__).resolve().parents[1] / "fixtures" / "codebases" / "ledger"
+
+
+def rampup(server: Server, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {
+        "RAMPUP_SERVER": server.url,
+        "RAMPUP_TOKEN": token or server.admin_token,
+        "COLUMNS": "250",
+        "PATH": os.environ.get("PATH", ""),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def ofrep_provider(server: Server, sdk: str) -> OpenFeatureClient:
+    domain = f"lifecycle-{uuid.uuid4().hex[:8]}"
+    provider = OFREPProvider(server.url, headers_factory=lambda: {"Authorization": f"Bearer {sdk}"})
+    openfeature.set_provider(provider, domain=domain)
+    return openfeature.get_client(domain)
+
+
+def completing_plan(flag: str) -> dict[str, Any]:
+    return {
+        "name": f"{flag}-to-everyone",
+        "flag": flag,
+        "environment": "production",
+        "stages": [
+            {"name": "Half", "percentage": 50, "min_duration": "1s"},
+            {"name": "Everyone", "percentage": 100, "min_duration": "1s"},
+        ],
+        "gates": [],
+        "notify": ["rollout-channel"],
+    }
+
+
+def test_the_whole_life_of_a_flag_from_rollout_to_archive(
+    server_factory: Callable[..., Server], database_url: str, tmp_path: Path
+) -> None:
+    server = start(server_factory, database_url)
+    api = server.client()
+    key = "workstation"  # the example flag every fresh server has; the ledger fixture app uses it
+    with Receiver(SECRET) as receiver:
+        channel = {"name": "rollout-channel", "type": "webhook", "url": receiver.url(), "secret": SECRET}
+        assert api.post("/api/v1/channels", json=channel).status_code == 201
+        sdk, ingest, writer = new_token(api, "sdk"), new_token(api, "ingest"), new_token(api, "write", None)
+
+        # The rollout completes; three days later, with no rollback, the flag is ready for cleanup.
+        rid = create_rollout(api, completing_plan(key))
+        drive(server, api, rid, at("completed"), what="the rollout to complete")
+        ofrep(server, sdk, key)
+        server.advance("2d")
+        assert life(api, key)["status"] == "active"
+        server.advance("1d")
+        ready = life(api, key)
+        assert (ready["status"], ready["reasons"]) == ("ready_for_cleanup", ["rollout_completed"])
+        assert ready["channels"] == ["rollout-channel"]
+        wait_until(lambda: flag_notifications(receiver), "ready for cleanup announced")
+        server.advance("1h")
+        wait_until(lambda: all_delivered(api), "every queued notification delivered")
+        (told,) = flag_notifications(receiver)
+        assert told["type"] == "flag.ready_for_cleanup" and told["details"]["flag"] == key
+
+        # Where the code uses it: pushed, shown; archiving is refused while it is used.
+        app = tmp_path / "ledger"
+        shutil.copytree(LEDGER, app)
+        pushed = rampup(server, "refs", str(app), "--flag", key, "--push", token=writer)
+        assert pushed.returncode == 0, pushed.stderr
+        references = api.get(f"/api/v1/flags/{key}").json()["references"]
+        assert references["count"] >= 10 and references["scanned_at"] is not None
+        assert {"ledger/views.py", "ledger/feature_flags.py"} <= {r["file"] for r in references["items"]}
+        refused = rampup(server, "flag", "archive", key, token=writer)
+        assert refused.returncode == 1 and "still used in" in refused.stderr, refused.stderr
+        assert api.get(f"/api/v1/flags/{key}").json()["archived_at"] is None
+
+        # The code loses the flag, the scan says so, and the archive goes through.
+        cleaned = rampup(server, "cleanup", str(app), "--flag", key, "--keep", "on", "--write")
+        assert cleaned.returncode == 0, cleaned.stderr
+        # What cleanup leaves to a person: the test setup's own environment variable.
+        conftest = app / "tests" / "conftest.py"
+        conftest.write_text(
+            conftest.read_text().replace(
+                'os.environ.setdefault("NEXT_PUBLIC_WORKSTATION_ENABLED", "true")', ""
+            )
+        )
+        assert rampup(server, "refs", str(app), "--flag", key, "--push", token=writer).returncode == 0
+        archived = rampup(server, "flag", "archive", key, token=writer)
+        assert archived.returncode == 0, archived.stderr
+        before = api.get(f"/api/v1/flags/{key}/evaluations").json()["environments"]["production"]["total"]
+
+        # Forgotten callers still get the final value, with reason ARCHIVED, and are counted.
+        answer = ofrep(server, sdk, key)
+        assert (answer["value"], answer["reason"], answer["variant"]) == (True, "ARCHIVED", "on")
+        with Client(server.url, sdk, ingest_token=ingest) as client:
+            wait_until(
+                lambda: client.evaluate(key, "user-7").reason == "ARCHIVED", "the SDK to see the archive"
+            )
+            sdk_answer = client.evaluate(key, "user-8")
+            assert (sdk_answer.value, sdk_answer.error_code) == (True, None)
+            assert client.is_enabled(key, "user-9") is True
+        # openfeature-provider-ofrep knows only OpenFeature's own reasons: it turns ARCHIVED into an error and
+        # serves the caller's default (docs/cleanup.md says so). The server counted the call all the same.
+        details = ofrep_provider(server, sdk).get_boolean_details(key, False, EvaluationContext("user-10"))
+        assert (details.value, details.reason, details.error_code) == (False, Reason.ERROR, ErrorCode.GENERAL)
+        assert "ARCHIVED" in (details.error_message or "")
+        server.advance("1s")
+        after = api.get(f"/api/v1/flags/{key}/evaluations").json()["environments"]["production"]["total"]
+        assert after >= before + 2, (before, after)  # OFREP's and the SDK's exposures at least
+        listed = rampup(server, "flag", "stale")
+        assert listed.returncode == 0 and key in listed.stdout and "archived" in listed.stdout, listed.stdout
+        assert (
+            api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 10}).status_code == 409
+        )
+
+        # CI: code that still uses the archived flag fails the check; the cleaned code passes it.
+        untouched = tmp_path / "untouched"
+        shutil.copytree(LEDGER, untouched)
+        failing = rampup(server, "refs", str(untouched), "--check", token=new_token(api, "read", None))
+        assert failing.returncode == 1, failing.stdout + failing.stderr
+        assert f"archived flags still used: {key}" in failing.stderr
+        assert rampup(server, "refs", str(app), "--check").returncode == 0
+
+
+def test_archive_is_refused_without_a_scan_or_while_users_are_split_and_can_be_undone(server: Server) -> None:
+    api = server.client()
+    key = new_flag(api, rollout=25)
+    url = f"/api/v1/flags/{key}/archive"
+    unscanned = api.post(url, json={})
+    assert unscanned.status_code == 409 and "rampup refs PATH --push" in unscanned.json()["error"]["message"]
+    split = api.post(url, json={"force": True})
+    assert split.status_code == 409 and split.json()["error"]["where"] == "production"
+    assert api.get(f"/api/v1/flags/{key}").json()["archived_at"] is None
+
+    assert api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 0}).status_code == 200
+    assert api.put(f"/api/v1/flags/{key}/references", json={"references": []}).status_code == 200
+    reader = server.client(new_token(api, "read", None))
+    assert reader.post(url, json={}).status_code == 403
+    archived = api.post(url, json={"reason": "done"})
+    assert archived.status_code == 200 and archived.json()["archived_at"] is not None
+    assert api.post(url, json={}).status_code == 409
+    sdk = new_token(api, "sdk")
+    assert (ofrep(server, sdk, key)["value"], ofrep(server, sdk, key)["reason"]) == (False, "ARCHIVED")
+    assert api.post(f"/api/v1/flags/{key}/environments/production/kill", json={}).status_code == 409
+
+    restored = api.delete(url)
+    assert restored.status_code == 200 and restored.json()["archived_at"] is None
+    assert ofrep(server, sdk, key)["reason"] == "STATIC"
+    assert api.delete(url).status_code == 409
+    actions = [a["action"] for a in api.get("/api/v1/audit", params={"target": f"flag:{key}"}).json()]
+    assert actions[:2] == ["flag.restore", "flag.archive"]

@@ -172,8 +172,7 @@ def _check(result: "Scan", archived: list[str]) -> None:
         )
     if blocking:
         flags = sorted({f.ref.key for f in blocking})
-        typer.echo(f"archived flags still used: {', '.join(flags)} ({len(blocking)} references)", err=True)
-        raise typer.Exit(1)
+        raise CliError(f"archived flags still used: {', '.join(flags)} ({len(blocking)} references)")
 
 
 def _print(result: "Scan", counts: dict[str, Counter[str]], elapsed: float) -> None:

@@ -208,6 +208,31 @@ def kill(
     typer.echo(f"killed {key} in {environment} (version {state['version']})")
 
 
+@app.command("archive")
+def archive(
+    key: str,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Although the last pushed scan (rampup refs --push) found it in code."),
+    ] = False,
+    undo: Annotated[bool, typer.Option("--undo", help="Take it out of the archive.")] = False,
+    reason: Annotated[str, typer.Option("--reason", "-r")] = "",
+    server: Server = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """Archive a flag the code no longer uses: evaluations answer its final value with reason ARCHIVED."""
+    remote = Remote(server, token)
+    if undo:
+        remote.call("DELETE", f"/api/v1/flags/{key}/archive")
+        typer.echo(f"{key} restored: it evaluates by its state again")
+        return
+    flag = remote.call("POST", f"/api/v1/flags/{key}/archive", {"force": force, "reason": reason})
+    typer.echo(
+        f"archived {key} at {flag['archived_at']}: evaluations answer its final value with reason ARCHIVED "
+        "and are counted (rampup flag stale shows callers that remain)"
+    )
+
+
 @app.command("stale")
 def stale(
     every: Annotated[bool, typer.Option("--all", help="Every flag, active ones included.")] = False,

@@ -38,6 +38,7 @@ __all__ = [
     "parse_weights",
     "parse_bucket_by",
     "flag_not_found",
+    "final_variant",
 ]
 
 FLAG_KEY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
@@ -68,6 +69,7 @@ class Reason(StrEnum):
     DISABLED = "DISABLED"
     DEFAULT = "DEFAULT"
     ERROR = "ERROR"
+    ARCHIVED = "ARCHIVED"  # the flag is archived: everyone gets its final value (Rampup's own reason)
 
 
 class ErrorCode(StrEnum):
@@ -255,6 +257,8 @@ class CompiledFlag:
         "definition",
         "state",
         "version",
+        "archived",
+        "_final",
         "_off",
         "_salt",
         "_threshold",
@@ -268,11 +272,15 @@ class CompiledFlag:
         "_on_below",
     )
 
-    def __init__(self, definition: FlagDefinition, state: FlagState) -> None:
+    def __init__(self, definition: FlagDefinition, state: FlagState, archived: bool = False) -> None:
         self.key = definition.key
         self.definition = definition
         self.state = state
         self.version = state.version
+        self.archived = archived
+        # An archived flag answers what everyone got when it was archived (a state that still told users apart
+        # cannot be archived; should one be, it answers the off variant).
+        self._final = (final_variant(definition, state) or definition.off_variant) if archived else None
         self._off = definition.off_variant
         self._salt = state.salt or definition.key
         self._threshold = state.rollout_bp
@@ -289,8 +297,10 @@ class CompiledFlag:
         self._prefix = f"{self._salt}:"
         # A boolean flag split by percentage of targeting keys alone: `is_on` answers it with one hash and one
         # compare. A disabled flag is off for everyone whatever else it has.
-        self._simple = definition.type is FlagType.BOOLEAN and (
-            not state.enabled or (not state.rules and not state.bucket_by)
+        self._simple = (
+            definition.type is FlagType.BOOLEAN
+            and not archived
+            and (not state.enabled or (not state.rules and not state.bucket_by))
         )
         self._on_below = state.rollout_bp if state.enabled else 0
         # Every answer this flag can give, built once: evaluating only picks one.
@@ -328,6 +338,8 @@ class CompiledFlag:
         return self.evaluate(EvaluationContext(targeting_key, attributes or {})).value is True
 
     def evaluate(self, ctx: EvaluationContext) -> Resolution:
+        if self._final is not None:
+            return self._resolve(self._final, Reason.ARCHIVED)
         if not self.state.enabled:
             return self._resolve(self._off, Reason.DISABLED)
         for rule in self.state.rules:
@@ -375,6 +387,19 @@ class CompiledFlag:
 def _equal_split(names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
     share, extra = divmod(BUCKETS, len(names))
     return tuple((name, share + (1 if i < extra else 0)) for i, name in enumerate(names))
+
+
+def final_variant(definition: FlagDefinition, state: FlagState) -> str | None:
+    """The one variant everyone gets in this state, or None while it still tells users apart."""
+    if not state.enabled or (state.rollout_bp == 0 and not state.rules):
+        return definition.off_variant
+    if state.rollout_bp < BUCKETS or state.rules:
+        return None
+    treatments = definition.treatment_variants
+    if len(treatments) == 1:
+        return treatments[0]
+    whole = [name for name, bp in state.weights if bp >= BUCKETS]
+    return whole[0] if whole else None
 
 
 def flag_not_found(key: str) -> Resolution:

@@ -174,7 +174,7 @@ def openapi_paths() -> dict[str, Any]:
             "value": {},
             "reason": {
                 "type": "string",
-                "enum": ["STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", "DEFAULT"],
+                "enum": ["STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", "DEFAULT", "ARCHIVED"],
             },
             "variant": {"type": "string"},
             "metadata": {"type": "object"},

@@ -237,6 +237,13 @@ class EvaluationsOut(BaseModel):
     environments: dict[str, EnvironmentEvaluationsOut]
 
 
+class ArchiveIn(Strict):
+    force: StrictBool = Field(
+        default=False, description="archive although the last pushed scan found it in code"
+    )
+    reason: str = Field(default="", max_length=10_000)
+
+
 class KillIn(Strict):
     reason: str = Field(default="", max_length=10_000)
 

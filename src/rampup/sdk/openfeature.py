@@ -34,7 +34,11 @@ __all__ = ["RampupProvider", "RampupHook"]
 T = TypeVar("T")
 _NO_VALUE = object()
 # Rampup's reasons and error codes are OpenFeature's, by name; a dict beats an enum lookup per evaluation.
-_REASONS = {reason: Reason(reason.value) for reason in CoreReason}
+# ARCHIVED is Rampup's own, passed on as the string: OpenFeature reasons are open-ended strings.
+_REASONS: dict[CoreReason, Reason | str] = {
+    reason: Reason(reason.value) if reason.value in Reason.__members__ else reason.value
+    for reason in CoreReason
+}
 _ERRORS = {code: ErrorCode(code.value) for code in CoreErrorCode}
 
 

@@ -257,6 +257,10 @@ class FlagService:
         """Change a flag's state inside the caller's transaction (a rollout decision), audited there too."""
         env = self.environment(tx, environment)
         record = self._record(tx, key, for_update=True)
+        if tx.lifecycle.get(record.id).archived_at is not None:
+            raise Conflict(
+                f"flag {key!r} is archived: its answer is fixed; restore it first (rampup flag archive {key} --undo)"
+            )
         before = tx.flags.state(record.id, env.id) or FlagState(salt=key)
         after = replace(change(record.definition, before), version=before.version + 1)
         tx.flags.put_state(record.id, env.id, after, now)

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from rampup.core.bucketing import BUCKETS
+from rampup.core.flags import final_variant
 from rampup.core.lifecycle import (
     READY_AFTER,
     UNUSED_AFTER,
@@ -20,12 +21,13 @@ from rampup.core.lifecycle import (
     Stewardship,
     Why,
     assess,
+    in_use,
     parse_references,
 )
 from rampup.core.notifications import Notification, Severity
 from rampup.core.plans import Phase
 from rampup.core.ports import Clock, FlagRecord, RolloutRecord, Store, Transaction
-from rampup.errors import InvalidInput, NotFound
+from rampup.errors import Conflict, InvalidInput, NotFound
 from rampup.services.notifications import NotificationService
 from rampup.services.outbox import outbox_id
 from rampup.services.usage import epoch_day
@@ -194,6 +196,41 @@ class LifecycleService:
         self._on_change()
         return after
 
+    # archive
+
+    def archive(self, key: str, actor: str, *, force: bool = False, reason: str = "") -> Stewardship:
+        """Retire a flag the code no longer uses: from now on every evaluation answers the value everyone got,
+        with reason ARCHIVED, and is counted (so a forgotten caller shows up). Refused while the last pushed
+        scan found the flag in code, or when no scan was pushed, unless forced; refused while any environment
+        still tells users apart, since there would be no one final value."""
+        return self._archive(key, actor, reason, archiving=True, force=force)
+
+    def restore(self, key: str, actor: str, reason: str = "") -> Stewardship:
+        """Take the flag out of the archive: it evaluates by its state again."""
+        return self._archive(key, actor, reason, archiving=False)
+
+    def _archive(
+        self, key: str, actor: str, reason: str, *, archiving: bool, force: bool = False
+    ) -> Stewardship:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            record = _record(tx, key, for_update=True)
+            before = tx.lifecycle.get(record.id)
+            if (before.archived_at is not None) is archiving:
+                raise Conflict(f"flag {key!r} is {'already' if archiving else 'not'} archived")
+            if archiving:
+                if not force:
+                    _refuse_while_referenced(key, before)
+                audited: tuple[Any, Any] = (None, {"final": _final_variants(tx, record), "forced": force})
+            else:
+                audited = ({"archived_at": before.archived_at}, None)
+            after = replace(before, archived_at=now if archiving else None)
+            tx.lifecycle.put(record.id, after)
+            action = "flag.archive" if archiving else "flag.restore"
+            tx.audit.record(actor, action, f"flag:{key}", None, *audited, reason, now)
+        self._on_change()
+        return after
+
     # evaluations
 
     def evaluations(self, key: str, days: int = 30) -> dict[str, Any]:
@@ -220,6 +257,36 @@ def _record(tx: Transaction, key: str, *, for_update: bool = False) -> FlagRecor
     if record is None:
         raise NotFound(f"flag {key!r} not found")
     return record
+
+
+def _refuse_while_referenced(key: str, s: Stewardship) -> None:
+    if s.scanned_at is None:
+        raise Conflict(
+            f"no code scan of {key!r} was pushed: run `rampup refs PATH --push` on the code first (or --force)"
+        )
+    used = in_use(s.references)
+    if used:
+        places = ", ".join(f"{r.file}:{r.line}" for r in used[:3]) + (" …" if len(used) > 3 else "")
+        raise Conflict(
+            f"{key!r} is still used in {len(used)} places of the code scanned {s.scanned_at.isoformat()} "
+            f"({places}): remove it (rampup cleanup) and push again, or --force"
+        )
+
+
+def _final_variants(tx: Transaction, record: FlagRecord) -> dict[str, str]:
+    """Each environment's one answer; refused while an environment still splits its users."""
+    names = {e.id: e.key for e in tx.environments.all()}
+    finals = {}
+    for _, env_id, state in tx.flags.states(record.id):
+        variant = final_variant(record.definition, state)
+        if variant is None:
+            raise Conflict(
+                f"{record.definition.key!r} still tells users apart in {names[env_id]} "
+                f"(rollout {state.rollout:g}%, {len(state.rules)} rules): finish or roll it back first",
+                where=names[env_id],
+            )
+        finals[names[env_id]] = variant
+    return finals
 
 
 def _completions(

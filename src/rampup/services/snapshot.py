@@ -75,9 +75,11 @@ class SnapshotCache:
                 records = {r.id: r for r in tx.flags.all()}
                 by_id = {e.id: e for e in environments}
                 flags: dict[str, dict[str, CompiledFlag]] = {e.key: {} for e in environments}
+                archived = {i for i, s in tx.lifecycle.all().items() if s.archived_at is not None}
                 for flag_id, env_id, state in tx.flags.states():
                     definition = records[flag_id].definition
-                    flags[by_id[env_id].key][definition.key] = CompiledFlag(definition, state)
+                    compiled = CompiledFlag(definition, state, flag_id in archived)
+                    flags[by_id[env_id].key][definition.key] = compiled
                 tokens = {t.secret_hash: t for t in tx.tokens.all() if t.revoked_at is None}
                 custom = {m.name: m for m in tx.custom_metrics.all()}
                 history: dict[tuple[int, int], tuple[list[int], list[FlagState]]] = {}

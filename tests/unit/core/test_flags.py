@@ -5,12 +5,14 @@ from typing import Any
 
 import pytest
 
+from rampup.adapters.codecs.sdk_config import decode_config, encode_config
 from rampup.core.flags import (
     CompiledFlag,
     ErrorCode,
     FlagDefinition,
     FlagState,
     Reason,
+    final_variant,
     parse_bucket_by,
     parse_rollout,
     parse_weights,
@@ -377,3 +379,49 @@ def test_bad_rule_splits_say_where(raw: dict[str, Any], where: str) -> None:
 def test_a_rule_split_round_trips() -> None:
     assert Rule.parse(SPLIT_RULE.to_dict(), "rules[0]", BOOL.variant_names) == SPLIT_RULE
     assert SPLIT_RULE.to_dict()["rollout"] == 50
+
+
+EMAIL_RULE = Rule.parse(
+    {"attribute": "email", "operator": "ends_with", "values": ["@b"], "variant": "off"},
+    "r",
+    frozenset({"on", "off"}),
+)
+
+
+@pytest.mark.parametrize(
+    ("state", "final"),
+    [
+        (FlagState(enabled=True, rollout_bp=10_000), "on"),
+        (FlagState(enabled=False, rollout_bp=10_000), "off"),
+        (FlagState(enabled=True, rollout_bp=0), "off"),
+        (FlagState(enabled=True, rollout_bp=2_500), None),  # still split: nothing final to archive
+        (FlagState(enabled=True, rollout_bp=10_000, rules=(EMAIL_RULE,)), None),
+    ],
+)
+def test_an_archived_flag_answers_its_one_final_value_to_everyone(
+    state: FlagState, final: str | None
+) -> None:
+    definition = FlagDefinition("old")
+    assert final_variant(definition, state) == final
+    archived = CompiledFlag(definition, state, archived=True)
+    for ctx in (
+        EvaluationContext("u-1"),
+        EvaluationContext(None),
+        EvaluationContext("u-2", {"email": "a@b"}),
+    ):
+        answer = archived.evaluate(ctx)
+        assert (answer.variant, answer.reason, answer.error_code) == (final or "off", Reason.ARCHIVED, None)
+    assert archived.fast_split is None  # the SDK's fast path would skip the reason and the exposure
+    assert archived.is_on("u-3") is (final == "on")
+
+
+def test_the_sdk_configuration_carries_the_archive() -> None:
+    flag = CompiledFlag(
+        FlagDefinition("old"), FlagState(enabled=True, rollout_bp=10_000, salt="old"), archived=True
+    )
+    _, _, decoded = decode_config(encode_config("production", 7, {"old": flag}))
+    assert (
+        decoded["old"].archived and decoded["old"].evaluate(EvaluationContext("u")).reason is Reason.ARCHIVED
+    )
+    live = CompiledFlag(FlagDefinition("new"), FlagState(enabled=True, rollout_bp=10_000, salt="new"))
+    assert b"archived" not in encode_config("production", 7, {"new": live})

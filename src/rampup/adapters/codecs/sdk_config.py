@@ -27,7 +27,12 @@ def encode_config(environment: str, revision: int, flags: Mapping[str, CompiledF
         {
             "environment": environment,
             "revision": revision,
-            "flags": [{**f.definition.to_dict(), **f.state.to_dict()} for f in flags.values()],
+            # `archived` only where true: an older SDK ignores it and, the archived state being uniform, still
+            # gives every user the same final value (with the state's own reason).
+            "flags": [
+                {**f.definition.to_dict(), **f.state.to_dict(), **({"archived": True} if f.archived else {})}
+                for f in flags.values()
+            ],
         }
     )
 
@@ -55,5 +60,5 @@ def decode_config(body: bytes | str) -> tuple[str, int, dict[str, CompiledFlag]]
             version=int(raw["version"]),
             bucket_by=parse_bucket_by(raw.get("bucket_by")),
         )
-        flags[definition.key] = CompiledFlag(definition, state)
+        flags[definition.key] = CompiledFlag(definition, state, raw.get("archived") is True)
     return str(doc["environment"]), int(doc["revision"]), flags

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from rampup.core.lifecycle import MAX_REFERENCES, Status
 from rampup.errors import BadRequest, InvalidInput
 from rampup.http.deps import ContainerDep, Reader, Writer, read_body
-from rampup.http.schemas import ErrorOut, EvaluationsOut, FlagLifeOut, ReferencesOut
+from rampup.http.schemas import ArchiveIn, ErrorOut, EvaluationsOut, FlagLifeOut, FlagOut, ReferencesOut
 
 __all__ = ["router", "parse_status", "StatusQuery"]
 
@@ -88,6 +88,22 @@ async def put_references(key: str, request: Request, c: ContainerDep, token: Wri
         "count": len(s.references),
         "items": [r.to_dict() for r in s.references],
     }
+
+
+@router.post("/flags/{key}/archive", response_model=FlagOut, responses={409: {"model": ErrorOut}})
+def archive(key: str, c: ContainerDep, token: Writer, body: ArchiveIn | None = None) -> dict[str, Any]:
+    """Archive the flag: every evaluation answers its final value with reason ARCHIVED, and is counted. Refused
+    (409) while the last `rampup refs --push` found it in code, unless `force`."""
+    given = body or ArchiveIn()
+    c.lifecycle.archive(key, token.name, force=given.force, reason=given.reason)
+    return c.flags.flag(key).to_dict()
+
+
+@router.delete("/flags/{key}/archive", response_model=FlagOut, responses={409: {"model": ErrorOut}})
+def restore(key: str, c: ContainerDep, token: Writer) -> dict[str, Any]:
+    """Take the flag out of the archive: it evaluates by its state again."""
+    c.lifecycle.restore(key, token.name)
+    return c.flags.flag(key).to_dict()
 
 
 @router.get("/flags/{key}/evaluations", response_model=EvaluationsOut)
