@@ -93,7 +93,7 @@ def build_container(settings: Settings, clock: Clock | None = None, store: Store
     snapshots = SnapshotCache(store)
     listener = (
         ConfigListener(engine, snapshots.changed)
-        if engine is not None and engine.dialect.name == "postgresql"
+        if engine is not None and engine.dialect.name == "postgresql" and settings.listen
         else None
     )
     refresh = snapshots.refresh

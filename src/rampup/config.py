@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     tick_s: float = 10.0  # how often the controller judges the gates of every live rollout
     outbox_poll_s: float = 1.0
     snapshot_poll_s: float = 0.25  # how soon another instance's flag change is served here
+    # On PostgreSQL, hear of other instances' changes at once (LISTEN/NOTIFY); off behind a pooler in transaction
+    # mode (PgBouncer), which cannot hold a LISTEN: the poll alone then carries them.
+    listen: bool = True
     retention_days: float = 14.0  # raw events older than this are dropped; rollups stay
     maintenance_interval_s: float = 3600.0
     usage_flush_s: float = 10.0  # how often each process adds the evaluations it counted to the store
