@@ -197,7 +197,7 @@ def _notification(
     state = "resolved" if resolved else "firing"
     lasted = f" after {_span(now - started)}" if resolved else ""
     return Notification(
-        outbox_id(),
+        outbox_id(now),
         f"alert.{state}",
         now,
         f"[{state.upper()}] {rule.name}",

@@ -318,7 +318,7 @@ def _notification(flag: FlagLife, before: Status, now: datetime) -> Notification
     life = flag.life
     reason = describe(life, flag.stewardship)
     return Notification(
-        outbox_id(),
+        outbox_id(now),
         f"flag.{life.status.value}",
         now,
         _TITLES[life.status].format(key=flag.key),

@@ -76,10 +76,11 @@ class NotificationService:
 
     def test(self, name: str, actor: str) -> str:
         channel = self.channel(name)
+        now = self._clock()
         n = Notification(
-            outbox_id(),
+            outbox_id(now),
             "test",
-            self._clock(),
+            now,
             f"Test from Rampup to {channel.name}",
             f"{actor} sent a test notification; if you read this, the {channel.type.value} channel works.",
         )
@@ -96,7 +97,11 @@ class NotificationService:
         """Queue `n` for each channel inside the caller's transaction: it goes out if and only if that commits."""
         for name in channel_names:
             tx.outbox.enqueue(
-                outbox_id(), NOTIFY, f"channel:{name}", {"channel": name, "notification": n.to_dict()}, n.at
+                outbox_id(n.at),
+                NOTIFY,
+                f"channel:{name}",
+                {"channel": name, "notification": n.to_dict()},
+                n.at,
             )
 
     def send(self, item_id: str, payload: Mapping[str, Any]) -> None:

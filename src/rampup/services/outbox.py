@@ -1,9 +1,9 @@
 """Delivering the outbox: after commit, at least once, retried with backoff, the same id every time."""
 
-import time
+import itertools
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from rampup.core.ports import Clock, OutboxItem, Store
@@ -18,9 +18,16 @@ class Sender(Protocol):
     def send(self, item_id: str, payload: Mapping[str, Any]) -> None: ...  # raises RampupError on failure
 
 
-def outbox_id() -> str:
-    """Unique and ordered by creation, so the queue keeps the order decisions were made in."""
-    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_sequence = itertools.count()
+
+
+def outbox_id(at: datetime) -> str:
+    """Unique and ordered by creation time (the injected clock's), so the queue keeps the order decisions were
+    made in. A stopped clock (the manual one) gives equal times: the process's sequence number keeps their
+    order; the random tail keeps two processes' ids apart."""
+    nanoseconds = (at - _EPOCH) // timedelta(microseconds=1) * 1000
+    return f"{nanoseconds:020d}-{next(_sequence):012d}-{uuid.uuid4().hex[:12]}"
 
 
 def backoff(attempts: int) -> timedelta:

@@ -380,7 +380,7 @@ class ReportService:
                 tx.schedules.mark_sent(scheduled.id, period, last)
             return 0
         n = Notification(
-            outbox_id(),
+            outbox_id(now),
             f"report.{report.kind}",
             now,
             report.title,

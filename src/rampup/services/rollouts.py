@@ -316,7 +316,7 @@ class RolloutService:
             }
             if plan.hooks.webhook:
                 tx.outbox.enqueue(
-                    outbox_id(),
+                    outbox_id(now),
                     "hook.webhook",
                     f"webhook:{plan.hooks.webhook}",
                     {**hook, "url": plan.hooks.webhook},
@@ -324,7 +324,7 @@ class RolloutService:
                 )
             if plan.hooks.command:
                 tx.outbox.enqueue(
-                    outbox_id(),
+                    outbox_id(now),
                     "hook.command",
                     f"command:{plan.hooks.command}",
                     {**hook, "command": plan.hooks.command},
@@ -367,7 +367,7 @@ def transition_notification(record: RolloutRecord, t: Transition) -> Notificatio
         if "verdict" in e
     ]
     return Notification(
-        outbox_id(),
+        outbox_id(t.at),
         f"rollout.{kind}",
         t.at,
         f"{plan.flag} in {plan.environment}: {kind.replace('_', ' ')} ({moved})",

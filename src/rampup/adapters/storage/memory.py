@@ -270,10 +270,10 @@ class _Telemetry(_Repository):
             stored.merge(copy.deepcopy(aggregate))
 
     def add_units(self, environment_id: int, units: Mapping[UnitKey, list[int]]) -> None:
-        for key, (events, engaged) in units.items():
-            counts = self.t.units.setdefault((environment_id, key), [0, 0])
-            counts[0] += events
-            counts[1] += engaged
+        for key, counts in units.items():
+            stored = self.t.units.setdefault((environment_id, key), [0, 0, 0])  # events, engaged, failures
+            for i, count in enumerate(counts):
+                stored[i] += count
 
     def rollup_rows(
         self, environment_id: int, flag: str, metric: str, spans: Iterable[tuple[int, int, int]]
@@ -293,16 +293,21 @@ class _Telemetry(_Repository):
         self, environment_id: int, flag: str, first_day: int, last_day: int
     ) -> dict[str, UnitTotals]:
         per_user: dict[tuple[str, str], list[int]] = {}
-        for (env, key), (events, engaged) in self.t.units.items():
+        for (env, key), counts in self.t.units.items():
             if env == environment_id and key.flag == flag and first_day <= key.day <= last_day:
-                user = per_user.setdefault((key.variant, key.targeting_key), [0, 0])
-                user[0] += events
-                user[1] += engaged
+                user = per_user.setdefault((key.variant, key.targeting_key), [0, 0, 0])
+                for i, count in enumerate(counts):
+                    user[i] += count
         totals: dict[str, UnitTotals] = {}
-        for (variant, _), (events, engaged) in per_user.items():
+        for (variant, _), (events, engaged, failures) in per_user.items():
             t = totals.get(variant, UnitTotals(0, 0, 0, 0))
             totals[variant] = UnitTotals(
-                t.users + 1, t.events + events, t.engaged + engaged, t.engaged_sq + engaged * engaged
+                t.users + 1,
+                t.events + events,
+                t.engaged + engaged,
+                t.engaged_sq + engaged * engaged,
+                t.failures + failures,
+                t.failures_sq + failures * failures,
             )
         return totals
 

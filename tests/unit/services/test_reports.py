@@ -1,8 +1,8 @@
-"""Reports from a real store with injected time, on SQLite and PostgreSQL: filled from the telemetry and the
-transitions written through the services, and schedules that queue each period's report once, however often
+"""Reports with injected time, over the in-memory store: filled from the telemetry and the transitions written
+through the services, and schedules that queue each period's report once, however often
 and by however many instances they are run."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,8 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rampup.adapters.reports import JinjaRenderer
-from rampup.bootstrap import Container, build_container, prepare
-from rampup.config import Settings
+from rampup.bootstrap import Container
 from rampup.core.plans import Plan
 from rampup.core.telemetry import Kind, Observation
 from rampup.errors import InvalidInput, NotFound
@@ -51,11 +50,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def container(database_url: str, clock: Clock) -> Iterator[Container]:
-    c = build_container(
-        Settings(database_url=database_url, admin_token="t0ken", allowed_hosts="127.0.0.1"), clock=clock
-    )
-    prepare(c)
+def container(memory_container: Callable[..., Container], clock: Clock) -> Iterator[Container]:
+    c = memory_container(clock)
     for name in ("support-email", "rollout-channel"):
         c.notifications.create_channel(
             {

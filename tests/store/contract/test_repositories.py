@@ -1,0 +1,146 @@
+"""The ports' promises, repository by repository, on every store: all or nothing, compare-and-swap, queue
+order, leases, the sums the statistics read."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from rampup.core.alerts import AlertRule
+from rampup.core.flags import FlagDefinition
+from rampup.core.plans import Plan, RolloutState
+from rampup.core.ports import Store
+from rampup.core.rollups import DAY, Aggregate, RollupKey, UnitKey
+from rampup.core.schedules import parse_schedule
+from rampup.core.telemetry import Kind, Observation
+from rampup.errors import Conflict
+
+AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+PLAN = {
+    "name": "ws-rollout",
+    "flag": "ws",
+    "environment": "production",
+    "stages": [{"name": "Early", "percentage": 10, "min_duration": "1h"}],
+}
+
+
+def test_a_transaction_that_raises_leaves_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.environments.add("production", "Production", AT)
+        tx.audit.record("dana", "environment.create", "environment:production", None, None, None, "", AT)
+        raise RuntimeError
+    with store.read() as tx:
+        assert tx.environments.all() == [] and tx.audit.revision() == 0
+
+
+def test_a_second_flag_or_channel_of_the_same_name_conflicts(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.flags.add(FlagDefinition("ws"), AT)
+    with pytest.raises(Conflict), store.transaction() as tx:
+        tx.flags.add(FlagDefinition("ws"), AT)
+    with store.read() as tx:
+        assert [f.definition.key for f in tx.flags.all()] == ["ws"]
+
+
+def test_a_rollout_saved_on_a_stale_version_is_refused(store: Store) -> None:
+    with store.transaction() as tx:
+        rid = tx.rollouts.add(PLAN, Plan.parse(PLAN), RolloutState(), "dana", AT)
+        assert tx.rollouts.save(rid, 1, RolloutState(stage=1), AT)
+        assert not tx.rollouts.save(rid, 1, RolloutState(stage=2), AT)
+    with store.read() as tx:
+        record = tx.rollouts.get(rid)
+        assert record is not None and (record.version, record.state.stage) == (2, 1)
+        assert tx.rollouts.live_for("ws", "production") == record
+
+
+def test_the_outbox_serves_the_oldest_item_of_each_destination_once_its_retry_time_comes(
+    store: Store,
+) -> None:
+    with store.transaction() as tx:
+        for item_id, destination in (("01", "a"), ("02", "a"), ("03", "b")):
+            tx.outbox.enqueue(item_id, "notify", destination, {"id": item_id}, AT)
+    with store.transaction() as tx:
+        assert [i.id for i in tx.outbox.heads(AT)] == ["01", "03"]
+        tx.outbox.failed("01", "refused", AT + timedelta(seconds=2))
+        tx.outbox.delivered("03", AT)
+    with store.read() as tx:
+        assert [i.id for i in tx.outbox.heads(AT + timedelta(seconds=1))] == []  # a's head waits; b is done
+        assert [i.id for i in tx.outbox.heads(AT + timedelta(seconds=2))] == ["01"]
+        assert tx.outbox.backlog() == (2, AT)
+        failed = next(i for i in tx.outbox.items() if i.id == "01")
+        assert (failed.attempts, failed.last_error, failed.delivered_at) == (1, "refused", None)
+
+
+def test_a_lease_is_held_until_it_runs_out(store: Store) -> None:
+    until = AT + timedelta(seconds=30)
+    with store.transaction() as tx:
+        assert tx.leases.acquire("controller", "one", AT, until)
+        assert not tx.leases.acquire("controller", "two", AT + timedelta(seconds=29), until)
+        assert tx.leases.acquire("controller", "one", AT + timedelta(seconds=10), until)
+        assert tx.leases.acquire("controller", "two", AT + timedelta(seconds=31), AT + timedelta(minutes=1))
+
+
+def test_a_schedule_period_is_marked_sent_once(store: Store) -> None:
+    body = {"kind": "daily", "rollout_id": 1, "channels": ["ops"], "hour": 8}
+    schedule = parse_schedule(body, "dana", AT)
+    with store.transaction() as tx:
+        sid = tx.schedules.add(schedule)
+        assert tx.schedules.mark_sent(sid, "2026-03-02", None)
+        assert not tx.schedules.mark_sent(sid, "2026-03-02", None)  # another instance got there first
+    with store.read() as tx:
+        [record] = tx.schedules.all()
+        assert (record.schedule, record.last_period) == (schedule, "2026-03-02")
+
+
+def test_an_alert_fires_is_renotified_and_resolves(store: Store) -> None:
+    rule = AlertRule.parse({"environment": "production", "metric": "error_rate", "condition": "> 1%"})
+    with store.transaction() as tx:
+        rule_id = tx.alert_rules.add(rule, None, AT)
+        tx.alert_rules.set_breaching(rule_id, AT)
+        alert_id = tx.alerts.open(rule_id, 0.02, AT)
+        tx.alerts.renotified(alert_id, 0.03, AT + timedelta(hours=1))
+    with store.transaction() as tx:
+        [stored] = tx.alert_rules.all()
+        assert (stored.rule, stored.breaching_since) == (rule, AT)
+        firing = tx.alerts.firing(rule_id)
+        assert firing is not None and (firing.value, firing.last_notified_at) == (
+            0.03,
+            AT + timedelta(hours=1),
+        )
+        tx.alerts.resolve(alert_id, 0.001, AT + timedelta(hours=2))
+    with store.read() as tx:
+        assert tx.alerts.firing(rule_id) is None and tx.alerts.all(firing=True) == []
+        [resolved] = tx.alerts.all()
+        assert (resolved.state, resolved.resolved_at) == ("resolved", AT + timedelta(hours=2))
+
+
+def test_rollups_merge_and_unit_totals_sum_per_user(store: Store) -> None:
+    with store.transaction() as tx:
+        env = tx.environments.add("production", "Production", AT)
+    key = RollupKey("ws", "on", "error_rate", 60, 1_000_020)
+    day = 1_000_020 // DAY
+    for _ in range(2):
+        with store.transaction() as tx:
+            tx.telemetry.add_rollups(env.id, {key: Aggregate(count=10, failures=1)})
+            tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, "u1"): [3, 1, 1]})
+            tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, "u2"): [1, 0, 0]})
+    with store.read() as tx:
+        [(variant, _, _, aggregate)] = tx.telemetry.rollup_rows(
+            env.id, "ws", "error_rate", [(60, 0, 2_000_000)]
+        )
+        assert (variant, aggregate.count, aggregate.failures) == ("on", 20, 2)
+        totals = tx.telemetry.unit_totals(env.id, "ws", day, day)["on"]
+        # u1: 6 events, 2 engaged, 2 failures; u2: 2 events.
+        assert (totals.users, totals.events, totals.engaged, totals.engaged_sq) == (2, 8, 2, 4)
+        assert (totals.failures, totals.failures_sq) == (2, 4)
+
+
+def test_raw_events_come_back_by_time_and_go_with_their_batch(store: Store) -> None:
+    with store.transaction() as tx:
+        env = tx.environments.add("production", "Production", AT)
+        tx.telemetry.insert_events(env.id, [Observation(Kind.REQUEST, ms, "u1") for ms in (1000, 2000)])
+        tx.telemetry.insert_events(env.id, [Observation(Kind.REQUEST, 5000, "u2")])
+    with store.transaction() as tx:
+        assert [o.at_ms for o in tx.telemetry.events(env.id, 1500, 6000)] == [2000, 5000]
+        assert tx.telemetry.purge_events(3000) == 2
+    with store.read() as tx:
+        assert [o.targeting_key for o in tx.telemetry.events(env.id, 0, 10_000)] == ["u2"]

@@ -1,0 +1,24 @@
+"""Services over the in-memory store: what they decide and keep, without a database. That the SQL stores keep
+the same promises is tests/store/contract's job."""
+
+from collections.abc import Callable
+
+import pytest
+
+from rampup.adapters.storage.memory import MemoryStore
+from rampup.bootstrap import Container, build_container, prepare
+from rampup.config import Settings
+from rampup.core.ports import Clock
+
+
+@pytest.fixture
+def memory_container() -> Callable[..., Container]:
+    """A prepared container on a fresh in-memory store (or on `store`, to be a second instance of it)."""
+
+    def make(clock: Clock, store: MemoryStore | None = None) -> Container:
+        settings = Settings(admin_token="t0ken", allowed_hosts="127.0.0.1")
+        c = build_container(settings, clock=clock, store=store or MemoryStore())
+        prepare(c)
+        return c
+
+    return make
