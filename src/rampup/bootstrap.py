@@ -87,7 +87,7 @@ def build_container(settings: Settings, clock: Clock | None = None, store: Store
     clock = manual or clock or system_clock
     engine = None
     if store is None:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
         migrate(engine)
         store = SqlStore(engine)
     snapshots = SnapshotCache(store)

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     # On PostgreSQL, hear of other instances' changes at once (LISTEN/NOTIFY); off behind a pooler in transaction
     # mode (PgBouncer), which cannot hold a LISTEN: the poll alone then carries them.
     listen: bool = True
+    db_pool_size: int = 10  # PostgreSQL connections each process keeps open
+    db_max_overflow: int = 20  # and opens beyond those under load
     retention_days: float = 14.0  # raw events older than this are dropped; rollups stay
     maintenance_interval_s: float = 3600.0
     usage_flush_s: float = 10.0  # how often each process adds the evaluations it counted to the store

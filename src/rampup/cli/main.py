@@ -34,6 +34,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.command("worker")(serve.worker)
+app.command("migrate")(serve.migrate)
 app.command("demo")(demo.demo)
 app.add_typer(flags.app, name="flag")
 app.add_typer(tokens.app, name="token")

@@ -11,7 +11,7 @@ from rampup.core.durations import parse_duration
 if TYPE_CHECKING:
     from rampup.bootstrap import Container
 
-__all__ = ["serve", "worker"]
+__all__ = ["serve", "worker", "migrate"]
 
 Database = Annotated[
     str,
@@ -66,6 +66,23 @@ def worker(
 
     container = _start(db, host, port, tick, "worker")
     _run(create_worker_app(container), host, port)
+
+
+def migrate(db: Database = DEFAULT_DATABASE_URL) -> None:
+    """Bring the database's schema to this version's and exit. `serve` and `worker` do it on start as well; run it
+    alone first when upgrading several instances, so none of them waits on the others' migration."""
+    from rampup.adapters.storage.engine import make_engine, migrate, newest_schema, schema_revision
+
+    engine = make_engine(db)
+    try:
+        before = schema_revision(engine)
+        if before == newest_schema():
+            typer.echo(f"Schema already at {before}: nothing to do")
+            return
+        migrate(engine)
+        typer.echo(f"Schema migrated from {before or 'an empty database'} to {schema_revision(engine)}")
+    finally:
+        engine.dispose()
 
 
 def _start(db: str, host: str, port: int, tick: str | None, role: str) -> "Container":

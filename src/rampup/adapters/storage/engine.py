@@ -6,11 +6,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
 from rampup.errors import ConfigError
 
-__all__ = ["make_engine", "migrate", "normalize_url", "taking_turns"]
+__all__ = ["make_engine", "migrate", "normalize_url", "taking_turns", "schema_revision", "newest_schema"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 STARTUP_LOCK = 0x52414D50  # "RAMP": several instances starting at once migrate and set up one after another
@@ -24,7 +26,8 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = 10, max_overflow: int = 20) -> Engine:
+    """`pool_size` connections kept open to PostgreSQL, and up to `max_overflow` more under load."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -32,7 +35,7 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("postgresql+psycopg"):
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
     raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///path.db or postgresql+psycopg://…")
 
 
@@ -70,10 +73,26 @@ def taking_turns(engine: Engine) -> Iterator[Connection]:
                 conn.commit()
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision; safe to call from several instances at once."""
+def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The migration the database's schema is at; None for an empty database."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def newest_schema() -> str:
+    """The migration this version of Rampup needs."""
+    return str(ScriptDirectory.from_config(_config()).get_current_head())
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision; safe to call from several instances at once."""
+    config = _config()
     with taking_turns(engine) as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
