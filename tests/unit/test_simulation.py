@@ -134,3 +134,15 @@ def test_the_command_refuses_a_bad_incident() -> None:
     out = _simulate("-n", "1", "--incident", "colour=3@1h")
     assert out.returncode != 0
     assert "--incident" in out.stderr and "colour" in out.stderr
+
+
+def test_low_traffic_waits_for_data_says_so_on_the_soaks_last_tick_and_the_forecast_holds() -> None:
+    from rampup.services.simulation import stage_summary
+
+    traffic = Traffic(requests_per_s=0.5, **EVEN)
+    results = [simulate_trial(PLAN, traffic, None, seed) for seed in range(2)]
+    assert all(r.outcome not in ("rolled_back", "disabled") for r in results)
+    first = stage_summary(PLAN, traffic, results)[0]
+    assert first["limited_by"] == "error_rate" and first["expected_decision_s"] > first["soak_s"]
+    assert first["waited_for_data"] == first["said_so_within_a_tick"] == 2
+    assert all(any("error_rate needs about" in reason for reason in r.reasons) for r in results)

@@ -36,6 +36,39 @@ def _value(value: float | None, metric: str) -> str:
     return f"{value:.4g}"
 
 
+def _forecast_table(forecast: list[dict[str, Any]]) -> Table:
+    """Each stage's expected time to a decision at the environment's traffic of the last day."""
+    table = Table(
+        "stage",
+        "soak",
+        "expected decision",
+        "limited by",
+        title="time to a decision, at the last day's traffic",
+    )
+    for f in forecast:
+        expected = f["expected_decision_s"]
+        table.add_row(
+            f"{f['stage']} {f['name']}",
+            _hours(f["soak_s"]),
+            _hours(expected)
+            if expected is not None
+            else "[red]never[/] (the target is not met at this traffic)",
+            f["limited_by"] or "the soak",
+        )
+    return table
+
+
+def _hours(seconds: float) -> str:
+    hours = seconds / 3600
+    return (
+        f"{hours / 24:.1f} d"
+        if hours >= 48
+        else f"{hours:.1f} h"
+        if hours >= 1
+        else f"{seconds / 60:.0f} min"
+    )
+
+
 def render_status(r: dict[str, Any]) -> None:
     console = Console()
     stage = r["stage"]
@@ -70,6 +103,8 @@ def render_status(r: dict[str, Any]) -> None:
                 g["threshold"],
             )
         console.print(table)
+    if r.get("forecast"):
+        console.print(_forecast_table(r["forecast"]))
     if r["timeline"]:
         timeline = Table("at", "from → to", "stage", "by", "reason")
         for t in r["timeline"]:

@@ -4,7 +4,7 @@ import json
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -76,6 +76,7 @@ def simulate(
         Traffic,
         describe,
         simulate_trial,
+        stage_summary,
         summarize,
     )
 
@@ -114,6 +115,7 @@ def simulate(
             progress.advance(task)
     seconds_per_trial = (time.perf_counter() - started) / trials
     ours, naive = summarize(results), summarize(results, naive=True)
+    stages = stage_summary(plan, traffic, results)
     if as_json:
         typer.echo(
             json.dumps(
@@ -129,6 +131,7 @@ def simulate(
                     "seconds_per_trial": seconds_per_trial,
                     "rampup": describe(ours),
                     "naive": describe(naive),
+                    "stages": stages,
                 },
                 indent=2,
             )
@@ -138,6 +141,7 @@ def simulate(
         [*([f"regression {regression}"] if regression else []), *(f"incident {i}" for i in incident or [])]
     )
     _print(plan.name, trials, rate, error_rate, changes, ours, naive, seconds_per_trial)
+    _print_stages(stages)
 
 
 def _print(
@@ -155,7 +159,7 @@ def _print(
     )
     regression = "regression" in changes
     table = Table("", "Rampup", "naive rule", title=title)
-    for outcome in ("completed", "rolled_back", "disabled", "paused", "held"):
+    for outcome in ("completed", "rolled_back", "disabled", "paused", "waiting_for_data", "held"):
         table.add_row(
             outcome.replace("_", " "), str(ours.outcomes.get(outcome, 0)), str(naive.outcomes.get(outcome, 0))
         )
@@ -170,3 +174,29 @@ def _print(
     console = Console()
     console.print(table)
     console.print(f"[dim]{seconds_per_trial:.2f} s per trial[/]")
+
+
+def _print_stages(stages: list[dict[str, Any]]) -> None:
+    table = Table(
+        "stage",
+        "soak",
+        "expected decision",
+        "limited by",
+        "simulated p50 (advanced)",
+        "waited for data",
+        "said so within a tick",
+        title="Time to a decision per stage: the forecast `rampup rollout apply` prints, and the trials",
+    )
+    for s in stages:
+        expected = s["expected_decision_s"]
+        table.add_row(
+            f"{s['stage']} {s['name']}",
+            _span(timedelta(seconds=s["soak_s"])),
+            _span(timedelta(seconds=expected)) if expected is not None else "never",
+            s["limited_by"] or "the soak",
+            f"{_span(timedelta(seconds=s['simulated_p50_s'])) if s['simulated_p50_s'] is not None else '—'} "
+            f"({s['advanced']})",
+            str(s["waited_for_data"]),
+            str(s["said_so_within_a_tick"]),
+        )
+    Console().print(table)

@@ -526,6 +526,14 @@ def _quantile(a: Aggregate, q: float, alpha: float = sequential.ALPHA) -> Measur
     return _Quantile(a.sketch or {}, q, alpha) if a.sketch else Measurement(None, None, None, 0, alpha=alpha)
 
 
+def _change(t: float, c: float) -> float:
+    """t / c − 1; against a control with no failures at all, any failure is an unbounded change (its
+    sequence still bounds control above zero, so a breach remains a matter of evidence)."""
+    if c == 0:
+        return math.inf if t > 0 else 0.0
+    return t / c - 1
+
+
 class _Versus(Measurement):
     """The treatment against control, as a relative change (t / c − 1) or a difference (t − c). Each
     variant has its own sequence at α/2, so both hold at once with probability 1 − α; the change is
@@ -535,9 +543,7 @@ class _Versus(Measurement):
     def __init__(self, treatment: Measurement, control: Measurement, scale: Scale) -> None:
         t, c = treatment.value, control.value
         relative = scale is Scale.RELATIVE
-        value = (
-            None if t is None or c is None or (relative and c == 0) else (t / c - 1 if relative else t - c)
-        )
+        value = None if t is None or c is None else _change(t, c) if relative else t - c
         super().__init__(
             value, None, None, min(treatment.samples, control.samples), alpha=treatment.alpha * 2
         )
@@ -687,7 +693,8 @@ def _with_needs(m: Measurement, gate: Gate, since_ms: int, now_ms: int) -> Measu
     if m.rate is None or m.value is None:
         return m
     n, s = m.rate
-    thresholds = [t.value for t in (gate.target, gate.rollback) if t is not None]
+    # what keeps the stage: the target if there is one (a rollback line already cleared settles nothing)
+    thresholds = [t.value for t in ((gate.target,) if gate.target else (gate.rollback,)) if t is not None]
     if not thresholds or any(m.surely_above(x) or m.surely_below(x) for x in thresholds):
         return m
     p = max(m.value, 1e-6)

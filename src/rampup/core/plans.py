@@ -27,6 +27,7 @@ __all__ = [
     "Action",
     "TransitionKind",
     "OnTimeout",
+    "OnInconclusive",
     "Stage",
     "Hooks",
     "HOOK_COMMAND_NAME",
@@ -52,6 +53,7 @@ class Phase(StrEnum):
     PENDING = "pending"  # created, not started
     RUNNING = "running"  # the controller advances and rolls back by itself
     AWAITING_APPROVAL = "awaiting_approval"  # the next stage waits for sign-offs or an approval
+    WAITING_FOR_DATA = "waiting_for_data"  # the soak is over, the gates are undecided: too little traffic yet
     PAUSED = "paused"  # held by a person or by a sample-ratio mismatch; safety still acts
     ROLLED_BACK = "rolled_back"  # stepped back by itself; holds until a person resumes
     DISABLED = "disabled"  # kill switch pulled
@@ -121,6 +123,14 @@ class TransitionKind(StrEnum):
         )
 
 
+class OnInconclusive(StrEnum):
+    """What a stage does when its soak is over and its gates are still undecided."""
+
+    WAIT = "wait"  # wait for data in `waiting_for_data`, saying how much is missing
+    ADVANCE = "advance"  # advance anyway (the lines that guard still roll back)
+    PAUSE = "pause"  # pause for a person
+
+
 class OnTimeout(StrEnum):
     HOLD = "hold"
     ADVANCE = "advance"
@@ -176,6 +186,7 @@ class Plan:
     srm: bool = True  # pause on a sample-ratio mismatch
     alerts: tuple[AlertRule, ...] = ()  # watched while the rollout runs; by default on the treatment
     bucket_by: str | None = None  # set on the flag as the rollout starts (None: the flag's own)
+    on_inconclusive: OnInconclusive = OnInconclusive.WAIT  # a stage whose soak ends undecided
 
     @classmethod
     def parse(cls, raw: Any) -> "Plan":
@@ -194,6 +205,7 @@ class Plan:
             "srm",
             "alerts",
             "bucket_by",
+            "on_inconclusive",
         }
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -266,10 +278,18 @@ class Plan:
             srm,
             alerts,
             parse_bucket_by(raw["bucket_by"]) if "bucket_by" in raw else None,
+            _on_inconclusive(raw.get("on_inconclusive", "wait")),
         )
 
     def percentage_bp(self, stage: int) -> int:
         return 0 if stage == 0 else self.stages[stage - 1].percentage_bp
+
+
+def _on_inconclusive(raw: Any) -> OnInconclusive:
+    try:
+        return OnInconclusive(raw)
+    except ValueError:
+        raise InvalidInput("on_inconclusive is wait, advance or pause", where="on_inconclusive") from None
 
 
 def _text(value: Any, where: str) -> str:
@@ -534,7 +554,7 @@ def decide(
         return b.decision()
     if _environment(b, [r for r in sustained if r.verdict is Verdict.ENVIRONMENT], results, evidence):
         return b.decision()
-    if srm is not None and srm.mismatch and plan.srm and state.phase is Phase.RUNNING:
+    if srm is not None and srm.mismatch and plan.srm and state.phase in _WATCHED:
         b.move(
             Phase.PAUSED,
             state.stage,
@@ -544,9 +564,12 @@ def decide(
             [*evidence, srm.to_dict()],
         )
         return b.decision()
-    if state.phase is Phase.RUNNING:
+    if state.phase in _WATCHED:
         _progress(b, results, evidence)
     return b.decision()
+
+
+_WATCHED = (Phase.RUNNING, Phase.WAITING_FOR_DATA)  # the controller advances, and pauses for SRM or incidents
 
 
 def _safety(b: _Builder, breached: Sequence[GateResult], evidence: Sequence[dict[str, Any]]) -> bool:
@@ -574,7 +597,7 @@ def _environment(
     """Both variants breach a line together: the environment is unhealthy, not the flag. Pause and say so;
     run on by itself once no line is breached in both."""
     state = b.state
-    if shared and state.phase is Phase.RUNNING:
+    if shared and state.phase in _WATCHED:
         r = shared[0]
         b.move(
             Phase.PAUSED,
@@ -633,6 +656,8 @@ def _progress(b: _Builder, results: Sequence[GateResult], evidence: Sequence[dic
             case OnTimeout.HOLD if not state.noted_timeout:
                 b.state = replace(b.state, noted_timeout=True)
                 b.note(reason + "; holding", evidence, TransitionKind.TIMED_OUT)
+    elif elapsed >= spec.min_duration and state.phase is Phase.RUNNING and _undecided(results, spec):
+        _inconclusive(b, results, evidence, elapsed)
 
 
 class _Evidence(Sequence[dict[str, Any]]):
@@ -652,6 +677,62 @@ class _Evidence(Sequence[dict[str, Any]]):
 
     def __len__(self) -> int:
         return len(self._results)
+
+
+def _undecided(results: Sequence[GateResult], spec: Stage) -> bool:
+    """Whether what keeps the stage is only too little data: every blocking gate passes or is undecided."""
+    blocking = [r.verdict for r in results if _blocks(r.gate, spec.percentage_bp)]
+    return Verdict.INCONCLUSIVE in blocking and set(blocking) <= {Verdict.PASS, Verdict.INCONCLUSIVE}
+
+
+def _inconclusive(
+    b: _Builder, results: Sequence[GateResult], evidence: Sequence[dict[str, Any]], elapsed: timedelta
+) -> None:
+    """The soak is over without enough evidence: say what is missing and how long it should take, once,
+    then do what the plan says."""
+    state, plan = b.state, b.plan
+    spec = plan.stages[state.stage - 1]
+    missing = [
+        _missing(r)
+        for r in results
+        if _blocks(r.gate, spec.percentage_bp) and r.verdict is Verdict.INCONCLUSIVE
+    ]
+    reason = (
+        f"stage {state.stage} ({spec.name}) soaked {_human(elapsed)} without enough evidence: "
+        + "; ".join(missing)
+    )
+    match plan.on_inconclusive:
+        case OnInconclusive.WAIT:
+            b.move(
+                Phase.WAITING_FOR_DATA,
+                state.stage,
+                reason + "; waiting for data",
+                evidence,
+                TransitionKind.WAITING_FOR_DATA,
+            )
+        case OnInconclusive.ADVANCE:
+            b.advance_or_wait(reason + "; advancing as the plan says (on_inconclusive: advance)", evidence)
+        case OnInconclusive.PAUSE:
+            b.move(
+                Phase.PAUSED,
+                state.stage,
+                reason + "; paused as the plan says (on_inconclusive: pause)",
+                evidence,
+                TransitionKind.WAITING_FOR_DATA,
+            )
+
+
+def _missing(r: GateResult) -> str:
+    needs = r.measurement.needs
+    if not needs:
+        return f"{r.gate.metric} undecided (n = {r.measurement.samples})"
+    seconds = needs.get("seconds", math.inf)
+    eta = (
+        f", about {_human(timedelta(seconds=seconds))} at the current traffic"
+        if math.isfinite(seconds)
+        else ""
+    )
+    return f"{r.gate.metric} needs about {needs['samples']:,.0f} more samples{eta}"
 
 
 def _blocks(gate: Gate, percentage_bp: int) -> bool:
@@ -711,7 +792,7 @@ def act(
     phase = state.phase
     if phase.is_terminal:
         raise Conflict(f"the rollout is {phase.value}; start a new one")
-    live = (Phase.RUNNING, Phase.AWAITING_APPROVAL, Phase.PAUSED, Phase.ROLLED_BACK)
+    live = (Phase.RUNNING, Phase.WAITING_FOR_DATA, Phase.AWAITING_APPROVAL, Phase.PAUSED, Phase.ROLLED_BACK)
     match action:
         case Action.START if phase is Phase.PENDING:
             b.state = replace(state, started_at=now, entered_at=now)
@@ -742,7 +823,7 @@ def act(
                 raise Conflict(f"stage {nxt} still waits for " + ", ".join(missing))
             else:
                 b.move(Phase.RUNNING, nxt, reason or "advanced by hand")
-        case Action.PAUSE if phase in (Phase.RUNNING, Phase.AWAITING_APPROVAL):
+        case Action.PAUSE if phase in (Phase.RUNNING, Phase.WAITING_FOR_DATA, Phase.AWAITING_APPROVAL):
             b.move(Phase.PAUSED, state.stage, reason or "paused")
         case Action.RESUME if phase in (Phase.PAUSED, Phase.ROLLED_BACK):
             b.state = replace(state, entered_at=now, breaches=(), noted_timeout=False)

@@ -425,7 +425,7 @@ def report_status(phase: Phase, verdicts: Sequence[str | None]) -> str:
         return "breaching"
     if "warn" in verdicts:
         return "watch"
-    return "waiting" if phase is Phase.AWAITING_APPROVAL else "normal"
+    return "waiting" if phase in (Phase.AWAITING_APPROVAL, Phase.WAITING_FOR_DATA) else "normal"
 
 
 def _row(rows: Sequence[MetricRow], metric: str) -> MetricRow | None:
@@ -583,6 +583,11 @@ def report_actions(
                     f"{stage(n + 1)[0].upper()}{stage(n + 1)[1:]} will wait for {', '.join(missing)}; "
                     f'sign off ahead with `rampup rollout signoff {rid} "PREREQUISITE" --by NAME`.'
                 )
+        case Phase.WAITING_FOR_DATA:
+            out.append(
+                f"Waiting for data ({last}). It advances by itself once the gates pass; "
+                f"`rampup rollout advance {rid}` moves on by hand."
+            )
         case Phase.PAUSED:
             out.append(
                 f"Paused ({last}). `rampup rollout resume {rid}` resumes; safety rollbacks act meanwhile."

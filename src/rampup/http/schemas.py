@@ -386,9 +386,13 @@ class GateOut(BaseModel):
     threshold: str
     compare: str
     needs: dict[str, float] | None = None
+    since_ms: int | None = None  # a breach seen on a restarted window: since when
 
 
 class TransitionOut(BaseModel):
+    kind: str | None = (
+        None  # started, advanced, rolled_back, approved, waiting_for_data, environment_unhealthy…
+    )
     at: datetime
     from_: str = Field(alias="from")
     to: str
@@ -416,6 +420,7 @@ class RolloutOut(BaseModel):
     created_by: str
     created_at: datetime
     plan: dict[str, Any]
+    forecast: list[dict[str, Any]] = []  # per stage: the expected time to a decision at the traffic seen
 
 
 class ClockIn(Strict):

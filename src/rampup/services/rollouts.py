@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rampup.core.egress import Destinations
-from rampup.core.gates import CONTROL, TREATMENT, GateResult, assess
+from rampup.core.forecast import Observed, StageForecast, forecast
+from rampup.core.gates import CONTROL, TREATMENT, Gate, GateResult, assess
 from rampup.core.masking import mask_urls
 from rampup.core.notifications import Notification, Severity
 from rampup.core.plans import (
@@ -30,6 +31,8 @@ from rampup.core.plans import (
 )
 from rampup.core.ports import Clock, RolloutRecord, Store, Transaction
 from rampup.core.rollups import FINE_RETENTION, Aggregate, UnitTotals, combine, cover
+from rampup.core.sketch import value_of
+from rampup.core.telemetry import parse_metric_name
 from rampup.errors import Conflict, InvalidInput, NotFound
 from rampup.services.flags import FlagService
 from rampup.services.notifications import NotificationService
@@ -39,6 +42,7 @@ __all__ = ["RolloutService", "StoreGateInputs", "srm_days"]
 
 BASELINE = timedelta(days=7)  # `compare: baseline` looks at the week before the rollout started
 DAY_MS = 86_400_000
+FORECAST_SPAN = timedelta(days=1)  # the traffic a forecast assumes: the environment's last day
 
 
 def srm_days(entered_ms: int, now_ms: int) -> tuple[int, int] | None:
@@ -192,7 +196,33 @@ class RolloutService:
             live = not record.state.phase.is_terminal and record.state.stage > 0
             results = self._evaluate(tx, record, now)[0] if live else []
             transitions = tx.rollouts.transitions(rollout_id)
-        return _view(record, results, transitions, now)
+            expected = self._forecast(tx, record.plan, now) if not record.state.phase.is_terminal else []
+        return {**_view(record, results, transitions, now), "forecast": [f.to_dict() for f in expected]}
+
+    def _forecast(self, tx: Transaction, plan: Plan, now: datetime) -> list[StageForecast]:
+        """Each stage's expected time to a decision at the environment's traffic of the last day."""
+        env = tx.environment(plan.environment)
+        if env is None:
+            return []
+        inputs = StoreGateInputs(tx, env.id, plan.flag)
+        until = int(now.timestamp() * 1000)
+        since = until - int(FORECAST_SPAN.total_seconds() * 1000)
+        requests = inputs.aggregate("error_rate", "all", since, until)
+        if not requests.count:
+            return []
+
+        def observe(gate: Gate) -> Observed | None:
+            base, _ = parse_metric_name(gate.metric)
+            if base == "error_rate":
+                return Observed(1.0, requests.failures / requests.count)
+            seen = inputs.aggregate(base, "all", since, until)
+            if not seen.sketch or gate.target is None:
+                return None
+            above = sum(n for b, n in seen.sketch.items() if value_of(b) > gate.target.value)
+            return Observed(seen.count / requests.count, above / seen.count)
+
+        stages = [(s.name, s.percentage_bp, s.min_duration.total_seconds()) for s in plan.stages]
+        return forecast(plan.gates, stages, requests.count / FORECAST_SPAN.total_seconds(), observe)
 
     def rollouts(
         self, flag: str | None = None, environment: str | None = None, live: bool | None = None
@@ -339,6 +369,7 @@ def _audited(state: RolloutState) -> dict[str, Any]:
 _SEVERITY = {
     Phase.ROLLED_BACK: Severity.WARNING,
     Phase.PAUSED: Severity.WARNING,
+    Phase.WAITING_FOR_DATA: Severity.WARNING,
     Phase.DISABLED: Severity.CRITICAL,
     Phase.ABORTED: Severity.WARNING,
 }

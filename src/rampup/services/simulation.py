@@ -22,9 +22,21 @@ import numpy as np
 
 from rampup.core import sketch
 from rampup.core.durations import parse_duration
-from rampup.core.gates import CONTROL, TREATMENT, GateResult, assess
-from rampup.core.plans import Decision, Phase, Plan, RolloutState, Srm, act, decide, sample_ratio
+from rampup.core.forecast import Observed, StageForecast, forecast
+from rampup.core.gates import CONTROL, TREATMENT, Gate, GateResult, assess
+from rampup.core.plans import (
+    Decision,
+    Phase,
+    Plan,
+    RolloutState,
+    Srm,
+    TransitionKind,
+    act,
+    decide,
+    sample_ratio,
+)
 from rampup.core.rollups import Aggregate, UnitTotals
+from rampup.core.telemetry import parse_metric_name
 from rampup.errors import InvalidInput
 
 __all__ = [
@@ -37,6 +49,8 @@ __all__ = [
     "describe",
     "TICK",
     "SrmCheck",
+    "expected_decisions",
+    "stage_summary",
 ]
 
 EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
@@ -119,6 +133,12 @@ class TrialResult:
     naive_acted_at: timedelta | None
     naive_regression_at: timedelta | None = None
     reasons: tuple[str, ...] = ()  # every automatic transition's reason, in order
+    stage_times: tuple[
+        tuple[int, timedelta], ...
+    ] = ()  # (stage, how long it took) for each stage advanced from
+    waits: tuple[
+        tuple[int, timedelta], ...
+    ] = ()  # (stage, when after its soak's end it said it waits for data)
 
     @property
     def delay(self) -> timedelta | None:
@@ -453,6 +473,7 @@ def simulate_trial(
         Phase.ROLLED_BACK: "rolled_back",
         Phase.DISABLED: "disabled",
         Phase.PAUSED: "paused",
+        Phase.WAITING_FOR_DATA: "waiting_for_data",
     }.get(trial.state.phase, "held")
     return TrialResult(
         outcome,
@@ -463,6 +484,8 @@ def simulate_trial(
         naive[1],
         naive[2],
         tuple(trial.reasons),
+        tuple(trial.stage_times),
+        tuple(trial.waits),
     )
 
 
@@ -485,6 +508,8 @@ class _Trial:
         self.acted_at: timedelta | None = None
         self.regressed_at: timedelta | None = None
         self.reasons: list[str] = []
+        self.stage_times: list[tuple[int, timedelta]] = []
+        self.waits: list[tuple[int, timedelta]] = []
         self.since: dict[int, timedelta] = {}  # stage-triggered changes: when they began
         self.units = np.zeros(2)  # treatment, control units the sample-ratio check counts this stage
         self.units_block = np.zeros((1, 2))
@@ -587,12 +612,24 @@ class _Trial:
         self.units = self.units + self.units_block[k]
         self.ticks += k + 1
         before = self.state
-        self.reasons += [tr.reason for tr in d.transitions]
+        self._record(before, d)
         self.state = _approve_pending(self.plan, d.state, EPOCH + self.elapsed)
         if self.acted_at is None and self.state.phase in (Phase.ROLLED_BACK, Phase.DISABLED):
             self.acted_at = self.elapsed
         if self.state.stage != before.stage:
             self._enter_stage()
+
+    def _record(self, before: RolloutState, d: Decision) -> None:
+        """What the stage's transitions say: reasons, how long the stage took, when it said it waits."""
+        entered = before.entered_at or EPOCH
+        for t in d.transitions:
+            self.reasons.append(t.reason)
+            decided = (TransitionKind.ADVANCED, TransitionKind.AWAITING_APPROVAL, TransitionKind.COMPLETED)
+            if t.kind in decided and t.from_stage:  # the stage passed (sign-offs are given at once here)
+                self.stage_times.append((t.from_stage, t.at - entered))
+            elif t.kind is TransitionKind.WAITING_FOR_DATA:
+                soak = self.plan.stages[t.from_stage - 1].min_duration
+                self.waits.append((t.from_stage, t.at - entered - soak))
 
 
 def _start(plan: Plan, now: datetime) -> RolloutState:
@@ -711,6 +748,7 @@ class Summary:
     delay_p90: timedelta | None
     duration_p50: timedelta | None  # time to complete, over completed trials
     detected: int = 0  # rolled back or disabled after the regression began
+    delays: tuple[timedelta, ...] = ()  # each detection's delay after the onset, sorted
 
 
 def summarize(results: Sequence[TrialResult], naive: bool = False) -> Summary:
@@ -729,7 +767,51 @@ def summarize(results: Sequence[TrialResult], naive: bool = False) -> Summary:
         _percentile(delays, 0.9),
         _percentile(durations, 0.5),
         len(delays),
+        tuple(delays),
     )
+
+
+def expected_decisions(plan: Plan, traffic: Traffic) -> list[StageForecast]:
+    """The forecast `rampup rollout apply` prints, for this synthetic traffic."""
+
+    def observe(gate: Gate) -> Observed | None:
+        base, _ = parse_metric_name(gate.metric)
+        line = gate.target.value if gate.target else 0.0
+        if base == "error_rate":
+            return Observed(1.0, traffic.error_rate, traffic.burst)
+        if base == "api_latency":
+            return Observed(1.0, _slower(line, traffic.latency_ms, traffic.latency_sigma))
+        if base == "lcp":
+            return Observed(traffic.page_load_share, _slower(line, traffic.lcp_ms, traffic.lcp_sigma))
+        return None
+
+    stages = [(s.name, s.percentage_bp, s.min_duration.total_seconds()) for s in plan.stages]
+    return forecast(plan.gates, stages, traffic.requests_per_s, observe)
+
+
+def _slower(line: float, median: float, sigma: float) -> float:
+    """The share of a lognormal above `line`."""
+    return 0.5 * math.erfc(math.log(line / median) / (sigma * math.sqrt(2))) if line > 0 else 1.0
+
+
+def stage_summary(plan: Plan, traffic: Traffic, results: Sequence[TrialResult]) -> list[dict[str, Any]]:
+    """Per stage: the forecast beside what the trials did — how long stages took (median over trials that
+    advanced), how many waited for data, and how many said so within one tick of the soak's end."""
+    out = []
+    for f in expected_decisions(plan, traffic):
+        took = sorted(t for r in results for stage, t in r.stage_times if stage == f.stage)
+        waits = [w for r in results for stage, w in r.waits if stage == f.stage]
+        median = _percentile(took, 0.5)
+        out.append(
+            {
+                **f.to_dict(),
+                "advanced": len(took),
+                "simulated_p50_s": median.total_seconds() if median is not None else None,
+                "waited_for_data": len(waits),
+                "said_so_within_a_tick": sum(w <= TICK for w in waits),
+            }
+        )
+    return out
 
 
 def _percentile(values: Sequence[timedelta], q: float) -> timedelta | None:
@@ -745,4 +827,5 @@ def describe(summary: Summary) -> dict[str, Any]:
         "delay_p50_s": summary.delay_p50.total_seconds() if summary.delay_p50 else None,
         "delay_p90_s": summary.delay_p90.total_seconds() if summary.delay_p90 else None,
         "duration_p50_s": summary.duration_p50.total_seconds() if summary.duration_p50 else None,
+        "delays_s": [d.total_seconds() for d in summary.delays],
     }

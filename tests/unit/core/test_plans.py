@@ -303,3 +303,59 @@ def test_transitions_say_what_they_did_whatever_the_reason(
 def test_an_unknown_action_is_refused() -> None:
     with pytest.raises(InvalidInput, match="unknown action 'launch'"):
         act(PLAN, started(), "launch", "dana", "", T0)
+
+
+UNDECIDED = [
+    GateResult(
+        ERROR,
+        Verdict.INCONCLUSIVE,
+        Measurement(0.0, 0.0, 0.004, 900, needs={"samples": 5500, "seconds": 7200}),
+    ),
+    result(DATA_LOSS, Verdict.PASS),
+    result(TICKETS, Verdict.INCONCLUSIVE),
+]
+
+
+def test_a_soak_that_ends_undecided_waits_for_data_says_what_is_missing_once_and_goes_on() -> None:
+    state = started()
+    assert decide(PLAN, state, UNDECIDED, T0 + timedelta(hours=47)).state.phase is Phase.RUNNING
+    waiting = decide(PLAN, state, UNDECIDED, T0 + timedelta(hours=48))
+    (t,) = waiting.transitions
+    assert waiting.state.phase is Phase.WAITING_FOR_DATA and t.kind is TransitionKind.WAITING_FOR_DATA
+    assert "without enough evidence" in t.reason and "error_rate needs about 5,500 more samples" in t.reason
+    assert "2h at the current traffic" in t.reason
+    again = decide(PLAN, waiting.state, UNDECIDED, T0 + timedelta(hours=49))
+    assert not again.transitions and again.state.phase is Phase.WAITING_FOR_DATA  # told once
+    failing = [
+        result(ERROR, Verdict.CRITICAL),
+        result(DATA_LOSS, Verdict.PASS),
+        result(TICKETS, Verdict.PASS),
+    ]
+    assert decide(PLAN, again.state, failing, T0 + timedelta(hours=50)).state.phase is Phase.WAITING_FOR_DATA
+    advanced = decide(PLAN, again.state, healthy(), T0 + timedelta(hours=51))
+    assert (advanced.state.phase, advanced.state.stage) == (Phase.RUNNING, 2)
+    assert advanced.transitions[-1].kind is TransitionKind.ADVANCED
+
+
+@pytest.mark.parametrize(
+    ("policy", "phase", "stage"),
+    [("wait", Phase.WAITING_FOR_DATA, 1), ("advance", Phase.RUNNING, 2), ("pause", Phase.PAUSED, 1)],
+)
+def test_on_inconclusive(policy: str, phase: Phase, stage: int) -> None:
+    raw = {
+        "name": "quiet",
+        "flag": "workstation",
+        "environment": "production",
+        "stages": [{"name": "a", "percentage": 10, "min_duration": "1h"}, {"name": "b", "percentage": 50}],
+        "gates": [{"metric": "error_rate", "target": "< 0.1%", "rollback": "> 0.5%"}],
+        "on_inconclusive": policy,
+    }
+    plan = Plan.parse(raw)
+    state = act(plan, RolloutState(), "start", "dana", "", T0).state
+    undecided = [GateResult(plan.gates[0], Verdict.INCONCLUSIVE, Measurement(0.0, 0.0, 0.01, 50))]
+    decision = decide(plan, state, undecided, T0 + timedelta(hours=1))
+    assert (decision.state.phase, decision.state.stage) == (phase, stage)
+    assert f"on_inconclusive: {policy}" in decision.transitions[-1].reason or policy == "wait"
+    with pytest.raises(InvalidInput) as caught:
+        Plan.parse({**raw, "on_inconclusive": "shrug"})
+    assert caught.value.where == "on_inconclusive"

@@ -1,0 +1,129 @@
+"""Decisions end to end on a real `rampup serve` with a manual clock: a stage whose soak ends without enough
+evidence says so once, with what is missing, and goes on when the data come; a line against control rolls
+back a treatment that is several times worse than control while still under the guide's absolute line."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.receivers import Receiver
+from tests.support.rollouts import at, create_rollout, drive, rollout, summary
+from tests.support.servers import FAST, Server
+from tests.support.traffic import Traffic
+from tests.support.waiting import wait_until
+
+ENV = "production"
+SECRET = "whsec-loopback-test-secret-0123"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver(SECRET) as r:
+        yield r
+
+
+def prepare(c: httpx.Client, flag: str, hook: str) -> None:
+    r = c.post("/api/v1/flags", json={"key": flag, "description": f"decisions {flag}", "type": "boolean"})
+    assert r.status_code == 201, r.text
+    r = c.post("/api/v1/channels", json={"name": "hook", "type": "webhook", "url": hook, "secret": SECRET})
+    assert r.status_code == 201, r.text
+
+
+def kinds(status: dict[str, Any]) -> list[str]:
+    return [t["kind"] for t in status["timeline"]]
+
+
+def test_a_stage_short_of_data_waits_says_so_once_and_goes_on_when_the_data_come(
+    receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
+    server = server_factory(make_database_url("sqlite"), extra_env=FAST, manual_clock=True)
+    flag = "decide-wait"
+    with server.client() as c:
+        prepare(c, flag, receiver.url("/hook"))
+        quiet = Traffic(c, flag, users=200)
+        for _ in range(3):
+            quiet.send()
+        plan = {
+            "name": f"{flag}-plan",
+            "flag": flag,
+            "environment": ENV,
+            "stages": [
+                {"name": "Early Access", "percentage": 10, "min_duration": "1h"},
+                {"name": "Full", "percentage": 100, "min_duration": "1s"},
+            ],
+            "gates": [{"metric": "error_rate", "target": "< 0.1%", "rollback": "> 0.5%"}],
+            "notify": ["hook"],
+        }
+        rid = create_rollout(c, plan)
+
+        # At apply: each stage's expected time to a decision at the traffic seen — far beyond the soak here.
+        forecast = rollout(c, rid)["forecast"]
+        assert [f["stage"] for f in forecast] == [1, 2]
+        assert forecast[0]["limited_by"] == "error_rate" and forecast[0]["expected_decision_s"] > 3600
+
+        quiet.send()
+        server.advance("1h")  # the soak is over, with a few dozen treatment requests: far too few
+        status = rollout(c, rid)
+        assert status["state"] == "waiting_for_data" and status["stage"]["number"] == 1, summary(status)
+        waiting = status["timeline"][-1]
+        assert waiting["kind"] == "waiting_for_data" and waiting["actor"] == "controller"
+        assert (
+            "without enough evidence" in waiting["reason"] and "error_rate needs about" in waiting["reason"]
+        )
+        errors = next(g for g in status["gates"] if g["metric"] == "error_rate")
+        assert errors["verdict"] == "inconclusive" and errors["needs"]["samples"] > 1000
+
+        # Told once: more ticks without data change nothing and send nothing more.
+        for _ in range(3):
+            quiet.send()
+            server.advance("1m")
+        status = rollout(c, rid)
+        assert kinds(status).count("waiting_for_data") == 1, summary(status)
+        wait_until(
+            lambda: any(b["type"] == "rollout.waiting_for_data" for b in receiver.bodies("/hook")),
+            "the waiting_for_data notification",
+        )
+        told = [b for b in receiver.bodies("/hook") if b["type"] == "rollout.waiting_for_data"]
+        assert len(told) == 1 and "needs about" in told[0]["details"]["reason"]
+
+        # The data come: the target passes and the stage advances by itself.
+        busy = Traffic(c, flag, users=10_000)
+        status = drive(server, c, rid, lambda s: s["stage"]["number"] == 2, traffic=busy, what="stage 2")
+        assert kinds(status)[-1] == "advanced" or status["state"] == "completed", summary(status)
+
+
+def test_a_treatment_several_times_worse_than_control_rolls_back_under_the_absolute_line(
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
+    server = server_factory(make_database_url("sqlite"), extra_env=FAST, manual_clock=True)
+    flag = "decide-versus"
+    with server.client() as c:
+        r = c.post("/api/v1/flags", json={"key": flag, "description": "versus control", "type": "boolean"})
+        assert r.status_code == 201, r.text
+        plan = f"""\
+name: {flag}-plan
+flag: {flag}
+environment: production
+stages:
+  - {{name: Early Access, percentage: 10, min_duration: 1h}}
+  - {{name: Full, percentage: 100, min_duration: 1h}}
+gates:
+  - {{metric: error_rate, compare: control, target: "< 5%", rollback: ["> 4%", "> +100%"], for: 1s}}
+"""
+        rid = create_rollout(c, plan)
+        traffic = Traffic(c, flag, users=2000)
+        status = drive(
+            server, c, rid, at("rolled_back"), traffic=traffic, fail_every=50, what="the step back"
+        )
+        assert status["stage"]["number"] == 0, summary(status)
+        back = status["timeline"][-1]
+        assert back["kind"] == "rolled_back" and back["actor"] == "controller"
+        assert "> +100%" in back["reason"], back["reason"]
+        lines = [g for g in back["evidence"] if g["metric"] == "error_rate"]
+        assert {g["compare"] for g in lines} == {"absolute", "control"}
+        own = next(g for g in lines if g["compare"] == "absolute")
+        assert own["verdict"] != "fail" and 0.01 < own["value"] < 0.04  # about 2%: under the 4% line
+        versus = next(g for g in lines if g["compare"] == "control")
+        assert versus["verdict"] == "fail" and versus["lower"] > 1.0  # surely more than double control
