@@ -201,7 +201,7 @@ class RolloutService:
 
     def _forecast(self, tx: Transaction, plan: Plan, now: datetime) -> list[StageForecast]:
         """Each stage's expected time to a decision at the environment's traffic of the last day."""
-        env = tx.environment(plan.environment)
+        env = tx.environments.get(plan.environment)
         if env is None:
             return []
         inputs = StoreGateInputs(tx, env.id, plan.flag)
