@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     session_idle_s: float = 8 * 3600.0  # a dashboard session ends after this long unused
     session_max_s: float = 24 * 3600.0  # and after this long in any case
     live_check_s: float = 0.5  # how often the dashboard's live stream looks for changes
+    # Limits applied before any work (docs/security.md): a request's body on every route but ingest (5 MiB),
+    # the time its body may take, and its head (request line and headers: bytes, fields, time).
+    max_body_bytes: int = 1024 * 1024
+    body_timeout_s: float = 30.0
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    header_timeout_s: float = 10.0
     # Off unless set. When set (an RFC 3339 instant), the server's clock starts there and stands still until an
     # admin moves it with POST /api/v1/clock, which then runs the controller once: tests and demos drive a
     # rollout's hours in a few calls, and nothing moves between them. Never set it on a server people rely on.

@@ -79,3 +79,49 @@ def test_broken_yaml_names_the_line() -> None:
         load_plan("name: x\nflag: ws\nstages: [\n  {name: a\n", "p.yaml")
     assert err.value.where is not None and err.value.where.startswith("p.yaml:")
     assert "not valid YAML" in err.value.message
+
+
+BILLION_LAUGHS = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        (BILLION_LAUGHS, 5, "more than 10000 values"),
+        ("name: x\nstages: &s\n  - name: a\n    more: *s\n", 4, "an alias that contains itself"),
+        ("name: x\n" + "stages: " + "[" * 40 + "]" * 40 + "\n", 2, "nested deeper than 32 levels"),
+        ("name: x\n1: one\n", 2, "a key is a text"),
+        ("name: x\nstages:\n  - ? [a, b]\n    : 1\n", 3, "a key is a text"),
+        ("name: x\nyes: 1\n", 2, "a key is a text"),
+    ],
+)
+def test_hostile_yaml_is_refused_with_its_line(text: str, line: int, words: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        load_plan(text, "p.yaml")
+    assert words in err.value.message and err.value.where == f"p.yaml:{line}", (
+        err.value.message,
+        err.value.where,
+    )
+
+
+def test_aliases_that_repeat_a_block_are_read() -> None:
+    text = """\
+name: ws-rollout
+flag: ws
+environment: production
+stages:
+  - {name: one, percentage: 10, min_duration: &soak 48h}
+  - {name: two, percentage: 50, min_duration: *soak}
+"""
+    _, plan = load_plan(text, "p.yaml")
+    assert [s.min_duration.total_seconds() for s in plan.stages] == [48 * 3600] * 2

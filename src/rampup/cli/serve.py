@@ -48,7 +48,7 @@ def serve(
     from rampup.http.app import create_app
 
     container = _start(db, host, port, tick, "serving")
-    _run(create_app(container, worker=not no_worker), host, port)
+    _run(create_app(container, worker=not no_worker), container.settings)
 
 
 def worker(
@@ -65,7 +65,7 @@ def worker(
     from rampup.http.app import create_worker_app
 
     container = _start(db, host, port, tick, "worker")
-    _run(create_worker_app(container), host, port)
+    _run(create_worker_app(container), container.settings)
 
 
 def migrate(db: Database = DEFAULT_DATABASE_URL) -> None:
@@ -115,8 +115,10 @@ def _start(db: str, host: str, port: int, tick: str | None, role: str) -> "Conta
     return container
 
 
-def _run(app: Any, host: str, port: int) -> None:
+def _run(app: Any, settings: Settings) -> None:
     import uvicorn
+
+    from rampup.http.limits import bounded_http
 
     # Everything built so far lives as long as the process: keep the collector from walking it again, and let
     # it run less often, since every ingest batch makes thousands of short-lived objects.
@@ -125,10 +127,10 @@ def _run(app: Any, host: str, port: int) -> None:
     gc.set_threshold(50_000, 20, 20)
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
+        host=settings.host,
+        port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=bounded_http(settings),
         log_level="warning",
         access_log=False,
         lifespan="on",

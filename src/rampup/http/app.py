@@ -16,6 +16,7 @@ from rampup.bootstrap import Container, instance_jobs, leader_jobs
 from rampup.core.flags import ErrorCode
 from rampup.http import sdk, server_metrics
 from rampup.http.errors import error_body, install_error_handlers
+from rampup.http.limits import BodyLimit
 from rampup.http.ofrep import OFREP_PREFIX, OfrepApp, openapi_paths
 from rampup.http.routes import (
     admin,
@@ -108,15 +109,15 @@ def _fastapi(c: Container, *, leads: bool, role: str) -> FastAPI:
     return api
 
 
-def create_worker_app(c: Container) -> RequestTimer:
+def create_worker_app(c: Container) -> BodyLimit:
     """`rampup worker`: the leader's jobs, and on its port only health, metrics (and the clock, on a manual
     clock)."""
     api = _fastapi(c, leads=True, role="worker")
     api.include_router(health.router)
-    return RequestTimer(api, c.meters)
+    return BodyLimit(RequestTimer(api, c.meters), c.settings)
 
 
-def create_app(c: Container, *, worker: bool = True) -> RequestTimer:
+def create_app(c: Container, *, worker: bool = True) -> BodyLimit:
     """`rampup serve`: the API, OFREP and SDK endpoints, and (unless `worker` is False) the leader's jobs."""
     api = _fastapi(c, leads=worker, role="serve+worker" if worker else "serve")
     for router in (
@@ -149,7 +150,8 @@ def create_app(c: Container, *, worker: bool = True) -> RequestTimer:
 
     api.openapi = openapi  # type: ignore[method-assign]
     evaluations = c.meters.evaluations
-    return RequestTimer(
+    timed = RequestTimer(
         RefuseNul(OfrepApp(c.snapshots, c.usage, api, lambda env, n: evaluations.labels(env).inc(n))),
         c.meters,
     )
+    return BodyLimit(timed, c.settings)

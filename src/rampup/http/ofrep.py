@@ -4,7 +4,7 @@ This is the hottest path in the server, so it skips FastAPI's routing and valida
 80 µs a request here) and answers from the in-memory snapshot: no database read per request.
 """
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import mmh3
@@ -15,15 +15,11 @@ from rampup.core.flags import CompiledFlag, ErrorCode, flag_not_found
 from rampup.core.targeting import EvaluationContext
 from rampup.core.tokens import Scope
 from rampup.http.errors import error_body
+from rampup.http.limits import ASGIApp, read_body
 from rampup.services.snapshot import SnapshotCache
 from rampup.services.usage import EvaluationCounter
 
 __all__ = ["OfrepApp", "OFREP_PREFIX", "MAX_BODY", "openapi_paths"]
-
-ASGIApp = Callable[
-    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
-    Awaitable[None],
-]
 
 OFREP_PREFIX = "/ofrep/v1/evaluate/flags"
 MAX_BODY = 256 * 1024
@@ -88,7 +84,7 @@ class OfrepApp:
             return status, JSON, payload
         if not token.allows(Scope.SDK, environment):
             return _problem(403, "forbidden", f"token may not evaluate flags in {environment}")
-        body = await _read_body(receive)
+        body = await read_body(receive, MAX_BODY)
         if body is None:
             return _problem(413, "too_large", f"request body over {MAX_BODY} bytes")
         flags = snapshot.flags[environment]
@@ -149,19 +145,6 @@ def _query_environment(scope: MutableMapping[str, Any]) -> str | None:
         if name == "environment" and value:
             return value
     return None
-
-
-async def _read_body(receive: Any) -> bytes | None:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def openapi_paths() -> dict[str, Any]:

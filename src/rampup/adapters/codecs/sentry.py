@@ -10,6 +10,7 @@ name and e-mail address people leave with their feedback are not kept. Other ite
 ignored.
 """
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from itertools import islice
@@ -17,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from rampup.adapters.codecs.native import to_ms, unstorable
+from rampup.adapters.codecs.native import FUTURE_TOLERANCE_MS, to_ms, unstorable
 from rampup.core.feedback import MAX_COMMENT, clip, parse_scale, rating_of, score
 from rampup.core.telemetry import Kind, Observation
 from rampup.errors import BadRequest, InvalidInput, TooLarge
@@ -48,6 +49,8 @@ def _decode(raw: bytes, where: str) -> Any:
         return _json.decode(raw)
     except msgspec.DecodeError as exc:
         raise BadRequest(f"not valid JSON: {exc}", where=where) from None
+    except RecursionError:  # the decoder recurses per level of nesting; no SDK nests anywhere near this deep
+        raise BadRequest("JSON nested too deeply", where=where) from None
 
 
 def parse_envelope(body: bytes, now_ms: int) -> tuple[str | None, list[Observation]]:
@@ -95,7 +98,8 @@ def parse_store(body: bytes, now_ms: int) -> tuple[str | None, list[Observation]
         raise InvalidInput("the body must be a JSON object", where="body")
     kind = str(event["type"]) if event.get("type") in ("transaction", "feedback") else "event"
     event_id = event.get("event_id")
-    return event_id if isinstance(event_id, str) else None, _storable(list(_payload(kind, event, now_ms)))
+    observations = list(_payload(kind, event, _Times(now_ms, "body")))
+    return event_id if isinstance(event_id, str) else None, _storable(observations)
 
 
 def _storable(observations: list[Observation]) -> list[Observation]:
@@ -110,36 +114,47 @@ def _item(kind: str, payload: bytes, now_ms: int, where: str) -> Iterator[Observ
     data = _decode(payload, f"{where} ({kind})")
     if not isinstance(data, dict):
         raise InvalidInput(f"a {kind} item is a JSON object", where=f"{where} ({kind})")
-    yield from _payload(kind, data, now_ms)
+    yield from _payload(kind, data, _Times(now_ms, f"{where} ({kind})"))
 
 
-def _payload(kind: str, data: dict[str, Any], now_ms: int) -> Iterator[Observation]:
+def _payload(kind: str, data: dict[str, Any], times: "_Times") -> Iterator[Observation]:
     match kind:
         case "event":
-            yield _error(data, now_ms)
+            yield _error(data, times)
         case "transaction":
-            yield from _transaction(data, now_ms)
+            yield from _transaction(data, times)
         case "session":
-            session = _session(data, now_ms)
+            session = _session(data, times)
             if session is not None:
                 yield session
         case "sessions":
-            yield from _session_aggregates(data, now_ms)
+            yield from _session_aggregates(data, times)
         case "feedback":
-            yield _feedback(data, now_ms)
+            yield _feedback(data, times)
         case "user_report":
-            yield _user_report(data, now_ms)
+            yield _user_report(data, times)
 
 
-def _time_ms(value: Any, default: int) -> int:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value * 1000)
-    if isinstance(value, str):
-        try:
-            return to_ms(datetime.fromisoformat(value.replace("Z", "+00:00")))
-        except ValueError:
-            return default
-    return default
+class _Times:
+    """An item's timestamps → ms, refused (as the native API refuses them) when they cannot be an event's time:
+    before 1970 or more than a day in the future, where a stored or aggregated time would mean nothing."""
+
+    def __init__(self, now_ms: int, where: str) -> None:
+        self._now_ms = now_ms
+        self._where = where
+
+    def ms(self, value: Any, field: str, default: int | None = None) -> int:
+        at_ms = default if default is not None else self._now_ms
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            at_ms = int(max(-1, min(value, 1e12)) * 1000)  # seconds, clamped: a 400-digit number is no float
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                at_ms = to_ms(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        if at_ms > self._now_ms + FUTURE_TOLERANCE_MS:
+            raise InvalidInput(f"{field} is more than a day in the future", where=f"{self._where}.{field}")
+        if at_ms < 0:
+            raise InvalidInput(f"{field} is before 1970", where=f"{self._where}.{field}")
+        return at_ms
 
 
 def _tags(data: Mapping[str, Any]) -> dict[str, str]:
@@ -177,8 +192,8 @@ def _common(kind: Kind, data: Mapping[str, Any], at_ms: int) -> Observation:
     return Observation(kind, at_ms, _user(data), _flags(data, tags), tags=tags or None)
 
 
-def _error(data: dict[str, Any], now_ms: int) -> Observation:
-    o = _common(Kind.ERROR, data, _time_ms(data.get("timestamp"), now_ms))
+def _error(data: dict[str, Any], times: _Times) -> Observation:
+    o = _common(Kind.ERROR, data, times.ms(data.get("timestamp"), "timestamp"))
     exception = data.get("exception")
     values = exception.get("values") if isinstance(exception, dict) else exception
     if isinstance(values, list):
@@ -199,8 +214,8 @@ def _event_id(value: Any) -> str | None:
     return value.replace("-", "").lower()[:64] if isinstance(value, str) and value else None
 
 
-def _feedback(data: dict[str, Any], now_ms: int) -> Observation:
-    o = _common(Kind.FEEDBACK, data, _time_ms(data.get("timestamp"), now_ms))
+def _feedback(data: dict[str, Any], times: _Times) -> Observation:
+    o = _common(Kind.FEEDBACK, data, times.ms(data.get("timestamp"), "timestamp"))
     contexts = data.get("contexts")
     context = contexts.get("feedback") if isinstance(contexts, dict) else None
     context = context if isinstance(context, dict) else {}
@@ -219,18 +234,18 @@ def _feedback(data: dict[str, Any], now_ms: int) -> Observation:
     return o
 
 
-def _user_report(data: dict[str, Any], now_ms: int) -> Observation:
+def _user_report(data: dict[str, Any], times: _Times) -> Observation:
     """The legacy report: a comment about one event, with the reporter's name and address (not kept)."""
     comments = data.get("comments")
-    o = Observation(Kind.FEEDBACK, _time_ms(data.get("timestamp"), now_ms))
+    o = Observation(Kind.FEEDBACK, times.ms(data.get("timestamp"), "timestamp"))
     o.message = clip(comments, MAX_COMMENT) if isinstance(comments, str) and comments else None
     o.refers_to = _event_id(data.get("event_id"))
     return o
 
 
-def _transaction(data: dict[str, Any], now_ms: int) -> Iterator[Observation]:
-    end_ms = _time_ms(data.get("timestamp"), now_ms)
-    start_ms = _time_ms(data.get("start_timestamp"), end_ms)
+def _transaction(data: dict[str, Any], times: _Times) -> Iterator[Observation]:
+    end_ms = times.ms(data.get("timestamp"), "timestamp")
+    start_ms = times.ms(data.get("start_timestamp"), "start_timestamp", end_ms)
     contexts = data.get("contexts")
     trace = contexts.get("trace") if isinstance(contexts, dict) else None
     trace = trace if isinstance(trace, dict) else {}
@@ -248,26 +263,26 @@ def _transaction(data: dict[str, Any], now_ms: int) -> Iterator[Observation]:
         yield page
 
 
-def _session(data: dict[str, Any], now_ms: int) -> Observation | None:
+def _session(data: dict[str, Any], times: _Times) -> Observation | None:
     status = data.get("status")
     if status not in _TERMINAL_SESSION:
         return None  # an update of a session still running: it counts once, when it ends
     errors = data.get("errors")
     o = Observation(
         Kind.SESSION,
-        _time_ms(data.get("timestamp") or data.get("started"), now_ms),
+        times.ms(data.get("timestamp") or data.get("started"), "timestamp"),
         str(data["did"])[:256] if data.get("did") else None,
     )
     o.failed = status in _FAILED_SESSION or (isinstance(errors, int) and errors > 0)
     return o
 
 
-def _session_aggregates(data: dict[str, Any], now_ms: int) -> Iterator[Observation]:
+def _session_aggregates(data: dict[str, Any], times: _Times) -> Iterator[Observation]:
     aggregates = data.get("aggregates")
-    for bucket in aggregates if isinstance(aggregates, list) else ():
+    for i, bucket in enumerate(aggregates if isinstance(aggregates, list) else ()):
         if not isinstance(bucket, dict):
             continue
-        at_ms = _time_ms(bucket.get("started"), now_ms)
+        at_ms = times.ms(bucket.get("started"), f"aggregates[{i}].started")
         user = str(bucket["did"])[:256] if bucket.get("did") else None
         for status in ("exited", "errored", "abnormal", "crashed"):
             count = bucket.get(status)

@@ -1,6 +1,6 @@
 """Telemetry in: POST /api/v1/events (native) and the Sentry envelope and store endpoints.
 
-Bodies are read with a limit, inflated, parsed and validated in the event loop; the one blocking write
+Bodies are read within their limit (http/limits.py) before anything else, inflated, parsed and validated in the event loop; the one blocking write
 runs in the threadpool, and the answer (2xx) comes only after it committed.
 """
 
@@ -17,13 +17,12 @@ from rampup.adapters.codecs.sentry import parse_envelope, parse_store, sentry_ke
 from rampup.core.telemetry import Observation
 from rampup.core.tokens import Scope, Token
 from rampup.errors import Forbidden, NotFound, Unauthorized
-from rampup.http.deps import container, environment_for, read_body, require
+from rampup.http.deps import container, environment_for, require
 from rampup.http.errors import error_body
 from rampup.http.schemas import ErrorOut
 
-__all__ = ["router", "MAX_BODY", "MAX_INFLATED"]
+__all__ = ["router", "MAX_INFLATED"]
 
-MAX_BODY = 5 * 1024 * 1024  # on the wire
 MAX_INFLATED = 20 * 1024 * 1024  # after decompression
 MAX_WRITES_IN_FLIGHT = 16  # beyond this the server sheds load with 429 rather than queue without bound
 
@@ -33,7 +32,8 @@ _in_flight = 0
 
 
 async def _read(request: Request) -> bytes:
-    return inflate(await read_body(request, MAX_BODY), request.headers.get("content-encoding"), MAX_INFLATED)
+    # The body arrives whole and within INGEST_BODY (http/limits.py); its inflated size is bounded here.
+    return inflate(await request.body(), request.headers.get("content-encoding"), MAX_INFLATED)
 
 
 async def _store(

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from rampup.core.lifecycle import MAX_REFERENCES, Status
 from rampup.errors import BadRequest, InvalidInput
 from rampup.http.deps import ContainerDep, Reader, Writer, read_body
+from rampup.http.limits import REFERENCES_BODY
 from rampup.http.schemas import ArchiveIn, ErrorOut, EvaluationsOut, FlagLifeOut, FlagOut, ReferencesOut
 
 __all__ = ["router", "parse_status", "StatusQuery"]
@@ -24,7 +25,7 @@ router = APIRouter(
     },
 )
 
-MAX_REFERENCES_BODY = 2 * 1024 * 1024
+MAX_REFERENCES_BODY = REFERENCES_BODY  # also what http/limits.py lets through
 
 StatusQuery = Annotated[
     str | None, Query(description="active, ready_for_cleanup, stale or archived; default: every flag")
