@@ -13,7 +13,8 @@ from fastapi.responses import Response
 
 from rampup.adapters.prometheus import CONTENT_TYPE, ServerMetrics
 from rampup.http.deps import ContainerDep, Reader
-from rampup.http.ofrep import OFREP_PREFIX, ASGIApp
+from rampup.http.limits import ASGIApp
+from rampup.http.ofrep import OFREP_PREFIX
 
 __all__ = ["router", "RequestTimer"]
 
