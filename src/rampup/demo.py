@@ -48,6 +48,7 @@ WORKSTATION_PLAN: dict[str, Any] = {
         {"metric": "api_latency_p95", "target": "< 500ms", "rollback": "> 1000ms", "for": "20s"},
         {"metric": "lcp_p75", "target": "< 2.5s", "rollback": "> 4s", "for": "20s"},
         {"metric": "data_loss", "rollback_to": 0},
+        {"metric": "satisfaction", "compare": "control", "warn": "< -0.3"},
     ],
 }
 CHECKOUT_PLAN: dict[str, Any] = {
@@ -66,6 +67,13 @@ CHECKOUT_PLAN: dict[str, Any] = {
     ],
 }
 USERS = 20_000
+FEEDBACK_SHARE = 0.004  # of the web app's requests, a user leaves a rating (and now and then a comment)
+# Ratings (1-5) the web app's users give, and what some of them write: the new UI is liked a little better.
+RATINGS = {True: (5, 4, 4, 5, 3, 4), False: (4, 3, 4, 4, 5, 3)}
+COMMENTS = {
+    True: ("Love the new layout", "Faster to find my orders", "Where did the export button go?"),
+    False: ("Fine as it is", "The old screen is cluttered"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +114,7 @@ def set_up(api: httpx.Client) -> tuple[Tokens, dict[str, int]]:
 
 class DemoTraffic:
     """Synthetic users of a web app and its checkout service: each batch is `rate / batches_per_second`
-    requests from random users, page loads, rare unhandled errors. The new checkout fails 8% of its requests
+    requests from random users, page loads, rare unhandled errors, now and then a user's rating and comment. The new checkout fails 8% of its requests
     while its rollout is at stage 2 or later."""
 
     def __init__(
@@ -180,7 +188,16 @@ class DemoTraffic:
                 events.append(
                     {**common, "type": "error", "unhandled": True, "message": "TypeError in a widget"}
                 )
+            if rnd.random() < FEEDBACK_SHARE:
+                events.append(self._feedback(common, new_ui))
         return events
+
+    def _feedback(self, common: dict[str, Any], new_ui: bool) -> dict[str, Any]:
+        rnd = self._random
+        event = {**common, "type": "feedback", "rating": rnd.choice(RATINGS[new_ui])}
+        if rnd.random() < 0.3:
+            event["comment"] = rnd.choice(COMMENTS[new_ui])
+        return event
 
     def _run(self) -> None:
         per_second = 4

@@ -43,6 +43,9 @@ def test_the_regressing_flag_fails_its_treatment_only_when_told() -> None:
     assert {e["type"] for e in healthy} >= {"request", "page_load"}
     share = sum(e["flags"]["workstation"] for e in web) / len(web)
     assert 0.23 < share < 0.27  # the users' variants are the flag's own bucketing
+    rated = [e for e in healthy if e["type"] == "feedback"]
+    assert 0.002 < len(rated) / len(web) < 0.006 and all(1 <= e["rating"] <= 5 for e in rated)
+    assert any("comment" in e for e in rated) and all(e["flags"] and e["targeting_key"] for e in rated)
 
 
 def test_the_demo_starts_both_rollouts_and_sends_traffic_a_token_signs_in_with(tmp_path: Path) -> None:
