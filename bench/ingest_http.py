@@ -5,6 +5,11 @@ same 1,000-event batch (~150 KB of `request` events with flag maps, durations an
 `/api/v1/events` over --connections connections. Every 202 means the batch was committed. Afterwards the
 environment's event count is checked against what wrk was answered, so the figure counts stored events.
 
+The floor, measured in the same run on the same database (the server stopped, pinned to CPU 0 too): the same
+batch decoded by the same codec and written as one bulk insert of 1,000 rows, committed — what any ingest
+must at least do, without attribution, aggregates or HTTP. The ratio to it is what travels between machines:
+the events/s alone move with the CPU, the disk's fsync and whatever else runs.
+
 Run:  python bench/ingest_http.py [--duration 10] [--connections 4] [--postgres URL]
 """
 
@@ -122,6 +127,47 @@ def measure(database: str, label: str, seconds: int, connections: int, tmp: Path
         server.wait(timeout=30)
 
 
+def floor(database: str, body: bytes, seconds: float) -> float:
+    """Events/s of decoding `body` and inserting its events as one committed bulk insert, in a loop."""
+    import msgspec
+    from sqlalchemy import BigInteger, Boolean, Column, Float, LargeBinary, MetaData, String, Table
+
+    from rampup.adapters.codecs.native import decode_batch
+    from rampup.adapters.storage.engine import make_engine
+
+    os.sched_setaffinity(0, {0})
+    engine = make_engine(database)
+    table = Table(
+        "floor_events",
+        MetaData(),
+        Column("at_ms", BigInteger),
+        Column("kind", String(16)),
+        Column("targeting_key", String(256)),
+        Column("flags", LargeBinary),
+        Column("value", Float),
+        Column("failed", Boolean),
+        Column("tags", LargeBinary),
+    )
+    table.create(engine)
+    encode, now_ms = msgspec.json.encode, int(time.time() * 1000)
+    sql = (
+        "INSERT INTO floor_events VALUES (" + ", ".join(["%s" if "postgresql" in database else "?"] * 7) + ")"
+    )
+    events, started = 0, time.perf_counter()
+    try:
+        while time.perf_counter() - started < seconds:
+            rows = [
+                (o.at_ms, str(o.kind), o.targeting_key, encode(o.flags), o.value, o.failed, encode(o.tags))
+                for o in decode_batch(body, now_ms)
+            ]
+            with engine.begin() as conn:
+                conn.exec_driver_sql(sql, rows)
+            events += len(rows)
+        return events / (time.perf_counter() - started)
+    finally:
+        engine.dispose()
+
+
 def _stored(base: str, admin: str) -> int:
     status, answer = http(
         "GET", base + "/api/v1/metrics?metric=error_rate&environment=production&window=1h", admin
@@ -141,19 +187,25 @@ def main() -> None:
         f"request events, {args.duration} s after a 2 s warm-up"
     )
     print()
-    print("| database | events/s | p50 ms per batch | p99 ms | batches | non-2xx | events stored (checked) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| database | events/s | p50 ms per batch | p99 ms | batches | non-2xx | events stored (checked) "
+        "| floor events/s | ratio to the floor |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="rampup-ingest-") as tmp:
-        measure(
-            f"sqlite:///{tmp}/rampup.db",
-            "SQLite (WAL, synchronous=FULL)",
-            args.duration,
-            args.connections,
-            Path(tmp),
-        )
+        runs = [(f"sqlite:///{tmp}/rampup.db", "SQLite (WAL, synchronous=FULL)")]
         database = _fresh_postgres(args.postgres)
         if database:
-            measure(database, "PostgreSQL 15 (local)", args.duration, args.connections, Path(tmp))
+            runs.append((database, "PostgreSQL (local)"))
+        for url, label in runs:
+            result = measure(url, label, args.duration, args.connections, Path(tmp))
+            base = floor(url, batch(1000), args.duration)
+            print(
+                f"|   ↳ floor, same database | | | | | | | {base:,.0f} | {result['events_per_s'] / base:.2f} |",
+                flush=True,
+            )
+    print()
+    print(f"Load average at the end: {' '.join(open('/proc/loadavg').read().split()[:3])} (2 CPUs).")
 
 
 def _fresh_postgres(admin_url: str) -> str | None:
