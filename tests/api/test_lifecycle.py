@@ -69,8 +69,15 @@ def test_unused_flags_go_stale_after_30_days_kill_switches_never_and_the_channel
     with Receiver(SECRET) as receiver:
         channel = {"name": "team", "type": "webhook", "url": receiver.url(), "secret": SECRET}
         assert api.post("/api/v1/channels", json=channel).status_code == 201
-        flag(api, "checkout", "release", ["team"])
-        flag(api, "payments-off", "kill-switch", ["team"])
+        flag(api, "checkout", "experiment", [])
+        made = rampup(server, "flag", "update", "checkout", "--kind", "release", "--notify", "team")
+        assert made.returncode == 0 and "release, notifies team" in made.stdout, made.stderr
+        made = rampup(server, "flag", "create", "payments-off", "--kind", "kill-switch", "--notify", "team")
+        assert made.returncode == 0 and "kill-switch" in made.stdout, made.stderr
+        put = api.put(
+            "/api/v1/flags/payments-off/environments/production", json={"enabled": True, "rollout": 100}
+        )
+        assert put.status_code == 200
         sdk, ingest = new_token(api, "sdk"), new_token(api, "ingest")
 
         for _ in range(3):
@@ -109,23 +116,7 @@ def test_unused_flags_go_stale_after_30_days_kill_switches_never_and_the_channel
         assert told["type"] == "flag.stale" and told["details"]["flag"] == "checkout"
         assert "not evaluated for 31 days" in told["text"]
 
-        shown = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "rampup",
-                "flag",
-                "stale",
-                "--server",
-                server.url,
-                "--token",
-                server.admin_token,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={"COLUMNS": "250", "PATH": ""},
-        )
+        shown = rampup(server, "flag", "stale")
         assert shown.returncode == 0, shown.stderr
         assert "checkout" in shown.stdout and "not evaluated for 31 days" in shown.stdout
         assert "payments-off" not in shown.stdout

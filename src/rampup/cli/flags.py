@@ -1,5 +1,6 @@
 """rampup flag create|list|show|update|set|kill, and rampup env."""
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -267,7 +268,11 @@ def stale(
 def _archived_in_use(life: dict[str, Any]) -> bool:
     """An archived flag evaluated after its archive: someone's code still asks for it."""
     last = life["last_evaluated_at"]
-    return life["status"] == "archived" and last is not None and last > life["archived_at"]
+    return (
+        life["status"] == "archived"
+        and last is not None
+        and datetime.fromisoformat(last) > datetime.fromisoformat(life["archived_at"])
+    )
 
 
 def env(

@@ -66,7 +66,7 @@ class IngestService:
                     tx.feedback.add(env.id, feedback)
                     tx.feedback.add_event_refs(env.id, refs)
                 if self._usage is not None:
-                    self._usage.exposures(environment, observations)
+                    self._usage.exposures(environment, observations, snapshot.flags.get(environment, {}))
                 self._stored(environment, source, len(observations))
                 return len(observations)
             except Conflict:

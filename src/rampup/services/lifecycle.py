@@ -32,7 +32,9 @@ from rampup.services.notifications import NotificationService
 from rampup.services.outbox import outbox_id
 from rampup.services.usage import epoch_day
 
-__all__ = ["FlagLife", "LifecycleService"]
+__all__ = ["FlagLife", "LifecycleService", "ANNOUNCE_EVERY"]
+
+ANNOUNCE_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,7 @@ class LifecycleService:
         self._on_change = on_change
         self._ready_after = ready_after
         self._unused_after = unused_after
+        self._announced_at: datetime | None = None
 
     # status
 
@@ -115,6 +118,10 @@ class LifecycleService:
         Status and notifications are written in one transaction, so a change is announced exactly when it is
         recorded (and delivered at least once by the outbox)."""
         now = self._clock()
+        # Statuses move by days: a pass a minute is plenty, whatever the controller's tick.
+        if self._announced_at is not None and now - self._announced_at < ANNOUNCE_EVERY:
+            return 0
+        self._announced_at = now
         with self._store.transaction() as tx:
             announced = 0
             for flag in self._lives(tx, now):
