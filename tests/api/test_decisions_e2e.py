@@ -2,7 +2,12 @@
 evidence says so once, with what is missing, and goes on when the data come; a line against control rolls
 back a treatment that is several times worse than control while still under the guide's absolute line."""
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -127,3 +132,91 @@ gates:
         assert own["verdict"] != "fail" and 0.01 < own["value"] < 0.04  # about 2%: under the 4% line
         versus = next(g for g in lines if g["compare"] == "control")
         assert versus["verdict"] == "fail" and versus["lower"] > 1.0  # surely more than double control
+
+
+BACKTESTED = """\
+name: replayed
+flag: decide-replay
+environment: production
+stages:
+  - {name: Early Access, percentage: 10, min_duration: 2h}
+  - {name: Full, percentage: 100, min_duration: 1h}
+gates:
+  - {metric: error_rate, compare: control, target: "< 0.1%", rollback: ["> 0.5%", "> +100%"], disable: "> 3%"}
+"""
+
+
+def test_a_backtest_replays_the_plan_over_recorded_telemetry_and_says_what_it_would_have_decided(
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = server_factory(make_database_url("sqlite"), extra_env=FAST, manual_clock=True)
+    flag = "decide-replay"
+    with server.client() as c:
+        r = c.post("/api/v1/flags", json={"key": flag, "description": "replayed", "type": "boolean"})
+        assert r.status_code == 201, r.text
+        # What happened: the flag at 10% for an hour of healthy traffic, then 5% failures in the treatment.
+        holder = {"name": "hold", "flag": flag, "environment": ENV, "gates": []}
+        create_rollout(c, {**holder, "stages": [{"name": "hold", "percentage": 10, "min_duration": "10h"}]})
+        traffic = Traffic(c, flag, users=5000)
+        began = server.now()
+        for _ in range(60):
+            traffic.send()
+            server.advance("1m")
+        broke = server.now()
+        for _ in range(20):
+            traffic.send(fail_every=20)
+            server.advance("1m")
+        ended = server.now()
+
+        body = {
+            "plan": {"yaml": BACKTESTED},
+            "from": began.isoformat(),
+            "to": ended.isoformat(),
+            "tick": "1m",
+        }
+        replay = c.post("/api/v1/rollouts/backtest", json=body)
+        assert replay.status_code == 200, replay.text
+        report = replay.json()
+        assert (report["flag"], report["environment"], report["tick_s"]) == (flag, ENV, 60)
+        kinds_seen = [d["kind"] for d in report["decisions"]]
+        assert kinds_seen == ["rolled_back"], report["decisions"]  # a step back before the kill line
+        back = report["decisions"][-1]
+        assert broke <= datetime.fromisoformat(back["at"]) <= ended  # on the first failing batch, not before
+        assert "error_rate" in back["reason"] and (back["from_stage"], back["to_stage"]) == (1, 0)
+        assert report["state"] == "rolled_back"
+        # Only a replay: the flag and the live rollout are untouched.
+        assert c.get(f"/api/v1/flags/{flag}/environments/{ENV}").json()["rollout"] == 10
+
+        # The attacker's tries: no token, a span too long, a bad flag key.
+        assert httpx.post(f"{server.url}/api/v1/rollouts/backtest", json=body).status_code == 401
+        long = c.post("/api/v1/rollouts/backtest", json={**body, "tick": "1s", "to": "2030-01-01T00:00:00Z"})
+        assert long.status_code == 422 and long.json()["error"]["where"] == "tick", long.text
+        bad = c.post("/api/v1/rollouts/backtest", json={**body, "flag": "../etc"})
+        assert bad.status_code == 422 and bad.json()["error"]["where"] == "flag", bad.text
+
+    plan = tmp_path / "replayed.yaml"
+    plan.write_text(BACKTESTED)
+    env = {**os.environ, "RAMPUP_SERVER": server.url, "RAMPUP_TOKEN": server.admin_token, "COLUMNS": "200"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rampup",
+            "backtest",
+            str(plan),
+            "--env",
+            ENV,
+            "--flag",
+            flag,
+            "--from",
+            began.isoformat(),
+            "--to",
+            ended.isoformat(),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "rolled_back" in out.stdout and "error_rate" in out.stdout

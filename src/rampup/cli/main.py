@@ -9,6 +9,7 @@ from typer._click import exceptions as click_errors  # typer ships its own click
 from rampup import __version__
 from rampup.cli import (
     alerts,
+    backtest,
     coderefs,
     demo,
     feedback,
@@ -48,6 +49,7 @@ app.add_typer(feedback.app, name="feedback")
 app.command("alerts")(alerts.alerts)
 app.command("apply")(rollouts.apply)
 app.command("simulate")(simulate.simulate)
+app.command("backtest")(backtest.backtest)
 app.command("env")(flags.env)
 app.command("dsn")(metrics.dsn)
 app.command("refs")(coderefs.refs)

@@ -46,6 +46,8 @@ __all__ = [
     "ACTIONS",
     "COMMANDS",
     "available_actions",
+    "start_signed",
+    "approve_all",
 ]
 
 
@@ -877,3 +879,20 @@ def _stage_of(plan: Plan, prerequisite: str | None, state: RolloutState) -> int:
         + (", ".join(repr(p) for p in listed) or "none"),
         where="prerequisite",
     )
+
+
+def start_signed(plan: Plan, now: datetime, actor: str) -> RolloutState:
+    """Started, with every sign-off and approval given at once: what simulations and back-tests assume."""
+    return approve_all(plan, act(plan, RolloutState(), Action.START, actor, "", now).state, now, actor)
+
+
+def approve_all(plan: Plan, state: RolloutState, now: datetime, actor: str) -> RolloutState:
+    """Every sign-off and approval the next stage waits for, given."""
+    while state.phase is Phase.AWAITING_APPROVAL:
+        nxt = state.stage + 1
+        for prerequisite in plan.stages[nxt - 1].prerequisites:
+            if prerequisite not in state.signed(nxt):
+                state = act(plan, state, Action.SIGNOFF, actor, "", now, prerequisite).state
+        if state.phase is Phase.AWAITING_APPROVAL:
+            state = act(plan, state, Action.APPROVE, actor, "", now).state
+    return state

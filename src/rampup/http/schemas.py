@@ -349,6 +349,30 @@ class RolloutIn(Strict):
     )
 
 
+class BacktestIn(Strict):
+    """Replay a plan's gates and controller over recorded telemetry."""
+
+    plan: dict[str, Any] = Field(description='the plan as a JSON object, or {"yaml": "<the plan in YAML>"}')
+    environment: str | None = Field(default=None, max_length=128, description="instead of the plan's")
+    flag: str | None = Field(default=None, max_length=128, description="instead of the plan's")
+    from_: datetime = Field(alias="from")
+    to: datetime
+    tick: str = Field(default="1m", max_length=32, description="the controller's tick in the replay")
+    filename: str | None = Field(default=None, max_length=200)
+
+
+class BacktestOut(BaseModel):
+    plan: str
+    flag: str
+    environment: str
+    from_: datetime = Field(alias="from")
+    to: datetime
+    tick_s: float
+    decisions: list[dict[str, Any]]
+    state: str
+    stage: int
+
+
 class RolloutCreated(BaseModel):
     id: int
     state: str

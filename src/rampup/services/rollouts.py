@@ -25,9 +25,11 @@ from rampup.core.plans import (
     Srm,
     Transition,
     act,
+    approve_all,
     available_actions,
     decide,
     sample_ratio,
+    start_signed,
 )
 from rampup.core.ports import Clock, RolloutRecord, Store, Transaction
 from rampup.core.rollups import FINE_RETENTION, Aggregate, UnitTotals, combine, cover
@@ -42,7 +44,8 @@ __all__ = ["RolloutService", "StoreGateInputs", "srm_days"]
 
 BASELINE = timedelta(days=7)  # `compare: baseline` looks at the week before the rollout started
 DAY_MS = 86_400_000
-FORECAST_SPAN = timedelta(days=1)  # the traffic a forecast assumes: the environment's last day
+FORECAST_SPAN = timedelta(days=1)
+BACKTEST_TICKS = 20_000  # a back-test's ticks: each reads every gate's data  # the traffic a forecast assumes: the environment's last day
 
 
 def srm_days(entered_ms: int, now_ms: int) -> tuple[int, int] | None:
@@ -58,8 +61,20 @@ class StoreGateInputs:
     def __init__(self, tx: Transaction, environment_id: int, flag: str) -> None:
         self._tx, self._env, self._flag = tx, environment_id, flag
         self._units: dict[tuple[int, int], dict[str, UnitTotals]] = {}
+        self._read: dict[tuple[str, str, int, int], Aggregate] = {}
+
+    def forget(self) -> None:
+        """Drop what was read: the data may have changed (a new tick)."""
+        self._units.clear()
+        self._read.clear()
 
     def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
+        key = (metric, variant, since_ms, until_ms)
+        if key not in self._read:  # the lines of one gate, and a gate and its control, read the same data
+            self._read[key] = self._aggregate(metric, variant, since_ms, until_ms)
+        return self._read[key]
+
+    def _aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
         slot = "" if variant == "all" else self._flag
         until_s = until_ms // 1000 + 1  # the second in progress counts
         # Per-second aggregates cannot split the second a stage began in. A variant's numbers start at the next
@@ -198,6 +213,53 @@ class RolloutService:
             transitions = tx.rollouts.transitions(rollout_id)
             expected = self._forecast(tx, record.plan, now) if not record.state.phase.is_terminal else []
         return {**_view(record, results, transitions, now), "forecast": [f.to_dict() for f in expected]}
+
+    def backtest(self, plan: Plan, since: datetime, until: datetime, tick: timedelta) -> dict[str, Any]:
+        """The plan's gates and controller replayed over the telemetry recorded between `since` and `until`:
+        what it would have decided, and when. Sign-offs and approvals are taken as given at once; the
+        sample-ratio check is left out (the recorded traffic was split by whatever percentage was live
+        then, not by the plan's)."""
+        ticks = (until - since) / tick
+        if ticks <= 0:
+            raise InvalidInput("the span is empty: 'to' must come after 'from'", where="to")
+        if ticks > BACKTEST_TICKS:
+            raise InvalidInput(
+                f"{ticks:,.0f} ticks; at most {BACKTEST_TICKS:,}: a longer tick or a shorter span",
+                where="tick",
+            )
+        with self._store.read() as tx:
+            env = tx.environments.get(plan.environment)
+            if env is None:
+                raise NotFound(f"environment {plan.environment!r} not found")
+            inputs = StoreGateInputs(tx, env.id, plan.flag)
+            state = start_signed(plan, since, "backtest")
+            decisions: list[dict[str, Any]] = []
+            now = since
+            while now + tick <= until and not state.phase.is_terminal:
+                now += tick
+                decision = self._replay(inputs, plan, state, now)
+                decisions += [t.to_dict() for t in decision.transitions]
+                state = approve_all(plan, decision.state, now, "backtest")
+        return {
+            "plan": plan.name,
+            "flag": plan.flag,
+            "environment": plan.environment,
+            "from": since,
+            "to": until,
+            "tick_s": tick.total_seconds(),
+            "decisions": decisions,
+            "state": state.phase.value,
+            "stage": state.stage,
+        }
+
+    @staticmethod
+    def _replay(inputs: "StoreGateInputs", plan: Plan, state: RolloutState, now: datetime) -> Decision:
+        since_ms = int((state.entered_at or now).timestamp() * 1000)
+        now_ms = int(now.timestamp() * 1000)
+        inputs.forget()
+        horizon = plan.stages[state.stage - 1].horizon_h if state.stage else 1
+        results = [assess(gate, inputs, since_ms, now_ms, None, horizon) for gate in plan.gates]
+        return decide(plan, state, results, now)
 
     def _forecast(self, tx: Transaction, plan: Plan, now: datetime) -> list[StageForecast]:
         """Each stage's expected time to a decision at the environment's traffic of the last day."""

@@ -31,9 +31,10 @@ from rampup.core.plans import (
     RolloutState,
     Srm,
     TransitionKind,
-    act,
+    approve_all,
     decide,
     sample_ratio,
+    start_signed,
 )
 from rampup.core.rollups import Aggregate, UnitTotals
 from rampup.core.telemetry import parse_metric_name
@@ -503,7 +504,7 @@ class _Trial:
         self.rng = np.random.default_rng(seed)
         self.draw = _Draw(self.rng, buckets, tick.total_seconds())
         self.inputs = _Inputs(buckets, self.rng)
-        self.state = _start(plan, EPOCH)
+        self.state = start_signed(plan, EPOCH, "simulation")
         self.ticks = 0  # ticks done
         self.acted_at: timedelta | None = None
         self.regressed_at: timedelta | None = None
@@ -613,7 +614,7 @@ class _Trial:
         self.ticks += k + 1
         before = self.state
         self._record(before, d)
-        self.state = _approve_pending(self.plan, d.state, EPOCH + self.elapsed)
+        self.state = approve_all(self.plan, d.state, EPOCH + self.elapsed, "simulation")
         if self.acted_at is None and self.state.phase in (Phase.ROLLED_BACK, Phase.DISABLED):
             self.acted_at = self.elapsed
         if self.state.stage != before.stage:
@@ -630,22 +631,6 @@ class _Trial:
             elif t.kind is TransitionKind.WAITING_FOR_DATA:
                 soak = self.plan.stages[t.from_stage - 1].min_duration
                 self.waits.append((t.from_stage, t.at - entered - soak))
-
-
-def _start(plan: Plan, now: datetime) -> RolloutState:
-    """Start, with every sign-off given: a simulation assumes people say yes at once."""
-    return _approve_pending(plan, act(plan, RolloutState(), "start", "simulation", "", now).state, now)
-
-
-def _approve_pending(plan: Plan, state: RolloutState, now: datetime) -> RolloutState:
-    while state.phase is Phase.AWAITING_APPROVAL:
-        nxt = state.stage + 1
-        for prerequisite in plan.stages[nxt - 1].prerequisites:
-            if prerequisite not in state.signed(nxt):
-                state = act(plan, state, "signoff", "simulation", "", now, prerequisite).state
-        if state.phase is Phase.AWAITING_APPROVAL:
-            state = act(plan, state, "approve", "simulation", "", now).state
-    return state
 
 
 class _Naive:

@@ -1,14 +1,27 @@
 """/api/v1/rollouts: start a plan, read its status, and command it."""
 
+from dataclasses import replace
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 
 from rampup.adapters.codecs.plan_yaml import load_plan
+from rampup.core.durations import parse_duration
+from rampup.core.flags import FLAG_KEY
 from rampup.core.plans import Plan
 from rampup.errors import InvalidInput
 from rampup.http.deps import ContainerDep, Reader, Writer
-from rampup.http.schemas import ActionIn, ErrorOut, RolloutCreated, RolloutIn, RolloutOut, SignoffIn
+from rampup.http.schemas import (
+    ActionIn,
+    BacktestIn,
+    BacktestOut,
+    ErrorOut,
+    RolloutCreated,
+    RolloutIn,
+    RolloutOut,
+    SignoffIn,
+)
 
 __all__ = ["router"]
 
@@ -31,18 +44,36 @@ Action = Literal["advance", "pause", "resume", "rollback", "disable", "approve",
 @router.post("", status_code=201, response_model=RolloutCreated)
 def create_rollout(body: RolloutIn, c: ContainerDep, token: Writer) -> dict[str, Any]:
     """Start a plan: `{"plan": {…}}` or `{"plan": {"yaml": "…"}}`. A wrong plan starts nothing."""
-    raw = body.plan
+    source, plan = _plan(body.plan, body.filename)
+    rollout_id = c.rollouts.create(source, plan, token.name, start=body.start)
+    return {"id": rollout_id, "state": c.rollouts.rollout(rollout_id)["state"]}
+
+
+def _plan(raw: dict[str, Any], filename: str | None) -> tuple[dict[str, Any], Plan]:
     if set(raw) == {"yaml"}:
         if not isinstance(raw["yaml"], str):
             raise InvalidInput("plan.yaml is the plan's YAML text", where="plan.yaml")
-        source, plan = load_plan(raw["yaml"], body.filename or "plan.yaml")
-    else:
-        try:
-            source, plan = raw, Plan.parse(raw)
-        except InvalidInput as exc:
-            raise InvalidInput(exc.message, where=f"plan.{exc.where}" if exc.where else "plan") from None
-    rollout_id = c.rollouts.create(source, plan, token.name, start=body.start)
-    return {"id": rollout_id, "state": c.rollouts.rollout(rollout_id)["state"]}
+        return load_plan(raw["yaml"], filename or "plan.yaml")
+    try:
+        return raw, Plan.parse(raw)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, where=f"plan.{exc.where}" if exc.where else "plan") from None
+
+
+@router.post("/backtest", response_model=BacktestOut, response_model_by_alias=True)
+def backtest(body: BacktestIn, c: ContainerDep, token: Reader) -> dict[str, Any]:
+    """What a plan would have decided, and when, over the telemetry recorded from `from` to `to` (read
+    only: nothing is started or changed)."""
+    plan = _plan(body.plan, body.filename)[1]
+    if body.flag is not None and not FLAG_KEY.match(body.flag):
+        raise InvalidInput(f"flag must be a flag key, got {body.flag!r}", where="flag")
+    plan = replace(plan, environment=body.environment or plan.environment, flag=body.flag or plan.flag)
+    if body.from_.tzinfo is None or body.to.tzinfo is None:
+        raise InvalidInput("'from' and 'to' carry a time zone, e.g. 2026-03-02T09:00:00Z", where="from")
+    tick = parse_duration(body.tick, "tick")
+    if tick < timedelta(seconds=1):
+        raise InvalidInput("tick is at least 1s", where="tick")
+    return c.rollouts.backtest(plan, body.from_, body.to, tick)
 
 
 @router.get("", response_model=list[RolloutOut])
