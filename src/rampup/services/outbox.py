@@ -27,7 +27,8 @@ def outbox_id(at: datetime) -> str:
     made in. A stopped clock (the manual one) gives equal times: the process's sequence number keeps their
     order; the random tail keeps two processes' ids apart."""
     nanoseconds = (at - _EPOCH) // timedelta(microseconds=1) * 1000
-    return f"{nanoseconds:020d}-{next(_sequence):012d}-{uuid.uuid4().hex[:12]}"
+    # 36 characters: the width of the outbox's id column.
+    return f"{nanoseconds:020d}-{next(_sequence) % 10**9:09d}-{uuid.uuid4().hex[:5]}"
 
 
 def backoff(attempts: int) -> timedelta:

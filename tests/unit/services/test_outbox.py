@@ -21,6 +21,7 @@ class Recorder:
 def test_ids_made_at_one_moment_keep_the_order_they_were_made_in() -> None:
     ids = [outbox_id(AT) for _ in range(500)]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert {len(i) for i in ids} == {36}  # the outbox's id column
     assert (
         outbox_id(AT - timedelta(microseconds=1))
         < ids[0]
