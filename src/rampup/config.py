@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     live_check_s: float = 0.5  # how often the dashboard's live stream looks for changes
     # Limits applied before any work (docs/security.md): a request's body on every route but ingest (5 MiB),
     # the time its body may take, and its head (request line and headers: bytes, fields, time).
+    # Ingest per token (a DSN's key is public): a burst at once, then this many requests a second, per process.
+    ingest_rate: float = 200.0
+    ingest_burst: int = 400
     max_body_bytes: int = 1024 * 1024
     body_timeout_s: float = 30.0
     max_header_bytes: int = 32 * 1024

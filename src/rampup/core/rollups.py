@@ -48,20 +48,21 @@ class Aggregate:
     last_at_ms: int | None = None
     sketch: dict[int, int] | None = None
 
-    def add(self, failed: bool, value: float | None, sketched: bool, at_ms: int) -> None:
-        self.count += 1
-        self.failures += failed
+    def add(self, failed: bool, value: float | None, sketched: bool, at_ms: int, n: int = 1) -> None:
+        """`n` alike observations at once."""
+        self.count += n
+        self.failures += failed * n
         if value is None:
             return
-        self.total += value
-        self.total_sq += value * value
+        self.total += value * n
+        self.total_sq += value * value * n
         if self.last_at_ms is None or at_ms >= self.last_at_ms:
             self.last_value, self.last_at_ms = value, at_ms
         if sketched:
             if self.sketch is None:
                 self.sketch = {}
             b = sketch.bucket_of(value)
-            self.sketch[b] = self.sketch.get(b, 0) + 1
+            self.sketch[b] = self.sketch.get(b, 0) + n
 
     def merge(self, other: "Aggregate") -> None:
         self.count += other.count
@@ -130,7 +131,7 @@ def fold(
                 aggregate = per_second.get(key)
                 if aggregate is None:
                     aggregate = per_second[key] = Aggregate()
-                aggregate.add(failed, value, sketched, o.at_ms)
+                aggregate.add(failed, value, sketched, o.at_ms, o.count)
         if len(slots) > 1:  # units per variant of a flag; the environment needs none
             _count_units(units, slots[1:], timelines, o, second // DAY, failures)
     folded.rollups.update(_by_resolution(per_second))
@@ -145,16 +146,17 @@ def _count_units(
     day: int,
     failures: int,
 ) -> None:
-    engagement = int(o.engagement)
+    n = o.count
+    engagement, failures = int(o.engagement) * n, failures * n
     for flag, variant in slots:
         user = timelines[flag].unit_of(o)
         if not user:
             continue
         unit = units.get(UnitKey(flag, variant, day, user))
         if unit is None:
-            units[UnitKey(flag, variant, day, user)] = [1, engagement, failures]
+            units[UnitKey(flag, variant, day, user)] = [n, engagement, failures]
         else:
-            unit[0] += 1
+            unit[0] += n
             unit[1] += engagement
             unit[2] += failures
 

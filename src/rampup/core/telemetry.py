@@ -58,6 +58,7 @@ class Observation:
     message: str | None = None  # an error's message; a feedback's comment
     event_id: str | None = None  # a Sentry event's id, so feedback can name it; not kept with raw events
     refers_to: str | None = None  # feedback: the event it is about, to take that event's user and flags
+    count: int = 1  # how many alike it stands for: a Sentry sessions aggregate's count, kept as a count
 
 
 class Aggregation(StrEnum):

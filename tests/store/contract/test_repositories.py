@@ -138,9 +138,12 @@ def test_raw_events_come_back_by_time_and_go_with_their_batch(store: Store) -> N
     with store.transaction() as tx:
         env = tx.environments.add("production", "Production", AT)
         tx.telemetry.insert_events(env.id, [Observation(Kind.REQUEST, ms, "u1") for ms in (1000, 2000)])
-        tx.telemetry.insert_events(env.id, [Observation(Kind.REQUEST, 5000, "u2")])
+        tx.telemetry.insert_events(env.id, [Observation(Kind.SESSION, 5000, "u2", count=10**9)])
     with store.transaction() as tx:
-        assert [o.at_ms for o in tx.telemetry.events(env.id, 1500, 6000)] == [2000, 5000]
+        assert [(o.at_ms, o.count) for o in tx.telemetry.events(env.id, 1500, 6000)] == [
+            (2000, 1),
+            (5000, 10**9),
+        ]
         assert tx.telemetry.purge_events(3000) == 2
     with store.read() as tx:
         assert [o.targeting_key for o in tx.telemetry.events(env.id, 0, 10_000)] == ["u2"]

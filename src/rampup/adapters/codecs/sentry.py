@@ -25,7 +25,8 @@ from rampup.errors import BadRequest, InvalidInput, TooLarge
 
 __all__ = ["parse_envelope", "parse_store", "sentry_key", "FLAG_TAG_SUFFIX", "MAX_OBSERVATIONS"]
 
-MAX_OBSERVATIONS = 100_000  # per request; session aggregates expand into one observation per session
+MAX_OBSERVATIONS = 100_000  # per request
+MAX_SESSIONS = 1_000_000_000  # in one aggregate bucket and status
 
 FLAG_TAG_SUFFIX = "_enabled"  # the guide's tag: workstation_enabled=true
 _json = msgspec.json.Decoder()
@@ -151,10 +152,13 @@ class _Times:
             with contextlib.suppress(ValueError):
                 at_ms = to_ms(datetime.fromisoformat(value.replace("Z", "+00:00")))
         if at_ms > self._now_ms + FUTURE_TOLERANCE_MS:
-            raise InvalidInput(f"{field} is more than a day in the future", where=f"{self._where}.{field}")
+            raise InvalidInput(f"{field} is more than a day in the future", where=self.at(field))
         if at_ms < 0:
-            raise InvalidInput(f"{field} is before 1970", where=f"{self._where}.{field}")
+            raise InvalidInput(f"{field} is before 1970", where=self.at(field))
         return at_ms
+
+    def at(self, field: str) -> str:
+        return f"{self._where}.{field}"
 
 
 def _tags(data: Mapping[str, Any]) -> dict[str, str]:
@@ -286,5 +290,12 @@ def _session_aggregates(data: dict[str, Any], times: _Times) -> Iterator[Observa
         user = str(bucket["did"])[:256] if bucket.get("did") else None
         for status in ("exited", "errored", "abnormal", "crashed"):
             count = bucket.get(status)
-            for _ in range(count if isinstance(count, int) and 0 < count <= 1_000_000 else 0):
-                yield Observation(Kind.SESSION, at_ms, user, failed=status != "exited")
+            if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+                continue
+            if count > MAX_SESSIONS:
+                raise InvalidInput(
+                    f"more than {MAX_SESSIONS} sessions in one aggregate",
+                    where=times.at(f"aggregates[{i}].{status}"),
+                )
+            # One observation standing for `count` sessions: what they cost is the same for 1 and for 10⁹.
+            yield Observation(Kind.SESSION, at_ms, user, failed=status != "exited", count=count)

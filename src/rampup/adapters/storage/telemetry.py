@@ -15,23 +15,26 @@ __all__ = ["SqlTelemetry"]
 
 _encode_sketch = msgspec.msgpack.encode
 _encode_events = msgspec.msgpack.encode
-_decode_events = msgspec.msgpack.Decoder(
-    list[
-        tuple[
-            int,
-            str,
-            str | None,
-            dict[str, Any] | None,
-            float | None,
-            bool,
-            str | None,
-            str | None,
-            bool,
-            dict[str, str] | None,
-            str | None,
-        ]
-    ]
-).decode
+
+
+class _Stored(msgspec.Struct, array_like=True):
+    """A raw event as stored: an array, so batches stay compact. `count` came later; older rows end before it."""
+
+    at: int
+    kind: str
+    key: str | None
+    flags: dict[str, Any] | None
+    value: float | None
+    failed: bool
+    name: str | None
+    variant: str | None
+    engagement: bool
+    tags: dict[str, str] | None
+    message: str | None
+    count: int = 1
+
+
+_decode_events = msgspec.msgpack.Decoder(list[_Stored]).decode
 _decode_sketch = msgspec.msgpack.Decoder(dict[int, int]).decode
 _KEY_COLUMNS = ("flag", "variant", "metric", "resolution", "period")
 _CHUNK = 400  # keys per IN (…) lookup; well under SQLite's bound-parameter limit
@@ -62,6 +65,7 @@ class SqlTelemetry:
                     o.engagement,
                     o.tags,
                     o.message,
+                    o.count,
                 )
                 for o in observations
             ]
@@ -206,12 +210,23 @@ class SqlTelemetry:
             event_batches.c.first_ms < until_ms,
         )
         return [
-            Observation(Kind(kind), at, key, flags, value, failed, name, variant, engagement, tags, message)
-            for (body,) in self.conn.execute(query)
-            for at, kind, key, flags, value, failed, name, variant, engagement, tags, message in _decode_events(
-                body
+            Observation(
+                Kind(e.kind),
+                e.at,
+                e.key,
+                e.flags,
+                e.value,
+                e.failed,
+                e.name,
+                e.variant,
+                e.engagement,
+                e.tags,
+                e.message,
+                count=e.count,
             )
-            if since_ms <= at < until_ms
+            for (body,) in self.conn.execute(query)
+            for e in _decode_events(body)
+            if since_ms <= e.at < until_ms
         ]
 
     def purge_events(self, before_ms: int) -> int:

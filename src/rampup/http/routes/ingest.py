@@ -1,9 +1,13 @@
 """Telemetry in: POST /api/v1/events (native) and the Sentry envelope and store endpoints.
 
-Bodies are read within their limit (http/limits.py) before anything else, inflated, parsed and validated in the event loop; the one blocking write
-runs in the threadpool, and the answer (2xx) comes only after it committed.
+Bodies are read within their limit (http/limits.py) before anything else. Then, in this order, the token's rate
+(a token bucket per token), the writes in flight, and only then inflating, parsing and validating in the event
+loop: a request that will be refused costs no parsing. The one blocking write runs in the threadpool, and the
+answer (2xx) comes only after it committed.
 """
 
+import math
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -14,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from rampup.adapters.codecs.compression import inflate
 from rampup.adapters.codecs.native import batch_schema, decode_batch
 from rampup.adapters.codecs.sentry import parse_envelope, parse_store, sentry_key
+from rampup.core.ratelimit import RateLimiter
 from rampup.core.telemetry import Observation
 from rampup.core.tokens import Scope, Token
 from rampup.errors import Forbidden, NotFound, Unauthorized
@@ -36,26 +41,53 @@ async def _read(request: Request) -> bytes:
     return inflate(await request.body(), request.headers.get("content-encoding"), MAX_INFLATED)
 
 
-async def _store(
+def _slow_down(message: str, wait_s: float) -> JSONResponse:
+    return JSONResponse(
+        error_body("slow_down", message),
+        status_code=429,
+        headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
+    )
+
+
+def _over_rate(request: Request, token: Token) -> JSONResponse | None:
+    settings = container(request).settings
+    state = request.app.state
+    if getattr(state, "ingest_rate", None) is None:
+        state.ingest_rate = RateLimiter(settings.ingest_rate, settings.ingest_burst)
+    wait_s = state.ingest_rate.take(token.id, time.monotonic())
+    if not wait_s:
+        return None
+    rate = f"{settings.ingest_burst} requests at once, then {settings.ingest_rate:g} a second"
+    return _slow_down(f"this token sends more than {rate}; retry after the time Retry-After says", wait_s)
+
+
+async def _ingest(
     request: Request,
+    token: Token,
     environment: str,
-    observations: list[Observation],
-    answer: Callable[[int], Any],
-    source: str = "native",
+    parse: Callable[[bytes, int], tuple[Any, list[Observation]]],
+    answer: Callable[[Any, int], Any],
+    source: str,
 ) -> Any:
+    """Rate, then room, then parse and store: `answer(what parse said besides the observations, stored)`."""
     global _in_flight
+    refused = _over_rate(request, token)
+    if refused is not None:
+        return refused
     if _in_flight >= MAX_WRITES_IN_FLIGHT:
-        return JSONResponse(
-            error_body("slow_down", "too many ingest requests in flight; retry shortly"),
-            status_code=429,
-            headers={"Retry-After": "1"},
-        )
+        return _slow_down("too many ingest requests in flight; retry shortly", 1)
     _in_flight += 1
     try:
-        stored = await run_in_threadpool(container(request).ingest.ingest, environment, observations, source)
+        c = container(request)
+        said, observations = parse(await _read(request), c.ingest.now_ms())
+        stored = await run_in_threadpool(c.ingest.ingest, environment, observations, source)
     finally:
         _in_flight -= 1
-    return answer(stored)
+    return answer(said, stored)
+
+
+def _native(body: bytes, now_ms: int) -> tuple[None, list[Observation]]:
+    return None, decode_batch(body, now_ms)
 
 
 @router.post(
@@ -91,14 +123,14 @@ async def ingest_events(
 ) -> Any:
     """Store a batch of telemetry events, all or none (at most 10,000 events or 5 MiB)."""
     env = environment_for(token, environment, Scope.INGEST)
-    c = container(request)
-    observations = decode_batch(await _read(request), c.ingest.now_ms())
-    return await _store(request, env, observations, lambda n: JSONResponse({"accepted": n}, status_code=202))
+    return await _ingest(
+        request, token, env, _native, lambda _, n: JSONResponse({"accepted": n}, status_code=202), "native"
+    )
 
 
 def _sentry_environment(
     request: Request, environment_id: int, auth: str | None, query_key: str | None
-) -> str:
+) -> tuple[Token, str]:
     c = container(request)
     snapshot = c.snapshots.current
     env = snapshot.environments_by_id.get(environment_id)
@@ -112,7 +144,7 @@ def _sentry_environment(
         raise Unauthorized("missing or unknown sentry_key: use the DSN `rampup dsn` prints")
     if not token.allows(Scope.INGEST, env.key):
         raise Forbidden(f"this key may not send telemetry to {env.key}")
-    return env.key
+    return token, env.key
 
 
 SentryAuth = Annotated[str | None, Header(alias="X-Sentry-Auth", include_in_schema=False)]
@@ -137,9 +169,8 @@ async def sentry_envelope(
     request: Request, environment_id: int, auth: SentryAuth = None, key: SentryKey = None
 ) -> Any:
     """Sentry envelopes from any Sentry SDK pointed at `rampup dsn`."""
-    env = _sentry_environment(request, environment_id, auth, key)
-    event_id, observations = parse_envelope(await _read(request), container(request).ingest.now_ms())
-    return await _store(request, env, observations, lambda _n: {"id": event_id}, "sentry")
+    token, env = _sentry_environment(request, environment_id, auth, key)
+    return await _ingest(request, token, env, parse_envelope, _event_id, "sentry")
 
 
 @router.post("/api/{environment_id}/store/", responses=_sentry_responses, tags=["sentry"])
@@ -147,6 +178,9 @@ async def sentry_store(
     request: Request, environment_id: int, auth: SentryAuth = None, key: SentryKey = None
 ) -> Any:
     """The legacy Sentry store endpoint: one event per request."""
-    env = _sentry_environment(request, environment_id, auth, key)
-    event_id, observations = parse_store(await _read(request), container(request).ingest.now_ms())
-    return await _store(request, env, observations, lambda _n: {"id": event_id}, "sentry")
+    token, env = _sentry_environment(request, environment_id, auth, key)
+    return await _ingest(request, token, env, parse_store, _event_id, "sentry")
+
+
+def _event_id(event_id: str | None, _stored: int) -> dict[str, str | None]:
+    return {"id": event_id}
