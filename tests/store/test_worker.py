@@ -94,3 +94,10 @@ def test_one_worker_leads_the_others_stand_by_and_one_takes_over_when_it_dies(
     wait_until(lambda: sum(c.leader.leading for c, _ in standby) == 1, "a standby worker to take over")
     taken_by = next(c for c, _ in standby if c.leader.leading)
     assert taken_by.leader.holder != dead_container.leader.holder
+
+    # A clean stop gives the lease back: the last standby takes over without waiting for it to run out.
+    stopping, stopped_worker = next((c, w) for c, w in standby if c.leader.leading)
+    last = next(c for c, _ in standby if c is not stopping)
+    stopped_worker.stop()
+    stopping.leader.step_down()
+    wait_until(lambda: last.leader.leading, "the last worker to take over at once")

@@ -172,6 +172,7 @@ class Outbox(Protocol):
 
 class Leases(Protocol):
     def acquire(self, name: str, holder: str, now: datetime, until: datetime) -> bool: ...
+    def release(self, name: str, holder: str) -> None: ...  # only the holder's own lease
 
 
 class Channels(Protocol):

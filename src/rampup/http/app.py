@@ -88,6 +88,8 @@ def _fastapi(c: Container, *, leads: bool, role: str) -> FastAPI:
         if c.listener is not None:
             await run_in_threadpool(c.listener.stop)
         await run_in_threadpool(background.stop)
+        if leads and not background.running:  # a job still running might act again: let its lease run out
+            await run_in_threadpool(c.leader.step_down)
         unwatch()
         await run_in_threadpool(c.usage.flush)  # a clean shutdown loses no count
 

@@ -66,6 +66,13 @@ class Leader:
         self._ingest.purge(self._retention)
         return True
 
+    def step_down(self) -> None:
+        """Give the lease back (a clean stop, once this worker's jobs have ended): a standby worker takes over at
+        its next tick instead of waiting for the lease to run out."""
+        if self.leading:
+            self._outbox.step_down(self.holder)
+            self.leading = False
+
     def _lead(self) -> bool:
         self.leading = self._outbox.lead(self.holder, self._lease)
         if self.leading:

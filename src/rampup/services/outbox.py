@@ -73,6 +73,10 @@ class OutboxService:
             count, oldest = tx.outbox.backlog()
         return count, None if oldest is None else (self._clock() - oldest).total_seconds()
 
+    def step_down(self, holder: str) -> None:
+        with self._store.transaction() as tx:
+            tx.leases.release("controller", holder)
+
     def lead(self, holder: str, ttl: timedelta) -> bool:
         now = self._clock()
         with self._store.transaction() as tx:

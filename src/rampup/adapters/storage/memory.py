@@ -429,6 +429,10 @@ class _Leases(_Repository):
         self.t.leases[name] = (holder, until)
         return True
 
+    def release(self, name: str, holder: str) -> None:
+        if self.t.leases.get(name, ("", None))[0] == holder:
+            del self.t.leases[name]
+
 
 class _Channels(_Repository):
     def all(self) -> list[Channel]:

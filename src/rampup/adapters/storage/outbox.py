@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rampup.adapters.storage._values import utc
@@ -105,3 +105,6 @@ class SqlLeases:
         except IntegrityError:
             return False
         return True
+
+    def release(self, name: str, holder: str) -> None:
+        self.conn.execute(delete(leases).where(leases.c.name == name, leases.c.holder == holder))
