@@ -71,7 +71,7 @@ def mixed_flags(rampup: Rampup) -> dict[str, str]:
             {"name": "grid", "value": {"columns": 3, "dense": True}},
         ],
     }
-    return {
+    flags = {
         "split": rampup.new_flag(enabled=True, rollout=25),
         "rules": rampup.new_flag(
             enabled=True,
@@ -121,6 +121,13 @@ def mixed_flags(rampup: Rampup) -> dict[str, str]:
             ],
         ),
     }
+    # A flag that needs two others on for the user: the split one and the account-sticky one.
+    flags["prerequisite"] = rampup.new_flag(
+        enabled=True,
+        rollout=100,
+        prerequisites=[flags["split"], {"flag": flags["account"], "variant": "on"}],
+    )
+    return flags
 
 
 def test_the_same_answers_as_the_real_ofrep_client_for_thousands_of_users(
@@ -139,13 +146,14 @@ def test_the_same_answers_as_the_real_ofrep_client_for_thousands_of_users(
         "object": ofrep_client.get_object_details,
         "account": ofrep_client.get_boolean_details,
         "rule_split": ofrep_client.get_boolean_details,
+        "prerequisite": ofrep_client.get_boolean_details,
     }
     defaults: dict[str, Any] = {"string": "", "number": -1.0, "object": {}}
-    population = users(3000)
+    population = users(3300)
     compared = 0
     for i, (user, attributes) in enumerate(population):
-        # Every user meets two flags through OFREP (one request each); over 3,000 users every flag gets 600.
-        for name in (list(flags)[i % 10], list(flags)[(i + 3) % 10]):
+        # Every user meets two flags through OFREP (one request each); over 3,300 users every flag gets 600.
+        for name in (list(flags)[i % 11], list(flags)[(i + 3) % 11]):
             key = flags[name]
             remote = resolve[name](key, defaults.get(name, True), EvaluationContext(user, attributes))
             local = client.evaluate(key, user, attributes, defaults.get(name, True))
@@ -164,7 +172,7 @@ def test_the_same_answers_as_the_real_ofrep_client_for_thousands_of_users(
             if isinstance(remote.value, bool):
                 assert client.is_enabled(key, user, attributes) is remote.value
             compared += 1
-    assert compared == 6000
+    assert compared == 6600
     share = sum(client.is_enabled(flags["split"], u) for u, _ in population) / len(population)
     assert 0.22 < share < 0.28
 

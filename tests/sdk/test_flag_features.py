@@ -67,3 +67,39 @@ def test_a_fifty_percent_split_inside_a_rule(
     assert 0.38 < sum(german) / len(german) < 0.62
     french = {both(rampup, client, ofrep_client, key, f"user-{i}", {"country": "FR"})[0] for i in range(50)}
     assert french == {False}
+
+
+def test_a_prerequisite_switched_off_turns_its_dependents_off(
+    rampup: Rampup, client: Client, ofrep_client: OpenFeatureClient
+) -> None:
+    checkout = rampup.new_flag(enabled=True, rollout=100)
+    express = rampup.new_flag(enabled=True, rollout=100, prerequisites=[checkout])
+    rampup.caught_up(client)
+    assert both(rampup, client, ofrep_client, express, "user-1", {}) == (True, {"version": 2})
+    rampup.kill(checkout)
+    rampup.caught_up(client)
+    for i in range(20):
+        value, metadata = both(rampup, client, ofrep_client, express, f"user-{i}", {})
+        assert (value, metadata["prerequisiteFailed"]) == (False, checkout)
+
+
+def test_a_prerequisite_cycle_is_refused_naming_it_and_changes_nothing(rampup: Rampup) -> None:
+    a = rampup.new_flag()
+    b = rampup.new_flag(prerequisites=[a])
+    c = rampup.new_flag(prerequisites=[{"flag": b, "variant": "on"}])
+    with rampup.api() as api:
+        path = f"/api/v1/flags/{a}/environments/{rampup.environment}"
+        refused = api.put(path, json={"prerequisites": [c], "rollout": 50})
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert (error["message"], error["where"]) == (
+            f"prerequisites would form a cycle: {a} → {c} → {b} → {a}",
+            "prerequisites",
+        )
+        missing = api.put(path, json={"prerequisites": [{"flag": "no-such-flag"}]})
+        assert missing.json()["error"]["where"] == "prerequisites[0].flag"
+        state = api.get(path).json()
+        assert (state["prerequisites"], state["rollout"], state["version"]) == ([], 0, 1)
+        deleted = api.delete(f"/api/v1/flags/{a}")
+        assert deleted.status_code == 409 and b in deleted.json()["error"]["message"]
+        assert api.get(f"/api/v1/flags/{a}").status_code == 200

@@ -152,14 +152,18 @@ def test_a_read_token_sees_everything_and_changes_nothing(web_server: Server) ->
 
 
 def test_the_evaluation_tester_gives_the_ofrep_answer(web_server: Server) -> None:
-    key = new_flag(web_server, 50)
+    key, prerequisite = new_flag(web_server, 50), new_flag(web_server, 70)
     with web_server.client() as api:
         rules = [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"], "variant": "on"}]
-        api.put(f"/api/v1/flags/{key}/environments/production", json={"rules": rules})
+        changed = api.put(
+            f"/api/v1/flags/{key}/environments/production",
+            json={"rules": rules, "prerequisites": [{"flag": prerequisite}]},
+        )
+        assert changed.status_code == 200, changed.text
     sdk = make_token(web_server, "sdk", "ofrep", "production")
     browser = signed_in(web_server)
     ofrep = httpx.Client(base_url=web_server.url, headers={"Authorization": f"Bearer {sdk}"})
-    cases = [(f"user-{i}", "") for i in range(8)] + [("user-1", '{"email": "dana@example.com"}'), ("", "")]
+    cases = [(f"user-{i}", "") for i in range(12)] + [("user-1", '{"email": "dana@example.com"}'), ("", "")]
     for user, attributes in cases:
         page = browser.get(
             f"/flags/{key}", params={"env": "production", "targeting_key": user, "attributes": attributes}

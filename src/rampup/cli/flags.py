@@ -170,12 +170,22 @@ def set_state(
             "--bucket-by", help="Context attribute to split by (account_id); targetingKey to reset."
         ),
     ] = None,
+    requires: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--requires",
+            help="FLAG or FLAG=VARIANT that must be on for the user first; repeat; replaces all.",
+        ),
+    ] = None,
+    clear_requires: Annotated[
+        bool, typer.Option("--clear-requires", help="Remove every prerequisite.")
+    ] = False,
     reason: Annotated[str, typer.Option("--reason", "-r")] = "",
     server: Server = DEFAULT_SERVER,
     token: TokenOpt = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Change a flag in one environment: rollout, kill switch, rules, salt, bucketing attribute."""
+    """Change a flag in one environment: rollout, kill switch, rules, salt, bucketing attribute, prerequisites."""
     body: dict[str, Any] = {"reason": reason}
     if rollout is not None:
         body["rollout"] = rollout
@@ -187,6 +197,10 @@ def set_state(
         body["salt"] = salt
     if bucket_by is not None:
         body["bucket_by"] = bucket_by
+    if requires or clear_requires:
+        body["prerequisites"] = [
+            dict(zip(("flag", "variant"), r.split("=", 1), strict=False)) for r in requires or []
+        ]
     state = Remote(server, token).call("PUT", f"/api/v1/flags/{key}/environments/{environment}", body)
     if as_json:
         print_json(state)

@@ -5,7 +5,7 @@ Evaluation never raises: a problem comes back as a Resolution with reason ERROR 
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -37,6 +37,11 @@ __all__ = [
     "parse_rollout",
     "parse_weights",
     "parse_bucket_by",
+    "Prerequisite",
+    "parse_prerequisites",
+    "check_prerequisites",
+    "compile_flags",
+    "MAX_PREREQUISITE_DEPTH",
     "flag_not_found",
     "final_variant",
 ]
@@ -134,6 +139,9 @@ class FlagDefinition:
             raise InvalidInput(f"off_variant {off!r} is not one of the variants {names}", where="off_variant")
         return cls(key, flag_type, description, parsed, off)
 
+    def variant(self, name: str) -> Variant:
+        return next(v for v in self.variants if v.name == name)
+
     @property
     def variant_names(self) -> frozenset[str]:
         return frozenset(v.name for v in self.variants)
@@ -174,6 +182,82 @@ def _parse_variants(raw: Any, flag_type: FlagType) -> tuple[Variant, ...]:
     return tuple(variants)
 
 
+MAX_PREREQUISITES = 20
+MAX_PREREQUISITE_DEPTH = 16  # a chain deeper than this (or a cycle that slipped past saving) is unmet
+
+
+@dataclass(frozen=True, slots=True)
+class Prerequisite:
+    """Another flag that must give this variant to the same user first."""
+
+    flag: str
+    variant: str = "on"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"flag": self.flag, "variant": self.variant}
+
+
+def parse_prerequisites(raw: Any, key: str) -> tuple[Prerequisite, ...]:
+    """`["checkout-v2"]` or `[{"flag": "checkout-v2", "variant": "on"}]`: which flags must be on for the user.
+    Whether the flags exist and form no cycle is checked against the environment when saved."""
+    if not isinstance(raw, list) or len(raw) > MAX_PREREQUISITES:
+        raise InvalidInput(
+            f"prerequisites is a list of at most {MAX_PREREQUISITES} flags", where="prerequisites"
+        )
+    parsed: list[Prerequisite] = []
+    for i, item in enumerate(raw):
+        where = f"prerequisites[{i}]"
+        item = {"flag": item} if isinstance(item, str) else item
+        if not isinstance(item, Mapping) or set(item) - {"flag", "variant"}:
+            raise InvalidInput('a prerequisite is a flag key or {"flag": …, "variant": …}', where=where)
+        flag, variant = item.get("flag"), item.get("variant", "on")
+        if not isinstance(flag, str) or not FLAG_KEY.match(flag):
+            raise InvalidInput(f"prerequisite {flag!r} is not a flag key", where=f"{where}.flag")
+        if flag == key or any(p.flag == flag for p in parsed):
+            raise InvalidInput(f"flag {flag!r} is named twice (or is this flag)", where=f"{where}.flag")
+        if not isinstance(variant, str) or not variant:
+            raise InvalidInput("variant is the prerequisite's variant name", where=f"{where}.variant")
+        parsed.append(Prerequisite(flag, variant))
+    return tuple(parsed)
+
+
+def check_prerequisites(
+    key: str,
+    prerequisites: tuple[Prerequisite, ...],
+    environment: Mapping[str, tuple[FlagDefinition, tuple[Prerequisite, ...]]],
+) -> None:
+    """Refuses prerequisites naming a flag or variant the environment lacks, or closing a cycle (named in full).
+    `environment`: every flag of the environment → its definition and current prerequisites."""
+    for i, p in enumerate(prerequisites):
+        if p.flag not in environment:
+            raise InvalidInput(
+                f"prerequisite flag {p.flag!r} does not exist", where=f"prerequisites[{i}].flag"
+            )
+        names = environment[p.flag][0].variant_names
+        if p.variant not in names:
+            raise InvalidInput(
+                f"flag {p.flag!r} has no variant {p.variant!r}; it has {sorted(names)}",
+                where=f"prerequisites[{i}].variant",
+            )
+    graph = {k: [p.flag for p in prs] for k, (_, prs) in environment.items()}
+    graph[key] = [p.flag for p in prerequisites]
+    cycle = _path_back(key, graph, [key])
+    if cycle is not None:
+        raise InvalidInput("prerequisites would form a cycle: " + " → ".join(cycle), where="prerequisites")
+
+
+def _path_back(target: str, graph: Mapping[str, list[str]], path: list[str]) -> list[str] | None:
+    """A path from path[-1] back to `target` along prerequisites, if there is one (depth first)."""
+    for nxt in graph.get(path[-1], []):
+        if nxt == target:
+            return [*path, nxt]
+        if nxt not in path:
+            found = _path_back(target, graph, [*path, nxt])
+            if found is not None:
+                return found
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class FlagState:
     """A flag's settings in one environment."""
@@ -185,6 +269,7 @@ class FlagState:
     weights: tuple[tuple[str, int], ...] = ()  # treatment variant → basis points of the treatment group
     version: int = 0
     bucket_by: str = ""  # the context attribute users are bucketed by ("": the targeting key)
+    prerequisites: tuple[Prerequisite, ...] = ()
 
     @property
     def rollout(self) -> float:
@@ -198,6 +283,7 @@ class FlagState:
             "salt": self.salt,
             "weights": {name: bp / 100 for name, bp in self.weights},
             "bucket_by": self.bucket_by or None,
+            "prerequisites": [p.to_dict() for p in self.prerequisites],
             "version": self.version,
         }
 
@@ -270,6 +356,8 @@ class CompiledFlag:
         "_simple",
         "_bucket_by",
         "_on_below",
+        "_peers",
+        "_unmet",
     )
 
     def __init__(self, definition: FlagDefinition, state: FlagState, archived: bool = False) -> None:
@@ -300,8 +388,21 @@ class CompiledFlag:
         self._simple = (
             definition.type is FlagType.BOOLEAN
             and not archived
-            and (not state.enabled or (not state.rules and not state.bucket_by))
+            and (not state.enabled or (not state.rules and not state.bucket_by and not state.prerequisites))
         )
+        # The environment's flags, for prerequisites: `compile_flags` links them; alone a flag has no peers.
+        self._peers: Mapping[str, CompiledFlag] = {}
+        self._unmet = {
+            p.flag: Resolution(
+                self.key,
+                definition.variant(self._off).value,
+                self._off,
+                Reason.DEFAULT,
+                self.version,
+                metadata=MappingProxyType({"prerequisiteFailed": p.flag}),
+            )
+            for p in state.prerequisites
+        }
         self._on_below = state.rollout_bp if state.enabled else 0
         # Every answer this flag can give, built once: evaluating only picks one.
         units = (None, state.bucket_by, TARGETING_KEY) if state.bucket_by else (None,)
@@ -337,11 +438,19 @@ class CompiledFlag:
             return mmh3.hash(self._prefix + targeting_key, signed=False) % BUCKETS < self._on_below
         return self.evaluate(EvaluationContext(targeting_key, attributes or {})).value is True
 
-    def evaluate(self, ctx: EvaluationContext) -> Resolution:
+    def evaluate(self, ctx: EvaluationContext, depth: int = 0) -> Resolution:
         if self._final is not None:
             return self._resolve(self._final, Reason.ARCHIVED)
         if not self.state.enabled:
             return self._resolve(self._off, Reason.DISABLED)
+        for prerequisite in self.state.prerequisites:
+            peer = self._peers.get(prerequisite.flag)
+            if (
+                peer is None
+                or depth >= MAX_PREREQUISITE_DEPTH
+                or peer.evaluate(ctx, depth + 1).variant != prerequisite.variant
+            ):
+                return self._unmet[prerequisite.flag]
         for rule in self.state.rules:
             if rule.matches(ctx):
                 if rule.rollout_bp is None:
@@ -382,6 +491,20 @@ class CompiledFlag:
             if position < upper:
                 return self._resolve(name, Reason.SPLIT, bucketed_by)
         return self._resolve(self._cumulative[-1][1], Reason.SPLIT, bucketed_by)
+
+
+def compile_flags(
+    flags: Iterable[tuple[FlagDefinition, FlagState]], archived: Collection[str] = frozenset()
+) -> dict[str, CompiledFlag]:
+    """One environment's flags (and which of them are archived, by key), compiled and linked to each other for
+    their prerequisites. Server, SDK and the evaluation tester all evaluate what this builds."""
+    compiled = {
+        definition.key: CompiledFlag(definition, state, definition.key in archived)
+        for definition, state in flags
+    }
+    for flag in compiled.values():
+        flag._peers = compiled
+    return compiled
 
 
 def _equal_split(names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:

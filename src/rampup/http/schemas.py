@@ -113,6 +113,16 @@ class RuleIn(Strict):
     )
 
 
+class PrerequisiteIn(Strict):
+    flag: str = Field(min_length=1, max_length=128)
+    variant: str = Field(default="on", min_length=1, max_length=128)
+
+
+class PrerequisiteOut(BaseModel):
+    flag: str
+    variant: str
+
+
 class FlagStateIn(Strict):
     enabled: StrictBool | None = None
     rollout: float | None = Field(default=None, ge=0, le=100, examples=[25])
@@ -124,6 +134,9 @@ class FlagStateIn(Strict):
         min_length=1,
         max_length=128,
         description="context attribute to bucket by (account_id); targetingKey for the targeting key",
+    )
+    prerequisites: list[PrerequisiteIn] | None = Field(
+        default=None, max_length=20, description="flags that must give this variant to the user first"
     )
     version: int | None = Field(default=None, description="expected current version; 409 if it moved")
     reason: str | None = Field(default=None, max_length=10_000)
@@ -155,6 +168,7 @@ class FlagStateOut(BaseModel):
     salt: str
     weights: dict[str, float]
     bucket_by: str | None = None
+    prerequisites: list[PrerequisiteOut] = []
     version: int
 
 

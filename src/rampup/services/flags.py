@@ -9,7 +9,10 @@ from rampup.core.flags import (
     FLAG_KEY,
     FlagDefinition,
     FlagState,
+    Prerequisite,
+    check_prerequisites,
     parse_bucket_by,
+    parse_prerequisites,
     parse_rollout,
     parse_weights,
 )
@@ -185,10 +188,27 @@ class FlagService:
         self._on_change()
         return view
 
+    def _environment_graph(
+        self, tx: Transaction, environment_id: int | None = None
+    ) -> dict[str, tuple[FlagDefinition, tuple[Prerequisite, ...]]]:
+        records = {r.id: r.definition for r in tx.flags.all()}
+        return {
+            records[flag_id].key: (records[flag_id], state.prerequisites)
+            for flag_id, env_id, state in tx.flags.states()
+            if environment_id is None or env_id == environment_id
+        }
+
     def delete_flag(self, key: str, actor: str, reason: str = "") -> None:
         now = self._clock()
         with self._store.transaction() as tx:
             record = self._record(tx, key, for_update=True)
+            dependents = sorted(
+                {k for k, (_, prs) in self._environment_graph(tx).items() if any(p.flag == key for p in prs)}
+            )
+            if dependents:
+                raise Conflict(
+                    f"flag {key!r} is a prerequisite of {', '.join(dependents)}: remove that first"
+                )
             before = self._view(tx, record).to_dict()
             tx.flags.delete(record.id)
             tx.audit.record(actor, "flag.delete", f"flag:{key}", None, before, None, reason, now)
@@ -263,6 +283,8 @@ class FlagService:
             )
         before = tx.flags.state(record.id, env.id) or FlagState(salt=key)
         after = replace(change(record.definition, before), version=before.version + 1)
+        if after.prerequisites != before.prerequisites:
+            check_prerequisites(key, after.prerequisites, self._environment_graph(tx, env.id))
         tx.flags.put_state(record.id, env.id, after, now)
         tx.audit.record(
             actor,
@@ -356,5 +378,6 @@ _STATE_PARSERS: dict[str, tuple[str, Callable[[Any, FlagDefinition], Any]]] = {
     "salt": ("salt", _salt),
     "weights": ("weights", parse_weights),
     "bucket_by": ("bucket_by", lambda value, _definition: parse_bucket_by(value)),
+    "prerequisites": ("prerequisites", lambda value, definition: parse_prerequisites(value, definition.key)),
 }
 STATE_FIELDS = frozenset({*_STATE_PARSERS, "version"})

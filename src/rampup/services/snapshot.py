@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rampup.core.attribution import FlagTimeline
-from rampup.core.flags import CompiledFlag, FlagState
+from rampup.core.flags import CompiledFlag, FlagDefinition, FlagState, compile_flags
 from rampup.core.model import Environment
 from rampup.core.ports import Store
 from rampup.core.telemetry import CustomMetric
@@ -74,12 +74,12 @@ class SnapshotCache:
                 environments = tx.environments.all()
                 records = {r.id: r for r in tx.flags.all()}
                 by_id = {e.id: e for e in environments}
-                flags: dict[str, dict[str, CompiledFlag]] = {e.key: {} for e in environments}
                 archived = {i for i, s in tx.lifecycle.all().items() if s.archived_at is not None}
+                pairs: dict[str, list[tuple[FlagDefinition, FlagState]]] = {e.key: [] for e in environments}
                 for flag_id, env_id, state in tx.flags.states():
-                    definition = records[flag_id].definition
-                    compiled = CompiledFlag(definition, state, flag_id in archived)
-                    flags[by_id[env_id].key][definition.key] = compiled
+                    pairs[by_id[env_id].key].append((records[flag_id].definition, state))
+                archived_keys = {records[i].definition.key for i in archived if i in records}
+                flags = {env: compile_flags(env_pairs, archived_keys) for env, env_pairs in pairs.items()}
                 tokens = {t.secret_hash: t for t in tx.tokens.all() if t.revoked_at is None}
                 custom = {m.name: m for m in tx.custom_metrics.all()}
                 history: dict[tuple[int, int], tuple[list[int], list[FlagState]]] = {}

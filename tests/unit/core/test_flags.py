@@ -11,9 +11,13 @@ from rampup.core.flags import (
     ErrorCode,
     FlagDefinition,
     FlagState,
+    Prerequisite,
     Reason,
+    check_prerequisites,
+    compile_flags,
     final_variant,
     parse_bucket_by,
+    parse_prerequisites,
     parse_rollout,
     parse_weights,
 )
@@ -425,3 +429,83 @@ def test_the_sdk_configuration_carries_the_archive() -> None:
     )
     live = CompiledFlag(FlagDefinition("new"), FlagState(enabled=True, rollout_bp=10_000, salt="new"))
     assert b"archived" not in encode_config("production", 7, {"new": live})
+
+
+def environment(**states: FlagState) -> dict[str, CompiledFlag]:
+    return compile_flags(
+        (FlagDefinition.parse(key.replace("_", "-")), state) for key, state in states.items()
+    )
+
+
+def test_a_flag_needs_its_prerequisite_on_for_the_same_user() -> None:
+    flags = environment(
+        checkout=FlagState(enabled=True, rollout_bp=5000, salt="checkout"),
+        express=FlagState(enabled=True, rollout_bp=10_000, prerequisites=(Prerequisite("checkout"),)),
+    )
+    for i in range(2000):
+        ctx = user(f"user-{i}")
+        base, dependent = flags["checkout"].evaluate(ctx), flags["express"].evaluate(ctx)
+        assert dependent.value is base.value
+        if not base.value:
+            assert (dependent.reason, dependent.metadata) == (
+                Reason.DEFAULT,
+                {"prerequisiteFailed": "checkout"},
+            )
+    flags = environment(
+        checkout=FlagState(enabled=False, rollout_bp=10_000),
+        express=FlagState(enabled=True, rollout_bp=10_000, prerequisites=(Prerequisite("checkout"),)),
+    )
+    assert flags["express"].evaluate(user()).value is False
+    assert flags["express"].fast_split is None and flags["express"].is_on("user-1") is False
+
+
+def test_a_missing_prerequisite_or_a_cycle_that_slipped_in_is_unmet_not_an_endless_loop() -> None:
+    alone = CompiledFlag(
+        BOOL, FlagState(enabled=True, rollout_bp=10_000, prerequisites=(Prerequisite("gone"),))
+    )
+    assert alone.evaluate(user()).metadata == {"prerequisiteFailed": "gone"}
+    flags = environment(
+        a=FlagState(enabled=True, rollout_bp=10_000, prerequisites=(Prerequisite("b"),)),
+        b=FlagState(enabled=True, rollout_bp=10_000, prerequisites=(Prerequisite("a"),)),
+    )
+    assert flags["a"].evaluate(user()).value is False
+
+
+def test_prerequisites_are_checked_against_the_environment_when_saved() -> None:
+    env = {
+        "a": (BOOL, (Prerequisite("b"),)),
+        "b": (BOOL, (Prerequisite("c"),)),
+        "c": (BOOL, ()),
+        "colors": (COLORS, ()),
+    }
+    check_prerequisites("c", (Prerequisite("colors", "blue"),), env)
+    with pytest.raises(InvalidInput) as cycle:
+        check_prerequisites("c", (Prerequisite("a"),), env)
+    assert (str(cycle.value), cycle.value.where) == (
+        "prerequisites would form a cycle: c → a → b → c",
+        "prerequisites",
+    )
+    with pytest.raises(InvalidInput) as missing:
+        check_prerequisites("c", (Prerequisite("colors"), Prerequisite("nope")), env)
+    assert missing.value.where == "prerequisites[0].variant"
+    with pytest.raises(InvalidInput) as unknown:
+        check_prerequisites("c", (Prerequisite("nope"),), env)
+    assert unknown.value.where == "prerequisites[0].flag"
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        ("checkout", "prerequisites"),
+        (["workstation"], "prerequisites[0].flag"),
+        (["a", "a"], "prerequisites[1].flag"),
+        ([{"flag": "a", "colour": "x"}], "prerequisites[0]"),
+        ([{"flag": "a", "variant": ""}], "prerequisites[0].variant"),
+        (["Bad Key"], "prerequisites[0].flag"),
+        ([f"f{i}" for i in range(21)], "prerequisites"),
+    ],
+)
+def test_bad_prerequisites_say_where(raw: object, where: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_prerequisites(raw, "workstation")
+    assert caught.value.where == where

@@ -13,7 +13,9 @@ from rampup.core.flags import (
     CompiledFlag,
     FlagDefinition,
     FlagState,
+    compile_flags,
     parse_bucket_by,
+    parse_prerequisites,
     parse_rollout,
     parse_weights,
 )
@@ -40,7 +42,8 @@ def encode_config(environment: str, revision: int, flags: Mapping[str, CompiledF
 def decode_config(body: bytes | str) -> tuple[str, int, dict[str, CompiledFlag]]:
     """(environment, revision, flags). Raises ValueError (or a RampupError) on a document it cannot trust."""
     doc: Any = msgspec.json.decode(body)
-    flags = {}
+    pairs = []
+    archived: set[str] = set()
     for raw in doc["flags"]:
         definition = FlagDefinition.parse(
             raw["key"],
@@ -59,6 +62,9 @@ def decode_config(body: bytes | str) -> tuple[str, int, dict[str, CompiledFlag]]
             weights=parse_weights(raw["weights"], definition),
             version=int(raw["version"]),
             bucket_by=parse_bucket_by(raw.get("bucket_by")),
+            prerequisites=parse_prerequisites(raw.get("prerequisites", []), definition.key),
         )
-        flags[definition.key] = CompiledFlag(definition, state, raw.get("archived") is True)
-    return str(doc["environment"]), int(doc["revision"]), flags
+        pairs.append((definition, state))
+        if raw.get("archived") is True:
+            archived.add(definition.key)
+    return str(doc["environment"]), int(doc["revision"]), compile_flags(pairs, archived)

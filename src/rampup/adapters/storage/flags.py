@@ -8,7 +8,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from rampup.adapters.storage._values import utc
 from rampup.adapters.storage.tables import environments, flag_history, flag_states, flags, metric_definitions
-from rampup.core.flags import FlagDefinition, FlagState, FlagType, Variant
+from rampup.core.flags import FlagDefinition, FlagState, FlagType, Prerequisite, Variant
 from rampup.core.model import Environment
 from rampup.core.ports import FlagRecord
 from rampup.core.targeting import Rule
@@ -94,6 +94,7 @@ class SqlFlags:
             weights=tuple((name, bp) for name, bp in r.weights),
             version=r.version,
             bucket_by=r.bucket_by,
+            prerequisites=tuple(Prerequisite(p["flag"], p["variant"]) for p in r.prerequisites),
         )
 
     def states(self, flag_id: int | None = None) -> Iterator[tuple[int, int, FlagState]]:
@@ -116,6 +117,7 @@ class SqlFlags:
             "weights": [list(w) for w in state.weights],
             "version": state.version,
             "bucket_by": state.bucket_by,
+            "prerequisites": [p.to_dict() for p in state.prerequisites],
             "updated_at": at,
         }
         where = (flag_states.c.flag_id == flag_id) & (flag_states.c.environment_id == environment_id)
@@ -123,7 +125,7 @@ class SqlFlags:
             self.conn.execute(
                 insert(flag_states).values(flag_id=flag_id, environment_id=environment_id, **values)
             )
-        history = {k: v for k, v in values.items() if k not in ("rules", "updated_at")}
+        history = {k: v for k, v in values.items() if k not in ("rules", "prerequisites", "updated_at")}
         self.conn.execute(
             insert(flag_history).values(flag_id=flag_id, environment_id=environment_id, at=at, **history)
         )

@@ -90,6 +90,7 @@ flag_states = Table(
     Column("version", Integer, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
     Column("bucket_by", String(128), nullable=False, server_default=""),
+    Column("prerequisites", Json, nullable=False, server_default="[]"),
 )
 
 tokens = Table(
