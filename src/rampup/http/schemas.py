@@ -135,7 +135,7 @@ class FlagStateIn(Strict):
         max_length=128,
         description="context attribute to bucket by (account_id); targetingKey for the targeting key",
     )
-    prerequisites: list[PrerequisiteIn] | None = Field(
+    prerequisites: list[PrerequisiteIn | Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
         default=None, max_length=20, description="flags that must give this variant to the user first"
     )
     version: int | None = Field(default=None, description="expected current version; 409 if it moved")
