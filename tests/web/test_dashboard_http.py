@@ -154,7 +154,8 @@ def test_a_read_token_sees_everything_and_changes_nothing(web_server: Server) ->
 def test_the_evaluation_tester_gives_the_ofrep_answer(web_server: Server) -> None:
     key, prerequisite = new_flag(web_server, 50), new_flag(web_server, 70)
     with web_server.client() as api:
-        rules = [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"], "variant": "on"}]
+        email = {"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}
+        rules = [{"conditions": [email], "variant": "on"}]
         changed = api.put(
             f"/api/v1/flags/{key}/environments/production",
             json={"rules": rules, "prerequisites": [{"flag": prerequisite}]},
