@@ -43,7 +43,7 @@ def test_the_guides_plan_is_complete() -> None:
     versus = lines[("error_rate", Scale.DIFFERENCE)], lines[("error_rate", Scale.RELATIVE)]
     assert [(g.compare, g.rollback.text, g.target) for g in versus] == [  # type: ignore[union-attr]
         (Compare.CONTROL, "> +0.3pp", None),
-        (Compare.CONTROL, "> +100%", None),
+        (Compare.CONTROL, "> +50%", None),
     ]
     assert lines[("api_latency_p95", Scale.RELATIVE)].rollback.value == pytest.approx(0.2)  # type: ignore[union-attr]
     assert lines[("lcp_p75", Scale.RELATIVE)].rollback.value == pytest.approx(0.2)  # type: ignore[union-attr]
