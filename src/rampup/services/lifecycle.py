@@ -21,6 +21,7 @@ from rampup.core.lifecycle import (
     Stewardship,
     Why,
     assess,
+    changed,
     in_use,
     parse_references,
 )
@@ -123,18 +124,17 @@ class LifecycleService:
             return 0
         self._announced_at = now
         with self._store.transaction() as tx:
-            announced = 0
-            for flag in self._lives(tx, now):
-                s, life = flag.stewardship, flag.life
-                if life.status is s.status:
-                    continue
-                record = tx.flags.get(flag.key)
+            lives = {flag.key: flag for flag in self._lives(tx, now)}
+            recorded = {key: flag.stewardship.status for key, flag in lives.items()}
+            moved = changed(recorded, {key: flag.life for key, flag in lives.items()})
+            for key, life in moved.items():
+                flag = lives[key]
+                record = tx.flags.get(key)
                 assert record is not None  # read in this very transaction
-                tx.lifecycle.put(record.id, replace(s, status=life.status, status_since=life.since or now))
-                if s.status is not Status.ACTIVE or life.status is not Status.ACTIVE:
-                    self._notifications.enqueue(tx, flag.channels, _notification(flag, s.status, now))
-                    announced += 1
-        return announced
+                status = replace(flag.stewardship, status=life.status, status_since=life.since or now)
+                tx.lifecycle.put(record.id, status)
+                self._notifications.enqueue(tx, flag.channels, _notification(flag, recorded[key], now))
+        return len(moved)
 
     def _lives(self, tx: Transaction, now: datetime) -> list[FlagLife]:
         stewardships = tx.lifecycle.all()
