@@ -46,6 +46,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s.stop()
 
 
+SDK_LOGS: list[str] = []  # the SDK's own log of each run (SENTRY_DEBUG), to say why an event went missing
+
+
 def send(node: str, dsn: str, steps: list[dict[str, Any]]) -> list[str]:
     done = subprocess.run(
         [node, str(JS / "send_feedback.js"), json.dumps({"dsn": dsn, "steps": steps})],
@@ -53,9 +56,11 @@ def send(node: str, dsn: str, steps: list[dict[str, Any]]) -> list[str]:
         text=True,
         timeout=120,
         cwd=JS,
+        env={**os.environ, "SENTRY_DEBUG": "1"},
     )
     assert done.returncode == 0, done.stderr
-    return done.stdout.split()
+    SDK_LOGS.append(done.stdout + done.stderr)
+    return [line for line in done.stdout.splitlines() if re.fullmatch(r"[0-9a-f]{32}", line)]
 
 
 def test_capture_feedback_from_sentry_node_is_read_back_per_variant(node: str, server: Server) -> None:
@@ -86,7 +91,9 @@ def test_capture_feedback_from_sentry_node_is_read_back_per_variant(node: str, s
         assert len(ids) == len(steps) and all(len(i) == 32 for i in ids)
 
         satisfaction = variants_of(api, "satisfaction", flag=flag)
-        assert satisfaction["on"]["count"] == len(treated) + 1
+        stored = api.get("/api/v1/feedback", params={"environment": "production", "limit": 100}).text
+        why = f"stored: {stored}\nSDK: {SDK_LOGS[-1][-3000:]}\nserver: {server.output()[-2000:]}"
+        assert satisfaction["on"]["count"] == len(treated) + 1, why
         assert satisfaction["on"]["value"] == pytest.approx((2 * len(treated) + 1) / (len(treated) + 1))
         assert (satisfaction["off"]["count"], satisfaction["off"]["value"]) == (len(control), 5.0)
         assert variants_of(api, "feedback", flag=flag)["on"]["count"] == len(treated) + 2
