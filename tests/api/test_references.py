@@ -34,9 +34,13 @@ def test_pushed_references_are_shown_in_the_answer_and_on_the_dashboard(server: 
     audit = api.get("/api/v1/audit", params={"target": f"flag:{key}", "action": "flag.references"}).json()
     assert audit[0]["after"] == {"references": 1, "root": "/src/ledger"}
 
-    page = signed_in(server).get(f"/flags/{key}")
+    dashboard = signed_in(server)
+    page = dashboard.get(f"/flags/{key}")
     assert page.status_code == 200
     assert "ledger/views.py:39" in page.text and "Used in 1 place in code" in page.text
+    assert "A <b>release</b> flag (expected to live 40 days)" in page.text
+    listing = dashboard.get("/flags", params={"q": key})
+    assert listing.status_code == 200 and "<td>release</td>" in listing.text
 
     assert writer.put(f"/api/v1/flags/{key}/references", json={"references": []}).status_code == 200
     emptied = references(api, key)

@@ -336,6 +336,8 @@ def flags(c: Container, query: str = "") -> dict[str, Any]:
                 "key": d.key,
                 "description": d.description,
                 "type": d.type.value,
+                "kind": view.stewardship.kind.value,
+                "status": view.stewardship.status.value,
                 "states": {env: view.states[env].to_dict() for env in environments if env in view.states},
                 "updated_at": view.record.updated_at,
             }
