@@ -257,3 +257,33 @@ def test_the_cli_lists_and_purges_feedback_as_plain_text(server: Server, api: ht
     purged = ok(rampup("feedback", "purge", "--user", "cli-user", server=server))
     assert "deleted 1 feedback" in purged
     assert feedback_page(api, flag=flag)["feedback"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "where"),
+    [
+        ({"variant": "on"}, 422, "variant"),
+        ({"limit": 501}, 422, "limit"),
+        ({"before": 0}, 422, "before"),
+        ({"flag": "no-such-flag"}, 404, None),
+        ({"environment": "nowhere"}, 404, None),
+    ],
+)
+def test_bad_feedback_queries_say_what_is_wrong(
+    api: httpx.Client, params: dict[str, Any], status: int, where: str | None
+) -> None:
+    response = api.get("/api/v1/feedback", params={"environment": "production", **params})
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["message"] and (where is None or where in (error.get("where") or ""))
+
+
+def test_an_ingest_token_sends_feedback_but_cannot_read_it_back(server: Server, api: httpx.Client) -> None:
+    token = new_token(api)
+    assert (
+        send(server, token, {"type": "feedback", "targeting_key": "u", "comment": "private"}).status_code
+        == 202
+    )
+    with server.client(token) as ingest:
+        refused = ingest.get("/api/v1/feedback", params={"environment": "production"})
+    assert refused.status_code == 403 and "private" not in refused.text
