@@ -194,6 +194,8 @@ def test_the_whole_life_of_a_flag_from_rollout_to_archive(
         references = api.get(f"/api/v1/flags/{key}").json()["references"]
         assert references["count"] >= 10 and references["scanned_at"] is not None
         assert {"ledger/views.py", "ledger/feature_flags.py"} <= {r["file"] for r in references["items"]}
+        shown = rampup(server, "flag", "show", key)
+        assert f"{references['count']} code references (scanned" in shown.stdout, shown.stdout + shown.stderr
         refused = rampup(server, "flag", "archive", key, token=writer)
         assert refused.returncode == 1 and "still used in" in refused.stderr, refused.stderr
         assert api.get(f"/api/v1/flags/{key}").json()["archived_at"] is None

@@ -84,3 +84,18 @@ def test_a_read_token_cannot_push_and_bad_payloads_store_nothing(server: Server)
         assert where is None or error.get("where") == where, (where, error)
     assert api.put("/api/v1/flags/nope/references", json={"references": []}).status_code == 404
     assert references(api, key) == before
+
+    # The other new routes: reading needs a read token, changing a write token; an sdk token does neither.
+    for method, path, body in (
+        ("GET", "/api/v1/lifecycle", None),
+        ("GET", f"/api/v1/flags/{key}/evaluations", None),
+        ("POST", f"/api/v1/flags/{key}/archive", {"force": True}),
+        ("DELETE", f"/api/v1/flags/{key}/archive", None),
+        ("PATCH", f"/api/v1/flags/{key}", {"kind": "permission"}),
+    ):
+        assert httpx.request(method, f"{server.url}{path}", json=body).status_code == 401, path
+        assert sdk.request(method, path, json=body).status_code == 403, path
+        if method != "GET":
+            assert reader.request(method, path, json=body).status_code == 403, path
+    flag = api.get(f"/api/v1/flags/{key}").json()
+    assert (flag["kind"], flag["archived_at"]) == ("release", None)
