@@ -103,3 +103,21 @@ def test_a_prerequisite_cycle_is_refused_naming_it_and_changes_nothing(rampup: R
         deleted = api.delete(f"/api/v1/flags/{a}")
         assert deleted.status_code == 409 and b in deleted.json()["error"]["message"]
         assert api.get(f"/api/v1/flags/{a}").status_code == 200
+
+
+def test_telemetry_of_an_account_sticky_flag_counts_accounts(rampup: Rampup) -> None:
+    key = rampup.new_flag(enabled=True, rollout=50, bucket_by="account_id")
+    answers: dict[str, bool] = {}
+    with Client(rampup.server.url, rampup.sdk_token, ingest_token=rampup.ingest_token) as sdk:
+        rampup.caught_up(sdk)
+        for a in range(24):
+            account = f"acct-{a}"
+            for u in range(5):
+                user, attributes = f"{account}-user-{u}", {"account_id": account}
+                answers[account] = sdk.is_enabled(key, user, attributes)
+                # The SDK tags its exposures with the account; other events carry it in their tags.
+                sdk.track("click", user, engagement=True, tags=attributes)
+        assert sdk.flush(10)
+    on = sum(answers.values())
+    engagement = rampup.metric("engagement", key)["variants"]
+    assert (engagement["on"]["users"], engagement["off"]["users"]) == (on, 24 - on), engagement
