@@ -681,3 +681,14 @@ def test_serve_on_a_fresh_database_prints_a_working_admin_token_once(
     assert not (elsewhere / "rampup.db").exists()
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
         assert "from-first-start" in {f["key"] for f in client.get("/api/v1/flags").json()}
+
+
+def test_environment_create_rename_list_and_delete(sqlite_server: Server) -> None:
+    assert "created qa (QA)" in ok(
+        rampup("environment", "create", "qa", "--name", "QA", server=sqlite_server)
+    )
+    renamed = ok(rampup("environment", "rename", "qa", "--key", "uat", "--name", "UAT", server=sqlite_server))
+    assert "qa is now uat (UAT)" in renamed
+    assert "uat" in ok(rampup("environment", "list", server=sqlite_server))
+    assert "deleted uat" in ok(rampup("environment", "delete", "uat", server=sqlite_server))
+    assert "uat" not in ok(rampup("environment", "list", server=sqlite_server))

@@ -12,6 +12,7 @@ from rampup.cli import (
     backtest,
     coderefs,
     demo,
+    environments,
     feedback,
     flags,
     metrics,
@@ -39,6 +40,7 @@ app.command("migrate")(serve.migrate)
 app.command("demo")(demo.demo)
 app.add_typer(flags.app, name="flag")
 app.add_typer(tokens.app, name="token")
+app.add_typer(environments.app, name="environment")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(rollouts.app, name="rollout")
 app.add_typer(notifications.app, name="channel")

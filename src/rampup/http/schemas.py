@@ -70,6 +70,11 @@ class EnvironmentIn(Strict):
     name: str | None = Field(default=None, max_length=200)
 
 
+class EnvironmentPatch(Strict):
+    key: str | None = Field(default=None, max_length=128)
+    name: str | None = Field(default=None, max_length=200)
+
+
 class EnvironmentOut(BaseModel):
     id: int
     key: str

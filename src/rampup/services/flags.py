@@ -77,11 +77,7 @@ class FlagService:
             return tx.environments.all()
 
     def create_environment(self, key: Any, name: Any, actor: str) -> Environment:
-        if not isinstance(key, str) or not FLAG_KEY.match(key):
-            raise InvalidInput(f"environment key {key!r} must match {FLAG_KEY.pattern}", where="key")
-        name = key if name is None else name
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidInput("name must be a non-empty string", where="name")
+        key, name = _environment_fields(key, key if name is None else name)
         now = self._clock()
         with self._store.transaction() as tx:
             if tx.environments.get(key) is not None:
@@ -94,6 +90,54 @@ class FlagService:
             )
         self._on_change()
         return env
+
+    def update_environment(self, key: str, body: Mapping[str, Any], actor: str) -> Environment:
+        """Rename an environment (its key, its name or both); refused while a rollout runs there. Tokens and
+        flag states follow it (they refer to it by id); past rollouts and audit entries keep the key they had."""
+        unknown = sorted(set(body) - {"key", "name"})
+        if unknown:
+            raise InvalidInput(f"an environment has 'key' and 'name', not {unknown[0]!r}", where=unknown[0])
+        now = self._clock()
+        with self._store.transaction() as tx:
+            env = self.environment(tx, key)
+            new_key, name = _environment_fields(body.get("key", env.key), body.get("name", env.name))
+            if new_key != key and tx.environments.get(new_key) is not None:
+                raise Conflict(f"environment {new_key!r} exists")
+            self._no_rollout_running(tx, key, "renamed")
+            tx.environments.update(env.id, new_key, name)
+            renamed = Environment(env.id, new_key, name)
+            tx.audit.record(
+                actor,
+                "environment.update",
+                f"environment:{key}",
+                key,
+                env.to_dict(),
+                renamed.to_dict(),
+                "",
+                now,
+            )
+        self._on_change()
+        return renamed
+
+    def delete_environment(self, key: str, actor: str, reason: str = "") -> None:
+        """Delete an environment with its flag states and the tokens bound to it; refused while a rollout runs."""
+        now = self._clock()
+        with self._store.transaction() as tx:
+            env = self.environment(tx, key)
+            self._no_rollout_running(tx, key, "deleted")
+            tx.environments.delete(env.id)
+            tx.audit.record(
+                actor, "environment.delete", f"environment:{key}", key, env.to_dict(), None, reason, now
+            )
+        self._on_change()
+
+    def _no_rollout_running(self, tx: Transaction, key: str, done: str) -> None:
+        live = tx.rollouts.find(environment=key, live=True, limit=1)
+        if live:
+            raise Conflict(
+                f"rollout {live[0].id} of {live[0].plan.flag!r} runs in {key!r}: "
+                f"finish or abort it before the environment is {done}"
+            )
 
     def ensure_environments(self, keys: tuple[str, ...]) -> None:
         with self._store.read() as tx:
@@ -381,3 +425,11 @@ _STATE_PARSERS: dict[str, tuple[str, Callable[[Any, FlagDefinition], Any]]] = {
     "prerequisites": ("prerequisites", lambda value, definition: parse_prerequisites(value, definition.key)),
 }
 STATE_FIELDS = frozenset({*_STATE_PARSERS, "version"})
+
+
+def _environment_fields(key: Any, name: Any) -> tuple[str, str]:
+    if not isinstance(key, str) or not FLAG_KEY.match(key):
+        raise InvalidInput(f"environment key {key!r} must match {FLAG_KEY.pattern}", where="key")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise InvalidInput("name must be a non-empty string of at most 200 characters", where="name")
+    return key, name

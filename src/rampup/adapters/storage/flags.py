@@ -7,7 +7,14 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from rampup.adapters.storage._values import utc
-from rampup.adapters.storage.tables import environments, flag_history, flag_states, flags, metric_definitions
+from rampup.adapters.storage.tables import (
+    environments,
+    flag_history,
+    flag_states,
+    flags,
+    metric_definitions,
+    tokens,
+)
 from rampup.core.flags import FlagDefinition, FlagState, FlagType, Prerequisite, Variant
 from rampup.core.model import Environment
 from rampup.core.ports import FlagRecord
@@ -34,6 +41,16 @@ class SqlEnvironments:
             insert(environments).values(key=key, name=name, created_at=at).returning(environments.c.id)
         ).scalar_one()
         return Environment(new_id, key, name)
+
+    def update(self, environment_id: int, key: str, name: str) -> None:
+        self.conn.execute(
+            update(environments).where(environments.c.id == environment_id).values(key=key, name=name)
+        )
+
+    def delete(self, environment_id: int) -> None:
+        for table in (flag_history, flag_states, tokens):
+            self.conn.execute(delete(table).where(table.c.environment_id == environment_id))
+        self.conn.execute(delete(environments).where(environments.c.id == environment_id))
 
 
 class SqlFlags:

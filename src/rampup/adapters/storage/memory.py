@@ -129,6 +129,15 @@ class _Environments(_Repository):
         self.t.environments[env.id] = env
         return env
 
+    def update(self, environment_id: int, key: str, name: str) -> None:
+        self.t.environments[environment_id] = Environment(environment_id, key, name)
+
+    def delete(self, environment_id: int) -> None:
+        del self.t.environments[environment_id]
+        self.t.states = {k: s for k, s in self.t.states.items() if k[1] != environment_id}
+        self.t.history = [h for h in self.t.history if h[1] != environment_id]
+        self.t.tokens = {i: (t, env) for i, (t, env) in self.t.tokens.items() if env != environment_id}
+
 
 class _Flags(_Repository):
     def all(self) -> list[FlagRecord]:

@@ -9,6 +9,7 @@ from rampup.http.schemas import (
     AuditOut,
     EnvironmentIn,
     EnvironmentOut,
+    EnvironmentPatch,
     ErrorOut,
     TokenCreated,
     TokenIn,
@@ -40,6 +41,25 @@ def list_environments(c: ContainerDep, _: Reader) -> list[dict[str, Any]]:
 )
 def create_environment(body: EnvironmentIn, c: ContainerDep, token: Admin) -> dict[str, Any]:
     return c.flags.create_environment(body.key, body.name, token.name).to_dict()
+
+
+@router.patch(
+    "/environments/{key}",
+    response_model=EnvironmentOut,
+    tags=["environments"],
+    responses={409: {"model": ErrorOut}},
+)
+def update_environment(key: str, body: EnvironmentPatch, c: ContainerDep, token: Admin) -> dict[str, Any]:
+    """Rename an environment: its key, its name, or both (refused while a rollout runs there)."""
+    return c.flags.update_environment(key, body.model_dump(exclude_none=True), token.name).to_dict()
+
+
+@router.delete(
+    "/environments/{key}", status_code=204, tags=["environments"], responses={409: {"model": ErrorOut}}
+)
+def delete_environment(key: str, c: ContainerDep, token: Admin) -> None:
+    """Delete an environment, its flag states and the tokens bound to it (refused while a rollout runs there)."""
+    c.flags.delete_environment(key, token.name)
 
 
 @router.get("/tokens", response_model=list[TokenOut], tags=["tokens"])
