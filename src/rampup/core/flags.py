@@ -46,7 +46,7 @@ __all__ = [
     "final_variant",
 ]
 
-FLAG_KEY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
+FLAG_KEY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}\Z")
 
 
 class FlagType(StrEnum):

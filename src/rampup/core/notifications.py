@@ -18,8 +18,8 @@ __all__ = ["Severity", "Notification", "ChannelType", "Channel", "SECRET_FIELDS"
 
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 SECRET_FIELDS = frozenset({"secret", "password", "routing_key"})
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\Z")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\Z")
 
 
 class Severity(StrEnum):

@@ -144,7 +144,7 @@ CUSTOM_AGGREGATIONS = (
     Aggregation.MEAN,
     Aggregation.PERCENTILE,
 )
-_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,10 @@ def _storable(value: Any, where: str) -> None:
             _storable(item, f"{where}[{i}]")
 
 
+# A number, never coerced: `true` or "50" is a mistake to name, not a 1% or 50% rollout to serve.
+Percentage = Annotated[float, Field(strict=True, ge=0, le=100)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -113,8 +117,8 @@ class ConditionIn(Strict):
 class RuleIn(Strict):
     conditions: list[ConditionIn] = Field(min_length=1, max_length=100)
     variant: str = "on"
-    rollout: float | None = Field(
-        default=None, ge=0, le=100, description="serve a percentage split instead of one variant"
+    rollout: Percentage | None = Field(
+        default=None, description="serve a percentage split instead of one variant"
     )
 
 
@@ -130,10 +134,10 @@ class PrerequisiteOut(BaseModel):
 
 class FlagStateIn(Strict):
     enabled: StrictBool | None = None
-    rollout: float | None = Field(default=None, ge=0, le=100, examples=[25])
+    rollout: Percentage | None = Field(default=None, examples=[25])
     rules: list[RuleIn] | None = Field(default=None, max_length=1000)
     salt: str | None = Field(default=None, min_length=1, max_length=200)
-    weights: dict[str, float] | None = None
+    weights: dict[str, Annotated[float, Field(strict=True)]] | None = None
     bucket_by: str | None = Field(
         default=None,
         min_length=1,
