@@ -5,7 +5,7 @@ aggregates, one transaction per batch) in process, spread evenly over the last 4
 SQLite database (or PostgreSQL with --db). Then we time, median of --reps:
 - the metric query behind `GET /api/v1/metrics?metric=error_rate&window=48h&flag=…` (per variant, with
   bounds and an hourly series), and
-- the gate read a rollout does every tick (StoreGateInputs.aggregate over the 48 hours, both variants).
+- the gate read a rollout does every tick (the telemetry port's gate_inputs().aggregate over the 48 hours, both variants).
 Ingest throughput of this in-process path is printed too (no HTTP).
 
 Run:  python bench/query_48h.py [--events 10000000] [--batch 10000] [--db URL]
@@ -22,7 +22,6 @@ from rampup.bootstrap import build_container, prepare
 from rampup.config import Settings
 from rampup.core.telemetry import Kind, Observation
 from rampup.services.metrics import MetricQuery
-from rampup.services.rollouts import StoreGateInputs
 
 
 def main() -> None:
@@ -85,7 +84,7 @@ def main() -> None:
     for _ in range(args.reps):
         t = time.perf_counter()
         with c.store.read() as tx:
-            inputs = StoreGateInputs(tx, env_id, "bench-flag")
+            inputs = tx.telemetry.gate_inputs(env_id, "bench-flag")
             for variant in ("on", "off"):
                 inputs.aggregate("error_rate", variant, start_ms, start_ms + span_ms)
         gate.append((time.perf_counter() - t) * 1000)

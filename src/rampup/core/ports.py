@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from rampup.core.alerts import Alert, AlertRule, AlertRuleRecord
 from rampup.core.feedback import Entry
 from rampup.core.flags import FlagDefinition, FlagState
+from rampup.core.gates import GateInputs
 from rampup.core.lifecycle import Stewardship
 from rampup.core.model import AuditEntry, Environment
 from rampup.core.notifications import Channel
@@ -32,6 +33,7 @@ __all__ = [
     "Tokens",
     "AuditLog",
     "CustomMetrics",
+    "GateData",
     "Telemetry",
     "Rollouts",
     "Outbox",
@@ -223,6 +225,12 @@ class Lifecycle(Protocol):
     def evaluations(self, flag_id: int, since_day: int) -> list[tuple[int, int, int, datetime]]: ...
 
 
+class GateData(GateInputs, Protocol):
+    """A tick's reader of one flag's telemetry in one environment; it keeps what it read until `forget`."""
+
+    def forget(self) -> None: ...
+
+
 class Telemetry(Protocol):
     def insert_events(self, environment_id: int, observations: Sequence[Observation]) -> None: ...
     def add_rollups(self, environment_id: int, batch: Mapping[RollupKey, Aggregate]) -> None: ...
@@ -236,6 +244,7 @@ class Telemetry(Protocol):
     def events(self, environment_id: int, since_ms: int, until_ms: int) -> list[Observation]: ...
     def purge_events(self, before_ms: int) -> int: ...
     def purge_rollups(self, resolution: int, before_period: int) -> int: ...
+    def gate_inputs(self, environment_id: int, flag: str) -> GateData: ...
 
 
 class Feedback(Protocol):

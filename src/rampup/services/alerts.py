@@ -14,7 +14,6 @@ from rampup.errors import NotFound
 from rampup.services.metrics import MetricsService, estimate
 from rampup.services.notifications import NotificationService
 from rampup.services.outbox import outbox_id
-from rampup.services.rollouts import StoreGateInputs
 from rampup.services.snapshot import SnapshotCache
 
 __all__ = ["AlertService"]
@@ -161,7 +160,7 @@ class AlertService:
         if rule.tags:
             aggregate = self._tagged(tx, env.id, rule, base, since_ms, until_ms)
         else:
-            aggregate = StoreGateInputs(tx, env.id, rule.flag or ALL_USERS).aggregate(
+            aggregate = tx.telemetry.gate_inputs(env.id, rule.flag or ALL_USERS).aggregate(
                 base, rule.subject, since_ms, until_ms
             )
         value: float | None = estimate(resolved, aggregate, Aggregate(), UnitTotals(0, 0, 0, 0))["value"]

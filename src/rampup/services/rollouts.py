@@ -31,8 +31,7 @@ from rampup.core.plans import (
     sample_ratio,
     start_signed,
 )
-from rampup.core.ports import Clock, RolloutRecord, Store, Transaction
-from rampup.core.rollups import FINE_RETENTION, Aggregate, UnitTotals, combine, cover
+from rampup.core.ports import Clock, GateData, RolloutRecord, Store, Transaction
 from rampup.core.sketch import value_of
 from rampup.core.telemetry import parse_metric_name
 from rampup.errors import Conflict, InvalidInput, NotFound
@@ -40,7 +39,7 @@ from rampup.services.flags import FlagService
 from rampup.services.notifications import NotificationService
 from rampup.services.outbox import outbox_id
 
-__all__ = ["RolloutService", "StoreGateInputs", "srm_days"]
+__all__ = ["RolloutService", "srm_days"]
 
 BASELINE = timedelta(days=7)  # `compare: baseline` looks at the week before the rollout started
 DAY_MS = 86_400_000
@@ -53,51 +52,6 @@ def srm_days(entered_ms: int, now_ms: int) -> tuple[int, int] | None:
     inside the stage (and today) — a day the stage began in also holds users of the previous percentage."""
     first = -(-entered_ms // DAY_MS)
     return (first, now_ms // DAY_MS) if first * DAY_MS < now_ms else None
-
-
-class StoreGateInputs:
-    """Gate data from the rollups of one flag in one environment, exact to the second for recent edges."""
-
-    def __init__(self, tx: Transaction, environment_id: int, flag: str) -> None:
-        self._tx, self._env, self._flag = tx, environment_id, flag
-        self._units: dict[tuple[int, int], dict[str, UnitTotals]] = {}
-        self._read: dict[tuple[str, str, int, int], Aggregate] = {}
-
-    def forget(self) -> None:
-        """Drop what was read: the data may have changed (a new tick)."""
-        self._units.clear()
-        self._read.clear()
-
-    def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
-        key = (metric, variant, since_ms, until_ms)
-        if key not in self._read:  # the lines of one gate, and a gate and its control, read the same data
-            self._read[key] = self._aggregate(metric, variant, since_ms, until_ms)
-        return self._read[key]
-
-    def _aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
-        slot = "" if variant == "all" else self._flag
-        until_s = until_ms // 1000 + 1  # the second in progress counts
-        # Per-second aggregates cannot split the second a stage began in. A variant's numbers start at the next
-        # second, so a failing stage's last moments never count against the stage rolled back to; whole-environment
-        # counts (data loss: any at all) keep that second, so nothing that happened is missed.
-        since_s = since_ms // 1000 if variant == "all" else -(-since_ms // 1000)
-        spans = cover(since_s, until_s, until_s - FINE_RETENTION)
-        rows = self._tx.telemetry.rollup_rows(self._env, slot, metric, spans)
-        return combine(a for v, _, _, a in rows if v == variant)
-
-    def units(self, variant: str, since_ms: int, until_ms: int) -> UnitTotals:
-        days = (since_ms // 86_400_000, until_ms // 86_400_000)
-        totals = self._units.get(days)
-        if totals is None:  # one query per day range and tick, however many gates and windows ask
-            totals = self._units[days] = self._tx.telemetry.unit_totals(self._env, self._flag, *days)
-        return totals.get(variant, UnitTotals(0, 0, 0, 0))
-
-    def dispersion(self, metric: str, variant: str, since_ms: int, until_ms: int) -> float:
-        """Failed requests per user over the days the span touches: Σ f² / Σ f."""
-        if metric != "error_rate":
-            return 1.0
-        u = self.units(variant, since_ms, until_ms)
-        return max(1.0, u.failures_sq / u.failures) if u.failures else 1.0
 
 
 class RolloutService:
@@ -231,7 +185,7 @@ class RolloutService:
             env = tx.environments.get(plan.environment)
             if env is None:
                 raise NotFound(f"environment {plan.environment!r} not found")
-            inputs = StoreGateInputs(tx, env.id, plan.flag)
+            inputs = tx.telemetry.gate_inputs(env.id, plan.flag)
             state = start_signed(plan, since, "backtest")
             decisions: list[dict[str, Any]] = []
             now = since
@@ -253,7 +207,7 @@ class RolloutService:
         }
 
     @staticmethod
-    def _replay(inputs: "StoreGateInputs", plan: Plan, state: RolloutState, now: datetime) -> Decision:
+    def _replay(inputs: GateData, plan: Plan, state: RolloutState, now: datetime) -> Decision:
         since_ms = int((state.entered_at or now).timestamp() * 1000)
         now_ms = int(now.timestamp() * 1000)
         inputs.forget()
@@ -266,7 +220,7 @@ class RolloutService:
         env = tx.environments.get(plan.environment)
         if env is None:
             return []
-        inputs = StoreGateInputs(tx, env.id, plan.flag)
+        inputs = tx.telemetry.gate_inputs(env.id, plan.flag)
         until = int(now.timestamp() * 1000)
         since = until - int(FORECAST_SPAN.total_seconds() * 1000)
         requests = inputs.aggregate("error_rate", "all", since, until)
@@ -348,7 +302,7 @@ class RolloutService:
         env = tx.environments.get(plan.environment)
         if env is None:
             raise NotFound(f"environment {plan.environment!r} not found")
-        inputs = StoreGateInputs(tx, env.id, plan.flag)
+        inputs = tx.telemetry.gate_inputs(env.id, plan.flag)
         since_ms = int((state.entered_at or now).timestamp() * 1000)
         now_ms = int(now.timestamp() * 1000)
         started = state.started_at or now

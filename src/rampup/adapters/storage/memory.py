@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from rampup.adapters.storage._values import jsonable
+from rampup.adapters.storage.gate_inputs import TelemetryGateInputs
 from rampup.core.alerts import Alert, AlertRule, AlertRuleRecord
 from rampup.core.feedback import Entry
 from rampup.core.flags import FlagDefinition, FlagState
@@ -268,6 +269,9 @@ class _CustomMetrics(_Repository):
 
 
 class _Telemetry(_Repository):
+    def gate_inputs(self, environment_id: int, flag: str) -> TelemetryGateInputs:
+        return TelemetryGateInputs(self, environment_id, flag)
+
     def insert_events(self, environment_id: int, observations: Sequence[Observation]) -> None:
         if observations:
             times = [o.at_ms for o in observations]

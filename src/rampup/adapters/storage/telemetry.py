@@ -7,6 +7,7 @@ import msgspec
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql
 
+from rampup.adapters.storage.gate_inputs import TelemetryGateInputs
 from rampup.adapters.storage.tables import event_batches, rollups, unit_days
 from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
 from rampup.core.telemetry import Kind, Observation
@@ -47,6 +48,9 @@ class SqlTelemetry:
     def _driver_sql(self, sql: str) -> str:
         """SQL for the driver's own executemany (the hot upsert skips SQLAlchemy's per-row work)."""
         return sql.replace("?", "%s") if self.conn.dialect.name == "postgresql" else sql
+
+    def gate_inputs(self, environment_id: int, flag: str) -> TelemetryGateInputs:
+        return TelemetryGateInputs(self, environment_id, flag)
 
     def insert_events(self, environment_id: int, observations: Sequence[Observation]) -> None:
         if not observations:
