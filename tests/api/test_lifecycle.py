@@ -141,7 +141,7 @@ def rampup(server: Server, *args: str, token: str | None = None) -> subprocess.C
 def ofrep_provider(server: Server, sdk: str) -> OpenFeatureClient:
     domain = f"lifecycle-{uuid.uuid4().hex[:8]}"
     provider = OFREPProvider(server.url, headers_factory=lambda: {"Authorization": f"Bearer {sdk}"})
-    openfeature.set_provider(provider, domain=domain)
+    openfeature.set_provider_and_wait(provider, domain=domain)
     return openfeature.get_client(domain)
 
 

@@ -33,7 +33,7 @@ def sdk_token(server: Server, environment: str = "production") -> str:
 def of_client(server: Server) -> Iterator[OpenFeatureClient]:
     token = sdk_token(server)
     domain = f"rampup-{uuid.uuid4().hex}"
-    openfeature.set_provider(
+    openfeature.set_provider_and_wait(
         OFREPProvider(server.url, headers_factory=lambda: {"Authorization": f"Bearer {token}"}), domain=domain
     )
     yield openfeature.get_client(domain)

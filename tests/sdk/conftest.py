@@ -237,7 +237,7 @@ def client(rampup: Rampup) -> Iterator[Client]:
 def ofrep_client(rampup: Rampup) -> Iterator[OpenFeatureClient]:
     domain = f"ofrep-{uuid.uuid4().hex}"
     token = rampup.sdk_token
-    openfeature.set_provider(
+    openfeature.set_provider_and_wait(
         OFREPProvider(rampup.server.url, headers_factory=lambda: {"Authorization": f"Bearer {token}"}), domain
     )
     yield openfeature.get_client(domain)

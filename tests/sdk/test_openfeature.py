@@ -35,7 +35,7 @@ def domain() -> Iterator[Callable[[Any], OpenFeatureClient]]:
 
     def make(provider: Any) -> OpenFeatureClient:
         name = f"test-{uuid.uuid4().hex}"
-        openfeature.set_provider(provider, name)
+        openfeature.set_provider_and_wait(provider, name)
         return openfeature.get_client(name)
 
     yield make

@@ -374,7 +374,7 @@ def _snippets(
                 "from openfeature import api\n"
                 "from openfeature.contrib.provider.ofrep import OFREPProvider\n"
                 "from openfeature.evaluation_context import EvaluationContext\n\n"
-                f'api.set_provider(OFREPProvider("{base_url.rstrip("/")}",\n'
+                f'api.set_provider_and_wait(OFREPProvider("{base_url.rstrip("/")}",\n'
                 '                               headers_factory=lambda: {"Authorization": f"Bearer {SDK_TOKEN}"}))\n'
                 f'enabled = api.get_client().get_boolean_value("{key}", False, '
                 'EvaluationContext(targeting_key="user-42"))\n\n'
