@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # Ingest per token (a DSN's key is public): a burst at once, then this many requests a second, per process.
     ingest_rate: float = 200.0
     ingest_burst: int = 400
+    # Where clients reach this server (https://flags.example.com): OFREP's eventStreams point there, never at the
+    # Host header a client sent. Unset: no eventStreams are announced (clients poll).
+    public_url: str | None = None
+    cors_origins: str = ""  # web origins that may call OFREP from a browser, separated by commas or spaces
     max_body_bytes: int = 1024 * 1024
     body_timeout_s: float = 30.0
     max_header_bytes: int = 32 * 1024

@@ -100,6 +100,7 @@ def start_server(
         **os.environ,
         "RAMPUP_ADMIN_TOKEN": admin_token,
         "RAMPUP_ALLOWED_HOSTS": allowed_hosts,
+        "RAMPUP_PUBLIC_URL": f"http://127.0.0.1:{port}",
         **(extra_env or {}),
     }
     if manual_clock is not False:

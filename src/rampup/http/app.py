@@ -15,6 +15,7 @@ from rampup.adapters.codecs.ofrep import OfrepError, encode_error
 from rampup.bootstrap import Container, instance_jobs, leader_jobs
 from rampup.core.flags import ErrorCode
 from rampup.http import sdk, server_metrics
+from rampup.http.cors import OfrepCors
 from rampup.http.errors import error_body, install_error_handlers
 from rampup.http.limits import BodyLimit
 from rampup.http.ofrep import OFREP_PREFIX, OfrepApp, openapi_paths
@@ -152,8 +153,8 @@ def create_app(c: Container, *, worker: bool = True) -> BodyLimit:
 
     api.openapi = openapi  # type: ignore[method-assign]
     evaluations = c.meters.evaluations
-    timed = RequestTimer(
-        RefuseNul(OfrepApp(c.snapshots, c.usage, api, lambda env, n: evaluations.labels(env).inc(n))),
-        c.meters,
+    ofrep = OfrepApp(
+        c.snapshots, c.usage, api, lambda env, n: evaluations.labels(env).inc(n), c.settings.public_url
     )
-    return BodyLimit(timed, c.settings)
+    timed = RequestTimer(RefuseNul(ofrep), c.meters)
+    return BodyLimit(OfrepCors(timed, c.settings.cors_origins), c.settings)

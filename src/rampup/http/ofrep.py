@@ -39,7 +39,9 @@ class OfrepApp:
         usage: EvaluationCounter,
         app: ASGIApp,
         evaluated: Callable[[str, int], None] = lambda environment, count: None,
+        public_url: str | None = None,
     ) -> None:
+        self._public_url = public_url.rstrip("/") if public_url else None
         self._cache = cache
         self._usage = usage
         self._app = app
@@ -101,7 +103,8 @@ class OfrepApp:
         self._evaluated(environment, len(flags))
         env_id = snapshot.environments[environment].id
         payload = encode_bulk(
-            (flag.evaluate(ctx) for flag in flags.values()), _event_stream(scope, headers, env_id)
+            (flag.evaluate(ctx) for flag in flags.values()),
+            f"{self._public_url}/ofrep/v1/events/{env_id}" if self._public_url else None,
         )
         etag = b'"%x"' % mmh3.hash128(payload, signed=False)
         if headers.get(b"if-none-match") == etag:
@@ -117,16 +120,6 @@ class OfrepApp:
         # caller reads (its client's exposure events do).
         self._usage.hit(environment, key)
         return encode_single(flag.evaluate(ctx))
-
-
-def _event_stream(
-    scope: MutableMapping[str, Any], headers: dict[bytes, bytes], environment_id: int
-) -> str | None:
-    """Where this client can follow changes: this server, as the client reached it."""
-    host = headers.get(b"host")
-    if host is None:
-        return None
-    return f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}/ofrep/v1/events/{environment_id}"
 
 
 def _credential(headers: dict[bytes, bytes]) -> str | None:

@@ -1,0 +1,83 @@
+"""Browsers: OFREP answers CORS preflights for the configured origins only (none by default), and the change
+stream it announces is at the configured public URL, whatever Host header a client sends."""
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.servers import Server, module_server
+
+APP = "https://app.example.com"
+BULK = "/ofrep/v1/evaluate/flags"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    origins = {"RAMPUP_CORS_ORIGINS": f"{APP}, https://admin.example.com"}
+    with module_server(tmp_path_factory, "browsers", extra_env=origins) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sdk_token(server: Server) -> str:
+    with server.client() as api:
+        response = api.post("/api/v1/tokens", json={"scope": "sdk", "environment": "production"})
+    assert response.status_code == 201, response.text
+    return str(response.json()["token"])
+
+
+def preflight(server: Server, origin: str) -> httpx.Response:
+    headers = {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    return httpx.options(server.url + BULK, headers=headers)
+
+
+def test_a_configured_origin_may_call_ofrep_from_a_browser(server: Server, sdk_token: str) -> None:
+    allowed = preflight(server, APP)
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == APP
+    assert "POST" in allowed.headers["access-control-allow-methods"]
+    assert "authorization" in allowed.headers["access-control-allow-headers"]
+
+    evaluated = httpx.post(
+        server.url + BULK,
+        json={"context": {"targetingKey": "u1"}},
+        headers={"Authorization": f"Bearer {sdk_token}", "Origin": APP},
+    )
+    assert evaluated.status_code == 200
+    assert evaluated.headers["access-control-allow-origin"] == APP
+    assert evaluated.headers["access-control-expose-headers"] == "etag"
+
+
+def test_any_other_origin_gets_no_cors_grant(server: Server, sdk_token: str) -> None:
+    refused = preflight(server, "https://evil.example.com")
+    assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
+    assert preflight(server, APP + ".evil.example.com").status_code == 403
+    answered = httpx.post(
+        server.url + BULK,
+        json={"context": {"targetingKey": "u1"}},
+        headers={"Authorization": f"Bearer {sdk_token}", "Origin": "https://evil.example.com"},
+    )
+    assert answered.status_code == 200 and "access-control-allow-origin" not in answered.headers
+    with server.client() as api:  # the admin API is never cross-origin
+        assert "access-control-allow-origin" not in api.get("/api/v1/flags", headers={"Origin": APP}).headers
+
+
+def test_no_origin_is_allowed_unless_configured(tmp_path_factory: pytest.TempPathFactory) -> None:
+    with module_server(tmp_path_factory, "no-cors") as plain:
+        assert preflight(plain, APP).status_code == 403
+
+
+def test_event_streams_point_at_the_public_url_not_the_host_header(server: Server, sdk_token: str) -> None:
+    spoofed = httpx.post(
+        server.url + BULK,
+        json={"context": {"targetingKey": "u1"}},
+        headers={"Authorization": f"Bearer {sdk_token}", "Host": "evil.example.com"},
+    )
+    assert spoofed.status_code == 200
+    (stream,) = spoofed.json()["eventStreams"]
+    assert stream["url"] == f"{server.url}/ofrep/v1/events/2"
