@@ -19,6 +19,9 @@ __all__ = [
     "UnitKey",
     "Folded",
     "fold",
+    "fold_seconds",
+    "expand",
+    "Second",
     "cover",
     "combine",
     "UnitTotals",
@@ -103,6 +106,9 @@ class Folded:
     units: dict[UnitKey, list[int]] = field(default_factory=dict)  # → [events, engaged, failed requests]
 
 
+Second = tuple[str, str, str, int]  # (flag, variant, metric, unix second): the finest aggregate of a batch
+
+
 def fold(
     observations: Sequence[Observation],
     timelines: Mapping[str, FlagTimeline],
@@ -112,14 +118,29 @@ def fold(
 
     Observations are folded per second first (a batch spans few seconds), then each second's aggregate is
     merged into its minute and hour: the per-event work is done once, not once per resolution."""
-    folded = Folded()
+    per_second, units = fold_seconds(observations, timelines, custom)
+    return expand(per_second, units)
+
+
+def expand(per_second: Mapping[Second, Aggregate], units: dict[UnitKey, list[int]]) -> Folded:
+    """Per-second aggregates (a batch's, or a client's summary of the events it would have sent) at every
+    resolution: what the store adds."""
+    return Folded(_by_resolution(per_second), units)
+
+
+def fold_seconds(
+    observations: Sequence[Observation],
+    timelines: Mapping[str, FlagTimeline],
+    custom: Sequence[CustomMetric] = (),
+) -> tuple[dict[Second, Aggregate], dict[UnitKey, list[int]]]:
+    """A batch's per-second aggregates and per-unit-day counts."""
+    per_second: dict[Second, Aggregate] = {}  # plain tuples: the hottest loop of ingest
+    units: dict[UnitKey, list[int]] = {}
     if not observations:
-        return folded
+        return per_second, units
     first = min(o.at_ms for o in observations)
     last = max(o.at_ms for o in observations)
     splitting = [(k, t) for k, t in timelines.items() if t.may_split_between(first, last)]
-    per_second: dict[tuple[str, str, str, int], Aggregate] = {}  # plain tuples: the hottest loop of ingest
-    units = folded.units
     for o in observations:
         slots = [(ALL_USERS, ALL_VARIANT), *attribute(o, timelines, splitting)]
         second = o.at_ms // 1000
@@ -134,8 +155,7 @@ def fold(
                 aggregate.add(failed, value, sketched, o.at_ms, o.count)
         if len(slots) > 1:  # units per variant of a flag; the environment needs none
             _count_units(units, slots[1:], timelines, o, second // DAY, failures)
-    folded.rollups.update(_by_resolution(per_second))
-    return folded
+    return per_second, units
 
 
 def _count_units(
@@ -161,7 +181,7 @@ def _count_units(
             unit[2] += failures
 
 
-def _by_resolution(per_second: Mapping[tuple[str, str, str, int], Aggregate]) -> dict[RollupKey, Aggregate]:
+def _by_resolution(per_second: Mapping[Second, Aggregate]) -> dict[RollupKey, Aggregate]:
     """Each second's aggregate, and merged into its minute and its hour."""
     rollups: dict[RollupKey, Aggregate] = {}
     for (flag, variant, metric, second), aggregate in per_second.items():

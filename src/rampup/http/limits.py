@@ -32,7 +32,7 @@ INGEST_BODY = 5 * 1024 * 1024  # telemetry batches and Sentry envelopes, on the 
 REFERENCES_BODY = 2 * 1024 * 1024  # a code scan's references of one flag
 # The routes allowed more than RAMPUP_MAX_BODY_BYTES.
 _LARGER = (
-    (re.compile(r"/api/(v1/events|\d+/envelope/|\d+/store/)\Z"), INGEST_BODY),
+    (re.compile(r"/api/(v1/events|v1/summaries|\d+/envelope/|\d+/store/)\Z"), INGEST_BODY),
     (re.compile(r"/api/v1/flags/[^/]+/references\Z"), REFERENCES_BODY),
 )
 _REASONS = {408: b"Request Timeout", 413: b"Content Too Large", 431: b"Request Header Fields Too Large"}

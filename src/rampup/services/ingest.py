@@ -9,10 +9,11 @@ from datetime import timedelta
 
 from rampup.core.attribution import FlagTimeline, variants_of
 from rampup.core.feedback import Entry
-from rampup.core.ports import Clock, Store
-from rampup.core.rollups import FINE_RETENTION, SECOND, fold
-from rampup.core.telemetry import Kind, Observation
-from rampup.errors import Conflict, NotFound
+from rampup.core.flags import CompiledFlag
+from rampup.core.ports import Clock, Store, Transaction
+from rampup.core.rollups import ALL_VARIANT, FINE_RETENTION, SECOND, Aggregate, Second, UnitKey, expand, fold
+from rampup.core.telemetry import ALL_USERS, BUILTIN_METRICS, Kind, Observation
+from rampup.errors import Conflict, InvalidInput, NotFound
 from rampup.services.snapshot import SnapshotCache
 from rampup.services.usage import EvaluationCounter
 
@@ -57,22 +58,62 @@ class IngestService:
             if o.event_id and (o.targeting_key or o.flags)
         ]
         raw = [dataclasses.replace(o, message=None) if o.kind is Kind.FEEDBACK else o for o in observations]
+
+        def write(tx: Transaction) -> None:
+            tx.telemetry.insert_events(env.id, raw)
+            tx.telemetry.add_rollups(env.id, folded.rollups)
+            tx.telemetry.add_units(env.id, folded.units)
+            tx.feedback.add(env.id, feedback)
+            tx.feedback.add_event_refs(env.id, refs)
+
+        self._commit(write)
+        if self._usage is not None:
+            self._usage.exposures(environment, observations, snapshot.flags.get(environment, {}))
+        self._stored(environment, source, len(observations))
+        return len(observations)
+
+    def ingest_summary(
+        self, environment: str, seconds: Mapping[Second, Aggregate], units: dict[UnitKey, list[int]]
+    ) -> int:
+        """A client's per-second aggregates and unit days (`adapters/codecs/summaries.py`), stored as the events
+        they fold would be, all or nothing; returns how many events they stand for (their error_rate counts,
+        which every request and error event feeds once)."""
+        snapshot = self._snapshots.current
+        env = snapshot.environments.get(environment)
+        if env is None:
+            raise NotFound(f"environment {environment!r} not found")
+        flags = snapshot.flags.get(environment, {})
+        custom = snapshot.custom_metrics
+        for i, (flag, variant, metric, _) in enumerate(seconds):
+            _check_slot(flags, flag, variant, f"seconds[{i}]")
+            if metric not in BUILTIN_METRICS and metric not in custom and not metric.startswith("event:"):
+                raise InvalidInput(f"unknown metric {metric!r}", where=f"seconds[{i}].metric")
+        for i, key in enumerate(units):
+            _check_slot(flags, key.flag, key.variant, f"units[{i}]")
+        folded = expand(seconds, units)
+
+        def write(tx: Transaction) -> None:
+            tx.telemetry.add_rollups(env.id, folded.rollups)
+            tx.telemetry.add_units(env.id, folded.units)
+
+        self._commit(write)
+        events = sum(
+            a.count
+            for (flag, _, metric, _), a in seconds.items()
+            if flag == ALL_USERS and metric == "error_rate"
+        )
+        self._stored(environment, "summary", events)
+        return events
+
+    def _commit(self, write: Callable[[Transaction], None]) -> None:
         for attempt in range(RETRIES):
             try:
                 with self._store.transaction() as tx:
-                    tx.telemetry.insert_events(env.id, raw)
-                    tx.telemetry.add_rollups(env.id, folded.rollups)
-                    tx.telemetry.add_units(env.id, folded.units)
-                    tx.feedback.add(env.id, feedback)
-                    tx.feedback.add_event_refs(env.id, refs)
-                if self._usage is not None:
-                    self._usage.exposures(environment, observations, snapshot.flags.get(environment, {}))
-                self._stored(environment, source, len(observations))
-                return len(observations)
+                    write(tx)
+                return
             except Conflict:
                 if attempt == RETRIES - 1:
                     raise
-        return 0
 
     def _follow_references(self, environment_id: int, observations: Sequence[Observation]) -> None:
         """Feedback that names only the event it is about takes that event's user and flags: from the same
@@ -118,3 +159,17 @@ def _feedback_entries(
         for o in observations
         if o.kind is Kind.FEEDBACK
     ]
+
+
+def _check_slot(flags: Mapping[str, CompiledFlag], flag: str, variant: str, where: str) -> None:
+    if flag == ALL_USERS:
+        if variant != ALL_VARIANT:
+            raise InvalidInput(
+                f"the environment-wide slot has variant {ALL_VARIANT!r}", where=f"{where}.variant"
+            )
+        return
+    compiled = flags.get(flag)
+    if compiled is None:
+        raise InvalidInput(f"no flag {flag!r} in this environment", where=f"{where}.flag")
+    if variant not in compiled.definition.variant_names:
+        raise InvalidInput(f"flag {flag!r} has no variant {variant!r}", where=f"{where}.variant")

@@ -18,6 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from rampup.adapters.codecs.compression import inflate
 from rampup.adapters.codecs.native import batch_schema, decode_batch
 from rampup.adapters.codecs.sentry import parse_envelope, parse_store, sentry_key
+from rampup.adapters.codecs.summaries import decode_summary
+from rampup.bootstrap import Container
 from rampup.core.ratelimit import RateLimiter
 from rampup.core.telemetry import Observation
 from rampup.core.tokens import Scope, Token
@@ -32,6 +34,11 @@ MAX_INFLATED = 20 * 1024 * 1024  # after decompression
 MAX_WRITES_IN_FLIGHT = 16  # beyond this the server sheds load with 429 rather than queue without bound
 
 router = APIRouter(tags=["ingest"])
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut} for status in (400, 401, 403, 413, 422, 429)
+}
+IngestToken = Annotated[Token, Depends(require(Scope.INGEST))]
+EnvironmentParam = Annotated[str | None, Query(description="for tokens not bound to an environment")]
 _schema = batch_schema()
 _in_flight = 0
 
@@ -65,11 +72,11 @@ async def _ingest(
     request: Request,
     token: Token,
     environment: str,
-    parse: Callable[[bytes, int], tuple[Any, list[Observation]]],
+    parse: Callable[[bytes, int], tuple[Any, Any]],
     answer: Callable[[Any, int], Any],
-    source: str,
+    store: Callable[[Container, str, Any], int],
 ) -> Any:
-    """Rate, then room, then parse and store: `answer(what parse said besides the observations, stored)`."""
+    """Rate, then room, then parse and store: `answer(what parse said besides what it parsed, stored)`."""
     global _in_flight
     refused = _over_rate(request, token)
     if refused is not None:
@@ -79,8 +86,8 @@ async def _ingest(
     _in_flight += 1
     try:
         c = container(request)
-        said, observations = parse(await _read(request), c.ingest.now_ms())
-        stored = await run_in_threadpool(c.ingest.ingest, environment, observations, source)
+        said, parsed = parse(await _read(request), c.ingest.now_ms())
+        stored = await run_in_threadpool(store, c, environment, parsed)
     finally:
         _in_flight -= 1
     return answer(said, stored)
@@ -88,6 +95,14 @@ async def _ingest(
 
 def _native(body: bytes, now_ms: int) -> tuple[None, list[Observation]]:
     return None, decode_batch(body, now_ms)
+
+
+def _events(source: str) -> Callable[[Container, str, list[Observation]], int]:
+    return lambda c, environment, observations: c.ingest.ingest(environment, observations, source)
+
+
+def _summary(body: bytes, _now_ms: int) -> tuple[None, tuple[Any, Any]]:
+    return None, decode_summary(body)
 
 
 @router.post(
@@ -108,24 +123,13 @@ def _native(body: bytes, now_ms: int) -> tuple[None, list[Observation]]:
                 }
             }
         },
-        400: {"model": ErrorOut},
-        401: {"model": ErrorOut},
-        403: {"model": ErrorOut},
-        413: {"model": ErrorOut},
-        422: {"model": ErrorOut},
-        429: {"model": ErrorOut},
+        **_REFUSALS,
     },
 )
-async def ingest_events(
-    request: Request,
-    token: Annotated[Token, Depends(require(Scope.INGEST))],
-    environment: Annotated[str | None, Query(description="for tokens not bound to an environment")] = None,
-) -> Any:
+async def ingest_events(request: Request, token: IngestToken, environment: EnvironmentParam = None) -> Any:
     """Store a batch of telemetry events, all or none (at most 10,000 events or 5 MiB)."""
     env = environment_for(token, environment, Scope.INGEST)
-    return await _ingest(
-        request, token, env, _native, lambda _, n: JSONResponse({"accepted": n}, status_code=202), "native"
-    )
+    return await _ingest(request, token, env, _native, _accepted, _events("native"))
 
 
 def _sentry_environment(
@@ -170,7 +174,7 @@ async def sentry_envelope(
 ) -> Any:
     """Sentry envelopes from any Sentry SDK pointed at `rampup dsn`."""
     token, env = _sentry_environment(request, environment_id, auth, key)
-    return await _ingest(request, token, env, parse_envelope, _event_id, "sentry")
+    return await _ingest(request, token, env, parse_envelope, _event_id, _events("sentry"))
 
 
 @router.post("/api/{environment_id}/store/", responses=_sentry_responses, tags=["sentry"])
@@ -179,7 +183,28 @@ async def sentry_store(
 ) -> Any:
     """The legacy Sentry store endpoint: one event per request."""
     token, env = _sentry_environment(request, environment_id, auth, key)
-    return await _ingest(request, token, env, parse_store, _event_id, "sentry")
+    return await _ingest(request, token, env, parse_store, _event_id, _events("sentry"))
+
+
+def _accepted(_: None, stored: int) -> JSONResponse:
+    return JSONResponse({"accepted": stored}, status_code=202)
+
+
+@router.post(
+    "/api/v1/summaries",
+    status_code=202,
+    responses={
+        202: {"description": "stored; `accepted` is how many events the summary stands for"},
+        **_REFUSALS,
+    },
+)
+async def ingest_summary(request: Request, token: IngestToken, environment: EnvironmentParam = None) -> Any:
+    """Store a client's summary of the events it would have sent (per-second aggregates and unit days, see
+    docs/metrics.md): the same rollups, metric answers and gate verdicts as those events, all or none."""
+    env = environment_for(token, environment, Scope.INGEST)
+    return await _ingest(
+        request, token, env, _summary, _accepted, lambda c, e, s: c.ingest.ingest_summary(e, *s)
+    )
 
 
 def _event_id(event_id: str | None, _stored: int) -> dict[str, str | None]:

@@ -1,0 +1,148 @@
+"""Telemetry summaries: a client's per-second aggregates and per-unit-day counts instead of the events they fold.
+
+A summary is exactly what the server's own fold makes of a batch (`core.rollups.fold_seconds`), so storing it
+gives the same rollups and unit days, hence the same metric answers and gate verdicts, as the events would:
+
+    {"seconds": [{"flag": "checkout", "variant": "on", "metric": "error_rate", "second": 1764500000,
+                  "count": 120, "failures": 2, "total": 0, "total_sq": 0,
+                  "last_value": null, "last_at_ms": null, "sketch": null}, …],
+     "units": [{"flag": "checkout", "variant": "on", "day": 20422, "unit": "user-1",
+                "events": 3, "engaged": 0, "failures": 1}, …]}
+
+`flag` "" and `variant` "all" is the environment-wide slot. Decoding checks every figure's own consistency
+(failures ≤ count, a sketch no bigger than its count, the last value inside its second); the service checks
+flags, variants and metrics against the environment.
+"""
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta, Struct
+
+from rampup.core.rollups import Aggregate, Second, UnitKey
+from rampup.errors import BadRequest, InvalidInput
+
+__all__ = ["decode_summary", "encode_summary", "MAX_CELLS"]
+
+MAX_CELLS = 100_000  # per list: a summary of a minute of a busy service is a few thousand
+
+Text = Annotated[str, Meta(max_length=256)]
+Count = Annotated[int, Meta(ge=0, le=2**53)]
+Finite = Annotated[float, Meta(ge=-1e300, le=1e300)]
+NonNegative = Annotated[float, Meta(ge=0, le=1e300)]
+Bucket = Annotated[int, Meta(ge=-(2**31), le=2**31)]
+
+
+class Cell(Struct, forbid_unknown_fields=True):
+    flag: Text
+    variant: Text
+    metric: Annotated[str, Meta(min_length=1, max_length=256)]
+    second: Annotated[int, Meta(ge=0, le=2**40)]
+    count: Count
+    failures: Count = 0
+    total: Finite = 0.0
+    total_sq: NonNegative = 0.0
+    last_value: Finite | None = None
+    last_at_ms: Annotated[int, Meta(ge=0)] | None = None
+    sketch: dict[Bucket, Annotated[int, Meta(ge=1, le=2**53)]] | None = None
+
+
+PerUnit = Annotated[int, Meta(ge=0, le=1_000_000)]  # one user's events in one summary; the store sums them
+
+
+class Unit(Struct, forbid_unknown_fields=True):
+    flag: Annotated[str, Meta(min_length=1, max_length=256)]
+    variant: Annotated[str, Meta(min_length=1, max_length=256)]
+    day: Annotated[int, Meta(ge=0, le=2**31 - 1)]
+    unit: Annotated[str, Meta(min_length=1, max_length=256)]
+    events: Annotated[int, Meta(ge=1, le=1_000_000)]
+    engaged: PerUnit = 0
+    failures: PerUnit = 0
+
+
+class Summary(Struct, forbid_unknown_fields=True):
+    seconds: Annotated[list[Cell], Meta(max_length=MAX_CELLS)]
+    units: Annotated[list[Unit], Meta(max_length=MAX_CELLS)] = []
+
+
+_decoder = msgspec.json.Decoder(Summary)
+
+
+def decode_summary(body: bytes) -> tuple[dict[Second, Aggregate], dict[UnitKey, list[int]]]:
+    try:
+        summary = _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(" - at `$")
+        raise InvalidInput(message, where=path.rstrip("`").lstrip(".") or None) from exc
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"not a JSON summary: {exc}") from exc
+    seconds: dict[Second, Aggregate] = {}
+    for i, cell in enumerate(summary.seconds):
+        key = (cell.flag, cell.variant, cell.metric, cell.second)
+        if key in seconds:
+            raise InvalidInput("the same flag, variant, metric and second twice", where=f"seconds[{i}]")
+        seconds[key] = _aggregate(cell, f"seconds[{i}]")
+    units: dict[UnitKey, list[int]] = {}
+    for i, u in enumerate(summary.units):
+        unit = UnitKey(u.flag, u.variant, u.day, u.unit)
+        if unit in units:
+            raise InvalidInput("the same flag, variant, day and unit twice", where=f"units[{i}]")
+        if u.failures > u.events:
+            raise InvalidInput("more failures than events", where=f"units[{i}].failures")
+        units[unit] = [u.events, u.engaged, u.failures]
+    return seconds, units
+
+
+def _aggregate(cell: Cell, where: str) -> Aggregate:
+    if cell.failures > cell.count:
+        raise InvalidInput("more failures than the count", where=f"{where}.failures")
+    if cell.sketch and sum(cell.sketch.values()) > cell.count:
+        raise InvalidInput("a sketch holding more values than the count", where=f"{where}.sketch")
+    if (cell.last_value is None) != (cell.last_at_ms is None):
+        raise InvalidInput("last_value and last_at_ms go together", where=f"{where}.last_at_ms")
+    if cell.last_at_ms is not None and cell.last_at_ms // 1000 != cell.second:
+        raise InvalidInput("last_at_ms outside its second", where=f"{where}.last_at_ms")
+    return Aggregate(
+        cell.count,
+        cell.failures,
+        cell.total,
+        cell.total_sq,
+        cell.last_value,
+        cell.last_at_ms,
+        dict(cell.sketch) if cell.sketch else None,
+    )
+
+
+def encode_summary(seconds: dict[Second, Aggregate], units: dict[UnitKey, list[int]]) -> bytes:
+    return msgspec.json.encode(
+        {
+            "seconds": [
+                {
+                    "flag": flag,
+                    "variant": variant,
+                    "metric": metric,
+                    "second": second,
+                    "count": a.count,
+                    "failures": a.failures,
+                    "total": a.total,
+                    "total_sq": a.total_sq,
+                    "last_value": a.last_value,
+                    "last_at_ms": a.last_at_ms,
+                    "sketch": a.sketch,
+                }
+                for (flag, variant, metric, second), a in seconds.items()
+            ],
+            "units": [
+                {
+                    "flag": k.flag,
+                    "variant": k.variant,
+                    "day": k.day,
+                    "unit": k.targeting_key,
+                    "events": c[0],
+                    "engaged": c[1],
+                    "failures": c[2] if len(c) > 2 else 0,
+                }
+                for k, c in units.items()
+            ],
+        }
+    )

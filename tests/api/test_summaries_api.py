@@ -1,0 +1,44 @@
+"""POST /api/v1/summaries over HTTP: an ingest token stores a summary as the events it stands for; anyone else, or
+a malformed summary, changes nothing."""
+
+import json
+import time
+
+from rampup.adapters.codecs.native import decode_batch
+from rampup.adapters.codecs.summaries import encode_summary
+from rampup.core.rollups import fold_seconds
+from tests.support.servers import Server
+from tests.support.tokens import new_token
+
+
+def error_rate(server: Server) -> tuple[int, int]:
+    with server.client() as c:
+        r = c.get(
+            "/api/v1/metrics", params={"metric": "error_rate", "environment": "production", "window": "1h"}
+        )
+    assert r.status_code == 200, r.text
+    everyone = r.json()["variants"]["all"]
+    return everyone["count"], everyone.get("failures", 0)
+
+
+def test_an_ingest_token_sends_a_summary_and_the_metrics_count_its_events(sqlite_server: Server) -> None:
+    server = sqlite_server
+    events = [
+        {"type": "request", "targeting_key": f"u{i}", "ok": i % 4 != 0, "duration_ms": 20} for i in range(40)
+    ]
+    observations = decode_batch(json.dumps({"events": events}).encode(), int(time.time() * 1000))
+    body = encode_summary(*fold_seconds(observations, {}))
+    ingest, sdk = new_token(server, "ingest", "service"), new_token(server, "sdk", "app")
+    before = error_rate(server)
+    with server.client(sdk) as app:
+        assert app.post("/api/v1/summaries", content=body).status_code == 403
+    with server.client("not-a-token") as stranger:
+        assert stranger.post("/api/v1/summaries", content=body).status_code == 401
+    with server.client(ingest) as sender:
+        bad = sender.post("/api/v1/summaries", content=body.replace(b'"failures":10', b'"failures":99', 1))
+        assert bad.status_code == 422 and bad.json()["error"]["where"] == "seconds[0].failures", bad.text
+        assert sender.post("/api/v1/summaries", content=b"{not json").status_code == 400
+        assert error_rate(server) == before, "refused summaries store nothing"
+        ok = sender.post("/api/v1/summaries", content=body)
+    assert ok.status_code == 202 and ok.json() == {"accepted": 40}, ok.text
+    assert error_rate(server) == (before[0] + 40, before[1] + 10)
