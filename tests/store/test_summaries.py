@@ -16,7 +16,6 @@ from rampup.core.gates import Gate, assess
 from rampup.core.rollups import fold_seconds
 from rampup.errors import InvalidInput
 from rampup.services.metrics import MetricQuery
-from rampup.services.rollouts import StoreGateInputs
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 FLAG = "checkout"
@@ -74,7 +73,7 @@ def answers(c: Container) -> list[object]:
     ]
     env = c.snapshots.current.environments["production"]
     with c.store.read() as tx:
-        inputs = StoreGateInputs(tx, env.id, FLAG)
+        inputs = tx.telemetry.gate_inputs(env.id, FLAG)
         verdicts = [
             assess(Gate.parse(gate, f"gates[{i}]"), inputs, now_ms - 3_600_000, now_ms)
             for i, gate in enumerate(GATES)
