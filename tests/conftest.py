@@ -5,6 +5,7 @@ helpers themselves (servers, receivers, traffic, waiting, and how to drive time)
 """
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from rampup.adapters.storage import make_engine, migrate
 from tests.support.servers import Server, start_server
 
 PG_ADMIN_URL = os.environ.get("RAMPUP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -37,25 +39,104 @@ def postgres_available() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture
-def make_database_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
-    """backend → a fresh, empty database URL of that kind, dropped after the test."""
+def _postgres_url(name: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+
+
+def _create_postgres(name: str, template: str | None = None) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+
+
+def _drop_postgres(name: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _migrated(url: str) -> None:
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()  # the last connection closed: SQLite folds its WAL into the file, PostgreSQL frees the template
+
+
+class Templates:
+    """Databases migrated once per test session (per xdist worker), copied for each test: a test's server then
+    finds its schema current instead of running every migration again. Made on first use; the PostgreSQL one
+    has a name of its own, so concurrent sessions (xdist workers, other checkouts) never share one."""
+
+    def __init__(self, directory: Path, request: pytest.FixtureRequest) -> None:
+        self._directory = directory
+        self._request = request
+        self._sqlite: Path | None = None
+        self._postgres: str | None = None
+
+    def sqlite(self, target: Path) -> str:
+        if self._sqlite is None:
+            self._sqlite = self._directory / "template.db"
+            _migrated(f"sqlite:///{self._sqlite}")
+        shutil.copyfile(self._sqlite, target)
+        return f"sqlite:///{target}"
+
+    def postgres(self, name: str) -> str:
+        if self._postgres is None:
+            self._request.getfixturevalue("postgres_available")
+            self._postgres = f"rampup_template_{uuid.uuid4().hex[:12]}"
+            _create_postgres(self._postgres)
+            _migrated(_postgres_url(self._postgres))
+        _create_postgres(name, template=self._postgres)
+        return _postgres_url(name)
+
+    def drop(self) -> None:
+        if self._postgres is not None:
+            _drop_postgres(self._postgres)
+
+
+@pytest.fixture(scope="session")
+def templates(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Templates]:
+    made = Templates(tmp_path_factory.mktemp("templates"), request)
+    yield made
+    made.drop()
+
+
+def _database_urls(
+    tmp_path: Path, request: pytest.FixtureRequest, templates: Templates | None
+) -> Iterator[Callable[[str], str]]:
     created: list[str] = []
 
     def make(backend: str) -> str:
+        unique = uuid.uuid4().hex[:12]
         if backend == "sqlite":
-            return f"sqlite:///{tmp_path / f'rampup-{uuid.uuid4().hex[:8]}.db'}"
+            path = tmp_path / f"rampup-{unique}.db"
+            return templates.sqlite(path) if templates else f"sqlite:///{path}"
         request.getfixturevalue("postgres_available")
-        name = f"rampup_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        name = f"rampup_test_{unique}"
         created.append(name)
-        return PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+        if templates:
+            return templates.postgres(name)
+        _create_postgres(name)
+        return _postgres_url(name)
 
     yield make
     for name in created:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_postgres(name)
+
+
+@pytest.fixture
+def make_database_url(
+    tmp_path: Path, request: pytest.FixtureRequest, templates: Templates
+) -> Iterator[Callable[[str], str]]:
+    """backend → a fresh database URL of that kind, its schema already at the newest migration (copied from a
+    template), dropped after the test."""
+    yield from _database_urls(tmp_path, request, templates)
+
+
+@pytest.fixture
+def make_empty_database_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
+    """backend → a fresh, empty database URL of that kind (a server on it runs every migration), dropped after
+    the test."""
+    yield from _database_urls(tmp_path, request, None)
 
 
 @pytest.fixture(params=BACKENDS)

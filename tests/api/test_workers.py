@@ -129,9 +129,9 @@ BATCHES, BATCH = 20, 250
 
 
 def test_the_leading_worker_killed_mid_rollout_another_finishes_it_with_no_decision_applied_twice(
-    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+    make_empty_database_url: Callable[[str], str], server_factory: Callable[..., Server]
 ) -> None:
-    database_url = make_database_url("postgres")
+    database_url = make_empty_database_url("postgres")  # the three below migrate it at once, taking turns
     start = wall_clock_second()
     token = f"test-admin-{uuid.uuid4().hex}"  # one admin token for all: each process sets it as it starts
     a, b, c = start_all(
