@@ -232,3 +232,24 @@ def test_a_flags_kind_and_channels_are_set_shown_audited_and_refused_when_wrong(
         assert where in (error_of(refused).get("where") or ""), (body, refused.text)
     assert api.get(f"/api/v1/flags/{key}").json()["kind"] == "kill-switch"
     assert api.post("/api/v1/flags", json={"key": new_key(), "kind": "forever"}).status_code == 422
+
+
+def test_flags_have_tags_and_an_owner_and_the_list_filters_by_them(server: Server) -> None:
+    api = server.client()
+    team = f"team-{uuid.uuid4().hex[:6]}"
+    checkout = api.post("/api/v1/flags", json={"key": new_key(), "tags": [team, "q3"], "owner": "dana"})
+    search = api.post("/api/v1/flags", json={"key": new_key(), "tags": [team], "owner": "lee"})
+    assert checkout.status_code == search.status_code == 201, checkout.text
+    assert (checkout.json()["tags"], checkout.json()["owner"]) == ([team, "q3"], "dana")
+    keys = [checkout.json()["key"], search.json()["key"]]
+    assert [f["key"] for f in api.get("/api/v1/flags", params={"tag": team}).json()] == sorted(keys)
+    dana = api.get("/api/v1/flags", params={"tag": team, "owner": "dana"}).json()
+    assert [f["key"] for f in dana] == [keys[0]]
+    moved = api.patch(f"/api/v1/flags/{keys[1]}", json={"owner": "dana", "tags": ["q3"]})
+    assert moved.status_code == 200 and moved.json()["tags"] == ["q3"]
+    assert api.get("/api/v1/flags", params={"tag": team}).json()[0]["key"] == keys[0]
+    audit = api.get("/api/v1/audit", params={"target": f"flag:{keys[1]}", "action": "flag.update"}).json()
+    assert (audit[0]["before"]["owner"], audit[0]["after"]["owner"]) == ("lee", "dana")
+    bad = api.patch(f"/api/v1/flags/{keys[1]}", json={"tags": ["no spaces"]})
+    assert (bad.status_code, error_of(bad)["where"]) == (422, "tags[0]")
+    assert api.get(f"/api/v1/flags/{keys[1]}").json()["tags"] == ["q3"]

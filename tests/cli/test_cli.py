@@ -692,3 +692,15 @@ def test_environment_create_rename_list_and_delete(sqlite_server: Server) -> Non
     assert "uat" in ok(rampup("environment", "list", server=sqlite_server))
     assert "deleted uat" in ok(rampup("environment", "delete", "uat", server=sqlite_server))
     assert "uat" not in ok(rampup("environment", "list", server=sqlite_server))
+
+
+def test_flag_create_with_tags_and_owner_and_list_by_them(sqlite_server: Server) -> None:
+    key = new_key()
+    ok(
+        rampup(
+            "flag", "create", key, "--tag", "checkout", "--tag", "q3", "--owner", "dana", server=sqlite_server
+        )
+    )
+    assert key in ok(rampup("flag", "list", "--tag", "checkout", server=sqlite_server))
+    assert key in ok(rampup("flag", "list", "--owner", "dana", server=sqlite_server))
+    assert key not in ok(rampup("flag", "list", "--owner", "lee", server=sqlite_server))

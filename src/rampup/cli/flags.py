@@ -55,6 +55,12 @@ def _state_line(state: dict[str, Any]) -> str:
     return f"{status} {state['rollout']:g}%" + (f" +{len(state['rules'])} rules" if state["rules"] else "")
 
 
+Tags = Annotated[
+    list[str] | None, typer.Option("--tag", help="A label to find the flag by; repeat for several.")
+]
+Owner = Annotated[str | None, typer.Option("--owner", help="The person or team who answers for the flag.")]
+
+
 @app.command("create")
 def create(
     key: str,
@@ -62,12 +68,16 @@ def create(
     flag_type: Annotated[str, typer.Option("--type", help="boolean, string, number or object.")] = "boolean",
     kind: Kind = None,
     notify: Notify = None,
+    tags: Tags = None,
+    owner: Owner = None,
     server: Server = DEFAULT_SERVER,
     token: TokenOpt = None,
     as_json: JsonOut = False,
 ) -> None:
     """Create a flag (off everywhere until you set it)."""
-    body: dict[str, Any] = {"key": key, "description": description, "type": flag_type}
+    body: dict[str, Any] = {"key": key, "description": description, "type": flag_type, "tags": tags or []}
+    if owner is not None:
+        body["owner"] = owner
     if kind is not None:
         body["kind"] = kind
     if notify:
@@ -109,20 +119,29 @@ def update(
 
 
 @app.command("list")
-def list_flags(server: Server = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOut = False) -> None:
-    """List flags with their state in every environment."""
-    flags = Remote(server, token).call("GET", "/api/v1/flags")
+def list_flags(
+    tag: Annotated[str | None, typer.Option("--tag", help="Only flags with this tag.")] = None,
+    owner: Owner = None,
+    server: Server = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    as_json: JsonOut = False,
+) -> None:
+    """List flags with their state in every environment (those with a tag or an owner)."""
+    wanted = {name: value for name, value in (("tag", tag), ("owner", owner)) if value is not None}
+    flags = Remote(server, token).call("GET", "/api/v1/flags", params=wanted)
     if as_json:
         print_json(flags)
         return
     environments = sorted({env for f in flags for env in f["environments"]})
-    table = Table("flag", "type", "kind", "status", *environments, "description")
+    table = Table("flag", "type", "kind", "status", "owner", "tags", *environments, "description")
     for f in flags:
         table.add_row(
             f["key"],
             f["type"],
             f["kind"],
             f["status"],
+            f["owner"] or "",
+            ",".join(f["tags"]),
             *(_state_line(f["environments"][e]) for e in environments),
             f["description"][:60],
         )

@@ -6,7 +6,7 @@ Evaluation never raises: a problem comes back as a Resolution with reason ERROR 
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 FLAG_KEY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}\Z")
+TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}\Z")
+MAX_TAGS = 20
 
 
 class FlagType(StrEnum):
@@ -104,6 +106,8 @@ class FlagDefinition:
     description: str = ""
     variants: tuple[Variant, ...] = BOOLEAN_VARIANTS
     off_variant: str = "off"
+    tags: tuple[str, ...] = ()  # free labels to find flags by (team-checkout, q3-launch)
+    owner: str = ""  # who answers for the flag: a person or a team
 
     @classmethod
     def parse(
@@ -157,7 +161,26 @@ class FlagDefinition:
             "description": self.description,
             "variants": [{"name": v.name, "value": v.value} for v in self.variants],
             "off_variant": self.off_variant,
+            "tags": list(self.tags),
+            "owner": self.owner or None,
         }
+
+    def labelled(self, tags: Any, owner: Any) -> "FlagDefinition":
+        """This definition with the tags and owner given (None: unchanged), checked."""
+        if tags is not None:
+            if not isinstance(tags, list) or len(tags) > MAX_TAGS:
+                raise InvalidInput(f"tags is a list of at most {MAX_TAGS} labels", where="tags")
+            for i, tag in enumerate(tags):
+                if not isinstance(tag, str) or not TAG.match(tag):
+                    raise InvalidInput(f"tag {tag!r} must match {TAG.pattern}", where=f"tags[{i}]")
+            tags = tuple(dict.fromkeys(tags))
+        if owner is not None and (not isinstance(owner, str) or len(owner) > 200):
+            raise InvalidInput("owner is a person or team, at most 200 characters", where="owner")
+        return replace(
+            self,
+            tags=self.tags if tags is None else tags,
+            owner=self.owner if owner is None else owner.strip(),
+        )
 
 
 def _parse_variants(raw: Any, flag_type: FlagType) -> tuple[Variant, ...]:

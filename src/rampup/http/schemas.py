@@ -98,10 +98,14 @@ class FlagIn(Strict):
     off_variant: str | None = None
     kind: FlagKindName | None = None
     notify: list[ChannelName] | None = Field(default=None, max_length=20)
+    tags: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=20)
+    owner: str | None = Field(default=None, max_length=200)
 
 
 class FlagPatch(Strict):
     description: str | None = Field(default=None, max_length=10_000)
+    tags: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=20)
+    owner: str | None = Field(default=None, max_length=200)
     kind: FlagKindName | None = None
     notify: list[ChannelName] | None = Field(
         default=None, max_length=20, description="channels told of the flag's status changes"
@@ -212,6 +216,8 @@ class FlagOut(BaseModel):
     description: str
     variants: list[VariantOut]
     off_variant: str
+    tags: list[str] = []
+    owner: str | None = None
     kind: str
     lifetime_days: int | None = Field(description="how long a flag of its kind should live; null: for good")
     notify: list[str]

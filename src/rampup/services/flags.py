@@ -25,7 +25,7 @@ from rampup.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["FlagView", "FlagService"]
 
-FLAG_FIELDS = frozenset({"description", "kind", "notify"})  # what can change after creation
+FLAG_FIELDS = frozenset({"description", "kind", "notify", "tags", "owner"})  # what can change after creation
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +175,7 @@ class FlagService:
             body.get("description", ""),
             body.get("variants"),
             body.get("off_variant"),
-        )
+        ).labelled(body.get("tags"), body.get("owner"))
         stewardship = _stewardship(Stewardship(), body)
         now = self._clock()
         with self._store.transaction() as tx:
@@ -194,12 +194,15 @@ class FlagService:
         self._on_change()
         return view
 
-    def flags(self) -> list[FlagView]:
+    def flags(self, *, tag: str | None = None, owner: str | None = None) -> list[FlagView]:
+        """Every flag, or those with this tag and/or this owner."""
         with self._store.read() as tx:
             stewardships = tx.lifecycle.all()
             return [
                 self._view(tx, record, stewardships.get(record.id, Stewardship()))
                 for record in tx.flags.all()
+                if (tag is None or tag in record.definition.tags)
+                and (owner is None or record.definition.owner == owner)
             ]
 
     def flag(self, key: str) -> FlagView:
@@ -220,7 +223,9 @@ class FlagService:
             description = body.get("description", record.definition.description)
             if not isinstance(description, str):
                 raise InvalidInput("description must be a string", where="description")
-            definition = replace(record.definition, description=description)
+            definition = replace(record.definition, description=description).labelled(
+                body.get("tags"), body.get("owner")
+            )
             stewardship = _stewardship(before.stewardship, body)
             _known_channels(tx, stewardship.notify)
             tx.flags.update(record.id, definition, now)

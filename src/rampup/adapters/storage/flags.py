@@ -64,6 +64,8 @@ class SqlFlags:
             description=r.description,
             variants=tuple(Variant(v["name"], v["value"]) for v in r.variants),
             off_variant=r.off_variant,
+            tags=tuple(r.tags),
+            owner=r.owner,
         )
         return FlagRecord(r.id, definition, utc(r.created_at), utc(r.updated_at))
 
@@ -83,6 +85,8 @@ class SqlFlags:
             "description": definition.description,
             "variants": [{"name": v.name, "value": v.value} for v in definition.variants],
             "off_variant": definition.off_variant,
+            "tags": list(definition.tags),
+            "owner": definition.owner,
         }
 
     def add(self, definition: FlagDefinition, at: datetime) -> FlagRecord:

@@ -75,6 +75,8 @@ flags = Table(
     Column("off_variant", String(128), nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+    Column("tags", Json, nullable=False, server_default="[]"),
+    Column("owner", String(200), nullable=False, server_default=""),
 )
 
 flag_states = Table(

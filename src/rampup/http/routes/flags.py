@@ -1,8 +1,8 @@
 """/api/v1/flags: flags, their state per environment, and the kill switch."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from rampup.errors import NotFound
 from rampup.http.deps import ContainerDep, Reader, Writer
@@ -26,9 +26,15 @@ def _state_out(flag: str, environment: str, state: Any) -> dict[str, Any]:
 
 
 @router.get("", response_model=list[FlagOut])
-def list_flags(c: ContainerDep, _: Reader, status: StatusQuery = None) -> list[dict[str, Any]]:
+def list_flags(
+    c: ContainerDep,
+    _: Reader,
+    status: StatusQuery = None,
+    tag: Annotated[str | None, Query(max_length=64, description="only flags with this tag")] = None,
+    owner: Annotated[str | None, Query(max_length=200, description="only flags of this owner")] = None,
+) -> list[dict[str, Any]]:
     wanted = parse_status(status)
-    views = c.flags.flags()
+    views = c.flags.flags(tag=tag, owner=owner)
     if wanted is not None:
         keys = {life.key for life in c.lifecycle.lives(wanted)}
         views = [view for view in views if view.record.definition.key in keys]
