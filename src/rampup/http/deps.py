@@ -8,7 +8,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rampup.bootstrap import Container
 from rampup.core.tokens import Scope, Token
-from rampup.errors import Forbidden, InvalidInput, TooLarge, Unauthorized
+from rampup.errors import Forbidden, InvalidInput, TooLarge
+from rampup.http.credentials import authenticate, secret_of
 
 __all__ = ["container", "require", "ContainerDep", "environment_for", "read_body"]
 
@@ -26,15 +27,9 @@ def require(scope: Scope) -> Callable[..., Token]:
     def check(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     ) -> Token:
-        secret = credentials.credentials if credentials is not None else request.headers.get("x-api-key")
-        if not secret:
-            raise Unauthorized("missing token: send Authorization: Bearer <token>")
-        token = container(request).snapshots.current.authenticate(secret)
-        if token is None:
-            raise Unauthorized("unknown or revoked token")
-        if not token.scope.grants(scope):
-            raise Forbidden(f"a {token.scope.value} token cannot do this; it needs the {scope.value} scope")
-        return token
+        # `credentials` puts the scheme into the OpenAPI document; the headers are read by the shared code.
+        secret = secret_of(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        return authenticate(container(request).snapshots.current, secret, scope)
 
     return check
 

@@ -13,10 +13,12 @@ import msgspec
 from rampup.adapters.codecs.ofrep import OfrepError, encode_bulk, encode_error, encode_single, parse_context
 from rampup.core.flags import CompiledFlag, ErrorCode, flag_not_found
 from rampup.core.targeting import EvaluationContext
-from rampup.core.tokens import Scope
+from rampup.core.tokens import Scope, Token
+from rampup.errors import Forbidden, Unauthorized
+from rampup.http.credentials import authenticate, secret_of
 from rampup.http.errors import error_body
 from rampup.http.limits import ASGIApp, read_body
-from rampup.services.snapshot import SnapshotCache
+from rampup.services.snapshot import Snapshot, SnapshotCache
 from rampup.services.usage import EvaluationCounter
 
 __all__ = ["OfrepApp", "OFREP_PREFIX", "MAX_BODY", "openapi_paths"]
@@ -68,12 +70,9 @@ class OfrepApp:
             return _problem(405, "method_not_allowed", "OFREP evaluation takes POST", ((b"allow", b"POST"),))
         headers = dict(scope["headers"])
         snapshot = self._cache.current
-        secret = _credential(headers)
-        token = snapshot.authenticate(secret) if secret else None
-        if token is None:
-            return _problem(
-                401, "unauthorized", "give an sdk token: Authorization: Bearer <token> or X-API-Key"
-            )
+        token = _caller(snapshot, headers)
+        if not isinstance(token, Token):
+            return token  # refused
         environment = token.environment or _query_environment(scope)
         if environment is None or environment not in snapshot.flags:
             status, payload = encode_error(
@@ -122,13 +121,22 @@ class OfrepApp:
         return encode_single(flag.evaluate(ctx))
 
 
-def _credential(headers: dict[bytes, bytes]) -> str | None:
-    auth = headers.get(b"authorization")
-    if auth is not None:
-        scheme, _, value = auth.decode("latin-1").partition(" ")
-        return value.strip() if scheme.lower() == "bearer" else None
-    key = headers.get(b"x-api-key")
-    return key.decode("latin-1").strip() if key is not None else None
+def _caller(
+    snapshot: Snapshot, headers: dict[bytes, bytes]
+) -> Token | tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The calling sdk token, or the problem to answer with; the same checks as the admin API's."""
+    secret = secret_of(_header(headers, b"authorization"), _header(headers, b"x-api-key"))
+    try:
+        return authenticate(snapshot, secret, Scope.SDK)
+    except Unauthorized as exc:
+        return _problem(401, "unauthorized", exc.message)
+    except Forbidden as exc:
+        return _problem(403, "forbidden", exc.message)
+
+
+def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
+    value = headers.get(name)
+    return None if value is None else value.decode("latin-1")
 
 
 def _query_environment(scope: MutableMapping[str, Any]) -> str | None:
