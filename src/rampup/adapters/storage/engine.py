@@ -3,14 +3,14 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 
 from rampup.errors import ConfigError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["make_engine", "migrate", "normalize_url", "taking_turns", "schema_revision", "newest_schema"]
 
@@ -73,7 +73,10 @@ def taking_turns(engine: Engine) -> Iterator[Connection]:
                 conn.commit()
 
 
-def _config() -> Config:
+def _config() -> "Config":
+    # Alembic is imported only to migrate: loading it is a good part of a server's start-up on a current schema.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -82,16 +85,23 @@ def _config() -> Config:
 def schema_revision(engine: Engine) -> str | None:
     """The migration the database's schema is at; None for an empty database."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
 
 
 def newest_schema() -> str:
-    """The migration this version of Rampup needs."""
-    return str(ScriptDirectory.from_config(_config()).get_current_head())
+    """The migration this version of Rampup needs: revisions are numbered like their files, in one line
+    (tests/store/test_migrations.py keeps them so), so the newest is the highest number."""
+    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; safe to call from several instances at once."""
+    if schema_revision(engine) == newest_schema():
+        return
+    from alembic import command
+
     config = _config()
     with taking_turns(engine) as conn:
         config.attributes["connection"] = conn
