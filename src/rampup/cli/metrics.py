@@ -7,6 +7,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rampup.adapters.reports.charts import sparkline as chart_line
 from rampup.cli.options import DEFAULT_SERVER, JsonOut, Server, TokenOpt, print_json
 from rampup.cli.remote import CliError, Remote
 
@@ -17,21 +18,12 @@ app = typer.Typer(
 )
 
 Env = Annotated[str, typer.Option("--env", "-e", help="Environment key.")]
-_BLOCKS = "▁▂▃▄▅▆▇█"
 
 
 def sparkline(values: list[float | None], width: int = 32) -> str:
-    """A one-line chart; longer series are averaged down to `width` characters."""
-    if len(values) > width:
-        size = -(-len(values) // width)
-        chunks = [[v for v in values[i : i + size] if v is not None] for i in range(0, len(values), size)]
-        values = [sum(c) / len(c) if c else None for c in chunks]
+    """A one-line chart of the series on its own scale (the reports' sparkline)."""
     present = [v for v in values if v is not None]
-    if not present:
-        return ""
-    low, high = min(present), max(present)
-    span = (high - low) or 1.0
-    return "".join(" " if v is None else _BLOCKS[int((v - low) / span * (len(_BLOCKS) - 1))] for v in values)
+    return chart_line(values, min(present), max(present), width) if present else ""
 
 
 def _number(value: float | None, unit: str) -> str:

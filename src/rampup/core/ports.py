@@ -15,7 +15,7 @@ from rampup.core.flags import FlagDefinition, FlagState
 from rampup.core.gates import GateInputs
 from rampup.core.lifecycle import Stewardship
 from rampup.core.model import AuditEntry, Environment
-from rampup.core.notifications import Channel
+from rampup.core.notifications import Channel, Notification
 from rampup.core.plans import Plan, RolloutState, Transition
 from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
 from rampup.core.schedules import Schedule, ScheduleRecord
@@ -25,6 +25,7 @@ from rampup.core.tokens import Token
 
 __all__ = [
     "Clock",
+    "Notifier",
     "FlagRecord",
     "RolloutRecord",
     "OutboxItem",
@@ -50,6 +51,12 @@ __all__ = [
 ]
 
 Clock = Callable[[], datetime]  # always timezone-aware UTC
+
+
+class Notifier(Protocol):
+    """Sends a notification to one channel of its type (adapters/notify/); raises RampupError on failure."""
+
+    def send(self, channel: Channel, n: Notification) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

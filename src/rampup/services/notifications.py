@@ -2,22 +2,18 @@
 after commit, at least once, with one id across retries and channels."""
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from rampup.core.egress import Destinations
 from rampup.core.masking import mask_urls
 from rampup.core.notifications import Channel, ChannelType, Notification
-from rampup.core.ports import Clock, Store, Transaction
+from rampup.core.ports import Clock, Notifier, Store, Transaction
 from rampup.errors import Conflict, NotFound, Unavailable
 from rampup.services.outbox import outbox_id
 
-__all__ = ["NotificationService", "ChannelNotifier", "NOTIFY"]
+__all__ = ["NotificationService", "NOTIFY"]
 
 NOTIFY = "notify"  # the outbox kind
-
-
-class ChannelNotifier(Protocol):
-    def send(self, channel: Channel, n: Notification) -> None: ...
 
 
 class NotificationService:
@@ -25,7 +21,7 @@ class NotificationService:
         self,
         store: Store,
         clock: Clock,
-        notifiers: Mapping[ChannelType, ChannelNotifier],
+        notifiers: Mapping[ChannelType, Notifier],
         destinations: Destinations,
         on_change: Callable[[], object] = lambda: None,
     ) -> None:

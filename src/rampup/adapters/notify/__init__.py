@@ -1,7 +1,6 @@
 """Notifiers: one per channel type, each `send(channel, notification)`, raising Unavailable on failure."""
 
 from collections.abc import Mapping
-from typing import Protocol
 
 import httpx
 
@@ -10,13 +9,10 @@ from rampup.adapters.notify.email import EmailNotifier
 from rampup.adapters.notify.pagerduty import PagerDutyNotifier
 from rampup.adapters.notify.slack import SlackNotifier
 from rampup.adapters.notify.webhook import WebhookNotifier
-from rampup.core.notifications import Channel, ChannelType, Notification
+from rampup.core.notifications import ChannelType
+from rampup.core.ports import Notifier
 
-__all__ = ["Notifier", "notifiers"]
-
-
-class Notifier(Protocol):
-    def send(self, channel: Channel, n: Notification) -> None: ...
+__all__ = ["notifiers"]
 
 
 def notifiers(client: httpx.Client, egress: Egress) -> Mapping[ChannelType, Notifier]:
