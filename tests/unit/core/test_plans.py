@@ -359,3 +359,18 @@ def test_on_inconclusive(policy: str, phase: Phase, stage: int) -> None:
     with pytest.raises(InvalidInput) as caught:
         Plan.parse({**raw, "on_inconclusive": "shrug"})
     assert caught.value.where == "on_inconclusive"
+
+
+def test_a_plan_may_bucket_its_flag_by_an_attribute() -> None:
+    raw = {
+        "name": "accounts",
+        "flag": "workstation",
+        "environment": "production",
+        "stages": [{"name": "s", "percentage": 10, "min_duration": "1h"}],
+    }
+    assert Plan.parse(raw).bucket_by is None  # the flag keeps its own
+    assert Plan.parse({**raw, "bucket_by": "account_id"}).bucket_by == "account_id"
+    assert Plan.parse({**raw, "bucket_by": "targetingKey"}).bucket_by == ""  # back to the targeting key
+    with pytest.raises(InvalidInput) as bad:
+        Plan.parse({**raw, "bucket_by": 7})
+    assert bad.value.where == "bucket_by"
