@@ -1,11 +1,11 @@
-"""`rampup demo`: a throwaway server with the guide's plan in accelerated time and synthetic users.
+"""`rampup demo`: a throwaway server with the example plan in accelerated time and synthetic users.
 
 Everything goes through the product's own front doors: the plans are started over the HTTP API, the users'
 flags are evaluated by the Python SDK, and their requests, page loads, errors and engaged actions are posted
 to the ingest API. Two rollouts run side by side on the same traffic:
 
-- `workstation`, the guide's plan with stages of about a minute, which finishes once a person approves the
-  last stage (as the guide asks);
+- `workstation`, the example plan (examples/plans/workstation.yaml) with stages of about a minute, which finishes once a person approves the
+  last stage (as that plan asks);
 - `checkout-v2`, whose treatment starts failing when it reaches 25%, so the controller rolls it back by itself.
 """
 
@@ -24,7 +24,7 @@ from rampup.sdk import Client
 __all__ = ["DemoTraffic", "WORKSTATION_PLAN", "CHECKOUT_PLAN", "REGRESSING_FLAG", "set_up"]
 
 REGRESSING_FLAG = "checkout-v2"
-# The guide's plan (examples/plans/workstation.yaml): 48 hours a stage become a minute, 5-minute windows 30 s.
+# The example plan (examples/plans/workstation.yaml): 48 hours a stage become a minute, 5-minute windows 30 s.
 # Without its engagement gate: engagement per user adds up whole days, so in minute-long stages the users who
 # got the feature a minute ago look less engaged than those who had it all day.
 WORKSTATION_PLAN: dict[str, Any] = {

@@ -1,6 +1,6 @@
 """Decisions end to end on a real `rampup serve` with a manual clock: a stage whose soak ends without enough
 evidence says so once, with what is missing, and goes on when the data come; a line against control rolls
-back a treatment that is several times worse than control while still under the guide's absolute line."""
+back a treatment that is several times worse than control while still under the plan's absolute line."""
 
 import os
 import subprocess

@@ -78,7 +78,7 @@ def test_capture_feedback_from_sentry_node_is_read_back_per_variant(node: str, s
             for u in treated
         ]
         steps += [{"user": u, "tags": {"rating": 5}, "message": "love it"} for u in control]
-        steps += [  # no user: the guide's flag tag says which variant
+        steps += [  # no user: the flag tag (<flag>_enabled) says which variant
             {
                 "tags": {"rating": "down", "rating_scale": "thumbs", f"{flag}_enabled": "true"},
                 "message": "tagged",

@@ -159,7 +159,7 @@ def test_flag_create_then_list_and_show_it(sqlite_server: Server) -> None:
 
 
 def test_flag_set_rollout_and_enable_then_env_prints_the_deployment_variables(server: Server) -> None:
-    """On SQLite and PostgreSQL: the rollout guide's NEXT_PUBLIC_WORKSTATION_* variables, from the server."""
+    """On SQLite and PostgreSQL: the NEXT_PUBLIC_WORKSTATION_* variables a Next.js app reads, from the server."""
     key = new_key()
     create_flag(server, key)
 

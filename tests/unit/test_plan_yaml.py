@@ -23,7 +23,7 @@ def test_the_guides_plan_is_complete() -> None:
     lines = {(g.metric, g.scale): g for g in plan.gates}
     gates: dict[str, Gate] = {}
     for g in plan.gates:
-        gates.setdefault(g.metric, g)  # the first line of each gate: its own (the guide's) thresholds
+        gates.setdefault(g.metric, g)  # the first line of each gate: its own thresholds
     assert set(gates) == {
         "error_rate",
         "unhandled_exceptions",
@@ -39,7 +39,7 @@ def test_the_guides_plan_is_complete() -> None:
     assert gates["lcp_p75"].rollback.value == 4000  # type: ignore[union-attr]
     assert gates["engagement"].compare is Compare.CONTROL and gates["engagement"].rollback.value == -0.10  # type: ignore[union-attr]
     assert gates["data_loss"].rollback_to == 0
-    # beside the guide's lines, in the same gates: the treatment against control
+    # beside the absolute lines, in the same gates: the treatment against control
     versus = lines[("error_rate", Scale.DIFFERENCE)], lines[("error_rate", Scale.RELATIVE)]
     assert [(g.compare, g.rollback.text, g.target) for g in versus] == [  # type: ignore[union-attr]
         (Compare.CONTROL, "> +0.3pp", None),

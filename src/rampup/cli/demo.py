@@ -25,7 +25,7 @@ def demo(
     rate: Annotated[float, typer.Option("--rate", help="Synthetic requests per second.")] = 1000.0,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the database when it stops.")] = False,
 ) -> None:
-    """Start a throwaway server (SQLite in a temporary folder) with the guide's plan in accelerated time
+    """Start a throwaway server (SQLite in a temporary folder) with the example plan in accelerated time
     (stages of about a minute), synthetic traffic for both variants, and a second flag that regresses at 25%."""
     import uvicorn
 

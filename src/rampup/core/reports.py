@@ -53,7 +53,7 @@ from rampup.core.rollups import DAY
 from rampup.core.stats import Estimate
 from rampup.core.telemetry import BUILTIN_METRICS, parse_metric_name
 
-# Rows the guide's reports always speak of; shown beside the plan's gates when there are data for them.
+# Rows every report speaks of; shown beside the plan's gates when there are data for them.
 STANDARD_METRICS = (
     "error_rate",
     "unhandled_exceptions",
@@ -65,7 +65,7 @@ STANDARD_METRICS = (
     "satisfaction",
 )
 CHART_METRICS = ("error_rate", "api_latency_p95")
-# The guide removes the flag from the code once everyone has had the feature for 3+ days with no issues.
+# A flag comes out of the code once everyone has had the feature for 3+ days with no issues.
 CLEANUP_AFTER = timedelta(days=3)
 MAX_WINDOW_S = 400 * DAY
 _LABELS = {
@@ -189,7 +189,7 @@ class Comment:
 @dataclass(frozen=True, slots=True)
 class Report:
     kind: str
-    title: str  # the e-mail subject, as the guide's templates word it
+    title: str  # the e-mail subject
     heading: str
     generated_at: datetime
     timezone: str  # IANA name the report's dates are shown in
@@ -227,7 +227,7 @@ class Report:
 
 
 def people_name(plan_name: str) -> str:
-    """workstation-rollout → Workstation Rollout, as the guide calls it."""
+    """workstation-rollout → Workstation Rollout, as people call it."""
     words = plan_name.replace("-", " ").replace("_", " ").split()
     name = " ".join(w[:1].upper() + w[1:] for w in words)
     return name if name.lower().endswith("rollout") else f"{name} Rollout"
@@ -615,7 +615,7 @@ def report_actions(
 
 
 def _cleanup(plan: Plan, record: RolloutRecord, now: datetime, zone: ZoneInfo, flag_exists: bool) -> str:
-    """The guide's Phase 6.5: remove the flag once everyone has had the feature for 3+ days with no issues."""
+    """Clean-up: remove the flag once everyone has had the feature for 3+ days with no issues."""
     final = plan.percentage_bp(record.state.stage) / 100
     if final < 100:
         return f"The plan ends at {final:g}%: the flag keeps serving that share until someone raises it."

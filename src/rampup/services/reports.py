@@ -1,4 +1,4 @@
-"""Reports from the rollout guide's templates — the daily report, the support team's daily status e-mail, the
+"""Reports in the four standard forms — the daily report, the support team's daily status e-mail, the
 weekly summary and the completion report — filled from a rollout's state, its transitions and its telemetry; and
 the schedules that send them through the outbox.
 

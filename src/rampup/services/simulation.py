@@ -634,7 +634,7 @@ class _Trial:
 
 
 class _Naive:
-    """The guide by hand: the treatment's error rate over the last 5 minutes, looked at every minute.
+    """The naive rule, by hand: the treatment's error rate over the last 5 minutes, looked at every minute.
     Above the disable threshold → kill; above rollback → one stage back; advance after the soak time when
     the last 5 minutes are under target. It sees the same kind of traffic (bursts, incidents, regressions)
     drawn minute by minute for its own stages."""

@@ -154,7 +154,7 @@ def hours(n: int, requests: int, rate: float) -> list[tuple[int, int]]:
         # healthy, 10/90: the target passes, nothing is breached
         # (doubling is not ruled out yet at 0.05%: a guard without a target need not be)
         (hours(48, 1800, 0.0005), hours(48, 16200, 0.0005), 1.0, ["pass", "pass", "inconclusive"]),
-        # 0.05% → 0.35%: under the guide's line, caught against control
+        # 0.05% → 0.35%: under the absolute line, caught against control
         (hours(12, 1800, 0.0035), hours(12, 16200, 0.0005), 1.0, ["warn", "inconclusive", "fail"]),
         # an incident in both variants: the line is breached, but control is just as bad
         (hours(6, 1800, 0.02), hours(6, 16200, 0.02), 1.0, ["environment", "inconclusive", "pass"]),

@@ -28,7 +28,7 @@ __all__ = ["parse_envelope", "parse_store", "sentry_key", "FLAG_TAG_SUFFIX", "MA
 MAX_OBSERVATIONS = 100_000  # per request
 MAX_SESSIONS = 1_000_000_000  # in one aggregate bucket and status
 
-FLAG_TAG_SUFFIX = "_enabled"  # the guide's tag: workstation_enabled=true
+FLAG_TAG_SUFFIX = "_enabled"  # the flag tag: workstation_enabled=true
 _json = msgspec.json.Decoder()
 _TERMINAL_SESSION = {"exited", "crashed", "abnormal", "errored"}
 _FAILED_SESSION = {"crashed", "abnormal", "errored"}

@@ -1,5 +1,5 @@
 """Reports as Markdown and as self-contained HTML (inline CSS and SVG charts, fit for e-mail), from Jinja2
-templates that follow the rollout guide's wording."""
+templates (adapters/reports/templates/)."""
 
 import functools
 import math
