@@ -11,7 +11,6 @@ import logging
 import threading
 from collections.abc import Callable
 
-import psycopg
 from sqlalchemy import Engine
 
 __all__ = ["CONFIG_CHANNEL", "ConfigListener"]
@@ -46,6 +45,8 @@ class ConfigListener:
             self._thread = None
 
     def _run(self) -> None:
+        import psycopg  # here, not above: a server on SQLite never loads it, a tenth of its start-up
+
         while not self._stopping.is_set():
             try:
                 self._listen()
@@ -55,6 +56,8 @@ class ConfigListener:
             self._stopping.wait(RECONNECT_S)
 
     def _listen(self) -> None:
+        import psycopg
+
         with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f"LISTEN {CONFIG_CHANNEL}")
             self.connected.set()
