@@ -13,6 +13,7 @@ from rampup.core.rollups import DAY, Aggregate, RollupKey, UnitKey
 from rampup.core.schedules import parse_schedule
 from rampup.core.telemetry import Kind, Observation
 from rampup.errors import Conflict
+from rampup.services.outbox import outbox_id
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PLAN = {
@@ -147,3 +148,16 @@ def test_raw_events_come_back_by_time_and_go_with_their_batch(store: Store) -> N
         assert tx.telemetry.purge_events(3000) == 2
     with store.read() as tx:
         assert [o.targeting_key for o in tx.telemetry.events(env.id, 0, 10_000)] == ["u2"]
+
+
+def test_ids_made_while_the_clock_stands_still_are_stored_and_served_in_order(store: Store) -> None:
+    ids = [outbox_id(AT) for _ in range(3)]
+    with store.transaction() as tx:
+        for item_id in reversed(ids):  # inserted out of order: the id, not the insert, is the queue order
+            tx.outbox.enqueue(item_id, "notify", "channel:ops", {}, AT)
+    with store.transaction() as tx:
+        served = []
+        while heads := tx.outbox.heads(AT):
+            served.append(heads[0].id)
+            tx.outbox.delivered(heads[0].id, AT)
+    assert served == ids
