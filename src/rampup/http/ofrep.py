@@ -18,6 +18,7 @@ from rampup.errors import Forbidden, Unauthorized
 from rampup.http.credentials import authenticate, secret_of
 from rampup.http.errors import error_body
 from rampup.http.limits import ASGIApp, read_body
+from rampup.http.streams import stream_ticket
 from rampup.services.snapshot import Snapshot, SnapshotCache
 from rampup.services.usage import EvaluationCounter
 
@@ -103,7 +104,9 @@ class OfrepApp:
         env_id = snapshot.environments[environment].id
         payload = encode_bulk(
             (flag.evaluate(ctx) for flag in flags.values()),
-            f"{self._public_url}/ofrep/v1/events/{env_id}" if self._public_url else None,
+            f"{self._public_url}/ofrep/v1/events/{env_id}?ticket={stream_ticket(token, env_id)}"
+            if self._public_url
+            else None,
         )
         etag = b'"%x"' % mmh3.hash128(payload, signed=False)
         if headers.get(b"if-none-match") == etag:

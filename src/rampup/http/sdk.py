@@ -11,12 +11,13 @@ from typing import Annotated
 
 import mmh3
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from rampup.adapters.codecs.sdk_config import encode_config
 from rampup.core.tokens import Scope, Token
-from rampup.errors import NotFound
+from rampup.errors import NotFound, Unauthorized
 from rampup.http.deps import container, environment_for, require
+from rampup.http.streams import limited_stream, ticket_holder
 from rampup.services.snapshot import Snapshot
 
 __all__ = ["router", "ofrep_events", "Changes", "DISCONNECT_CHECK_S", "KEEPALIVE_S"]
@@ -86,11 +87,11 @@ async def flags(
 
 
 def _follow(
-    request: Request, kind: str, environment: str, message: Callable[[int, bytes], bytes | None]
-) -> StreamingResponse:
+    request: Request, kind: str, token: Token, environment: str, message: Callable[[int, bytes], bytes | None]
+) -> Response:
     """A server-sent event stream that writes `message(revision, document)` whenever the snapshot moves (when it
     returns something), and a keepalive comment when nothing happened for a while. `kind` names it in the
-    server's metrics."""
+    server's metrics; it counts against `token`'s streams (http/streams.py)."""
     _config(request, environment)  # fail before streaming if the environment is unknown
     open_streams = container(request).meters.streams.labels(kind)
 
@@ -102,11 +103,7 @@ def _follow(
         finally:
             open_streams.dec()
 
-    return StreamingResponse(
-        counted(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return limited_stream(request, token.id, counted(), "no-cache")
 
 
 async def _events(
@@ -131,11 +128,12 @@ async def _events(
 @router.get("/stream", responses={200: {"content": {"text/event-stream": {}}}})
 async def stream(
     request: Request, token: SdkToken, environment: Annotated[str | None, Query(max_length=128)] = None
-) -> StreamingResponse:
+) -> Response:
     """Server-sent events: `event: config` with the whole configuration now and after every change."""
     return _follow(
         request,
         "sdk",
+        token,
         environment_for(token, environment, Scope.SDK),
         lambda revision, body: b"event: config\nid: %d\ndata: %s\n\n" % (revision, body),
     )
@@ -146,13 +144,20 @@ ofrep_events = APIRouter(prefix="/ofrep/v1/events", tags=["OFREP"])
 
 @ofrep_events.get("/{environment_id}", responses={200: {"content": {"text/event-stream": {}}}})
 async def ofrep_change_stream(
-    request: Request, environment_id: Annotated[int, Path(ge=1, le=2**31 - 1)]
-) -> StreamingResponse:
+    request: Request,
+    environment_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    ticket: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
     """OFREP's change stream, announced in the bulk answer's `eventStreams`: `refetchEvaluation` whenever the
-    environment's flags change. It carries no flag data, so browsers' EventSource can open it without a token."""
-    env = container(request).snapshots.current.environments_by_id.get(environment_id)
+    environment's flags change. Browsers' EventSource sends no headers, so the announced URL carries a ticket
+    naming the sdk token that asked (never its secret); a stream with neither ticket nor token is refused."""
+    snapshot = container(request).snapshots.current
+    env = snapshot.environments_by_id.get(environment_id)
     if env is None:
         raise NotFound(f"no environment with id {environment_id}")
+    token = ticket_holder(snapshot, ticket, environment_id)
+    if token is None or not token.allows(Scope.SDK, env.key):
+        raise Unauthorized("open the stream at the URL eventStreams gave (its ticket names your sdk token)")
     last: str | None = None
 
     def changed(_revision: int, body: bytes) -> bytes | None:
@@ -165,4 +170,4 @@ async def ofrep_change_stream(
             else b'data: {"type":"refetchEvaluation","etag":"%s"}\n\n' % etag.encode()
         )
 
-    return _follow(request, "ofrep", env.key, changed)
+    return _follow(request, "ofrep", token, env.key, changed)

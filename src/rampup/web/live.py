@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import StreamingResponse
+from starlette.responses import Response
 
 from rampup.bootstrap import Container
 from rampup.http.deps import container
+from rampup.http.streams import limited_stream
 from rampup.web import data
 
 __all__ = ["live_stream", "SESSION_CHECK_S", "KEEPALIVE_S"]
@@ -47,7 +48,8 @@ def _fingerprint(request: Request) -> Fingerprint:
     return state.live_fingerprint  # type: ignore[no-any-return]
 
 
-def live_stream(request: Request, session_secret: str) -> StreamingResponse:
+def live_stream(request: Request, session_secret: str, token_id: str) -> Response:
+    """The page's stream, counted against its session's token (http/streams.py)."""
     c = container(request)
     fingerprint = _fingerprint(request)
     interval = c.settings.live_check_s
@@ -74,8 +76,4 @@ def live_stream(request: Request, session_secret: str) -> StreamingResponse:
                 idle = 0.0
                 yield b": keepalive\n\n"
 
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return limited_stream(request, token_id, events(), "no-store")

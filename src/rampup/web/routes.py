@@ -396,4 +396,4 @@ async def revoke_token(
 
 @router.get("/live")
 async def live(request: Request, session: Viewer) -> Response:
-    return live_stream(request, request.cookies.get(SESSION_COOKIE, ""))
+    return live_stream(request, request.cookies.get(SESSION_COOKIE, ""), session.token.id)
