@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from tests.support.api import new_token
 from tests.support.rawhttp import resident_bytes
 from tests.support.servers import Server, module_server
 
@@ -26,9 +27,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def new_dsn_key(server: Server) -> str:
     with server.client() as api:
-        response = api.post("/api/v1/tokens", json={"scope": "ingest", "environment": "production"})
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
+        return new_token(api)
 
 
 def sessions(server: Server) -> tuple[int, int]:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.support.api import new_token
 from tests.support.servers import Server, module_server
 
 APP = "https://app.example.com"
@@ -22,9 +23,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def sdk_token(server: Server) -> str:
     with server.client() as api:
-        response = api.post("/api/v1/tokens", json={"scope": "sdk", "environment": "production"})
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
+        return new_token(api, "sdk")
 
 
 def preflight(server: Server, origin: str) -> httpx.Response:

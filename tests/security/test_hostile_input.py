@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.api import new_token
 from tests.support.rawhttp import resident_bytes
 from tests.support.servers import Server, module_server
 
@@ -34,9 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def dsn_key(server: Server) -> str:
     with server.client() as api:
-        response = api.post("/api/v1/tokens", json={"scope": "ingest", "environment": "production"})
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
+        return new_token(api)
 
 
 def sessions_total(server: Server) -> int:

@@ -7,6 +7,7 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
+from tests.support.api import new_token
 from tests.support.servers import Server, module_server
 from tests.support.waiting import wait_until
 
@@ -20,9 +21,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def sdk_token(server: Server) -> str:
     with server.client() as api:
-        response = api.post("/api/v1/tokens", json={"scope": "sdk", "environment": "production"})
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
+        return new_token(api, "sdk")
 
 
 def open_stream(stack: ExitStack, server: Server, token: str) -> httpx.Response:
