@@ -173,9 +173,14 @@ def test_waits_for_signoff_then_climbs_through_every_stage_on_healthy_traffic(
             "dana",
         ) in moves  # the sign-off itself
         assert ("awaiting_approval", "running", 0, 1, "admin", "dana") in moves
-        assert ("running", "running", 1, 2, "controller", None) in moves
-        assert ("running", "running", 2, 3, "controller", None) in moves
-        assert ("running", "awaiting_approval", 3, 3, "controller", None) in moves
+        # Whether one second of traffic proves "< 0.1%" before the soak ends is the statistics' business (unit
+        # tests); here each advance is the controller's, from running or from the visible wait for data.
+        for from_stage, to_stage in ((1, 2), (2, 3)):
+            advance = [m for m in moves if m[2:4] == (from_stage, to_stage)]
+            assert len(advance) == 1 and advance[0][4:] == ("controller", None), advance
+            assert advance[0][:2] in {("running", "running"), ("waiting_for_data", "running")}, advance
+        approval_wait = [m for m in moves if m[1:5] == ("awaiting_approval", 3, 3, "controller")]
+        assert [m[0] for m in approval_wait] in (["running"], ["waiting_for_data"]), approval_wait
         assert ("awaiting_approval", "running", 3, 4, "admin", "lee") in moves
         assert moves[-1] == ("running", "completed", 4, 4, "controller", None)
         assert "Support team briefed" in timeline[0]["reason"]
@@ -184,7 +189,7 @@ def test_waits_for_signoff_then_climbs_through_every_stage_on_healthy_traffic(
         )
 
         # The controller's decisions carry their evidence: value, bounds, samples and threshold of every gate.
-        decided = [t for t in timeline if t["actor"] == "controller"]
+        decided = [t for t in timeline if t["actor"] == "controller" and t["to"] != "waiting_for_data"]
         assert len(decided) == 4
         for t in decided:
             assert "pass" in t["reason"], t["reason"]
