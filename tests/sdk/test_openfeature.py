@@ -30,12 +30,13 @@ from tests.support.waiting import wait_until
 
 
 @pytest.fixture
-def domain() -> Iterator[Callable[[Any], OpenFeatureClient]]:
+def domain() -> Iterator[Callable[..., OpenFeatureClient]]:
     """provider → an OpenFeature client of its own domain."""
 
-    def make(provider: Any) -> OpenFeatureClient:
+    def make(provider: Any, *, wait: bool = True) -> OpenFeatureClient:
         name = f"test-{uuid.uuid4().hex}"
-        openfeature.set_provider_and_wait(provider, name)
+        # Waiting keeps a first evaluation from racing the provider's initialisation thread.
+        (openfeature.set_provider_and_wait if wait else openfeature.set_provider)(provider, name)
         return openfeature.get_client(name)
 
     yield make
@@ -66,7 +67,7 @@ def details(of: OpenFeatureClient, name: str, key: str, ctx: EvaluationContext |
 
 
 def test_the_provider_answers_what_the_ofrep_endpoint_answers(
-    rampup: Rampup, client: Client, domain: Callable[[Any], OpenFeatureClient]
+    rampup: Rampup, client: Client, domain: Callable[..., OpenFeatureClient]
 ) -> None:
     flags = mixed_flags(rampup)
     rampup.caught_up(client)
@@ -95,7 +96,7 @@ def test_the_provider_answers_what_the_ofrep_endpoint_answers(
 
 
 def test_integer_and_float_resolution(
-    rampup: Rampup, client: Client, domain: Callable[[Any], OpenFeatureClient]
+    rampup: Rampup, client: Client, domain: Callable[..., OpenFeatureClient]
 ) -> None:
     limits = {"type": "number", "variants": [{"name": "low", "value": 10}, {"name": "high", "value": 2.5}]}
     key = rampup.new_flag(definition=limits, enabled=True, rollout=0)
@@ -113,7 +114,7 @@ def test_integer_and_float_resolution(
 def test_not_ready_until_the_server_answers_then_ready(
     make_database_url: Callable[[str], str],
     server_factory: Callable[..., Server],
-    domain: Callable[[Any], OpenFeatureClient],
+    domain: Callable[..., OpenFeatureClient],
 ) -> None:
     database_url, port = make_database_url("sqlite"), free_port()
     server = server_factory(database_url, port=port)
@@ -123,7 +124,7 @@ def test_not_ready_until_the_server_answers_then_ready(
 
     ready = threading.Event()
     with Client(server.url, rampup.sdk_token) as client:
-        of = domain(RampupProvider(client, ready_timeout=0.2))
+        of = domain(RampupProvider(client, ready_timeout=0.2), wait=False)
         of.add_handler(ProviderEvent.PROVIDER_READY, lambda _: ready.set())
         wait_until(
             lambda: of.get_provider_status() is ProviderStatus.ERROR,
@@ -139,7 +140,7 @@ def test_not_ready_until_the_server_answers_then_ready(
 
 
 def test_a_kill_switch_is_a_configuration_change_event(
-    rampup: Rampup, client: Client, domain: Callable[[Any], OpenFeatureClient]
+    rampup: Rampup, client: Client, domain: Callable[..., OpenFeatureClient]
 ) -> None:
     key = rampup.new_flag(enabled=True, rollout=100)
     rampup.caught_up(client)
@@ -159,7 +160,7 @@ def test_a_kill_switch_is_a_configuration_change_event(
 
 
 def test_the_hook_puts_flags_from_any_provider_into_the_request(
-    rampup: Rampup, proxy_to: Callable[[str], FaultProxy], domain: Callable[[Any], OpenFeatureClient]
+    rampup: Rampup, proxy_to: Callable[[str], FaultProxy], domain: Callable[..., OpenFeatureClient]
 ) -> None:
     """Flags evaluated through OFREP, not the Rampup client, still reach the request's telemetry."""
     key = rampup.new_flag(enabled=True, rollout=100)
@@ -186,7 +187,7 @@ def test_the_hook_puts_flags_from_any_provider_into_the_request(
 
 
 def test_tracking_through_openfeature(
-    rampup: Rampup, client: Client, domain: Callable[[Any], OpenFeatureClient]
+    rampup: Rampup, client: Client, domain: Callable[..., OpenFeatureClient]
 ) -> None:
     key = rampup.new_flag(enabled=True, rollout=50)
     rampup.caught_up(client)
