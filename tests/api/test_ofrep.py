@@ -2,7 +2,6 @@
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -17,7 +16,7 @@ from openfeature.flag_evaluation import Reason
 
 from rampup.core.bucketing import in_rollout
 from tests.support.servers import Server
-from tests.support.waiting import PATIENCE_S
+from tests.support.waiting import PATIENCE_S, wait_until
 
 # Every answer is checked against the bucketing function itself, so a few thousand users show what a share
 # would; the distribution of the function is tested in tests/unit/core/test_bucketing.py.
@@ -211,6 +210,12 @@ def test_ofrep_auth(sqlite_server: Server) -> None:
     assert too_big.status_code == 413
 
 
+def ofrep_streams_open(server: Server) -> float:
+    metrics = server.client().get("/metrics").text
+    lines = [m for m in metrics.splitlines() if m.startswith('rampup_stream_clients{stream="ofrep"}')]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
 def test_bulk_announces_a_change_stream_that_says_refetch_on_change(sqlite_server: Server) -> None:
     token = sdk_token(sqlite_server)
     key = new_flag(sqlite_server)
@@ -234,8 +239,8 @@ def test_bulk_announces_a_change_stream_that_says_refetch_on_change(sqlite_serve
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
-    time.sleep(0.5)  # connected, and nothing has changed yet: nothing is sent
-    assert received == []
+    wait_until(lambda: ofrep_streams_open(sqlite_server) == 1, "the stream is open")
+    assert received == []  # connected, and nothing has changed yet: nothing is sent
     set_state(sqlite_server, key, enabled=True, rollout=40)
     listener.join(timeout=PATIENCE_S)  # how soon it arrives is measured in bench/, not here
     assert received and json.loads(received[0][5:])["type"] == "refetchEvaluation"
