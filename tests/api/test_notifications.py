@@ -962,7 +962,11 @@ def test_delivery_status_in_the_api_and_the_cli_and_channel_test(
                 first.json()["notification_id"],
                 second.json()["notification_id"],
             ]
-            assert all(d["status"] == "delivered" for d in deliveries(c)), deliveries(c)
+            wait_until(  # again, the receiver has the bodies a moment before the server records them
+                lambda: all(d["status"] == "delivered" for d in deliveries(c)),
+                "every delivery recorded as delivered",
+                detail=lambda: deliveries(c),
+            )
             missing = rampup_cli(server, "channel", "test", "no-such-channel")
             assert missing.returncode != 0 and "no-such-channel" in missing.stderr, missing
     finally:
