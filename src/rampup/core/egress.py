@@ -8,6 +8,7 @@ again at every connection, since DNS can change in between.
 
 import ipaddress
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -39,11 +40,9 @@ class EgressPolicy:
         hosts: set[str] = set()
         networks: list[_Network] = []
         for entry in (value or "").replace(",", " ").split():
-            try:
+            with suppress(ValueError):  # not an address or a network: a host name, checked below
                 networks.append(ipaddress.ip_network(entry, strict=False))
                 continue
-            except ValueError:
-                pass
             if "/" in entry or ":" in entry:
                 raise ConfigError(
                     f"{entry!r} is neither a host name nor a network", where="RAMPUP_ALLOWED_HOSTS"

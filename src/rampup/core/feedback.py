@@ -7,6 +7,7 @@ a thumbs-up 5), so ratings from a 1–5 form, a 0–10 survey and a thumbs widge
 
 import re
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -75,10 +76,8 @@ def rating_of(raw: Any, scale: Scale, where: str) -> float:
         if word in _THUMBS_WORDS:
             return _THUMBS_WORDS[word]
     if isinstance(raw, str):
-        try:
+        with suppress(ValueError):  # not a number: refused below with the value as sent
             raw = float(raw.strip())
-        except ValueError:
-            pass
     if isinstance(raw, int | float) and not isinstance(raw, bool) and abs(raw) < 1e9:
         return float(raw)
     raise InvalidInput(f"rating {raw!r} is not a number on the scale {scale.text}", where=where)
