@@ -44,7 +44,7 @@ __all__ = ["Container", "build_container", "FirstStart", "prepare", "instance_jo
 
 EXAMPLE_FLAG = {
     "key": "workstation",
-    "description": "Example: the new workstation UI of the rollout guide. Delete it when you are done.",
+    "description": "Example: the new workstation UI, for the example plan. Delete it when you are done.",
 }
 
 

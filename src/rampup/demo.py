@@ -94,7 +94,9 @@ def set_up(api: httpx.Client) -> tuple[Tokens, dict[str, int]]:
     call(
         "PATCH",
         "/api/v1/flags/workstation",
-        {"description": "The new workstation UI of the rollout guide, rolled out by the guide's plan"},
+        {
+            "description": "The new workstation UI, rolled out by the example plan (examples/plans/workstation.yaml)"
+        },
     )
     call(
         "POST",

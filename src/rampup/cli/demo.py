@@ -80,7 +80,7 @@ def demo(
             typer.echo(
                 f"\nRampup demo at {url}\n"
                 f"  Sign in with this admin token:  {token}\n\n"
-                f"  Rollout {rollouts['workstation']}: workstation, the guide's plan with stages of a minute. It waits for\n"
+                f"  Rollout {rollouts['workstation']}: workstation, the example plan with stages of a minute. It waits for\n"
                 "    two sign-offs (given in a moment), then advances as its gates pass; the last stage waits\n"
                 f"    for your approval: press Approve on {url}/rollouts/{rollouts['workstation']}\n"
                 f"  Rollout {rollouts[REGRESSING_FLAG]}: {REGRESSING_FLAG}, whose new code fails 4% of requests at 25%:\n"

@@ -14,7 +14,8 @@ from rampup.cli.remote import CliError, Remote
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="The rollout guide's reports, filled from real data, and their schedules.", no_args_is_help=True
+    help="Rollout reports (daily, support, weekly, completion), filled from real data, and their schedules.",
+    no_args_is_help=True,
 )
 schedule = typer.Typer(
     help="Send reports to channels: daily or weekly at a local time, or when a rollout ends.",

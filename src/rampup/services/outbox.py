@@ -63,10 +63,6 @@ class OutboxService:
             tx.outbox.delivered(item.id, self._clock())
         return True
 
-    def items(self, limit: int = 100) -> list[OutboxItem]:
-        with self._store.read() as tx:
-            return tx.outbox.items(limit)
-
     def backlog(self) -> tuple[int, float | None]:
         """Items waiting for delivery, and how many seconds the oldest has waited (None when none waits)."""
         with self._store.read() as tx:
