@@ -13,7 +13,7 @@ from rich.table import Table
 
 from rampup.adapters.codecs.plan_yaml import load_plan
 from rampup.cli.remote import CliError
-from rampup.core.durations import parse_duration
+from rampup.core.durations import format_duration, parse_duration
 
 if TYPE_CHECKING:
     from rampup.services.simulation import Summary
@@ -22,12 +22,7 @@ __all__ = ["simulate"]
 
 
 def _span(value: timedelta | None) -> str:
-    if value is None:
-        return "—"
-    hours = value.total_seconds() / 3600
-    return (
-        f"{hours / 24:.1f} d" if hours >= 48 else f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
-    )
+    return "—" if value is None else format_duration(value, "short")
 
 
 def simulate(

@@ -45,6 +45,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rampup.core.alerts import Alert, AlertRule
+from rampup.core.durations import format_duration
 from rampup.core.feedback import SHOWN_COMMENT, THUMBS, Entry, clip, mask_emails, parse_scale
 from rampup.core.gates import CONTROL, TREATMENT, Compare, Gate
 from rampup.core.plans import Phase, Plan, Signoff, Transition
@@ -518,15 +519,6 @@ def satisfaction_lines(
     return out
 
 
-def span_text(seconds: float, long: bool = False) -> str:
-    """A duration as people read it: "20 s" in tables, "20 seconds" in prose."""
-    units = (("seconds", "s"), ("minutes", "min"), ("hours", "h"))
-    for (word, short), (limit, size) in zip(units, ((90, 1), (90 * 60, 60), (72 * 3600, 3600)), strict=True):
-        if seconds < limit:
-            return f"{seconds / size:.0f} {word if long else short}"
-    return f"{seconds / 86400:.1f} days"
-
-
 def report_actions(
     record: RolloutRecord,
     rows: Sequence[MetricRow],
@@ -566,7 +558,7 @@ def report_actions(
             if soak > 0:
                 ends = (now + timedelta(seconds=soak)).astimezone(zone)
                 out.append(
-                    f"Soak ends in {span_text(soak)} ({ends:%Y-%m-%d %H:%M}), then {after} if every gate passes."
+                    f"Soak ends in {format_duration(timedelta(seconds=soak), 'short')} ({ends:%Y-%m-%d %H:%M}), then {after} if every gate passes."
                 )
             elif pending:
                 out.append(f"Soak is over; {after} follows once {', '.join(pending)} pass.")
@@ -574,7 +566,11 @@ def report_actions(
                 out.append(f"Soak is over and every gate passes: {after} at the controller's next tick.")
             for r in rows:
                 if r.needs_samples:
-                    time_left = f" (about {span_text(r.needs_s)} at the current rate)" if r.needs_s else ""
+                    time_left = (
+                        f" (about {format_duration(timedelta(seconds=r.needs_s), 'short')} at the current rate)"
+                        if r.needs_s
+                        else ""
+                    )
                     out.append(
                         f"{r.metric} needs about {r.needs_samples:,.0f} more samples to decide{time_left}."
                     )
@@ -608,7 +604,11 @@ def report_actions(
             if r.verdict == "warn":
                 out.append(f"Watch {r.metric}: it is past its target or warning ({r.thresholds}).")
             elif r.verdict in ("fail", "critical"):
-                held = f" if it lasts {span_text(r.sustain_s)}" if r.sustain_s else ""
+                held = (
+                    f" if it lasts {format_duration(timedelta(seconds=r.sustain_s), 'short')}"
+                    if r.sustain_s
+                    else ""
+                )
                 act = "pulls the kill switch" if r.verdict == "critical" else "steps back"
                 out.append(f"{r.metric} breaches {r.thresholds}: the controller {act}{held}.")
     return out

@@ -2,10 +2,11 @@
 outbox in the transaction that records the change."""
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from rampup.core.alerts import AlertAction, AlertRule, step
+from rampup.core.durations import format_duration
 from rampup.core.notifications import Notification, Severity
 from rampup.core.ports import Clock, Store, Transaction
 from rampup.core.rollups import SECOND, Aggregate, UnitTotals, combine, fold
@@ -194,13 +195,13 @@ def _notification(
     shown = "no data" if value is None else (f"{value:.3%}" if "%" in rule.condition_text else f"{value:.4g}")
     resolved = action is AlertAction.RESOLVE
     state = "resolved" if resolved else "firing"
-    lasted = f" after {_span(now - started)}" if resolved else ""
+    lasted = f" after {format_duration(now - started, 'long')}" if resolved else ""
     return Notification(
         outbox_id(now),
         f"alert.{state}",
         now,
         f"[{state.upper()}] {rule.name}",
-        f"{rule.metric} is {shown} over the last {_span(rule.window)}{lasted}: {rule.describe()}",
+        f"{rule.metric} is {shown} over the last {format_duration(rule.window)}{lasted}: {rule.describe()}",
         Severity.INFO if resolved else rule.severity,
         (
             ("metric", rule.metric),
@@ -212,13 +213,4 @@ def _notification(
         f"alert-{rule_id}",
         resolved,
         {"rule_id": rule_id, "value": value, "rule": rule.to_dict()},
-    )
-
-
-def _span(span: timedelta) -> str:
-    seconds = int(span.total_seconds())
-    return (
-        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-        if seconds >= 3600
-        else (f"{seconds // 60}m" if seconds >= 60 else f"{seconds}s")
     )

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from rampup.core.durations import format_duration
 from rampup.core.gates import CONTROL, TREATMENT
 from rampup.core.notifications import Notification
 from rampup.core.plans import Plan
@@ -35,7 +36,6 @@ from rampup.core.reports import (
     report_status,
     report_titles,
     satisfaction_lines,
-    span_text,
     stage_markers,
     stage_visits,
 )
@@ -259,7 +259,7 @@ class ReportService:
             estimates_of(satisfaction),
             estimates_of(positive),
             {v: e["count"] for v, e in received["variants"].items()},
-            (later, earlier, f"in the {span_text(span.total_seconds(), long=True)} before"),
+            (later, earlier, f"in the {format_duration(span, 'long')} before"),
         )
 
     def _window(self, plan: Plan, metric: str, start: datetime, end: datetime) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 """Rendering: the Jinja2 environment, its filters, and the headers every dashboard page carries."""
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse
 
 from rampup import __version__
 from rampup.adapters.reports.render import value_text
-from rampup.core.reports import span_text
+from rampup.core.durations import format_duration
 from rampup.core.sessions import Session
 from rampup.core.tokens import Scope
 
@@ -42,7 +42,7 @@ def _when(at: datetime | str | None) -> Markup:
 
 
 def _seconds(value: float | None) -> str:
-    return "—" if value is None else span_text(value)
+    return "—" if value is None else format_duration(timedelta(seconds=value), "short")
 
 
 _env = Environment(

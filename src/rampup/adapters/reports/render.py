@@ -1,7 +1,6 @@
 """Reports as Markdown and as self-contained HTML (inline CSS and SVG charts, fit for e-mail), from Jinja2
 templates (adapters/reports/templates/)."""
 
-import functools
 import math
 import re
 from datetime import datetime
@@ -14,7 +13,8 @@ from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from rampup.adapters.reports.charts import marker_line, sparkline, svg_chart
-from rampup.core.reports import Chart, MetricRow, Report, span_text
+from rampup.core.durations import format_duration
+from rampup.core.reports import Chart, MetricRow, Report
 
 __all__ = ["JinjaRenderer", "value_text"]
 
@@ -89,7 +89,7 @@ def _day(ctx: Context, at: datetime) -> str:
 
 
 def _since(report: Report, at: datetime | None, until: datetime | None = None) -> str:
-    return "—" if at is None else span_text(((until or report.generated_at) - at).total_seconds(), long=True)
+    return "—" if at is None else format_duration((until or report.generated_at) - at, "long")
 
 
 def _target(row: MetricRow) -> str:
@@ -129,7 +129,7 @@ def _quoted(text: str) -> str:
 
 def _window_span(report: Report) -> str:
     end = report.end.astimezone(ZoneInfo(report.timezone))
-    return f"{span_text((report.end - report.start).total_seconds(), long=True)} to {end:%Y-%m-%d %H:%M}"
+    return f"{format_duration(report.end - report.start, 'long')} to {end:%Y-%m-%d %H:%M}"
 
 
 def _spark(chart: Chart) -> dict[str, Any]:
@@ -163,7 +163,6 @@ class JinjaRenderer:
             verdict=lambda v: _VERDICT.get(v or "", "—"),
             plain=lambda v: _PLAIN.get(v or "", ""),
             status=lambda s: _STATUS.get(s, s),
-            span=functools.partial(span_text, long=True),
             num=lambda x: f"{x:g}",
             words=lambda s: s.replace("_", " "),
             code=_code,
