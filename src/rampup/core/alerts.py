@@ -5,7 +5,6 @@ Unlike gates (statistical verdicts over a stage), alert rules are what on-call p
 Grafana: the value over the last few minutes against a number. They tell; the gates act.
 """
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,11 +14,10 @@ from typing import Any
 from rampup.core.durations import format_duration, parse_duration
 from rampup.core.notifications import Severity
 from rampup.core.telemetry import BUILTIN_METRICS, Aggregation, parse_metric_name
+from rampup.core.thresholds import check_own, parse_threshold
 from rampup.errors import InvalidInput
 
 __all__ = ["AlertRule", "AlertRuleRecord", "Alert", "Step", "AlertAction", "step"]
-
-_CONDITION = re.compile(r"^\s*([<>])\s*([+-]?\d+(?:\.\d+)?)\s*(%|ms|s)?\s*$")
 
 
 class AlertAction(StrEnum):
@@ -97,21 +95,16 @@ class AlertRule:
                 "api_latency_p95, lcp_p75",
                 where=f"{at}metric",
             )
-        m = _CONDITION.match(str(raw.get("condition", "")))
-        if m is None:
-            raise InvalidInput("condition is like '> 0.5%', '> 5' or '> 1000ms'", where=f"{at}condition")
-        op, number, unit = m.group(1), float(m.group(2)), m.group(3)
-        if (spec.aggregation is Aggregation.RATE) != (unit == "%"):
+        condition = raw.get("condition", "")
+        written = parse_threshold(condition, f"{at}condition", "'> 0.5%', '> 5' or '> 1000ms'")
+        check_own(written, spec.aggregation, condition, f"{at}condition")
+        if written.unit == "%" and spec.aggregation is not Aggregation.RATE:
+            # Gates let this through (plans stored before would no longer load); a new rule need not.
             raise InvalidInput(
-                "rates take a percentage ('> 0.5%'), other metrics a number or a duration",
+                f"{condition!r} is a percentage, but {metric} is not a rate; write a number, e.g. '> 5'",
                 where=f"{at}condition",
             )
-        if unit in ("ms", "s") and spec.aggregation is not Aggregation.PERCENTILE:
-            raise InvalidInput(
-                f"{metric} is not a latency: write a number ('> 5'), not a duration", where=f"{at}condition"
-            )
-        threshold = number * {"%": 0.01, "ms": 1.0, "s": 1000.0, None: 1.0}[unit]
-        name = raw.get("name") or f"{metric} {op} {m.group(2)}{unit or ''}"
+        name = raw.get("name") or f"{metric} {written.text}"
         environment = raw.get("environment")
         if not isinstance(environment, str) or not environment:
             raise InvalidInput("environment is needed", where=f"{at}environment")
@@ -136,9 +129,9 @@ class AlertRule:
             str(name)[:200],
             environment,
             str(metric),
-            op,
-            threshold,
-            f"{op} {m.group(2)}{unit or ''}",
+            written.op,
+            written.value,
+            written.text,
             window,
             parse_duration(raw["for"], f"{at}for") if "for" in raw else timedelta(0),
             severity,

@@ -9,7 +9,6 @@ little data is inconclusive, never pass. `judge` is the only place a threshold i
 import bisect
 import itertools
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -22,6 +21,7 @@ from rampup.core.rollups import Aggregate, UnitTotals
 from rampup.core.sketch import first_bucket_above, value_of
 from rampup.core.sketch import quantile as sketch_quantile
 from rampup.core.telemetry import BUILTIN_METRICS, Aggregation, parse_metric_name
+from rampup.core.thresholds import Written, check_duration, check_own, parse_threshold
 from rampup.errors import InvalidInput
 
 __all__ = [
@@ -67,9 +67,6 @@ class Scale(StrEnum):
     DIFFERENCE = "difference"  # minus control, in the metric's unit: '> +0.3pp', '> +50ms'
 
 
-_THRESHOLD = re.compile(r"^\s*([<>])\s*([+-])?\s*(\d+(?:\.\d+)?)\s*(pp|%|ms|s)?\s*$")
-
-
 @dataclass(frozen=True, slots=True)
 class Threshold:
     op: str  # "<" or ">"
@@ -79,23 +76,11 @@ class Threshold:
 
     @classmethod
     def parse(cls, raw: Any, where: str, compare: "Compare", aggregation: Aggregation) -> "Threshold":
-        m = (
-            _THRESHOLD.match(str(raw))
-            if isinstance(raw, str | int | float) and not isinstance(raw, bool)
-            else None
-        )
-        if m is None:
-            raise InvalidInput(
-                f"{raw!r} is not a threshold; write '< 0.1%', '> 1000ms', '> 5', '< -10%', '> +0.3pp'",
-                where=where,
-            )
-        op, sign, unit = m.group(1), m.group(2), m.group(4)
-        number = float(m.group(3)) * (-1 if sign == "-" else 1)
-        scale = _scale(compare, bool(sign), unit, aggregation, raw, where)
+        written = parse_threshold(raw, where, "'< 0.1%', '> 1000ms', '> 5', '< -10%', '> +0.3pp'")
+        scale = _scale(compare, written, aggregation, raw, where)
         if scale is Scale.OWN:
-            _check_own(unit, aggregation, raw, where)
-        factor = {"%": 0.01, "pp": 0.01, "ms": 1.0, "s": 1000.0, None: 1.0}[unit]
-        return cls(op, number * factor, str(raw).strip(), scale)
+            check_own(written, aggregation, raw, where)
+        return cls(written.op, written.value, written.text, scale)
 
     def breached_by(self, m: "Measurement") -> bool:
         """Confidently on the wrong side: for '> x', the whole interval is above x."""
@@ -112,11 +97,10 @@ _AGAINST_CONTROL = (
 )
 
 
-def _scale(
-    compare: "Compare", signed: bool, unit: str | None, agg: Aggregation, raw: Any, where: str
-) -> Scale:
+def _scale(compare: "Compare", written: Written, agg: Aggregation, raw: Any, where: str) -> Scale:
     """Against control, a signed threshold is a change ('+25%', '+0.3pp', '+50ms') and an unsigned one
     the treatment's own line ('0.5%'), so one gate can hold both."""
+    signed, unit = written.signed, written.unit
     if compare is Compare.BASELINE or (compare is Compare.CONTROL and signed and unit == "%"):
         if unit != "%":
             raise InvalidInput(
@@ -127,25 +111,13 @@ def _scale(
     if compare is Compare.CONTROL and (signed or unit == "pp"):
         if unit == "pp" and agg is not Aggregation.RATE:
             raise InvalidInput(f"{raw!r}: percentage points are for rates", where=where)
-        if unit in ("ms", "s") and agg is not Aggregation.PERCENTILE:
-            raise InvalidInput(f"{raw!r} is a duration, but this metric is not a latency", where=where)
+        check_duration(written, agg, raw, where)
         if unit is None and agg in (Aggregation.RATE, Aggregation.PERCENTILE):
             raise InvalidInput(_AGAINST_CONTROL.format(raw=raw), where=where)
         return Scale.DIFFERENCE
     if compare is Compare.CONTROL and unit is None and agg is Aggregation.RATE:
         raise InvalidInput(_AGAINST_CONTROL.format(raw=raw), where=where)
-    if unit == "pp":
-        raise InvalidInput(
-            f"{raw!r}: percentage points compare with control; add 'compare: control'", where=where
-        )
     return Scale.OWN
-
-
-def _check_own(unit: str | None, aggregation: Aggregation, raw: Any, where: str) -> None:
-    if unit in ("ms", "s") and aggregation is not Aggregation.PERCENTILE:
-        raise InvalidInput(f"{raw!r} is a duration, but this metric is not a latency", where=where)
-    if unit is None and aggregation is Aggregation.RATE:
-        raise InvalidInput(f"write rates as percentages, e.g. '> 0.5%', not {raw!r}", where=where)
 
 
 @dataclass(frozen=True, slots=True)
