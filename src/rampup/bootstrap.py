@@ -34,6 +34,7 @@ from rampup.services.notifications import NOTIFY, NotificationService
 from rampup.services.outbox import OutboxService, Sender
 from rampup.services.reports import ReportService
 from rampup.services.rollouts import RolloutService
+from rampup.services.scheduled_changes import ScheduledChangeService
 from rampup.services.sessions import SessionService
 from rampup.services.snapshot import SnapshotCache
 from rampup.services.tokens import ENV_ADMIN_TOKEN_ID, TokenService
@@ -68,6 +69,7 @@ class Container:
     feedback: FeedbackService
     usage: EvaluationCounter
     lifecycle: LifecycleService
+    scheduled: ScheduledChangeService
     meters: ServerMetrics  # this process's own metrics (GET /metrics)
     manual_clock: ManualClock | None = None  # set when time moves only through POST /api/v1/clock
     listener: ConfigListener | None = None  # on PostgreSQL: configuration changes pushed to this process
@@ -120,6 +122,7 @@ def build_container(settings: Settings, clock: Clock | None = None, store: Store
     ingest = IngestService(store, snapshots, clock, usage, meters.ingest)
     retention = timedelta(days=settings.retention_days)
     lifecycle = LifecycleService(store, clock, notifications, refresh)
+    scheduled = ScheduledChangeService(store, clock, flags, notifications, refresh)
     return Container(
         settings,
         store,
@@ -143,10 +146,11 @@ def build_container(settings: Settings, clock: Clock | None = None, store: Store
                 max_age=timedelta(seconds=settings.session_max_s),
             ),
         ),
-        Leader(holder, lease, outbox, rollouts, alerts, reports, ingest, retention, lifecycle),
+        Leader(holder, lease, outbox, rollouts, alerts, reports, ingest, retention, lifecycle, scheduled),
         FeedbackService(store, snapshots, clock),
         usage,
         lifecycle,
+        scheduled,
         meters,
         manual,
         listener,

@@ -4,12 +4,17 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
 
 from rampup.sdk import Client
+from tests.support.receivers import Receiver
 from tests.support.rollouts import at, audit, create_rollout, drive, rollout, stage_changes
-from tests.support.servers import FAST, Server, wall_clock_second
+from tests.support.servers import FAST, Server, start_all, wall_clock_second
 from tests.support.tokens import new_token
 from tests.support.waiting import wait_until
 
@@ -63,12 +68,6 @@ def test_a_server_without_a_worker_serves_and_a_worker_alone_drives_the_rollout(
         served = c.get("/metrics").text
         assert 'role="serve"' in served and "rampup_leader" not in served
     assert "Rampup worker" in worker.output()
-
-
-def start_all(factory: Callable[..., Server], count: int, database_url: str, **kwargs: Any) -> list[Server]:
-    """`count` processes started at once (each takes seconds to import and migrate on a busy machine)."""
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(lambda _: factory(database_url, **kwargs), range(count)))
 
 
 def test_three_instances_a_kill_switch_through_one_is_felt_on_the_others_and_ingest_through_all_is_counted(
@@ -183,3 +182,54 @@ def test_the_leading_worker_killed_mid_rollout_another_finishes_it_with_no_decis
         assert controller == [("flag.update", 25), ("flag.update", 50), ("flag.update", 100)]
         # The worker's last change reaches an SDK connected to another instance.
         wait_until(lambda: all(sdk.is_enabled(flag, f"user-{i}") for i in range(50)), "100% through C")
+
+
+def test_a_scheduled_change_with_two_instances_on_one_database_is_made_once_and_felt_through_both(
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
+    database_url = make_database_url("postgres")
+    start = wall_clock_second()
+    token = f"test-admin-{uuid.uuid4().hex}"
+    a, b = start_all(server_factory, 2, database_url, manual_clock=start, extra_env=FAST, admin_token=token)
+    flag = "scheduled-once"
+    berlin = (start + timedelta(hours=1)).astimezone(ZoneInfo("Europe/Berlin"))
+    with Receiver() as receiver, a.client() as api, Client(b.url, new_token(a, "sdk", "app")) as sdk:
+        hook = {"name": "release-room", "type": "webhook", "url": receiver.url("/hook"), "secret": "s" * 16}
+        assert api.post("/api/v1/channels", json=hook).status_code == 201
+        created = api.post("/api/v1/flags", json={"key": flag, "type": "boolean", "notify": ["release-room"]})
+        assert created.status_code == 201, created.text
+        change = {
+            "flag": flag,
+            "environment": ENV,
+            "at": berlin.strftime("%Y-%m-%d %H:%M"),
+            "timezone": "Europe/Berlin",
+            "change": {"enabled": True, "rollout": 100},
+        }
+        with b.client(new_token(b, "write", "release-bot")) as bot:
+            scheduled = bot.post("/api/v1/scheduled-changes", json=change)
+        assert scheduled.status_code == 201, scheduled.text
+        due = datetime.fromisoformat(scheduled.json()["at"])
+        assert not sdk.is_enabled(flag, "user-1")
+
+        # Both instances reach the time at once, then again when either could have taken the other's lease.
+        for instant in (due, due + timedelta(seconds=10)):
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(lambda s: s.advance_to(instant), (a, b)))  # noqa: B023
+        wait_until(lambda: all(sdk.is_enabled(flag, f"user-{i}") for i in range(20)), "on, through B's SDK")
+        ofrep = httpx.post(
+            f"{a.url}/ofrep/v1/evaluate/flags/{flag}",
+            json={"context": {"targetingKey": "user-1"}},
+            headers={"Authorization": f"Bearer {new_token(a, 'sdk', 'ofrep')}"},
+        )
+        assert ofrep.status_code == 200 and ofrep.json()["value"] is True, ofrep.text
+
+        made = api.get(f"/api/v1/scheduled-changes/{scheduled.json()['id']}").json()
+        assert made["status"] == "done" and datetime.fromisoformat(made["finished_at"]) == due
+        [entry] = [e for e in audit(api, flag) if e["action"] == "flag.scheduled"]
+        assert entry["actor"] == "release-bot" and made["finished_by"] in entry["reason"]
+        wait_until(
+            lambda: all(d["status"] == "delivered" for d in api.get("/api/v1/notifications").json()),
+            "every notification delivered",
+        )
+        told = [body for body in receiver.bodies("/hook") if body["type"] == "schedule.done"]
+        assert len(told) == 1 and told[0]["details"] == {"scheduled_change": made["id"]}

@@ -12,10 +12,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -704,3 +706,49 @@ def test_flag_create_with_tags_and_owner_and_list_by_them(sqlite_server: Server)
     assert key in ok(rampup("flag", "list", "--tag", "checkout", server=sqlite_server))
     assert key in ok(rampup("flag", "list", "--owner", "dana", server=sqlite_server))
     assert key not in ok(rampup("flag", "list", "--owner", "lee", server=sqlite_server))
+
+
+def test_schedule_create_list_show_and_cancel_and_the_change_is_made_at_its_local_time(
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
+    server = server_factory(make_database_url("sqlite"), manual_clock=True)
+    key = new_key()
+    create_flag(server, key)
+    berlin = ZoneInfo("Europe/Berlin")
+    tomorrow, later = ((server.now() + timedelta(days=d)).astimezone(berlin) for d in (1, 2))
+    where = ["--env", "production", "--tz", "Europe/Berlin"]
+
+    def create(at: str, *change: str) -> dict[str, Any]:
+        return dict(
+            json.loads(
+                ok(rampup("schedule", "create", key, *where, "--at", at, *change, "--json", server=server))
+            )
+        )
+
+    ramp = create(tomorrow.strftime("%Y-%m-%d %H:%M"), "--set", "percentage=25", "--enable")
+    off = create(later.strftime("%Y-%m-%d %H:%M"), "--disable")
+    assert ramp["change"] == {"rollout": 25.0, "enabled": True} and ramp["local_at"].startswith(
+        tomorrow.strftime("%Y-%m-%dT%H:%M")
+    )
+    listed = ok(rampup("schedule", "list", "--flag", key, server=server))
+    assert listed.count("pending") == 2 and "rollout=25.0" in listed
+    assert f"cancelled scheduled change {off['id']}" in ok(
+        rampup("schedule", "cancel", str(off["id"]), "--reason", "launch moved", server=server)
+    )
+    assert api_state(server, key)["rollout"] == 0
+
+    server.advance("49h")
+    shown = ok(rampup("schedule", "show", str(ramp["id"]), server=server))
+    assert "done" in shown and "by " in shown
+    state = api_state(server, key)
+    assert (state["enabled"], state["rollout"]) == (True, 25)
+    assert "launch moved" in ok(rampup("schedule", "list", "--status", "cancelled", server=server))
+
+    past = one_line_error(
+        rampup("schedule", "create", key, *where, "--at", "2020-01-01 09:00", "--disable", server=server)
+    )
+    assert "in the past" in past
+    unknown = one_line_error(
+        rampup("schedule", "create", key, *where, "--at", "10:00", "--set", "colour=red", server=server)
+    )
+    assert "colour=red" in unknown

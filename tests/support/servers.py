@@ -6,7 +6,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ import pytest
 from tests.support.ports import free_port
 from tests.support.waiting import PATIENCE_S
 
-__all__ = ["FAST", "LOOPBACK", "Server", "module_server", "start_server", "wall_clock_second"]
+__all__ = ["FAST", "LOOPBACK", "Server", "module_server", "start_all", "start_server", "wall_clock_second"]
 
 # As `extra_env`: a tick and an outbox poll a test need not wait long for (a manual clock has no periodic tick).
 FAST = {"RAMPUP_TICK_S": "0.2", "RAMPUP_OUTBOX_POLL_S": "0.2"}
@@ -122,6 +123,12 @@ def start_server(
         server.stop(kill=True)
         raise
     return server
+
+
+def start_all(factory: Callable[..., Server], count: int, database_url: str, **kwargs: Any) -> list[Server]:
+    """`count` processes started at once (each takes seconds to import and migrate on a busy machine)."""
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: factory(database_url, **kwargs), range(count)))
 
 
 def _wait_ready(server: Server) -> None:

@@ -19,6 +19,7 @@ from rampup.cli import (
     notifications,
     reports,
     rollouts,
+    schedules,
     serve,
     simulate,
     tokens,
@@ -48,6 +49,7 @@ app.command("notifications")(notifications.notifications)
 app.add_typer(alerts.app, name="alert")
 app.add_typer(reports.app, name="report")
 app.add_typer(feedback.app, name="feedback")
+app.add_typer(schedules.app, name="schedule")
 app.command("alerts")(alerts.alerts)
 app.command("apply")(rollouts.apply)
 app.command("simulate")(simulate.simulate)

@@ -18,6 +18,7 @@ from rampup.core.model import AuditEntry, Environment
 from rampup.core.notifications import Channel, Notification
 from rampup.core.plans import Plan, RolloutState, Transition
 from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
+from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange
 from rampup.core.schedules import Schedule, ScheduleRecord
 from rampup.core.sessions import Session
 from rampup.core.telemetry import CustomMetric, Observation
@@ -43,6 +44,7 @@ __all__ = [
     "AlertRules",
     "Alerts",
     "Schedules",
+    "ScheduledChanges",
     "Sessions",
     "Feedback",
     "Lifecycle",
@@ -215,6 +217,24 @@ class Schedules(Protocol):
     def mark_sent(self, schedule_id: int, period: str, expected: str | None) -> bool: ...
 
 
+class ScheduledChanges(Protocol):
+    def add(self, change: ScheduledChange) -> int: ...
+    def get(self, change_id: int) -> ScheduledChange | None: ...
+    def find(
+        self,
+        *,
+        flag: str | None = None,
+        environment: str | None = None,
+        status: ChangeStatus | None = None,
+        limit: int = 100,
+    ) -> list[ScheduledChange]: ...  # soonest first
+    def due(self, now: datetime, limit: int = 100) -> list[ScheduledChange]: ...  # pending, at <= now
+    def pending(self, flag: str | None = None, environment: str | None = None) -> int: ...  # how many
+    def finish(
+        self, change_id: int, status: ChangeStatus, at: datetime, by: str, outcome: str = ""
+    ) -> bool: ...  # compare-and-swap from pending: False when it is no longer pending
+
+
 class Sessions(Protocol):
     def add(self, session: Session, at: datetime) -> None: ...
     def get(self, session_id: str, now: datetime) -> tuple[Session, datetime] | None: ...
@@ -307,6 +327,8 @@ class Transaction(Protocol):
     def alerts(self) -> Alerts: ...
     @property
     def schedules(self) -> Schedules: ...
+    @property
+    def scheduled_changes(self) -> ScheduledChanges: ...
     @property
     def sessions(self) -> Sessions: ...
     @property

@@ -31,6 +31,7 @@ from rampup.http.routes import (
     notifications,
     reports,
     rollouts,
+    scheduled_changes,
 )
 from rampup.http.server_metrics import RequestTimer
 from rampup.services.worker import Worker
@@ -137,6 +138,7 @@ def create_app(c: Container, *, worker: bool = True) -> BodyLimit:
         sdk.router,
         sdk.ofrep_events,
         reports.router,
+        scheduled_changes.router,
         dashboard.router,
     ):
         api.include_router(router)

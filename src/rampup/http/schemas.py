@@ -15,7 +15,10 @@ __all__ = [
     "FlagPatch",
     "ConditionIn",
     "RuleIn",
+    "StateChangeIn",
     "FlagStateIn",
+    "ScheduledChangeIn",
+    "ScheduledChangeOut",
     "FlagStateOut",
     "FlagOut",
     "KillIn",
@@ -136,7 +139,9 @@ class PrerequisiteOut(BaseModel):
     variant: str
 
 
-class FlagStateIn(Strict):
+class StateChangeIn(Strict):
+    """The fields of a flag's state in one environment, each optional: what a change sets."""
+
     enabled: StrictBool | None = None
     rollout: Percentage | None = Field(default=None, examples=[25])
     rules: list[RuleIn] | None = Field(default=None, max_length=1000)
@@ -151,8 +156,49 @@ class FlagStateIn(Strict):
     prerequisites: list[PrerequisiteIn | Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
         default=None, max_length=20, description="flags that must give this variant to the user first"
     )
+
+
+class FlagStateIn(StateChangeIn):
     version: int | None = Field(default=None, description="expected current version; 409 if it moved")
     reason: str | None = Field(default=None, max_length=10_000)
+
+
+class ScheduledChangeIn(Strict):
+    flag: str = Field(min_length=1, max_length=128)
+    environment: str = Field(min_length=1, max_length=64)
+    at: str = Field(
+        min_length=1,
+        max_length=64,
+        description="local date and time in `timezone` (2026-12-07 09:00), with an offset to pick one of a "
+        "repeated hour, or HH:MM for its next occurrence",
+        examples=["2026-12-07 09:00"],
+    )
+    timezone: str = Field(default="UTC", min_length=1, max_length=64, examples=["Europe/Berlin"])
+    change: StateChangeIn
+    notify: list[ChannelName] = Field(
+        default=[], max_length=20, description="channels told, besides the flag's"
+    )
+    reason: str = Field(default="", max_length=10_000)
+
+
+class ScheduledChangeOut(BaseModel):
+    id: int
+    flag: str
+    environment: str
+    change: dict[str, Any]
+    at: datetime
+    local_at: str
+    timezone: str
+    notify: list[str]
+    reason: str
+    status: Literal["pending", "done", "failed", "cancelled"]
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None
+    finished_by: str | None = Field(
+        description="the worker that made or failed it, or the token that cancelled it"
+    )
+    outcome: str = Field(description="why it failed or was cancelled")
 
 
 class ConditionOut(BaseModel):

@@ -23,7 +23,7 @@ from rampup.core.ports import Clock, FlagRecord, Store, Transaction
 from rampup.core.targeting import Rule
 from rampup.errors import Conflict, InvalidInput, NotFound
 
-__all__ = ["FlagView", "FlagService"]
+__all__ = ["FlagView", "FlagService", "STATE_FIELDS", "apply_changes", "known_channels"]
 
 FLAG_FIELDS = frozenset({"description", "kind", "notify", "tags", "owner"})  # what can change after creation
 
@@ -185,7 +185,7 @@ class FlagService:
             for env in tx.environments.all():
                 tx.flags.put_state(record.id, env.id, FlagState(salt=definition.key, version=1), now)
             if stewardship != Stewardship():
-                _known_channels(tx, stewardship.notify)
+                known_channels(tx, stewardship.notify)
                 tx.lifecycle.put(record.id, stewardship)
             view = self._view(tx, record, stewardship)
             tx.audit.record(
@@ -227,7 +227,7 @@ class FlagService:
                 body.get("tags"), body.get("owner")
             )
             stewardship = _stewardship(before.stewardship, body)
-            _known_channels(tx, stewardship.notify)
+            known_channels(tx, stewardship.notify)
             tx.flags.update(record.id, definition, now)
             tx.lifecycle.put(record.id, stewardship)
             view = self._view(tx, replace(record, definition=definition, updated_at=now), stewardship)
@@ -282,7 +282,7 @@ class FlagService:
             actor,
             reason,
             "flag.update",
-            lambda definition, state: _apply_changes(definition, state, body),
+            lambda definition, state: apply_changes(definition, state, body),
         )
 
     def kill(self, key: str, environment: str, actor: str, reason: str) -> FlagState:
@@ -326,14 +326,7 @@ class FlagService:
         """Change a flag's state inside the caller's transaction (a rollout decision), audited there too."""
         env = self.environment(tx, environment)
         record = self._record(tx, key, for_update=True)
-        if tx.lifecycle.get(record.id).archived_at is not None:
-            raise Conflict(
-                f"flag {key!r} is archived: its answer is fixed; restore it first (rampup flag archive {key} --undo)"
-            )
-        before = tx.flags.state(record.id, env.id) or FlagState(salt=key)
-        after = replace(change(record.definition, before), version=before.version + 1)
-        if after.prerequisites != before.prerequisites:
-            check_prerequisites(key, after.prerequisites, self._environment_graph(tx, env.id))
+        before, after = self._changed(tx, env, record, change)
         tx.flags.put_state(record.id, env.id, after, now)
         tx.audit.record(
             actor,
@@ -347,6 +340,34 @@ class FlagService:
             on_behalf_of,
         )
         return after
+
+    def check_change_in(
+        self,
+        tx: Transaction,
+        key: str,
+        environment: str,
+        change: Callable[[FlagDefinition, FlagState], FlagState],
+    ) -> None:
+        """Refuse, as `change_state_in` would, a change that cannot be made now; write nothing."""
+        self._changed(tx, self.environment(tx, environment), self._record(tx, key), change)
+
+    def _changed(
+        self,
+        tx: Transaction,
+        env: Environment,
+        record: FlagRecord,
+        change: Callable[[FlagDefinition, FlagState], FlagState],
+    ) -> tuple[FlagState, FlagState]:
+        key = record.definition.key
+        if tx.lifecycle.get(record.id).archived_at is not None:
+            raise Conflict(
+                f"flag {key!r} is archived: its answer is fixed; restore it first (rampup flag archive {key} --undo)"
+            )
+        before = tx.flags.state(record.id, env.id) or FlagState(salt=key)
+        after = replace(change(record.definition, before), version=before.version + 1)
+        if after.prerequisites != before.prerequisites:
+            check_prerequisites(key, after.prerequisites, self._environment_graph(tx, env.id))
+        return before, after
 
     def audit(
         self,
@@ -383,13 +404,13 @@ def _stewardship(current: Stewardship, body: Mapping[str, Any]) -> Stewardship:
     return replace(current, kind=kind, notify=notify)
 
 
-def _known_channels(tx: Transaction, names: tuple[str, ...]) -> None:
+def known_channels(tx: Transaction, names: tuple[str, ...]) -> None:
     for i, name in enumerate(names):
         if tx.channels.get(name) is None:
             raise InvalidInput(f"no channel named {name!r} (rampup channel list)", where=f"notify[{i}]")
 
 
-def _apply_changes(definition: FlagDefinition, state: FlagState, body: Mapping[str, Any]) -> FlagState:
+def apply_changes(definition: FlagDefinition, state: FlagState, body: Mapping[str, Any]) -> FlagState:
     expected = body.get("version")
     if expected is not None and expected != state.version:
         raise Conflict(f"the state changed meanwhile: version is {state.version}, not {expected}")

@@ -9,6 +9,7 @@ from rampup.services.lifecycle import LifecycleService
 from rampup.services.outbox import OutboxService
 from rampup.services.reports import ReportService
 from rampup.services.rollouts import RolloutService
+from rampup.services.scheduled_changes import ScheduledChangeService
 
 __all__ = ["Leader"]
 
@@ -29,6 +30,7 @@ class Leader:
         ingest: IngestService,
         retention: timedelta,
         lifecycle: LifecycleService,
+        scheduled: ScheduledChangeService,
     ) -> None:
         self.holder = holder
         self._lease = lease
@@ -39,14 +41,16 @@ class Leader:
         self._ingest = ingest
         self._retention = retention
         self._lifecycle = lifecycle
+        self._scheduled = scheduled
         self.leading = False  # as of the last call: for the server's metrics and the tests
         self.renewed_at: float | None = None  # when this holder last took or renewed the lease (monotonic)
 
     def control(self) -> bool:
-        """One controller pass: judge every live rollout, evaluate the alert rules, queue the reports due, and
-        announce the flags whose lifecycle status changed."""
+        """One controller pass: make the scheduled changes due, judge every live rollout, evaluate the alert rules,
+        queue the reports due, and announce the flags whose lifecycle status changed."""
         if not self._lead():
             return False
+        self._scheduled.run_due(self.holder, self._lease)
         self._rollouts.tick_all()
         self._alerts.evaluate_all()
         self._reports.send_due()

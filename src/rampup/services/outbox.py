@@ -9,9 +9,10 @@ from typing import Any, Protocol
 from rampup.core.ports import Clock, OutboxItem, Store
 from rampup.errors import ConfigError, RampupError
 
-__all__ = ["Sender", "OutboxService", "backoff", "outbox_id"]
+__all__ = ["LEASE", "Sender", "OutboxService", "backoff", "outbox_id"]
 
 MAX_BACKOFF = timedelta(minutes=10)
+LEASE = "controller"  # the one lease the leader's work runs under
 
 
 class Sender(Protocol):
@@ -71,9 +72,9 @@ class OutboxService:
 
     def step_down(self, holder: str) -> None:
         with self._store.transaction() as tx:
-            tx.leases.release("controller", holder)
+            tx.leases.release(LEASE, holder)
 
     def lead(self, holder: str, ttl: timedelta) -> bool:
         now = self._clock()
         with self._store.transaction() as tx:
-            return tx.leases.acquire("controller", holder, now, now + ttl)
+            return tx.leases.acquire(LEASE, holder, now, now + ttl)

@@ -1,6 +1,7 @@
 """The ports' promises, repository by repository, on every store: all or nothing, compare-and-swap, queue
 order, leases, the sums the statistics read."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from rampup.core.flags import FlagDefinition
 from rampup.core.plans import Plan, RolloutState
 from rampup.core.ports import Store
 from rampup.core.rollups import DAY, Aggregate, RollupKey, UnitKey
+from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange
 from rampup.core.schedules import parse_schedule
 from rampup.core.telemetry import Kind, Observation
 from rampup.errors import Conflict
@@ -90,6 +92,57 @@ def test_a_schedule_period_is_marked_sent_once(store: Store) -> None:
     with store.read() as tx:
         [record] = tx.schedules.all()
         assert (record.schedule, record.last_period) == (schedule, "2026-03-02")
+
+
+def test_a_scheduled_change_is_stored_found_by_time_and_leaves_pending_once(store: Store) -> None:
+    def change(flag: str, hours: int) -> ScheduledChange:
+        rules = [
+            {"conditions": [{"attribute": "country", "operator": "in", "values": ["DE"]}], "rollout": 50}
+        ]
+        return ScheduledChange(
+            flag,
+            "production",
+            {"rollout": 25.5, "rules": rules},
+            AT + timedelta(hours=hours),
+            "Europe/Berlin",
+            "deploy-bot",
+            AT,
+            ("ops",),
+            "Monday's ramp",
+        )
+
+    with store.transaction() as tx:
+        later, sooner, other = (
+            tx.scheduled_changes.add(change(f, h)) for f, h in (("ws", 2), ("ws", 1), ("x", 3))
+        )
+    with store.read() as tx:
+        assert [c.id for c in tx.scheduled_changes.find()] == [sooner, later, other]  # soonest first
+        assert [c.id for c in tx.scheduled_changes.due(AT + timedelta(hours=2))] == [sooner, later]
+        assert (tx.scheduled_changes.pending(), tx.scheduled_changes.pending("ws", "production")) == (3, 2)
+        assert tx.scheduled_changes.pending("ws", "staging") == 0
+        assert tx.scheduled_changes.get(sooner) == replace(change("ws", 1), id=sooner)
+        assert tx.scheduled_changes.get(other + 1) is None
+    done_at = AT + timedelta(hours=1)
+    with store.transaction() as tx:
+        assert tx.scheduled_changes.finish(sooner, ChangeStatus.DONE, done_at, "worker-a")
+        assert not tx.scheduled_changes.finish(
+            sooner, ChangeStatus.DONE, done_at, "worker-b"
+        )  # the second is late
+        assert not tx.scheduled_changes.finish(sooner, ChangeStatus.CANCELLED, done_at, "dana")
+        assert tx.scheduled_changes.finish(later, ChangeStatus.FAILED, done_at, "worker-a", "x" * 3000)
+    with store.read() as tx:
+        made = tx.scheduled_changes.get(sooner)
+        assert made is not None and (made.status, made.finished_at, made.finished_by) == (
+            ChangeStatus.DONE,
+            done_at,
+            "worker-a",
+        )
+        assert [c.id for c in tx.scheduled_changes.find(status=ChangeStatus.FAILED)] == [later]
+        assert len(tx.scheduled_changes.find(flag="ws")[1].outcome) == 2000
+        assert [c.id for c in tx.scheduled_changes.due(AT + timedelta(days=1))] == [other]
+        assert [c.id for c in tx.scheduled_changes.find(flag="x", environment="production", limit=1)] == [
+            other
+        ]
 
 
 def test_an_alert_fires_is_renotified_and_resolves(store: Store) -> None:

@@ -22,6 +22,7 @@ from rampup.core.notifications import Channel
 from rampup.core.plans import Plan, RolloutState, Transition
 from rampup.core.ports import FlagRecord, OutboxItem, RolloutRecord
 from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
+from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange
 from rampup.core.schedules import Schedule, ScheduleRecord
 from rampup.core.sessions import Session
 from rampup.core.telemetry import CustomMetric, Observation
@@ -61,6 +62,7 @@ class _Tables:
     alert_rules: dict[int, AlertRuleRecord] = field(default_factory=dict)
     alerts: dict[int, Alert] = field(default_factory=dict)
     schedules: dict[int, ScheduleRecord] = field(default_factory=dict)
+    scheduled_changes: dict[int, ScheduledChange] = field(default_factory=dict)
     sessions: dict[str, tuple[Session, datetime]] = field(default_factory=dict)
     stewardships: dict[int, Stewardship] = field(default_factory=dict)
     evaluations: dict[tuple[int, int, int], tuple[int, datetime]] = field(default_factory=dict)
@@ -106,6 +108,7 @@ class MemoryTransaction:
         self.alert_rules = _AlertRules(t)
         self.alerts = _Alerts(t)
         self.schedules = _Schedules(t)
+        self.scheduled_changes = _ScheduledChanges(t)
         self.sessions = _Sessions(t)
         self.feedback = _Feedback(t)
         self.lifecycle = _Lifecycle(t)
@@ -506,6 +509,61 @@ class _Alerts(_Repository):
     def all(self, limit: int = 100, firing: bool | None = None) -> list[Alert]:
         newest = [self.t.alerts[i] for i in sorted(self.t.alerts, reverse=True)]
         return [a for a in newest if firing is None or (a.resolved_at is None) == firing][:limit]
+
+
+class _ScheduledChanges(_Repository):
+    def add(self, change: ScheduledChange) -> int:
+        change_id = self.t.next_id("scheduled_changes")
+        self.t.scheduled_changes[change_id] = replace(
+            change, id=change_id, change=jsonable(dict(change.change))
+        )
+        return change_id
+
+    def get(self, change_id: int) -> ScheduledChange | None:
+        return self.t.scheduled_changes.get(change_id)
+
+    def find(
+        self,
+        *,
+        flag: str | None = None,
+        environment: str | None = None,
+        status: ChangeStatus | None = None,
+        limit: int = 100,
+    ) -> list[ScheduledChange]:
+        found = [
+            c
+            for c in self.t.scheduled_changes.values()
+            if (flag is None or c.flag == flag)
+            and (environment is None or c.environment == environment)
+            and (status is None or c.status is status)
+        ]
+        return sorted(found, key=lambda c: (c.at, c.id))[:limit]
+
+    def due(self, now: datetime, limit: int = 100) -> list[ScheduledChange]:
+        return [
+            c
+            for c in self.find(status=ChangeStatus.PENDING, limit=len(self.t.scheduled_changes))
+            if c.at <= now
+        ][:limit]
+
+    def pending(self, flag: str | None = None, environment: str | None = None) -> int:
+        return len(
+            self.find(
+                flag=flag,
+                environment=environment,
+                status=ChangeStatus.PENDING,
+                limit=len(self.t.scheduled_changes),
+            )
+        )
+
+    def finish(self, change_id: int, status: ChangeStatus, at: datetime, by: str, outcome: str = "") -> bool:
+        change = self.t.scheduled_changes.get(change_id)
+        if change is None or change.status is not ChangeStatus.PENDING:
+            return False
+        self.t.scheduled_changes[change_id] = replace(
+            change, status=status, finished_at=at, finished_by=by[:200], outcome=outcome[:2000]
+        )
+        return True
 
 
 class _Schedules(_Repository):

@@ -16,6 +16,7 @@ from rampup.adapters.storage.listen import CONFIG_CHANNEL
 from rampup.adapters.storage.notifications import SqlAlertRules, SqlAlerts, SqlChannels, SqlSchedules
 from rampup.adapters.storage.outbox import SqlLeases, SqlOutbox
 from rampup.adapters.storage.rollouts import SqlRollouts
+from rampup.adapters.storage.scheduled_changes import SqlScheduledChanges
 from rampup.adapters.storage.sessions import SqlSessions
 from rampup.adapters.storage.tables import config_revision
 from rampup.adapters.storage.telemetry import SqlTelemetry
@@ -72,6 +73,7 @@ class SqlTransaction:
         self.alert_rules = SqlAlertRules(conn)
         self.alerts = SqlAlerts(conn)
         self.schedules = SqlSchedules(conn)
+        self.scheduled_changes = SqlScheduledChanges(conn)
         self.sessions = SqlSessions(conn)
         self.feedback = SqlFeedback(conn)
         self.lifecycle = SqlLifecycle(conn)

@@ -42,6 +42,7 @@ __all__ = [
     "alert_rules",
     "alerts",
     "report_schedules",
+    "scheduled_changes",
     "feedback",
     "feedback_variants",
     "event_refs",
@@ -366,6 +367,28 @@ report_schedules = Table(
     Column("schedule", Json, nullable=False),
     Column("last_period", String(32), nullable=True),  # the day or week last sent: sent once per period
     Column("created_at", Timestamp, nullable=False),
+)
+
+# A flag state change made once at `at` by the leading worker: `status` moves from pending exactly once.
+# Flag and environment are keys, not references: a change whose flag is gone fails with that reason.
+scheduled_changes = Table(
+    "scheduled_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("flag", String(128), nullable=False),
+    Column("environment", String(64), nullable=False),
+    Column("change", Json, nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("notify", Json, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | done | failed | cancelled
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp, nullable=True),
+    Column("finished_by", String(200), nullable=True),
+    Column("outcome", Text, nullable=False),
+    Index("ix_scheduled_changes_status_at", "status", "at"),
 )
 
 # Dashboard sign-ins. The id is the SHA-256 of the cookie's secret; token_hash pins the token's secret at sign-in,
