@@ -120,12 +120,14 @@ class Refusal:
 
 class FaultProxy:
     """An HTTP proxy in a thread. `refuse[path] = Refusal(...)` answers that path itself; `batches` holds
-    every telemetry batch forwarded, with the server's status; `hits[path]` counts requests by status."""
+    every telemetry batch forwarded, with the server's status, and `summaries` every summary; `hits[path]`
+    counts requests by status."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.refuse: dict[str, Refusal] = {}
         self.batches: list[tuple[int, list[dict[str, Any]]]] = []
+        self.summaries: list[tuple[int, dict[str, Any]]] = []
         self.hits: dict[str, list[int]] = {}
         self.lock = threading.Lock()
         self._streams: set[httpx.Response] = set()
@@ -193,9 +195,15 @@ class FaultProxy:
             if response is not None:
                 with self.lock:
                     self._streams.discard(response)
-        if path == "/api/v1/events" and handler.command == "POST" and response is not None:
-            with self.lock:
-                self.batches.append((response.status_code, json.loads(body)["events"]))
+        if handler.command == "POST" and response is not None:
+            self._keep(path, response.status_code, body)
+
+    def _keep(self, path: str, status: int, body: bytes) -> None:
+        with self.lock:
+            if path == "/api/v1/events":
+                self.batches.append((status, json.loads(body)["events"]))
+            elif path == "/api/v1/summaries":
+                self.summaries.append((status, json.loads(body)))
 
     def events(self, accepted_only: bool = True) -> list[dict[str, Any]]:
         with self.lock:

@@ -59,15 +59,19 @@ def test_the_sdk_installs_alone_and_answers_like_the_server(rampup: Rampup, tmp_
     assert installed.isdisjoint(SERVER_ONLY), installed & SERVER_ONLY
 
     key = rampup.new_flag(enabled=True, rollout=30)
-    script = (
+    script = (  # exposures go as a summary, folded by the SDK alone
         "import json, sys\n"
         "from rampup.sdk import Client\n"
-        "url, token, key, users = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])\n"
-        "with Client(url, token) as flags:\n"
+        "url, token, ingest, key, users = *sys.argv[1:5], json.loads(sys.argv[5])\n"
+        "with Client(url, token, ingest_token=ingest) as flags:\n"
         "    print(json.dumps([flags.is_enabled(key, user) for user in users]))\n"
+        "    assert flags.flush(30), flags.stats()\n"
     )
-    answered = run(python, "-c", script, rampup.server.url, rampup.sdk_token, key, json.dumps(USERS)).stdout
+    args = (rampup.server.url, rampup.sdk_token, rampup.ingest_token, key, json.dumps(USERS))
+    answered = run(python, "-c", script, *args).stdout
     assert json.loads(answered) == [in_rollout(key, user, 30) for user in USERS]
+    exposed = rampup.metric("exposures", key)["variants"]
+    assert exposed["on"]["count"] + exposed["off"]["count"] == len(USERS)
 
     # The command line is the server's: without it, the command says what to install.
     refused = run(venv / "bin" / "rampup", "serve", check=False)

@@ -25,10 +25,32 @@ def proxy(rampup: Rampup, proxy_to: Callable[[str], FaultProxy]) -> FaultProxy:
     return proxy_to(rampup.server.url)
 
 
-@pytest.fixture
-def client(rampup: Rampup, proxy: FaultProxy) -> Iterator[Client]:
-    with Client(proxy.url, rampup.sdk_token, ingest_token=rampup.ingest_token, exposures=False) as c:
+@pytest.fixture(params=["events"])
+def client(request: pytest.FixtureRequest, rampup: Rampup, proxy: FaultProxy) -> Iterator[Client]:
+    """Sending every event as it is, so a test can read them one by one; or, where a test asks for it,
+    summaries (the default)."""
+    with Client(
+        proxy.url,
+        rampup.sdk_token,
+        ingest_token=rampup.ingest_token,
+        exposures=False,
+        telemetry=request.param,
+    ) as c:
         yield c
+
+
+BOTH_MODES = pytest.mark.parametrize("client", ["events", "summaries"], indirect=True)
+
+
+def summarized_requests(proxy: FaultProxy) -> int:
+    """The requests the summaries the server took stand for (every one counts once in error_rate)."""
+    return sum(
+        cell["count"]
+        for status, summary in proxy.summaries
+        if status == 202
+        for cell in summary["seconds"]
+        if cell["flag"] == "" and cell["metric"] == "error_rate"
+    )
 
 
 def expected_failures(user: str, on: bool) -> bool:
@@ -72,6 +94,7 @@ def per_variant(rampup: Rampup, metric: str, key: str) -> dict[str, dict[str, An
     return dict(rampup.metric(metric, key)["variants"])
 
 
+@BOTH_MODES
 def test_fastapi_requests_feed_the_gates_per_variant(
     rampup: Rampup, client: Client, proxy: FaultProxy
 ) -> None:
@@ -96,6 +119,9 @@ def test_fastapi_requests_feed_the_gates_per_variant(
     unhandled = per_variant(rampup, "unhandled_exceptions", key)
     assert unhandled["on"]["count"] == failing
     assert unhandled.get("off", {"count": 0})["count"] == 0
+    if proxy.summaries:  # summarized: no event went one by one, and the summaries stand for every request
+        assert proxy.events() == [] and summarized_requests(proxy) == 2 * len(USERS)
+        return
 
     requests = [e for e in proxy.events() if e["type"] == "request"]
     assert {e["tags"]["route"] for e in requests} == {"/sync/{user}", "/async/{user}"}
@@ -182,6 +208,7 @@ def flask_app(client: Client, key: str) -> Any:
     return app
 
 
+@BOTH_MODES
 def test_flask_requests_feed_the_gates_per_variant(rampup: Rampup, client: Client, proxy: FaultProxy) -> None:
     key = rampup.new_flag(enabled=True, rollout=50)
     rampup.caught_up(client)
@@ -200,6 +227,9 @@ def test_flask_requests_feed_the_gates_per_variant(rampup: Rampup, client: Clien
     assert error_rate["on"]["count"] + error_rate["off"]["count"] == 201
     assert per_variant(rampup, "unhandled_exceptions", key)["on"]["count"] == failing
     assert treated > 0
+    if proxy.summaries:
+        assert proxy.events() == [] and summarized_requests(proxy) == len(USERS) + 1
+        return
     streamed = [e for e in proxy.events() if e["type"] == "request" and e["targeting_key"] == "user-1"][-1]
     assert streamed["duration_ms"] >= 50, "a streamed response counts until its last byte"
     errors = [e for e in proxy.events() if e["type"] == "error"]

@@ -36,8 +36,9 @@ def tracker_for() -> Iterator[Callable[..., Tracker]]:
     trackers: list[Tracker] = []
 
     def make(endpoint: Callable[[httpx.Request], httpx.Response], **options: Any) -> Tracker:
+        """A tracker sending every event as it is (summaries: tests/sdk/test_summaries.py)."""
         http = httpx.Client(base_url="http://rampup.test", transport=httpx.MockTransport(endpoint))
-        trackers.append(Tracker(http, "/api/v1/events", **options))
+        trackers.append(Tracker(http, "/api/v1/events", **{"mode": "events", **options}))
         return trackers[-1]
 
     yield make

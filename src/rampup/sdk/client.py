@@ -86,6 +86,8 @@ class Client:
         batch_size: int = 500,
         flush_interval: float = 1.0,
         exposure_interval: float = 3600.0,
+        telemetry: str = "summaries",
+        summary_capacity: int = 100_000,
     ) -> None:
         """
         server_url, sdk_token: the Rampup server and an `sdk` token of the environment to serve.
@@ -97,6 +99,8 @@ class Client:
             the constructor waits for the server's first answer. timeout: for every request.
         exposures: send an exposure event per user, flag and variant once per `exposure_interval` seconds.
         buffer_size, batch_size, flush_interval: telemetry buffering (see docs/sdk.md).
+        telemetry: "summaries" (requests, errors and exposures folded into one summary per flush interval,
+            at most `summary_capacity` cells held unsent) or "events" (every event sent as it is).
         """
         # The hot path reads only these two: flag key → (bucket prefix, threshold) for boolean flags without
         # rules, and flag key → CompiledFlag for everything else. Both are replaced whole, never mutated.
@@ -144,6 +148,9 @@ class Client:
                 batch_size=batch_size,
                 flush_interval=flush_interval,
                 exposure_interval=exposure_interval,
+                mode=telemetry,
+                flags=lambda: self._flags,
+                summary_capacity=summary_capacity,
             )
         self._exposures = exposures and self._tracker is not None
         # Whether evaluations are reported at all (exposures, the middleware's request scope): off costs nothing.

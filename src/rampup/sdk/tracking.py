@@ -1,9 +1,11 @@
-"""Telemetry from the SDK: a bounded in-memory buffer drained by one background thread in batches.
+"""Telemetry from the SDK: a bounded in-memory buffer drained by one background thread.
 
 The application never waits for the network: `add` appends under a lock held only for O(1) work, and when
-the buffer is full the oldest event is dropped and counted. The sender retries what the server did not
-take (network errors, 429 honouring Retry-After, 5xx) with exponential backoff, putting the batch back at
-the front of the buffer so that, if the outage lasts, the oldest events are the first to go.
+the buffer is full the oldest event is dropped and counted. By default (`mode="summaries"`) the sender folds
+requests, errors and exposures into one summary per flush interval (`sdk/summaries.py`: the server's own
+fold) and sends the rest as events; `mode="events"` sends every event as it is. The sender retries what the
+server did not take (network errors, 429 honouring Retry-After, 5xx) with exponential backoff, keeping the
+batch or summary first in line, so that, if the outage lasts, the oldest are the first to go — and are counted.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +26,9 @@ from typing import Any
 
 import httpx
 import msgspec
+
+from rampup.core.flags import CompiledFlag
+from rampup.sdk.summaries import FOLDED, Attribution, Chunk
 
 __all__ = ["Tracker", "TrackerStats", "RequestScope", "current_request", "Event", "checked_tags"]
 
@@ -35,6 +40,9 @@ RETRY_MAX_S = 30.0
 MAX_EXPOSURE_KEYS = (
     250_000  # dedup memory bound (~15 MB); beyond it duplicates are sent, never unbounded growth
 )
+SUMMARIES_PATH = "/api/v1/summaries"
+SUMMARY_CELLS = 10_000  # a summary is sent before it grows past this: far under the server's body limit
+MODES = ("summaries", "events")
 _EVENT_INDEX = re.compile(r"^events\[(\d+)\]")
 _RETRYABLE = frozenset({408, 425, 429})
 
@@ -61,10 +69,14 @@ current_request: ContextVar[RequestScope | None] = ContextVar("rampup_request", 
 
 @dataclass(frozen=True, slots=True)
 class TrackerStats:
-    sent: int  # accepted by the server (2xx)
-    dropped: int  # pushed out of a full buffer, or still unsent at close
-    rejected: int  # refused by the server as invalid (4xx other than 408/425/429): retrying would not help
-    buffered: int
+    sent: int  # accepted by the server (2xx), as events or in summaries
+    dropped: (
+        int  # pushed out of a full buffer, in a summary over `summary_capacity`, or still unsent at close
+    )
+    rejected: (
+        int  # refused as invalid (4xx other than 408/425/429, or by the summary's fold): retrying won't help
+    )
+    buffered: int  # events not yet accepted, raw or summarized
     retries: int  # failed attempts that were retried
     last_error: str | None
 
@@ -79,11 +91,27 @@ class Tracker:
         batch_size: int = 500,
         flush_interval: float = 1.0,
         exposure_interval: float = 3600.0,
+        mode: str = "summaries",
+        flags: Callable[[], Mapping[str, CompiledFlag]] = dict,
+        summary_capacity: int = 100_000,
     ) -> None:
-        if capacity < 1 or batch_size < 1:
-            raise ValueError("capacity and batch_size must be at least 1")
+        """`path`: where events go. In `mode="summaries"`, `flags()` gives the flag states summaries are
+        attributed with (the client's), and at most `summary_capacity` cells wait unsent (the oldest
+        summaries beyond it are dropped and their events counted as dropped)."""
+        if capacity < 1 or batch_size < 1 or summary_capacity < 1:
+            raise ValueError("capacity, batch_size and summary_capacity must be at least 1")
+        if mode not in MODES:
+            raise ValueError(f"mode is one of {', '.join(MODES)}, not {mode!r}")
         self._http = http
         self._path = path
+        self._summarize = mode == "summaries"
+        self._flags = flags
+        self._attribution = Attribution()
+        self._summary_capacity = summary_capacity
+        self._folding: deque[tuple[float, Event]] = deque()  # events to fold into the current summary
+        self._current = Chunk()
+        self._chunks: deque[Chunk] = deque()  # sealed summaries, oldest first; only the sender touches them
+        self._summarized = 0  # events folding, folded or in sealed summaries: not yet settled
         self._capacity = capacity
         self._batch_size = batch_size
         self._flush_interval = flush_interval
@@ -108,6 +136,9 @@ class Tracker:
 
     def add(self, event: Event, at: float | None = None) -> None:
         item = (time.time() if at is None else at, event)
+        if self._summarize and event.get("type") in FOLDED:
+            self._fold_later(item)
+            return
         with self._lock:
             if len(self._buffer) >= self._capacity:
                 self._buffer.popleft()
@@ -118,6 +149,18 @@ class Tracker:
             # Wake the sender once, when a batch fills up: waking it on every add during an outage would spin.
             full = len(self._buffer) == self._batch_size
         if full:
+            self._wake.set()
+
+    def _fold_later(self, item: tuple[float, Event]) -> None:
+        with self._lock:
+            if len(self._folding) >= self._capacity:
+                self._folding.popleft()
+                self._dropped += 1
+                self._summarized -= 1
+            self._folding.append(item)
+            self._summarized += 1
+            full = len(self._folding) == self._batch_size
+        if full:  # the sender folds a batch at a time, so the queue stays short however long the interval
             self._wake.set()
 
     def expose(
@@ -139,7 +182,12 @@ class Tracker:
     def stats(self) -> TrackerStats:
         with self._lock:
             return TrackerStats(
-                self._sent, self._dropped, self._rejected, len(self._buffer), self._retries, self._last_error
+                self._sent,
+                self._dropped,
+                self._rejected,
+                len(self._buffer) + self._summarized,
+                self._retries,
+                self._last_error,
             )
 
     def flush(self, timeout: float) -> bool:
@@ -149,7 +197,7 @@ class Tracker:
             self._force = True
         self._wake.set()
         with self._idle:
-            while self._buffer or self._in_flight:
+            while self._buffer or self._in_flight or self._summarized:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._thread.is_alive():
                     return False
@@ -164,10 +212,12 @@ class Tracker:
         self._wake.set()
         self._thread.join(timeout)
         with self._lock:
-            if self._buffer:
-                log.warning("rampup: %d telemetry events not sent at close", len(self._buffer))
-                self._dropped += len(self._buffer)
+            unsent = len(self._buffer) + self._summarized
+            if unsent:
+                log.warning("rampup: %d telemetry events not sent at close", unsent)
+                self._dropped += unsent
                 self._buffer.clear()
+                self._summarized = 0
         self._http.close()
 
     # ------------------------------------------------------------------------------------ sender thread
@@ -183,12 +233,13 @@ class Tracker:
             with self._lock:
                 closing, force, self._force = self._closing, self._force, False
                 ready = len(self._buffer) >= self._batch_size and self._failures == 0
-            if closing or force or ready or time.monotonic() >= self._next_send:
-                try:
+            try:
+                self._fold()
+                if closing or force or ready or time.monotonic() >= self._next_send:
                     self._drain()
-                except Exception:  # a bug here must not stop telemetry for the life of the process
-                    log.exception("rampup: unexpected error in the telemetry thread")
-                    self._notify_idle()
+            except Exception:  # a bug here must not stop telemetry for the life of the process
+                log.exception("rampup: unexpected error in the telemetry thread")
+                self._notify_idle()
             if closing:
                 return
 
@@ -198,8 +249,47 @@ class Tracker:
             self._seen = set()
             self._seen_until = now + self._exposure_interval
 
+    def _fold(self) -> None:
+        """Folds what waits into the current summary, sealing it when it is as large as one is sent."""
+        with self._lock:
+            items = list(self._folding)
+            self._folding.clear()
+        if not items:
+            return
+        refused = self._current.fold(items, self._attribution.timelines(self._flags()))
+        if refused:
+            event, exc = refused[0]
+            log.warning(
+                "rampup: %d telemetry events refused (%s at %s): %s", len(refused), exc, exc.where, event
+            )
+            with self._lock:
+                self._rejected += len(refused)
+                self._summarized -= len(refused)
+                self._last_error = f"{exc.message} ({exc.where})"
+        if self._current.cells >= SUMMARY_CELLS:
+            self._seal()
+
+    def _seal(self) -> None:
+        """The current summary joins those to send; past `summary_capacity` cells the oldest go, counted."""
+        if self._current.events:
+            self._chunks.append(self._current)
+            self._current = Chunk()
+        held = sum(chunk.cells for chunk in self._chunks)
+        while held > self._summary_capacity and len(self._chunks) > 1:  # the newest is always kept
+            oldest = self._chunks.popleft()
+            held -= oldest.cells
+            log.warning("rampup: a summary of %d telemetry events dropped: too many unsent", oldest.events)
+            with self._lock:
+                self._dropped += oldest.events
+                self._summarized -= oldest.events
+
     def _drain(self) -> None:
-        """Sends batch after batch until the buffer is empty or a send fails (then backs off)."""
+        """Sends summary after summary, then batch after batch, until none is left or a send fails (then
+        backs off)."""
+        self._seal()
+        while self._chunks:
+            if not self._settled(self._send_summary(self._chunks[0])):
+                return
         while True:
             with self._lock:
                 batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
@@ -208,16 +298,19 @@ class Tracker:
                 self._next_send = time.monotonic() + self._flush_interval
                 self._notify_idle()
                 return
-            retry_after = self._send(batch)
-            self._notify_idle()
-            if retry_after is not None:
-                self._failures += 1
-                backoff = min(RETRY_MAX_S, RETRY_BASE_S * 2 ** (self._failures - 1)) * random.uniform(
-                    0.75, 1.0
-                )
-                self._next_send = time.monotonic() + max(backoff, retry_after)
+            if not self._settled(self._send(batch)):
                 return
+
+    def _settled(self, retry_after: float | None) -> bool:
+        """After a send: True to go on, False when it failed and the sender backs off."""
+        self._notify_idle()
+        if retry_after is None:
             self._failures = 0
+            return True
+        self._failures += 1
+        backoff = min(RETRY_MAX_S, RETRY_BASE_S * 2 ** (self._failures - 1)) * random.uniform(0.75, 1.0)
+        self._next_send = time.monotonic() + max(backoff, retry_after)
+        return False
 
     def _notify_idle(self) -> None:
         with self._idle:
@@ -263,6 +356,48 @@ class Tracker:
         self._reject(batch, f"HTTP {status}: {message}")
         return None
 
+    def _send_summary(self, chunk: Chunk) -> float | None:
+        """Sends the oldest summary; None when it is settled (and out of the line), else seconds to wait."""
+        try:
+            response = self._http.post(
+                SUMMARIES_PATH, content=chunk.body(), headers={"Content-Type": "application/json"}
+            )
+        except httpx.HTTPError as exc:
+            return self._retry(f"{type(exc).__name__}: {exc}", 0.0)
+        status = response.status_code
+        if status in _RETRYABLE or status >= 500:
+            return self._retry(f"HTTP {status}", _retry_after(response.headers.get("retry-after")))
+        if status < 300:
+            self._settle(chunk, None)
+            return None
+        message, where = _error_of(response)
+        if status == 422 and chunk.drop_cell(where):  # a flag deleted meanwhile: the rest goes again at once
+            log.warning("rampup: a telemetry summary's cell refused (%s at %s)", message, where)
+            with self._lock:
+                self._last_error = f"HTTP 422: {message} ({where})"
+            return None
+        log.warning("rampup: a summary of %d telemetry events refused for good (%s)", chunk.events, message)
+        self._settle(chunk, f"HTTP {status}: {message}")
+        return None
+
+    def _settle(self, chunk: Chunk, error: str | None) -> None:
+        self._chunks.popleft()
+        with self._lock:
+            self._summarized -= chunk.events
+            if error is None:
+                self._sent += chunk.events
+            else:
+                self._rejected += chunk.events
+                self._last_error = error
+
+    def _retry(self, error: str, retry_after: float) -> float:
+        with self._lock:
+            if self._last_error is None or self._failures == 0:
+                log.warning("rampup: telemetry not sent (%s); retrying with backoff", error)
+            self._last_error = error
+            self._retries += 1
+        return retry_after
+
     def _reject(self, batch: list[tuple[float, Event]], error: str) -> None:
         log.warning("rampup: %d telemetry events refused for good (%s)", len(batch), error)
         with self._lock:
@@ -270,11 +405,8 @@ class Tracker:
             self._last_error = error
 
     def _requeue(self, batch: list[tuple[float, Event]], error: str, retry_after: float) -> float:
+        self._retry(error, retry_after)
         with self._lock:
-            if self._last_error is None or self._failures == 0:
-                log.warning("rampup: telemetry not sent (%s); retrying with backoff", error)
-            self._last_error = error
-            self._retries += 1
             self._buffer.extendleft(reversed(batch))
             while len(self._buffer) > self._capacity:
                 self._buffer.popleft()

@@ -97,6 +97,8 @@ class IngestService:
             tx.telemetry.add_units(env.id, folded.units)
 
         self._commit(write)
+        if self._usage is not None:
+            self._usage.summarized(environment, seconds)
         events = sum(
             a.count
             for (flag, _, metric, _), a in seconds.items()

@@ -8,11 +8,12 @@ that carried the count: exact to the flush interval, which is plenty for "not ev
 
 import itertools
 import threading
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Mapping
 from datetime import datetime
 
 from rampup.core.ports import Clock, Store
-from rampup.core.telemetry import Kind, Observation
+from rampup.core.rollups import Aggregate, Second
+from rampup.core.telemetry import ALL_USERS, Kind, Observation
 from rampup.errors import Conflict
 
 __all__ = ["EvaluationCounter", "epoch_day"]
@@ -47,6 +48,13 @@ class EvaluationCounter:
         for o in observations:
             if o.kind is Kind.EXPOSURE and o.name is not None and o.name in flags:
                 self.hit(environment, o.name)
+
+    def summarized(self, environment: str, seconds: Mapping[Second, Aggregate]) -> None:
+        """The exposure events a stored summary stands for (its flags' `exposures` cells), counted alike."""
+        for (flag, _, metric, _), aggregate in seconds.items():
+            if metric == "exposures" and flag != ALL_USERS:
+                for _ in range(aggregate.count):
+                    self.hit(environment, flag)
 
     def flush(self) -> int:
         """Add what was counted since the last flush to the store; returns the evaluations written. What a

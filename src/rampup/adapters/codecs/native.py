@@ -5,7 +5,7 @@ reported with its path, e.g. `events[3].duration_ms`, and the whole batch is ref
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -16,7 +16,7 @@ from rampup.core.feedback import MAX_COMMENT, parse_scale, rating_of, score
 from rampup.core.telemetry import Kind, Observation
 from rampup.errors import BadRequest, InvalidInput, TooLarge
 
-__all__ = ["MAX_EVENTS", "decode_batch", "batch_schema", "to_ms", "unstorable"]
+__all__ = ["MAX_EVENTS", "decode_batch", "observations_of", "batch_schema", "to_ms", "unstorable"]
 
 MAX_EVENTS = 10_000
 FUTURE_TOLERANCE_MS = 24 * 3600 * 1000
@@ -179,6 +179,43 @@ def decode_batch(body: bytes, now_ms: int) -> list[Observation]:
         if nul and (problem := unstorable(o)):
             raise InvalidInput(problem, where=f"events[{i}]")
     return observations
+
+
+def observations_of(
+    events: Sequence[tuple[int, Mapping[str, Any]]],
+) -> tuple[list[Observation], list[tuple[int, InvalidInput]]]:
+    """Events as a client holds them before encoding (the batch's JSON shape, with their times in ms apart): the
+    Observations the server would decode from them, and the index of each it would refuse, with why. The SDK
+    folds its summaries from these, so a summary is what the server would have made of the events."""
+    decoded: Sequence[Event | InvalidInput]
+    try:
+        decoded = _events_decoder.decode(msgspec.json.encode([event for _, event in events]))
+    except (msgspec.ValidationError, TypeError, ValueError):  # msgspec.EncodeError is a ValueError
+        decoded = [_one(event) for _, event in events]  # slower, but says which
+    observations, refused = [], []
+    for i, (e, (at_ms, _)) in enumerate(zip(decoded, events, strict=True)):
+        try:
+            if isinstance(e, InvalidInput):
+                raise e
+            o = _observation(e, at_ms)
+            if problem := unstorable(o):
+                raise InvalidInput(problem)
+            observations.append(o)
+        except InvalidInput as exc:
+            refused.append((i, exc))
+    return observations, refused
+
+
+_events_decoder = msgspec.json.Decoder(list[Event])
+
+
+def _one(event: Mapping[str, Any]) -> Event | InvalidInput:
+    try:
+        return msgspec.json.decode(msgspec.json.encode(event), type=Event)
+    except msgspec.ValidationError as exc:
+        return InvalidInput(str(exc).split(" - at ")[0], where=_where(str(exc)))
+    except (TypeError, ValueError) as exc:
+        return InvalidInput(f"not encodable: {exc}")
 
 
 def _locate(events: list[Event], now_ms: int) -> None:
