@@ -7,6 +7,7 @@ from openfeature.evaluation_context import EvaluationContext
 
 from rampup.sdk import Client
 from tests.sdk.conftest import Rampup
+from tests.support.rollouts import command, create_rollout, rollout
 
 
 def both(
@@ -52,6 +53,37 @@ def test_every_user_of_an_account_sees_the_same_answer(
     rampup.caught_up(client)
     for account in inside:
         assert both(rampup, client, ofrep_client, key, "someone-new", {"account_id": account})[0] is True
+
+
+def test_a_running_rollout_whose_plan_buckets_by_account_gives_each_account_one_answer(
+    rampup: Rampup, client: Client, ofrep_client: OpenFeatureClient
+) -> None:
+    key = rampup.new_flag()  # bucketed by the targeting key until the plan says otherwise
+    plan = {
+        "name": f"{key}-by-account",
+        "flag": key,
+        "environment": rampup.environment,
+        "bucket_by": "account_id",
+        "stages": [{"name": "Some accounts", "percentage": 40, "min_duration": "24h"}],
+        "gates": [],
+    }
+    with rampup.api() as api:
+        rid = create_rollout(api, plan)
+        assert rollout(api, rid)["state"] == "running"
+        state = api.get(f"/api/v1/flags/{key}/environments/{rampup.environment}").json()
+    assert (state["enabled"], state["rollout"], state["bucket_by"]) == (True, 40, "account_id")
+    rampup.caught_up(client)
+    per_account = {
+        f"acct-{a}": {
+            both(rampup, client, ofrep_client, key, f"a{a}-user-{u}", {"account_id": f"acct-{a}"})[0]
+            for u in range(4)
+        }
+        for a in range(40)
+    }
+    assert all(len(answers) == 1 for answers in per_account.values()), per_account
+    assert {True, False} == set().union(*per_account.values())
+    with rampup.api() as api:
+        command(api, rid, "abort", reason="done looking")
 
 
 def test_a_fifty_percent_split_inside_a_rule(

@@ -151,6 +151,25 @@ def test_a_read_token_sees_everything_and_changes_nothing(web_server: Server) ->
     assert "/tokens" not in reader.get("/").text
 
 
+def test_the_flag_page_lists_its_pending_scheduled_changes_in_local_time(web_server: Server) -> None:
+    key = new_flag(web_server)
+    with web_server.client() as api:
+        change = {"rollout": 50}
+        body = {
+            "flag": key,
+            "environment": "production",
+            "at": "23:59",
+            "timezone": "Asia/Tokyo",
+            "change": change,
+        }
+        made = api.post("/api/v1/scheduled-changes", json={**body, "reason": "<b>ramp</b>"})
+        assert made.status_code == 201, made.text
+    page = signed_in(web_server).get(f"/flags/{key}")
+    assert "23:59 Asia/Tokyo" in page.text and "rollout=50" in page.text
+    assert "&lt;b&gt;ramp&lt;/b&gt;" in page.text  # a reason is text, never markup
+    assert "Nothing scheduled" in signed_in(web_server).get(f"/flags/{key}", params={"env": "staging"}).text
+
+
 def test_the_evaluation_tester_gives_the_ofrep_answer(web_server: Server) -> None:
     key, prerequisite = new_flag(web_server, 50), new_flag(web_server, 70)
     with web_server.client() as api:

@@ -441,6 +441,7 @@ def flag(c: Container, key: str, environment: str | None, base_url: str) -> dict
         "rules_text": [_rule_text(r) for r in state["rules"]],
         "rules_json": json.dumps(state["rules"], indent=2),
         "rollouts": [_summary(c, r) for r in c.rollouts.rollouts(flag=key)],
+        "scheduled": [s.to_dict() for s in c.scheduled.changes(flag=key, environment=env, status="pending")],
         "history": [e.to_dict() for e in c.flags.audit(target=f"flag:{key}", limit=50)],
         "snippets": _snippets(base_url, key, env, env_id, state),
         "life": {k: v for k, v in view.to_dict().items() if k in _LIFE},
