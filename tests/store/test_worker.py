@@ -101,3 +101,28 @@ def test_one_worker_leads_the_others_stand_by_and_one_takes_over_when_it_dies(
     stopped_worker.stop()
     stopping.leader.step_down()
     wait_until(lambda: last.leader.leading, "the last worker to take over at once")
+
+
+def test_scheduled_changes_are_each_made_once_by_three_workers_on_one_database(
+    workers: list[tuple[Container, Worker]],
+) -> None:
+    first = workers[0][0]
+    clock = first.clock
+    assert isinstance(clock, ManualClock)
+    due = clock() + timedelta(minutes=1)
+    keys = [f"scheduled-{i}" for i in range(20)]
+    for key in keys:
+        first.flags.create_flag({"key": key}, "dana")
+        change = {"flag": key, "environment": "production", "at": due.isoformat(), "change": {"rollout": 10}}
+        first.scheduled.create(change, "deploy-bot")
+    for _, w in workers:
+        w.start()
+    clock.set_to(due)
+    wait_until(lambda: not first.scheduled.changes(status="pending"), "every change made")
+
+    holders = {c.leader.holder for c, _ in workers}
+    made = first.scheduled.changes(status="done")
+    assert len(made) == len(keys) and {s.finished_by for s in made} <= holders
+    entries = first.flags.audit(action="flag.scheduled", limit=1000)
+    assert sorted(e.target for e in entries) == sorted(f"flag:{k}" for k in keys), "each made once"
+    assert {first.flags.flag(k).states["production"].version for k in keys} == {2}
