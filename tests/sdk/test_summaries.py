@@ -188,13 +188,14 @@ def test_what_the_server_would_refuse_is_left_out_and_counted() -> None:
     try:
         tracker.add({"type": "request", "duration_ms": 5.0})
         tracker.add({"type": "request", "duration_ms": "slow"})
+        tracker.add({"type": "request", "targeting_key": "nul\x00"})  # no database stores it
         assert tracker.flush(5)
         tracker.add({"type": "error", "unhandled": True})
         assert tracker.flush(5)
         stats = tracker.stats()
     finally:
         tracker.close(1)
-    assert (stats.sent, stats.rejected, stats.dropped, stats.buffered) == (1, 2, 0, 0), stats
+    assert (stats.sent, stats.rejected, stats.dropped, stats.buffered) == (1, 3, 0, 0), stats
     assert stats.last_error == "HTTP 403: wrong token"
     first, again, refused = bodies
     assert again["seconds"] == first["seconds"][1:] and len(first["seconds"]) == 2
