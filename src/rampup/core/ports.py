@@ -233,6 +233,9 @@ class ScheduledChanges(Protocol):
     def finish(
         self, change_id: int, status: ChangeStatus, at: datetime, by: str, outcome: str = ""
     ) -> bool: ...  # compare-and-swap from pending: False when it is no longer pending
+    def rename_environment(
+        self, old: str, new: str
+    ) -> None: ...  # the pending ones follow a renamed environment
 
 
 class Sessions(Protocol):

@@ -93,7 +93,8 @@ class FlagService:
 
     def update_environment(self, key: str, body: Mapping[str, Any], actor: str) -> Environment:
         """Rename an environment (its key, its name or both); refused while a rollout runs there. Tokens and
-        flag states follow it (they refer to it by id); past rollouts and audit entries keep the key they had."""
+        flag states follow it (they refer to it by id), and so do pending scheduled changes; past rollouts, audit entries
+        and finished scheduled changes keep the key they had."""
         unknown = sorted(set(body) - {"key", "name"})
         if unknown:
             raise InvalidInput(f"an environment has 'key' and 'name', not {unknown[0]!r}", where=unknown[0])
@@ -105,6 +106,7 @@ class FlagService:
                 raise Conflict(f"environment {new_key!r} exists")
             self._no_rollout_running(tx, key, "renamed")
             tx.environments.update(env.id, new_key, name)
+            tx.scheduled_changes.rename_environment(key, new_key)
             renamed = Environment(env.id, new_key, name)
             tx.audit.record(
                 actor,

@@ -143,6 +143,13 @@ def test_a_scheduled_change_is_stored_found_by_time_and_leaves_pending_once(stor
         assert [c.id for c in tx.scheduled_changes.find(flag="x", environment="production", limit=1)] == [
             other
         ]
+    with store.transaction() as tx:
+        tx.scheduled_changes.rename_environment("production", "prod")
+    with store.read() as tx:
+        assert [c.id for c in tx.scheduled_changes.find(environment="prod")] == [
+            other
+        ]  # the pending one follows
+        assert [c.id for c in tx.scheduled_changes.find(environment="production")] == [sooner, later]
 
 
 def test_an_alert_fires_is_renotified_and_resolves(store: Store) -> None:

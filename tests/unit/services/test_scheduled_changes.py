@@ -165,6 +165,15 @@ def test_a_change_that_cannot_be_made_is_refused_when_scheduled_saying_where(
     assert c.scheduled.changes() == []
 
 
+def test_a_pending_change_follows_its_environment_renamed(c: Container, clock: ManualClock) -> None:
+    change_id = schedule(c)
+    c.flags.update_environment(ENV, {"key": "live"}, "dana")
+    assert c.scheduled.change(change_id).environment == "live"
+    clock.set_to(MONDAY_9_BERLIN)
+    assert c.scheduled.run_due(c.leader.holder, LEASE) == 1
+    assert c.flags.flag(FLAG).states["live"].rollout_bp == 2500
+
+
 def test_pending_changes_are_limited_per_flag_and_environment(c: Container) -> None:
     for minute in range(MAX_PENDING_PER_FLAG):
         schedule(c, at=f"2026-03-09 09:{minute:02d}")

@@ -565,6 +565,12 @@ class _ScheduledChanges(_Repository):
         )
         return True
 
+    def rename_environment(self, old: str, new: str) -> None:
+        for change in self.find(
+            environment=old, status=ChangeStatus.PENDING, limit=len(self.t.scheduled_changes)
+        ):
+            self.t.scheduled_changes[change.id] = replace(change, environment=new)
+
 
 class _Schedules(_Repository):
     def all(self) -> list[ScheduleRecord]:

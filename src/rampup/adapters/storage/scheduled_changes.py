@@ -80,6 +80,13 @@ class SqlScheduledChanges:
         )
         return result.rowcount == 1
 
+    def rename_environment(self, old: str, new: str) -> None:
+        self.conn.execute(
+            update(table)
+            .where(table.c.environment == old, table.c.status == ChangeStatus.PENDING.value)
+            .values(environment=new)
+        )
+
 
 def _change(r: Any) -> ScheduledChange:
     return ScheduledChange(
