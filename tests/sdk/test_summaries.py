@@ -200,3 +200,8 @@ def test_what_the_server_would_refuse_is_left_out_and_counted() -> None:
     first, again, refused = bodies
     assert again["seconds"] == first["seconds"][1:] and len(first["seconds"]) == 2
     assert {cell["metric"] for cell in refused["seconds"]} == {"errors", "unhandled_exceptions"}
+
+
+def test_a_mode_that_does_not_exist_is_refused_at_once() -> None:
+    with pytest.raises(ValueError, match="summaries, events"):
+        Client("http://127.0.0.1:9", "token", ingest_token="ingest", telemetry="sampled", start_timeout=0)

@@ -1,4 +1,5 @@
-"""Request telemetry for ASGI and WSGI apps: one `request` event per request, with the flags it evaluated.
+"""Request telemetry for ASGI and WSGI apps: one `request` event per request, with the flags it evaluated
+(folded by the tracker into its summary of the flush interval unless the client sends raw events).
 
 Each request gets a `RequestScope` in a context variable; the client (and `RampupHook` for any OpenFeature
 provider) writes every flag evaluated while it runs into it. At the end the middleware records a `request`

@@ -96,8 +96,9 @@ class Tracker:
         summary_capacity: int = 100_000,
     ) -> None:
         """`path`: where events go. In `mode="summaries"`, `flags()` gives the flag states summaries are
-        attributed with (the client's), and at most `summary_capacity` cells wait unsent (the oldest
-        summaries beyond it are dropped and their events counted as dropped)."""
+        attributed with (the client's; without them, summaries hold environment-wide figures only), and at most
+        `summary_capacity` cells wait unsent (the oldest summaries beyond it are dropped and their events
+        counted as dropped)."""
         if capacity < 1 or batch_size < 1 or summary_capacity < 1:
             raise ValueError("capacity, batch_size and summary_capacity must be at least 1")
         if mode not in MODES:
