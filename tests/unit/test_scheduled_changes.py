@@ -8,12 +8,13 @@ from rampup.core.scheduled_changes import scheduled_instant
 from rampup.errors import InvalidInput
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday; Berlin is UTC+1 until 29 March
+MONDAY_9_BERLIN = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
     ("at", "zone", "utc"),
     [
-        ("2026-03-09 09:00", "Europe/Berlin", datetime(2026, 3, 9, 8, 0, tzinfo=UTC)),  # winter: +01:00
+        ("2026-03-09 09:00", "Europe/Berlin", MONDAY_9_BERLIN),  # winter: +01:00
         ("2026-04-06T09:00", "Europe/Berlin", datetime(2026, 4, 6, 7, 0, tzinfo=UTC)),  # summer: +02:00
         ("2026-03-29 03:00", "Europe/Berlin", datetime(2026, 3, 29, 1, 0, tzinfo=UTC)),  # just after the jump
         ("2026-10-25 02:30", "Europe/Berlin", datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),  # twice: the first
@@ -22,6 +23,9 @@ NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday; Berlin is UTC+1 until 
         ("22:00", "UTC", datetime(2026, 3, 2, 22, 0, tzinfo=UTC)),  # today's, still ahead
         ("09:00", "UTC", datetime(2026, 3, 3, 9, 0, tzinfo=UTC)),  # now exactly: tomorrow's
         ("09:30", "Asia/Tokyo", datetime(2026, 3, 3, 0, 30, tzinfo=UTC)),  # 18:00 in Tokyo now: tomorrow
+        ("monday 09:00", "Europe/Berlin", MONDAY_9_BERLIN),  # 10:00 in Berlin now: next week's
+        ("Mon 11:00", "Europe/Berlin", datetime(2026, 3, 2, 10, 0, tzinfo=UTC)),  # today's, still ahead
+        ("Friday 22:00", "UTC", datetime(2026, 3, 6, 22, 0, tzinfo=UTC)),
     ],
 )
 def test_a_local_time_is_the_instant_it_names_in_its_zone(at: str, zone: str, utc: datetime) -> None:
@@ -37,6 +41,7 @@ def test_a_local_time_is_the_instant_it_names_in_its_zone(at: str, zone: str, ut
         ("2027-03-04 09:00", "UTC", "at", "at most 366 days ahead"),
         ("next monday", "UTC", "at", "not a date and time"),
         ("25:00", "UTC", "at", "not a time of day"),
+        ("someday 09:00", "UTC", "at", "not a date and time"),
         ("", "UTC", "at", "date and time"),
         ("2026-03-09 09:00", "Mars/Olympus", "timezone", "unknown time zone"),
         ("2026-03-09 09:00", "", "timezone", "IANA name"),

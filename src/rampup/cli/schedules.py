@@ -68,7 +68,10 @@ def _print(changes: list[dict[str, Any]]) -> None:
 def create(
     key: str,
     environment: Annotated[str, typer.Option("--env", "-e", help="Environment key.")],
-    at: Annotated[str, typer.Option("--at", help="'2026-12-07 09:00' in --tz, or HH:MM for the next one.")],
+    at: Annotated[
+        str,
+        typer.Option("--at", help="'2026-12-07 09:00' in --tz, HH:MM or 'monday 09:00' for the next one."),
+    ],
     tz: Annotated[str, typer.Option("--tz", help="IANA time zone of --at, e.g. Europe/Berlin.")] = "UTC",
     settings: Annotated[
         list[str] | None,

@@ -19,7 +19,9 @@ __all__ = [
 ]
 
 MAX_AHEAD = timedelta(days=366)  # a change planned further out is more likely a typo than a plan
-_TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})\Z")
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# "22:00" (the next one) or "monday 09:00" (the next Monday's); anything else is read as an ISO date and time.
+_NEXT = re.compile(r"^(?:(mon|tue|wed|thu|fri|sat|sun)[a-z]*\s+)?(\d{1,2}):(\d{2})\Z")
 
 
 class ChangeStatus(StrEnum):
@@ -67,13 +69,14 @@ class ScheduledChange:
 
 
 def scheduled_instant(value: Any, zone_name: Any, now: datetime) -> tuple[datetime, str]:
-    """When a change given as `at` (an ISO date and time, or a bare HH:MM for its next occurrence) in `zone_name`
+    """When a change given as `at` (an ISO date and time; HH:MM or "monday 09:00" for the next one) in `zone_name`
     happens, in UTC, and the zone's name. A local time the zone skips (the spring-forward hour) is refused; one
     it has twice (the autumn hour) is the first, unless `at` carries its UTC offset."""
     zone = time_zone(zone_name)
     if not isinstance(value, str) or not value or len(value) > 64:
         raise InvalidInput(
-            "at is a date and time such as 2026-12-07 09:00 (or HH:MM: the next one)", where="at"
+            "at is a date and time such as 2026-12-07 09:00 (or HH:MM, monday 09:00: the next one)",
+            where="at",
         )
     local = _local(value.strip(), zone, now)
     if local.tzinfo is None:
@@ -91,17 +94,21 @@ def scheduled_instant(value: Any, zone_name: Any, now: datetime) -> tuple[dateti
 
 
 def _local(value: str, zone: Any, now: datetime) -> datetime:
-    match = _TIME_OF_DAY.match(value)
+    match = _NEXT.match(value.lower())
     if match is None:
         try:
             return datetime.fromisoformat(value)
         except ValueError:
             raise InvalidInput(
-                f"at {value!r} is not a date and time such as 2026-12-07 09:00", where="at"
+                f"at {value!r} is not a date and time such as 2026-12-07 09:00 (or monday 09:00, or 22:00)",
+                where="at",
             ) from None
-    hour, minute = int(match[1]), int(match[2])
+    day, hour, minute = match[1], int(match[2]), int(match[3])
     if hour > 23 or minute > 59:
         raise InvalidInput(f"at {value!r} is not a time of day", where="at")
     today = now.astimezone(zone).replace(tzinfo=None)
     wanted = today.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if day is not None:  # this week's, or next week's when it has passed
+        wanted += timedelta(days=(_WEEKDAYS.index(day[:3]) - today.weekday()) % 7)
+        return wanted if wanted > today else wanted + timedelta(days=7)
     return wanted if wanted > today else wanted + timedelta(days=1)

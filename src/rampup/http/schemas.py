@@ -170,7 +170,7 @@ class ScheduledChangeIn(Strict):
         min_length=1,
         max_length=64,
         description="local date and time in `timezone` (2026-12-07 09:00), with an offset to pick one of a "
-        "repeated hour, or HH:MM for its next occurrence",
+        "repeated hour; HH:MM or monday 09:00 for the next one",
         examples=["2026-12-07 09:00"],
     )
     timezone: str = Field(default="UTC", min_length=1, max_length=64, examples=["Europe/Berlin"])
