@@ -110,7 +110,7 @@ def test_scheduled_changes_are_each_made_once_by_three_workers_on_one_database(
     clock = first.clock
     assert isinstance(clock, ManualClock)
     due = clock() + timedelta(minutes=1)
-    keys = [f"scheduled-{i}" for i in range(20)]
+    keys = [f"scheduled-{i}" for i in range(12)]
     for key in keys:
         first.flags.create_flag({"key": key}, "dana")
         change = {"flag": key, "environment": "production", "at": due.isoformat(), "change": {"rollout": 10}}
