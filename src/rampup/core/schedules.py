@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -11,6 +12,7 @@ from rampup.errors import InvalidInput
 __all__ = [
     "KINDS",
     "REPORT_WINDOW",
+    "ReportKind",
     "Schedule",
     "ScheduleRecord",
     "due_period",
@@ -19,7 +21,15 @@ __all__ = [
     "time_zone",
 ]
 
-KINDS = ("daily", "support", "weekly", "completion")
+
+class ReportKind(StrEnum):
+    DAILY = "daily"
+    SUPPORT = "support"
+    WEEKLY = "weekly"
+    COMPLETION = "completion"
+
+
+KINDS = tuple(k.value for k in ReportKind)
 REPORT_WINDOW = {"daily": timedelta(days=1), "support": timedelta(days=1), "weekly": timedelta(days=7)}
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _FIELDS = ("kind", "rollout_id", "flag", "environment", "channels", "hour", "minute", "timezone", "weekday")

@@ -1,10 +1,31 @@
 """Request and response bodies of the admin API, for validation and for /openapi.json."""
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    PlainValidator,
+    StrictBool,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
+
+from rampup.core.flags import FlagType
+from rampup.core.lifecycle import FlagKind
+from rampup.core.notifications import ChannelType, Severity
+from rampup.core.schedules import ReportKind
+from rampup.core.telemetry import CUSTOM_AGGREGATIONS, Aggregation
+from rampup.core.tokens import Scope
 
 __all__ = [
     "ErrorOut",
@@ -29,8 +50,31 @@ __all__ = [
 ]
 
 Scalar = str | float | int | bool
-FlagKindName = Literal["release", "experiment", "operational", "kill-switch", "permission"]
 ChannelName = Annotated[str, Field(min_length=1, max_length=64)]
+StrictInt = Annotated[int, Field(strict=True)]
+Text = Annotated[str, Field(max_length=200)]
+DurationText = Annotated[str, Field(max_length=32, examples=["5m"])]
+
+
+@dataclass(frozen=True, slots=True)
+class Among:
+    """Narrows a core enum to some of its members, in validation and in the schema: `Annotated[Aggregation,
+    Among(CUSTOM_AGGREGATIONS)]` accepts those values as the core spells them, and nothing else."""
+
+    members: tuple[StrEnum, ...]
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, _schema: CoreSchema, _handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string", "enum": [m.value for m in self.members]}
+
+    def _check(self, value: StrEnum) -> StrEnum:
+        if value not in self.members:
+            raise ValueError("use one of: " + ", ".join(m.value for m in self.members))
+        return value
 
 
 def _storable(value: Any, where: str) -> None:
@@ -96,10 +140,10 @@ class VariantIn(Strict):
 class FlagIn(Strict):
     key: str = Field(max_length=128, examples=["workstation"])
     description: str = Field(default="", max_length=10_000)
-    type: Literal["boolean", "string", "number", "object"] = "boolean"
+    type: FlagType = FlagType.BOOLEAN
     variants: list[VariantIn] | None = None
     off_variant: str | None = None
-    kind: FlagKindName | None = None
+    kind: FlagKind | None = None
     notify: list[ChannelName] | None = Field(default=None, max_length=20)
     tags: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=20)
     owner: str | None = Field(default=None, max_length=200)
@@ -109,7 +153,7 @@ class FlagPatch(Strict):
     description: str | None = Field(default=None, max_length=10_000)
     tags: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=20)
     owner: str | None = Field(default=None, max_length=200)
-    kind: FlagKindName | None = None
+    kind: FlagKind | None = None
     notify: list[ChannelName] | None = Field(
         default=None, max_length=20, description="channels told of the flag's status changes"
     )
@@ -324,7 +368,7 @@ class KillIn(Strict):
 
 
 class TokenIn(Strict):
-    scope: Literal["admin", "write", "read", "sdk", "ingest"]
+    scope: Scope
     environment: str | None = Field(default=None, max_length=128)
     name: str | None = Field(default=None, min_length=1, max_length=200)
 
@@ -397,7 +441,7 @@ class MetricPointIn(Strict):
 class CustomMetricIn(Strict):
     name: str = Field(max_length=64, examples=["checkouts"])
     event: str = Field(max_length=200, examples=["checkout"])
-    aggregation: Literal["count", "per_user", "ratio", "mean", "percentile"] = "count"
+    aggregation: Annotated[Aggregation, Among(CUSTOM_AGGREGATIONS)] = Aggregation.COUNT
     tags: dict[str, str] | None = None
     denominator: str | None = Field(
         default=None, max_length=200, description="ratio only: the event to divide by"
@@ -562,3 +606,74 @@ class FeedbackPageOut(BaseModel):
 
 class FeedbackPurgeOut(BaseModel):
     deleted: int
+
+
+class ChannelIn(Strict):
+    """Every channel type's fields; which ones a type takes, and what they must hold, the core checks."""
+
+    name: str = Field(max_length=64)
+    type: ChannelType
+    min_severity: Severity = Field(default=Severity.INFO, description="what it gets: at least this bad")
+    url: str | None = Field(default=None, max_length=2048, description="slack, webhook, pagerduty")
+    secret: str | None = Field(default=None, max_length=1000, description="webhook: signs every delivery")
+    host: str | None = Field(default=None, max_length=253, description="email: the SMTP server")
+    port: StrictInt | None = None
+    from_: str | None = Field(default=None, alias="from", max_length=320)
+    to: list[Annotated[str, Field(max_length=320)]] | None = Field(default=None, max_length=100)
+    starttls: StrictBool | None = None
+    username: str | None = Field(default=None, max_length=1000)
+    password: str | None = Field(default=None, max_length=1000)
+    routing_key: str | None = Field(default=None, max_length=200, description="pagerduty")
+
+
+class AlertRuleIn(Strict):
+    name: Text | None = None
+    environment: str = Field(max_length=128)
+    metric: Text
+    condition: str = Field(max_length=64, examples=["> 0.5%"])
+    window: DurationText | None = None
+    for_: DurationText | None = Field(
+        default=None, alias="for", description="how long it holds before firing"
+    )
+    severity: Severity = Severity.WARNING
+    channels: list[ChannelName] = Field(default=[], max_length=20)
+    flag: str | None = Field(default=None, max_length=128)
+    variant: str | None = Field(default=None, max_length=128)
+    tags: dict[Text, Text] | None = Field(default=None, max_length=20)
+    renotify: DurationText | None = Field(default=None, description='a duration, or "never"')
+
+
+def _weekday(value: Any) -> int | str:
+    # One validator, not a union of two: a wrong value is refused at `weekday`, not at `weekday.int`.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | str)
+        or (isinstance(value, str) and len(value) > 16)
+    ):
+        raise ValueError("a weekday is a number (0 = Monday) or a name")
+    return value
+
+
+Weekday = Annotated[
+    int | str,
+    PlainValidator(_weekday),
+    WithJsonSchema(
+        {
+            "oneOf": [{"type": "integer"}, {"type": "string", "maxLength": 16}],
+            "description": "0 = Monday, or a name",
+        }
+    ),
+]
+
+
+class ScheduleIn(Strict):
+    kind: ReportKind
+    rollout_id: StrictInt | None = None
+    flag: str | None = Field(default=None, max_length=128)
+    environment: str | None = Field(default=None, max_length=128)
+    channels: list[ChannelName] = Field(max_length=20)
+    hour: StrictInt | None = None
+    minute: StrictInt | None = None
+    timezone: str | None = Field(default=None, max_length=64, examples=["Europe/Berlin"])
+    weekday: Weekday | None = None
+    contact: Text | None = None

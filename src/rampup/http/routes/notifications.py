@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Path, Query
 
 from rampup.http.deps import Admin, ContainerDep, Reader, Writer
-from rampup.http.schemas import ErrorOut
+from rampup.http.schemas import AlertRuleIn, ChannelIn, ErrorOut
 
 __all__ = ["router"]
 
@@ -60,11 +60,12 @@ def list_channels(c: ContainerDep, _: Reader) -> list[dict[str, Any]]:
 
 @router.post("/channels", status_code=201, responses={409: {"model": ErrorOut}})
 def create_channel(
-    c: ContainerDep, token: Admin, body: Annotated[dict[str, Any], Body(openapi_examples=CHANNEL_EXAMPLES)]
+    c: ContainerDep, token: Admin, body: Annotated[ChannelIn, Body(openapi_examples=CHANNEL_EXAMPLES)]
 ) -> dict[str, Any]:
     """A channel: slack {url}, webhook {url, secret}, email {host, port, from, to, starttls, username, password},
     pagerduty {routing_key, url}; `min_severity` (info, warning, critical) filters what it gets."""
-    return c.notifications.create_channel(body, token.name).public()
+    given = body.model_dump(by_alias=True, exclude_unset=True)
+    return c.notifications.create_channel(given, token.name).public()
 
 
 @router.get("/channels/{name}")
@@ -102,7 +103,7 @@ def create_alert_rule(
     c: ContainerDep,
     token: Writer,
     body: Annotated[
-        dict[str, Any],
+        AlertRuleIn,
         Body(
             openapi_examples={
                 "error rate": {
@@ -133,7 +134,7 @@ def create_alert_rule(
     ],
 ) -> dict[str, Any]:
     """A metric condition over a trailing window, sustained `for` a duration; severity, filters, channels."""
-    rule_id, rule = c.alerts.create(body, token.name)
+    rule_id, rule = c.alerts.create(body.model_dump(by_alias=True, exclude_unset=True), token.name)
     return {"id": rule_id, **rule.to_dict()}
 
 

@@ -6,8 +6,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import Response
 
+from rampup.core.schedules import ReportKind
 from rampup.http.deps import ContainerDep, Reader, Writer
-from rampup.http.schemas import ErrorOut
+from rampup.http.schemas import ErrorOut, ScheduleIn
 
 __all__ = ["router"]
 
@@ -22,7 +23,6 @@ router = APIRouter(
     },
 )
 
-Kind = Literal["daily", "support", "weekly", "completion"]
 MEDIA = {"md": "text/markdown; charset=utf-8", "html": "text/html; charset=utf-8"}
 SCHEDULE_EXAMPLES = {
     "support e-mail, daily at 8": {
@@ -59,12 +59,12 @@ def list_schedules(c: ContainerDep, _: Reader) -> list[dict[str, Any]]:
 
 @router.post("/schedules", status_code=201)
 def create_schedule(
-    c: ContainerDep, token: Writer, body: Annotated[dict[str, Any], Body(openapi_examples=SCHEDULE_EXAMPLES)]
+    c: ContainerDep, token: Writer, body: Annotated[ScheduleIn, Body(openapi_examples=SCHEDULE_EXAMPLES)]
 ) -> dict[str, Any]:
     """Send a report to channels: `daily` or `support` every day at `hour`:`minute` in `timezone`, `weekly` on
     `weekday` (0 = Monday, or a name), `completion` when the rollout ends. Name the rollout by `rollout_id`, or by
     `flag` and `environment` for the rollout live at sending time."""
-    return c.reports.add_schedule(body, token.name)
+    return c.reports.add_schedule(body.model_dump(exclude_unset=True), token.name)
 
 
 @router.delete("/schedules/{schedule_id}", status_code=204)
@@ -87,7 +87,7 @@ def delete_schedule(
     },
 )
 def report(
-    kind: Kind,
+    kind: ReportKind,
     c: ContainerDep,
     _: Reader,
     rollout: Annotated[int, Query(ge=1, le=2**31 - 1, description="the rollout's id")],

@@ -2,18 +2,19 @@
 
 from dataclasses import replace
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
 from rampup.adapters.codecs.plan_yaml import load_plan
 from rampup.core.durations import parse_duration
 from rampup.core.flags import FLAG_KEY
-from rampup.core.plans import Plan
+from rampup.core.plans import Action, Plan
 from rampup.errors import InvalidInput
 from rampup.http.deps import ContainerDep, Reader, Writer
 from rampup.http.schemas import (
     ActionIn,
+    Among,
     BacktestIn,
     BacktestOut,
     ErrorOut,
@@ -38,7 +39,8 @@ router = APIRouter(
 )
 
 RolloutId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-Action = Literal["advance", "pause", "resume", "rollback", "disable", "approve", "abort", "start"]
+# signoff has its own route (it names a prerequisite)
+Command = Annotated[Action, Among(tuple(a for a in Action if a is not Action.SIGNOFF))]
 
 
 @router.post("", status_code=201, response_model=RolloutCreated)
@@ -103,7 +105,7 @@ def signoff(rollout_id: RolloutId, body: SignoffIn, c: ContainerDep, token: Writ
 
 @router.post("/{rollout_id}/{action}", response_model=RolloutOut)
 def command(
-    rollout_id: RolloutId, action: Action, c: ContainerDep, token: Writer, body: ActionIn | None = None
+    rollout_id: RolloutId, action: Command, c: ContainerDep, token: Writer, body: ActionIn | None = None
 ) -> dict[str, Any]:
     """advance, pause, resume, rollback, disable, approve, abort (and start, for one created with start: false).
     Audited as the token; a `by` is recorded beside it as "on behalf of", never instead of it."""
