@@ -2,10 +2,11 @@
 outbox in the transaction that records the change."""
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rampup.core.alerts import AlertAction, AlertRule, step
+from rampup.core.alerts import Alert, AlertAction, AlertRule, AlertRuleRecord, step
 from rampup.core.durations import format_duration
 from rampup.core.notifications import Notification, Severity
 from rampup.core.ports import Clock, Store, Transaction
@@ -17,7 +18,19 @@ from rampup.services.notifications import NotificationService
 from rampup.services.outbox import outbox_id
 from rampup.services.snapshot import SnapshotCache
 
-__all__ = ["AlertService"]
+__all__ = ["AlertService", "AlertStatus", "RuleStatus"]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleStatus:
+    record: AlertRuleRecord
+    firing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AlertStatus:
+    alert: Alert
+    rule: AlertRule | None  # None once the rule is deleted
 
 
 class AlertService:
@@ -67,18 +80,9 @@ class AlertService:
             raise NotFound(f"environment {rule.environment!r} not found")
         return tx.alert_rules.add(rule, rollout_id, now)
 
-    def rules(self) -> list[dict[str, Any]]:
+    def rules(self) -> list[RuleStatus]:
         with self._store.read() as tx:
-            return [
-                {
-                    "id": r.id,
-                    **r.rule.to_dict(),
-                    "rollout_id": r.rollout_id,
-                    "breaching_since": r.breaching_since,
-                    "firing": tx.alerts.firing(r.id) is not None,
-                }
-                for r in tx.alert_rules.all()
-            ]
+            return [RuleStatus(r, tx.alerts.firing(r.id) is not None) for r in tx.alert_rules.all()]
 
     def delete(self, rule_id: int, actor: str) -> None:
         now = self._clock()
@@ -87,22 +91,12 @@ class AlertService:
                 raise NotFound(f"alert rule {rule_id} not found")
             tx.audit.record(actor, "alert_rule.delete", f"alert_rule:{rule_id}", None, None, None, "", now)
 
-    def alerts(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def alerts(self, state: str | None = None, limit: int = 100) -> list[AlertStatus]:
+        """Alerts, newest first (`state`: only firing or only resolved ones), each with its rule if it still has one."""
         with self._store.read() as tx:
-            rules = {r.id: r.rule.to_dict() for r in tx.alert_rules.all()}
-            return [
-                {
-                    "id": a.id,
-                    "rule_id": a.rule_id,
-                    "state": a.state,
-                    "value": a.value,
-                    "started_at": a.started_at,
-                    "resolved_at": a.resolved_at,
-                    "last_notified_at": a.last_notified_at,
-                    "rule": rules.get(a.rule_id),
-                }
-                for a in tx.alerts.all(limit, None if state is None else state == "firing")
-            ]
+            rules = {r.id: r.rule for r in tx.alert_rules.all()}
+            firing = None if state is None else state == "firing"
+            return [AlertStatus(a, rules.get(a.rule_id)) for a in tx.alerts.all(limit, firing)]
 
     # evaluation
 

@@ -2,18 +2,36 @@
 after commit, at least once, with one id across retries and channels."""
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from rampup.core.egress import Destinations
 from rampup.core.masking import mask_urls
 from rampup.core.notifications import Channel, ChannelType, Notification
-from rampup.core.ports import Clock, Notifier, Store, Transaction
+from rampup.core.ports import Clock, Notifier, OutboxItem, Store, Transaction
 from rampup.errors import Conflict, NotFound, Unavailable
 from rampup.services.outbox import outbox_id
 
-__all__ = ["NotificationService", "NOTIFY"]
+__all__ = ["Delivery", "NotificationService", "NOTIFY"]
 
 NOTIFY = "notify"  # the outbox kind
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One queued side effect as people may see it: where it goes (URLs masked), and how it is going."""
+
+    id: str
+    kind: str  # the outbox kind: notify, or a hook's
+    channel: str | None  # a channel's name, a hook's masked URL or its command
+    type: str  # the notification's type (rollout.advanced, alert.firing, …), else the kind
+    notification_id: str  # one id across a notification's channels and retries
+    status: str  # pending, failing (with last_error) or delivered
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
 
 
 class NotificationService:
@@ -110,23 +128,22 @@ class NotificationService:
         if channel.wants(n):
             self._notifiers[channel.type].send(channel, n)
 
-    def deliveries(self, limit: int = 100) -> list[dict[str, Any]]:
+    def deliveries(self, limit: int = 100) -> list[Delivery]:
         with self._store.read() as tx:
-            items = tx.outbox.items(limit)
-        return [
-            {
-                "id": item.id,
-                "kind": item.kind,
-                "channel": item.payload.get("channel")
-                or mask_urls(item.payload.get("url"))
-                or item.payload.get("command"),
-                "type": (item.payload.get("notification") or {}).get("type", item.kind),
-                "notification_id": (item.payload.get("notification") or {}).get("id", item.id),
-                "status": "delivered" if item.delivered_at else ("failing" if item.attempts else "pending"),
-                "attempts": item.attempts,
-                "last_error": mask_urls(item.last_error),
-                "created_at": item.created_at,
-                "delivered_at": item.delivered_at,
-            }
-            for item in items
-        ]
+            return [_delivery(item) for item in tx.outbox.items(limit)]
+
+
+def _delivery(item: OutboxItem) -> Delivery:
+    notification = item.payload.get("notification") or {}
+    return Delivery(
+        item.id,
+        item.kind,
+        item.payload.get("channel") or mask_urls(item.payload.get("url")) or item.payload.get("command"),
+        notification.get("type", item.kind),
+        notification.get("id", item.id),
+        "delivered" if item.delivered_at else ("failing" if item.attempts else "pending"),
+        item.attempts,
+        mask_urls(item.last_error),
+        item.created_at,
+        item.delivered_at,
+    )

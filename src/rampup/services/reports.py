@@ -6,6 +6,7 @@ Building gathers data only. A `Renderer` (an adapter) turns a `Report` into Mark
 """
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -57,7 +58,7 @@ from rampup.services.notifications import NotificationService
 from rampup.services.outbox import outbox_id
 from rampup.services.rollouts import RolloutService
 
-__all__ = ["Renderer", "ReportService"]
+__all__ = ["Renderer", "ReportService", "ScheduleStatus"]
 
 SHOWN_COMMENTS = 5  # the newest comments from users with the feature a report quotes
 TREND_SPAN = timedelta(days=7)
@@ -66,6 +67,12 @@ TREND_SPAN = timedelta(days=7)
 class Renderer(Protocol):
     def markdown(self, report: Report) -> str: ...
     def html(self, report: Report) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleStatus:
+    record: ScheduleRecord
+    next_at: datetime | None  # when its next report goes out; None: a completion report, sent at the end
 
 
 class ReportService:
@@ -156,7 +163,10 @@ class ReportService:
         live = not state.phase.is_terminal and state.stage > 0
         gates_at: datetime | None
         if live:
-            gates, gates_at = self._rollouts.rollout(rollout_id)["gates"], now
+            gates = [
+                r.to_dict() for r in self._rollouts.rollout(rollout_id).gates
+            ]  # as evidence records them
+            gates_at = now
         else:  # a finished (or not yet started) rollout: the verdicts of its last decision, if it had any
             judged = next((t for t in reversed(transitions) if any("verdict" in e for e in t.evidence)), None)
             gates = [e for e in judged.evidence if "verdict" in e] if judged else []
@@ -279,7 +289,7 @@ class ReportService:
 
     # schedules
 
-    def add_schedule(self, body: Mapping[str, Any], actor: str) -> dict[str, Any]:
+    def add_schedule(self, body: Mapping[str, Any], actor: str) -> ScheduleStatus:
         now = self._clock()
         # Only slots after this moment send: a daily 08:00 schedule created at 10:00 starts tomorrow.
         schedule = parse_schedule(body, actor, now)
@@ -307,12 +317,12 @@ class ReportService:
                 "",
                 now,
             )
-        return _public(ScheduleRecord(schedule_id, schedule, None), now)
+        return _status(ScheduleRecord(schedule_id, schedule, None), now)
 
-    def schedules(self) -> list[dict[str, Any]]:
+    def schedules(self) -> list[ScheduleStatus]:
         now = self._clock()
         with self._store.read() as tx:
-            return [_public(r, now) for r in tx.schedules.all()]
+            return [_status(r, now) for r in tx.schedules.all()]
 
     def delete_schedule(self, schedule_id: int, actor: str) -> None:
         now = self._clock()
@@ -408,10 +418,5 @@ class ReportService:
 # ---------------------------------------------------------------- building blocks (pure)
 
 
-def _public(r: ScheduleRecord, now: datetime) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        **r.schedule.to_dict(),
-        "last_period": r.last_period,
-        "next_at": next_send(r.schedule, r.last_period, now),
-    }
+def _status(r: ScheduleRecord, now: datetime) -> ScheduleStatus:
+    return ScheduleStatus(r, next_send(r.schedule, r.last_period, now))

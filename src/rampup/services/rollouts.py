@@ -6,14 +6,13 @@ controllers, and a restart resumes from exactly the stored state.
 """
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from rampup.core.egress import Destinations
 from rampup.core.forecast import Observed, StageForecast, forecast
 from rampup.core.gates import CONTROL, TREATMENT, Gate, GateResult, assess
-from rampup.core.masking import mask_urls
 from rampup.core.notifications import Notification, Severity
 from rampup.core.plans import (
     Decision,
@@ -39,7 +38,7 @@ from rampup.services.flags import FlagService
 from rampup.services.notifications import NotificationService
 from rampup.services.outbox import outbox_id
 
-__all__ = ["RolloutService", "srm_days"]
+__all__ = ["Backtest", "RolloutService", "RolloutStatus", "srm_days"]
 
 BASELINE = timedelta(days=7)  # `compare: baseline` looks at the week before the rollout started
 DAY_MS = 86_400_000
@@ -52,6 +51,51 @@ def srm_days(entered_ms: int, now_ms: int) -> tuple[int, int] | None:
     inside the stage (and today) — a day the stage began in also holds users of the previous percentage."""
     first = -(-entered_ms // DAY_MS)
     return (first, now_ms // DAY_MS) if first * DAY_MS < now_ms else None
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutStatus:
+    """A rollout as of `at`: its record, what its gates say now (while it runs), its timeline and each stage's
+    expected time to a decision."""
+
+    record: RolloutRecord
+    at: datetime
+    gates: tuple[GateResult, ...] = ()
+    timeline: tuple[Transition, ...] = ()
+    forecast: tuple[StageForecast, ...] = ()
+
+    @property
+    def soak_remaining(self) -> timedelta | None:
+        """What is left of the current stage's minimum duration; None when no stage is running."""
+        plan, state = self.record.plan, self.record.state
+        if state.stage == 0 or state.entered_at is None or state.phase.is_terminal:
+            return None
+        return max(timedelta(0), plan.stages[state.stage - 1].min_duration - (self.at - state.entered_at))
+
+    @property
+    def waiting_for(self) -> list[str]:
+        """What the next stage still needs before it may start, while the rollout awaits approval."""
+        state = self.record.state
+        return (
+            state.missing(self.record.plan, state.stage + 1) if state.phase is Phase.AWAITING_APPROVAL else []
+        )
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """The commands the rollout's state allows now."""
+        return available_actions(self.record.plan, self.record.state, self.at)
+
+
+@dataclass(frozen=True, slots=True)
+class Backtest:
+    """What a plan would have decided over recorded telemetry: each transition, and where it ended."""
+
+    plan: Plan
+    since: datetime
+    until: datetime
+    tick: timedelta
+    decisions: tuple[Transition, ...]
+    state: RolloutState
 
 
 class RolloutService:
@@ -158,7 +202,7 @@ class RolloutService:
 
     # reads
 
-    def rollout(self, rollout_id: int) -> dict[str, Any]:
+    def rollout(self, rollout_id: int) -> RolloutStatus:
         now = self._clock()
         with self._store.read() as tx:
             record = self._get(tx, rollout_id)
@@ -166,9 +210,9 @@ class RolloutService:
             results = self._evaluate(tx, record, now)[0] if live else []
             transitions = tx.rollouts.transitions(rollout_id)
             expected = self._forecast(tx, record.plan, now) if not record.state.phase.is_terminal else []
-        return {**_view(record, results, transitions, now), "forecast": [f.to_dict() for f in expected]}
+        return RolloutStatus(record, now, tuple(results), tuple(transitions), tuple(expected))
 
-    def backtest(self, plan: Plan, since: datetime, until: datetime, tick: timedelta) -> dict[str, Any]:
+    def backtest(self, plan: Plan, since: datetime, until: datetime, tick: timedelta) -> Backtest:
         """The plan's gates and controller replayed over the telemetry recorded between `since` and `until`:
         what it would have decided, and when. Sign-offs and approvals are taken as given at once; the
         sample-ratio check is left out (the recorded traffic was split by whatever percentage was live
@@ -187,24 +231,14 @@ class RolloutService:
                 raise NotFound(f"environment {plan.environment!r} not found")
             inputs = tx.telemetry.gate_inputs(env.id, plan.flag)
             state = start_signed(plan, since, "backtest")
-            decisions: list[dict[str, Any]] = []
+            decisions: list[Transition] = []
             now = since
             while now + tick <= until and not state.phase.is_terminal:
                 now += tick
                 decision = self._replay(inputs, plan, state, now)
-                decisions += [t.to_dict() for t in decision.transitions]
+                decisions += decision.transitions
                 state = approve_all(plan, decision.state, now, "backtest")
-        return {
-            "plan": plan.name,
-            "flag": plan.flag,
-            "environment": plan.environment,
-            "from": since,
-            "to": until,
-            "tick_s": tick.total_seconds(),
-            "decisions": decisions,
-            "state": state.phase.value,
-            "stage": state.stage,
-        }
+        return Backtest(plan, since, until, tick, tuple(decisions), state)
 
     @staticmethod
     def _replay(inputs: GateData, plan: Plan, state: RolloutState, now: datetime) -> Decision:
@@ -242,11 +276,12 @@ class RolloutService:
 
     def rollouts(
         self, flag: str | None = None, environment: str | None = None, live: bool | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[RolloutStatus]:
+        """Rollouts without their gates, timeline or forecast (each costs reads): `rollout` has them."""
         now = self._clock()
         with self._store.read() as tx:
             return [
-                _view(r, [], [], now) for r in tx.rollouts.find(flag=flag, environment=environment, live=live)
+                RolloutStatus(r, now) for r in tx.rollouts.find(flag=flag, environment=environment, live=live)
             ]
 
     # internals
@@ -430,41 +465,3 @@ def transition_notification(record: RolloutRecord, t: Transition) -> Notificatio
             "at": t.at.isoformat(),
         },
     )
-
-
-def _view(
-    record: RolloutRecord, results: list[GateResult], transitions: list[Any], now: datetime
-) -> dict[str, Any]:
-    plan, state = record.plan, record.state
-    number = state.stage
-    stage: dict[str, Any] = {
-        "number": number,
-        "name": "not started" if number == 0 else plan.stages[number - 1].name,
-        "percentage": plan.percentage_bp(number) / 100,
-        "entered_at": state.entered_at,
-        "soak_remaining_s": None,
-    }
-    if number > 0 and state.entered_at is not None and not state.phase.is_terminal:
-        soak = plan.stages[number - 1].min_duration - (now - state.entered_at)
-        stage["soak_remaining_s"] = max(0.0, soak.total_seconds())
-    nxt = number + 1
-    waiting = state.missing(plan, nxt) if state.phase is Phase.AWAITING_APPROVAL else []
-    return {
-        "id": record.id,
-        "name": plan.name,
-        "flag": plan.flag,
-        "environment": plan.environment,
-        "state": state.phase.value,
-        "stage": stage,
-        "waiting_for": waiting,
-        "stages": [{"number": i, **s.to_dict()} for i, s in enumerate(plan.stages, start=1)],
-        "gates": [r.to_dict() for r in results],
-        "signoffs": [
-            {"stage": s.stage, "prerequisite": s.prerequisite, "by": s.by, "at": s.at} for s in state.signoffs
-        ],
-        "timeline": [t.to_dict() for t in transitions],
-        "actions": list(available_actions(plan, state, now)),
-        "created_by": record.created_by,
-        "created_at": record.created_at,
-        "plan": mask_urls(record.plan_source),
-    }

@@ -26,6 +26,7 @@ from rampup.core.schedules import KINDS
 from rampup.core.telemetry import BUILTIN_METRICS, parse_metric_name
 from rampup.core.tokens import Scope
 from rampup.errors import InvalidInput, NotFound, RampupError
+from rampup.http.views import alert_out, alert_rule_out, rollout_out
 from rampup.services.feedback import FeedbackQuery
 from rampup.services.metrics import MetricQuery
 from rampup.services.reports import SHOWN_COMMENTS
@@ -123,24 +124,28 @@ def _soak_until(c: Container, status: Mapping[str, Any]) -> datetime | None:
 
 
 def overview(c: Container) -> dict[str, Any]:
-    everything = c.rollouts.rollouts()
+    everything = _rollouts(c)
     live = [r for r in everything if not Phase(r["state"]).is_terminal]
     recent = sorted(
         (r for r in everything if Phase(r["state"]).is_terminal), key=lambda r: r["id"], reverse=True
     )
     deliveries_ = c.notifications.deliveries(200)
     return {
-        "live": [_summary(c, c.rollouts.rollout(r["id"])) for r in live],
+        "live": [_summary(c, rollout_out(c.rollouts.rollout(r["id"]))) for r in live],
         "recent": [_summary(c, r) for r in recent[:RECENT_ROLLOUTS]],
-        "firing": c.alerts.alerts("firing", 50),
-        "failing": [d for d in deliveries_ if d["status"] == "failing"],
-        "pending": sum(d["status"] == "pending" for d in deliveries_),
+        "firing": [alert_out(a) for a in c.alerts.alerts("firing", 50)],
+        "failing": [d for d in deliveries_ if d.status == "failing"],
+        "pending": sum(d.status == "pending" for d in deliveries_),
         "flag_count": len(c.flags.flags()),
     }
 
 
 def rollouts(c: Container) -> list[dict[str, Any]]:
-    return [_summary(c, r) for r in sorted(c.rollouts.rollouts(), key=lambda r: r["id"], reverse=True)]
+    return [_summary(c, r) for r in sorted(_rollouts(c), key=lambda r: r["id"], reverse=True)]
+
+
+def _rollouts(c: Container, flag: str | None = None, live: bool | None = None) -> list[dict[str, Any]]:
+    return [rollout_out(r) for r in c.rollouts.rollouts(flag=flag, live=live)]
 
 
 def _gate_view(gate: Mapping[str, Any]) -> dict[str, Any]:
@@ -251,7 +256,7 @@ def _plan(status: Mapping[str, Any]) -> Plan | None:
 
 
 def rollout(c: Container, rollout_id: int) -> dict[str, Any]:
-    status = c.rollouts.rollout(rollout_id)
+    status = rollout_out(c.rollouts.rollout(rollout_id))
     plan = _plan(status)
     number = status["stage"]["number"]
     signed = {(s["stage"], s["prerequisite"]): s for s in status["signoffs"]}
@@ -440,7 +445,7 @@ def flag(c: Container, key: str, environment: str | None, base_url: str) -> dict
         "state": state,
         "rules_text": [_rule_text(r) for r in state["rules"]],
         "rules_json": json.dumps(state["rules"], indent=2),
-        "rollouts": [_summary(c, r) for r in c.rollouts.rollouts(flag=key)],
+        "rollouts": [_summary(c, r) for r in _rollouts(c, flag=key)],
         "scheduled": [s.to_dict() for s in c.scheduled.changes(flag=key, environment=env, status="pending")],
         "history": [e.to_dict() for e in c.flags.audit(target=f"flag:{key}", limit=50)],
         "snippets": _snippets(base_url, key, env, env_id, state),
@@ -522,13 +527,16 @@ def change_flag(
 
 
 def alerts(c: Container) -> dict[str, Any]:
-    return {"alerts": c.alerts.alerts(None, 200), "rules": c.alerts.rules()}
+    return {
+        "alerts": [alert_out(a) for a in c.alerts.alerts(None, 200)],
+        "rules": [alert_rule_out(r) for r in c.alerts.rules()],
+    }
 
 
 def deliveries(c: Container, status: str = "") -> dict[str, Any]:
     items = c.notifications.deliveries(500)
-    counts = {s: sum(d["status"] == s for d in items) for s in ("failing", "pending", "delivered")}
-    shown = [d for d in items if not status or d["status"] == status]
+    counts = {s: sum(d.status == s for d in items) for s in ("failing", "pending", "delivered")}
+    shown = [d for d in items if not status or d.status == status]
     return {"deliveries": shown[:200], "counts": counts, "status": status}
 
 
@@ -602,9 +610,9 @@ def live_fingerprint(c: Container) -> str:
     """Changes whenever anything a page shows may have moved: the configuration's revision, every live
     rollout's state, firing alerts and deliveries; and every few seconds while a rollout is live, so its
     gates' numbers follow the traffic."""
-    live = [r for r in c.rollouts.rollouts(live=True)]
-    firing = [a["id"] for a in c.alerts.alerts("firing", 100)]
-    deliveries_ = [(d["id"], d["status"], d["attempts"]) for d in c.notifications.deliveries(20)]
+    live = _rollouts(c, live=True)
+    firing = [a.alert.id for a in c.alerts.alerts("firing", 100)]
+    deliveries_ = [(d.id, d.status, d.attempts) for d in c.notifications.deliveries(20)]
     clock = int(c.clock().timestamp() // 5) if live else 0
     moving = [(r["id"], r["state"], r["stage"]["number"], str(r["stage"]["entered_at"])) for r in live]
     return f"{c.revision()}|{moving}|{firing}|{hash(tuple(deliveries_))}|{clock}"

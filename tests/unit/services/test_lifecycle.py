@@ -9,7 +9,7 @@ import pytest
 
 from rampup.bootstrap import Container
 from rampup.core.lifecycle import Status
-from rampup.core.plans import Plan
+from rampup.core.plans import Phase, Plan
 
 FLAG = "workstation"  # the example flag a fresh store has
 PLAN = {
@@ -64,9 +64,9 @@ def complete(c: Container, clock: Clock) -> None:
     for _ in range(10):
         clock.now += timedelta(minutes=61)
         c.leader.control()
-        if c.rollouts.rollout(rid)["state"] == "completed":
+        if c.rollouts.rollout(rid).record.state.phase is Phase.COMPLETED:
             return
-    pytest.fail(f"the rollout did not complete: {c.rollouts.rollout(rid)['state']}")
+    pytest.fail(f"the rollout did not complete: {c.rollouts.rollout(rid).record.state.phase}")
 
 
 def status(c: Container) -> Status:

@@ -11,7 +11,7 @@ import pytest
 
 from rampup.adapters.reports import JinjaRenderer
 from rampup.bootstrap import Container
-from rampup.core.plans import Plan
+from rampup.core.plans import Phase, Plan
 from rampup.core.telemetry import Kind, Observation
 from rampup.errors import InvalidInput, NotFound
 from rampup.services.reports import ReportService
@@ -154,11 +154,11 @@ def test_a_week_of_schedules_queues_each_days_and_each_weeks_report_once(
     assert "Rollout: 10%" in first["text"] and "Contact: team@example.com" in first["text"]
     assert first["html"].startswith("<!DOCTYPE html>") and "<svg" in first["html"]
     assert first["details"]["period"] == "2026-03-23" and first["details"]["rollout_id"] == rid
-    listed = {s["kind"]: s for s in reports.schedules()}
-    assert listed["support"]["last_period"] == "2026-03-31"
-    assert listed["support"]["next_at"] == datetime(2026, 4, 1, 6, 0, tzinfo=UTC)  # 08:00 CEST
-    assert listed["weekly"]["last_period"] == "2026-W13"
-    assert listed["weekly"]["next_at"] == datetime(2026, 4, 3, 14, 0, tzinfo=UTC)
+    listed = {s.record.schedule.kind: s for s in reports.schedules()}
+    assert listed["support"].record.last_period == "2026-03-31"
+    assert listed["support"].next_at == datetime(2026, 4, 1, 6, 0, tzinfo=UTC)  # 08:00 CEST
+    assert listed["weekly"].record.last_period == "2026-W13"
+    assert listed["weekly"].next_at == datetime(2026, 4, 3, 14, 0, tzinfo=UTC)
 
 
 def test_the_completion_report_goes_out_once_when_the_rollout_ends(
@@ -170,7 +170,7 @@ def test_the_completion_report_goes_out_once_when_the_rollout_ends(
         clock.now += timedelta(days=2)
         assert reports.send_due() == 0
         container.rollouts.act(rid, "advance", "lee", "healthy")
-    assert container.rollouts.rollout(rid)["state"] == "completed"
+    assert container.rollouts.rollout(rid).record.state.phase is Phase.COMPLETED
     clock.now += timedelta(minutes=1)
     assert reports.send_due() == 1
     assert reports.send_due() == 0
@@ -209,8 +209,8 @@ def test_daily_reports_stop_the_day_after_the_rollout_ends_and_need_a_live_rollo
     for day in (25, 26):
         clock.now = datetime(2026, 3, day, 9, 0, tzinfo=UTC)
         assert reports.send_due() == 0
-    listed = {s["id"]: s for s in reports.schedules()}
-    assert listed[by_id["id"]]["last_period"] == listed[by_flag["id"]]["last_period"] == "2026-03-26"
+    listed = {s.record.id: s.record for s in reports.schedules()}
+    assert listed[by_id.record.id].last_period == listed[by_flag.record.id].last_period == "2026-03-26"
     last = queued(container)[-1]
     assert last["title"] == "Workstation Rollout - Daily Report 2026-03-24"
     assert "- 2026-03-23 11:00 — disabled (kill switch) by lee: checkout broken" in last["text"].splitlines()
@@ -291,13 +291,13 @@ def test_schedules_are_checked_against_what_exists(container: Container, reports
         with pytest.raises(InvalidInput) as caught:
             reports.add_schedule({**base, **change}, "dana")
         assert caught.value.where == where
-    created = reports.add_schedule(base, "dana")
-    assert [s["id"] for s in reports.schedules()] == [created["id"]]
-    reports.delete_schedule(created["id"], "dana")
+    created = reports.add_schedule(base, "dana").record.id
+    assert [s.record.id for s in reports.schedules()] == [created]
+    reports.delete_schedule(created, "dana")
     assert reports.schedules() == []
     with pytest.raises(NotFound):
-        reports.delete_schedule(created["id"], "dana")
-    assert [e.action for e in container.flags.audit(target=f"report_schedule:{created['id']}")] == [
+        reports.delete_schedule(created, "dana")
+    assert [e.action for e in container.flags.audit(target=f"report_schedule:{created}")] == [
         "report_schedule.delete",
         "report_schedule.create",
     ]

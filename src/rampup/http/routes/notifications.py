@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Path, Query
 
 from rampup.http.deps import Admin, ContainerDep, Reader, Writer
 from rampup.http.schemas import AlertRuleIn, ChannelIn, ErrorOut
+from rampup.http.views import alert_out, alert_rule_out, delivery_out
 
 __all__ = ["router"]
 
@@ -90,12 +91,12 @@ def deliveries(
 ) -> list[dict[str, Any]]:
     """Every delivery (notifications and hooks), newest first: pending, failing (with the last error) or
     delivered."""
-    return c.notifications.deliveries(limit)
+    return [delivery_out(d) for d in c.notifications.deliveries(limit)]
 
 
 @router.get("/alert-rules", tags=["alerts"])
 def list_alert_rules(c: ContainerDep, _: Reader) -> list[dict[str, Any]]:
-    return c.alerts.rules()
+    return [alert_rule_out(r) for r in c.alerts.rules()]
 
 
 @router.post("/alert-rules", status_code=201, tags=["alerts"])
@@ -153,4 +154,4 @@ def list_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Alerts, newest first: firing ones and resolved ones."""
-    return c.alerts.alerts(state, limit)
+    return [alert_out(a) for a in c.alerts.alerts(state, limit)]

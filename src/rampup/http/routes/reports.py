@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from rampup.core.schedules import ReportKind
 from rampup.http.deps import ContainerDep, Reader, Writer
 from rampup.http.schemas import ErrorOut, ScheduleIn
+from rampup.http.views import schedule_out
 
 __all__ = ["router"]
 
@@ -54,7 +55,7 @@ SCHEDULE_EXAMPLES = {
 @router.get("/schedules")
 def list_schedules(c: ContainerDep, _: Reader) -> list[dict[str, Any]]:
     """Report schedules, each with the period it last sent and when it sends next."""
-    return c.reports.schedules()
+    return [schedule_out(s) for s in c.reports.schedules()]
 
 
 @router.post("/schedules", status_code=201)
@@ -64,7 +65,7 @@ def create_schedule(
     """Send a report to channels: `daily` or `support` every day at `hour`:`minute` in `timezone`, `weekly` on
     `weekday` (0 = Monday, or a name), `completion` when the rollout ends. Name the rollout by `rollout_id`, or by
     `flag` and `environment` for the rollout live at sending time."""
-    return c.reports.add_schedule(body.model_dump(exclude_unset=True), token.name)
+    return schedule_out(c.reports.add_schedule(body.model_dump(exclude_unset=True), token.name))
 
 
 @router.delete("/schedules/{schedule_id}", status_code=204)

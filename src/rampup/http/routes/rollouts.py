@@ -23,6 +23,7 @@ from rampup.http.schemas import (
     RolloutOut,
     SignoffIn,
 )
+from rampup.http.views import backtest_out, rollout_out
 
 __all__ = ["router"]
 
@@ -48,7 +49,7 @@ def create_rollout(body: RolloutIn, c: ContainerDep, token: Writer) -> dict[str,
     """Start a plan: `{"plan": {…}}` or `{"plan": {"yaml": "…"}}`. A wrong plan starts nothing."""
     source, plan = _plan(body.plan, body.filename)
     rollout_id = c.rollouts.create(source, plan, token.name, start=body.start)
-    return {"id": rollout_id, "state": c.rollouts.rollout(rollout_id)["state"]}
+    return {"id": rollout_id, "state": c.rollouts.rollout(rollout_id).record.state.phase.value}
 
 
 def _plan(raw: dict[str, Any], filename: str | None) -> tuple[dict[str, Any], Plan]:
@@ -75,7 +76,7 @@ def backtest(body: BacktestIn, c: ContainerDep, token: Reader) -> dict[str, Any]
     tick = parse_duration(body.tick, "tick")
     if tick < timedelta(seconds=1):
         raise InvalidInput("tick is at least 1s", where="tick")
-    return c.rollouts.backtest(plan, body.from_, body.to, tick)
+    return backtest_out(c.rollouts.backtest(plan, body.from_, body.to, tick))
 
 
 @router.get("", response_model=list[RolloutOut])
@@ -86,13 +87,13 @@ def list_rollouts(
     environment: Annotated[str | None, Query(max_length=128)] = None,
     live: Annotated[bool | None, Query(description="only rollouts still in progress")] = None,
 ) -> list[dict[str, Any]]:
-    return c.rollouts.rollouts(flag, environment, live)
+    return [rollout_out(r) for r in c.rollouts.rollouts(flag, environment, live)]
 
 
 @router.get("/{rollout_id}", response_model=RolloutOut)
 def get_rollout(rollout_id: RolloutId, c: ContainerDep, _: Reader) -> dict[str, Any]:
     """Stage, soak time left, every gate's verdict with value, bounds, samples and threshold, and the timeline."""
-    return c.rollouts.rollout(rollout_id)
+    return rollout_out(c.rollouts.rollout(rollout_id))
 
 
 @router.post("/{rollout_id}/signoff", response_model=RolloutOut)
@@ -100,7 +101,7 @@ def signoff(rollout_id: RolloutId, body: SignoffIn, c: ContainerDep, token: Writ
     """A named person (`by`, else the token's name) signs off one prerequisite of a stage ahead; the audit log
     and the timeline name the token, and `by` beside it as "on behalf of"."""
     c.rollouts.act(rollout_id, "signoff", token.name, "", body.prerequisite, body.by or None)
-    return c.rollouts.rollout(rollout_id)
+    return rollout_out(c.rollouts.rollout(rollout_id))
 
 
 @router.post("/{rollout_id}/{action}", response_model=RolloutOut)
@@ -111,4 +112,4 @@ def command(
     Audited as the token; a `by` is recorded beside it as "on behalf of", never instead of it."""
     by = (body.by if body else None) or None
     c.rollouts.act(rollout_id, action, token.name, body.reason if body else "", None, by)
-    return c.rollouts.rollout(rollout_id)
+    return rollout_out(c.rollouts.rollout(rollout_id))

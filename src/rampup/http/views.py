@@ -1,0 +1,93 @@
+"""The services' answers as the API shows them: the one place that turns domain values into JSON-ready
+dicts (the dashboard reads the same shapes through `web/data.py`)."""
+
+from dataclasses import asdict
+from typing import Any
+
+from rampup.core.masking import mask_urls
+from rampup.services.alerts import AlertStatus, RuleStatus
+from rampup.services.notifications import Delivery
+from rampup.services.reports import ScheduleStatus
+from rampup.services.rollouts import Backtest, RolloutStatus
+
+__all__ = ["alert_out", "alert_rule_out", "backtest_out", "delivery_out", "rollout_out", "schedule_out"]
+
+
+def rollout_out(status: RolloutStatus) -> dict[str, Any]:
+    record = status.record
+    plan, state = record.plan, record.state
+    number = state.stage
+    soak = status.soak_remaining
+    return {
+        "id": record.id,
+        "name": plan.name,
+        "flag": plan.flag,
+        "environment": plan.environment,
+        "state": state.phase.value,
+        "stage": {
+            "number": number,
+            "name": "not started" if number == 0 else plan.stages[number - 1].name,
+            "percentage": plan.percentage_bp(number) / 100,
+            "entered_at": state.entered_at,
+            "soak_remaining_s": None if soak is None else soak.total_seconds(),
+        },
+        "waiting_for": status.waiting_for,
+        "stages": [{"number": i, **s.to_dict()} for i, s in enumerate(plan.stages, start=1)],
+        "gates": [r.to_dict() for r in status.gates],
+        "signoffs": [
+            {"stage": s.stage, "prerequisite": s.prerequisite, "by": s.by, "at": s.at} for s in state.signoffs
+        ],
+        "timeline": [t.to_dict() for t in status.timeline],
+        "actions": list(status.actions),
+        "created_by": record.created_by,
+        "created_at": record.created_at,
+        "plan": mask_urls(record.plan_source),
+        "forecast": [f.to_dict() for f in status.forecast],
+    }
+
+
+def backtest_out(b: Backtest) -> dict[str, Any]:
+    return {
+        "plan": b.plan.name,
+        "flag": b.plan.flag,
+        "environment": b.plan.environment,
+        "from": b.since,
+        "to": b.until,
+        "tick_s": b.tick.total_seconds(),
+        "decisions": [t.to_dict() for t in b.decisions],
+        "state": b.state.phase.value,
+        "stage": b.state.stage,
+    }
+
+
+def delivery_out(d: Delivery) -> dict[str, Any]:
+    return asdict(d)
+
+
+def alert_rule_out(r: RuleStatus) -> dict[str, Any]:
+    return {
+        "id": r.record.id,
+        **r.record.rule.to_dict(),
+        "rollout_id": r.record.rollout_id,
+        "breaching_since": r.record.breaching_since,
+        "firing": r.firing,
+    }
+
+
+def alert_out(s: AlertStatus) -> dict[str, Any]:
+    a = s.alert
+    return {
+        "id": a.id,
+        "rule_id": a.rule_id,
+        "state": a.state,
+        "value": a.value,
+        "started_at": a.started_at,
+        "resolved_at": a.resolved_at,
+        "last_notified_at": a.last_notified_at,
+        "rule": None if s.rule is None else s.rule.to_dict(),
+    }
+
+
+def schedule_out(s: ScheduleStatus) -> dict[str, Any]:
+    r = s.record
+    return {"id": r.id, **r.schedule.to_dict(), "last_period": r.last_period, "next_at": s.next_at}
