@@ -23,6 +23,7 @@ from pydantic_core import CoreSchema, core_schema
 from rampup.core.flags import FlagType
 from rampup.core.lifecycle import FlagKind
 from rampup.core.notifications import ChannelType, Severity
+from rampup.core.scheduled_changes import ChangeStatus
 from rampup.core.schedules import ReportKind
 from rampup.core.telemetry import CUSTOM_AGGREGATIONS, Aggregation
 from rampup.core.tokens import Scope
@@ -235,7 +236,7 @@ class ScheduledChangeOut(BaseModel):
     timezone: str
     notify: list[str]
     reason: str
-    status: Literal["pending", "done", "failed", "cancelled"]
+    status: ChangeStatus
     created_by: str
     created_at: datetime
     finished_at: datetime | None

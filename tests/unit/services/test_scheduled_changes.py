@@ -50,7 +50,7 @@ def schedule(c: Container, **fields: Any) -> int:
 
 
 def told(c: Container, kind: str) -> list[str]:
-    return sorted(d["channel"] for d in c.notifications.deliveries() if d["type"] == kind)
+    return sorted(d.channel or "" for d in c.notifications.deliveries() if d.type == kind)
 
 
 def test_a_change_is_made_once_at_its_local_time_by_the_lease_holder_as_the_token_that_scheduled_it(

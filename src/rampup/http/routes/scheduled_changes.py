@@ -1,10 +1,11 @@
 """/api/v1/scheduled-changes: flag state changes made once at a given time (report schedules are under
 /api/v1/reports/schedules)."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
+from rampup.core.scheduled_changes import ChangeStatus
 from rampup.http.deps import ContainerDep, Reader, Writer
 from rampup.http.schemas import ErrorOut, KillIn, ScheduledChangeIn, ScheduledChangeOut
 
@@ -39,7 +40,7 @@ def list_changes(
     _: Reader,
     flag: Annotated[str | None, Query(max_length=128)] = None,
     environment: Annotated[str | None, Query(max_length=64)] = None,
-    status: Literal["pending", "done", "failed", "cancelled"] | None = None,
+    status: ChangeStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Scheduled changes, soonest first."""
