@@ -151,7 +151,9 @@ def test_a_read_token_sees_everything_and_changes_nothing(web_server: Server) ->
     assert "/tokens" not in reader.get("/").text
 
 
-def test_the_flag_page_lists_its_pending_scheduled_changes_in_local_time(web_server: Server) -> None:
+def test_the_flag_page_lists_its_pending_scheduled_changes_in_local_time_and_cancels_them(
+    web_server: Server,
+) -> None:
     key = new_flag(web_server)
     with web_server.client() as api:
         change = {"rollout": 50}
@@ -164,10 +166,28 @@ def test_the_flag_page_lists_its_pending_scheduled_changes_in_local_time(web_ser
         }
         made = api.post("/api/v1/scheduled-changes", json={**body, "reason": "<b>ramp</b>"})
         assert made.status_code == 201, made.text
-    page = signed_in(web_server).get(f"/flags/{key}")
+    browser = signed_in(web_server)
+    page = browser.get(f"/flags/{key}")
     assert "23:59 Asia/Tokyo" in page.text and "rollout=50" in page.text
     assert "&lt;b&gt;ramp&lt;/b&gt;" in page.text  # a reason is text, never markup
-    assert "Nothing scheduled" in signed_in(web_server).get(f"/flags/{key}", params={"env": "staging"}).text
+    assert "Nothing scheduled" in browser.get(f"/flags/{key}", params={"env": "staging"}).text
+
+    cancel = f"/scheduled-changes/{made.json()['id']}/cancel"
+    reader = signed_in(web_server, make_token(web_server, "read", "auditor"))
+    read_page = reader.get(f"/flags/{key}")
+    assert cancel not in read_page.text
+    form = {"reason": "not tonight", "confirm": "yes", "csrf": csrf_of(read_page.text)}
+    assert reader.post(cancel, data=form).status_code == 403
+    done = browser.post(cancel, data={**form, "csrf": csrf_of(page.text)})
+    assert done.status_code == 303 and done.headers["location"] == f"/flags/{key}?env=production"
+    with web_server.client() as api:
+        cancelled = api.get(f"/api/v1/scheduled-changes/{made.json()['id']}").json()
+    assert (cancelled["status"], cancelled["finished_by"], cancelled["outcome"]) == (
+        "cancelled",
+        "admin",
+        "not tonight",
+    )
+    assert "Nothing scheduled" in browser.get(f"/flags/{key}").text
 
 
 def test_the_evaluation_tester_gives_the_ofrep_answer(web_server: Server) -> None:

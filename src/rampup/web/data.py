@@ -598,6 +598,11 @@ def create_token(c: Container, fields: Mapping[str, str], actor: str) -> dict[st
     return {**token.to_dict(), "secret": secret}
 
 
+def cancel_scheduled_change(c: Container, change_id: int, fields: Mapping[str, str], actor: str) -> str:
+    scheduled = c.scheduled.cancel(change_id, actor, fields.get("reason", "").strip())
+    return f"Scheduled change {change_id} of {scheduled.flag} in {scheduled.environment} cancelled."
+
+
 def revoke_token(c: Container, token_id: str, actor: str) -> str:
     token = c.tokens.revoke(token_id, actor)
     return f"Token {token.name} ({token.id}) revoked."

@@ -186,11 +186,11 @@ async def rollouts(request: Request, session: Viewer) -> Response:
     )
 
 
-RolloutId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+RowId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 
 @router.get("/rollouts/{rollout_id}")
-async def rollout(request: Request, session: Viewer, rollout_id: RolloutId) -> Response:
+async def rollout(request: Request, session: Viewer, rollout_id: RowId) -> Response:
     return await _page(
         request, "rollout.html.j2", session, lambda: {"r": data.rollout(container(request), rollout_id)}
     )
@@ -201,7 +201,7 @@ async def rollout_command(
     request: Request,
     session: Viewer,
     fields: Form,
-    rollout_id: RolloutId,
+    rollout_id: RowId,
     action: Annotated[str, PathParam(max_length=16)],
 ) -> Response:
     c = container(request)
@@ -270,6 +270,22 @@ async def change_flag(
     )
 
 
+@router.post("/scheduled-changes/{change_id}/cancel")
+async def cancel_scheduled_change(
+    request: Request, session: Viewer, fields: Form, change_id: RowId
+) -> Response:
+    c = container(request)
+    scheduled = await run_in_threadpool(c.scheduled.change, change_id)
+    return await _change(
+        request,
+        session,
+        fields,
+        Scope.WRITE,
+        f"/flags/{quote(scheduled.flag)}?env={quote(scheduled.environment)}",
+        lambda: data.cancel_scheduled_change(c, change_id, fields, session.token.name),
+    )
+
+
 @router.get("/alerts")
 async def alerts(request: Request, session: Viewer) -> Response:
     return await _page(request, "alerts.html.j2", session, lambda: data.alerts(container(request)))
@@ -297,7 +313,7 @@ TimeZone = Annotated[str, Query(max_length=64)]
 
 @router.get("/reports/{rollout_id}/{kind}")
 async def report(
-    request: Request, session: Viewer, rollout_id: RolloutId, kind: ReportKind, tz: TimeZone = "UTC"
+    request: Request, session: Viewer, rollout_id: RowId, kind: ReportKind, tz: TimeZone = "UTC"
 ) -> Response:
     return await _page(
         request,
@@ -314,7 +330,7 @@ async def report(
 
 @router.get("/reports/{rollout_id}/{kind}/document")
 async def report_document(
-    request: Request, session: Viewer, rollout_id: RolloutId, kind: ReportKind, tz: TimeZone = "UTC"
+    request: Request, session: Viewer, rollout_id: RowId, kind: ReportKind, tz: TimeZone = "UTC"
 ) -> Response:
     """The report's own self-contained HTML, framed by the report page: its inline styles are allowed here
     and scripts nowhere."""
