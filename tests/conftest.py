@@ -4,6 +4,7 @@ Servers are real `rampup serve` processes on a free loopback port, driven over H
 helpers themselves (servers, receivers, traffic, waiting, and how to drive time) are in tests/support/.
 """
 
+import compileall
 import os
 import shutil
 import uuid
@@ -14,12 +15,21 @@ from typing import Any
 import psycopg
 import pytest
 
+import rampup
 from rampup.adapters.storage import make_engine, migrate
 from tests.support.servers import Server, start_server
 
 PG_ADMIN_URL = os.environ.get("RAMPUP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ON_CI = os.environ.get("CI") == "true"
 BACKENDS = ["sqlite", "postgres"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every server and command a test starts imports rampup afresh. Where PYTHONDONTWRITEBYTECODE is set nothing
+    caches its bytecode, and each of those hundreds of processes would compile every module again (about a tenth
+    of a server's start-up CPU): compile it once here. xdist's workers find it done."""
+    if not hasattr(config, "workerinput"):
+        compileall.compile_dir(Path(rampup.__file__).parent, quiet=1)
 
 
 def _postgres_reason() -> str | None:
@@ -101,14 +111,14 @@ def templates(
 
 
 def _database_urls(
-    tmp_path: Path, request: pytest.FixtureRequest, templates: Templates | None
+    directory: Path, request: pytest.FixtureRequest, templates: Templates | None
 ) -> Iterator[Callable[[str], str]]:
     created: list[str] = []
 
     def make(backend: str) -> str:
         unique = uuid.uuid4().hex[:12]
         if backend == "sqlite":
-            path = tmp_path / f"rampup-{unique}.db"
+            path = directory / f"rampup-{unique}.db"
             return templates.sqlite(path) if templates else f"sqlite:///{path}"
         request.getfixturevalue("postgres_available")
         name = f"rampup_test_{unique}"
@@ -132,6 +142,14 @@ def make_database_url(
     yield from _database_urls(tmp_path, request, templates)
 
 
+@pytest.fixture(scope="module")
+def module_database_url(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, templates: Templates
+) -> Iterator[Callable[[str], str]]:
+    """As `make_database_url`, for the module's tests to share: dropped after the module."""
+    yield from _database_urls(tmp_path_factory.mktemp("module"), request, templates)
+
+
 @pytest.fixture
 def make_empty_database_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
     """backend → a fresh, empty database URL of that kind (a server on it runs every migration), dropped after
@@ -144,19 +162,47 @@ def database_url(request: pytest.FixtureRequest, make_database_url: Callable[[st
     return make_database_url(request.param)
 
 
-@pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+def _server_factory(directory: Path) -> Iterator[Callable[..., Server]]:
     servers: list[Server] = []
 
     def make(database_url: str, **kwargs: Any) -> Server:
-        """Starts a server (see `start_server` for the options), stopped after the test."""
-        server = start_server(database_url, tmp_path / f"server-{len(servers)}.log", **kwargs)
+        """Starts a server (see `start_server` for the options)."""
+        server = start_server(database_url, directory / f"server-{len(servers)}.log", **kwargs)
         servers.append(server)
         return server
 
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Starts servers, stopped after the test."""
+    yield from _server_factory(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Server]]:
+    """Starts servers for the module's tests to share (a start costs more CPU than most tests), stopped after the
+    module. Only for tests that keep out of each other's way: each on flags of its own, or comparing before and
+    after."""
+    yield from _server_factory(tmp_path_factory.mktemp("servers"))
+
+
+@pytest.fixture(scope="module")
+def module_servers(
+    module_database_url: Callable[[str], str], module_server_factory: Callable[..., Server]
+) -> Callable[[str], Server]:
+    """backend → the module's one plain server on a fresh database of that kind, started on first use."""
+    started: dict[str, Server] = {}
+
+    def get(backend: str) -> Server:
+        if backend not in started:
+            started[backend] = module_server_factory(module_database_url(backend))
+        return started[backend]
+
+    return get
 
 
 @pytest.fixture

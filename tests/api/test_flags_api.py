@@ -1,12 +1,24 @@
 """The admin API over HTTP against a running server: the core calls, errors and auth."""
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.servers import Server
+
+
+# Every test here works on flags of its own (random keys) or only reads, so the module shares a server per backend.
+@pytest.fixture(params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest, module_servers: Callable[[str], Server]) -> Server:
+    return module_servers(request.param)
+
+
+@pytest.fixture
+def sqlite_server(module_servers: Callable[[str], Server]) -> Server:
+    return module_servers("sqlite")
 
 
 def new_key() -> str:
