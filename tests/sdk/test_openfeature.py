@@ -167,7 +167,9 @@ def test_the_hook_puts_flags_from_any_provider_into_the_request(
     proxy = proxy_to(rampup.server.url)
     of = domain(ofrep(rampup))
     of.add_hooks([RampupHook()])
-    with Client(proxy.url, rampup.sdk_token, ingest_token=rampup.ingest_token, exposures=False) as client:
+    with Client(  # raw events: the test reads the request's own
+        proxy.url, rampup.sdk_token, ingest_token=rampup.ingest_token, exposures=False, telemetry="events"
+    ) as client:
 
         async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
             # The OFREP provider blocks on HTTP: run it in a thread, as a sync framework route would.
