@@ -113,6 +113,7 @@ class Tracker:
         self._current = Chunk()
         self._chunks: deque[Chunk] = deque()  # sealed summaries, oldest first; only the sender touches them
         self._summarized = 0  # events folding, folded or in sealed summaries: not yet settled
+        self._sending = 0  # of which in the summary being sent
         self._capacity = capacity
         self._batch_size = batch_size
         self._flush_interval = flush_interval
@@ -213,12 +214,13 @@ class Tracker:
         self._wake.set()
         self._thread.join(timeout)
         with self._lock:
-            unsent = len(self._buffer) + self._summarized
+            # A summary still being sent settles itself (sent, or never counted), like a batch in flight.
+            unsent = len(self._buffer) + self._summarized - self._sending
             if unsent:
                 log.warning("rampup: %d telemetry events not sent at close", unsent)
                 self._dropped += unsent
                 self._buffer.clear()
-                self._summarized = 0
+                self._summarized = self._sending
         self._http.close()
 
     # ------------------------------------------------------------------------------------ sender thread
@@ -315,7 +317,7 @@ class Tracker:
 
     def _notify_idle(self) -> None:
         with self._idle:
-            self._in_flight = 0
+            self._in_flight = self._sending = 0
             self._idle.notify_all()
 
     def _send(self, batch: list[tuple[float, Event]]) -> float | None:
@@ -359,6 +361,8 @@ class Tracker:
 
     def _send_summary(self, chunk: Chunk) -> float | None:
         """Sends the oldest summary; None when it is settled (and out of the line), else seconds to wait."""
+        with self._lock:
+            self._sending = chunk.events
         try:
             response = self._http.post(
                 SUMMARIES_PATH, content=chunk.body(), headers={"Content-Type": "application/json"}
