@@ -13,6 +13,7 @@ from rampup.bootstrap import Container
 from rampup.core.plans import Plan
 from rampup.core.scheduled_changes import ChangeStatus
 from rampup.errors import Conflict, InvalidInput
+from rampup.services import scheduled_changes
 from rampup.services.scheduled_changes import MAX_PENDING_PER_FLAG
 
 FLAG, ENV = "workstation", "production"  # the example flag a fresh store has
@@ -181,3 +182,11 @@ def test_pending_changes_are_limited_per_flag_and_environment(c: Container) -> N
         schedule(c)
     assert len(c.scheduled.changes(status="pending", limit=1000)) == MAX_PENDING_PER_FLAG
     schedule(c, environment="staging")  # another environment has its own
+
+
+def test_pending_changes_are_limited_in_all(c: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scheduled_changes, "MAX_PENDING", 2)
+    schedule(c)
+    schedule(c, environment="staging")
+    with pytest.raises(Conflict, match="2 changes are pending"):
+        schedule(c, at="2026-03-09 10:00")
