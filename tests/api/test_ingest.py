@@ -20,6 +20,7 @@ from typing import Any
 
 import brotli
 import httpx
+import psycopg
 import pytest
 
 from rampup.core.bucketing import in_rollout
@@ -691,3 +692,36 @@ def test_bad_metric_queries_say_where(
     error = error_of(response)
     if where:
         assert error["where"] == where, error
+
+
+def test_a_batch_whose_commit_fails_gets_no_2xx_and_stores_nothing(
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
+    """A 2xx means committed: a check PostgreSQL makes only at COMMIT refuses the batch, after every statement
+    of it went through, and the sender is told so and finds nothing of it stored."""
+    url = make_database_url("postgres")
+    server = server_factory(url)
+    with server.client() as api:
+        token = new_token(api)
+        flag = new_flag(api, rollout=50)
+    events = [{**e, "flags": {flag: i % 2 == 0}} for i, e in enumerate(small_batch(20))]
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as db:
+        db.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$"
+        )
+        db.execute(
+            "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON unit_days "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+        with ingest_client(server, token) as client:
+            assert post_events(client, events).status_code >= 500
+            stored = {
+                table: db.execute(f"SELECT count(*) FROM {table}").fetchone()
+                for table in ("event_batches", "rollups", "unit_days")
+            }
+            assert stored == {"event_batches": (0,), "rollups": (0,), "unit_days": (0,)}
+            db.execute("DROP TRIGGER refuse_at_commit ON unit_days")
+            assert post_events(client, events).status_code == 202
+    with server.client() as api:
+        assert counts(api) == {"all": (20, 7)}

@@ -19,7 +19,7 @@ from rampup.core.flags import CompiledFlag, FlagDefinition, FlagState
 from rampup.core.targeting import EvaluationContext
 from rampup.core.telemetry import Observation
 
-__all__ = ["FlagTimeline", "attribute", "variants_of"]
+__all__ = ["BatchAttribution", "FlagTimeline", "attribute", "variants_of"]
 
 _TEXT_BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "on": True, "off": False}
 
@@ -83,19 +83,66 @@ def attribute(
 ) -> Iterator[tuple[str, str]]:
     """`splitting`: the timelines that may split users around the observation's time (a batch narrows it)."""
     reported = o.flags or {}
+    yield from _reported(reported, timelines)
+    yield from _recomputed(o, reported, splitting)
+
+
+class BatchAttribution:
+    """`attribute` for the observations of one batch, as a tuple: the variants of a reported flag map are looked
+    up once per distinct map (a batch repeats a few), and only the flags it leaves out are recomputed."""
+
+    def __init__(self, timelines: Mapping[str, FlagTimeline], splitting: Sequence[tuple[str, FlagTimeline]]):
+        self._timelines = timelines
+        self._splitting = splitting
+        self._by_map: dict[
+            tuple[Any, ...], tuple[tuple[tuple[str, str], ...], list[tuple[str, FlagTimeline]]]
+        ] = {}
+
+    def __call__(self, o: Observation) -> tuple[tuple[str, str], ...]:
+        reported = o.flags or {}
+        values = tuple(reported.values())
+        # Types in the key: True == 1 == 1.0 as keys, but a boolean flag's variant is not a number's.
+        key = (*reported, *values, *map(type, values))
+        try:
+            known = self._by_map.get(key)
+        except TypeError:  # a value that isn't hashable (a Sentry context): look it up every time
+            known, key = None, None
+        if known is None:
+            known = (
+                tuple(_reported(reported, self._timelines)),
+                [(k, t) for k, t in self._splitting if k not in reported],
+            )
+            if key is not None:
+                self._by_map[key] = known
+        slots, unreported = known
+        if unreported and (o.targeting_key or o.tags):
+            return slots + tuple(_recomputed(o, {}, unreported))
+        return slots
+
+
+def _reported(
+    reported: Mapping[str, Any], timelines: Mapping[str, FlagTimeline]
+) -> Iterator[tuple[str, str]]:
     for key, value in reported.items():
         timeline = timelines.get(key)
         variant = timeline.variant_of(value) if timeline is not None else None
         if variant is not None:
             yield key, variant
+
+
+def _recomputed(
+    o: Observation, reported: Mapping[str, Any], splitting: Sequence[tuple[str, FlagTimeline]]
+) -> Iterator[tuple[str, str]]:
+    """The variants of the flags splitting users that the client did not report, from its targeting key."""
     if not o.targeting_key and not o.tags:
         return
-    ctx = EvaluationContext(o.targeting_key, o.tags or {})
+    ctx: EvaluationContext | None = None
     for key, timeline in splitting:
         if key in reported:
             continue
         flag = timeline.splitting_at(o.at_ms)
         if flag is not None:
+            ctx = ctx or EvaluationContext(o.targeting_key, o.tags or {})
             variant = flag.evaluate(ctx).variant
             if variant is not None:
                 yield key, variant

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from rampup.core import sketch
-from rampup.core.attribution import FlagTimeline, attribute
+from rampup.core.attribution import BatchAttribution, FlagTimeline
 from rampup.core.telemetry import ALL_USERS, CustomMetric, Observation, contributions
 
 __all__ = [
@@ -107,6 +107,9 @@ class Folded:
 
 
 Second = tuple[str, str, str, int]  # (flag, variant, metric, unix second): the finest aggregate of a batch
+_Group = tuple[
+    tuple[tuple[str, str], ...], int
+]  # (flag variants, unix second): observations attributed alike
 
 
 def fold(
@@ -133,29 +136,51 @@ def fold_seconds(
     timelines: Mapping[str, FlagTimeline],
     custom: Sequence[CustomMetric] = (),
 ) -> tuple[dict[Second, Aggregate], dict[UnitKey, list[int]]]:
-    """A batch's per-second aggregates and per-unit-day counts."""
-    per_second: dict[Second, Aggregate] = {}  # plain tuples: the hottest loop of ingest
+    """A batch's per-second aggregates and per-unit-day counts.
+
+    Observations attributed alike in the same second share one aggregate per metric, merged into each of their
+    slots (the environment's and one per flag variant) at the end: the per-event work is done once, not once
+    per slot."""
     units: dict[UnitKey, list[int]] = {}
     if not observations:
-        return per_second, units
+        return {}, units
     first = min(o.at_ms for o in observations)
     last = max(o.at_ms for o in observations)
-    splitting = [(k, t) for k, t in timelines.items() if t.may_split_between(first, last)]
-    for o in observations:
-        slots = [(ALL_USERS, ALL_VARIANT), *attribute(o, timelines, splitting)]
+    attributed = BatchAttribution(
+        timelines, [(k, t) for k, t in timelines.items() if t.may_split_between(first, last)]
+    )
+    groups: dict[_Group, dict[str, Aggregate]] = {}
+    for o in observations:  # the hottest loop of ingest
+        slots = attributed(o)
         second = o.at_ms // 1000
+        group = groups.get((slots, second))
+        if group is None:
+            group = groups[(slots, second)] = {}
         failures = 0
         for metric, failed, value, sketched in contributions(o, custom):
             failures += failed and metric == "error_rate"
-            for flag, variant in slots:
-                key = (flag, variant, metric, second)
-                aggregate = per_second.get(key)
-                if aggregate is None:
-                    aggregate = per_second[key] = Aggregate()
-                aggregate.add(failed, value, sketched, o.at_ms, o.count)
-        if len(slots) > 1:  # units per variant of a flag; the environment needs none
-            _count_units(units, slots[1:], timelines, o, second // DAY, failures)
-    return per_second, units
+            aggregate = group.get(metric)
+            if aggregate is None:
+                aggregate = group[metric] = Aggregate()
+            aggregate.add(failed, value, sketched, o.at_ms, o.count)
+        if slots:  # units per variant of a flag; the environment needs none
+            _count_units(units, slots, timelines, o, second // DAY, failures)
+    return _spread(groups), units
+
+
+def _spread(
+    groups: Mapping[tuple[tuple[tuple[str, str], ...], int], Mapping[str, Aggregate]],
+) -> dict[Second, Aggregate]:
+    """Each group's aggregates merged into the environment's slot and each of the group's flag variants."""
+    per_second: dict[Second, Aggregate] = {}
+    for (slots, second), group in groups.items():
+        for metric, aggregate in group.items():
+            for flag, variant in ((ALL_USERS, ALL_VARIANT), *slots):
+                total = per_second.get((flag, variant, metric, second))
+                if total is None:
+                    total = per_second[(flag, variant, metric, second)] = Aggregate()
+                total.merge(aggregate)
+    return per_second
 
 
 def _count_units(
@@ -172,9 +197,10 @@ def _count_units(
         user = timelines[flag].unit_of(o)
         if not user:
             continue
-        unit = units.get(UnitKey(flag, variant, day, user))
+        key = UnitKey(flag, variant, day, user)
+        unit = units.get(key)
         if unit is None:
-            units[UnitKey(flag, variant, day, user)] = [n, engagement, failures]
+            units[key] = [n, engagement, failures]
         else:
             unit[0] += n
             unit[1] += engagement

@@ -11,7 +11,17 @@ from rampup.core.attribution import FlagTimeline, variants_of
 from rampup.core.feedback import Entry
 from rampup.core.flags import CompiledFlag
 from rampup.core.ports import Clock, Store, Transaction
-from rampup.core.rollups import ALL_VARIANT, FINE_RETENTION, SECOND, Aggregate, Second, UnitKey, expand, fold
+from rampup.core.rollups import (
+    ALL_VARIANT,
+    DAY,
+    FINE_RETENTION,
+    SECOND,
+    Aggregate,
+    Second,
+    UnitKey,
+    expand,
+    fold,
+)
 from rampup.core.telemetry import ALL_USERS, BUILTIN_METRICS, Kind, Observation
 from rampup.errors import Conflict, InvalidInput, NotFound
 from rampup.services.snapshot import SnapshotCache
@@ -19,6 +29,7 @@ from rampup.services.usage import EvaluationCounter
 
 __all__ = ["IngestService"]
 
+ROOM_AHEAD_DAYS = 3  # today's and the next days' raw events never wait for their partition to be created
 RETRIES = 3  # concurrent first writes of the same new aggregate row (several instances) conflict; retry
 
 
@@ -141,6 +152,10 @@ class IngestService:
         with self._store.transaction() as tx:
             tx.telemetry.purge_rollups(SECOND, int(now.timestamp()) - FINE_RETENTION)
             tx.feedback.purge_before(before_ms)
+        # Raw events apart: on PostgreSQL dropping a day and creating the next ones lock the whole table briefly.
+        today = int(now.timestamp()) // DAY
+        with self._store.transaction() as tx:
+            tx.telemetry.make_room(range(today, today + ROOM_AHEAD_DAYS))
             return int(tx.telemetry.purge_events(before_ms))
 
 

@@ -280,6 +280,9 @@ class _Telemetry(_Repository):
             times = [o.at_ms for o in observations]
             self.t.event_batches.append((environment_id, min(times), max(times), tuple(observations)))
 
+    def make_room(self, days: Iterable[int]) -> None:
+        """Nothing to prepare: a list takes any day."""
+
     def add_rollups(self, environment_id: int, batch: Mapping[RollupKey, Aggregate]) -> None:
         for key, aggregate in batch.items():
             stored = self.t.rollups.setdefault((environment_id, key), Aggregate())

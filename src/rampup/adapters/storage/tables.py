@@ -153,13 +153,15 @@ flag_history = Table(
     Index("ix_flag_history_flag", "flag_id", "environment_id", "at"),
 )
 
-# Raw telemetry, kept for the retention period: one row per ingested batch, its events packed with msgpack.
-# Nothing reads single raw events on a hot path, so a batch costs one row, not a thousand.
+# Raw telemetry, kept for the retention period: one row per ingested batch and day, its events packed with
+# msgpack. Nothing reads single raw events on a hot path, so a batch costs one row, not a thousand. On PostgreSQL
+# the table is partitioned by `day` (migration 0015; primary key (day, id)), so retention drops whole days.
 event_batches = Table(
     "event_batches",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("environment_id", Integer, nullable=False),
+    Column("day", Integer, nullable=False),  # days since 1970-01-01 of every event in the row
     Column("first_ms", BigInteger, nullable=False),
     Column("last_ms", BigInteger, nullable=False),
     Column("events", Integer, nullable=False),

@@ -5,7 +5,6 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
-from sqlalchemy.dialects import postgresql
 
 from rampup.adapters.storage.gate_inputs import TelemetryGateInputs
 from rampup.adapters.storage.tables import event_batches, rollups, unit_days
@@ -16,6 +15,7 @@ __all__ = ["SqlTelemetry"]
 
 _encode_sketch = msgspec.msgpack.encode
 _encode_events = msgspec.msgpack.encode
+_encode_json = msgspec.json.encode
 
 
 class _Stored(msgspec.Struct, array_like=True):
@@ -38,6 +38,29 @@ class _Stored(msgspec.Struct, array_like=True):
 _decode_events = msgspec.msgpack.Decoder(list[_Stored]).decode
 _decode_sketch = msgspec.msgpack.Decoder(dict[int, int]).decode
 _KEY_COLUMNS = ("flag", "variant", "metric", "resolution", "period")
+_UNIT_UPSERT = (
+    "INSERT INTO unit_days (environment_id, flag, variant, day, targeting_key, events, engaged, failures) {} "
+    "ON CONFLICT (environment_id, flag, day, variant, targeting_key) DO UPDATE SET "
+    "events = unit_days.events + excluded.events, engaged = unit_days.engaged + excluded.engaged, "
+    "failures = unit_days.failures + excluded.failures"
+)
+_ENSURE_ROLLUPS = (
+    "INSERT INTO rollups (environment_id, flag, variant, metric, resolution, period, count, failures, total, "
+    "total_sq) SELECT %s, r->>0, r->>1, r->>2, (r->>3)::smallint, (r->>4)::bigint, 0, 0, 0, 0 "
+    "FROM json_array_elements(%s::json) r ON CONFLICT DO NOTHING"
+)
+_UPDATE_ROLLUPS = (
+    "UPDATE rollups SET count = v.count, failures = v.failures, total = v.total, total_sq = v.total_sq, "
+    "last_value = v.last_value, last_at_ms = v.last_at_ms, sketch = v.sketch FROM (SELECT r->>0 AS flag, "
+    "r->>1 AS variant, r->>2 AS metric, (r->>3)::smallint AS resolution, (r->>4)::bigint AS period, "
+    "(r->>5)::bigint AS count, (r->>6)::bigint AS failures, (r->>7)::float8 AS total, (r->>8)::float8 AS total_sq, "
+    "(r->>9)::float8 AS last_value, (r->>10)::bigint AS last_at_ms, decode(r->>11, 'base64') AS sketch "
+    "FROM json_array_elements(%s::json) r) v WHERE rollups.environment_id = %s AND rollups.flag = v.flag "
+    "AND rollups.variant = v.variant AND rollups.metric = v.metric AND rollups.resolution = v.resolution "
+    "AND rollups.period = v.period"
+)
+DAY_MS = 86_400_000
+PARTITION_LOCK = 0x52414D51  # advisory lock key: creators of day partitions take turns
 _CHUNK = 400  # keys per IN (…) lookup; well under SQLite's bound-parameter limit
 
 
@@ -45,65 +68,64 @@ class SqlTelemetry:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def _driver_sql(self, sql: str) -> str:
-        """SQL for the driver's own executemany (the hot upsert skips SQLAlchemy's per-row work)."""
-        return sql.replace("?", "%s") if self.conn.dialect.name == "postgresql" else sql
-
     def gate_inputs(self, environment_id: int, flag: str) -> TelemetryGateInputs:
         return TelemetryGateInputs(self, environment_id, flag)
 
     def insert_events(self, environment_id: int, observations: Sequence[Observation]) -> None:
-        if not observations:
+        """One row per day the batch's events fall on: PostgreSQL keeps each day in a partition of its own."""
+        by_day: dict[int, list[Observation]] = {}
+        for o in observations:
+            by_day.setdefault(o.at_ms // DAY_MS, []).append(o)
+        if not by_day:
             return
-        body = _encode_events(
-            [
-                (
-                    o.at_ms,
-                    str.__str__(o.kind),
-                    o.targeting_key,
-                    o.flags,
-                    o.value,
-                    o.failed,
-                    o.name,
-                    o.variant,
-                    o.engagement,
-                    o.tags,
-                    o.message,
-                    o.count,
-                )
-                for o in observations
-            ]
-        )
-        times = [o.at_ms for o in observations]
+        self.make_room(by_day)
         self.conn.execute(
-            insert(event_batches).values(
-                environment_id=environment_id,
-                first_ms=min(times),
-                last_ms=max(times),
-                events=len(observations),
-                body=body,
-            )
+            insert(event_batches),
+            [
+                {
+                    "environment_id": environment_id,
+                    "day": day,
+                    "first_ms": min(o.at_ms for o in events),
+                    "last_ms": max(o.at_ms for o in events),
+                    "events": len(events),
+                    "body": _encode_events([_stored(o) for o in events]),
+                }
+                for day, events in by_day.items()
+            ],
         )
+
+    def make_room(self, days: Iterable[int]) -> None:
+        """Create the day partitions (PostgreSQL) these days' raw events go to, where missing; SQLite has one table.
+
+        In the caller's transaction, before it writes anything else, so waiting for the parent table's lock never
+        deadlocks with another writer; the advisory lock makes concurrent creators take turns."""
+        if self.conn.dialect.name != "postgresql":
+            return
+        wanted = {_partition(day): day for day in days}
+        missing = self.conn.exec_driver_sql(
+            "SELECT name FROM unnest(%s::text[]) name WHERE to_regclass(name) IS NULL", (list(wanted),)
+        ).scalars()
+        for name in sorted(missing):
+            self.conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
+            self.conn.exec_driver_sql(
+                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF event_batches "
+                f"FOR VALUES FROM ({wanted[name]}) TO ({wanted[name] + 1})"
+            )
 
     def add_rollups(self, environment_id: int, batch: Mapping[RollupKey, Aggregate]) -> None:
         """Merge a batch's aggregates into the stored ones (read, merge, write; rows locked on PostgreSQL)."""
         keys = sorted(batch)  # one lock order for every writer, so two instances never deadlock
+        postgres = self.conn.dialect.name == "postgresql"
+        if postgres:
+            # Create missing rows empty first, so concurrent writers meet on row locks, not on duplicate keys.
+            self.conn.exec_driver_sql(_ENSURE_ROLLUPS, (environment_id, _encode_json(keys).decode()))
         existing: dict[RollupKey, Aggregate] = {}
         key_columns = tuple_(*(rollups.c[name] for name in _KEY_COLUMNS))
-        if self.conn.dialect.name == "postgresql":
-            # Create missing rows empty first, so concurrent writers meet on row locks, not on duplicate keys.
-            self.conn.execute(
-                postgresql.insert(rollups).on_conflict_do_nothing(),
-                [
-                    {"environment_id": environment_id, **key._asdict(), **_columns(Aggregate())}
-                    for key in keys
-                ],
-            )
         for i in range(0, len(keys), _CHUNK):
             query = select(rollups).where(
                 rollups.c.environment_id == environment_id, key_columns.in_(keys[i : i + _CHUNK])
             )
-            if self.conn.dialect.name == "postgresql":
+            if postgres:
                 query = query.with_for_update()
             for r in self.conn.execute(query):
                 existing[RollupKey(r.flag, r.variant, r.metric, r.resolution, r.period)] = _aggregate(r)
@@ -114,35 +136,48 @@ class SqlTelemetry:
                 inserts.append({"environment_id": environment_id, **key._asdict(), **_columns(batch[key])})
             else:
                 merged.merge(batch[key])
-                updates.append({**{f"k_{name}": v for name, v in key._asdict().items()}, **_columns(merged)})
+                updates.append((key, merged))
         if inserts:
             self.conn.execute(insert(rollups), inserts)
-        if updates:
-            self.conn.execute(
-                update(rollups).where(
-                    rollups.c.environment_id == environment_id,
-                    *(rollups.c[name] == bindparam(f"k_{name}") for name in _KEY_COLUMNS),
-                ),
-                updates,
+        if not updates:
+            return
+        if postgres:  # one statement for all rows, as for the per-user days
+            self.conn.exec_driver_sql(
+                _UPDATE_ROLLUPS,
+                (_encode_json([(*k, *_values(a)) for k, a in updates]).decode(), environment_id),
             )
+            return
+        self.conn.execute(
+            update(rollups).where(
+                rollups.c.environment_id == environment_id,
+                *(rollups.c[name] == bindparam(f"k_{name}") for name in _KEY_COLUMNS),
+            ),
+            [{**{f"k_{name}": v for name, v in k._asdict().items()}, **_columns(a)} for k, a in updates],
+        )
 
     def add_units(self, environment_id: int, units: Mapping[UnitKey, list[int]]) -> None:
         if not units:
             return
-        sql = self._driver_sql(
-            "INSERT INTO unit_days (environment_id, flag, variant, day, targeting_key, events, engaged, failures) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (environment_id, flag, day, variant, targeting_key) "
-            "DO UPDATE SET events = unit_days.events + excluded.events, "
-            "engaged = unit_days.engaged + excluded.engaged, failures = unit_days.failures + excluded.failures"
-        )
         # Sorted, so two writers lock rows in the same order on PostgreSQL.
-        self.conn.exec_driver_sql(
-            sql,
-            [
-                (environment_id, *key, counts[0], counts[1], counts[2] if len(counts) > 2 else 0)
-                for key, counts in sorted(units.items())
-            ],
-        )
+        rows = [
+            (*key, counts[0], counts[1], counts[2] if len(counts) > 2 else 0)
+            for key, counts in sorted(units.items())
+        ]
+        if self.conn.dialect.name == "postgresql":
+            # One statement over one JSON parameter, not a statement per row: psycopg's per-row (and per array
+            # element) work was most of a batch's time; msgspec encodes the rows in C.
+            self.conn.exec_driver_sql(
+                _UNIT_UPSERT.format(
+                    "SELECT %s, r->>0, r->>1, (r->>2)::int, r->>3, (r->>4)::int, (r->>5)::int, (r->>6)::int "
+                    "FROM json_array_elements(%s::json) r"
+                ),
+                (environment_id, _encode_json(rows).decode()),
+            )
+        else:
+            self.conn.exec_driver_sql(
+                _UNIT_UPSERT.format("VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+                [(environment_id, *row) for row in rows],
+            )
 
     def rollup_rows(
         self, environment_id: int, flag: str, metric: str, spans: Iterable[tuple[int, int, int]]
@@ -234,15 +269,65 @@ class SqlTelemetry:
         ]
 
     def purge_events(self, before_ms: int) -> int:
-        """Drop the batches whose every event is older than `before_ms`; returns how many events went."""
+        """Drop the batches whose every event is older than `before_ms`; returns how many events went. On PostgreSQL
+        the days wholly before it go as whole partitions (no row is deleted one by one, nothing left to vacuum)."""
+        count = 0
+        if self.conn.dialect.name == "postgresql":
+            old_days = [name for name, day in self._partitions() if (day + 1) * DAY_MS <= before_ms]
+            if old_days:
+                count += int(
+                    self.conn.execute(
+                        select(func.coalesce(func.sum(event_batches.c.events), 0)).where(
+                            event_batches.c.day < before_ms // DAY_MS
+                        )
+                    ).scalar_one()
+                )
+                self.conn.exec_driver_sql(f"DROP TABLE {', '.join(old_days)}")
         old = event_batches.c.last_ms < before_ms
-        count = int(
+        count += int(
             self.conn.execute(
                 select(func.coalesce(func.sum(event_batches.c.events), 0)).where(old)
             ).scalar_one()
         )
         self.conn.execute(delete(event_batches).where(old))
         return count
+
+    def _partitions(self) -> list[tuple[str, int]]:
+        """(name, day) of event_batches' day partitions."""
+        rows = self.conn.exec_driver_sql(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'event_batches'::regclass"
+        ).scalars()
+        return [(name, day) for name in rows if (day := _day_of(name)) is not None]
+
+
+def _stored(o: Observation) -> tuple[Any, ...]:
+    return (
+        o.at_ms,
+        str.__str__(o.kind),
+        o.targeting_key,
+        o.flags,
+        o.value,
+        o.failed,
+        o.name,
+        o.variant,
+        o.engagement,
+        o.tags,
+        o.message,
+        o.count,
+    )
+
+
+def _partition(day: int) -> str:
+    """The name of a day's partition: event_batches_d20422 (days since 1970-01-01; m for days before it)."""
+    return f"event_batches_d{day}" if day >= 0 else f"event_batches_m{-day}"
+
+
+def _day_of(name: str) -> int | None:
+    prefix, _, number = name.rpartition("_")
+    if prefix != "event_batches" or not number[1:].isdigit():
+        return None
+    return int(number[1:]) if number[0] == "d" else -int(number[1:]) if number[0] == "m" else None
 
 
 def _aggregate(r: Any) -> Aggregate:
@@ -257,13 +342,20 @@ def _aggregate(r: Any) -> Aggregate:
     )
 
 
+_AGGREGATE_COLUMNS = ("count", "failures", "total", "total_sq", "last_value", "last_at_ms", "sketch")
+
+
+def _values(a: Aggregate) -> tuple[Any, ...]:
+    return (
+        a.count,
+        a.failures,
+        a.total,
+        a.total_sq,
+        a.last_value,
+        a.last_at_ms,
+        _encode_sketch(a.sketch) if a.sketch else None,
+    )
+
+
 def _columns(a: Aggregate) -> dict[str, Any]:
-    return {
-        "count": a.count,
-        "failures": a.failures,
-        "total": a.total,
-        "total_sq": a.total_sq,
-        "last_value": a.last_value,
-        "last_at_ms": a.last_at_ms,
-        "sketch": _encode_sketch(a.sketch) if a.sketch else None,
-    }
+    return dict(zip(_AGGREGATE_COLUMNS, _values(a), strict=True))

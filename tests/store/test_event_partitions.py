@@ -1,0 +1,101 @@
+"""Raw events on PostgreSQL live in one partition per day: a day without one gets it when its first event comes,
+the retention job creates the next days' ahead and drops whole days that are past it (rows are deleted one by one
+only in the day the boundary falls in)."""
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from rampup.adapters.storage import SqlStore, make_engine
+from rampup.bootstrap import build_container, prepare
+from rampup.config import Settings
+from rampup.core.rollups import DAY
+from rampup.core.telemetry import Kind, Observation
+
+DAY_MS = DAY * 1000
+FIRST = 20_000  # 2024-10-04
+
+
+@pytest.fixture
+def postgres_url(make_database_url: Callable[[str], str]) -> str:
+    return make_database_url("postgres")
+
+
+@pytest.fixture
+def store(postgres_url: str) -> Iterator[SqlStore]:
+    engine = make_engine(postgres_url)
+    yield SqlStore(engine)
+    engine.dispose()
+
+
+def partitions(url: str) -> list[str]:
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'event_batches'::regclass ORDER BY c.relname"
+        ).fetchall()
+    return [name for (name,) in rows]
+
+
+def request(at_ms: int, user: str) -> Observation:
+    return Observation(Kind.REQUEST, at_ms, user)
+
+
+def test_an_event_for_a_day_without_a_partition_gets_one(store: SqlStore, postgres_url: str) -> None:
+    before = partitions(postgres_url)
+    with store.transaction() as tx:
+        env = tx.environments.add("partitioned", "Partitioned", datetime(2026, 3, 2, tzinfo=UTC))
+        # One batch over two days that have no partition (and one before 1970): a row in each day's partition.
+        tx.telemetry.insert_events(
+            env.id,
+            [
+                request(FIRST * DAY_MS + 5, "a"),
+                request((FIRST + 1) * DAY_MS + 7, "b"),
+                request(-DAY_MS + 1, "c"),
+            ],
+        )
+    assert set(partitions(postgres_url)) - set(before) == {
+        f"event_batches_d{FIRST}",
+        f"event_batches_d{FIRST + 1}",
+        "event_batches_m1",
+    }
+    with store.read() as tx:
+        stored = tx.telemetry.events(env.id, -DAY_MS, (FIRST + 2) * DAY_MS)
+    assert sorted((o.at_ms, o.targeting_key) for o in stored) == [
+        (-DAY_MS + 1, "c"),
+        (FIRST * DAY_MS + 5, "a"),
+        ((FIRST + 1) * DAY_MS + 7, "b"),
+    ]
+
+
+def test_retention_drops_past_days_whole_and_creates_the_next_days_ahead(postgres_url: str) -> None:
+    now = datetime.fromtimestamp((FIRST + 3) * DAY + 3600, UTC)  # an hour into the fourth day
+    c = build_container(Settings(database_url=postgres_url, admin_token="t0ken"), clock=lambda: now)
+    prepare(c)
+    try:
+        for day in range(FIRST, FIRST + 4):  # a batch at 00:30 and one at 23:00 each day
+            for at_ms in (day * DAY_MS + 1_800_000, day * DAY_MS + 82_800_000):
+                assert c.ingest.ingest("production", [request(at_ms, "u")]) == 1
+        # A day's retention from 01:00 on the fourth day: days one and two are wholly past (dropped as
+        # partitions); on day three only the batch of 00:30 is (deleted as a row).
+        assert c.ingest.purge(timedelta(days=1)) == 5
+        kept = partitions(postgres_url)
+        assert [d for d in range(FIRST, FIRST + 6) if f"event_batches_d{d}" in kept] == [
+            FIRST + 2,
+            FIRST + 3,
+            FIRST + 4,
+            FIRST + 5,
+        ]
+        with c.store.read() as tx:
+            left = tx.telemetry.events(
+                c.snapshots.current.environments["production"].id, 0, (FIRST + 9) * DAY_MS
+            )
+        assert sorted(o.at_ms - FIRST * DAY_MS for o in left) == [
+            2 * DAY_MS + 82_800_000,
+            3 * DAY_MS + 1_800_000,
+            3 * DAY_MS + 82_800_000,
+        ]
+    finally:
+        c.close()
