@@ -11,6 +11,10 @@ batch decoded by the same codec and written as one bulk insert of 1,000 rows (SQ
 is what travels between machines: the events/s alone move with the CPU, the disk's fsync and whatever else
 runs, so the run also prints the load, the CPU steal time and the disk's fdatasync latency it saw.
 
+CPU per event is counted too (the server process's user + system time over the run, and its PostgreSQL backends'
+apart; the floor's own process and backend likewise): on a machine shared with other work it moves far less than
+events/s, and 1,000,000 / (worker CPU µs per event) is what one core of this machine takes per worker.
+
 Run:  nice python bench/ingest_http.py [--duration 10] [--connections 4] [--postgres URL]
 """
 
@@ -75,7 +79,7 @@ def measure(database: str, label: str, seconds: int, connections: int, tmp: Path
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(base + "/readyz", server, "rampup serve")
+        wait_until_up(base + "/readyz", server, "rampup serve", timeout=120)  # a loaded machine starts slowly
         # Checked: a flag that failed to be made would leave every event unattributed, and the figure 2-3x higher.
         status, _ = http("POST", base + "/api/v1/flags", admin, {"key": "bench-flag", "type": "boolean"})
         assert status == 201, status
@@ -99,6 +103,7 @@ def measure(database: str, label: str, seconds: int, connections: int, tmp: Path
             pinned(1, ["wrk", "-t1", "-c2", "-d2s", "-s", str(script), url]), capture_output=True
         )  # warm-up
         before = _stored(base, admin)
+        cpu_before = {pid: cpu_s(pid) for pid in [server.pid, *backends(database)]}
         out = subprocess.run(
             pinned(
                 1,
@@ -118,21 +123,29 @@ def measure(database: str, label: str, seconds: int, connections: int, tmp: Path
             capture_output=True,
             text=True,
         ).stdout
+        server_cpu = cpu_s(server.pid) - cpu_before[server.pid]
+        database_cpu = sum(cpu_s(pid) - cpu_before.get(pid, 0.0) for pid in backends(database))
         rps, p50, p99, requests, non_2xx, _ = parse_wrk(out)
+        answered = (requests - non_2xx) * 1000  # acknowledged (2xx) events only
         time.sleep(0.5)
         stored = _stored(base, admin) - before
-        events_per_s = rps * 1000 * (requests - non_2xx) / max(requests, 1)  # acknowledged (2xx) events only
-        print(
-            f"| {label} | {events_per_s:,.0f} | {p50:.1f} | {p99:.1f} | {requests:,} | {non_2xx} | {stored:,} |",
-            flush=True,
-        )
-        return {"events_per_s": events_per_s, "stored": stored, "answered": (requests - non_2xx) * 1000}
+        events_per_s = rps * 1000 * (requests - non_2xx) / max(requests, 1)
+        return {
+            "events_per_s": events_per_s,
+            "p50": p50,
+            "p99": p99,
+            "batches": requests,
+            "non_2xx": non_2xx,
+            "stored": stored,
+            "cpu_us": 1e6 * server_cpu / max(answered, 1),
+            "db_cpu_us": 1e6 * database_cpu / max(answered, 1),
+        }
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-def floor(database: str, body: bytes, seconds: float) -> float:
+def floor(database: str, body: bytes, seconds: float) -> dict[str, float]:
     """Events/s of decoding `body` and writing its events as one committed bulk insert, in a loop: `executemany` of
     the 1,000 rows on SQLite, `COPY … FROM STDIN` on PostgreSQL (its fastest way in)."""
     import msgspec
@@ -157,7 +170,10 @@ def floor(database: str, body: bytes, seconds: float) -> float:
     table.create(engine)
     encode, now_ms = msgspec.json.encode, int(time.time() * 1000)
     postgres = "postgresql" in database
-    events, started = 0, time.perf_counter()
+    with engine.connect() as conn:  # the pool's one connection, reused by every batch below
+        backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() if postgres else None
+    database_cpu = cpu_s(backend) if backend else 0.0
+    events, started, cpu = 0, time.perf_counter(), time.process_time()
     try:
         while time.perf_counter() - started < seconds:
             rows = [
@@ -173,7 +189,11 @@ def floor(database: str, body: bytes, seconds: float) -> float:
                 else:
                     conn.exec_driver_sql("INSERT INTO floor_events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             events += len(rows)
-        return events / (time.perf_counter() - started)
+        return {
+            "events_per_s": events / (time.perf_counter() - started),
+            "cpu_us": 1e6 * (time.process_time() - cpu) / events,
+            "db_cpu_us": 1e6 * (cpu_s(backend) - database_cpu) / events if backend else 0.0,
+        }
     finally:
         engine.dispose()
 
@@ -193,6 +213,29 @@ def fsync_ms(directory: str, n: int = 30) -> float:
         os.close(fd)
         os.unlink(path)
     return statistics.median(times) * 1000
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 for one that is gone."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backends(database: str) -> list[int]:
+    """The PostgreSQL server processes serving `database` (none for SQLite, which runs in the server's process)."""
+    if not database.startswith("postgresql"):
+        return []
+    import psycopg
+
+    plain = database.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [pid for (pid,) in rows]
 
 
 def cpu_jiffies() -> tuple[int, int]:
@@ -222,7 +265,7 @@ def main() -> None:
     print()
     print(
         "| database | events/s | p50 ms per batch | p99 ms | batches | non-2xx | events stored (checked) "
-        "| floor events/s | ratio to the floor |"
+        "| worker CPU µs per event | its PostgreSQL's CPU µs per event |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     load_before, (total_before, steal_before) = _load(), cpu_jiffies()
@@ -232,13 +275,25 @@ def main() -> None:
         database = _fresh_postgres(args.postgres)
         if database:
             runs.append((database, "PostgreSQL (local)"))
+        ratios = []
         for url, label in runs:
-            result = measure(url, label, args.duration, args.connections, Path(tmp))
-            base = floor(url, batch(1000), args.duration)
+            r = measure(url, label, args.duration, args.connections, Path(tmp))
+            f = floor(url, batch(1000), args.duration)
             print(
-                f"|   ↳ floor, same database | | | | | | | {base:,.0f} | {result['events_per_s'] / base:.2f} |",
+                f"| {label} | {r['events_per_s']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['batches']:,} "
+                f"| {r['non_2xx']} | {r['stored']:,} | {r['cpu_us']:.2f} | {r['db_cpu_us']:.2f} |\n"
+                f"|   ↳ floor, same database | {f['events_per_s']:,.0f} | | | | | | {f['cpu_us']:.2f} "
+                f"| {f['db_cpu_us']:.2f} |",
                 flush=True,
             )
+            ratios.append(
+                f"{label}: events/s {r['events_per_s'] / f['events_per_s']:.2f}x the floor's, worker CPU per event "
+                f"{r['cpu_us'] / f['cpu_us']:.2f}x the floor's (one core of this machine would take "
+                f"{1e6 / r['cpu_us']:,.0f} events/s)"
+            )
+    print()
+    for line in ratios:
+        print(f"- {line}")
     total, steal = cpu_jiffies()
     mhz = sorted({line.split(":")[1].strip() for line in open("/proc/cpuinfo") if line.startswith("cpu MHz")})
     print()

@@ -714,14 +714,15 @@ def test_a_batch_whose_commit_fails_gets_no_2xx_and_stores_nothing(
             "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON unit_days "
             "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()"
         )
-        with ingest_client(server, token) as client:
+        with ingest_client(server, token) as client:  # the server closes a connection after a 500
             assert post_events(client, events).status_code >= 500
-            stored = {
-                table: db.execute(f"SELECT count(*) FROM {table}").fetchone()
-                for table in ("event_batches", "rollups", "unit_days")
-            }
-            assert stored == {"event_batches": (0,), "rollups": (0,), "unit_days": (0,)}
-            db.execute("DROP TRIGGER refuse_at_commit ON unit_days")
+        stored = {
+            table: db.execute(f"SELECT count(*) FROM {table}").fetchone()
+            for table in ("event_batches", "rollups", "unit_days")
+        }
+        assert stored == {"event_batches": (0,), "rollups": (0,), "unit_days": (0,)}
+        db.execute("DROP TRIGGER refuse_at_commit ON unit_days")
+        with ingest_client(server, token) as client:
             assert post_events(client, events).status_code == 202
     with server.client() as api:
         assert counts(api) == {"all": (20, 7)}
