@@ -104,15 +104,15 @@ class BatchAttribution:
         # Types in the key: True == 1 == 1.0 as keys, but a boolean flag's variant is not a number's.
         key = (*reported, *values, *map(type, values))
         try:
-            known = self._by_map.get(key)
+            known, hashable = self._by_map.get(key), True
         except TypeError:  # a value that isn't hashable (a Sentry context): look it up every time
-            known, key = None, None
+            known, hashable = None, False
         if known is None:
             known = (
                 tuple(_reported(reported, self._timelines)),
                 [(k, t) for k, t in self._splitting if k not in reported],
             )
-            if key is not None:
+            if hashable:
                 self._by_map[key] = known
         slots, unreported = known
         if unreported and (o.targeting_key or o.tags):

@@ -1,7 +1,7 @@
 """Attribution follows the bucketing unit: a flag bucketed by account is recomputed from the account an event
 carries in its tags, and its per-unit counts count accounts."""
 
-from rampup.core.attribution import FlagTimeline, attribute
+from rampup.core.attribution import BatchAttribution, FlagTimeline, attribute
 from rampup.core.flags import CompiledFlag, FlagDefinition, FlagState
 from rampup.core.rollups import fold
 from rampup.core.targeting import EvaluationContext
@@ -44,3 +44,32 @@ def test_units_per_variant_are_accounts_when_the_flag_buckets_by_account() -> No
     accounts = {key.targeting_key for key in folded.units}
     assert accounts == {f"acct-{a}" for a in range(40)}
     assert all(counts == [5, 1, 0] for counts in folded.units.values())  # events, engaged, failed
+
+
+def test_a_batch_is_attributed_as_each_of_its_events_alone() -> None:
+    """The batch's lookups per reported flag map keep True, 1 and 1.0 apart, take maps it cannot remember (a
+    value that isn't hashable), and still recompute the flags a map leaves out."""
+    numbers = FlagDefinition.parse("tier", "number", variants={"one": 1, "two": 2})
+    timelines = {
+        **TIMELINES,
+        "tier": FlagTimeline(
+            numbers, [0], [FlagState(enabled=True, rollout_bp=10_000, salt="tier", version=1)]
+        ),
+        "boolean": FlagTimeline(FlagDefinition.parse("boolean"), [0], [FlagState(True, 5000, "boolean", 1)]),
+    }
+    maps: list[dict[str, object] | None] = [
+        {"tier": 1},
+        {"tier": True},
+        {"tier": 1.0},
+        {"boolean": True},
+        {"boolean": 1},
+        {"tier": 2, "context": ["not", "hashable"]},
+        {"workstation": "on"},
+        None,
+    ]
+    splitting = [(k, t) for k, t in timelines.items() if t.may_split_between(0, 10_000)]
+    batch = BatchAttribution(timelines, splitting)
+    for repeat in range(2):
+        for i, flags in enumerate(maps):
+            o = Observation(Kind.REQUEST, 5_000, f"user-{i}", flags=flags, tags={"account_id": f"acct-{i}"})
+            assert batch(o) == tuple(attribute(o, timelines, splitting)), (repeat, flags)
