@@ -68,7 +68,7 @@ def batch(size: int) -> bytes:
     ).encode()
 
 
-def measure(database: str, label: str, seconds: int, connections: int, tmp: Path) -> dict[str, float]:
+def measure(database: str, seconds: int, connections: int, tmp: Path) -> dict[str, float]:
     port, admin = free_port(), secrets.token_urlsafe(16)
     env = {**os.environ, "RAMPUP_ADMIN_TOKEN": admin}
     server = subprocess.Popen(
@@ -145,7 +145,7 @@ def measure(database: str, label: str, seconds: int, connections: int, tmp: Path
         server.wait(timeout=30)
 
 
-def floor(database: str, body: bytes, seconds: float) -> dict[str, float]:
+def floor(database: str, seconds: float) -> dict[str, float]:
     """Events/s of decoding `body` and writing its events as one committed bulk insert, in a loop: `executemany` of
     the 1,000 rows on SQLite, `COPY … FROM STDIN` on PostgreSQL (its fastest way in)."""
     import msgspec
@@ -168,7 +168,7 @@ def floor(database: str, body: bytes, seconds: float) -> dict[str, float]:
         Column("tags", LargeBinary),
     )
     table.create(engine)
-    encode, now_ms = msgspec.json.encode, int(time.time() * 1000)
+    encode, now_ms, body = msgspec.json.encode, int(time.time() * 1000), batch(1000)
     postgres = "postgresql" in database
     with engine.connect() as conn:  # the pool's one connection, reused by every batch below
         backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() if postgres else None
@@ -256,11 +256,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=1, help="server then floor, each on a fresh database")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     print(
         f"### Ingest over HTTP, 1 uvicorn worker (cpu0), wrk -c{args.connections} (cpu1), batches of 1,000 "
-        f"request events, {args.duration} s after a 2 s warm-up"
+        f"request events, {args.duration} s after a 2 s warm-up; medians of {args.rounds} round(s)"
     )
     print()
     print(
@@ -269,27 +270,35 @@ def main() -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     load_before, (total_before, steal_before) = _load(), cpu_jiffies()
+    ratios = []
     with tempfile.TemporaryDirectory(prefix="rampup-ingest-") as tmp:
         disk = fsync_ms(tmp)
-        runs = [(f"sqlite:///{tmp}/rampup.db", "SQLite (WAL, synchronous=FULL)")]
-        database = _fresh_postgres(args.postgres)
-        if database:
-            runs.append((database, "PostgreSQL (local)"))
-        ratios = []
-        for url, label in runs:
-            r = measure(url, label, args.duration, args.connections, Path(tmp))
-            f = floor(url, batch(1000), args.duration)
+        labels = ["SQLite (WAL, synchronous=FULL)"]
+        if _fresh_postgres(args.postgres, check=True):
+            labels.append("PostgreSQL (local)")
+        for label in labels:
+            rounds = []
+            for i in range(args.rounds):
+                sqlite = f"sqlite:///{tmp}/rampup-{i}.db"
+                url = sqlite if label.startswith("SQLite") else _fresh_postgres(args.postgres) or sqlite
+                rounds.append(
+                    (measure(url, args.duration, args.connections, Path(tmp)), floor(url, args.duration))
+                )
+            r = {k: statistics.median(x[k] for x, _ in rounds) for k in rounds[0][0]}
+            f = {k: statistics.median(y[k] for _, y in rounds) for k in rounds[0][1]}
             print(
-                f"| {label} | {r['events_per_s']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['batches']:,} "
-                f"| {r['non_2xx']} | {r['stored']:,} | {r['cpu_us']:.2f} | {r['db_cpu_us']:.2f} |\n"
+                f"| {label} | {r['events_per_s']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['batches']:,.0f} "
+                f"| {r['non_2xx']:.0f} | {r['stored']:,.0f} | {r['cpu_us']:.2f} | {r['db_cpu_us']:.2f} |\n"
                 f"|   ↳ floor, same database | {f['events_per_s']:,.0f} | | | | | | {f['cpu_us']:.2f} "
                 f"| {f['db_cpu_us']:.2f} |",
                 flush=True,
             )
+            per_round = [x["events_per_s"] / y["events_per_s"] for x, y in rounds]
+            cpu = [x["cpu_us"] / y["cpu_us"] for x, y in rounds]
             ratios.append(
-                f"{label}: events/s {r['events_per_s'] / f['events_per_s']:.2f}x the floor's, worker CPU per event "
-                f"{r['cpu_us'] / f['cpu_us']:.2f}x the floor's (one core of this machine would take "
-                f"{1e6 / r['cpu_us']:,.0f} events/s)"
+                f"{label}: events/s **{statistics.median(per_round):.2f}x the floor's** (rounds "
+                f"{', '.join(f'{x:.2f}' for x in per_round)}), worker CPU per event {statistics.median(cpu):.2f}x the "
+                f"floor's (one core of this machine would take {1e6 / r['cpu_us']:,.0f} events/s)"
             )
     print()
     for line in ratios:
@@ -309,14 +318,16 @@ def _load() -> str:
     return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
-def _fresh_postgres(admin_url: str) -> str | None:
+def _fresh_postgres(admin_url: str, check: bool = False) -> str | None:
+    """A new database for one round (or, with `check`, whether PostgreSQL answers at all)."""
     import psycopg
 
     name = f"rampup_bench_{secrets.token_hex(4)}"
     plain = admin_url.replace("postgresql+psycopg://", "postgresql://")
     try:
         with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            if not check:
+                conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.Error as exc:
         print(f"(PostgreSQL skipped: {exc})")
         return None

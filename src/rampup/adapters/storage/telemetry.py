@@ -158,25 +158,21 @@ class SqlTelemetry:
     def add_units(self, environment_id: int, units: Mapping[UnitKey, list[int]]) -> None:
         if not units:
             return
-        # Sorted, so two writers lock rows in the same order on PostgreSQL.
-        rows = [
-            (*key, counts[0], counts[1], counts[2] if len(counts) > 2 else 0)
-            for key, counts in sorted(units.items())
-        ]
         if self.conn.dialect.name == "postgresql":
             # One statement over one JSON parameter, not a statement per row: psycopg's per-row (and per array
-            # element) work was most of a batch's time; msgspec encodes the rows in C.
+            # element) work was most of a batch's time; msgspec encodes the rows in C. Ordered, so two writers
+            # lock rows in the same order.
             self.conn.exec_driver_sql(
                 _UNIT_UPSERT.format(
                     "SELECT %s, r->>0, r->>1, (r->>2)::int, r->>3, (r->>4)::int, (r->>5)::int, (r->>6)::int "
-                    "FROM json_array_elements(%s::json) r"
+                    "FROM json_array_elements(%s::json) r ORDER BY 2, 3, 4, 5"
                 ),
-                (environment_id, _encode_json(rows).decode()),
+                (environment_id, _encode_json([(*key, *counts) for key, counts in units.items()]).decode()),
             )
-        else:
+        else:  # one writer at a time: no lock order to keep
             self.conn.exec_driver_sql(
                 _UNIT_UPSERT.format("VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-                [(environment_id, *row) for row in rows],
+                [(environment_id, *key, *counts) for key, counts in units.items()],
             )
 
     def rollup_rows(
