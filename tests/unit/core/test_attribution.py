@@ -55,7 +55,11 @@ def test_a_batch_is_attributed_as_each_of_its_events_alone() -> None:
         "tier": FlagTimeline(
             numbers, [0], [FlagState(enabled=True, rollout_bp=10_000, salt="tier", version=1)]
         ),
-        "boolean": FlagTimeline(FlagDefinition.parse("boolean"), [0], [FlagState(True, 5000, "boolean", 1)]),
+        "boolean": FlagTimeline(
+            FlagDefinition.parse("boolean"),
+            [0],
+            [FlagState(enabled=True, rollout_bp=5000, salt="boolean", version=1)],
+        ),
     }
     maps: list[dict[str, object] | None] = [
         {"tier": 1},
