@@ -70,12 +70,8 @@ current_request: ContextVar[RequestScope | None] = ContextVar("rampup_request", 
 @dataclass(frozen=True, slots=True)
 class TrackerStats:
     sent: int  # accepted by the server (2xx), as events or in summaries
-    dropped: (
-        int  # pushed out of a full buffer, in a summary over `summary_capacity`, or still unsent at close
-    )
-    rejected: (
-        int  # refused as invalid (4xx other than 408/425/429, or by the summary's fold): retrying won't help
-    )
+    dropped: int  # out of a full buffer, in summaries past `summary_capacity`, or unsent at close
+    rejected: int  # refused as invalid (a 4xx but 408/425/429; unfoldable): retrying would not help
     buffered: int  # events not yet accepted, raw or summarized
     retries: int  # failed attempts that were retried
     last_error: str | None
