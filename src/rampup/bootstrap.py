@@ -35,6 +35,7 @@ from rampup.services.outbox import OutboxService, Sender
 from rampup.services.reports import ReportService
 from rampup.services.rollouts import RolloutService
 from rampup.services.scheduled_changes import ScheduledChangeService
+from rampup.services.segments import SegmentService
 from rampup.services.sessions import SessionService
 from rampup.services.snapshot import SnapshotCache
 from rampup.services.tokens import ENV_ADMIN_TOKEN_ID, TokenService
@@ -56,6 +57,7 @@ class Container:
     clock: Clock
     snapshots: SnapshotCache
     flags: FlagService
+    segments: SegmentService
     tokens: TokenService
     ingest: IngestService
     metrics: MetricsService
@@ -129,6 +131,7 @@ def build_container(settings: Settings, clock: Clock | None = None, store: Store
         clock,
         snapshots,
         flags,
+        SegmentService(store, clock, refresh),
         TokenService(store, clock, refresh),
         ingest,
         metrics,

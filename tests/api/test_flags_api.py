@@ -269,3 +269,25 @@ def test_flags_have_tags_and_an_owner_and_the_list_filters_by_them(server: Serve
     bad = api.patch(f"/api/v1/flags/{keys[1]}", json={"tags": ["no spaces"]})
     assert (bad.status_code, error_of(bad)["where"]) == (422, "tags[0]")
     assert api.get(f"/api/v1/flags/{keys[1]}").json()["tags"] == ["q3"]
+
+
+def test_a_rule_with_one_condition_may_write_it_inline(sqlite_server: Server) -> None:
+    api = sqlite_server.client()
+    key = new_key()
+    assert api.post("/api/v1/flags", json={"key": key}).status_code == 201
+    path = f"/api/v1/flags/{key}/environments/production"
+    inline = {"attribute": "email", "operator": "ends_with", "values": ["@example.com"], "variant": "on"}
+    put = api.put(path, json={"enabled": True, "rules": [inline]})
+    assert put.status_code == 200, put.text
+    assert put.json()["rules"] == [
+        {
+            "conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}],
+            "variant": "on",
+        }
+    ]
+    both = {**inline, "conditions": [{"attribute": "plan", "operator": "in", "values": ["pro"]}]}
+    refused = api.put(path, json={"rules": [both]})
+    assert refused.status_code == 422 and error_of(refused)["where"] == "rules[0].conditions"
+    misspelt = api.put(path, json={"rules": [{**inline, "operator": "ends"}]})
+    assert misspelt.status_code == 422 and error_of(misspelt)["where"] == "rules[0].operator"
+    assert api.get(path).json()["version"] == 2

@@ -706,6 +706,11 @@ def test_flag_create_with_tags_and_owner_and_list_by_them(sqlite_server: Server)
     assert key in ok(rampup("flag", "list", "--tag", "checkout", server=sqlite_server))
     assert key in ok(rampup("flag", "list", "--owner", "dana", server=sqlite_server))
     assert key not in ok(rampup("flag", "list", "--owner", "lee", server=sqlite_server))
+    changed = ok(rampup("flag", "update", key, "--tag", "search", "--owner", "lee", server=sqlite_server))
+    assert "search; owner lee" in changed
+    assert key in ok(rampup("flag", "list", "--owner", "lee", server=sqlite_server))
+    assert key not in ok(rampup("flag", "list", "--tag", "checkout", server=sqlite_server))
+    assert "no tags" in ok(rampup("flag", "update", key, "--no-tags", server=sqlite_server))
 
 
 def test_schedule_create_list_show_and_cancel_and_the_change_is_made_at_its_local_time(
@@ -752,3 +757,65 @@ def test_schedule_create_list_show_and_cancel_and_the_change_is_made_at_its_loca
         rampup("schedule", "create", key, *where, "--at", "10:00", "--set", "colour=red", server=server)
     )
     assert "colour=red" in unknown
+
+
+def test_segment_create_grow_use_shrink_and_delete(sqlite_server: Server, tmp_path: Path) -> None:
+    segment, flag = new_key(), new_key()
+    keys = tmp_path / "testers.txt"
+    keys.write_text("\n".join(f"tester-{i}" for i in range(25_000)) + "\n\n")
+    created = ok(
+        rampup(
+            "segment", "create", segment, "--env", "production", "--keys-file", str(keys),
+            "--condition", "email ends_with @staff.example", server=sqlite_server,
+        )
+    )  # fmt: skip
+    assert f"created {segment} in production (v3): 25000 keys; email ends_with @staff.example" in created
+    ok(rampup("segment", "add-keys", segment, "new-1", "new-2", "--env", "production", server=sqlite_server))
+    ok(rampup("segment", "remove-keys", segment, "tester-0", "--env", "production", server=sqlite_server))
+    create_flag(sqlite_server, flag)
+    ok(
+        rampup(
+            "flag", "set", flag, "--env", "production", "--enable",
+            "--rule", f"segment in {segment} -> on", server=sqlite_server,
+        )
+    )  # fmt: skip
+    assert api_state(sqlite_server, flag)["rules"] == [
+        {"conditions": [{"operator": "in_segment", "values": [segment]}], "variant": "on"}
+    ]
+    assert f"segment in {segment} -> on" in ok(rampup("flag", "show", flag, server=sqlite_server))
+    listed = ok(rampup("segment", "list", "--env", "production", server=sqlite_server))
+    assert segment in listed and "25001" in listed and flag in listed
+    shown = ok(rampup("segment", "show", segment, "--env", "production", server=sqlite_server))
+    assert f"used by {flag}" in shown and "new-1, new-2, tester-1," in shown
+    every = json.loads(
+        ok(rampup("segment", "show", segment, "--env", "production", "--json", server=sqlite_server))
+    )
+    assert len(every["keys"]) == 25_001 and "tester-0" not in every["keys"]
+    updated = ok(
+        rampup(
+            "segment", "update", segment, "--env", "production", "--clear-conditions",
+            "--reason", "staff are out", server=sqlite_server,
+        )
+    )  # fmt: skip
+    assert "25001 keys; no conditions" in updated
+    refused = one_line_error(
+        rampup("segment", "delete", segment, "--env", "production", server=sqlite_server)
+    )
+    assert "409" in refused and flag in refused
+    ok(rampup("flag", "set", flag, "--env", "production", "--clear-rules", server=sqlite_server))
+    assert f"deleted segment {segment}" in ok(
+        rampup("segment", "delete", segment, "--env", "production", server=sqlite_server)
+    )
+    unknown = one_line_error(
+        rampup(
+            "flag",
+            "set",
+            flag,
+            "--env",
+            "production",
+            "--rule",
+            f"segment in {segment} -> on",
+            server=sqlite_server,
+        )
+    )
+    assert "does not exist" in unknown and "rules[0].conditions[0].values[0]" in unknown

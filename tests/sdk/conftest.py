@@ -58,6 +58,16 @@ class Rampup:
             if api is None:
                 client.close()
 
+    def new_segment(self, **segment: Any) -> str:
+        """A segment of this environment (`keys`, `conditions`, …) under a fresh key."""
+        key = f"segment-{uuid.uuid4().hex[:10]}"
+        with self.api() as api:
+            created = api.post(
+                f"/api/v1/environments/{self.environment}/segments", json={"key": key, **segment}
+            )
+        assert created.status_code == 201, created.text
+        return key
+
     def kill(self, key: str) -> None:
         with self.api() as api:
             response = api.post(

@@ -45,8 +45,9 @@ def users(n: int, seed: int = 7) -> list[tuple[str, dict[str, Any]]]:
 # ------------------------------------------------------------------------------ the server's answers
 
 
-def mixed_flags(rampup: Rampup) -> dict[str, str]:
-    """One flag of every kind that evaluation distinguishes; name → key."""
+def mixed_flags(rampup: Rampup, population: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+    """One flag of every kind that evaluation distinguishes; name → key. A segment lists every seventh user of
+    `population` and holds the team plans with 100 seats or more."""
     colours = {
         "type": "string",
         "off_variant": "red",
@@ -121,6 +122,24 @@ def mixed_flags(rampup: Rampup) -> dict[str, str]:
             ],
         ),
     }
+    segment = rampup.new_segment(
+        keys=[user for user, _ in population[::7]],
+        conditions=[
+            {"attribute": "plan", "operator": "in", "values": ["team"]},
+            {"attribute": "seats", "operator": "gte", "values": [100]},
+        ],
+    )
+    in_segment = {"conditions": [{"operator": "in_segment", "values": [segment]}]}
+    flags["segment"] = rampup.new_flag(enabled=True, rollout=10, rules=[{**in_segment, "variant": "on"}])
+    flags["segment_split"] = rampup.new_flag(
+        definition=colours,
+        enabled=True,
+        rollout=30,
+        rules=[
+            {"conditions": [{"operator": "not_in_segment", "values": [segment]}], "variant": "red"},
+            {**in_segment, "rollout": 50},
+        ],
+    )
     # A flag that needs two others on for the user: the split one and the account-sticky one.
     flags["prerequisite"] = rampup.new_flag(
         enabled=True,
@@ -133,7 +152,8 @@ def mixed_flags(rampup: Rampup) -> dict[str, str]:
 def test_the_same_answers_as_the_real_ofrep_client_for_thousands_of_users(
     rampup: Rampup, client: Client, ofrep_client: OpenFeatureClient
 ) -> None:
-    flags = mixed_flags(rampup)
+    population = users(3300)
+    flags = mixed_flags(rampup, population)
     rampup.caught_up(client)
     resolve: dict[str, Callable[..., Any]] = {
         "split": ofrep_client.get_boolean_details,
@@ -147,13 +167,15 @@ def test_the_same_answers_as_the_real_ofrep_client_for_thousands_of_users(
         "account": ofrep_client.get_boolean_details,
         "rule_split": ofrep_client.get_boolean_details,
         "prerequisite": ofrep_client.get_boolean_details,
+        "segment": ofrep_client.get_boolean_details,
+        "segment_split": ofrep_client.get_string_details,
     }
-    defaults: dict[str, Any] = {"string": "", "number": -1.0, "object": {}}
-    population = users(3300)
+    defaults: dict[str, Any] = {"string": "", "number": -1.0, "object": {}, "segment_split": ""}
+    names = list(flags)
     compared = 0
     for i, (user, attributes) in enumerate(population):
-        # Every user meets two flags through OFREP (one request each); over 3,300 users every flag gets 600.
-        for name in (list(flags)[i % 11], list(flags)[(i + 3) % 11]):
+        # Every user meets two flags through OFREP (one request each); over 3,300 users every flag gets 500.
+        for name in (names[i % len(names)], names[(i + 3) % len(names)]):
             key = flags[name]
             remote = resolve[name](key, defaults.get(name, True), EvaluationContext(user, attributes))
             local = client.evaluate(key, user, attributes, defaults.get(name, True))
@@ -173,6 +195,8 @@ def test_the_same_answers_as_the_real_ofrep_client_for_thousands_of_users(
                 assert client.is_enabled(key, user, attributes) is remote.value
             compared += 1
     assert compared == 6600
+    reasons = {client.evaluate(flags["segment_split"], u, a, "").reason for u, a in population}
+    assert {"TARGETING_MATCH", "SPLIT"} <= {str(r) for r in reasons}
     share = sum(client.is_enabled(flags["split"], u) for u, _ in population) / len(population)
     assert 0.22 < share < 0.28
 

@@ -153,3 +153,58 @@ def test_telemetry_of_an_account_sticky_flag_counts_accounts(rampup: Rampup) -> 
     on = sum(answers.values())
     engagement = rampup.metric("engagement", key)["variants"]
     assert (engagement["on"]["users"], engagement["off"]["users"]) == (on, 24 - on), engagement
+
+
+def test_a_segment_edited_once_changes_several_flags(
+    rampup: Rampup, client: Client, ofrep_client: OpenFeatureClient
+) -> None:
+    testers = [f"tester-{i}" for i in range(2_000)]
+    beta = rampup.new_segment(
+        description="beta testers",
+        keys=testers,
+        conditions=[{"attribute": "email", "operator": "ends_with", "values": ["@staff.example"]}],
+    )
+    in_beta = [{"operator": "in_segment", "values": [beta]}]
+    checkout = rampup.new_flag(enabled=True, rules=[{"conditions": in_beta, "variant": "on"}])
+    search = rampup.new_flag(enabled=True, rollout=0, rules=[{"conditions": in_beta, "rollout": 100}])
+    # The opposite: everyone outside the segment keeps the old page, the segment gets the rollout.
+    legacy = rampup.new_flag(
+        enabled=True,
+        rollout=100,
+        rules=[{"conditions": [{"operator": "not_in_segment", "values": [beta]}], "variant": "off"}],
+    )
+    flags = (checkout, search, legacy)
+    rampup.caught_up(client)
+
+    def answers(user: str, **attributes: Any) -> tuple[bool, ...]:
+        return tuple(both(rampup, client, ofrep_client, key, user, attributes)[0] for key in flags)
+
+    assert answers("tester-7") == answers("dana", email="dana@staff.example") == (True, True, True)
+    assert answers("newcomer-1") == (False, False, False)
+    assert answers("tester-1999") == (True, True, True)
+
+    with rampup.api() as api:
+        edited = api.patch(
+            f"/api/v1/environments/{rampup.environment}/segments/{beta}",
+            json={"add_keys": ["newcomer-1"], "remove_keys": ["tester-1999"], "reason": "swap one tester"},
+        )
+        assert edited.status_code == 200, edited.text
+        assert (edited.json()["key_count"], edited.json()["used_by"]) == (2_000, sorted(flags))
+    rampup.caught_up(client)  # the SDK got the edit pushed over its stream
+    assert answers("newcomer-1") == (True, True, True)
+    assert answers("tester-1999") == (False, False, False)
+    assert answers("tester-7") == (True, True, True)
+
+    with rampup.api() as api:
+        trail = api.get("/api/v1/audit", params={"action": "flag.segment", "limit": 3}).json()
+        assert {(e["target"], e["actor"], e["reason"]) for e in trail} == {
+            (f"flag:{key}", "admin", "swap one tester") for key in flags
+        }
+        in_use = api.delete(f"/api/v1/environments/{rampup.environment}/segments/{beta}")
+        assert in_use.status_code == 409 and all(key in in_use.json()["error"]["message"] for key in flags)
+        unknown = api.put(
+            f"/api/v1/flags/{checkout}/environments/{rampup.environment}",
+            json={"rules": [{"conditions": [{"operator": "in_segment", "values": ["no-such-segment"]}]}]},
+        )
+        assert unknown.status_code == 422
+        assert unknown.json()["error"]["where"] == "rules[0].conditions[0].values[0]"

@@ -59,9 +59,12 @@ def details(of: OpenFeatureClient, name: str, key: str, ctx: EvaluationContext |
         "string": of.get_string_details,
         "number": of.get_float_details,
         "object": of.get_object_details,
+        "segment_split": of.get_string_details,
     }
     get = getters.get(name, of.get_boolean_details)
-    default: Any = {"string": "-", "number": -1.0, "object": {"default": True}}.get(name, True)
+    default: Any = {"string": "-", "segment_split": "-", "number": -1.0, "object": {"default": True}}.get(
+        name, True
+    )
     d = get(key, default, ctx)
     return d.value, d.variant, d.reason, d.error_code, d.flag_metadata.get("version")
 
@@ -69,11 +72,12 @@ def details(of: OpenFeatureClient, name: str, key: str, ctx: EvaluationContext |
 def test_the_provider_answers_what_the_ofrep_endpoint_answers(
     rampup: Rampup, client: Client, domain: Callable[..., OpenFeatureClient]
 ) -> None:
-    flags = mixed_flags(rampup)
+    population = users(1200, seed=11)
+    flags = mixed_flags(rampup, population)
     rampup.caught_up(client)
     local, remote = domain(RampupProvider(client)), domain(ofrep(rampup))
     names = list(flags)
-    for i, (user, attributes) in enumerate(users(1200, seed=11)):
+    for i, (user, attributes) in enumerate(population):
         name = names[i % len(names)]
         ctx = EvaluationContext(user, attributes)
         assert details(local, name, flags[name], ctx) == details(remote, name, flags[name], ctx), (name, user)

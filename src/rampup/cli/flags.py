@@ -10,6 +10,7 @@ from rich.table import Table
 from rampup.cli.options import DEFAULT_SERVER, JsonOut, Server, TokenOpt, print_json
 from rampup.cli.remote import Remote
 from rampup.cli.rules import parse_rule
+from rampup.core.targeting import condition_text
 
 __all__ = ["app", "env"]
 
@@ -31,9 +32,7 @@ Notify = Annotated[
 
 def _rules_text(rules: list[dict[str, Any]]) -> str:
     return "; ".join(
-        " and ".join(
-            f"{c['attribute']} {c['operator']} {','.join(map(str, c['values']))}" for c in r["conditions"]
-        )
+        " and ".join(condition_text(c) for c in r["conditions"])
         + f" -> {r['variant'] if 'variant' in r else format(r['rollout'], 'g') + '%'}"
         for r in rules
     )
@@ -98,11 +97,17 @@ def update(
     kind: Kind = None,
     notify: Notify = None,
     no_notify: Annotated[bool, typer.Option("--no-notify", help="Tell no channel of its own.")] = False,
+    tags: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="Its labels, replacing the old ones; repeat for several."),
+    ] = None,
+    no_tags: Annotated[bool, typer.Option("--no-tags", help="Remove every label.")] = False,
+    owner: Owner = None,
     server: Server = DEFAULT_SERVER,
     token: TokenOpt = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Change a flag's description, kind or channels (its state per environment: rampup flag set)."""
+    """Change a flag's description, kind, channels, tags or owner (its state per environment: rampup flag set)."""
     body: dict[str, Any] = {}
     if description is not None:
         body["description"] = description
@@ -110,12 +115,19 @@ def update(
         body["kind"] = kind
     if notify or no_notify:
         body["notify"] = notify or []
+    if tags or no_tags:
+        body["tags"] = tags or []
+    if owner is not None:
+        body["owner"] = owner
     flag = Remote(server, token).call("PATCH", f"/api/v1/flags/{key}", body)
     if as_json:
         print_json(flag)
     else:
         channels = ", ".join(flag["notify"]) or "none of its own"
-        typer.echo(f"{flag['key']}: {flag['kind']}, notifies {channels}")
+        labels = ", ".join(flag["tags"]) or "no tags"
+        typer.echo(
+            f"{flag['key']}: {flag['kind']}, notifies {channels}; {labels}; owner {flag['owner'] or 'nobody'}"
+        )
 
 
 @app.command("list")

@@ -20,6 +20,7 @@ from rampup.cli import (
     reports,
     rollouts,
     schedules,
+    segments,
     serve,
     simulate,
     tokens,
@@ -40,6 +41,7 @@ app.command("worker")(serve.worker)
 app.command("migrate")(serve.migrate)
 app.command("demo")(demo.demo)
 app.add_typer(flags.app, name="flag")
+app.add_typer(segments.app, name="segment")
 app.add_typer(tokens.app, name="token")
 app.add_typer(environments.app, name="environment")
 app.add_typer(metrics.app, name="metrics")

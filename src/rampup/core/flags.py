@@ -21,7 +21,8 @@ from rampup.core.bucketing import (
     parse_rollout,
     variant_bucket,
 )
-from rampup.core.targeting import TARGETING_KEY_ATTRIBUTES, EvaluationContext, Rule
+from rampup.core.segments import Segment, segments_in
+from rampup.core.targeting import NO_SEGMENTS, TARGETING_KEY_ATTRIBUTES, EvaluationContext, Rule
 from rampup.errors import InvalidInput
 
 __all__ = [
@@ -381,6 +382,7 @@ class CompiledFlag:
         "_on_below",
         "_peers",
         "_unmet",
+        "_segments",
     )
 
     def __init__(self, definition: FlagDefinition, state: FlagState, archived: bool = False) -> None:
@@ -415,6 +417,7 @@ class CompiledFlag:
         )
         # The environment's flags, for prerequisites: `compile_flags` links them; alone a flag has no peers.
         self._peers: Mapping[str, CompiledFlag] = {}
+        self._segments: Mapping[str, Segment] = NO_SEGMENTS  # the environment's, linked by `compile_flags`
         self._unmet = {
             p.flag: Resolution(
                 self.key,
@@ -452,6 +455,11 @@ class CompiledFlag:
             return None
         return self._prefix, self._on_below
 
+    @property
+    def segments(self) -> dict[str, Segment]:
+        """The segments this flag's rules refer to (those the environment has)."""
+        return {n: self._segments[n] for n in sorted(segments_in(self.state.rules)) if n in self._segments}
+
     def _resolve(self, variant: str, reason: Reason, unit: str | None = None) -> Resolution:
         return self._resolutions[variant, reason, unit]
 
@@ -475,7 +483,7 @@ class CompiledFlag:
             ):
                 return self._unmet[prerequisite.flag]
         for rule in self.state.rules:
-            if rule.matches(ctx):
+            if rule.matches(ctx, self._segments):
                 if rule.rollout_bp is None:
                     return self._resolve(rule.variant, Reason.TARGETING_MATCH)
                 return self._rollout(rule.rollout_bp, ctx, Reason.TARGETING_MATCH)
@@ -517,16 +525,20 @@ class CompiledFlag:
 
 
 def compile_flags(
-    flags: Iterable[tuple[FlagDefinition, FlagState]], archived: Collection[str] = frozenset()
+    flags: Iterable[tuple[FlagDefinition, FlagState]],
+    archived: Collection[str] = frozenset(),
+    segments: Mapping[str, Segment] = NO_SEGMENTS,
 ) -> dict[str, CompiledFlag]:
     """One environment's flags (and which of them are archived, by key), compiled and linked to each other for
-    their prerequisites. Server, SDK and the evaluation tester all evaluate what this builds."""
+    their prerequisites and to the environment's segments (by key) for their rules. Server, SDK and the
+    evaluation tester all evaluate what this builds."""
     compiled = {
         definition.key: CompiledFlag(definition, state, definition.key in archived)
         for definition, state in flags
     }
     for flag in compiled.values():
         flag._peers = compiled
+        flag._segments = segments
     return compiled
 
 

@@ -20,6 +20,7 @@ from rampup.core.plans import Plan, RolloutState, Transition
 from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
 from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange
 from rampup.core.schedules import Schedule, ScheduleRecord
+from rampup.core.segments import Segment
 from rampup.core.sessions import Session
 from rampup.core.telemetry import CustomMetric, Observation
 from rampup.core.tokens import Token
@@ -28,10 +29,12 @@ __all__ = [
     "Clock",
     "Notifier",
     "FlagRecord",
+    "SegmentRecord",
     "RolloutRecord",
     "OutboxItem",
     "Environments",
     "Flags",
+    "Segments",
     "Tokens",
     "AuditLog",
     "CustomMetrics",
@@ -65,6 +68,16 @@ class Notifier(Protocol):
 class FlagRecord:
     id: int
     definition: FlagDefinition
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRecord:
+    id: int
+    environment_id: int
+    segment: Segment  # its keys empty when read without them
+    key_count: int
     created_at: datetime
     updated_at: datetime
 
@@ -111,6 +124,17 @@ class Flags(Protocol):
     def state(self, flag_id: int, environment_id: int) -> FlagState | None: ...
     def put_state(self, flag_id: int, environment_id: int, state: FlagState, at: datetime) -> None: ...
     def history(self) -> Iterator[tuple[int, int, datetime, FlagState]]: ...  # oldest first, without rules
+
+
+class Segments(Protocol):
+    """Segments per environment, with the targeting keys each lists (deleted with their environment)."""
+
+    def all(self, environment_id: int | None = None, *, keys: bool = True) -> list[SegmentRecord]: ...
+    def get(self, environment_id: int, key: str, *, for_update: bool = False) -> SegmentRecord | None: ...
+    def add(self, environment_id: int, segment: Segment, at: datetime) -> SegmentRecord: ...
+    # `before` as read (with its keys): only the keys that differ from its are written.
+    def update(self, before: SegmentRecord, segment: Segment, at: datetime) -> None: ...
+    def delete(self, segment_id: int) -> None: ...
 
 
 class Tokens(Protocol):
@@ -312,6 +336,8 @@ class Transaction(Protocol):
     def environments(self) -> Environments: ...
     @property
     def flags(self) -> Flags: ...
+    @property
+    def segments(self) -> Segments: ...
     @property
     def tokens(self) -> Tokens: ...
     @property

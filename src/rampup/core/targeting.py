@@ -9,12 +9,28 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from rampup.core.bucketing import parse_rollout
 from rampup.errors import InvalidInput
 
-__all__ = ["Operator", "Condition", "Rule", "EvaluationContext", "parse_semver"]
+if TYPE_CHECKING:
+    from rampup.core.segments import Segment
+
+__all__ = [
+    "Operator",
+    "Condition",
+    "Rule",
+    "EvaluationContext",
+    "parse_semver",
+    "SEGMENT_KEY",
+    "NO_SEGMENTS",
+    "condition_text",
+]
+
+SEGMENT_KEY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}\Z")
+NO_SEGMENTS: "Mapping[str, Segment]" = MappingProxyType({})
 
 # Context attributes that name the targeting key: OpenFeature's spelling, ours, and the usual user ids.
 TARGETING_KEY_ATTRIBUTES = frozenset({"targeting_key", "targetingKey", "user_id", "key"})
@@ -108,6 +124,8 @@ class Operator(StrEnum):
     SEMVER_GTE = "semver_gte"
     SEMVER_LT = "semver_lt"
     SEMVER_LTE = "semver_lte"
+    IN_SEGMENT = "in_segment"  # the user is in one of the named segments (no attribute)
+    NOT_IN_SEGMENT = "not_in_segment"  # … in none of them
 
     @property
     def is_numeric(self) -> bool:
@@ -117,11 +135,16 @@ class Operator(StrEnum):
     def is_semver(self) -> bool:
         return self.value.startswith("semver_")
 
+    @property
+    def is_segment(self) -> bool:
+        return self in _SEGMENT
+
     def holds(self, actual: Any, values: tuple[Any, ...]) -> bool:
         return _PREDICATES[self](actual, values)
 
 
 _NUMERIC = frozenset({Operator.GT, Operator.GTE, Operator.LT, Operator.LTE})
+_SEGMENT = frozenset({Operator.IN_SEGMENT, Operator.NOT_IN_SEGMENT})
 
 _PREDICATES: dict[Operator, Callable[[Any, tuple[Any, ...]], bool]] = {
     Operator.EQUALS: _equals,
@@ -151,11 +174,6 @@ class Condition:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], where: str) -> "Condition":
-        attribute = raw.get("attribute")
-        if not isinstance(attribute, str) or not attribute:
-            raise InvalidInput(
-                "a condition needs an 'attribute' (a non-empty string)", where=f"{where}.attribute"
-            )
         try:
             operator = Operator(str(raw.get("operator")))
         except ValueError:
@@ -165,6 +183,13 @@ class Condition:
             ) from None
         values = raw.get("values", raw.get("value"))
         values = tuple(values) if isinstance(values, list | tuple) else (values,)
+        if operator.is_segment:
+            return cls._segment(operator, values, where)
+        attribute = raw.get("attribute")
+        if not isinstance(attribute, str) or not attribute:
+            raise InvalidInput(
+                "a condition needs an 'attribute' (a non-empty string)", where=f"{where}.attribute"
+            )
         if not values or any(v is None or isinstance(v, dict | list) for v in values):
             raise InvalidInput("'values' must be one or more strings or numbers", where=f"{where}.values")
         if operator.is_numeric and any(_number(v) is None for v in values):
@@ -178,11 +203,27 @@ class Condition:
             )
         return cls(attribute, operator, values)
 
-    def holds(self, ctx: EvaluationContext) -> bool:
+    @classmethod
+    def _segment(cls, operator: Operator, values: tuple[Any, ...], where: str) -> "Condition":
+        """`in_segment` / `not_in_segment`: the values name segments; whether they exist is checked when saved."""
+        for i, name in enumerate(values):
+            if not isinstance(name, str) or not SEGMENT_KEY.match(name):
+                raise InvalidInput(
+                    f"{name!r} is not a segment key ({SEGMENT_KEY.pattern})", where=f"{where}.values[{i}]"
+                )
+        return cls("", operator, values)
+
+    def holds(self, ctx: EvaluationContext, segments: "Mapping[str, Segment]" = NO_SEGMENTS) -> bool:
+        if self.operator.is_segment:
+            # A segment the evaluator lacks holds nobody (saving refuses such a rule: only a hand-made config has one).
+            member = any(name in segments and segments[name].contains(ctx) for name in self.values)
+            return member is (self.operator is Operator.IN_SEGMENT)
         actual = ctx.get(self.attribute)
         return actual is not None and self.operator.holds(actual, self.values)
 
     def to_dict(self) -> dict[str, Any]:
+        if self.operator.is_segment:
+            return {"operator": self.operator.value, "values": list(self.values)}
         return {"attribute": self.attribute, "operator": self.operator.value, "values": list(self.values)}
 
 
@@ -197,14 +238,20 @@ class Rule:
         if not isinstance(raw, Mapping):
             raise InvalidInput("a rule is an object with 'conditions' and 'variant'", where=where)
         # A single condition may be written inline: {"attribute", "operator", "values", "variant"}.
-        raw_conditions = raw.get("conditions", [raw] if "attribute" in raw else None)
+        inline = "attribute" in raw or "operator" in raw
+        if inline and "conditions" in raw:
+            raise InvalidInput(
+                "a rule has 'conditions' or one inline condition ('attribute', 'operator', 'values'), not both",
+                where=f"{where}.conditions",
+            )
+        raw_conditions = raw.get("conditions", [raw] if inline else None)
         if not isinstance(raw_conditions, list) or not raw_conditions:
             raise InvalidInput("a rule needs at least one condition", where=f"{where}.conditions")
+        # An inline condition's mistakes are named where they were written: rules[0].values, not …conditions[0].
+        places = [where] if inline else [f"{where}.conditions[{i}]" for i in range(len(raw_conditions))]
         conditions = tuple(
-            Condition.parse(c, f"{where}.conditions[{i}]")
-            if isinstance(c, Mapping)
-            else _not_an_object(f"{where}.conditions[{i}]")
-            for i, c in enumerate(raw_conditions)
+            Condition.parse(c, place) if isinstance(c, Mapping) else _not_an_object(place)
+            for place, c in zip(places, raw_conditions, strict=True)
         )
         if "rollout" in raw:
             if "variant" in raw:
@@ -221,12 +268,22 @@ class Rule:
             )
         return cls(conditions, variant)
 
-    def matches(self, ctx: EvaluationContext) -> bool:
-        return all(c.holds(ctx) for c in self.conditions)
+    def matches(self, ctx: EvaluationContext, segments: "Mapping[str, Segment]" = NO_SEGMENTS) -> bool:
+        return all(c.holds(ctx, segments) for c in self.conditions)
 
     def to_dict(self) -> dict[str, Any]:
         served = {"variant": self.variant} if self.rollout_bp is None else {"rollout": self.rollout_bp / 100}
         return {"conditions": [c.to_dict() for c in self.conditions], **served}
+
+
+def condition_text(condition: Mapping[str, Any], separator: str = ",") -> str:
+    """A condition (as `Condition.to_dict` gives it) in the one-line rule syntax: `country in DE,AT`,
+    `segment in beta-testers`."""
+    values = separator.join(map(str, condition["values"]))
+    operator = Operator(condition["operator"])
+    if operator.is_segment:
+        return f"segment {'in' if operator is Operator.IN_SEGMENT else 'not_in'} {values}"
+    return f"{condition['attribute']} {operator.value} {values}"
 
 
 def _not_an_object(where: str) -> Condition:

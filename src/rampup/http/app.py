@@ -32,6 +32,7 @@ from rampup.http.routes import (
     reports,
     rollouts,
     scheduled_changes,
+    segments,
 )
 from rampup.http.server_metrics import RequestTimer
 from rampup.services.worker import Worker
@@ -134,6 +135,7 @@ def create_app(c: Container, *, worker: bool = True) -> BodyLimit:
         metrics.definitions,
         feedback.router,
         rollouts.router,
+        segments.router,
         notifications.router,
         sdk.router,
         sdk.ofrep_events,

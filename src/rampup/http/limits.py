@@ -19,6 +19,7 @@ __all__ = [
     "ClientGone",
     "INGEST_BODY",
     "REFERENCES_BODY",
+    "SEGMENT_BODY",
     "bounded_http",
     "read_body",
 ]
@@ -30,10 +31,12 @@ ASGIApp = Callable[
 
 INGEST_BODY = 5 * 1024 * 1024  # telemetry batches and Sentry envelopes, on the wire
 REFERENCES_BODY = 2 * 1024 * 1024  # a code scan's references of one flag
+SEGMENT_BODY = 4 * 1024 * 1024  # a segment's listed keys: 100,000 ids of about 36 characters
 # The routes allowed more than RAMPUP_MAX_BODY_BYTES.
 _LARGER = (
     (re.compile(r"/api/(v1/events|v1/summaries|\d+/envelope/|\d+/store/)\Z"), INGEST_BODY),
     (re.compile(r"/api/v1/flags/[^/]+/references\Z"), REFERENCES_BODY),
+    (re.compile(r"/api/v1/environments/[^/]+/segments(/[^/]+)?\Z"), SEGMENT_BODY),
 )
 _REASONS = {408: b"Request Timeout", 413: b"Content Too Large", 431: b"Request Header Fields Too Large"}
 

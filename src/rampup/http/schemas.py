@@ -4,7 +4,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -25,6 +25,7 @@ from rampup.core.lifecycle import FlagKind
 from rampup.core.notifications import ChannelType, Severity
 from rampup.core.scheduled_changes import ChangeStatus
 from rampup.core.schedules import ReportKind
+from rampup.core.segments import MAX_KEY_LENGTH, MAX_SEGMENT_CONDITIONS, MAX_SEGMENT_KEYS
 from rampup.core.telemetry import CUSTOM_AGGREGATIONS, Aggregation
 from rampup.core.tokens import Scope
 
@@ -48,6 +49,10 @@ __all__ = [
     "TokenOut",
     "TokenCreated",
     "AuditOut",
+    "SegmentIn",
+    "SegmentPatch",
+    "SegmentOut",
+    "SegmentDetailOut",
 ]
 
 Scalar = str | float | int | bool
@@ -161,13 +166,19 @@ class FlagPatch(Strict):
 
 
 class ConditionIn(Strict):
-    attribute: str = Field(min_length=1, max_length=200)
+    attribute: str | None = Field(
+        default=None, min_length=1, max_length=200, description="none for in_segment and not_in_segment"
+    )
     operator: str
     values: list[Scalar] = Field(min_length=1, max_length=10_000)
 
 
 class RuleIn(Strict):
-    conditions: list[ConditionIn] = Field(min_length=1, max_length=100)
+    conditions: list[ConditionIn] | None = Field(default=None, min_length=1, max_length=100)
+    # A single condition may be written inline instead of `conditions`.
+    attribute: str | None = Field(default=None, min_length=1, max_length=200)
+    operator: str | None = None
+    values: list[Scalar] | None = Field(default=None, min_length=1, max_length=10_000)
     variant: str = "on"
     rollout: Percentage | None = Field(
         default=None, description="serve a percentage split instead of one variant"
@@ -246,10 +257,18 @@ class ScheduledChangeOut(BaseModel):
     outcome: str = Field(description="why it failed or was cancelled")
 
 
-class ConditionOut(BaseModel):
+class AttributeConditionOut(BaseModel):
     attribute: str
     operator: str
     values: list[Scalar]
+
+
+class SegmentConditionOut(BaseModel):
+    operator: Literal["in_segment", "not_in_segment"]
+    values: list[str] = Field(description="segment keys")
+
+
+ConditionOut = AttributeConditionOut | SegmentConditionOut
 
 
 class VariantRuleOut(BaseModel):
@@ -678,3 +697,45 @@ class ScheduleIn(Strict):
     timezone: str | None = Field(default=None, max_length=64, examples=["Europe/Berlin"])
     weekday: Weekday | None = None
     contact: Text | None = None
+
+
+TargetingKey = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
+TargetingKeys = Annotated[list[TargetingKey], Field(max_length=MAX_SEGMENT_KEYS)]
+SegmentConditions = Annotated[list[ConditionIn], Field(max_length=MAX_SEGMENT_CONDITIONS)]
+
+
+class SegmentIn(Strict):
+    key: str = Field(max_length=128, examples=["beta-testers"])
+    description: str = Field(default="", max_length=10_000)
+    conditions: SegmentConditions = Field(
+        default=[], description="a user is in the segment when all of them hold (and there is one)"
+    )
+    keys: TargetingKeys = Field(
+        default=[], description="targeting keys in the segment, whatever the conditions"
+    )
+
+
+class SegmentPatch(Strict):
+    description: str | None = Field(default=None, max_length=10_000)
+    conditions: SegmentConditions | None = None
+    keys: TargetingKeys | None = Field(default=None, description="the whole list, replacing the old one")
+    add_keys: TargetingKeys | None = None
+    remove_keys: TargetingKeys | None = None
+    version: int | None = Field(default=None, description="expected current version; 409 if it moved")
+    reason: str | None = Field(default=None, max_length=10_000)
+
+
+class SegmentOut(BaseModel):
+    key: str
+    environment: str
+    description: str
+    conditions: list[ConditionOut]
+    key_count: int
+    version: int
+    used_by: list[str] = Field(description="flags whose rules in this environment refer to the segment")
+    created_at: datetime
+    updated_at: datetime
+
+
+class SegmentDetailOut(SegmentOut):
+    keys: list[str]

@@ -20,6 +20,7 @@ from rampup.core.lifecycle import FlagKind, Stewardship, parse_notify
 from rampup.core.masking import mask_urls
 from rampup.core.model import AuditEntry, Environment
 from rampup.core.ports import Clock, FlagRecord, Store, Transaction
+from rampup.core.segments import check_segment_references
 from rampup.core.targeting import Rule
 from rampup.errors import Conflict, InvalidInput, NotFound
 
@@ -369,6 +370,9 @@ class FlagService:
         after = replace(change(record.definition, before), version=before.version + 1)
         if after.prerequisites != before.prerequisites:
             check_prerequisites(key, after.prerequisites, self._environment_graph(tx, env.id))
+        if after.rules != before.rules:
+            known = (r.segment.key for r in tx.segments.all(env.id, keys=False))
+            check_segment_references(after.rules, known, env.key)
         return before, after
 
     def audit(

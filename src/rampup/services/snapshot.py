@@ -16,6 +16,7 @@ from rampup.core.attribution import FlagTimeline
 from rampup.core.flags import CompiledFlag, FlagDefinition, FlagState, compile_flags
 from rampup.core.model import Environment
 from rampup.core.ports import Store
+from rampup.core.segments import Segment
 from rampup.core.telemetry import CustomMetric
 from rampup.core.tokens import Token, hash_secret
 
@@ -79,7 +80,13 @@ class SnapshotCache:
                 for flag_id, env_id, state in tx.flags.states():
                     pairs[by_id[env_id].key].append((records[flag_id].definition, state))
                 archived_keys = {records[i].definition.key for i in archived if i in records}
-                flags = {env: compile_flags(env_pairs, archived_keys) for env, env_pairs in pairs.items()}
+                segments: dict[str, dict[str, Segment]] = {e.key: {} for e in environments}
+                for record in tx.segments.all():
+                    segments[by_id[record.environment_id].key][record.segment.key] = record.segment
+                flags = {
+                    env: compile_flags(env_pairs, archived_keys, segments[env])
+                    for env, env_pairs in pairs.items()
+                }
                 tokens = {t.secret_hash: t for t in tx.tokens.all() if t.revoked_at is None}
                 custom = {m.name: m for m in tx.custom_metrics.all()}
                 history: dict[tuple[int, int], tuple[list[int], list[FlagState]]] = {}

@@ -23,6 +23,7 @@ from rampup.core.plans import ACTIONS, Phase, Plan
 from rampup.core.reports import Chart, Marker, comment_of, gate_lines, metric_chart, metric_label
 from rampup.core.rollups import FINE_RETENTION
 from rampup.core.schedules import KINDS
+from rampup.core.targeting import condition_text
 from rampup.core.telemetry import BUILTIN_METRICS, parse_metric_name
 from rampup.core.tokens import Scope
 from rampup.errors import InvalidInput, NotFound, RampupError
@@ -412,10 +413,7 @@ def _snippets(
 
 
 def _rule_text(rule: Mapping[str, Any]) -> str:
-    conditions = " and ".join(
-        f"{c['attribute']} {c['operator']} {', '.join(str(v) for v in c['values'])}"
-        for c in rule["conditions"]
-    )
+    conditions = " and ".join(condition_text(c, ", ") for c in rule["conditions"])
     return f"{conditions} → {rule['variant'] if 'variant' in rule else format(rule['rollout'], 'g') + '%'}"
 
 

@@ -19,12 +19,15 @@ from rampup.core.flags import (
     parse_rollout,
     parse_weights,
 )
+from rampup.core.segments import Segment
 from rampup.core.targeting import Rule
 
 __all__ = ["encode_config", "decode_config"]
 
 
 def encode_config(environment: str, revision: int, flags: Mapping[str, CompiledFlag]) -> bytes:
+    # Only the segments some rule refers to: the others' keys are of no use to an SDK.
+    segments = {key: segment for f in flags.values() for key, segment in f.segments.items()}
     return msgspec.json.encode(
         {
             "environment": environment,
@@ -35,6 +38,7 @@ def encode_config(environment: str, revision: int, flags: Mapping[str, CompiledF
                 {**f.definition.to_dict(), **f.state.to_dict(), **({"archived": True} if f.archived else {})}
                 for f in flags.values()
             ],
+            "segments": [segments[key].to_config() for key in sorted(segments)],
         }
     )
 
@@ -67,4 +71,5 @@ def decode_config(body: bytes | str) -> tuple[str, int, dict[str, CompiledFlag]]
         pairs.append((definition, state))
         if raw.get("archived") is True:
             archived.add(definition.key)
-    return str(doc["environment"]), int(doc["revision"]), compile_flags(pairs, archived)
+    segments = {s.key: s for s in map(Segment.from_config, doc.get("segments", []))}
+    return str(doc["environment"]), int(doc["revision"]), compile_flags(pairs, archived, segments)

@@ -13,6 +13,8 @@ from rampup.adapters.storage.tables import (
     flag_states,
     flags,
     metric_definitions,
+    segment_keys,
+    segments,
     tokens,
 )
 from rampup.core.flags import FlagDefinition, FlagState, FlagType, Prerequisite, Variant
@@ -48,7 +50,9 @@ class SqlEnvironments:
         )
 
     def delete(self, environment_id: int) -> None:
-        for table in (flag_history, flag_states, tokens):
+        in_environment = select(segments.c.id).where(segments.c.environment_id == environment_id)
+        self.conn.execute(delete(segment_keys).where(segment_keys.c.segment_id.in_(in_environment)))
+        for table in (flag_history, flag_states, tokens, segments):
             self.conn.execute(delete(table).where(table.c.environment_id == environment_id))
         self.conn.execute(delete(environments).where(environments.c.id == environment_id))
 

@@ -20,10 +20,11 @@ from rampup.core.lifecycle import Stewardship
 from rampup.core.model import AuditEntry, Environment
 from rampup.core.notifications import Channel
 from rampup.core.plans import Plan, RolloutState, Transition
-from rampup.core.ports import FlagRecord, OutboxItem, RolloutRecord
+from rampup.core.ports import FlagRecord, OutboxItem, RolloutRecord, SegmentRecord
 from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
 from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange
 from rampup.core.schedules import Schedule, ScheduleRecord
+from rampup.core.segments import Segment
 from rampup.core.sessions import Session
 from rampup.core.telemetry import CustomMetric, Observation
 from rampup.core.tokens import Token
@@ -48,6 +49,7 @@ class _Tables:
     flags: dict[int, FlagRecord] = field(default_factory=dict)
     states: dict[tuple[int, int], FlagState] = field(default_factory=dict)
     history: list[tuple[int, int, datetime, FlagState]] = field(default_factory=list)
+    segments: dict[int, SegmentRecord] = field(default_factory=dict)
     tokens: dict[str, tuple[Token, int | None]] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
     custom_metrics: dict[str, CustomMetric] = field(default_factory=dict)
@@ -97,6 +99,7 @@ class MemoryTransaction:
     def __init__(self, t: _Tables) -> None:
         self.environments = _Environments(t)
         self.flags = _Flags(t)
+        self.segments = _Segments(t)
         self.tokens = _Tokens(t)
         self.audit = _AuditLog(t)
         self.custom_metrics = _CustomMetrics(t)
@@ -141,6 +144,7 @@ class _Environments(_Repository):
         self.t.states = {k: s for k, s in self.t.states.items() if k[1] != environment_id}
         self.t.history = [h for h in self.t.history if h[1] != environment_id]
         self.t.tokens = {i: (t, env) for i, (t, env) in self.t.tokens.items() if env != environment_id}
+        self.t.segments = {i: r for i, r in self.t.segments.items() if r.environment_id != environment_id}
 
 
 class _Flags(_Repository):
@@ -185,6 +189,40 @@ class _Flags(_Repository):
     def history(self) -> Iterator[tuple[int, int, datetime, FlagState]]:
         order = sorted(enumerate(self.t.history), key=lambda e: (e[1][0], e[1][1], e[1][2], e[0]))
         yield from (entry for _, entry in order)
+
+
+class _Segments(_Repository):
+    def all(self, environment_id: int | None = None, *, keys: bool = True) -> list[SegmentRecord]:
+        found = sorted(
+            (r for r in self.t.segments.values() if environment_id in (None, r.environment_id)),
+            key=lambda r: (r.environment_id, r.segment.key),
+        )
+        return found if keys else [replace(r, segment=replace(r.segment, keys=frozenset())) for r in found]
+
+    def get(self, environment_id: int, key: str, *, for_update: bool = False) -> SegmentRecord | None:
+        return next(
+            (
+                r
+                for r in self.t.segments.values()
+                if (r.environment_id, r.segment.key) == (environment_id, key)
+            ),
+            None,
+        )
+
+    def add(self, environment_id: int, segment: Segment, at: datetime) -> SegmentRecord:
+        if self.get(environment_id, segment.key) is not None:
+            raise Conflict(f"conflicting change: segment {segment.key!r} exists")
+        record = SegmentRecord(self.t.next_id("segments"), environment_id, segment, len(segment.keys), at, at)
+        self.t.segments[record.id] = record
+        return record
+
+    def update(self, before: SegmentRecord, segment: Segment, at: datetime) -> None:
+        self.t.segments[before.id] = replace(
+            before, segment=segment, key_count=len(segment.keys), updated_at=at
+        )
+
+    def delete(self, segment_id: int) -> None:
+        del self.t.segments[segment_id]
 
 
 class _Tokens(_Repository):

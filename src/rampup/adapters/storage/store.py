@@ -17,6 +17,7 @@ from rampup.adapters.storage.notifications import SqlAlertRules, SqlAlerts, SqlC
 from rampup.adapters.storage.outbox import SqlLeases, SqlOutbox
 from rampup.adapters.storage.rollouts import SqlRollouts
 from rampup.adapters.storage.scheduled_changes import SqlScheduledChanges
+from rampup.adapters.storage.segments import SqlSegments
 from rampup.adapters.storage.sessions import SqlSessions
 from rampup.adapters.storage.tables import config_revision
 from rampup.adapters.storage.telemetry import SqlTelemetry
@@ -62,6 +63,7 @@ class SqlTransaction:
         self.conn = conn
         self.environments = SqlEnvironments(conn)
         self.flags = SqlFlags(conn)
+        self.segments = SqlSegments(conn)
         self.tokens = SqlTokens(conn)
         self.audit = SqlAuditLog(conn)
         self.custom_metrics = SqlCustomMetrics(conn)

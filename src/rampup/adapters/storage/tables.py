@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -48,6 +49,8 @@ __all__ = [
     "event_refs",
     "flag_lifecycle",
     "flag_evaluations",
+    "segments",
+    "segment_keys",
 ]
 
 metadata = MetaData()
@@ -434,4 +437,28 @@ flag_evaluations = Table(
     Column("count", BigInteger, nullable=False),
     Column("last_at", Timestamp, nullable=False),
     PrimaryKeyConstraint("flag_id", "environment_id", "day"),
+)
+
+# Segments of one environment, and the targeting keys each lists (a row per key: adding a few to a hundred
+# thousand writes only those few).
+segments = Table(
+    "segments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("environment_id", Integer, ForeignKey("environments.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("conditions", Json, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    UniqueConstraint("environment_id", "key"),
+)
+
+segment_keys = Table(
+    "segment_keys",
+    metadata,
+    Column("segment_id", Integer, ForeignKey("segments.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(256), nullable=False),
+    PrimaryKeyConstraint("segment_id", "key"),
 )
