@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from alembic import command
+from alembic.config import Config
 
 from rampup.adapters.storage import SqlStore, make_engine
+from rampup.adapters.storage.engine import MIGRATIONS
 from rampup.bootstrap import build_container, prepare
 from rampup.config import Settings
 from rampup.core.rollups import DAY
@@ -99,3 +102,42 @@ def test_retention_drops_past_days_whole_and_creates_the_next_days_ahead(postgre
         ]
     finally:
         c.close()
+
+
+def test_the_migration_moves_stored_batches_into_day_partitions_and_back(
+    make_empty_database_url: Callable[[str], str],
+) -> None:
+    """Batches stored before 0015 span any days: each goes with its last event's day, so dropping a day never drops
+    a newer event; the downgrade gives the plain table back with every batch."""
+    url = make_empty_database_url("postgres")
+    engine = make_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+
+    def to(revision: str, step: Callable[[Config, str], None] = command.upgrade) -> None:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            step(config, revision)
+
+    try:
+        to("0014")
+        spans = [(FIRST * DAY_MS + 1, FIRST * DAY_MS + 2), (FIRST * DAY_MS + 3, (FIRST + 2) * DAY_MS + 4)]
+        with engine.begin() as conn:
+            for first_ms, last_ms in spans:
+                conn.exec_driver_sql(
+                    "INSERT INTO event_batches (environment_id, first_ms, last_ms, events, body) "
+                    "VALUES (1, %s, %s, 1, '\\x90')",
+                    (first_ms, last_ms),
+                )
+        to("0015")
+        assert partitions(url) == [f"event_batches_d{FIRST}", f"event_batches_d{FIRST + 2}"]
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT day, first_ms, last_ms FROM event_batches ORDER BY id").all()
+        assert [tuple(r) for r in rows] == [(FIRST, *spans[0]), (FIRST + 2, *spans[1])]
+        to("0014", command.downgrade)
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT first_ms, last_ms FROM event_batches ORDER BY id").all()
+            assert [tuple(r) for r in rows] == spans
+            assert conn.exec_driver_sql("SELECT count(*) FROM pg_inherits").scalar_one() == 0
+    finally:
+        engine.dispose()
