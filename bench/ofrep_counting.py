@@ -125,7 +125,7 @@ def main() -> None:
             per_hit["floor: dict increment"].append(floor(args.requests * 5))
             c.usage.flush()
         other = busy_cpu() - busy
-    counted = c.lifecycle.evaluations("bench-flag")["environments"]["production"]["total"]
+    counted = sum(d.count for d in c.lifecycle.evaluations("bench-flag").counts["production"])
     base = statistics.median(per_request["not counting"]) / args.requests
     print(
         f"### OFREP in process: counting evaluations ({args.rounds} rounds × {args.requests:,} requests, "

@@ -3,7 +3,7 @@ however the counts and flushes interleave, and threads counting at once lose not
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -24,9 +24,9 @@ def two(database_url: str) -> Iterator[tuple[ManualClock, Container, Container]]
     b.close()
 
 
-def days(c: Container) -> list[tuple[str, int]]:
-    env = c.lifecycle.evaluations("counted")["environments"]["production"]
-    return [(d["day"], d["count"]) for d in env["days"]]
+def days(c: Container) -> list[tuple[date, int]]:
+    counts = c.lifecycle.evaluations("counted").counts["production"]
+    return [(d.calendar_day, d.count) for d in counts]
 
 
 def test_counts_from_two_processes_and_many_threads_land_once_on_their_day(
@@ -48,12 +48,12 @@ def test_counts_from_two_processes_and_many_threads_land_once_on_their_day(
     b.usage.hit("production", "counted")
     a.usage.flush()
     b.usage.flush()
-    assert days(a) == [("2030-01-01", 20_001)]
+    assert days(a) == [(date(2030, 1, 1), 20_001)]
     assert a.usage.flush() == 0  # nothing new: nothing written twice
 
     clock.advance(timedelta(days=1))
     b.usage.hit("production", "counted")
     b.usage.hit("production", "nobody")  # not a flag: not counted
     assert b.usage.flush() == 1
-    assert days(b) == [("2030-01-01", 20_001), ("2030-01-02", 1)]
-    assert b.lifecycle.evaluations("counted")["environments"]["production"]["last_evaluated_at"] == clock()
+    assert days(b) == [(date(2030, 1, 1), 20_001), (date(2030, 1, 2), 1)]
+    assert b.lifecycle.evaluations("counted").counts["production"][-1].last_at == clock()

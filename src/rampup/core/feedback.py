@@ -21,6 +21,7 @@ __all__ = [
     "MIN_RATINGS",
     "Scale",
     "Entry",
+    "EventRef",
     "parse_scale",
     "score",
     "rating_of",
@@ -90,6 +91,16 @@ def clip(text: str, limit: int) -> str:
 def mask_emails(text: str) -> str:
     """Addresses people typed into a comment, hidden when the comment is shown: ada@example.com → a…@example.com."""
     return _EMAIL.sub(lambda m: m.group(0)[0] + "…@" + m.group(0).rpartition("@")[2], text)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRef:
+    """Who an event was about and the flags it carried, kept by its id for feedback that names only the event."""
+
+    event_id: str
+    at_ms: int
+    targeting_key: str | None
+    flags: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,11 @@ core values. `adapters/storage/` implements them over SQL, `adapters/storage/mem
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from rampup.core.alerts import Alert, AlertRule, AlertRuleRecord
-from rampup.core.feedback import Entry
+from rampup.core.feedback import Entry, EventRef
 from rampup.core.flags import FlagDefinition, FlagState
 from rampup.core.gates import GateInputs
 from rampup.core.lifecycle import Stewardship
@@ -32,6 +32,12 @@ __all__ = [
     "SegmentRecord",
     "RolloutRecord",
     "OutboxItem",
+    "StateRecord",
+    "PastState",
+    "Backlog",
+    "SessionRecord",
+    "RollupRow",
+    "EvaluationCount",
     "Environments",
     "Flags",
     "Segments",
@@ -104,6 +110,59 @@ class OutboxItem:
     last_error: str | None = None  # of the last failed attempt
 
 
+@dataclass(frozen=True, slots=True)
+class StateRecord:
+    """A flag's state in one environment."""
+
+    flag_id: int
+    environment_id: int
+    state: FlagState
+
+
+@dataclass(frozen=True, slots=True)
+class PastState:
+    """A state a flag had in one environment from `at` on (without its rules: the history attributes traffic)."""
+
+    flag_id: int
+    environment_id: int
+    at: datetime
+    state: FlagState
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    count: int  # undelivered items
+    oldest: datetime | None  # when the oldest of them was queued
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    session: Session
+    touched_at: datetime  # its expiry was last slid forward then
+
+
+@dataclass(frozen=True, slots=True)
+class RollupRow:
+    variant: str
+    resolution: int  # seconds: a second, a minute or an hour
+    period: int  # unix seconds of its start
+    aggregate: Aggregate
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationCount:
+    """Evaluations of one flag in one environment on one epoch day, and the last one's time."""
+
+    environment_id: int
+    day: int  # days since 1970-01-01
+    count: int
+    last_at: datetime
+
+    @property
+    def calendar_day(self) -> date:
+        return date(1970, 1, 1) + timedelta(days=self.day)
+
+
 class Environments(Protocol):
     def all(self) -> list[Environment]: ...
     def get(self, key: str) -> Environment | None: ...
@@ -120,10 +179,10 @@ class Flags(Protocol):
     def add(self, definition: FlagDefinition, at: datetime) -> FlagRecord: ...
     def update(self, flag_id: int, definition: FlagDefinition, at: datetime) -> None: ...
     def delete(self, flag_id: int) -> None: ...
-    def states(self, flag_id: int | None = None) -> Iterator[tuple[int, int, FlagState]]: ...
+    def states(self, flag_id: int | None = None) -> Iterator[StateRecord]: ...
     def state(self, flag_id: int, environment_id: int) -> FlagState | None: ...
     def put_state(self, flag_id: int, environment_id: int, state: FlagState, at: datetime) -> None: ...
-    def history(self) -> Iterator[tuple[int, int, datetime, FlagState]]: ...  # oldest first, without rules
+    def history(self) -> Iterator[PastState]: ...  # per flag and environment, oldest first
 
 
 class Segments(Protocol):
@@ -204,7 +263,7 @@ class Outbox(Protocol):
     def delivered(self, item_id: str, at: datetime) -> None: ...
     def failed(self, item_id: str, error: str, retry_at: datetime) -> None: ...
     def items(self, limit: int = 100) -> list[OutboxItem]: ...  # newest first
-    def backlog(self) -> tuple[int, datetime | None]: ...  # undelivered items, when the oldest was queued
+    def backlog(self) -> Backlog: ...
 
 
 class Leases(Protocol):
@@ -264,7 +323,7 @@ class ScheduledChanges(Protocol):
 
 class Sessions(Protocol):
     def add(self, session: Session, at: datetime) -> None: ...
-    def get(self, session_id: str, now: datetime) -> tuple[Session, datetime] | None: ...
+    def get(self, session_id: str, now: datetime) -> SessionRecord | None: ...
     def touch(self, session_id: str, expires_at: datetime, at: datetime) -> None: ...
     def delete(self, session_id: str) -> bool: ...
     def purge(self, before: datetime) -> int: ...
@@ -276,7 +335,7 @@ class Lifecycle(Protocol):
     def put(self, flag_id: int, s: Stewardship) -> None: ...
     def add_evaluations(self, counts: Mapping[tuple[int, int], int], day: int, at: datetime) -> None: ...
     def last_evaluated(self) -> dict[int, datetime]: ...
-    def evaluations(self, flag_id: int, since_day: int) -> list[tuple[int, int, int, datetime]]: ...
+    def evaluations(self, flag_id: int, since_day: int) -> list[EvaluationCount]: ...  # by environment, day
 
 
 class GateData(GateInputs, Protocol):
@@ -295,7 +354,7 @@ class Telemetry(Protocol):
     def add_units(self, environment_id: int, units: Mapping[UnitKey, list[int]]) -> None: ...
     def rollup_rows(
         self, environment_id: int, flag: str, metric: str, spans: Iterable[tuple[int, int, int]]
-    ) -> list[tuple[str, int, int, Aggregate]]: ...
+    ) -> list[RollupRow]: ...
     def unit_totals(
         self, environment_id: int, flag: str, first_day: int, last_day: int
     ) -> dict[str, UnitTotals]: ...
@@ -322,11 +381,9 @@ class Feedback(Protocol):
     def purge_user(self, targeting_key: str, environment_id: int | None) -> int: ...
     def purge_before(self, before_ms: int) -> int: ...
     def add_event_refs(
-        self, environment_id: int, refs: Iterable[tuple[str, int, str | None, Mapping[str, Any] | None]]
-    ) -> None: ...
-    def event_refs(
-        self, environment_id: int, event_ids: Sequence[str]
-    ) -> dict[str, tuple[str | None, dict[str, Any] | None]]: ...
+        self, environment_id: int, refs: Iterable[EventRef]
+    ) -> None: ...  # a repeat is ignored
+    def event_refs(self, environment_id: int, event_ids: Sequence[str]) -> dict[str, EventRef]: ...
 
 
 class Transaction(Protocol):

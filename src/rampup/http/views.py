@@ -6,11 +6,20 @@ from typing import Any
 
 from rampup.core.masking import mask_urls
 from rampup.services.alerts import AlertStatus, RuleStatus
+from rampup.services.lifecycle import Evaluations
 from rampup.services.notifications import Delivery
 from rampup.services.reports import ScheduleStatus
 from rampup.services.rollouts import Backtest, RolloutStatus
 
-__all__ = ["alert_out", "alert_rule_out", "backtest_out", "delivery_out", "rollout_out", "schedule_out"]
+__all__ = [
+    "alert_out",
+    "alert_rule_out",
+    "backtest_out",
+    "delivery_out",
+    "evaluations_out",
+    "rollout_out",
+    "schedule_out",
+]
 
 
 def rollout_out(status: RolloutStatus) -> dict[str, Any]:
@@ -91,3 +100,18 @@ def alert_out(s: AlertStatus) -> dict[str, Any]:
 def schedule_out(s: ScheduleStatus) -> dict[str, Any]:
     r = s.record
     return {"id": r.id, **r.schedule.to_dict(), "last_period": r.last_period, "next_at": s.next_at}
+
+
+def evaluations_out(e: Evaluations) -> dict[str, Any]:
+    return {
+        "flag": e.flag,
+        "days": e.days,
+        "environments": {
+            env: {
+                "total": sum(c.count for c in counts),
+                "last_evaluated_at": max(c.last_at for c in counts),
+                "days": [{"day": c.calendar_day.isoformat(), "count": c.count} for c in counts],
+            }
+            for env, counts in e.counts.items()
+        },
+    }

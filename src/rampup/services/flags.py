@@ -161,7 +161,7 @@ class FlagService:
         names = {e.id: e.key for e in tx.environments.all()}
         return FlagView(
             record,
-            {names[env_id]: state for _, env_id, state in tx.flags.states(record.id)},
+            {names[s.environment_id]: s.state for s in tx.flags.states(record.id)},
             tx.lifecycle.get(record.id) if stewardship is None else stewardship,
         )
 
@@ -245,9 +245,9 @@ class FlagService:
     ) -> dict[str, tuple[FlagDefinition, tuple[Prerequisite, ...]]]:
         records = {r.id: r.definition for r in tx.flags.all()}
         return {
-            records[flag_id].key: (records[flag_id], state.prerequisites)
-            for flag_id, env_id, state in tx.flags.states()
-            if environment_id is None or env_id == environment_id
+            records[s.flag_id].key: (records[s.flag_id], s.state.prerequisites)
+            for s in tx.flags.states()
+            if environment_id is None or s.environment_id == environment_id
         }
 
     def delete_flag(self, key: str, actor: str, reason: str = "") -> None:

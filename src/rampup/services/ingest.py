@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
 from rampup.core.attribution import FlagTimeline, variants_of
-from rampup.core.feedback import Entry
+from rampup.core.feedback import Entry, EventRef
 from rampup.core.flags import CompiledFlag
 from rampup.core.ports import Clock, Store, Transaction
 from rampup.core.rollups import (
@@ -64,7 +64,7 @@ class IngestService:
         folded = fold(observations, timelines, tuple(snapshot.custom_metrics.values()))
         feedback = _feedback_entries(observations, timelines, source)
         refs = [
-            (o.event_id, o.at_ms, o.targeting_key, o.flags)
+            EventRef(o.event_id, o.at_ms, o.targeting_key, o.flags)
             for o in observations
             if o.event_id and (o.targeting_key or o.flags)
         ]
@@ -140,7 +140,8 @@ class IngestService:
         missing = sorted({o.refers_to for o in pending if o.refers_to and o.refers_to not in known})
         if missing:
             with self._store.read() as tx:
-                known.update(tx.feedback.event_refs(environment_id, missing))
+                stored = tx.feedback.event_refs(environment_id, missing)
+            known.update({i: (ref.targeting_key, ref.flags) for i, ref in stored.items()})
         for o in pending:
             o.targeting_key, o.flags = known.get(o.refers_to or "", (None, None))
 

@@ -7,7 +7,7 @@ the flag history, completed rollouts and what happened after them, the evaluatio
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rampup.core.bucketing import BUCKETS
@@ -27,15 +27,24 @@ from rampup.core.lifecycle import (
 )
 from rampup.core.notifications import Notification, Severity
 from rampup.core.plans import Phase
-from rampup.core.ports import Clock, FlagRecord, RolloutRecord, Store, Transaction
+from rampup.core.ports import Clock, EvaluationCount, FlagRecord, RolloutRecord, Store, Transaction
 from rampup.errors import Conflict, InvalidInput, NotFound
 from rampup.services.notifications import NotificationService
 from rampup.services.outbox import outbox_id
 from rampup.services.usage import epoch_day
 
-__all__ = ["FlagLife", "LifecycleService", "ANNOUNCE_EVERY"]
+__all__ = ["Evaluations", "FlagLife", "LifecycleService", "ANNOUNCE_EVERY"]
 
 ANNOUNCE_EVERY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluations:
+    """A flag's evaluations over its last `days` days: per environment key, each day's count, oldest first."""
+
+    flag: str
+    days: int
+    counts: Mapping[str, tuple[EvaluationCount, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +150,10 @@ class LifecycleService:
         last_evaluated = tx.lifecycle.last_evaluated()
         changed: dict[int, datetime] = {}
         history: dict[tuple[int, int], list[tuple[datetime, bool]]] = {}
-        for flag_id, env_id, at, state in tx.flags.history():
-            changed[flag_id] = max(at, changed.get(flag_id, at))
-            full = state.enabled and state.rollout_bp >= BUCKETS
-            history.setdefault((flag_id, env_id), []).append((at, full))
+        for past in tx.flags.history():
+            changed[past.flag_id] = max(past.at, changed.get(past.flag_id, past.at))
+            full = past.state.enabled and past.state.rollout_bp >= BUCKETS
+            history.setdefault((past.flag_id, past.environment_id), []).append((past.at, full))
         env_ids = {e.key: e.id for e in tx.environments.all()}
         completions = _completions(tx, tx.rollouts.find(live=False, limit=10_000))
         lives = []
@@ -240,23 +249,17 @@ class LifecycleService:
 
     # evaluations
 
-    def evaluations(self, key: str, days: int = 30) -> dict[str, Any]:
+    def evaluations(self, key: str, days: int = 30) -> Evaluations:
         """Evaluations of a flag per environment and day over the last `days` days."""
         now = self._clock()
         with self._store.read() as tx:
             record = _record(tx, key)
             names = {e.id: e.key for e in tx.environments.all()}
             rows = tx.lifecycle.evaluations(record.id, epoch_day(now) - days + 1)
-        environments: dict[str, dict[str, Any]] = {}
-        for env_id, day, count, last_at in rows:
-            env = environments.setdefault(names[env_id], {"total": 0, "last_evaluated_at": None, "days": []})
-            env["total"] += count
-            env["last_evaluated_at"] = max(last_at, env["last_evaluated_at"] or last_at)
-            env["days"].append({"day": date.fromordinal(_EPOCH + day).isoformat(), "count": count})
-        return {"flag": key, "days": days, "environments": environments}
-
-
-_EPOCH = date(1970, 1, 1).toordinal()
+        counts: dict[str, list[EvaluationCount]] = {}
+        for row in rows:
+            counts.setdefault(names[row.environment_id], []).append(row)
+        return Evaluations(key, days, {env: tuple(each) for env, each in counts.items()})
 
 
 def _record(tx: Transaction, key: str, *, for_update: bool = False) -> FlagRecord:
@@ -284,7 +287,8 @@ def _final_variants(tx: Transaction, record: FlagRecord) -> dict[str, str]:
     """Each environment's one answer; refused while an environment still splits its users."""
     names = {e.id: e.key for e in tx.environments.all()}
     finals = {}
-    for _, env_id, state in tx.flags.states(record.id):
+    for s in tx.flags.states(record.id):
+        env_id, state = s.environment_id, s.state
         variant = final_variant(record.definition, state)
         if variant is None:
             raise Conflict(

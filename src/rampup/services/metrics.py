@@ -198,11 +198,9 @@ def _by_variant(
     """Rows grouped per variant for the whole window, and per series point."""
     totals: dict[str, list[Aggregate]] = defaultdict(list)
     points: dict[int, dict[str, list[Aggregate]]] = defaultdict(lambda: defaultdict(list))
-    for variant, _resolution, period, aggregate in tx.telemetry.rollup_rows(
-        environment_id, slot, rollup, spans
-    ):
-        totals[variant].append(aggregate)
-        points[period - period % step][variant].append(aggregate)
+    for row in tx.telemetry.rollup_rows(environment_id, slot, rollup, spans):
+        totals[row.variant].append(row.aggregate)
+        points[row.period - row.period % step][row.variant].append(row.aggregate)
     return totals, points
 
 

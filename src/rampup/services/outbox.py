@@ -67,8 +67,9 @@ class OutboxService:
     def backlog(self) -> tuple[int, float | None]:
         """Items waiting for delivery, and how many seconds the oldest has waited (None when none waits)."""
         with self._store.read() as tx:
-            count, oldest = tx.outbox.backlog()
-        return count, None if oldest is None else (self._clock() - oldest).total_seconds()
+            backlog = tx.outbox.backlog()
+        oldest = backlog.oldest
+        return backlog.count, None if oldest is None else (self._clock() - oldest).total_seconds()
 
     def step_down(self, holder: str) -> None:
         with self._store.transaction() as tx:

@@ -192,10 +192,10 @@ def _users(tx: Transaction, environment_id: int) -> dict[str, tuple[str, ...]]:
     """Segment key → the flags whose rules in this environment refer to it."""
     flags = {r.id: r.definition.key for r in tx.flags.all()}
     users: dict[str, list[str]] = {}
-    for flag_id, env_id, state in tx.flags.states():
-        if env_id == environment_id:
-            for segment in segments_in(state.rules):
-                users.setdefault(segment, []).append(flags[flag_id])
+    for s in tx.flags.states():
+        if s.environment_id == environment_id:
+            for segment in segments_in(s.state.rules):
+                users.setdefault(segment, []).append(flags[s.flag_id])
     return {segment: tuple(sorted(names)) for segment, names in users.items()}
 
 

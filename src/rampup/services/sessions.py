@@ -48,8 +48,8 @@ class SessionService:
             found = tx.sessions.get(_digest(secret), now)
         if found is None:
             return None
-        session, touched = found
-        if now - touched >= self.times.touch_every:
+        session = found.session
+        if now - found.touched_at >= self.times.touch_every:
             expires_at = self.times.expiry(session.created_at, now)
             with self._store.transaction() as tx:
                 tx.sessions.touch(session.id, expires_at, now)

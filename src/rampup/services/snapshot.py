@@ -77,8 +77,8 @@ class SnapshotCache:
                 by_id = {e.id: e for e in environments}
                 archived = {i for i, s in tx.lifecycle.all().items() if s.archived_at is not None}
                 pairs: dict[str, list[tuple[FlagDefinition, FlagState]]] = {e.key: [] for e in environments}
-                for flag_id, env_id, state in tx.flags.states():
-                    pairs[by_id[env_id].key].append((records[flag_id].definition, state))
+                for s in tx.flags.states():
+                    pairs[by_id[s.environment_id].key].append((records[s.flag_id].definition, s.state))
                 archived_keys = {records[i].definition.key for i in archived if i in records}
                 segments: dict[str, dict[str, Segment]] = {e.key: {} for e in environments}
                 for record in tx.segments.all():
@@ -90,10 +90,10 @@ class SnapshotCache:
                 tokens = {t.secret_hash: t for t in tx.tokens.all() if t.revoked_at is None}
                 custom = {m.name: m for m in tx.custom_metrics.all()}
                 history: dict[tuple[int, int], tuple[list[int], list[FlagState]]] = {}
-                for flag_id, env_id, at, state in tx.flags.history():
-                    since, states = history.setdefault((flag_id, env_id), ([], []))
-                    since.append(int(at.timestamp() * 1000))
-                    states.append(state)
+                for past in tx.flags.history():
+                    since, states = history.setdefault((past.flag_id, past.environment_id), ([], []))
+                    since.append(int(past.at.timestamp() * 1000))
+                    states.append(past.state)
             timelines: dict[str, dict[str, FlagTimeline]] = {e.key: {} for e in environments}
             for (flag_id, env_id), (since, states) in history.items():
                 definition = records[flag_id].definition

@@ -9,7 +9,7 @@ import pytest
 from rampup.core.alerts import AlertRule
 from rampup.core.flags import FlagDefinition
 from rampup.core.plans import Plan, RolloutState
-from rampup.core.ports import Store
+from rampup.core.ports import Backlog, Store
 from rampup.core.rollups import DAY, Aggregate, RollupKey, UnitKey
 from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange
 from rampup.core.schedules import parse_schedule
@@ -68,7 +68,7 @@ def test_the_outbox_serves_the_oldest_item_of_each_destination_once_its_retry_ti
     with store.read() as tx:
         assert [i.id for i in tx.outbox.heads(AT + timedelta(seconds=1))] == []  # a's head waits; b is done
         assert [i.id for i in tx.outbox.heads(AT + timedelta(seconds=2))] == ["01"]
-        assert tx.outbox.backlog() == (2, AT)
+        assert tx.outbox.backlog() == Backlog(2, AT)
         failed = next(i for i in tx.outbox.items() if i.id == "01")
         assert (failed.attempts, failed.last_error, failed.delivered_at) == (1, "refused", None)
 
@@ -185,10 +185,8 @@ def test_rollups_merge_and_unit_totals_sum_per_user(store: Store) -> None:
             tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, "u1"): [3, 1, 1]})
             tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, "u2"): [1, 0, 0]})
     with store.read() as tx:
-        [(variant, _, _, aggregate)] = tx.telemetry.rollup_rows(
-            env.id, "ws", "error_rate", [(60, 0, 2_000_000)]
-        )
-        assert (variant, aggregate.count, aggregate.failures) == ("on", 20, 2)
+        [row] = tx.telemetry.rollup_rows(env.id, "ws", "error_rate", [(60, 0, 2_000_000)])
+        assert (row.variant, row.aggregate.count, row.aggregate.failures) == ("on", 20, 2)
         totals = tx.telemetry.unit_totals(env.id, "ws", day, day)["on"]
         # u1: 6 events, 2 engaged, 2 failures; u2: 2 events.
         assert (totals.users, totals.events, totals.engaged, totals.engaged_sq) == (2, 8, 2, 4)

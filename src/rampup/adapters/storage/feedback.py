@@ -1,13 +1,13 @@
 """User feedback and the Sentry event references that attribute it: the feedback half of a transaction."""
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rampup.adapters.storage.tables import event_refs, feedback, feedback_variants
-from rampup.core.feedback import Entry
+from rampup.core.feedback import Entry, EventRef
 
 __all__ = ["SqlFeedback"]
 
@@ -99,37 +99,33 @@ class SqlFeedback:
             self.conn.execute(delete(feedback).where(feedback.c.id.in_(chunk)))
         return len(ids)
 
-    def add_event_refs(
-        self, environment_id: int, refs: Iterable[tuple[str, int, str | None, Mapping[str, Any] | None]]
-    ) -> None:
-        """(event id, at_ms, targeting key, flags) of events feedback may name later; a repeat is ignored."""
+    def add_event_refs(self, environment_id: int, refs: Iterable[EventRef]) -> None:
+        """Events feedback may name later; a repeat is ignored."""
         rows = [
             {
                 "environment_id": environment_id,
-                "event_id": event_id,
-                "at_ms": at_ms,
-                "targeting_key": key,
-                "flags": dict(flags) if flags else None,
+                "event_id": ref.event_id,
+                "at_ms": ref.at_ms,
+                "targeting_key": ref.targeting_key,
+                "flags": dict(ref.flags) if ref.flags else None,
             }
-            for event_id, at_ms, key, flags in refs
+            for ref in refs
         ]
         if not rows:
             return
         dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
         self.conn.execute(dialect.insert(event_refs).on_conflict_do_nothing(), rows)
 
-    def event_refs(
-        self, environment_id: int, event_ids: Sequence[str]
-    ) -> dict[str, tuple[str | None, dict[str, Any] | None]]:
-        """Event id → (targeting key, flags) for the ids that are known."""
-        found: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
+    def event_refs(self, environment_id: int, event_ids: Sequence[str]) -> dict[str, EventRef]:
+        """The known ones of the ids, by id."""
+        found: dict[str, EventRef] = {}
         for i in range(0, len(event_ids), _CHUNK):
             query = select(event_refs).where(
                 event_refs.c.environment_id == environment_id,
                 event_refs.c.event_id.in_(event_ids[i : i + _CHUNK]),
             )
             for r in self.conn.execute(query):
-                found[r.event_id] = (r.targeting_key, r.flags)
+                found[r.event_id] = EventRef(r.event_id, r.at_ms, r.targeting_key, r.flags)
         return found
 
 

@@ -19,7 +19,7 @@ from rampup.adapters.storage.tables import (
 )
 from rampup.core.flags import FlagDefinition, FlagState, FlagType, Prerequisite, Variant
 from rampup.core.model import Environment
-from rampup.core.ports import FlagRecord
+from rampup.core.ports import FlagRecord, PastState, StateRecord
 from rampup.core.targeting import Rule
 from rampup.core.telemetry import CustomMetric
 
@@ -122,16 +122,16 @@ class SqlFlags:
             prerequisites=tuple(Prerequisite(p["flag"], p["variant"]) for p in r.prerequisites),
         )
 
-    def states(self, flag_id: int | None = None) -> Iterator[tuple[int, int, FlagState]]:
+    def states(self, flag_id: int | None = None) -> Iterator[StateRecord]:
         query = select(flag_states, flags.c.variants).join(flags, flags.c.id == flag_states.c.flag_id)
         if flag_id is not None:
             query = query.where(flag_states.c.flag_id == flag_id)
         for r in self.conn.execute(query):
             names = frozenset(v["name"] for v in r.variants)
-            yield r.flag_id, r.environment_id, self._state(r, names)
+            yield StateRecord(r.flag_id, r.environment_id, self._state(r, names))
 
     def state(self, flag_id: int, environment_id: int) -> FlagState | None:
-        return next((s for _, env, s in self.states(flag_id) if env == environment_id), None)
+        return next((s.state for s in self.states(flag_id) if s.environment_id == environment_id), None)
 
     def put_state(self, flag_id: int, environment_id: int, state: FlagState, at: datetime) -> None:
         values = {
@@ -155,7 +155,7 @@ class SqlFlags:
             insert(flag_history).values(flag_id=flag_id, environment_id=environment_id, at=at, **history)
         )
 
-    def history(self) -> Iterator[tuple[int, int, datetime, FlagState]]:
+    def history(self) -> Iterator[PastState]:
         """Every state each flag had in each environment, oldest first."""
         query = select(flag_history).order_by(
             flag_history.c.flag_id, flag_history.c.environment_id, flag_history.c.at, flag_history.c.id
@@ -170,7 +170,7 @@ class SqlFlags:
                 r.version,
                 r.bucket_by,
             )
-            yield r.flag_id, r.environment_id, utc(r.at), state
+            yield PastState(r.flag_id, r.environment_id, utc(r.at), state)
 
 
 class SqlCustomMetrics:

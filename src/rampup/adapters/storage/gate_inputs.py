@@ -35,7 +35,7 @@ class TelemetryGateInputs:
         since_s = since_ms // 1000 if variant == "all" else -(-since_ms // 1000)
         spans = cover(since_s, until_s, until_s - FINE_RETENTION)
         rows = self._telemetry.rollup_rows(self._env, slot, metric, spans)
-        return combine(a for v, _, _, a in rows if v == variant)
+        return combine(r.aggregate for r in rows if r.variant == variant)
 
     def units(self, variant: str, since_ms: int, until_ms: int) -> UnitTotals:
         days = (since_ms // 86_400_000, until_ms // 86_400_000)

@@ -11,6 +11,7 @@ from rampup.adapters.storage._values import utc
 from rampup.adapters.storage.tables import flag_evaluations, flag_lifecycle
 from rampup.core.coderefs import RefKind
 from rampup.core.lifecycle import CodeReference, FlagKind, Status, Stewardship
+from rampup.core.ports import EvaluationCount
 
 __all__ = ["SqlLifecycle"]
 
@@ -84,13 +85,14 @@ class SqlLifecycle:
         )
         return {flag_id: utc(at) for flag_id, at in self._conn.execute(query)}
 
-    def evaluations(self, flag_id: int, since_day: int) -> list[tuple[int, int, int, datetime]]:
-        """(environment id, day, count, last evaluated at) from `since_day` on, oldest day first."""
+    def evaluations(self, flag_id: int, since_day: int) -> list[EvaluationCount]:
+        """From `since_day` on, per environment, oldest day first."""
         query = (
             select(flag_evaluations)
             .where(flag_evaluations.c.flag_id == flag_id, flag_evaluations.c.day >= since_day)
             .order_by(flag_evaluations.c.environment_id, flag_evaluations.c.day)
         )
         return [
-            (r.environment_id, r.day, r._mapping["count"], utc(r.last_at)) for r in self._conn.execute(query)
+            EvaluationCount(r.environment_id, r.day, r._mapping["count"], utc(r.last_at))
+            for r in self._conn.execute(query)
         ]

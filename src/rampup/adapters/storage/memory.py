@@ -14,13 +14,24 @@ from typing import Any
 from rampup.adapters.storage._values import jsonable
 from rampup.adapters.storage.gate_inputs import TelemetryGateInputs
 from rampup.core.alerts import Alert, AlertRule, AlertRuleRecord
-from rampup.core.feedback import Entry
+from rampup.core.feedback import Entry, EventRef
 from rampup.core.flags import FlagDefinition, FlagState
 from rampup.core.lifecycle import Stewardship
 from rampup.core.model import AuditEntry, Environment
 from rampup.core.notifications import Channel
 from rampup.core.plans import Plan, RolloutState, Transition
-from rampup.core.ports import FlagRecord, OutboxItem, RolloutRecord, SegmentRecord
+from rampup.core.ports import (
+    Backlog,
+    EvaluationCount,
+    FlagRecord,
+    OutboxItem,
+    PastState,
+    RolloutRecord,
+    RollupRow,
+    SegmentRecord,
+    SessionRecord,
+    StateRecord,
+)
 from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
 from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange
 from rampup.core.schedules import Schedule, ScheduleRecord
@@ -48,7 +59,7 @@ class _Tables:
     environments: dict[int, Environment] = field(default_factory=dict)
     flags: dict[int, FlagRecord] = field(default_factory=dict)
     states: dict[tuple[int, int], FlagState] = field(default_factory=dict)
-    history: list[tuple[int, int, datetime, FlagState]] = field(default_factory=list)
+    history: list[PastState] = field(default_factory=list)
     segments: dict[int, SegmentRecord] = field(default_factory=dict)
     tokens: dict[str, tuple[Token, int | None]] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
@@ -69,9 +80,7 @@ class _Tables:
     stewardships: dict[int, Stewardship] = field(default_factory=dict)
     evaluations: dict[tuple[int, int, int], tuple[int, datetime]] = field(default_factory=dict)
     feedback: dict[int, tuple[int, Entry]] = field(default_factory=dict)  # id → (environment id, entry)
-    event_refs: dict[tuple[int, str], tuple[int, str | None, dict[str, Any] | None]] = field(
-        default_factory=dict
-    )
+    event_refs: dict[tuple[int, str], EventRef] = field(default_factory=dict)
 
     def next_id(self, table: str) -> int:
         self.ids[table] = self.ids.get(table, 0) + 1
@@ -138,11 +147,16 @@ class _Environments(_Repository):
 
     def update(self, environment_id: int, key: str, name: str) -> None:
         self.t.environments[environment_id] = Environment(environment_id, key, name)
+        # a token names its environment by key, as the SQL store's join reads it
+        self.t.tokens = {
+            i: (replace(t, environment=key) if env == environment_id else t, env)
+            for i, (t, env) in self.t.tokens.items()
+        }
 
     def delete(self, environment_id: int) -> None:
         del self.t.environments[environment_id]
         self.t.states = {k: s for k, s in self.t.states.items() if k[1] != environment_id}
-        self.t.history = [h for h in self.t.history if h[1] != environment_id]
+        self.t.history = [h for h in self.t.history if h.environment_id != environment_id]
         self.t.tokens = {i: (t, env) for i, (t, env) in self.t.tokens.items() if env != environment_id}
         self.t.segments = {i: r for i, r in self.t.segments.items() if r.environment_id != environment_id}
 
@@ -170,24 +184,26 @@ class _Flags(_Repository):
         for key in [k for k in self.t.states if k[0] == flag_id]:
             del self.t.states[key]
         # as the tables' ON DELETE CASCADE does
-        self.t.history = [h for h in self.t.history if h[0] != flag_id]
+        self.t.history = [h for h in self.t.history if h.flag_id != flag_id]
         self.t.stewardships.pop(flag_id, None)
         self.t.evaluations = {k: v for k, v in self.t.evaluations.items() if k[0] != flag_id}
 
-    def states(self, flag_id: int | None = None) -> Iterator[tuple[int, int, FlagState]]:
+    def states(self, flag_id: int | None = None) -> Iterator[StateRecord]:
         for (f, env), state in list(self.t.states.items()):
             if flag_id is None or f == flag_id:
-                yield f, env, state
+                yield StateRecord(f, env, state)
 
     def state(self, flag_id: int, environment_id: int) -> FlagState | None:
         return self.t.states.get((flag_id, environment_id))
 
     def put_state(self, flag_id: int, environment_id: int, state: FlagState, at: datetime) -> None:
         self.t.states[(flag_id, environment_id)] = state
-        self.t.history.append((flag_id, environment_id, at, replace(state, rules=())))
+        self.t.history.append(PastState(flag_id, environment_id, at, replace(state, rules=())))
 
-    def history(self) -> Iterator[tuple[int, int, datetime, FlagState]]:
-        order = sorted(enumerate(self.t.history), key=lambda e: (e[1][0], e[1][1], e[1][2], e[0]))
+    def history(self) -> Iterator[PastState]:
+        order = sorted(
+            enumerate(self.t.history), key=lambda e: (e[1].flag_id, e[1].environment_id, e[1].at, e[0])
+        )
         yield from (entry for _, entry in order)
 
 
@@ -334,9 +350,9 @@ class _Telemetry(_Repository):
 
     def rollup_rows(
         self, environment_id: int, flag: str, metric: str, spans: Iterable[tuple[int, int, int]]
-    ) -> list[tuple[str, int, int, Aggregate]]:
+    ) -> list[RollupRow]:
         return [
-            (key.variant, key.resolution, key.period, copy.deepcopy(aggregate))
+            RollupRow(key.variant, key.resolution, key.period, copy.deepcopy(aggregate))
             for resolution, first, last in spans
             for (env, key), aggregate in self.t.rollups.items()
             if env == environment_id
@@ -469,9 +485,9 @@ class _Outbox(_Repository):
             q.item = replace(q.item, attempts=q.item.attempts + 1, last_error=error[:2000])
             q.next_attempt_at = retry_at
 
-    def backlog(self) -> tuple[int, datetime | None]:
+    def backlog(self) -> Backlog:
         waiting = [q.item.created_at for q in self.t.outbox.values() if q.item.delivered_at is None]
-        return len(waiting), min(waiting, default=None)
+        return Backlog(len(waiting), min(waiting, default=None))
 
     def items(self, limit: int = 100) -> list[OutboxItem]:
         newest = sorted(self.t.outbox.values(), key=lambda q: (q.item.created_at, q.item.id), reverse=True)
@@ -639,7 +655,7 @@ class _Sessions(_Repository):
             raise Conflict("conflicting change: session exists")
         self.t.sessions[session.id] = (session, at)
 
-    def get(self, session_id: str, now: datetime) -> tuple[Session, datetime] | None:
+    def get(self, session_id: str, now: datetime) -> SessionRecord | None:
         found = self.t.sessions.get(session_id)
         if found is None or found[0].expires_at <= now:
             return None
@@ -651,7 +667,7 @@ class _Sessions(_Repository):
             or token[0].secret_hash != session.token.secret_hash
         ):
             return None
-        return replace(session, token=token[0]), touched
+        return SessionRecord(replace(session, token=token[0]), touched)
 
     def touch(self, session_id: str, expires_at: datetime, at: datetime) -> None:
         if session_id in self.t.sessions:
@@ -712,25 +728,20 @@ class _Feedback(_Repository):
         return len(gone)
 
     def purge_before(self, before_ms: int) -> int:
-        self.t.event_refs = {k: v for k, v in self.t.event_refs.items() if v[0] >= before_ms}
+        self.t.event_refs = {k: v for k, v in self.t.event_refs.items() if v.at_ms >= before_ms}
         gone = [i for i, (_, e) in self.t.feedback.items() if e.at_ms < before_ms]
         for i in gone:
             del self.t.feedback[i]
         return len(gone)
 
-    def add_event_refs(
-        self, environment_id: int, refs: Iterable[tuple[str, int, str | None, Mapping[str, Any] | None]]
-    ) -> None:
-        for event_id, at_ms, key, flags in refs:
-            self.t.event_refs.setdefault(
-                (environment_id, event_id), (at_ms, key, dict(flags) if flags else None)
-            )
+    def add_event_refs(self, environment_id: int, refs: Iterable[EventRef]) -> None:
+        for ref in refs:
+            flags = dict(ref.flags) if ref.flags else None
+            self.t.event_refs.setdefault((environment_id, ref.event_id), replace(ref, flags=flags))
 
-    def event_refs(
-        self, environment_id: int, event_ids: Sequence[str]
-    ) -> dict[str, tuple[str | None, dict[str, Any] | None]]:
+    def event_refs(self, environment_id: int, event_ids: Sequence[str]) -> dict[str, EventRef]:
         found = {i: self.t.event_refs.get((environment_id, i)) for i in event_ids}
-        return {i: (ref[1], ref[2]) for i, ref in found.items() if ref is not None}
+        return {i: ref for i, ref in found.items() if ref is not None}
 
 
 class _Lifecycle(_Repository):
@@ -754,9 +765,9 @@ class _Lifecycle(_Repository):
             last[flag_id] = max(at, last.get(flag_id, at))
         return last
 
-    def evaluations(self, flag_id: int, since_day: int) -> list[tuple[int, int, int, datetime]]:
+    def evaluations(self, flag_id: int, since_day: int) -> list[EvaluationCount]:
         return [
-            (env, day, count, at)
+            EvaluationCount(env, day, count, at)
             for (f, env, day), (count, at) in sorted(self.t.evaluations.items())
             if f == flag_id and day >= since_day
         ]

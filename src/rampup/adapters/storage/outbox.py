@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from rampup.adapters.storage._values import utc
 from rampup.adapters.storage.tables import leases, outbox
-from rampup.core.ports import OutboxItem
+from rampup.core.ports import Backlog, OutboxItem
 
 __all__ = ["SqlOutbox", "SqlLeases"]
 
@@ -66,10 +66,10 @@ class SqlOutbox:
             .values(attempts=outbox.c.attempts + 1, last_error=error[:2000], next_attempt_at=retry_at)
         )
 
-    def backlog(self) -> tuple[int, datetime | None]:
+    def backlog(self) -> Backlog:
         query = select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.delivered_at.is_(None))
         count, oldest = self.conn.execute(query).one()
-        return int(count), utc(oldest)
+        return Backlog(int(count), utc(oldest))
 
     def items(self, limit: int = 100) -> list[OutboxItem]:
         query = select(outbox).order_by(outbox.c.created_at.desc()).limit(limit)

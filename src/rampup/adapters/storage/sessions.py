@@ -6,6 +6,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from rampup.adapters.storage._values import utc
 from rampup.adapters.storage.tables import environments, sessions, tokens
+from rampup.core.ports import SessionRecord
 from rampup.core.sessions import Session
 from rampup.core.tokens import Scope, Token
 
@@ -29,7 +30,7 @@ class SqlSessions:
             )
         )
 
-    def get(self, session_id: str, now: datetime) -> tuple[Session, datetime] | None:
+    def get(self, session_id: str, now: datetime) -> SessionRecord | None:
         """The session and when it was last touched; None when unknown, expired, or its token is revoked or
         has a new secret."""
         r = self._conn.execute(
@@ -53,7 +54,8 @@ class SqlSessions:
         if r is None:
             return None
         token = Token(r.token_id, r.name, Scope(r.scope), r.env_key, r.secret_hash, utc(r.token_created_at))
-        return Session(r.id, token, r.csrf, utc(r.created_at), utc(r.expires_at)), utc(r.touched_at)
+        session = Session(r.id, token, r.csrf, utc(r.created_at), utc(r.expires_at))
+        return SessionRecord(session, utc(r.touched_at))
 
     def touch(self, session_id: str, expires_at: datetime, at: datetime) -> None:
         self._conn.execute(

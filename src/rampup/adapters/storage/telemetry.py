@@ -8,6 +8,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, tupl
 
 from rampup.adapters.storage.gate_inputs import TelemetryGateInputs
 from rampup.adapters.storage.tables import event_batches, rollups, unit_days
+from rampup.core.ports import RollupRow
 from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
 from rampup.core.telemetry import Kind, Observation
 
@@ -177,9 +178,9 @@ class SqlTelemetry:
 
     def rollup_rows(
         self, environment_id: int, flag: str, metric: str, spans: Iterable[tuple[int, int, int]]
-    ) -> list[tuple[str, int, int, Aggregate]]:
-        """(variant, resolution, period, aggregate) for the given (resolution, first, last) spans."""
-        rows: list[tuple[str, int, int, Aggregate]] = []
+    ) -> list[RollupRow]:
+        """The rows of the given (resolution, first, last) spans."""
+        rows: list[RollupRow] = []
         for resolution, first, last in spans:
             query = select(rollups).where(
                 rollups.c.environment_id == environment_id,
@@ -188,7 +189,9 @@ class SqlTelemetry:
                 rollups.c.resolution == resolution,
                 rollups.c.period.between(first, last),
             )
-            rows.extend((r.variant, r.resolution, r.period, _aggregate(r)) for r in self.conn.execute(query))
+            rows.extend(
+                RollupRow(r.variant, r.resolution, r.period, _aggregate(r)) for r in self.conn.execute(query)
+            )
         return rows
 
     def unit_totals(

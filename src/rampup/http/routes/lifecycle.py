@@ -11,6 +11,7 @@ from rampup.errors import BadRequest, InvalidInput
 from rampup.http.deps import ContainerDep, Reader, Writer, read_body
 from rampup.http.limits import REFERENCES_BODY
 from rampup.http.schemas import ArchiveIn, ErrorOut, EvaluationsOut, FlagLifeOut, FlagOut, ReferencesOut
+from rampup.http.views import evaluations_out
 
 __all__ = ["router", "parse_status", "StatusQuery"]
 
@@ -112,4 +113,4 @@ def evaluations(
     key: str, c: ContainerDep, _: Reader, days: Annotated[int, Query(ge=1, le=400)] = 30
 ) -> dict[str, Any]:
     """Evaluations counted per environment and day (OFREP single evaluations and exposure events)."""
-    return c.lifecycle.evaluations(key, days)
+    return evaluations_out(c.lifecycle.evaluations(key, days))
