@@ -24,8 +24,9 @@ import psycopg
 import pytest
 
 from rampup.core.bucketing import in_rollout
-from tests.support.api import new_flag, new_token
+from tests.support.api import in_force_from, new_flag, new_token
 from tests.support.servers import Server, start_server
+from tests.support.waiting import wait_until
 
 MAX_BODY = 5 * 1024 * 1024
 REL = 0.01  # the sketch's relative accuracy
@@ -337,9 +338,7 @@ def test_sigkill_in_the_middle_of_concurrent_batches_loses_no_acknowledged_batch
     threads = [threading.Thread(target=send) for _ in range(4)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 20
-    while acknowledged[0] < 30 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: acknowledged[0] >= 30, "30 batches acknowledged", detail=server.output)
     server.stop(kill=True)  # while batches are in flight
     stop.set()
     for t in threads:
@@ -572,30 +571,23 @@ def test_events_without_flags_use_the_rollout_in_force_at_their_timestamp(
     with shared.client() as api, ingest_client(shared, shared_token) as client:
         before_flag = time.time() - 5
         key = new_flag(api)  # disabled: nobody is split
-        time.sleep(0.3)
-        while_disabled = time.time()
-        time.sleep(0.3)
+        while_disabled = in_force_from(api, key)
         assert (
             api.put(
                 f"/api/v1/flags/{key}/environments/production", json={"enabled": True, "rollout": 25}
             ).status_code
             == 200
         )
-        time.sleep(0.3)
-        at_25 = time.time()
+        at_25 = in_force_from(api, key)
         assert post_events(client, batch(at_25, "a-")).status_code == 202  # sent while 25% is in force
-        time.sleep(0.3)
         assert (
             api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 50}).status_code == 200
         )
-        time.sleep(0.3)
-        at_50 = time.time()
-        time.sleep(0.3)
+        at_50 = in_force_from(api, key)
         assert (
             api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 100}).status_code == 200
         )
-        time.sleep(0.3)
-        at_100 = time.time()
+        at_100 = in_force_from(api, key)
         # sent late, all in one batch: each event is judged by the state at its own timestamp
         late = [
             *batch(at_25, "b-"),

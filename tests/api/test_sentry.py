@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from rampup.core.bucketing import in_rollout
-from tests.support.api import new_flag, new_token
+from tests.support.api import in_force_from, new_flag, new_token
 from tests.support.servers import Server, start_server
 
 PRODUCTION_ID, STAGING_ID = 2, 1
@@ -740,13 +740,10 @@ def test_user_id_is_bucketed_with_the_rollout_in_force_at_the_event_time(shared:
     users = [f"hist-user-{i}" for i in range(80)]
     with shared.client() as api:
         key = new_flag(api, rollout=20)
-        time.sleep(0.3)
-        at_20 = time.time()
-        time.sleep(0.3)
+        at_20 = in_force_from(api, key)
         put = api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 60})
         assert put.status_code == 200, put.text
-        time.sleep(0.3)
-        at_60 = time.time()
+        at_60 = in_force_from(api, key)
 
     def event(user: str, at: float, as_text: bool) -> dict[str, Any]:  # SDKs send either form
         return error_event(None, timestamp=iso(at) if as_text else at, user={"id": user})

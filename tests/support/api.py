@@ -1,11 +1,16 @@
-"""Small steps every API test takes: a flag of its own, a token of a scope, a metric's values per variant."""
+"""Small steps every API test takes: a flag of its own, a token of a scope, a metric's values per variant, the
+instant a flag's last change took effect."""
 
+import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
 
-__all__ = ["new_flag", "new_token", "variants_of"]
+from tests.support.waiting import wait_until
+
+__all__ = ["in_force_from", "new_flag", "new_token", "variants_of"]
 
 
 def new_flag(api: httpx.Client, *, rollout: float | None = None, env: str = "production") -> str:
@@ -39,3 +44,14 @@ def variants_of(
     response = api.get("/api/v1/metrics", params=params)
     assert response.status_code == 200, response.text
     return dict(response.json()["variants"])
+
+
+def in_force_from(api: httpx.Client, key: str) -> float:
+    """When the flag's last change took effect (its audit entry's instant), as Unix seconds, half a millisecond
+    on: events stamped then are judged by the state it made (attribution counts whole milliseconds). Returns once
+    the clock has passed that instant by two milliseconds, so a next change takes effect strictly later."""
+    audit = api.get("/api/v1/audit", params={"target": f"flag:{key}"})
+    assert audit.status_code == 200, audit.text
+    at = datetime.fromisoformat(audit.json()[0]["at"]).timestamp()
+    wait_until(lambda: time.time() >= at + 0.002, "the clock past the change's millisecond")
+    return at + 0.0005
