@@ -711,6 +711,8 @@ def test_flag_create_with_tags_and_owner_and_list_by_them(sqlite_server: Server)
     assert key in ok(rampup("flag", "list", "--owner", "lee", server=sqlite_server))
     assert key not in ok(rampup("flag", "list", "--tag", "checkout", server=sqlite_server))
     assert "no tags" in ok(rampup("flag", "update", key, "--no-tags", server=sqlite_server))
+    assert "owner nobody" in ok(rampup("flag", "update", key, "--owner", "", server=sqlite_server))
+    assert key not in ok(rampup("flag", "list", "--owner", "lee", server=sqlite_server))
 
 
 def test_schedule_create_list_show_and_cancel_and_the_change_is_made_at_its_local_time(
