@@ -14,17 +14,31 @@ from rampup.adapters.reports.render import value_text
 from rampup.core.feedback import Entry
 from rampup.core.plans import Signoff
 from rampup.core.reports import (
+    AlertBreach,
+    AwaitingSignoffs,
+    Breaching,
     Chart,
+    Disabled,
     Estimate,
     Incident,
     Marker,
     MetricRow,
+    NeedsSamples,
+    Paused,
     PlanStage,
+    Reception,
     Report,
+    Soaking,
+    SoakOver,
+    StageChange,
+    StageRef,
     StageVisit,
+    Tickets,
+    Trend,
     Users,
+    Watch,
     comment_of,
-    satisfaction_lines,
+    reception,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -116,14 +130,12 @@ ROWS = (
 def report(**changes: Any) -> Report:
     base = Report(
         kind="daily",
-        title="Workstation Rollout - Daily Report 2026-11-26",
-        heading="Stage 2: 25% Rollout - Daily Report",
         generated_at=NOW,
         timezone="Europe/Berlin",
         start=NOW - timedelta(hours=24),
         end=NOW,
         rollout_id=7,
-        name="Workstation Rollout",
+        name="workstation-rollout",
         flag="workstation",
         environment="production",
         state="running",
@@ -139,10 +151,10 @@ def report(**changes: Any) -> Report:
         metrics=ROWS,
         users=Users(1234, 3741),
         incidents=(),
-        feedback=("Support tickets: 12 in the window (+8% against the week before the rollout, per hour)",),
+        reception=Reception(tickets=Tickets(12.0, 0.08)),
         actions=(
-            "Soak ends in 28 h (2026-11-27 12:00), then stage 3 (General, 50%) if every gate passes.",
-            "lcp_p75 needs about 6,400 more samples to decide (about 3 h at the current rate).",
+            Soaking(NOW + timedelta(hours=28), timedelta(hours=28), StageRef(3, "General", 50.0)),
+            NeedsSamples("lcp_p75", 6400.0, timedelta(hours=3)),
         ),
         visits=(
             StageVisit(
@@ -173,6 +185,7 @@ def report(**changes: Any) -> Report:
             ),
         ),
         contact="team@example.com",
+        started_by="dana",
         channels=("rollout-channel", "support-email"),
         flag_exists=True,
     )
@@ -182,7 +195,7 @@ def report(**changes: Any) -> Report:
 ROLLBACK = Incident(
     NOW - timedelta(hours=3),
     "rolled back",
-    "25% → 10%",
+    StageChange(25.0, 10.0),
     "controller",
     "error_rate = 0.0081 [0.0062, 0.0104] breached rollback > 0.5% for 5m (n = 9120)",
 )
@@ -273,8 +286,6 @@ def test_support_email_follows_the_notification_template() -> None:
     md = JinjaRenderer().markdown(
         report(
             kind="support",
-            title="Workstation Rollout - Daily Status 2026-11-26",
-            heading="Workstation Rollout - Daily Status 2026-11-26",
         )
     )
     lines = md.splitlines()
@@ -309,8 +320,6 @@ def test_weekly_summary_lists_the_weeks_stages() -> None:
     md = JinjaRenderer().markdown(
         report(
             kind="weekly",
-            title="Workstation Rollout - Weekly Summary 2026-W48",
-            heading="Workstation Rollout - Weekly Summary 2026-W48",
             start=NOW - timedelta(days=7),
         )
     )
@@ -340,8 +349,6 @@ def test_completion_report_has_every_stage_with_its_dates_and_every_rollback() -
     md = JinjaRenderer().markdown(
         report(
             kind="completion",
-            title="Workstation Rollout - Completion Report",
-            heading="Workstation Rollout Completion Report",
             state="disabled",
             status="disabled",
             stage=1,
@@ -350,8 +357,11 @@ def test_completion_report_has_every_stage_with_its_dates_and_every_rollback() -
             ended_at=ended,
             visits=visits,
             start=STARTED,
-            incidents=(ROLLBACK, Incident(ended, "disabled", "kill switch", "lee", "checkout broken")),
-            actions=("Kill switch pulled (checkout broken). Investigate and fix, then start a new rollout.",),
+            incidents=(
+                ROLLBACK,
+                Incident(ended, "disabled", StageChange(10.0, 0.0, kill=True), "lee", "checkout broken"),
+            ),
+            actions=(Disabled("checkout broken"),),
         )
     )
     lines = md.splitlines()
@@ -382,6 +392,71 @@ def test_completion_report_has_every_stage_with_its_dates_and_every_rollback() -
         "## Next Steps",
         "## Charts",
     ]
+
+
+def test_next_steps_and_alerts_are_put_into_words_with_the_commands_to_type() -> None:
+    md = JinjaRenderer().markdown(
+        report(
+            actions=(
+                SoakOver(None, ()),
+                SoakOver(StageRef(3, "General", 50.0), ("error_rate", "lcp_p75")),
+                Watch("api_latency_p95", "target < 500ms, warn > 300ms"),
+                Breaching("error_rate", "rollback > 0.5%, disable > 5%", True, timedelta(minutes=5)),
+                Breaching("error_rate", "rollback > 0.5%", False, timedelta(0)),
+                AwaitingSignoffs(("approval",), StageRef(4, "Full Rollout", 100.0)),
+            ),
+            incidents=(
+                Incident(
+                    STAGE_2,
+                    "alert",
+                    AlertBreach("Checkout errors", "error_rate", "> 0.5%", 0.0081),
+                    "",
+                    "firing",
+                ),
+                Incident(NOW, "paused", StageChange(25.0, 25.0), "lee", "holiday", None),
+            ),
+        )
+    )
+    for line in [
+        "- Soak is over and every gate passes: completion at the controller's next tick.",
+        "- Soak is over; stage 3 (General, 50%) follows once error_rate, lcp_p75 pass.",
+        "- Watch api_latency_p95: it is past its target or warning (target < 500ms, warn > 300ms).",
+        "- error_rate breaches rollback > 0.5%, disable > 5%: the controller pulls the kill switch if it lasts "
+        "5 min.",
+        "- error_rate breaches rollback > 0.5%: the controller steps back.",
+        "- Waiting for approval before stage 4 (Full Rollout, 100%): "
+        '`rampup rollout signoff 7 "PREREQUISITE" --by NAME`, `rampup rollout approve 7`.',
+        "- 2026-11-25 12:00 — alert (error_rate > 0.5% at 0.0081) by alert rule 'Checkout errors': firing",
+        "- 2026-11-26 08:00 — paused (held at 25%) by lee: holiday",
+    ]:
+        assert line in md.splitlines(), f"missing {line!r} in\n{md}"
+
+
+@pytest.mark.parametrize(
+    ("kind", "title", "heading"),
+    [
+        ("daily", "Workstation Rollout - Daily Report 2026-11-26", "Stage 2: 25% Rollout - Daily Report"),
+        (
+            "support",
+            "Workstation Rollout - Daily Status 2026-11-26",
+            "Workstation Rollout - Daily Status 2026-11-26",
+        ),
+        (
+            "weekly",
+            "Workstation Rollout - Weekly Summary 2026-W48",
+            "Workstation Rollout - Weekly Summary 2026-W48",
+        ),
+        ("completion", "Workstation Rollout - Completion Report", "Workstation Rollout Completion Report"),
+    ],
+)
+def test_titles_name_the_rollout_as_people_call_it_and_the_local_day_or_week(
+    kind: str, title: str, heading: str
+) -> None:
+    r = report(kind=kind, name="workstation", contact=None)
+    assert JinjaRenderer().title(r) == title
+    md = JinjaRenderer().markdown(r)
+    assert md.splitlines()[0] == f"# {heading}"
+    assert "Contact: dana (started this rollout)" in md
 
 
 # ---------------------------------------------------------------- HTML and SVG
@@ -415,12 +490,10 @@ def test_html_is_self_contained_with_one_polyline_per_variant_and_stage_markers(
 
 def test_html_escapes_what_people_wrote() -> None:
     evil = replace(ROLLBACK, reason="<script>alert(1)</script> & more")
-    html = JinjaRenderer().html(
-        report(incidents=(evil,), actions=("resume with `rampup rollout resume 7` <now>",))
-    )
+    html = JinjaRenderer().html(report(incidents=(evil,), actions=(Paused("<now> & then"),)))
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in html
-    assert "resume with <code>rampup rollout resume 7</code> &lt;now&gt;" in html
+    assert "Paused (&lt;now&gt; &amp; then). <code>rampup rollout resume 7</code> resumes;" in html
 
 
 def feedback(comment: str, score: float | None = 2.0, scale: str | None = "1-5") -> Entry:
@@ -441,20 +514,25 @@ def test_comments_are_quoted_as_plain_text_clipped_and_with_addresses_masked() -
 
 
 def test_what_users_said_is_in_every_report_and_never_becomes_markup() -> None:
-    lines = satisfaction_lines(
-        {"on": Estimate(2.5, 2.25, 2.75, 120), "off": Estimate(4.3, 4.2, 4.4, 340)},
-        {"on": Estimate(0.12, 0.07, 0.19, 120), "off": Estimate(0.81, 0.77, 0.85, 340)},
-        {"on": 130, "off": 350},
-        (2.5, 4.1, "in the 24 hours before"),
+    said = report(
+        reception=reception(
+            (),
+            {"off": Estimate(4.3, 4.2, 4.4, 340), "on": Estimate(2.5, 2.25, 2.75, 120)},
+            {"on": Estimate(0.12, 0.07, 0.19, 120), "off": Estimate(0.81, 0.77, 0.85, 340)},
+            {"on": 130, "off": 350},
+            Trend(2.5, 4.1, timedelta(hours=24)),
+        ),
+        comments=(comment_of(feedback(EVIL)),),
     )
-    assert lines == [
-        "Feedback received: 130 with the feature, 350 without",
-        "Satisfaction: 2.50 of 5 (95%: 2.25–2.75) with the feature from 120 ratings, "
+    md = JinjaRenderer().markdown(said)
+    lines = md[md.index("## FEEDBACK") : md.index("Newest comments")].splitlines()
+    assert lines[2:6] == [
+        "- Feedback received: 130 with the feature, 350 without",
+        "- Satisfaction: 2.50 of 5 (95%: 2.25–2.75) with the feature from 120 ratings, "
         "4.30 of 5 (95%: 4.20–4.40) without from 340 ratings",
-        "Positive ratings (4 or 5 of 5, a thumbs-up): 12% positive with the feature, 81% positive without",
-        "Trend with the feature: 2.50 of 5 against 4.10 in the 24 hours before (-1.60)",
+        "- Positive ratings (4 or 5 of 5, a thumbs-up): 12% positive with the feature, 81% positive without",
+        "- Trend with the feature: 2.50 of 5 against 4.10 in the 24 hours before (-1.60)",
     ]
-    said = report(feedback=tuple(lines), comments=(comment_of(feedback(EVIL)),))
     for kind in ("daily", "weekly", "completion"):
         html = JinjaRenderer().html(replace(said, kind=kind))
         assert "Satisfaction: 2.50 of 5" in html and "<script>" not in html and "<img" not in html

@@ -1,37 +1,59 @@
-"""Reports, pure: what a report holds, the schedules that send them, and how a rollout's state, transitions
-and gate results become a report's rows, incidents, stages and next actions."""
+"""Reports, pure: what a report holds, and how a rollout's state, transitions and gate results become a
+report's rows, incidents, stages, what users said and the next steps — as facts. The words people read (titles,
+sentences, the commands to type) are the renderer's (adapters/reports/templates/)."""
 
 __all__ = [
     "CHART_METRICS",
-    "ChartLine",
-    "gate_lines",
     "CLEANUP_AFTER",
-    "Chart",
-    "Estimate",
-    "Incident",
     "MAX_WINDOW_S",
+    "STANDARD_METRICS",
+    "Aborted",
+    "NextStep",
+    "AlertBreach",
+    "AwaitingSignoffs",
+    "Breaching",
+    "Chart",
+    "ChartLine",
+    "Comment",
+    "Disabled",
+    "Engagement",
+    "Estimate",
+    "FlagDeleted",
+    "Incident",
     "Marker",
     "MetricRow",
+    "NeedsSamples",
+    "NotStarted",
+    "PartialEnd",
+    "Paused",
     "PlanStage",
+    "Reception",
+    "RemoveFlag",
     "Report",
-    "STANDARD_METRICS",
+    "RolledBack",
+    "SignoffAhead",
+    "Soaking",
+    "SoakOver",
+    "StageChange",
+    "StageRef",
     "StageVisit",
+    "Tickets",
+    "Trend",
     "Users",
+    "WaitingForData",
+    "Watch",
     "alert_incident",
-    "estimates_of",
-    "feedback_lines",
-    "satisfaction_lines",
     "comment_of",
-    "Comment",
+    "estimates_of",
+    "gate_lines",
     "gate_row",
     "incidents_since",
     "metric_chart",
     "metric_label",
-    "people_name",
+    "next_steps",
     "plan_stage_rows",
-    "report_actions",
+    "reception",
     "report_status",
-    "report_titles",
     "stage_markers",
     "stage_visits",
 ]
@@ -41,11 +63,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Any, ClassVar
 
 from rampup.core.alerts import Alert, AlertRule
-from rampup.core.durations import format_duration
 from rampup.core.feedback import SHOWN_COMMENT, THUMBS, Entry, clip, mask_emails, parse_scale
 from rampup.core.gates import CONTROL, TREATMENT, Compare, Gate
 from rampup.core.plans import Phase, Plan, Signoff, Transition
@@ -121,12 +141,29 @@ class Users:
 
 
 @dataclass(frozen=True, slots=True)
+class StageChange:
+    """What a rollback, pause, abort or kill switch did to the share of users with the feature (percentages)."""
+
+    before: float
+    after: float
+    kill: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AlertBreach:
+    rule: str  # the rule's name
+    metric: str
+    condition: str  # as the rule words it: "> 0.5%"
+    value: float | None  # at the last evaluation that changed the alert
+
+
+@dataclass(frozen=True, slots=True)
 class Incident:
     at: datetime
     kind: str  # rolled back, disabled, paused, aborted, alert
-    change: str  # "25% → 10%", "kill switch", or an alert's value
-    actor: str
-    reason: str
+    change: StageChange | AlertBreach
+    actor: str  # who acted ("" for an alert: its rule did)
+    reason: str  # an alert's: firing or resolved
     resolved_at: datetime | None = None  # alerts
 
 
@@ -188,16 +225,194 @@ class Comment:
 
 
 @dataclass(frozen=True, slots=True)
+class StageRef:
+    number: int
+    name: str
+    percentage: float
+
+
+# Next steps: one fact each, from the rollout's state and its gates; the renderer words them.
+
+
+@dataclass(frozen=True, slots=True)
+class NotStarted:
+    kind: ClassVar[str] = "not_started"
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitingSignoffs:
+    missing: tuple[str, ...]  # what the next stage waits for: "approval", "sign-off: Support team briefed"
+    stage: StageRef
+    kind: ClassVar[str] = "awaiting_signoffs"
+
+
+@dataclass(frozen=True, slots=True)
+class Soaking:
+    ends_at: datetime
+    left: timedelta
+    then: StageRef | None  # None: completion
+    kind: ClassVar[str] = "soaking"
+
+
+@dataclass(frozen=True, slots=True)
+class SoakOver:
+    then: StageRef | None  # None: completion
+    pending: tuple[str, ...]  # metrics of the gates that must still pass
+    kind: ClassVar[str] = "soak_over"
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsSamples:
+    metric: str
+    samples: float  # about this many more decide it
+    left: timedelta | None  # … which take about this long at the current rate
+    kind: ClassVar[str] = "needs_samples"
+
+
+@dataclass(frozen=True, slots=True)
+class SignoffAhead:
+    stage: StageRef
+    missing: tuple[str, ...]
+    kind: ClassVar[str] = "signoff_ahead"
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingForData:
+    reason: str
+    kind: ClassVar[str] = "waiting_for_data"
+
+
+@dataclass(frozen=True, slots=True)
+class Paused:
+    reason: str
+    kind: ClassVar[str] = "paused"
+
+
+@dataclass(frozen=True, slots=True)
+class RolledBack:
+    percentage: float
+    reason: str
+    kind: ClassVar[str] = "rolled_back"
+
+
+@dataclass(frozen=True, slots=True)
+class Disabled:
+    reason: str
+    kind: ClassVar[str] = "disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class Aborted:
+    kind: ClassVar[str] = "aborted"
+
+
+@dataclass(frozen=True, slots=True)
+class PartialEnd:
+    """The plan ends below 100%: the flag keeps serving that share."""
+
+    percentage: float
+    kind: ClassVar[str] = "partial_end"
+
+
+@dataclass(frozen=True, slots=True)
+class FlagDeleted:
+    flag: str
+    kind: ClassVar[str] = "flag_deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveFlag:
+    """Clean-up: the flag comes out of the code once everyone has had the feature for CLEANUP_AFTER."""
+
+    flag: str
+    since: datetime  # everyone has had the feature since
+    ready: datetime  # since + CLEANUP_AFTER
+    due: bool  # ready has passed
+    kind: ClassVar[str] = "remove_flag"
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    metric: str
+    thresholds: str
+    kind: ClassVar[str] = "watch"
+
+
+@dataclass(frozen=True, slots=True)
+class Breaching:
+    metric: str
+    thresholds: str
+    critical: bool  # the kill switch, not a step back
+    sustain: timedelta  # if it lasts this long
+    kind: ClassVar[str] = "breaching"
+
+
+NextStep = (
+    NotStarted
+    | AwaitingSignoffs
+    | Soaking
+    | SoakOver
+    | NeedsSamples
+    | SignoffAhead
+    | WaitingForData
+    | Paused
+    | RolledBack
+    | Disabled
+    | Aborted
+    | PartialEnd
+    | FlagDeleted
+    | RemoveFlag
+    | Watch
+    | Breaching
+)
+
+
+# What users said and how they took it.
+
+
+@dataclass(frozen=True, slots=True)
+class Trend:
+    """The treatment's mean rating now, and in the span before."""
+
+    now: float
+    before: float
+    span: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    treatment: float  # engaged actions per user with the feature
+    control: float | None  # … without (None: none measured)
+
+
+@dataclass(frozen=True, slots=True)
+class Tickets:
+    total: float  # in the window
+    change: float | None  # against the week before the rollout, per hour (a baseline gate's)
+
+
+@dataclass(frozen=True, slots=True)
+class Reception:
+    """Per variant, treatment first, only the variants with values: feedback received, the mean rating and
+    the share of positive ratings; the trend of the treatment's rating; engagement and support tickets."""
+
+    received: Mapping[str, int] = field(default_factory=dict)
+    satisfaction: Mapping[str, Estimate] = field(default_factory=dict)
+    positive: Mapping[str, Estimate] = field(default_factory=dict)
+    trend: Trend | None = None
+    engagement: Engagement | None = None
+    tickets: Tickets | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
-    kind: str
-    title: str  # the e-mail subject
-    heading: str
+    kind: str  # daily, support, weekly, completion
     generated_at: datetime
     timezone: str  # IANA name the report's dates are shown in
     start: datetime  # the window its numbers cover
     end: datetime
     rollout_id: int
-    name: str  # the plan's name for people: "Workstation Rollout"
+    name: str  # the plan's: "workstation-rollout"
     flag: str
     environment: str
     state: str
@@ -209,44 +424,21 @@ class Report:
     stage_entered_at: datetime | None
     started_at: datetime | None
     ended_at: datetime | None  # when it reached completed, disabled or aborted
-    gates_at: (
-        datetime | None
-    )  # when the verdicts were judged: now, or at the last decision of a finished rollout
+    gates_at: datetime | None  # when the verdicts were judged: now, or at a finished rollout's last decision
     metrics: tuple[MetricRow, ...]
     users: Users | None
     incidents: tuple[Incident, ...]
-    feedback: tuple[str, ...]
-    actions: tuple[str, ...]
+    reception: Reception
+    actions: tuple[NextStep, ...]
     visits: tuple[StageVisit, ...]
     plan_stages: tuple[PlanStage, ...]
     signoffs: tuple[Signoff, ...]
     charts: tuple[Chart, ...]
-    contact: str
+    contact: str | None  # who to ask, when the schedule or the request names someone
+    started_by: str  # who started the rollout: who to ask otherwise
     channels: tuple[str, ...]
     flag_exists: bool
     comments: tuple[Comment, ...] = ()  # the newest comments from users with the feature, newest first
-
-
-def people_name(plan_name: str) -> str:
-    """workstation-rollout → Workstation Rollout, as people call it."""
-    words = plan_name.replace("-", " ").replace("_", " ").split()
-    name = " ".join(w[:1].upper() + w[1:] for w in words)
-    return name if name.lower().endswith("rollout") else f"{name} Rollout"
-
-
-def report_titles(kind: str, name: str, stage: int, percentage: float, local: datetime) -> tuple[str, str]:
-    date = local.date().isoformat()
-    match kind:
-        case "daily":
-            return f"{name} - Daily Report {date}", f"Stage {stage}: {percentage:g}% Rollout - Daily Report"
-        case "support":
-            title = f"{name} - Daily Status {date}"
-            return title, title
-        case "weekly":
-            year, week, _ = local.isocalendar()
-            title = f"{name} - Weekly Summary {year}-W{week:02d}"
-            return title, title
-    return f"{name} - Completion Report", f"{name} Completion Report"
 
 
 def metric_label(metric: str) -> str:
@@ -356,23 +548,21 @@ def incidents_since(plan: Plan, transitions: Sequence[Transition], since: dateti
             kind = "rolled back"  # stepped back again while already rolled back
         if kind is None or t.at < since:
             continue
-        before, after = plan.percentage_bp(t.from_stage) / 100, plan.percentage_bp(t.to_stage) / 100
-        change = (
-            "kill switch"
-            if t.to_phase is Phase.DISABLED
-            else (f"{before:g}% → {after:g}%" if before != after else f"held at {after:g}%")
+        change = StageChange(
+            plan.percentage_bp(t.from_stage) / 100,
+            plan.percentage_bp(t.to_stage) / 100,
+            t.to_phase is Phase.DISABLED,
         )
         out.append(Incident(t.at, kind, change, t.actor, t.reason))
     return out
 
 
 def alert_incident(alert: Alert, rule: AlertRule) -> Incident:
-    value = f" at {alert.value:.4g}" if alert.value is not None else ""
     return Incident(
         alert.started_at,
         "alert",
-        f"{rule.metric} {rule.condition_text}{value}",
-        f"alert rule {rule.name!r}",
+        AlertBreach(rule.name, rule.metric, rule.condition_text, alert.value),
+        "",
         alert.state,
         alert.resolved_at,
     )
@@ -433,29 +623,6 @@ def _row(rows: Sequence[MetricRow], metric: str) -> MetricRow | None:
     return next((r for r in rows if r.metric == metric), None)
 
 
-def feedback_lines(rows: Sequence[MetricRow]) -> list[str]:
-    """What the numbers say about users' reception besides their feedback: engagement against control, support
-    tickets against the baseline."""
-    out = []
-    engagement = _row(rows, "engagement")
-    if engagement is not None:
-        on, off = engagement.window.get(TREATMENT), engagement.window.get(CONTROL)
-        if on is not None and on.value is not None:
-            line = f"Engagement: {on.value:.3g} engaged actions per user with the feature"
-            if off is not None and off.value:
-                line += f", {off.value:.3g} without ({(on.value / off.value - 1) * 100:+.1f}%)"
-            out.append(line)
-    tickets = _row(rows, "support_tickets")
-    if tickets is not None:
-        total = tickets.window.get("all")
-        if total is not None and total.value is not None:
-            line = f"Support tickets: {total.value:.0f} in the window"
-            if tickets.compare == Compare.BASELINE.value and tickets.gate and tickets.gate.value is not None:
-                line += f" ({tickets.gate.value * 100:+.0f}% against the week before the rollout, per hour)"
-            out.append(line)
-    return out
-
-
 def comment_of(entry: Entry) -> Comment:
     rating = ""
     if entry.score is not None and entry.scale:
@@ -474,161 +641,134 @@ def _first(variant: str) -> tuple[bool, bool, str]:
     return variant != TREATMENT, variant != CONTROL, variant
 
 
-def _per_variant(estimates: Mapping[str, Estimate], text: Any, noun: str) -> str:
-    """'X with the feature, Y without': the treatment first."""
-    parts = [
-        f"{text(e)} {'with the feature' if v == TREATMENT else 'without'}{noun.format(n=e.samples)}"
-        for v, e in estimates.items()
-        if v in (TREATMENT, CONTROL) and e.value is not None
-    ]
-    return ", ".join(parts)
+def _with_values(estimates: Mapping[str, Estimate]) -> dict[str, Estimate]:
+    """The treatment and the control, in that order, where they have a value."""
+    return {
+        v: estimates[v] for v in (TREATMENT, CONTROL) if v in estimates and estimates[v].value is not None
+    }
 
 
-def satisfaction_lines(
+def reception(
+    rows: Sequence[MetricRow],
     satisfaction: Mapping[str, Estimate],
     positive: Mapping[str, Estimate],
     received: Mapping[str, int],
-    trend: tuple[float | None, float | None, str],
-) -> list[str]:
-    """What users said, per variant: how many, their mean rating with its bounds, the share of positive ratings,
-    and the treatment's mean rating against the period before (`trend`: now, before, what before means)."""
-    out = []
-    if any(received.get(v) for v in (TREATMENT, CONTROL)):
-        counts = {
-            v: Estimate(float(received[v]), None, None, received[v]) for v in sorted(received, key=_first)
-        }
-        out.append("Feedback received: " + _per_variant(counts, lambda e: f"{e.value:.0f}", ""))
-    rated = _per_variant(
-        satisfaction,
-        lambda e: (
-            f"{e.value:.2f} of 5"
-            + (f" (95%: {e.lower:.2f}–{e.upper:.2f})" if e.lower is not None and e.upper is not None else "")
-        ),
-        " from {n} ratings",
+    trend: Trend | None,
+) -> Reception:
+    """What users said per variant (their feedback: how many, their mean rating with its bounds, the share of
+    positive ratings, the treatment's trend) and how they took the feature besides (engagement against
+    control, support tickets against the baseline)."""
+    counts = {v: received[v] for v in (TREATMENT, CONTROL) if v in received}
+    return Reception(
+        counts if any(counts.values()) else {},
+        _with_values(satisfaction),
+        _with_values(positive),
+        trend,
+        _engagement(_row(rows, "engagement")),
+        _tickets(_row(rows, "support_tickets")),
     )
-    if rated:
-        out.append("Satisfaction: " + rated)
-    share = _per_variant(positive, lambda e: f"{e.value * 100:.0f}% positive", "")
-    if share:
-        out.append("Positive ratings (4 or 5 of 5, a thumbs-up): " + share)
-    now, before, when = trend
-    if now is not None and before is not None:
-        out.append(
-            f"Trend with the feature: {now:.2f} of 5 against {before:.2f} {when} ({now - before:+.2f})"
-        )
-    return out
 
 
-def report_actions(
+def _engagement(row: MetricRow | None) -> Engagement | None:
+    on, off = (row.window.get(TREATMENT), row.window.get(CONTROL)) if row else (None, None)
+    if on is None or on.value is None:
+        return None
+    return Engagement(on.value, off.value if off is not None and off.value else None)
+
+
+def _tickets(row: MetricRow | None) -> Tickets | None:
+    total = row.window.get("all") if row else None
+    if row is None or total is None or total.value is None:
+        return None
+    baseline = row.compare == Compare.BASELINE.value and row.gate is not None and row.gate.value is not None
+    return Tickets(total.value, row.gate.value if baseline and row.gate else None)
+
+
+def next_steps(
     record: RolloutRecord,
     rows: Sequence[MetricRow],
     transitions: Sequence[Transition],
     now: datetime,
-    zone: ZoneInfo,
     flag_exists: bool,
-) -> list[str]:
+) -> list[NextStep]:
     """Next steps, from the rollout's state and its gates (`rows` begins with the gates' rows, in plan order)."""
-    plan, state, rid = record.plan, record.state, record.id
-    n, last = state.stage, transitions[-1].reason if transitions else ""
-    percentage = plan.percentage_bp(n) / 100
-
-    def stage(number: int) -> str:
-        return f"stage {number} ({plan.stages[number - 1].name}, {plan.percentage_bp(number) / 100:g}%)"
-
-    out: list[str] = []
+    plan, state = record.plan, record.state
+    last = transitions[-1].reason if transitions else ""
+    out: list[NextStep]
     match state.phase:
         case Phase.PENDING:
-            out.append(f"Not started: `rampup rollout start {rid}` starts it.")
+            out = [NotStarted()]
         case Phase.AWAITING_APPROVAL:
-            missing = state.missing(plan, n + 1)
-            out.append(
-                f"Waiting for {', '.join(missing)} before {stage(n + 1)}: "
-                f'`rampup rollout signoff {rid} "PREREQUISITE" --by NAME`'
-                + (f", `rampup rollout approve {rid}`." if "approval" in missing else ".")
-            )
-        case Phase.RUNNING:
-            spec = plan.stages[n - 1]
-            after = stage(n + 1) if n < len(plan.stages) else "completion"
-            soak = (spec.min_duration - (now - (state.entered_at or now))).total_seconds()
-            pending = [
-                r.metric
-                for r, g in zip(rows, plan.gates, strict=False)
-                if g.blocks_advance and r.verdict != "pass"
+            out = [
+                AwaitingSignoffs(tuple(state.missing(plan, state.stage + 1)), _stage(plan, state.stage + 1))
             ]
-            if soak > 0:
-                ends = (now + timedelta(seconds=soak)).astimezone(zone)
-                out.append(
-                    f"Soak ends in {format_duration(timedelta(seconds=soak), 'short')} ({ends:%Y-%m-%d %H:%M}), then {after} if every gate passes."
-                )
-            elif pending:
-                out.append(f"Soak is over; {after} follows once {', '.join(pending)} pass.")
-            else:
-                out.append(f"Soak is over and every gate passes: {after} at the controller's next tick.")
-            for r in rows:
-                if r.needs_samples:
-                    time_left = (
-                        f" (about {format_duration(timedelta(seconds=r.needs_s), 'short')} at the current rate)"
-                        if r.needs_s
-                        else ""
-                    )
-                    out.append(
-                        f"{r.metric} needs about {r.needs_samples:,.0f} more samples to decide{time_left}."
-                    )
-            if n < len(plan.stages) and (missing := state.missing(plan, n + 1)):
-                out.append(
-                    f"{stage(n + 1)[0].upper()}{stage(n + 1)[1:]} will wait for {', '.join(missing)}; "
-                    f'sign off ahead with `rampup rollout signoff {rid} "PREREQUISITE" --by NAME`.'
-                )
+        case Phase.RUNNING:
+            out = _running(record, rows, now)
         case Phase.WAITING_FOR_DATA:
-            out.append(
-                f"Waiting for data ({last}). It advances by itself once the gates pass; "
-                f"`rampup rollout advance {rid}` moves on by hand."
-            )
+            out = [WaitingForData(last)]
         case Phase.PAUSED:
-            out.append(
-                f"Paused ({last}). `rampup rollout resume {rid}` resumes; safety rollbacks act meanwhile."
-            )
+            out = [Paused(last)]
         case Phase.ROLLED_BACK:
-            out.append(
-                f"Rolled back to {percentage:g}% ({last}). It holds there: investigate the root cause, fix "
-                f"it, re-test on staging, then `rampup rollout resume {rid}`."
-            )
+            out = [RolledBack(plan.percentage_bp(state.stage) / 100, last)]
         case Phase.DISABLED:
-            out.append(f"Kill switch pulled ({last}). Investigate and fix, then start a new rollout.")
+            out = [Disabled(last)]
         case Phase.ABORTED:
-            out.append("Aborted: everyone is back on the old version. Start a new rollout when ready.")
+            out = [Aborted()]
         case Phase.COMPLETED:
-            out.append(_cleanup(plan, record, now, zone, flag_exists))
+            out = [_cleanup(record, now, flag_exists)]
     if state.phase is not Phase.COMPLETED and not state.phase.is_terminal:
-        for r in rows:
-            if r.verdict == "warn":
-                out.append(f"Watch {r.metric}: it is past its target or warning ({r.thresholds}).")
-            elif r.verdict in ("fail", "critical"):
-                held = (
-                    f" if it lasts {format_duration(timedelta(seconds=r.sustain_s), 'short')}"
-                    if r.sustain_s
-                    else ""
-                )
-                act = "pulls the kill switch" if r.verdict == "critical" else "steps back"
-                out.append(f"{r.metric} breaches {r.thresholds}: the controller {act}{held}.")
+        out += _breaches(rows)
     return out
 
 
-def _cleanup(plan: Plan, record: RolloutRecord, now: datetime, zone: ZoneInfo, flag_exists: bool) -> str:
-    """Clean-up: remove the flag once everyone has had the feature for 3+ days with no issues."""
+def _stage(plan: Plan, number: int) -> StageRef:
+    return StageRef(number, plan.stages[number - 1].name, plan.percentage_bp(number) / 100)
+
+
+def _running(record: RolloutRecord, rows: Sequence[MetricRow], now: datetime) -> list[NextStep]:
+    plan, state = record.plan, record.state
+    n = state.stage
+    then = _stage(plan, n + 1) if n < len(plan.stages) else None
+    soak = plan.stages[n - 1].min_duration - (now - (state.entered_at or now))
+    out: list[NextStep]
+    if soak > timedelta(0):
+        out = [Soaking(now + soak, soak, then)]
+    else:
+        pending = [
+            r.metric
+            for r, g in zip(rows, plan.gates, strict=False)
+            if g.blocks_advance and r.verdict != "pass"
+        ]
+        out = [SoakOver(then, tuple(pending))]
+    out += [
+        NeedsSamples(r.metric, r.needs_samples, timedelta(seconds=r.needs_s) if r.needs_s else None)
+        for r in rows
+        if r.needs_samples
+    ]
+    if then is not None and (missing := state.missing(plan, n + 1)):
+        out.append(SignoffAhead(then, tuple(missing)))
+    return out
+
+
+def _breaches(rows: Sequence[MetricRow]) -> list[NextStep]:
+    out: list[NextStep] = []
+    for r in rows:
+        if r.verdict == "warn":
+            out.append(Watch(r.metric, r.thresholds))
+        elif r.verdict in ("fail", "critical"):
+            out.append(
+                Breaching(r.metric, r.thresholds, r.verdict == "critical", timedelta(seconds=r.sustain_s))
+            )
+    return out
+
+
+def _cleanup(record: RolloutRecord, now: datetime, flag_exists: bool) -> NextStep:
+    """Clean-up: remove the flag once everyone has had the feature for CLEANUP_AFTER with no issues."""
+    plan = record.plan
     final = plan.percentage_bp(record.state.stage) / 100
     if final < 100:
-        return f"The plan ends at {final:g}%: the flag keeps serving that share until someone raises it."
+        return PartialEnd(final)
     if not flag_exists:
-        return f"The flag {plan.flag!r} is deleted in Rampup: the cleanup is done."
+        return FlagDeleted(plan.flag)
     since = record.state.entered_at or now
-    ready = since + CLEANUP_AFTER
-    if now >= ready:
-        return (
-            f"Everyone has had the feature since {since.astimezone(zone):%Y-%m-%d %H:%M} without a step back: "
-            f"remove the flag {plan.flag!r} from the code, then delete it in Rampup."
-        )
-    return (
-        f"Remove the flag {plan.flag!r} from the code after {ready.astimezone(zone):%Y-%m-%d %H:%M} (3 days at "
-        f"100%) if nothing goes wrong meanwhile, then delete it in Rampup."
-    )
+    return RemoveFlag(plan.flag, since, since + CLEANUP_AFTER, now >= since + CLEANUP_AFTER)

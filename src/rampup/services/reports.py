@@ -5,12 +5,11 @@ the schedules that send them through the outbox.
 Building gathers data only. A `Renderer` (an adapter) turns a `Report` into Markdown and HTML.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from rampup.core.durations import format_duration
 from rampup.core.gates import CONTROL, TREATMENT
 from rampup.core.notifications import Notification
 from rampup.core.plans import Plan
@@ -20,23 +19,22 @@ from rampup.core.reports import (
     MAX_WINDOW_S,
     STANDARD_METRICS,
     MetricRow,
+    Reception,
     Report,
+    Trend,
     Users,
     alert_incident,
     comment_of,
     estimates_of,
-    feedback_lines,
     gate_lines,
     gate_row,
     incidents_since,
     metric_chart,
     metric_label,
-    people_name,
+    next_steps,
     plan_stage_rows,
-    report_actions,
+    reception,
     report_status,
-    report_titles,
-    satisfaction_lines,
     stage_markers,
     stage_visits,
 )
@@ -65,6 +63,7 @@ TREND_SPAN = timedelta(days=7)
 
 
 class Renderer(Protocol):
+    def title(self, report: Report) -> str: ...
     def markdown(self, report: Report) -> str: ...
     def html(self, report: Report) -> str: ...
 
@@ -212,18 +211,14 @@ class ReportService:
         status = report_status(state.phase, [r.verdict for r in rows])
         stage_name = plan.stages[state.stage - 1].name if state.stage else "not started"
         percentage = plan.percentage_bp(state.stage) / 100
-        name = people_name(plan.name)
-        title, heading = report_titles(kind, name, state.stage, percentage, now.astimezone(zone))
         return Report(
             kind=kind,
-            title=title,
-            heading=heading,
             generated_at=now,
             timezone=zone.key,
             start=start,
             end=end,
             rollout_id=record.id,
-            name=name,
+            name=plan.name,
             flag=plan.flag,
             environment=plan.environment,
             state=state.phase.value,
@@ -239,37 +234,44 @@ class ReportService:
             metrics=tuple(rows),
             users=users,
             incidents=tuple(incidents),
-            feedback=tuple(self._satisfaction(plan, window, start, end) + feedback_lines(rows)),
-            actions=tuple(report_actions(record, rows, transitions, now, zone, flag_exists)),
+            reception=self._reception(plan, rows, window, start, end),
+            actions=tuple(next_steps(record, rows, transitions, now, flag_exists)),
             visits=tuple(visits),
             plan_stages=tuple(plan_stage_rows(plan, every_visit)),
             signoffs=state.signoffs,
             charts=charts,
-            contact=contact or f"{record.created_by} (started this rollout)",
+            contact=contact,
+            started_by=record.created_by,
             channels=plan.notify,
             flag_exists=flag_exists,
             comments=tuple(comment_of(e) for e in comments),
         )
 
-    def _satisfaction(
-        self, plan: Plan, window: Callable[[str], dict[str, Any] | None], start: datetime, end: datetime
-    ) -> list[str]:
-        """Feedback per variant in the window, and the treatment's mean rating against the span before (as long
-        as the window, at most a week)."""
+    def _reception(
+        self,
+        plan: Plan,
+        rows: Sequence[MetricRow],
+        window: Callable[[str], dict[str, Any] | None],
+        start: datetime,
+        end: datetime,
+    ) -> Reception:
+        """Feedback per variant in the window, the treatment's mean rating against the span before (as long as
+        the window, at most a week), engagement and support tickets."""
         results = [window(m) for m in ("satisfaction", "satisfaction_positive", "feedback")]
         if any(r is None for r in results):
-            return []
+            return reception(rows, {}, {}, {}, None)
         satisfaction, positive, received = (r for r in results if r is not None)
         span = min(end - start, TREND_SPAN)
         before = self._window(plan, "satisfaction", end - 2 * span, end - span)
         earlier = before["variants"].get(TREATMENT, {}).get("value") if before else None
         now = self._window(plan, "satisfaction", end - span, end) if span != end - start else satisfaction
         later = now["variants"].get(TREATMENT, {}).get("value") if now else None
-        return satisfaction_lines(
+        return reception(
+            rows,
             estimates_of(satisfaction),
             estimates_of(positive),
             {v: e["count"] for v, e in received["variants"].items()},
-            (later, earlier, f"in the {format_duration(span, 'long')} before"),
+            Trend(later, earlier, span) if later is not None and earlier is not None else None,
         )
 
     def _window(self, plan: Plan, metric: str, start: datetime, end: datetime) -> dict[str, Any] | None:
@@ -393,7 +395,7 @@ class ReportService:
             outbox_id(now),
             f"report.{report.kind}",
             now,
-            report.title,
+            self._renderer.title(report),
             self._renderer.markdown(report),
             fields=(
                 ("rollout", f"{report.rollout_id} {record.plan.name}"),

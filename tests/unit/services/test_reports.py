@@ -12,6 +12,7 @@ import pytest
 from rampup.adapters.reports import JinjaRenderer
 from rampup.bootstrap import Container
 from rampup.core.plans import Phase, Plan
+from rampup.core.reports import RolledBack, StageChange
 from rampup.core.telemetry import Kind, Observation
 from rampup.errors import InvalidInput, NotFound
 from rampup.services.reports import ReportService
@@ -264,17 +265,18 @@ def test_reports_are_filled_from_the_telemetry_and_the_transitions(
     assert rows["unhandled_exceptions"].window["on"].value == 2  # not a gate, but it happened
     assert report.users is not None and (report.users.treatment, report.users.control) == (100, 900)
     assert [(i.kind, i.change, i.actor, i.reason) for i in report.incidents] == [
-        ("rolled back", "25% → 10%", "lee", "checkout bug")
+        ("rolled back", StageChange(25.0, 10.0), "lee", "checkout bug")
     ]
     assert [(v.number, v.outcome) for v in report.visits] == [(1, "advanced"), (2, "rolled back"), (1, "")]
     chart = {c.metric: c for c in report.charts}["error_rate"]
     assert list(chart.series) == ["on", "off"] and [m.label for m in chart.markers] == ["10%", "25%", "10%"]
     assert any(v == pytest.approx(0.01) for v in chart.series["on"] if v is not None)
-    assert report.actions[0].startswith("Rolled back to 10% (checkout bug). It holds there")
+    assert report.actions[0] == RolledBack(10.0, "checkout bug")
 
     md = reports.render(report, "md")
     assert "- Error Rate: 1.5% with the feature, 0.167% without (target: < 0.1%)" in md
     assert "- Users Affected: 100 (10% of 1,000 users seen)" in md
+    assert "- Rolled back to 10% (checkout bug). It holds there: investigate the root cause" in md
     html = reports.render(report, "html")
     assert html.count("<svg") == 2 and html.count('class="series"') == 4
 

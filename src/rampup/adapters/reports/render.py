@@ -1,8 +1,10 @@
 """Reports as Markdown and as self-contained HTML (inline CSS and SVG charts, fit for e-mail), from Jinja2
-templates (adapters/reports/templates/)."""
+templates (adapters/reports/templates/): the facts a `Report` holds put into words, titles and the commands to
+type included (`_sentences.txt.j2`)."""
 
 import math
 import re
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,9 @@ from markupsafe import Markup, escape
 
 from rampup.adapters.reports.charts import marker_line, sparkline, svg_chart
 from rampup.core.durations import format_duration
-from rampup.core.reports import Chart, MetricRow, Report
+from rampup.core.reports import Chart, MetricRow, Reception, Report
 
-__all__ = ["JinjaRenderer", "value_text"]
+__all__ = ["JinjaRenderer", "people_name", "value_text"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 SPARK_WIDTH = 48
@@ -88,6 +90,19 @@ def _day(ctx: Context, at: datetime) -> str:
     return at.astimezone(ctx["zone"]).date().isoformat()
 
 
+@pass_context
+def _week(ctx: Context, at: datetime) -> str:
+    year, week, _ = at.astimezone(ctx["zone"]).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def people_name(plan_name: str) -> str:
+    """workstation-rollout → Workstation Rollout, as people call it."""
+    words = plan_name.replace("-", " ").replace("_", " ").split()
+    name = " ".join(w[:1].upper() + w[1:] for w in words)
+    return name if name.lower().endswith("rollout") else f"{name} Rollout"
+
+
 def _since(report: Report, at: datetime | None, until: datetime | None = None) -> str:
     return "—" if at is None else format_duration((until or report.generated_at) - at, "long")
 
@@ -145,6 +160,10 @@ def _spark(chart: Chart) -> dict[str, Any]:
     return {"chart": chart, "block": "\n".join(block), "low": low, "high": high, "has_data": bool(values)}
 
 
+# What a report says about its users, a line each, in this order (macros of _sentences.txt.j2).
+_RECEPTION = ("received", "satisfaction", "positive", "trend", "engagement", "tickets")
+
+
 class JinjaRenderer:
     def __init__(self) -> None:
         self._env = Environment(
@@ -167,17 +186,54 @@ class JinjaRenderer:
             words=lambda s: s.replace("_", " "),
             code=_code,
             quoted=_quoted,
+            week=_week,
+            people=people_name,
+            span=format_duration,
+            action=self._sentence("action"),
+            incident=self._sentence("incident"),
+            contact=self._sentence("contact"),
+            reception=self._reception,
         )
         self._env.globals.update(
             target=_target, judged=_judged, since=_since, window_span=_window_span, variant_names=_IN_WORDS
         )
 
+    def _say(self, zone: ZoneInfo, macro: str, *args: Any) -> str:
+        """A sentence of _sentences.txt.j2 as plain text (a str, not Markup: an HTML template escapes it)."""
+        module = self._env.get_template("_sentences.txt.j2").make_module({"zone": zone})
+        return str(getattr(module, macro)(*args)).strip()
+
+    def title(self, report: Report) -> str:
+        """The e-mail subject."""
+        return self._say(ZoneInfo(report.timezone), "title", report)
+
+    def _sentence(self, macro: str) -> Callable[..., str]:
+        """A filter saying a fact (a next step, an incident) with one of _sentences.txt.j2's macros."""
+
+        @pass_context
+        def say(ctx: Context, *args: Any) -> str:
+            return self._say(ctx["zone"], macro, *args)
+
+        return say
+
+    @pass_context
+    def _reception(self, ctx: Context, reception: Reception) -> list[str]:
+        return [line for name in _RECEPTION if (line := self._say(ctx["zone"], name, reception))]
+
+    def _words(self, report: Report) -> dict[str, Any]:
+        """What every template of a report is rendered with besides its own pieces."""
+        zone = ZoneInfo(report.timezone)
+        return {
+            "r": report,
+            "zone": zone,
+            "rows": {m.metric: m for m in report.metrics},
+            "title": self._say(zone, "title", report),
+            "heading": self._say(zone, "heading", report),
+        }
+
     def markdown(self, report: Report) -> str:
         return self._env.get_template(f"{report.kind}.md.j2").render(
-            r=report,
-            zone=ZoneInfo(report.timezone),
-            rows={m.metric: m for m in report.metrics},
-            charts=[_spark(c) for c in report.charts],
+            **self._words(report), charts=[_spark(c) for c in report.charts]
         )
 
     def html(self, report: Report) -> str:
@@ -189,8 +245,5 @@ class JinjaRenderer:
             )  # svg_chart escapes its text
 
         return self._env.get_template(f"{report.kind}.html.j2").render(
-            r=report,
-            zone=zone,
-            rows={m.metric: m for m in report.metrics},
-            charts=[{"chart": c, "svg": svg(c)} for c in report.charts],
+            **self._words(report), charts=[{"chart": c, "svg": svg(c)} for c in report.charts]
         )
