@@ -24,9 +24,8 @@ __all__ = ["ScheduledChangeService", "MAX_PENDING", "MAX_PENDING_PER_FLAG"]
 
 MAX_PENDING_PER_FLAG = 50  # in one environment
 MAX_PENDING = 1000  # in all
-CHANGE_FIELDS = STATE_FIELDS - {
-    "version"
-}  # the version is the one at execution time, unknown when scheduling
+# The version is the one at execution time, unknown when scheduling.
+CHANGE_FIELDS = STATE_FIELDS - {"version"}
 _FIELDS = frozenset({"flag", "environment", "at", "timezone", "change", "notify", "reason"})
 
 
