@@ -192,9 +192,15 @@ def test_the_flag_page_lists_its_pending_scheduled_changes_in_local_time_and_can
 
 def test_the_evaluation_tester_gives_the_ofrep_answer(web_server: Server) -> None:
     key, prerequisite = new_flag(web_server, 50), new_flag(web_server, 70)
+    segment = f"testers-{uuid.uuid4().hex[:8]}"
     with web_server.client() as api:
+        testers = api.post(
+            "/api/v1/environments/production/segments", json={"key": segment, "keys": ["user-3", "user-8"]}
+        )
+        assert testers.status_code == 201, testers.text
         email = {"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}
-        rules = [{"conditions": [email], "variant": "on"}]
+        in_segment = {"operator": "in_segment", "values": [segment]}
+        rules = [{"conditions": [email], "variant": "on"}, {"conditions": [in_segment], "variant": "off"}]
         changed = api.put(
             f"/api/v1/flags/{key}/environments/production",
             json={"rules": rules, "prerequisites": [{"flag": prerequisite}]},
@@ -214,6 +220,7 @@ def test_the_evaluation_tester_gives_the_ofrep_answer(web_server: Server) -> Non
         context = {**json.loads(attributes or "{}"), **({"targetingKey": user} if user else {})}
         answer = ofrep.post(f"/ofrep/v1/evaluate/flags/{key}", json={"context": context})
         assert shown == answer.json(), (user, attributes)
+    assert f"segment in {segment} → off" in page.text  # the rule as the flag page shows it
     bad = browser.get(f"/flags/{key}", params={"targeting_key": "u", "attributes": "[1"})
     assert bad.status_code == 200 and "attributes are a JSON object" in bad.text
 
