@@ -6,7 +6,7 @@ from typing import Any
 
 from rampup.core.masking import mask_urls
 from rampup.services.alerts import AlertStatus, RuleStatus
-from rampup.services.lifecycle import Evaluations
+from rampup.services.lifecycle import Evaluations, FlagLife, describe
 from rampup.services.notifications import Delivery
 from rampup.services.reports import ScheduleStatus
 from rampup.services.rollouts import Backtest, RolloutStatus
@@ -17,6 +17,7 @@ __all__ = [
     "backtest_out",
     "delivery_out",
     "evaluations_out",
+    "flag_life_out",
     "rollout_out",
     "schedule_out",
 ]
@@ -114,4 +115,22 @@ def evaluations_out(e: Evaluations) -> dict[str, Any]:
             }
             for env, counts in e.counts.items()
         },
+    }
+
+
+def flag_life_out(f: FlagLife) -> dict[str, Any]:
+    life, s = f.life, f.stewardship
+    return {
+        "flag": f.key,
+        "kind": s.kind.value,
+        "status": life.status.value,
+        "reasons": [why.value for why in life.reasons],
+        "reason": describe(life, s),
+        "since": life.since,
+        "last_evaluated_at": f.last_evaluated_at,
+        "completed_at": f.completed_at,
+        "archived_at": s.archived_at,
+        "references": len(s.references),
+        "scanned_at": s.scanned_at,
+        "channels": list(f.channels),
     }

@@ -56,23 +56,6 @@ class FlagLife:
     completed_at: datetime | None
     channels: tuple[str, ...]  # who hears of its status changes
 
-    def to_dict(self) -> dict[str, Any]:
-        life = self.life
-        return {
-            "flag": self.key,
-            "kind": self.stewardship.kind.value,
-            "status": life.status.value,
-            "reasons": [why.value for why in life.reasons],
-            "reason": describe(life, self.stewardship),
-            "since": life.since,
-            "last_evaluated_at": self.last_evaluated_at,
-            "completed_at": self.completed_at,
-            "archived_at": self.stewardship.archived_at,
-            "references": len(self.stewardship.references),
-            "scanned_at": self.stewardship.scanned_at,
-            "channels": list(self.channels),
-        }
-
 
 def describe(life: Lifecycle, s: Stewardship) -> str:
     """The reason in words, for people: the CLI, the dashboard and the notifications."""

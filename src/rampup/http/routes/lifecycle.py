@@ -11,7 +11,7 @@ from rampup.errors import BadRequest, InvalidInput
 from rampup.http.deps import ContainerDep, Reader, Writer, read_body
 from rampup.http.limits import REFERENCES_BODY
 from rampup.http.schemas import ArchiveIn, ErrorOut, EvaluationsOut, FlagLifeOut, FlagOut, ReferencesOut
-from rampup.http.views import evaluations_out
+from rampup.http.views import evaluations_out, flag_life_out
 
 __all__ = ["router", "parse_status", "StatusQuery"]
 
@@ -47,7 +47,7 @@ def parse_status(value: str | None) -> Status | None:
 @router.get("/lifecycle", response_model=list[FlagLifeOut])
 def lifecycle(c: ContainerDep, _: Reader, status: StatusQuery = None) -> list[dict[str, Any]]:
     """Every flag's lifecycle status with the reason (how it is decided: docs/cleanup.md)."""
-    return [life.to_dict() for life in c.lifecycle.lives(parse_status(status))]
+    return [flag_life_out(life) for life in c.lifecycle.lives(parse_status(status))]
 
 
 @router.put(
