@@ -4,7 +4,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -26,6 +26,7 @@ from rampup.core.notifications import ChannelType, Severity
 from rampup.core.scheduled_changes import ChangeStatus
 from rampup.core.schedules import ReportKind
 from rampup.core.segments import MAX_KEY_LENGTH, MAX_SEGMENT_CONDITIONS, MAX_SEGMENT_KEYS
+from rampup.core.targeting import Operator
 from rampup.core.telemetry import CUSTOM_AGGREGATIONS, Aggregation
 from rampup.core.tokens import Scope
 
@@ -264,7 +265,7 @@ class AttributeConditionOut(BaseModel):
 
 
 class SegmentConditionOut(BaseModel):
-    operator: Literal["in_segment", "not_in_segment"]
+    operator: Annotated[Operator, Among((Operator.IN_SEGMENT, Operator.NOT_IN_SEGMENT))]
     values: list[str] = Field(description="segment keys")
 
 
