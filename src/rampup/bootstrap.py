@@ -121,8 +121,8 @@ def build_container(settings: Settings, clock: Clock | None = None, store: Store
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     usage = EvaluationCounter(store, clock)
     meters = ServerMetrics(holder)
-    ingest = IngestService(store, snapshots, clock, usage, meters.ingest)
     retention = timedelta(days=settings.retention_days)
+    ingest = IngestService(store, snapshots, clock, usage, meters.ingest, retention)
     lifecycle = LifecycleService(store, clock, notifications, refresh)
     scheduled = ScheduledChangeService(store, clock, flags, notifications, refresh)
     return Container(

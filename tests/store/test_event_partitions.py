@@ -141,3 +141,33 @@ def test_the_migration_moves_stored_batches_into_day_partitions_and_back(
             assert conn.exec_driver_sql("SELECT count(*) FROM pg_inherits").scalar_one() == 0
     finally:
         engine.dispose()
+
+
+def test_a_batch_reaching_back_years_counts_but_makes_no_partition_for_days_past_the_retention(
+    postgres_url: str,
+) -> None:
+    """An attacker's batch (or a client's backfill): 10,000 events on 10,000 past days would otherwise create as
+    many tables. They count in the aggregates; only the events inside the retention are kept raw."""
+    now = datetime.fromtimestamp((FIRST + 1) * DAY, UTC)
+    c = build_container(
+        Settings(database_url=postgres_url, admin_token="t0ken", retention_days=14), clock=lambda: now
+    )
+    prepare(c)
+    try:
+        before = partitions(postgres_url)
+        events = [request((FIRST - day) * DAY_MS, f"u{day}") for day in range(10_000)]
+        assert c.ingest.ingest("production", events) == 10_000
+        assert sorted(set(partitions(postgres_url)) - set(before)) == sorted(
+            f"event_batches_d{FIRST - day}"
+            for day in range(14)
+            if f"event_batches_d{FIRST - day}" not in before
+        )
+        with c.store.read() as tx:
+            env = c.snapshots.current.environments["production"].id
+            assert len(tx.telemetry.events(env, (FIRST - 20_000) * DAY_MS, (FIRST + 1) * DAY_MS)) == 14
+            totals = tx.telemetry.rollup_rows(
+                env, "", "error_rate", [(3600, (FIRST - 10_000) * DAY, FIRST * DAY)]
+            )
+        assert sum(aggregate.count for *_, aggregate in totals) == 10_000
+    finally:
+        c.close()

@@ -41,8 +41,10 @@ class IngestService:
         clock: Clock,
         usage: EvaluationCounter | None = None,
         stored: Callable[[str, str, int], None] = lambda environment, source, count: None,
+        retention: timedelta | None = None,
     ) -> None:
         self._store = store
+        self._retention = retention
         self._snapshots = snapshots
         self._clock = clock
         self._usage = usage  # exposures count as evaluations of their flag
@@ -68,7 +70,14 @@ class IngestService:
             for o in observations
             if o.event_id and (o.targeting_key or o.flags)
         ]
-        raw = [dataclasses.replace(o, message=None) if o.kind is Kind.FEEDBACK else o for o in observations]
+        # Events older than the retention count in the aggregates but are not kept raw: the next purge would drop
+        # them, and on PostgreSQL each of their days would cost a partition (years of backfill: thousands).
+        oldest_ms = self.now_ms() - self._retention // timedelta(milliseconds=1) if self._retention else None
+        raw = [
+            dataclasses.replace(o, message=None) if o.kind is Kind.FEEDBACK else o
+            for o in observations
+            if oldest_ms is None or o.at_ms >= oldest_ms
+        ]
 
         def write(tx: Transaction) -> None:
             tx.telemetry.insert_events(env.id, raw)
