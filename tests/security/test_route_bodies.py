@@ -43,6 +43,12 @@ BAD: list[tuple[str, dict[str, Any] | list[Any] | str, str]] = [
     ("/api/v1/reports/schedules", {**SCHEDULE, "weekday": {"day": 4}}, "weekday"),
     ("/api/v1/reports/schedules", {**SCHEDULE, "contact": HUGE}, "contact"),
     ("/api/v1/reports/schedules", {**SCHEDULE, "cron": "* * * * *"}, "cron"),
+    # a core aggregation, but not one a custom metric may use
+    (
+        "/api/v1/metric-definitions",
+        {"name": "visits", "event": "visit", "aggregation": "rate"},
+        "aggregation",
+    ),
 ]
 
 
@@ -75,3 +81,17 @@ def test_the_good_bodies_beside_them_are_taken(server: Server) -> None:
     with server.client() as api:
         assert api.post("/api/v1/alert-rules", json=RULE).status_code == 201
         assert api.post("/api/v1/reports/schedules", json=SCHEDULE).status_code == 201
+
+
+def test_the_schema_lists_the_values_the_core_accepts(server: Server) -> None:
+    with server.client() as api:
+        schemas = api.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["CustomMetricIn"]["properties"]["aggregation"]["enum"] == [
+        "count",
+        "per_user",
+        "ratio",
+        "mean",
+        "percentile",
+    ]
+    assert schemas["ReportKind"]["enum"] == ["daily", "support", "weekly", "completion"]
+    assert schemas["ChannelType"]["enum"] == ["slack", "webhook", "email", "pagerduty"]
