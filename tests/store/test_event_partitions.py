@@ -168,6 +168,6 @@ def test_a_batch_reaching_back_years_counts_but_makes_no_partition_for_days_past
             totals = tx.telemetry.rollup_rows(
                 env, "", "error_rate", [(3600, (FIRST - 10_000) * DAY, FIRST * DAY)]
             )
-        assert sum(aggregate.count for *_, aggregate in totals) == 10_000
+        assert sum(row.aggregate.count for row in totals) == 10_000
     finally:
         c.close()
