@@ -67,7 +67,7 @@ def main() -> None:
             t1 = time.perf_counter()
             summary = encode_summary(*fold_seconds(observations, timelines))
             t2 = time.perf_counter()
-            summarized.ingest.ingest_summary("production", *decode_summary(summary))
+            summarized.ingest.ingest_summary("production", *decode_summary(summary, int(time.time() * 1000)))
             t3 = time.perf_counter()
             server_events.append(t1 - t0)
             client_fold.append(t2 - t1)

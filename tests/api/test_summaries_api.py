@@ -1,5 +1,5 @@
 """POST /api/v1/summaries over HTTP: an ingest token stores a summary as the events it stands for; anyone else, or
-a malformed summary, changes nothing."""
+a malformed summary, or one dated more than a day ahead, changes nothing."""
 
 import json
 import time
@@ -38,6 +38,17 @@ def test_an_ingest_token_sends_a_summary_and_the_metrics_count_its_events(sqlite
         bad = sender.post("/api/v1/summaries", content=body.replace(b'"failures":10', b'"failures":99', 1))
         assert bad.status_code == 422 and bad.json()["error"]["where"] == "seconds[0].failures", bad.text
         assert sender.post("/api/v1/summaries", content=b"{not json").status_code == 400
+        # Raw events may be a day ahead at most; so may a summary's seconds and unit days.
+        later = json.loads(body)
+        later["seconds"][0]["second"] += 2 * 86400
+        day = later["seconds"][1]["second"] // 86400 + 2
+        unit = {"flag": "workstation", "variant": "on", "day": day, "unit": "u1", "events": 1}
+        for summary, where in (
+            (later, "seconds[0].second"),
+            ({"seconds": [], "units": [unit]}, "units[0].day"),
+        ):
+            far = sender.post("/api/v1/summaries", content=json.dumps(summary))
+            assert far.status_code == 422 and far.json()["error"]["where"] == where, far.text
         assert error_rate(server) == before, "refused summaries store nothing"
         ok = sender.post("/api/v1/summaries", content=body)
     assert ok.status_code == 202 and ok.json() == {"accepted": 40}, ok.text

@@ -18,6 +18,7 @@ from rampup.errors import InvalidInput
 from rampup.services.metrics import MetricQuery
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
+NOW_MS = int(NOW.timestamp() * 1000)
 FLAG = "checkout"
 GATES = [
     {"metric": "error_rate", "target": "< 2%", "rollback": "> 5%"},
@@ -65,7 +66,6 @@ def pair(
 
 
 def answers(c: Container) -> list[object]:
-    now_ms = int(NOW.timestamp() * 1000)
     metrics = [
         c.metrics.query(MetricQuery("production", metric, 3600, flag=flag, end=NOW))
         for metric in ("error_rate", "api_latency_p50", "api_latency_p95", "errors")
@@ -75,7 +75,7 @@ def answers(c: Container) -> list[object]:
     with c.store.read() as tx:
         inputs = tx.telemetry.gate_inputs(env.id, FLAG)
         verdicts = [
-            assess(Gate.parse(gate, f"gates[{i}]"), inputs, now_ms - 3_600_000, now_ms)
+            assess(Gate.parse(gate, f"gates[{i}]"), inputs, NOW_MS - 3_600_000, NOW_MS)
             for i, gate in enumerate(GATES)
         ]
     return [*metrics, *[(v.verdict, v.measurement) for v in verdicts]]
@@ -84,7 +84,7 @@ def answers(c: Container) -> list[object]:
 def test_a_summary_gives_the_metric_answers_and_gate_verdicts_of_its_events(pair: list[Container]) -> None:
     raw, summarized = pair
     body = events()
-    observations = decode_batch(body, int(NOW.timestamp() * 1000))
+    observations = decode_batch(body, NOW_MS)
     assert raw.ingest.ingest("production", observations) == 3000
 
     # What a client would send instead: its events folded the way the server folds them, over the wire format.
@@ -92,7 +92,7 @@ def test_a_summary_gives_the_metric_answers_and_gate_verdicts_of_its_events(pair
     seconds, units = fold_seconds(observations, snapshot.timelines["production"])
     wire = encode_summary(seconds, units)
     assert len(wire) < len(body) / 2
-    assert summarized.ingest.ingest_summary("production", *decode_summary(wire)) == 3000
+    assert summarized.ingest.ingest_summary("production", *decode_summary(wire, NOW_MS)) == 3000
 
     assert answers(summarized) == answers(raw)
     verdicts = [a[0] for a in answers(raw)[-len(GATES) :]]  # type: ignore[index]
@@ -122,6 +122,6 @@ def test_a_bad_summary_is_refused_whole_saying_where(pair: list[Container]) -> N
     ):
         body = json.dumps({"seconds": [cell, {**cell, "second": 1893499001, **change}]}).encode()
         with pytest.raises(InvalidInput) as refused:
-            c.ingest.ingest_summary("production", *decode_summary(body))
+            c.ingest.ingest_summary("production", *decode_summary(body, NOW_MS))
         assert refused.value.where == where, (change, refused.value.message)
     assert answers(c) == before, "a refused summary stores nothing, not even its good part"

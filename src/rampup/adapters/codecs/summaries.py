@@ -19,6 +19,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta, Struct
 
+from rampup.adapters.codecs.native import FUTURE_TOLERANCE_MS
 from rampup.core.rollups import Aggregate, Second, UnitKey
 from rampup.errors import BadRequest, InvalidInput
 
@@ -68,7 +69,7 @@ class Summary(Struct, forbid_unknown_fields=True):
 _decoder = msgspec.json.Decoder(Summary)
 
 
-def decode_summary(body: bytes) -> tuple[dict[Second, Aggregate], dict[UnitKey, list[int]]]:
+def decode_summary(body: bytes, now_ms: int) -> tuple[dict[Second, Aggregate], dict[UnitKey, list[int]]]:
     try:
         summary = _decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -76,8 +77,11 @@ def decode_summary(body: bytes) -> tuple[dict[Second, Aggregate], dict[UnitKey, 
         raise InvalidInput(message, where=path.rstrip("`").lstrip(".") or None) from exc
     except msgspec.DecodeError as exc:
         raise BadRequest(f"not a JSON summary: {exc}") from exc
+    latest = (now_ms + FUTURE_TOLERANCE_MS) // 1000  # as for raw events: no second more than a day ahead
     seconds: dict[Second, Aggregate] = {}
     for i, cell in enumerate(summary.seconds):
+        if cell.second > latest:
+            raise InvalidInput("a second more than a day in the future", where=f"seconds[{i}].second")
         key = (cell.flag, cell.variant, cell.metric, cell.second)
         if key in seconds:
             raise InvalidInput("the same flag, variant, metric and second twice", where=f"seconds[{i}]")
@@ -87,6 +91,8 @@ def decode_summary(body: bytes) -> tuple[dict[Second, Aggregate], dict[UnitKey, 
         unit = UnitKey(u.flag, u.variant, u.day, u.unit)
         if unit in units:
             raise InvalidInput("the same flag, variant, day and unit twice", where=f"units[{i}]")
+        if u.day > latest // 86400:
+            raise InvalidInput("a day more than a day in the future", where=f"units[{i}].day")
         if u.failures > u.events:
             raise InvalidInput("more failures than events", where=f"units[{i}].failures")
         units[unit] = [u.events, u.engaged, u.failures]

@@ -101,8 +101,8 @@ def _events(source: str) -> Callable[[Container, str, list[Observation]], int]:
     return lambda c, environment, observations: c.ingest.ingest(environment, observations, source)
 
 
-def _summary(body: bytes, _now_ms: int) -> tuple[None, tuple[Any, Any]]:
-    return None, decode_summary(body)
+def _summary(body: bytes, now_ms: int) -> tuple[None, tuple[Any, Any]]:
+    return None, decode_summary(body, now_ms)
 
 
 @router.post(
