@@ -281,9 +281,13 @@ def main() -> None:
             for i in range(args.rounds):
                 sqlite = f"sqlite:///{tmp}/rampup-{i}.db"
                 url = sqlite if label.startswith("SQLite") else _fresh_postgres(args.postgres) or sqlite
-                rounds.append(
-                    (measure(url, args.duration, args.connections, Path(tmp)), floor(url, args.duration))
-                )
+                try:
+                    rounds.append(
+                        (measure(url, args.duration, args.connections, Path(tmp)), floor(url, args.duration))
+                    )
+                finally:
+                    if url != sqlite:
+                        _drop_postgres(args.postgres, url)
             r = {k: statistics.median(x[k] for x, _ in rounds) for k in rounds[0][0]}
             f = {k: statistics.median(y[k] for _, y in rounds) for k in rounds[0][1]}
             print(
@@ -316,6 +320,15 @@ def main() -> None:
 
 def _load() -> str:
     return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
+def _drop_postgres(admin_url: str, url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        admin_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def _fresh_postgres(admin_url: str, check: bool = False) -> str | None:
