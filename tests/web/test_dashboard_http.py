@@ -221,6 +221,10 @@ def test_the_evaluation_tester_gives_the_ofrep_answer(web_server: Server) -> Non
         answer = ofrep.post(f"/ofrep/v1/evaluate/flags/{key}", json={"context": context})
         assert shown == answer.json(), (user, attributes)
     assert f"segment in {segment} → off" in page.text  # the rule as the flag page shows it
+    listed = browser.get("/segments", params={"env": "production"}).text
+    row = re.search(rf"<code>{segment}</code>.*?</tr>", listed, re.S)
+    assert row and "<td>2</td>" in row.group(0) and f'href="/flags/{key}?env=production"' in row.group(0)
+    assert segment not in browser.get("/segments", params={"env": "staging"}).text
     bad = browser.get(f"/flags/{key}", params={"targeting_key": "u", "attributes": "[1"})
     assert bad.status_code == 200 and "attributes are a JSON object" in bad.text
 
@@ -232,6 +236,7 @@ def test_pages_carry_a_strict_policy_and_name_no_other_host(web_server: Server) 
         "/rollouts",
         "/flags",
         "/flags/workstation",
+        "/segments",
         "/alerts",
         "/deliveries",
         "/reports",

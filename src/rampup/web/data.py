@@ -351,6 +351,24 @@ def flags(c: Container, query: str = "") -> dict[str, Any]:
     return {"flags": rows, "environments": environments, "query": query}
 
 
+def segments(c: Container, environment: str) -> dict[str, Any]:
+    """One environment's segments (production unless another is asked for), with the flags that use each."""
+    keys = [e.key for e in c.flags.environments()]
+    env = _shown_environment(keys, environment)
+    rows = []
+    for view in c.segments.segments(env):
+        row = view.to_dict()
+        rows.append({**row, "conditions_text": [condition_text(x, ", ") for x in row["conditions"]]})
+    return {"environment": env, "environments": keys, "segments": rows}
+
+
+def _shown_environment(keys: list[str], asked: str | None) -> str:
+    """The environment a page shows: the one asked for if it exists, else production, else the first."""
+    return (
+        asked if asked is not None and asked in keys else ("production" if "production" in keys else keys[0])
+    )
+
+
 def _prefix(key: str) -> str:
     return key.upper().replace("-", "_").replace(".", "_")
 
@@ -421,7 +439,7 @@ def flag(c: Container, key: str, environment: str | None, base_url: str) -> dict
     view = c.flags.flag(key)
     envs = c.flags.environments()
     keys = [e.key for e in envs]
-    env = environment if environment in keys else ("production" if "production" in keys else keys[0])
+    env = _shown_environment(keys, environment)
     env_id = next(e.id for e in envs if e.key == env)
     state = view.states[env].to_dict()
     definition = view.record.definition

@@ -222,6 +222,13 @@ async def flags(request: Request, session: Viewer, q: Annotated[str, Query(max_l
     return await _page(request, "flags.html.j2", session, lambda: data.flags(container(request), q))
 
 
+@router.get("/segments")
+async def segments(
+    request: Request, session: Viewer, env: Annotated[str, Query(max_length=128)] = ""
+) -> Response:
+    return await _page(request, "segments.html.j2", session, lambda: data.segments(container(request), env))
+
+
 FlagKey = Annotated[str, PathParam(max_length=128)]
 
 
