@@ -180,7 +180,7 @@ def _print_stages(stages: list[dict[str, Any]]) -> None:
         "simulated p50 (advanced)",
         "waited for data",
         "said so within a tick",
-        title="Time to a decision per stage: the forecast `rampup rollout apply` prints, and the trials",
+        title="Time to a decision per stage: the forecast `rampup apply` prints, and the trials",
     )
     for s in stages:
         expected = s["expected_decision_s"]

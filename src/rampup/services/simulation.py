@@ -757,7 +757,7 @@ def summarize(results: Sequence[TrialResult], naive: bool = False) -> Summary:
 
 
 def expected_decisions(plan: Plan, traffic: Traffic) -> list[StageForecast]:
-    """The forecast `rampup rollout apply` prints, for this synthetic traffic."""
+    """The forecast `rampup apply` prints, for this synthetic traffic."""
 
     def observe(gate: Gate) -> Observed | None:
         base, _ = parse_metric_name(gate.metric)
