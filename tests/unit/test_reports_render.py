@@ -48,10 +48,9 @@ STARTED = NOW - timedelta(hours=68)
 HOURS = tuple(NOW - timedelta(hours=24 - i) for i in range(24))
 
 
-def chart(metric: str, label: str, unit: str, on: list[float | None], off: list[float | None]) -> Chart:
+def chart(metric: str, unit: str, on: list[float | None], off: list[float | None]) -> Chart:
     return Chart(
         metric,
-        label,
         unit,
         NOW - timedelta(hours=24),
         NOW,
@@ -64,7 +63,6 @@ def chart(metric: str, label: str, unit: str, on: list[float | None], off: list[
 ROWS = (
     MetricRow(
         "error_rate",
-        "Error Rate",
         "fraction",
         {"on": Estimate(0.00041, 0.0002, 0.0008, 12044), "off": Estimate(0.00038, 0.0002, 0.0005, 36120)},
         "< 0.1%",
@@ -76,7 +74,6 @@ ROWS = (
     ),
     MetricRow(
         "unhandled_exceptions",
-        "Critical Errors (unhandled exceptions)",
         "count",
         {"on": Estimate(0, 0, 3.7, 0)},
         None,
@@ -88,7 +85,6 @@ ROWS = (
     ),
     MetricRow(
         "api_latency_p95",
-        "API Response (p95)",
         "ms",
         {"on": Estimate(412.0, 398.0, 430.0, 12044), "off": Estimate(398.0, 390.0, 405.0, 36120)},
         "< 500ms",
@@ -100,7 +96,6 @@ ROWS = (
     ),
     MetricRow(
         "lcp_p75",
-        "Page Load (LCP p75)",
         "ms",
         {"on": Estimate(1830.0, 1700.0, 1950.0, 2400), "off": Estimate(1790.0, 1700.0, 1850.0, 7300)},
         "< 2.5s",
@@ -114,7 +109,6 @@ ROWS = (
     ),
     MetricRow(
         "support_tickets",
-        "Support Tickets",
         "count",
         {"all": Estimate(12.0, 6.0, 21.0, 3)},
         None,
@@ -177,12 +171,8 @@ def report(**changes: Any) -> Report:
         ),
         signoffs=(Signoff(1, "Support team briefed", "dana", STARTED),),
         charts=(
-            chart(
-                "error_rate", "Error Rate", "fraction", [0.0004] * 12 + [None] + [0.0005] * 11, [0.0003] * 24
-            ),
-            chart(
-                "api_latency_p95", "API Response (p95)", "ms", [400.0 + i for i in range(24)], [390.0] * 24
-            ),
+            chart("error_rate", "fraction", [0.0004] * 12 + [None] + [0.0005] * 11, [0.0003] * 24),
+            chart("api_latency_p95", "ms", [400.0 + i for i in range(24)], [390.0] * 24),
         ),
         contact="team@example.com",
         started_by="dana",
@@ -546,7 +536,7 @@ def test_what_users_said_is_in_every_report_and_never_becomes_markup() -> None:
 
 
 def test_svg_chart_scales_from_zero_and_says_when_there_is_no_data() -> None:
-    c = chart("error_rate", "Error Rate", "fraction", [0.004, 0.008], [0.001, 0.002])
+    c = chart("error_rate", "fraction", [0.004, 0.008], [0.001, 0.002])
     c = replace(c, times=HOURS[:2], series={"on": (0.004, 0.008), "off": (0.001, 0.002)})
     svg = svg_chart(c, BERLIN, lambda v: value_text(v, "fraction"))
     assert ">0%</text>" in svg and ">0.8%</text>" in svg  # a round top at or above the highest value

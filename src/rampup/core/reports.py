@@ -49,7 +49,6 @@ __all__ = [
     "gate_row",
     "incidents_since",
     "metric_chart",
-    "metric_label",
     "next_steps",
     "plan_stage_rows",
     "reception",
@@ -89,18 +88,6 @@ CHART_METRICS = ("error_rate", "api_latency_p95")
 # A flag comes out of the code once everyone has had the feature for 3+ days with no issues.
 CLEANUP_AFTER = timedelta(days=3)
 MAX_WINDOW_S = 400 * DAY
-_LABELS = {
-    "error_rate": "Error Rate",
-    "unhandled_exceptions": "Critical Errors (unhandled exceptions)",
-    "errors": "Errors",
-    "api_latency": "API Response",
-    "lcp": "Page Load (LCP)",
-    "engagement": "User Engagement",
-    "support_tickets": "Support Tickets",
-    "lighthouse": "Lighthouse",
-    "data_loss": "Data Loss",
-    "exposures": "Exposures",
-}
 _INCIDENT = {
     Phase.ROLLED_BACK: "rolled back",
     Phase.DISABLED: "disabled",
@@ -115,7 +102,6 @@ _INCIDENT = {
 @dataclass(frozen=True, slots=True)
 class MetricRow:
     metric: str  # as the plan names it: error_rate, api_latency_p95, …
-    label: str
     unit: str  # of the window values: fraction, ms, count, actions/user, score
     window: Mapping[str, Estimate]  # per variant over the report's window; "all" for environment-wide metrics
     target: str | None = None  # what passing means, as the plan words it: "< 0.1%"
@@ -203,7 +189,6 @@ class ChartLine:
 @dataclass(frozen=True, slots=True)
 class Chart:
     metric: str
-    label: str
     unit: str
     start: datetime
     end: datetime
@@ -441,14 +426,6 @@ class Report:
     comments: tuple[Comment, ...] = ()  # the newest comments from users with the feature, newest first
 
 
-def metric_label(metric: str) -> str:
-    base, q = parse_metric_name(metric)
-    label = _LABELS.get(base, base)
-    if q is None:
-        return label
-    return f"{label[:-1]} p{q * 100:g})" if label.endswith(")") else f"{label} (p{q * 100:g})"
-
-
 def estimates_of(result: Mapping[str, Any]) -> dict[str, Estimate]:
     """Per variant, the treatment first and the control second."""
     variants = result["variants"]
@@ -468,7 +445,6 @@ def gate_row(gate: Gate, result: Mapping[str, Any], window: Mapping[str, Any] | 
     unit = window["unit"] if window else BUILTIN_METRICS[parse_metric_name(gate.metric)[0]].unit
     return MetricRow(
         gate.metric,
-        metric_label(gate.metric),
         unit,
         estimates_of(window) if window else {},
         gate.target.text if gate.target else None,
@@ -495,7 +471,6 @@ def metric_chart(
     variants = list(estimates_of(result))
     return Chart(
         metric,
-        metric_label(metric),
         result["unit"],
         start,
         end,

@@ -30,7 +30,6 @@ from rampup.core.reports import (
     gate_row,
     incidents_since,
     metric_chart,
-    metric_label,
     next_steps,
     plan_stage_rows,
     reception,
@@ -186,7 +185,7 @@ class ReportService:
             result = window(metric) if metric not in gated else None
             # Counted events, not samples: engagement has a sample per user even when none of them engaged.
             if result is not None and any(v["count"] for v in result["variants"].values()):
-                rows.append(MetricRow(metric, metric_label(metric), result["unit"], estimates_of(result)))
+                rows.append(MetricRow(metric, result["unit"], estimates_of(result)))
 
         markers = stage_markers(plan, transitions, start, end)
         charts = tuple(

@@ -16,11 +16,12 @@ from markupsafe import Markup
 
 from rampup.adapters.codecs.ofrep import OfrepError, encode_error, encode_single, parse_context
 from rampup.adapters.reports.charts import svg_chart
+from rampup.adapters.reports.labels import metric_label
 from rampup.adapters.reports.render import value_text
 from rampup.bootstrap import Container
 from rampup.core.flags import flag_not_found
 from rampup.core.plans import ACTIONS, Phase, Plan
-from rampup.core.reports import Chart, Marker, comment_of, gate_lines, metric_chart, metric_label
+from rampup.core.reports import Chart, Marker, comment_of, gate_lines, metric_chart
 from rampup.core.rollups import FINE_RETENTION
 from rampup.core.schedules import KINDS
 from rampup.core.targeting import condition_text
@@ -235,7 +236,7 @@ def _charts(c: Container, status: Mapping[str, Any], plan: Plan | None) -> list[
         lines = gate_lines(plan, metric) if plan else ()
         shown = {**result, "series": [p for p in result["series"] if p["at"] >= first]}
         chart = metric_chart(metric, shown, _markers(status, start, end), first, end, lines)
-        out.append({"metric": metric, "label": chart.label, "svg": _svg(chart), "lines": lines})
+        out.append({"metric": metric, "label": metric_label(metric), "svg": _svg(chart), "lines": lines})
     return out
 
 

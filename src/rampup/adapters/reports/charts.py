@@ -7,6 +7,7 @@ from datetime import datetime, time, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
+from rampup.adapters.reports.labels import metric_label
 from rampup.core.reports import Chart
 
 __all__ = ["svg_chart", "sparkline", "marker_line", "VARIANT_NAMES", "COLORS"]
@@ -76,7 +77,7 @@ def svg_chart(
     def y(value: float) -> float:
         return TOP + plot_h - value / top * plot_h
 
-    title = f"{chart.label} per variant, {start.astimezone(zone):%Y-%m-%d %H:%M} to {end.astimezone(zone):%Y-%m-%d %H:%M}"
+    title = f"{metric_label(chart.metric)} per variant, {start.astimezone(zone):%Y-%m-%d %H:%M} to {end.astimezone(zone):%Y-%m-%d %H:%M}"
     style = (
         ' style="font-family:Helvetica,Arial,sans-serif;font-size:11px;background:#fff"'
         if inline_style

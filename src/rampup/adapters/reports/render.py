@@ -15,6 +15,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from rampup.adapters.reports.charts import marker_line, sparkline, svg_chart
+from rampup.adapters.reports.labels import metric_label
 from rampup.core.durations import format_duration
 from rampup.core.reports import Chart, MetricRow, Reception, Report
 
@@ -188,6 +189,7 @@ class JinjaRenderer:
             quoted=_quoted,
             week=_week,
             people=people_name,
+            label=metric_label,
             span=format_duration,
             action=self._sentence("action"),
             incident=self._sentence("incident"),
