@@ -7,6 +7,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -14,8 +15,9 @@ import pytest
 
 from rampup.adapters.codecs.sdk_config import decode_config
 from rampup.core.bucketing import in_rollout
-from rampup.core.flags import CompiledFlag
+from rampup.core.flags import CompiledFlag, FlagDefinition, FlagState, compile_flags
 from rampup.sdk import Client
+from rampup.sdk.summaries import Attribution, Chunk, Request, _event_of
 from rampup.sdk.tracking import Tracker
 from tests.sdk.conftest import FaultProxy, Rampup, Refusal, tokens
 from tests.support.waiting import wait_until
@@ -205,3 +207,44 @@ def test_what_the_server_would_refuse_is_left_out_and_counted() -> None:
 def test_a_mode_that_does_not_exist_is_refused_at_once() -> None:
     with pytest.raises(ValueError, match="summaries, events"):
         Client("http://127.0.0.1:9", "token", ingest_token="ingest", telemetry="sampled", start_timeout=0)
+
+
+def test_a_request_recorded_as_a_tuple_folds_as_its_event_would() -> None:
+    """The middleware's requests skip the event and the server's decoding, but fold into the same cells, and
+    what the server would refuse (a NUL in a user or a tag, a flag value no database stores) is refused alike."""
+    flags = compile_flags(
+        [(FlagDefinition("checkout"), FlagState(enabled=True, rollout_bp=5000, salt="checkout"))]
+    )
+    now = time.time_ns() // 1_000_000
+    rng = random.Random(3)
+    requests: list[Request] = [
+        (
+            now + rng.randrange(2000),
+            f"user-{rng.randrange(40)}" if rng.random() < 0.9 else None,
+            {"checkout": rng.random() < 0.5} if rng.random() < 0.8 else {},
+            float(rng.randrange(1, 300)),
+            rng.random() > 0.1,
+            {"method": "GET", "route": "/checkout"},
+        )
+        for _ in range(500)
+    ]
+    requests += [
+        (now, "nul\x00", {}, 1.0, True, {"method": "GET"}),
+        (now, "u", {}, 1.0, True, {"method": "G\x00T"}),
+        (now, "u", {"other": float("nan")}, 1.0, True, {"method": "GET"}),
+    ]
+    as_tuples, as_events = Chunk(), Chunk()
+    refused = as_tuples.fold(requests, Attribution(), flags)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    events = [
+        (0.0, {**event, "timestamp": (epoch + timedelta(milliseconds=at_ms)).isoformat()})
+        for at_ms, event in map(_event_of, requests)
+    ]
+    refused_events = as_events.fold(events, Attribution(), flags)
+    assert (as_tuples.seconds, as_tuples.units, as_tuples.events) == (
+        as_events.seconds,
+        as_events.units,
+        as_events.events,
+    )
+    assert [exc.message for _, exc in refused] == [exc.message for _, exc in refused_events]
+    assert len(refused) == 3 and as_tuples.events == 500 and len(as_tuples.units) > 40

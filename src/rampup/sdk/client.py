@@ -375,12 +375,8 @@ class Client:
         tags: Mapping[str, str | int | float | bool] | None,
     ) -> None:
         """Adds the flags and user of the current request, when there is one: what this user saw."""
-        if self._tracker is None or self._closed.is_set():
-            self._dropped(
-                "telemetry is off: give the client an ingest_token"
-                if self._tracker is None
-                else "the client is closed"
-            )
+        tracker = self._tracking()
+        if tracker is None:
             return
         try:
             scope = current_request.get()
@@ -388,13 +384,39 @@ class Client:
                 targeting_key = targeting_key or scope.targeting_key
                 if scope.flags:
                     event["flags"] = dict(scope.flags)
-            if isinstance(targeting_key, str) and 0 < len(targeting_key) <= 256:
-                event["targeting_key"] = targeting_key
+            if (user := _user(targeting_key)) is not None:
+                event["targeting_key"] = user
             if clean := checked_tags(tags):
                 event["tags"] = clean
-            self._tracker.add(event)
+            tracker.add(event)
         except Exception as exc:
             self._dropped(f"{type(exc).__name__}: {exc}")
+
+    def _tracking(self) -> Tracker | None:
+        """The tracker, or None (and the event counted as discarded) when telemetry is off or the client closed."""
+        if self._tracker is None or self._closed.is_set():
+            self._dropped(
+                "telemetry is off: give the client an ingest_token"
+                if self._tracker is None
+                else "the client is closed"
+            )
+            return None
+        return self._tracker
+
+    def _summarizes_requests(self) -> bool:
+        return self._tracker is not None and self._tracker.summarizes
+
+    def _request(
+        self,
+        targeting_key: str | None,
+        flags: dict[str, bool | str | int | float],
+        duration_ms: float,
+        ok: bool,
+        tags: dict[str, str],
+    ) -> None:
+        """The middleware's request when requests are summarized: no event is built (`Tracker.request`)."""
+        if (tracker := self._tracking()) is not None:
+            tracker.request(_user(targeting_key), flags, duration_ms, ok, tags)
 
     def _dropped(self, reason: str) -> None:
         self._count(EVENT_DISCARDED, f"telemetry event discarded: {reason}")
@@ -596,6 +618,11 @@ class Client:
         except OSError as exc:
             self._config_failed(f"cannot write the bootstrap file {path}: {exc}")
             temporary.unlink(missing_ok=True)
+
+
+def _user(targeting_key: Any) -> str | None:
+    """The user an event may name: the server takes a string of 1 to 256 characters, and nothing else."""
+    return targeting_key if isinstance(targeting_key, str) and 0 < len(targeting_key) <= 256 else None
 
 
 def _unit_tags(resolution: Resolution, attributes: Mapping[str, Any] | None) -> Mapping[str, str] | None:

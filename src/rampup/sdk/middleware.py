@@ -45,6 +45,9 @@ def _record(
     error = error or request.error
     key = targeting_key or request.targeting_key
     flags = dict(request.flags)
+    if error is None and client._summarizes_requests():  # the common case, made cheap: no event built
+        client._request(key, flags, duration_ms, status is not None and status < 500, tags)
+        return
     if error is not None:
         client._add(
             {

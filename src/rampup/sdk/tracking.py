@@ -28,7 +28,7 @@ import httpx
 import msgspec
 
 from rampup.core.flags import CompiledFlag
-from rampup.sdk.summaries import FOLDED, Attribution, Chunk
+from rampup.sdk.summaries import FOLDED, Attribution, Chunk, Item
 
 __all__ = ["Tracker", "TrackerStats", "RequestScope", "current_request", "Event", "checked_tags"]
 
@@ -105,7 +105,7 @@ class Tracker:
         self._flags = flags
         self._attribution = Attribution()
         self._summary_capacity = summary_capacity
-        self._folding: deque[tuple[float, Event]] = deque()  # events to fold into the current summary
+        self._folding: deque[Item] = deque()  # events to fold into the current summary
         self._current = Chunk()
         self._chunks: deque[Chunk] = deque()  # sealed summaries, oldest first; only the sender touches them
         self._summarized = 0  # events folding, folded or in sealed summaries: not yet settled
@@ -149,7 +149,24 @@ class Tracker:
         if full:
             self._wake.set()
 
-    def _fold_later(self, item: tuple[float, Event]) -> None:
+    @property
+    def summarizes(self) -> bool:
+        return self._summarize
+
+    def request(
+        self,
+        targeting_key: str | None,
+        flags: dict[str, bool | str | int | float],
+        duration_ms: float,
+        ok: bool,
+        tags: dict[str, str],
+    ) -> None:
+        """The middleware's request in summary mode: a tuple, turned into the server's Observation and folded
+        by the sender, so the request's thread builds no event."""
+        # Its time in whole ms, as the server keeps it: no event, so no ISO timestamp to make and decode.
+        self._fold_later((time.time_ns() // 1_000_000, targeting_key, flags, duration_ms, ok, tags))
+
+    def _fold_later(self, item: Item) -> None:
         with self._lock:
             if len(self._folding) >= self._capacity:
                 self._folding.popleft()
@@ -255,7 +272,7 @@ class Tracker:
             self._folding.clear()
         if not items:
             return
-        refused = self._current.fold(items, self._attribution.timelines(self._flags()))
+        refused = self._current.fold(items, self._attribution, self._flags())
         if refused:
             event, exc = refused[0]
             log.warning(
