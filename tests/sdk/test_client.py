@@ -173,8 +173,9 @@ def test_the_same_answers_as_the_real_ofrep_client_for_thousands_of_users(
     defaults: dict[str, Any] = {"string": "", "number": -1.0, "object": {}, "segment_split": ""}
     names = list(flags)
     compared = 0
-    for i, (user, attributes) in enumerate(population):
-        # Every user meets two flags through OFREP (one request each); over 3,300 users every flag gets 500.
+    for i, (user, attributes) in enumerate(population[:1100]):
+        # Every user meets two flags through OFREP (one request each): over 1,100 users every flag gets about 170,
+        # each rule, split and variant met many times. The reasons and the split's share below count all 3,300.
         for name in (names[i % len(names)], names[(i + 3) % len(names)]):
             key = flags[name]
             remote = resolve[name](key, defaults.get(name, True), EvaluationContext(user, attributes))
@@ -194,7 +195,7 @@ def test_the_same_answers_as_the_real_ofrep_client_for_thousands_of_users(
             if isinstance(remote.value, bool):
                 assert client.is_enabled(key, user, attributes) is remote.value
             compared += 1
-    assert compared == 6600
+    assert compared == 2200
     reasons = {client.evaluate(flags["segment_split"], u, a, "").reason for u, a in population}
     assert {"TARGETING_MATCH", "SPLIT"} <= {str(r) for r in reasons}
     share = sum(client.is_enabled(flags["split"], u) for u, _ in population) / len(population)
