@@ -3,7 +3,7 @@ count (not expanded into one row per session), and each ingest token has a rate.
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -11,18 +11,17 @@ import pytest
 
 from tests.support.api import new_token
 from tests.support.rawhttp import resident_bytes
-from tests.support.servers import Server, module_server
+from tests.support.servers import Server
 
 MiB = 1024 * 1024
 PRODUCTION_ID = 2
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(module_server_factory: Callable[..., Server], module_database_url: Callable[[str], str]) -> Server:
     # A burst of 3, then one request every 1,000 s: the fourth request in a row is always refused.
     rate = {"RAMPUP_INGEST_RATE": "0.001", "RAMPUP_INGEST_BURST": "3"}
-    with module_server(tmp_path_factory, "amplification", extra_env=rate) as server:
-        yield server
+    return module_server_factory(module_database_url("sqlite"), extra_env=rate)
 
 
 def new_dsn_key(server: Server) -> str:

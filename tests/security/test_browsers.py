@@ -1,23 +1,22 @@
 """Browsers: OFREP answers CORS preflights for the configured origins only (none by default), and the change
 stream it announces is at the configured public URL, whatever Host header a client sends."""
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from tests.support.api import new_token
-from tests.support.servers import Server, module_server
+from tests.support.servers import Server
 
 APP = "https://app.example.com"
 BULK = "/ofrep/v1/evaluate/flags"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(module_server_factory: Callable[..., Server], module_database_url: Callable[[str], str]) -> Server:
     origins = {"RAMPUP_CORS_ORIGINS": f"{APP}, https://admin.example.com"}
-    with module_server(tmp_path_factory, "browsers", extra_env=origins) as server:
-        yield server
+    return module_server_factory(module_database_url("sqlite"), extra_env=origins)
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +65,10 @@ def test_any_other_origin_gets_no_cors_grant(server: Server, sdk_token: str) -> 
         assert "access-control-allow-origin" not in api.get("/api/v1/flags", headers={"Origin": APP}).headers
 
 
-def test_no_origin_is_allowed_unless_configured(tmp_path_factory: pytest.TempPathFactory) -> None:
-    with module_server(tmp_path_factory, "no-cors") as plain:
-        assert preflight(plain, APP).status_code == 403
+def test_no_origin_is_allowed_unless_configured(
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
+    assert preflight(server_factory(make_database_url("sqlite")), APP).status_code == 403
 
 
 def test_event_streams_point_at_the_public_url_not_the_host_header(server: Server, sdk_token: str) -> None:

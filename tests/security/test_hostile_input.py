@@ -2,7 +2,7 @@
 stored, and the server's memory unmoved."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.api import new_token
 from tests.support.rawhttp import resident_bytes
-from tests.support.servers import Server, module_server
+from tests.support.servers import Server
 
 MiB = 1024 * 1024
 PRODUCTION_ID = 2
@@ -27,9 +27,8 @@ BILLION_LAUGHS = "\n".join(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with module_server(tmp_path_factory, "hostile") as server:
-        yield server
+def server(module_server_factory: Callable[..., Server], module_database_url: Callable[[str], str]) -> Server:
+    return module_server_factory(module_database_url("sqlite"))
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,12 @@
 against a real server, with its resident memory watched."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.support.rawhttp import exchange, resident_bytes
-from tests.support.servers import Server, module_server
+from tests.support.servers import Server
 
 MiB = 1024 * 1024
 # What a server may grow by while it refuses 64 MiB: allocator noise, never the body.
@@ -15,10 +15,9 @@ GROWTH = 16 * MiB
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(module_server_factory: Callable[..., Server], module_database_url: Callable[[str], str]) -> Server:
     timeouts = {"RAMPUP_BODY_TIMEOUT_S": "2", "RAMPUP_HEADER_TIMEOUT_S": "2"}
-    with module_server(tmp_path_factory, "limits", extra_env=timeouts) as server:
-        yield server
+    return module_server_factory(module_database_url("sqlite"), extra_env=timeouts)
 
 
 def head(path: str, *lines: str) -> bytes:

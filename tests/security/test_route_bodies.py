@@ -2,12 +2,12 @@
 them: a wrong type, an unknown field, a huge string or nested junk is refused with 422 naming where, and
 changes nothing."""
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.support.servers import Server, module_server
+from tests.support.servers import Server
 
 HOOK = {"name": "ops", "type": "webhook", "url": "https://hooks.example.com/x", "secret": "a-long-secret"}
 RULE = {"environment": "production", "metric": "error_rate", "condition": "> 1%", "channels": ["ops"]}
@@ -53,12 +53,12 @@ BAD: list[tuple[str, dict[str, Any] | list[Any] | str, str]] = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with module_server(tmp_path_factory, "bodies") as server:
-        with server.client() as api:
-            assert api.post("/api/v1/flags", json={"key": "checkout"}).status_code == 201
-            assert api.post("/api/v1/channels", json=HOOK).status_code == 201
-        yield server
+def server(module_server_factory: Callable[..., Server], module_database_url: Callable[[str], str]) -> Server:
+    server = module_server_factory(module_database_url("sqlite"))
+    with server.client() as api:
+        assert api.post("/api/v1/flags", json={"key": "checkout"}).status_code == 201
+        assert api.post("/api/v1/channels", json=HOOK).status_code == 201
+    return server
 
 
 @pytest.mark.parametrize(("path", "body", "where"), BAD, ids=[f"{p}:{w}" for p, _, w in BAD])

@@ -1,7 +1,7 @@
 """Scheduled changes tried by someone who should not, or with bodies nobody should send: refused with where,
 and nothing scheduled."""
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -9,18 +9,18 @@ import pytest
 
 from rampup.services.scheduled_changes import MAX_PENDING_PER_FLAG
 from tests.support import api
-from tests.support.servers import Server, module_server
+from tests.support.servers import Server
 
 FLAG = "checkout"
 PATH = "/api/v1/scheduled-changes"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with module_server(tmp_path_factory, "scheduled", manual_clock=True) as server:
-        with server.client() as admin:
-            assert admin.post("/api/v1/flags", json={"key": FLAG}).status_code == 201
-        yield server
+def server(module_server_factory: Callable[..., Server], module_database_url: Callable[[str], str]) -> Server:
+    server = module_server_factory(module_database_url("sqlite"), manual_clock=True)
+    with server.client() as admin:
+        assert admin.post("/api/v1/flags", json={"key": FLAG}).status_code == 201
+    return server
 
 
 def body(**fields: Any) -> dict[str, Any]:

@@ -1,25 +1,25 @@
 """The segment endpoints against an attacker: too many keys, keys too long, bodies too large, bad names and
 values, the wrong scope. Each is refused with where, and nothing changes (not even the revision)."""
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.api import new_token
-from tests.support.servers import Server, module_server
+from tests.support.servers import Server
 
 SEGMENTS = "/api/v1/environments/production/segments"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with module_server(tmp_path_factory, "segments") as server:
-        with server.client() as api:
-            created = api.post(SEGMENTS, json={"key": "beta", "keys": ["u-1", "u-2"]})
-            assert created.status_code == 201, created.text
-        yield server
+def server(module_server_factory: Callable[..., Server], module_database_url: Callable[[str], str]) -> Server:
+    server = module_server_factory(module_database_url("sqlite"))
+    with server.client() as api:
+        created = api.post(SEGMENTS, json={"key": "beta", "keys": ["u-1", "u-2"]})
+        assert created.status_code == 201, created.text
+    return server
 
 
 def revision(api: httpx.Client) -> int:

@@ -1,22 +1,21 @@
 """Server-sent event streams hold a socket each for as long as a client likes: none is anonymous, and each token
 and the whole process have a limit (here 2 per token, 3 in all)."""
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 
 import httpx
 import pytest
 
 from tests.support.api import new_token
-from tests.support.servers import Server, module_server
+from tests.support.servers import Server
 from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(module_server_factory: Callable[..., Server], module_database_url: Callable[[str], str]) -> Server:
     limits = {"RAMPUP_STREAMS_PER_TOKEN": "2", "RAMPUP_MAX_STREAMS": "3"}
-    with module_server(tmp_path_factory, "streams", extra_env=limits) as server:
-        yield server
+    return module_server_factory(module_database_url("sqlite"), extra_env=limits)
 
 
 def sdk_token(server: Server) -> str:

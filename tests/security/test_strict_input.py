@@ -1,20 +1,20 @@
 """Strict types from outside: a rollout is a number (never `true`, never "50"), in the API and in YAML plans; a
 key never ends in a newline. Each refusal names where and changes nothing."""
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.support.servers import Server, module_server
+from tests.support.servers import Server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with module_server(tmp_path_factory, "strict") as server:
-        with server.client() as api:
-            assert api.post("/api/v1/flags", json={"key": "checkout"}).status_code == 201
-        yield server
+def server(module_server_factory: Callable[..., Server], module_database_url: Callable[[str], str]) -> Server:
+    server = module_server_factory(module_database_url("sqlite"))
+    with server.client() as api:
+        assert api.post("/api/v1/flags", json={"key": "checkout"}).status_code == 201
+    return server
 
 
 @pytest.mark.parametrize("rollout", [True, "50", "50%"])

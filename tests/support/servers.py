@@ -6,21 +6,19 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.support.ports import free_port
 from tests.support.waiting import PATIENCE_S
 
-__all__ = ["FAST", "LOOPBACK", "Server", "module_server", "start_all", "start_server", "wall_clock_second"]
+__all__ = ["FAST", "LOOPBACK", "Server", "start_all", "start_server", "wall_clock_second"]
 
 # As `extra_env`: a tick and an outbox poll a test need not wait long for (a manual clock has no periodic tick).
 FAST = {"RAMPUP_TICK_S": "0.2", "RAMPUP_OUTBOX_POLL_S": "0.2"}
@@ -143,15 +141,3 @@ def _wait_ready(server: Server) -> None:
             pass
         time.sleep(0.05)
     raise RuntimeError(f"the server did not become ready within {PATIENCE_S:.0f} s:\n{server.output()}")
-
-
-@contextmanager
-def module_server(factory: pytest.TempPathFactory, name: str, **kwargs: Any) -> Iterator[Server]:
-    """A server on a fresh SQLite database in a directory of `factory` (pytest's tmp_path_factory), for a
-    module's tests to share; `kwargs` as for `start_server`. Stopped on leaving."""
-    directory: Path = factory.mktemp(name)
-    server = start_server(f"sqlite:///{directory / 'rampup.db'}", directory / "server.log", **kwargs)
-    try:
-        yield server
-    finally:
-        server.stop()
