@@ -442,9 +442,8 @@ def test_evaluation_never_raises(rampup: Rampup, client: Client) -> None:
 
 
 def test_a_client_with_no_server_and_no_bootstrap_answers_the_default() -> None:
-    started = time.monotonic()
-    with Client(f"http://127.0.0.1:{free_port()}", "rp_nothing", start_timeout=600) as client:
-        assert time.monotonic() - started < 300, "a refused connection held the start up"
+    # A start that waited for its timeout would outlast the suite's own per-test timeout, and fail there.
+    with Client(f"http://127.0.0.1:{free_port()}", "rp_nothing", start_timeout=86_400) as client:
         assert not client.ready
         assert client.is_enabled("anything", "user-1", default=True) is True
         assert client.evaluate("anything", "user-1", default=7).value == 7
