@@ -4,7 +4,8 @@ rule, on the same seeded traffic (heavy-tailed users, production's 10 s tick).
 
 Rows: healthy; bursty healthy (0.42% in runs of 10 from one user, under the 0.5% line); an incident in both
 variants (1% for 2 h from 20 h); 0.05% → 0.35% against control from the start; +0.7 pp and +1.5 pp from 30 h;
-+30% p95 latency from the start. Each row runs in its own process (`--workers` at a time); rows print as they finish, and the whole table at the end, with each row's goal.
++30% p95 latency from the start; the treatment's telemetry 3% under-reported (a sample-ratio mismatch, to
+be paused on); healthy unhandled exceptions at 0.05% of requests, under the count gate "> 5 in 5 minutes". Each row runs in its own process (`--workers` at a time); rows print as they finish, and the whole table at the end, with each row's goal.
 """
 
 import argparse
@@ -29,6 +30,12 @@ SCENARIOS: list[tuple[str, list[str], tuple[str, float | None, float]]] = [
     ("+0.7 pp from 30 h", ["--regression", "error_rate=0.0075@30h"], ("median_within", 6 * H, 0.90)),
     ("+1.5 pp from 30 h", ["--regression", "error_rate=0.0155@30h"], ("caught_within", 1 * H, 0.90)),
     ("+30% p95", ["--regression", "latency_ms=156@0s"], ("caught_within", 24 * H, 0.90)),
+    (
+        "SRM: treatment under-reports 3%",
+        ["--regression", "underreport=0.03@0s"],
+        ("paused_within", 12 * H, 0.90),
+    ),
+    ("unhandled 0.05%/request (> 5 in 5 min)", ["--unhandled-rate", "0.0005"], ("acted_at_most", None, 0.01)),
 ]
 GOAL_RATE = 5.0  # the detection goals are stated at 5 req/s; false-action goals at every rate
 
@@ -57,9 +64,9 @@ def verdict(goal: tuple[str, float | None, float], side: dict[str, Any], trials:
         return f"≤ {share:.0%} acted: {'met' if side['acted_share'] <= share else 'MISSED'}"
     if rate != GOAL_RATE:
         return "(goal at 5 req/s)"
-    delays = side["delays_s"]
+    delays = side["pauses_s" if kind == "paused_within" else "delays_s"]
     assert limit is not None
-    if kind == "caught_within":
+    if kind in ("caught_within", "paused_within"):
         got = within(delays, trials, limit)
         return f"≥ {share:.0%} within {hours(limit)}: {got:.0%} {'met' if got >= share else 'MISSED'}"
     caught = side["detected_share"]

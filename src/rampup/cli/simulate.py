@@ -54,6 +54,12 @@ def simulate(
     burst: Annotated[
         int, typer.Option("--burst", min=1, help="Failures come in runs of N from one user (retries).")
     ] = 1,
+    unhandled_rate: Annotated[
+        float,
+        typer.Option(
+            "--unhandled-rate", min=0.0, max=1.0, help="Unhandled exceptions per request, both variants."
+        ),
+    ] = 0.0,
     requests_per_user: Annotated[
         float, typer.Option("--requests-per-user", min=1.0, help="Mean requests per user in a stage.")
     ] = 5.0,
@@ -86,6 +92,7 @@ def simulate(
         latency_ms=latency_ms,
         lcp_ms=lcp_ms,
         burst=burst,
+        unhandled_per_request=unhandled_rate,
         requests_per_user=requests_per_user,
         volume_sigma=volume_sigma,
     )
@@ -122,6 +129,7 @@ def simulate(
                     "regression": regression,
                     "incidents": incident or [],
                     "burst": burst,
+                    "unhandled_rate": unhandled_rate,
                     "tick_s": step.total_seconds(),
                     "seconds_per_trial": seconds_per_trial,
                     "rampup": describe(ours),

@@ -142,7 +142,9 @@ class Gate:
         a non-inferiority target, e.g. `target: "< +0.2pp"`, asks for that proof)."""
         if self.target is not None:
             return True
-        if self.compare is Compare.CONTROL:
+        if (
+            self.compare is Compare.CONTROL or self.window is not None
+        ):  # a trailing window says nothing of the stage
             return False
         return not (self.warn and self.rollback is None and self.disable is None and self.rollback_to is None)
 
@@ -552,6 +554,77 @@ class _Versus(Measurement):
         return (t_lo / c_hi - 1 if c_hi else None), (t_hi / c_lo - 1 if c_lo > 0 else None)
 
 
+class _Split(Measurement):
+    """An error rate relative to control's, through how the failures split between the variants: given K
+    failures in all, the treatment's share of them is binomial with π(r) = n_t r / (n_t r + n_c), r being
+    the ratio of the rates. "More than 50% above control" is π surely above π(1.5): one sequence on the
+    split at the line's whole α, instead of one per variant at α/2 with the treatment judged against
+    control's far bound, so it needs about half the data (a change late in a soak is caught within the
+    hour). Counts are per-user evidence (divided by each variant's dispersion), which keeps the rates."""
+
+    def __init__(self, treatment: Measurement, control: Measurement, alpha: float) -> None:
+        t, c = treatment.value, control.value
+        value = None if t is None or c is None else _change(t, c)
+        super().__init__(value, None, None, min(treatment.samples, control.samples), alpha=alpha)
+        (self._nt, st), (self._nc, sc) = treatment.rate or (0.0, 0.0), control.rate or (0.0, 0.0)
+        self._k, self._kt = st + sc, st
+
+    def _share(self, x: float) -> float:
+        """π for a change x (r = 1 + x)."""
+        r = 1 + x
+        return self._nt * r / (self._nt * r + self._nc)
+
+    def _surely(self, x: float, side: int) -> bool:
+        if self.value is None or (self.value - x) * side <= 0 or not self._nc or not self._k:
+            return False
+        return sequential.excludes(self._k, self._kt, self._share(x), self.alpha, sequential.SPLIT_PRIOR)
+
+    def surely_above(self, x: float) -> bool:
+        return self._surely(x, 1)
+
+    def surely_below(self, x: float) -> bool:
+        return self._surely(x, -1)
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        if self.value is None or not self._nt or not self._nc or not self._k:
+            return None, None
+        split = sequential.rate_bounds(self._k, self._kt, self.alpha, sequential.SPLIT_PRIOR)
+
+        def change(pi: float) -> float | None:
+            return None if pi >= 1 else pi / (1 - pi) * self._nc / self._nt - 1
+
+        return change(split.lower), change(split.upper)
+
+
+class _PerExposure(Measurement):
+    """A count in a trailing window ("more than 5 unhandled in 5 minutes"), normalised by exposure. The
+    treatment serves only its share of the traffic, and the line was drawn for a whole service at some
+    traffic: taken literally it scales with the percentage and the traffic (at 100% and 50 req/s a healthy
+    service crosses it all the time). So it is breached only when the window's count is over the line
+    **and** the treatment has surely more of these events per request than control, judged on how the
+    events since `since_ms` split between the variants against their requests (the stage, or a restarted
+    window: the same α as the rate lines). At 100% there is no control, and it is not judged."""
+
+    def __init__(
+        self, count: int, inputs: "GateInputs", metric: str, since_ms: int, now_ms: int, alpha: float
+    ) -> None:
+        super().__init__(float(count), None, None, count, alpha=alpha)
+        t, c = (
+            _rate(
+                inputs.aggregate("error_rate", v, since_ms, now_ms).count,  # requests: the exposure
+                inputs.aggregate(metric, v, since_ms, now_ms).count,
+            )
+            for v in (TREATMENT, CONTROL)
+        )
+        self._split = _Split(t, c, alpha)
+
+    def surely_above(self, x: float) -> bool:
+        return self.value is not None and self.value > x and self._split.surely_above(0.0)
+
+    def surely_below(self, x: float) -> bool:
+        return self.value is not None and self.value < x
+
+
 def _mean(n: int, total: float, total_sq: float, alpha: float, floor: float = 0.0) -> Measurement:
     """A mean with the asymptotic sequence. Its variance is at least `floor` (the other variant's): ten
     users who all did nothing do not prove that nobody ever does anything."""
@@ -596,12 +669,18 @@ def measure(
         case Aggregation.MEAN, Compare.ABSOLUTE:
             a = inputs.aggregate(base, TREATMENT, start, now_ms)
             return _mean(a.count, a.total, a.total_sq, alpha)
+        case Aggregation.COUNT, Compare.ABSOLUTE if _per_exposure(gate):
+            count = inputs.aggregate(base, TREATMENT, start, now_ms).count
+            return _PerExposure(count, inputs, base, since_ms, now_ms, alpha)
         case Aggregation.COUNT, Compare.ABSOLUTE:
             treatment = inputs.aggregate(base, subject, start, now_ms)
             return Measurement(float(treatment.count), None, None, treatment.count, exact=True)
         case Aggregation.GAUGE, _:
             treatment = inputs.aggregate(base, subject, start, now_ms)
             return Measurement(treatment.last_value, None, None, treatment.count, exact=True)
+        case Aggregation.RATE, Compare.CONTROL if gate.scale is Scale.RELATIVE:
+            t, c = (_variant_rate(inputs, base, v, start, now_ms, alpha) for v in (TREATMENT, CONTROL))
+            return _Split(t, c, alpha)
         case _, Compare.CONTROL:
             t, c = _arms(gate, inputs, base, start, now_ms, alpha)
             return _Versus(t, c, gate.scale)
@@ -716,12 +795,27 @@ def restarts(since_ms: int, now_ms: int, horizon_h: int) -> list[tuple[int, floa
 def _watches_late(gate: Gate) -> bool:
     """Rollback and disable lines on rates, latencies and means are also judged on restarted windows: a
     regression that begins late in a soak is caught on the data after it, not diluted by the hours before.
-    (Per-user metrics are counted per day; counts already have their window.)"""
+    So are counts in a trailing window, whose comparison with control reads the same spans. (Per-user
+    metrics are counted per day.)"""
+    judged = (
+        gate.aggregation in (Aggregation.RATE, Aggregation.PERCENTILE, Aggregation.MEAN)
+        if gate.window is None
+        else _per_exposure(gate)
+    )
     return (
-        gate.window is None
+        judged
         and (gate.rollback is not None or gate.disable is not None)
-        and gate.aggregation in (Aggregation.RATE, Aggregation.PERCENTILE, Aggregation.MEAN)
-        and gate.compare in (Compare.ABSOLUTE, Compare.CONTROL)
+        and gate.compare is not Compare.BASELINE
+    )
+
+
+def _per_exposure(gate: Gate) -> bool:
+    """A count in a trailing window of the treatment's own events, compared with control per request."""
+    return (
+        gate.window is not None
+        and gate.aggregation is Aggregation.COUNT
+        and gate.compare is Compare.ABSOLUTE
+        and not BUILTIN_METRICS[parse_metric_name(gate.metric)[0]].environment_wide
     )
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 __all__ = [
     "ALPHA",
     "PRIOR",
+    "SPLIT_PRIOR",
     "log_mixture",
     "excludes",
     "rate_bounds",
@@ -32,6 +33,7 @@ __all__ = [
 
 ALPHA = 0.05
 PRIOR = (0.5, 20.0)  # Beta(a, b): mass near small rates, where error rates live; any proper prior is valid
+SPLIT_PRIOR = (1.0, 1.0)  # for a split of events between variants, which may lie anywhere in (0, 1)
 _RHO2 = 1.0  # normal-mixture tuning for the asymptotic CS, in units of the variance (tight near n≈1/ρ²·…)
 
 
@@ -52,12 +54,12 @@ def log_mixture(n: float, s: float, p: float, prior: tuple[float, float] = PRIOR
     return _lbeta(a + s, b + n - s) - _lbeta(a, b) - s * math.log(p) - (n - s) * math.log1p(-p)
 
 
-def excludes(n: float, s: float, p: float, alpha: float = ALPHA) -> bool:
+def excludes(n: float, s: float, p: float, alpha: float = ALPHA, prior: tuple[float, float] = PRIOR) -> bool:
     """Whether p lies outside the confidence sequence: the data rule it out at level α, at any time."""
-    return n > 0 and log_mixture(n, s, p) >= math.log(1 / alpha)
+    return n > 0 and log_mixture(n, s, p, prior) >= math.log(1 / alpha)
 
 
-def rate_bounds(n: float, s: float, alpha: float = ALPHA) -> Interval:
+def rate_bounds(n: float, s: float, alpha: float = ALPHA, prior: tuple[float, float] = PRIOR) -> Interval:
     """The confidence sequence for a rate at this n, by bisection on each side of the estimate."""
     if n == 0:
         return Interval(0.0, 1.0)
@@ -65,11 +67,13 @@ def rate_bounds(n: float, s: float, alpha: float = ALPHA) -> Interval:
     level = math.log(1 / alpha)
 
     def edge(inside: float, outside: float) -> float:
-        if log_mixture(n, s, outside) < level:
+        if log_mixture(n, s, outside, prior) < level:
             return outside
         for _ in range(40):  # to 2⁻⁴⁰ of the span: far finer than any threshold
             middle = (inside + outside) / 2
-            inside, outside = (middle, outside) if log_mixture(n, s, middle) < level else (inside, middle)
+            inside, outside = (
+                (middle, outside) if log_mixture(n, s, middle, prior) < level else (inside, middle)
+            )
         return inside
 
     # The mixture's minimum sits near the posterior mode, not at s/n; start from inside the sequence.

@@ -734,6 +734,7 @@ class Summary:
     duration_p50: timedelta | None  # time to complete, over completed trials
     detected: int = 0  # rolled back or disabled after the regression began
     delays: tuple[timedelta, ...] = ()  # each detection's delay after the onset, sorted
+    pauses: tuple[timedelta, ...] = ()  # each pause (sample ratio, a person's rule) after the onset, sorted
 
 
 def summarize(results: Sequence[TrialResult], naive: bool = False) -> Summary:
@@ -744,6 +745,7 @@ def summarize(results: Sequence[TrialResult], naive: bool = False) -> Summary:
     delays = sorted(d for r in results if (d := (r.naive_delay if naive else r.delay)) is not None)
     durations = sorted(r.ended_at for r in results if outcome(r) == "completed") if not naive else []
     acted = sum(counts.get(k, 0) for k in ("rolled_back", "disabled"))
+    pauses = sorted(r.ended_at - (r.regression_at or timedelta(0)) for r in results if outcome(r) == "paused")
     return Summary(
         len(results),
         counts,
@@ -753,6 +755,7 @@ def summarize(results: Sequence[TrialResult], naive: bool = False) -> Summary:
         _percentile(durations, 0.5),
         len(delays),
         tuple(delays),
+        tuple(pauses),
     )
 
 
@@ -813,4 +816,5 @@ def describe(summary: Summary) -> dict[str, Any]:
         "delay_p90_s": summary.delay_p90.total_seconds() if summary.delay_p90 else None,
         "duration_p50_s": summary.duration_p50.total_seconds() if summary.duration_p50 else None,
         "delays_s": [d.total_seconds() for d in summary.delays],
+        "pauses_s": [d.total_seconds() for d in summary.pauses],
     }

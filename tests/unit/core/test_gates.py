@@ -151,9 +151,9 @@ def hours(n: int, requests: int, rate: float) -> list[tuple[int, int]]:
 @pytest.mark.parametrize(
     ("treatment", "control", "clustered", "verdicts"),
     [
-        # healthy, 10/90: the target passes, nothing is breached
-        # (doubling is not ruled out yet at 0.05%: a guard without a target need not be)
-        (hours(48, 1800, 0.0005), hours(48, 16200, 0.0005), 1.0, ["pass", "pass", "inconclusive"]),
+        # healthy, 10/90: the target passes, nothing is breached; the split of 48 h of failures between
+        # the variants already rules out doubling
+        (hours(48, 1800, 0.0005), hours(48, 16200, 0.0005), 1.0, ["pass", "pass", "pass"]),
         # 0.05% → 0.35%: under the absolute line, caught against control
         (hours(12, 1800, 0.0035), hours(12, 16200, 0.0005), 1.0, ["warn", "inconclusive", "fail"]),
         # an incident in both variants: the line is breached, but control is just as bad
@@ -192,6 +192,44 @@ def test_a_late_regression_is_caught_on_the_hours_after_it() -> None:
     assert result.verdict is Verdict.FAIL
     assert result.since_ms is not None and result.since_ms >= 28 * HOUR
     assert result.to_dict()["since_ms"] == result.since_ms
+
+
+def test_a_change_against_control_is_judged_on_how_failures_split() -> None:
+    """+1.5 pp from hour 30, 40 minutes in: 19 of the 24 failures since are the treatment's, with a tenth of
+    the requests. Judged on that split at the restart's α, "> +50%" is breached; the bounds show it."""
+    relative = gate(metric="error_rate", compare="control", rollback="> +50%")
+    data = Hours()
+    data.rates(TREATMENT, hours(30, 1800, 0.0005) + [(1200, 19)])
+    data.rates(CONTROL, hours(30, 16200, 0.0005) + [(10800, 5)])
+    result = assess(relative, data, 0, 31 * HOUR)
+    assert result.verdict is Verdict.FAIL and result.since_ms is not None and result.since_ms >= 28 * HOUR
+    low, high = result.measurement.bounds()
+    assert low is not None and high is not None and 0.5 < low < 15 < high
+    data.rates(TREATMENT, hours(30, 1800, 0.0005) + [(1200, 1)])  # healthy: nothing to see
+    assert assess(relative, data, 0, 31 * HOUR).verdict is not Verdict.FAIL
+
+
+@pytest.mark.parametrize(
+    ("treatment", "control", "verdict"),
+    [
+        # 50/50 at high traffic: 12 in the last hour is over the line, but control has as many per request
+        ((18000, 12), (18000, 12), Verdict.INCONCLUSIVE),
+        # 10/90: the treatment has 12 where its share of the requests would bring about 3
+        ((1800, 12), (16200, 27), Verdict.FAIL),
+        # at 100% there is no control to compare with: the count alone decides nothing
+        ((18000, 40), (0, 0), Verdict.INCONCLUSIVE),
+    ],
+)
+def test_a_count_in_a_window_is_compared_with_control_per_request(
+    treatment: tuple[int, int], control: tuple[int, int], verdict: Verdict
+) -> None:
+    counted = gate(metric="unhandled_exceptions", window="1h", rollback="> 5")
+    assert not counted.blocks_advance
+    data = Hours()
+    for variant, (requests, events) in ((TREATMENT, treatment), (CONTROL, control)):
+        data.rates(variant, [(requests, 0)] * 4)
+        data.data[("unhandled_exceptions", variant)] = [Aggregate(count=events)] * 4
+    assert assess(counted, data, 0, 4 * HOUR).verdict is verdict
 
 
 def test_restarted_windows_spend_a_bounded_alpha() -> None:
