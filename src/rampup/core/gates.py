@@ -19,7 +19,6 @@ from rampup.core import sequential
 from rampup.core.durations import parse_duration
 from rampup.core.rollups import Aggregate, UnitTotals
 from rampup.core.sketch import first_bucket_above, value_of
-from rampup.core.sketch import quantile as sketch_quantile
 from rampup.core.telemetry import BUILTIN_METRICS, Aggregation, parse_metric_name
 from rampup.core.thresholds import Written, check_duration, check_own, parse_threshold
 from rampup.errors import InvalidInput
@@ -451,10 +450,13 @@ class _Quantile(Measurement):
 
     def __init__(self, hist: Mapping[int, int], q: float, alpha: float = sequential.ALPHA) -> None:
         self._buckets = sorted(hist)
-        self._cumulative = list(itertools.accumulate(hist[b] for b in self._buckets))
+        self._cumulative = list(itertools.accumulate(map(hist.__getitem__, self._buckets)))
         self._q = q
         self._n = n = self._cumulative[-1] if self._cumulative else 0
-        super().__init__(sketch_quantile(hist, q, n) if n else None, None, None, n, alpha=alpha)
+        # sketch.quantile's rank rule, on the sums already made: the first bucket holding rank ⌊q (n − 1)⌋
+        at = bisect.bisect_right(self._cumulative, math.floor(q * (n - 1))) if n else 0
+        value = value_of(self._buckets[min(at, len(self._buckets) - 1)]) if n else None
+        super().__init__(value, None, None, n, alpha=alpha)
 
     def _above(self, x: float) -> int:
         """Samples whose bucket's value exceeds x."""
