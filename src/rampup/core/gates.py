@@ -604,19 +604,21 @@ class _PerExposure(Measurement):
     traffic: taken literally it scales with the percentage and the traffic (at 100% and 50 req/s a healthy
     service crosses it all the time). So it is breached only when the window's count is over the line
     **and** the treatment has surely more of these events per request than control, judged on how the
-    events since `since_ms` split between the variants against their requests (the stage, or a restarted
-    window: the same α as the rate lines). At 100% there is no control, and it is not judged."""
+    events since `since_ms` split between the variants against their requests (or users, for a service that
+    sends only its errors) — the stage, or a restarted window: the same α as the rate lines. At 100% there
+    is no control, and it is not judged."""
 
     def __init__(
         self, count: int, inputs: "GateInputs", metric: str, since_ms: int, now_ms: int, alpha: float
     ) -> None:
         super().__init__(float(count), None, None, count, alpha=alpha)
+        variants = (TREATMENT, CONTROL)
+        exposure = [inputs.aggregate("error_rate", v, since_ms, now_ms).count for v in variants]  # requests
+        if not any(exposure):  # a service that sends only its errors: its users are the exposure
+            exposure = [inputs.units(v, since_ms, now_ms).users for v in variants]
         t, c = (
-            _rate(
-                inputs.aggregate("error_rate", v, since_ms, now_ms).count,  # requests: the exposure
-                inputs.aggregate(metric, v, since_ms, now_ms).count,
-            )
-            for v in (TREATMENT, CONTROL)
+            _rate(n, inputs.aggregate(metric, v, since_ms, now_ms).count)
+            for n, v in zip(exposure, variants, strict=True)
         )
         self._split = _Split(t, c, alpha)
 

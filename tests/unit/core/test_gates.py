@@ -218,6 +218,8 @@ def test_a_change_against_control_is_judged_on_how_failures_split() -> None:
         ((1800, 12), (16200, 27), Verdict.FAIL),
         # at 100% there is no control to compare with: the count alone decides nothing
         ((18000, 40), (0, 0), Verdict.INCONCLUSIVE),
+        # a service that sends only its errors: users are the exposure (100 and 900 of them)
+        ((0, 12), (0, 27), Verdict.FAIL),
     ],
 )
 def test_a_count_in_a_window_is_compared_with_control_per_request(
@@ -225,7 +227,7 @@ def test_a_count_in_a_window_is_compared_with_control_per_request(
 ) -> None:
     counted = gate(metric="unhandled_exceptions", window="1h", rollback="> 5")
     assert not counted.blocks_advance
-    data = Hours()
+    data = Hours(users={TREATMENT: UnitTotals(100, 100, 0, 0), CONTROL: UnitTotals(900, 900, 0, 0)})
     for variant, (requests, events) in ((TREATMENT, treatment), (CONTROL, control)):
         data.rates(variant, [(requests, 0)] * 4)
         data.data[("unhandled_exceptions", variant)] = [Aggregate(count=events)] * 4
