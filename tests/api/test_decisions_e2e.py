@@ -1,6 +1,7 @@
 """Decisions end to end on a real `rampup serve` with a manual clock: a stage whose soak ends without enough
 evidence says so once, with what is missing, and goes on when the data come; a line against control rolls
-back a treatment that is several times worse than control while still under the plan's absolute line."""
+back a treatment that is several times worse than control while still under the plan's absolute line; a
+count gate compares with control per request."""
 
 import os
 import subprocess
@@ -132,6 +133,42 @@ gates:
         assert own["verdict"] != "fail" and 0.01 < own["value"] < 0.04  # about 2%: under the 4% line
         versus = next(g for g in lines if g["compare"] == "control")
         assert versus["verdict"] == "fail" and versus["lower"] > 1.0  # surely more than double control
+
+
+def test_a_count_gate_is_compared_with_control_per_request_not_taken_literally(
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
+    """ "> 5 unhandled in 5 minutes" at 50%: both variants throwing alike is over the line every window and
+    rolls nothing back; the treatment alone throwing does."""
+    server = server_factory(make_database_url("sqlite"), extra_env=FAST, manual_clock=True)
+    flag = "decide-count"
+    with server.client() as c:
+        r = c.post("/api/v1/flags", json={"key": flag, "description": "count gate", "type": "boolean"})
+        assert r.status_code == 201, r.text
+        plan = f"""\
+name: {flag}-plan
+flag: {flag}
+environment: production
+stages:
+  - {{name: General, percentage: 50, min_duration: 1h}}
+  - {{name: Full, percentage: 100, min_duration: 1h}}
+gates:
+  - {{metric: unhandled_exceptions, window: 5m, rollback: "> 5"}}
+"""
+        rid = create_rollout(c, plan)
+        traffic = Traffic(c, flag, users=2000)
+        traffic.unhandled = (10, 10)
+        for _ in range(10):
+            traffic.send()
+            server.advance("1s")
+        status = rollout(c, rid)
+        counted = next(g for g in status["gates"] if g["metric"] == "unhandled_exceptions")
+        assert status["state"] == "running" and counted["value"] > 5, summary(status)
+        assert counted["verdict"] != "fail"
+        traffic.unhandled = (20, 0)
+        status = drive(server, c, rid, at("rolled_back"), traffic=traffic, what="the step back")
+        back = status["timeline"][-1]
+        assert back["actor"] == "controller" and "unhandled_exceptions" in back["reason"], back
 
 
 BACKTESTED = """\

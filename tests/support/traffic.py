@@ -31,14 +31,15 @@ class Traffic:
     ) -> None:
         self.c, self.flag, self.environment = c, flag, environment
         self.users = [f"{flag}-user-{i}" for i in range(users)]
-        self._bodies: dict[tuple[float, bool, str, int | None, int], tuple[bytes, int, int]] = {}
+        self._bodies: dict[tuple[Any, ...], tuple[bytes, int, int]] = {}
         self.requests = self.treatment = self.failures = self.batches = 0
+        self.unhandled = (0, 0)  # unhandled exceptions each batch, from the first treatment and control users
 
     def _body(
         self, percentage: float, enabled: bool, salt: str, fail_every: int | None
     ) -> tuple[bytes, int, int]:
         shift = self.batches % fail_every if fail_every else 0
-        key = (percentage, enabled, salt, fail_every, shift)
+        key = (percentage, enabled, salt, fail_every, shift, self.unhandled)
         if key not in self._bodies:
             on = [enabled and in_rollout(salt, user, percentage) for user in self.users]
             treatment = [i for i, yes in enumerate(on) if yes]
@@ -61,6 +62,19 @@ class Traffic:
                 }
                 for i, user in enumerate(self.users)
             ]
+            throwing = (
+                treatment[: self.unhandled[0]]
+                + [i for i, yes in enumerate(on) if not yes][: self.unhandled[1]]
+            )
+            events += [
+                {
+                    "type": "error",
+                    "targeting_key": self.users[i],
+                    "flags": {self.flag: on[i]},
+                    "unhandled": True,
+                }
+                for i in throwing
+            ]
             treated, failed = len(treatment), len(failing)
             self._bodies[key] = (json.dumps({"events": events}).encode(), treated, failed)
         return self._bodies[key]
@@ -77,7 +91,7 @@ class Traffic:
             timeout=60,
         )
         assert r.status_code == 202, r.text
-        assert r.json() == {"accepted": len(self.users)}
+        assert r.json() == {"accepted": len(self.users) + sum(self.unhandled)}
         self.batches += 1
         self.requests += len(self.users)
         self.treatment += treated
