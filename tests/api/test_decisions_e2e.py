@@ -100,25 +100,33 @@ def test_a_stage_short_of_data_waits_says_so_once_and_goes_on_when_the_data_come
         assert kinds(status)[-1] == "advanced" or status["state"] == "completed", summary(status)
 
 
+def start_two_stages(c: httpx.Client, flag: str, percentage: int, gate: str) -> int:
+    """A new flag and a rollout of it: an hour at `percentage`, then an hour at 100%, with one gate (YAML)."""
+    r = c.post("/api/v1/flags", json={"key": flag, "description": f"decisions {flag}", "type": "boolean"})
+    assert r.status_code == 201, r.text
+    plan = f"""\
+name: {flag}-plan
+flag: {flag}
+environment: production
+stages:
+  - {{name: First, percentage: {percentage}, min_duration: 1h}}
+  - {{name: Full, percentage: 100, min_duration: 1h}}
+gates:
+  - {gate}
+"""
+    return create_rollout(c, plan)
+
+
 def test_a_treatment_several_times_worse_than_control_rolls_back_under_the_absolute_line(
     make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
 ) -> None:
     server = server_factory(make_database_url("sqlite"), extra_env=FAST, manual_clock=True)
     flag = "decide-versus"
     with server.client() as c:
-        r = c.post("/api/v1/flags", json={"key": flag, "description": "versus control", "type": "boolean"})
-        assert r.status_code == 201, r.text
-        plan = f"""\
-name: {flag}-plan
-flag: {flag}
-environment: production
-stages:
-  - {{name: Early Access, percentage: 10, min_duration: 1h}}
-  - {{name: Full, percentage: 100, min_duration: 1h}}
-gates:
-  - {{metric: error_rate, compare: control, target: "< 5%", rollback: ["> 4%", "> +100%"], for: 1s}}
-"""
-        rid = create_rollout(c, plan)
+        gate = (
+            '{metric: error_rate, compare: control, target: "< 5%", rollback: ["> 4%", "> +100%"], for: 1s}'
+        )
+        rid = start_two_stages(c, flag, 10, gate)
         traffic = Traffic(c, flag, users=2000)
         status = drive(
             server, c, rid, at("rolled_back"), traffic=traffic, fail_every=50, what="the step back"
@@ -143,19 +151,7 @@ def test_a_count_gate_is_compared_with_control_per_request_not_taken_literally(
     server = server_factory(make_database_url("sqlite"), extra_env=FAST, manual_clock=True)
     flag = "decide-count"
     with server.client() as c:
-        r = c.post("/api/v1/flags", json={"key": flag, "description": "count gate", "type": "boolean"})
-        assert r.status_code == 201, r.text
-        plan = f"""\
-name: {flag}-plan
-flag: {flag}
-environment: production
-stages:
-  - {{name: General, percentage: 50, min_duration: 1h}}
-  - {{name: Full, percentage: 100, min_duration: 1h}}
-gates:
-  - {{metric: unhandled_exceptions, window: 5m, rollback: "> 5"}}
-"""
-        rid = create_rollout(c, plan)
+        rid = start_two_stages(c, flag, 50, '{metric: unhandled_exceptions, window: 5m, rollback: "> 5"}')
         traffic = Traffic(c, flag, users=2000)
         traffic.unhandled = (10, 10)
         for _ in range(10):
