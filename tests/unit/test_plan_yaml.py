@@ -45,8 +45,8 @@ def test_the_guides_plan_is_complete() -> None:
         (Compare.CONTROL, "> +0.3pp", None),
         (Compare.CONTROL, "> +50%", None),
     ]
-    assert lines[("api_latency_p95", Scale.RELATIVE)].rollback.value == pytest.approx(0.2)  # type: ignore[union-attr]
-    assert lines[("lcp_p75", Scale.RELATIVE)].rollback.value == pytest.approx(0.2)  # type: ignore[union-attr]
+    assert lines[("api_latency_p95", Scale.RELATIVE)].rollback.value == pytest.approx(0.1)  # type: ignore[union-attr]
+    assert lines[("lcp_p75", Scale.RELATIVE)].rollback.value == pytest.approx(0.1)  # type: ignore[union-attr]
     assert plan.notify == ("rollout-channel", "support-email")
 
 
