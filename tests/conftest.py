@@ -22,6 +22,7 @@ from tests.support.servers import Server, start_server
 PG_ADMIN_URL = os.environ.get("RAMPUP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ON_CI = os.environ.get("CI") == "true"
 BACKENDS = ["sqlite", "postgres"]
+ATTEMPTS_WHILE_TEMPLATE_BUSY = 5  # each waits up to 5 s in PostgreSQL itself for the other sessions to go
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,8 +55,24 @@ def _postgres_url(name: str) -> str:
 
 
 def _create_postgres(name: str, template: str | None = None) -> None:
+    """A copy of a template fails while anything is connected to the template; the template takes no new
+    connections (see `_seal`), but a just-closed one may still be exiting on a loaded machine: try again."""
+    statement = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+    for attempt in range(ATTEMPTS_WHILE_TEMPLATE_BUSY):
+        try:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(statement)
+            return
+        except psycopg.errors.ObjectInUse:
+            if attempt == ATTEMPTS_WHILE_TEMPLATE_BUSY - 1:
+                raise
+
+
+def _seal(template: str) -> None:
+    """No connection to the template from now on (none of ours, nor autovacuum's), and none left open."""
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        conn.execute(f'ALTER DATABASE "{template}" ALLOW_CONNECTIONS false')
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (template,))
 
 
 def _drop_postgres(name: str) -> None:
@@ -93,6 +110,7 @@ class Templates:
             self._postgres = f"rampup_template_{uuid.uuid4().hex[:12]}"
             _create_postgres(self._postgres)
             _migrated(_postgres_url(self._postgres))
+            _seal(self._postgres)
         _create_postgres(name, template=self._postgres)
         return _postgres_url(name)
 
