@@ -46,10 +46,16 @@ def test_an_ingest_token_sends_a_summary_and_the_metrics_count_its_events(sqlite
         for summary, where in (
             (later, "seconds[0].second"),
             ({"seconds": [], "units": [unit]}, "units[0].day"),
+            ({"seconds": [], "id": "not/an id"}, "id"),
+            ({"seconds": [], "id": "x" * 65}, "id"),
         ):
             far = sender.post("/api/v1/summaries", content=json.dumps(summary))
             assert far.status_code == 422 and far.json()["error"]["where"] == where, far.text
         assert error_rate(server) == before, "refused summaries store nothing"
         ok = sender.post("/api/v1/summaries", content=body)
+        named = encode_summary(*fold_seconds(observations, {}), "c0ffee-1")
+        first, again = (sender.post("/api/v1/summaries", content=named) for _ in range(2))
     assert ok.status_code == 202 and ok.json() == {"accepted": 40}, ok.text
-    assert error_rate(server) == (before[0] + 40, before[1] + 10)
+    # The same id again (a retry after a lost answer): answered alike, stored once.
+    assert first.json() == again.json() == {"accepted": 40} and again.status_code == 202, again.text
+    assert error_rate(server) == (before[0] + 80, before[1] + 20)

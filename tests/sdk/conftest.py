@@ -131,11 +131,13 @@ class Refusal:
 class FaultProxy:
     """An HTTP proxy in a thread. `refuse[path] = Refusal(...)` answers that path itself; `batches` holds
     every telemetry batch forwarded, with the server's status, and `summaries` every summary; `hits[path]`
-    counts requests by status."""
+    counts requests by status. `lose[path] = n` forwards the next n requests there and closes the connection
+    instead of answering: the server did the work, the client never hears of it."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.refuse: dict[str, Refusal] = {}
+        self.lose: dict[str, int] = {}
         self.batches: list[tuple[int, list[dict[str, Any]]]] = []
         self.summaries: list[tuple[int, dict[str, Any]]] = []
         self.hits: dict[str, list[int]] = {}
@@ -189,6 +191,9 @@ class FaultProxy:
                 self._record(path, response.status_code)
                 with self.lock:
                     self._streams.add(response)
+                if self._losing(path):
+                    response.read()
+                    return
                 handler.send_response(response.status_code)
                 for name, value in response.headers.items():
                     if name.lower() not in HOP_BY_HOP:
@@ -207,6 +212,13 @@ class FaultProxy:
                     self._streams.discard(response)
         if handler.command == "POST" and response is not None:
             self._keep(path, response.status_code, body)
+
+    def _losing(self, path: str) -> bool:
+        with self.lock:
+            if self.lose.get(path, 0) <= 0:
+                return False
+            self.lose[path] -= 1
+            return True
 
     def _keep(self, path: str, status: int, body: bytes) -> None:
         with self.lock:

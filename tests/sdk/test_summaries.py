@@ -169,6 +169,24 @@ def test_a_summary_endpoint_that_refuses_for_a_while(
     assert stored["on"]["count"] + stored["off"]["count"] == stats.sent
 
 
+def test_a_summary_sent_again_after_its_answer_was_lost_is_counted_once(
+    rampup: Rampup, proxy_to: Callable[[str], FaultProxy]
+) -> None:
+    proxy = proxy_to(rampup.server.url)
+    proxy.lose["/api/v1/summaries"] = 1  # the server stores the first summary; its answer never arrives
+    key = rampup.new_flag(enabled=True, rollout=50)
+    with Client(proxy.url, rampup.sdk_token, ingest_token=rampup.ingest_token, flush_interval=0.05) as client:
+        rampup.caught_up(client)
+        for i in range(200):
+            client.is_enabled(key, f"user-{i}")  # a new user each time: an exposure, folded
+        assert client.flush(15)
+        stats = client.stats().events
+    assert stats is not None and (stats.sent, stats.dropped, stats.rejected) == (200, 0, 0), stats
+    assert stats.retries >= 1 and proxy.lose["/api/v1/summaries"] == 0
+    stored = rampup.metric("exposures", key)["variants"]
+    assert stored["on"]["count"] + stored["off"]["count"] == 200
+
+
 def test_what_the_server_would_refuse_is_left_out_and_counted() -> None:
     """An event the server would refuse is left out of the summary (counted as rejected); a cell the server
     refuses (a flag deleted meanwhile) is left out and the rest sent again at once; any other refusal is final."""
@@ -233,7 +251,7 @@ def test_a_request_recorded_as_a_tuple_folds_as_its_event_would() -> None:
         (now, "u", {}, 1.0, True, {"method": "G\x00T"}),
         (now, "u", {"other": float("nan")}, 1.0, True, {"method": "GET"}),
     ]
-    as_tuples, as_events = Chunk(), Chunk()
+    as_tuples, as_events = Chunk("tuples"), Chunk("events")
     refused = as_tuples.fold(requests, Attribution(), flags)
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     events = [

@@ -74,9 +74,10 @@ class Attribution:
 class Chunk:
     """One interval's summary: per-second aggregates and unit days, and how many events they stand for."""
 
-    __slots__ = ("seconds", "units", "events")
+    __slots__ = ("seconds", "units", "events", "id")
 
-    def __init__(self) -> None:
+    def __init__(self, summary_id: str) -> None:
+        self.id = summary_id  # the server stores a summary with an id once, however often it is sent
         self.seconds: dict[Second, Aggregate] = {}
         self.units: dict[UnitKey, list[int]] = {}
         self.events = 0
@@ -122,7 +123,7 @@ class Chunk:
         return [(timed[i][1], exc) for i, exc in refused]
 
     def body(self) -> bytes:
-        return encode_summary(self.seconds, self.units)
+        return encode_summary(self.seconds, self.units, self.id)
 
     def drop_cell(self, where: str | None) -> bool:
         """Leaves out the cell a refusal names (`seconds[3].flag`: a flag deleted meanwhile); False if none."""

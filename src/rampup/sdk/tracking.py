@@ -11,10 +11,12 @@ batch or summary first in line, so that, if the outage lasts, the oldest are the
 from __future__ import annotations
 
 import email.utils
+import itertools
 import logging
 import math
 import random
 import re
+import secrets
 import threading
 import time
 from collections import deque
@@ -106,7 +108,9 @@ class Tracker:
         self._attribution = Attribution()
         self._summary_capacity = summary_capacity
         self._folding: deque[Item] = deque()  # events to fold into the current summary
-        self._current = Chunk()
+        # Summary ids: random per tracker, then numbered, so no two trackers anywhere send the same one.
+        self._summary_ids = (f"{secrets.token_hex(16)}-{n}" for n in itertools.count())
+        self._current = Chunk(next(self._summary_ids))
         self._chunks: deque[Chunk] = deque()  # sealed summaries, oldest first; only the sender touches them
         self._summarized = 0  # events folding, folded or in sealed summaries: not yet settled
         self._sending = 0  # of which in the summary being sent
@@ -289,7 +293,7 @@ class Tracker:
         """The current summary joins those to send; past `summary_capacity` cells the oldest go, counted."""
         if self._current.events:
             self._chunks.append(self._current)
-            self._current = Chunk()
+            self._current = Chunk(next(self._summary_ids))
         held = sum(chunk.cells for chunk in self._chunks)
         while held > self._summary_capacity and len(self._chunks) > 1:  # the newest is always kept
             oldest = self._chunks.popleft()

@@ -30,6 +30,7 @@ from rampup.services.usage import EvaluationCounter
 __all__ = ["IngestService"]
 
 ROOM_AHEAD_DAYS = 3  # today's and the next days' raw events never wait for their partition to be created
+SUMMARY_ID_RETENTION = timedelta(days=1)  # a summary retried later than this after a lost answer counts twice
 RETRIES = 3  # concurrent first writes of the same new aggregate row (several instances) conflict; retry
 
 
@@ -93,11 +94,16 @@ class IngestService:
         return len(observations)
 
     def ingest_summary(
-        self, environment: str, seconds: Mapping[Second, Aggregate], units: dict[UnitKey, list[int]]
+        self,
+        environment: str,
+        seconds: Mapping[Second, Aggregate],
+        units: dict[UnitKey, list[int]],
+        summary_id: str | None = None,
     ) -> int:
         """A client's per-second aggregates and unit days (`adapters/codecs/summaries.py`), stored as the events
         they fold would be, all or nothing; returns how many events they stand for (their error_rate counts,
-        which every request and error event feeds once)."""
+        which every request and error event feeds once). A summary whose id was stored already (a retry after
+        a lost answer) is answered alike and stores nothing."""
         snapshot = self._snapshots.current
         env = snapshot.environments.get(environment)
         if env is None:
@@ -111,20 +117,25 @@ class IngestService:
         for i, key in enumerate(units):
             _check_slot(flags, key.flag, key.variant, f"units[{i}]")
         folded = expand(seconds, units)
-
-        def write(tx: Transaction) -> None:
-            tx.telemetry.add_rollups(env.id, folded.rollups)
-            tx.telemetry.add_units(env.id, folded.units)
-
-        self._commit(write)
-        if self._usage is not None:
-            self._usage.summarized(environment, seconds)
         events = sum(
             a.count
             for (flag, _, metric, _), a in seconds.items()
             if flag == ALL_USERS and metric == "error_rate"
         )
-        self._stored(environment, "summary", events)
+        fresh = True
+
+        def write(tx: Transaction) -> None:
+            nonlocal fresh
+            fresh = summary_id is None or tx.telemetry.claim_summary(env.id, summary_id, self.now_ms())
+            if fresh:
+                tx.telemetry.add_rollups(env.id, folded.rollups)
+                tx.telemetry.add_units(env.id, folded.units)
+
+        self._commit(write)
+        if fresh:
+            if self._usage is not None:
+                self._usage.summarized(environment, seconds)
+            self._stored(environment, "summary", events)
         return events
 
     def _commit(self, write: Callable[[Transaction], None]) -> None:
@@ -162,6 +173,7 @@ class IngestService:
         with self._store.transaction() as tx:
             tx.telemetry.purge_rollups(SECOND, int(now.timestamp()) - FINE_RETENTION)
             tx.feedback.purge_before(before_ms)
+            tx.telemetry.purge_summary_ids(int((now - SUMMARY_ID_RETENTION).timestamp() * 1000))
         # Raw events apart: on PostgreSQL dropping a day and creating the next ones lock the whole table briefly.
         today = int(now.timestamp()) // DAY
         with self._store.transaction() as tx:

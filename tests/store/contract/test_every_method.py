@@ -292,3 +292,25 @@ def test_outbox_backlog_counts_what_waits(store: Store) -> None:
         tx.outbox.enqueue("02", "notify", "channel:b", {}, LATER)
         tx.outbox.delivered("01", LATER)
         assert (tx.outbox.backlog().count, tx.outbox.backlog().oldest) == (1, LATER)
+
+
+def test_a_summary_id_is_claimed_once_per_environment_until_purged(store: Store) -> None:
+    with store.transaction() as tx:
+        prod = tx.environments.add("production", "Production", AT).id
+        qa = tx.environments.add("qa", "QA", AT).id
+        assert tx.telemetry.claim_summary(prod, "a-1", 1000)
+        assert not tx.telemetry.claim_summary(prod, "a-1", 2000)  # a retry
+        assert tx.telemetry.claim_summary(qa, "a-1", 1000)  # another environment's
+        assert tx.telemetry.claim_summary(prod, "a-2", 3000)
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        assert tx.telemetry.claim_summary(prod, "b-1", 1000)
+        raise RuntimeError("rolled back")  # a summary not stored leaves its id free
+    with store.transaction() as tx:
+        assert tx.telemetry.claim_summary(prod, "b-1", 1000)
+    with store.transaction() as tx:
+        assert not tx.telemetry.claim_summary(prod, "a-2", 4000)
+        assert tx.telemetry.purge_summary_ids(2500) == 3  # a-1 in each environment, b-1
+    with store.transaction() as tx:
+        assert tx.telemetry.claim_summary(prod, "a-1", 5000) and not tx.telemetry.claim_summary(
+            prod, "a-2", 5000
+        )

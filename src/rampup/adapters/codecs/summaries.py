@@ -3,12 +3,15 @@
 A summary is exactly what the server's own fold makes of a batch (`core.rollups.fold_seconds`), so storing it
 gives the same rollups and unit days, hence the same metric answers and gate verdicts, as the events would:
 
-    {"seconds": [{"flag": "checkout", "variant": "on", "metric": "error_rate", "second": 1764500000,
+    {"id": "5f0c…9a1e-17",
+     "seconds": [{"flag": "checkout", "variant": "on", "metric": "error_rate", "second": 1764500000,
                   "count": 120, "failures": 2, "total": 0, "total_sq": 0,
                   "last_value": null, "last_at_ms": null, "sketch": null}, …],
      "units": [{"flag": "checkout", "variant": "on", "day": 20422, "unit": "user-1",
                 "events": 3, "engaged": 0, "failures": 1}, …]}
 
+`id` (optional, 1–64 letters, digits, `-` and `_`) names the summary: the server stores a summary with an id
+once, and answers a summary sent again with that id (after a lost answer) as it did, without counting it twice.
 `flag` "" and `variant` "all" is the environment-wide slot. Decoding checks every figure's own consistency
 (failures ≤ count, a sketch no bigger than its count, the last value inside its second); the service checks
 flags, variants and metrics against the environment.
@@ -61,15 +64,22 @@ class Unit(Struct, forbid_unknown_fields=True):
     failures: PerUnit = 0
 
 
+SummaryId = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+
+
 class Summary(Struct, forbid_unknown_fields=True):
     seconds: Annotated[list[Cell], Meta(max_length=MAX_CELLS)]
     units: Annotated[list[Unit], Meta(max_length=MAX_CELLS)] = []
+    id: SummaryId | None = None
 
 
 _decoder = msgspec.json.Decoder(Summary)
 
 
-def decode_summary(body: bytes, now_ms: int) -> tuple[dict[Second, Aggregate], dict[UnitKey, list[int]]]:
+def decode_summary(
+    body: bytes, now_ms: int
+) -> tuple[dict[Second, Aggregate], dict[UnitKey, list[int]], str | None]:
+    """Its cells, its unit days and its id."""
     try:
         summary = _decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -96,7 +106,7 @@ def decode_summary(body: bytes, now_ms: int) -> tuple[dict[Second, Aggregate], d
         if u.failures > u.events:
             raise InvalidInput("more failures than events", where=f"units[{i}].failures")
         units[unit] = [u.events, u.engaged, u.failures]
-    return seconds, units
+    return seconds, units, summary.id
 
 
 def _aggregate(cell: Cell, where: str) -> Aggregate:
@@ -119,9 +129,12 @@ def _aggregate(cell: Cell, where: str) -> Aggregate:
     )
 
 
-def encode_summary(seconds: dict[Second, Aggregate], units: dict[UnitKey, list[int]]) -> bytes:
+def encode_summary(
+    seconds: dict[Second, Aggregate], units: dict[UnitKey, list[int]], summary_id: str | None = None
+) -> bytes:
     return msgspec.json.encode(
         {
+            **({"id": summary_id} if summary_id else {}),
             "seconds": [
                 {
                     "flag": flag,

@@ -81,6 +81,7 @@ class _Tables:
     evaluations: dict[tuple[int, int, int], tuple[int, datetime]] = field(default_factory=dict)
     feedback: dict[int, tuple[int, Entry]] = field(default_factory=dict)  # id → (environment id, entry)
     event_refs: dict[tuple[int, str], EventRef] = field(default_factory=dict)
+    summary_ids: dict[tuple[int, str], int] = field(default_factory=dict)  # → when it was stored, ms
 
     def next_id(self, table: str) -> int:
         self.ids[table] = self.ids.get(table, 0) + 1
@@ -392,6 +393,18 @@ class _Telemetry(_Repository):
             for o in batch
             if since_ms <= o.at_ms < until_ms
         ]
+
+    def claim_summary(self, environment_id: int, summary_id: str, at_ms: int) -> bool:
+        if (environment_id, summary_id) in self.t.summary_ids:
+            return False
+        self.t.summary_ids[(environment_id, summary_id)] = at_ms
+        return True
+
+    def purge_summary_ids(self, before_ms: int) -> int:
+        old = [key for key, at_ms in self.t.summary_ids.items() if at_ms < before_ms]
+        for key in old:
+            del self.t.summary_ids[key]
+        return len(old)
 
     def purge_events(self, before_ms: int) -> int:
         kept = [b for b in self.t.event_batches if b[2] >= before_ms]

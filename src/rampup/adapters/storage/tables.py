@@ -47,6 +47,7 @@ __all__ = [
     "feedback",
     "feedback_variants",
     "event_refs",
+    "summary_ids",
     "flag_lifecycle",
     "flag_evaluations",
     "segments",
@@ -251,6 +252,18 @@ event_refs = Table(
     Column("flags", Json, nullable=True),
     PrimaryKeyConstraint("environment_id", "event_id"),
     Index("ix_event_refs_time", "at_ms"),
+)
+
+# Ids of the summaries stored (`POST /api/v1/summaries`), so a summary sent again after a lost answer is not
+# counted twice; kept for SUMMARY_ID_RETENTION (services/ingest.py).
+summary_ids = Table(
+    "summary_ids",
+    metadata,
+    Column("environment_id", Integer, nullable=False),
+    Column("summary_id", String(64), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("environment_id", "summary_id"),
+    Index("ix_summary_ids_time", "at_ms"),
 )
 
 metric_definitions = Table(

@@ -5,9 +5,10 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from rampup.adapters.storage.gate_inputs import TelemetryGateInputs
-from rampup.adapters.storage.tables import event_batches, rollups, unit_days
+from rampup.adapters.storage.tables import event_batches, rollups, summary_ids, unit_days
 from rampup.core.ports import RollupRow
 from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
 from rampup.core.telemetry import Kind, Observation
@@ -266,6 +267,19 @@ class SqlTelemetry:
             for e in _decode_events(body)
             if since_ms <= e.at < until_ms
         ]
+
+    def claim_summary(self, environment_id: int, summary_id: str, at_ms: int) -> bool:
+        """One insert that does nothing on a conflict: on PostgreSQL a concurrent claim of the same id waits for
+        the first to commit or roll back, so exactly one of them stores the summary."""
+        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
+        row = {"environment_id": environment_id, "summary_id": summary_id, "at_ms": at_ms}
+        claim = (
+            dialect.insert(summary_ids).values(row).on_conflict_do_nothing().returning(summary_ids.c.at_ms)
+        )
+        return self.conn.execute(claim).first() is not None
+
+    def purge_summary_ids(self, before_ms: int) -> int:
+        return int(self.conn.execute(delete(summary_ids).where(summary_ids.c.at_ms < before_ms)).rowcount)
 
     def purge_events(self, before_ms: int) -> int:
         """Drop the batches whose every event is older than `before_ms`; returns how many events went. On PostgreSQL
