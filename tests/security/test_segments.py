@@ -73,6 +73,16 @@ def test_hostile_segments_are_refused_and_change_nothing(
         assert (beta["keys"], beta["version"]) == (["u-1", "u-2"], 1)
 
 
+def test_keys_that_change_nothing_answer_the_segment_as_it_is(server: Server) -> None:
+    with server.client() as api:
+        before = revision(api)
+        for body in ({"remove_keys": ["nobody"]}, {"add_keys": ["u-1"]}):
+            same = api.patch(f"{SEGMENTS}/beta", json=body)
+            assert same.status_code == 200, same.text
+            assert (same.json()["key_count"], same.json()["version"]) == (2, 1)
+        assert revision(api) == before
+
+
 def test_a_segment_grows_to_its_limit_and_no_further(server: Server) -> None:
     with server.client() as api:
         created = api.post(SEGMENTS, json={"key": "big", "keys": [f"user-{i:06d}" for i in range(60_000)]})

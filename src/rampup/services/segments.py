@@ -101,10 +101,12 @@ class SegmentService:
             env = _environment(tx, environment)
             before = _record(tx, env, key, for_update=True)
             after = _changed(before.segment, body)
+            used_by = _users(tx, env.id).get(key, ())
+            if after == replace(before.segment, version=after.version):
+                return SegmentView(before, env.key, used_by)  # nothing moved: no version, audit entry or push
             others = [r for r in tx.segments.all(env.id, keys=False) if r.id != before.id]
             _room(others, len(after.keys), "add_keys" if "add_keys" in body else "keys")
             tx.segments.update(before, after, now)
-            used_by = _users(tx, env.id).get(key, ())
             self._audit_change(tx, env, before.segment, after, used_by, actor, reason, now)
             record = replace(before, segment=after, key_count=len(after.keys), updated_at=now)
         self._on_change()

@@ -116,3 +116,19 @@ def test_limits_refuse_and_change_nothing(c: Container, monkeypatch: pytest.Monk
     shown = c.segments.segment("production", "beta")
     assert (shown.record.segment.keys, shown.record.segment.version) == (frozenset({"u-1", "u-2"}), 1)
     assert [s.record.segment.key for s in c.segments.segments("production")] == ["beta"]
+
+
+def test_an_edit_that_changes_nothing_is_not_a_change(c: Container) -> None:
+    before = c.snapshots.current.revision
+    audited = c.flags.audit(limit=1)
+    for body in (
+        {"remove_keys": ["u-9"]},
+        {"add_keys": ["u-1"]},
+        {"add_keys": ["u-1"], "remove_keys": ["u-9"]},
+    ):
+        view = c.segments.update("production", "beta", {**body, "version": 1}, "dana")
+        assert (view.record.segment.keys, view.record.segment.version) == (frozenset({"u-1", "u-2"}), 1)
+        assert view.used_by == ("checkout", "search")
+    assert c.segments.update("production", "beta", {"description": ""}, "dana").record.segment.version == 1
+    assert c.snapshots.current.revision == before  # nothing pushed to SDKs
+    assert c.flags.audit(limit=1) == audited
