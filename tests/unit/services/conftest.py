@@ -1,7 +1,7 @@
 """Services over the in-memory store: what they decide and keep, without a database. That the SQL stores keep
 the same promises is tests/store/contract's job."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -22,3 +22,23 @@ def memory_container() -> Callable[..., Container]:
         return c
 
     return make
+
+
+@pytest.fixture
+def with_channels(memory_container: Callable[..., Container]) -> Iterator[Callable[..., Container]]:
+    """A container on `clock` with a webhook channel of each name (made in that order), the example flag
+    `workstation` telling `owners` of its changes; closed after the test."""
+    made: list[Container] = []
+
+    def make(clock: Clock, *channels: str) -> Container:
+        container = memory_container(clock)
+        made.append(container)
+        for name in channels:
+            channel = {"name": name, "type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s" * 16}
+            container.notifications.create_channel(channel, "dana")
+        container.flags.update_flag("workstation", {"notify": ["owners"]}, "dana")
+        return container
+
+    yield make
+    for container in made:
+        container.close()

@@ -1,7 +1,7 @@
 """The lifecycle pass over the in-memory store: ready for cleanup three days after a rollout completes, not when
 something rolled it back since, and each change of status queued once for the plan's and the flag's channels."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,14 +39,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def c(memory_container: Callable[..., Container], clock: Clock) -> Iterator[Container]:
-    container = memory_container(clock)
-    for name in ("rollout-channel", "owners"):
-        channel = {"name": name, "type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s" * 16}
-        container.notifications.create_channel(channel, "dana")
-    container.flags.update_flag(FLAG, {"notify": ["owners"]}, "dana")
-    yield container
-    container.close()
+def c(with_channels: Callable[..., Container], clock: Clock) -> Container:
+    return with_channels(clock, "rollout-channel", "owners")
 
 
 def told(c: Container) -> list[tuple[str, str]]:

@@ -2,7 +2,7 @@
 lease, audited as the token that scheduled them, told to the channels; failed (not made) when they no longer
 fit; cancelled; limited."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,14 +27,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def c(memory_container: Callable[..., Container], clock: ManualClock) -> Iterator[Container]:
-    container = memory_container(clock)
-    for name in ("owners", "release-room"):
-        channel = {"name": name, "type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s" * 16}
-        container.notifications.create_channel(channel, "dana")
-    container.flags.update_flag(FLAG, {"notify": ["owners"]}, "dana")
-    yield container
-    container.close()
+def c(with_channels: Callable[..., Container], clock: ManualClock) -> Container:
+    return with_channels(clock, "owners", "release-room")
 
 
 def schedule(c: Container, **fields: Any) -> int:
