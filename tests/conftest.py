@@ -223,6 +223,17 @@ def module_servers(
     return get
 
 
+@pytest.fixture(params=BACKENDS)
+def shared_server(request: pytest.FixtureRequest, module_servers: Callable[[str], Server]) -> Server:
+    """The module's shared server (`module_servers`) on SQLite, then on PostgreSQL."""
+    return module_servers(request.param)
+
+
+@pytest.fixture
+def shared_sqlite_server(module_servers: Callable[[str], Server]) -> Server:
+    return module_servers("sqlite")
+
+
 @pytest.fixture
 def server(database_url: str, server_factory: Callable[..., Server]) -> Server:
     """A running server on a fresh database, once on SQLite and once on PostgreSQL."""

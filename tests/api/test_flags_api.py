@@ -1,7 +1,7 @@
-"""The admin API over HTTP against a running server: the core calls, errors and auth."""
+"""The admin API over HTTP against a running server: the core calls, errors and auth. Every test works on flags of
+its own (random keys) or only reads, so the module shares a server per backend."""
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -9,17 +9,6 @@ import pytest
 
 from tests.support.servers import Server
 from tests.support.waiting import PATIENCE_S
-
-
-# Every test here works on flags of its own (random keys) or only reads, so the module shares a server per backend.
-@pytest.fixture(params=["sqlite", "postgres"])
-def server(request: pytest.FixtureRequest, module_servers: Callable[[str], Server]) -> Server:
-    return module_servers(request.param)
-
-
-@pytest.fixture
-def sqlite_server(module_servers: Callable[[str], Server]) -> Server:
-    return module_servers("sqlite")
 
 
 def new_key() -> str:
@@ -32,8 +21,8 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     return dict(body["error"])
 
 
-def test_create_set_and_kill_a_flag_like_the_brief(server: Server) -> None:
-    api = server.client()
+def test_create_set_and_kill_a_flag_like_the_brief(shared_server: Server) -> None:
+    api = shared_server.client()
     key = new_key()
     created = api.post("/api/v1/flags", json={"key": key, "description": "New UI", "type": "boolean"})
     assert created.status_code == 201
@@ -57,8 +46,8 @@ def test_create_set_and_kill_a_flag_like_the_brief(server: Server) -> None:
     assert audit[0]["reason"] == "error spike" and audit[0]["actor"] == "admin"
 
 
-def test_duplicate_key_is_409_and_unknown_things_are_404(server: Server) -> None:
-    api = server.client()
+def test_duplicate_key_is_409_and_unknown_things_are_404(shared_server: Server) -> None:
+    api = shared_server.client()
     key = new_key()
     assert api.post("/api/v1/flags", json={"key": key}).status_code == 201
     assert error_of(api.post("/api/v1/flags", json={"key": key}))["code"] == "conflict"
@@ -91,9 +80,9 @@ def test_duplicate_key_is_409_and_unknown_things_are_404(server: Server) -> None
     ],
 )
 def test_bad_input_says_what_and_where_and_changes_nothing(
-    server: Server, body: dict[str, Any], status: int, where: str
+    shared_server: Server, body: dict[str, Any], status: int, where: str
 ) -> None:
-    api = server.client()
+    api = shared_server.client()
     key = new_key()
     api.post("/api/v1/flags", json={"key": key})
     before = api.get(f"/api/v1/flags/{key}").json()
@@ -105,21 +94,21 @@ def test_bad_input_says_what_and_where_and_changes_nothing(
     assert len(api.get("/api/v1/audit", params={"target": f"flag:{key}"}).json()) == 1
 
 
-def test_malformed_json_is_400(sqlite_server: Server) -> None:
-    response = sqlite_server.client().post(
+def test_malformed_json_is_400(shared_sqlite_server: Server) -> None:
+    response = shared_sqlite_server.client().post(
         "/api/v1/flags", content=b'{"key": ', headers={"content-type": "application/json"}
     )
     assert response.status_code == 400 and error_of(response)["code"] == "bad_request"
 
 
 @pytest.mark.parametrize("key", ["Bad", "-x", "a" * 129, "with space", ""])
-def test_bad_flag_keys_are_rejected(sqlite_server: Server, key: str) -> None:
-    response = sqlite_server.client().post("/api/v1/flags", json={"key": key})
+def test_bad_flag_keys_are_rejected(shared_sqlite_server: Server, key: str) -> None:
+    response = shared_sqlite_server.client().post("/api/v1/flags", json={"key": key})
     assert response.status_code == 422 and error_of(response)["where"] == "key"
 
 
-def test_multivariate_flag_with_weights(sqlite_server: Server) -> None:
-    api = sqlite_server.client()
+def test_multivariate_flag_with_weights(shared_sqlite_server: Server) -> None:
+    api = shared_sqlite_server.client()
     key = new_key()
     created = api.post(
         "/api/v1/flags",
@@ -143,8 +132,8 @@ def test_multivariate_flag_with_weights(sqlite_server: Server) -> None:
     assert bad.status_code == 422 and "add up to 100" in error_of(bad)["message"]
 
 
-def test_optimistic_concurrency_with_version(sqlite_server: Server) -> None:
-    api = sqlite_server.client()
+def test_optimistic_concurrency_with_version(shared_sqlite_server: Server) -> None:
+    api = shared_sqlite_server.client()
     key = new_key()
     api.post("/api/v1/flags", json={"key": key})
     assert (
@@ -158,8 +147,8 @@ def test_optimistic_concurrency_with_version(sqlite_server: Server) -> None:
     assert api.get(f"/api/v1/flags/{key}/environments/production").json()["rollout"] == 10
 
 
-def test_tokens_scopes_and_auth(sqlite_server: Server) -> None:
-    admin = sqlite_server.client()
+def test_tokens_scopes_and_auth(shared_sqlite_server: Server) -> None:
+    admin = shared_sqlite_server.client()
     made = {
         scope: admin.post("/api/v1/tokens", json={"scope": scope, "name": f"{scope}-bot"}).json()
         for scope in ("read", "write")
@@ -168,17 +157,17 @@ def test_tokens_scopes_and_auth(sqlite_server: Server) -> None:
     assert sdk.status_code == 201 and sdk.json()["token"].startswith("rp_")
     key = new_key()
 
-    anonymous = httpx.post(f"{sqlite_server.url}/api/v1/flags", json={"key": key}, timeout=PATIENCE_S)
+    anonymous = httpx.post(f"{shared_sqlite_server.url}/api/v1/flags", json={"key": key}, timeout=PATIENCE_S)
     assert anonymous.status_code == 401 and error_of(anonymous)["code"] == "unauthorized"
-    wrong = sqlite_server.client("rp_not-a-real-token").get("/api/v1/flags")
+    wrong = shared_sqlite_server.client("rp_not-a-real-token").get("/api/v1/flags")
     assert wrong.status_code == 401
-    reader = sqlite_server.client(made["read"]["token"])
+    reader = shared_sqlite_server.client(made["read"]["token"])
     assert reader.get("/api/v1/flags").status_code == 200
     assert reader.post("/api/v1/flags", json={"key": key}).status_code == 403
-    writer = sqlite_server.client(made["write"]["token"])
+    writer = shared_sqlite_server.client(made["write"]["token"])
     assert writer.post("/api/v1/flags", json={"key": key}).status_code == 201
     assert writer.post("/api/v1/tokens", json={"scope": "admin"}).status_code == 403
-    assert sqlite_server.client(sdk.json()["token"]).get("/api/v1/flags").status_code == 403
+    assert shared_sqlite_server.client(sdk.json()["token"]).get("/api/v1/flags").status_code == 403
     audit = admin.get("/api/v1/audit", params={"target": f"flag:{key}"}).json()
     assert audit[0]["actor"] == "write-bot"
 
@@ -188,8 +177,8 @@ def test_tokens_scopes_and_auth(sqlite_server: Server) -> None:
     assert reader.get("/api/v1/flags").status_code == 401
 
 
-def test_environments_listed_with_ids_and_created(sqlite_server: Server) -> None:
-    api = sqlite_server.client()
+def test_environments_listed_with_ids_and_created(shared_sqlite_server: Server) -> None:
+    api = shared_sqlite_server.client()
     assert [(e["id"], e["key"]) for e in api.get("/api/v1/environments").json()] == [
         (1, "staging"),
         (2, "production"),
@@ -199,10 +188,10 @@ def test_environments_listed_with_ids_and_created(sqlite_server: Server) -> None
     assert api.post("/api/v1/environments", json={"key": "qa"}).status_code == 409
 
 
-def test_health_readiness_and_openapi(sqlite_server: Server) -> None:
+def test_health_readiness_and_openapi(shared_sqlite_server: Server) -> None:
     # Without a token, as a load balancer asks; with a timeout that only ends a hung call (the schema is built on
     # the first request, slowly on a busy machine).
-    with httpx.Client(base_url=sqlite_server.url, timeout=PATIENCE_S) as anonymous:
+    with httpx.Client(base_url=shared_sqlite_server.url, timeout=PATIENCE_S) as anonymous:
         assert anonymous.get("/healthz").json() == {"status": "ok"}
         assert anonymous.get("/readyz").json()["status"] == "ready"
         paths = anonymous.get("/openapi.json").json()["paths"]
@@ -215,8 +204,10 @@ def test_health_readiness_and_openapi(sqlite_server: Server) -> None:
     } <= set(paths)
 
 
-def test_a_flags_kind_and_channels_are_set_shown_audited_and_refused_when_wrong(server: Server) -> None:
-    api = server.client()
+def test_a_flags_kind_and_channels_are_set_shown_audited_and_refused_when_wrong(
+    shared_server: Server,
+) -> None:
+    api = shared_server.client()
     key = new_key()
     created = api.post("/api/v1/flags", json={"key": key, "kind": "experiment"}).json()
     assert (created["kind"], created["lifetime_days"], created["status"]) == ("experiment", 40, "active")
@@ -250,8 +241,8 @@ def test_a_flags_kind_and_channels_are_set_shown_audited_and_refused_when_wrong(
     assert api.post("/api/v1/flags", json={"key": new_key(), "kind": "forever"}).status_code == 422
 
 
-def test_flags_have_tags_and_an_owner_and_the_list_filters_by_them(server: Server) -> None:
-    api = server.client()
+def test_flags_have_tags_and_an_owner_and_the_list_filters_by_them(shared_server: Server) -> None:
+    api = shared_server.client()
     team = f"team-{uuid.uuid4().hex[:6]}"
     checkout = api.post("/api/v1/flags", json={"key": new_key(), "tags": [team, "q3"], "owner": "dana"})
     search = api.post("/api/v1/flags", json={"key": new_key(), "tags": [team], "owner": "lee"})
@@ -271,8 +262,8 @@ def test_flags_have_tags_and_an_owner_and_the_list_filters_by_them(server: Serve
     assert api.get(f"/api/v1/flags/{keys[1]}").json()["tags"] == ["q3"]
 
 
-def test_a_rule_with_one_condition_may_write_it_inline(sqlite_server: Server) -> None:
-    api = sqlite_server.client()
+def test_a_rule_with_one_condition_may_write_it_inline(shared_sqlite_server: Server) -> None:
+    api = shared_sqlite_server.client()
     key = new_key()
     assert api.post("/api/v1/flags", json={"key": key}).status_code == 201
     path = f"/api/v1/flags/{key}/environments/production"

@@ -1,7 +1,8 @@
 """The `rampup` command line, driven as a user drives it: real subprocesses against a running server.
 
 Every command is checked by what a user sees (its output and exit status) and by what the server holds
-afterwards, read back over the HTTP API.
+afterwards, read back over the HTTP API. The commands work on flags, tokens and segments of their own, find them
+by key, or check that a refused command changed nothing, so the module shares a server per backend.
 """
 
 import json
@@ -24,8 +25,14 @@ import pytest
 
 from rampup import __version__
 from tests.support.ports import free_port
-from tests.support.servers import Server, start_server
+from tests.support.servers import Server
 from tests.support.waiting import wait_until
+
+
+@pytest.fixture
+def sqlite_server(shared_sqlite_server: Server) -> Server:
+    return shared_sqlite_server
+
 
 ADMIN_TOKEN_LINE = re.compile(r"^Admin token \(shown once, keep it\): (rp_[A-Za-z0-9_-]+)$", re.MULTILINE)
 
@@ -160,29 +167,40 @@ def test_flag_create_then_list_and_show_it(sqlite_server: Server) -> None:
     assert response.json()["description"] == "Workstation-UI"
 
 
-def test_flag_set_rollout_and_enable_then_env_prints_the_deployment_variables(server: Server) -> None:
+def test_flag_set_rollout_and_enable_then_env_prints_the_deployment_variables(shared_server: Server) -> None:
     """On SQLite and PostgreSQL: the NEXT_PUBLIC_WORKSTATION_* variables a Next.js app reads, from the server."""
     key = new_key()
-    create_flag(server, key)
+    create_flag(shared_server, key)
 
-    out = ok(rampup("flag", "set", key, "--env", "production", "--rollout", "25", "--enable", server=server))
+    out = ok(
+        rampup("flag", "set", key, "--env", "production", "--rollout", "25", "--enable", server=shared_server)
+    )
     assert key in out and "production" in out and "25%" in out
 
-    state = api_state(server, key)
+    state = api_state(shared_server, key)
     assert state["enabled"] is True
     assert state["rollout"] == 25
     assert state["version"] == 2
-    staging = api_state(server, key, "staging")
+    staging = api_state(shared_server, key, "staging")
     assert (staging["enabled"], staging["rollout"]) == (False, 0)
 
-    result = rampup("env", key, "--env", "production", "--prefix", "NEXT_PUBLIC_WORKSTATION", server=server)
+    result = rampup(
+        "env", key, "--env", "production", "--prefix", "NEXT_PUBLIC_WORKSTATION", server=shared_server
+    )
     assert ok(result) == "NEXT_PUBLIC_WORKSTATION_ENABLED=true\nNEXT_PUBLIC_WORKSTATION_ROLLOUT=25\n"
     assert result.stderr == ""
 
-    ok(rampup("flag", "set", key, "--env", "production", "--rollout", "12.5", "--disable", server=server))
-    assert (api_state(server, key)["enabled"], api_state(server, key)["rollout"]) == (False, 12.5)
+    ok(
+        rampup(
+            "flag", "set", key, "--env", "production", "--rollout", "12.5", "--disable", server=shared_server
+        )
+    )
+    assert (api_state(shared_server, key)["enabled"], api_state(shared_server, key)["rollout"]) == (
+        False,
+        12.5,
+    )
     assert ok(
-        rampup("env", key, "--env", "production", "--prefix", "NEXT_PUBLIC_WORKSTATION", server=server)
+        rampup("env", key, "--env", "production", "--prefix", "NEXT_PUBLIC_WORKSTATION", server=shared_server)
     ) == ("NEXT_PUBLIC_WORKSTATION_ENABLED=false\nNEXT_PUBLIC_WORKSTATION_ROLLOUT=12.5\n")
 
 
@@ -457,30 +475,19 @@ ERRORS = {
 }
 
 
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for the bad-input cases: each checks that it changed nothing, so they cannot disturb each other."""
-    directory = tmp_path_factory.mktemp("cli-errors")
-    server = start_server(f"sqlite:///{directory / 'rampup.db'}", directory / "server.log")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.mark.parametrize("case", list(ERRORS), ids=list(ERRORS))
-def test_bad_input_fails_with_one_line_and_changes_nothing(shared_server: Server, case: str) -> None:
+def test_bad_input_fails_with_one_line_and_changes_nothing(sqlite_server: Server, case: str) -> None:
     key, missing = new_key(), new_key()
-    create_flag(shared_server, key)
+    create_flag(sqlite_server, key)
     args, pattern, mentioned = ERRORS[case]
     args = [a.format(key=key, missing=missing) for a in args]
-    before = server_snapshot(shared_server)
+    before = server_snapshot(sqlite_server)
 
-    line = one_line_error(rampup(*args, server=shared_server))
+    line = one_line_error(rampup(*args, server=sqlite_server))
 
     assert re.search(pattern, line, re.IGNORECASE), line
     assert mentioned.format(key=key, missing=missing).lower() in line.lower(), line
-    assert server_snapshot(shared_server) == before
+    assert server_snapshot(sqlite_server) == before
 
 
 def test_wrong_token_is_refused_and_changes_nothing(sqlite_server: Server) -> None:
