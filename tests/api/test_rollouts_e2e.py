@@ -224,7 +224,7 @@ def test_waits_for_signoff_then_climbs_through_every_stage_on_healthy_traffic(
 # ---------------------------------------------------------------- 2. errors rise: step back, then kill switch
 
 
-GUIDE_GATES = [
+EXAMPLE_GATES = [
     {"metric": "error_rate", "target": "< 0.1%", "rollback": "> 0.5%", "disable": "> 1%", "for": "1s"},
     {"metric": "data_loss", "rollback_to": 0},
 ]
@@ -243,7 +243,7 @@ def four_stages(
             {"name": "General", "percentage": 50, "min_duration": soak},
             {"name": "Full Rollout", "percentage": 100, "min_duration": soak},
         ],
-        "gates": GUIDE_GATES if gates is None else gates,
+        "gates": EXAMPLE_GATES if gates is None else gates,
         **extra,
     }
 

@@ -11,7 +11,7 @@ from rampup.errors import InvalidInput
 WORKSTATION = (Path(__file__).parents[2] / "examples" / "plans" / "workstation.yaml").read_text()
 
 
-def test_the_guides_plan_is_complete() -> None:
+def test_the_example_plan_is_complete() -> None:
     _, plan = load_plan(WORKSTATION, "workstation.yaml")
     assert [(s.name, s.percentage_bp / 100, s.min_duration.total_seconds() / 3600) for s in plan.stages] == [
         ("Early Access", 10, 48),

@@ -219,7 +219,7 @@ def test_values_read_as_people_write_them(value: float | None, unit: str, text: 
 # ---------------------------------------------------------------- Markdown
 
 
-def test_daily_report_follows_the_guides_template_with_real_numbers() -> None:
+def test_the_example_plans_daily_report_has_every_section_with_real_numbers() -> None:
     md = JinjaRenderer().markdown(report())
     assert md.startswith("# Stage 2: 25% Rollout - Daily Report\n")
     for line in [

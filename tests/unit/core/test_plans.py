@@ -12,7 +12,7 @@ from rampup.errors import Conflict, InvalidInput
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PLAN = Plan.parse(
     {
-        "name": "guide",
+        "name": "example",
         "flag": "workstation",
         "environment": "production",
         "stages": [
@@ -77,7 +77,7 @@ def test_start_waits_at_stage_0_for_the_sign_off_then_goes_to_10_percent() -> No
     assert [t.to_phase for t in signed.transitions] == [Phase.AWAITING_APPROVAL, Phase.RUNNING]
 
 
-def test_a_whole_guide_rollout_in_virtual_time() -> None:
+def test_a_whole_rollout_of_the_example_plan_in_virtual_time() -> None:
     state, now, percentages = started(), T0, []
     for _ in range(2000):
         now += timedelta(minutes=10)
