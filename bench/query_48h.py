@@ -71,8 +71,8 @@ def main() -> None:
     query = MetricQuery("production", "error_rate", 48 * 3600, "bench-flag", end)
     answer = c.metrics.query(query)
     print(
-        f"answer: on {answer['variants']['on']['count']:,} units, off {answer['variants']['off']['count']:,} units,"
-        f" {len(answer['series'])} series points"
+        f"answer: on {answer.variants['on'].count:,} units, off {answer.variants['off'].count:,} units,"
+        f" {len(answer.series)} series points"
     )
     timings = []
     for _ in range(args.reps):

@@ -71,7 +71,7 @@ from rampup.core.plans import Phase, Plan, Signoff, Transition
 from rampup.core.ports import RolloutRecord
 from rampup.core.rollups import DAY
 from rampup.core.stats import Estimate
-from rampup.core.telemetry import BUILTIN_METRICS, parse_metric_name
+from rampup.core.telemetry import BUILTIN_METRICS, MetricResult, parse_metric_name
 
 # Rows every report speaks of; shown beside the plan's gates when there are data for them.
 STANDARD_METRICS = (
@@ -426,23 +426,19 @@ class Report:
     comments: tuple[Comment, ...] = ()  # the newest comments from users with the feature, newest first
 
 
-def estimates_of(result: Mapping[str, Any]) -> dict[str, Estimate]:
+def estimates_of(result: MetricResult) -> dict[str, Estimate]:
     """Per variant, the treatment first and the control second."""
-    variants = result["variants"]
-    return {
-        v: Estimate(variants[v]["value"], variants[v]["lower"], variants[v]["upper"], variants[v]["samples"])
-        for v in sorted(variants, key=_first)
-    }
+    return {v: result.variants[v].estimate for v in sorted(result.variants, key=_first)}
 
 
-def gate_row(gate: Gate, result: Mapping[str, Any], window: Mapping[str, Any] | None) -> MetricRow:
+def gate_row(gate: Gate, result: Mapping[str, Any], window: MetricResult | None) -> MetricRow:
     """A gate's row: its verdict on the stage's data (`result`, empty when not judged) and the window's values."""
     needs = result.get("needs") or {}
     seconds = needs.get("seconds")
     judged = (
         Estimate(result["value"], result["lower"], result["upper"], result["samples"]) if result else None
     )
-    unit = window["unit"] if window else BUILTIN_METRICS[parse_metric_name(gate.metric)[0]].unit
+    unit = window.spec.unit if window else BUILTIN_METRICS[parse_metric_name(gate.metric)[0]].unit
     return MetricRow(
         gate.metric,
         unit,
@@ -461,23 +457,25 @@ def gate_row(gate: Gate, result: Mapping[str, Any], window: Mapping[str, Any] | 
 
 def metric_chart(
     metric: str,
-    result: Mapping[str, Any],
+    result: MetricResult,
     markers: tuple[Marker, ...],
     start: datetime,
     end: datetime,
     lines: tuple[ChartLine, ...] = (),
 ) -> Chart:
-    points = result["series"]
+    points = result.series
     variants = list(estimates_of(result))
+    missing = Estimate(None, None, None, 0)  # a point where the variant had no data
+    at = {v: [p.estimates.get(v, missing) for p in points] for v in variants}
     return Chart(
         metric,
-        result["unit"],
+        result.spec.unit,
         start,
         end,
-        tuple(p["at"] for p in points),
-        {v: tuple(p["values"].get(v) for p in points) for v in variants},
+        tuple(p.at for p in points),
+        {v: tuple(e.value for e in at[v]) for v in variants},
         markers,
-        {v: tuple((p.get("lower", {}).get(v), p.get("upper", {}).get(v)) for p in points) for v in variants},
+        {v: tuple((e.lower, e.upper) for e in at[v]) for v in variants},
         lines,
     )
 

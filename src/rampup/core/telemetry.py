@@ -7,10 +7,12 @@ Observations; `contributions` is the one place that says which metric an observa
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
 from rampup.core.feedback import MIN_RATINGS, POSITIVE
+from rampup.core.stats import Estimate
 from rampup.errors import InvalidInput
 
 __all__ = [
@@ -18,6 +20,9 @@ __all__ = [
     "Observation",
     "Aggregation",
     "MetricSpec",
+    "VariantValue",
+    "SeriesPoint",
+    "MetricResult",
     "BUILTIN_METRICS",
     "Contribution",
     "contributions",
@@ -83,6 +88,39 @@ class MetricSpec:
     )
     counted: str = "failures"  # what a rate's numerator counts, as the metrics API names it
     min_samples: int = 0  # a gate on this metric is inconclusive below this many samples per variant
+
+
+@dataclass(frozen=True, slots=True)
+class VariantValue:
+    """A variant's value over a window with the counts behind it; a count is None where the metric has none."""
+
+    estimate: Estimate
+    count: int
+    counted: int | None = None  # a rate's numerator, named by its spec's `counted` (failures, positive)
+    users: int | None = None  # per-user metrics: the users counted
+    mean: float | None = None  # gauges: the mean of the readings (the value is the last one)
+    denominator: int | None = None  # ratios: the denominator's count
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    at: datetime
+    estimates: Mapping[str, Estimate]  # per variant that had data at this point
+
+
+@dataclass(frozen=True, slots=True)
+class MetricResult:
+    """A metric per variant over a window, and its series."""
+
+    metric: str
+    spec: MetricSpec
+    environment: str
+    flag: str | None
+    window: timedelta
+    start: datetime
+    end: datetime
+    variants: Mapping[str, VariantValue]
+    series: tuple[SeriesPoint, ...]
 
 
 BUILTIN_METRICS: dict[str, MetricSpec] = {

@@ -4,7 +4,9 @@ dicts (the dashboard reads the same shapes through `web/data.py`)."""
 from dataclasses import asdict
 from typing import Any
 
+from rampup.core.durations import format_duration
 from rampup.core.masking import mask_urls
+from rampup.core.telemetry import MetricResult, VariantValue
 from rampup.services.alerts import AlertStatus, RuleStatus
 from rampup.services.lifecycle import Evaluations, FlagLife, describe
 from rampup.services.notifications import Delivery
@@ -18,6 +20,7 @@ __all__ = [
     "delivery_out",
     "evaluations_out",
     "flag_life_out",
+    "metric_out",
     "rollout_out",
     "schedule_out",
 ]
@@ -133,4 +136,40 @@ def flag_life_out(f: FlagLife) -> dict[str, Any]:
         "references": len(s.references),
         "scanned_at": s.scanned_at,
         "channels": list(f.channels),
+    }
+
+
+def metric_out(r: MetricResult) -> dict[str, Any]:
+    return {
+        "metric": r.metric,
+        "aggregation": r.spec.aggregation.value,
+        "unit": r.spec.unit,
+        "environment": r.environment,
+        "flag": r.flag,
+        "window": format_duration(r.window),
+        "start": r.start,
+        "end": r.end,
+        "variants": {v: _variant_out(e, r.spec.counted) for v, e in r.variants.items()},
+        "series": [
+            {
+                "at": p.at,
+                "values": {v: e.value for v, e in p.estimates.items()},
+                "lower": {v: e.lower for v, e in p.estimates.items()},
+                "upper": {v: e.upper for v, e in p.estimates.items()},
+            }
+            for p in r.series
+        ],
+    }
+
+
+def _variant_out(v: VariantValue, counted: str) -> dict[str, Any]:
+    e = v.estimate
+    counts = {counted: v.counted, "users": v.users, "mean": v.mean, "denominator": v.denominator}
+    return {
+        "value": e.value,
+        "lower": e.lower,
+        "upper": e.upper,
+        "samples": e.samples,
+        "count": v.count,
+        **{k: n for k, n in counts.items() if n is not None},
     }

@@ -158,8 +158,7 @@ class AlertService:
             aggregate = tx.telemetry.gate_inputs(env.id, rule.flag or ALL_USERS).aggregate(
                 base, rule.subject, since_ms, until_ms
             )
-        value: float | None = estimate(resolved, aggregate, Aggregate(), UnitTotals(0, 0, 0, 0))["value"]
-        return value
+        return estimate(resolved, aggregate, Aggregate(), UnitTotals(0, 0, 0, 0)).estimate.value
 
     def _tagged(
         self, tx: Transaction, environment_id: int, rule: AlertRule, metric: str, since_ms: int, until_ms: int

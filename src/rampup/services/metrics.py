@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rampup.core import stats
-from rampup.core.durations import format_duration
 from rampup.core.ports import Clock, Store, Transaction
 from rampup.core.rollups import (
     ALL_VARIANT,
@@ -26,7 +25,10 @@ from rampup.core.telemetry import (
     BUILTIN_METRICS,
     Aggregation,
     CustomMetric,
+    MetricResult,
     MetricSpec,
+    SeriesPoint,
+    VariantValue,
     parse_metric_name,
 )
 from rampup.errors import Conflict, InvalidInput, NotFound
@@ -120,7 +122,7 @@ class MetricsService:
             raise InvalidInput(f"{base} has no percentiles", where="metric")
         return resolved
 
-    def query(self, q: MetricQuery) -> dict[str, Any]:
+    def query(self, q: MetricQuery) -> MetricResult:
         resolved = self.resolve(q.metric)
         spec = resolved.spec
         snapshot = self._snapshots.current
@@ -160,36 +162,29 @@ class MetricsService:
         totals, points = main
         variants = sorted(set(totals) | set(units)) or [ALL_VARIANT if q.flag is None else "on"]
 
-        def of(v: str, aggregates: list[Aggregate], denominators: list[Aggregate]) -> dict[str, Any]:
+        def of(v: str, aggregates: list[Aggregate], denominators: list[Aggregate]) -> VariantValue:
             return estimate(resolved, combine(aggregates), combine(denominators), units.get(v))
 
-        return {
-            "metric": q.metric,
-            "aggregation": spec.aggregation.value,
-            "unit": spec.unit,
-            "environment": q.environment,
-            "flag": q.flag,
-            "window": format_duration(timedelta(seconds=q.window_s)),
-            "start": datetime.fromtimestamp(start_s, end.tzinfo),
-            "end": datetime.fromtimestamp(end_s, end.tzinfo),
-            "variants": {v: of(v, totals.get(v, []), other[0].get(v, []) if other else []) for v in variants},
-            "series": [
-                _point(
-                    at, end, {v: of(v, a, other[1].get(at, {}).get(v, []) if other else []) for v, a in point}
+        return MetricResult(
+            q.metric,
+            spec,
+            q.environment,
+            q.flag,
+            timedelta(seconds=q.window_s),
+            datetime.fromtimestamp(start_s, end.tzinfo),
+            datetime.fromtimestamp(end_s, end.tzinfo),
+            {v: of(v, totals.get(v, []), other[0].get(v, []) if other else []) for v in variants},
+            tuple(
+                SeriesPoint(
+                    datetime.fromtimestamp(at, end.tzinfo),
+                    {
+                        v: of(v, a, other[1].get(at, {}).get(v, []) if other else []).estimate
+                        for v, a in point
+                    },
                 )
                 for at, point in ((at, sorted(p.items())) for at, p in sorted(points.items()))
-            ],
-        }
-
-
-def _point(at: int, end: datetime, estimates: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """One point of a series: each variant's value and its 95% bounds."""
-    return {
-        "at": datetime.fromtimestamp(at, end.tzinfo),
-        "values": {v: e["value"] for v, e in estimates.items()},
-        "lower": {v: e["lower"] for v, e in estimates.items()},
-        "upper": {v: e["upper"] for v, e in estimates.items()},
-    }
+            ),
+        )
 
 
 def _by_variant(
@@ -206,13 +201,16 @@ def _by_variant(
 
 def estimate(
     resolved: "Resolved", a: Aggregate, denominator: Aggregate, units: UnitTotals | None
-) -> dict[str, Any]:
-    counts: dict[str, Any] = {"count": a.count}
+) -> VariantValue:
+    counted: int | None = None
+    mean: float | None = None
+    per_user: int | None = None
+    ratio_of: int | None = None
     users = units.users if units else 0
     match resolved.spec.aggregation:
         case Aggregation.RATE:
             e = stats.proportion(a.failures, a.count)
-            counts[resolved.spec.counted] = a.failures
+            counted = a.failures
         case Aggregation.COUNT:
             e = stats.poisson_count(a.count)
         case Aggregation.PERCENTILE:
@@ -223,14 +221,14 @@ def estimate(
             e = stats.scaled(stats.poisson_count(round(a.total)), 1, a.count)
         case Aggregation.GAUGE:
             e = stats.Estimate(a.last_value, None, None, a.count)
-            counts["mean"] = a.total / a.count if a.count else None
+            mean = a.total / a.count if a.count else None
         case Aggregation.PER_USER if resolved.spec.name in BUILTIN_METRICS:
             e = stats.mean(users, units.engaged if units else 0, units.engaged_sq if units else 0)
-            counts["users"] = users
+            per_user = users
         case Aggregation.PER_USER:
             e = stats.scaled(stats.poisson_count(a.count), users, users)
-            counts["users"] = users
+            per_user = users
         case Aggregation.RATIO:
             e = stats.ratio(a.count, denominator.count)
-            counts["denominator"] = denominator.count
-    return {"value": e.value, "lower": e.lower, "upper": e.upper, "samples": e.samples, **counts}
+            ratio_of = denominator.count
+    return VariantValue(e, a.count, counted, per_user, mean, ratio_of)

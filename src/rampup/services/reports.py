@@ -48,7 +48,7 @@ from rampup.core.schedules import (
     parse_schedule,
     time_zone,
 )
-from rampup.core.telemetry import BUILTIN_METRICS, Aggregation, parse_metric_name
+from rampup.core.telemetry import BUILTIN_METRICS, Aggregation, MetricResult, parse_metric_name
 from rampup.errors import InvalidInput, NotFound
 from rampup.services.metrics import MetricQuery, MetricsService
 from rampup.services.notifications import NotificationService
@@ -172,9 +172,9 @@ class ReportService:
         if len(gates) != len(plan.gates):
             gates = [{} for _ in plan.gates]
 
-        queries: dict[str, dict[str, Any] | None] = {}
+        queries: dict[str, MetricResult | None] = {}
 
-        def window(metric: str) -> dict[str, Any] | None:
+        def window(metric: str) -> MetricResult | None:
             if metric not in queries:
                 queries[metric] = self._window(plan, metric, start, end)
             return queries[metric]
@@ -184,8 +184,8 @@ class ReportService:
         for metric in STANDARD_METRICS:
             result = window(metric) if metric not in gated else None
             # Counted events, not samples: engagement has a sample per user even when none of them engaged.
-            if result is not None and any(v["count"] for v in result["variants"].values()):
-                rows.append(MetricRow(metric, result["unit"], estimates_of(result)))
+            if result is not None and any(v.count for v in result.variants.values()):
+                rows.append(MetricRow(metric, result.spec.unit, estimates_of(result)))
 
         markers = stage_markers(plan, transitions, start, end)
         charts = tuple(
@@ -250,7 +250,7 @@ class ReportService:
         self,
         plan: Plan,
         rows: Sequence[MetricRow],
-        window: Callable[[str], dict[str, Any] | None],
+        window: Callable[[str], MetricResult | None],
         start: datetime,
         end: datetime,
     ) -> Reception:
@@ -262,18 +262,18 @@ class ReportService:
         satisfaction, positive, received = (r for r in results if r is not None)
         span = min(end - start, TREND_SPAN)
         before = self._window(plan, "satisfaction", end - 2 * span, end - span)
-        earlier = before["variants"].get(TREATMENT, {}).get("value") if before else None
+        earlier = _treatment_value(before)
         now = self._window(plan, "satisfaction", end - span, end) if span != end - start else satisfaction
-        later = now["variants"].get(TREATMENT, {}).get("value") if now else None
+        later = _treatment_value(now)
         return reception(
             rows,
             estimates_of(satisfaction),
             estimates_of(positive),
-            {v: e["count"] for v, e in received["variants"].items()},
+            {v: e.count for v, e in received.variants.items()},
             Trend(later, earlier, span) if later is not None and earlier is not None else None,
         )
 
-    def _window(self, plan: Plan, metric: str, start: datetime, end: datetime) -> dict[str, Any] | None:
+    def _window(self, plan: Plan, metric: str, start: datetime, end: datetime) -> MetricResult | None:
         seconds = min(max(int((end - start).total_seconds()), 60), MAX_WINDOW_S)
         base, _ = parse_metric_name(metric)
         spec = BUILTIN_METRICS[base]
@@ -417,6 +417,11 @@ class ReportService:
 
 
 # ---------------------------------------------------------------- building blocks (pure)
+
+
+def _treatment_value(result: MetricResult | None) -> float | None:
+    treatment = result.variants.get(TREATMENT) if result else None
+    return treatment.estimate.value if treatment else None
 
 
 def _status(r: ScheduleRecord, now: datetime) -> ScheduleStatus:

@@ -7,6 +7,7 @@ Templates get plain values from here and nothing else, so when a service changes
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -234,7 +235,7 @@ def _charts(c: Container, status: Mapping[str, Any], plan: Plan | None) -> list[
         except (NotFound, InvalidInput):
             continue  # the flag is gone, or the metric cannot be asked for here
         lines = gate_lines(plan, metric) if plan else ()
-        shown = {**result, "series": [p for p in result["series"] if p["at"] >= first]}
+        shown = replace(result, series=tuple(p for p in result.series if p.at >= first))
         chart = metric_chart(metric, shown, _markers(status, start, end), first, end, lines)
         out.append({"metric": metric, "label": metric_label(metric), "svg": _svg(chart), "lines": lines})
     return out

@@ -13,6 +13,7 @@ from rampup.core.tokens import Scope, Token
 from rampup.errors import InvalidInput
 from rampup.http.deps import ContainerDep, Reader, Writer, container, environment_for, require
 from rampup.http.schemas import CustomMetricIn, CustomMetricOut, ErrorOut, MetricOut, MetricPointIn
+from rampup.http.views import metric_out
 from rampup.services.metrics import MetricQuery
 
 __all__ = ["router", "definitions"]
@@ -45,7 +46,7 @@ def query_metric(
 ) -> dict[str, Any]:
     """A metric per variant over a window: value, 95% bounds, samples and counts, plus a time series."""
     window_s = int(parse_duration(window, "window").total_seconds())
-    return c.metrics.query(MetricQuery(environment, metric, window_s, flag, end))
+    return metric_out(c.metrics.query(MetricQuery(environment, metric, window_s, flag, end)))
 
 
 @router.post(
