@@ -18,7 +18,7 @@ from tests.support.receivers import Receiver
 from tests.support.rollouts import at, create_rollout, drive, rollout, summary
 from tests.support.servers import FAST, Server
 from tests.support.traffic import Traffic
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_S, wait_until
 
 ENV = "production"
 SECRET = "whsec-loopback-test-secret-0123"
@@ -223,7 +223,10 @@ def test_a_backtest_replays_the_plan_over_recorded_telemetry_and_says_what_it_wo
         assert c.get(f"/api/v1/flags/{flag}/environments/{ENV}").json()["rollout"] == 10
 
         # The attacker's tries: no token, a span too long, a bad flag key.
-        assert httpx.post(f"{server.url}/api/v1/rollouts/backtest", json=body).status_code == 401
+        assert (
+            httpx.post(f"{server.url}/api/v1/rollouts/backtest", json=body, timeout=PATIENCE_S).status_code
+            == 401
+        )
         long = c.post("/api/v1/rollouts/backtest", json={**body, "tick": "1s", "to": "2030-01-01T00:00:00Z"})
         assert long.status_code == 422 and long.json()["error"]["where"] == "tick", long.text
         bad = c.post("/api/v1/rollouts/backtest", json={**body, "flag": "../etc"})

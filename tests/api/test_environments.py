@@ -5,6 +5,7 @@ import httpx
 from tests.support.api import new_flag, new_token
 from tests.support.rollouts import command, create_rollout
 from tests.support.servers import Server
+from tests.support.waiting import PATIENCE_S
 
 
 def plan(flag: str, environment: str) -> dict[str, object]:
@@ -26,7 +27,7 @@ def test_rename_keeps_flags_and_tokens_and_delete_takes_them_away(server: Server
     assert renamed.status_code == 200, renamed.text
     assert (renamed.json()["key"], renamed.json()["name"]) == ("acceptance", "Acceptance")
     assert api.get(f"/api/v1/flags/{key}").json()["environments"]["acceptance"]["rollout"] == 100
-    ofrep = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {sdk}"})
+    ofrep = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {sdk}"}, timeout=PATIENCE_S)
     assert ofrep.post(f"/ofrep/v1/evaluate/flags/{key}", json={"context": {}}).json()["value"] is True
     audit = api.get("/api/v1/audit", params={"target": "environment:qa"}).json()
     assert audit[0]["action"] == "environment.update" and audit[0]["after"]["key"] == "acceptance"
@@ -52,10 +53,14 @@ def test_refused_while_a_rollout_runs_and_bad_input_changes_nothing(server: Serv
     taken = api.patch("/api/v1/environments/production", json={"key": "staging"})
     assert taken.status_code == 409
     reader = httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {new_token(api, 'read', None)}"}
+        base_url=server.url,
+        headers={"Authorization": f"Bearer {new_token(api, 'read', None)}"},
+        timeout=PATIENCE_S,
     )
     writer = httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {new_token(api, 'write', None)}"}
+        base_url=server.url,
+        headers={"Authorization": f"Bearer {new_token(api, 'write', None)}"},
+        timeout=PATIENCE_S,
     )
     for client in (reader, writer):
         assert client.delete("/api/v1/environments/production").status_code == 403

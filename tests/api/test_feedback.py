@@ -17,6 +17,7 @@ from rampup.core.bucketing import in_rollout
 from tests.cli.test_cli import ok, rampup
 from tests.support.api import new_flag, new_token, variants_of
 from tests.support.servers import Server, start_server
+from tests.support.waiting import PATIENCE_S
 
 PRODUCTION_ID = 2
 
@@ -58,6 +59,7 @@ def post_envelope(server: Server, key: str, body: bytes) -> None:
         f"{server.url}/api/{PRODUCTION_ID}/envelope/",
         content=body,
         headers={"X-Sentry-Auth": f"Sentry sentry_version=7, sentry_key={key}"},
+        timeout=PATIENCE_S,
     )
     assert response.status_code == 200, response.text
 

@@ -26,7 +26,7 @@ import pytest
 from rampup.core.bucketing import in_rollout
 from tests.support.api import in_force_from, new_flag, new_token
 from tests.support.servers import Server, start_server
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_S, wait_until
 
 MAX_BODY = 5 * 1024 * 1024
 REL = 0.01  # the sketch's relative accuracy
@@ -522,7 +522,7 @@ def test_wrong_tokens_are_refused_and_store_nothing(shared: Server) -> None:
             response = post_events(client, batch)
         assert response.status_code == status, (token, response.text)
         assert error_of(response)["code"] == ("unauthorized" if status == 401 else "forbidden")
-    with httpx.Client(base_url=shared.url) as anonymous:
+    with httpx.Client(base_url=shared.url, timeout=PATIENCE_S) as anonymous:
         assert post_events(anonymous, batch).status_code == 401
     with shared.client() as api:
         assert env_totals(api) == before

@@ -23,7 +23,7 @@ from tests.support.api import new_flag, new_token
 from tests.support.receivers import Receiver
 from tests.support.rollouts import at, create_rollout, drive
 from tests.support.servers import FAST, Server
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_S, wait_until
 
 SECRET = "lifecycle-secret"
 
@@ -48,6 +48,7 @@ def ofrep(server: Server, sdk: str, key: str) -> dict[str, Any]:
         f"{server.url}/ofrep/v1/evaluate/flags/{key}",
         json={"context": {"targetingKey": "user-1"}},
         headers={"Authorization": f"Bearer {sdk}"},
+        timeout=PATIENCE_S,
     )
     assert r.status_code == 200, r.text
     return dict(r.json())
@@ -88,6 +89,7 @@ def test_unused_flags_go_stale_after_30_days_kill_switches_never_and_the_channel
             f"{server.url}/api/v1/events",
             json={"events": [exposure]},
             headers={"Authorization": f"Bearer {ingest}"},
+            timeout=PATIENCE_S,
         )
         assert events.status_code == 202, events.text
         server.advance("1s")

@@ -33,7 +33,7 @@ from tests.support.receivers import MAX_SKEW_S, Mailbox, Receiver, sign, smtp_se
 from tests.support.rollouts import command, drive, rollout
 from tests.support.servers import FAST, Server
 from tests.support.traffic import Traffic
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_S, wait_until
 
 ENV = "production"
 SECRET = "whsec-loopback-test-secret-0123"
@@ -174,9 +174,11 @@ def test_the_receiver_refuses_a_wrong_or_stale_signature(receiver: Receiver) -> 
         ("v1=abc", 401),
     ]
     for header, expected in cases:
-        r = httpx.post(receiver.url("/check"), content=body, headers={"X-Rampup-Signature": header})
+        r = httpx.post(
+            receiver.url("/check"), content=body, headers={"X-Rampup-Signature": header}, timeout=PATIENCE_S
+        )
         assert r.status_code == expected, header
-    r = httpx.post(receiver.url("/check"), content=body)
+    r = httpx.post(receiver.url("/check"), content=body, timeout=PATIENCE_S)
     assert r.status_code == 401
 
 

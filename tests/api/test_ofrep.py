@@ -139,7 +139,7 @@ def test_bulk_evaluation_with_etag(server: Server) -> None:
     url = f"{server.url}/ofrep/v1/evaluate/flags"
     headers = {"Authorization": f"Bearer {token}"}
     body = {"context": {"targetingKey": "user-7"}}
-    first = httpx.post(url, json=body, headers=headers)
+    first = httpx.post(url, json=body, headers=headers, timeout=PATIENCE_S)
     assert first.status_code == 200 and first.headers["etag"]
     flags = {f["key"]: f for f in first.json()["flags"]}
     assert flags[key] == {
@@ -151,10 +151,14 @@ def test_bulk_evaluation_with_etag(server: Server) -> None:
     }
     assert flags["workstation"]["reason"] == "DISABLED"
 
-    again = httpx.post(url, json=body, headers={**headers, "If-None-Match": first.headers["etag"]})
+    again = httpx.post(
+        url, json=body, headers={**headers, "If-None-Match": first.headers["etag"]}, timeout=PATIENCE_S
+    )
     assert again.status_code == 304 and again.content == b""
     set_state(server, key, rollout=0)
-    changed = httpx.post(url, json=body, headers={**headers, "If-None-Match": first.headers["etag"]})
+    changed = httpx.post(
+        url, json=body, headers={**headers, "If-None-Match": first.headers["etag"]}, timeout=PATIENCE_S
+    )
     assert changed.status_code == 200 and changed.headers["etag"] != first.headers["etag"]
 
 
@@ -175,6 +179,7 @@ def test_bad_ofrep_requests_get_the_spec_error_codes(
         f"{sqlite_server.url}/ofrep/v1/evaluate/flags/workstation",
         content=body,
         headers={"Authorization": f"Bearer {token}", "content-type": "application/json"},
+        timeout=PATIENCE_S,
     )
     assert response.status_code == status
     assert response.json()["errorCode"] == code and response.json()["key"] == "workstation"
@@ -187,26 +192,36 @@ def test_ofrep_auth(sqlite_server: Server) -> None:
     ingest = sqlite_server.client().post(
         "/api/v1/tokens", json={"scope": "ingest", "environment": "production"}
     )
-    assert httpx.post(url, json={}).status_code == 401
-    assert httpx.post(url, json={}, headers={"Authorization": "Bearer rp_wrong"}).status_code == 401
+    assert httpx.post(url, json={}, timeout=PATIENCE_S).status_code == 401
     assert (
-        httpx.post(url, json={}, headers={"Authorization": f"Bearer {ingest.json()['token']}"}).status_code
+        httpx.post(url, json={}, headers={"Authorization": "Bearer rp_wrong"}, timeout=PATIENCE_S).status_code
+        == 401
+    )
+    assert (
+        httpx.post(
+            url, json={}, headers={"Authorization": f"Bearer {ingest.json()['token']}"}, timeout=PATIENCE_S
+        ).status_code
         == 403
     )
-    by_api_key = httpx.post(url, json={}, headers={"X-API-Key": staging})
+    by_api_key = httpx.post(url, json={}, headers={"X-API-Key": staging}, timeout=PATIENCE_S)
     assert by_api_key.status_code == 200 and by_api_key.json()["reason"] == "DISABLED"
     admin = httpx.post(
         url + "?environment=production",
         json={},
         headers={"Authorization": f"Bearer {sqlite_server.admin_token}"},
+        timeout=PATIENCE_S,
     )
     assert admin.status_code == 200
     assert (
-        httpx.post(url, json={}, headers={"Authorization": f"Bearer {sqlite_server.admin_token}"}).status_code
+        httpx.post(
+            url, json={}, headers={"Authorization": f"Bearer {sqlite_server.admin_token}"}, timeout=PATIENCE_S
+        ).status_code
         == 400
     )
-    assert httpx.get(url, headers={"X-API-Key": staging}).status_code == 405
-    too_big = httpx.post(url, content=b"{" + b" " * 300_000 + b"}", headers={"X-API-Key": staging})
+    assert httpx.get(url, headers={"X-API-Key": staging}, timeout=PATIENCE_S).status_code == 405
+    too_big = httpx.post(
+        url, content=b"{" + b" " * 300_000 + b"}", headers={"X-API-Key": staging}, timeout=PATIENCE_S
+    )
     assert too_big.status_code == 413
 
 
@@ -223,6 +238,7 @@ def test_bulk_announces_a_change_stream_that_says_refetch_on_change(sqlite_serve
         f"{sqlite_server.url}/ofrep/v1/evaluate/flags",
         json={"context": {"targetingKey": "u1"}},
         headers={"Authorization": f"Bearer {token}"},
+        timeout=PATIENCE_S,
     ).json()
     (stream,) = bulk["eventStreams"]
     assert stream["type"] == "sse" and stream["url"].startswith(
@@ -244,4 +260,4 @@ def test_bulk_announces_a_change_stream_that_says_refetch_on_change(sqlite_serve
     set_state(sqlite_server, key, enabled=True, rollout=40)
     listener.join(timeout=PATIENCE_S)  # how soon it arrives is measured in bench/, not here
     assert received and json.loads(received[0][5:])["type"] == "refetchEvaluation"
-    assert httpx.get(f"{sqlite_server.url}/ofrep/v1/events/99").status_code == 404
+    assert httpx.get(f"{sqlite_server.url}/ofrep/v1/events/99", timeout=PATIENCE_S).status_code == 404

@@ -7,6 +7,7 @@ import httpx
 
 from tests.support.api import new_flag, new_token
 from tests.support.servers import Server
+from tests.support.waiting import PATIENCE_S
 from tests.web.signin import signed_in
 
 REF = {
@@ -57,7 +58,10 @@ def test_a_read_token_cannot_push_and_bad_payloads_store_nothing(server: Server)
     refused = reader.put(f"/api/v1/flags/{key}/references", json={"references": []})
     assert refused.status_code == 403
     assert (
-        httpx.put(f"{server.url}/api/v1/flags/{key}/references", json={"references": []}).status_code == 401
+        httpx.put(
+            f"{server.url}/api/v1/flags/{key}/references", json={"references": []}, timeout=PATIENCE_S
+        ).status_code
+        == 401
     )
     sdk = server.client(new_token(api, "sdk"))
     assert sdk.put(f"/api/v1/flags/{key}/references", json={"references": []}).status_code == 403
@@ -93,7 +97,9 @@ def test_a_read_token_cannot_push_and_bad_payloads_store_nothing(server: Server)
         ("DELETE", f"/api/v1/flags/{key}/archive", None),
         ("PATCH", f"/api/v1/flags/{key}", {"kind": "permission"}),
     ):
-        assert httpx.request(method, f"{server.url}{path}", json=body).status_code == 401, path
+        assert (
+            httpx.request(method, f"{server.url}{path}", json=body, timeout=PATIENCE_S).status_code == 401
+        ), path
         assert sdk.request(method, path, json=body).status_code == 403, path
         if method != "GET":
             assert reader.request(method, path, json=body).status_code == 403, path

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.receivers import Mailbox, Receiver, smtp_server
 from tests.support.servers import FAST, Server
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_S, wait_until
 
 ENV = "production"
 FLAG = "report-ws"
@@ -148,7 +148,12 @@ def test_reports_from_real_data_on_demand_on_schedule_and_from_the_cli(
         assert c.get("/api/v1/reports/monthly", params={"rollout": rid}).status_code == 422
         bad = c.get("/api/v1/reports/daily", params={"rollout": rid, "tz": "Mars/Olympus"})
         assert bad.status_code == 422 and bad.json()["error"]["where"] == "timezone"
-        assert httpx.get(f"{server.url}/api/v1/reports/daily", params={"rollout": rid}).status_code == 401
+        assert (
+            httpx.get(
+                f"{server.url}/api/v1/reports/daily", params={"rollout": rid}, timeout=PATIENCE_S
+            ).status_code
+            == 401
+        )
 
         # Schedules: a daily one (its first slot is in the future), and the completion report to both channels.
         r = c.post(

@@ -26,6 +26,7 @@ import pytest
 from rampup.core.bucketing import in_rollout
 from tests.support.api import in_force_from, new_flag, new_token
 from tests.support.servers import Server, start_server
+from tests.support.waiting import PATIENCE_S
 
 PRODUCTION_ID, STAGING_ID = 2, 1
 REL = 0.01
@@ -494,12 +495,23 @@ def test_auth_by_header_or_query_and_refusals(shared: Server, token: str) -> Non
         (
             "wrong key in the query",
             httpx.post(
-                f"{shared.url}/api/{PRODUCTION_ID}/envelope/", params={"sentry_key": "rp_wrong"}, content=body
+                f"{shared.url}/api/{PRODUCTION_ID}/envelope/",
+                params={"sentry_key": "rp_wrong"},
+                content=body,
+                timeout=PATIENCE_S,
             ),
             401,
         ),
-        ("no key", httpx.post(f"{shared.url}/api/{PRODUCTION_ID}/envelope/", content=body), 401),
-        ("no key, store", httpx.post(f"{shared.url}/api/{PRODUCTION_ID}/store/", json=error_event(key)), 401),
+        (
+            "no key",
+            httpx.post(f"{shared.url}/api/{PRODUCTION_ID}/envelope/", content=body, timeout=PATIENCE_S),
+            401,
+        ),
+        (
+            "no key, store",
+            httpx.post(f"{shared.url}/api/{PRODUCTION_ID}/store/", json=error_event(key), timeout=PATIENCE_S),
+            401,
+        ),
         ("unknown environment", post_envelope(shared, body, token, env_id=99), 404),
         ("a staging key for production", post_envelope(shared, body, staging), 403),
         ("a production key for staging", post_envelope(shared, body, token, env_id=STAGING_ID), 403),

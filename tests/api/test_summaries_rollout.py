@@ -18,6 +18,7 @@ from rampup.sdk.tracking import Tracker
 from tests.support.api import new_token
 from tests.support.rollouts import create_rollout, rollout
 from tests.support.servers import FAST, Server, start_all, wall_clock_second
+from tests.support.waiting import PATIENCE_S
 
 FLAG = "summarized-checkout"
 ENVIRONMENTS = ("production", "summarized")
@@ -95,11 +96,15 @@ def test_a_summary_and_the_raw_events_it_stands_for_give_the_same_gate_verdicts(
         ids = [create_rollout(api, plan(env)) for env in ENVIRONMENTS]
         ingest = [new_token(api, "ingest", env) for env in ENVIRONMENTS]
         sdk = new_token(api, "sdk", ENVIRONMENTS[1])
-    configuration = httpx.Client(base_url=summaries_in.url, headers={"Authorization": f"Bearer {sdk}"})
+    configuration = httpx.Client(
+        base_url=summaries_in.url, headers={"Authorization": f"Bearer {sdk}"}, timeout=PATIENCE_S
+    )
     flags: dict[str, CompiledFlag] = {}
     trackers = [
         Tracker(
-            httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {secret}"}),
+            httpx.Client(
+                base_url=server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=PATIENCE_S
+            ),
             "/api/v1/events",
             flush_interval=3600,
             mode=mode,

@@ -16,7 +16,7 @@ from tests.support.receivers import Receiver
 from tests.support.rollouts import at, audit, create_rollout, drive, rollout, stage_changes
 from tests.support.servers import FAST, Server, start_all, wall_clock_second
 from tests.support.tokens import new_token
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_S, wait_until
 
 ENV = "production"
 
@@ -220,6 +220,7 @@ def test_a_scheduled_change_with_two_instances_on_one_database_is_made_once_and_
             f"{a.url}/ofrep/v1/evaluate/flags/{flag}",
             json={"context": {"targetingKey": "user-1"}},
             headers={"Authorization": f"Bearer {new_token(a, 'sdk', 'ofrep')}"},
+            timeout=PATIENCE_S,
         )
         assert ofrep.status_code == 200 and ofrep.json()["value"] is True, ofrep.text
 

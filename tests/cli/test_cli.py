@@ -26,7 +26,7 @@ import pytest
 from rampup import __version__
 from tests.support.ports import free_port
 from tests.support.servers import Server
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_S, wait_until
 
 
 @pytest.fixture
@@ -665,7 +665,12 @@ def test_serve_on_a_fresh_database_prints_a_working_admin_token_once(
         flags = client.get("/api/v1/flags")
         assert flags.status_code == 200, flags.text
         assert client.post("/api/v1/flags", json={"key": "from-first-start"}).status_code == 201
-    assert httpx.get(f"{url}/api/v1/flags", headers={"Authorization": "Bearer rp_wrong"}).status_code == 401
+    assert (
+        httpx.get(
+            f"{url}/api/v1/flags", headers={"Authorization": "Bearer rp_wrong"}, timeout=PATIENCE_S
+        ).status_code
+        == 401
+    )
 
     # The CLI takes it too, as the start-up message suggests.
     listed = ok(rampup("flag", "list", "--json", env={"RAMPUP_SERVER": url, "RAMPUP_TOKEN": token}))

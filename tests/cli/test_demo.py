@@ -12,6 +12,7 @@ import httpx
 from rampup.core.bucketing import in_rollout
 from rampup.demo import REGRESSING_FLAG, DemoTraffic, Tokens
 from tests.support.ports import free_port
+from tests.support.waiting import PATIENCE_S
 
 
 class Flags:
@@ -66,7 +67,9 @@ def test_the_demo_starts_both_rollouts_and_sends_traffic_a_token_signs_in_with(t
         assert url in log.read_text()
         token = found.group(1)
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as api:
-            folder = check_the_demo(api, httpx.Client(base_url=url), log.read_text(), deadline)
+            folder = check_the_demo(
+                api, httpx.Client(base_url=url, timeout=PATIENCE_S), log.read_text(), deadline
+            )
     finally:
         process.terminate()
         process.wait(timeout=20)

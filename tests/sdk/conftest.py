@@ -24,7 +24,7 @@ from openfeature.contrib.provider.ofrep import OFREPProvider
 
 from rampup.sdk import Client
 from tests.support.servers import Server, start_server
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_S, wait_until
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -78,7 +78,9 @@ class Rampup:
     def caught_up(self, client: Client) -> None:
         """Waits until the client has the server's current configuration (new flags included)."""
         with httpx.Client(
-            base_url=self.server.url, headers={"Authorization": f"Bearer {self.sdk_token}"}
+            base_url=self.server.url,
+            headers={"Authorization": f"Bearer {self.sdk_token}"},
+            timeout=PATIENCE_S,
         ) as sdk:
             revision = int(sdk.get("/api/v1/sdk/flags").headers["etag"].strip('"'))
         wait_until(

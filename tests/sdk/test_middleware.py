@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from rampup.sdk import Client, RampupASGIMiddleware, RampupWSGIMiddleware, instrument_flask
 from tests.sdk.conftest import FaultProxy, Rampup
+from tests.support.waiting import PATIENCE_S
 
 USERS = [f"user-{i}" for i in range(200)]
 
@@ -84,7 +85,7 @@ def asgi_get(
 
     async def run() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://app", timeout=PATIENCE_S) as http:
             return [await http.get(path, headers=headers) for path in paths]
 
     return asyncio.run(run())
@@ -154,7 +155,7 @@ def test_concurrent_requests_keep_their_own_flags(rampup: Rampup, client: Client
 
     async def requests() -> None:
         transport = httpx.ASGITransport(app=RampupASGIMiddleware(app, client))
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://app", timeout=PATIENCE_S) as http:
             await asyncio.gather(*(http.get(f"/r/{n}") for n in range(60)))
 
     asyncio.run(requests())

@@ -26,7 +26,7 @@ from tests.sdk.conftest import FaultProxy, Rampup, tokens
 from tests.sdk.test_client import mixed_flags, users
 from tests.support.ports import free_port
 from tests.support.servers import Server
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_S, wait_until
 
 
 @pytest.fixture
@@ -183,7 +183,9 @@ def test_the_hook_puts_flags_from_any_provider_into_the_request(
 
         async def get() -> None:
             transport = httpx.ASGITransport(app=RampupASGIMiddleware(app, client))
-            async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://app", timeout=PATIENCE_S
+            ) as http:
                 await http.get("/")
 
         asyncio.run(get())

@@ -20,7 +20,7 @@ from rampup.sdk import Client
 from rampup.sdk.summaries import Attribution, Chunk, Request, _event_of
 from rampup.sdk.tracking import Tracker
 from tests.sdk.conftest import FaultProxy, Rampup, Refusal, tokens
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_S, wait_until
 
 METRICS = ("error_rate", "api_latency_p50", "api_latency_p95", "errors", "unhandled_exceptions", "exposures")
 
@@ -82,12 +82,16 @@ def environments(rampup: Rampup) -> Iterator[Callable[[], tuple[str, str, str]]]
 
 def flags_of(rampup: Rampup, sdk_token: str) -> dict[str, CompiledFlag]:
     """The configuration an SDK of that environment evaluates with."""
-    with httpx.Client(base_url=rampup.server.url, headers={"Authorization": f"Bearer {sdk_token}"}) as sdk:
+    with httpx.Client(
+        base_url=rampup.server.url, headers={"Authorization": f"Bearer {sdk_token}"}, timeout=PATIENCE_S
+    ) as sdk:
         return decode_config(sdk.get("/api/v1/sdk/flags").content)[2]
 
 
 def tracker(rampup: Rampup, ingest_token: str, **options: Any) -> Tracker:
-    http = httpx.Client(base_url=rampup.server.url, headers={"Authorization": f"Bearer {ingest_token}"})
+    http = httpx.Client(
+        base_url=rampup.server.url, headers={"Authorization": f"Bearer {ingest_token}"}, timeout=PATIENCE_S
+    )
     return Tracker(http, "/api/v1/events", flush_interval=60, **options)
 
 
@@ -203,7 +207,9 @@ def test_what_the_server_would_refuse_is_left_out_and_counted() -> None:
         bodies.append(json.loads(request.content))
         return answers.pop(0)
 
-    http = httpx.Client(base_url="http://rampup.test", transport=httpx.MockTransport(endpoint))
+    http = httpx.Client(
+        base_url="http://rampup.test", transport=httpx.MockTransport(endpoint), timeout=PATIENCE_S
+    )
     tracker = Tracker(http, "/api/v1/events", flush_interval=60)
     try:
         tracker.add({"type": "request", "duration_ms": 5.0})

@@ -14,7 +14,7 @@ import pytest
 from rampup.sdk import Client
 from rampup.sdk.tracking import Tracker
 from tests.sdk.conftest import FaultProxy, Rampup, Refusal
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_S, wait_until
 
 
 class Endpoint:
@@ -37,7 +37,9 @@ def tracker_for() -> Iterator[Callable[..., Tracker]]:
 
     def make(endpoint: Callable[[httpx.Request], httpx.Response], **options: Any) -> Tracker:
         """A tracker sending every event as it is (summaries: tests/sdk/test_summaries.py)."""
-        http = httpx.Client(base_url="http://rampup.test", transport=httpx.MockTransport(endpoint))
+        http = httpx.Client(
+            base_url="http://rampup.test", transport=httpx.MockTransport(endpoint), timeout=PATIENCE_S
+        )
         trackers.append(Tracker(http, "/api/v1/events", **{"mode": "events", **options}))
         return trackers[-1]
 
@@ -164,7 +166,9 @@ def test_exposures_once_per_user_flag_and_variant_per_interval(tracker_for: Call
 def test_one_invalid_event_does_not_sink_its_batch(rampup: Rampup) -> None:
     name = f"evt-{uuid.uuid4().hex[:8]}"
     http = httpx.Client(
-        base_url=rampup.server.url, headers={"Authorization": f"Bearer {rampup.ingest_token}"}
+        base_url=rampup.server.url,
+        headers={"Authorization": f"Bearer {rampup.ingest_token}"},
+        timeout=PATIENCE_S,
     )
     tracker = Tracker(http, "/api/v1/events", flush_interval=0.05)
     try:

@@ -12,6 +12,7 @@ import pytest
 from tests.support.api import new_token
 from tests.support.rawhttp import resident_bytes
 from tests.support.servers import Server
+from tests.support.waiting import PATIENCE_S
 
 MiB = 1024 * 1024
 PRODUCTION_ID = 2
@@ -73,5 +74,7 @@ def test_each_ingest_token_has_a_rate(server: Server) -> None:
     # Refused before its body is parsed: not even broken JSON gets a 400 while the token is over its rate.
     assert post_envelope(server, key, b"not json").status_code == 429
     assert post_envelope(server, other, event).status_code == 200  # another token is not held back
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as native:
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=PATIENCE_S
+    ) as native:
         assert native.post("/api/v1/events", json={"events": []}).status_code == 429  # every ingest route

@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.api import new_token
 from tests.support.servers import Server
+from tests.support.waiting import PATIENCE_S
 
 APP = "https://app.example.com"
 BULK = "/ofrep/v1/evaluate/flags"
@@ -45,6 +46,7 @@ def test_a_configured_origin_may_call_ofrep_from_a_browser(server: Server, sdk_t
         server.url + BULK,
         json={"context": {"targetingKey": "u1"}},
         headers={"Authorization": f"Bearer {sdk_token}", "Origin": APP},
+        timeout=PATIENCE_S,
     )
     assert evaluated.status_code == 200
     assert evaluated.headers["access-control-allow-origin"] == APP
@@ -59,6 +61,7 @@ def test_any_other_origin_gets_no_cors_grant(server: Server, sdk_token: str) -> 
         server.url + BULK,
         json={"context": {"targetingKey": "u1"}},
         headers={"Authorization": f"Bearer {sdk_token}", "Origin": "https://evil.example.com"},
+        timeout=PATIENCE_S,
     )
     assert answered.status_code == 200 and "access-control-allow-origin" not in answered.headers
     with server.client() as api:  # the admin API is never cross-origin
@@ -76,6 +79,7 @@ def test_event_streams_point_at_the_public_url_not_the_host_header(server: Serve
         server.url + BULK,
         json={"context": {"targetingKey": "u1"}},
         headers={"Authorization": f"Bearer {sdk_token}", "Host": "evil.example.com"},
+        timeout=PATIENCE_S,
     )
     assert spoofed.status_code == 200
     (stream,) = spoofed.json()["eventStreams"]

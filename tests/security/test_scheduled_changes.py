@@ -10,6 +10,7 @@ import pytest
 from rampup.services.scheduled_changes import MAX_PENDING_PER_FLAG
 from tests.support import api
 from tests.support.servers import Server
+from tests.support.waiting import PATIENCE_S
 
 FLAG = "checkout"
 PATH = "/api/v1/scheduled-changes"
@@ -108,4 +109,4 @@ def test_pending_changes_are_limited_and_ids_beyond_the_range_are_refused(server
         for path in (f"{PATH}/{2**40}", f"{PATH}/0", f"{PATH}/-1", f"{PATH}/x"):
             assert admin.get(path).status_code == 422
         assert admin.post(f"{PATH}/{2**31 - 1}/cancel").status_code == 404
-        assert httpx.get(f"{server.url}{PATH}").status_code == 401
+        assert httpx.get(f"{server.url}{PATH}", timeout=PATIENCE_S).status_code == 401

@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.api import new_token
 from tests.support.servers import Server
+from tests.support.waiting import PATIENCE_S
 
 SEGMENTS = "/api/v1/environments/production/segments"
 
@@ -111,5 +112,5 @@ def test_segments_take_the_right_scope(server: Server) -> None:
         assert api.delete(f"{SEGMENTS}/beta").status_code == 403
     with server.client(sdk) as api:  # an SDK gets the segments its flags use in its configuration, not these
         assert api.get(f"{SEGMENTS}/beta").status_code == 403
-    with httpx.Client(base_url=server.url) as anonymous:
+    with httpx.Client(base_url=server.url, timeout=PATIENCE_S) as anonymous:
         assert anonymous.get(SEGMENTS).status_code == 401

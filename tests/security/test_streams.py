@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.api import new_token
 from tests.support.servers import Server
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_S, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def sdk_token(server: Server) -> str:
 
 def open_stream(stack: ExitStack, server: Server, token: str) -> httpx.Response:
     client = stack.enter_context(
-        httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"})
+        httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=PATIENCE_S)
     )
     return stack.enter_context(client.stream("GET", "/api/v1/sdk/stream"))
 
@@ -33,23 +33,34 @@ def open_stream(stack: ExitStack, server: Server, token: str) -> httpx.Response:
 def test_anonymous_and_forged_ofrep_streams_are_refused(server: Server) -> None:
     token = sdk_token(server)
     bulk = httpx.post(
-        f"{server.url}/ofrep/v1/evaluate/flags", json={}, headers={"Authorization": f"Bearer {token}"}
+        f"{server.url}/ofrep/v1/evaluate/flags",
+        json={},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=PATIENCE_S,
     )
     (stream,) = bulk.json()["eventStreams"]
     ticket = stream["url"].split("ticket=")[1]
     assert token not in stream["url"]  # the URL names the token, never its secret
-    assert httpx.get(f"{server.url}/ofrep/v1/events/2").status_code == 401
+    assert httpx.get(f"{server.url}/ofrep/v1/events/2", timeout=PATIENCE_S).status_code == 401
     forged = ticket.split(".")[0] + "." + "0" * 32
-    assert httpx.get(f"{server.url}/ofrep/v1/events/2", params={"ticket": forged}).status_code == 401
     assert (
-        httpx.get(f"{server.url}/ofrep/v1/events/1", params={"ticket": ticket}).status_code == 401
+        httpx.get(
+            f"{server.url}/ofrep/v1/events/2", params={"ticket": forged}, timeout=PATIENCE_S
+        ).status_code
+        == 401
+    )
+    assert (
+        httpx.get(
+            f"{server.url}/ofrep/v1/events/1", params={"ticket": ticket}, timeout=PATIENCE_S
+        ).status_code
+        == 401
     )  # staging
-    with httpx.stream("GET", stream["url"]) as opened:
+    with httpx.stream("GET", stream["url"], timeout=PATIENCE_S) as opened:
         assert opened.status_code == 200 and opened.headers["content-type"].startswith("text/event-stream")
     with server.client() as api:
         token_id = ticket.split(".")[0]
         assert api.delete(f"/api/v1/tokens/{token_id}").status_code in (200, 204)
-    assert httpx.get(stream["url"]).status_code == 401  # revoked: its tickets go with it
+    assert httpx.get(stream["url"], timeout=PATIENCE_S).status_code == 401  # revoked: its tickets go with it
 
 
 def test_streams_are_limited_per_token_and_in_all(server: Server) -> None:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.support.servers import Server, start_server
+from tests.support.waiting import PATIENCE_S
 from tests.web.signin import csrf_of, signed_in
 
 
@@ -56,7 +57,7 @@ def make_token(server: Server, scope: str, name: str, environment: str | None = 
 
 
 def test_pages_ask_for_a_session_and_sign_in_sets_a_strict_cookie(web_server: Server) -> None:
-    anonymous = httpx.Client(base_url=web_server.url)
+    anonymous = httpx.Client(base_url=web_server.url, timeout=PATIENCE_S)
     r = anonymous.get("/flags/workstation")
     assert r.status_code == 303 and r.headers["location"] == "/sign-in?next=/flags/workstation"
     assert anonymous.get("/live").status_code == 401
@@ -80,14 +81,14 @@ def test_pages_ask_for_a_session_and_sign_in_sets_a_strict_cookie(web_server: Se
 
 
 def test_sign_in_refuses_program_tokens_foreign_forms_and_foreign_redirects(web_server: Server) -> None:
-    c = httpx.Client(base_url=web_server.url)
+    c = httpx.Client(base_url=web_server.url, timeout=PATIENCE_S)
     sdk = make_token(web_server, "sdk", "web", "production")
     nonce = re.search(r'name="nonce" value="([^"]+)"', c.get("/sign-in").text)
     assert nonce
     r = c.post("/sign-in", data={"nonce": nonce.group(1), "token": sdk, "next": "/"})
     assert r.status_code == 403 and "sdk token is for programs" in r.text
     # a form posted from elsewhere has no nonce cookie to match
-    stranger = httpx.Client(base_url=web_server.url)
+    stranger = httpx.Client(base_url=web_server.url, timeout=PATIENCE_S)
     r = stranger.post("/sign-in", data={"nonce": "x", "token": web_server.admin_token, "next": "/"})
     assert r.status_code == 403 and "rampup_session" not in r.headers.get("set-cookie", "")
     nonce = re.search(r'name="nonce" value="([^"]+)"', c.get("/sign-in").text)
@@ -107,7 +108,7 @@ def test_two_instances_honour_one_session_and_its_sign_out(
     second = server_factory(first.database_url, admin_token=first.admin_token)
     browser = signed_in(first)
     cookie = browser.cookies["rampup_session"]
-    other = httpx.Client(base_url=second.url, cookies={"rampup_session": cookie})
+    other = httpx.Client(base_url=second.url, cookies={"rampup_session": cookie}, timeout=PATIENCE_S)
     page = other.get("/")
     assert page.status_code == 200 and "Running rollouts" in page.text
     r = other.post("/sign-out", data={"csrf": csrf_of(page.text)})
@@ -208,7 +209,9 @@ def test_the_evaluation_tester_gives_the_ofrep_answer(web_server: Server) -> Non
         assert changed.status_code == 200, changed.text
     sdk = make_token(web_server, "sdk", "ofrep", "production")
     browser = signed_in(web_server)
-    ofrep = httpx.Client(base_url=web_server.url, headers={"Authorization": f"Bearer {sdk}"})
+    ofrep = httpx.Client(
+        base_url=web_server.url, headers={"Authorization": f"Bearer {sdk}"}, timeout=PATIENCE_S
+    )
     cases = [(f"user-{i}", "") for i in range(12)] + [("user-1", '{"email": "dana@example.com"}'), ("", "")]
     for user, attributes in cases:
         page = browser.get(
@@ -326,7 +329,9 @@ def test_tokens_are_made_and_revoked_by_an_admin_the_secret_shown_once(web_serve
     found = re.search(r'<code id="new-secret">(rp_[^<]+)</code>', r.text)
     assert found
     secret = found.group(1)
-    ofrep = httpx.Client(base_url=web_server.url, headers={"Authorization": f"Bearer {secret}"})
+    ofrep = httpx.Client(
+        base_url=web_server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=PATIENCE_S
+    )
     assert ofrep.post("/ofrep/v1/evaluate/flags/workstation").status_code == 200
     listing = browser.get("/tokens").text
     assert secret not in listing and "web frontend" in listing
