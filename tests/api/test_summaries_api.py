@@ -43,9 +43,15 @@ def test_an_ingest_token_sends_a_summary_and_the_metrics_count_its_events(sqlite
         later["seconds"][0]["second"] += 2 * 86400
         day = later["seconds"][1]["second"] // 86400 + 2
         unit = {"flag": "workstation", "variant": "on", "day": day, "unit": "u1", "events": 1}
+        octaves = {**unit, "day": day - 2, "metric": "api_latency", "octaves": {"4": 1}}
+        del octaves["events"]
         for summary, where in (
             (later, "seconds[0].second"),
             ({"seconds": [], "units": [unit]}, "units[0].day"),
+            ({"seconds": [], "latencies": [octaves]}, "version"),  # users' latencies came with version 2
+            ({"seconds": [], "version": 2, "latencies": [{**octaves, "day": day}]}, "latencies[0].day"),
+            ({"seconds": [], "version": 2, "latencies": [{**octaves, "flag": "gone"}]}, "latencies[0].flag"),
+            ({"seconds": [], "version": 2, "latencies": [{**octaves, "metric": "nah"}]}, "latencies[0].metric"),
             ({"seconds": [], "id": "not/an id"}, "id"),
             ({"seconds": [], "id": "x" * 65}, "id"),
         ):

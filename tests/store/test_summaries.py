@@ -89,8 +89,8 @@ def test_a_summary_gives_the_metric_answers_and_gate_verdicts_of_its_events(pair
 
     # What a client would send instead: its events folded the way the server folds them, over the wire format.
     snapshot = summarized.snapshots.current
-    seconds, units = fold_seconds(observations, snapshot.timelines["production"])
-    wire = encode_summary(seconds, units)
+    folded = fold_seconds(observations, snapshot.timelines["production"])
+    wire = encode_summary(*folded)
     assert len(wire) < len(body) / 2
     assert summarized.ingest.ingest_summary("production", *decode_summary(wire, NOW_MS)) == 3000
 

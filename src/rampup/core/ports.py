@@ -17,7 +17,7 @@ from rampup.core.lifecycle import Stewardship
 from rampup.core.model import AuditEntry, Environment
 from rampup.core.notifications import Channel, Notification
 from rampup.core.plans import Plan, RolloutState, Transition
-from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
+from rampup.core.rollups import Aggregate, Exceedance, LatencyKey, RollupKey, UnitKey, UnitTotals
 from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange
 from rampup.core.schedules import Schedule, ScheduleRecord
 from rampup.core.segments import Segment
@@ -352,6 +352,17 @@ class Telemetry(Protocol):
 
     def add_rollups(self, environment_id: int, batch: Mapping[RollupKey, Aggregate]) -> None: ...
     def add_units(self, environment_id: int, units: Mapping[UnitKey, list[int]]) -> None: ...
+    def add_latencies(self, environment_id: int, latencies: Mapping[LatencyKey, int]) -> None:
+        """Adds each user's latency values per day and octave (`core.rollups.LatencyKey`)."""
+        ...
+
+    def exceedance(
+        self, environment_id: int, flag: str, metric: str, level: int, first_day: int, last_day: int
+    ) -> dict[str, Exceedance]:
+        """Per variant, summed over users (each user's days together): values, and those at or above the
+        octave `level`."""
+        ...
+
     def rollup_rows(
         self, environment_id: int, flag: str, metric: str, spans: Iterable[tuple[int, int, int]]
     ) -> list[RollupRow]: ...

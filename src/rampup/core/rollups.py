@@ -26,6 +26,9 @@ __all__ = [
     "combine",
     "UnitTotals",
     "ALL_VARIANT",
+    "LatencyKey",
+    "Exceedance",
+    "latency_groups",
 ]
 
 SECOND, MINUTE, HOUR, DAY = 1, 60, 3600, 86400
@@ -100,10 +103,45 @@ class UnitTotals:
     failures_sq: int = 0  # Σ over users of (their failed requests)²: how clustered failures are by user
 
 
+class LatencyKey(NamedTuple):
+    """One user's latency values of one day in one octave (`sketch.level_of`); the store keeps their count."""
+
+    flag: str
+    variant: str
+    day: int
+    targeting_key: str
+    metric: str  # a sketched metric: api_latency, lcp, a custom percentile metric
+    level: int
+
+
+@dataclass(frozen=True, slots=True)
+class Exceedance:
+    """A variant's values of a sketched metric summed per user over days, and those at or above a level:
+    n_i a user's values, e_i those at or above. How clustered by user the values over a line are."""
+
+    samples: int = 0  # Σ n_i
+    samples_sq: int = 0  # Σ n_i²
+    above: int = 0  # Σ e_i
+    above_sq: int = 0  # Σ e_i²
+    cross: int = 0  # Σ e_i n_i
+
+    def design_effect(self) -> float:
+        """The cluster-robust variance of the share above, Σ (e_i − p n_i)², over the binomial one,
+        p (1 − p) Σ n_i: 1 when users' values are independent however many each sends, larger when some
+        users are slow in all they do. Never below 1."""
+        n, e = self.samples, self.above
+        if n == 0 or e == 0 or e == n:
+            return 1.0
+        p = e / n
+        robust = self.above_sq - 2 * p * self.cross + p * p * self.samples_sq
+        return max(1.0, robust / (p * (1 - p) * n))
+
+
 @dataclass(slots=True)
 class Folded:
     rollups: dict[RollupKey, Aggregate] = field(default_factory=dict)
     units: dict[UnitKey, list[int]] = field(default_factory=dict)  # → [events, engaged, failed requests]
+    latencies: dict[LatencyKey, int] = field(default_factory=dict)  # → values in the octave
 
 
 Second = tuple[str, str, str, int]  # (flag, variant, metric, unix second): the finest aggregate of a batch
@@ -121,29 +159,33 @@ def fold(
 
     Observations are folded per second first (a batch spans few seconds), then each second's aggregate is
     merged into its minute and hour: the per-event work is done once, not once per resolution."""
-    per_second, units = fold_seconds(observations, timelines, custom)
-    return expand(per_second, units)
+    return expand(*fold_seconds(observations, timelines, custom))
 
 
-def expand(per_second: Mapping[Second, Aggregate], units: dict[UnitKey, list[int]]) -> Folded:
+def expand(
+    per_second: Mapping[Second, Aggregate],
+    units: dict[UnitKey, list[int]],
+    latencies: dict[LatencyKey, int],
+) -> Folded:
     """Per-second aggregates (a batch's, or a client's summary of the events it would have sent) at every
     resolution: what the store adds."""
-    return Folded(_by_resolution(per_second), units)
+    return Folded(_by_resolution(per_second), units, latencies)
 
 
 def fold_seconds(
     observations: Sequence[Observation],
     timelines: Mapping[str, FlagTimeline],
     custom: Sequence[CustomMetric] = (),
-) -> tuple[dict[Second, Aggregate], dict[UnitKey, list[int]]]:
-    """A batch's per-second aggregates and per-unit-day counts.
+) -> tuple[dict[Second, Aggregate], dict[UnitKey, list[int]], dict[LatencyKey, int]]:
+    """A batch's per-second aggregates, per-unit-day counts and per-unit-day latency octaves.
 
     Observations attributed alike in the same second share one aggregate per metric, merged into each of their
     slots (the environment's and one per flag variant) at the end: the per-event work is done once, not once
     per slot."""
     units: dict[UnitKey, list[int]] = {}
+    latencies: dict[LatencyKey, int] = {}
     if not observations:
-        return {}, units
+        return {}, units, latencies
     first = min(o.at_ms for o in observations)
     last = max(o.at_ms for o in observations)
     attributed = BatchAttribution(
@@ -157,15 +199,18 @@ def fold_seconds(
         if group is None:
             group = groups[(slots, second)] = {}
         failures = 0
+        timed: list[tuple[str, float]] = []
         for metric, failed, value, sketched in contributions(o, custom):
             failures += failed and metric == "error_rate"
             aggregate = group.get(metric)
             if aggregate is None:
                 aggregate = group[metric] = Aggregate()
             aggregate.add(failed, value, sketched, o.at_ms, o.count)
+            if sketched and value is not None:
+                timed.append((metric, value))
         if slots:  # units per variant of a flag; the environment needs none
-            _count_units(units, slots, timelines, o, second // DAY, failures)
-    return _spread(groups), units
+            _count_units(units, latencies, slots, timelines, o, second // DAY, failures, timed)
+    return _spread(groups), units, latencies
 
 
 def _spread(
@@ -185,11 +230,13 @@ def _spread(
 
 def _count_units(
     units: dict[UnitKey, list[int]],
+    latencies: dict[LatencyKey, int],
     slots: Sequence[tuple[str, str]],
     timelines: Mapping[str, FlagTimeline],
     o: Observation,
     day: int,
     failures: int,
+    timed: Sequence[tuple[str, float]],
 ) -> None:
     n = o.count
     engagement, failures = int(o.engagement) * n, failures * n
@@ -205,6 +252,20 @@ def _count_units(
             unit[0] += n
             unit[1] += engagement
             unit[2] += failures
+        for metric, value in timed:  # per user, so a percentile can be compared with control per user
+            octave = LatencyKey(flag, variant, day, user, metric, sketch.level_of(value))
+            latencies[octave] = latencies.get(octave, 0) + n
+
+
+def latency_groups(
+    latencies: Mapping[LatencyKey, int],
+) -> dict[tuple[str, str, int, str, str], dict[int, int]]:
+    """Octaves by (flag, variant, day, unit, metric), in order of first appearance: a summary's
+    `latencies` entries on the wire (`latencies[i]` is the i-th)."""
+    groups: dict[tuple[str, str, int, str, str], dict[int, int]] = {}
+    for k, count in latencies.items():
+        groups.setdefault((k.flag, k.variant, k.day, k.targeting_key, k.metric), {})[k.level] = count
+    return groups
 
 
 def _by_resolution(per_second: Mapping[Second, Aggregate]) -> dict[RollupKey, Aggregate]:

@@ -8,19 +8,35 @@ sketches merge into hours, days and whole stages exactly.
 import math
 from collections.abc import Mapping
 
-__all__ = ["RELATIVE_ACCURACY", "bucket_of", "value_of", "first_bucket_above", "quantile", "ZERO_BUCKET"]
+__all__ = [
+    "RELATIVE_ACCURACY",
+    "bucket_of",
+    "value_of",
+    "first_bucket_above",
+    "quantile",
+    "ZERO_BUCKET",
+    "level_of",
+    "ZERO_LEVEL",
+]
 
 RELATIVE_ACCURACY = 0.01  # a quantile read back is within 1% of a true sample value
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 _LOG_GAMMA = math.log(_GAMMA)
 MIN_VALUE = 1e-3  # values at or below this (ms) count as zero
 ZERO_BUCKET = -(2**31)
+ZERO_LEVEL = -11  # below every octave of a value over MIN_VALUE
 
 
 def bucket_of(value: float) -> int:
     if value <= MIN_VALUE:
         return ZERO_BUCKET
     return math.ceil(math.log(value) / _LOG_GAMMA)
+
+
+def level_of(value: float) -> int:
+    """A value's octave, ⌊log₂ value⌋: the coarse grid on which each user's latencies are kept per day, where
+    the sketch's 1% buckets would cost a row per value (values at or below MIN_VALUE: ZERO_LEVEL)."""
+    return math.floor(math.log2(value)) if value > MIN_VALUE else ZERO_LEVEL
 
 
 def value_of(bucket: int) -> float:

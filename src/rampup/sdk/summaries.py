@@ -20,7 +20,7 @@ from rampup.adapters.codecs.native import observations_of, to_ms
 from rampup.adapters.codecs.summaries import encode_summary
 from rampup.core.attribution import FlagTimeline
 from rampup.core.flags import CompiledFlag
-from rampup.core.rollups import Aggregate, Second, UnitKey, fold_seconds
+from rampup.core.rollups import Aggregate, LatencyKey, Second, UnitKey, fold_seconds, latency_groups
 from rampup.core.telemetry import Kind, Observation
 from rampup.errors import InvalidInput
 
@@ -29,7 +29,7 @@ __all__ = ["FOLDED", "Chunk", "Attribution", "Request"]
 # What is folded. Custom events stay events (the custom metrics they feed are defined on the server), and so
 # does feedback (its comment is kept as a row of its own).
 FOLDED = frozenset({"request", "error", "exposure"})
-_CELL_INDEX = re.compile(r"^(seconds|units)\[(\d+)\]")
+_CELL_INDEX = re.compile(r"^(seconds|units|latencies)\[(\d+)\]")
 MAX_FLAG_MAPS = 10_000  # flag maps judged and remembered; beyond it they are judged again, never unbounded
 
 # A request as the middleware records it: (unix ms, user, flags, duration_ms, ok, tags).
@@ -74,17 +74,18 @@ class Attribution:
 class Chunk:
     """One interval's summary: per-second aggregates and unit days, and how many events they stand for."""
 
-    __slots__ = ("seconds", "units", "events", "id")
+    __slots__ = ("seconds", "units", "latencies", "events", "id")
 
     def __init__(self, summary_id: str) -> None:
         self.id = summary_id  # the server stores a summary with an id once, however often it is sent
         self.seconds: dict[Second, Aggregate] = {}
         self.units: dict[UnitKey, list[int]] = {}
+        self.latencies: dict[LatencyKey, int] = {}
         self.events = 0
 
     @property
     def cells(self) -> int:
-        return len(self.seconds) + len(self.units)
+        return len(self.seconds) + len(self.units) + len(self.latencies)
 
     def fold(
         self, items: Sequence[Item], attribution: Attribution, flags: Mapping[str, CompiledFlag]
@@ -105,7 +106,16 @@ class Chunk:
         if decoded:
             _fill(observations, decoded, {i for i, _ in refused})
         folded = [o for o in observations if o is not None]
-        seconds, units = fold_seconds(folded, attribution.timelines(flags))
+        self._add(*fold_seconds(folded, attribution.timelines(flags)))
+        self.events += len(folded)
+        return [(timed[i][1], exc) for i, exc in refused]
+
+    def _add(
+        self,
+        seconds: Mapping[Second, Aggregate],
+        units: Mapping[UnitKey, list[int]],
+        latencies: Mapping[LatencyKey, int],
+    ) -> None:
         for key, aggregate in seconds.items():
             mine = self.seconds.get(key)
             if mine is None:
@@ -119,19 +129,25 @@ class Chunk:
             else:
                 for i, n in enumerate(counts):
                     held[i] += n
-        self.events += len(folded)
-        return [(timed[i][1], exc) for i, exc in refused]
+        for octave, n in latencies.items():
+            self.latencies[octave] = self.latencies.get(octave, 0) + n
 
     def body(self) -> bytes:
-        return encode_summary(self.seconds, self.units, self.id)
+        return encode_summary(self.seconds, self.units, self.latencies, self.id)
 
     def drop_cell(self, where: str | None) -> bool:
         """Leaves out the cell a refusal names (`seconds[3].flag`: a flag deleted meanwhile); False if none."""
         found = _CELL_INDEX.match(where or "")
         if found is None:
             return False
-        cells: dict[Any, Any] = self.seconds if found.group(1) == "seconds" else self.units
         index = int(found.group(2))
+        if found.group(1) == "latencies":  # an entry on the wire is a user's octaves of one metric
+            groups = list(latency_groups(self.latencies))
+            if index >= len(groups):
+                return False
+            self.latencies = {k: n for k, n in self.latencies.items() if k[:5] != groups[index]}
+            return True
+        cells: dict[Any, Any] = self.seconds if found.group(1) == "seconds" else self.units
         if index >= len(cells):
             return False
         del cells[next(k for i, k in enumerate(cells) if i == index)]

@@ -17,10 +17,12 @@ from rampup.core.rollups import (
     FINE_RETENTION,
     SECOND,
     Aggregate,
+    LatencyKey,
     Second,
     UnitKey,
     expand,
     fold,
+    latency_groups,
 )
 from rampup.core.telemetry import ALL_USERS, BUILTIN_METRICS, Kind, Observation
 from rampup.errors import Conflict, InvalidInput, NotFound
@@ -84,6 +86,7 @@ class IngestService:
             tx.telemetry.insert_events(env.id, raw)
             tx.telemetry.add_rollups(env.id, folded.rollups)
             tx.telemetry.add_units(env.id, folded.units)
+            tx.telemetry.add_latencies(env.id, folded.latencies)
             tx.feedback.add(env.id, feedback)
             tx.feedback.add_event_refs(env.id, refs)
 
@@ -98,6 +101,7 @@ class IngestService:
         environment: str,
         seconds: Mapping[Second, Aggregate],
         units: dict[UnitKey, list[int]],
+        latencies: dict[LatencyKey, int],
         summary_id: str | None = None,
     ) -> int:
         """A client's per-second aggregates and unit days (`adapters/codecs/summaries.py`), stored as the events
@@ -110,13 +114,18 @@ class IngestService:
             raise NotFound(f"environment {environment!r} not found")
         flags = snapshot.flags.get(environment, {})
         custom = snapshot.custom_metrics
-        for i, (flag, variant, metric, _) in enumerate(seconds):
-            _check_slot(flags, flag, variant, f"seconds[{i}]")
+        cells = [
+            (f"seconds[{i}]", flag, variant, metric) for i, (flag, variant, metric, _) in enumerate(seconds)
+        ]
+        groups = latency_groups(latencies)  # as on the wire
+        cells += [(f"latencies[{i}]", f, v, m) for i, (f, v, _, _, m) in enumerate(groups)]
+        for where, flag, variant, metric in cells:
+            _check_slot(flags, flag, variant, where)
             if metric not in BUILTIN_METRICS and metric not in custom and not metric.startswith("event:"):
-                raise InvalidInput(f"unknown metric {metric!r}", where=f"seconds[{i}].metric")
+                raise InvalidInput(f"unknown metric {metric!r}", where=f"{where}.metric")
         for i, key in enumerate(units):
             _check_slot(flags, key.flag, key.variant, f"units[{i}]")
-        folded = expand(seconds, units)
+        folded = expand(seconds, units, latencies)
         events = sum(
             a.count
             for (flag, _, metric, _), a in seconds.items()
@@ -130,6 +139,7 @@ class IngestService:
             if fresh:
                 tx.telemetry.add_rollups(env.id, folded.rollups)
                 tx.telemetry.add_units(env.id, folded.units)
+                tx.telemetry.add_latencies(env.id, folded.latencies)
 
         self._commit(write)
         if fresh:

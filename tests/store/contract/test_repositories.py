@@ -10,7 +10,7 @@ from rampup.core.alerts import AlertRule
 from rampup.core.flags import FlagDefinition
 from rampup.core.plans import Plan, RolloutState
 from rampup.core.ports import Backlog, Store
-from rampup.core.rollups import DAY, Aggregate, RollupKey, UnitKey
+from rampup.core.rollups import DAY, Aggregate, Exceedance, LatencyKey, RollupKey, UnitKey
 from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange
 from rampup.core.schedules import parse_schedule
 from rampup.core.telemetry import Kind, Observation
@@ -191,6 +191,36 @@ def test_rollups_merge_and_unit_totals_sum_per_user(store: Store) -> None:
         # u1: 6 events, 2 engaged, 2 failures; u2: 2 events.
         assert (totals.users, totals.events, totals.engaged, totals.engaged_sq) == (2, 8, 2, 4)
         assert (totals.failures, totals.failures_sq) == (2, 4)
+
+
+def test_latency_octaves_sum_per_user_over_days_and_split_at_a_level(store: Store) -> None:
+    with store.transaction() as tx:
+        env = tx.environments.add("production", "Production", AT)
+        other = tx.environments.add("qa", "QA", AT)
+    day = 1_000_020 // DAY
+
+    def octave(user: str, level: int, on_day: int = day, metric: str = "api_latency") -> LatencyKey:
+        return LatencyKey("ws", "on", on_day, user, metric, level)
+
+    for _ in range(2):  # written twice: counts add up
+        with store.transaction() as tx:
+            tx.telemetry.add_latencies(env.id, {octave("u1", 6): 2, octave("u1", 8): 1, octave("u2", 7): 1})
+            tx.telemetry.add_latencies(
+                env.id, {octave("u1", 9, day + 1): 1, LatencyKey("ws", "off", day, "u3", "api_latency", 5): 4}
+            )
+            tx.telemetry.add_latencies(
+                env.id, {octave("u1", 9, day + 2): 5, octave("u2", 11, metric="lcp"): 3}
+            )
+            tx.telemetry.add_latencies(other.id, {octave("u9", 9): 7})
+    with store.read() as tx:
+        spread = tx.telemetry.exceedance(env.id, "ws", "api_latency", 8, day, day + 1)
+        # u1: 4 at 6, 2 at 8, 2 at 9 (day + 1) → n 8, e 4; u2: 2 at 7 → n 2, e 0; u3 (off): 8 at 5
+        assert spread["on"] == Exceedance(samples=10, samples_sq=68, above=4, above_sq=16, cross=32)
+        assert spread["off"] == Exceedance(samples=8, samples_sq=64)
+        assert tx.telemetry.exceedance(env.id, "ws", "lcp", 11, day, day)["on"] == Exceedance(
+            6, 36, 6, 36, 36
+        )
+        assert tx.telemetry.exceedance(env.id, "ws", "api_latency", 8, day + 3, day + 9) == {}
 
 
 def test_raw_events_come_back_by_time_and_go_with_their_batch(store: Store) -> None:

@@ -8,11 +8,16 @@ gives the same rollups and unit days, hence the same metric answers and gate ver
                   "count": 120, "failures": 2, "total": 0, "total_sq": 0,
                   "last_value": null, "last_at_ms": null, "sketch": null}, …],
      "units": [{"flag": "checkout", "variant": "on", "day": 20422, "unit": "user-1",
-                "events": 3, "engaged": 0, "failures": 1}, …]}
+                "events": 3, "engaged": 0, "failures": 1}, …],
+     "version": 2,
+     "latencies": [{"flag": "checkout", "variant": "on", "day": 20422, "unit": "user-1",
+                    "metric": "api_latency", "octaves": {"6": 2, "7": 1}}, …]}
 
 `id` (optional, 1–64 letters, digits, `-` and `_`) names the summary: the server stores a summary with an id
 once, and answers a summary sent again with that id (after a lost answer) as it did, without counting it twice.
-`flag` "" and `variant` "all" is the environment-wide slot. Decoding checks every figure's own consistency
+`flag` "" and `variant` "all" is the environment-wide slot. Version 2 (`version`, absent in version 1) adds
+`latencies`: each user's values of a sketched metric that day per octave (⌊log₂ ms⌋ → count), which lets the gates
+compare percentiles with control per user; a version 1 summary holds none. Decoding checks every figure's own consistency
 (failures ≤ count, a sketch no bigger than its count, the last value inside its second); the service checks
 flags, variants and metrics against the environment.
 """
@@ -23,7 +28,8 @@ import msgspec
 from msgspec import Meta, Struct
 
 from rampup.adapters.codecs.native import FUTURE_TOLERANCE_MS
-from rampup.core.rollups import Aggregate, Second, UnitKey
+from rampup.core.rollups import Aggregate, LatencyKey, Second, UnitKey, latency_groups
+from rampup.core.sketch import ZERO_LEVEL
 from rampup.errors import BadRequest, InvalidInput
 
 __all__ = ["decode_summary", "encode_summary", "MAX_CELLS"]
@@ -64,6 +70,20 @@ class Unit(Struct, forbid_unknown_fields=True):
     failures: PerUnit = 0
 
 
+class Latency(Struct, forbid_unknown_fields=True):
+    flag: Annotated[str, Meta(min_length=1, max_length=256)]
+    variant: Annotated[str, Meta(min_length=1, max_length=256)]
+    day: Annotated[int, Meta(ge=0, le=2**31 - 1)]
+    unit: Annotated[str, Meta(min_length=1, max_length=256)]
+    metric: Annotated[str, Meta(min_length=1, max_length=256)]
+    octaves: Annotated[
+        dict[Annotated[int, Meta(ge=ZERO_LEVEL, le=64)], Annotated[int, Meta(ge=1, le=1_000_000)]],
+        Meta(min_length=1, max_length=128),
+    ]
+
+
+VERSION = 2  # 2: per-user latency octaves
+
 SummaryId = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
 
 
@@ -71,6 +91,8 @@ class Summary(Struct, forbid_unknown_fields=True):
     seconds: Annotated[list[Cell], Meta(max_length=MAX_CELLS)]
     units: Annotated[list[Unit], Meta(max_length=MAX_CELLS)] = []
     id: SummaryId | None = None
+    version: Annotated[int, Meta(ge=1, le=VERSION)] = 1
+    latencies: Annotated[list[Latency], Meta(max_length=MAX_CELLS)] = []
 
 
 _decoder = msgspec.json.Decoder(Summary)
@@ -78,8 +100,8 @@ _decoder = msgspec.json.Decoder(Summary)
 
 def decode_summary(
     body: bytes, now_ms: int
-) -> tuple[dict[Second, Aggregate], dict[UnitKey, list[int]], str | None]:
-    """Its cells, its unit days and its id."""
+) -> tuple[dict[Second, Aggregate], dict[UnitKey, list[int]], dict[LatencyKey, int], str | None]:
+    """Its cells, its unit days, its users' latency octaves and its id."""
     try:
         summary = _decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -106,7 +128,24 @@ def decode_summary(
         if u.failures > u.events:
             raise InvalidInput("more failures than events", where=f"units[{i}].failures")
         units[unit] = [u.events, u.engaged, u.failures]
-    return seconds, units, summary.id
+    return seconds, units, _latencies(summary, latest // 86400), summary.id
+
+
+def _latencies(summary: Summary, last_day: int) -> dict[LatencyKey, int]:
+    if summary.latencies and summary.version < 2:
+        raise InvalidInput("latencies come in a version 2 summary", where="version")
+    latencies: dict[LatencyKey, int] = {}
+    for i, lat in enumerate(summary.latencies):
+        if lat.day > last_day:
+            raise InvalidInput("a day more than a day in the future", where=f"latencies[{i}].day")
+        for octave, count in lat.octaves.items():
+            key = LatencyKey(lat.flag, lat.variant, lat.day, lat.unit, lat.metric, octave)
+            if key in latencies:
+                raise InvalidInput(
+                    "the same flag, variant, day, unit and metric twice", where=f"latencies[{i}]"
+                )
+            latencies[key] = count
+    return latencies
 
 
 def _aggregate(cell: Cell, where: str) -> Aggregate:
@@ -130,7 +169,10 @@ def _aggregate(cell: Cell, where: str) -> Aggregate:
 
 
 def encode_summary(
-    seconds: dict[Second, Aggregate], units: dict[UnitKey, list[int]], summary_id: str | None = None
+    seconds: dict[Second, Aggregate],
+    units: dict[UnitKey, list[int]],
+    latencies: dict[LatencyKey, int],
+    summary_id: str | None = None,
 ) -> bytes:
     return msgspec.json.encode(
         {
@@ -163,5 +205,17 @@ def encode_summary(
                 }
                 for k, c in units.items()
             ],
+            # only when there are any: a version 1 server refuses fields it does not know
+            **(
+                {
+                    "version": VERSION,
+                    "latencies": [
+                        {"flag": f, "variant": v, "day": d, "unit": u, "metric": m, "octaves": octaves}
+                        for (f, v, d, u, m), octaves in latency_groups(latencies).items()
+                    ],
+                }
+                if latencies
+                else {}
+            ),
         }
     )

@@ -32,7 +32,7 @@ from rampup.core.ports import (
     SessionRecord,
     StateRecord,
 )
-from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
+from rampup.core.rollups import Aggregate, Exceedance, LatencyKey, RollupKey, UnitKey, UnitTotals
 from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange
 from rampup.core.schedules import Schedule, ScheduleRecord
 from rampup.core.segments import Segment
@@ -67,6 +67,7 @@ class _Tables:
     event_batches: list[tuple[int, int, int, tuple[Observation, ...]]] = field(default_factory=list)
     rollups: dict[tuple[int, RollupKey], Aggregate] = field(default_factory=dict)
     units: dict[tuple[int, UnitKey], list[int]] = field(default_factory=dict)
+    latencies: dict[tuple[int, LatencyKey], int] = field(default_factory=dict)
     rollouts: dict[int, RolloutRecord] = field(default_factory=dict)
     transitions: dict[int, list[Transition]] = field(default_factory=dict)
     outbox: dict[str, _Queued] = field(default_factory=dict)
@@ -348,6 +349,29 @@ class _Telemetry(_Repository):
             stored = self.t.units.setdefault((environment_id, key), [0, 0, 0])  # events, engaged, failures
             for i, count in enumerate(counts):
                 stored[i] += count
+
+    def add_latencies(self, environment_id: int, latencies: Mapping[LatencyKey, int]) -> None:
+        for key, count in latencies.items():
+            self.t.latencies[(environment_id, key)] = self.t.latencies.get((environment_id, key), 0) + count
+
+    def exceedance(
+        self, environment_id: int, flag: str, metric: str, level: int, first_day: int, last_day: int
+    ) -> dict[str, Exceedance]:
+        per_user: dict[tuple[str, str], list[int]] = {}
+        for (env, key), count in self.t.latencies.items():
+            if (
+                env == environment_id
+                and (key.flag, key.metric) == (flag, metric)
+                and first_day <= key.day <= last_day
+            ):
+                user = per_user.setdefault((key.variant, key.targeting_key), [0, 0])
+                user[0] += count
+                user[1] += count if key.level >= level else 0
+        sums: dict[str, list[int]] = {}
+        for (variant, _), (n, e) in per_user.items():
+            for i, x in enumerate((n, n * n, e, e * e, e * n)):
+                sums.setdefault(variant, [0] * 5)[i] += x
+        return {variant: Exceedance(*s) for variant, s in sums.items()}
 
     def rollup_rows(
         self, environment_id: int, flag: str, metric: str, spans: Iterable[tuple[int, int, int]]

@@ -34,6 +34,7 @@ __all__ = [
     "event_batches",
     "rollups",
     "unit_days",
+    "unit_latency_days",
     "metric_definitions",
     "rollouts",
     "rollout_transitions",
@@ -207,6 +208,22 @@ unit_days = Table(
     Column("engaged", Integer, nullable=False),
     Column("failures", Integer, nullable=False, server_default="0"),  # failed requests: bursts by user
     PrimaryKeyConstraint("environment_id", "flag", "day", "variant", "targeting_key"),
+)
+
+# Each user's latency values per day and octave (sketch.level_of), per sketched metric: how clustered by user
+# the values over a line are, so a percentile is compared with control per user.
+unit_latency_days = Table(
+    "unit_latency_days",
+    metadata,
+    Column("environment_id", Integer, nullable=False),
+    Column("flag", String(128), nullable=False),
+    Column("metric", String(128), nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("variant", String(128), nullable=False),
+    Column("targeting_key", String(256), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("count", Integer, nullable=False),
+    PrimaryKeyConstraint("environment_id", "flag", "metric", "day", "variant", "targeting_key", "level"),
 )
 
 # User feedback, one row per rating or comment; `variants` is what it was attributed to (flag → variant).

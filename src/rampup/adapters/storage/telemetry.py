@@ -4,13 +4,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rampup.adapters.storage.gate_inputs import TelemetryGateInputs
-from rampup.adapters.storage.tables import event_batches, rollups, summary_ids, unit_days
+from rampup.adapters.storage.tables import (
+    event_batches,
+    rollups,
+    summary_ids,
+    unit_days,
+    unit_latency_days,
+)
 from rampup.core.ports import RollupRow
-from rampup.core.rollups import Aggregate, RollupKey, UnitKey, UnitTotals
+from rampup.core.rollups import Aggregate, Exceedance, LatencyKey, RollupKey, UnitKey, UnitTotals
 from rampup.core.telemetry import Kind, Observation
 
 __all__ = ["SqlTelemetry"]
@@ -45,6 +51,13 @@ _UNIT_UPSERT = (
     "ON CONFLICT (environment_id, flag, day, variant, targeting_key) DO UPDATE SET "
     "events = unit_days.events + excluded.events, engaged = unit_days.engaged + excluded.engaged, "
     "failures = unit_days.failures + excluded.failures"
+)
+_LATENCY_UPSERT = (
+    "INSERT INTO unit_latency_days (environment_id, flag, variant, day, targeting_key, metric, level, count) "
+    "SELECT :env, r->>0, r->>1, (r->>2)::int, r->>3, r->>4, (r->>5)::int, (r->>6)::int "
+    "FROM json_array_elements(CAST(:rows AS json)) r ORDER BY 2, 6, 4, 3, 5, 7 "
+    "ON CONFLICT (environment_id, flag, metric, day, variant, targeting_key, level) "
+    "DO UPDATE SET count = unit_latency_days.count + excluded.count"
 )
 _ENSURE_ROLLUPS = (
     "INSERT INTO rollups (environment_id, flag, variant, metric, resolution, period, count, failures, total, "
@@ -176,6 +189,51 @@ class SqlTelemetry:
                 _UNIT_UPSERT.format("VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
                 [(environment_id, *key, *counts) for key, counts in units.items()],
             )
+
+    def add_latencies(self, environment_id: int, latencies: Mapping[LatencyKey, int]) -> None:
+        if not latencies:
+            return
+        if self.conn.dialect.name == "postgresql":  # one statement over JSON rows, in one lock order
+            rows = _encode_json([(*key, count) for key, count in latencies.items()]).decode()
+            self.conn.execute(text(_LATENCY_UPSERT), {"env": environment_id, "rows": rows})
+            return
+        table = unit_latency_days
+        statement = sqlite.insert(table)
+        self.conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[c.name for c in table.primary_key.columns],
+                set_={"count": table.c.count + statement.excluded.count},
+            ),
+            [{"environment_id": environment_id, **key._asdict(), "count": n} for key, n in latencies.items()],
+        )
+
+    def exceedance(
+        self, environment_id: int, flag: str, metric: str, level: int, first_day: int, last_day: int
+    ) -> dict[str, Exceedance]:
+        """Per variant: each user's values over the days (n_i) and those at or above `level` (e_i), summed."""
+        t = unit_latency_days.c
+        per_user = (
+            select(
+                t.variant,
+                func.sum(t.count).label("n"),
+                func.sum(case((t.level >= level, t.count), else_=0)).label("e"),
+            )
+            .where(
+                t.environment_id == environment_id,
+                t.flag == flag,
+                t.metric == metric,
+                t.day.between(first_day, last_day),
+            )
+            .group_by(t.variant, t.targeting_key)
+            .subquery()
+        )
+        n, e = per_user.c.n, per_user.c.e
+        query = select(
+            per_user.c.variant, func.sum(n), func.sum(n * n), func.sum(e), func.sum(e * e), func.sum(e * n)
+        ).group_by(per_user.c.variant)
+        return {
+            variant: Exceedance(*(int(x or 0) for x in sums)) for variant, *sums in self.conn.execute(query)
+        }
 
     def rollup_rows(
         self, environment_id: int, flag: str, metric: str, spans: Iterable[tuple[int, int, int]]

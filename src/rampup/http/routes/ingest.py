@@ -101,7 +101,7 @@ def _events(source: str) -> Callable[[Container, str, list[Observation]], int]:
     return lambda c, environment, observations: c.ingest.ingest(environment, observations, source)
 
 
-def _summary(body: bytes, now_ms: int) -> tuple[None, tuple[Any, Any, str | None]]:
+def _summary(body: bytes, now_ms: int) -> tuple[None, tuple[Any, Any, Any, str | None]]:
     return None, decode_summary(body, now_ms)
 
 
