@@ -8,10 +8,12 @@ from rampup.core.durations import format_duration
 from rampup.core.masking import mask_urls
 from rampup.core.telemetry import MetricResult, VariantValue
 from rampup.services.alerts import AlertStatus, RuleStatus
+from rampup.services.flags import FlagView
 from rampup.services.lifecycle import Evaluations, FlagLife, describe
 from rampup.services.notifications import Delivery
 from rampup.services.reports import ScheduleStatus
 from rampup.services.rollouts import Backtest, RolloutStatus
+from rampup.services.segments import SegmentView
 
 __all__ = [
     "alert_out",
@@ -20,10 +22,48 @@ __all__ = [
     "delivery_out",
     "evaluations_out",
     "flag_life_out",
+    "flag_out",
     "metric_out",
     "rollout_out",
     "schedule_out",
+    "segment_out",
 ]
+
+
+def flag_out(view: FlagView) -> dict[str, Any]:
+    s = view.stewardship
+    lifetime = s.kind.lifetime
+    return {
+        **view.record.definition.to_dict(),
+        "kind": s.kind.value,
+        "lifetime_days": None if lifetime is None else lifetime.days,
+        "notify": list(s.notify),
+        "status": s.status.value,
+        "status_since": s.status_since,
+        "archived_at": s.archived_at,
+        "references": {
+            "scanned_at": s.scanned_at,
+            "count": len(s.references),
+            "items": [r.to_dict() for r in s.references],
+        },
+        "created_at": view.record.created_at,
+        "updated_at": view.record.updated_at,
+        "environments": {env: state.to_dict() for env, state in view.states.items()},
+    }
+
+
+def segment_out(view: SegmentView, *, keys: bool = False) -> dict[str, Any]:
+    """A segment; with `keys`, every listed key too (a list of segments gives only their count)."""
+    record = view.record
+    return {
+        **record.segment.summary(),
+        "key_count": record.key_count,
+        "environment": view.environment,
+        "used_by": list(view.used_by),
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        **({"keys": sorted(record.segment.keys)} if keys else {}),
+    }
 
 
 def rollout_out(status: RolloutStatus) -> dict[str, Any]:

@@ -35,27 +35,6 @@ class FlagView:
     states: Mapping[str, FlagState]  # environment key → state
     stewardship: Stewardship = Stewardship()
 
-    def to_dict(self) -> dict[str, Any]:
-        s = self.stewardship
-        lifetime = s.kind.lifetime
-        return {
-            **self.record.definition.to_dict(),
-            "kind": s.kind.value,
-            "lifetime_days": None if lifetime is None else lifetime.days,
-            "notify": list(s.notify),
-            "status": s.status.value,
-            "status_since": s.status_since,
-            "archived_at": s.archived_at,
-            "references": {
-                "scanned_at": s.scanned_at,
-                "count": len(s.references),
-                "items": [r.to_dict() for r in s.references],
-            },
-            "created_at": self.record.created_at,
-            "updated_at": self.record.updated_at,
-            "environments": {env: state.to_dict() for env, state in self.states.items()},
-        }
-
     def settings(self) -> dict[str, Any]:
         """What the audit trail records of a change to the flag itself."""
         return {
@@ -63,6 +42,11 @@ class FlagView:
             "kind": self.stewardship.kind.value,
             "notify": list(self.stewardship.notify),
         }
+
+    def audit_record(self) -> dict[str, Any]:
+        """What the audit trail records of a flag created or deleted: its settings and its state in each
+        environment (not what is derived from them, such as its status or references)."""
+        return {**self.settings(), "environments": {env: st.to_dict() for env, st in self.states.items()}}
 
 
 class FlagService:
@@ -192,7 +176,7 @@ class FlagService:
                 tx.lifecycle.put(record.id, stewardship)
             view = self._view(tx, record, stewardship)
             tx.audit.record(
-                actor, "flag.create", f"flag:{definition.key}", None, None, view.to_dict(), "", now
+                actor, "flag.create", f"flag:{definition.key}", None, None, view.audit_record(), "", now
             )
         self._on_change()
         return view
@@ -261,7 +245,7 @@ class FlagService:
                 raise Conflict(
                     f"flag {key!r} is a prerequisite of {', '.join(dependents)}: remove that first"
                 )
-            before = self._view(tx, record).to_dict()
+            before = self._view(tx, record).audit_record()
             tx.flags.delete(record.id)
             tx.audit.record(actor, "flag.delete", f"flag:{key}", None, before, None, reason, now)
         self._on_change()

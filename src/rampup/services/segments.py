@@ -35,17 +35,6 @@ class SegmentView:
     environment: str
     used_by: tuple[str, ...]  # flags whose rules in this environment refer to it
 
-    def to_dict(self, *, keys: bool = False) -> dict[str, Any]:
-        return {
-            **self.record.segment.summary(),
-            "key_count": self.record.key_count,
-            "environment": self.environment,
-            "used_by": list(self.used_by),
-            "created_at": self.record.created_at,
-            "updated_at": self.record.updated_at,
-            **({"keys": sorted(self.record.segment.keys)} if keys else {}),
-        }
-
 
 class SegmentService:
     def __init__(self, store: Store, clock: Clock, on_change: Callable[[], object] = lambda: None) -> None:

@@ -29,7 +29,7 @@ from rampup.core.targeting import condition_text
 from rampup.core.telemetry import BUILTIN_METRICS, parse_metric_name
 from rampup.core.tokens import Scope
 from rampup.errors import InvalidInput, NotFound, RampupError
-from rampup.http.views import alert_out, alert_rule_out, rollout_out
+from rampup.http.views import alert_out, alert_rule_out, flag_out, rollout_out, segment_out
 from rampup.services.feedback import FeedbackQuery
 from rampup.services.metrics import MetricQuery
 from rampup.services.reports import SHOWN_COMMENTS
@@ -359,7 +359,7 @@ def segments(c: Container, environment: str) -> dict[str, Any]:
     env = _shown_environment(keys, environment)
     rows = []
     for view in c.segments.segments(env):
-        row = view.to_dict()
+        row = segment_out(view)
         rows.append({**row, "conditions_text": [condition_text(x, ", ") for x in row["conditions"]]})
     return {"environment": env, "environments": keys, "segments": rows}
 
@@ -467,7 +467,7 @@ def flag(c: Container, key: str, environment: str | None, base_url: str) -> dict
         "scheduled": [s.to_dict() for s in c.scheduled.changes(flag=key, environment=env, status="pending")],
         "history": [e.to_dict() for e in c.flags.audit(target=f"flag:{key}", limit=50)],
         "snippets": _snippets(base_url, key, env, env_id, state),
-        "life": {k: v for k, v in view.to_dict().items() if k in _LIFE},
+        "life": {k: v for k, v in flag_out(view).items() if k in _LIFE},
     }
 
 

@@ -88,6 +88,8 @@ def test_every_change_is_audited_with_actor_before_after_and_reason(container: C
     assert (kill.actor, kill.environment, kill.reason) == ("lee", "production", "error rate 0.8%")
     assert kill.before["enabled"] is True and kill.after["enabled"] is False
     assert kill.after["rollout"] == 10 and kill.at > entries[1].at
+    created = entries[2].after
+    assert created["key"] == "ws" and created["environments"]["production"]["enabled"] is False
 
 
 def test_a_rejected_change_changes_nothing_and_audits_nothing(container: Container) -> None:

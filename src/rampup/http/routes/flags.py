@@ -8,6 +8,7 @@ from rampup.errors import NotFound
 from rampup.http.deps import ContainerDep, Reader, Writer
 from rampup.http.routes.lifecycle import StatusQuery, parse_status
 from rampup.http.schemas import EnvironmentStateOut, ErrorOut, FlagIn, FlagOut, FlagPatch, FlagStateIn, KillIn
+from rampup.http.views import flag_out
 
 router = APIRouter(
     prefix="/api/v1/flags",
@@ -38,23 +39,23 @@ def list_flags(
     if wanted is not None:
         keys = {life.key for life in c.lifecycle.lives(wanted)}
         views = [view for view in views if view.record.definition.key in keys]
-    return [view.to_dict() for view in views]
+    return [flag_out(view) for view in views]
 
 
 @router.post("", status_code=201, response_model=FlagOut, responses={409: {"model": ErrorOut}})
 def create_flag(body: FlagIn, c: ContainerDep, token: Writer) -> dict[str, Any]:
-    return c.flags.create_flag(body.model_dump(exclude_unset=True), token.name).to_dict()
+    return flag_out(c.flags.create_flag(body.model_dump(exclude_unset=True), token.name))
 
 
 @router.get("/{key}", response_model=FlagOut)
 def get_flag(key: str, c: ContainerDep, _: Reader) -> dict[str, Any]:
-    return c.flags.flag(key).to_dict()
+    return flag_out(c.flags.flag(key))
 
 
 @router.patch("/{key}", response_model=FlagOut)
 @router.put("/{key}", response_model=FlagOut)
 def update_flag(key: str, body: FlagPatch, c: ContainerDep, token: Writer) -> dict[str, Any]:
-    return c.flags.update_flag(key, body.model_dump(exclude_unset=True), token.name).to_dict()
+    return flag_out(c.flags.update_flag(key, body.model_dump(exclude_unset=True), token.name))
 
 
 @router.delete("/{key}", status_code=204)

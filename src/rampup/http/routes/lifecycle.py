@@ -11,7 +11,7 @@ from rampup.errors import BadRequest, InvalidInput
 from rampup.http.deps import ContainerDep, Reader, Writer, read_body
 from rampup.http.limits import REFERENCES_BODY
 from rampup.http.schemas import ArchiveIn, ErrorOut, EvaluationsOut, FlagLifeOut, FlagOut, ReferencesOut
-from rampup.http.views import evaluations_out, flag_life_out
+from rampup.http.views import evaluations_out, flag_life_out, flag_out
 
 __all__ = ["router", "parse_status", "StatusQuery"]
 
@@ -98,14 +98,14 @@ def archive(key: str, c: ContainerDep, token: Writer, body: ArchiveIn | None = N
     (409) while the last `rampup refs --push` found it in code, unless `force`."""
     given = body or ArchiveIn()
     c.lifecycle.archive(key, token.name, force=given.force, reason=given.reason)
-    return c.flags.flag(key).to_dict()
+    return flag_out(c.flags.flag(key))
 
 
 @router.delete("/flags/{key}/archive", response_model=FlagOut, responses={409: {"model": ErrorOut}})
 def restore(key: str, c: ContainerDep, token: Writer) -> dict[str, Any]:
     """Take the flag out of the archive: it evaluates by its state again."""
     c.lifecycle.restore(key, token.name)
-    return c.flags.flag(key).to_dict()
+    return flag_out(c.flags.flag(key))
 
 
 @router.get("/flags/{key}/evaluations", response_model=EvaluationsOut)
