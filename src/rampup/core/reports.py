@@ -20,6 +20,7 @@ __all__ = [
     "Estimate",
     "FlagDeleted",
     "Incident",
+    "Judged",
     "Marker",
     "MetricRow",
     "NeedsSamples",
@@ -97,6 +98,27 @@ _INCIDENT = {
 
 
 # ---------------------------------------------------------------- the report
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A gate's verdict on a stage's data, read from the evidence a decision records (`GateResult.to_dict`)."""
+
+    verdict: str
+    estimate: Estimate  # what the gate judged (a relative change for control / baseline gates)
+    needs_samples: float | None = None  # an undecided rate gate: about this many more samples decide it
+    needs_s: float | None = None  # … which take about this long at the current rate (None: never at it)
+
+    @classmethod
+    def of_evidence(cls, e: Mapping[str, Any]) -> "Judged":
+        needs = e.get("needs") or {}
+        seconds = needs.get("seconds")
+        return cls(
+            e["verdict"],
+            Estimate(e["value"], e["lower"], e["upper"], e["samples"]),
+            needs.get("samples"),
+            seconds if seconds is not None and not math.isinf(seconds) else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,13 +453,8 @@ def estimates_of(result: MetricResult) -> dict[str, Estimate]:
     return {v: result.variants[v].estimate for v in sorted(result.variants, key=_first)}
 
 
-def gate_row(gate: Gate, result: Mapping[str, Any], window: MetricResult | None) -> MetricRow:
-    """A gate's row: its verdict on the stage's data (`result`, empty when not judged) and the window's values."""
-    needs = result.get("needs") or {}
-    seconds = needs.get("seconds")
-    judged = (
-        Estimate(result["value"], result["lower"], result["upper"], result["samples"]) if result else None
-    )
+def gate_row(gate: Gate, judged: Judged | None, window: MetricResult | None) -> MetricRow:
+    """A gate's row: its verdict on the stage's data (None when not judged) and the window's values."""
     unit = window.spec.unit if window else BUILTIN_METRICS[parse_metric_name(gate.metric)[0]].unit
     return MetricRow(
         gate.metric,
@@ -447,10 +464,10 @@ def gate_row(gate: Gate, result: Mapping[str, Any], window: MetricResult | None)
         gate.threshold_text(),
         gate.compare.value,
         gate.sustain.total_seconds(),
-        result.get("verdict"),
-        judged,
-        needs.get("samples"),
-        seconds if seconds is not None and not math.isinf(seconds) else None,
+        judged.verdict if judged else None,
+        judged.estimate if judged else None,
+        judged.needs_samples if judged else None,
+        judged.needs_s if judged else None,
         gate.difference,
     )
 

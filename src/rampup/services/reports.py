@@ -18,6 +18,7 @@ from rampup.core.reports import (
     CHART_METRICS,
     MAX_WINDOW_S,
     STANDARD_METRICS,
+    Judged,
     MetricRow,
     Reception,
     Report,
@@ -160,17 +161,16 @@ class ReportService:
             flag_exists = tx.flags.get(plan.flag) is not None
         live = not state.phase.is_terminal and state.stage > 0
         gates_at: datetime | None
-        if live:
-            gates = [
-                r.to_dict() for r in self._rollouts.rollout(rollout_id).gates
-            ]  # as evidence records them
+        if live:  # read as a decision's evidence records them, so live and finished rollouts read alike
+            evidence = [r.to_dict() for r in self._rollouts.rollout(rollout_id).gates]
             gates_at = now
         else:  # a finished (or not yet started) rollout: the verdicts of its last decision, if it had any
-            judged = next((t for t in reversed(transitions) if any("verdict" in e for e in t.evidence)), None)
-            gates = [e for e in judged.evidence if "verdict" in e] if judged else []
-            gates_at = judged.at if judged else None
+            last = next((t for t in reversed(transitions) if any("verdict" in e for e in t.evidence)), None)
+            evidence = [e for e in last.evidence if "verdict" in e] if last else []
+            gates_at = last.at if last else None
+        gates: list[Judged | None] = [Judged.of_evidence(e) for e in evidence]
         if len(gates) != len(plan.gates):
-            gates = [{} for _ in plan.gates]
+            gates = [None for _ in plan.gates]
 
         queries: dict[str, MetricResult | None] = {}
 
@@ -179,7 +179,7 @@ class ReportService:
                 queries[metric] = self._window(plan, metric, start, end)
             return queries[metric]
 
-        rows = [gate_row(g, result, window(g.metric)) for g, result in zip(plan.gates, gates, strict=True)]
+        rows = [gate_row(g, judged, window(g.metric)) for g, judged in zip(plan.gates, gates, strict=True)]
         gated = {g.metric for g in plan.gates}
         for metric in STANDARD_METRICS:
             result = window(metric) if metric not in gated else None
