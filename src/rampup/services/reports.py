@@ -10,14 +10,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from rampup.core.alerts import Alert, AlertRule
+from rampup.core.feedback import Entry
 from rampup.core.gates import CONTROL, TREATMENT
 from rampup.core.notifications import Notification
-from rampup.core.plans import Plan
+from rampup.core.plans import Plan, Transition
 from rampup.core.ports import Clock, RolloutRecord, Store
 from rampup.core.reports import (
     CHART_METRICS,
     MAX_WINDOW_S,
     STANDARD_METRICS,
+    Chart,
+    Incident,
     Judged,
     MetricRow,
     Reception,
@@ -111,6 +115,63 @@ class ReportService:
             raise InvalidInput("a report is one of " + ", ".join(KINDS), where="kind")
         zone = time_zone(tz)
         now = now or self._clock()
+        facts = self._facts(kind, rollout_id, now)
+        record, transitions, start, end = facts.record, facts.transitions, facts.start, facts.end
+        plan, state = record.plan, record.state
+        gates, gates_at = self._judged(record, transitions, now)
+
+        queries: dict[str, MetricResult | None] = {}
+
+        def window(metric: str) -> MetricResult | None:
+            if metric not in queries:
+                queries[metric] = self._window(plan, metric, start, end)
+            return queries[metric]
+
+        rows = _rows(plan, gates, window)
+        every_visit = stage_visits(plan, transitions)
+        visits = (
+            every_visit
+            if kind == "completion"
+            else [v for v in every_visit if v.left is None or v.left >= start]
+        )
+        return Report(
+            kind=kind,
+            generated_at=now,
+            timezone=zone.key,
+            start=start,
+            end=end,
+            rollout_id=record.id,
+            name=plan.name,
+            flag=plan.flag,
+            environment=plan.environment,
+            state=state.phase.value,
+            status=report_status(state.phase, [r.verdict for r in rows]),
+            stage=state.stage,
+            stage_name=plan.stages[state.stage - 1].name if state.stage else "not started",
+            percentage=plan.percentage_bp(state.stage) / 100,
+            stage_count=len(plan.stages),
+            stage_entered_at=state.entered_at,
+            started_at=state.started_at,
+            ended_at=facts.ended,
+            gates_at=gates_at,
+            metrics=tuple(rows),
+            users=facts.users,
+            incidents=_incidents(kind, facts),
+            reception=self._reception(plan, rows, window, start, end),
+            actions=tuple(next_steps(record, rows, transitions, now, facts.flag_exists)),
+            visits=tuple(visits),
+            plan_stages=tuple(plan_stage_rows(plan, every_visit)),
+            signoffs=state.signoffs,
+            charts=_charts(plan, transitions, start, end, window),
+            contact=contact,
+            started_by=record.created_by,
+            channels=plan.notify,
+            flag_exists=facts.flag_exists,
+            comments=tuple(comment_of(e) for e in facts.comments),
+        )
+
+    def _facts(self, kind: str, rollout_id: int, now: datetime) -> "_Facts":
+        """What a report reads from the store, in one read: the rollout, its window, users, alerts, comments."""
         with self._store.read() as tx:
             record = tx.rollouts.get(rollout_id)
             if record is None:
@@ -159,92 +220,26 @@ class ReportService:
                 else []
             )
             flag_exists = tx.flags.get(plan.flag) is not None
-        live = not state.phase.is_terminal and state.stage > 0
+        return _Facts(record, transitions, start, end, ended, users, rules, alerts, comments, flag_exists)
+
+    def _judged(
+        self, record: RolloutRecord, transitions: Sequence[Transition], now: datetime
+    ) -> tuple[list[Judged | None], datetime | None]:
+        """Each gate's verdict (None where not judged) and when it was reached: now for a live rollout, else
+        its last decision's."""
         gates_at: datetime | None
-        if live:  # read as a decision's evidence records them, so live and finished rollouts read alike
-            evidence = [r.to_dict() for r in self._rollouts.rollout(rollout_id).gates]
+        if not record.state.phase.is_terminal and record.state.stage > 0:
+            # Read as a decision's evidence records them, so live and finished rollouts read alike.
+            evidence = [r.to_dict() for r in self._rollouts.rollout(record.id).gates]
             gates_at = now
         else:  # a finished (or not yet started) rollout: the verdicts of its last decision, if it had any
             last = next((t for t in reversed(transitions) if any("verdict" in e for e in t.evidence)), None)
             evidence = [e for e in last.evidence if "verdict" in e] if last else []
             gates_at = last.at if last else None
         gates: list[Judged | None] = [Judged.of_evidence(e) for e in evidence]
-        if len(gates) != len(plan.gates):
-            gates = [None for _ in plan.gates]
-
-        queries: dict[str, MetricResult | None] = {}
-
-        def window(metric: str) -> MetricResult | None:
-            if metric not in queries:
-                queries[metric] = self._window(plan, metric, start, end)
-            return queries[metric]
-
-        rows = [gate_row(g, judged, window(g.metric)) for g, judged in zip(plan.gates, gates, strict=True)]
-        gated = {g.metric for g in plan.gates}
-        for metric in STANDARD_METRICS:
-            result = window(metric) if metric not in gated else None
-            # Counted events, not samples: engagement has a sample per user even when none of them engaged.
-            if result is not None and any(v.count for v in result.variants.values()):
-                rows.append(MetricRow(metric, result.spec.unit, estimates_of(result)))
-
-        markers = stage_markers(plan, transitions, start, end)
-        charts = tuple(
-            metric_chart(metric, result, markers, start, end, gate_lines(plan, metric))
-            for metric in CHART_METRICS
-            if (result := window(metric)) is not None
-        )
-        since = start if kind != "completion" else datetime.min.replace(tzinfo=UTC)
-        incidents = incidents_since(plan, transitions, since)
-        incidents += [
-            alert_incident(a, rules[a.rule_id])
-            for a in alerts
-            if a.started_at >= since or a.resolved_at is None
-        ]
-        incidents.sort(key=lambda i: i.at)
-        every_visit = stage_visits(plan, transitions)
-        visits = (
-            every_visit
-            if kind == "completion"
-            else [v for v in every_visit if v.left is None or v.left >= start]
-        )
-        status = report_status(state.phase, [r.verdict for r in rows])
-        stage_name = plan.stages[state.stage - 1].name if state.stage else "not started"
-        percentage = plan.percentage_bp(state.stage) / 100
-        return Report(
-            kind=kind,
-            generated_at=now,
-            timezone=zone.key,
-            start=start,
-            end=end,
-            rollout_id=record.id,
-            name=plan.name,
-            flag=plan.flag,
-            environment=plan.environment,
-            state=state.phase.value,
-            status=status,
-            stage=state.stage,
-            stage_name=stage_name,
-            percentage=percentage,
-            stage_count=len(plan.stages),
-            stage_entered_at=state.entered_at,
-            started_at=state.started_at,
-            ended_at=ended,
-            gates_at=gates_at,
-            metrics=tuple(rows),
-            users=users,
-            incidents=tuple(incidents),
-            reception=self._reception(plan, rows, window, start, end),
-            actions=tuple(next_steps(record, rows, transitions, now, flag_exists)),
-            visits=tuple(visits),
-            plan_stages=tuple(plan_stage_rows(plan, every_visit)),
-            signoffs=state.signoffs,
-            charts=charts,
-            contact=contact,
-            started_by=record.created_by,
-            channels=plan.notify,
-            flag_exists=flag_exists,
-            comments=tuple(comment_of(e) for e in comments),
-        )
+        if len(gates) != len(record.plan.gates):
+            gates = [None for _ in record.plan.gates]
+        return gates, gates_at
 
     def _reception(
         self,
@@ -417,6 +412,61 @@ class ReportService:
 
 
 # ---------------------------------------------------------------- building blocks (pure)
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    record: RolloutRecord
+    transitions: list[Transition]
+    start: datetime  # the report's window
+    end: datetime
+    ended: datetime | None  # when the rollout ended; None: it has not
+    users: Users | None
+    rules: dict[int, AlertRule]  # id → rule: the plan's own and standalone ones on its flag and environment
+    alerts: list[Alert]  # their firings
+    comments: list[Entry]  # the newest commented feedback from users with the feature
+    flag_exists: bool
+
+
+def _rows(
+    plan: Plan, gates: Sequence[Judged | None], window: Callable[[str], MetricResult | None]
+) -> list[MetricRow]:
+    """The plan's gates, then each standard metric that is not a gate and counted anything in the window."""
+    rows = [gate_row(g, judged, window(g.metric)) for g, judged in zip(plan.gates, gates, strict=True)]
+    gated = {g.metric for g in plan.gates}
+    for metric in STANDARD_METRICS:
+        result = window(metric) if metric not in gated else None
+        # Counted events, not samples: engagement has a sample per user even when none of them engaged.
+        if result is not None and any(v.count for v in result.variants.values()):
+            rows.append(MetricRow(metric, result.spec.unit, estimates_of(result)))
+    return rows
+
+
+def _charts(
+    plan: Plan,
+    transitions: Sequence[Transition],
+    start: datetime,
+    end: datetime,
+    window: Callable[[str], MetricResult | None],
+) -> tuple[Chart, ...]:
+    markers = stage_markers(plan, transitions, start, end)
+    return tuple(
+        metric_chart(metric, result, markers, start, end, gate_lines(plan, metric))
+        for metric in CHART_METRICS
+        if (result := window(metric)) is not None
+    )
+
+
+def _incidents(kind: str, facts: _Facts) -> tuple[Incident, ...]:
+    """What went wrong in the window (since the start, for a completion report), and alerts still firing."""
+    since = facts.start if kind != "completion" else datetime.min.replace(tzinfo=UTC)
+    incidents = incidents_since(facts.record.plan, facts.transitions, since)
+    incidents += [
+        alert_incident(a, facts.rules[a.rule_id])
+        for a in facts.alerts
+        if a.started_at >= since or a.resolved_at is None
+    ]
+    return tuple(sorted(incidents, key=lambda i: i.at))
 
 
 def _treatment_value(result: MetricResult | None) -> float | None:
