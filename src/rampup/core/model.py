@@ -4,9 +4,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Environment", "AuditEntry", "DEFAULT_ENVIRONMENTS"]
+__all__ = ["Environment", "AuditEntry", "AuditRecord", "DEFAULT_ENVIRONMENTS"]
 
 DEFAULT_ENVIRONMENTS = ("staging", "production")
+
+# What an audit entry records of its target before and after the change: named fields, stored as JSON; None
+# where there was nothing (before a creation, after a deletion).
+AuditRecord = dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +31,8 @@ class AuditEntry:
     action: str  # e.g. "flag.create", "flag.update", "flag.kill", "token.create"
     target: str  # e.g. "flag:workstation", "token:ab12cd34"
     environment: str | None
-    before: Any
-    after: Any
+    before: AuditRecord
+    after: AuditRecord
     reason: str
     on_behalf_of: str | None = (
         None  # whom the token (`actor`) said it acted for; recorded, never trusted instead

@@ -14,7 +14,7 @@ from rampup.core.feedback import Entry, EventRef
 from rampup.core.flags import FlagDefinition, FlagState
 from rampup.core.gates import GateInputs
 from rampup.core.lifecycle import Stewardship
-from rampup.core.model import AuditEntry, Environment
+from rampup.core.model import AuditEntry, AuditRecord, Environment
 from rampup.core.notifications import Channel, Notification
 from rampup.core.plans import Plan, RolloutState, Transition
 from rampup.core.rollups import Aggregate, Exceedance, LatencyKey, RollupKey, UnitKey, UnitTotals
@@ -211,8 +211,8 @@ class AuditLog(Protocol):
         action: str,
         target: str,
         environment: str | None,
-        before: Any,
-        after: Any,
+        before: AuditRecord,
+        after: AuditRecord,
         reason: str,
         at: datetime,
         on_behalf_of: str | None = None,

@@ -86,9 +86,10 @@ def test_every_change_is_audited_with_actor_before_after_and_reason(container: C
     assert [e.action for e in entries] == ["flag.kill", "flag.update", "flag.create"]
     kill = entries[0]
     assert (kill.actor, kill.environment, kill.reason) == ("lee", "production", "error rate 0.8%")
+    created = entries[2].after
+    assert kill.before is not None and kill.after is not None and created is not None
     assert kill.before["enabled"] is True and kill.after["enabled"] is False
     assert kill.after["rollout"] == 10 and kill.at > entries[1].at
-    created = entries[2].after
     assert created["key"] == "ws" and created["environments"]["production"]["enabled"] is False
 
 

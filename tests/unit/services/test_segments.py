@@ -59,13 +59,14 @@ def test_one_change_moves_every_flag_that_uses_it_and_is_audited_on_each(c: Cont
         ("flag.segment", "flag:checkout", "ci-token", "new testers"),
         ("segment.update", "segment:beta", "ci-token", "new testers"),
     ]
-    change = entries[2].after
+    change, previous = entries[2].after, entries[2].before
+    assert change is not None and previous is not None
     assert (change["keys_added"], change["keys_removed"], change["used_by"]) == (
         {"count": 1, "first": ["u-3"]},
         {"count": 1, "first": ["u-1"]},
         ["checkout", "search"],
     )
-    assert entries[2].before["key_count"] == 2 and "keys" not in entries[2].before
+    assert previous["key_count"] == 2 and "keys" not in previous
 
 
 def test_a_segment_in_use_is_not_deleted_and_a_missing_one_is_refused_where_it_is(c: Container) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, Select, insert, select, update
 
 from rampup.adapters.storage._values import jsonable, utc
 from rampup.adapters.storage.tables import audit, config_revision, environments, tokens
-from rampup.core.model import AuditEntry
+from rampup.core.model import AuditEntry, AuditRecord
 from rampup.core.tokens import Scope, Token
 
 __all__ = ["SqlTokens", "SqlAuditLog"]
@@ -67,8 +67,8 @@ class SqlAuditLog:
         action: str,
         target: str,
         environment: str | None,
-        before: Any,
-        after: Any,
+        before: AuditRecord,
+        after: AuditRecord,
         reason: str,
         at: datetime,
         on_behalf_of: str | None = None,

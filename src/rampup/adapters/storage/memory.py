@@ -17,7 +17,7 @@ from rampup.core.alerts import Alert, AlertRule, AlertRuleRecord
 from rampup.core.feedback import Entry, EventRef
 from rampup.core.flags import FlagDefinition, FlagState
 from rampup.core.lifecycle import Stewardship
-from rampup.core.model import AuditEntry, Environment
+from rampup.core.model import AuditEntry, AuditRecord, Environment
 from rampup.core.notifications import Channel
 from rampup.core.plans import Plan, RolloutState, Transition
 from rampup.core.ports import (
@@ -276,8 +276,8 @@ class _AuditLog(_Repository):
         action: str,
         target: str,
         environment: str | None,
-        before: Any,
-        after: Any,
+        before: AuditRecord,
+        after: AuditRecord,
         reason: str,
         at: datetime,
         on_behalf_of: str | None = None,
