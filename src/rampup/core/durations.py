@@ -9,7 +9,7 @@ from rampup.errors import InvalidInput
 
 __all__ = ["DurationStyle", "parse_duration", "format_duration"]
 
-DurationStyle = Literal["plan", "short", "long"]
+DurationStyle = Literal["plan", "compact", "short", "long"]
 
 _UNITS = {
     "ms": timedelta(milliseconds=1),
@@ -38,11 +38,14 @@ def parse_duration(text: object, where: str) -> timedelta:
 
 
 def format_duration(span: timedelta, style: DurationStyle = "plan") -> str:
-    """`plan`: exact, as a plan writes it and `parse_duration` reads it back (90s, 48h, 500ms); `short`:
-    rounded, for tables (20 s, 45 min, 28 h, 3.5 days); `long`: rounded, for sentences (20 seconds, 1 hour)."""
+    """`plan`: exact, as a plan writes it and `parse_duration` reads it back (90s, 48h, 500ms); `compact`: to
+    three digits in a plan's units, for the reasons a decision records (48h, 1.5h, 10m, 45s); `short`: rounded,
+    for tables (20 s, 45 min, 28 h, 3.5 days); `long`: rounded, for sentences (20 seconds, 1 hour)."""
     seconds = span.total_seconds()
     if style == "plan":
         return _exact(seconds)
+    if style == "compact":
+        return _compact(seconds)
     for limit, size, short, word in _ROUNDED:
         if seconds < limit:
             count = round(seconds / size)
@@ -58,3 +61,11 @@ def _exact(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{int(seconds * 1000)}ms"
+
+
+def _compact(seconds: float) -> str:
+    for unit in ("d", "h", "m"):
+        size = _UNITS[unit].total_seconds()
+        if seconds >= size:
+            return f"{seconds / size:.3g}{unit}"
+    return f"{seconds:.2g}s"

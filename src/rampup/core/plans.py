@@ -17,7 +17,7 @@ from typing import Any
 from rampup.core import sequential
 from rampup.core.alerts import AlertRule
 from rampup.core.bucketing import BUCKETS
-from rampup.core.durations import parse_duration
+from rampup.core.durations import format_duration, parse_duration
 from rampup.core.flags import FLAG_KEY, parse_bucket_by, parse_rollout
 from rampup.core.gates import Compare, Gate, GateResult, Verdict
 from rampup.errors import Conflict, InvalidInput
@@ -637,7 +637,10 @@ def _progress(b: _Builder, results: Sequence[GateResult], evidence: Sequence[dic
     )
     if ready:
         label = "all gates pass" if results else "no gates"
-        b.advance_or_wait(f"stage {state.stage} ({spec.name}) soaked {_human(elapsed)}, {label}", evidence)
+        b.advance_or_wait(
+            f"stage {state.stage} ({spec.name}) soaked {format_duration(elapsed, 'compact')}, {label}",
+            evidence,
+        )
     elif spec.max_duration is not None and elapsed >= spec.max_duration:
         pending = [
             r.gate.metric
@@ -645,7 +648,7 @@ def _progress(b: _Builder, results: Sequence[GateResult], evidence: Sequence[dic
             if _blocks(r.gate, spec.percentage_bp) and r.verdict is not Verdict.PASS
         ]
         reason = (
-            f"stage {state.stage} ({spec.name}) reached max_duration {_human(spec.max_duration)} "
+            f"stage {state.stage} ({spec.name}) reached max_duration {format_duration(spec.max_duration, 'compact')} "
             f"with {', '.join(pending) or 'gates'} undecided"
         )
         match spec.on_timeout:
@@ -700,7 +703,7 @@ def _inconclusive(
         if _blocks(r.gate, spec.percentage_bp) and r.verdict is Verdict.INCONCLUSIVE
     ]
     reason = (
-        f"stage {state.stage} ({spec.name}) soaked {_human(elapsed)} without enough evidence: "
+        f"stage {state.stage} ({spec.name}) soaked {format_duration(elapsed, 'compact')} without enough evidence: "
         + "; ".join(missing)
     )
     match plan.on_inconclusive:
@@ -730,7 +733,7 @@ def _missing(r: GateResult) -> str:
         return f"{r.gate.metric} undecided (n = {r.measurement.samples})"
     seconds = needs.get("seconds", math.inf)
     eta = (
-        f", about {_human(timedelta(seconds=seconds))} at the current traffic"
+        f", about {format_duration(timedelta(seconds=seconds), 'compact')} at the current traffic"
         if math.isfinite(seconds)
         else ""
     )
@@ -757,16 +760,8 @@ def _breach_reason(r: GateResult, kind: str) -> str:
     lower, upper = m.bounds()
     bounds = f" [{lower:.4g}, {upper:.4g}]" if lower is not None and upper is not None else ""
     limit = threshold.text if threshold else "any"
-    held = f" for {_human(r.gate.sustain)}" if r.gate.sustain else ""
+    held = f" for {format_duration(r.gate.sustain, 'compact')}" if r.gate.sustain else ""
     return f"{r.gate.metric} = {shown}{bounds} breached {kind} {limit}{held} (n = {m.samples})"
-
-
-def _human(span: timedelta) -> str:
-    seconds = span.total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.3g}{unit}"
-    return f"{seconds:.2g}s"
 
 
 ACTIONS = tuple(a.value for a in Action)

@@ -41,6 +41,11 @@ def test_anything_else_is_refused_saying_where(text: object) -> None:
         (timedelta(hours=48), "plan", "2d"),
         (timedelta(hours=36), "plan", "36h"),
         (timedelta(seconds=1.5), "plan", "1500ms"),
+        # compact: three digits in a plan's units, for the reasons a decision records
+        (timedelta(hours=48, seconds=3), "compact", "2d"),
+        (timedelta(minutes=90), "compact", "1.5h"),
+        (timedelta(minutes=10), "compact", "10m"),
+        (timedelta(seconds=45), "compact", "45s"),
         # short: rounded, for tables
         (timedelta(seconds=20), "short", "20 s"),
         (timedelta(seconds=89), "short", "89 s"),
