@@ -1,5 +1,6 @@
 """rampup apply -f plan.yaml, and rampup rollout start|status|list|advance|pause|resume|rollback|disable|approve|signoff|abort."""
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ from rich.table import Table
 
 from rampup.cli.options import DEFAULT_SERVER, JsonOut, Server, TokenOpt, print_json
 from rampup.cli.remote import CliError, Remote
+from rampup.core.durations import format_duration
 
 __all__ = ["app", "apply", "render_status"]
 
@@ -49,24 +51,13 @@ def _forecast_table(forecast: list[dict[str, Any]]) -> Table:
         expected = f["expected_decision_s"]
         table.add_row(
             f"{f['stage']} {f['name']}",
-            _hours(f["soak_s"]),
-            _hours(expected)
+            format_duration(timedelta(seconds=f["soak_s"]), "short"),
+            format_duration(timedelta(seconds=expected), "short")
             if expected is not None
             else "[red]never[/] (the target is not met at this traffic)",
             f["limited_by"] or "the soak",
         )
     return table
-
-
-def _hours(seconds: float) -> str:
-    hours = seconds / 3600
-    return (
-        f"{hours / 24:.1f} d"
-        if hours >= 48
-        else f"{hours:.1f} h"
-        if hours >= 1
-        else f"{seconds / 60:.0f} min"
-    )
 
 
 def render_status(r: dict[str, Any]) -> None:
