@@ -177,6 +177,7 @@ def leader_jobs(c: Container) -> list[Job]:
     s = c.settings
     jobs = [
         Job("deliver", s.outbox_poll_s, c.leader.deliver),
+        Job("compact", s.compact_s, c.leader.compact),
         Job("retention", s.maintenance_interval_s, c.leader.retain),
     ]
     if c.manual_clock is None:  # on a manual clock the controller runs each time the clock is moved

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     db_max_overflow: int = 20  # and opens beyond those under load
     retention_days: float = 14.0  # raw events older than this are dropped; rollups stay
     maintenance_interval_s: float = 3600.0
+    compact_s: float = 2.0  # how often the leading worker merges the per-user days ingest appended
     usage_flush_s: float = 10.0  # how often each process adds the evaluations it counted to the store
     session_idle_s: float = 8 * 3600.0  # a dashboard session ends after this long unused
     session_max_s: float = 24 * 3600.0  # and after this long in any case

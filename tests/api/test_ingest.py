@@ -703,17 +703,17 @@ def test_a_batch_whose_commit_fails_gets_no_2xx_and_stores_nothing(
             "$$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$"
         )
         db.execute(
-            "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON unit_days "
+            "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON unit_day_parts "
             "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()"
         )
         with ingest_client(server, token) as client:  # the server closes a connection after a 500
             assert post_events(client, events).status_code >= 500
         stored = {
             table: db.execute(f"SELECT count(*) FROM {table}").fetchone()
-            for table in ("event_batches", "rollups", "unit_days")
+            for table in ("event_batches", "rollups", "unit_day_parts", "unit_days")
         }
-        assert stored == {"event_batches": (0,), "rollups": (0,), "unit_days": (0,)}
-        db.execute("DROP TRIGGER refuse_at_commit ON unit_days")
+        assert stored == {"event_batches": (0,), "rollups": (0,), "unit_day_parts": (0,), "unit_days": (0,)}
+        db.execute("DROP TRIGGER refuse_at_commit ON unit_day_parts")
         with ingest_client(server, token) as client:
             assert post_events(client, events).status_code == 202
     with server.client() as api:

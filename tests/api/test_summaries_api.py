@@ -51,7 +51,10 @@ def test_an_ingest_token_sends_a_summary_and_the_metrics_count_its_events(sqlite
             ({"seconds": [], "latencies": [octaves]}, "version"),  # users' latencies came with version 2
             ({"seconds": [], "version": 2, "latencies": [{**octaves, "day": day}]}, "latencies[0].day"),
             ({"seconds": [], "version": 2, "latencies": [{**octaves, "flag": "gone"}]}, "latencies[0].flag"),
-            ({"seconds": [], "version": 2, "latencies": [{**octaves, "metric": "nah"}]}, "latencies[0].metric"),
+            (
+                {"seconds": [], "version": 2, "latencies": [{**octaves, "metric": "nah"}]},
+                "latencies[0].metric",
+            ),
             ({"seconds": [], "id": "not/an id"}, "id"),
             ({"seconds": [], "id": "x" * 65}, "id"),
         ):

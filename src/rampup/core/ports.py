@@ -363,6 +363,11 @@ class Telemetry(Protocol):
         octave `level`."""
         ...
 
+    def compact_units(self, limit: int) -> int:
+        """Merge up to `limit` of what `add_units` appended into one row per user and day; returns how many were
+        merged (0: nothing left). `unit_totals` answers alike before and after."""
+        ...
+
     def rollup_rows(
         self, environment_id: int, flag: str, metric: str, spans: Iterable[tuple[int, int, int]]
     ) -> list[RollupRow]: ...

@@ -34,6 +34,7 @@ __all__ = ["IngestService"]
 ROOM_AHEAD_DAYS = 3  # today's and the next days' raw events never wait for their partition to be created
 SUMMARY_ID_RETENTION = timedelta(days=1)  # a summary retried later than this after a lost answer counts twice
 RETRIES = 3  # concurrent first writes of the same new aggregate row (several instances) conflict; retry
+COMPACT_CHUNK = 50_000  # per-user-day parts merged per transaction: ingest never waits long for the merge
 
 
 class IngestService:
@@ -174,6 +175,18 @@ class IngestService:
             known.update({i: (ref.targeting_key, ref.flags) for i, ref in stored.items()})
         for o in pending:
             o.targeting_key, o.flags = known.get(o.refers_to or "", (None, None))
+
+    def compact(self) -> int:
+        """Merge the per-user days ingest appended into one row per user and day, a chunk per transaction, until
+        none is left; returns how many parts were merged. Readers add parts and merged rows, so their answers
+        do not change: this only keeps what they read small."""
+        merged = 0
+        while True:
+            with self._store.transaction() as tx:
+                n = tx.telemetry.compact_units(COMPACT_CHUNK)
+            merged += n
+            if n < COMPACT_CHUNK:
+                return merged
 
     def purge(self, retention: timedelta) -> int:
         """Drop raw events (and feedback with its comments) older than the retention, and per-second

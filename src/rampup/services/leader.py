@@ -1,4 +1,5 @@
-"""The work one worker does for all: the controller pass, the outbox delivery and retention, under one lease."""
+"""The work one worker does for all: the controller pass, the outbox delivery, compaction and retention, under one
+lease."""
 
 import time
 from datetime import timedelta
@@ -68,6 +69,13 @@ class Leader:
         if not self._lead():
             return False
         self._ingest.purge(self._retention)
+        return True
+
+    def compact(self) -> bool:
+        """Merge the per-user days ingest appended: once for all, by the leader."""
+        if not self._lead():
+            return False
+        self._ingest.compact()
         return True
 
     def step_down(self) -> None:

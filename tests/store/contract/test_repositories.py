@@ -191,6 +191,14 @@ def test_rollups_merge_and_unit_totals_sum_per_user(store: Store) -> None:
         # u1: 6 events, 2 engaged, 2 failures; u2: 2 events.
         assert (totals.users, totals.events, totals.engaged, totals.engaged_sq) == (2, 8, 2, 4)
         assert (totals.failures, totals.failures_sq) == (2, 4)
+    # Compaction merges what was appended, one part at a time here: every reading between agrees.
+    while True:
+        with store.transaction() as tx:
+            merged = tx.telemetry.compact_units(1)
+        with store.read() as tx:
+            assert tx.telemetry.unit_totals(env.id, "ws", day, day)["on"] == totals
+        if not merged:
+            break
 
 
 def test_latency_octaves_sum_per_user_over_days_and_split_at_a_level(store: Store) -> None:

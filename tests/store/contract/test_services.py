@@ -7,10 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rampup.adapters.storage.memory import MemoryStore
 from rampup.bootstrap import Container, build_container, prepare
 from rampup.config import Settings
 from rampup.core.flags import FlagDefinition, FlagState
 from rampup.core.ports import Store
+from rampup.core.rollups import Aggregate, UnitTotals
+from rampup.core.telemetry import Kind, Observation
 from rampup.core.tokens import Scope
 from rampup.errors import Conflict, InvalidInput, NotFound
 
@@ -223,3 +226,43 @@ def test_channel_urls_in_the_audit_log_are_masked_even_in_entries_written_unmask
         )
     [entry] = container.flags.audit(target="channel:old")
     assert entry.after == {"url": "https://hooks.slack.com/services/T0…/***"}
+
+
+def test_events_in_many_batches_or_one_give_the_same_gate_inputs_before_and_after_compaction(
+    container: Container, store: Store
+) -> None:
+    container.flags.create_flag({"key": "ws", "type": "boolean"}, "dana")
+    envs = container.snapshots.current.environments
+    for env in envs:
+        container.flags.set_state("ws", env, {"enabled": True, "rollout": 50}, "dana")
+    start_ms = int(container.clock().timestamp() * 1000)
+    events = [  # durations in whole milliseconds: their sums are exact in any order
+        Observation(
+            Kind.REQUEST, start_ms + 700 * i, f"u{i % 7}", {"ws": i % 3 == 0}, float(i % 11), i % 5 == 0
+        )
+        for i in range(60)
+    ]
+    for i in range(0, 60, 4):  # staging: fifteen batches of four
+        container.ingest.ingest("staging", events[i : i + 4])
+    container.ingest.ingest("production", events)  # production: one batch
+
+    def readings(env: str) -> dict[str, tuple[UnitTotals, Aggregate, Aggregate]]:
+        since, until = start_ms, start_ms + 60_000
+        with store.read() as tx:
+            inputs = tx.telemetry.gate_inputs(envs[env].id, "ws")
+            return {
+                variant: (
+                    inputs.units(variant, since, until),
+                    inputs.aggregate("error_rate", variant, since, until),
+                    inputs.aggregate("api_latency", variant, since, until),
+                )
+                for variant in ("on", "off", "all")
+            }
+
+    before = readings("production")
+    assert before["on"][0].users > 0 and before["off"][0].users > 0
+    assert readings("staging") == before
+    merged = container.ingest.compact()
+    assert merged == (0 if isinstance(store, MemoryStore) else 15 * 4 + 2 * 7)  # a part per user and batch
+    assert readings("staging") == readings("production") == before
+    assert container.ingest.compact() == 0

@@ -373,6 +373,10 @@ class _Telemetry(_Repository):
                 sums.setdefault(variant, [0] * 5)[i] += x
         return {variant: Exceedance(*s) for variant, s in sums.items()}
 
+    def compact_units(self, limit: int) -> int:
+        """Nothing to merge: `add_units` adds in place."""
+        return 0
+
     def rollup_rows(
         self, environment_id: int, flag: str, metric: str, spans: Iterable[tuple[int, int, int]]
     ) -> list[RollupRow]:

@@ -35,6 +35,7 @@ __all__ = [
     "rollups",
     "unit_days",
     "unit_latency_days",
+    "unit_day_parts",
     "metric_definitions",
     "rollouts",
     "rollout_transitions",
@@ -224,6 +225,22 @@ unit_latency_days = Table(
     Column("level", Integer, nullable=False),
     Column("count", Integer, nullable=False),
     PrimaryKeyConstraint("environment_id", "flag", "metric", "day", "variant", "targeting_key", "level"),
+)
+
+# What ingest adds to unit_days, appended as it comes (a row per user, day and batch; no key to look up), and merged
+# into unit_days by the worker's compaction; readers add both.
+unit_day_parts = Table(
+    "unit_day_parts",
+    metadata,
+    Column("environment_id", Integer, nullable=False),
+    Column("flag", String(128), nullable=False),
+    Column("variant", String(128), nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("targeting_key", String(256), nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("engaged", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Index("ix_unit_day_parts_flag_day", "environment_id", "flag", "day"),
 )
 
 # User feedback, one row per rating or comment; `variants` is what it was attributed to (flag → variant).
