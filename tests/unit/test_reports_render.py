@@ -10,7 +10,7 @@ import pytest
 
 from rampup.adapters.reports import JinjaRenderer
 from rampup.adapters.reports.charts import sparkline, svg_chart
-from rampup.adapters.reports.render import value_text
+from rampup.adapters.reports.labels import gate_unit, value_text
 from rampup.core.feedback import Entry
 from rampup.core.plans import Signoff
 from rampup.core.reports import (
@@ -214,6 +214,20 @@ ROLLBACK = Incident(
 )
 def test_values_read_as_people_write_them(value: float | None, unit: str, text: str) -> None:
     assert value_text(value, unit) == text
+
+
+@pytest.mark.parametrize(
+    ("metric", "compare", "value", "text"),
+    [
+        ("error_rate", "absolute", 0.0042, "0.42%"),
+        ("api_latency_p95", "absolute", 412.0, "412 ms"),
+        ("api_latency_p95", "control", 0.12, "+12%"),  # a change against control, not milliseconds
+        ("satisfaction", "baseline", -0.05, "-5%"),
+        ("checkout_clicks", "absolute", 3.0, "3"),  # a custom metric: no unit known by name
+    ],
+)
+def test_a_gates_value_reads_in_its_unit(metric: str, compare: str, value: float, text: str) -> None:
+    assert value_text(value, gate_unit(metric, compare)) == text
 
 
 # ---------------------------------------------------------------- Markdown

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rampup.adapters.reports.charts import sparkline as chart_line
+from rampup.adapters.reports.labels import value_text
 from rampup.cli.options import DEFAULT_SERVER, JsonOut, Server, TokenOpt, print_json
 from rampup.cli.remote import CliError, Remote
 
@@ -24,14 +25,6 @@ def sparkline(values: list[float | None], width: int = 32) -> str:
     """A one-line chart of the series on its own scale (the reports' sparkline)."""
     present = [v for v in values if v is not None]
     return chart_line(values, min(present), max(present), width) if present else ""
-
-
-def _number(value: float | None, unit: str) -> str:
-    if value is None:
-        return "—"
-    if unit == "fraction":
-        return f"{value * 100:.3g}%"
-    return f"{value:.4g}{' ' + unit if unit in ('ms',) else ''}"
 
 
 @app.command("get")
@@ -69,9 +62,11 @@ def get(
     for variant, e in result["variants"].items():
         series = [p["values"].get(variant) for p in result["series"]]
         bounds = (
-            f"{_number(e['lower'], unit)} – {_number(e['upper'], unit)}" if e["lower"] is not None else ""
+            f"{value_text(e['lower'], unit)} – {value_text(e['upper'], unit)}"
+            if e["lower"] is not None
+            else ""
         )
-        table.add_row(variant, _number(e["value"], unit), bounds, str(e["samples"]), sparkline(series))
+        table.add_row(variant, value_text(e["value"], unit), bounds, str(e["samples"]), sparkline(series))
     Console().print(table)
 
 

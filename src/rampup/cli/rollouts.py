@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rampup.adapters.reports.labels import gate_unit, value_text
 from rampup.cli.options import DEFAULT_SERVER, JsonOut, Server, TokenOpt, print_json
 from rampup.cli.remote import CliError, Remote
 from rampup.core.durations import format_duration
@@ -28,14 +29,6 @@ _VERDICT_STYLE = {
     "critical": "bold red",
     "inconclusive": "dim",
 }
-
-
-def _value(value: float | None, metric: str) -> str:
-    if value is None:
-        return "—"
-    if metric.startswith(("error_rate",)) or metric in ("engagement",):
-        return f"{value * 100:.3g}%" if metric.startswith("error_rate") else f"{value:.3g}"
-    return f"{value:.4g}"
 
 
 def _forecast_table(forecast: list[dict[str, Any]]) -> Table:
@@ -78,8 +71,9 @@ def render_status(r: dict[str, Any]) -> None:
         table = Table("gate", "verdict", "value", "95% sequence", "samples", "threshold")
         for g in r["gates"]:
             style = _VERDICT_STYLE.get(g["verdict"], "")
+            unit = gate_unit(g["metric"], g["compare"])
             bounds = (
-                f"{_value(g['lower'], g['metric'])} – {_value(g['upper'], g['metric'])}"
+                f"{value_text(g['lower'], unit)} – {value_text(g['upper'], unit)}"
                 if g["lower"] is not None and g["upper"] is not None
                 else ""
             )
@@ -88,7 +82,7 @@ def render_status(r: dict[str, Any]) -> None:
             table.add_row(
                 g["metric"],
                 f"[{style}]{verdict}[/]",
-                _value(g["value"], g["metric"]),
+                value_text(g["value"], unit),
                 bounds,
                 str(g["samples"]),
                 g["threshold"],

@@ -17,8 +17,7 @@ from markupsafe import Markup
 
 from rampup.adapters.codecs.ofrep import OfrepError, encode_error, encode_single, parse_context
 from rampup.adapters.reports.charts import svg_chart
-from rampup.adapters.reports.labels import metric_label
-from rampup.adapters.reports.render import value_text
+from rampup.adapters.reports.labels import gate_unit, metric_label, value_text
 from rampup.bootstrap import Container
 from rampup.core.flags import flag_not_found
 from rampup.core.plans import ACTIONS, Phase, Plan
@@ -26,7 +25,6 @@ from rampup.core.reports import Chart, Marker, comment_of, gate_lines, metric_ch
 from rampup.core.rollups import FINE_RETENTION
 from rampup.core.schedules import KINDS
 from rampup.core.targeting import condition_text
-from rampup.core.telemetry import BUILTIN_METRICS, parse_metric_name
 from rampup.core.tokens import Scope
 from rampup.errors import InvalidInput, NotFound, RampupError
 from rampup.http.views import alert_out, alert_rule_out, flag_out, rollout_out, segment_out
@@ -155,7 +153,7 @@ def _gate_view(gate: Mapping[str, Any]) -> dict[str, Any]:
     """A gate's result for display, generically: known fields formatted in the metric's unit, any other field
     the gate reports listed as it is."""
     metric = str(gate.get("metric", ""))
-    unit = _unit(metric) if gate.get("compare", "absolute") == "absolute" else "relative"
+    unit = gate_unit(metric, str(gate.get("compare", "absolute")))
     known = {"metric", "verdict", "value", "lower", "upper", "samples", "threshold", "compare", "needs"}
     return {
         "metric": metric,
@@ -175,12 +173,6 @@ def _gate_view(gate: Mapping[str, Any]) -> dict[str, Any]:
         "needs": gate.get("needs"),
         "other": {k: v for k, v in gate.items() if k not in known},
     }
-
-
-def _unit(metric: str) -> str:
-    base, _ = parse_metric_name(metric)
-    spec = BUILTIN_METRICS.get(base)
-    return spec.unit if spec else ""
 
 
 def _label(metric: str) -> str:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from rampup import __version__
-from rampup.adapters.reports.render import value_text
+from rampup.adapters.reports.labels import value_text
 from rampup.core.durations import format_duration
 from rampup.core.sessions import Session
 from rampup.core.tokens import Scope

@@ -2,7 +2,6 @@
 templates (adapters/reports/templates/): the facts a `Report` holds put into words, titles and the commands to
 type included (`_sentences.txt.j2`)."""
 
-import math
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -15,11 +14,11 @@ from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from rampup.adapters.reports.charts import marker_line, sparkline, svg_chart
-from rampup.adapters.reports.labels import metric_label
+from rampup.adapters.reports.labels import metric_label, percent_text, value_text
 from rampup.core.durations import format_duration
 from rampup.core.reports import Chart, MetricRow, Reception, Report
 
-__all__ = ["JinjaRenderer", "people_name", "value_text"]
+__all__ = ["JinjaRenderer", "people_name"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 SPARK_WIDTH = 48
@@ -52,33 +51,6 @@ _PLAIN = {
     "critical": "above the disable limit",
     "inconclusive": "not enough data yet",
 }
-
-
-def _percent(fraction: float, sign: bool = False) -> str:
-    """Three significant digits, never an exponent: 0.000411 → 0.0411%."""
-    p = fraction * 100
-    if p == 0:
-        return "0%"
-    digits = max(0, 2 - math.floor(math.log10(abs(p))))
-    text = f"{p:+.{digits}f}" if sign else f"{p:.{digits}f}"
-    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
-
-
-def value_text(value: float | None, unit: str) -> str:
-    if value is None or not math.isfinite(value):
-        return "—"
-    match unit:
-        case "fraction":
-            return _percent(value)
-        case "relative":
-            return _percent(value, sign=True)
-        case "ms":
-            return f"{value:.0f} ms" if abs(value) < 1000 else f"{value / 1000:.3g} s"
-        case "count":
-            return f"{value:,.0f}"
-        case "score":
-            return f"{value:.0f}"
-    return f"{value:.3g} {unit}".strip()
 
 
 @pass_context
@@ -177,7 +149,7 @@ class JinjaRenderer:
         )
         self._env.filters.update(
             value=value_text,
-            percent=_percent,
+            percent=percent_text,
             when=_when,
             day=_day,
             verdict=lambda v: _VERDICT.get(v or "", "—"),
