@@ -5,6 +5,7 @@ from dataclasses import asdict
 from typing import Any
 
 from rampup.core.durations import format_duration
+from rampup.core.flags import FlagState
 from rampup.core.masking import mask_urls
 from rampup.core.telemetry import MetricResult, VariantValue
 from rampup.services.alerts import AlertStatus, RuleStatus
@@ -27,6 +28,7 @@ __all__ = [
     "rollout_out",
     "schedule_out",
     "segment_out",
+    "state_out",
 ]
 
 
@@ -50,6 +52,10 @@ def flag_out(view: FlagView) -> dict[str, Any]:
         "updated_at": view.record.updated_at,
         "environments": {env: state.to_dict() for env, state in view.states.items()},
     }
+
+
+def state_out(flag: str, environment: str, state: FlagState) -> dict[str, Any]:
+    return {"flag": flag, "environment": environment, **state.to_dict()}
 
 
 def segment_out(view: SegmentView, *, keys: bool = False) -> dict[str, Any]:

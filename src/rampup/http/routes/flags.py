@@ -8,7 +8,7 @@ from rampup.errors import NotFound
 from rampup.http.deps import ContainerDep, Reader, Writer
 from rampup.http.routes.lifecycle import StatusQuery, parse_status
 from rampup.http.schemas import EnvironmentStateOut, ErrorOut, FlagIn, FlagOut, FlagPatch, FlagStateIn, KillIn
-from rampup.http.views import flag_out
+from rampup.http.views import flag_out, state_out
 
 router = APIRouter(
     prefix="/api/v1/flags",
@@ -20,10 +20,6 @@ router = APIRouter(
         422: {"model": ErrorOut},
     },
 )
-
-
-def _state_out(flag: str, environment: str, state: Any) -> dict[str, Any]:
-    return {"flag": flag, "environment": environment, **state.to_dict()}
 
 
 @router.get("", response_model=list[FlagOut])
@@ -68,7 +64,7 @@ def get_state(key: str, environment: str, c: ContainerDep, _: Reader) -> dict[st
     view = c.flags.flag(key)
     if environment not in view.states:
         raise NotFound(f"environment {environment!r} not found")
-    return _state_out(key, environment, view.states[environment])
+    return state_out(key, environment, view.states[environment])
 
 
 @router.put(
@@ -82,7 +78,7 @@ def set_state(
     state = c.flags.set_state(
         key, environment, body.model_dump(exclude_unset=True, exclude_none=True), token.name
     )
-    return _state_out(key, environment, state)
+    return state_out(key, environment, state)
 
 
 @router.post("/{key}/environments/{environment}/kill", response_model=EnvironmentStateOut)
@@ -90,4 +86,4 @@ def kill(
     key: str, environment: str, c: ContainerDep, token: Writer, body: KillIn | None = None
 ) -> dict[str, Any]:
     state = c.flags.kill(key, environment, token.name, body.reason if body else "")
-    return _state_out(key, environment, state)
+    return state_out(key, environment, state)
