@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 from rampup.core import sequential
 from rampup.core.durations import parse_duration
-from rampup.core.rollups import Aggregate, UnitTotals
-from rampup.core.sketch import first_bucket_above, value_of
+from rampup.core.rollups import Aggregate, Exceedance, UnitTotals, exceedance_at
+from rampup.core.sketch import first_bucket_above, level_of, value_of
 from rampup.core.telemetry import BUILTIN_METRICS, Aggregation, parse_metric_name
 from rampup.core.thresholds import Written, check_duration, check_own, parse_threshold
 from rampup.errors import InvalidInput
@@ -374,6 +374,12 @@ class GateInputs(Protocol):
         has at most one (independent failures), about N when failures come in runs of N from one user."""
         ...
 
+    def exceedance(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Mapping[int, Exceedance]:
+        """A sketched metric's values per user over the days the span touches, and those at or above each
+        octave holding values (`rollups.exceedance_at` reads any octave): how clustered by user the values
+        over a line are."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class GateResult:
@@ -446,12 +452,21 @@ def _rate(n: int, s: int, dispersion: float = 1.0, alpha: float = sequential.ALP
 
 class _Quantile(Measurement):
     """A percentile. Thresholds are checked as exceedance rates (P(X > x) against 1 − q) through the rate
-    sequence, one evaluation each; the bounds for display come from a scan over the sketch's buckets."""
+    sequence, one evaluation each; the bounds for display come from a scan over the sketch's buckets.
+    Per user: the exceedance counts are divided by their design effect at x (`spread`), so a user who is
+    slow in everything weighs as one user, not as each of their requests."""
 
-    def __init__(self, hist: Mapping[int, int], q: float, alpha: float = sequential.ALPHA) -> None:
+    def __init__(
+        self,
+        hist: Mapping[int, int],
+        q: float,
+        alpha: float = sequential.ALPHA,
+        spread: Callable[[float], float] = lambda x: 1.0,
+    ) -> None:
         self._buckets = sorted(hist)
         self._cumulative = list(itertools.accumulate(map(hist.__getitem__, self._buckets)))
         self._q = q
+        self._spread = spread
         self._n = n = self._cumulative[-1] if self._cumulative else 0
         # sketch.quantile's rank rule, on the sums already made: the first bucket holding rank ⌊q (n − 1)⌋
         at = bisect.bisect_right(self._cumulative, math.floor(q * (n - 1))) if n else 0
@@ -463,15 +478,18 @@ class _Quantile(Measurement):
         i = bisect.bisect_left(self._buckets, first_bucket_above(x))
         return self._n - (self._cumulative[i - 1] if i else 0)
 
-    def _surely(self, above: int, side: int) -> bool:
+    def _surely(self, above: int, side: int, x: float) -> bool:
         share, limit = above / self._n, 1 - self._q
-        return (share - limit) * side > 0 and sequential.excludes(self._n, above, limit, self.alpha)
+        if (share - limit) * side <= 0:
+            return False
+        d = self._spread(x)
+        return sequential.excludes(self._n / d, above / d, limit, self.alpha)
 
     def surely_above(self, x: float) -> bool:
-        return self._n > 0 and self._surely(self._above(x), 1)
+        return self._n > 0 and self._surely(self._above(x), 1, x)
 
     def surely_below(self, x: float) -> bool:
-        return self._n > 0 and self._surely(self._above(x), -1)
+        return self._n > 0 and self._surely(self._above(x), -1, x)
 
     def bounds(self) -> tuple[float | None, float | None]:
         """The buckets where the exceedance sequence crosses 1 − q, by bisection: the share above a bucket
@@ -479,10 +497,11 @@ class _Quantile(Measurement):
         if not self._n:
             return None, None
         shares = [self._n - seen for seen in self._cumulative]  # samples above each bucket
-        first_not_above = _first(len(shares), lambda i: not self._surely(shares[i], 1))
-        first_below = _first(len(shares), lambda i: self._surely(shares[i], -1))
-        lower = value_of(self._buckets[first_not_above - 1]) if first_not_above > 0 else None
-        upper = value_of(self._buckets[first_below]) if first_below < len(shares) else None
+        values = [value_of(b) for b in self._buckets]
+        first_not_above = _first(len(shares), lambda i: not self._surely(shares[i], 1, values[i]))
+        first_below = _first(len(shares), lambda i: self._surely(shares[i], -1, values[i]))
+        lower = values[first_not_above - 1] if first_not_above > 0 else None
+        upper = values[first_below] if first_below < len(shares) else None
         return lower, upper
 
 
@@ -498,8 +517,21 @@ def _first(n: int, holds: Callable[[int], bool]) -> int:
     return lo
 
 
-def _quantile(a: Aggregate, q: float, alpha: float = sequential.ALPHA) -> Measurement:
-    return _Quantile(a.sketch or {}, q, alpha) if a.sketch else Measurement(None, None, None, 0, alpha=alpha)
+def _quantile(
+    inputs: "GateInputs", metric: str, variant: str, start: int, now: int, q: float, alpha: float
+) -> Measurement:
+    """A variant's percentile, judged per user: exceedances at x weigh by their design effect there, the
+    larger of the two at the octaves around x (each user's values are kept per octave)."""
+    a = inputs.aggregate(metric, variant, start, now)
+    if not a.sketch:
+        return Measurement(None, None, None, 0, alpha=alpha)
+    octaves = inputs.exceedance(metric, variant, start, now)  # read now: bounds may be asked for later
+
+    def spread(x: float) -> float:
+        level = level_of(x)
+        return max(exceedance_at(octaves, at).design_effect() for at in (level, level + 1))
+
+    return _Quantile(a.sketch, q, alpha, spread)
 
 
 def _change(t: float, c: float) -> float:
@@ -669,7 +701,7 @@ def measure(
                 _variant_rate(inputs, base, TREATMENT, start, now_ms, alpha), gate, since_ms, now_ms
             )
         case Aggregation.PERCENTILE, Compare.ABSOLUTE:
-            return _quantile(inputs.aggregate(base, TREATMENT, start, now_ms), gate.quantile or 0.5, alpha)
+            return _quantile(inputs, base, TREATMENT, start, now_ms, gate.quantile or 0.5, alpha)
         case Aggregation.MEAN, Compare.ABSOLUTE:
             a = inputs.aggregate(base, TREATMENT, start, now_ms)
             return _mean(a.count, a.total, a.total_sq, alpha)
@@ -709,9 +741,7 @@ def _arms(
         return tuple(_variant_rate(inputs, metric, v, start, now, alpha / 2) for v in (TREATMENT, CONTROL))  # type: ignore[return-value]
     if gate.aggregation is Aggregation.PERCENTILE:
         q = gate.quantile or 0.5
-        return tuple(
-            _quantile(inputs.aggregate(metric, v, start, now), q, alpha / 2) for v in (TREATMENT, CONTROL)
-        )  # type: ignore[return-value]
+        return tuple(_quantile(inputs, metric, v, start, now, q, alpha / 2) for v in (TREATMENT, CONTROL))  # type: ignore[return-value]
     if gate.aggregation is Aggregation.PER_USER:
         t, c = inputs.units(TREATMENT, start, now), inputs.units(CONTROL, start, now)
         return _means((t.users, t.engaged, t.engaged_sq), (c.users, c.engaged, c.engaged_sq), alpha)
@@ -865,7 +895,7 @@ def _shared(gate: Gate, inputs: GateInputs, result: GateResult, since_ms: int, n
     if gate.aggregation is Aggregation.RATE:
         control = _variant_rate(inputs, base, CONTROL, start, now_ms, alpha)
     elif gate.aggregation is Aggregation.PERCENTILE:
-        control = _quantile(inputs.aggregate(base, CONTROL, start, now_ms), gate.quantile or 0.5, alpha)
+        control = _quantile(inputs, base, CONTROL, start, now_ms, gate.quantile or 0.5, alpha)
     else:
         return False
     upper = control.bounds()[1] if control.value is not None else None

@@ -357,10 +357,10 @@ class Telemetry(Protocol):
         ...
 
     def exceedance(
-        self, environment_id: int, flag: str, metric: str, level: int, first_day: int, last_day: int
-    ) -> dict[str, Exceedance]:
-        """Per variant, summed over users (each user's days together): values, and those at or above the
-        octave `level`."""
+        self, environment_id: int, flag: str, metric: str, first_day: int, last_day: int
+    ) -> dict[str, dict[int, Exceedance]]:
+        """Per variant, and per octave holding values: the sums over users (each user's days together) of
+        their values and of those at or above the octave."""
         ...
 
     def compact_units(self, limit: int) -> int:

@@ -29,6 +29,8 @@ __all__ = [
     "LatencyKey",
     "Exceedance",
     "latency_groups",
+    "exceedance_at",
+    "suffix_sums",
 ]
 
 SECOND, MINUTE, HOUR, DAY = 1, 60, 3600, 86400
@@ -135,6 +137,31 @@ class Exceedance:
         p = e / n
         robust = self.above_sq - 2 * p * self.cross + p * p * self.samples_sq
         return max(1.0, robust / (p * (1 - p) * n))
+
+
+def exceedance_at(octaves: Mapping[int, Exceedance], level: int) -> Exceedance:
+    """The sums at or above `level`, from those at each octave holding values: the lowest such octave at or
+    above it (nobody has values in between), or none over it."""
+    above = [at for at in octaves if at >= level]
+    if not above:
+        some = next(iter(octaves.values()), Exceedance())
+        return Exceedance(some.samples, some.samples_sq)
+    return octaves[min(above)]
+
+
+def suffix_sums(rows: Mapping[int, tuple[int, int, int]]) -> dict[int, Exceedance]:
+    """Per octave holding values, the sums at or above it, from each octave's own share of them: (Σ values
+    there, Σ (eᵢ² − eᵢ'²), Σ (eᵢ − eᵢ') nᵢ), eᵢ a user's values at or above the octave and eᵢ' those above
+    it. At the lowest octave eᵢ = nᵢ, so the shares' totals are Σnᵢ and Σnᵢ²."""
+    samples = sum(e for e, _, _ in rows.values())
+    samples_sq = sum(sq for _, sq, _ in rows.values())
+    out: dict[int, Exceedance] = {}
+    above = above_sq = cross = 0
+    for level in sorted(rows, reverse=True):
+        e, sq, en = rows[level]
+        above, above_sq, cross = above + e, above_sq + sq, cross + en
+        out[level] = Exceedance(samples, samples_sq, above, above_sq, cross)
+    return out
 
 
 @dataclass(slots=True)

@@ -36,7 +36,7 @@ from rampup.core.plans import (
     sample_ratio,
     start_signed,
 )
-from rampup.core.rollups import Aggregate, UnitTotals
+from rampup.core.rollups import Aggregate, Exceedance, UnitTotals
 from rampup.core.telemetry import parse_metric_name
 from rampup.errors import InvalidInput
 
@@ -321,6 +321,9 @@ class _Inputs:
         failures = self._scalar(s, "failures") - before["failures"]
         squares = self._scalar(s, "failures_sq") - before["failures_sq"]
         return max(1.0, squares / failures) if failures > 0 else 1.0
+
+    def exceedance(self, metric: str, variant: str, since_ms: int, until_ms: int) -> dict[int, Exceedance]:
+        return {}
 
     def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
         key = (metric, variant, since_ms, until_ms, self.k)

@@ -10,7 +10,7 @@ from rampup.core.alerts import AlertRule
 from rampup.core.flags import FlagDefinition
 from rampup.core.plans import Plan, RolloutState
 from rampup.core.ports import Backlog, Store
-from rampup.core.rollups import DAY, Aggregate, Exceedance, LatencyKey, RollupKey, UnitKey
+from rampup.core.rollups import DAY, Aggregate, Exceedance, LatencyKey, RollupKey, UnitKey, exceedance_at
 from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange
 from rampup.core.schedules import parse_schedule
 from rampup.core.telemetry import Kind, Observation
@@ -221,14 +221,22 @@ def test_latency_octaves_sum_per_user_over_days_and_split_at_a_level(store: Stor
             )
             tx.telemetry.add_latencies(other.id, {octave("u9", 9): 7})
     with store.read() as tx:
-        spread = tx.telemetry.exceedance(env.id, "ws", "api_latency", 8, day, day + 1)
-        # u1: 4 at 6, 2 at 8, 2 at 9 (day + 1) → n 8, e 4; u2: 2 at 7 → n 2, e 0; u3 (off): 8 at 5
-        assert spread["on"] == Exceedance(samples=10, samples_sq=68, above=4, above_sq=16, cross=32)
-        assert spread["off"] == Exceedance(samples=8, samples_sq=64)
-        assert tx.telemetry.exceedance(env.id, "ws", "lcp", 11, day, day)["on"] == Exceedance(
-            6, 36, 6, 36, 36
+        on, off = (
+            tx.telemetry.exceedance(env.id, "ws", "api_latency", day, day + 1)[v] for v in ("on", "off")
         )
-        assert tx.telemetry.exceedance(env.id, "ws", "api_latency", 8, day + 3, day + 9) == {}
+        lcp = tx.telemetry.exceedance(env.id, "ws", "lcp", day, day)
+        nothing = tx.telemetry.exceedance(env.id, "ws", "api_latency", day + 3, day + 9)
+    # on: u1 has 4 values in octave 6, 2 in 8 and 2 in 9 (the next day), u2 has 2 in 7; off: u3, 8 in 5.
+    n, n_sq = 10, 8 * 8 + 2 * 2
+    assert on == {
+        9: Exceedance(n, n_sq, above=2, above_sq=4, cross=2 * 8),
+        8: Exceedance(n, n_sq, above=4, above_sq=16, cross=4 * 8),
+        7: Exceedance(n, n_sq, above=6, above_sq=16 + 4, cross=4 * 8 + 2 * 2),
+        6: Exceedance(n, n_sq, above=10, above_sq=64 + 4, cross=8 * 8 + 2 * 2),
+    }
+    assert off == {5: Exceedance(8, 64, 8, 64, 64)}
+    assert lcp == {"on": {11: Exceedance(6, 36, 6, 36, 36)}} and nothing == {}
+    assert exceedance_at(on, 10) == Exceedance(n, n_sq) and exceedance_at(on, -3) == on[6]
 
 
 def test_raw_events_come_back_by_time_and_go_with_their_batch(store: Store) -> None:

@@ -21,7 +21,7 @@ from rampup.core.gates import (
     measure,
     restarts,
 )
-from rampup.core.rollups import Aggregate, UnitTotals
+from rampup.core.rollups import Aggregate, Exceedance, UnitTotals
 from rampup.errors import InvalidInput
 
 HOUR = 3_600_000
@@ -114,6 +114,7 @@ class Hours:
     data: dict[tuple[str, str], list[Aggregate]] = field(default_factory=dict)
     clustered: dict[str, float] = field(default_factory=dict)  # variant → dispersion
     users: dict[str, UnitTotals] = field(default_factory=dict)
+    slow: dict[str, Exceedance] = field(default_factory=dict)  # variant → its users' latencies over a line
 
     def rates(self, variant: str, hourly: Sequence[tuple[int, int]]) -> None:
         self.data[("error_rate", variant)] = [Aggregate(count=n, failures=s) for n, s in hourly]
@@ -130,6 +131,9 @@ class Hours:
 
     def dispersion(self, metric: str, variant: str, since_ms: int, until_ms: int) -> float:
         return self.clustered.get(variant, 1.0)
+
+    def exceedance(self, metric: str, variant: str, since_ms: int, until_ms: int) -> dict[int, Exceedance]:
+        return {level: self.slow[variant] for level in range(-10, 40)} if variant in self.slow else {}
 
 
 TWO_ARMS = Gate.lines(
@@ -253,24 +257,70 @@ def test_zero_variance_and_few_users_are_never_certain() -> None:
     assert result.verdict is Verdict.FAIL and low is not None and high is not None and low < high
 
 
-def test_latency_against_control() -> None:
-    g = gate(metric="api_latency_p95", compare="control", rollback="> +20%")
+def latencies(scale: float = 1.0, shift_ms: float = 0.0, per_value: int = 300) -> Aggregate:
+    """An hour of request latencies: 61 lognormal quantiles around 100 ms (σ 0.5), `per_value` times each."""
+    from rampup.core.sketch import bucket_of
 
-    def sketch(scale: float) -> Aggregate:
-        from rampup.core.sketch import bucket_of
+    hist: dict[int, int] = {}
+    for z in range(-30, 31):
+        b = bucket_of(scale * 100 * math.exp(0.5 * z / 10) + shift_ms)
+        hist[b] = hist.get(b, 0) + per_value
+    return Aggregate(count=sum(hist.values()), sketch=hist)
 
-        values = [scale * 100 * math.exp(0.5 * z / 10) for z in range(-30, 31)]
-        hist: dict[int, int] = {}
-        for v in values:
-            hist[bucket_of(v)] = hist.get(bucket_of(v), 0) + 300
-        return Aggregate(count=sum(hist.values()), sketch=hist)
 
+def all_or_nothing(users: int, values_each: int, slow: int) -> Exceedance:
+    """Each user's values all over a line or all under it (`slow` users over): the design effect is
+    `values_each`, as if each user were one value repeated."""
+    k = values_each
+    return Exceedance(users * k, users * k * k, slow * k, slow * k * k, slow * k * k)
+
+
+@pytest.mark.parametrize(
+    ("rollback", "treatment", "control", "slow", "fails"),
+    [
+        ("> +20%", latencies(1.3), latencies(), None, True),  # every quantile 30% slower
+        ("> +20%", latencies(1.0), latencies(), None, False),
+        ("> +20%", latencies(1.1), latencies(), None, False),  # under the line
+        # the slow requests come from few users, each slow in all 400 they send: 30% slower is no evidence yet
+        ("> +20%", latencies(1.3), latencies(), all_or_nothing(183, 400, 20), False),
+        # a 10/90 split: the treatment has a ninth of control's values
+        ("> +20%", latencies(1.3, per_value=100), latencies(per_value=900), None, True),
+        ("> +20%", latencies(1.0, per_value=100), latencies(per_value=900), None, False),
+        ("> +50ms", latencies(shift_ms=80), latencies(), None, True),  # a difference in ms
+        ("> +50ms", latencies(shift_ms=20), latencies(), None, False),
+    ],
+)
+def test_latency_against_control_per_user(
+    rollback: str, treatment: Aggregate, control: Aggregate, slow: Exceedance | None, fails: bool
+) -> None:
+    g = gate(metric="api_latency_p95", compare="control", rollback=rollback)
     data = Hours()
-    data.data[("api_latency", TREATMENT)] = [sketch(1.3)] * 4
-    data.data[("api_latency", CONTROL)] = [sketch(1.0)] * 4
-    assert assess(g, data, 0, 4 * HOUR).verdict is Verdict.FAIL
-    data.data[("api_latency", TREATMENT)] = [sketch(1.0)] * 4
-    assert assess(g, data, 0, 4 * HOUR).verdict is not Verdict.FAIL
+    data.data[("api_latency", TREATMENT)] = [treatment] * 4
+    data.data[("api_latency", CONTROL)] = [control] * 4
+    if slow is not None:
+        data.slow[TREATMENT] = slow
+    assert (assess(g, data, 0, 4 * HOUR).verdict is Verdict.FAIL) is fails
+
+
+def test_a_latency_gate_holds_the_treatment_s_own_line_and_one_against_control() -> None:
+    own, relative = Gate.lines(
+        {"metric": "lcp_p75", "compare": "control", "rollback": ["> 4000ms", "> +25%"]}, "gates[0]"
+    )
+    data = Hours()
+    data.data[("lcp", TREATMENT)] = [latencies(14)] * 4  # p75 ≈ 1,960 ms: under 4 s, 40% over control
+    data.data[("lcp", CONTROL)] = [latencies(10)] * 4
+    assert (own.compare, relative.compare) == (Compare.ABSOLUTE, Compare.CONTROL)
+    assert assess(own, data, 0, 4 * HOUR).verdict is not Verdict.FAIL
+    assert assess(relative, data, 0, 4 * HOUR).verdict is Verdict.FAIL
+
+
+def test_a_design_effect_is_one_for_independent_values_however_many_each_user_sends() -> None:
+    even = Exceedance(
+        samples=1000 * 100, samples_sq=1000 * 100**2, above=1000 * 5, above_sq=1000 * 25, cross=1000 * 500
+    )
+    assert even.design_effect() == 1.0  # each of 1,000 users sends 100, 5 of them slow
+    assert all_or_nothing(1000, 100, 50).design_effect() == pytest.approx(100)
+    assert Exceedance().design_effect() == 1.0
 
 
 @pytest.mark.parametrize(

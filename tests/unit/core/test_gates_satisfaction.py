@@ -7,7 +7,7 @@ import pytest
 
 from rampup.core.feedback import MIN_RATINGS
 from rampup.core.gates import CONTROL, TREATMENT, Compare, Gate, Verdict, assess
-from rampup.core.rollups import Aggregate, UnitTotals
+from rampup.core.rollups import Aggregate, Exceedance, UnitTotals
 from rampup.errors import InvalidInput
 
 
@@ -28,6 +28,9 @@ class Ratings:
 
     def dispersion(self, metric: str, variant: str, since_ms: int, until_ms: int) -> float:
         return 1.0
+
+    def exceedance(self, metric: str, variant: str, since_ms: int, until_ms: int) -> dict[int, Exceedance]:
+        return {}
 
 
 def ratings(on: list[float], off: list[float], times: int) -> Ratings:

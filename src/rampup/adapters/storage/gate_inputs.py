@@ -1,7 +1,9 @@
 """What the gates read, from any store's telemetry port: the `GateData` a transaction's telemetry hands out."""
 
+from collections.abc import Mapping
+
 from rampup.core.ports import Telemetry
-from rampup.core.rollups import FINE_RETENTION, Aggregate, UnitTotals, combine, cover
+from rampup.core.rollups import FINE_RETENTION, Aggregate, Exceedance, UnitTotals, combine, cover
 
 __all__ = ["TelemetryGateInputs"]
 
@@ -14,11 +16,13 @@ class TelemetryGateInputs:
         self._telemetry, self._env, self._flag = telemetry, environment_id, flag
         self._units: dict[tuple[int, int], dict[str, UnitTotals]] = {}
         self._read: dict[tuple[str, str, int, int], Aggregate] = {}
+        self._spread: dict[tuple[str, int, int], dict[str, dict[int, Exceedance]]] = {}
 
     def forget(self) -> None:
         """Drop what was read: the data may have changed (a new tick)."""
         self._units.clear()
         self._read.clear()
+        self._spread.clear()
 
     def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
         key = (metric, variant, since_ms, until_ms)
@@ -50,3 +54,10 @@ class TelemetryGateInputs:
             return 1.0
         u = self.units(variant, since_ms, until_ms)
         return max(1.0, u.failures_sq / u.failures) if u.failures else 1.0
+
+    def exceedance(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Mapping[int, Exceedance]:
+        key = (metric, since_ms // 86_400_000, until_ms // 86_400_000)
+        spread = self._spread.get(key)
+        if spread is None:  # one query per metric and day range per tick, for both variants
+            spread = self._spread[key] = self._telemetry.exceedance(self._env, self._flag, *key)
+        return spread.get(variant, {})

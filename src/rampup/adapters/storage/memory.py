@@ -32,7 +32,15 @@ from rampup.core.ports import (
     SessionRecord,
     StateRecord,
 )
-from rampup.core.rollups import Aggregate, Exceedance, LatencyKey, RollupKey, UnitKey, UnitTotals
+from rampup.core.rollups import (
+    Aggregate,
+    Exceedance,
+    LatencyKey,
+    RollupKey,
+    UnitKey,
+    UnitTotals,
+    suffix_sums,
+)
 from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange
 from rampup.core.schedules import Schedule, ScheduleRecord
 from rampup.core.segments import Segment
@@ -355,23 +363,27 @@ class _Telemetry(_Repository):
             self.t.latencies[(environment_id, key)] = self.t.latencies.get((environment_id, key), 0) + count
 
     def exceedance(
-        self, environment_id: int, flag: str, metric: str, level: int, first_day: int, last_day: int
-    ) -> dict[str, Exceedance]:
-        per_user: dict[tuple[str, str], list[int]] = {}
+        self, environment_id: int, flag: str, metric: str, first_day: int, last_day: int
+    ) -> dict[str, dict[int, Exceedance]]:
+        per_user: dict[tuple[str, str], dict[int, int]] = {}
         for (env, key), count in self.t.latencies.items():
             if (
                 env == environment_id
                 and (key.flag, key.metric) == (flag, metric)
                 and first_day <= key.day <= last_day
             ):
-                user = per_user.setdefault((key.variant, key.targeting_key), [0, 0])
-                user[0] += count
-                user[1] += count if key.level >= level else 0
-        sums: dict[str, list[int]] = {}
-        for (variant, _), (n, e) in per_user.items():
-            for i, x in enumerate((n, n * n, e, e * e, e * n)):
-                sums.setdefault(variant, [0] * 5)[i] += x
-        return {variant: Exceedance(*s) for variant, s in sums.items()}
+                octaves = per_user.setdefault((key.variant, key.targeting_key), {})
+                octaves[key.level] = octaves.get(key.level, 0) + count
+        shares: dict[str, dict[int, tuple[int, int, int]]] = {}
+        for (variant, _), octaves in per_user.items():
+            n, e = sum(octaves.values()), 0
+            rows = shares.setdefault(variant, {})
+            for level in sorted(octaves, reverse=True):
+                c = octaves[level]
+                e += c
+                c0, sq0, en0 = rows.get(level, (0, 0, 0))
+                rows[level] = (c0 + c, sq0 + e * e - (e - c) * (e - c), en0 + c * n)
+        return {variant: suffix_sums(rows) for variant, rows in shares.items()}
 
     def compact_units(self, limit: int) -> int:
         """Nothing to merge: `add_units` adds in place."""

@@ -7,7 +7,6 @@ import msgspec
 from sqlalchemy import (
     Connection,
     bindparam,
-    case,
     delete,
     func,
     insert,
@@ -29,7 +28,15 @@ from rampup.adapters.storage.tables import (
     unit_latency_days,
 )
 from rampup.core.ports import RollupRow
-from rampup.core.rollups import Aggregate, Exceedance, LatencyKey, RollupKey, UnitKey, UnitTotals
+from rampup.core.rollups import (
+    Aggregate,
+    Exceedance,
+    LatencyKey,
+    RollupKey,
+    UnitKey,
+    UnitTotals,
+    suffix_sums,
+)
 from rampup.core.telemetry import Kind, Observation
 
 __all__ = ["SqlTelemetry"]
@@ -252,32 +259,44 @@ class SqlTelemetry:
         )
 
     def exceedance(
-        self, environment_id: int, flag: str, metric: str, level: int, first_day: int, last_day: int
-    ) -> dict[str, Exceedance]:
-        """Per variant: each user's values over the days (n_i) and those at or above `level` (e_i), summed."""
+        self, environment_id: int, flag: str, metric: str, first_day: int, last_day: int
+    ) -> dict[str, dict[int, Exceedance]]:
+        """Per variant and octave holding values, each user's values over the days (nᵢ) and those at or
+        above the octave (eᵢ), summed: one pass, each user's octaves adding their share (`suffix_sums`)."""
         t = unit_latency_days.c
-        per_user = (
-            select(
-                t.variant,
-                func.sum(t.count).label("n"),
-                func.sum(case((t.level >= level, t.count), else_=0)).label("e"),
-            )
+        octaves = (
+            select(t.variant, t.targeting_key, t.level, func.sum(t.count).label("c"))
             .where(
                 t.environment_id == environment_id,
                 t.flag == flag,
                 t.metric == metric,
                 t.day.between(first_day, last_day),
             )
-            .group_by(t.variant, t.targeting_key)
+            .group_by(t.variant, t.targeting_key, t.level)
             .subquery()
         )
-        n, e = per_user.c.n, per_user.c.e
+        user = (octaves.c.variant, octaves.c.targeting_key)
+        running = (
+            select(
+                octaves.c.variant,
+                octaves.c.level,
+                octaves.c.c,
+                func.sum(octaves.c.c).over(partition_by=user, order_by=octaves.c.level.desc()).label("e"),
+                func.sum(octaves.c.c).over(partition_by=user).label("n"),
+            )
+        ).subquery()
+        c, e, n = running.c.c, running.c.e, running.c.n
         query = select(
-            per_user.c.variant, func.sum(n), func.sum(n * n), func.sum(e), func.sum(e * e), func.sum(e * n)
-        ).group_by(per_user.c.variant)
-        return {
-            variant: Exceedance(*(int(x or 0) for x in sums)) for variant, *sums in self.conn.execute(query)
-        }
+            running.c.variant,
+            running.c.level,
+            func.sum(c),
+            func.sum(e * e - (e - c) * (e - c)),
+            func.sum(c * n),
+        ).group_by(running.c.variant, running.c.level)
+        shares: dict[str, dict[int, tuple[int, int, int]]] = {}
+        for variant, level, *sums in self.conn.execute(query):
+            shares.setdefault(variant, {})[level] = tuple(int(x) for x in sums)  # type: ignore[assignment]
+        return {variant: suffix_sums(rows) for variant, rows in shares.items()}
 
     def rollup_rows(
         self, environment_id: int, flag: str, metric: str, spans: Iterable[tuple[int, int, int]]
