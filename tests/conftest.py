@@ -19,6 +19,8 @@ import rampup
 from rampup.adapters.storage import make_engine, migrate
 from tests.support.servers import Server, start_server
 
+pytest_plugins = ["tests.support.schedule"]
+
 PG_ADMIN_URL = os.environ.get("RAMPUP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ON_CI = os.environ.get("CI") == "true"
 BACKENDS = ["sqlite", "postgres"]
