@@ -48,6 +48,11 @@ class ScheduledChange:
     finished_by: str | None = None  # the worker that made it (or failed it), the token that cancelled it
     outcome: str = field(default="")  # why it failed or was cancelled
 
+    @property
+    def local_at(self) -> datetime:
+        """When it is made, in the time zone it was scheduled in."""
+        return self.at.astimezone(time_zone(self.timezone))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -55,7 +60,7 @@ class ScheduledChange:
             "environment": self.environment,
             "change": dict(self.change),
             "at": self.at,
-            "local_at": self.at.astimezone(time_zone(self.timezone)).isoformat(),
+            "local_at": self.local_at.isoformat(),
             "timezone": self.timezone,
             "notify": list(self.notify),
             "reason": self.reason,

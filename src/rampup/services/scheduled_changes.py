@@ -181,7 +181,7 @@ class ScheduledChangeService:
             kind,
             now,
             f"{s.flag} in {s.environment}: {what}" + ("" if kind == "schedule.done" else " failed"),
-            f"Scheduled by {s.created_by} for {s.to_dict()['local_at']} ({s.timezone}); {outcome}.",
+            f"Scheduled by {s.created_by} for {s.local_at.isoformat()} ({s.timezone}); {outcome}.",
             severity,
             (
                 ("flag", s.flag),
