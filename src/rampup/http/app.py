@@ -18,7 +18,8 @@ from rampup.http import sdk, server_metrics
 from rampup.http.cors import OfrepCors
 from rampup.http.errors import error_body, install_error_handlers
 from rampup.http.limits import BodyLimit
-from rampup.http.ofrep import OFREP_PREFIX, OfrepApp, openapi_paths
+from rampup.http.ofrep import OFREP_PREFIX, OfrepApp
+from rampup.http.ofrep_openapi import openapi_paths
 from rampup.http.routes import (
     admin,
     clock,
