@@ -21,7 +21,7 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     return dict(body["error"])
 
 
-def test_create_set_and_kill_a_flag_like_the_brief(shared_server: Server) -> None:
+def test_create_set_and_kill_a_flag_and_each_change_is_audited(shared_server: Server) -> None:
     api = shared_server.client()
     key = new_key()
     created = api.post("/api/v1/flags", json={"key": key, "description": "New UI", "type": "boolean"})
