@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rampup.core.egress import Destinations
+from rampup.core.flags import FlagDefinition, FlagState
 from rampup.core.forecast import Observed, StageForecast, forecast
 from rampup.core.gates import CONTROL, TREATMENT, Gate, GateResult, assess
 from rampup.core.notifications import Notification, Severity
@@ -364,7 +365,7 @@ class RolloutService:
         for effect in decision.effects:
             if isinstance(effect, SetRollout):
 
-                def change(_d: Any, s: Any, bp: int = effect.percentage_bp) -> Any:
+                def change(_d: FlagDefinition, s: FlagState, bp: int = effect.percentage_bp) -> FlagState:
                     bucket_by = s.bucket_by if plan.bucket_by is None else plan.bucket_by
                     return replace(s, enabled=True, rollout_bp=bp, bucket_by=bucket_by)
 
@@ -384,33 +385,33 @@ class RolloutService:
                     now,
                     on_behalf_of,
                 )
-            hook = {
-                "rollout_id": record.id,
-                "flag": plan.flag,
-                "environment": plan.environment,
-                "enabled": state.enabled,
-                "rollout": state.rollout,
-                "stage": decision.state.stage,
-                "phase": decision.state.phase.value,
-                "reason": reason,
-                "at": now.isoformat(),
-            }
-            if plan.hooks.webhook:
-                tx.outbox.enqueue(
-                    outbox_id(now),
-                    "hook.webhook",
-                    f"webhook:{plan.hooks.webhook}",
-                    {**hook, "url": plan.hooks.webhook},
-                    now,
-                )
-            if plan.hooks.command:
-                tx.outbox.enqueue(
-                    outbox_id(now),
-                    "hook.command",
-                    f"command:{plan.hooks.command}",
-                    {**hook, "command": plan.hooks.command},
-                    now,
-                )
+            _queue_hooks(tx, record, decision.state, state, reason, now)
+
+
+def _queue_hooks(
+    tx: Transaction, record: RolloutRecord, rollout: RolloutState, flag: FlagState, reason: str, now: datetime
+) -> None:
+    """The plan's stage-change hooks, queued in the transaction that changed the flag."""
+    plan = record.plan
+    hook = {
+        "rollout_id": record.id,
+        "flag": plan.flag,
+        "environment": plan.environment,
+        "enabled": flag.enabled,
+        "rollout": flag.rollout,
+        "stage": rollout.stage,
+        "phase": rollout.phase.value,
+        "reason": reason,
+        "at": now.isoformat(),
+    }
+    for kind, target, field in (
+        ("webhook", plan.hooks.webhook, "url"),
+        ("command", plan.hooks.command, "command"),
+    ):
+        if target:
+            tx.outbox.enqueue(
+                outbox_id(now), f"hook.{kind}", f"{kind}:{target}", {**hook, field: target}, now
+            )
 
 
 def _audited(state: RolloutState) -> dict[str, Any]:
