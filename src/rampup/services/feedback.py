@@ -34,12 +34,7 @@ class FeedbackService:
 
     def page(self, q: FeedbackQuery) -> list[Entry]:
         """Newest first."""
-        snapshot = self._snapshots.current
-        env = snapshot.environments.get(q.environment)
-        if env is None:
-            raise NotFound(f"environment {q.environment!r} not found")
-        if q.flag is not None and q.flag not in snapshot.flags.get(q.environment, {}):
-            raise NotFound(f"flag {q.flag!r} not found")
+        env = self._snapshots.current.environment(q.environment, q.flag)
         if q.variant is not None and q.flag is None:
             raise InvalidInput("a variant belongs to a flag: give the flag too", where="variant")
         if not 1 <= q.limit <= MAX_PAGE:

@@ -125,12 +125,7 @@ class MetricsService:
     def query(self, q: MetricQuery) -> MetricResult:
         resolved = self.resolve(q.metric)
         spec = resolved.spec
-        snapshot = self._snapshots.current
-        env = snapshot.environments.get(q.environment)
-        if env is None:
-            raise NotFound(f"environment {q.environment!r} not found")
-        if q.flag is not None and q.flag not in snapshot.flags.get(q.environment, {}):
-            raise NotFound(f"flag {q.flag!r} not found")
+        env = self._snapshots.current.environment(q.environment, q.flag)
         if not MINUTE <= q.window_s <= 400 * DAY:
             raise InvalidInput("window must be from 1m to 400d", where="window")
         end = q.end or self._clock()

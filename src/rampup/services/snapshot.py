@@ -19,6 +19,7 @@ from rampup.core.ports import Store
 from rampup.core.segments import Segment
 from rampup.core.telemetry import CustomMetric
 from rampup.core.tokens import Token, hash_secret
+from rampup.errors import NotFound
 
 __all__ = ["Snapshot", "SnapshotCache"]
 
@@ -34,6 +35,15 @@ class Snapshot:
         default_factory=dict
     )  # env key → flag key → history
     custom_metrics: dict[str, CustomMetric] = field(default_factory=dict)
+
+    def environment(self, key: str, flag: str | None = None) -> Environment:
+        """The environment `key`, and with `flag`, one whose flags include it; else NotFound naming which."""
+        env = self.environments.get(key)
+        if env is None:
+            raise NotFound(f"environment {key!r} not found")
+        if flag is not None and flag not in self.flags.get(key, {}):
+            raise NotFound(f"flag {flag!r} not found")
+        return env
 
     def authenticate(self, secret: str) -> Token | None:
         digest = hash_secret(secret)
