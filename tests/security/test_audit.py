@@ -1,4 +1,4 @@
-"""Item: an audit log you can trust. Every rollout command and channel test is audited under the token's name;
+"""An audit log you can trust. Every rollout command and channel test is audited under the token's name;
 a `by` in the body is kept beside it ("on behalf of"), never instead of it. A revoked RAMPUP_ADMIN_TOKEN stays
 revoked across restarts; only a new value makes an admin token from the environment again."""
 

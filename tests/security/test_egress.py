@@ -1,4 +1,4 @@
-"""Item: no requests to places the operator did not allow. A fresh server (no RAMPUP_ALLOWED_HOSTS) refuses
+"""No requests to places the operator did not allow. A fresh server (no RAMPUP_ALLOWED_HOSTS) refuses
 channels and plan webhooks aimed inside its network when they are saved, and checks again at every connection;
 a receiver's answer never comes back in a delivery error."""
 

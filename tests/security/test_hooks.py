@@ -1,4 +1,4 @@
-"""Item: no code execution from the API. A plan names a hook command the server defines; a `write` token can
+"""No code execution from the API. A plan names a hook command the server defines; a `write` token can
 neither run a command line of its own nor read what a command printed."""
 
 import json

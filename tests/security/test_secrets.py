@@ -1,4 +1,4 @@
-"""Item: secrets stay secret. A Slack or webhook URL is a credential; whoever reads it can post. Every view
+"""Secrets stay secret. A Slack or webhook URL is a credential; whoever reads it can post. Every view
 (channels over the API and the command line, the audit log, deliveries, a rollout's plan, the dashboard) shows
 it masked, to every scope."""
 
