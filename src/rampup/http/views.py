@@ -6,6 +6,7 @@ from typing import Any
 
 from rampup.core.durations import format_duration
 from rampup.core.flags import FlagState
+from rampup.core.lifecycle import Stewardship
 from rampup.core.masking import mask_urls
 from rampup.core.telemetry import MetricResult, VariantValue
 from rampup.services.alerts import AlertStatus, RuleStatus
@@ -25,6 +26,7 @@ __all__ = [
     "flag_life_out",
     "flag_out",
     "metric_out",
+    "references_out",
     "rollout_out",
     "schedule_out",
     "segment_out",
@@ -43,11 +45,7 @@ def flag_out(view: FlagView) -> dict[str, Any]:
         "status": s.status.value,
         "status_since": s.status_since,
         "archived_at": s.archived_at,
-        "references": {
-            "scanned_at": s.scanned_at,
-            "count": len(s.references),
-            "items": [r.to_dict() for r in s.references],
-        },
+        "references": references_out(s),
         "created_at": view.record.created_at,
         "updated_at": view.record.updated_at,
         "environments": {env: state.to_dict() for env, state in view.states.items()},
@@ -56,6 +54,15 @@ def flag_out(view: FlagView) -> dict[str, Any]:
 
 def state_out(flag: str, environment: str, state: FlagState) -> dict[str, Any]:
     return {"flag": flag, "environment": environment, **state.to_dict()}
+
+
+def references_out(s: Stewardship) -> dict[str, Any]:
+    """Where the code uses a flag, as the last `rampup refs --push` found it."""
+    return {
+        "scanned_at": s.scanned_at,
+        "count": len(s.references),
+        "items": [r.to_dict() for r in s.references],
+    }
 
 
 def segment_out(view: SegmentView, *, keys: bool = False) -> dict[str, Any]:

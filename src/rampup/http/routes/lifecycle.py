@@ -11,7 +11,7 @@ from rampup.errors import BadRequest, InvalidInput
 from rampup.http.deps import ContainerDep, Reader, Writer, read_body
 from rampup.http.limits import REFERENCES_BODY
 from rampup.http.schemas import ArchiveIn, ErrorOut, EvaluationsOut, FlagLifeOut, FlagOut, ReferencesOut
-from rampup.http.views import evaluations_out, flag_life_out, flag_out
+from rampup.http.views import evaluations_out, flag_life_out, flag_out, references_out
 
 __all__ = ["router", "parse_status", "StatusQuery"]
 
@@ -84,12 +84,7 @@ async def put_references(key: str, request: Request, c: ContainerDep, token: Wri
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not JSON: {exc}") from None
-    s = await run_in_threadpool(c.lifecycle.push_references, key, body, token.name)
-    return {
-        "scanned_at": s.scanned_at,
-        "count": len(s.references),
-        "items": [r.to_dict() for r in s.references],
-    }
+    return references_out(await run_in_threadpool(c.lifecycle.push_references, key, body, token.name))
 
 
 @router.post("/flags/{key}/archive", response_model=FlagOut, responses={409: {"model": ErrorOut}})
