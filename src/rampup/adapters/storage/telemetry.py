@@ -1,17 +1,19 @@
 """Raw events, rollups and per-user days: the telemetry half of a transaction."""
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import msgspec
 from sqlalchemy import (
+    ColumnElement,
     Connection,
+    Subquery,
+    Table,
     bindparam,
     delete,
     func,
     insert,
     select,
-    text,
     tuple_,
     union_all,
     update,
@@ -26,6 +28,7 @@ from rampup.adapters.storage.tables import (
     unit_day_parts,
     unit_days,
     unit_latency_days,
+    unit_latency_parts,
 )
 from rampup.core.ports import RollupRow
 from rampup.core.rollups import (
@@ -66,22 +69,44 @@ class _Stored(msgspec.Struct, array_like=True):
 _decode_events = msgspec.msgpack.Decoder(list[_Stored]).decode
 _decode_sketch = msgspec.msgpack.Decoder(dict[int, int]).decode
 _KEY_COLUMNS = ("flag", "variant", "metric", "resolution", "period")
-_UNIT_COLUMNS = "environment_id, flag, variant, day, targeting_key, events, engaged, failures"
-# Parts merged into unit_days: summed per user and day, in key order (one lock order for every compactor).
-_MERGE_PARTS = (
-    f"INSERT INTO unit_days ({_UNIT_COLUMNS}) SELECT environment_id, flag, variant, day, targeting_key, sum(events), "
-    "sum(engaged), sum(failures) FROM {} GROUP BY environment_id, flag, day, variant, targeting_key "
-    "ORDER BY environment_id, flag, day, variant, targeting_key "
-    "ON CONFLICT (environment_id, flag, day, variant, targeting_key) DO UPDATE SET "
-    "events = unit_days.events + excluded.events, engaged = unit_days.engaged + excluded.engaged, "
-    "failures = unit_days.failures + excluded.failures"
+
+
+class _Parts(NamedTuple):
+    """Per-user counts that ingest appends to `parts` (no key to look up) and compaction sums into `merged` (one row
+    per `key`); readers add the two."""
+
+    parts: str
+    merged: str
+    columns: tuple[str, ...]  # as appended: the environment, the core key's fields, the counts
+    key: tuple[str, ...]  # `merged`'s primary key
+    counts: tuple[str, ...]
+
+    def merge(self, source: str) -> str:
+        """Sum `source`'s rows (parts) into `merged`, in key order: one lock order for every compactor."""
+        summed = ", ".join(f"sum({c})" if c in self.counts else c for c in self.columns)
+        key, added = (
+            ", ".join(self.key),
+            ", ".join(f"{c} = {self.merged}.{c} + excluded.{c}" for c in self.counts),
+        )
+        return (
+            f"INSERT INTO {self.merged} ({', '.join(self.columns)}) SELECT {summed} FROM {source} GROUP BY {key} "
+            f"ORDER BY {key} ON CONFLICT ({key}) DO UPDATE SET {added}"
+        )
+
+
+_UNIT_PARTS = _Parts(
+    "unit_day_parts",
+    "unit_days",
+    ("environment_id", "flag", "variant", "day", "targeting_key", "events", "engaged", "failures"),
+    ("environment_id", "flag", "day", "variant", "targeting_key"),
+    ("events", "engaged", "failures"),
 )
-_LATENCY_UPSERT = (
-    "INSERT INTO unit_latency_days (environment_id, flag, variant, day, targeting_key, metric, level, count) "
-    "SELECT :env, r->>0, r->>1, (r->>2)::int, r->>3, r->>4, (r->>5)::int, (r->>6)::int "
-    "FROM json_array_elements(CAST(:rows AS json)) r ORDER BY 2, 6, 4, 3, 5, 7 "
-    "ON CONFLICT (environment_id, flag, metric, day, variant, targeting_key, level) "
-    "DO UPDATE SET count = unit_latency_days.count + excluded.count"
+_LATENCY_PARTS = _Parts(
+    "unit_latency_parts",
+    "unit_latency_days",
+    ("environment_id", "flag", "variant", "day", "targeting_key", "metric", "level", "count"),
+    ("environment_id", "flag", "metric", "day", "variant", "targeting_key", "level"),
+    ("count",),
 )
 _ENSURE_ROLLUPS = (
     "INSERT INTO rollups (environment_id, flag, variant, metric, resolution, period, count, failures, total, "
@@ -195,67 +220,65 @@ class SqlTelemetry:
         )
 
     def add_units(self, environment_id: int, units: Mapping[UnitKey, list[int]]) -> None:
-        """Appended to unit_day_parts, never looked up: an upsert per user and day was most of a batch's writes
-        (a B-tree search per row, at random), an append costs a fifth of it. `compact_units` merges them."""
-        if not units:
+        self._append(_UNIT_PARTS, [(environment_id, *key, *counts) for key, counts in units.items()])
+
+    def add_latencies(self, environment_id: int, latencies: Mapping[LatencyKey, int]) -> None:
+        self._append(_LATENCY_PARTS, [(environment_id, *key, n) for key, n in latencies.items()])
+
+    def _append(self, parts: _Parts, rows: list[tuple[Any, ...]]) -> None:
+        """Appended, never looked up: an upsert per user and day was most of a batch's writes (a B-tree search per
+        row, at random); an append costs a fifth of it. `compact_units` merges them."""
+        if not rows:
             return
-        rows = [(environment_id, *key, *counts) for key, counts in units.items()]
+        columns = ", ".join(parts.columns)
         if self.conn.dialect.name != "postgresql":
-            self.conn.exec_driver_sql(
-                f"INSERT INTO unit_day_parts ({_UNIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
-            )
+            marks = ", ".join("?" * len(parts.columns))
+            self.conn.exec_driver_sql(f"INSERT INTO {parts.parts} ({columns}) VALUES ({marks})", rows)
             return
         # COPY: a fifth of an insert's work in PostgreSQL. Rows as text when no value needs escaping, which the
         # count of separators tells (psycopg's row by row escaping costs twice as much in Python).
-        data = "".join([f"{e}\t{f}\t{v}\t{d}\t{k}\t{n}\t{g}\t{x}\n" for e, f, v, d, k, n, g, x in rows])
-        plain = data.count("\t") == 7 * len(rows) and data.count("\n") == len(rows)
+        data = "".join(["\t".join(map(str, row)) + "\n" for row in rows])
+        tabs = (len(parts.columns) - 1) * len(rows)
+        plain = (
+            data.count("\t") == tabs
+            and data.count("\n") == len(rows)
+            and "\\" not in data
+            and "\r" not in data
+        )
         cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY unit_day_parts ({_UNIT_COLUMNS}) FROM STDIN") as copy:
-            if plain and "\\" not in data and "\r" not in data:
+        with cursor.copy(f"COPY {parts.parts} ({columns}) FROM STDIN") as copy:
+            if plain:
                 copy.write(data)
             else:
                 for row in rows:
                     copy.write_row(row)
 
     def compact_units(self, limit: int) -> int:
-        """Merge up to `limit` appended parts into unit_days and delete them, in the caller's transaction; returns
-        how many were merged. A reader sees the parts or their sum, never both nor neither."""
+        """Merge up to `limit` appended parts of each kind (per-user days, latency octaves) and delete them, in the
+        caller's transaction; returns how many were merged. A reader sees the parts or their sums, never both nor
+        neither."""
+        return sum(self._compact(parts, limit) for parts in (_UNIT_PARTS, _LATENCY_PARTS))
+
+    def _compact(self, parts: _Parts, limit: int) -> int:
         if self.conn.dialect.name == "postgresql":
             # One statement: the rows deleted are exactly the rows summed. A concurrent compactor waits for the
             # rows this one deletes and then skips them.
             return int(
                 self.conn.exec_driver_sql(
-                    "WITH moved AS (DELETE FROM unit_day_parts WHERE ctid = ANY(ARRAY(SELECT ctid FROM unit_day_parts "
-                    f"LIMIT %s)) RETURNING *), merged AS ({_MERGE_PARTS.format('moved')}) SELECT count(*) FROM moved",
+                    f"WITH moved AS (DELETE FROM {parts.parts} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {parts.parts} "
+                    f"LIMIT %s)) RETURNING *), merged AS ({parts.merge('moved')}) SELECT count(*) FROM moved",
                     (limit,),
                 ).scalar_one()
             )
         # SQLite has one writer: nothing is appended between the merge and the delete. All of them when they are
         # within the limit, since deleting every row of a table is one truncation, not a delete per row.
         beyond = self.conn.exec_driver_sql(
-            "SELECT rowid FROM unit_day_parts ORDER BY rowid LIMIT 1 OFFSET ?", (limit,)
+            f"SELECT rowid FROM {parts.parts} ORDER BY rowid LIMIT 1 OFFSET ?", (limit,)
         ).scalar()
         within = "WHERE true" if beyond is None else f"WHERE rowid < {int(beyond)}"
-        self.conn.exec_driver_sql(_MERGE_PARTS.format(f"unit_day_parts {within}"))
+        self.conn.exec_driver_sql(parts.merge(f"{parts.parts} {within}"))
         return int(
-            self.conn.exec_driver_sql(f"DELETE FROM unit_day_parts {within if beyond else ''}").rowcount
-        )
-
-    def add_latencies(self, environment_id: int, latencies: Mapping[LatencyKey, int]) -> None:
-        if not latencies:
-            return
-        if self.conn.dialect.name == "postgresql":  # one statement over JSON rows, in one lock order
-            rows = _encode_json([(*key, count) for key, count in latencies.items()]).decode()
-            self.conn.execute(text(_LATENCY_UPSERT), {"env": environment_id, "rows": rows})
-            return
-        table = unit_latency_days
-        statement = sqlite.insert(table)
-        self.conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=[c.name for c in table.primary_key.columns],
-                set_={"count": table.c.count + statement.excluded.count},
-            ),
-            [{"environment_id": environment_id, **key._asdict(), "count": n} for key, n in latencies.items()],
+            self.conn.exec_driver_sql(f"DELETE FROM {parts.parts} {within if beyond else ''}").rowcount
         )
 
     def exceedance(
@@ -263,15 +286,19 @@ class SqlTelemetry:
     ) -> dict[str, dict[int, Exceedance]]:
         """Per variant and octave holding values, each user's values over the days (nᵢ) and those at or
         above the octave (eᵢ), summed: one pass, each user's octaves adding their share (`suffix_sums`)."""
-        t = unit_latency_days.c
+        t = _with_parts(
+            unit_latency_days,
+            unit_latency_parts,
+            ("variant", "targeting_key", "level", "count"),
+            lambda t: (
+                t.c.environment_id == environment_id,
+                t.c.flag == flag,
+                t.c.metric == metric,
+                t.c.day.between(first_day, last_day),
+            ),
+        ).c
         octaves = (
             select(t.variant, t.targeting_key, t.level, func.sum(t.count).label("c"))
-            .where(
-                t.environment_id == environment_id,
-                t.flag == flag,
-                t.metric == metric,
-                t.day.between(first_day, last_day),
-            )
             .group_by(t.variant, t.targeting_key, t.level)
             .subquery()
         )
@@ -320,16 +347,16 @@ class SqlTelemetry:
         self, environment_id: int, flag: str, first_day: int, last_day: int
     ) -> dict[str, UnitTotals]:
         """Per variant: distinct users over the days, and their engaged actions summed per user."""
-        both = union_all(
-            *(
-                select(t.c.variant, t.c.targeting_key, t.c.events, t.c.engaged, t.c.failures).where(
-                    t.c.environment_id == environment_id,
-                    t.c.flag == flag,
-                    t.c.day.between(first_day, last_day),
-                )
-                for t in (unit_days, unit_day_parts)  # merged, and appended since the last compaction
-            )
-        ).subquery()
+        both = _with_parts(
+            unit_days,
+            unit_day_parts,
+            ("variant", "targeting_key", "events", "engaged", "failures"),
+            lambda t: (
+                t.c.environment_id == environment_id,
+                t.c.flag == flag,
+                t.c.day.between(first_day, last_day),
+            ),
+        )
         per_user = (
             select(
                 both.c.variant,
@@ -438,6 +465,15 @@ class SqlTelemetry:
             "WHERE i.inhparent = 'event_batches'::regclass"
         ).scalars()
         return [(name, day) for name in rows if (day := _day_of(name)) is not None]
+
+
+def _with_parts(
+    merged: Table, parts: Table, names: Sequence[str], where: Callable[[Table], Iterable[ColumnElement[bool]]]
+) -> Subquery:
+    """The rows of a merged table and of the parts appended since its last compaction, as one."""
+    return union_all(
+        *(select(*(t.c[name] for name in names)).where(*where(t)) for t in (merged, parts))
+    ).subquery()
 
 
 def _stored(o: Observation) -> tuple[Any, ...]:
