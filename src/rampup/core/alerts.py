@@ -14,7 +14,7 @@ from typing import Any
 from rampup.core.durations import format_duration, parse_duration
 from rampup.core.notifications import Severity
 from rampup.core.telemetry import BUILTIN_METRICS, Aggregation, parse_metric_name
-from rampup.core.thresholds import check_own, parse_threshold
+from rampup.core.thresholds import Written, check_own, parse_threshold
 from rampup.errors import InvalidInput
 
 __all__ = ["AlertRule", "AlertRuleRecord", "Alert", "Step", "AlertAction", "step"]
@@ -87,23 +87,7 @@ class AlertRule:
                 where=f"{at}{unknown[0]}",
             )
         metric = raw.get("metric")
-        base, quantile = parse_metric_name(metric) if isinstance(metric, str) else ("", None)
-        spec = BUILTIN_METRICS.get(base)
-        if spec is None or (spec.aggregation is Aggregation.PERCENTILE) != (quantile is not None):
-            raise InvalidInput(
-                f"metric {metric!r} is not one to alert on; e.g. error_rate, unhandled_exceptions, "
-                "api_latency_p95, lcp_p75",
-                where=f"{at}metric",
-            )
-        condition = raw.get("condition", "")
-        written = parse_threshold(condition, f"{at}condition", "'> 0.5%', '> 5' or '> 1000ms'")
-        check_own(written, spec.aggregation, condition, f"{at}condition")
-        if written.unit == "%" and spec.aggregation is not Aggregation.RATE:
-            # Gates let this through (plans stored before would no longer load); a new rule need not.
-            raise InvalidInput(
-                f"{condition!r} is a percentage, but {metric} is not a rate; write a number, e.g. '> 5'",
-                where=f"{at}condition",
-            )
+        written = _condition(metric, raw.get("condition", ""), at)
         name = raw.get("name") or f"{metric} {written.text}"
         environment = raw.get("environment")
         if not isinstance(environment, str) or not environment:
@@ -112,12 +96,7 @@ class AlertRule:
             severity = Severity(raw.get("severity", "warning"))
         except ValueError:
             raise InvalidInput("severity is info, warning or critical", where=f"{at}severity") from None
-        channels = raw.get("channels", [])
-        if not isinstance(channels, list) or not all(isinstance(c, str) and c for c in channels):
-            raise InvalidInput("channels is a list of channel names", where=f"{at}channels")
-        tags = raw.get("tags") or {}
-        if not isinstance(tags, Mapping) or not all(isinstance(v, str) for v in tags.values()):
-            raise InvalidInput('tags filter by exact values: {"route": "/checkout"}', where=f"{at}tags")
+        channels, tags = _channels(raw, at), _tags(raw, at)
         flag, variant = raw.get("flag"), raw.get("variant")
         if variant is not None and flag is None:
             raise InvalidInput("a variant belongs to a flag: give 'flag' too", where=f"{at}variant")
@@ -135,10 +114,10 @@ class AlertRule:
             window,
             parse_duration(raw["for"], f"{at}for") if "for" in raw else timedelta(0),
             severity,
-            tuple(channels),
+            channels,
             flag,
             variant,
-            tuple(sorted(tags.items())),
+            tags,
             None if renotify in (None, "never") else parse_duration(renotify, f"{at}renotify"),
         )
 
@@ -157,6 +136,41 @@ class AlertRule:
             "tags": dict(self.tags),
             "renotify": format_duration(self.renotify) if self.renotify else "never",
         }
+
+
+def _condition(metric: Any, condition: Any, at: str) -> Written:
+    """The rule's condition, in the unit of a metric one can alert on."""
+    base, quantile = parse_metric_name(metric) if isinstance(metric, str) else ("", None)
+    spec = BUILTIN_METRICS.get(base)
+    if spec is None or (spec.aggregation is Aggregation.PERCENTILE) != (quantile is not None):
+        raise InvalidInput(
+            f"metric {metric!r} is not one to alert on; e.g. error_rate, unhandled_exceptions, "
+            "api_latency_p95, lcp_p75",
+            where=f"{at}metric",
+        )
+    written = parse_threshold(condition, f"{at}condition", "'> 0.5%', '> 5' or '> 1000ms'")
+    check_own(written, spec.aggregation, condition, f"{at}condition")
+    if written.unit == "%" and spec.aggregation is not Aggregation.RATE:
+        # Gates let this through (plans stored before would no longer load); a new rule need not.
+        raise InvalidInput(
+            f"{condition!r} is a percentage, but {metric} is not a rate; write a number, e.g. '> 5'",
+            where=f"{at}condition",
+        )
+    return written
+
+
+def _channels(raw: Mapping[str, Any], at: str) -> tuple[str, ...]:
+    channels = raw.get("channels", [])
+    if not isinstance(channels, list) or not all(isinstance(c, str) and c for c in channels):
+        raise InvalidInput("channels is a list of channel names", where=f"{at}channels")
+    return tuple(channels)
+
+
+def _tags(raw: Mapping[str, Any], at: str) -> tuple[tuple[str, str], ...]:
+    tags = raw.get("tags") or {}
+    if not isinstance(tags, Mapping) or not all(isinstance(v, str) for v in tags.values()):
+        raise InvalidInput('tags filter by exact values: {"route": "/checkout"}', where=f"{at}tags")
+    return tuple(sorted(tags.items()))
 
 
 @dataclass(frozen=True, slots=True)
