@@ -134,18 +134,21 @@ class FaultProxy:
     """An HTTP proxy in a thread. `refuse[path] = Refusal(...)` answers that path itself; `batches` holds
     every telemetry batch forwarded, with the server's status, and `summaries` every summary; `hits[path]`
     counts requests by status. `lose[path] = n` forwards the next n requests there and closes the connection
-    instead of answering: the server did the work, the client never hears of it."""
+    instead of answering: the server did the work, the client never hears of it. `hold[path] = event` keeps
+    requests there hanging (`holding[path]` counts them) until the event is set."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.refuse: dict[str, Refusal] = {}
         self.lose: dict[str, int] = {}
+        self.hold: dict[str, threading.Event] = {}
+        self.holding: dict[str, int] = {}
         self.batches: list[tuple[int, list[dict[str, Any]]]] = []
         self.summaries: list[tuple[int, dict[str, Any]]] = []
         self.hits: dict[str, list[int]] = {}
         self.lock = threading.Lock()
         self._streams: set[httpx.Response] = set()
-        self._http = httpx.Client(base_url=upstream, timeout=httpx.Timeout(10, read=None))
+        self._http = httpx.Client(base_url=upstream, timeout=httpx.Timeout(PATIENCE_S, read=None))
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -176,6 +179,7 @@ class FaultProxy:
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         path = handler.path.split("?", 1)[0]
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        self._held(path)
         refusal = self.refuse.get(path)
         if refusal is not None:
             self._record(path, refusal.status)
@@ -214,6 +218,16 @@ class FaultProxy:
                     self._streams.discard(response)
         if handler.command == "POST" and response is not None:
             self._keep(path, response.status_code, body)
+
+    def _held(self, path: str) -> None:
+        gate = self.hold.get(path)
+        if gate is None:
+            return
+        with self.lock:
+            self.holding[path] = self.holding.get(path, 0) + 1
+        gate.wait(PATIENCE_S)
+        with self.lock:
+            self.holding[path] -= 1
 
     def _losing(self, path: str) -> bool:
         with self.lock:
@@ -261,7 +275,7 @@ def proxy_to() -> Iterator[Callable[[str], FaultProxy]]:
 @pytest.fixture
 def client(rampup: Rampup) -> Iterator[Client]:
     with Client(rampup.server.url, rampup.sdk_token) as c:
-        assert c.ready
+        rampup.caught_up(c)
         yield c
 
 

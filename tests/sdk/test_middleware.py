@@ -3,7 +3,6 @@ events with the flags each request evaluated, and the server's error_rate, api_l
 unhandled_exceptions come out per variant."""
 
 import asyncio
-import time
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
@@ -15,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from rampup.sdk import Client, RampupASGIMiddleware, RampupWSGIMiddleware, instrument_flask
 from tests.sdk.conftest import FaultProxy, Rampup
+from tests.support.clock import ManualClock
 from tests.support.waiting import PATIENCE_S
 
 USERS = [f"user-{i}" for i in range(200)]
@@ -26,17 +26,26 @@ def proxy(rampup: Rampup, proxy_to: Callable[[str], FaultProxy]) -> FaultProxy:
     return proxy_to(rampup.server.url)
 
 
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
 @pytest.fixture(params=["events"])
-def client(request: pytest.FixtureRequest, rampup: Rampup, proxy: FaultProxy) -> Iterator[Client]:
+def client(
+    request: pytest.FixtureRequest, rampup: Rampup, proxy: FaultProxy, clock: ManualClock
+) -> Iterator[Client]:
     """Sending every event as it is, so a test can read them one by one; or, where a test asks for it,
-    summaries (the default)."""
+    summaries (the default). Its telemetry is timed by `clock`: it sends when a test flushes."""
     with Client(
         proxy.url,
         rampup.sdk_token,
         ingest_token=rampup.ingest_token,
         exposures=False,
         telemetry=request.param,
+        clock=clock,
     ) as c:
+        rampup.caught_up(c)
         yield c
 
 
@@ -59,19 +68,26 @@ def expected_failures(user: str, on: bool) -> bool:
     return on and int(user.rsplit("-", 1)[1]) % 4 == 0
 
 
-def fastapi_app(client: Client, key: str) -> FastAPI:
+def fastapi_app(client: Client, key: str, clock: ManualClock | None = None) -> FastAPI:
+    """With `clock` (the client's), a request with the feature takes 250 ms on it, one without 125 ms."""
     app = FastAPI()
     app.add_middleware(RampupASGIMiddleware, client=client)
 
+    def serve(user: str) -> bool:
+        on = client.is_enabled(key, user)
+        if clock is not None:
+            clock.advance(0.25 if on else 0.125)
+        return on and expected_failures(user, True)
+
     @app.get("/sync/{user}")
     def sync_route(user: str) -> dict[str, Any]:  # runs in the threadpool: a copied context
-        if client.is_enabled(key, user) and expected_failures(user, True):
+        if serve(user):
             raise RuntimeError(f"workstation broke for {user}")
         return {"ok": True}
 
     @app.get("/async/{user}")
     async def async_route(user: str) -> JSONResponse:
-        if client.is_enabled(key, user) and expected_failures(user, True):
+        if serve(user):
             return JSONResponse({"error": "unavailable"}, status_code=503)
         return JSONResponse({"ok": True})
 
@@ -97,18 +113,18 @@ def per_variant(rampup: Rampup, metric: str, key: str) -> dict[str, dict[str, An
 
 @BOTH_MODES
 def test_fastapi_requests_feed_the_gates_per_variant(
-    rampup: Rampup, client: Client, proxy: FaultProxy
+    rampup: Rampup, client: Client, proxy: FaultProxy, clock: ManualClock
 ) -> None:
     key = rampup.new_flag(enabled=True, rollout=50)
     rampup.caught_up(client)
     on = {u: client.is_enabled(key, u) for u in USERS}
     responses = asgi_get(
-        fastapi_app(client, key), *(f"/{kind}/{user}" for user in USERS for kind in ("sync", "async"))
+        fastapi_app(client, key, clock), *(f"/{kind}/{user}" for user in USERS for kind in ("sync", "async"))
     )
     assert [r.status_code for r in responses] == [
         code if expected_failures(user, on[user]) else 200 for user in USERS for code in (500, 503)
     ]
-    assert client.flush(10)
+    assert client.flush(PATIENCE_S)
 
     failing = sum(expected_failures(u, on[u]) for u in USERS)
     treated = sum(on.values())
@@ -116,7 +132,8 @@ def test_fastapi_requests_feed_the_gates_per_variant(
     assert (error_rate["on"]["count"], error_rate["on"]["failures"]) == (2 * treated, 2 * failing)
     assert (error_rate["off"]["count"], error_rate["off"]["failures"]) == (2 * (200 - treated), 0)
     latency = per_variant(rampup, "api_latency_p95", key)
-    assert latency["on"]["samples"] == 2 * treated and 0 < latency["on"]["value"] < 1000
+    assert latency["on"]["samples"] == 2 * treated and latency["on"]["value"] == pytest.approx(250, rel=0.01)
+    assert latency["off"]["value"] == pytest.approx(125, rel=0.01), "what each request took on the clock"
     unhandled = per_variant(rampup, "unhandled_exceptions", key)
     assert unhandled["on"]["count"] == failing
     assert unhandled.get("off", {"count": 0})["count"] == 0
@@ -159,7 +176,7 @@ def test_concurrent_requests_keep_their_own_flags(rampup: Rampup, client: Client
             await asyncio.gather(*(http.get(f"/r/{n}") for n in range(60)))
 
     asyncio.run(requests())
-    assert client.flush(10)
+    assert client.flush(PATIENCE_S)
     events = {e["targeting_key"]: e for e in proxy.events() if e["type"] == "request"}
     assert {user: set(e["flags"]) for user, e in events.items()} == {
         f"user-{n}": flags_of(n) for n in range(60)
@@ -177,7 +194,7 @@ def test_a_targeting_key_from_the_request(rampup: Rampup, client: Client, proxy:
     middleware = RampupASGIMiddleware(app, client, targeting_key=user_of)
     asgi_get(middleware, "/", headers={"X-User": "user-77"})
     asgi_get(middleware, "/")
-    assert client.flush(10)
+    assert client.flush(PATIENCE_S)
     requests = [e for e in proxy.events() if e["type"] == "request"]
     assert [(e.get("targeting_key"), e["status"], e["ok"], "flags" in e) for e in requests] == [
         ("user-77", 204, True, False),
@@ -185,7 +202,7 @@ def test_a_targeting_key_from_the_request(rampup: Rampup, client: Client, proxy:
     ]
 
 
-def flask_app(client: Client, key: str) -> Any:
+def flask_app(client: Client, key: str, clock: ManualClock) -> Any:
     app = flask.Flask(__name__)
     instrument_flask(app, client)
 
@@ -201,7 +218,7 @@ def flask_app(client: Client, key: str) -> Any:
 
         def body() -> Iterator[str]:
             yield "a"
-            time.sleep(0.05)
+            clock.advance(0.25)
             yield "b"
 
         return app.response_class(body())
@@ -210,16 +227,18 @@ def flask_app(client: Client, key: str) -> Any:
 
 
 @BOTH_MODES
-def test_flask_requests_feed_the_gates_per_variant(rampup: Rampup, client: Client, proxy: FaultProxy) -> None:
+def test_flask_requests_feed_the_gates_per_variant(
+    rampup: Rampup, client: Client, proxy: FaultProxy, clock: ManualClock
+) -> None:
     key = rampup.new_flag(enabled=True, rollout=50)
     rampup.caught_up(client)
     on = {u: client.is_enabled(key, u) for u in USERS}
-    http = flask_app(client, key).test_client()
+    http = flask_app(client, key, clock).test_client()
     for user in USERS:  # buffered: read and closed, as a WSGI server does
         response = http.get(f"/checkout/{user}", buffered=True)
         assert response.status_code == (500 if expected_failures(user, on[user]) else 200)
     assert http.get("/stream/user-1", buffered=True).data == b"ab"
-    assert client.flush(10)
+    assert client.flush(PATIENCE_S)
 
     failing = sum(expected_failures(u, on[u]) for u in USERS)
     treated = sum(on.values())
@@ -232,7 +251,7 @@ def test_flask_requests_feed_the_gates_per_variant(rampup: Rampup, client: Clien
         assert proxy.events() == [] and summarized_requests(proxy) == len(USERS) + 1
         return
     streamed = [e for e in proxy.events() if e["type"] == "request" and e["targeting_key"] == "user-1"][-1]
-    assert streamed["duration_ms"] >= 50, "a streamed response counts until its last byte"
+    assert streamed["duration_ms"] == 250, "a streamed response counts until its last byte"
     errors = [e for e in proxy.events() if e["type"] == "error"]
     assert len(errors) == failing and all(e["message"] == "KeyError: 'cart'" for e in errors)
 
@@ -254,7 +273,7 @@ def test_a_plain_wsgi_app(rampup: Rampup, client: Client, proxy: FaultProxy) -> 
     assert http.post("/", buffered=True).status_code == 201  # buffered: read and closed, as a server does
     with pytest.raises(ValueError, match="bad input"):
         http.get("/boom")
-    assert client.flush(10)
+    assert client.flush(PATIENCE_S)
     kinds = [
         (e["type"], e.get("status"), e.get("ok"), e.get("flags"), e.get("tags"))
         for e in proxy.events()

@@ -46,6 +46,7 @@ def domain() -> Iterator[Callable[..., OpenFeatureClient]]:
 @pytest.fixture
 def client(rampup: Rampup) -> Iterator[Client]:
     with Client(rampup.server.url, rampup.sdk_token, ingest_token=rampup.ingest_token) as c:
+        rampup.caught_up(c)
         yield c
 
 
@@ -138,7 +139,7 @@ def test_not_ready_until_the_server_answers_then_ready(
         assert (not_yet.value, not_yet.error_code) == (True, ErrorCode.PROVIDER_NOT_READY)
 
         server_factory(database_url, port=port)
-        assert ready.wait(20)
+        wait_until(ready.is_set, "the provider ready once the server is back")
         assert of.get_provider_status() is ProviderStatus.READY
         assert of.get_boolean_value(key, False, EvaluationContext("user-1")) is True
 

@@ -33,6 +33,7 @@ from rampup.core.feedback import MAX_COMMENT, clip, parse_scale, rating_of, scor
 from rampup.core.flags import CompiledFlag, ErrorCode, FlagType, Reason, Resolution
 from rampup.core.targeting import EvaluationContext
 from rampup.errors import InvalidInput
+from rampup.sdk.clock import SYSTEM_CLOCK, Clock
 from rampup.sdk.tracking import Tracker, TrackerStats, checked_tags, current_request
 
 __all__ = ["Client", "Evaluation", "Stats"]
@@ -88,6 +89,7 @@ class Client:
         exposure_interval: float = 3600.0,
         telemetry: str = "summaries",
         summary_capacity: int = 100_000,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """
         server_url, sdk_token: the Rampup server and an `sdk` token of the environment to serve.
@@ -101,6 +103,8 @@ class Client:
         buffer_size, batch_size, flush_interval: telemetry buffering (see docs/sdk.md).
         telemetry: "summaries" (requests, errors and exposures folded into one summary per flush interval,
             at most `summary_capacity` cells held unsent) or "events" (every event sent as it is).
+        clock: what telemetry is timed by: the flush interval, retries, the exposure interval and the
+            middleware's request durations (a test passes its own to drive them).
         """
         # The hot path reads only these two: flag key → (bucket prefix, threshold) for boolean flags without
         # rules, and flag key → CompiledFlag for everything else. Both are replaced whole, never mutated.
@@ -116,6 +120,7 @@ class Client:
         self._bootstrap = Path(bootstrap) if bootstrap is not None else None
         self._use_stream = stream
         self._poll_interval = poll_interval
+        self._clock = clock
         self._timeout = timeout
         self._params = {"environment": environment} if environment else {}
         self._lock = threading.Lock()
@@ -151,6 +156,7 @@ class Client:
                 mode=telemetry,
                 flags=lambda: self._flags,
                 summary_capacity=summary_capacity,
+                clock=clock,
             )
         self._exposures = exposures and self._tracker is not None
         # Whether evaluations are reported at all (exposures, the middleware's request scope): off costs nothing.

@@ -11,7 +11,6 @@ with `unhandled: true` (the `unhandled_exceptions` gate), then propagates unchan
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
@@ -41,7 +40,7 @@ def _record(
     error: BaseException | None,
     tags: dict[str, str],
 ) -> None:
-    duration_ms = (time.perf_counter() - started) * 1000
+    duration_ms = (client._clock.monotonic() - started) * 1000
     error = error or request.error
     key = targeting_key or request.targeting_key
     flags = dict(request.flags)
@@ -111,7 +110,7 @@ class RampupASGIMiddleware:
                 status = int(message["status"])
             await send(message)
 
-        started = time.perf_counter()
+        started = self._client._clock.monotonic()
         try:
             await self.app(scope, receive, send_and_see)
         except Exception as exc:
@@ -165,7 +164,7 @@ class RampupWSGIMiddleware:
             status[:] = [int(status_line.split(" ", 1)[0])]
             return start_response(status_line, headers, exc_info)
 
-        started = time.perf_counter()
+        started = self._client._clock.monotonic()
 
         def finish(error: BaseException | None) -> None:
             try:

@@ -30,6 +30,7 @@ import httpx
 import msgspec
 
 from rampup.core.flags import CompiledFlag
+from rampup.sdk.clock import SYSTEM_CLOCK, Clock
 from rampup.sdk.summaries import FOLDED, Attribution, Chunk, Item
 
 __all__ = ["Tracker", "TrackerStats", "RequestScope", "current_request", "Event", "checked_tags"]
@@ -92,17 +93,19 @@ class Tracker:
         mode: str = "summaries",
         flags: Callable[[], Mapping[str, CompiledFlag]] = dict,
         summary_capacity: int = 100_000,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """`path`: where events go. In `mode="summaries"`, `flags()` gives the flag states summaries are
         attributed with (the client's; without them, summaries hold environment-wide figures only), and at most
         `summary_capacity` cells wait unsent (the oldest summaries beyond it are dropped and their events
-        counted as dropped)."""
+        counted as dropped). `clock` times the flush interval, retries and the exposure interval."""
         if capacity < 1 or batch_size < 1 or summary_capacity < 1:
             raise ValueError("capacity, batch_size and summary_capacity must be at least 1")
         if mode not in MODES:
             raise ValueError(f"mode is one of {', '.join(MODES)}, not {mode!r}")
         self._http = http
         self._path = path
+        self._clock = clock
         self._summarize = mode == "summaries"
         self._flags = flags
         self._attribution = Attribution()
@@ -126,9 +129,9 @@ class Tracker:
         self._closing = False
         self._force = False
         self._failures = 0
-        self._next_send = time.monotonic() + flush_interval
+        self._next_send = clock.monotonic() + flush_interval
         self._seen: set[int] = set()
-        self._seen_until = time.monotonic() + exposure_interval
+        self._seen_until = clock.monotonic() + exposure_interval
         self._sent = self._dropped = self._rejected = self._retries = 0
         self._last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name="rampup-telemetry", daemon=True)
@@ -247,7 +250,7 @@ class Tracker:
             with self._lock:
                 closing, force = self._closing, self._force
             if not (closing or force):
-                self._wake.wait(max(0.0, self._next_send - time.monotonic()))
+                self._clock.wait(self._wake, self._next_send)
                 self._wake.clear()
             self._rotate_exposures()
             with self._lock:
@@ -255,7 +258,7 @@ class Tracker:
                 ready = len(self._buffer) >= self._batch_size and self._failures == 0
             try:
                 self._fold()
-                if closing or force or ready or time.monotonic() >= self._next_send:
+                if closing or force or ready or self._clock.monotonic() >= self._next_send:
                     self._drain()
             except Exception:  # a bug here must not stop telemetry for the life of the process
                 log.exception("rampup: unexpected error in the telemetry thread")
@@ -264,7 +267,7 @@ class Tracker:
                 return
 
     def _rotate_exposures(self) -> None:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if now >= self._seen_until:
             self._seen = set()
             self._seen_until = now + self._exposure_interval
@@ -315,7 +318,7 @@ class Tracker:
                 batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
                 self._in_flight = len(batch)
             if not batch:
-                self._next_send = time.monotonic() + self._flush_interval
+                self._next_send = self._clock.monotonic() + self._flush_interval
                 self._notify_idle()
                 return
             if not self._settled(self._send(batch)):
@@ -329,7 +332,7 @@ class Tracker:
             return True
         self._failures += 1
         backoff = min(RETRY_MAX_S, RETRY_BASE_S * 2 ** (self._failures - 1)) * random.uniform(0.75, 1.0)
-        self._next_send = time.monotonic() + max(backoff, retry_after)
+        self._next_send = self._clock.monotonic() + max(backoff, retry_after)
         return False
 
     def _notify_idle(self) -> None:
