@@ -19,6 +19,7 @@ import pytest
 from rampup.core.bucketing import in_rollout
 from tests.support.api import new_flag, new_token, variants_of
 from tests.support.servers import Server, start_server
+from tests.support.waiting import PATIENCE_S
 
 JS = Path(__file__).parent.parent / "js"
 PRODUCTION_ID = 2
@@ -54,7 +55,7 @@ def send(node: str, dsn: str, steps: list[dict[str, Any]]) -> list[str]:
         [node, str(JS / "send_feedback.js"), json.dumps({"dsn": dsn, "steps": steps})],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=PATIENCE_S,
         cwd=JS,
         env={**os.environ, "SENTRY_DEBUG": "1"},
     )

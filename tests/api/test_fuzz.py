@@ -26,6 +26,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.support.servers import Server, start_server
+from tests.support.waiting import PATIENCE_S
 
 # Random examples per operation, beside the coverage phase's fixed set of boundary and invalid cases, which always
 # runs in full. Every run of the suite fuzzes a little; RAMPUP_FUZZ_EXAMPLES=500 fuzzes deeply (before a release).
@@ -92,7 +93,7 @@ def protected_token_ids(live_server: Server, sdk_token: str) -> frozenset[str]:
 
 
 def _load(server: Server, token: str, parameters: dict[str, str] | None = None) -> schemathesis.BaseSchema:
-    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", timeout=10)
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", timeout=PATIENCE_S)
     schema.config.update(
         base_url=server.url, headers={"Authorization": f"Bearer {token}"}, parameters=parameters
     )
@@ -288,7 +289,7 @@ def test_integer_parameters_beyond_64_bits(
     An integer the schema allows but the database cannot store gets a 4xx, or simply matches nothing; it
     never causes a 5xx. The rest of each request (other parameters, the body) is generated as usual.
     """
-    raw = httpx.get(f"{live_server.url}/openapi.json", timeout=10).json()
+    raw = httpx.get(f"{live_server.url}/openapi.json", timeout=PATIENCE_S).json()
     targets = _integer_parameters(raw)
     assert targets, "expected at least one integer parameter (e.g. GET /api/v1/audit?before=)"
     auth = {"Authorization": f"Bearer {live_server.admin_token}"}
@@ -305,7 +306,7 @@ def test_integer_parameters_beyond_64_bits(
 
 def test_the_fuzzed_server_is_still_healthy(live_server: Server) -> None:
     """Runs last in the module: after all that, the server still answers and its admin token still works."""
-    assert httpx.get(f"{live_server.url}/readyz", timeout=5).status_code == 200
+    assert httpx.get(f"{live_server.url}/readyz", timeout=PATIENCE_S).status_code == 200
     with live_server.client() as client:
         assert client.get("/api/v1/flags").status_code == 200
     errors = [

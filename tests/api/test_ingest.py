@@ -95,7 +95,7 @@ def post_events(client: httpx.Client, events: list[dict[str, Any]], **kwargs: An
 
 
 def ingest_client(server: Server, token: str) -> httpx.Client:
-    return httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {token}"})
+    return httpx.Client(base_url=server.url, timeout=PATIENCE_S, headers={"Authorization": f"Bearer {token}"})
 
 
 @pytest.fixture(scope="module")
@@ -342,7 +342,7 @@ def test_sigkill_in_the_middle_of_concurrent_batches_loses_no_acknowledged_batch
     server.stop(kill=True)  # while batches are in flight
     stop.set()
     for t in threads:
-        t.join(timeout=30)
+        t.join(timeout=PATIENCE_S)
     assert acknowledged[0] >= 30
 
     restarted = server_factory(server.database_url, admin_token=server.admin_token)

@@ -73,7 +73,7 @@ def rampup(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
         "COLUMNS": "200",
     }
     return subprocess.run(
-        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, env=env, timeout=PATIENCE_S
     )
 
 

@@ -35,7 +35,7 @@ from tests.support.rollouts import (
 )
 from tests.support.servers import FAST, Server
 from tests.support.traffic import Traffic, flag_state
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_S, wait_until
 
 ENV = "production"
 
@@ -603,7 +603,12 @@ def rampup_cli(server: Server, *args: str, cwd: Path) -> subprocess.CompletedPro
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPUP_")}
     env.update(RAMPUP_SERVER=server.url, RAMPUP_TOKEN=server.admin_token, COLUMNS="200")
     return subprocess.run(
-        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, timeout=60, env=env, cwd=cwd
+        [sys.executable, "-m", "rampup", *args],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
+        env=env,
+        cwd=cwd,
     )
 
 

@@ -98,25 +98,25 @@ def dsn(shared: Server, token: str) -> str:
     return f"http://{token}@{shared.url.removeprefix('http://')}/{PRODUCTION_ID}"
 
 
-PRELUDE = """
+PRELUDE = f"""
 import json, sys, time
 from datetime import datetime, timedelta, timezone
 import sentry_sdk
 P = json.loads(sys.argv[2])
-sentry_sdk.init(dsn=sys.argv[1], traces_sample_rate=1.0, debug=True, shutdown_timeout=10, **P.get("init", {}))
+sentry_sdk.init(dsn=sys.argv[1], traces_sample_rate=1.0, debug=True, shutdown_timeout={PATIENCE_S}, **P.get("init", {{}}))
 """
 
 
 def run_sdk(dsn: str, body: str, params: dict[str, Any] | None = None, *, uncaught: bool = False) -> str:
     """Run `body` with a fresh sentry_sdk in its own interpreter; the SDK's debug log comes back."""
-    script = PRELUDE + textwrap.dedent(body) + "\nsentry_sdk.flush(timeout=10)\n"
+    script = PRELUDE + textwrap.dedent(body) + f"\nsentry_sdk.flush(timeout={PATIENCE_S})\n"
     if uncaught:
         script += "raise RuntimeError('nobody caught this')\n"
     done = subprocess.run(
         [sys.executable, "-c", script, dsn, json.dumps(params or {})],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PATIENCE_S,
     )
     log = done.stdout + done.stderr
     if uncaught:
@@ -351,7 +351,7 @@ def post_envelope(
         f"{server.url}/api/{env_id}/{path}/",
         content=body,
         headers={**auth_header(key), **(headers or {})},
-        timeout=30,
+        timeout=PATIENCE_S,
     )
 
 
@@ -473,7 +473,7 @@ def test_auth_by_header_or_query_and_refusals(shared: Server, token: str) -> Non
         f"{shared.url}/api/{PRODUCTION_ID}/envelope/",
         params={"sentry_key": token, "sentry_version": "7"},
         content=body,
-        timeout=30,
+        timeout=PATIENCE_S,
     )
     assert by_query.status_code == 200, by_query.text
     assert post_envelope(shared, body, token).status_code == 200
@@ -482,7 +482,7 @@ def test_auth_by_header_or_query_and_refusals(shared: Server, token: str) -> Non
             f"{shared.url}/api/{PRODUCTION_ID}/store/",
             params={"sentry_key": token},
             json=error_event(key),
-            timeout=30,
+            timeout=PATIENCE_S,
         ).status_code
         == 200
     )

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ON_CI
+from tests.support.waiting import PATIENCE_S
+
+WAIT_MS = PATIENCE_S * 1000  # how long a page action or an expectation may take on a busy machine
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -45,8 +48,9 @@ def chromium() -> Iterator[object]:
         pytest.fail(f"{reason}; on CI the browser tests must run")
     if reason:
         pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield browser
@@ -81,6 +85,7 @@ def open_context(chromium: object, tmp_path: Path) -> Iterator[Callable[..., tup
         context: BrowserContext = chromium.new_context(
             **{"timezone_id": "Asia/Kolkata", "viewport": {"width": 1280, "height": 900}, **options}  # type: ignore[arg-type]
         )
+        context.set_default_timeout(WAIT_MS)
         watch = Watch(base)
 
         def route(r: Route) -> None:

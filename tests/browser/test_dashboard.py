@@ -7,7 +7,6 @@ ticks fast; tests wait for conditions, never for a fixed time.
 """
 
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -21,9 +20,9 @@ from playwright.sync_api import BrowserContext, Page, expect
 from rampup.core.bucketing import in_rollout
 from tests.browser.conftest import Watch
 from tests.support.servers import Server, start_server
+from tests.support.waiting import PATIENCE_S, wait_until
 
 FAST = {"RAMPUP_TICK_S": "0.2", "RAMPUP_LIVE_CHECK_S": "0.2"}
-WAIT = 20_000  # ms: how long a condition may take on a busy machine
 
 pytestmark = pytest.mark.usefixtures("chromium")
 
@@ -108,7 +107,9 @@ def send_traffic(server: Server, flag: str, percentage: float, since: datetime, 
     with api(server) as c:
         token = c.post("/api/v1/tokens", json={"scope": "ingest", "environment": "production", "name": "t"})
         ingest = httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {token.json()['token']}"}, timeout=10
+            base_url=server.url,
+            headers={"Authorization": f"Bearer {token.json()['token']}"},
+            timeout=PATIENCE_S,
         )
     now = datetime.now(UTC)
     events = []
@@ -149,7 +150,7 @@ def test_a_rollout_followed_live_then_paused_with_a_reason_found_in_the_audit_lo
     page = sign_in(context, server.url, server.admin_token)
 
     page.goto(f"{server.url}/rollouts/{rollout_id}")
-    expect(page.locator("#rollout-state")).to_have_text("awaiting approval", timeout=WAIT)
+    expect(page.locator("#rollout-state")).to_have_text("awaiting approval")
     expect(page.locator("#stage-label")).to_have_text("Stage 1 of 4 · 10%")
     expect(page.locator(".signoffs li")).to_contain_text("Stage 2 (Expanded): “Support team ready”")
     page.evaluate("window.__sameDocument = true")
@@ -160,25 +161,29 @@ def test_a_rollout_followed_live_then_paused_with_a_reason_found_in_the_audit_lo
             json={"prerequisite": "Support team ready", "by": "dana"},
         )
         assert r.status_code == 200, r.text
-    expect(page.locator("#stage-label")).to_have_text("Stage 2 of 4 · 25%", timeout=WAIT)
+    expect(page.locator("#stage-label")).to_have_text("Stage 2 of 4 · 25%")
     expect(page.locator("#rollout-state")).to_have_text("running")
     expect(page.locator("#rollout-timeline")).to_contain_text("signed off 'Support team ready' for stage 2")
     assert page.evaluate("window.__sameDocument") is True, "the page reloaded instead of updating itself"
 
     # Traffic until the stage's gates have it (a stage's numbers start at the second after it began).
     entered = datetime.fromisoformat(rollout_state(server, rollout_id)["stage"]["entered_at"])
-    deadline = time.monotonic() + WAIT / 1000
-    while not any(g["samples"] for g in rollout_state(server, rollout_id)["gates"]):
-        assert time.monotonic() < deadline, "the gates never saw the traffic"
+
+    def seen() -> bool:
+        if any(g["samples"] for g in rollout_state(server, rollout_id)["gates"]):
+            return True
         send_traffic(server, flag, 25, entered)
+        return False
+
+    wait_until(seen, "the gates to see the traffic")
     page.reload()
     expect(page.locator("#rollout-gates tr[data-metric='api_latency_p95']")).to_contain_text(
-        re.compile(r"\d+ ms"), timeout=WAIT
+        re.compile(r"\d+ ms")
     )
     expect(page.locator("#rollout-charts svg.chart polyline.series")).to_have_count(6)
     expect(page.locator("#rollout-charts svg.chart line.threshold")).not_to_have_count(0)
     shown = page.locator("#main time").first
-    assert shown.get_attribute("title", timeout=WAIT).endswith("UTC")  # type: ignore[union-attr]
+    assert shown.get_attribute("title").endswith("UTC")  # type: ignore[union-attr]
     assert shown.text_content() != shown.get_attribute("title")  # shown in the browser's zone, UTC on hover
     screenshot(page, "rollout")
 
@@ -286,9 +291,9 @@ def test_readable_at_375_px_and_says_when_the_connection_is_lost(tmp_path: Path,
             page.goto(own.url + path)
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 375, f"{path} is {width} px wide at 375"
-        expect(page.locator("#live-status")).to_have_text("live", timeout=WAIT)
+        expect(page.locator("#live-status")).to_have_text("live")
         expect(page.locator("#connection-lost")).to_be_hidden()
     finally:
         own.stop()
-    expect(page.locator("#connection-lost")).to_be_visible(timeout=WAIT)
+    expect(page.locator("#connection-lost")).to_be_visible()
     expect(page.locator("#live-status")).to_have_text("connection lost")

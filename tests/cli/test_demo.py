@@ -3,7 +3,6 @@
 import re
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import httpx
 from rampup.core.bucketing import in_rollout
 from rampup.demo import REGRESSING_FLAG, DemoTraffic, Tokens
 from tests.support.ports import free_port
-from tests.support.waiting import PATIENCE_S
+from tests.support.waiting import PATIENCE_S, wait_until
 
 
 class Flags:
@@ -59,33 +58,38 @@ def test_the_demo_starts_both_rollouts_and_sends_traffic_a_token_signs_in_with(t
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not (found := re.search(r"admin token:\s+(\S+)", log.read_text())):
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+
+        def started() -> re.Match[str] | None:
+            assert process.poll() is None, log.read_text()
+            return re.search(r"admin token:\s+(\S+)", log.read_text())
+
+        wait_until(started, "the demo's admin token", detail=log.read_text)
         url = f"http://127.0.0.1:{port}"
         assert url in log.read_text()
-        token = found.group(1)
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as api:
-            folder = check_the_demo(
-                api, httpx.Client(base_url=url, timeout=PATIENCE_S), log.read_text(), deadline
-            )
+        token = started().group(1)  # type: ignore[union-attr]
+        with httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=PATIENCE_S
+        ) as api:
+            folder = check_the_demo(api, httpx.Client(base_url=url, timeout=PATIENCE_S), log.read_text())
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        process.wait(timeout=PATIENCE_S)
     assert not folder.exists(), "the throwaway database stays behind"
 
 
-def check_the_demo(api: httpx.Client, browser: httpx.Client, output: str, deadline: float) -> Path:
+def check_the_demo(api: httpx.Client, browser: httpx.Client, output: str) -> Path:
     with browser:
         rollouts = {r["flag"]: r for r in api.get("/api/v1/rollouts").json()}
         assert set(rollouts) == {"workstation", REGRESSING_FLAG}
         assert rollouts["workstation"]["state"] == "awaiting_approval"  # waits for its two sign-offs
-        while not api.get(
-            "/api/v1/metrics", params={"metric": "error_rate", "environment": "production", "window": "5m"}
-        ).json()["variants"]["all"]["samples"]:
-            assert time.monotonic() < deadline, "no traffic arrived"
-            time.sleep(0.2)
+        wait_until(
+            lambda: api.get(
+                "/api/v1/metrics",
+                params={"metric": "error_rate", "environment": "production", "window": "5m"},
+            ).json()["variants"]["all"]["samples"],
+            "the demo's traffic",
+            interval=0.2,
+        )
         nonce = re.search(r'name="nonce" value="([^"]+)"', browser.get("/sign-in").text)
         assert nonce
         token = re.search(r"admin token:\s+(\S+)", output).group(1)  # type: ignore[union-attr]

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.waiting import PATIENCE_S
+
 CODEBASES = Path(__file__).resolve().parent.parent / "fixtures" / "codebases"
 
 
@@ -40,5 +42,5 @@ def tree(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
 
 def rampup(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, timeout=120, cwd=cwd
+        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, timeout=PATIENCE_S, cwd=cwd
     )

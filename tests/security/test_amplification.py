@@ -43,7 +43,7 @@ def sessions(server: Server) -> tuple[int, int]:
 
 def post_envelope(server: Server, key: str, body: bytes) -> httpx.Response:
     url = f"{server.url}/api/{PRODUCTION_ID}/envelope/"
-    return httpx.post(url, params={"sentry_key": key}, content=body, timeout=30)
+    return httpx.post(url, params={"sentry_key": key}, content=body, timeout=PATIENCE_S)
 
 
 def test_a_billion_sessions_in_one_aggregate_cost_one_row(server: Server) -> None:

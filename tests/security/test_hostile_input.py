@@ -11,6 +11,7 @@ import pytest
 from tests.support.api import new_token
 from tests.support.rawhttp import resident_bytes
 from tests.support.servers import Server
+from tests.support.waiting import PATIENCE_S
 
 MiB = 1024 * 1024
 PRODUCTION_ID = 2
@@ -118,7 +119,7 @@ def test_hostile_envelopes_are_refused_and_store_nothing(
         f"{server.url}/api/{PRODUCTION_ID}/envelope/",
         params={"sentry_key": dsn_key},
         content=body,
-        timeout=30,
+        timeout=PATIENCE_S,
     )
     assert response.status_code == status, response.text
     error: dict[str, Any] = response.json()["error"]

@@ -13,7 +13,7 @@ from tests.support.receivers import Receiver
 from tests.support.rollouts import create_rollout, drive
 from tests.support.servers import FAST, Server
 from tests.support.tokens import new_token
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_S, wait_until
 from tests.web.signin import signed_in
 
 SLACK = "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/slackSecretPathToken42"
@@ -96,7 +96,7 @@ def cli(server: Server, token: str, *args: str) -> subprocess.CompletedProcess[s
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPUP_")}
     env.update(RAMPUP_SERVER=server.url, RAMPUP_TOKEN=token, COLUMNS="250")
     return subprocess.run(
-        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, timeout=60, env=env
+        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, timeout=PATIENCE_S, env=env
     )
 
 

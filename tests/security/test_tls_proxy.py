@@ -7,11 +7,12 @@ from collections.abc import Callable
 import httpx
 
 from tests.support.servers import Server
+from tests.support.waiting import PATIENCE_S
 
 
 def sign_in_cookie(server: Server) -> str:
     """The Set-Cookie of the sign-in page, asked for as a proxy that terminated TLS would ask."""
-    with httpx.Client(base_url=server.url, timeout=10) as proxy:
+    with httpx.Client(base_url=server.url, timeout=PATIENCE_S) as proxy:
         page = proxy.get("/sign-in", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"})
     assert page.status_code == 200, page.text
     return page.headers["set-cookie"]

@@ -9,7 +9,7 @@ import pytest
 from rampup.adapters.storage import SqlStore
 from rampup.bootstrap import Container, build_container, prepare
 from rampup.config import Settings
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_S, wait_until
 
 
 @pytest.fixture
@@ -70,6 +70,6 @@ def test_a_rolled_back_change_notifies_nothing(make_database_url: Callable[[str]
             tx.audit.record("dana", "flag.update", "flag:x", None, None, None, "", c.clock())
             raise RuntimeError("the change fails after its audit entry")
         c.flags.create_flag({"key": "kept", "type": "boolean"}, "dana")
-        payloads = [n.payload for n in listening.notifies(timeout=5, stop_after=1)]
+        payloads = [n.payload for n in listening.notifies(timeout=PATIENCE_S, stop_after=1)]
     assert payloads == [str(c.revision())], "only the committed change is announced, with its revision"
     c.close()

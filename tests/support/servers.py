@@ -41,7 +41,9 @@ class Server:
 
     def client(self, token: str | None = None) -> httpx.Client:
         return httpx.Client(
-            base_url=self.url, timeout=30, headers={"Authorization": f"Bearer {token or self.admin_token}"}
+            base_url=self.url,
+            timeout=PATIENCE_S,
+            headers={"Authorization": f"Bearer {token or self.admin_token}"},
         )
 
     def output(self) -> str:
@@ -135,7 +137,7 @@ def _wait_ready(server: Server) -> None:
         if server.process.poll() is not None:
             raise RuntimeError(f"the server exited with {server.process.returncode}:\n{server.output()}")
         try:
-            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{server.url}/readyz", timeout=PATIENCE_S).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from rampup.core.bucketing import in_rollout
+from tests.support.waiting import PATIENCE_S
 
 __all__ = ["Traffic", "flag_state", "send_ratings"]
 
@@ -88,7 +89,7 @@ class Traffic:
             params={"environment": self.environment},
             content=body,
             headers={"Content-Type": "application/json"},
-            timeout=60,
+            timeout=PATIENCE_S,
         )
         assert r.status_code == 202, r.text
         assert r.json() == {"accepted": len(self.users) + sum(self.unhandled)}
@@ -128,6 +129,8 @@ def send_ratings(
         rated[on] += 1
         if on and comment:
             events[-1]["comment"] = comment
-    r = c.post("/api/v1/events", params={"environment": environment}, json={"events": events}, timeout=60)
+    r = c.post(
+        "/api/v1/events", params={"environment": environment}, json={"events": events}, timeout=PATIENCE_S
+    )
     assert r.status_code == 202, r.text
     return rated[True], rated[False]

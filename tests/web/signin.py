@@ -5,10 +5,11 @@ import re
 import httpx
 
 from tests.support.servers import Server
+from tests.support.waiting import PATIENCE_S
 
 
 def signed_in(server: Server, token: str | None = None) -> httpx.Client:
-    c = httpx.Client(base_url=server.url, timeout=10)
+    c = httpx.Client(base_url=server.url, timeout=PATIENCE_S)
     page = c.get("/sign-in")
     nonce = re.search(r'name="nonce" value="([^"]+)"', page.text)
     assert nonce, page.text

@@ -260,7 +260,7 @@ def test_pages_carry_a_strict_policy_and_name_no_other_host(web_server: Server) 
 
 def test_the_live_stream_follows_changes_on_the_session(web_server: Server) -> None:
     browser = signed_in(web_server)
-    with browser.stream("GET", "/live", timeout=20) as stream:
+    with browser.stream("GET", "/live", timeout=PATIENCE_S) as stream:
         lines = stream.iter_lines()
         assert next(lines).startswith("retry:") and next(lines) == "event: hello"
         new_flag(web_server, 10)
