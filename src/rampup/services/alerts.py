@@ -58,7 +58,7 @@ class AlertService:
         actor: str,
         rollout_id: int | None = None,
         defaults: Mapping[str, Any] | None = None,
-    ) -> tuple[int, AlertRule]:
+    ) -> AlertRuleRecord:
         rule = AlertRule.parse(body, defaults)
         now = self._clock()
         with self._store.transaction() as tx:
@@ -73,7 +73,7 @@ class AlertService:
                 "",
                 now,
             )
-        return rule_id, rule
+        return AlertRuleRecord(rule_id, rule, rollout_id, None)
 
     def create_in(self, tx: Transaction, rule: AlertRule, rollout_id: int | None, now: datetime) -> int:
         if tx.environments.get(rule.environment) is None:

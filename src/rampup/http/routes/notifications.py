@@ -135,8 +135,8 @@ def create_alert_rule(
     ],
 ) -> dict[str, Any]:
     """A metric condition over a trailing window, sustained `for` a duration; severity, filters, channels."""
-    rule_id, rule = c.alerts.create(body.model_dump(by_alias=True, exclude_unset=True), token.name)
-    return {"id": rule_id, **rule.to_dict()}
+    created = c.alerts.create(body.model_dump(by_alias=True, exclude_unset=True), token.name)
+    return {"id": created.id, **created.rule.to_dict()}
 
 
 @router.delete("/alert-rules/{rule_id}", status_code=204, tags=["alerts"])
