@@ -51,7 +51,7 @@ def test_a_billion_sessions_in_one_aggregate_cost_one_row(server: Server) -> Non
     started = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     payload = json.dumps({"aggregates": [{"started": started, "exited": 1_000_000_000, "crashed": 7}]})
     body = b'{}\n{"type":"sessions"}\n' + payload.encode() + b"\n"
-    assert len(body) < 130  # the 115-byte envelope, with a crash count added
+    assert len(body) < 130  # a billion sessions in a 115-byte envelope, with a crash count added
     before, rss = sessions(server), resident_bytes(server.process.pid)
     response = post_envelope(server, key, body)
     assert response.status_code == 200, response.text
