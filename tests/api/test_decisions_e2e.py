@@ -1,7 +1,7 @@
 """Decisions end to end on a real `rampup serve` with a manual clock: a stage whose soak ends without enough
 evidence says so once, with what is missing, and goes on when the data come; a line against control rolls
 back a treatment that is several times worse than control while still under the plan's absolute line; a
-count gate compares with control per request."""
+count gate compares with control per request; p95 latency 30% over control's rolls back, and alike does not."""
 
 import os
 import subprocess
@@ -165,6 +165,31 @@ def test_a_count_gate_is_compared_with_control_per_request_not_taken_literally(
         status = drive(server, c, rid, at("rolled_back"), traffic=traffic, what="the step back")
         back = status["timeline"][-1]
         assert back["actor"] == "controller" and "unhandled_exceptions" in back["reason"], back
+
+
+def test_a_treatment_30_percent_slower_than_control_rolls_back_and_an_even_one_does_not(
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
+    """p95 latency against control at 50%, per user: each user's duration is their own (a user is slow in
+    everything), so the evidence is the users', however many requests each sends."""
+    server = server_factory(make_database_url("sqlite"), extra_env=FAST, manual_clock=True)
+    gate = '{metric: api_latency_p95, compare: control, rollback: ["> 2000ms", "> +10%"], for: 1s}'
+    with server.client() as c:
+        slow_id, even_id = (start_two_stages(c, flag, 50, gate) for flag in ("decide-slow", "decide-even"))
+        slow, even = Traffic(c, "decide-slow", users=2000), Traffic(c, "decide-even", users=2000)
+        slow.slower = 1.3
+        for _ in range(5):
+            even.send()
+        status = drive(server, c, slow_id, at("rolled_back"), traffic=slow, what="the step back")
+        back = status["timeline"][-1]
+        assert back["actor"] == "controller" and "> +10%" in back["reason"], back
+        versus = next(g for g in back["evidence"] if g["compare"] == "control")
+        assert versus["verdict"] == "fail" and 0.2 < versus["value"] < 0.4, versus  # about +30%
+        status = drive(server, c, even_id, lambda s: even.batches >= 10, traffic=even, what="ten batches")
+        assert status["state"] == "running", summary(status)
+        lines = [g for g in status["gates"] if g["metric"] == "api_latency_p95"]
+        assert {g["compare"] for g in lines} == {"absolute", "control"}
+        assert all(g["verdict"] != "fail" for g in lines), summary(status)
 
 
 BACKTESTED = """\

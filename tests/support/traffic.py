@@ -35,12 +35,13 @@ class Traffic:
         self._bodies: dict[tuple[Any, ...], tuple[bytes, int, int]] = {}
         self.requests = self.treatment = self.failures = self.batches = 0
         self.unhandled = (0, 0)  # unhandled exceptions each batch, from the first treatment and control users
+        self.slower = 1.0  # the treatment's request durations times this (each user's duration is their own)
 
     def _body(
         self, percentage: float, enabled: bool, salt: str, fail_every: int | None
     ) -> tuple[bytes, int, int]:
         shift = self.batches % fail_every if fail_every else 0
-        key = (percentage, enabled, salt, fail_every, shift, self.unhandled)
+        key = (percentage, enabled, salt, fail_every, shift, self.unhandled, self.slower)
         if key not in self._bodies:
             on = [enabled and in_rollout(salt, user, percentage) for user in self.users]
             treatment = [i for i, yes in enumerate(on) if yes]
@@ -58,7 +59,7 @@ class Traffic:
                     "type": "request",
                     "targeting_key": user,
                     "flags": {self.flag: on[i]},
-                    "duration_ms": 40.0 + i % 200,
+                    "duration_ms": (40.0 + i % 200) * (self.slower if on[i] else 1.0),
                     "ok": i not in failing,
                 }
                 for i, user in enumerate(self.users)

@@ -40,6 +40,16 @@ def test_a_regression_is_caught_on_the_production_tick() -> None:
         assert any("error_rate" in reason for reason in r.reasons)
 
 
+def test_a_treatment_30_percent_slower_rolls_back_on_p95_against_control_within_a_day() -> None:
+    """Users differ (each user's latencies scaled by their own factor) and send heavy-tailed volumes; the
+    gate counts them per user and still sees every percentile 30% up at 5 req/s."""
+    slower = Regression("latency_ms", Traffic().latency_ms * 1.3, stage=1)
+    for seed in range(2):
+        r = simulate_trial(PLAN, Traffic(requests_per_s=5), slower, seed)
+        assert r.outcome == "rolled_back" and r.delay is not None and r.delay < timedelta(hours=24)
+        assert "api_latency_p95" in r.reasons[-1] and "+10%" in r.reasons[-1], r.reasons
+
+
 def test_the_sample_ratio_check_sees_what_the_treatment_under_reports() -> None:
     r = simulate_trial(
         PLAN, Traffic(requests_per_s=10, **EVEN), Regression("underreport", 0.3, after=timedelta(0)), 1

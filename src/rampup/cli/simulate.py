@@ -67,6 +67,14 @@ def simulate(
         float,
         typer.Option("--volume-sigma", min=0.0, help="Spread (lognormal σ) of requests per user."),
     ] = 2.0,
+    user_sigma: Annotated[
+        float,
+        typer.Option(
+            "--user-sigma",
+            min=0.0,
+            help="How much users differ: each user's latencies scaled by a lognormal factor of this σ.",
+        ),
+    ] = 0.3,
     tick: Annotated[str, typer.Option("--tick", help="Controller tick in virtual time.")] = "10s",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -95,6 +103,7 @@ def simulate(
         unhandled_per_request=unhandled_rate,
         requests_per_user=requests_per_user,
         volume_sigma=volume_sigma,
+        user_sigma=user_sigma,
     )
     injected = Regression.parse(regression) if regression else None
     incidents = [Regression.parse(i, "--incident", everyone=True) for i in incident or []]
@@ -129,6 +138,7 @@ def simulate(
                     "regression": regression,
                     "incidents": incident or [],
                     "burst": burst,
+                    "user_sigma": user_sigma,
                     "unhandled_rate": unhandled_rate,
                     "tick_s": step.total_seconds(),
                     "seconds_per_trial": seconds_per_trial,

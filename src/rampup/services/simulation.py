@@ -6,7 +6,8 @@ code's, at the production tick (10 s). Traffic is drawn a block of ticks at a ti
 judged at the block's end, and when anything would change inside the block the first tick it changes at is
 found by bisection, so decisions land on the exact tick they would in production without judging every
 tick. Traffic has what production has: users whose request volumes are heavy-tailed (so the treatment's
-share of requests is not its share of users), failures in bursts from one user (`burst`), incidents in both
+share of requests is not its share of users) and whose latencies differ (a slow phone is slow in all it does;
+latencies are drawn value by value, each from a user, so the gates get the per-user sums the store keeps), failures in bursts from one user (`burst`), incidents in both
 variants, regressions in the treatment, and telemetry the treatment under-reports (a sample-ratio
 mismatch). Runs repeat exactly for a seed.
 """
@@ -75,6 +76,10 @@ class Traffic:
     burst: int = 1  # failures come in runs of this many, all from one user (a user's retries)
     requests_per_user: float = 5.0  # mean requests per user over a stage
     volume_sigma: float = 2.0  # requests per user are lognormal with this σ: a few users send most requests
+    user_sigma: float = (
+        0.3  # users differ: each user's latencies scaled by a lognormal factor of this σ (a slow
+    )
+    # phone, a far network), within the spread over all values (latency_sigma, lcp_sigma)
     underreport: float = (
         0.0  # share of the treatment's telemetry that never arrives (a sample-ratio mismatch)
     )
@@ -197,29 +202,54 @@ class _World:
 
 
 class _Buckets:
-    """Sketch buckets for one metric over a fixed range, and a lognormal's probability of each."""
+    """Sketch buckets and octaves for one metric over a fixed range (±5σ around its medians)."""
 
     def __init__(self, medians: Sequence[float], sigma: float) -> None:
         self.low = sketch.bucket_of(min(medians) * math.exp(-5 * sigma))
         high = sketch.bucket_of(max(medians) * math.exp(5 * sigma))
         self.ids = np.arange(self.low, high + 1)
-        self._edges = np.log(((1 + sketch.RELATIVE_ACCURACY) / (1 - sketch.RELATIVE_ACCURACY)) ** self.ids)
-        self._cache: dict[float, np.ndarray] = {}
         self.sigma = sigma
-
-    def probabilities(self, median: float) -> np.ndarray:
-        p = self._cache.get(median)
-        if p is None:
-            z = (self._edges - math.log(median)) / (self.sigma * math.sqrt(2))
-            cdf = 0.5 * (1 + np.vectorize(math.erf)(z))
-            p = np.clip(np.diff(np.concatenate(([0.0], cdf))), 0, None)
-            p[-1] += max(0.0, 1 - p.sum())
-            p = self._cache[median] = p / p.sum()
-        return p
+        self.first_level = sketch.level_of(sketch.value_of(self.low))
+        self.levels = sketch.level_of(sketch.value_of(int(high))) - self.first_level + 1
 
     def to_dict(self, counts: np.ndarray) -> dict[int, int]:
         nonzero = np.flatnonzero(counts)
         return dict(zip((nonzero + self.low).tolist(), counts[nonzero].tolist(), strict=True))
+
+    def octaves(self, spread: np.ndarray) -> dict[int, Exceedance]:
+        """Per-user sums laid out by octave (`_Requests.spread`) as the store gives them."""
+        totals = spread.astype(np.int64).tolist()
+        return {
+            self.first_level + i: Exceedance(
+                totals[0][i], totals[1][i], totals[2][i], totals[3][i], totals[4][i]
+            )
+            for i in range(self.levels)
+        }
+
+
+@dataclass
+class _Requests:
+    """A block's values of one metric, one per request in tick order: its sketch bucket (index), octave
+    (index) and user (users live within the block), so any tick's prefix gives both the sketch and the
+    per-user sums the gates read."""
+
+    buckets: np.ndarray
+    levels: np.ndarray
+    users: np.ndarray
+    size: tuple[int, int]  # (bucket ids, octaves)
+
+    def hist(self, m: int) -> np.ndarray:
+        return np.bincount(self.buckets[:m], minlength=self.size[0])
+
+    def spread(self, m: int) -> np.ndarray:
+        """[Σn, Σn², Σe, Σe², Σen] per octave over the users of the first m values, e at or above it."""
+        octaves = self.size[1]
+        users = int(self.users[:m].max()) + 1 if m else 0
+        per_user = np.bincount(self.users[:m] * octaves + self.levels[:m], minlength=users * octaves)
+        e = per_user.reshape(users, octaves)[:, ::-1].cumsum(axis=1)[:, ::-1].astype(np.float64)
+        n = e[:, 0] if users else np.zeros(0)
+        ones = np.ones(octaves)
+        return np.stack([n.sum() * ones, (n * n).sum() * ones, e.sum(0), (e * e).sum(0), n @ e])
 
 
 _SCALARS = ("count", "failures", "failures_sq")
@@ -237,9 +267,14 @@ class _Series:
     block: dict[str, np.ndarray] = field(default_factory=dict)
     block_hist: np.ndarray | None = None  # the whole block's histogram
     parts: dict[int, np.ndarray] = field(default_factory=dict)  # tick → histogram up to it
+    values: _Requests | None = None  # a latency's block, value by value (its hist and spread come from it)
+    base_spread: np.ndarray | None = None  # per-user sums by octave before the block (see _Requests.spread)
+    spreads: dict[int, np.ndarray] = field(default_factory=dict)  # tick → the block's sums up to it
     recent: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=360))  # (tick ms, count)
     per_tick: np.ndarray | None = None
-    snapshots: dict[int, tuple[dict[str, float], np.ndarray | None]] = field(default_factory=dict)
+    snapshots: dict[int, tuple[dict[str, float], np.ndarray | None, np.ndarray | None]] = field(
+        default_factory=dict
+    )
 
     def hist(self, k: int, rng: np.random.Generator) -> np.ndarray | None:
         if self.block_hist is None:
@@ -250,10 +285,20 @@ class _Series:
             whole = self.block_hist
             if counted == int(self.block["count"][-1]):
                 part = whole
+            elif self.values is not None:
+                part = self.values.hist(counted)
             else:
                 part = rng.multivariate_hypergeometric(whole, counted) if counted else whole * 0
             self.parts[k] = part
         return part if self.base_hist is None else self.base_hist + part
+
+    def spread(self, k: int) -> np.ndarray | None:
+        if self.values is None:
+            return self.base_spread
+        part = self.spreads.get(k)
+        if part is None:
+            part = self.spreads[k] = self.values.spread(int(self.block["count"][k]))
+        return part if self.base_spread is None else self.base_spread + part
 
 
 class _Inputs:
@@ -284,15 +329,16 @@ class _Inputs:
             s.per_tick = draws["count"] if counted else None
             s.block_hist = draws.get("hist")
             s.parts = {}
+            s.values, s.spreads = draws.get("values"), {}  # type: ignore[assignment]
 
     def commit(self, k: int) -> None:
         """Ticks 0..k of the block happened; the rest are dropped (the world changed after tick k)."""
         self._cache.clear()
         for s in self.series.values():
-            hist = s.hist(k, self.rng)
+            hist, spread = s.hist(k, self.rng), s.spread(k)
             for name, cumulative in s.block.items():
                 s.base[name] += float(cumulative[k])
-            s.base_hist = hist
+            s.base_hist, s.base_spread, s.values, s.spreads = hist, spread, None, {}
             if s.per_tick is not None:
                 at = range(self.block_start_ms, self.block_start_ms + (k + 1) * _TICK_MS, _TICK_MS)
                 s.recent.extend(zip(at, s.per_tick[: k + 1].tolist(), strict=True))
@@ -305,25 +351,37 @@ class _Inputs:
     def snapshot(self, at_ms: int) -> None:
         """Totals as they stand at a restart point (after a commit): windows from it subtract them."""
         for s in self.series.values():
-            s.snapshots[at_ms] = (dict(s.base), None if s.base_hist is None else s.base_hist.copy())
+            s.snapshots[at_ms] = (
+                dict(s.base),
+                None if s.base_hist is None else s.base_hist.copy(),
+                None if s.base_spread is None else s.base_spread.copy(),
+            )
 
-    def _since(self, s: _Series, since_ms: int) -> tuple[dict[str, float], np.ndarray | None]:
+    def _since(
+        self, s: _Series, since_ms: int
+    ) -> tuple[dict[str, float], np.ndarray | None, np.ndarray | None]:
         """What to subtract for data since `since_ms`: nothing from the stage's start, or a snapshot."""
         if since_ms <= self.stage_since_ms:
-            return dict.fromkeys(_SCALARS, 0.0), None
-        return s.snapshots.get(since_ms, (dict.fromkeys(_SCALARS, 0.0), None))
+            return dict.fromkeys(_SCALARS, 0.0), None, None
+        return s.snapshots.get(since_ms, (dict.fromkeys(_SCALARS, 0.0), None, None))
 
     def dispersion(self, metric: str, variant: str, since_ms: int, until_ms: int) -> float:
         s = self.series.get((metric, variant))
         if s is None:
             return 1.0
-        before, _ = self._since(s, since_ms)
+        before, _, _ = self._since(s, since_ms)
         failures = self._scalar(s, "failures") - before["failures"]
         squares = self._scalar(s, "failures_sq") - before["failures_sq"]
         return max(1.0, squares / failures) if failures > 0 else 1.0
 
     def exceedance(self, metric: str, variant: str, since_ms: int, until_ms: int) -> dict[int, Exceedance]:
-        return {}
+        """Per-user sums by octave since `since_ms` (users live within a block, so blocks add up)."""
+        s, octaves = self.series.get((metric, variant)), self.buckets.get(metric)
+        spread = s.spread(self.k) if s is not None else None
+        if s is None or octaves is None or spread is None:
+            return {}
+        _, _, before = self._since(s, since_ms)
+        return octaves.octaves(spread if before is None else spread - before)
 
     def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
         key = (metric, variant, since_ms, until_ms, self.k)
@@ -338,7 +396,7 @@ class _Inputs:
             return Aggregate()
         if since_ms > self.stage_since_ms and since_ms not in s.snapshots:  # a count gate's trailing window
             return Aggregate(count=round(self._window(s, since_ms, until_ms)))
-        before, before_hist = self._since(s, since_ms)
+        before, before_hist, _ = self._since(s, since_ms)
         sketched = self.buckets.get(metric)
         counts = s.hist(self.k, self.rng) if sketched else None
         if counts is not None and before_hist is not None:
@@ -370,6 +428,7 @@ class _Inputs:
 
 
 _TICK_MS = int(TICK.total_seconds() * 1000)
+_LOG_GAMMA = math.log((1 + sketch.RELATIVE_ACCURACY) / (1 - sketch.RELATIVE_ACCURACY))
 
 
 class _Draw:
@@ -403,9 +462,11 @@ class _Draw:
             out[("unhandled_exceptions", variant)] = {
                 "count": rng.poisson(requests * params.unhandled_per_request)
             }
-            out[("api_latency", variant)] = self._sketch("api_latency", requests, params.latency_ms)
+            out[("api_latency", variant)] = self._values(
+                "api_latency", requests, people, params, params.latency_ms
+            )
             pages = rng.binomial(requests, params.page_load_share)
-            out[("lcp", variant)] = self._sketch("lcp", pages, params.lcp_ms)
+            out[("lcp", variant)] = self._values("lcp", pages, people, params, params.lcp_ms)
             out[("engagement", variant)] = self._histogram(people, self._poisson(params.engagement))
         return out, np.stack([seen[TREATMENT][1], seen[CONTROL][1]], axis=1)  # users, as production counts
 
@@ -417,8 +478,25 @@ class _Draw:
         failures = self.rng.binomial(requests, min(p.error_rate, 1.0))
         return {"count": requests, "failures": failures, "failures_sq": failures}
 
-    def _sketch(self, metric: str, n: np.ndarray, median: float) -> dict[str, np.ndarray]:
-        return self._histogram(n, self.buckets[metric].probabilities(median))
+    def _values(
+        self, metric: str, n: np.ndarray, people: np.ndarray, p: Traffic, median: float
+    ) -> dict[str, Any]:
+        """The block's values one by one: each from a user (volumes lognormal of σ volume_sigma) whose
+        values are scaled by their own factor (σ user_sigma), the rest of the spread within each user."""
+        rng, b = self.rng, self.buckets[metric]
+        total, users = int(n.sum()), max(int(people.sum()), 1)
+        weights = rng.lognormal(0.0, p.volume_sigma, users)
+        user = rng.choice(users, total, p=weights / weights.sum())
+        within = math.sqrt(max(b.sigma**2 - p.user_sigma**2, 0.0))
+        logs = (
+            math.log(median)
+            + p.user_sigma * rng.standard_normal(users)[user]
+            + within * rng.standard_normal(total)
+        )
+        bucket = np.clip(np.ceil(logs / _LOG_GAMMA).astype(np.int64) - b.low, 0, b.ids.size - 1)
+        level = np.clip(np.floor(logs / math.log(2)).astype(np.int64) - b.first_level, 0, b.levels - 1)
+        values = _Requests(bucket, level, user, (b.ids.size, b.levels))
+        return {"count": n, "hist": values.hist(total), "values": values}
 
     def _histogram(self, n: np.ndarray, probabilities: np.ndarray) -> dict[str, np.ndarray]:
         return {"count": n, "hist": self.rng.multinomial(int(n.sum()), probabilities)}
