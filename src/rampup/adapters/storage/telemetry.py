@@ -9,14 +9,11 @@ from sqlalchemy import (
     Connection,
     Subquery,
     Table,
-    bindparam,
     delete,
     func,
     insert,
     select,
-    tuple_,
     union_all,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -177,32 +174,40 @@ class SqlTelemetry:
             )
 
     def add_rollups(self, environment_id: int, batch: Mapping[RollupKey, Aggregate]) -> None:
-        """Merge a batch's aggregates into the stored ones (read, merge, write; rows locked on PostgreSQL)."""
+        """Merge a batch's aggregates into the stored ones (read, merge, write; rows locked on PostgreSQL). Plain
+        statements over positional rows: SQLAlchemy's work per statement and row cost more than these few rows."""
         keys = sorted(batch)  # one lock order for every writer, so two instances never deadlock
         postgres = self.conn.dialect.name == "postgresql"
+        mark = "%s" if postgres else "?"
         if postgres:
             # Create missing rows empty first, so concurrent writers meet on row locks, not on duplicate keys.
             self.conn.exec_driver_sql(_ENSURE_ROLLUPS, (environment_id, _encode_json(keys).decode()))
         existing: dict[RollupKey, Aggregate] = {}
-        key_columns = tuple_(*(rollups.c[name] for name in _KEY_COLUMNS))
+        # One primary-key lookup per key: SQLite reads `(…) IN (VALUES …)` by scanning the environment's rows.
+        term = f"({' AND '.join(f'{c} = {mark}' for c in _KEY_COLUMNS)})"
         for i in range(0, len(keys), _CHUNK):
-            query = select(rollups).where(
-                rollups.c.environment_id == environment_id, key_columns.in_(keys[i : i + _CHUNK])
+            chunk = keys[i : i + _CHUNK]
+            found = self.conn.exec_driver_sql(
+                f"SELECT {', '.join(_KEY_COLUMNS + _AGGREGATE_COLUMNS)} FROM rollups WHERE environment_id = {mark} "
+                f"AND ({' OR '.join([term] * len(chunk))})" + (" FOR UPDATE" if postgres else ""),
+                (environment_id, *(part for key in chunk for part in key)),
             )
-            if postgres:
-                query = query.with_for_update()
-            for r in self.conn.execute(query):
-                existing[RollupKey(r.flag, r.variant, r.metric, r.resolution, r.period)] = _aggregate(r)
+            for flag, variant, metric, resolution, period, *aggregate in found:
+                existing[RollupKey(flag, variant, metric, resolution, period)] = _aggregate(*aggregate)
         updates, inserts = [], []
         for key in keys:
             merged = existing.get(key)
             if merged is None:
-                inserts.append({"environment_id": environment_id, **key._asdict(), **_columns(batch[key])})
+                inserts.append((environment_id, *key, *_values(batch[key])))
             else:
                 merged.merge(batch[key])
                 updates.append((key, merged))
         if inserts:
-            self.conn.execute(insert(rollups), inserts)
+            columns = ("environment_id", *_KEY_COLUMNS, *_AGGREGATE_COLUMNS)
+            self.conn.exec_driver_sql(
+                f"INSERT INTO rollups ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})",
+                inserts,
+            )
         if not updates:
             return
         if postgres:  # one statement for all rows, as for the per-user days
@@ -211,12 +216,10 @@ class SqlTelemetry:
                 (_encode_json([(*k, *_values(a)) for k, a in updates]).decode(), environment_id),
             )
             return
-        self.conn.execute(
-            update(rollups).where(
-                rollups.c.environment_id == environment_id,
-                *(rollups.c[name] == bindparam(f"k_{name}") for name in _KEY_COLUMNS),
-            ),
-            [{**{f"k_{name}": v for name, v in k._asdict().items()}, **_columns(a)} for k, a in updates],
+        self.conn.exec_driver_sql(
+            f"UPDATE rollups SET {', '.join(f'{c} = ?' for c in _AGGREGATE_COLUMNS)} WHERE environment_id = ? AND "
+            + " AND ".join(f"{c} = ?" for c in _KEY_COLUMNS),
+            [(*_values(a), environment_id, *k) for k, a in updates],
         )
 
     def add_units(self, environment_id: int, units: Mapping[UnitKey, list[int]]) -> None:
@@ -331,7 +334,8 @@ class SqlTelemetry:
         """The rows of the given (resolution, first, last) spans."""
         rows: list[RollupRow] = []
         for resolution, first, last in spans:
-            query = select(rollups).where(
+            columns = (rollups.c.variant, rollups.c.period, *(rollups.c[c] for c in _AGGREGATE_COLUMNS))
+            query = select(*columns).where(
                 rollups.c.environment_id == environment_id,
                 rollups.c.flag == flag,
                 rollups.c.metric == metric,
@@ -339,7 +343,8 @@ class SqlTelemetry:
                 rollups.c.period.between(first, last),
             )
             rows.extend(
-                RollupRow(r.variant, r.resolution, r.period, _aggregate(r)) for r in self.conn.execute(query)
+                RollupRow(variant, resolution, period, _aggregate(*aggregate))
+                for variant, period, *aggregate in self.conn.execute(query)
             )
         return rows
 
@@ -505,15 +510,24 @@ def _day_of(name: str) -> int | None:
     return int(number[1:]) if number[0] == "d" else -int(number[1:]) if number[0] == "m" else None
 
 
-def _aggregate(r: Any) -> Aggregate:
+def _aggregate(
+    count: int,
+    failures: int,
+    total: float,
+    total_sq: float,
+    last_value: float | None,
+    last_at_ms: int | None,
+    sketch: bytes | None,
+) -> Aggregate:
+    """An aggregate from its columns (`_AGGREGATE_COLUMNS`, in order)."""
     return Aggregate(
-        r.count,
-        r.failures,
-        r.total,
-        r.total_sq,
-        r.last_value,
-        r.last_at_ms,
-        _decode_sketch(r.sketch) if r.sketch is not None else None,
+        count,
+        failures,
+        total,
+        total_sq,
+        last_value,
+        last_at_ms,
+        _decode_sketch(sketch) if sketch is not None else None,
     )
 
 
