@@ -23,6 +23,7 @@ from pydantic_core import CoreSchema, core_schema
 from rampup.core.flags import FlagType
 from rampup.core.lifecycle import FlagKind
 from rampup.core.notifications import ChannelType, Severity
+from rampup.core.plans import OnTimeout
 from rampup.core.scheduled_changes import ChangeStatus
 from rampup.core.schedules import ReportKind
 from rampup.core.segments import MAX_KEY_LENGTH, MAX_SEGMENT_CONDITIONS, MAX_SEGMENT_KEYS
@@ -568,6 +569,34 @@ class TransitionOut(BaseModel):
     evidence: list[dict[str, Any]]
 
 
+class StageOut(BaseModel):
+    number: int
+    name: str
+    percentage: float
+    min_duration_s: float
+    max_duration_s: float | None
+    on_timeout: OnTimeout
+    prerequisites: list[str]
+    approval: bool
+
+
+class SignoffOut(BaseModel):
+    stage: int
+    prerequisite: str
+    by: str
+    at: datetime
+
+
+class StageForecastOut(BaseModel):
+    """A stage's expected time to a decision at the traffic of the last day."""
+
+    stage: int
+    name: str
+    soak_s: float
+    expected_decision_s: float | None  # None: never at that traffic
+    limited_by: str | None  # the gate that takes longest, when it takes longer than the soak
+
+
 class RolloutOut(BaseModel):
     id: int
     name: str
@@ -576,15 +605,15 @@ class RolloutOut(BaseModel):
     state: str
     stage: StageStatusOut
     waiting_for: list[str]
-    stages: list[dict[str, Any]]
+    stages: list[StageOut]
     gates: list[GateOut]
-    signoffs: list[dict[str, Any]]
+    signoffs: list[SignoffOut]
     timeline: list[TransitionOut]
     actions: list[str] = []  # the commands the rollout's state allows now
     created_by: str
     created_at: datetime
     plan: dict[str, Any]
-    forecast: list[dict[str, Any]] = []  # per stage: the expected time to a decision at the traffic seen
+    forecast: list[StageForecastOut] = []
 
 
 class ClockIn(Strict):
