@@ -502,6 +502,21 @@ class BacktestIn(Strict):
     filename: str | None = Field(default=None, max_length=200)
 
 
+class TransitionOut(BaseModel):
+    kind: str | None = (
+        None  # started, advanced, rolled_back, approved, waiting_for_data, environment_unhealthy…
+    )
+    at: datetime
+    from_: str = Field(alias="from")
+    to: str
+    from_stage: int
+    to_stage: int
+    actor: str
+    on_behalf_of: str | None = None
+    reason: str
+    evidence: list[dict[str, Any]]
+
+
 class BacktestOut(BaseModel):
     plan: str
     flag: str
@@ -509,7 +524,7 @@ class BacktestOut(BaseModel):
     from_: datetime = Field(alias="from")
     to: datetime
     tick_s: float
-    decisions: list[dict[str, Any]]
+    decisions: list[TransitionOut]
     state: str
     stage: int
 
@@ -552,21 +567,6 @@ class GateOut(BaseModel):
     compare: str
     needs: dict[str, float] | None = None
     since_ms: int | None = None  # a breach seen on a restarted window: since when
-
-
-class TransitionOut(BaseModel):
-    kind: str | None = (
-        None  # started, advanced, rolled_back, approved, waiting_for_data, environment_unhealthy…
-    )
-    at: datetime
-    from_: str = Field(alias="from")
-    to: str
-    from_stage: int
-    to_stage: int
-    actor: str
-    on_behalf_of: str | None = None
-    reason: str
-    evidence: list[dict[str, Any]]
 
 
 class StageOut(BaseModel):
