@@ -24,6 +24,7 @@ GATES = [
     {"metric": "error_rate", "target": "< 2%", "rollback": "> 5%"},
     {"metric": "api_latency_p95", "target": "< 400ms"},
     {"metric": "error_rate", "compare": "control", "target": "< +50%"},
+    {"metric": "api_latency_p95", "compare": "control", "rollback": "> +10%"},  # per user: the octaves
 ]
 
 
@@ -35,9 +36,10 @@ def events(n: int = 3000) -> bytes:
                 {
                     "type": "request",
                     "timestamp": (NOW - timedelta(seconds=rng.uniform(1, 10))).isoformat(),  # one flush
-                    "targeting_key": f"user-{rng.randrange(400)}",
+                    "targeting_key": f"user-{(user := rng.randrange(400))}",
                     "flags": {FLAG: (on := rng.random() < 0.5)},
-                    "duration_ms": round(rng.lognormvariate(4.6 + 0.2 * on, 0.5), 2),
+                    # each user slower or faster by their own factor: the per-user octaves matter
+                    "duration_ms": round(rng.lognormvariate(4.6 + 0.2 * on + (user % 9 - 4) / 8, 0.3), 2),
                     "ok": rng.random() > (0.03 if on else 0.01),
                 }
                 for _ in range(n)
@@ -78,7 +80,7 @@ def answers(c: Container) -> list[object]:
             assess(Gate.parse(gate, f"gates[{i}]"), inputs, NOW_MS - 3_600_000, NOW_MS)
             for i, gate in enumerate(GATES)
         ]
-    return [*metrics, *[(v.verdict, v.measurement) for v in verdicts]]
+    return [*metrics, *[(v.verdict, v.measurement, v.measurement.bounds()) for v in verdicts]]
 
 
 def test_a_summary_gives_the_metric_answers_and_gate_verdicts_of_its_events(pair: list[Container]) -> None:
