@@ -219,48 +219,12 @@ class Plan:
         if not isinstance(flag, str) or not FLAG_KEY.match(flag):
             raise InvalidInput(f"flag must be a flag key, got {flag!r}", where="flag")
         environment = _text(raw.get("environment"), "environment")
-        stages_raw = raw.get("stages")
-        if not isinstance(stages_raw, list) or not stages_raw:
-            raise InvalidInput("a plan needs at least one stage", where="stages")
-        stages = tuple(_stage(s, f"stages[{i}]") for i, s in enumerate(stages_raw))
-        for i in range(1, len(stages)):
-            if stages[i].percentage_bp <= stages[i - 1].percentage_bp:
-                raise InvalidInput(
-                    f"stage percentages must rise: {stages[i].percentage_bp / 100:g}% follows "
-                    f"{stages[i - 1].percentage_bp / 100:g}%",
-                    where=f"stages[{i}].percentage",
-                )
-        gates_raw = raw.get("gates", [])
-        if not isinstance(gates_raw, list):
-            raise InvalidInput("gates is a list", where="gates")
-        gates: tuple[Gate, ...] = ()
-        for i, g in enumerate(gates_raw):
-            lines = Gate.lines(g, f"gates[{i}]")
-            if any(line.rollback_to is not None and line.rollback_to > len(stages) for line in lines):
-                raise InvalidInput(
-                    f"rollback_to {g['rollback_to']}: the plan has {len(stages)} stages",
-                    where=f"gates[{i}].rollback_to",
-                )
-            gates += lines
+        stages = _stages(raw.get("stages"))
+        gates = _gates(raw.get("gates", []), len(stages))
         notify = raw.get("notify", [])
         if not isinstance(notify, list) or not all(isinstance(n, str) and n for n in notify):
             raise InvalidInput("notify is a list of channel names", where="notify")
-        hooks = raw.get("hooks") or {}
-        if not isinstance(hooks, Mapping) or set(hooks) - {"webhook", "command"}:
-            raise InvalidInput("hooks has 'webhook' (a URL) and/or 'command'", where="hooks")
-        for key in hooks:
-            if not isinstance(hooks[key], str) or not hooks[key]:
-                raise InvalidInput(f"hooks.{key} is a string", where=f"hooks.{key}")
-        webhook = hooks.get("webhook")
-        if webhook is not None and not webhook.startswith(("http://", "https://")):
-            raise InvalidInput("hooks.webhook is an http(s) URL", where="hooks.webhook")
-        command = hooks.get("command")
-        if command is not None and not HOOK_COMMAND_NAME.fullmatch(command):
-            raise InvalidInput(
-                "hooks.command is the name of a command defined on the server (RAMPUP_HOOK_COMMANDS), "
-                "such as deploy-env: letters, digits, '.', '_' and '-'",
-                where="hooks.command",
-            )
+        hooks = _hooks(raw.get("hooks") or {})
         srm = raw.get("srm", True)
         if not isinstance(srm, bool):
             raise InvalidInput("srm is true or false", where="srm")
@@ -276,7 +240,7 @@ class Plan:
             stages,
             gates,
             tuple(notify),
-            Hooks(webhook, command),
+            hooks,
             srm,
             alerts,
             parse_bucket_by(raw["bucket_by"]) if "bucket_by" in raw else None,
@@ -285,6 +249,55 @@ class Plan:
 
     def percentage_bp(self, stage: int) -> int:
         return 0 if stage == 0 else self.stages[stage - 1].percentage_bp
+
+
+def _stages(stages_raw: Any) -> tuple[Stage, ...]:
+    if not isinstance(stages_raw, list) or not stages_raw:
+        raise InvalidInput("a plan needs at least one stage", where="stages")
+    stages = tuple(_stage(s, f"stages[{i}]") for i, s in enumerate(stages_raw))
+    for i in range(1, len(stages)):
+        if stages[i].percentage_bp <= stages[i - 1].percentage_bp:
+            raise InvalidInput(
+                f"stage percentages must rise: {stages[i].percentage_bp / 100:g}% follows "
+                f"{stages[i - 1].percentage_bp / 100:g}%",
+                where=f"stages[{i}].percentage",
+            )
+    return stages
+
+
+def _gates(gates_raw: Any, stage_count: int) -> tuple[Gate, ...]:
+    """The plan's gates, one Gate per scale each is judged on (its own lines, lines against control)."""
+    if not isinstance(gates_raw, list):
+        raise InvalidInput("gates is a list", where="gates")
+    gates: tuple[Gate, ...] = ()
+    for i, g in enumerate(gates_raw):
+        lines = Gate.lines(g, f"gates[{i}]")
+        if any(line.rollback_to is not None and line.rollback_to > stage_count for line in lines):
+            raise InvalidInput(
+                f"rollback_to {g['rollback_to']}: the plan has {stage_count} stages",
+                where=f"gates[{i}].rollback_to",
+            )
+        gates += lines
+    return gates
+
+
+def _hooks(hooks: Any) -> Hooks:
+    if not isinstance(hooks, Mapping) or set(hooks) - {"webhook", "command"}:
+        raise InvalidInput("hooks has 'webhook' (a URL) and/or 'command'", where="hooks")
+    for key in hooks:
+        if not isinstance(hooks[key], str) or not hooks[key]:
+            raise InvalidInput(f"hooks.{key} is a string", where=f"hooks.{key}")
+    webhook = hooks.get("webhook")
+    if webhook is not None and not webhook.startswith(("http://", "https://")):
+        raise InvalidInput("hooks.webhook is an http(s) URL", where="hooks.webhook")
+    command = hooks.get("command")
+    if command is not None and not HOOK_COMMAND_NAME.fullmatch(command):
+        raise InvalidInput(
+            "hooks.command is the name of a command defined on the server (RAMPUP_HOOK_COMMANDS), "
+            "such as deploy-env: letters, digits, '.', '_' and '-'",
+            where="hooks.command",
+        )
+    return Hooks(webhook, command)
 
 
 def _on_inconclusive(raw: Any) -> OnInconclusive:
