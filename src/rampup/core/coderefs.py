@@ -596,79 +596,97 @@ def analyze(modules: Mapping[str, ModuleFacts], keys: Iterable[str]) -> Analysis
     resolver.find_wrappers()
     analysis = Analysis(wrappers=set(resolver.wrappers))
     for module, facts in modules.items():
-        found: list[CodeRef] = []
+        found = [
+            *_definitions(resolver, analysis, module, facts),
+            *_imports(resolver, analysis, module, facts),
+            *_wrapper_functions(resolver, module, facts),
+        ]
         checks: list[Check] = []
-        for binding in facts.bindings:
-            meaning = resolver.meaning(module, binding.scope, binding.value)
-            if binding.scope == "" and isinstance(meaning, _Holds):
-                analysis.holders[module, binding.name] = meaning.key
-                kind = RefKind.CONSTANT if isinstance(binding.value, Str) else RefKind.ALIAS
-                found.append(CodeRef(module, binding.span, kind, meaning.key, "", f"{kind} {binding.name}"))
-            elif binding.scope == "" and (module, binding.name) in resolver.wrappers:
-                wrapper = resolver.wrappers[module, binding.name]
-                found.append(
-                    CodeRef(module, binding.span, RefKind.WRAPPER, wrapper.key, "", f"value {binding.name}")
-                )
-        for imported in facts.imports:
-            target = resolver._through_import(imported, ()) if imported.name not in (None, "*") else None
-            if target is not None:
-                meaning = resolver.of_symbol(*target)
-                if isinstance(meaning, _Holds):
-                    analysis.holders[module, imported.local] = meaning.key
-                    found.append(
-                        CodeRef(
-                            module,
-                            imported.span,
-                            RefKind.ALIAS,
-                            meaning.key,
-                            imported.scope,
-                            f"import {imported.name} as {imported.local}"
-                            if imported.name != imported.local
-                            else f"import {imported.local}",
-                        )
-                    )
-        for function in facts.functions:
-            wrapped = resolver.wrappers.get((module, function.name))
-            if wrapped is not None:
-                what = "component" if wrapped.result == "choice" else "function"
-                found.append(
-                    CodeRef(
-                        module, function.span, RefKind.WRAPPER, wrapped.key, "", f"{what} {function.name}"
-                    )
-                )
         for site in facts.sites:
-            meaning = resolver.meaning(module, site.scope, site.expr)
-            if isinstance(meaning, _Evaluates):
-                checks.append(
-                    Check(
-                        meaning.key,
-                        site.expr.span,
-                        meaning.result,
-                        meaning.method,
-                        meaning.variable,
-                        meaning.choice,
-                    )
-                )
-                if _is_local_read(resolver, module, site):
-                    continue  # `enabled` inside the function that evaluated it: the evaluation is the reference
-                found.append(
-                    CodeRef(module, site.expr.span, meaning.kind, meaning.key, site.scope, meaning.method)
-                )
-            elif isinstance(meaning, _Holds):
-                kind = RefKind.LITERAL if isinstance(site.expr, Str) else RefKind.USE
-                name = ".".join(site.expr.path) if isinstance(site.expr, Name) else f'"{meaning.key}"'
-                found.append(CodeRef(module, site.expr.span, kind, meaning.key, site.scope, name))
-            elif isinstance(site.expr, Str) and env_flag(site.expr.value) is not None:
-                env = resolver.env(site.expr.value)
-                if isinstance(env, _Evaluates):  # a variable named in a string: settings, a helper's argument
-                    found.append(
-                        CodeRef(module, site.expr.span, RefKind.ENV, env.key, site.scope, site.expr.value)
-                    )
+            found.extend(_site(resolver, module, site, checks))
         analysis.refs.extend(_outermost(found))
         if checks:
             analysis.checks[module] = checks
     analysis.refs.sort(key=lambda r: (r.module, r.span))
     return analysis
+
+
+def _definitions(resolver: _Resolver, analysis: Analysis, module: str, facts: ModuleFacts) -> list[CodeRef]:
+    """Module-level names that hold a key (constants, aliases; noted in `analysis.holders`) or wrap a check."""
+    found = []
+    for binding in facts.bindings:
+        meaning = resolver.meaning(module, binding.scope, binding.value)
+        if binding.scope == "" and isinstance(meaning, _Holds):
+            analysis.holders[module, binding.name] = meaning.key
+            kind = RefKind.CONSTANT if isinstance(binding.value, Str) else RefKind.ALIAS
+            found.append(CodeRef(module, binding.span, kind, meaning.key, "", f"{kind} {binding.name}"))
+        elif binding.scope == "" and (module, binding.name) in resolver.wrappers:
+            wrapper = resolver.wrappers[module, binding.name]
+            found.append(
+                CodeRef(module, binding.span, RefKind.WRAPPER, wrapper.key, "", f"value {binding.name}")
+            )
+    return found
+
+
+def _imports(resolver: _Resolver, analysis: Analysis, module: str, facts: ModuleFacts) -> list[CodeRef]:
+    """Imported names that hold a key, noted in `analysis.holders` too."""
+    found = []
+    for imported in facts.imports:
+        target = resolver._through_import(imported, ()) if imported.name not in (None, "*") else None
+        if target is None:
+            continue
+        meaning = resolver.of_symbol(*target)
+        if isinstance(meaning, _Holds):
+            analysis.holders[module, imported.local] = meaning.key
+            found.append(
+                CodeRef(
+                    module,
+                    imported.span,
+                    RefKind.ALIAS,
+                    meaning.key,
+                    imported.scope,
+                    f"import {imported.name} as {imported.local}"
+                    if imported.name != imported.local
+                    else f"import {imported.local}",
+                )
+            )
+    return found
+
+
+def _wrapper_functions(resolver: _Resolver, module: str, facts: ModuleFacts) -> list[CodeRef]:
+    found = []
+    for function in facts.functions:
+        wrapped = resolver.wrappers.get((module, function.name))
+        if wrapped is not None:
+            what = "component" if wrapped.result == "choice" else "function"
+            found.append(
+                CodeRef(module, function.span, RefKind.WRAPPER, wrapped.key, "", f"{what} {function.name}")
+            )
+    return found
+
+
+def _site(resolver: _Resolver, module: str, site: Site, checks: list[Check]) -> list[CodeRef]:
+    """What one expression is: an evaluation (added to `checks` too), a use of a key, or an environment
+    variable naming a flag."""
+    meaning = resolver.meaning(module, site.scope, site.expr)
+    if isinstance(meaning, _Evaluates):
+        checks.append(
+            Check(
+                meaning.key, site.expr.span, meaning.result, meaning.method, meaning.variable, meaning.choice
+            )
+        )
+        if _is_local_read(resolver, module, site):
+            return []  # `enabled` inside the function that evaluated it: the evaluation is the reference
+        return [CodeRef(module, site.expr.span, meaning.kind, meaning.key, site.scope, meaning.method)]
+    if isinstance(meaning, _Holds):
+        kind = RefKind.LITERAL if isinstance(site.expr, Str) else RefKind.USE
+        name = ".".join(site.expr.path) if isinstance(site.expr, Name) else f'"{meaning.key}"'
+        return [CodeRef(module, site.expr.span, kind, meaning.key, site.scope, name)]
+    if isinstance(site.expr, Str) and env_flag(site.expr.value) is not None:
+        env = resolver.env(site.expr.value)
+        if isinstance(env, _Evaluates):  # a variable named in a string: settings, a helper's argument
+            return [CodeRef(module, site.expr.span, RefKind.ENV, env.key, site.scope, site.expr.value)]
+    return []
 
 
 def _is_local_read(resolver: _Resolver, module: str, site: Site) -> bool:
