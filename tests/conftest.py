@@ -5,6 +5,7 @@ helpers themselves (servers, receivers, traffic, waiting, and how to drive time)
 """
 
 import compileall
+import functools
 import os
 import shutil
 import uuid
@@ -17,7 +18,7 @@ import pytest
 
 import rampup
 from rampup.adapters.storage import make_engine, migrate
-from tests.support.servers import Server, start_server
+from tests.support.servers import FAST, Server, start_server
 
 pytest_plugins = ["tests.support.schedule"]
 
@@ -215,14 +216,18 @@ def module_servers(
     module_database_url: Callable[[str], str], module_server_factory: Callable[..., Server]
 ) -> Callable[[str], Server]:
     """backend → the module's one plain server on a fresh database of that kind, started on first use."""
-    started: dict[str, Server] = {}
+    return functools.cache(lambda backend: module_server_factory(module_database_url(backend)))
 
-    def get(backend: str) -> Server:
-        if backend not in started:
-            started[backend] = module_server_factory(module_database_url(backend))
-        return started[backend]
 
-    return get
+@pytest.fixture(scope="module")
+def module_manual_servers(
+    module_database_url: Callable[[str], str], module_server_factory: Callable[..., Server]
+) -> Callable[[str], Server]:
+    """As `module_servers`, on a manual clock with a fast outbox poll: for tests that each keep to flags and
+    channels of their own and only move the clock forward, never back."""
+    return functools.cache(
+        lambda backend: module_server_factory(module_database_url(backend), extra_env=FAST, manual_clock=True)
+    )
 
 
 @pytest.fixture(params=BACKENDS)
@@ -234,6 +239,14 @@ def shared_server(request: pytest.FixtureRequest, module_servers: Callable[[str]
 @pytest.fixture
 def shared_sqlite_server(module_servers: Callable[[str], Server]) -> Server:
     return module_servers("sqlite")
+
+
+@pytest.fixture(params=BACKENDS)
+def shared_manual_server(
+    request: pytest.FixtureRequest, module_manual_servers: Callable[[str], Server]
+) -> Server:
+    """The module's manual-clock server (`module_manual_servers`) on SQLite, then on PostgreSQL."""
+    return module_manual_servers(request.param)
 
 
 @pytest.fixture

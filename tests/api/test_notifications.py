@@ -51,12 +51,22 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
         yield mailbox, port
 
 
-# ---------------------------------------------------------------- helpers
-
-
 def start(server_factory: Callable[..., Server], database_url: str) -> Server:
     """A server on a manual clock: soak times, alert windows and retry backoff pass when the test says."""
     return server_factory(database_url, extra_env=FAST, manual_clock=True)
+
+
+@pytest.fixture
+def manual_server(module_manual_servers: Callable[[str], Server]) -> Server:
+    """The module's manual-clock server, for tests that keep out of each other's way: channels (and their
+    receivers' paths) named for the test, alert rules in an environment of the test's own, and checks of the
+    outbox limited to the test's channels. Its clock moves on to a whole second first, as a fresh one starts."""
+    server = module_manual_servers("sqlite")
+    server.advance_to(server.now().replace(microsecond=0) + timedelta(seconds=1))
+    return server
+
+
+# ---------------------------------------------------------------- helpers
 
 
 def create_channel(c: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
@@ -101,9 +111,16 @@ def deliveries(c: httpx.Client, channel: str | None = None) -> list[dict[str, An
     return [d for d in r.json() if channel is None or d["channel"] == channel]
 
 
-def settled(c: httpx.Client) -> bool:
-    """Every notification queued so far has been delivered: nothing more is on its way."""
-    return all(d["status"] == "delivered" for d in deliveries(c))
+def settled(c: httpx.Client, *channels: str) -> bool:
+    """Every notification queued so far to these channels has been delivered: nothing more is on its way."""
+    return all(d["status"] == "delivered" for d in deliveries(c) if d["channel"] in channels)
+
+
+def new_environment(c: httpx.Client, key: str) -> str:
+    """An environment of the test's own: its alert rules see only the test's events."""
+    r = c.post("/api/v1/environments", json={"key": key})
+    assert r.status_code == 201, r.text
+    return key
 
 
 def keep_time_moving_until(server: Server, condition: Callable[[], bool], what: str, c: httpx.Client) -> None:
@@ -121,6 +138,7 @@ def send_requests(
     fail_every: int | None = None,
     tags: dict[str, str] | None = None,
     prefix: str = "u",
+    environment: str = ENV,
 ) -> None:
     """`n` environment-wide request events (no flag), every `fail_every`-th failing."""
     events = [
@@ -133,8 +151,15 @@ def send_requests(
         }
         for i in range(n)
     ]
-    r = c.post("/api/v1/events", params={"environment": ENV}, json={"events": events})
+    r = c.post("/api/v1/events", params={"environment": environment}, json={"events": events})
     assert r.status_code == 202, r.text
+
+
+def alerts_in(c: httpx.Client, environment: str, state: str | None = None) -> list[dict[str, Any]]:
+    """GET /api/v1/alerts, the alerts of one environment's rules."""
+    r = c.get("/api/v1/alerts", params={"state": state} if state else {})
+    assert r.status_code == 200, r.text
+    return [a for a in r.json() if a["rule"]["environment"] == environment]
 
 
 def rampup_cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
@@ -186,16 +211,12 @@ def test_the_receiver_refuses_a_wrong_or_stale_signature(receiver: Receiver) -> 
 
 
 def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_signed(
-    receiver: Receiver,
-    smtp: tuple[Mailbox, int],
-    make_database_url: Callable[[str], str],
-    server_factory: Callable[..., Server],
+    receiver: Receiver, smtp: tuple[Mailbox, int], manual_server: Server
 ) -> None:
     mailbox, smtp_port = smtp
     receiver.refuse_first = 3  # 503, 503, 503, then it recovers: retried after 1 s, 2 s, 4 s (of the clock)
-    server = start(server_factory, make_database_url("sqlite"))
     flag = "notify-climb"
-    with server.client() as c:
+    with manual_server.client() as c:
         webhook_channel(c, "ops-hook", receiver.url("/hook"))
         email_channel(c, "ops-mail", smtp_port)
         create_flag(c, flag)
@@ -225,7 +246,7 @@ def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_sig
         assert created["state"] == "awaiting_approval"
         command(c, rid, "signoff", by="dana", prerequisite="Support team briefed")
         drive(
-            server,
+            manual_server,
             c,
             rid,
             lambda s: s["state"] == "awaiting_approval" and s["stage"]["number"] == 2,
@@ -234,7 +255,7 @@ def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_sig
         )
         command(c, rid, "approve", "team ready for full launch", by="lee")
         status = drive(
-            server, c, rid, lambda s: s["state"] == "completed", traffic=traffic, what="completion"
+            manual_server, c, rid, lambda s: s["state"] == "completed", traffic=traffic, what="completion"
         )
         timeline = status["timeline"]
         moves = [transition_key(t) for t in timeline]
@@ -247,8 +268,12 @@ def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_sig
                 mailbox.snapshot()
             ) >= len(timeline)
 
-        keep_time_moving_until(server, arrived, "every transition on both channels", c)
-        wait_until(lambda: settled(c), "nothing more on its way", detail=lambda: deliveries(c))
+        keep_time_moving_until(manual_server, arrived, "every transition on both channels", c)
+        wait_until(
+            lambda: settled(c, "ops-hook", "ops-mail"),
+            "nothing more on its way",
+            detail=lambda: deliveries(c),
+        )
         outbox = deliveries(c)
 
     # ---- the webhook: every POST signed; the refused ones were retries of the same notification
@@ -430,7 +455,7 @@ def test_email_over_starttls_with_login(
             assert sent.status_code == 202, sent.text
             # The receiver has the e-mail a moment before the server records the delivery: wait for both.
             wait_until(
-                lambda: len(mailbox.snapshot()) >= 1 and settled(c),
+                lambda: len(mailbox.snapshot()) >= 1 and settled(c, "tls-mail"),
                 "the e-mail over STARTTLS, recorded as delivered",
                 detail=lambda: json.dumps(deliveries(c), default=str),
             )
@@ -497,7 +522,7 @@ def test_queued_notifications_survive_a_killed_server(
 
         # Moving time also lets the dead process's lease run out, so that this one delivers.
         keep_time_moving_until(server, all_arrived, "the queued notifications after the restart", c)
-        wait_until(lambda: settled(c), "nothing more on its way", detail=lambda: deliveries(c))
+        wait_until(lambda: settled(c, "hook"), "nothing more on its way", detail=lambda: deliveries(c))
         after = deliveries(c, "hook")
 
     posts = receiver.snapshot("/hook")
@@ -515,12 +540,12 @@ def test_queued_notifications_survive_a_killed_server(
 
 
 def test_an_alert_fires_and_resolves_on_pagerduty_slack_and_a_webhook(
-    receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+    receiver: Receiver, manual_server: Server
 ) -> None:
     with Receiver() as plain:  # Slack and PagerDuty sign nothing
-        server = start(server_factory, make_database_url("sqlite"))
         routing_key = "R0UTINGKEY0123456789abcdefabcdef"
-        with server.client() as c:
+        with manual_server.client() as c:
+            env = new_environment(c, "paged")
             create_channel(c, {"name": "team-slack", "type": "slack", "url": plain.url("/slack")})
             create_channel(
                 c, {"name": "pager", "type": "pagerduty", "routing_key": routing_key, "url": plain.url("/pd")}
@@ -530,7 +555,7 @@ def test_an_alert_fires_and_resolves_on_pagerduty_slack_and_a_webhook(
                 "/api/v1/alert-rules",
                 json={
                     "name": "Production errors",
-                    "environment": ENV,
+                    "environment": env,
                     "metric": "error_rate",
                     "condition": "> 0.5%",
                     "window": "2s",
@@ -547,38 +572,41 @@ def test_an_alert_fires_and_resolves_on_pagerduty_slack_and_a_webhook(
                 and rule["channels"] == ["pager", "team-slack", "alert-hook"]
             )
 
-            # 10% of production's requests fail: above 0.5%, so it fires (no `for`: on the first tick).
-            send_requests(c, 200, fail_every=10)
-            server.advance("0s")
+            # 10% of the environment's requests fail: above 0.5%, so it fires (no `for`: on the first tick).
+            send_requests(c, 200, fail_every=10, environment=env)
+            manual_server.advance("0s")
             wait_until(
                 lambda: any(p.body["event_action"] == "trigger" for p in plain.accepted("/pd")),
                 "the PagerDuty trigger",
-                detail=lambda: f"{deliveries(c)}\n{server.output()[-2000:]}",
+                detail=lambda: f"{deliveries(c)}\n{manual_server.output()[-2000:]}",
             )
             rules = c.get("/api/v1/alert-rules").json()
             assert [x["firing"] for x in rules if x["id"] == rule["id"]] == [True]
-            firing = c.get("/api/v1/alerts", params={"state": "firing"}).json()
-            assert [a["rule_id"] for a in firing] == [rule["id"]]
+            assert [a["rule_id"] for a in alerts_in(c, env, "firing")] == [rule["id"]]
 
             # Healthy traffic only: once the 2 s window has passed the failures, it resolves.
-            server.advance("3s")
-            send_requests(c, 200)
-            server.advance("0s")
+            manual_server.advance("3s")
+            send_requests(c, 200, environment=env)
+            manual_server.advance("0s")
             wait_until(
                 lambda: any(p.body["event_action"] == "resolve" for p in plain.accepted("/pd")),
                 "the PagerDuty resolve",
-                detail=lambda: f"{deliveries(c)}\n{server.output()[-2000:]}",
+                detail=lambda: f"{deliveries(c)}\n{manual_server.output()[-2000:]}",
             )
             wait_until(
                 lambda: len(receiver.accepted("/hook")) >= 2 and len(plain.accepted("/slack")) >= 2,
                 "the resolved notification on the webhook and Slack",
                 detail=lambda: deliveries(c),
             )
-            wait_until(lambda: settled(c), "nothing more on its way", detail=lambda: deliveries(c))
-            alerts = c.get("/api/v1/alerts").json()
+            wait_until(
+                lambda: settled(c, "pager", "team-slack", "alert-hook"),
+                "nothing more on its way",
+                detail=lambda: deliveries(c),
+            )
+            alerts = alerts_in(c, env)
             assert [(a["rule_id"], a["state"]) for a in alerts] == [(rule["id"], "resolved")]
             assert alerts[0]["resolved_at"] and alerts[0]["started_at"]
-            assert c.get("/api/v1/alerts", params={"state": "firing"}).json() == []
+            assert alerts_in(c, env, "firing") == []
 
         # PagerDuty Events API v2: trigger then resolve, one dedup key.
         events = [p.body for p in plain.accepted("/pd")]
@@ -623,11 +651,10 @@ def test_an_alert_fires_and_resolves_on_pagerduty_slack_and_a_webhook(
 
 
 def test_a_channels_min_severity_keeps_info_notifications_out(
-    receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+    receiver: Receiver, manual_server: Server
 ) -> None:
-    server = start(server_factory, make_database_url("sqlite"))
     flag = "notify-quiet"
-    with server.client() as c:
+    with manual_server.client() as c:
         webhook_channel(c, "everything", receiver.url("/all"))
         webhook_channel(c, "quiet", receiver.url("/quiet"), min_severity="warning")
         assert c.get("/api/v1/channels/quiet").json()["min_severity"] == "warning"
@@ -650,15 +677,13 @@ def test_a_channels_min_severity_keeps_info_notifications_out(
         timeline = rollout(c, rid)["timeline"]
         assert len(timeline) == 4
         wait_until(
-            lambda: (
-                len(receiver.accepted("/all")) >= 4 and all(d["status"] == "delivered" for d in deliveries(c))
-            ),
+            lambda: len(receiver.accepted("/all")) >= 4 and settled(c, "everything", "quiet"),
             "every delivery",
             detail=lambda: deliveries(c),
         )
         everything = [(b["type"], b["severity"]) for b in receiver.bodies("/all")]
         quiet = [(b["type"], b["severity"]) for b in receiver.bodies("/quiet")]
-        outbox = deliveries(c)
+        outbox = deliveries(c, "everything") + deliveries(c, "quiet")
 
     assert len(everything) == 4 and [s for _, s in everything] == ["info", "warning", "info", "critical"], (
         everything
@@ -670,14 +695,13 @@ def test_a_channels_min_severity_keeps_info_notifications_out(
 
 
 def test_a_start_straight_into_the_first_stage_is_notified_as_started(
-    receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+    receiver: Receiver, manual_server: Server
 ) -> None:
     """The transitions people hear of begin with `started`. A plan whose first stage waits for nothing goes
     from pending to stage 1 in one transition; receivers still need to hear that the rollout started."""
-    server = start(server_factory, make_database_url("sqlite"))
     flag = "notify-start"
-    with server.client() as c:
-        webhook_channel(c, "hook", receiver.url("/hook"))
+    with manual_server.client() as c:
+        webhook_channel(c, "start-hook", receiver.url("/start"))
         create_flag(c, flag)
         plan = {
             "name": f"{flag}-plan",
@@ -685,16 +709,16 @@ def test_a_start_straight_into_the_first_stage_is_notified_as_started(
             "environment": ENV,
             "stages": [{"name": "Early Access", "percentage": 10, "min_duration": "10m"}],
             "gates": [],
-            "notify": ["hook"],
+            "notify": ["start-hook"],
         }
         created = create_rollout(c, plan)
         assert created["state"] == "running"
         wait_until(
-            lambda: len(receiver.accepted("/hook")) >= 1,
+            lambda: len(receiver.accepted("/start")) >= 1,
             "the start notification",
             detail=lambda: deliveries(c),
         )
-    first = receiver.bodies("/hook")[0]
+    first = receiver.bodies("/start")[0]
     assert (first["details"]["from"], first["details"]["to"]) == ("pending", "running")
     assert first["type"] == "rollout.started", first["title"]
 
@@ -702,19 +726,21 @@ def test_a_start_straight_into_the_first_stage_is_notified_as_started(
 # ---------------------------------------------------------------- (e) secrets are never shown back
 
 
-def test_secrets_are_never_shown_back(
-    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
-) -> None:
-    server = start(server_factory, make_database_url("sqlite"))
+def test_secrets_are_never_shown_back(manual_server: Server) -> None:
     secrets = {
         "webhook": "webhook-signing-secret-4711",
         "email": "smtp-password-0815",
         "pagerduty": "pd-routing-key-c0ffee",
     }
     bodies: list[dict[str, Any]] = [
-        {"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": secrets["webhook"]},
         {
-            "name": "mail",
+            "name": "masked-hook",
+            "type": "webhook",
+            "url": "http://127.0.0.1:9/hook",
+            "secret": secrets["webhook"],
+        },
+        {
+            "name": "masked-mail",
             "type": "email",
             "host": "127.0.0.1",
             "port": 2525,
@@ -725,14 +751,14 @@ def test_secrets_are_never_shown_back(
             "password": secrets["email"],
         },
         {
-            "name": "pager",
+            "name": "masked-pager",
             "type": "pagerduty",
             "routing_key": secrets["pagerduty"],
             "min_severity": "critical",
         },
     ]
-    masked_field = {"hook": "secret", "mail": "password", "pager": "routing_key"}
-    with server.client() as c:
+    masked_field = {"masked-hook": "secret", "masked-mail": "password", "masked-pager": "routing_key"}
+    with manual_server.client() as c:
         for body in bodies:
             r = c.post("/api/v1/channels", json=body)
             assert r.status_code == 201, r.text
@@ -742,7 +768,7 @@ def test_secrets_are_never_shown_back(
                 assert secret not in r.text
         listed = c.get("/api/v1/channels")
         assert listed.status_code == 200
-        assert sorted(ch["name"] for ch in listed.json()) == ["hook", "mail", "pager"]
+        assert {ch["name"] for ch in listed.json()} >= set(masked_field)
         responses = [listed] + [c.get(f"/api/v1/channels/{name}") for name in masked_field]
         for r in responses:
             assert r.status_code == 200, r.text
@@ -752,7 +778,7 @@ def test_secrets_are_never_shown_back(
             shown = c.get(f"/api/v1/channels/{name}").json()
             assert shown[key] == "********", shown
             assert shown["name"] == name
-        mail = c.get("/api/v1/channels/mail").json()
+        mail = c.get("/api/v1/channels/masked-mail").json()
         assert (mail["username"], mail["host"], mail["port"], mail["to"]) == (
             "rampup",
             "127.0.0.1",
@@ -760,12 +786,12 @@ def test_secrets_are_never_shown_back(
             ["ops@example.com"],
         )  # what is not secret stays readable
         assert (
-            c.get("/api/v1/channels/pager").json()["url"].startswith("https://")
+            c.get("/api/v1/channels/masked-pager").json()["url"].startswith("https://")
         )  # the default Events API URL
 
         # The audit log records each creation (and deletion) without the secrets.
-        assert c.delete("/api/v1/channels/hook").status_code == 204
-        assert c.get("/api/v1/channels/hook").status_code == 404
+        assert c.delete("/api/v1/channels/masked-hook").status_code == 204
+        assert c.get("/api/v1/channels/masked-hook").status_code == 404
         for name in masked_field:
             r = c.get("/api/v1/audit", params={"target": f"channel:{name}", "limit": 100})
             assert r.status_code == 200, r.text
@@ -777,7 +803,7 @@ def test_secrets_are_never_shown_back(
         for secret in secrets.values():
             assert secret not in r.text
 
-    listed_cli = rampup_cli(server, "channel", "list", "--json")
+    listed_cli = rampup_cli(manual_server, "channel", "list", "--json")
     assert listed_cli.returncode == 0, listed_cli.stderr
     for secret in secrets.values():
         assert secret not in listed_cli.stdout
@@ -856,18 +882,16 @@ BAD_CHANNELS = [
 ]
 
 
-def test_bad_channels_are_refused_with_where_and_duplicates_conflict(
-    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
-) -> None:
-    server = start(server_factory, make_database_url("sqlite"))
-    with server.client() as c:
+def test_bad_channels_are_refused_with_where_and_duplicates_conflict(manual_server: Server) -> None:
+    with manual_server.client() as c:
+        before = c.get("/api/v1/channels").json()
         for body, where in BAD_CHANNELS:
             r = c.post("/api/v1/channels", json=body)
             assert r.status_code == 422, f"{body}: {r.status_code} {r.text}"
             error = r.json()["error"]
             assert error["where"] == where, f"{body}: {error}"
             assert error["code"] and error["message"]
-        assert c.get("/api/v1/channels").json() == []
+        assert c.get("/api/v1/channels").json() == before
 
         good = {"name": "rollout-channel", "type": "slack", "url": "https://hooks.example.com/x"}
         assert c.post("/api/v1/channels", json=good).status_code == 201
@@ -882,7 +906,7 @@ def test_bad_channels_are_refused_with_where_and_duplicates_conflict(
         # A plan may only notify through a channel's name; a write token may not create channels.
         r = c.post("/api/v1/tokens", json={"scope": "write", "name": "ci"})
         assert r.status_code == 201, r.text
-        with server.client(r.json()["token"]) as writer:
+        with manual_server.client(r.json()["token"]) as writer:
             assert writer.post("/api/v1/channels", json={**good, "name": "other"}).status_code == 403
 
 
@@ -890,13 +914,12 @@ def test_bad_channels_are_refused_with_where_and_duplicates_conflict(
 
 
 def test_delivery_status_in_the_api_and_the_cli_and_channel_test(
-    receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+    receiver: Receiver, manual_server: Server
 ) -> None:
     down = Receiver(SECRET)
     down.refusing = True
     try:
-        server = start(server_factory, make_database_url("sqlite"))
-        with server.client() as c:
+        with manual_server.client() as c:
             webhook_channel(c, "up-hook", receiver.url("/up"))
             webhook_channel(c, "down-hook", down.url("/down"))
             first = c.post("/api/v1/channels/down-hook/test")
@@ -906,7 +929,7 @@ def test_delivery_status_in_the_api_and_the_cli_and_channel_test(
             wait_until(lambda: len(down.refused("/down")) >= 1, "the first refused delivery")
 
             # `rampup channel test` queues a `test` notification; it arrives, signed, with the id it printed.
-            tested = rampup_cli(server, "channel", "test", "up-hook")
+            tested = rampup_cli(manual_server, "channel", "test", "up-hook")
             assert tested.returncode == 0, tested.stderr
             wait_until(
                 lambda: len(receiver.accepted("/up")) >= 1,
@@ -946,30 +969,32 @@ def test_delivery_status_in_the_api_and_the_cli_and_channel_test(
                 assert row["created_at"] and row["type"] == "test"
 
             # The CLI shows the same three, with the last error.
-            shown = rampup_cli(server, "notifications")
+            shown = rampup_cli(manual_server, "notifications")
             assert shown.returncode == 0, shown.stderr
             for word in ("failing", "pending", "delivered", "down-hook", "up-hook", "503"):
                 assert word in shown.stdout, f"{word!r} not in:\n{shown.stdout}"
-            as_json = rampup_cli(server, "notifications", "--json")
+            as_json = rampup_cli(manual_server, "notifications", "--json")
             assert as_json.returncode == 0, as_json.stderr
-            statuses = Counter(r["status"] for r in json.loads(as_json.stdout))
+            statuses = Counter(
+                r["status"] for r in json.loads(as_json.stdout) if r["channel"] in ("up-hook", "down-hook")
+            )
             assert statuses == Counter({"failing": 1, "pending": 1, "delivered": 1}), statuses
 
             # The receiver recovers: both go out, in order, and the status follows.
             down.refusing = False
             keep_time_moving_until(
-                server, lambda: len(down.accepted("/down")) >= 2, "the recovered deliveries", c
+                manual_server, lambda: len(down.accepted("/down")) >= 2, "the recovered deliveries", c
             )
             assert [b["id"] for b in down.bodies("/down")] == [
                 first.json()["notification_id"],
                 second.json()["notification_id"],
             ]
             wait_until(  # again, the receiver has the bodies a moment before the server records them
-                lambda: all(d["status"] == "delivered" for d in deliveries(c)),
+                lambda: settled(c, "up-hook", "down-hook"),
                 "every delivery recorded as delivered",
                 detail=lambda: deliveries(c),
             )
-            missing = rampup_cli(server, "channel", "test", "no-such-channel")
+            missing = rampup_cli(manual_server, "channel", "test", "no-such-channel")
             assert missing.returncode != 0 and "no-such-channel" in missing.stderr, missing
     finally:
         down.close()
@@ -979,7 +1004,8 @@ def test_a_dead_channel_with_a_long_queue_does_not_hold_up_the_others(
     receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
 ) -> None:
     """Ordered per destination, not globally: a channel that has been down for a while (hundreds of queued
-    notifications) must not keep a healthy channel's notifications from going out."""
+    notifications) must not keep a healthy channel's notifications from going out. On a server of its own: the
+    dead channel's queue outlives the test."""
     down = Receiver(SECRET)
     down.refusing = True
     try:
@@ -1008,16 +1034,16 @@ def test_a_dead_channel_with_a_long_queue_does_not_hold_up_the_others(
 
 
 def test_an_alert_rule_with_tags_counts_only_those_events_and_renotifies_while_firing(
-    receiver: Receiver, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+    receiver: Receiver, manual_server: Server
 ) -> None:
-    server = start(server_factory, make_database_url("sqlite"))
-    with server.client() as c:
-        webhook_channel(c, "checkout-hook", receiver.url("/hook"))
+    with manual_server.client() as c:
+        env = new_environment(c, "tagged")
+        webhook_channel(c, "checkout-hook", receiver.url("/checkout"))
         tagged = c.post(
             "/api/v1/alert-rules",
             json={
                 "name": "Checkout errors",
-                "environment": ENV,
+                "environment": env,
                 "metric": "error_rate",
                 "condition": "> 0.5%",
                 "window": "2s",
@@ -1029,11 +1055,11 @@ def test_an_alert_rule_with_tags_counts_only_those_events_and_renotifies_while_f
         assert tagged.status_code == 201, tagged.text
         tagged_id = tagged.json()["id"]
         assert tagged.json()["tags"] == {"route": "/checkout"}
-        # A control rule over all of production, to show the failures below are counted at all.
+        # A control rule over the whole environment, to show the failures below are counted at all.
         control = c.post(
             "/api/v1/alert-rules",
             json={
-                "environment": ENV,
+                "environment": env,
                 "metric": "error_rate",
                 "condition": "> 0.5%",
                 "window": "2s",
@@ -1049,12 +1075,14 @@ def test_an_alert_rule_with_tags_counts_only_those_events_and_renotifies_while_f
             return [d["type"] for d in reversed(deliveries(c, "checkout-hook"))]
 
         def checkouts(fail_every: int | None = None) -> None:
-            send_requests(c, 100, fail_every=fail_every, tags={"route": "/checkout"}, prefix="checkout")
+            send_requests(
+                c, 100, fail_every=fail_every, tags={"route": "/checkout"}, prefix="checkout", environment=env
+            )
 
         # Failures on another route, healthy checkouts: the control fires, the tagged rule does not.
-        send_requests(c, 100, fail_every=2, tags={"route": "/search"}, prefix="search")
+        send_requests(c, 100, fail_every=2, tags={"route": "/search"}, prefix="search", environment=env)
         checkouts()
-        server.advance("0.5s")  # a raw-event window ends before `now`: tick just after the events
+        manual_server.advance("0.5s")  # a raw-event window ends before `now`: tick just after the events
         state = firing()
         assert state[control.json()["id"]] is True, state
         assert state[tagged_id] is False, state
@@ -1062,33 +1090,33 @@ def test_an_alert_rule_with_tags_counts_only_those_events_and_renotifies_while_f
 
         # Failing checkouts: it fires, and is re-sent every second (of the clock) while it keeps failing.
         checkouts(fail_every=5)
-        server.advance("0.5s")
+        manual_server.advance("0.5s")
         assert queued() == ["alert.firing"]
         checkouts(fail_every=5)
-        server.advance("0.5s")
+        manual_server.advance("0.5s")
         assert queued() == ["alert.firing"], "re-sent every second, not every tick"
         for _ in range(2):
             checkouts(fail_every=5)
-            server.advance("1s")
+            manual_server.advance("1s")
         assert queued() == ["alert.firing"] * 3
         assert firing()[tagged_id] is True
 
         # Checkouts recover (other routes still fail): once the window has passed the failures, it resolves, once.
         for _ in range(10):
             checkouts()
-            send_requests(c, 100, fail_every=2, tags={"route": "/search"}, prefix="search")
-            server.advance("1s")
+            send_requests(c, 100, fail_every=2, tags={"route": "/search"}, prefix="search", environment=env)
+            manual_server.advance("1s")
             if "alert.resolved" in queued():
                 break
         assert queued()[-1] == "alert.resolved", queued()
-        server.advance("1s")
+        manual_server.advance("1s")
         sent = len(queued())
         wait_until(
-            lambda: len(receiver.bodies("/hook")) == sent and settled(c),
+            lambda: len(receiver.bodies("/checkout")) == sent and settled(c, "checkout-hook"),
             "every notification at the webhook",
             detail=lambda: deliveries(c),
         )
-        bodies = receiver.bodies("/hook")
+        bodies = receiver.bodies("/checkout")
 
     types = [b["type"] for b in bodies]
     assert types[-1] == "alert.resolved" and types.count("alert.resolved") == 1, types

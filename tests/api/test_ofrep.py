@@ -1,4 +1,5 @@
-"""OFREP through the real PyPI OpenFeature SDK and OFREP provider, against a running server."""
+"""OFREP through the real PyPI OpenFeature SDK and OFREP provider, against a running server: the module's one
+per backend (`shared_server`), each test on flags and tokens of its own."""
 
 import json
 import threading
@@ -29,11 +30,12 @@ def sdk_token(server: Server, environment: str = "production") -> str:
 
 
 @pytest.fixture
-def of_client(server: Server) -> Iterator[OpenFeatureClient]:
-    token = sdk_token(server)
+def of_client(shared_server: Server) -> Iterator[OpenFeatureClient]:
+    token = sdk_token(shared_server)
     domain = f"rampup-{uuid.uuid4().hex}"
     openfeature.set_provider_and_wait(
-        OFREPProvider(server.url, headers_factory=lambda: {"Authorization": f"Bearer {token}"}), domain=domain
+        OFREPProvider(shared_server.url, headers_factory=lambda: {"Authorization": f"Bearer {token}"}),
+        domain=domain,
     )
     yield openfeature.get_client(domain)
     openfeature.shutdown()
@@ -51,10 +53,10 @@ def new_flag(server: Server, **body: object) -> str:
 
 
 def test_rollout_share_raise_and_kill_through_the_real_openfeature_client(
-    server: Server, of_client: OpenFeatureClient
+    shared_server: Server, of_client: OpenFeatureClient
 ) -> None:
-    key = new_flag(server)
-    set_state(server, key, enabled=True, rollout=25)
+    key = new_flag(shared_server)
+    set_state(shared_server, key, enabled=True, rollout=25)
 
     at_25 = {u: of_client.get_boolean_details(key, False, EvaluationContext(targeting_key=u)) for u in USERS}
     assert [d.value for d in at_25.values()] == [in_rollout(key, u, 25) for u in USERS]
@@ -64,19 +66,19 @@ def test_rollout_share_raise_and_kill_through_the_real_openfeature_client(
     assert {d.variant for d in at_25.values() if not d.value} == {"off"}
     assert {d.flag_metadata["version"] for d in at_25.values()} == {2}
 
-    set_state(server, key, rollout=50)
+    set_state(shared_server, key, rollout=50)
     at_50 = {u: of_client.get_boolean_value(key, False, EvaluationContext(targeting_key=u)) for u in USERS}
     assert all(at_50[u] for u, d in at_25.items() if d.value), "raising 25% → 50% must keep every 25% user"
     assert list(at_50.values()) == [in_rollout(key, u, 50) for u in USERS]
 
-    server.client().post(f"/api/v1/flags/{key}/environments/production/kill", json={"reason": "test"})
+    shared_server.client().post(f"/api/v1/flags/{key}/environments/production/kill", json={"reason": "test"})
     killed = [
         of_client.get_boolean_details(key, True, EvaluationContext(targeting_key=u)) for u in USERS[:500]
     ]
     assert {(d.value, d.reason) for d in killed} == {(False, Reason.DISABLED)}
 
 
-def test_unknown_flag_and_missing_targeting_key(server: Server, of_client: OpenFeatureClient) -> None:
+def test_unknown_flag_and_missing_targeting_key(shared_server: Server, of_client: OpenFeatureClient) -> None:
     missing = of_client.get_boolean_details("no-such-flag", True, EvaluationContext(targeting_key="u1"))
     assert (missing.value, missing.error_code, missing.reason) == (
         True,
@@ -84,17 +86,17 @@ def test_unknown_flag_and_missing_targeting_key(server: Server, of_client: OpenF
         Reason.ERROR,
     )
 
-    key = new_flag(server)
-    set_state(server, key, enabled=True, rollout=25)
+    key = new_flag(shared_server)
+    set_state(shared_server, key, enabled=True, rollout=25)
     no_key = of_client.get_boolean_details(key, True)
     assert (no_key.value, no_key.error_code) == (True, ErrorCode.TARGETING_KEY_MISSING)
 
 
 def test_flags_that_need_no_targeting_key_evaluate_without_one(
-    server: Server, of_client: OpenFeatureClient
+    shared_server: Server, of_client: OpenFeatureClient
 ) -> None:
-    everyone = new_flag(server)
-    set_state(server, everyone, enabled=True, rollout=100)
+    everyone = new_flag(shared_server)
+    set_state(shared_server, everyone, enabled=True, rollout=100)
     details = of_client.get_boolean_details(everyone, False)
     assert (details.value, details.reason, details.variant, details.error_code) == (
         True,
@@ -102,16 +104,16 @@ def test_flags_that_need_no_targeting_key_evaluate_without_one(
         "on",
         None,
     )
-    off = of_client.get_boolean_details(new_flag(server), True)
+    off = of_client.get_boolean_details(new_flag(shared_server), True)
     assert (off.value, off.reason) == (False, Reason.DISABLED)
 
 
 def test_targeting_rules_and_multivariate_through_openfeature(
-    server: Server, of_client: OpenFeatureClient
+    shared_server: Server, of_client: OpenFeatureClient
 ) -> None:
-    key = new_flag(server)
+    key = new_flag(shared_server)
     set_state(
-        server,
+        shared_server,
         key,
         enabled=True,
         rollout=0,
@@ -123,20 +125,20 @@ def test_targeting_rules_and_multivariate_through_openfeature(
     assert (other.value, other.reason) == (False, Reason.DEFAULT)
 
     colors = new_flag(
-        server,
+        shared_server,
         type="string",
         variants=[{"name": "control", "value": "grey"}, {"name": "blue", "value": "blue"}],
     )
-    set_state(server, colors, enabled=True, rollout=100)
+    set_state(shared_server, colors, enabled=True, rollout=100)
     values = {of_client.get_string_value(colors, "none", EvaluationContext(f"u{i}")) for i in range(50)}
     assert values == {"blue"}
 
 
-def test_bulk_evaluation_with_etag(server: Server) -> None:
-    token = sdk_token(server)
-    key = new_flag(server)
-    set_state(server, key, enabled=True, rollout=100)
-    url = f"{server.url}/ofrep/v1/evaluate/flags"
+def test_bulk_evaluation_with_etag(shared_server: Server) -> None:
+    token = sdk_token(shared_server)
+    key = new_flag(shared_server)
+    set_state(shared_server, key, enabled=True, rollout=100)
+    url = f"{shared_server.url}/ofrep/v1/evaluate/flags"
     headers = {"Authorization": f"Bearer {token}"}
     body = {"context": {"targetingKey": "user-7"}}
     first = httpx.post(url, json=body, headers=headers, timeout=PATIENCE_S)
@@ -155,7 +157,7 @@ def test_bulk_evaluation_with_etag(server: Server) -> None:
         url, json=body, headers={**headers, "If-None-Match": first.headers["etag"]}, timeout=PATIENCE_S
     )
     assert again.status_code == 304 and again.content == b""
-    set_state(server, key, rollout=0)
+    set_state(shared_server, key, rollout=0)
     changed = httpx.post(
         url, json=body, headers={**headers, "If-None-Match": first.headers["etag"]}, timeout=PATIENCE_S
     )
@@ -172,11 +174,11 @@ def test_bulk_evaluation_with_etag(server: Server) -> None:
     ],
 )
 def test_bad_ofrep_requests_get_the_spec_error_codes(
-    sqlite_server: Server, body: bytes, status: int, code: str
+    shared_sqlite_server: Server, body: bytes, status: int, code: str
 ) -> None:
-    token = sdk_token(sqlite_server)
+    token = sdk_token(shared_sqlite_server)
     response = httpx.post(
-        f"{sqlite_server.url}/ofrep/v1/evaluate/flags/workstation",
+        f"{shared_sqlite_server.url}/ofrep/v1/evaluate/flags/workstation",
         content=body,
         headers={"Authorization": f"Bearer {token}", "content-type": "application/json"},
         timeout=PATIENCE_S,
@@ -186,10 +188,10 @@ def test_bad_ofrep_requests_get_the_spec_error_codes(
     assert response.json()["errorDetails"]
 
 
-def test_ofrep_auth(sqlite_server: Server) -> None:
-    url = f"{sqlite_server.url}/ofrep/v1/evaluate/flags/workstation"
-    staging = sdk_token(sqlite_server, "staging")
-    ingest = sqlite_server.client().post(
+def test_ofrep_auth(shared_sqlite_server: Server) -> None:
+    url = f"{shared_sqlite_server.url}/ofrep/v1/evaluate/flags/workstation"
+    staging = sdk_token(shared_sqlite_server, "staging")
+    ingest = shared_sqlite_server.client().post(
         "/api/v1/tokens", json={"scope": "ingest", "environment": "production"}
     )
     assert httpx.post(url, json={}, timeout=PATIENCE_S).status_code == 401
@@ -208,13 +210,16 @@ def test_ofrep_auth(sqlite_server: Server) -> None:
     admin = httpx.post(
         url + "?environment=production",
         json={},
-        headers={"Authorization": f"Bearer {sqlite_server.admin_token}"},
+        headers={"Authorization": f"Bearer {shared_sqlite_server.admin_token}"},
         timeout=PATIENCE_S,
     )
     assert admin.status_code == 200
     assert (
         httpx.post(
-            url, json={}, headers={"Authorization": f"Bearer {sqlite_server.admin_token}"}, timeout=PATIENCE_S
+            url,
+            json={},
+            headers={"Authorization": f"Bearer {shared_sqlite_server.admin_token}"},
+            timeout=PATIENCE_S,
         ).status_code
         == 400
     )
@@ -231,20 +236,21 @@ def ofrep_streams_open(server: Server) -> float:
     return float(lines[0].split()[-1]) if lines else 0.0
 
 
-def test_bulk_announces_a_change_stream_that_says_refetch_on_change(sqlite_server: Server) -> None:
-    token = sdk_token(sqlite_server)
-    key = new_flag(sqlite_server)
+def test_bulk_announces_a_change_stream_that_says_refetch_on_change(shared_sqlite_server: Server) -> None:
+    token = sdk_token(shared_sqlite_server)
+    key = new_flag(shared_sqlite_server)
     bulk = httpx.post(
-        f"{sqlite_server.url}/ofrep/v1/evaluate/flags",
+        f"{shared_sqlite_server.url}/ofrep/v1/evaluate/flags",
         json={"context": {"targetingKey": "u1"}},
         headers={"Authorization": f"Bearer {token}"},
         timeout=PATIENCE_S,
     ).json()
     (stream,) = bulk["eventStreams"]
     assert stream["type"] == "sse" and stream["url"].startswith(
-        f"{sqlite_server.url}/ofrep/v1/events/2?ticket="
+        f"{shared_sqlite_server.url}/ofrep/v1/events/2?ticket="
     )
     received: list[str] = []
+    already_open = ofrep_streams_open(shared_sqlite_server)
 
     def listen() -> None:
         with httpx.stream("GET", stream["url"], timeout=10) as response:
@@ -255,9 +261,9 @@ def test_bulk_announces_a_change_stream_that_says_refetch_on_change(sqlite_serve
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
-    wait_until(lambda: ofrep_streams_open(sqlite_server) == 1, "the stream is open")
+    wait_until(lambda: ofrep_streams_open(shared_sqlite_server) == already_open + 1, "the stream is open")
     assert received == []  # connected, and nothing has changed yet: nothing is sent
-    set_state(sqlite_server, key, enabled=True, rollout=40)
+    set_state(shared_sqlite_server, key, enabled=True, rollout=40)
     listener.join(timeout=PATIENCE_S)  # how soon it arrives is measured in bench/, not here
     assert received and json.loads(received[0][5:])["type"] == "refetchEvaluation"
-    assert httpx.get(f"{sqlite_server.url}/ofrep/v1/events/99", timeout=PATIENCE_S).status_code == 404
+    assert httpx.get(f"{shared_sqlite_server.url}/ofrep/v1/events/99", timeout=PATIENCE_S).status_code == 404
