@@ -114,12 +114,14 @@ class _State(Collector):
                 None if renewed is None else now - renewed,
             )
         if self._outbox is not None:
-            waiting, oldest = self._outbox.backlog()
-            yield _gauge("rampup_outbox_backlog", "Notifications and hooks waiting for delivery", waiting)
+            waiting = self._outbox.backlog()
+            yield _gauge(
+                "rampup_outbox_backlog", "Notifications and hooks waiting for delivery", waiting.count
+            )
             yield _gauge(
                 "rampup_outbox_oldest_pending_seconds",
                 "How long the oldest undelivered item has waited",
-                oldest or 0,
+                waiting.oldest_s or 0,
             )
 
 

@@ -3,16 +3,23 @@
 import itertools
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from rampup.core.ports import Clock, OutboxItem, Store
 from rampup.errors import ConfigError, RampupError
 
-__all__ = ["LEASE", "Sender", "OutboxService", "backoff", "outbox_id"]
+__all__ = ["LEASE", "Sender", "OutboxService", "Waiting", "backoff", "outbox_id"]
 
 MAX_BACKOFF = timedelta(minutes=10)
 LEASE = "controller"  # the one lease the leader's work runs under
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    count: int  # items waiting for delivery
+    oldest_s: float | None  # how long the oldest of them has waited; None when none waits
 
 
 class Sender(Protocol):
@@ -64,12 +71,11 @@ class OutboxService:
             tx.outbox.delivered(item.id, self._clock())
         return True
 
-    def backlog(self) -> tuple[int, float | None]:
-        """Items waiting for delivery, and how many seconds the oldest has waited (None when none waits)."""
+    def backlog(self) -> Waiting:
         with self._store.read() as tx:
             backlog = tx.outbox.backlog()
         oldest = backlog.oldest
-        return backlog.count, None if oldest is None else (self._clock() - oldest).total_seconds()
+        return Waiting(backlog.count, None if oldest is None else (self._clock() - oldest).total_seconds())
 
     def step_down(self, holder: str) -> None:
         with self._store.transaction() as tx:
