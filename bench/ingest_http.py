@@ -2,7 +2,9 @@
 
 `rampup serve` (one uvicorn process, pinned to CPU 0) on a fresh database; wrk (pinned to CPU 1) POSTs the
 same 1,000-event batch (~150 KB of `request` events with flag maps, durations and tags) to
-`/api/v1/events` over --connections connections. Every 202 means the batch was committed. Afterwards the
+`/api/v1/events` over --connections connections; with --bodies K, K such batches in turn, each drawing its 1,000
+users from 100,000 anew (the same batch every time keeps the same ~1,000 users' rows hot, which real traffic
+does not). Every 202 means the batch was committed. Afterwards the
 environment's event count is checked against what wrk was answered, so the figure counts stored events.
 
 The floor, measured in the same run on the same database (the server stopped, pinned to CPU 0 too): the same
@@ -15,7 +17,7 @@ CPU per event is counted too (the server process's user + system time over the r
 apart; the floor's own process and backend likewise): on a machine shared with other work it moves far less than
 events/s, and 1,000,000 / (worker CPU µs per event) is what one core of this machine takes per worker.
 
-Run:  nice python bench/ingest_http.py [--duration 10] [--connections 4] [--postgres URL]
+Run:  nice python bench/ingest_http.py [--duration 10] [--connections 4] [--rounds 3] [--bodies 50] [--postgres URL]
 """
 
 import argparse
@@ -41,14 +43,21 @@ LUA = """\
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {token}"
-local f = io.open("{body}", "rb")
-wrk.body = f:read("*a")
-f:close()
+local bodies, n = {{}}, 0
+for i, path in ipairs({{{paths}}}) do
+  local f = io.open(path, "rb")
+  bodies[i] = f:read("*a")
+  f:close()
+end
+request = function()
+  n = n % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[n])
+end
 """
 
 
-def batch(size: int) -> bytes:
-    rng = random.Random(7)
+def batch(size: int, seed: int = 7) -> bytes:
+    rng = random.Random(seed)
     now = datetime.now(UTC).isoformat()
     return json.dumps(
         {
@@ -68,7 +77,7 @@ def batch(size: int) -> bytes:
     ).encode()
 
 
-def measure(database: str, seconds: int, connections: int, tmp: Path) -> dict[str, float]:
+def measure(database: str, seconds: int, connections: int, tmp: Path, bodies: int = 1) -> dict[str, float]:
     port, admin = free_port(), secrets.token_urlsafe(16)
     env = {**os.environ, "RAMPUP_ADMIN_TOKEN": admin}
     server = subprocess.Popen(
@@ -94,10 +103,11 @@ def measure(database: str, seconds: int, connections: int, tmp: Path) -> dict[st
             "POST", base + "/api/v1/tokens", admin, {"scope": "ingest", "environment": "production"}
         )
         assert status == 201 and isinstance(created, dict), created
-        body = tmp / "batch.json"
-        body.write_bytes(batch(1000))
+        paths = [tmp / f"batch-{i}.json" for i in range(bodies)]
+        for i, path in enumerate(paths):
+            path.write_bytes(batch(1000, seed=7 + i))
         script = tmp / "ingest.lua"
-        script.write_text(LUA.format(token=created["token"], body=body))
+        script.write_text(LUA.format(token=created["token"], paths=", ".join(f'"{p}"' for p in paths)))
         url = base + "/api/v1/events"
         subprocess.run(
             pinned(1, ["wrk", "-t1", "-c2", "-d2s", "-s", str(script), url]), capture_output=True
@@ -257,11 +267,18 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=1, help="server then floor, each on a fresh database")
+    parser.add_argument(
+        "--bodies",
+        type=int,
+        default=1,
+        help="batches sent in turn, each its own 1,000 draws of 100,000 users (1: the same users every batch)",
+    )
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     print(
         f"### Ingest over HTTP, 1 uvicorn worker (cpu0), wrk -c{args.connections} (cpu1), batches of 1,000 "
-        f"request events, {args.duration} s after a 2 s warm-up; medians of {args.rounds} round(s)"
+        f"request events ({args.bodies} different batch(es) in turn), {args.duration} s after a 2 s warm-up; "
+        f"medians of {args.rounds} round(s)"
     )
     print()
     print(
@@ -283,7 +300,10 @@ def main() -> None:
                 url = sqlite if label.startswith("SQLite") else _fresh_postgres(args.postgres) or sqlite
                 try:
                     rounds.append(
-                        (measure(url, args.duration, args.connections, Path(tmp)), floor(url, args.duration))
+                        (
+                            measure(url, args.duration, args.connections, Path(tmp), args.bodies),
+                            floor(url, args.duration),
+                        )
                     )
                 finally:
                     if url != sqlite:
