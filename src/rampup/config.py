@@ -41,9 +41,11 @@ class Settings(BaseSettings):
     # Where clients reach this server (https://flags.example.com): OFREP's eventStreams point there, never at the
     # Host header a client sent. Unset: no eventStreams are announced (clients poll).
     public_url: str | None = None
-    cors_origins: str = ""
+    cors_origins: str = ""  # web origins that may call OFREP from a browser, separated by commas or spaces
     max_streams: int = 2000  # server-sent event streams open in this process (SDKs, OFREP, dashboards)
-    streams_per_token: int = 500  # of them, on one token (browsers share an sdk token: raise it for a busy site)  # web origins that may call OFREP from a browser, separated by commas or spaces
+    streams_per_token: int = (
+        500  # of them, on one token (browsers share an sdk token: raise it for a busy site)
+    )
     max_body_bytes: int = 1024 * 1024
     body_timeout_s: float = 30.0
     max_header_bytes: int = 32 * 1024

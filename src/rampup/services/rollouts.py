@@ -43,8 +43,8 @@ __all__ = ["Backtest", "RolloutService", "RolloutStatus", "srm_days"]
 
 BASELINE = timedelta(days=7)  # `compare: baseline` looks at the week before the rollout started
 DAY_MS = 86_400_000
-FORECAST_SPAN = timedelta(days=1)
-BACKTEST_TICKS = 20_000  # a back-test's ticks: each reads every gate's data  # the traffic a forecast assumes: the environment's last day
+FORECAST_SPAN = timedelta(days=1)  # the traffic a forecast assumes: the environment's last day
+BACKTEST_TICKS = 20_000  # the most ticks a back-test replays: each reads every gate's data
 
 
 def srm_days(entered_ms: int, now_ms: int) -> tuple[int, int] | None:
