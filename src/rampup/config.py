@@ -43,9 +43,8 @@ class Settings(BaseSettings):
     public_url: str | None = None
     cors_origins: str = ""  # web origins that may call OFREP from a browser, separated by commas or spaces
     max_streams: int = 2000  # server-sent event streams open in this process (SDKs, OFREP, dashboards)
-    streams_per_token: int = (
-        500  # of them, on one token (browsers share an sdk token: raise it for a busy site)
-    )
+    # Of them, on one token (browsers share an sdk token: raise it for a busy site).
+    streams_per_token: int = 500
     max_body_bytes: int = 1024 * 1024
     body_timeout_s: float = 30.0
     max_header_bytes: int = 32 * 1024
