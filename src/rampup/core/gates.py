@@ -36,6 +36,7 @@ __all__ = [
     "assess",
     "TREATMENT",
     "CONTROL",
+    "spread_at",
 ]
 
 TREATMENT, CONTROL = "on", "off"
@@ -526,12 +527,13 @@ def _quantile(
     if not a.sketch:
         return Measurement(None, None, None, 0, alpha=alpha)
     octaves = inputs.exceedance(metric, variant, start, now)  # read now: bounds may be asked for later
+    return _Quantile(a.sketch, q, alpha, lambda x: spread_at(octaves, x))
 
-    def spread(x: float) -> float:
-        level = level_of(x)
-        return max(exceedance_at(octaves, at).design_effect() for at in (level, level + 1))
 
-    return _Quantile(a.sketch, q, alpha, spread)
+def spread_at(octaves: Mapping[int, Exceedance], x: float) -> float:
+    """The design effect of values over x: the larger of those at the two octaves around x."""
+    level = level_of(x)
+    return max(exceedance_at(octaves, at).design_effect() for at in (level, level + 1))
 
 
 def _change(t: float, c: float) -> float:

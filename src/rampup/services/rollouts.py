@@ -13,7 +13,7 @@ from typing import Any
 from rampup.core.egress import Destinations
 from rampup.core.flags import FlagDefinition, FlagState
 from rampup.core.forecast import Observed, StageForecast, forecast
-from rampup.core.gates import CONTROL, TREATMENT, Gate, GateResult, assess
+from rampup.core.gates import CONTROL, TREATMENT, Gate, GateResult, assess, spread_at
 from rampup.core.notifications import Notification, Severity
 from rampup.core.plans import (
     Decision,
@@ -270,7 +270,12 @@ class RolloutService:
             if not seen.sketch or gate.target is None:
                 return None
             above = sum(n for b, n in seen.sketch.items() if value_of(b) > gate.target.value)
-            return Observed(seen.count / requests.count, above / seen.count)
+            users = inputs.exceedance(
+                base, CONTROL, since, until
+            )  # how clustered by user, before any rollout
+            return Observed(
+                seen.count / requests.count, above / seen.count, spread_at(users, gate.target.value)
+            )
 
         stages = [(s.name, s.percentage_bp, s.min_duration.total_seconds()) for s in plan.stages]
         return forecast(plan.gates, stages, requests.count / FORECAST_SPAN.total_seconds(), observe)

@@ -487,10 +487,11 @@ class _Draw:
         total, users = int(n.sum()), max(int(people.sum()), 1)
         weights = rng.lognormal(0.0, p.volume_sigma, users)
         user = rng.choice(users, total, p=weights / weights.sum())
-        within = math.sqrt(max(b.sigma**2 - p.user_sigma**2, 0.0))
+        between = min(p.user_sigma, b.sigma)  # the spread over all values stays the metric's
+        within = math.sqrt(b.sigma**2 - between**2)
         logs = (
             math.log(median)
-            + p.user_sigma * rng.standard_normal(users)[user]
+            + between * rng.standard_normal(users)[user]
             + within * rng.standard_normal(total)
         )
         bucket = np.clip(np.ceil(logs / _LOG_GAMMA).astype(np.int64) - b.low, 0, b.ids.size - 1)

@@ -85,3 +85,34 @@ def test_three_heavy_slow_users_count_as_three_users(container: Container, clock
         container, clock, requests(range(0, 1000), True), heavy, requests(range(1000, 2000), False)
     )
     assert phase is Phase.RUNNING and verdict is not Verdict.FAIL
+
+
+def test_the_forecast_counts_users_for_a_percentile_target(
+    memory_container: Callable[..., Container], clock: Clock
+) -> None:
+    """A p95 target's expected time to a decision: longer when each user's latencies are alike (the evidence
+    is the users') than when the same latencies are spread over users at random."""
+    plan = {
+        **PLAN,
+        "stages": [{"name": "Half", "percentage": 50, "min_duration": "1m"}],
+        "gates": [{"metric": "api_latency_p95", "target": "< 235ms"}],  # 2% over it
+    }
+    expected = []
+    for alike in (True, False):
+        c = memory_container(clock)
+        c.ingest.ingest(ENV, requests(range(0, 1000), False, each=20) if alike else shuffled())
+        clock.now = START + timedelta(hours=1)
+        rid = c.rollouts.create(plan, Plan.parse(plan), "dana")
+        expected.append(c.rollouts.rollout(rid).forecast[0].decision_s)
+        c.close()
+        clock.now = START
+    assert expected[0] > 3 * expected[1], expected
+
+
+def shuffled() -> list[Observation]:
+    """The latencies of `requests(range(0, 1000), False, each=20)`, each given to another user."""
+    alike = requests(range(0, 1000), False, each=20)
+    return [
+        Observation(o.kind, o.at_ms, f"user-{n % 1000}", o.flags, o.value)
+        for n, o in enumerate(sorted(alike, key=lambda o: o.value or 0))
+    ]
