@@ -34,9 +34,8 @@ class AuditEntry:
     before: AuditRecord
     after: AuditRecord
     reason: str
-    on_behalf_of: str | None = (
-        None  # whom the token (`actor`) said it acted for; recorded, never trusted instead
-    )
+    # Whom the token (`actor`) said it acted for; recorded, never trusted instead.
+    on_behalf_of: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

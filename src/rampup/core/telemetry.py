@@ -83,9 +83,8 @@ class MetricSpec:
     aggregation: Aggregation
     unit: str
     description: str
-    environment_wide: bool = (
-        False  # gates read the whole environment, not the treatment (data loss: any at all)
-    )
+    # Gates read the whole environment, not the treatment (data loss: any at all).
+    environment_wide: bool = False
     counted: str = "failures"  # what a rate's numerator counts, as the metrics API names it
     min_samples: int = 0  # a gate on this metric is inconclusive below this many samples per variant
 

@@ -503,9 +503,8 @@ class BacktestIn(Strict):
 
 
 class TransitionOut(BaseModel):
-    kind: str | None = (
-        None  # started, advanced, rolled_back, approved, waiting_for_data, environment_unhealthy…
-    )
+    # started, advanced, rolled_back, approved, waiting_for_data, environment_unhealthy, …
+    kind: str | None = None
     at: datetime
     from_: str = Field(alias="from")
     to: str
