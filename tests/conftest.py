@@ -19,6 +19,7 @@ import pytest
 import rampup
 from rampup.adapters.storage import make_engine, migrate
 from tests.support.servers import FAST, Server, start_server
+from tests.support.waiting import PATIENCE_S
 
 pytest_plugins = ["tests.support.schedule"]
 
@@ -38,7 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _postgres_reason() -> str | None:
     try:
-        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=int(PATIENCE_S)):
             return None
     except psycopg.Error as exc:
         return f"PostgreSQL at {PG_ADMIN_URL} does not answer ({type(exc).__name__})"

@@ -5,7 +5,6 @@ that fails — with evaluations that keep answering and never raise."""
 import json
 import random
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -474,9 +473,9 @@ def test_concurrent_evaluations_while_the_rollout_rises(rampup: Rampup, client: 
     threads = [threading.Thread(target=evaluate) for _ in range(4)]
     for t in threads:
         t.start()
-    for rollout in range(10, 101, 10):
+    for rollout in range(10, 101, 10):  # each step reaches the client while the threads evaluate
         rampup.set_state(key, rollout=rollout)
-        time.sleep(0.05)
+        rampup.caught_up(client)
     wait_until(
         lambda: all(client.is_enabled(key, u) for u in population),
         "all(client.is_enabled(key, u) for u in population)",

@@ -6,6 +6,7 @@
   `X-Rampup-Signature`, and an SMTP server (`smtp_server`, aiosmtpd) that keeps every e-mail.
 - `traffic`: request events from a fixed pool of users, attributed with the flag's state when sent.
 - `waiting`: `wait_until(condition, what)`.
+- `clock`: `ManualClock`, the SDK's telemetry time (`Client(clock=…)`), moved by `advance`.
 - `ports`: `free_port()`.
 
 Waiting: never sleep for a duration and then assert. Wait for the condition that says the thing happened,
@@ -20,5 +21,7 @@ is a tick without moving. Soak times, `for:` durations, alert windows, report sc
 all follow this clock, so a test makes days pass in one call, and a slow machine cannot make a stage end
 early. The controller runs only on these ticks; the outbox is still delivered every
 `RAMPUP_OUTBOX_POLL_S` of real time (what is due by the manual clock). A server on the system clock (the
-default) is for tests where time plays no part.
+default) is for tests where time plays no part. The SDK's telemetry (flush interval, retries, exposure interval,
+request durations) runs on a `ManualClock` the same way: `clock.advance(0.25)` returns once the sender has done
+what was due.
 """
