@@ -9,6 +9,7 @@ import gzip
 import json
 import math
 import random
+import sqlite3
 import threading
 import time
 import zlib
@@ -304,6 +305,54 @@ def test_every_acknowledged_event_survives_sigkill(
         assert post_events(client, small_batch(3)).status_code == 202
     with restarted.client() as api:
         assert counts(api)["all"][0] == acknowledged + 3
+
+
+def parts_pending(database_url: str) -> int:
+    """Per-user days appended by ingest and not yet merged by the worker."""
+    query = "SELECT count(*) FROM unit_day_parts"
+    if database_url.startswith("sqlite"):
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as db:
+            return int(db.execute(query).fetchone()[0])
+    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://")) as pg:
+        row = pg.execute(query).fetchone()
+        return int(row[0]) if row else 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_per_user_days_not_yet_merged_survive_a_sigkill_and_read_alike_once_merged(
+    backend: str, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
+    """Ingest appends each user's day and the worker merges them later: a server killed in between loses none of
+    them, and engagement per user reads the same before the merge and after it."""
+    server = server_factory(make_database_url(backend), extra_env={"RAMPUP_COMPACT_S": "3600"})
+    with server.client() as api:
+        key = new_flag(api)
+        token = new_token(api)
+    clicks = [  # users 0, 3 and 6 on (20 clicks), the six others off (40)
+        {
+            "type": "custom",
+            "name": "click",
+            "engagement": True,
+            "targeting_key": f"user-{i % 9}",
+            "flags": {key: i % 3 == 0},
+        }
+        for i in range(60)
+    ]
+    with ingest_client(server, token) as client:
+        for i in range(0, 60, 6):
+            assert post_events(client, clicks[i : i + 6]).status_code == 202
+    with server.client() as api:
+        before = metric(api, "engagement", flag=key)["variants"]
+    assert (before["on"]["users"], before["on"]["value"], before["off"]["users"]) == (3, 20 / 3, 6)
+    assert parts_pending(server.database_url) == 60  # a part per user and batch: none merged yet
+    server.stop(kill=True)
+
+    restarted = server_factory(server.database_url, admin_token=server.admin_token)
+    wait_until(
+        lambda: parts_pending(restarted.database_url) == 0, "the restarted worker merges the parts left"
+    )
+    with restarted.client() as api:
+        assert metric(api, "engagement", flag=key)["variants"] == before
 
 
 def test_sigkill_in_the_middle_of_concurrent_batches_loses_no_acknowledged_batch(
