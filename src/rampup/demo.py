@@ -116,8 +116,8 @@ def set_up(api: httpx.Client) -> tuple[Tokens, dict[str, int]]:
 
 class DemoTraffic:
     """Synthetic users of a web app and its checkout service: each batch is `rate / batches_per_second`
-    requests from random users, page loads, rare unhandled errors, now and then a user's rating and comment. The new checkout fails 8% of its requests
-    while its rollout is at stage 2 or later."""
+    requests from random users, page loads, rare unhandled errors, now and then a user's rating and comment.
+    The new checkout fails 8% of its requests while its rollout is at stage 2 (25%) or later."""
 
     def __init__(
         self,

@@ -83,7 +83,7 @@ def demo(
                 f"  Rollout {rollouts['workstation']}: workstation, the example plan with stages of a minute. It waits for\n"
                 "    two sign-offs (given in a moment), then advances as its gates pass; the last stage waits\n"
                 f"    for your approval: press Approve on {url}/rollouts/{rollouts['workstation']}\n"
-                f"  Rollout {rollouts[REGRESSING_FLAG]}: {REGRESSING_FLAG}, whose new code fails 4% of requests at 25%:\n"
+                f"  Rollout {rollouts[REGRESSING_FLAG]}: {REGRESSING_FLAG}, whose new checkout fails 8% of its requests from 25%:\n"
                 f"    watch the controller roll it back by itself on {url}/rollouts/{rollouts[REGRESSING_FLAG]}\n"
                 f"  Synthetic users: {rate:g} requests a second through the ingest API.\n"
                 f"  Database: {folder / 'demo.db'} ({'kept' if keep else 'deleted'} when you stop with Ctrl-C)\n"
