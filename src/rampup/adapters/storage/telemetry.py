@@ -195,7 +195,10 @@ class SqlTelemetry:
             chunk = keys[i : i + _CHUNK]
             found = self.conn.exec_driver_sql(
                 f"SELECT {', '.join(_KEY_COLUMNS + _AGGREGATE_COLUMNS)} FROM rollups WHERE environment_id = {mark} "
-                f"AND ({' OR '.join([term] * len(chunk))})" + (" FOR UPDATE" if postgres else ""),
+                f"AND ({' OR '.join([term] * len(chunk))})"
+                # Locked in key order: in the order it finds them (where their latest versions lie in the table),
+                # two writers could lock the same rows in opposite orders and deadlock.
+                + (f" ORDER BY {', '.join(_KEY_COLUMNS)} FOR UPDATE" if postgres else ""),
                 (environment_id, *(part for key in chunk for part in key)),
             )
             for flag, variant, metric, resolution, period, *aggregate in found:
