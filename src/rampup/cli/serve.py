@@ -60,8 +60,8 @@ def worker(
     ] = 8401,
     tick: Tick = None,
 ) -> None:
-    """Run the worker alone: the rollout controller, alerts, reports, deliveries and retention. Any number may run
-    on one database; one leads, the others stand by and take over when it stops."""
+    """Run the worker alone: the rollout controller, alerts, reports, deliveries, compaction and retention. Any
+    number may run on one database; one leads, the others stand by and take over when it stops."""
     from rampup.http.app import create_worker_app
 
     container = _start(db, host, port, tick, "worker")
