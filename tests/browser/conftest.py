@@ -41,8 +41,10 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
+    """One browser for the module. Not for the session: Playwright's sync API keeps an asyncio loop running
+    in this thread while it lives, and every later test on the worker that calls asyncio.run() would fail."""
     reason = _missing()
     if reason and ON_CI:
         pytest.fail(f"{reason}; on CI the browser tests must run")
