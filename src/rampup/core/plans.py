@@ -96,6 +96,7 @@ class TransitionKind(StrEnum):
     SIGNED_OFF = "signed_off"
     AWAITING_APPROVAL = "awaiting_approval"
     TIMED_OUT = "timed_out"  # max_duration reached; the plan says hold
+    HELD = "held"  # the soak is over and a target is missed: holding until it is met or max_duration
     ENVIRONMENT_UNHEALTHY = "environment_unhealthy"  # both variants degraded: paused, not rolled back
     ENVIRONMENT_HEALTHY = "environment_healthy"  # and recovered: running again
     WAITING_FOR_DATA = "waiting_for_data"  # the soak is over without enough evidence
@@ -405,6 +406,7 @@ class RolloutState:
     signoffs: tuple[Signoff, ...] = ()
     approvals: tuple[int, ...] = ()  # stage numbers approved
     noted_timeout: bool = False
+    noted_hold: bool = False  # the missed target of this stage has been told
     environment_hold: bool = False  # paused by the controller because both variants degraded
 
     def signed(self, stage: int) -> set[str]:
@@ -500,7 +502,7 @@ class _Builder:
         changes: dict[str, Any] = {"phase": phase, "stage": stage, "environment_hold": False}
         if stage != before.stage:
             self.effects.append(SetRollout(self.plan.percentage_bp(stage)))
-            changes.update(entered_at=self.now, breaches=(), noted_timeout=False)
+            changes.update(entered_at=self.now, breaches=(), noted_timeout=False, noted_hold=False)
         self.state = replace(before, **changes)
         self.note(
             reason, evidence, kind or TransitionKind.of(before.phase, phase, before.stage, stage), before
@@ -674,8 +676,8 @@ def _progress(b: _Builder, results: Sequence[GateResult], evidence: Sequence[dic
             case OnTimeout.HOLD if not state.noted_timeout:
                 b.state = replace(b.state, noted_timeout=True)
                 b.note(reason + "; holding", evidence, TransitionKind.TIMED_OUT)
-    elif elapsed >= spec.min_duration and state.phase is Phase.RUNNING and _undecided(results, spec):
-        _inconclusive(b, results, evidence, elapsed)
+    elif elapsed >= spec.min_duration and state.phase is Phase.RUNNING:
+        _soaked(b, results, evidence, elapsed)
 
 
 class _Evidence(Sequence[dict[str, Any]]):
@@ -695,6 +697,39 @@ class _Evidence(Sequence[dict[str, Any]]):
 
     def __len__(self) -> int:
         return len(self._results)
+
+
+def _soaked(
+    b: _Builder, results: Sequence[GateResult], evidence: Sequence[dict[str, Any]], elapsed: timedelta
+) -> None:
+    """The soak is over and the stage cannot advance yet: say why, once — short of data, or a target missed."""
+    state = b.state
+    spec = b.plan.stages[state.stage - 1]
+    if _undecided(results, spec):
+        _inconclusive(b, results, evidence, elapsed)
+        return
+    missed = [r for r in results if _blocks(r.gate, spec.percentage_bp) and r.verdict is Verdict.WARN]
+    if missed and not state.noted_hold:
+        b.state = replace(state, noted_hold=True)
+        until = (
+            f"max_duration {format_duration(spec.max_duration, 'compact')}"
+            if spec.max_duration
+            else "a change"
+        )
+        b.note(
+            f"stage {state.stage} ({spec.name}) soaked {format_duration(elapsed, 'compact')}, "
+            + "; ".join(_missed_reason(r) for r in missed)
+            + f"; holding until it is met or {until}",
+            evidence,
+            TransitionKind.HELD,
+        )
+
+
+def _missed_reason(r: GateResult) -> str:
+    m = r.measurement
+    shown = f"{m.value:.4g}" if m.value is not None else "?"
+    target = r.gate.target.text if r.gate.target else "its target"
+    return f"{r.gate.metric} = {shown} misses {target} (n = {m.samples})"
 
 
 def _undecided(results: Sequence[GateResult], spec: Stage) -> bool:
@@ -836,7 +871,7 @@ def act(
         case Action.PAUSE if phase in (Phase.RUNNING, Phase.WAITING_FOR_DATA, Phase.AWAITING_APPROVAL):
             b.move(Phase.PAUSED, state.stage, reason or "paused")
         case Action.RESUME if phase in (Phase.PAUSED, Phase.ROLLED_BACK):
-            b.state = replace(state, entered_at=now, breaches=(), noted_timeout=False)
+            b.state = replace(state, entered_at=now, breaches=(), noted_timeout=False, noted_hold=False)
             b.move(Phase.RUNNING, state.stage, reason or "resumed")
         case Action.ROLLBACK if phase in live and state.stage > 0:
             b.move(Phase.ROLLED_BACK, state.stage - 1, reason or "rolled back by hand")

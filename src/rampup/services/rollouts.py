@@ -24,6 +24,7 @@ from rampup.core.plans import (
     SetRollout,
     Srm,
     Transition,
+    TransitionKind,
     act,
     approve_all,
     available_actions,
@@ -460,7 +461,7 @@ def transition_notification(record: RolloutRecord, t: Transition) -> Notificatio
         t.at,
         f"{plan.flag} in {plan.environment}: {kind.replace('_', ' ')} ({moved})",
         t.reason,
-        _SEVERITY.get(t.to_phase, Severity.INFO),
+        Severity.WARNING if t.kind is TransitionKind.HELD else _SEVERITY.get(t.to_phase, Severity.INFO),
         tuple(fields),
         f"rollout-{record.id}",
         details={

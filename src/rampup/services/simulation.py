@@ -710,7 +710,7 @@ class _Trial:
             decided = (TransitionKind.ADVANCED, TransitionKind.AWAITING_APPROVAL, TransitionKind.COMPLETED)
             if t.kind in decided and t.from_stage:  # the stage passed (sign-offs are given at once here)
                 self.stage_times.append((t.from_stage, t.at - entered))
-            elif t.kind is TransitionKind.WAITING_FOR_DATA:
+            elif t.kind in (TransitionKind.WAITING_FOR_DATA, TransitionKind.HELD):
                 soak = self.plan.stages[t.from_stage - 1].min_duration
                 self.waits.append((t.from_stage, t.at - entered - soak))
 

@@ -374,3 +374,22 @@ def test_a_plan_may_bucket_its_flag_by_an_attribute() -> None:
     with pytest.raises(InvalidInput) as bad:
         Plan.parse({**raw, "bucket_by": 7})
     assert bad.value.where == "bucket_by"
+
+
+def test_a_soak_that_ends_with_a_target_missed_holds_and_says_so_once() -> None:
+    missed = [
+        GateResult(ERROR, Verdict.WARN, Measurement(0.0042, 0.003, 0.005, 9_000)),
+        result(DATA_LOSS, Verdict.PASS),
+        result(TICKETS, Verdict.PASS),
+    ]
+    state = started()
+    assert not decide(PLAN, state, missed, T0 + timedelta(hours=47)).transitions  # still soaking
+    held = decide(PLAN, state, missed, T0 + timedelta(hours=48))
+    (t,) = held.transitions
+    assert (held.state.phase, held.state.stage, t.kind) == (Phase.RUNNING, 1, TransitionKind.HELD)
+    assert (
+        "error_rate = 0.0042 misses < 0.1% (n = 9000)" in t.reason and "holding until it is met" in t.reason
+    )
+    assert not decide(PLAN, held.state, missed, T0 + timedelta(hours=49)).transitions  # told once
+    advanced = decide(PLAN, held.state, healthy(), T0 + timedelta(hours=50))
+    assert (advanced.state.stage, advanced.state.noted_hold) == (2, False)  # the next stage may tell again

@@ -31,6 +31,7 @@ def state_to_json(s: RolloutState) -> dict[str, Any]:
         ],
         "approvals": list(s.approvals),
         "noted_timeout": s.noted_timeout,
+        "noted_hold": s.noted_hold,
         "environment_hold": s.environment_hold,
     }
 
@@ -48,7 +49,8 @@ def state_from_json(d: dict[str, Any]) -> RolloutState:
         ),
         tuple(d["approvals"]),
         d["noted_timeout"],
-        d.get("environment_hold", False),
+        noted_hold=d.get("noted_hold", False),
+        environment_hold=d.get("environment_hold", False),
     )
 
 
