@@ -431,6 +431,7 @@ _SEVERITY = {
     Phase.DISABLED: Severity.CRITICAL,
     Phase.ABORTED: Severity.WARNING,
 }
+_KIND_SEVERITY = {TransitionKind.HELD: Severity.WARNING}  # told while still running: its phase says nothing
 
 
 def transition_notification(record: RolloutRecord, t: Transition) -> Notification:
@@ -461,7 +462,7 @@ def transition_notification(record: RolloutRecord, t: Transition) -> Notificatio
         t.at,
         f"{plan.flag} in {plan.environment}: {kind.replace('_', ' ')} ({moved})",
         t.reason,
-        Severity.WARNING if t.kind is TransitionKind.HELD else _SEVERITY.get(t.to_phase, Severity.INFO),
+        _KIND_SEVERITY.get(t.kind) or _SEVERITY.get(t.to_phase, Severity.INFO),
         tuple(fields),
         f"rollout-{record.id}",
         details={
