@@ -30,7 +30,7 @@ import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.support.receivers import MAX_SKEW_S, Mailbox, Receiver, sign, smtp_server
-from tests.support.rollouts import command, drive, rollout
+from tests.support.rollouts import command, drive, rollout, summary
 from tests.support.servers import FAST, Server
 from tests.support.traffic import Traffic
 from tests.support.waiting import PATIENCE_S, wait_until
@@ -103,6 +103,20 @@ def create_rollout(c: httpx.Client, plan: dict[str, Any]) -> dict[str, Any]:
     r = c.post("/api/v1/rollouts", json={"plan": plan})
     assert r.status_code == 201, r.text
     return r.json()  # type: ignore[no-any-return]
+
+
+def notified_plan(
+    flag: str, stages: list[dict[str, Any]], gates: list[dict[str, Any]], *channels: str
+) -> dict[str, Any]:
+    """A plan of `flag` in production that tells `channels` of every transition."""
+    return {
+        "name": f"{flag}-plan",
+        "flag": flag,
+        "environment": ENV,
+        "stages": stages,
+        "gates": gates,
+        "notify": list(channels),
+    }
 
 
 def deliveries(c: httpx.Client, channel: str | None = None) -> list[dict[str, Any]]:
@@ -221,11 +235,9 @@ def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_sig
         email_channel(c, "ops-mail", smtp_port)
         create_flag(c, flag)
         traffic = Traffic(c, flag)
-        plan = {
-            "name": "notify-climb-plan",
-            "flag": flag,
-            "environment": ENV,
-            "stages": [
+        plan = notified_plan(
+            flag,
+            [
                 {
                     "name": "Early Access",
                     "percentage": 10,
@@ -235,12 +247,13 @@ def test_every_transition_of_a_plan_reaches_a_refusing_webhook_and_smtp_once_sig
                 {"name": "General", "percentage": 50, "min_duration": "1s"},
                 {"name": "Full Rollout", "percentage": 100, "min_duration": "1s", "approval": "required"},
             ],
-            "gates": [
+            [
                 {"metric": "error_rate", "rollback": "> 5%", "disable": "> 20%"},
                 {"metric": "data_loss", "rollback_to": 0},
             ],
-            "notify": ["ops-hook", "ops-mail"],
-        }
+            "ops-hook",
+            "ops-mail",
+        )
         created = create_rollout(c, plan)
         rid = created["id"]
         assert created["state"] == "awaiting_approval"
@@ -486,18 +499,16 @@ def test_queued_notifications_survive_a_killed_server(
     with server.client() as c:
         webhook_channel(c, "hook", receiver.url("/hook"))
         create_flag(c, flag)
-        plan = {
-            "name": f"{flag}-plan",
-            "flag": flag,
-            "environment": ENV,
-            "stages": [
+        plan = notified_plan(
+            flag,
+            [
                 {"name": "Early Access", "percentage": 10, "min_duration": "0.3s"},
                 {"name": "General", "percentage": 50, "min_duration": "0.3s"},
                 {"name": "Full Rollout", "percentage": 100, "min_duration": "0.3s"},
             ],
-            "gates": [{"metric": "data_loss", "rollback_to": 0}],
-            "notify": ["hook"],
-        }
+            [{"metric": "data_loss", "rollback_to": 0}],
+            "hook",
+        )
         rid = create_rollout(c, plan)["id"]
         status = drive(server, c, rid, lambda s: s["state"] == "completed", what="completion")
         keep_time_moving_until(
@@ -659,17 +670,16 @@ def test_a_channels_min_severity_keeps_info_notifications_out(
         webhook_channel(c, "quiet", receiver.url("/quiet"), min_severity="warning")
         assert c.get("/api/v1/channels/quiet").json()["min_severity"] == "warning"
         create_flag(c, flag)
-        plan = {
-            "name": f"{flag}-plan",
-            "flag": flag,
-            "environment": ENV,
-            "stages": [
+        plan = notified_plan(
+            flag,
+            [
                 {"name": "Early Access", "percentage": 10, "min_duration": "10m"},
                 {"name": "Full Rollout", "percentage": 100, "min_duration": "10m"},
             ],
-            "gates": [{"metric": "data_loss", "rollback_to": 0}],
-            "notify": ["everything", "quiet"],
-        }
+            [{"metric": "data_loss", "rollback_to": 0}],
+            "everything",
+            "quiet",
+        )
         rid = create_rollout(c, plan)["id"]
         command(c, rid, "pause", "waiting for the release notes", by="sam")  # warning
         command(c, rid, "resume", "notes are out", by="sam")  # info
@@ -703,14 +713,12 @@ def test_a_start_straight_into_the_first_stage_is_notified_as_started(
     with manual_server.client() as c:
         webhook_channel(c, "start-hook", receiver.url("/start"))
         create_flag(c, flag)
-        plan = {
-            "name": f"{flag}-plan",
-            "flag": flag,
-            "environment": ENV,
-            "stages": [{"name": "Early Access", "percentage": 10, "min_duration": "10m"}],
-            "gates": [],
-            "notify": ["start-hook"],
-        }
+        plan = notified_plan(
+            flag,
+            [{"name": "Early Access", "percentage": 10, "min_duration": "10m"}],
+            [],
+            "start-hook",
+        )
         created = create_rollout(c, plan)
         assert created["state"] == "running"
         wait_until(
@@ -721,6 +729,63 @@ def test_a_start_straight_into_the_first_stage_is_notified_as_started(
     first = receiver.bodies("/start")[0]
     assert (first["details"]["from"], first["details"]["to"]) == ("pending", "running")
     assert first["type"] == "rollout.started", first["title"]
+
+
+def test_a_target_still_missed_when_the_soak_ends_is_told_once_and_the_rollout_keeps_running(
+    receiver: Receiver, manual_server: Server
+) -> None:
+    """2% of the treatment's requests fail: surely over the "< 0.1%" target, under the "> 5%" line. When the
+    hour's soak ends the stage neither advances nor steps back; the channel hears `rollout.held` (a warning)
+    once, with the value, the target and the samples, and not again on the ticks after."""
+    flag = "notify-held"
+    with manual_server.client() as c:
+        webhook_channel(c, "held-hook", receiver.url("/held"))
+        create_flag(c, flag)
+        plan = notified_plan(
+            flag,
+            [
+                {"name": "Half", "percentage": 50, "min_duration": "1h"},
+                {"name": "Full", "percentage": 100, "min_duration": "1h"},
+            ],
+            [{"metric": "error_rate", "target": "< 0.1%", "rollback": "> 5%"}],
+            "held-hook",
+        )
+        rid = create_rollout(c, plan)["id"]
+        traffic = Traffic(c, flag, users=2000)
+        for _ in range(3):
+            traffic.send(fail_every=50)
+            manual_server.advance("1m")
+        assert rollout(c, rid)["timeline"][-1]["kind"] == "started"  # still soaking: nothing to tell yet
+        manual_server.advance("1h")
+        for _ in range(3):  # later ticks, the target still missed
+            traffic.send(fail_every=50)
+            manual_server.advance("1m")
+        status = rollout(c, rid)
+        assert (status["state"], status["stage"]["number"]) == ("running", 1), summary(status)
+        # What comes after: a pause by hand, heard once everything queued before it was delivered.
+        command(c, rid, "pause", "looking into the errors", by="sam")
+        wait_until(
+            lambda: (
+                "rollout.paused" in [b["type"] for b in receiver.bodies("/held")] and settled(c, "held-hook")
+            ),
+            "the pause's notification",
+            detail=lambda: deliveries(c, "held-hook"),
+        )
+    told = {b["id"]: b for b in receiver.bodies("/held")}.values()  # at least once: duplicates share an id
+    assert [b["type"] for b in told] == ["rollout.started", "rollout.held", "rollout.paused"], told
+    held = next(b for b in told if b["type"] == "rollout.held")
+    assert held["severity"] == "warning"
+    assert (held["details"]["from"], held["details"]["to"], held["details"]["to_stage"]) == (
+        "running",
+        "running",
+        1,
+    )
+    reason = held["details"]["reason"]
+    errors = next(e for e in held["details"]["evidence"] if e["metric"] == "error_rate")
+    assert errors["verdict"] == "warn" and 0.015 < errors["value"] < 0.025, errors  # about 2%
+    assert errors["samples"] >= 3000 and "< 0.1%" in errors["threshold"], errors
+    assert f"error_rate = {errors['value']:.4g} misses < 0.1% (n = {errors['samples']})" in reason, reason
+    assert "holding until it is met or a change" in reason, reason
 
 
 # ---------------------------------------------------------------- (e) secrets are never shown back
