@@ -21,7 +21,7 @@ from rampup.adapters.storage import make_engine, migrate
 from tests.support.servers import FAST, Server, start_server
 from tests.support.waiting import PATIENCE_S
 
-pytest_plugins = ["tests.support.schedule"]
+pytest_plugins = ["tests.support.schedule", "pytester"]  # pytester: the schedule plugin's own test
 
 PG_ADMIN_URL = os.environ.get("RAMPUP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ON_CI = os.environ.get("CI") == "true"

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-SECONDS_FILE = Path(__file__).resolve().parents[1] / "module_seconds.json"
+SECONDS_FILE = "tests/module_seconds.json"  # under the root directory, whose paths the node ids are
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--record-module-seconds",
         action="store_true",
-        help=f"write each module's measured seconds to {SECONDS_FILE.name} (the order of the next runs)",
+        help=f"write each module's measured seconds to {SECONDS_FILE} (the order of the next runs)",
     )
 
 
@@ -31,19 +31,21 @@ def _module(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-def _recorded() -> dict[str, float]:
-    return json.loads(SECONDS_FILE.read_text()) if SECONDS_FILE.exists() else {}
+def _recorded(root: Path) -> dict[str, float]:
+    path = root / SECONDS_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    seconds = _recorded()
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    seconds = _recorded(config.rootpath)
     unknown = statistics.median(seconds.values()) if seconds else 0.0
     # A stable sort: each module's tests keep their order and stay together.
     items.sort(key=lambda item: -seconds.get(_module(item.nodeid), unknown))
 
 
 class _Recorder:
-    def __init__(self) -> None:
+    def __init__(self, root: Path) -> None:
+        self.root = root
         self.seconds: defaultdict[str, float] = defaultdict(float)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -51,13 +53,9 @@ class _Recorder:
 
     def pytest_sessionfinish(self) -> None:
         # Modules this run measured replace their old figures; the others keep theirs while their file exists.
-        seconds = _recorded() | {module: round(total, 1) for module, total in self.seconds.items()}
-        kept = {
-            module: total
-            for module, total in seconds.items()
-            if (SECONDS_FILE.parent.parent / module).exists()
-        }
-        SECONDS_FILE.write_text(
+        seconds = _recorded(self.root) | {module: round(total, 1) for module, total in self.seconds.items()}
+        kept = {module: total for module, total in seconds.items() if (self.root / module).exists()}
+        (self.root / SECONDS_FILE).write_text(
             json.dumps(dict(sorted(kept.items(), key=lambda kv: -kv[1])), indent=1) + "\n"
         )
 
@@ -65,4 +63,4 @@ class _Recorder:
 def pytest_configure(config: pytest.Config) -> None:
     # Only the process that sees every report records: the controller under xdist, pytest itself without it.
     if config.getoption("--record-module-seconds") and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(_Recorder(), "module-seconds-recorder")
+        config.pluginmanager.register(_Recorder(config.rootpath), "module-seconds-recorder")
