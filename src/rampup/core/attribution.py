@@ -21,6 +21,7 @@ from rampup.core.telemetry import Observation
 
 __all__ = ["BatchAttribution", "FlagTimeline", "attribute", "variants_of"]
 
+_NO_FLAGS: Mapping[str, Any] = {}
 _TEXT_BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "on": True, "off": False}
 
 
@@ -57,6 +58,11 @@ class FlagTimeline:
             return self._by_value.get((type(reported) is bool, reported))
         return None
 
+    @property
+    def bucketed_by_attribute(self) -> bool:
+        """Whether some state buckets by an attribute: only then are its units anything but targeting keys."""
+        return self._bucketed_by_attribute
+
     def may_split_between(self, first_ms: int, last_ms: int) -> bool:
         start = max(0, bisect.bisect_right(self.since_ms, first_ms) - 1)
         end = bisect.bisect_right(self.since_ms, last_ms)
@@ -88,7 +94,7 @@ def attribute(
 
 
 class BatchAttribution:
-    """`attribute` for the observations of one batch, as a tuple: the variants of a reported flag map are looked
+    """`attribute` for the observations of one batch, as a tuple (`slots`): the variants of a reported flag map are looked
     up once per distinct map (a batch repeats a few), and only the flags it leaves out are recomputed."""
 
     def __init__(self, timelines: Mapping[str, FlagTimeline], splitting: Sequence[tuple[str, FlagTimeline]]):
@@ -98,26 +104,30 @@ class BatchAttribution:
             tuple[Any, ...], tuple[tuple[tuple[str, str], ...], list[tuple[str, FlagTimeline]]]
         ] = {}
 
-    def __call__(self, o: Observation) -> tuple[tuple[str, str], ...]:
-        reported = o.flags or {}
-        values = tuple(reported.values())
+    def slots(self, o: Observation) -> tuple[tuple[str, str], ...]:
+        reported = o.flags or _NO_FLAGS
         # Types in the key: True == 1 == 1.0 as keys, but a boolean flag's variant is not a number's.
-        key = (*reported, *values, *map(type, values))
+        key = (*reported.items(), *map(type, reported.values()))
         try:
-            known, hashable = self._by_map.get(key), True
+            known = self._by_map.get(key)
         except TypeError:  # a value that isn't hashable (a Sentry context): look it up every time
-            known, hashable = None, False
-        if known is None:
-            known = (
-                tuple(_reported(reported, self._timelines)),
-                [(k, t) for k, t in self._splitting if k not in reported],
-            )
-            if hashable:
-                self._by_map[key] = known
+            known = self._judge(reported)
+        else:
+            if known is None:
+                known = self._by_map[key] = self._judge(reported)
         slots, unreported = known
         if unreported and (o.targeting_key or o.tags):
             return slots + tuple(_recomputed(o, {}, unreported))
         return slots
+
+    def _judge(
+        self, reported: Mapping[str, Any]
+    ) -> tuple[tuple[tuple[str, str], ...], list[tuple[str, FlagTimeline]]]:
+        """A flag map's reported variants, and the splitting flags it leaves out."""
+        return (
+            tuple(_reported(reported, self._timelines)),
+            [(k, t) for k, t in self._splitting if k not in reported],
+        )
 
 
 def _reported(

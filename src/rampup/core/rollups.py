@@ -1,5 +1,6 @@
 """Folding observations into minute and hour aggregates, and reading windows back from them."""
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -36,6 +37,8 @@ __all__ = [
 SECOND, MINUTE, HOUR, DAY = 1, 60, 3600, 86400
 FINE_RETENTION = 3 * HOUR  # per-second aggregates exist this long: enough to start a stage's window exactly
 ALL_VARIANT = "all"  # the variant slot of environment-wide rollups
+# An observation's contribution to one aggregate: (failed, value, sketched, at_ms, n alike observations).
+_Item = tuple[bool, float | None, bool, int, int]
 
 
 class RollupKey(NamedTuple):
@@ -56,21 +59,30 @@ class Aggregate:
     last_at_ms: int | None = None
     sketch: dict[int, int] | None = None
 
-    def add(self, failed: bool, value: float | None, sketched: bool, at_ms: int, n: int = 1) -> None:
-        """`n` alike observations at once."""
-        self.count += n
-        self.failures += failed * n
-        if value is None:
-            return
-        self.total += value * n
-        self.total_sq += value * value * n
-        if self.last_at_ms is None or at_ms >= self.last_at_ms:
-            self.last_value, self.last_at_ms = value, at_ms
-        if sketched:
-            if self.sketch is None:
-                self.sketch = {}
-            b = sketch.bucket_of(value)
-            self.sketch[b] = self.sketch.get(b, 0) + n
+    @classmethod
+    def of(cls, items: Iterable[_Item]) -> "Aggregate":
+        """Contributions (failed, value, sketched, at_ms, n: `n` alike observations at once) added in order. The
+        fold collects a batch's contributions per aggregate and adds them here in one loop over local variables,
+        not by a method call each."""
+        count = failures = 0
+        total = total_sq = 0.0
+        last_value: float | None = None
+        last_at_ms: int | None = None
+        buckets: dict[int, int] = {}
+        bucket_of = sketch.bucket_of
+        for failed, value, sketched, at_ms, n in items:
+            count += n
+            failures += failed * n
+            if value is None:
+                continue
+            total += value * n
+            total_sq += value * value * n
+            if last_at_ms is None or at_ms >= last_at_ms:
+                last_value, last_at_ms = value, at_ms
+            if sketched:
+                b = bucket_of(value)
+                buckets[b] = buckets.get(b, 0) + n
+        return cls(count, failures, total, total_sq, last_value, last_at_ms, buckets or None)
 
     def merge(self, other: "Aggregate") -> None:
         self.count += other.count
@@ -175,6 +187,7 @@ Second = tuple[str, str, str, int]  # (flag, variant, metric, unix second): the 
 _Group = tuple[
     tuple[tuple[str, str], ...], int
 ]  # (flag variants, unix second): observations attributed alike
+_new = tuple.__new__
 
 
 def fold(
@@ -213,75 +226,62 @@ def fold_seconds(
     latencies: dict[LatencyKey, int] = {}
     if not observations:
         return {}, units, latencies
-    first = min(o.at_ms for o in observations)
-    last = max(o.at_ms for o in observations)
-    attributed = BatchAttribution(
+    stamps = [o.at_ms for o in observations]
+    first, last = min(stamps), max(stamps)
+    slots_of = BatchAttribution(
         timelines, [(k, t) for k, t in timelines.items() if t.may_split_between(first, last)]
-    )
-    groups: dict[_Group, dict[str, Aggregate]] = {}
-    for o in observations:  # the hottest loop of ingest
-        slots = attributed(o)
-        second = o.at_ms // 1000
-        group = groups.get((slots, second))
-        if group is None:
-            group = groups[(slots, second)] = {}
+    ).slots
+    # A flag's units are its observations' targeting keys, unless it buckets by an attribute: only those ask.
+    by_attribute = {k: t for k, t in timelines.items() if t.bucketed_by_attribute}
+    level_of = sketch.level_of
+    # Missing keys made in C: most events find their group and metric there already.
+    groups: defaultdict[_Group, defaultdict[str, list[_Item]]] = defaultdict(lambda: defaultdict(list))
+    for o in observations:  # the hottest loop of ingest: what can be done once per batch or group is not here
+        slots = slots_of(o)
+        at_ms, n = o.at_ms, o.count
+        second = at_ms // 1000
+        group = groups[(slots, second)]
         failures = 0
-        timed: list[tuple[str, float]] = []
+        timed: list[tuple[str, int]] = []
         for metric, failed, value, sketched in contributions(o, custom):
-            failures += failed and metric == "error_rate"
-            aggregate = group.get(metric)
-            if aggregate is None:
-                aggregate = group[metric] = Aggregate()
-            aggregate.add(failed, value, sketched, o.at_ms, o.count)
-            if sketched and value is not None:
-                timed.append((metric, value))
-        if slots:  # units per variant of a flag; the environment needs none
-            _count_units(units, latencies, slots, timelines, o, second // DAY, failures, timed)
+            if failed and metric == "error_rate":
+                failures = n
+            group[metric].append((failed, value, sketched, at_ms, n))
+            if sketched and value is not None and slots:
+                timed.append((metric, level_of(value)))
+        day, engaged = second // DAY, o.engagement * n
+        for flag, variant in slots:  # units per variant of a flag; the environment needs none
+            timeline = by_attribute.get(flag)
+            user = o.targeting_key if timeline is None else timeline.unit_of(o)
+            if not user:
+                continue
+            # tuple.__new__ makes the key without the NamedTuple's own constructor, a Python call per key.
+            key = _new(UnitKey, (flag, variant, day, user))
+            unit = units.get(key)
+            if unit is None:
+                units[key] = [n, engaged, failures]
+            else:
+                unit[0] += n
+                unit[1] += engaged
+                unit[2] += failures
+            for metric, level in timed:  # per user, so a percentile can be compared with control per user
+                octave = _new(LatencyKey, (flag, variant, day, user, metric, level))
+                latencies[octave] = latencies.get(octave, 0) + n
     return _spread(groups), units, latencies
 
 
-def _spread(
-    groups: Mapping[tuple[tuple[tuple[str, str], ...], int], Mapping[str, Aggregate]],
-) -> dict[Second, Aggregate]:
+def _spread(groups: Mapping[_Group, Mapping[str, Sequence[_Item]]]) -> dict[Second, Aggregate]:
     """Each group's aggregates merged into the environment's slot and each of the group's flag variants."""
     per_second: dict[Second, Aggregate] = {}
     for (slots, second), group in groups.items():
-        for metric, aggregate in group.items():
+        for metric, items in group.items():
+            aggregate = Aggregate.of(items)
             for flag, variant in ((ALL_USERS, ALL_VARIANT), *slots):
                 total = per_second.get((flag, variant, metric, second))
                 if total is None:
                     total = per_second[(flag, variant, metric, second)] = Aggregate()
                 total.merge(aggregate)
     return per_second
-
-
-def _count_units(
-    units: dict[UnitKey, list[int]],
-    latencies: dict[LatencyKey, int],
-    slots: Sequence[tuple[str, str]],
-    timelines: Mapping[str, FlagTimeline],
-    o: Observation,
-    day: int,
-    failures: int,
-    timed: Sequence[tuple[str, float]],
-) -> None:
-    n = o.count
-    engagement, failures = int(o.engagement) * n, failures * n
-    for flag, variant in slots:
-        user = timelines[flag].unit_of(o)
-        if not user:
-            continue
-        key = UnitKey(flag, variant, day, user)
-        unit = units.get(key)
-        if unit is None:
-            units[key] = [n, engagement, failures]
-        else:
-            unit[0] += n
-            unit[1] += engagement
-            unit[2] += failures
-        for metric, value in timed:  # per user, so a percentile can be compared with control per user
-            octave = LatencyKey(flag, variant, day, user, metric, sketch.level_of(value))
-            latencies[octave] = latencies.get(octave, 0) + n
 
 
 def latency_groups(

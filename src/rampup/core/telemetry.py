@@ -5,11 +5,11 @@ Observations; `contributions` is the one place that says which metric an observa
 """
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any
 
 from rampup.core.feedback import MIN_RATINGS, POSITIVE
 from rampup.core.stats import Estimate
@@ -256,69 +256,75 @@ class CustomMetric:
         }
 
 
-class Contribution(NamedTuple):  # a tuple: made for every event, so made cheaply
-    metric: str
-    failed: bool = False
-    value: float | None = None
-    sketched: bool = False  # the value goes into a quantile sketch
+# (metric, failed, value, sketched): what one observation adds to one metric; `sketched`: the value goes into a
+# quantile sketch. A plain tuple, and the fixed ones made once: made for every event, where a NamedTuple's
+# constructor cost several times as much as the rest of `contributions`.
+Contribution = tuple[str, bool, float | None, bool]
+Contributions = tuple[Contribution, ...]
+
+_REQUEST_OK: Contributions = (("error_rate", False, None, False),)
+_REQUEST_FAILED: Contributions = (("error_rate", True, None, False),)
+_ERROR: Contributions = (("errors", False, None, False),)
+_UNHANDLED: Contributions = (("errors", False, None, False), ("unhandled_exceptions", False, None, False))
+_FEEDBACK: Contributions = (("feedback", False, None, False),)
 
 
-def contributions(o: Observation, custom: Iterable[CustomMetric] = ()) -> Iterator[Contribution]:
+def contributions(o: Observation, custom: Iterable[CustomMetric] = ()) -> Contributions:
     return _FEEDS[o.kind](o, custom)
 
 
-def _request(o: Observation, _custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
-    yield Contribution("error_rate", failed=o.failed)
-    if o.value is not None:
-        yield Contribution("api_latency", value=o.value, sketched=True)
+def _request(o: Observation, _custom: Iterable[CustomMetric]) -> Contributions:
+    judged = _REQUEST_FAILED if o.failed else _REQUEST_OK
+    if o.value is None:
+        return judged
+    return judged[0], ("api_latency", False, o.value, True)
 
 
-def _session(o: Observation, _custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
-    yield Contribution("error_rate", failed=o.failed)
+def _session(o: Observation, _custom: Iterable[CustomMetric]) -> Contributions:
+    return _REQUEST_FAILED if o.failed else _REQUEST_OK
 
 
-def _error(o: Observation, _custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
-    yield Contribution("errors")
-    if o.failed:
-        yield Contribution("unhandled_exceptions")
+def _error(o: Observation, _custom: Iterable[CustomMetric]) -> Contributions:
+    return _UNHANDLED if o.failed else _ERROR
 
 
-def _page_load(o: Observation, _custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
-    if o.value is not None:
-        yield Contribution("lcp", value=o.value, sketched=True)
+def _page_load(o: Observation, _custom: Iterable[CustomMetric]) -> Contributions:
+    return () if o.value is None else (("lcp", False, o.value, True),)
 
 
-def _custom_event(o: Observation, custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
-    yield Contribution(f"event:{o.name}", value=o.value)
+def _custom_event(o: Observation, custom: Iterable[CustomMetric]) -> Contributions:
+    fed: list[Contribution] = [(f"event:{o.name}", False, o.value, False)]
     if o.engagement:
-        yield Contribution("engagement", value=o.value)
+        fed.append(("engagement", False, o.value, False))
     for metric in custom:
         if metric.matches(o):
             sketched = metric.aggregation is Aggregation.PERCENTILE and o.value is not None
-            yield Contribution(metric.rollup, value=o.value, sketched=sketched)
+            fed.append((metric.rollup, False, o.value, sketched))
+    return tuple(fed)
 
 
-def _feedback(o: Observation, _custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
-    yield Contribution("feedback")
-    if o.value is not None:
-        yield Contribution("satisfaction", value=o.value)
-        # A rate's "failures" slot holds the positive ratings here: the share is what the rate computes.
-        yield Contribution("satisfaction_positive", failed=o.value >= POSITIVE)
+def _feedback(o: Observation, _custom: Iterable[CustomMetric]) -> Contributions:
+    if o.value is None:
+        return _FEEDBACK
+    # A rate's "failures" slot holds the positive ratings here: the share is what the rate computes.
+    return (
+        _FEEDBACK[0],
+        ("satisfaction", False, o.value, False),
+        ("satisfaction_positive", o.value >= POSITIVE, None, False),
+    )
 
 
-def _named(metric: str) -> Callable[[Observation, Iterable[CustomMetric]], Iterator[Contribution]]:
-    def feed(_o: Observation, _custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
-        yield Contribution(metric)
-
-    return feed
+def _named(metric: str) -> Callable[[Observation, Iterable[CustomMetric]], Contributions]:
+    fed: Contributions = ((metric, False, None, False),)
+    return lambda _o, _custom: fed
 
 
-def _reading(o: Observation, _custom: Iterable[CustomMetric]) -> Iterator[Contribution]:
-    yield Contribution(o.name or "", value=o.value)
+def _reading(o: Observation, _custom: Iterable[CustomMetric]) -> Contributions:
+    return ((o.name or "", False, o.value, False),)
 
 
 # What each kind of observation feeds (the table in tests/unit/core/test_telemetry.py checks every kind).
-_FEEDS: dict[Kind, Callable[[Observation, Iterable[CustomMetric]], Iterator[Contribution]]] = {
+_FEEDS: dict[Kind, Callable[[Observation, Iterable[CustomMetric]], Contributions]] = {
     Kind.REQUEST: _request,
     Kind.SESSION: _session,
     Kind.ERROR: _error,

@@ -76,4 +76,4 @@ def test_a_batch_is_attributed_as_each_of_its_events_alone() -> None:
     for repeat in range(2):
         for i, flags in enumerate(maps):
             o = Observation(Kind.REQUEST, 5_000, f"user-{i}", flags=flags, tags={"account_id": f"acct-{i}"})
-            assert batch(o) == tuple(attribute(o, timelines, splitting)), (repeat, flags)
+            assert batch.slots(o) == tuple(attribute(o, timelines, splitting)), (repeat, flags)

@@ -18,10 +18,8 @@ class Ratings:
     scores: dict[str, list[float]] = field(default_factory=dict)
 
     def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
-        a = Aggregate()
-        for s in self.scores.get(variant, []) if metric == "satisfaction" else []:
-            a.add(False, s, False, 0)
-        return a
+        scores = self.scores.get(variant, []) if metric == "satisfaction" else []
+        return Aggregate.of((False, s, False, 0, 1) for s in scores)
 
     def units(self, variant: str, since_ms: int, until_ms: int) -> UnitTotals:
         return UnitTotals(0, 0, 0, 0)
