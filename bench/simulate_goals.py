@@ -86,7 +86,14 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
             **{
                 k: sum(s[k] for s in stages) for k in ("advanced", "waited_for_data", "said_so_within_a_tick")
             },
-            "simulated_p50_s": stages[0]["simulated_p50_s"] if len(parts) == 1 else None,
+            "took_s": sorted(t for s in stages for t in s.get("took_s", [])),
+            "simulated_p50_s": (
+                percentile(sorted(t for s in stages for t in s["took_s"]), 0.5)
+                if all("took_s" in s for s in stages)
+                else stages[0]["simulated_p50_s"]
+                if len(parts) == 1
+                else None
+            ),
         }
         for stages in zip(*(p["stages"] for p in parts), strict=True)
     ]

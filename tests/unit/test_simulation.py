@@ -156,3 +156,26 @@ def test_low_traffic_waits_for_data_says_so_on_the_soaks_last_tick_and_the_forec
     assert first["limited_by"] == "error_rate" and first["expected_decision_s"] > first["soak_s"]
     assert first["waited_for_data"] == first["said_so_within_a_tick"] == 1
     assert all(any("error_rate needs about" in reason for reason in r.reasons) for r in results)
+
+
+def test_the_printed_forecast_counts_users_for_a_percentile_target_as_the_server_does() -> None:
+    """`rampup simulate` prints the forecast by the server's rule, read from its own traffic: a p95 target
+    takes longer when each user's latencies are alike (slow phones: the evidence is the users') than when
+    users do not differ."""
+    from rampup.core.plans import Plan
+    from rampup.services.simulation import expected_decisions
+
+    plan = Plan.parse(
+        {
+            "name": "p95",
+            "flag": "f",
+            "environment": "production",
+            "stages": [{"name": "Tenth", "percentage": 10, "min_duration": "1m"}],
+            "gates": [{"metric": "api_latency_p95", "target": "< 300ms"}],  # 3.4% of requests over it
+        }
+    )
+    alike, apart = (
+        expected_decisions(plan, Traffic(requests_per_s=5, user_sigma=sigma))[0] for sigma in (0.5, 0.0)
+    )
+    assert alike.limited_by == apart.limited_by == "api_latency_p95"
+    assert alike.decision_s > 3 * apart.decision_s, (alike, apart)

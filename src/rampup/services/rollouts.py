@@ -12,8 +12,8 @@ from typing import Any
 
 from rampup.core.egress import Destinations
 from rampup.core.flags import FlagDefinition, FlagState
-from rampup.core.forecast import Observed, StageForecast, forecast
-from rampup.core.gates import CONTROL, TREATMENT, Gate, GateResult, assess, spread_at
+from rampup.core.forecast import StageForecast, forecast_plan
+from rampup.core.gates import CONTROL, TREATMENT, GateResult, assess
 from rampup.core.notifications import Notification, Severity
 from rampup.core.plans import (
     Decision,
@@ -33,8 +33,6 @@ from rampup.core.plans import (
     start_signed,
 )
 from rampup.core.ports import Clock, GateData, RolloutRecord, Store, Transaction
-from rampup.core.sketch import value_of
-from rampup.core.telemetry import parse_metric_name
 from rampup.errors import Conflict, InvalidInput, NotFound
 from rampup.services.flags import FlagService
 from rampup.services.notifications import NotificationService
@@ -256,30 +254,9 @@ class RolloutService:
         env = tx.environments.get(plan.environment)
         if env is None:
             return []
-        inputs = tx.telemetry.gate_inputs(env.id, plan.flag)
         until = int(now.timestamp() * 1000)
         since = until - int(FORECAST_SPAN.total_seconds() * 1000)
-        requests = inputs.aggregate("error_rate", "all", since, until)
-        if not requests.count:
-            return []
-
-        def observe(gate: Gate) -> Observed | None:
-            base, _ = parse_metric_name(gate.metric)
-            if base == "error_rate":
-                return Observed(1.0, requests.failures / requests.count)
-            seen = inputs.aggregate(base, "all", since, until)
-            if not seen.sketch or gate.target is None:
-                return None
-            above = sum(n for b, n in seen.sketch.items() if value_of(b) > gate.target.value)
-            users = inputs.exceedance(
-                base, CONTROL, since, until
-            )  # how clustered by user, before any rollout
-            return Observed(
-                seen.count / requests.count, above / seen.count, spread_at(users, gate.target.value)
-            )
-
-        stages = [(s.name, s.percentage_bp, s.min_duration.total_seconds()) for s in plan.stages]
-        return forecast(plan.gates, stages, requests.count / FORECAST_SPAN.total_seconds(), observe)
+        return forecast_plan(plan, tx.telemetry.gate_inputs(env.id, plan.flag), since, until)
 
     def rollouts(
         self, flag: str | None = None, environment: str | None = None, live: bool | None = None

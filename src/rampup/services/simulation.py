@@ -23,8 +23,8 @@ import numpy as np
 
 from rampup.core import sketch
 from rampup.core.durations import parse_duration
-from rampup.core.forecast import Observed, StageForecast, forecast
-from rampup.core.gates import CONTROL, TREATMENT, Gate, GateResult, assess
+from rampup.core.forecast import StageForecast, forecast_plan
+from rampup.core.gates import CONTROL, TREATMENT, GateResult, assess
 from rampup.core.plans import (
     Decision,
     Phase,
@@ -37,8 +37,7 @@ from rampup.core.plans import (
     sample_ratio,
     start_signed,
 )
-from rampup.core.rollups import Aggregate, Exceedance, UnitTotals
-from rampup.core.telemetry import parse_metric_name
+from rampup.core.rollups import ALL_VARIANT, Aggregate, Exceedance, UnitTotals
 from rampup.errors import InvalidInput
 
 __all__ = [
@@ -391,6 +390,11 @@ class _Inputs:
         return cached
 
     def _aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
+        if variant == ALL_VARIANT:  # the environment's: both variants together
+            both = Aggregate()
+            for v in (TREATMENT, CONTROL):
+                both.merge(self._aggregate(metric, v, since_ms, until_ms))
+            return both
         s = self.series.get((metric, variant))
         if s is None:
             return Aggregate()
@@ -527,6 +531,18 @@ def _request_share(rng: np.random.Generator, share: float, traffic: Traffic, soa
     return float(np.clip(rng.normal(share, spread), 1e-6, 1 - 1e-6))
 
 
+def _buckets(traffic: Traffic, changes: Sequence[Regression] = ()) -> dict[str, _Buckets]:
+    """The latencies' sketch ranges, wide enough for every median the changes bring."""
+    medians = {
+        "api_latency": [traffic.latency_ms] + [c.value for c in changes if c.metric == "latency_ms"],
+        "lcp": [traffic.lcp_ms] + [c.value for c in changes if c.metric == "lcp_ms"],
+    }
+    return {
+        "api_latency": _Buckets(medians["api_latency"], traffic.latency_sigma),
+        "lcp": _Buckets(medians["lcp"], traffic.lcp_sigma),
+    }
+
+
 def simulate_trial(
     plan: Plan,
     traffic: Traffic,
@@ -539,14 +555,7 @@ def simulate_trial(
 ) -> TrialResult:
     """One rollout of the plan from start to end (completed, stopped by a decision, or the horizon)."""
     changes = ([regression] if regression else []) + list(incidents)
-    medians = {
-        "api_latency": [traffic.latency_ms] + [c.value for c in changes if c.metric == "latency_ms"],
-        "lcp": [traffic.lcp_ms] + [c.value for c in changes if c.metric == "lcp_ms"],
-    }
-    buckets = {
-        "api_latency": _Buckets(medians["api_latency"], traffic.latency_sigma),
-        "lcp": _Buckets(medians["lcp"], traffic.lcp_sigma),
-    }
+    buckets = _buckets(traffic, changes)
     trial = _Trial(plan, _World(traffic, changes), buckets, seed, tick, srm_check or sample_ratio)
     horizon = horizon or 2 * sum((s.min_duration for s in plan.stages), timedelta()) + timedelta(days=1)
     trial.run(horizon)
@@ -842,31 +851,61 @@ def summarize(results: Sequence[TrialResult], naive: bool = False) -> Summary:
 
 
 def expected_decisions(plan: Plan, traffic: Traffic) -> list[StageForecast]:
-    """The forecast `rampup apply` prints, for this synthetic traffic."""
-
-    def observe(gate: Gate) -> Observed | None:
-        base, _ = parse_metric_name(gate.metric)
-        line = gate.target.value if gate.target else 0.0
-        if base == "error_rate":
-            return Observed(1.0, traffic.error_rate, traffic.burst)
-        if base == "api_latency":
-            return Observed(1.0, _slower(line, traffic.latency_ms, traffic.latency_sigma))
-        if base == "lcp":
-            return Observed(traffic.page_load_share, _slower(line, traffic.lcp_ms, traffic.lcp_sigma))
-        return None
-
-    stages = [(s.name, s.percentage_bp, s.min_duration.total_seconds()) for s in plan.stages]
-    return forecast(plan.gates, stages, traffic.requests_per_s, observe)
+    """The forecast `rampup apply` prints, by the server's own rule (`core.forecast.forecast_plan`), on
+    what a long history of this synthetic traffic shows before the rollout (`_History`)."""
+    history = _History(traffic)
+    return forecast_plan(plan, history, 0, _History.SPAN_MS)
 
 
-def _slower(line: float, median: float, sigma: float) -> float:
-    """The share of a lognormal above `line`."""
-    return 0.5 * math.erfc(math.log(line / median) / (sigma * math.sqrt(2))) if line > 0 else 1.0
+class _History:
+    """GateInputs before the rollout, every user in control: the traffic's expected counts over a long
+    span (its rates exactly, not one day's luck), and a drawn day of its users for how clustered their
+    failures and latencies are (seeded: the same forecast for every run)."""
+
+    SPAN_MS = 1000 * 86_400_000
+
+    def __init__(self, traffic: Traffic) -> None:
+        rng = np.random.default_rng(0)
+        self.traffic, self.buckets = traffic, _buckets(traffic)
+        self.day, draw = _Inputs(self.buckets, rng), _Draw(rng, self.buckets, TICK.total_seconds())
+        blocks = round(timedelta(days=1) / (BLOCK * TICK))
+        for i in range(blocks):
+            draws, _ = draw.block(BLOCK, 0.0, 0.0, traffic, traffic)
+            self.day.load(i * BLOCK * _TICK_MS, draws)
+            self.day.commit(BLOCK - 1)
+        self.day_ms = blocks * BLOCK * _TICK_MS
+
+    def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
+        t = self.traffic
+        requests = t.requests_per_s * (until_ms - since_ms) / 1000
+        if metric == "error_rate":
+            return Aggregate(count=round(requests), failures=round(requests * t.error_rate))
+        medians = {"api_latency": (t.latency_ms, 1.0), "lcp": (t.lcp_ms, t.page_load_share)}
+        if metric not in medians:
+            return Aggregate()
+        median, per_request = medians[metric]
+        b = self.buckets[metric]
+        edges = (
+            np.arange(b.ids.size + 1) + b.low - 1
+        ) * _LOG_GAMMA  # bucket i holds logs in (edge i, edge i+1]
+        cdf = np.array([0.5 * math.erfc(-(e - math.log(median)) / (b.sigma * math.sqrt(2))) for e in edges])
+        cdf[0], cdf[-1] = 0.0, 1.0  # values beyond the range land in its end buckets
+        counts = np.rint(np.diff(cdf) * requests * per_request).astype(np.int64)
+        return Aggregate(count=int(counts.sum()), sketch=b.to_dict(counts))
+
+    def units(self, variant: str, since_ms: int, until_ms: int) -> UnitTotals:
+        return self.day.units(variant, 0, self.day_ms)
+
+    def dispersion(self, metric: str, variant: str, since_ms: int, until_ms: int) -> float:
+        return self.day.dispersion(metric, variant, 0, self.day_ms)
+
+    def exceedance(self, metric: str, variant: str, since_ms: int, until_ms: int) -> dict[int, Exceedance]:
+        return self.day.exceedance(metric, variant, 0, self.day_ms)
 
 
 def stage_summary(plan: Plan, traffic: Traffic, results: Sequence[TrialResult]) -> list[dict[str, Any]]:
-    """Per stage: the forecast beside what the trials did — how long stages took (median over trials that
-    advanced), how many waited for data, and how many said so within one tick of the soak's end."""
+    """Per stage: the forecast beside what the trials did — how long stages took (each, and the median over
+    trials that advanced), how many waited for data, and how many said so within one tick of the soak's end."""
     out = []
     for f in expected_decisions(plan, traffic):
         took = sorted(t for r in results for stage, t in r.stage_times if stage == f.stage)
@@ -877,6 +916,7 @@ def stage_summary(plan: Plan, traffic: Traffic, results: Sequence[TrialResult]) 
                 **f.to_dict(),
                 "advanced": len(took),
                 "simulated_p50_s": median.total_seconds() if median is not None else None,
+                "took_s": [t.total_seconds() for t in took],
                 "waited_for_data": len(waits),
                 "said_so_within_a_tick": sum(w <= TICK for w in waits),
             }

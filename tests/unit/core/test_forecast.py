@@ -1,6 +1,7 @@
 """The expected time to a decision per stage: a power calculation on the gates' own sequences."""
 
 import math
+import random
 
 import pytest
 
@@ -26,20 +27,67 @@ PLAN = Plan.parse(
     }
 )
 STAGES = [(s.name, s.percentage_bp, s.min_duration.total_seconds()) for s in PLAN.stages]
+LEVEL = math.log(1 / STAGE_ALPHA)
 
 
 def seen(errors: float, slow: float = 0.002) -> "dict[str, Observed]":
     return {"error_rate": Observed(1.0, errors), "api_latency_p95": Observed(1.0, slow)}
 
 
-def test_samples_to_pass_is_where_the_sequence_first_excludes_the_target() -> None:
-    n = samples_to_pass(0.0005, 0.001)
-    level = math.log(1 / STAGE_ALPHA)
-    assert (
-        sequential.log_mixture(n, 0.0005 * n, 0.001)
-        >= level
-        > sequential.log_mixture(0.95 * n, 0.0005 * 0.95 * n, 0.001)
-    )
+def passed_by(share: float, limit: float, start: int, until: int) -> float:
+    """Brute force: the share of paths of independent samples (each failing with probability `share`)
+    that the gate's own check, sample by sample, has passed under `limit` by `until` — none before
+    `start` (the soak's end: a path must be under the line then or later)."""
+    alive, passed = {0: 1.0}, 0.0  # failures so far → probability, over paths not passed yet
+    for n in range(1, until + 1):
+        grown: dict[int, float] = {}
+        for s, w in alive.items():
+            grown[s] = grown.get(s, 0.0) + w * (1 - share)
+            grown[s + 1] = grown.get(s + 1, 0.0) + w * share
+        alive = grown
+        if n >= start:
+            for s in [s for s in alive if s / n < limit and sequential.excludes(n, s, limit, STAGE_ALPHA)]:
+                passed += alive.pop(s)
+    return passed
+
+
+def paths_passed_by(share: float, limit: float, until: int, paths: int = 2000) -> float:
+    """The same by drawing paths (seeded): the share of them passed by `until`."""
+    rng, seen, passed = random.Random(7), {}, 0
+    for _ in range(paths):
+        failures = 0
+        for n in range(1, until + 1):
+            failures += rng.random() < share
+            if (n, failures) not in seen:
+                seen[n, failures] = failures / n < limit and sequential.excludes(
+                    n, failures, limit, STAGE_ALPHA
+                )
+            if seen[n, failures]:
+                passed += 1
+                break
+    return passed / paths
+
+
+@pytest.mark.parametrize(("share", "limit", "start"), [(0.02, 0.05, 0), (0.1, 0.2, 0), (0.02, 0.05, 300)])
+def test_samples_to_pass_is_the_median_first_passage(share: float, limit: float, start: int) -> None:
+    """Half the paths have passed by the forecast's sample count, fewer than half one sample before it
+    (worked out sample by sample, and by drawing paths). The expected path's crossing (s = share · n), the
+    old forecast, comes about a quarter later, when nearly two thirds have passed."""
+    n = int(samples_to_pass(share, limit, start))
+    assert passed_by(share, limit, start, n) >= 0.5 > passed_by(share, limit, start, n - 1)
+    if not start:
+        for m in (n - 1, n):  # paths drawn agree
+            assert paths_passed_by(share, limit, m) == pytest.approx(passed_by(share, limit, 0, m), abs=0.03)
+        expected_path = next(
+            m for m in range(1, 10**6) if sequential.log_mixture(m, share * m, limit) >= LEVEL
+        )
+        assert paths_passed_by(share, limit, expected_path) > 0.6
+
+
+def test_a_rate_far_from_its_line_is_worked_out_exactly_and_one_near_it_by_the_ratio_at_max_events() -> None:
+    assert samples_to_pass(0.0005, 0.001) == 41_007  # 19 failures at the median: the walk itself
+    near = samples_to_pass(0.0009, 0.001)  # about 1,400 failures: the ratio at MAX_EVENTS
+    assert near == pytest.approx(1_548_797, rel=0.03)  # the walk's own median, worked out once (0.7 s)
     assert samples_to_pass(0.001, 0.001) == math.inf and samples_to_pass(0.002, 0.001) == math.inf
 
 
@@ -51,7 +99,8 @@ def test_a_stage_decides_at_its_soak_or_when_its_slowest_target_passes(
     stages = forecast(PLAN.gates, STAGES, rate, lambda g: observed.get(g.metric))
     first = stages[0]
     assert first.limited_by == limited
-    expected = samples_to_pass(0.0005, 0.001) / (rate * 0.1)
+    per_s = rate * 0.1
+    expected = samples_to_pass(0.0005, 0.001, 48 * 3600 * per_s) / per_s
     assert first.decision_s == pytest.approx(max(48 * 3600, expected))
     assert first.to_dict()["expected_decision_s"] == first.decision_s
 
