@@ -69,7 +69,7 @@ def test_the_nextjs_tree_through_an_alias_a_wrapper_component_hooks_ofrep_and_en
     result = _refs(codebase("console"), "workstation")
     found = {(r["file"], r["line"], r["kind"], r["detail"]) for r in result["references"]}
     assert {
-        ("src/lib/feature-flags.ts", 8, "constant", "constant WORKSTATION_FLAG"),
+        ("src/lib/feature-flags.ts", 8, "constant", "WORKSTATION_FLAG"),
         ("src/lib/feature-flags.ts", 18, "wrapper", "function isWorkstationEnabled"),
         ("src/lib/feature-flags.ts", 19, "env", "NEXT_PUBLIC_WORKSTATION_ENABLED"),
         ("src/lib/feature-flags.ts", 22, "env", "NEXT_PUBLIC_WORKSTATION_ROLLOUT"),
@@ -102,6 +102,8 @@ def test_the_human_output_is_file_line_kind_and_the_code(codebase: Callable[[str
     lines = done.stdout.splitlines()
     at = lines.index("ledger/views.py:39  wrapper-use workstation_enabled in categories()")
     assert lines[at + 1].strip() == "if not workstation_enabled(_user()):"
+    constant = lines.index("ledger/feature_flags.py:7  constant WORKSTATION")  # its kind said once
+    assert lines[constant + 1].strip() == 'WORKSTATION = "workstation"'
     assert "workstation: 18 references in 6 files" in done.stdout
 
 

@@ -267,7 +267,7 @@ class CodeRef:
     kind: RefKind
     key: str
     scope: str  # the enclosing function, "" at module level
-    detail: str  # e.g. "getBooleanValue", "constant WORKSTATION", "NEXT_PUBLIC_WORKSTATION_ENABLED"
+    detail: str  # e.g. "getBooleanValue", "WORKSTATION" (a constant), "NEXT_PUBLIC_WORKSTATION_ENABLED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -619,7 +619,7 @@ def _definitions(resolver: _Resolver, analysis: Analysis, module: str, facts: Mo
         if binding.scope == "" and isinstance(meaning, _Holds):
             analysis.holders[module, binding.name] = meaning.key
             kind = RefKind.CONSTANT if isinstance(binding.value, Str) else RefKind.ALIAS
-            found.append(CodeRef(module, binding.span, kind, meaning.key, "", f"{kind} {binding.name}"))
+            found.append(CodeRef(module, binding.span, kind, meaning.key, "", binding.name))
         elif binding.scope == "" and (module, binding.name) in resolver.wrappers:
             wrapper = resolver.wrappers[module, binding.name]
             found.append(
