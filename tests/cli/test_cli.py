@@ -621,11 +621,13 @@ def _serve(
     log: Path,
     processes: list[subprocess.Popen[str]],
     env: dict[str, str] | None = None,
+    command: str = "serve",
 ) -> str:
-    """Start `rampup serve ARGS` without RAMPUP_ADMIN_TOKEN, wait until ready, return what it printed so far."""
+    """Start `rampup serve ARGS` (or `rampup worker ARGS`) without RAMPUP_ADMIN_TOKEN, wait until ready, return
+    what it printed so far."""
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "rampup", "serve", *args, "--port", str(port)],
+            [sys.executable, "-m", "rampup", command, *args, "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
@@ -635,13 +637,15 @@ def _serve(
     processes.append(process)
 
     def ready() -> bool:
-        assert process.poll() is None, f"rampup serve exited with {process.returncode}:\n{log.read_text()}"
+        assert process.poll() is None, (
+            f"rampup {command} exited with {process.returncode}:\n{log.read_text()}"
+        )
         try:
             return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=PATIENCE_S).status_code == 200
         except httpx.HTTPError:
             return False
 
-    wait_until(ready, "rampup serve to answer /readyz", detail=log.read_text)
+    wait_until(ready, f"rampup {command} to answer /readyz", detail=log.read_text)
     return log.read_text()
 
 
@@ -696,6 +700,31 @@ def test_serve_on_a_fresh_database_prints_a_working_admin_token_once(
         base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=PATIENCE_S
     ) as client:
         assert "from-first-start" in {f["key"] for f in client.get("/api/v1/flags").json()}
+
+
+def test_a_worker_started_first_prints_the_admin_token_without_sending_commands_to_itself(
+    tmp_path: Path, serve_processes: list[subprocess.Popen[str]]
+) -> None:
+    """A worker answers only /healthz, /readyz and /metrics: its first start hands out the admin token, but
+    points commands at a `rampup serve`, not at its own port (where `rampup flag list` would get a 404)."""
+    port = free_port()
+    output = _serve(
+        ["--db", f"sqlite:///{tmp_path / 'w.db'}"],
+        port,
+        tmp_path,
+        tmp_path / "w.log",
+        serve_processes,
+        command="worker",
+    )
+    match = ADMIN_TOKEN_LINE.search(output)
+    assert match, f"no admin token line in:\n{output}"
+    assert "rampup flag list" not in output and "a `rampup serve` on this database" in output, output
+    url = f"http://127.0.0.1:{port}"
+    scraped = httpx.get(
+        f"{url}/metrics", headers={"Authorization": f"Bearer {match.group(1)}"}, timeout=PATIENCE_S
+    )
+    assert scraped.status_code == 200 and 'role="worker"' in scraped.text  # the token is a working one
+    assert httpx.get(f"{url}/api/v1/flags", timeout=PATIENCE_S).status_code == 404
 
 
 def test_environment_create_rename_list_and_delete(sqlite_server: Server) -> None:

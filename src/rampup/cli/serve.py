@@ -111,7 +111,12 @@ def _start(db: str, host: str, port: int, tick: str | None, role: str) -> "Conta
         )
     if first.admin_secret:
         typer.echo(f"Admin token (shown once, keep it): {first.admin_secret}")
-        typer.echo(f"Try:  export RAMPUP_SERVER={url} RAMPUP_TOKEN={first.admin_secret}; rampup flag list")
+        if role == "worker":  # it answers /healthz, /readyz and /metrics only: a command sent here would 404
+            typer.echo("Use it with a `rampup serve` on this database: a worker serves no API")
+        else:
+            typer.echo(
+                f"Try:  export RAMPUP_SERVER={url} RAMPUP_TOKEN={first.admin_secret}; rampup flag list"
+            )
     return container
 
 
