@@ -307,9 +307,9 @@ def test_every_acknowledged_event_survives_sigkill(
         assert counts(api)["all"][0] == acknowledged + 3
 
 
-def parts_pending(database_url: str) -> int:
-    """Per-user days appended by ingest and not yet merged by the worker."""
-    query = "SELECT count(*) FROM unit_day_parts"
+def days_pending(database_url: str) -> int:
+    """Users' days appended by ingest (in packs of users) and not yet merged by the worker."""
+    query = "SELECT coalesce(sum(users), 0) FROM unit_day_packs"
     if database_url.startswith("sqlite"):
         with sqlite3.connect(database_url.removeprefix("sqlite:///")) as db:
             return int(db.execute(query).fetchone()[0])
@@ -344,13 +344,11 @@ def test_per_user_days_not_yet_merged_survive_a_sigkill_and_read_alike_once_merg
     with server.client() as api:
         before = metric(api, "engagement", flag=key)["variants"]
     assert (before["on"]["users"], before["on"]["value"], before["off"]["users"]) == (3, 20 / 3, 6)
-    assert parts_pending(server.database_url) == 60  # a part per user and batch: none merged yet
+    assert days_pending(server.database_url) == 60  # a day per user and batch: none merged yet
     server.stop(kill=True)
 
     restarted = server_factory(server.database_url, admin_token=server.admin_token)
-    wait_until(
-        lambda: parts_pending(restarted.database_url) == 0, "the restarted worker merges the parts left"
-    )
+    wait_until(lambda: days_pending(restarted.database_url) == 0, "the restarted worker merges the days left")
     with restarted.client() as api:
         assert metric(api, "engagement", flag=key)["variants"] == before
 
@@ -752,17 +750,17 @@ def test_a_batch_whose_commit_fails_gets_no_2xx_and_stores_nothing(
             "$$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$"
         )
         db.execute(
-            "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON unit_day_parts "
+            "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON unit_day_packs "
             "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()"
         )
         with ingest_client(server, token) as client:  # the server closes a connection after a 500
             assert post_events(client, events).status_code >= 500
         stored = {
             table: db.execute(f"SELECT count(*) FROM {table}").fetchone()
-            for table in ("event_batches", "rollups", "unit_day_parts", "unit_days")
+            for table in ("event_batches", "rollups", "unit_day_packs", "unit_days")
         }
-        assert stored == {"event_batches": (0,), "rollups": (0,), "unit_day_parts": (0,), "unit_days": (0,)}
-        db.execute("DROP TRIGGER refuse_at_commit ON unit_day_parts")
+        assert stored == {"event_batches": (0,), "rollups": (0,), "unit_day_packs": (0,), "unit_days": (0,)}
+        db.execute("DROP TRIGGER refuse_at_commit ON unit_day_packs")
         with ingest_client(server, token) as client:
             assert post_events(client, events).status_code == 202
     with server.client() as api:

@@ -1,5 +1,6 @@
-"""Per-user days and latency octaves are appended by ingest and merged by the worker: going back a version merges
-what is left, so a downgrade loses no user's counts."""
+"""Per-user days and latency octaves are appended by ingest and merged by the worker: what is appended is committed
+with its batch, so a server that stops before the merge loses nothing, and changing versions merges what is left, so
+an upgrade or a downgrade loses no user's counts."""
 
 from collections.abc import Callable
 
@@ -7,9 +8,9 @@ import pytest
 from alembic import command
 from alembic.config import Config
 
-from rampup.adapters.storage import SqlStore, make_engine
+from rampup.adapters.storage import SqlStore, make_engine, migrate
 from rampup.adapters.storage.engine import MIGRATIONS
-from rampup.core.rollups import LatencyKey, UnitKey
+from rampup.core.rollups import Exceedance, LatencyKey, UnitKey, UnitTotals
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -43,5 +44,60 @@ def test_a_downgrade_merges_the_parts_not_yet_compacted(
             octaves = conn.exec_driver_sql("SELECT targeting_key, level, count FROM unit_latency_days").all()
         assert [tuple(r) for r in rows] == [("off", "u2", 3, 1, 1), ("on", "u1", 6, 2, 2)]
         assert [tuple(r) for r in octaves] == [("u1", 7, 3)]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_what_a_stopped_server_appended_is_read_and_merged_by_the_next(
+    backend: str, make_database_url: Callable[[str], str]
+) -> None:
+    url = make_database_url(backend)
+    first = make_engine(url)
+    with SqlStore(first).transaction() as tx:
+        tx.telemetry.add_units(1, {UnitKey("ws", "on", 20_000, "u1"): [3, 1, 1]})
+        tx.telemetry.add_latencies(1, {LatencyKey("ws", "on", 20_000, "u1", "api_latency", 7): 3})
+    first.dispose()  # gone before any compaction
+    engine = make_engine(url)
+    store = SqlStore(engine)
+    try:
+        for compactions in range(2):  # what the next server reads, before and after it compacts
+            with store.read() as tx:
+                assert tx.telemetry.unit_totals(1, "ws", 20_000, 20_000) == {
+                    "on": UnitTotals(1, 3, 1, 1, 1, 1)
+                }
+                assert tx.telemetry.exceedance(1, "ws", "api_latency", 20_000, 20_000) == {
+                    "on": {7: Exceedance(3, 9, 3, 9, 9)}
+                }
+            with store.transaction() as tx:
+                assert tx.telemetry.compact_units(100) == (2 if compactions == 0 else 0)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_an_upgrade_merges_the_parts_appended_before_it(
+    backend: str, make_empty_database_url: Callable[[str], str]
+) -> None:
+    engine = make_engine(make_empty_database_url(backend))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0020")  # a row per user and batch, as 0019 and 0020 appended them
+            for events in (3, 2):
+                conn.exec_driver_sql(
+                    f"INSERT INTO unit_day_parts VALUES (1, 'ws', 'on', 20000, 'u1', {events}, 1, 0)"
+                )
+            conn.exec_driver_sql(
+                "INSERT INTO unit_latency_parts VALUES (1, 'ws', 'on', 20000, 'u1', 'lcp', 7, 5)"
+            )
+        migrate(engine)
+        with SqlStore(engine).read() as tx:
+            assert tx.telemetry.unit_totals(1, "ws", 20_000, 20_000) == {"on": UnitTotals(1, 5, 2, 4)}
+            assert tx.telemetry.exceedance(1, "ws", "lcp", 20_000, 20_000) == {
+                "on": {7: Exceedance(5, 25, 5, 25, 25)}
+            }
     finally:
         engine.dispose()

@@ -11,7 +11,16 @@ from rampup.core.alerts import AlertRule
 from rampup.core.flags import FlagDefinition
 from rampup.core.plans import Plan, RolloutState
 from rampup.core.ports import Backlog, Store, Transaction
-from rampup.core.rollups import DAY, Aggregate, Exceedance, LatencyKey, RollupKey, UnitKey, exceedance_at
+from rampup.core.rollups import (
+    DAY,
+    Aggregate,
+    Exceedance,
+    LatencyKey,
+    RollupKey,
+    UnitKey,
+    UnitTotals,
+    exceedance_at,
+)
 from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange
 from rampup.core.schedules import parse_schedule
 from rampup.core.telemetry import Kind, Observation
@@ -206,6 +215,47 @@ def compacted_part_by_part(store: Store, read: Callable[[Transaction], object]) 
             assert read(tx) == first
         if not merged:
             return
+
+
+def test_every_user_is_counted_apart_whatever_their_key_before_and_after_compaction(store: Store) -> None:
+    """A batch's users with the same counts are stored together (their keys in one JSON array on SQL stores):
+    keys that JSON escapes, or that read like numbers, still count as the users they name."""
+    keys = [
+        'say "hi"',
+        "back\\slash",
+        "tab\there",
+        "new\nline",
+        "ünïcødé ✓",
+        "007",
+        "7",
+        "x" * 256,
+        "[1]",
+        "null",
+    ]
+    with store.transaction() as tx:
+        env = tx.environments.add("production", "Production", AT)
+    day = 1_000_020 // DAY
+    for _ in range(2):
+        with store.transaction() as tx:
+            tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, k): [1, 0, 0] for k in keys})
+            tx.telemetry.add_latencies(
+                env.id, {LatencyKey("ws", "on", day, k, "api_latency", 7): 1 for k in keys}
+            )
+    with store.transaction() as tx:  # one user once more, engaged: in a pack of its own
+        tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, "007"): [1, 1, 0]})
+
+    def read(tx: Transaction) -> object:
+        return (
+            tx.telemetry.unit_totals(env.id, "ws", day, day),
+            tx.telemetry.exceedance(env.id, "ws", "api_latency", day, day),
+        )
+
+    with store.read() as tx:
+        assert read(tx) == (
+            {"on": UnitTotals(users=10, events=21, engaged=1, engaged_sq=1)},
+            {"on": {7: Exceedance(20, 40, 20, 40, 40)}},  # ten users with two values each, all in octave 7
+        )
+    compacted_part_by_part(store, read)
 
 
 def test_latency_octaves_sum_per_user_over_days_and_split_at_a_level(store: Store) -> None:

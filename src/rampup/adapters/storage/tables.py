@@ -35,8 +35,8 @@ __all__ = [
     "rollups",
     "unit_days",
     "unit_latency_days",
-    "unit_day_parts",
-    "unit_latency_parts",
+    "unit_day_packs",
+    "unit_latency_packs",
     "metric_definitions",
     "rollouts",
     "rollout_transitions",
@@ -228,35 +228,39 @@ unit_latency_days = Table(
     PrimaryKeyConstraint("environment_id", "flag", "metric", "day", "variant", "targeting_key", "level"),
 )
 
-# What ingest adds to unit_days, appended as it comes (a row per user, day and batch; no key to look up), and merged
-# into unit_days by the worker's compaction; readers add both.
-unit_day_parts = Table(
-    "unit_day_parts",
+# What ingest adds to unit_days, appended as it comes and merged into unit_days by the worker's compaction; readers
+# add both. A pack is the users of one batch with the same counts on the same flag, variant and day: `keys` their
+# targeting keys as a JSON array (`users` of them), so a batch appends a handful of rows, not one per user, and the
+# database expands them (json_each, json_array_elements_text) when it merges or reads them.
+unit_day_packs = Table(
+    "unit_day_packs",
     metadata,
     Column("environment_id", Integer, nullable=False),
     Column("flag", String(128), nullable=False),
     Column("variant", String(128), nullable=False),
     Column("day", Integer, nullable=False),
-    Column("targeting_key", String(256), nullable=False),
     Column("events", Integer, nullable=False),
     Column("engaged", Integer, nullable=False),
     Column("failures", Integer, nullable=False),
-    Index("ix_unit_day_parts_flag_day", "environment_id", "flag", "day"),
+    Column("users", Integer, nullable=False),
+    Column("keys", Text, nullable=False),
+    Index("ix_unit_day_packs_flag_day", "environment_id", "flag", "day"),
 )
 
-# Likewise for unit_latency_days.
-unit_latency_parts = Table(
-    "unit_latency_parts",
+# Likewise for unit_latency_days: the users of one batch with `count` values in the same octave.
+unit_latency_packs = Table(
+    "unit_latency_packs",
     metadata,
     Column("environment_id", Integer, nullable=False),
     Column("flag", String(128), nullable=False),
     Column("variant", String(128), nullable=False),
     Column("day", Integer, nullable=False),
-    Column("targeting_key", String(256), nullable=False),
     Column("metric", String(128), nullable=False),
     Column("level", Integer, nullable=False),
     Column("count", Integer, nullable=False),
-    Index("ix_unit_latency_parts_flag_day", "environment_id", "flag", "metric", "day"),
+    Column("users", Integer, nullable=False),
+    Column("keys", Text, nullable=False),
+    Index("ix_unit_latency_packs_flag_day", "environment_id", "flag", "metric", "day"),
 )
 
 # User feedback, one row per rating or comment; `variants` is what it was attributed to (flag → variant).
