@@ -116,9 +116,7 @@ class BatchAttribution:
             if known is None:
                 known = self._by_map[key] = self._judge(reported)
         slots, unreported = known
-        if unreported and (o.targeting_key or o.tags):
-            return slots + tuple(_recomputed(o, {}, unreported))
-        return slots
+        return slots + _recomputed(o, _NO_FLAGS, unreported) if unreported else slots
 
     def _judge(
         self, reported: Mapping[str, Any]
@@ -142,11 +140,13 @@ def _reported(
 
 def _recomputed(
     o: Observation, reported: Mapping[str, Any], splitting: Sequence[tuple[str, FlagTimeline]]
-) -> Iterator[tuple[str, str]]:
-    """The variants of the flags splitting users that the client did not report, from its targeting key."""
+) -> tuple[tuple[str, str], ...]:
+    """The variants of the flags splitting users that the client did not report, from its targeting key. (A tuple,
+    not a generator: made for each event that leaves a splitting flag out.)"""
     if not o.targeting_key and not o.tags:
-        return
+        return ()
     ctx: EvaluationContext | None = None
+    found: list[tuple[str, str]] = []
     for key, timeline in splitting:
         if key in reported:
             continue
@@ -155,7 +155,8 @@ def _recomputed(
             ctx = ctx or EvaluationContext(o.targeting_key, o.tags or {})
             variant = flag.evaluate(ctx).variant
             if variant is not None:
-                yield key, variant
+                found.append((key, variant))
+    return tuple(found)
 
 
 def variants_of(o: Observation, timelines: Mapping[str, FlagTimeline]) -> dict[str, str]:
