@@ -84,7 +84,8 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         {
             **stages[0],
             **{
-                k: sum(s[k] for s in stages) for k in ("advanced", "waited_for_data", "said_so_within_a_tick")
+                k: sum(s[k] for s in stages)
+                for k in ("advanced", "advanced_unseen", "waited_for_data", "said_so_within_a_tick")
             },
             "took_s": sorted(t for s in stages for t in s.get("took_s", [])),
             "simulated_p50_s": (
@@ -166,7 +167,8 @@ HEADER = (
 
 def table(recorded: Path) -> None:
     """The table of the rows recorded with --out (runs of single rows, in any order): scenarios in their
-    order, rates rising; then each stage that waited for data, its forecast beside the trials' median."""
+    order, rates rising; then each stage that waited for data or passed with no failure seen in the
+    treatment, its forecast beside the trials' median."""
     reports = [json.loads(line) for line in recorded.read_text().splitlines() if line.strip()]
     order = {label: i for i, (label, _, _) in enumerate(SCENARIOS)}
     goals = {label: goal for label, _, goal in SCENARIOS}
@@ -175,18 +177,21 @@ def table(recorded: Path) -> None:
     for r in reports:
         print(row(r["rate"], r["label"], goals[r["label"]], r))
     print(
-        "\n| req/s | scenario | stage | forecast | simulated p50 | ratio | waited for data | said so within a tick |"
+        "\n| req/s | scenario | stage | forecast | simulated p50 | ratio | waited for data | said so within a tick "
+        "| passed | passed with no failure seen |"
     )
-    print("|---:|---|---|---:|---:|---:|---:|---:|")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in reports:
         for s in r["stages"]:
-            if not s["waited_for_data"]:
+            unseen = s.get("advanced_unseen")  # rows recorded before it was counted have none
+            if not s["waited_for_data"] and not unseen:
                 continue
             expected, took = s["expected_decision_s"], s["simulated_p50_s"]
             ratio = f"{expected / took - 1:+.0%}" if expected and took else "—"
             print(
                 f"| {r['rate']:g} | {r['label']} | {s['stage']} {s['name']} | {hours(expected)} | {hours(took)} | "
-                f"{ratio} | {s['waited_for_data']} | {s['said_so_within_a_tick']} |"
+                f"{ratio} | {s['waited_for_data']} | {s['said_so_within_a_tick']} | {s['advanced']} | "
+                f"{'—' if unseen is None else unseen} |"
             )
 
 

@@ -179,3 +179,22 @@ def test_the_printed_forecast_counts_users_for_a_percentile_target_as_the_server
     )
     assert alike.limited_by == apart.limited_by == "api_latency_p95"
     assert alike.decision_s > 3 * apart.decision_s, (alike, apart)
+
+
+def test_the_stage_summary_counts_stages_passed_with_no_failure_seen() -> None:
+    from rampup.core.plans import Plan
+    from rampup.services.simulation import stage_summary
+
+    plan = Plan.parse(
+        {
+            "name": "one hour",
+            "flag": "f",
+            "environment": "e",
+            "stages": [{"name": "Half", "percentage": 50, "min_duration": "1h"}],
+            "gates": [{"metric": "error_rate", "target": "< 1%"}],
+        }
+    )
+    for error_rate, unseen in ((0.0, 1), (0.002, 0)):  # about 9,000 treatment requests in the hour
+        traffic = Traffic(requests_per_s=5, error_rate=error_rate)
+        first = stage_summary(plan, traffic, [simulate_trial(plan, traffic, None, 0)])[0]
+        assert (first["advanced"], first["advanced_unseen"]) == (1, unseen)

@@ -144,6 +144,7 @@ class TrialResult:
     waits: tuple[
         tuple[int, timedelta], ...
     ] = ()  # (stage, when after its soak's end it said it waits for data)
+    unseen_passes: tuple[int, ...] = ()  # stages passed with no failure seen in the treatment
 
     @property
     def delay(self) -> timedelta | None:
@@ -578,6 +579,7 @@ def simulate_trial(
         tuple(trial.reasons),
         tuple(trial.stage_times),
         tuple(trial.waits),
+        tuple(trial.unseen_passes),
     )
 
 
@@ -602,6 +604,7 @@ class _Trial:
         self.reasons: list[str] = []
         self.stage_times: list[tuple[int, timedelta]] = []
         self.waits: list[tuple[int, timedelta]] = []
+        self.unseen_passes: list[int] = []
         self.since: dict[int, timedelta] = {}  # stage-triggered changes: when they began
         self.units = np.zeros(2)  # treatment, control units the sample-ratio check counts this stage
         self.units_block = np.zeros((1, 2))
@@ -719,9 +722,16 @@ class _Trial:
             decided = (TransitionKind.ADVANCED, TransitionKind.AWAITING_APPROVAL, TransitionKind.COMPLETED)
             if t.kind in decided and t.from_stage:  # the stage passed (sign-offs are given at once here)
                 self.stage_times.append((t.from_stage, t.at - entered))
+                if not self._treatment_failures(t.at):
+                    self.unseen_passes.append(t.from_stage)
             elif t.kind in (TransitionKind.WAITING_FOR_DATA, TransitionKind.HELD):
                 soak = self.plan.stages[t.from_stage - 1].min_duration
                 self.waits.append((t.from_stage, t.at - entered - soak))
+
+    def _treatment_failures(self, at: datetime) -> int:
+        """The treatment's failed requests in the stage up to `at` (what its error-rate gates saw)."""
+        now_ms = int((at - EPOCH).total_seconds() * 1000)
+        return self.inputs.aggregate("error_rate", TREATMENT, self.inputs.stage_since_ms, now_ms).failures
 
 
 class _Naive:
@@ -905,7 +915,8 @@ class _History:
 
 def stage_summary(plan: Plan, traffic: Traffic, results: Sequence[TrialResult]) -> list[dict[str, Any]]:
     """Per stage: the forecast beside what the trials did — how long stages took (each, and the median over
-    trials that advanced), how many waited for data, and how many said so within one tick of the soak's end."""
+    trials that advanced), how many advanced with no failure seen in the treatment, how many waited for data,
+    and how many said so within one tick of the soak's end."""
     out = []
     for f in expected_decisions(plan, traffic):
         took = sorted(t for r in results for stage, t in r.stage_times if stage == f.stage)
@@ -915,6 +926,7 @@ def stage_summary(plan: Plan, traffic: Traffic, results: Sequence[TrialResult]) 
             {
                 **f.to_dict(),
                 "advanced": len(took),
+                "advanced_unseen": sum(r.unseen_passes.count(f.stage) for r in results),
                 "simulated_p50_s": median.total_seconds() if median is not None else None,
                 "took_s": [t.total_seconds() for t in took],
                 "waited_for_data": len(waits),
