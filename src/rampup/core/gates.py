@@ -336,12 +336,20 @@ class Measurement:
     rate: tuple[float, float] | None = None  # (trials, events) behind a rate, for exact threshold checks
     needs: dict[str, float] = field(default_factory=dict)
     alpha: float = sequential.ALPHA
+    rate_below: tuple[float, float] | None = None  # the rate's evidence for "surely below", when less (_rate)
+
+    @property
+    def below(self) -> tuple[float, float] | None:
+        """(trials, events) that "surely below" is judged on."""
+        return self.rate_below or self.rate
 
     def bounds(self) -> tuple[float | None, float | None]:
         if self.rate is not None and self.lower is None:
             # only for display and comparisons: a verdict against a fixed line needs one evaluation
             interval = sequential.rate_bounds(*self.rate, alpha=self.alpha)
-            return interval.lower, interval.upper
+            if self.rate_below is None:
+                return interval.lower, interval.upper
+            return interval.lower, sequential.rate_bounds(*self.rate_below, alpha=self.alpha).upper
         return self.lower, self.upper
 
     def surely_above(self, x: float) -> bool:
@@ -359,8 +367,8 @@ class Measurement:
             return False
         if self.exact:
             return self.value < x or (self.value <= x and x == 0)
-        if self.rate is not None:
-            n, s = self.rate
+        if self.below is not None:
+            n, s = self.below
             return n > 0 and s / n < x and sequential.excludes(n, s, x, self.alpha)
         return self.upper is not None and self.upper < x
 
@@ -444,11 +452,18 @@ def judge(gate: Gate, m: Measurement) -> tuple[Verdict, str | None]:
     return (Verdict.PASS if cleared else Verdict.INCONCLUSIVE), None
 
 
-def _rate(n: int, s: int, dispersion: float = 1.0, alpha: float = sequential.ALPHA) -> Measurement:
+def _rate(
+    n: int, s: int, dispersion: float = 1.0, alpha: float = sequential.ALPHA, floor: float = 1.0
+) -> Measurement:
     """A rate, on per-user evidence: with failures clustered by user (a user's retries), n and s are
-    divided by the dispersion, so a run of N failures from one user weighs as one."""
+    divided by the dispersion, so a run of N failures from one user weighs as one. "Surely below" rests
+    on failures not seen, which show no clustering of their own: it is judged at a dispersion of at least
+    `floor`, the service's (see _variant_rate). "Surely above" rests on failures seen, clustered as seen."""
     d = max(dispersion, 1.0)
-    return Measurement(s / n if n else None, None, None, n, rate=(n / d, s / d), alpha=alpha)
+    below = (n / floor, s / floor) if floor > d else None
+    return Measurement(
+        s / n if n else None, None, None, n, rate=(n / d, s / d), alpha=alpha, rate_below=below
+    )
 
 
 class _Quantile(Measurement):
@@ -596,24 +611,22 @@ class _Split(Measurement):
     the ratio of the rates. "More than 50% above control" is π surely above π(1.5): one sequence on the
     split at the line's whole α, instead of one per variant at α/2 with the treatment judged against
     control's far bound, so it needs about half the data (a change late in a soak is caught within the
-    hour). Counts are per-user evidence (divided by each variant's dispersion), which keeps the rates."""
+    hour). Counts are per-user evidence (divided by each variant's dispersion), which keeps the rates; a
+    change shown under a line uses each variant's evidence for "surely below" (see _rate)."""
 
     def __init__(self, treatment: Measurement, control: Measurement, alpha: float) -> None:
         t, c = treatment.value, control.value
         value = None if t is None or c is None else _change(t, c)
         super().__init__(value, None, None, min(treatment.samples, control.samples), alpha=alpha)
-        (self._nt, st), (self._nc, sc) = treatment.rate or (0.0, 0.0), control.rate or (0.0, 0.0)
-        self._k, self._kt = st + sc, st
-
-    def _share(self, x: float) -> float:
-        """π for a change x (r = 1 + x)."""
-        r = 1 + x
-        return self._nt * r / (self._nt * r + self._nc)
+        self._above = _Shares.of(treatment.rate, control.rate)
+        cautious = treatment.rate_below is not None or control.rate_below is not None
+        self._under = _Shares.of(treatment.below, control.below) if cautious else self._above
 
     def _surely(self, x: float, side: int) -> bool:
-        if self.value is None or (self.value - x) * side <= 0 or not self._nc or not self._k:
+        counts = self._above if side > 0 else self._under
+        if self.value is None or (self.value - x) * side <= 0 or not counts.nc or not counts.k:
             return False
-        return sequential.excludes(self._k, self._kt, self._share(x), self.alpha, sequential.SPLIT_PRIOR)
+        return sequential.excludes(counts.k, counts.kt, counts.share(x), self.alpha, sequential.SPLIT_PRIOR)
 
     def surely_above(self, x: float) -> bool:
         return self._surely(x, 1)
@@ -622,12 +635,39 @@ class _Split(Measurement):
         return self._surely(x, -1)
 
     def bounds(self) -> tuple[float | None, float | None]:
-        if self.value is None or not self._nt or not self._nc or not self._k:
+        if self.value is None:
             return None, None
-        split = sequential.rate_bounds(self._k, self._kt, self.alpha, sequential.SPLIT_PRIOR)
+        lower, upper = self._above.bounds(self.alpha)
+        return lower, upper if self._under is self._above else self._under.bounds(self.alpha)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class _Shares:
+    """A split's per-user evidence: each variant's requests, and the failures in all and the treatment's."""
+
+    nt: float
+    nc: float
+    k: float
+    kt: float
+
+    @classmethod
+    def of(cls, treatment: tuple[float, float] | None, control: tuple[float, float] | None) -> "_Shares":
+        (nt, st), (nc, sc) = treatment or (0.0, 0.0), control or (0.0, 0.0)
+        return cls(nt, nc, st + sc, st)
+
+    def share(self, x: float) -> float:
+        """π for a change x (r = 1 + x)."""
+        r = 1 + x
+        return self.nt * r / (self.nt * r + self.nc)
+
+    def bounds(self, alpha: float) -> tuple[float | None, float | None]:
+        """The split's sequence mapped back to r − 1."""
+        if not self.nt or not self.nc or not self.k:
+            return None, None
+        split = sequential.rate_bounds(self.k, self.kt, alpha, sequential.SPLIT_PRIOR)
 
         def change(pi: float) -> float | None:
-            return None if pi >= 1 else pi / (1 - pi) * self._nc / self._nt - 1
+            return None if pi >= 1 else pi / (1 - pi) * self.nc / self.nt - 1
 
         return change(split.lower), change(split.upper)
 
@@ -730,9 +770,15 @@ def measure(
 def _variant_rate(
     inputs: GateInputs, metric: str, variant: str, start: int, now: int, alpha: float
 ) -> Measurement:
+    """A variant's rate. Its failures' clustering by user is measured on them once there are some; until
+    then a treatment's count would be judged as if its requests failed independently (0 failures in 6,500
+    requests, strong evidence, where failures come in runs of ten: about 650 chances of a run). The
+    clustering is the service's (one user's retries), and control, the larger arm until 50%, sees it over
+    the same span: its dispersion is the floor for being shown under a line."""
     a = inputs.aggregate(metric, variant, start, now)
     spread = inputs.dispersion(metric, variant, start, now) if a.failures else 1.0
-    return _rate(a.count, a.failures, spread, alpha)
+    floor = inputs.dispersion(metric, CONTROL, start, now) if variant != CONTROL else spread
+    return _rate(a.count, a.failures, spread, alpha, floor)
 
 
 def _arms(
@@ -779,7 +825,6 @@ def _with_needs(m: Measurement, gate: Gate, since_ms: int, now_ms: int) -> Measu
     """For an undecided rate gate: roughly how many more samples settle it, and how long they take."""
     if m.rate is None or m.value is None:
         return m
-    n, s = m.rate
     # what keeps the stage: the target if there is one (a rollback line already cleared settles nothing)
     thresholds = [t.value for t in ((gate.target,) if gate.target else (gate.rollback,)) if t is not None]
     if not thresholds or any(m.surely_above(x) or m.surely_below(x) for x in thresholds):
@@ -788,19 +833,13 @@ def _with_needs(m: Measurement, gate: Gate, since_ms: int, now_ms: int) -> Measu
     nearest = min(thresholds, key=lambda x: abs(x - p))
     if abs(nearest - p) < 1e-9:
         return m
+    n, _ = m.rate if p > nearest else (m.rate_below or m.rate)  # the evidence that settles it
     needed = max(n, 1)
     while needed < 10**9 and not sequential.excludes(needed, round(needed * p), nearest):
         needed *= 2
     elapsed_s = max((now_ms - since_ms) / 1000, 1.0)
-    more = max(needed - n, 0)
-    return Measurement(
-        m.value,
-        m.lower,
-        m.upper,
-        m.samples,
-        rate=m.rate,
-        needs={"samples": more, "seconds": more / (n / elapsed_s) if n else math.inf},
-    )
+    more = max(needed - n, 0)  # per-user evidence, as n is: requests over the dispersion
+    return replace(m, needs={"samples": round(more * m.samples / n), "seconds": more / (n / elapsed_s)})
 
 
 STAGE_ALPHA = 0.02  # each gate line's sequence over the whole stage

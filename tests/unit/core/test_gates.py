@@ -184,6 +184,48 @@ def test_bursts_counted_per_request_would_breach_the_line() -> None:
     assert assess(OWN, data, 0, 48 * HOUR).verdict is not Verdict.FAIL
 
 
+RUNS_OF_TEN = {CONTROL: 10.0}  # control's failures come in runs of 10 from one user; the treatment has none
+
+
+@pytest.mark.parametrize(
+    ("hours_in", "treatment", "control", "clustered", "verdicts"),
+    [
+        # 0.5 req/s at 10%, 40 h and no failure in the treatment's 7,200 requests, beside control's 0.42% in
+        # runs of ten: about 720 chances of a run, not enough to show the rate under 0.1%
+        (40, [(180, 0)] * 40, hours(40, 1620, 0.0042), RUNS_OF_TEN, ["inconclusive"] * 3),
+        # the same requests beside a control whose failures are independent: 7,200 chances, under 0.1%
+        (40, [(180, 0)] * 40, hours(40, 1620, 0.0005), {}, ["pass"] * 3),
+        # healthy and clustered: it still passes, on about ten times the requests
+        (400, [(180, 0)] * 400, hours(400, 1620, 0.0005), RUNS_OF_TEN, ["pass"] * 3),
+        # the floor is only for being shown under a line: +0.7 pp in failures from distinct users is judged
+        # on them, and their split with control's rolls back within 4 h
+        (4, hours(4, 1800, 0.0075), hours(4, 16200, 0.0005), RUNS_OF_TEN, ["warn", "inconclusive", "fail"]),
+    ],
+)
+def test_no_failure_yet_is_judged_with_control_s_clustering(
+    hours_in: int,
+    treatment: list[tuple[int, int]],
+    control: list[tuple[int, int]],
+    clustered: dict[str, float],
+    verdicts: list[str],
+) -> None:
+    data = Hours(clustered=clustered)
+    data.rates(TREATMENT, treatment)
+    data.rates(CONTROL, control)
+    assert [assess(g, data, 0, hours_in * HOUR).verdict.value for g in TWO_ARMS] == verdicts
+
+
+def test_an_undecided_target_asks_for_requests_not_per_user_evidence() -> None:
+    """With control's runs of ten, the target needs ten times the requests; what it asks for is requests,
+    and the time they take at the treatment's traffic (180 an hour)."""
+    data = Hours(clustered=RUNS_OF_TEN)
+    data.rates(TREATMENT, [(180, 0)] * 40)
+    data.rates(CONTROL, hours(40, 1620, 0.0042))
+    needs = assess(OWN, data, 0, 40 * HOUR).to_dict()["needs"]
+    assert needs["samples"] / needs["seconds"] == pytest.approx(180 / 3600)
+    assert needs["samples"] > 10 * 7200
+
+
 def test_a_late_regression_is_caught_on_the_hours_after_it() -> None:
     """+0.7 pp from hour 30 of a soak: the stage's sequence is diluted by 30 healthy hours; a restarted one
     is not."""
