@@ -11,6 +11,7 @@ from rich.table import Table
 from rampup.adapters.reports.labels import gate_unit, value_text
 from rampup.cli.options import DEFAULT_SERVER, JsonOut, Server, TokenOpt, print_json
 from rampup.cli.remote import CliError, Remote
+from rampup.cli.srm_power import srm_table
 from rampup.core.durations import format_duration
 
 __all__ = ["app", "apply", "render_status"]
@@ -90,6 +91,8 @@ def render_status(r: dict[str, Any]) -> None:
         console.print(table)
     if r.get("forecast"):
         console.print(_forecast_table(r["forecast"]))
+    if r.get("srm_power"):
+        console.print(srm_table(r["srm_power"], "the last days' users"))
     if r["timeline"]:
         timeline = Table("at", "from → to", "stage", "by", "reason")
         for t in r["timeline"]:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from rampup.adapters.codecs.plan_yaml import load_plan
 from rampup.cli.remote import CliError
+from rampup.cli.srm_power import srm_table
 from rampup.core.durations import format_duration, parse_duration
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ def simulate(
         Traffic,
         describe,
         simulate_trial,
+        srm_caught,
         stage_summary,
         summarize,
     )
@@ -127,6 +129,7 @@ def simulate(
     seconds_per_trial = (time.perf_counter() - started) / trials
     ours, naive = summarize(results), summarize(results, naive=True)
     stages = stage_summary(plan, traffic, results)
+    srm = [p.to_dict() for p in srm_caught(plan, traffic)] if plan.srm else []
     if as_json:
         typer.echo(
             json.dumps(
@@ -145,6 +148,7 @@ def simulate(
                     "rampup": describe(ours),
                     "naive": describe(naive),
                     "stages": stages,
+                    "srm_power": srm,
                 },
                 indent=2,
             )
@@ -155,6 +159,8 @@ def simulate(
     )
     _print(plan.name, trials, rate, error_rate, changes, ours, naive, seconds_per_trial)
     _print_stages(stages)
+    if srm:
+        Console().print(srm_table(srm, f"{rate:g} req/s, {requests_per_user:g} requests a user"))
 
 
 def _print(

@@ -251,6 +251,14 @@ class Plan:
     def percentage_bp(self, stage: int) -> int:
         return 0 if stage == 0 else self.stages[stage - 1].percentage_bp
 
+    @property
+    def srm_alpha(self) -> float:
+        """Each stage's level for the sample-ratio check: SRM_ALPHA shared by the stages it can judge (those
+        with a control), so false pauses stay under SRM_ALPHA over the plan (a union bound; one running test
+        over the stages would not be valid, as a user's variant in one stage decides it in the next)."""
+        checked = sum(0 < s.percentage_bp < BUCKETS for s in self.stages)
+        return SRM_ALPHA / max(checked, 1)
+
 
 def _stages(stages_raw: Any) -> tuple[Stage, ...]:
     if not isinstance(stages_raw, list) or not stages_raw:
@@ -444,22 +452,23 @@ class Decision:
         return bool(self.effects or self.transitions)
 
 
-SRM_ALPHA = 0.002  # per stage: four stages keep false pauses under 1% over a plan
+SRM_ALPHA = 0.01  # false pauses over a whole plan, shared by its stages with a control (Plan.srm_alpha)
 
 
 @dataclass(frozen=True, slots=True)
 class Srm:
     """A sample-ratio check: users seen per variant against the share the percentage promises. The p-value
-    is anytime-valid (from a mixture martingale), so checking it every tick keeps its level."""
+    is anytime-valid (from a mixture martingale), so checking it every tick keeps its level, `alpha`."""
 
     treatment_users: int
     control_users: int
     expected_share: float
     p_value: float
+    alpha: float
 
     @property
     def mismatch(self) -> bool:
-        return self.p_value < SRM_ALPHA
+        return self.p_value < self.alpha
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -468,16 +477,18 @@ class Srm:
             "control_users": self.control_users,
             "expected_share": self.expected_share,
             "p_value": self.p_value,
+            "alpha": self.alpha,
         }
 
 
-def sample_ratio(treatment: int, control: int, share: float) -> Srm | None:
-    """Users per variant against the rollout's share. Users, not requests: assignment is per user, and
-    a few heavy users make request counts swing far more than chance among users would."""
+def sample_ratio(treatment: int, control: int, share: float, alpha: float) -> Srm | None:
+    """Users per variant against the rollout's share, at level `alpha` (a plan's: `Plan.srm_alpha`). Users,
+    not requests: assignment is per user, and a few heavy users make request counts swing far more than
+    chance among users would."""
     if not 0 < share < 1 or treatment + control == 0:
         return None
     evidence = sequential.share_evidence(treatment + control, treatment, share)
-    return Srm(treatment, control, share, min(1.0, math.exp(-evidence)))
+    return Srm(treatment, control, share, min(1.0, math.exp(-evidence)), alpha)
 
 
 @dataclass
@@ -576,7 +587,8 @@ def decide(
             Phase.PAUSED,
             state.stage,
             f"sample-ratio mismatch: {srm.treatment_users} treatment vs {srm.control_users} control users, "
-            f"expected a {srm.expected_share:.2%} share (anytime-valid p = {srm.p_value:.2g}); "
+            f"expected a {srm.expected_share:.2%} share "
+            f"(anytime-valid p = {srm.p_value:.2g} < {srm.alpha:.2g}); "
             "the numbers cannot be trusted",
             [*evidence, srm.to_dict()],
         )

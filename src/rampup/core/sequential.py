@@ -94,7 +94,7 @@ def asymptotic_radius(n: int, variance: float, alpha: float = ALPHA) -> float:
 SHARE_PRIOR_WEIGHT = 2000.0  # the mixture over shares: centred on the promised share, sd ≈ √(s(1−s)/2000)
 
 
-def share_evidence(n: int, s: int, share: float) -> float:
+def share_evidence(n: float, s: float, share: float) -> float:
     """log M_n against "each unit is in the treatment with probability `share`": a beta-binomial mixture
     centred on the share itself, so it is tight for the small mismatches a sample-ratio check looks for.
     An anytime-valid p-value is min(1, exp(−log M))."""

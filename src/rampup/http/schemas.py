@@ -596,6 +596,20 @@ class StageForecastOut(BaseModel):
     limited_by: str | None  # the gate that takes longest, when it takes longer than the soak
 
 
+class SrmPowerOut(BaseModel):
+    """A stage with a control: the smallest share of the treatment's users lost that the sample-ratio check
+    typically catches, at the users of the last days."""
+
+    stage: int
+    name: str
+    share: float
+    soak_s: float
+    users_day: float  # users the check counts in the stage's first whole day
+    users_soak: float  # distinct users it counts over the soak
+    caught_within_a_day: float | None  # None: not even losing them all
+    caught_within_the_soak: float | None
+
+
 class RolloutOut(BaseModel):
     id: int
     name: str
@@ -613,6 +627,7 @@ class RolloutOut(BaseModel):
     created_at: datetime
     plan: dict[str, Any]
     forecast: list[StageForecastOut] = []
+    srm_power: list[SrmPowerOut] = []
 
 
 class ClockIn(Strict):

@@ -109,6 +109,7 @@ def rollout_out(status: RolloutStatus) -> dict[str, Any]:
         "created_at": record.created_at,
         "plan": mask_urls(record.plan_source),
         "forecast": [f.to_dict() for f in status.forecast],
+        "srm_power": [p.to_dict() for p in status.srm_power],
     }
 
 

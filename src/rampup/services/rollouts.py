@@ -5,6 +5,7 @@ hooks it queues, after a compare-and-swap on the rollout's version: it is applie
 controllers, and a restart resumes from exactly the stored state.
 """
 
+import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ from rampup.core.plans import (
     start_signed,
 )
 from rampup.core.ports import Clock, GateData, RolloutRecord, Store, Transaction
+from rampup.core.srm import DAY_S, SrmPower, srm_power
 from rampup.errors import Conflict, InvalidInput, NotFound
 from rampup.services.flags import FlagService
 from rampup.services.notifications import NotificationService
@@ -43,6 +45,7 @@ __all__ = ["Backtest", "RolloutService", "RolloutStatus", "srm_days"]
 BASELINE = timedelta(days=7)  # `compare: baseline` looks at the week before the rollout started
 DAY_MS = 86_400_000
 FORECAST_SPAN = timedelta(days=1)  # the traffic a forecast assumes: the environment's last day
+SRM_LOOKBACK_DAYS = 7  # the most days of users read for the sample-ratio check's power (longer spans scale)
 BACKTEST_TICKS = 20_000  # the most ticks a back-test replays: each reads every gate's data
 
 
@@ -55,14 +58,15 @@ def srm_days(entered_ms: int, now_ms: int) -> tuple[int, int] | None:
 
 @dataclass(frozen=True, slots=True)
 class RolloutStatus:
-    """A rollout as of `at`: its record, what its gates say now (while it runs), its timeline and each stage's
-    expected time to a decision."""
+    """A rollout as of `at`: its record, what its gates say now (while it runs), its timeline, each stage's
+    expected time to a decision and the smallest sample-ratio mismatch its check would catch."""
 
     record: RolloutRecord
     at: datetime
     gates: tuple[GateResult, ...] = ()
     timeline: tuple[Transition, ...] = ()
     forecast: tuple[StageForecast, ...] = ()
+    srm_power: tuple[SrmPower, ...] = ()
 
     @property
     def soak_remaining(self) -> timedelta | None:
@@ -209,8 +213,10 @@ class RolloutService:
             live = not record.state.phase.is_terminal and record.state.stage > 0
             results = self._evaluate(tx, record, now)[0] if live else []
             transitions = tx.rollouts.transitions(rollout_id)
-            expected = self._forecast(tx, record.plan, now) if not record.state.phase.is_terminal else []
-        return RolloutStatus(record, now, tuple(results), tuple(transitions), tuple(expected))
+            ahead = not record.state.phase.is_terminal
+            expected = self._forecast(tx, record.plan, now) if ahead else []
+            power = self._srm_power(tx, record.plan, now) if ahead and record.plan.srm else []
+        return RolloutStatus(record, now, tuple(results), tuple(transitions), tuple(expected), tuple(power))
 
     def backtest(self, plan: Plan, since: datetime, until: datetime, tick: timedelta) -> Backtest:
         """The plan's gates and controller replayed over the telemetry recorded between `since` and `until`:
@@ -257,6 +263,27 @@ class RolloutService:
         until = int(now.timestamp() * 1000)
         since = until - int(FORECAST_SPAN.total_seconds() * 1000)
         return forecast_plan(plan, tx.telemetry.gate_inputs(env.id, plan.flag), since, until)
+
+    def _srm_power(self, tx: Transaction, plan: Plan, now: datetime) -> list[SrmPower]:
+        """Per stage with a control, the smallest loss of the treatment's users the sample-ratio check would
+        catch at the flag's users of the last whole days (as many days as the span: distinct users over
+        them, so users who come back are counted once, as the check counts them)."""
+        env = tx.environments.get(plan.environment)
+        if env is None:
+            return []
+        inputs = tx.telemetry.gate_inputs(env.id, plan.flag)
+        last = int(now.timestamp() * 1000) // DAY_MS - 1
+
+        def users_in(seconds: float) -> float:
+            days = min(max(1, math.ceil(seconds / DAY_S)), SRM_LOOKBACK_DAYS)
+            first = (last - days + 1) * DAY_MS
+            seen = sum(inputs.units(v, first, last * DAY_MS).users for v in (TREATMENT, CONTROL))
+            return seen * seconds / (days * DAY_S)
+
+        if not users_in(DAY_S):
+            return []
+        stages = [(s.name, s.percentage_bp, s.min_duration.total_seconds()) for s in plan.stages]
+        return srm_power(stages, users_in, plan.srm_alpha)
 
     def rollouts(
         self, flag: str | None = None, environment: str | None = None, live: bool | None = None
@@ -333,7 +360,7 @@ class RolloutService:
             return results, None
         first, last = days[0] * DAY_MS, days[1] * DAY_MS
         on, off = inputs.units(TREATMENT, first, last).users, inputs.units(CONTROL, first, last).users
-        return results, sample_ratio(on, off, plan.percentage_bp(state.stage) / 10_000)
+        return results, sample_ratio(on, off, plan.percentage_bp(state.stage) / 10_000, plan.srm_alpha)
 
     def _apply(self, tx: Transaction, record: RolloutRecord, decision: Decision, now: datetime) -> None:
         if not tx.rollouts.save(record.id, record.version, decision.state, now):

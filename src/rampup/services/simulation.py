@@ -38,6 +38,7 @@ from rampup.core.plans import (
     start_signed,
 )
 from rampup.core.rollups import ALL_VARIANT, Aggregate, Exceedance, UnitTotals
+from rampup.core.srm import SrmPower, srm_power
 from rampup.errors import InvalidInput
 
 __all__ = [
@@ -52,13 +53,14 @@ __all__ = [
     "SrmCheck",
     "expected_decisions",
     "stage_summary",
+    "srm_caught",
 ]
 
 EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 TICK = timedelta(seconds=10)  # `rampup serve --tick`'s default
 BLOCK = 180  # ticks drawn and judged together (30 min); changes inside a block are found by bisection
 
-SrmCheck = Callable[[int, int, float], Srm | None]  # (treatment users, control users, share) → check
+SrmCheck = Callable[[int, int, float, float], Srm | None]  # (treatment users, control users, share, α)
 
 
 @dataclass(frozen=True, slots=True)
@@ -696,7 +698,7 @@ class _Trial:
         ]
         seen = self.units + self.units_block[k]
         share = self.plan.percentage_bp(self.state.stage) / 10_000
-        srm = self.srm_check(int(seen[0]), int(seen[1]), share) if seen.sum() else None
+        srm = self.srm_check(int(seen[0]), int(seen[1]), share, self.plan.srm_alpha) if seen.sum() else None
         return decide(self.plan, self.state, results, EPOCH + elapsed, srm)
 
     def _changes(self, d: Decision) -> bool:
@@ -952,3 +954,11 @@ def describe(summary: Summary) -> dict[str, Any]:
         "delays_s": [d.total_seconds() for d in summary.delays],
         "pauses_s": [d.total_seconds() for d in summary.pauses],
     }
+
+
+def srm_caught(plan: Plan, traffic: Traffic) -> list[SrmPower]:
+    """The sample-ratio check's power `rampup apply` prints, for this synthetic traffic: its users arrive at
+    requests_per_s / requests_per_user a second, each new (none comes back in a later tick)."""
+    stages = [(s.name, s.percentage_bp, s.min_duration.total_seconds()) for s in plan.stages]
+    per_s = traffic.requests_per_s / traffic.requests_per_user
+    return srm_power(stages, lambda seconds: per_s * seconds, plan.srm_alpha)

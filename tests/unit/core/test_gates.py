@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from rampup.core import sequential
 from rampup.core.gates import (
     CONTROL,
     STAGE_ALPHA,
@@ -363,31 +362,3 @@ def test_a_design_effect_is_one_for_independent_values_however_many_each_user_se
     assert even.design_effect() == 1.0  # each of 1,000 users sends 100, 5 of them slow
     assert all_or_nothing(1000, 100, 50).design_effect() == pytest.approx(100)
     assert Exceedance().design_effect() == 1.0
-
-
-@pytest.mark.parametrize(
-    ("treatment", "control", "share", "mismatch"),
-    [(10_000, 90_000, 0.1, False), (9_000, 90_000, 0.1, True), (0, 0, 0.1, None)],
-)
-def test_sample_ratio_on_users(treatment: int, control: int, share: float, mismatch: bool | None) -> None:
-    from rampup.core.plans import sample_ratio
-
-    srm = sample_ratio(treatment, control, share)
-    assert (srm.mismatch if srm else None) == mismatch
-
-
-def test_the_sample_ratio_check_keeps_its_level_checked_every_batch() -> None:
-    import random
-
-    rng = random.Random(7)
-    false = 0
-    for _ in range(200):
-        n = s = 0
-        for _ in range(100):  # 100 looks at growing data
-            batch = 200
-            n += batch
-            s += sum(rng.random() < 0.1 for _ in range(batch))
-            if sequential.share_evidence(n, s, 0.1) >= math.log(1 / 0.002):
-                false += 1
-                break
-    assert false <= 2

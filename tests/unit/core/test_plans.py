@@ -160,11 +160,12 @@ def test_data_loss_goes_straight_to_zero() -> None:
 
 
 def test_sample_ratio_mismatch_pauses() -> None:
-    srm = Srm(treatment_users=900, control_users=9100, expected_share=0.25, p_value=1e-40)
+    alpha = PLAN.srm_alpha
+    srm = Srm(treatment_users=900, control_users=9100, expected_share=0.25, p_value=1e-40, alpha=alpha)
     decision = decide(PLAN, started(), healthy(), T0 + timedelta(hours=1), srm)
     assert decision.state.phase is Phase.PAUSED and "sample-ratio mismatch" in decision.transitions[-1].reason
     assert not decide(
-        PLAN, started(), healthy(), T0 + timedelta(hours=1), Srm(2490, 7510, 0.25, 0.6)
+        PLAN, started(), healthy(), T0 + timedelta(hours=1), Srm(2490, 7510, 0.25, 0.6, alpha)
     ).transitions
 
 
