@@ -30,7 +30,6 @@ from rampup.core.plans import (
     Phase,
     Plan,
     RolloutState,
-    Srm,
     TransitionKind,
     approve_all,
     decide,
@@ -50,7 +49,6 @@ __all__ = [
     "Summary",
     "describe",
     "TICK",
-    "SrmCheck",
     "expected_decisions",
     "stage_summary",
     "srm_caught",
@@ -59,8 +57,6 @@ __all__ = [
 EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 TICK = timedelta(seconds=10)  # `rampup serve --tick`'s default
 BLOCK = 180  # ticks drawn and judged together (30 min); changes inside a block are found by bisection
-
-SrmCheck = Callable[[int, int, float, float], Srm | None]  # (treatment users, control users, share, α)
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,12 +550,11 @@ def simulate_trial(
     tick: timedelta = TICK,
     horizon: timedelta | None = None,
     incidents: Sequence[Regression] = (),
-    srm_check: SrmCheck | None = None,
 ) -> TrialResult:
     """One rollout of the plan from start to end (completed, stopped by a decision, or the horizon)."""
     changes = ([regression] if regression else []) + list(incidents)
     buckets = _buckets(traffic, changes)
-    trial = _Trial(plan, _World(traffic, changes), buckets, seed, tick, srm_check or sample_ratio)
+    trial = _Trial(plan, _World(traffic, changes), buckets, seed, tick)
     horizon = horizon or 2 * sum((s.min_duration for s in plan.stages), timedelta()) + timedelta(days=1)
     trial.run(horizon)
     naive = _Naive(plan, _World(traffic, changes), np.random.default_rng([seed, 1])).run(horizon)
@@ -593,9 +588,8 @@ class _Trial:
         buckets: dict[str, _Buckets],
         seed: int,
         tick: timedelta,
-        srm_check: SrmCheck,
     ) -> None:
-        self.plan, self.world, self.tick, self.srm_check = plan, world, tick, srm_check
+        self.plan, self.world, self.tick = plan, world, tick
         self.rng = np.random.default_rng(seed)
         self.draw = _Draw(self.rng, buckets, tick.total_seconds())
         self.inputs = _Inputs(buckets, self.rng)
@@ -675,11 +669,15 @@ class _Trial:
         ticks = self.ticks + np.arange(size)
         units[ticks < self.srm_from_tick] = 0  # production counts users of whole days in the stage
         self.units_block = np.cumsum(units, axis=0)
-        last = self._judge(size - 1)
+        end = size - 1
+        mismatch = self._first_mismatch(size)
+        if mismatch is not None and mismatch < end and self._changes(self._judge(mismatch)):
+            end = mismatch  # production checks every tick: a mismatch gone again by the block's end still pauses
+        last = self._judge(end)
         if not self._changes(last):
-            self._commit(size - 1, last)
+            self._commit(end, last)
             return
-        lo, hi = 0, size - 1
+        lo, hi = 0, end
         while lo < hi:  # the first tick at which the decision changes
             mid = (lo + hi) // 2
             if self._changes(self._judge(mid)):
@@ -687,6 +685,26 @@ class _Trial:
             else:
                 lo = mid + 1
         self._commit(hi, self._judge(hi))
+
+    def _first_mismatch(self, size: int) -> int | None:
+        """The block's first tick at which the sample-ratio check finds a mismatch: its evidence is not
+        monotone in time, so the block's end alone would miss one that comes and goes within the block."""
+        share = self.plan.percentage_bp(self.state.stage) / 10_000
+        if not self.plan.srm or not 0 < share < 1:
+            return None
+        seen = self.units + self.units_block[:size]
+        n = seen.sum(axis=1)
+        # A mixture's evidence is at most the best single alternative's, n·KL(observed share ‖ share): only
+        # ticks where that reaches the level can pause, and few do.
+        observed = np.clip(seen[:, 0] / np.maximum(n, 1), 1e-12, 1 - 1e-12)
+        best = n * (
+            observed * np.log(observed / share) + (1 - observed) * np.log((1 - observed) / (1 - share))
+        )
+        for k in np.flatnonzero(best >= math.log(1 / self.plan.srm_alpha)):
+            srm = sample_ratio(int(seen[k, 0]), int(seen[k, 1]), share, self.plan.srm_alpha)
+            if srm is not None and srm.mismatch:
+                return int(k)
+        return None
 
     def _judge(self, k: int) -> Decision:
         self.inputs.k = k
@@ -698,7 +716,7 @@ class _Trial:
         ]
         seen = self.units + self.units_block[k]
         share = self.plan.percentage_bp(self.state.stage) / 10_000
-        srm = self.srm_check(int(seen[0]), int(seen[1]), share, self.plan.srm_alpha) if seen.sum() else None
+        srm = sample_ratio(int(seen[0]), int(seen[1]), share, self.plan.srm_alpha) if seen.sum() else None
         return decide(self.plan, self.state, results, EPOCH + elapsed, srm)
 
     def _changes(self, d: Decision) -> bool:
