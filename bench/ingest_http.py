@@ -17,7 +17,11 @@ CPU per event is counted too (the server process's user + system time over the r
 apart; the floor's own process and backend likewise): on a machine shared with other work it moves far less than
 events/s, and 1,000,000 / (worker CPU µs per event) is what one core of this machine takes per worker.
 
-Run:  nice python bench/ingest_http.py [--duration 10] [--connections 4] [--rounds 3] [--bodies 50] [--postgres URL]
+With --worker apart, `rampup serve --no-worker` serves and a `rampup worker` (pinned to CPU 1 with wrk) compacts the
+per-user days: the serving process's CPU without the compaction, and the worker's apart.
+
+Run:  nice python bench/ingest_http.py [--duration 10] [--connections 4] [--rounds 3] [--bodies 50]
+      [--worker inside|apart] [--postgres URL]
 """
 
 import argparse
@@ -77,18 +81,30 @@ def batch(size: int, seed: int = 7) -> bytes:
     ).encode()
 
 
-def measure(database: str, seconds: int, connections: int, tmp: Path, bodies: int = 1) -> dict[str, float]:
+def measure(
+    database: str, seconds: int, connections: int, tmp: Path, bodies: int = 1, apart: bool = False
+) -> dict[str, float]:
+    """`apart`: the server runs without its worker (`--no-worker`) and a `rampup worker` (pinned with wrk) does the
+    compaction; its CPU is counted apart."""
     port, admin = free_port(), secrets.token_urlsafe(16)
     env = {**os.environ, "RAMPUP_ADMIN_TOKEN": admin}
+    serve = [sys.executable, "-m", "rampup", "serve", "--db", database, "--port", str(port)]
     server = subprocess.Popen(
-        pinned(0, [sys.executable, "-m", "rampup", "serve", "--db", database, "--port", str(port)]),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        pinned(0, serve + ["--no-worker"] * apart), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
+    worker = None
     try:
         wait_until_up(base + "/readyz", server, "rampup serve", timeout=120)  # a loaded machine starts slowly
+        if apart:
+            worker_port = free_port()
+            worker = subprocess.Popen(
+                pinned(1, [*serve[:3], "worker", "--db", database, "--port", str(worker_port)]),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
+            wait_until_up(f"http://127.0.0.1:{worker_port}/readyz", worker, "rampup worker", timeout=120)
         # Checked: a flag that failed to be made would leave every event unattributed, and the figure 2-3x higher.
         status, _ = http("POST", base + "/api/v1/flags", admin, {"key": "bench-flag", "type": "boolean"})
         assert status == 201, status
@@ -113,7 +129,8 @@ def measure(database: str, seconds: int, connections: int, tmp: Path, bodies: in
             pinned(1, ["wrk", "-t1", "-c2", "-d2s", "-s", str(script), url]), capture_output=True
         )  # warm-up
         before = _stored(base, admin)
-        cpu_before = {pid: cpu_s(pid) for pid in [server.pid, *backends(database)]}
+        workers = [worker.pid] if worker else []
+        cpu_before = {pid: cpu_s(pid) for pid in [server.pid, *workers, *backends(database)]}
         out = subprocess.run(
             pinned(
                 1,
@@ -134,6 +151,7 @@ def measure(database: str, seconds: int, connections: int, tmp: Path, bodies: in
             text=True,
         ).stdout
         server_cpu = cpu_s(server.pid) - cpu_before[server.pid]
+        worker_cpu = sum(cpu_s(pid) - cpu_before[pid] for pid in workers)
         database_cpu = sum(cpu_s(pid) - cpu_before.get(pid, 0.0) for pid in backends(database))
         rps, p50, p99, requests, non_2xx, _ = parse_wrk(out)
         answered = (requests - non_2xx) * 1000  # acknowledged (2xx) events only
@@ -149,10 +167,13 @@ def measure(database: str, seconds: int, connections: int, tmp: Path, bodies: in
             "stored": stored,
             "cpu_us": 1e6 * server_cpu / max(answered, 1),
             "db_cpu_us": 1e6 * database_cpu / max(answered, 1),
+            "apart_cpu_us": 1e6 * worker_cpu / max(answered, 1),
         }
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for process in (server, worker):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
 
 
 def floor(database: str, seconds: float) -> dict[str, float]:
@@ -273,11 +294,19 @@ def main() -> None:
         default=1,
         help="batches sent in turn, each its own 1,000 draws of 100,000 users (1: the same users every batch)",
     )
+    parser.add_argument(
+        "--worker",
+        choices=("inside", "apart"),
+        default="inside",
+        help="inside: `rampup serve` with its worker (compaction included in its CPU); apart: `rampup serve "
+        "--no-worker` and a `rampup worker` pinned with wrk, its CPU reported apart",
+    )
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     print(
         f"### Ingest over HTTP, 1 uvicorn worker (cpu0), wrk -c{args.connections} (cpu1), batches of 1,000 "
-        f"request events ({args.bodies} different batch(es) in turn), {args.duration} s after a 2 s warm-up; "
+        f"request events ({args.bodies} different batch(es) in turn), worker {args.worker}, {args.duration} s after a "
+        "2 s warm-up; "
         f"medians of {args.rounds} round(s)"
     )
     print()
@@ -301,7 +330,14 @@ def main() -> None:
                 try:
                     rounds.append(
                         (
-                            measure(url, args.duration, args.connections, Path(tmp), args.bodies),
+                            measure(
+                                url,
+                                args.duration,
+                                args.connections,
+                                Path(tmp),
+                                args.bodies,
+                                args.worker == "apart",
+                            ),
                             floor(url, args.duration),
                         )
                     )
@@ -323,6 +359,11 @@ def main() -> None:
                 f"{label}: events/s **{statistics.median(per_round):.2f}x the floor's** (rounds "
                 f"{', '.join(f'{x:.2f}' for x in per_round)}), worker CPU per event {statistics.median(cpu):.2f}x the "
                 f"floor's (one core of this machine would take {1e6 / r['cpu_us']:,.0f} events/s)"
+                + (
+                    f"; the worker apart {r['apart_cpu_us']:.2f} µs per event"
+                    if args.worker == "apart"
+                    else ""
+                )
             )
     print()
     for line in ratios:

@@ -4,6 +4,7 @@ A batch is stored whole or not at all, and the caller is answered only after the
 """
 
 import dataclasses
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
@@ -17,9 +18,12 @@ from rampup.core.rollups import (
     FINE_RETENTION,
     SECOND,
     Aggregate,
+    Folded,
     LatencyKey,
+    RollupKey,
     Second,
     UnitKey,
+    combine,
     expand,
     fold,
     latency_groups,
@@ -53,6 +57,7 @@ class IngestService:
         self._clock = clock
         self._usage = usage  # exposures count as evaluations of their flag
         self._stored = stored  # told (environment, source, count) after each commit: the server's metrics
+        self._group = GroupCommit(lambda batches: self._commit(lambda tx: _write(tx, batches)))
 
     def now_ms(self) -> int:
         return int(self._clock().timestamp() * 1000)
@@ -83,15 +88,7 @@ class IngestService:
             if oldest_ms is None or o.at_ms >= oldest_ms
         ]
 
-        def write(tx: Transaction) -> None:
-            tx.telemetry.insert_events(env.id, raw)
-            tx.telemetry.add_rollups(env.id, folded.rollups)
-            tx.telemetry.add_units(env.id, folded.units)
-            tx.telemetry.add_latencies(env.id, folded.latencies)
-            tx.feedback.add(env.id, feedback)
-            tx.feedback.add_event_refs(env.id, refs)
-
-        self._commit(write)
+        self._group.commit(_Batch(env.id, folded, raw, feedback, refs))
         if self._usage is not None:
             self._usage.exposures(environment, observations, snapshot.flags.get(environment, {}))
         self._stored(environment, source, len(observations))
@@ -235,3 +232,92 @@ def _check_slot(flags: Mapping[str, CompiledFlag], flag: str, variant: str, wher
         raise InvalidInput(f"no flag {flag!r} in this environment", where=f"{where}.flag")
     if variant not in compiled.definition.variant_names:
         raise InvalidInput(f"flag {flag!r} has no variant {variant!r}", where=f"{where}.variant")
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class _Batch:
+    """What one ingested batch writes (each one itself: compared and hashed by identity)."""
+
+    environment_id: int
+    folded: Folded
+    raw: list[Observation]
+    feedback: list[Entry]
+    refs: list[EventRef]
+
+
+def _write(tx: Transaction, batches: Sequence[_Batch]) -> None:
+    """Batches in one transaction, their rollups merged first: each row is read, merged and written once."""
+    rollups: dict[int, dict[RollupKey, Aggregate]] = {}
+    for b in batches:
+        tx.telemetry.insert_events(b.environment_id, b.raw)
+        tx.telemetry.add_units(b.environment_id, b.folded.units)
+        tx.telemetry.add_latencies(b.environment_id, b.folded.latencies)
+        tx.feedback.add(b.environment_id, b.feedback)
+        tx.feedback.add_event_refs(b.environment_id, b.refs)
+        merged = rollups.setdefault(b.environment_id, {})
+        for key, aggregate in b.folded.rollups.items():
+            total = merged.get(key)
+            if (
+                total is None
+            ):  # a copy: a group written again batch by batch must find each batch's own unchanged
+                merged[key] = combine((aggregate,))
+            else:
+                total.merge(aggregate)
+    for environment_id, merged in rollups.items():
+        tx.telemetry.add_rollups(environment_id, merged)
+
+
+class GroupCommit:
+    """Batches that come while another group commits wait for it, then go together in one transaction: one commit
+    (one fsync) and one read-merge-write of the rollups for all of them, instead of one each.
+
+    Each caller returns only once the transaction holding its batch committed, or raises what writing its batch
+    raised: a group that fails is written again batch by batch, so a batch fails only for what it holds itself.
+    The first caller in line writes the group; the others wait (threads of the server's threadpool)."""
+
+    def __init__(self, write: Callable[[Sequence[_Batch]], None], most: int = 64) -> None:
+        self._write = write
+        self._most = most  # batches per transaction at most
+        self._turn = threading.Condition()
+        self._line: list[_Batch] = []  # waiting or being written, in order of arrival
+        self._written: dict[_Batch, BaseException | None] = {}  # written by another caller → what it raised
+
+    def commit(self, batch: _Batch) -> None:
+        with self._turn:
+            self._line.append(batch)
+            while batch not in self._written and self._line[0] is not batch:
+                self._turn.wait()
+            if batch in self._written:
+                failed = self._written.pop(batch)
+                if failed is not None:
+                    raise failed
+                return
+            group = self._line[: self._most]
+        failures: dict[_Batch, BaseException] = {}
+        try:
+            failures = self._write_all(group)
+        except BaseException as escaped:  # nobody in the group may take it for committed
+            failures = dict.fromkeys(group, escaped)
+            raise
+        finally:
+            with self._turn:
+                del self._line[: len(group)]
+                self._written.update((b, failures.get(b)) for b in group[1:])
+                self._turn.notify_all()
+        if batch in failures:
+            raise failures[batch]
+
+    def _write_all(self, group: list[_Batch]) -> dict[_Batch, BaseException]:
+        try:
+            self._write(group)
+            return {}
+        except Exception as failed:
+            if len(group) == 1:
+                return {group[0]: failed}
+        failures: dict[_Batch, BaseException] = {}
+        for b in group:
+            try:
+                self._write([b])
+            except Exception as failed:
+                failures[b] = failed
+        return failures
