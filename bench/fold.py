@@ -6,7 +6,8 @@ folded as the server folds it (`core.rollups.fold`: per second, then minutes and
 summary (`fold_seconds` alone), and walked by a floor: a bare loop that reads each event's fields once. Reported:
 CPU µs per event, medians of --rounds, and each as a ratio to the floor measured in the same run, which travels
 between machines better than the µs do. "recomputed": the same batches with the flag maps dropped, so every
-event's variant is recomputed from its targeting key (events that do not say what they saw, e.g. Sentry's).
+event's variant is recomputed from its targeting key (events that do not say what they saw, e.g. Sentry's); "200
+users a batch": those again with each batch's events spread over 200 users, five events each.
 
 The collector is set as `rampup serve` sets it (`gc.freeze()` after setup, threshold 50,000).
 
@@ -56,11 +57,16 @@ def main() -> None:
     now_ms = int(time.time() * 1000)
     reported = [decode_batch(batch(1000, seed=7 + i), now_ms) for i in range(args.bodies)]
     unreported = [[dataclasses.replace(o, flags=None) for o in b] for b in reported]
+    # Each user five times a batch (a service's flush interval, a Sentry envelope): recomputed once per user.
+    repeating = [
+        [dataclasses.replace(o, targeting_key=f"user-{i % 200}") for i, o in enumerate(b)] for b in unreported
+    ]
     runs: dict[str, tuple[Callable[[Sequence[Observation]], object], list[list[Observation]]]] = {
         "floor (each event's fields read once)": (floor, reported),
         "fold (server: seconds, minutes, hours)": (lambda b: fold(b, TIMELINES), reported),
         "fold_seconds (SDK summaries)": (lambda b: fold_seconds(b, TIMELINES), reported),
         "fold, recomputed": (lambda b: fold(b, TIMELINES), unreported),
+        "fold, recomputed, 200 users a batch": (lambda b: fold(b, TIMELINES), repeating),
     }
     events = sum(len(b) for b in reported)
     gc.collect()

@@ -63,6 +63,9 @@ class FlagTimeline:
         """Whether some state buckets by an attribute: only then are its units anything but targeting keys."""
         return self._bucketed_by_attribute
 
+    def same_state_between(self, first_ms: int, last_ms: int) -> bool:
+        return bisect.bisect_right(self.since_ms, first_ms) == bisect.bisect_right(self.since_ms, last_ms)
+
     def may_split_between(self, first_ms: int, last_ms: int) -> bool:
         start = max(0, bisect.bisect_right(self.since_ms, first_ms) - 1)
         end = bisect.bisect_right(self.since_ms, last_ms)
@@ -93,16 +96,28 @@ def attribute(
     yield from _recomputed(o, reported, splitting)
 
 
-class BatchAttribution:
-    """`attribute` for the observations of one batch, as a tuple (`slots`): the variants of a reported flag map are looked
-    up once per distinct map (a batch repeats a few), and only the flags it leaves out are recomputed."""
+# A flag map's reported variants, the splitting flags it leaves out, and their variants recomputed per user.
+_Judged = tuple[
+    tuple[tuple[str, str], ...], list[tuple[str, FlagTimeline]], dict[str, tuple[tuple[str, str], ...]]
+]
 
-    def __init__(self, timelines: Mapping[str, FlagTimeline], splitting: Sequence[tuple[str, FlagTimeline]]):
+
+class BatchAttribution:
+    """`attribute` for the observations of one batch (between `first_ms` and `last_ms`), as a tuple (`slots`): the
+    variants of a reported flag map are looked up once per distinct map (a batch repeats a few), and only the flags
+    it leaves out are recomputed — once per user and map when that gives the same answer for each of their events."""
+
+    def __init__(self, timelines: Mapping[str, FlagTimeline], first_ms: int, last_ms: int):
         self._timelines = timelines
-        self._splitting = splitting
-        self._by_map: dict[
-            tuple[Any, ...], tuple[tuple[tuple[str, str], ...], list[tuple[str, FlagTimeline]]]
-        ] = {}
+        self._splitting = [(k, t) for k, t in timelines.items() if t.may_split_between(first_ms, last_ms)]
+        # A flag that keeps one state through the batch and buckets by the targeting key gives a user the same
+        # variant in every event (a timeline's states are evaluated without their rules): then each user's
+        # recomputed variants are worked out once.
+        self._per_user = all(
+            t.same_state_between(first_ms, last_ms) and not t.bucketed_by_attribute
+            for _, t in self._splitting
+        )
+        self._by_map: dict[tuple[Any, ...], _Judged] = {}
 
     def slots(self, o: Observation) -> tuple[tuple[str, str], ...]:
         reported = o.flags or _NO_FLAGS
@@ -115,17 +130,19 @@ class BatchAttribution:
         else:
             if known is None:
                 known = self._by_map[key] = self._judge(reported)
-        slots, unreported = known
-        return slots + _recomputed(o, _NO_FLAGS, unreported) if unreported else slots
+        slots, unreported, by_user = known
+        if not unreported:
+            return slots
+        if not (self._per_user and o.targeting_key):
+            return slots + _recomputed(o, _NO_FLAGS, unreported)
+        recomputed = by_user.get(o.targeting_key)
+        if recomputed is None:
+            recomputed = by_user[o.targeting_key] = _recomputed(o, _NO_FLAGS, unreported)
+        return slots + recomputed
 
-    def _judge(
-        self, reported: Mapping[str, Any]
-    ) -> tuple[tuple[tuple[str, str], ...], list[tuple[str, FlagTimeline]]]:
-        """A flag map's reported variants, and the splitting flags it leaves out."""
-        return (
-            tuple(_reported(reported, self._timelines)),
-            [(k, t) for k, t in self._splitting if k not in reported],
-        )
+    def _judge(self, reported: Mapping[str, Any]) -> _Judged:
+        unreported = [(k, t) for k, t in self._splitting if k not in reported]
+        return tuple(_reported(reported, self._timelines)), unreported, {}
 
 
 def _reported(

@@ -228,9 +228,7 @@ def fold_seconds(
         return {}, units, latencies
     stamps = [o.at_ms for o in observations]
     first, last = min(stamps), max(stamps)
-    slots_of = BatchAttribution(
-        timelines, [(k, t) for k, t in timelines.items() if t.may_split_between(first, last)]
-    ).slots
+    slots_of = BatchAttribution(timelines, first, last).slots
     # A flag's units are its observations' targeting keys, unless it buckets by an attribute: only those ask.
     by_attribute = {k: t for k, t in timelines.items() if t.bucketed_by_attribute}
     level_of = sketch.level_of

@@ -72,7 +72,7 @@ def test_a_batch_is_attributed_as_each_of_its_events_alone() -> None:
         None,
     ]
     splitting = [(k, t) for k, t in timelines.items() if t.may_split_between(0, 10_000)]
-    batch = BatchAttribution(timelines, splitting)
+    batch = BatchAttribution(timelines, 0, 10_000)
     for repeat in range(2):
         for i, flags in enumerate(maps):
             o = Observation(Kind.REQUEST, 5_000, f"user-{i}", flags=flags, tags={"account_id": f"acct-{i}"})

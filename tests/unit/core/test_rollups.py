@@ -63,20 +63,22 @@ START_MS = 1_767_225_599_000  # one second before a day (and an hour, a minute) 
 
 
 def random_timelines(rng: random.Random) -> dict[str, FlagTimeline]:
-    """A boolean flag whose rollout moves during the batch, one bucketed by account, a number and a string flag
-    with weights, one fully on (splitting nobody) and one off."""
+    """A boolean flag whose rollout moves (during the batch or not), one bucketed by account (or by user), a number
+    and a string flag with weights, one fully on (splitting nobody) and one off."""
 
     def state(rollout_bp: int, salt: str, **kw: Any) -> FlagState:
         return FlagState(enabled=True, rollout_bp=rollout_bp, salt=salt, version=rng.randrange(9), **kw)
 
-    moves = sorted(rng.sample(range(START_MS, START_MS + 3_000), 2))
+    moves = sorted(rng.sample(range(START_MS - 10_000, START_MS + 10_000), 2))
     return {
         "checkout": FlagTimeline(
             FlagDefinition.parse("checkout"),
             [0, *moves],
             [state(rng.randrange(1, 9999), "a"), state(10_000, "a"), state(rng.randrange(1, 9999), "a")],
         ),
-        "workstation": FlagTimeline(FLAG, [0], [state(rng.randrange(1, 9999), "ws", bucket_by="account_id")]),
+        "workstation": FlagTimeline(
+            FLAG, [0], [state(rng.randrange(1, 9999), "ws", bucket_by=rng.choice(["account_id", ""]))]
+        ),
         "tier": FlagTimeline(
             FlagDefinition.parse("tier", "number", variants={"one": 1, "two": 2.5}),
             [0],
@@ -92,7 +94,7 @@ def random_timelines(rng: random.Random) -> dict[str, FlagTimeline]:
     }
 
 
-def random_observation(rng: random.Random) -> Observation:
+def random_observation(rng: random.Random, at_ms: int) -> Observation:
     kind = rng.choice(list(Kind))
     value = rng.choice([None, 0.0, 0.0005, round(rng.lognormvariate(4, 1.5), 3), float(rng.randrange(1, 6))])
     flags = rng.choice(
@@ -109,7 +111,7 @@ def random_observation(rng: random.Random) -> Observation:
     tags = rng.choice([None, {"route": "/pay"}, {"route": "/cart", "account_id": f"acct-{rng.randrange(5)}"}])
     return Observation(
         kind,
-        START_MS + rng.randrange(-2_000, 3_000),
+        at_ms,
         rng.choice([None, "", *(f"user-{u}" for u in range(12))]),
         flags,
         value,
@@ -176,7 +178,9 @@ def reference_count(
 def test_the_fold_adds_what_each_observation_adds_alone(seed: int) -> None:
     rng = random.Random(seed)
     timelines = random_timelines(rng)
-    observations = [random_observation(rng) for _ in range(rng.choice([1, 5, 300]))]
+    # Each at a time of its own: which of two values at the same millisecond is the last one is not defined.
+    times = rng.sample(range(START_MS - 3_000, START_MS + 3_000), rng.choice([1, 5, 300]))
+    observations = [random_observation(rng, at_ms) for at_ms in times]
     folded = fold(observations, timelines, [CHECKOUT_P90, SHARES])
     expected = reference_fold(observations, timelines)
     assert folded.units == expected.units
