@@ -258,6 +258,18 @@ def test_every_user_is_counted_apart_whatever_their_key_before_and_after_compact
     compacted_part_by_part(store, read)
 
 
+def test_a_batch_whose_users_all_count_differently_is_stored_whole(store: Store) -> None:
+    """Each user a pack of their own, more of them than one statement takes on PostgreSQL."""
+    with store.transaction() as tx:
+        env = tx.environments.add("production", "Production", AT)
+    day = 1_000_020 // DAY
+    with store.transaction() as tx:
+        tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, f"u{n}"): [n, 0, 0] for n in range(1, 2501)})
+    with store.read() as tx:
+        totals = tx.telemetry.unit_totals(env.id, "ws", day, day)
+    assert (totals["on"].users, totals["on"].events) == (2500, 2500 * 2501 // 2)
+
+
 def test_latency_octaves_sum_per_user_over_days_and_split_at_a_level(store: Store) -> None:
     with store.transaction() as tx:
         env = tx.environments.add("production", "Production", AT)
