@@ -247,7 +247,10 @@ def _seconds(
     per_s = requests_per_s * share * seen.per_request / max(seen.dispersion, 1.0)
     if per_s <= 0:
         return math.inf
-    needed = samples_to_pass(seen.share, limit, soak_s * per_s)
+    start = soak_s * per_s
+    needed = samples_to_pass(seen.share, limit, start)
+    if needed <= start:  # decided at the soak's end (not a rounding's width after it)
+        return soak_s
     return needed / per_s if math.isfinite(needed) else math.inf
 
 

@@ -147,3 +147,13 @@ def test_a_target_not_met_never_decides_and_clustered_failures_take_longer() -> 
 def test_only_targets_of_the_treatments_own_lines_need_data() -> None:
     (guard,) = Gate.lines({"metric": "error_rate", "compare": "control", "rollback": "> +0.3pp"}, "g")
     assert forecast([guard], STAGES, 0.01, lambda g: Observed(1.0, 0.0005))[0].decision_s == 48 * 3600
+
+
+@pytest.mark.parametrize("rate", [20.5, 37.3, 50.0, 82.0])
+def test_a_target_decided_by_the_soaks_end_limits_nothing(rate: float) -> None:
+    """Passed by the soak's end on half the paths: the stage decides at its soak, and no gate is named as
+    holding it (not a rounding's width after it: soak × rate / rate need not be the soak)."""
+    (stage,) = forecast(
+        PLAN.gates[:1], [("all", 10_000, 604_800.0)], rate, lambda g: Observed(0.3, 0.0005, 50.8)
+    )
+    assert stage.decision_s == 604_800.0 and stage.limited_by is None
