@@ -73,21 +73,33 @@ def stored_users(c: Container) -> list[str]:
         return sorted({o.targeting_key or "" for o in tx.telemetry.events(env.id, 0, NOW_MS + 1)})
 
 
+def sent_while_the_first_commits(
+    c: Container, store: HeldStore, later: list[str]
+) -> tuple[dict[str, object], list[threading.Thread]]:
+    """ "first" sent and held just before its commit, then `later` sent and waiting in line behind it."""
+    store.open.clear()
+    answers: dict[str, object] = {}
+    threads = [send(c, "first", answers)]
+    wait_until(lambda: store.held == 1, "the first batch's transaction about to commit")
+    threads += [send(c, user, answers) for user in later]
+    wait_until(lambda: queued(c) == 1 + len(later), "the next batches waiting for the first's commit")
+    return answers, threads
+
+
+def release(store: HeldStore, threads: list[threading.Thread]) -> None:
+    store.open.set()
+    for thread in threads:
+        thread.join()
+
+
 def test_batches_that_come_during_a_commit_go_together_and_each_is_answered_after_it(
     memory_container: Callable[..., Container],
 ) -> None:
     store = HeldStore()
     c = memory_container(lambda: NOW, store)
-    store.open.clear()
-    answers: dict[str, object] = {}
-    threads = [send(c, "first", answers)]
-    wait_until(lambda: store.held == 1, "the first batch's transaction about to commit")
-    threads += [send(c, user, answers) for user in ("second", "third")]
-    wait_until(lambda: queued(c) == 3, "the next batches waiting for the first's commit")
+    answers, threads = sent_while_the_first_commits(c, store, ["second", "third"])
     assert answers == {} and stored_users(c) == []  # nobody answered before a commit
-    store.open.set()
-    for thread in threads:
-        thread.join()
+    release(store, threads)
     assert answers == {"first": 2, "second": 2, "third": 2}
     assert store.committed == [["first"], ["second", "third"]]  # the two that waited: one transaction
     assert stored_users(c) == ["first", "second", "third"]
@@ -98,15 +110,8 @@ def test_a_batch_the_store_refuses_fails_alone_in_its_group(
 ) -> None:
     store = HeldStore()
     c = memory_container(lambda: NOW, store)
-    store.open.clear()
-    answers: dict[str, object] = {}
-    threads = [send(c, "first", answers)]
-    wait_until(lambda: store.held == 1, "the first batch's transaction about to commit")
-    threads += [send(c, user, answers) for user in ("second", "refused", "fourth")]
-    wait_until(lambda: queued(c) == 4, "the next batches waiting for the first's commit")
-    store.open.set()
-    for thread in threads:
-        thread.join()
+    answers, threads = sent_while_the_first_commits(c, store, ["second", "refused", "fourth"])
+    release(store, threads)
     assert answers == {"first": 2, "second": 2, "refused": "refused by the store", "fourth": 2}
     assert store.committed == [["first"], ["second"], ["fourth"]]  # the group failed, then each alone
     assert stored_users(c) == ["first", "fourth", "second"]
