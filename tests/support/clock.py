@@ -1,13 +1,15 @@
-"""A clock the test moves, for the SDK's telemetry sender (`Tracker(clock=ManualClock())`)."""
+"""Clocks the test moves: for the SDK's telemetry sender (`Tracker(clock=ManualClock())`), and the services'
+wall clock (`SetClock`)."""
 
 import threading
 from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 
 from tests.support.waiting import wait_until
 
-__all__ = ["ManualClock"]
+__all__ = ["ManualClock", "SetClock"]
 
 POLL_S = 0.002  # how often a waiting thread looks at its event and the time; paces a wait, times nothing
 
@@ -60,3 +62,13 @@ class ManualClock:
         with self._lock:
             alive = [t for t in self._threads if t.is_alive()]
             return bool(alive) and all(self._waiting.get(t, self._now) > self._now for t in alive)
+
+
+class SetClock:
+    """The services' wall clock (`rampup.core.ports.Clock`), standing at `now` until the test sets it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now

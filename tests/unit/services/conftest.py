@@ -42,3 +42,11 @@ def with_channels(memory_container: Callable[..., Container]) -> Iterator[Callab
     yield make
     for container in made:
         container.close()
+
+
+@pytest.fixture
+def container(memory_container: Callable[..., Container], clock: Clock) -> Iterator[Container]:
+    """A container on the module's `clock`, closed after the test."""
+    made = memory_container(clock)
+    yield made
+    made.close()

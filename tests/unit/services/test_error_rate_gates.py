@@ -2,7 +2,6 @@
 per day, the controller's tick judging them. A treatment that has seen no failure yet is judged with the
 clustering control shows: runs of failures from one user are the service's, not the feature's."""
 
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from rampup.bootstrap import Container
 from rampup.core.plans import Phase, Plan
 from rampup.core.telemetry import Kind, Observation
+from tests.support.clock import SetClock
 
 FLAG, ENV = "workstation", "production"
 PLAN = {
@@ -25,24 +25,9 @@ PLAN = {
 START = datetime(2026, 3, 23, 6, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def container(memory_container: Callable[..., Container], clock: Clock) -> Iterator[Container]:
-    c = memory_container(clock)
-    yield c
-    c.close()
+def clock() -> SetClock:
+    return SetClock(START)
 
 
 def requests(users: range, on: bool, failing: range = range(0), run: int = 0) -> list[Observation]:
@@ -55,7 +40,7 @@ def requests(users: range, on: bool, failing: range = range(0), run: int = 0) ->
     ]
 
 
-def after_the_soak(c: Container, clock: Clock, *batches: list[Observation]) -> tuple[int, Phase, str]:
+def after_the_soak(c: Container, clock: SetClock, *batches: list[Observation]) -> tuple[int, Phase, str]:
     """The stage and phase after the first stage's soak, and what the rollout said last."""
     rid = c.rollouts.create(PLAN, Plan.parse(PLAN), "dana")
     for batch in batches:
@@ -74,7 +59,7 @@ def after_the_soak(c: Container, clock: Clock, *batches: list[Observation]) -> t
     ],
 )
 def test_no_failure_in_the_treatment_passes_only_if_control_s_failures_do_not_come_in_runs(
-    container: Container, clock: Clock, failing: range, run: int, passes: bool
+    container: Container, clock: SetClock, failing: range, run: int, passes: bool
 ) -> None:
     """The treatment's 1,500 requests without a failure: 1,500 independent chances show it under 1%; where
     failures come in runs of five from one user they are about 300 chances of a run, which do not."""

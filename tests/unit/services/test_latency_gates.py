@@ -2,7 +2,7 @@
 kept, the controller's tick judging them. A user is slow in all they do, so a few heavy users do not make a
 variant slower however many requests they send; every user being slower does."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +11,7 @@ from rampup.bootstrap import Container
 from rampup.core.gates import Verdict
 from rampup.core.plans import Phase, Plan
 from rampup.core.telemetry import Kind, Observation
+from tests.support.clock import SetClock
 
 FLAG, ENV = "workstation", "production"
 PLAN = {
@@ -26,24 +27,9 @@ PLAN = {
 START = datetime(2026, 3, 23, 6, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def container(memory_container: Callable[..., Container], clock: Clock) -> Iterator[Container]:
-    c = memory_container(clock)
-    yield c
-    c.close()
+def clock() -> SetClock:
+    return SetClock(START)
 
 
 def requests(users: range, on: bool, slower: float = 1.0, each: int = 5) -> list[Observation]:
@@ -56,7 +42,9 @@ def requests(users: range, on: bool, slower: float = 1.0, each: int = 5) -> list
     ]
 
 
-def verdict_after_an_hour(c: Container, clock: Clock, *batches: list[Observation]) -> tuple[Phase, Verdict]:
+def verdict_after_an_hour(
+    c: Container, clock: SetClock, *batches: list[Observation]
+) -> tuple[Phase, Verdict]:
     rid = c.rollouts.create(PLAN, Plan.parse(PLAN), "dana")
     for batch in batches:
         c.ingest.ingest(ENV, batch)
@@ -67,14 +55,14 @@ def verdict_after_an_hour(c: Container, clock: Clock, *batches: list[Observation
     return status.record.state.phase, verdict
 
 
-def test_every_user_30_percent_slower_rolls_back(container: Container, clock: Clock) -> None:
+def test_every_user_30_percent_slower_rolls_back(container: Container, clock: SetClock) -> None:
     phase, _ = verdict_after_an_hour(
         container, clock, requests(range(0, 1000), True, slower=1.3), requests(range(1000, 2000), False)
     )
     assert phase is Phase.ROLLED_BACK
 
 
-def test_three_heavy_slow_users_count_as_three_users(container: Container, clock: Clock) -> None:
+def test_three_heavy_slow_users_count_as_three_users(container: Container, clock: SetClock) -> None:
     """Per request the treatment's p95 is far above control's (900 of its 5,900 requests are from three slow
     users); per user it is three users of a thousand."""
     heavy = [
@@ -88,7 +76,7 @@ def test_three_heavy_slow_users_count_as_three_users(container: Container, clock
 
 
 def test_the_forecast_counts_users_for_a_percentile_target(
-    memory_container: Callable[..., Container], clock: Clock
+    memory_container: Callable[..., Container], clock: SetClock
 ) -> None:
     """A p95 target's expected time to a decision: longer when each user's latencies are alike (the evidence
     is the users') than when the same latencies are spread over users at random."""
