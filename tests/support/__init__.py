@@ -8,6 +8,7 @@
 - `waiting`: `wait_until(condition, what)`.
 - `clock`: `ManualClock`, the SDK's telemetry time (`Client(clock=…)`), moved by `advance`.
 - `ports`: `free_port()`.
+- `gate_inputs`: `AggregatesOnly`, the rest of a `GateInputs` for the core's gate tests that give only aggregates.
 
 Waiting: never sleep for a duration and then assert. Wait for the condition that says the thing happened,
 `wait_until(lambda: len(receiver.bodies()) == 3, "three deliveries")`; its timeout is generous (it only

@@ -9,7 +9,8 @@ from rampup.core import sequential
 from rampup.core.forecast import Observed, forecast, samples_to_pass
 from rampup.core.gates import STAGE_ALPHA, TREATMENT, Gate, Verdict, assess
 from rampup.core.plans import Plan
-from rampup.core.rollups import Aggregate, Exceedance, UnitTotals
+from rampup.core.rollups import Aggregate
+from tests.support.gate_inputs import AggregatesOnly
 
 PLAN = Plan.parse(
     {
@@ -85,7 +86,7 @@ def test_samples_to_pass_is_the_median_first_passage(share: float, limit: float,
         assert paths_passed_by(share, limit, expected_path) > 0.6
 
 
-class Counts:
+class Counts(AggregatesOnly):
     """GateInputs of one stage: the treatment's requests and failures, failures independent."""
 
     def __init__(self, requests: int, failures: int) -> None:
@@ -93,15 +94,6 @@ class Counts:
 
     def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
         return Aggregate(self.requests, self.failures) if variant == TREATMENT else Aggregate()
-
-    def units(self, variant: str, since_ms: int, until_ms: int) -> UnitTotals:
-        return UnitTotals(0, 0, 0, 0)
-
-    def dispersion(self, metric: str, variant: str, since_ms: int, until_ms: int) -> float:
-        return 1.0
-
-    def exceedance(self, metric: str, variant: str, since_ms: int, until_ms: int) -> dict[int, Exceedance]:
-        return {}
 
 
 @pytest.mark.parametrize(("share", "failures"), [(0.0, 0), (0.0005, 19)])

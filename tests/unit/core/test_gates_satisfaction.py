@@ -7,12 +7,13 @@ import pytest
 
 from rampup.core.feedback import MIN_RATINGS
 from rampup.core.gates import CONTROL, TREATMENT, Compare, Gate, Verdict, assess
-from rampup.core.rollups import Aggregate, Exceedance, UnitTotals
+from rampup.core.rollups import Aggregate
 from rampup.errors import InvalidInput
+from tests.support.gate_inputs import AggregatesOnly
 
 
 @dataclass
-class Ratings:
+class Ratings(AggregatesOnly):
     """In-memory gate inputs: each variant's scores."""
 
     scores: dict[str, list[float]] = field(default_factory=dict)
@@ -20,15 +21,6 @@ class Ratings:
     def aggregate(self, metric: str, variant: str, since_ms: int, until_ms: int) -> Aggregate:
         scores = self.scores.get(variant, []) if metric == "satisfaction" else []
         return Aggregate.of((False, s, False, 0, 1) for s in scores)
-
-    def units(self, variant: str, since_ms: int, until_ms: int) -> UnitTotals:
-        return UnitTotals(0, 0, 0, 0)
-
-    def dispersion(self, metric: str, variant: str, since_ms: int, until_ms: int) -> float:
-        return 1.0
-
-    def exceedance(self, metric: str, variant: str, since_ms: int, until_ms: int) -> dict[int, Exceedance]:
-        return {}
 
 
 def ratings(on: list[float], off: list[float], times: int) -> Ratings:
