@@ -212,3 +212,35 @@ def test_elif_chains_ternaries_and_boolean_operators_fold(tree: Tree) -> None:
 def test_bad_arguments_are_one_line(tmp_path: Path) -> None:
     done = rampup("cleanup", str(tmp_path), "--flag", "beta", "--keep", "maybe")
     assert done.returncode == 1 and done.stderr.strip() == "rampup: --keep must be on or off, not 'maybe'"
+
+
+def test_a_file_whose_first_statements_go_opens_with_what_is_left(tree: Tree) -> None:
+    root = tree(
+        {
+            "banner.py": (
+                "from flags import client\n\n\n"
+                "def banner(user):\n"
+                "    if client.is_enabled('beta', user):\n        return 'new'\n"
+                "    return 'old'\n"
+            ),
+            "label.py": (
+                "# Labels, by plan.\n\n"
+                "from flags import client\nimport os\n\n\n"
+                "# the short one\n"
+                "def label(user):\n"
+                "    return 'B' if client.is_enabled('beta', user) else os.environ['LABEL']\n"
+            ),
+            "setup_beta.py": (
+                "if not client.is_enabled('beta', None):\n    print('old setup')\n\n\n"
+                "def setup():\n    return 1\n"
+            ),
+        }
+    )
+    write(clean(root, "beta", True, lambda *_: None))
+    assert (
+        root / "setup_beta.py"
+    ).read_text() == "def setup():\n    return 1\n"  # the check went, then its line
+    assert (root / "banner.py").read_text() == "def banner(user):\n    return 'new'\n"
+    assert (root / "label.py").read_text() == (
+        "# Labels, by plan.\n\nimport os\n\n\n# the short one\ndef label(user):\n    return 'B'\n"
+    )

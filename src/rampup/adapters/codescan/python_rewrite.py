@@ -156,9 +156,9 @@ class _Fold(cst.CSTTransformer):
         return updated.with_changes(body=body or [cst.SimpleStatementLine([cst.Pass()])])
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-        return (
-            updated if updated is original else updated.with_changes(body=_until_terminal(list(updated.body)))
-        )
+        if updated is original:
+            return updated
+        return _opening_kept(original, updated.with_changes(body=_until_terminal(list(updated.body))))
 
     def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
         """A local that held the flag's value and is read no more goes (`enabled = True`)."""
@@ -184,6 +184,28 @@ def _until_terminal(statements: list[cst.BaseStatement]) -> list[cst.BaseStateme
         ):
             return statements[: index + 1]
     return statements
+
+
+def _opening_kept(original: cst.Module, updated: cst.Module) -> cst.Module:
+    """A file that did not open with blank lines does not come to: when its first statements went, the blank
+    lines that parted them from the next one go too (its comments stay)."""
+    if (
+        not updated.body
+        or not original.body
+        or _opens_blank(original.body[0])
+        or not _opens_blank(updated.body[0])
+    ):
+        return updated
+    first = updated.body[0]
+    lines = first.leading_lines
+    comments = [i for i, line in enumerate(lines) if line.comment is not None]
+    opened = first.with_changes(leading_lines=lines[comments[0] :] if comments else ())
+    return updated.with_changes(body=[opened, *updated.body[1:]])
+
+
+def _opens_blank(statement: cst.BaseStatement) -> bool:
+    lines: Sequence[cst.EmptyLine] = getattr(statement, "leading_lines", ())
+    return bool(lines) and lines[0].comment is None
 
 
 def _string_literals(node: cst.BaseExpression) -> list[str] | None:
@@ -252,7 +274,7 @@ class _Remove(cst.CSTTransformer):
                 kept = kept.with_changes(leading_lines=(*carried, *lines))
             carried = ()
             body.append(kept)
-        return updated.with_changes(body=body)
+        return _opening_kept(original, updated.with_changes(body=body))
 
     def _kept(self, statement: cst.BaseStatement) -> cst.BaseStatement | None:
         if isinstance(statement, cst.FunctionDef):
