@@ -93,6 +93,31 @@ def test_same_seed_same_result() -> None:
 
 
 @pytest.mark.parametrize(
+    ("regression", "acted_at", "reason"),
+    [
+        (
+            Regression("latency_ms", 156, after=timedelta(0)),
+            timedelta(minutes=42, seconds=20),
+            "api_latency_p95 = 0.3231 [0.1052, 0.6487] breached rollback > +10% for 10m (n = 12961)",
+        ),
+        (
+            Regression("error_rate", 0.0075, after=timedelta(hours=30)),
+            timedelta(hours=30, minutes=11, seconds=10),
+            "error_rate = 23.46 [4.613, 156.1] breached rollback > +50% for 5m (n = 3206)",
+        ),
+    ],
+)
+def test_a_seeded_trial_decides_exactly_as_before(
+    regression: Regression, acted_at: timedelta, reason: str
+) -> None:
+    """Pinned at 50 req/s, seed 7: the tick, the figures and the reason of the decision. The simulator's
+    speed-ups (drawing users, per-user sums) must give the very same draws; a change that alters the random
+    stream on purpose updates these figures and says so."""
+    r = simulate_trial(PLAN, Traffic(requests_per_s=50), regression, 7)
+    assert (r.outcome, r.acted_at, r.reasons) == ("rolled_back", acted_at, (reason,))
+
+
+@pytest.mark.parametrize(
     ("text", "message"),
     [
         ("colour=3@1h", "cannot change 'colour'"),
