@@ -14,7 +14,7 @@ from rampup.adapters.egress import Egress, guarded_client
 from rampup.adapters.hooks import CommandHook, WebhookHook, load_commands
 from rampup.adapters.notify import notifiers
 from rampup.adapters.prometheus import ServerMetrics
-from rampup.adapters.reports import JinjaRenderer
+from rampup.adapters.reports.render import JinjaRenderer
 from rampup.adapters.storage import SqlStore, make_engine, migrate, taking_turns
 from rampup.adapters.storage.listen import ConfigListener
 from rampup.config import Settings

@@ -6,9 +6,9 @@ from datetime import datetime
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "DEFAULT_DATABASE_URL"]
+from rampup.defaults import DEFAULT_DATABASE_URL
 
-DEFAULT_DATABASE_URL = "sqlite:///rampup.db"
+__all__ = ["Settings"]
 
 
 class Settings(BaseSettings):

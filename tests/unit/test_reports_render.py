@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from rampup.adapters.reports import JinjaRenderer
 from rampup.adapters.reports.charts import sparkline, svg_chart
 from rampup.adapters.reports.labels import gate_unit, value_text
+from rampup.adapters.reports.render import JinjaRenderer
 from rampup.core.feedback import Entry
 from rampup.core.plans import Signoff
 from rampup.core.reports import (

@@ -9,10 +9,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
-
-from rampup.config import Settings
 
 __all__ = ["demo"]
 
@@ -27,9 +24,11 @@ def demo(
 ) -> None:
     """Start a throwaway server (SQLite in a temporary folder) with the example plan in accelerated time
     (stages of about a minute), synthetic traffic for both variants, and a second flag that regresses at 25%."""
+    import httpx
     import uvicorn
 
     from rampup.bootstrap import build_container, prepare
+    from rampup.config import Settings
     from rampup.demo import REGRESSING_FLAG, DemoTraffic, set_up
     from rampup.http.app import create_app
     from rampup.services.tokens import new_secret

@@ -7,7 +7,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rampup.adapters.reports.charts import sparkline as chart_line
 from rampup.adapters.reports.labels import value_text
 from rampup.cli.options import DEFAULT_SERVER, JsonOut, Server, TokenOpt, print_json
 from rampup.cli.remote import CliError, Remote
@@ -23,6 +22,8 @@ Env = Annotated[str, typer.Option("--env", "-e", help="Environment key.")]
 
 def sparkline(values: list[float | None], width: int = 32) -> str:
     """A one-line chart of the series on its own scale (the reports' sparkline)."""
+    from rampup.adapters.reports.charts import sparkline as chart_line
+
     present = [v for v in values if v is not None]
     return chart_line(values, min(present), max(present), width) if present else ""
 

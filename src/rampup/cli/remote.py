@@ -1,10 +1,11 @@
 """The CLI's HTTP client: one place that turns server errors into one-line reasons."""
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from rampup.errors import RampupError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["Remote", "CliError"]
 
@@ -15,6 +16,8 @@ class CliError(RampupError):
 
 class Remote:
     def __init__(self, server: str, token: str | None, timeout: float = 10.0) -> None:
+        import httpx  # a third of a command's start-up: loaded by the commands that call a server
+
         if token is not None and not token.isascii():
             raise CliError("the token has a character that is not ASCII; copy it again (no '…')")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -26,7 +29,9 @@ class Remote:
 
     def _request(
         self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
-    ) -> httpx.Response:
+    ) -> "httpx.Response":
+        import httpx
+
         try:
             response = self._client.request(method, path, json=body, params=params)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -52,7 +57,7 @@ class Remote:
             ) from None
 
 
-def _reason(response: httpx.Response) -> str:
+def _reason(response: "httpx.Response") -> str:
     try:
         error = response.json()["error"]
         where, message = error.get("where"), str(error.get("message", ""))

@@ -5,11 +5,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rampup.config import DEFAULT_DATABASE_URL, Settings
 from rampup.core.durations import parse_duration
+from rampup.defaults import DEFAULT_DATABASE_URL
 
 if TYPE_CHECKING:
     from rampup.bootstrap import Container
+    from rampup.config import Settings
 
 __all__ = ["serve", "worker", "migrate"]
 
@@ -88,6 +89,7 @@ def migrate(db: Database = DEFAULT_DATABASE_URL) -> None:
 def _start(db: str, host: str, port: int, tick: str | None, role: str) -> "Container":
     # The server's stack loads here, not at import: every other command stays quick to start.
     from rampup.bootstrap import build_container, prepare
+    from rampup.config import Settings
 
     settings = Settings(database_url=db, host=host, port=port)
     if tick:
@@ -120,7 +122,7 @@ def _start(db: str, host: str, port: int, tick: str | None, role: str) -> "Conta
     return container
 
 
-def _run(app: Any, settings: Settings) -> None:
+def _run(app: Any, settings: "Settings") -> None:
     import uvicorn
 
     from rampup.http.limits import bounded_http

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from rampup.adapters.codecs.plan_yaml import load_plan
 from rampup.cli.remote import CliError
 from rampup.cli.srm_power import srm_table
 from rampup.core.durations import format_duration, parse_duration
@@ -81,6 +80,7 @@ def simulate(
 ) -> None:
     """Run a plan many times against synthetic traffic and report outcomes, false rollbacks, detection
     delays and rollout time — for Rampup's gates and for the naive rule (raw 5-minute windows)."""
+    from rampup.adapters.codecs.plan_yaml import load_plan
     from rampup.services.simulation import (  # numpy: lazily
         Regression,
         Traffic,

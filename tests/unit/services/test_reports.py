@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from rampup.adapters.reports import JinjaRenderer
+from rampup.adapters.reports.render import JinjaRenderer
 from rampup.bootstrap import Container
 from rampup.core.plans import Phase, Plan
 from rampup.core.reports import RolledBack, StageChange

@@ -1,5 +1,4 @@
-"""Report rendering: Markdown and self-contained HTML with inline SVG charts."""
+"""Report rendering: Markdown and self-contained HTML with inline SVG charts (render.JinjaRenderer).
 
-from rampup.adapters.reports.render import JinjaRenderer
-
-__all__ = ["JinjaRenderer"]
+Nothing is imported here: the command line reads labels and sparklines from this package without loading
+jinja2 and every report model."""
