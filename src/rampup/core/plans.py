@@ -48,6 +48,7 @@ __all__ = [
     "available_actions",
     "start_signed",
     "approve_all",
+    "switched_off",
 ]
 
 
@@ -894,6 +895,16 @@ def act(
             b.move(Phase.ABORTED, 0, reason or "aborted")
         case _:
             raise Conflict(f"cannot {action.value} a rollout that is {phase.value} at stage {state.stage}")
+    return b.decision()
+
+
+def switched_off(plan: Plan, state: RolloutState, now: datetime, reason: str) -> Decision:
+    """The flag's kill switch was pulled under a live rollout (by someone, not by the rollout): the rollout ends
+    as `disable` would end it, and no later stage, approval or abort turns the flag back on. The flag is off
+    already, so there is no effect. A pending rollout is left as it is: its start is what gets refused."""
+    b = _Builder(plan, state, now, "controller")
+    if state.phase is not Phase.PENDING and not state.phase.is_terminal:
+        b.move(Phase.DISABLED, state.stage, reason, kind=TransitionKind.DISABLED)
     return b.decision()
 
 

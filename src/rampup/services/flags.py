@@ -24,9 +24,10 @@ from rampup.core.segments import check_segment_references
 from rampup.core.targeting import Rule
 from rampup.errors import Conflict, InvalidInput, NotFound
 
-__all__ = ["FlagView", "FlagService", "STATE_FIELDS", "apply_changes", "known_channels"]
+__all__ = ["FlagView", "FlagService", "STATE_FIELDS", "SwitchedOff", "apply_changes", "known_channels"]
 
 FLAG_FIELDS = frozenset({"description", "kind", "notify", "tags", "owner"})  # what can change after creation
+AUDIT_PAGE = 100  # audit entries read at a time when looking for the change that switched a flag off
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,35 @@ class FlagView:
         """What the audit trail records of a flag created or deleted: its settings and its state in each
         environment (not what is derived from them, such as its status or references)."""
         return {**self.settings(), "environments": {env: st.to_dict() for env, st in self.states.items()}}
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchedOff:
+    """A flag's kill switch, pulled in one environment and not put back: who turned the flag off, when and why
+    (`rampup flag kill`, `flag set --disable`, a rollout's `disable`, a scheduled change)."""
+
+    flag: str
+    environment: str
+    at: datetime
+    actor: str
+    on_behalf_of: str | None
+    reason: str
+
+    def said(self) -> str:
+        """When, by whom and why, in a sentence's words."""
+        by = f"{self.actor} on behalf of {self.on_behalf_of}" if self.on_behalf_of else self.actor
+        why = f" ({self.reason})" if self.reason else ""
+        return (
+            f"flag {self.flag!r} was switched off in {self.environment!r} "
+            f"at {self.at:%Y-%m-%d %H:%M:%S} UTC by {by}{why}"
+        )
+
+    def refusal(self, what: str) -> Conflict:
+        """The answer to `what` (something that would turn the flag on again): it does not; a person does."""
+        return Conflict(
+            f"{self.said()}: {what} does not turn it back on. Turn it on yourself first if you mean to: "
+            f"rampup flag set {self.flag} --env {self.environment} --enable --rollout 0"
+        )
 
 
 class FlagService:
@@ -359,6 +389,27 @@ class FlagService:
             check_segment_references(after.rules, known, env.key)
         return before, after
 
+    def switched_off(self, tx: Transaction, key: str, environment: str) -> SwitchedOff | None:
+        """Who switched the flag off in the environment, while it is still off; None when it is on, or has not
+        been on since it was made (off is where a flag starts, not a kill switch someone pulled)."""
+        record, env = tx.flags.get(key), tx.environments.get(environment)
+        state = tx.flags.state(record.id, env.id) if record is not None and env is not None else None
+        if state is None or state.enabled:
+            return None
+        before_id = None
+        while True:
+            entries = tx.audit.entries(target=f"flag:{key}", limit=AUDIT_PAGE, before_id=before_id)
+            for (
+                e
+            ) in entries:  # newest first: the newest change of `enabled` here is the one that turned it off
+                if e.action == "flag.create":
+                    return None
+                if e.environment == environment and _turned_off(e):
+                    return SwitchedOff(key, environment, e.at, e.actor, e.on_behalf_of, e.reason)
+            if len(entries) < AUDIT_PAGE:
+                return None
+            before_id = entries[-1].id
+
     def audit(
         self,
         *,
@@ -385,6 +436,10 @@ class FlagService:
             else e
             for e in entries
         ]
+
+
+def _turned_off(entry: AuditEntry) -> bool:
+    return (entry.before or {}).get("enabled") is True and (entry.after or {}).get("enabled") is False
 
 
 def _stewardship(current: Stewardship, body: Mapping[str, Any]) -> Stewardship:

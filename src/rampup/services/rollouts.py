@@ -32,6 +32,7 @@ from rampup.core.plans import (
     decide,
     sample_ratio,
     start_signed,
+    switched_off,
 )
 from rampup.core.ports import Clock, GateData, RolloutRecord, Store, Transaction
 from rampup.core.srm import DAY_S, SrmPower, srm_power
@@ -171,8 +172,18 @@ class RolloutService:
         now = self._clock()
         with self._store.transaction() as tx:
             record = self._get(tx, rollout_id)
-            self._command(tx, record, action, actor, reason, now, prerequisite, on_behalf_of)
+            off = self._flags.switched_off(tx, record.plan.flag, record.plan.environment)
+            ended = (
+                switched_off(record.plan, record.state, now, off.said()) if off else Decision(record.state)
+            )
+            # The kill switch came first: the rollout ends now rather than at the controller's next tick.
+            if ended.changed:
+                self._apply(tx, record, ended, now)
+            else:
+                self._command(tx, record, action, actor, reason, now, prerequisite, on_behalf_of)
         self._on_change()
+        if off is not None and ended.changed:
+            raise off.refusal(f"rollout {rollout_id} is disabled by it, and {action!r}")
 
     # the controller
 
@@ -180,10 +191,17 @@ class RolloutService:
         now = self._clock()
         with self._store.read() as tx:
             record = self._get(tx, rollout_id)
-            if record.state.phase.is_terminal or record.state.stage == 0:
+            if record.state.phase.is_terminal:
                 return None
-            results, srm = self._evaluate(tx, record, now)
-        decision = decide(record.plan, record.state, results, now, srm)
+            # A kill switch pulled from outside ends the rollout in every live phase, at stage 0 too.
+            off = self._flags.switched_off(tx, record.plan.flag, record.plan.environment)
+            if off is not None:
+                decision = switched_off(record.plan, record.state, now, off.said())
+            elif record.state.stage == 0:
+                return None
+            else:
+                results, srm = self._evaluate(tx, record, now)
+                decision = decide(record.plan, record.state, results, now, srm)
         if decision.state == record.state and not decision.changed:
             return decision
         with self._store.transaction() as tx:
@@ -365,8 +383,12 @@ class RolloutService:
     def _apply(self, tx: Transaction, record: RolloutRecord, decision: Decision, now: datetime) -> None:
         if not tx.rollouts.save(record.id, record.version, decision.state, now):
             raise Conflict(f"rollout {record.id} changed meanwhile; try again")
-        tx.rollouts.add_transitions(record.id, decision.transitions)
         plan = record.plan
+        if any(isinstance(e, SetRollout) for e in decision.effects):  # every stage sets `enabled`
+            off = self._flags.switched_off(tx, plan.flag, plan.environment)
+            if off is not None:
+                raise off.refusal("a rollout")
+        tx.rollouts.add_transitions(record.id, decision.transitions)
         for transition in decision.transitions:
             self._notifications.enqueue(tx, plan.notify, transition_notification(record, transition))
         last = decision.transitions[-1] if decision.transitions else None
