@@ -752,7 +752,13 @@ def test_pause_resume_rollback_disable_and_abort_by_hand(
         ]
         assert for_sam == [("admin", "flag.update", True, 10), ("admin", "flag.kill", False, 10)]
 
-        # A new rollout of the same flag may start once the last one is over; abort takes it back to 0%.
+        # A new rollout of the same flag may start once the last one is over and a person has put its kill
+        # switch back (the plan alone would turn the flag on again); abort takes it back to 0%.
+        again = c.post("/api/v1/rollouts", json={"plan": plan})
+        assert again.status_code == 409 and "was switched off" in again.json()["error"]["message"], again.text
+        assert [r["id"] for r in c.get("/api/v1/rollouts", params={"flag": flag}).json()] == [rid]
+        on = c.put(f"/api/v1/flags/{flag}/environments/{ENV}", json={"enabled": True, "rollout": 0})
+        assert on.status_code == 200, on.text
         second = create_rollout(c, plan)
         assert rollout(c, second)["state"] == "running"
         assert flag_state(c, flag)["enabled"] is True and flag_state(c, flag)["rollout"] == 10
