@@ -44,18 +44,8 @@ def test_a_killed_flag_stays_off_through_its_rollout_and_a_new_plan_until_a_pers
     plan = tmp_path / "plan.yaml"
     plan.write_text(PLAN.format(flag=flag))
     ok(rampup("flag", "create", flag, server=server))
-    ok(
-        rampup(
-            "flag",
-            "set",
-            flag,
-            "--env",
-            "production",
-            "--rule",
-            "email ends_with @example.com -> on",
-            server=server,
-        )
-    )
+    staff_rule = ["--rule", "email ends_with @example.com -> on"]
+    ok(rampup("flag", "set", flag, "--env", "production", *staff_rule, server=server))
 
     # Started: 0% while the sign-off is pending, the staff rule already serves the new variant.
     rollout = json.loads(ok(rampup("apply", "-f", str(plan), "--json", server=server)))
