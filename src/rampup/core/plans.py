@@ -453,7 +453,7 @@ class Decision:
         return bool(self.effects or self.transitions)
 
 
-SRM_ALPHA = 0.01  # false pauses over a whole plan, shared by its stages with a control (Plan.srm_alpha)
+SRM_ALPHA = 0.003  # false pauses over a whole plan, shared by its stages with a control (Plan.srm_alpha)
 
 
 @dataclass(frozen=True, slots=True)
