@@ -399,9 +399,8 @@ class FlagService:
         before_id = None
         while True:
             entries = tx.audit.entries(target=f"flag:{key}", limit=AUDIT_PAGE, before_id=before_id)
-            for (
-                e
-            ) in entries:  # newest first: the newest change of `enabled` here is the one that turned it off
+            # Newest first: the newest change of `enabled` here is the one that turned it off.
+            for e in entries:
                 if e.action == "flag.create":
                     return None
                 if e.environment == environment and _turned_off(e):
