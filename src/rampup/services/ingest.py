@@ -5,6 +5,7 @@ A batch is stored whole or not at all, and the caller is answered only after the
 
 import dataclasses
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
@@ -33,12 +34,17 @@ from rampup.errors import Conflict, InvalidInput, NotFound
 from rampup.services.snapshot import SnapshotCache
 from rampup.services.usage import EvaluationCounter
 
-__all__ = ["IngestService"]
+__all__ = ["IngestService", "COMPACT_CHUNK", "ONE_WRITER_COMPACT_CHUNK"]
 
 ROOM_AHEAD_DAYS = 3  # today's and the next days' raw events never wait for their partition to be created
 SUMMARY_ID_RETENTION = timedelta(days=1)  # a summary retried later than this after a lost answer counts twice
 RETRIES = 3  # concurrent first writes of the same new aggregate row (several instances) conflict; retry
-COMPACT_CHUNK = 50_000  # per-user-day parts merged per transaction: ingest never waits long for the merge
+# Per-user-day parts merged per transaction. PostgreSQL's ingest never waits for the merge, and a larger chunk sums
+# more of a user's parts before they are written; on SQLite (one writer for all processes) ingest waits for a chunk.
+COMPACT_CHUNK = 50_000
+ONE_WRITER_COMPACT_CHUNK = 5_000  # ~50 ms of a slow, busy core
+# Between chunks: a writer waiting for SQLite's lock takes it then, not after the last chunk.
+COMPACT_PAUSE_S = 0.005
 
 
 class IngestService:
@@ -50,8 +56,10 @@ class IngestService:
         usage: EvaluationCounter | None = None,
         stored: Callable[[str, str, int], None] = lambda environment, source, count: None,
         retention: timedelta | None = None,
+        compact_chunk: int = COMPACT_CHUNK,
     ) -> None:
         self._store = store
+        self._compact_chunk = compact_chunk
         self._retention = retention
         self._snapshots = snapshots
         self._clock = clock
@@ -180,10 +188,11 @@ class IngestService:
         merged = 0
         while True:
             with self._store.transaction() as tx:
-                n = tx.telemetry.compact_units(COMPACT_CHUNK)
+                n = tx.telemetry.compact_units(self._compact_chunk)
             merged += n
-            if n < COMPACT_CHUNK:
+            if n < self._compact_chunk:
                 return merged
+            time.sleep(COMPACT_PAUSE_S)
 
     def purge(self, retention: timedelta) -> int:
         """Drop raw events (and feedback with its comments) older than the retention, and per-second

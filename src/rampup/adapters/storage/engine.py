@@ -1,5 +1,7 @@
 """Engines for SQLite and PostgreSQL, and running the Alembic migrations."""
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +18,8 @@ __all__ = ["make_engine", "migrate", "normalize_url", "taking_turns", "schema_re
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 STARTUP_LOCK = 0x52414D50  # "RAMP": several instances starting at once migrate and set up one after another
+SQLITE_BUSY_S = 30  # how long a statement waits for SQLite's lock before it fails
+WRITE_POLL_S = 0.001  # how often a writer waiting for SQLite's write lock tries again
 
 
 def normalize_url(url: str) -> str:
@@ -30,7 +34,7 @@ def make_engine(url: str, pool_size: int = 10, max_overflow: int = 20) -> Engine
     """`pool_size` connections kept open to PostgreSQL, and up to `max_overflow` more under load."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_S})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -52,7 +56,29 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
 
 def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
     # Writers take the lock up front so two writers never deadlock on a lock upgrade; readers don't.
-    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
+    if conn.get_execution_options().get("read_only"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        _begin_writing(conn.connection.dbapi_connection)
+
+
+def _begin_writing(dbapi_conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, tried again every millisecond while another process writes. SQLite's own busy handler sleeps
+    up to 100 ms between tries, so a writer that commits and begins again at once (the worker's compaction, chunk
+    after chunk) kept the lock from the server's ingest for as long as it had work: ingest stalled for seconds."""
+    deadline = time.monotonic() + SQLITE_BUSY_S
+    dbapi_conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                dbapi_conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+            time.sleep(WRITE_POLL_S)
+    finally:
+        dbapi_conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_S * 1000}")
 
 
 @contextmanager
