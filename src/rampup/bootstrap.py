@@ -26,7 +26,7 @@ from rampup.core.tokens import Scope
 from rampup.services.alerts import AlertService
 from rampup.services.feedback import FeedbackService
 from rampup.services.flags import FlagService
-from rampup.services.ingest import COMPACT_CHUNK, ONE_WRITER_COMPACT_CHUNK, IngestService
+from rampup.services.ingest import IngestService
 from rampup.services.leader import Leader
 from rampup.services.lifecycle import LifecycleService
 from rampup.services.metrics import MetricsService
@@ -122,11 +122,7 @@ def build_container(settings: Settings, clock: Clock | None = None, store: Store
     usage = EvaluationCounter(store, clock)
     meters = ServerMetrics(holder)
     retention = timedelta(days=settings.retention_days)
-    # SQLite has one writer for every process: there the worker merges in small chunks, so ingest waits little.
-    chunk = (
-        ONE_WRITER_COMPACT_CHUNK if engine is not None and engine.dialect.name == "sqlite" else COMPACT_CHUNK
-    )
-    ingest = IngestService(store, snapshots, clock, usage, meters.ingest, retention, chunk)
+    ingest = IngestService(store, snapshots, clock, usage, meters.ingest, retention)
     lifecycle = LifecycleService(store, clock, notifications, refresh)
     scheduled = ScheduledChangeService(store, clock, flags, notifications, refresh)
     return Container(
