@@ -1,6 +1,7 @@
-"""The `rampup` command line, driven as a user drives it: real subprocesses against a running server.
+"""The `rampup` command line, driven as a user drives it, against a running server over HTTP.
 
-Every command is checked by what a user sees (its output and exit status) and by what the server holds
+Commands run in the test's process through the real command line (tests/support/cli.py); what needs a process of
+its own runs as one: the entry point (`python -m rampup --version`, a missing token), and `rampup serve`. Every command is checked by what a user sees (its output and exit status) and by what the server holds
 afterwards, read back over the HTTP API. The commands work on flags, tokens and segments of their own, find them
 by key, or check that a refused command changed nothing, so the module shares a server per backend.
 """
@@ -23,6 +24,7 @@ import httpx
 import pytest
 
 from rampup import __version__
+from tests.support.cli import run_cli
 from tests.support.ports import free_port
 from tests.support.servers import Server
 from tests.support.waiting import PATIENCE_S, wait_until
@@ -53,12 +55,19 @@ def rampup(
     """Run `rampup ARGS…`; with `server`, RAMPUP_SERVER and RAMPUP_TOKEN (the admin token unless given) are set."""
     if server is not None and token is None:
         token = server.admin_token
+    return run_cli(args, _environment(server, token, env))
+
+
+def rampup_process(
+    *args: str, server: Server | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m rampup ARGS…` in a process of its own, as installed; with `server`, RAMPUP_SERVER is set."""
     return subprocess.run(
         [sys.executable, "-m", "rampup", *args],
         capture_output=True,
         text=True,
         timeout=PATIENCE_S,
-        env=_environment(server, token, env),
+        env=_environment(server, None, env),
     )
 
 
@@ -114,7 +123,7 @@ def server_snapshot(server: Server) -> tuple[Any, Any, Any]:
 
 
 def test_version_prints_the_installed_version() -> None:
-    result = rampup("--version")
+    result = rampup_process("--version")
     assert ok(result).strip() == f"rampup {__version__}"
     assert result.stderr == ""
 
@@ -521,14 +530,7 @@ def test_wrong_token_is_refused_and_changes_nothing(sqlite_server: Server) -> No
 
 def test_missing_token_says_so(sqlite_server: Server) -> None:
     before = server_snapshot(sqlite_server)
-    result = subprocess.run(
-        [sys.executable, "-m", "rampup", "flag", "create", new_key()],
-        capture_output=True,
-        text=True,
-        timeout=PATIENCE_S,
-        env=_environment(sqlite_server, None, None),
-    )
-    line = one_line_error(result)
+    line = one_line_error(rampup_process("flag", "create", new_key(), server=sqlite_server))
     assert "401" in line and "token" in line.lower(), line
     assert server_snapshot(sqlite_server) == before
 
