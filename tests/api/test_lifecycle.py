@@ -2,10 +2,7 @@
 channel of its own): evaluations counted, stale after 30 days without one, kill switches never stale, each change
 of status told once to the flag's channels."""
 
-import os
 import shutil
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ from openfeature.flag_evaluation import Reason
 
 from rampup.sdk import Client
 from tests.support.api import new_flag, new_token
+from tests.support.cli import rampup_at
 from tests.support.receivers import Receiver
 from tests.support.rollouts import at, create_rollout, drive
 from tests.support.servers import Server
@@ -68,9 +66,11 @@ def test_unused_flags_go_stale_after_30_days_kill_switches_never_and_the_channel
         channel = {"name": "team", "type": "webhook", "url": receiver.url(), "secret": SECRET}
         assert api.post("/api/v1/channels", json=channel).status_code == 201
         flag(api, "checkout", "experiment", [])
-        made = rampup(server, "flag", "update", "checkout", "--kind", "release", "--notify", "team")
+        made = rampup_at(server, "flag", "update", "checkout", "--kind", "release", "--notify", "team")
         assert made.returncode == 0 and "release, notifies team" in made.stdout, made.stderr
-        made = rampup(server, "flag", "create", "payments-off", "--kind", "kill-switch", "--notify", "team")
+        made = rampup_at(
+            server, "flag", "create", "payments-off", "--kind", "kill-switch", "--notify", "team"
+        )
         assert made.returncode == 0 and "kill-switch" in made.stdout, made.stderr
         put = api.put(
             "/api/v1/flags/payments-off/environments/production", json={"enabled": True, "rollout": 100}
@@ -115,7 +115,7 @@ def test_unused_flags_go_stale_after_30_days_kill_switches_never_and_the_channel
         assert told["type"] == "flag.stale" and told["details"]["flag"] == "checkout"
         assert "not evaluated for 31 days" in told["text"]
 
-        shown = rampup(server, "flag", "stale")
+        shown = rampup_at(server, "flag", "stale")
         assert shown.returncode == 0, shown.stderr
         assert "checkout" in shown.stdout and "not evaluated for 31 days" in shown.stdout
         assert "payments-off" not in shown.stdout
@@ -123,18 +123,6 @@ def test_unused_flags_go_stale_after_30_days_kill_switches_never_and_the_channel
 
 
 LEDGER = Path(__file__).resolve().parents[1] / "fixtures" / "codebases" / "ledger"
-
-
-def rampup(server: Server, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {
-        "RAMPUP_SERVER": server.url,
-        "RAMPUP_TOKEN": token or server.admin_token,
-        "COLUMNS": "250",
-        "PATH": os.environ.get("PATH", ""),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, timeout=120, env=env
-    )
 
 
 def ofrep_provider(server: Server, sdk: str) -> OpenFeatureClient:
@@ -193,19 +181,19 @@ def test_the_whole_life_of_a_flag_from_rollout_to_archive(
         # Where the code uses it: pushed, shown; archiving is refused while it is used.
         app = tmp_path / "ledger"
         shutil.copytree(LEDGER, app)
-        pushed = rampup(server, "refs", str(app), "--flag", key, "--push", token=writer)
+        pushed = rampup_at(server, "refs", str(app), "--flag", key, "--push", token=writer)
         assert pushed.returncode == 0, pushed.stderr
         references = api.get(f"/api/v1/flags/{key}").json()["references"]
         assert references["count"] >= 10 and references["scanned_at"] is not None
         assert {"ledger/views.py", "ledger/feature_flags.py"} <= {r["file"] for r in references["items"]}
-        shown = rampup(server, "flag", "show", key)
+        shown = rampup_at(server, "flag", "show", key)
         assert f"{references['count']} code references (scanned" in shown.stdout, shown.stdout + shown.stderr
-        refused = rampup(server, "flag", "archive", key, token=writer)
+        refused = rampup_at(server, "flag", "archive", key, token=writer)
         assert refused.returncode == 1 and "still used in" in refused.stderr, refused.stderr
         assert api.get(f"/api/v1/flags/{key}").json()["archived_at"] is None
 
         # The code loses the flag, the scan says so, and the archive goes through.
-        cleaned = rampup(server, "cleanup", str(app), "--flag", key, "--keep", "on", "--write")
+        cleaned = rampup_at(server, "cleanup", str(app), "--flag", key, "--keep", "on", "--write")
         assert cleaned.returncode == 0, cleaned.stderr
         # What cleanup leaves to a person: the test setup's own environment variable.
         conftest = app / "tests" / "conftest.py"
@@ -214,8 +202,8 @@ def test_the_whole_life_of_a_flag_from_rollout_to_archive(
                 'os.environ.setdefault("NEXT_PUBLIC_WORKSTATION_ENABLED", "true")', ""
             )
         )
-        assert rampup(server, "refs", str(app), "--flag", key, "--push", token=writer).returncode == 0
-        archived = rampup(server, "flag", "archive", key, token=writer)
+        assert rampup_at(server, "refs", str(app), "--flag", key, "--push", token=writer).returncode == 0
+        archived = rampup_at(server, "flag", "archive", key, token=writer)
         assert archived.returncode == 0, archived.stderr
         before = api.get(f"/api/v1/flags/{key}/evaluations").json()["environments"]["production"]["total"]
 
@@ -240,7 +228,7 @@ def test_the_whole_life_of_a_flag_from_rollout_to_archive(
             before,
             after,
         )  # OFREP's two, and the SDK's three exposures in its summary
-        listed = rampup(server, "flag", "stale")
+        listed = rampup_at(server, "flag", "stale")
         assert listed.returncode == 0 and key in listed.stdout and "archived" in listed.stdout, listed.stdout
         assert (
             api.put(f"/api/v1/flags/{key}/environments/production", json={"rollout": 10}).status_code == 409
@@ -249,10 +237,10 @@ def test_the_whole_life_of_a_flag_from_rollout_to_archive(
         # CI: code that still uses the archived flag fails the check; the cleaned code passes it.
         untouched = tmp_path / "untouched"
         shutil.copytree(LEDGER, untouched)
-        failing = rampup(server, "refs", str(untouched), "--check", token=new_token(api, "read", None))
+        failing = rampup_at(server, "refs", str(untouched), "--check", token=new_token(api, "read", None))
         assert failing.returncode == 1, failing.stdout + failing.stderr
         assert f"archived flags still used: {key}" in failing.stderr
-        assert rampup(server, "refs", str(app), "--check").returncode == 0
+        assert rampup_at(server, "refs", str(app), "--check").returncode == 0
 
 
 def test_archive_is_refused_without_a_scan_or_while_users_are_split_and_can_be_undone(

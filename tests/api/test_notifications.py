@@ -12,11 +12,9 @@ nothing else is, and the retries of a refused delivery carried the id of the not
 """
 
 import json
-import os
 import shutil
 import ssl
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,6 +27,7 @@ import httpx
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from tests.support.cli import rampup_at
 from tests.support.receivers import MAX_SKEW_S, Mailbox, Receiver, sign, smtp_server
 from tests.support.rollouts import command, drive, rollout, summary
 from tests.support.servers import FAST, Server
@@ -174,14 +173,6 @@ def alerts_in(c: httpx.Client, environment: str, state: str | None = None) -> li
     r = c.get("/api/v1/alerts", params={"state": state} if state else {})
     assert r.status_code == 200, r.text
     return [a for a in r.json() if a["rule"]["environment"] == environment]
-
-
-def rampup_cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPUP_")}
-    env.update(RAMPUP_SERVER=server.url, RAMPUP_TOKEN=server.admin_token, COLUMNS="250")
-    return subprocess.run(
-        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, timeout=60, env=env
-    )
 
 
 def transition_key(t: dict[str, Any]) -> tuple[str, str, int, int]:
@@ -868,7 +859,7 @@ def test_secrets_are_never_shown_back(manual_server: Server) -> None:
         for secret in secrets.values():
             assert secret not in r.text
 
-    listed_cli = rampup_cli(manual_server, "channel", "list", "--json")
+    listed_cli = rampup_at(manual_server, "channel", "list", "--json")
     assert listed_cli.returncode == 0, listed_cli.stderr
     for secret in secrets.values():
         assert secret not in listed_cli.stdout
@@ -994,7 +985,7 @@ def test_delivery_status_in_the_api_and_the_cli_and_channel_test(
             wait_until(lambda: len(down.refused("/down")) >= 1, "the first refused delivery")
 
             # `rampup channel test` queues a `test` notification; it arrives, signed, with the id it printed.
-            tested = rampup_cli(manual_server, "channel", "test", "up-hook")
+            tested = rampup_at(manual_server, "channel", "test", "up-hook")
             assert tested.returncode == 0, tested.stderr
             wait_until(
                 lambda: len(receiver.accepted("/up")) >= 1,
@@ -1034,11 +1025,11 @@ def test_delivery_status_in_the_api_and_the_cli_and_channel_test(
                 assert row["created_at"] and row["type"] == "test"
 
             # The CLI shows the same three, with the last error.
-            shown = rampup_cli(manual_server, "notifications")
+            shown = rampup_at(manual_server, "notifications")
             assert shown.returncode == 0, shown.stderr
             for word in ("failing", "pending", "delivered", "down-hook", "up-hook", "503"):
                 assert word in shown.stdout, f"{word!r} not in:\n{shown.stdout}"
-            as_json = rampup_cli(manual_server, "notifications", "--json")
+            as_json = rampup_at(manual_server, "notifications", "--json")
             assert as_json.returncode == 0, as_json.stderr
             statuses = Counter(
                 r["status"] for r in json.loads(as_json.stdout) if r["channel"] in ("up-hook", "down-hook")
@@ -1059,7 +1050,7 @@ def test_delivery_status_in_the_api_and_the_cli_and_channel_test(
                 "every delivery recorded as delivered",
                 detail=lambda: deliveries(c),
             )
-            missing = rampup_cli(manual_server, "channel", "test", "no-such-channel")
+            missing = rampup_at(manual_server, "channel", "test", "no-such-channel")
             assert missing.returncode != 0 and "no-such-channel" in missing.stderr, missing
     finally:
         down.close()

@@ -2,10 +2,7 @@
 schedules managed over the API, the completion report delivered by e-mail (HTML with its charts) and webhook when
 the rollout ends, and the `rampup report` commands."""
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.cli import rampup_at
 from tests.support.receivers import Mailbox, Receiver, smtp_server
 from tests.support.servers import FAST, Server
 from tests.support.waiting import PATIENCE_S, wait_until
@@ -63,18 +61,6 @@ def traffic(c: httpx.Client, on_failures: int, off_failures: int) -> None:
     ]
     r = c.post("/api/v1/events", params={"environment": ENV}, json={"events": events})
     assert r.status_code == 202, r.text
-
-
-def rampup(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RAMPUP_")},
-        "RAMPUP_SERVER": server.url,
-        "RAMPUP_TOKEN": server.admin_token,
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, env=env, timeout=PATIENCE_S
-    )
 
 
 def test_reports_from_real_data_on_demand_on_schedule_and_from_the_cli(
@@ -227,14 +213,14 @@ def test_reports_from_real_data_on_demand_on_schedule_and_from_the_cli(
         assert c.get("/api/v1/reports/schedules").json()[0]["last_period"] == f"rollout-{rid}"
 
     # The command line: Markdown on the terminal, HTML into a file, and the schedules.
-    shown = rampup(server, "report", "completion", str(rid))
+    shown = rampup_at(server, "report", "completion", str(rid))
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith("# Report Ws Rollout Completion Report\n")
     out = tmp_path / "daily.html"
-    written = rampup(server, "report", "daily", str(rid), "--format", "html", "--out", str(out))
+    written = rampup_at(server, "report", "daily", str(rid), "--format", "html", "--out", str(out))
     assert written.returncode == 0, written.stderr
     assert out.read_text().startswith("<!DOCTYPE html>")
-    added = rampup(
+    added = rampup_at(
         server,
         "report",
         "schedule",
@@ -253,9 +239,9 @@ def test_reports_from_real_data_on_demand_on_schedule_and_from_the_cli(
     )
     assert added.returncode == 0, added.stderr
     assert "the weekly report, Fris at 16:00 Europe/Berlin" in added.stdout
-    listed = rampup(server, "report", "schedule", "list")
+    listed = rampup_at(server, "report", "schedule", "list")
     assert (
         listed.returncode == 0 and "weekly report" in listed.stdout and "completion report" in listed.stdout
     )
-    missing = rampup(server, "report", "daily", "999")
+    missing = rampup_at(server, "report", "daily", "999")
     assert missing.returncode == 1 and missing.stderr.strip() == "rampup: 404: rollout 999 not found"

@@ -10,8 +10,6 @@ about 110. The batches below are sized for that.
 """
 
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ import httpx
 import pytest
 
 from rampup.core.bucketing import in_rollout
+from tests.support.cli import rampup_at
 from tests.support.receivers import Receiver
 from tests.support.rollouts import (
     at,
@@ -35,7 +34,7 @@ from tests.support.rollouts import (
 )
 from tests.support.servers import FAST, Server
 from tests.support.traffic import Traffic, flag_state
-from tests.support.waiting import PATIENCE_S, wait_until
+from tests.support.waiting import wait_until
 
 ENV = "production"
 
@@ -599,19 +598,6 @@ MISTAKES = [
 CLI_MISTAKES = 1  # the CLI prints the server's error: one mistake shows how; the API shows them all
 
 
-def rampup_cli(server: Server, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPUP_")}
-    env.update(RAMPUP_SERVER=server.url, RAMPUP_TOKEN=server.admin_token, COLUMNS="200")
-    return subprocess.run(
-        [sys.executable, "-m", "rampup", *args],
-        capture_output=True,
-        text=True,
-        timeout=PATIENCE_S,
-        env=env,
-        cwd=cwd,
-    )
-
-
 def test_bad_plans_are_refused_with_file_line_and_problem_and_start_nothing(
     tmp_path: Path, make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
 ) -> None:
@@ -637,7 +623,7 @@ def test_bad_plans_are_refused_with_file_line_and_problem_and_start_nothing(
                 continue
             # With the CLI: one stderr line, file:line, problem.
             (tmp_path / "bad.yaml").write_text(text)
-            result = rampup_cli(server, "apply", "-f", "bad.yaml", cwd=tmp_path)
+            result = rampup_at(server, "apply", "-f", "bad.yaml", cwd=tmp_path)
             assert result.returncode != 0, f"{what}: accepted\n{result.stdout}"
             assert "Traceback" not in result.stderr, result.stderr
             errors = result.stderr.strip().splitlines()
@@ -647,7 +633,7 @@ def test_bad_plans_are_refused_with_file_line_and_problem_and_start_nothing(
                 assert word in errors[0], f"{what}: {word!r} not in {errors[0]!r}"
         # Not valid YAML at all.
         (tmp_path / "bad.yaml").write_text("\n".join(good[:5]) + "\n    percentage: [10\n")
-        result = rampup_cli(server, "apply", "-f", "bad.yaml", cwd=tmp_path)
+        result = rampup_at(server, "apply", "-f", "bad.yaml", cwd=tmp_path)
         assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "bad.yaml:" in result.stderr and "YAML" in result.stderr
 
@@ -657,7 +643,7 @@ def test_bad_plans_are_refused_with_file_line_and_problem_and_start_nothing(
 
         # A good plan starts; a second one for the same flag and environment is a conflict, and starts nothing.
         (tmp_path / "good.yaml").write_text(GOOD_YAML.format(flag=flag))
-        started = rampup_cli(server, "apply", "-f", "good.yaml", "--json", cwd=tmp_path)
+        started = rampup_at(server, "apply", "-f", "good.yaml", "--json", cwd=tmp_path)
         assert started.returncode == 0, started.stderr
         first = json.loads(started.stdout)
         assert first["flag"] == flag and first["state"] == "running" and first["stage"]["number"] == 1

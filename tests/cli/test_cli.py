@@ -7,7 +7,6 @@ by key, or check that a refused command changed nothing, so the module shares a 
 """
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import httpx
 import pytest
 
 from rampup import __version__
-from tests.support.cli import run_cli
+from tests.support.cli import cli_env, run_cli
 from tests.support.ports import free_port
 from tests.support.servers import Server
 from tests.support.waiting import PATIENCE_S, wait_until
@@ -39,14 +38,7 @@ ADMIN_TOKEN_LINE = re.compile(r"^Admin token \(shown once, keep it\): (rp_[A-Za-
 
 
 def _environment(server: Server | None, token: str | None, extra: dict[str, str] | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPUP_")}
-    env["COLUMNS"] = "200"  # a wide terminal: rich tables keep one row per line
-    if server is not None:
-        env["RAMPUP_SERVER"] = server.url
-    if token is not None:
-        env["RAMPUP_TOKEN"] = token
-    env.update(extra or {})
-    return env
+    return cli_env(server.url if server is not None else None, token, extra)
 
 
 def rampup(

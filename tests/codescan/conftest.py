@@ -2,13 +2,12 @@
 
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.support.waiting import PATIENCE_S
+from tests.support.cli import run_cli
 
 CODEBASES = Path(__file__).resolve().parent.parent / "fixtures" / "codebases"
 
@@ -41,6 +40,4 @@ def tree(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
 
 
 def rampup(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, timeout=PATIENCE_S, cwd=cwd
-    )
+    return run_cli(args, cwd=cwd)

@@ -2,18 +2,16 @@
 (channels over the API and the command line, the audit log, deliveries, a rollout's plan, the dashboard) shows
 it masked, to every scope."""
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 
 import httpx
 
+from tests.support.cli import rampup_at
 from tests.support.receivers import Receiver
 from tests.support.rollouts import create_rollout, drive
 from tests.support.servers import FAST, Server
 from tests.support.tokens import new_token
-from tests.support.waiting import PATIENCE_S, wait_until
+from tests.support.waiting import wait_until
 from tests.web.signin import signed_in
 
 SLACK = "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/slackSecretPathToken42"
@@ -86,18 +84,10 @@ def test_urls_are_masked_in_every_view_for_every_scope(
             assert r.status_code == 200, (page, r.text[:500])
             assert_masked(f"the dashboard's {page} to a {scope} token", r.text)
         browser.close()
-        listed = cli(server, token, "channel", "list")
+        listed = rampup_at(server, "channel", "list", token=token)
         assert listed.returncode == 0, listed.stderr
         assert "hooks.slack.com/services/T0…/***" in listed.stdout
         assert_masked("rampup channel list", listed.stdout)
-
-
-def cli(server: Server, token: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPUP_")}
-    env.update(RAMPUP_SERVER=server.url, RAMPUP_TOKEN=token, COLUMNS="250")
-    return subprocess.run(
-        [sys.executable, "-m", "rampup", *args], capture_output=True, text=True, timeout=PATIENCE_S, env=env
-    )
 
 
 def test_a_failing_hook_delivery_shows_its_url_masked(

@@ -8,6 +8,8 @@
 - `waiting`: `wait_until(condition, what)`.
 - `clock`: `ManualClock`, the SDK's telemetry time (`Client(clock=…)`), moved by `advance`.
 - `ports`: `free_port()`.
+- `cli`: `rampup_at(server, *args)` and `run_cli(args)`: a `rampup` command in the test's own process, the real
+  command line over HTTP, its result as a subprocess gives it (exit code, stdout, stderr).
 - `gate_inputs`: `AggregatesOnly`, the rest of a `GateInputs` for the core's gate tests that give only aggregates.
 
 Waiting: never sleep for a duration and then assert. Wait for the condition that says the thing happened,

@@ -13,39 +13,71 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from pathlib import Path
 
 from rampup.cli.entry import main
+from tests.support.servers import Server
 
-__all__ = ["run_cli"]
+__all__ = ["cli_env", "rampup_at", "run_cli"]
+
+
+def cli_env(
+    server_url: str | None = None, token: str | None = None, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The test's environment without its RAMPUP_* settings, on a wide terminal (rich tables keep one row per
+    line), with RAMPUP_SERVER and RAMPUP_TOKEN when given, and `extra` over all that."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPUP_")}
+    env["COLUMNS"] = "250"
+    if server_url is not None:
+        env["RAMPUP_SERVER"] = server_url
+    if token is not None:
+        env["RAMPUP_TOKEN"] = token
+    return {**env, **(extra or {})}
 
 
 @contextmanager
-def _process_state(argv: list[str], env: Mapping[str, str]) -> Iterator[None]:
+def _process_state(argv: list[str], env: Mapping[str, str], cwd: Path | None) -> Iterator[None]:
     """The command sees exactly `env` as its environment (typer reads RAMPUP_SERVER and RAMPUP_TOKEN there, rich
-    reads COLUMNS) and `argv` as its arguments; both are the test's own again afterwards."""
-    saved_env, saved_argv = dict(os.environ), sys.argv
+    reads COLUMNS), `argv` as its arguments and `cwd` as its directory; all are the test's own again afterwards."""
+    saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, Path.cwd()
     os.environ.clear()
     os.environ.update(env)
     sys.argv = argv
+    if cwd is not None:
+        os.chdir(cwd)
     try:
         yield
     finally:
+        os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
         sys.argv = saved_argv
 
 
-def run_cli(args: Sequence[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`rampup ARGS…` with `env` (the test's own environment unless given) in `cwd` (the test's unless given)."""
     argv = ["rampup", *args]
     out, err = io.StringIO(), io.StringIO()
-    with _process_state(argv, env), redirect_stdout(out), redirect_stderr(err):
+    with (
+        _process_state(argv, os.environ.copy() if env is None else env, cwd),
+        redirect_stdout(out),
+        redirect_stderr(err),
+    ):
         try:
             main()
             code = 0
-        except (
-            SystemExit
-        ) as exc:  # what the interpreter makes of it: None is 0, a message is printed and is 1
+        except SystemExit as exc:
+            # what the interpreter makes of it: None is 0, a message is printed and is 1
             if isinstance(exc.code, str):
                 print(exc.code, file=sys.stderr)
             code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+def rampup_at(
+    server: Server, *args: str, token: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`rampup ARGS…` against `server` (RAMPUP_SERVER), as its admin unless `token` is given (RAMPUP_TOKEN)."""
+    return run_cli(args, cli_env(server.url, token or server.admin_token), cwd)
