@@ -672,6 +672,9 @@ class _Shares:
         return change(split.lower), change(split.upper)
 
 
+EXPOSURE_MARGIN = 0.5  # a count gate breaches on surely 50% more events per request than control
+
+
 class _PerExposure(Measurement):
     """A count in a trailing window ("more than 5 unhandled in 5 minutes"), normalised by exposure. The
     treatment serves only its share of the traffic, and the line was drawn for a whole service at some
@@ -679,8 +682,9 @@ class _PerExposure(Measurement):
     service crosses it all the time). So it is breached only when the window's count is over the line
     **and** the treatment has surely more of these events per request than control, judged on how the
     events since `since_ms` split between the variants against their requests (or users, for a service that
-    sends only its errors) — the stage, or a restarted window: the same α as the rate lines. At 100% there
-    is no control, and it is not judged."""
+    sends only its errors) — the stage, or a restarted window: the same α as the rate lines. "More" is by a
+    margin (EXPOSURE_MARGIN): at "more at all" every healthy treatment's truth sits on the line, which spends
+    the line's whole α on healthy rollouts. At 100% there is no control, and it is not judged."""
 
     def __init__(
         self, count: int, inputs: "GateInputs", metric: str, since_ms: int, now_ms: int, alpha: float
@@ -697,7 +701,7 @@ class _PerExposure(Measurement):
         self._split = _Split(t, c, alpha)
 
     def surely_above(self, x: float) -> bool:
-        return self.value is not None and self.value > x and self._split.surely_above(0.0)
+        return self.value is not None and self.value > x and self._split.surely_above(EXPOSURE_MARGIN)
 
     def surely_below(self, x: float) -> bool:
         return self.value is not None and self.value < x

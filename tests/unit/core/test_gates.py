@@ -261,6 +261,10 @@ def test_a_change_against_control_is_judged_on_how_failures_split() -> None:
         ((18000, 12), (18000, 12), Verdict.INCONCLUSIVE),
         # 10/90: the treatment has 12 where its share of the requests would bring about 3
         ((1800, 12), (16200, 27), Verdict.FAIL),
+        # surely 25% more per request, but under the 50% margin: judged at "more at all", the line would
+        # sit on every healthy treatment's truth and spend its whole α on healthy rollouts
+        ((1_800_000, 1250), (1_800_000, 1000), Verdict.INCONCLUSIVE),
+        ((1_800_000, 2000), (1_800_000, 1000), Verdict.FAIL),
         # at 100% there is no control to compare with: the count alone decides nothing
         ((18000, 40), (0, 0), Verdict.INCONCLUSIVE),
         # a service that sends only its errors: users are the exposure (100 and 900 of them)
