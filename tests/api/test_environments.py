@@ -1,11 +1,20 @@
-"""Environments created, renamed and deleted through the API and the command line; refused while a rollout runs."""
+"""Environments created, renamed and deleted through the API and the command line; refused while a rollout runs.
+
+The module shares a server per backend: one test keeps to an environment it creates, the other to staging and
+production, which it leaves with their keys."""
 
 import httpx
+import pytest
 
 from tests.support.api import new_flag, new_token
 from tests.support.rollouts import command, create_rollout
 from tests.support.servers import Server
 from tests.support.waiting import PATIENCE_S
+
+
+@pytest.fixture
+def server(shared_server: Server) -> Server:
+    return shared_server
 
 
 def plan(flag: str, environment: str) -> dict[str, object]:

@@ -1,9 +1,11 @@
 """PUT /api/v1/flags/{key}/references: where the code uses a flag, as `rampup refs --push` reports it, shown in
-the flag's answer and on its dashboard page; and what an attacker would try against it."""
+the flag's answer and on its dashboard page; and what an attacker would try against it. Each test on a flag of
+its own, so the module shares a server per backend."""
 
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.api import new_flag, new_token
 from tests.support.servers import Server
@@ -18,6 +20,11 @@ REF = {
     "scope": "categories",
     "code": "if not workstation_enabled(_user()):",
 }
+
+
+@pytest.fixture
+def server(shared_server: Server) -> Server:
+    return shared_server
 
 
 def references(api: httpx.Client, key: str) -> dict[str, Any]:
