@@ -40,8 +40,7 @@ def _process_state(argv: list[str], env: Mapping[str, str], cwd: Path | None) ->
     """The command sees exactly `env` as its environment (typer reads RAMPUP_SERVER and RAMPUP_TOKEN there, rich
     reads COLUMNS), `argv` as its arguments and `cwd` as its directory; all are the test's own again afterwards."""
     saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, Path.cwd()
-    os.environ.clear()
-    os.environ.update(env)
+    _become(env)
     sys.argv = argv
     if cwd is not None:
         os.chdir(cwd)
@@ -49,9 +48,16 @@ def _process_state(argv: list[str], env: Mapping[str, str], cwd: Path | None) ->
         yield
     finally:
         os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
+        _become(saved_env)
         sys.argv = saved_argv
+
+
+def _become(env: Mapping[str, str]) -> None:
+    """os.environ made `env` key by key, never empty in between: the test's own threads (receivers, SDK clients)
+    may read it meanwhile."""
+    for key in os.environ.keys() - env.keys():
+        del os.environ[key]
+    os.environ.update(env)
 
 
 def run_cli(
