@@ -1,6 +1,6 @@
 """Flags and environments: create, change, kill — each change audited in the same transaction."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -27,7 +27,7 @@ from rampup.errors import Conflict, InvalidInput, NotFound
 __all__ = ["FlagView", "FlagService", "STATE_FIELDS", "SwitchedOff", "apply_changes", "known_channels"]
 
 FLAG_FIELDS = frozenset({"description", "kind", "notify", "tags", "owner"})  # what can change after creation
-AUDIT_PAGE = 100  # audit entries read at a time when looking for the change that switched a flag off
+AUDIT_PAGE = 100  # audit entries read at a time when looking for who switched a flag off
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,18 +396,16 @@ class FlagService:
         state = tx.flags.state(record.id, env.id) if record is not None and env is not None else None
         if state is None or state.enabled:
             return None
-        before_id = None
-        while True:
-            entries = tx.audit.entries(target=f"flag:{key}", limit=AUDIT_PAGE, before_id=before_id)
-            # Newest first: the newest change of `enabled` here is the one that turned it off.
-            for e in entries:
-                if e.action == "flag.create":
-                    return None
-                if e.environment == environment and _turned_off(e):
-                    return SwitchedOff(key, environment, e.at, e.actor, e.on_behalf_of, e.reason)
-            if len(entries) < AUDIT_PAGE:
+        # Entries under this key from before an environment of that key was deleted or renamed away are another
+        # environment's: a new one of the same key starts off without a kill switch pulled.
+        left = next((e.id for e in _newest_first(tx, f"environment:{environment}") if _key_left(e)), 0)
+        # Newest first: the newest change of `enabled` here is the one that turned it off.
+        for e in _newest_first(tx, f"flag:{key}"):
+            if e.id < left or e.action == "flag.create":
                 return None
-            before_id = entries[-1].id
+            if e.environment == environment and _turned_off(e):
+                return SwitchedOff(key, environment, e.at, e.actor, e.on_behalf_of, e.reason)
+        return None
 
     def audit(
         self,
@@ -439,6 +437,24 @@ class FlagService:
 
 def _turned_off(entry: AuditEntry) -> bool:
     return (entry.before or {}).get("enabled") is True and (entry.after or {}).get("enabled") is False
+
+
+def _key_left(entry: AuditEntry) -> bool:
+    """The environment the entry is about stopped having its key: deleted, or renamed to another."""
+    return entry.action == "environment.delete" or (
+        entry.action == "environment.update" and (entry.after or {}).get("key") != entry.environment
+    )
+
+
+def _newest_first(tx: Transaction, target: str) -> Iterator[AuditEntry]:
+    """The target's audit entries, newest first, read a page at a time."""
+    before_id = None
+    while True:
+        entries = tx.audit.entries(target=target, limit=AUDIT_PAGE, before_id=before_id)
+        yield from entries
+        if len(entries) < AUDIT_PAGE:
+            return
+        before_id = entries[-1].id
 
 
 def _stewardship(current: Stewardship, body: Mapping[str, Any]) -> Stewardship:

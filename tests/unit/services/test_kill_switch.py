@@ -111,6 +111,22 @@ def test_a_flag_never_switched_on_is_not_a_kill_switch_pulled(container: Contain
     assert (state(container).enabled, state(container).rollout_bp) == (True, 0)
 
 
+@pytest.mark.parametrize("gone", ["deleted", "renamed"])
+def test_a_new_environment_of_a_key_once_killed_in_is_not_a_kill_switch_pulled(
+    c: Container, clock: ManualClock, gone: str
+) -> None:
+    c.flags.kill(FLAG, ENV, "oncall", "error rate 0.8%")
+    if gone == "deleted":
+        c.flags.delete_environment(ENV, "admin")
+    else:
+        c.flags.update_environment(ENV, {"key": "production-eu"}, "admin")
+    c.flags.create_environment(ENV, None, "admin")
+
+    rollout = apply(c)
+    assert c.rollouts.rollout(rollout).record.state.phase is Phase.AWAITING_APPROVAL
+    assert (state(c).enabled, state(c).rollout_bp) == (True, 0)
+
+
 def test_a_kill_under_a_rollout_awaiting_sign_offs_ends_it_at_the_next_tick_and_signing_off_turns_nothing_on(
     c: Container, clock: ManualClock
 ) -> None:
