@@ -5,6 +5,10 @@ gives (`subprocess.CompletedProcess`: exit code, stdout, stderr), so a test read
 
 What only a subprocess shows stays a subprocess in the tests: the installed entry point (`python -m rampup`),
 `rampup serve`, and a crash's traceback (here an unexpected exception fails the test where it is raised).
+
+While a command runs, the process's environment, directory, argv and standard streams are the command's: one
+command at a time, and whatever a test's own thread prints meanwhile lands in the command's output (the receivers
+and servers here print nothing there). pytest-xdist's workers are processes, each with its own.
 """
 
 import io

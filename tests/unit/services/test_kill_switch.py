@@ -111,16 +111,27 @@ def test_a_flag_never_switched_on_is_not_a_kill_switch_pulled(container: Contain
     assert (state(container).enabled, state(container).rollout_bp) == (True, 0)
 
 
-@pytest.mark.parametrize("gone", ["deleted", "renamed"])
-def test_a_new_environment_of_a_key_once_killed_in_is_not_a_kill_switch_pulled(
-    c: Container, clock: ManualClock, gone: str
+def environment_deleted(c: Container) -> None:
+    c.flags.delete_environment(ENV, "admin")
+    c.flags.create_environment(ENV, None, "admin")
+
+
+def environment_renamed(c: Container) -> None:
+    c.flags.update_environment(ENV, {"key": "production-eu"}, "admin")
+    c.flags.create_environment(ENV, None, "admin")
+
+
+def flag_deleted(c: Container) -> None:
+    c.flags.delete_flag(FLAG, "admin")
+    c.flags.create_flag({"key": FLAG}, "admin")
+
+
+@pytest.mark.parametrize("made_anew", [environment_deleted, environment_renamed, flag_deleted])
+def test_a_flag_or_environment_made_anew_with_a_killed_key_is_not_a_kill_switch_pulled(
+    c: Container, made_anew: Callable[[Container], None]
 ) -> None:
     c.flags.kill(FLAG, ENV, "oncall", "error rate 0.8%")
-    if gone == "deleted":
-        c.flags.delete_environment(ENV, "admin")
-    else:
-        c.flags.update_environment(ENV, {"key": "production-eu"}, "admin")
-    c.flags.create_environment(ENV, None, "admin")
+    made_anew(c)
 
     rollout = apply(c)
     assert c.rollouts.rollout(rollout).record.state.phase is Phase.AWAITING_APPROVAL
