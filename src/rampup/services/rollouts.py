@@ -191,8 +191,8 @@ class RolloutService:
         now = self._clock()
         with self._store.read() as tx:
             record = self._get(tx, rollout_id)
-            if record.state.phase.is_terminal:
-                return None
+            if record.state.phase.is_terminal or record.state.phase is Phase.PENDING:
+                return None  # a pending rollout waits for its start, which is where a kill switch refuses it
             # A kill switch pulled from outside ends the rollout in every live phase, at stage 0 too.
             off = self._flags.switched_off(tx, record.plan.flag, record.plan.environment)
             if off is not None:
