@@ -88,3 +88,21 @@ def test_a_killed_flag_stays_off_through_its_rollout_and_a_new_plan_until_a_pers
     assert staff_variant(server, sdk, flag) == "on"  # the person's choice, at 0%: the rule only
     again = json.loads(ok(rampup("apply", "-f", str(plan), "--json", server=server)))
     assert again["state"] == "awaiting_approval" and len(rollouts_of(server, flag)) == 2
+
+
+def test_a_refusal_quoting_a_reason_of_several_lines_is_one_line(
+    shared_manual_server: Server, tmp_path: Path
+) -> None:
+    server, flag = shared_manual_server, f"ks-{uuid.uuid4().hex[:8]}"
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN.format(flag=flag))
+    ok(rampup("flag", "create", flag, server=server))
+    ok(rampup("flag", "set", flag, "--env", "production", "--enable", "--rollout", "5", server=server))
+    ok(
+        rampup(
+            "flag", "kill", flag, "--env", "production", "--reason", "error rate 0.8%\nINC-42", server=server
+        )
+    )
+
+    error = one_line_error(rampup("apply", "-f", str(plan), server=server))
+    assert "(error rate 0.8% INC-42): a rollout does not turn it back on" in error

@@ -82,7 +82,8 @@ def main() -> None:
         app(standalone_mode=False)
     except RampupError as exc:
         where = f" (at {exc.where})" if exc.where and exc.where not in exc.message else ""
-        print(f"rampup: {exc.message}{where}", file=sys.stderr)
+        # One line even when the message quotes someone's text that has several (a kill switch's reason).
+        print(" ".join(f"rampup: {exc.message}{where}".splitlines()), file=sys.stderr)
         sys.exit(1)
     except typer.Abort:
         sys.exit(130)
