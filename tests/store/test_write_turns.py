@@ -10,6 +10,7 @@ from rampup.adapters.storage import SqlStore, make_engine
 from rampup.core.rollups import UnitKey
 from rampup.services.ingest import IngestService
 from rampup.services.snapshot import SnapshotCache
+from tests.support.waiting import wait_until
 
 CHUNKS = 40
 USERS = 500  # a chunk's users
@@ -41,8 +42,7 @@ def test_a_server_commits_between_the_chunks_of_another_process_compaction(
 
         compaction = threading.Thread(target=compact)
         compaction.start()
-        while not merged(SqlStore(server)):  # the compaction is under way
-            time.sleep(0.001)
+        wait_until(lambda: merged(SqlStore(server)), "the compaction's first chunk", interval=0.001)
         with SqlStore(server).transaction() as tx:
             tx.telemetry.add_units(1, {UnitKey("ws", "on", 20_000, "late"): [1, 0, 0]})
         committed = time.monotonic()
