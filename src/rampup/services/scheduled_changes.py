@@ -3,7 +3,8 @@
 Making one is a single transaction: renew the leader's lease (the fence: a worker that lost it changes nothing),
 move the change from pending to done (the claim: a second worker finds it done), change the flag with its audit
 entry, and queue the notifications. A change that cannot be made then (its flag is gone, a rollout runs on it, it
-would switch on a flag killed after it was scheduled, it no longer validates) is rolled back and marked failed, with the reason, in a transaction of its own."""
+would switch on a flag killed after it was scheduled, it no longer validates) is rolled back and marked failed,
+with the reason, in a transaction of its own."""
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -139,9 +140,8 @@ class ScheduledChangeService:
                     f"rollout {live.id} runs on {s.flag!r} in {s.environment!r}: its plan sets the flag"
                 )
             off = self._flags.switched_off(tx, s.flag, s.environment) if s.change.get("enabled") else None
-            if (
-                off is not None and off.at > s.created_at
-            ):  # scheduled after the kill, it is the deliberate undoing
+            # A change scheduled before the kill must not undo it; one scheduled after it is the deliberate undoing.
+            if off is not None and off.at > s.created_at:
                 raise off.refusal(f"scheduled change {s.id}, made before that,")
             said = f": {s.reason}" if s.reason else ""
             self._flags.change_state_in(
