@@ -17,7 +17,7 @@ import pytest
 from tests.support.receivers import Receiver
 from tests.support.rollouts import at, create_rollout, drive, rollout, summary
 from tests.support.servers import FAST, Server
-from tests.support.traffic import Traffic
+from tests.support.traffic import Traffic, flag_state
 from tests.support.waiting import PATIENCE_S, wait_until
 
 ENV = "production"
@@ -190,6 +190,51 @@ def test_a_treatment_30_percent_slower_than_control_rolls_back_and_an_even_one_d
         lines = [g for g in status["gates"] if g["metric"] == "api_latency_p95"]
         assert {g["compare"] for g in lines} == {"absolute", "control"}
         assert all(g["verdict"] != "fail" for g in lines), summary(status)
+
+
+def test_a_breach_at_100_percent_steps_back_to_compare_an_incident_pauses_a_regression_rolls_back(
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
+    """At 100% nobody is without the flag, so a breach of the error rate's own line cannot say whose it is.
+    The rollout steps back to 50% to compare: failures everyone has (an incident) pause it until they pass and
+    it returns to 100%; failures only the flag's users have roll it back."""
+    server = server_factory(make_database_url("sqlite"), extra_env=FAST, manual_clock=True)
+    gate = '{metric: error_rate, compare: control, rollback: ["> 4%", "> +100%"], for: 1s}'
+    with server.client() as c:
+        ids = {flag: start_two_stages(c, flag, 50, gate) for flag in ("decide-incident", "decide-late")}
+        traffic = {flag: Traffic(c, flag, users=2000) for flag in ids}
+        for flag, rid in ids.items():
+            drive(server, c, rid, at("running", 2), traffic=traffic[flag], step="10m", what="100%")
+        traffic["decide-incident"].incident = True
+
+        for flag, rid in ids.items():
+            status = drive(
+                server, c, rid, at("running", 1), traffic=traffic[flag], fail_every=20, what="the step back"
+            )
+            stepped = status["timeline"][-1]
+            assert stepped["kind"] == "stepped_back" and stepped["actor"] == "controller", summary(status)
+            assert "to compare with control" in stepped["reason"], stepped["reason"]
+            assert flag_state(c, flag)["rollout"] == 50  # half the users are control again
+
+        incident, late = ids["decide-incident"], ids["decide-late"]
+        status = drive(
+            server, c, late, at("rolled_back"), traffic=traffic["decide-late"], fail_every=20, what="rollback"
+        )
+        assert "> +100%" in status["timeline"][-1]["reason"], summary(status)  # the flag's, against control
+
+        everyone = traffic["decide-incident"]
+        status = drive(server, c, incident, at("paused"), traffic=everyone, fail_every=20, what="the pause")
+        assert status["timeline"][-1]["kind"] == "environment_unhealthy", summary(status)
+        everyone.incident = False
+        status = drive(server, c, incident, at("running", 2), traffic=everyone, step="10m", what="100% again")
+        assert [k for k in kinds(status) if k != "advanced"][-3:] == [
+            "stepped_back",
+            "environment_unhealthy",
+            "environment_healthy",
+        ], summary(status)
+        assert flag_state(c, "decide-incident")["rollout"] == 100
+        status = drive(server, c, incident, at("completed"), traffic=everyone, step="10m", what="the end")
+        assert "rolled_back" not in kinds(status), summary(status)
 
 
 BACKTESTED = """\

@@ -36,22 +36,25 @@ class Traffic:
         self.requests = self.treatment = self.failures = self.batches = 0
         self.unhandled = (0, 0)  # unhandled exceptions each batch, from the first treatment and control users
         self.slower = 1.0  # the treatment's request durations times this (each user's duration is their own)
+        self.incident = False  # failures hit every user alike, with the flag or not: the environment's
 
     def _body(
         self, percentage: float, enabled: bool, salt: str, fail_every: int | None
     ) -> tuple[bytes, int, int]:
         shift = self.batches % fail_every if fail_every else 0
-        key = (percentage, enabled, salt, fail_every, shift, self.unhandled, self.slower)
+        key = (percentage, enabled, salt, fail_every, shift, self.unhandled, self.slower, self.incident)
         if key not in self._bodies:
             on = [enabled and in_rollout(salt, user, percentage) for user in self.users]
             treatment = [i for i, yes in enumerate(on) if yes]
-            # every k-th treatment request fails, counted from a start that moves with the batch
+            # every k-th treatment request (every k-th request in an incident) fails, counted from a start that
+            # moves with the batch
+            pool = list(range(len(self.users))) if self.incident else treatment
             failing = (
                 {
-                    treatment[(m * fail_every - 1 + shift) % len(treatment)]
-                    for m in range(1, len(treatment) // fail_every + 1)
+                    pool[(m * fail_every - 1 + shift) % len(pool)]
+                    for m in range(1, len(pool) // fail_every + 1)
                 }
-                if fail_every and treatment
+                if fail_every and pool
                 else set()
             )
             events = [
@@ -77,7 +80,7 @@ class Traffic:
                 }
                 for i in throwing
             ]
-            treated, failed = len(treatment), len(failing)
+            treated, failed = len(treatment), len(failing.intersection(treatment))
             self._bodies[key] = (json.dumps({"events": events}).encode(), treated, failed)
         return self._bodies[key]
 

@@ -37,6 +37,7 @@ __all__ = [
     "TREATMENT",
     "CONTROL",
     "spread_at",
+    "environment_could_share",
 ]
 
 TREATMENT, CONTROL = "on", "off"
@@ -931,17 +932,27 @@ def assess(
 def _shared(gate: Gate, inputs: GateInputs, result: GateResult, since_ms: int, now_ms: int) -> bool:
     """Whether a breach of the treatment's own '>' line is the environment's: the treatment is not surely
     worse than control over the same data (both variants degraded together, e.g. an incident)."""
-    line = gate.disable if result.breached == "disable" else gate.rollback
-    if gate.compare is not Compare.ABSOLUTE or line is None or line.op != ">":
+    if not environment_could_share(gate, result.breached):
         return False
     base, _ = parse_metric_name(gate.metric)
     start = result.since_ms if result.since_ms is not None else since_ms
     alpha = result.measurement.alpha
     if gate.aggregation is Aggregation.RATE:
         control = _variant_rate(inputs, base, CONTROL, start, now_ms, alpha)
-    elif gate.aggregation is Aggregation.PERCENTILE:
-        control = _quantile(inputs, base, CONTROL, start, now_ms, gate.quantile or 0.5, alpha)
     else:
-        return False
+        control = _quantile(inputs, base, CONTROL, start, now_ms, gate.quantile or 0.5, alpha)
     upper = control.bounds()[1] if control.value is not None else None
     return upper is not None and not result.measurement.surely_above(upper)
+
+
+def environment_could_share(gate: Gate, breached: str | None) -> bool:
+    """Whether a breach of this line could be the environment's: a treatment's own '>' line on an error rate
+    or a percentile, which an incident lifts in both variants alike (where there is a control, `assess`
+    tells the two apart)."""
+    line = gate.disable if breached == "disable" else gate.rollback
+    return (
+        gate.compare is Compare.ABSOLUTE
+        and line is not None
+        and line.op == ">"
+        and gate.aggregation in (Aggregation.RATE, Aggregation.PERCENTILE)
+    )

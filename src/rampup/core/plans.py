@@ -19,7 +19,7 @@ from rampup.core.alerts import AlertRule
 from rampup.core.bucketing import BUCKETS
 from rampup.core.durations import format_duration, parse_duration
 from rampup.core.flags import FLAG_KEY, parse_bucket_by, parse_rollout
-from rampup.core.gates import Compare, Gate, GateResult, Verdict
+from rampup.core.gates import Compare, Gate, GateResult, Verdict, environment_could_share
 from rampup.errors import Conflict, InvalidInput
 
 __all__ = [
@@ -100,6 +100,7 @@ class TransitionKind(StrEnum):
     HELD = "held"  # the soak is over and a target is missed: holding until it is met or max_duration
     ENVIRONMENT_UNHEALTHY = "environment_unhealthy"  # both variants degraded: paused, not rolled back
     ENVIRONMENT_HEALTHY = "environment_healthy"  # and recovered: running again
+    STEPPED_BACK = "stepped_back"  # a breach at 100%: back to the last stage with a control, to compare
     WAITING_FOR_DATA = "waiting_for_data"  # the soak is over without enough evidence
     NOTED = "noted"
 
@@ -417,6 +418,7 @@ class RolloutState:
     noted_timeout: bool = False
     noted_hold: bool = False  # the missed target of this stage has been told
     environment_hold: bool = False  # paused by the controller because both variants degraded
+    stepped_back: bool = False  # a breach with no control stepped back once to compare (never twice)
 
     def signed(self, stage: int) -> set[str]:
         return {s.prerequisite for s in self.signoffs if s.stage == stage}
@@ -603,19 +605,58 @@ _WATCHED = (Phase.RUNNING, Phase.WAITING_FOR_DATA)  # the controller advances, a
 
 
 def _safety(b: _Builder, breached: Sequence[GateResult], evidence: Sequence[dict[str, Any]]) -> bool:
-    """Sustained breaches: disable on a `disable` line, else step back (one stage, or to `rollback_to`)."""
+    """Sustained breaches: disable on a `disable` line, else step back (one stage, or to `rollback_to`). With
+    no control to tell the flag from the environment, step back to compare first (`_compare_stage`)."""
     stage = b.state.stage
+    compare_at = _compare_stage(b.plan, b.state, breached)
+    if compare_at:
+        r = breached[0]
+        spec = b.plan.stages[compare_at - 1]
+        b.state = replace(b.state, stepped_back=True)
+        b.move(
+            Phase.RUNNING,
+            compare_at,
+            f"{_breach_reason(r, r.breached or 'rollback')} at {b.plan.percentage_bp(stage) / 100:g}%, where "
+            "no control tells the flag from the environment: stepping back to stage "
+            f"{compare_at} ({spec.name}, {spec.percentage_bp / 100:g}%) to compare with control",
+            evidence,
+            TransitionKind.STEPPED_BACK,
+        )
+        return True
+    again = "; breached again after stepping back to compare" if _uncontrolled(b.plan, b.state) else ""
     critical = [r for r in breached if r.verdict is Verdict.CRITICAL]
     if critical:
         b.effects.append(Kill())
-        b.move(Phase.DISABLED, stage, _breach_reason(critical[0], "disable"), evidence)
+        b.move(Phase.DISABLED, stage, _breach_reason(critical[0], "disable") + again, evidence)
         return True
     if breached:
         to_stages = [r.gate.rollback_to if r.gate.rollback_to is not None else stage - 1 for r in breached]
         worst = breached[to_stages.index(min(to_stages))]
-        b.move(Phase.ROLLED_BACK, max(0, min(to_stages)), _breach_reason(worst, "rollback"), evidence)
+        b.move(Phase.ROLLED_BACK, max(0, min(to_stages)), _breach_reason(worst, "rollback") + again, evidence)
         return True
     return False
+
+
+def _uncontrolled(plan: Plan, state: RolloutState) -> bool:
+    """The stage has no control group (100%), and the rollout has already stepped back once to compare."""
+    return state.stepped_back and plan.percentage_bp(state.stage) >= BUCKETS
+
+
+def _compare_stage(plan: Plan, state: RolloutState, breached: Sequence[GateResult]) -> int | None:
+    """Where to step back to when a breach at 100% may be the environment's: an incident lifts everyone's
+    error rate, and with everyone on the flag nothing shows it is not the flag. The last stage with a control
+    can tell (a shared breach is `environment` there, a real one still rolls back), so the rollout goes back
+    to it, once; a breach there runs the rollback matrix, and passing it returns to 100% as the plan goes."""
+    if (
+        not breached
+        or state.stepped_back
+        or state.phase not in _WATCHED
+        or plan.percentage_bp(state.stage) < BUCKETS
+        or not all(environment_could_share(r.gate, r.breached) for r in breached)
+    ):
+        return None
+    with_control = [n for n in range(1, state.stage) if 0 < plan.percentage_bp(n) < BUCKETS]
+    return with_control[-1] if with_control else None
 
 
 def _environment(

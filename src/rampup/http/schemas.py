@@ -503,7 +503,7 @@ class BacktestIn(Strict):
 
 
 class TransitionOut(BaseModel):
-    # started, advanced, rolled_back, approved, waiting_for_data, environment_unhealthy, …
+    # started, advanced, rolled_back, approved, waiting_for_data, environment_unhealthy, stepped_back, …
     kind: str | None = None
     at: datetime
     from_: str = Field(alias="from")

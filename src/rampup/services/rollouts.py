@@ -457,7 +457,8 @@ _SEVERITY = {
     Phase.DISABLED: Severity.CRITICAL,
     Phase.ABORTED: Severity.WARNING,
 }
-_KIND_SEVERITY = {TransitionKind.HELD: Severity.WARNING}  # told while still running: its phase says nothing
+# told while still running: the phase says nothing
+_KIND_SEVERITY = {TransitionKind.HELD: Severity.WARNING, TransitionKind.STEPPED_BACK: Severity.WARNING}
 
 
 def transition_notification(record: RolloutRecord, t: Transition) -> Notification:

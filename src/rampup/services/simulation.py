@@ -785,7 +785,9 @@ class _Trial:
         for t in d.transitions:
             self.reasons.append(t.reason)
             decided = (TransitionKind.ADVANCED, TransitionKind.AWAITING_APPROVAL, TransitionKind.COMPLETED)
-            if t.kind in decided and t.from_stage:  # the stage passed (sign-offs are given at once here)
+            # the stage passed (sign-offs are given at once here); its first run only, as the forecast's
+            again = any(stage == t.from_stage for stage, _ in self.stage_times)
+            if t.kind in decided and t.from_stage and not again:
                 self.stage_times.append((t.from_stage, t.at - entered))
                 if not self._treatment_failures(t.at):
                     self.unseen_passes.append(t.from_stage)

@@ -394,3 +394,84 @@ def test_a_soak_that_ends_with_a_target_missed_holds_and_says_so_once() -> None:
     assert not decide(PLAN, held.state, missed, T0 + timedelta(hours=49)).transitions  # told once
     advanced = decide(PLAN, held.state, healthy(), T0 + timedelta(hours=50))
     assert (advanced.state.stage, advanced.state.noted_hold) == (2, False)  # the next stage may tell again
+
+
+def at_full() -> RolloutState:
+    """The example plan's 100% stage, approved and entered at 147 h."""
+    state = started()
+    for hours in (49, 98, 147):
+        state = decide(PLAN, state, healthy(), T0 + timedelta(hours=hours)).state
+    state = act(PLAN, state, "approve", "dana", "go", T0 + timedelta(hours=147)).state
+    assert (state.phase, PLAN.percentage_bp(state.stage)) == (Phase.RUNNING, 10_000)
+    return state
+
+
+def breaching(verdict: Verdict, gate: Gate = ERROR) -> list[GateResult]:
+    line = "disable" if verdict is Verdict.CRITICAL else "rollback"
+    breach = GateResult(gate, verdict, Measurement(0.02, 0.015, 0.03, 5000), line)
+    return [breach if r.gate is gate else r for r in healthy()]
+
+
+def sustained(state: RolloutState, results: list[GateResult], at: datetime) -> Any:
+    return decide(PLAN, decide(PLAN, state, results, at).state, results, at + timedelta(minutes=6))
+
+
+@pytest.mark.parametrize("verdict", [Verdict.FAIL, Verdict.CRITICAL])
+def test_a_breach_at_100_percent_steps_back_to_compare_with_control_instead_of_acting(
+    verdict: Verdict,
+) -> None:
+    """At 100% nobody is without the flag: an incident that lifts everyone's error rate looks like the flag's
+    fault. The rollout goes back to the last stage with a control to tell which, neither rolling back nor
+    pulling the kill switch on a breach nothing can attribute yet."""
+    stepped = sustained(at_full(), breaching(verdict), T0 + timedelta(hours=150))
+    assert (stepped.state.phase, stepped.state.stage) == (Phase.RUNNING, 3)
+    assert stepped.effects == (SetRollout(5000),)  # half the users keep the feature, half are control
+    (t,) = stepped.transitions
+    assert t.kind is TransitionKind.STEPPED_BACK
+    assert "where no control tells the flag from the environment" in t.reason
+    assert "stepping back to stage 3 (General, 50%) to compare with control" in t.reason
+
+
+def test_after_stepping_back_the_environment_pauses_and_the_rollout_returns_to_100_percent() -> None:
+    stepped = sustained(at_full(), breaching(Verdict.FAIL), T0 + timedelta(hours=150)).state
+    incident = breaching(Verdict.ENVIRONMENT)  # at 50% control shows the same: the environment's
+    paused = sustained(stepped, incident, T0 + timedelta(hours=151))
+    assert (
+        paused.state.phase is Phase.PAUSED
+        and paused.transitions[0].kind is TransitionKind.ENVIRONMENT_UNHEALTHY
+    )
+    state = decide(PLAN, paused.state, healthy(), T0 + timedelta(hours=153)).state
+    assert state.phase is Phase.RUNNING
+    back = decide(PLAN, state, healthy(), T0 + timedelta(hours=150 + 49))  # the stage runs its soak again
+    assert (back.state.phase, back.state.stage, back.effects) == (Phase.RUNNING, 4, (SetRollout(10_000),))
+    done = decide(PLAN, back.state, healthy(), T0 + timedelta(hours=150 + 49 + 7 * 24))
+    assert done.state.phase is Phase.COMPLETED
+
+
+def test_a_breach_against_control_after_stepping_back_rolls_back() -> None:
+    stepped = sustained(at_full(), breaching(Verdict.FAIL), T0 + timedelta(hours=150)).state
+    rolled = sustained(stepped, breaching(Verdict.FAIL), T0 + timedelta(hours=151))
+    assert (rolled.state.phase, rolled.state.stage) == (Phase.ROLLED_BACK, 2)
+
+
+def test_a_second_breach_at_100_percent_acts_rather_than_stepping_back_forever() -> None:
+    """A breach that comes back only with everyone on the flag (a capacity limit, say) must not cycle
+    between 50% and 100% for ever: the rollout steps back once."""
+    stepped = sustained(at_full(), breaching(Verdict.FAIL), T0 + timedelta(hours=150)).state
+    state = decide(PLAN, stepped, healthy(), T0 + timedelta(hours=150 + 49)).state
+    assert PLAN.percentage_bp(state.stage) == 10_000
+    again = sustained(state, breaching(Verdict.FAIL), T0 + timedelta(hours=220))
+    assert (again.state.phase, again.state.stage) == (Phase.ROLLED_BACK, 3)
+    assert again.transitions[0].reason.endswith("breached again after stepping back to compare")
+
+
+def test_a_breach_control_cannot_explain_still_acts_at_100_percent() -> None:
+    """Data loss goes straight back to 0% ("Immediate Rollback"), whoever else has it."""
+    lost = sustained(at_full(), breaching(Verdict.FAIL, DATA_LOSS), T0 + timedelta(hours=150))
+    assert (lost.state.phase, lost.state.stage) == (Phase.ROLLED_BACK, 0)
+
+
+def test_a_person_s_pause_at_100_percent_is_kept_a_breach_then_rolls_back() -> None:
+    paused = act(PLAN, at_full(), "pause", "dana", "looking", T0 + timedelta(hours=149)).state
+    rolled = sustained(paused, breaching(Verdict.FAIL), T0 + timedelta(hours=150))
+    assert (rolled.state.phase, rolled.state.stage) == (Phase.ROLLED_BACK, 3)

@@ -33,6 +33,7 @@ def state_to_json(s: RolloutState) -> dict[str, Any]:
         "noted_timeout": s.noted_timeout,
         "noted_hold": s.noted_hold,
         "environment_hold": s.environment_hold,
+        "stepped_back": s.stepped_back,
     }
 
 
@@ -51,6 +52,7 @@ def state_from_json(d: dict[str, Any]) -> RolloutState:
         d["noted_timeout"],
         noted_hold=d.get("noted_hold", False),
         environment_hold=d.get("environment_hold", False),
+        stepped_back=d.get("stepped_back", False),
     )
 
 
