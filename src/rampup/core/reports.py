@@ -68,7 +68,7 @@ from typing import Any, ClassVar
 from rampup.core.alerts import Alert, AlertRule
 from rampup.core.feedback import SHOWN_COMMENT, THUMBS, Entry, clip, mask_emails, parse_scale
 from rampup.core.gates import CONTROL, TREATMENT, Compare, Gate
-from rampup.core.plans import Phase, Plan, Signoff, Transition
+from rampup.core.plans import Phase, Plan, Signoff, Transition, TransitionKind
 from rampup.core.ports import RolloutRecord
 from rampup.core.rollups import DAY
 from rampup.core.stats import Estimate
@@ -534,7 +534,9 @@ def incidents_since(plan: Plan, transitions: Sequence[Transition], since: dateti
     out = []
     for t in transitions:
         kind = _INCIDENT.get(t.to_phase) if t.to_phase is not t.from_phase else None
-        if kind is None and t.to_stage < t.from_stage:
+        if t.kind is TransitionKind.STEPPED_BACK:
+            kind = STEPPED_BACK
+        elif kind is None and t.to_stage < t.from_stage:
             kind = "rolled back"  # stepped back again while already rolled back
         if kind is None or t.at < since:
             continue
@@ -558,6 +560,18 @@ def alert_incident(alert: Alert, rule: AlertRule) -> Incident:
     )
 
 
+STEPPED_BACK = "stepped back to compare"  # at 100%, to the last stage with a control (plans.decide)
+
+
+def _left(t: Transition) -> str:
+    """How a move between stages left the stage it was at."""
+    if t.to_stage > t.from_stage:
+        return "advanced"
+    if t.to_phase is Phase.ABORTED:
+        return "aborted"
+    return STEPPED_BACK if t.kind is TransitionKind.STEPPED_BACK else "rolled back"
+
+
 def stage_visits(plan: Plan, transitions: Sequence[Transition]) -> list[StageVisit]:
     """Each stay at a stage: when it began and ended, and how (advanced, rolled back, …)."""
     visits: list[StageVisit] = []
@@ -568,14 +582,7 @@ def stage_visits(plan: Plan, transitions: Sequence[Transition]) -> list[StageVis
 
     for t in transitions:
         if t.to_stage != t.from_stage:
-            outcome = (
-                "advanced"
-                if t.to_stage > t.from_stage
-                else "aborted"
-                if t.to_phase is Phase.ABORTED
-                else "rolled back"
-            )
-            close(t, outcome)
+            close(t, _left(t))
             name = plan.stages[t.to_stage - 1].name if t.to_stage else "off"
             visits.append(
                 StageVisit(

@@ -6,7 +6,19 @@ from typing import Any
 import pytest
 
 from rampup.core.gates import Gate, GateResult, Measurement, Verdict
-from rampup.core.plans import Kill, Phase, Plan, RolloutState, SetRollout, Srm, TransitionKind, act, decide
+from rampup.core.plans import (
+    Kill,
+    Phase,
+    Plan,
+    RolloutState,
+    SetRollout,
+    Srm,
+    Transition,
+    TransitionKind,
+    act,
+    decide,
+)
+from rampup.core.reports import StageChange, incidents_since, stage_visits
 from rampup.errors import Conflict, InvalidInput
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -396,14 +408,19 @@ def test_a_soak_that_ends_with_a_target_missed_holds_and_says_so_once() -> None:
     assert (advanced.state.stage, advanced.state.noted_hold) == (2, False)  # the next stage may tell again
 
 
-def at_full() -> RolloutState:
-    """The example plan's 100% stage, approved and entered at 147 h."""
-    state = started()
+def to_full() -> tuple[RolloutState, list[Transition]]:
+    """The example plan's 100% stage, approved and entered at 147 h, and the transitions on the way."""
+    state, transitions = started(), []
     for hours in (49, 98, 147):
-        state = decide(PLAN, state, healthy(), T0 + timedelta(hours=hours)).state
-    state = act(PLAN, state, "approve", "dana", "go", T0 + timedelta(hours=147)).state
-    assert (state.phase, PLAN.percentage_bp(state.stage)) == (Phase.RUNNING, 10_000)
-    return state
+        decision = decide(PLAN, state, healthy(), T0 + timedelta(hours=hours))
+        state, transitions = decision.state, [*transitions, *decision.transitions]
+    decision = act(PLAN, state, "approve", "dana", "go", T0 + timedelta(hours=147))
+    assert (decision.state.phase, PLAN.percentage_bp(decision.state.stage)) == (Phase.RUNNING, 10_000)
+    return decision.state, [*transitions, *decision.transitions]
+
+
+def at_full() -> RolloutState:
+    return to_full()[0]
 
 
 def breaching(verdict: Verdict, gate: Gate = ERROR) -> list[GateResult]:
@@ -475,3 +492,14 @@ def test_a_person_s_pause_at_100_percent_is_kept_a_breach_then_rolls_back() -> N
     paused = act(PLAN, at_full(), "pause", "dana", "looking", T0 + timedelta(hours=149)).state
     rolled = sustained(paused, breaching(Verdict.FAIL), T0 + timedelta(hours=150))
     assert (rolled.state.phase, rolled.state.stage) == (Phase.ROLLED_BACK, 3)
+
+
+def test_reports_tell_a_step_back_to_compare_from_a_rollback() -> None:
+    full, before = to_full()
+    stepped = sustained(full, breaching(Verdict.FAIL), T0 + timedelta(hours=150))
+    back = decide(PLAN, stepped.state, healthy(), T0 + timedelta(hours=150 + 49))
+    transitions = [*before, *stepped.transitions, *back.transitions]
+    visits = [(v.number, v.outcome) for v in stage_visits(PLAN, transitions)]
+    assert visits[-3:] == [(4, "stepped back to compare"), (3, "advanced"), (4, "")]
+    (incident,) = incidents_since(PLAN, transitions, T0)
+    assert (incident.kind, incident.change) == ("stepped back to compare", StageChange(100.0, 50.0))
