@@ -410,7 +410,7 @@ def test_a_soak_that_ends_with_a_target_missed_holds_and_says_so_once() -> None:
 
 def to_full() -> tuple[RolloutState, list[Transition]]:
     """The example plan's 100% stage, approved and entered at 147 h, and the transitions on the way."""
-    state, transitions = started(), []
+    state, transitions = started(), list[Transition]()
     for hours in (49, 98, 147):
         decision = decide(PLAN, state, healthy(), T0 + timedelta(hours=hours))
         state, transitions = decision.state, [*transitions, *decision.transitions]
