@@ -186,6 +186,7 @@ def _print(
         "detected (rolled back or disabled)" if regression else "false rollbacks (rolled back or disabled)"
     )
     table.add_row(label, f"{ours.acted_share:.1%}", f"{naive.acted_share:.1%}")
+    table.add_row("stepped back from 100% to compare", str(ours.stepped_back), "—")
     if regression:
         table.add_row("detection delay p50", _span(ours.delay_p50), _span(naive.delay_p50))
         table.add_row("detection delay p90", _span(ours.delay_p90), _span(naive.delay_p90))

@@ -143,6 +143,7 @@ class TrialResult:
         tuple[int, timedelta], ...
     ] = ()  # (stage, when after its soak's end it said it waits for data)
     unseen_passes: tuple[int, ...] = ()  # stages passed with no failure seen in the treatment
+    stepped_back: bool = False  # a breach at 100% stepped back to compare with control
 
     @property
     def delay(self) -> timedelta | None:
@@ -622,6 +623,7 @@ def simulate_trial(
         tuple(trial.stage_times),
         tuple(trial.waits),
         tuple(trial.unseen_passes),
+        trial.state.stepped_back,
     )
 
 
@@ -903,6 +905,9 @@ class Summary:
     detected: int = 0  # rolled back or disabled after the regression began
     delays: tuple[timedelta, ...] = ()  # each detection's delay after the onset, sorted
     pauses: tuple[timedelta, ...] = ()  # each pause (sample ratio, a person's rule) after the onset, sorted
+    stepped_back: int = (
+        0  # trials in which a breach at 100% stepped back to compare (the naive rule never does)
+    )
 
 
 def summarize(results: Sequence[TrialResult], naive: bool = False) -> Summary:
@@ -924,6 +929,7 @@ def summarize(results: Sequence[TrialResult], naive: bool = False) -> Summary:
         len(delays),
         tuple(delays),
         tuple(pauses),
+        0 if naive else sum(r.stepped_back for r in results),
     )
 
 
@@ -1018,6 +1024,7 @@ def describe(summary: Summary) -> dict[str, Any]:
         "duration_p50_s": summary.duration_p50.total_seconds() if summary.duration_p50 else None,
         "delays_s": [d.total_seconds() for d in summary.delays],
         "pauses_s": [d.total_seconds() for d in summary.pauses],
+        "stepped_back": summary.stepped_back,
     }
 
 
