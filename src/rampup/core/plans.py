@@ -418,7 +418,9 @@ class RolloutState:
     noted_timeout: bool = False
     noted_hold: bool = False  # the missed target of this stage has been told
     environment_hold: bool = False  # paused by the controller because both variants degraded
-    stepped_back: bool = False  # a breach with no control stepped back once to compare (never twice)
+    # stepped back from 100% to compare, and the comparison has not blamed the environment (yet): a breach at
+    # 100% then acts, where after an environment hold it would step back again
+    stepped_back: bool = False
 
     def signed(self, stage: int) -> set[str]:
         return {s.prerequisite for s in self.signoffs if s.stage == stage}
@@ -623,7 +625,11 @@ def _safety(b: _Builder, breached: Sequence[GateResult], evidence: Sequence[dict
             TransitionKind.STEPPED_BACK,
         )
         return True
-    again = "; breached again after stepping back to compare" if _uncontrolled(b.plan, b.state) else ""
+    again = (
+        "; breached again after stepping back to compare, where nothing was the environment's"
+        if _uncontrolled(b.plan, b.state)
+        else ""
+    )
     critical = [r for r in breached if r.verdict is Verdict.CRITICAL]
     if critical:
         b.effects.append(Kill())
@@ -638,7 +644,8 @@ def _safety(b: _Builder, breached: Sequence[GateResult], evidence: Sequence[dict
 
 
 def _uncontrolled(plan: Plan, state: RolloutState) -> bool:
-    """The stage has no control group (100%), and the rollout has already stepped back once to compare."""
+    """The stage has no control group (100%), and stepping back to compare found nothing to blame on the
+    environment."""
     return state.stepped_back and plan.percentage_bp(state.stage) >= BUCKETS
 
 
@@ -646,7 +653,9 @@ def _compare_stage(plan: Plan, state: RolloutState, breached: Sequence[GateResul
     """Where to step back to when a breach at 100% may be the environment's: an incident lifts everyone's
     error rate, and with everyone on the flag nothing shows it is not the flag. The last stage with a control
     can tell (a shared breach is `environment` there, a real one still rolls back), so the rollout goes back
-    to it, once; a breach there runs the rollback matrix, and passing it returns to 100% as the plan goes."""
+    to it; a breach there runs the rollback matrix, and passing it returns to 100% as the plan goes. Again
+    only if that comparison blamed the environment: a flag that fails only with everyone on it (a capacity
+    limit) looks fine at 50%, and must not go back and forth."""
     if (
         not breached
         or state.stepped_back
@@ -678,7 +687,7 @@ def _environment(
             evidence,
             TransitionKind.ENVIRONMENT_UNHEALTHY,
         )
-        b.state = replace(b.state, environment_hold=True)
+        b.state = replace(b.state, environment_hold=True, stepped_back=False)
         return True
     if (
         state.phase is Phase.PAUSED

@@ -143,7 +143,7 @@ class TrialResult:
         tuple[int, timedelta], ...
     ] = ()  # (stage, when after its soak's end it said it waits for data)
     unseen_passes: tuple[int, ...] = ()  # stages passed with no failure seen in the treatment
-    stepped_back: bool = False  # a breach at 100% stepped back to compare with control
+    stepped_back: int = 0  # how often a breach at 100% stepped back to compare with control
 
     @property
     def delay(self) -> timedelta | None:
@@ -623,7 +623,7 @@ def simulate_trial(
         tuple(trial.stage_times),
         tuple(trial.waits),
         tuple(trial.unseen_passes),
-        trial.state.stepped_back,
+        trial.step_backs,
     )
 
 
@@ -648,6 +648,7 @@ class _Trial:
         self.stage_times: list[tuple[int, timedelta]] = []
         self.waits: list[tuple[int, timedelta]] = []
         self.unseen_passes: list[int] = []
+        self.step_backs = 0
         self.since: dict[int, timedelta] = {}  # stage-triggered changes: when they began
         self.units = np.zeros(2)  # treatment, control units the sample-ratio check counts this stage
         self.units_block = np.zeros((1, 2))
@@ -786,6 +787,7 @@ class _Trial:
         entered = before.entered_at or EPOCH
         for t in d.transitions:
             self.reasons.append(t.reason)
+            self.step_backs += t.kind is TransitionKind.STEPPED_BACK
             decided = (TransitionKind.ADVANCED, TransitionKind.AWAITING_APPROVAL, TransitionKind.COMPLETED)
             # the stage passed (sign-offs are given at once here); its first run only, as the forecast's
             again = any(stage == t.from_stage for stage, _ in self.stage_times)
@@ -929,7 +931,7 @@ def summarize(results: Sequence[TrialResult], naive: bool = False) -> Summary:
         len(delays),
         tuple(delays),
         tuple(pauses),
-        0 if naive else sum(r.stepped_back for r in results),
+        0 if naive else sum(r.stepped_back > 0 for r in results),
     )
 
 

@@ -463,6 +463,10 @@ def test_after_stepping_back_the_environment_pauses_and_the_rollout_returns_to_1
     assert (back.state.phase, back.state.stage, back.effects) == (Phase.RUNNING, 4, (SetRollout(10_000),))
     done = decide(PLAN, back.state, healthy(), T0 + timedelta(hours=150 + 49 + 7 * 24))
     assert done.state.phase is Phase.COMPLETED
+    # the comparison blamed the environment: another incident at 100% steps back again
+    again = sustained(back.state, breaching(Verdict.FAIL), T0 + timedelta(hours=230))
+    assert (again.state.phase, again.state.stage) == (Phase.RUNNING, 3)
+    assert again.transitions[0].kind is TransitionKind.STEPPED_BACK
 
 
 def test_a_breach_against_control_after_stepping_back_rolls_back() -> None:
@@ -471,15 +475,17 @@ def test_a_breach_against_control_after_stepping_back_rolls_back() -> None:
     assert (rolled.state.phase, rolled.state.stage) == (Phase.ROLLED_BACK, 2)
 
 
-def test_a_second_breach_at_100_percent_acts_rather_than_stepping_back_forever() -> None:
+def test_a_breach_back_at_100_percent_after_a_comparison_that_found_nothing_acts() -> None:
     """A breach that comes back only with everyone on the flag (a capacity limit, say) must not cycle
-    between 50% and 100% for ever: the rollout steps back once."""
+    between 50% and 100% for ever: when the comparison at 50% found nothing, the next breach acts."""
     stepped = sustained(at_full(), breaching(Verdict.FAIL), T0 + timedelta(hours=150)).state
     state = decide(PLAN, stepped, healthy(), T0 + timedelta(hours=150 + 49)).state
     assert PLAN.percentage_bp(state.stage) == 10_000
     again = sustained(state, breaching(Verdict.FAIL), T0 + timedelta(hours=220))
     assert (again.state.phase, again.state.stage) == (Phase.ROLLED_BACK, 3)
-    assert again.transitions[0].reason.endswith("breached again after stepping back to compare")
+    assert again.transitions[0].reason.endswith(
+        "breached again after stepping back to compare, where nothing was the environment's"
+    )
 
 
 def test_a_breach_control_cannot_explain_still_acts_at_100_percent() -> None:
