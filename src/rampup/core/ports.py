@@ -22,6 +22,7 @@ from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange
 from rampup.core.schedules import Schedule, ScheduleRecord
 from rampup.core.segments import Segment
 from rampup.core.sessions import Session
+from rampup.core.switch_off import SwitchOff
 from rampup.core.telemetry import CustomMetric, Observation
 from rampup.core.tokens import Token
 
@@ -117,6 +118,7 @@ class StateRecord:
     flag_id: int
     environment_id: int
     state: FlagState
+    switched_off: SwitchOff | None = None  # while the flag stays off: who switched it off, when, why and how
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +184,8 @@ class Flags(Protocol):
     def states(self, flag_id: int | None = None) -> Iterator[StateRecord]: ...
     def state(self, flag_id: int, environment_id: int) -> FlagState | None: ...
     def put_state(self, flag_id: int, environment_id: int, state: FlagState, at: datetime) -> None: ...
+    # Kept with the state until put again: set by what turns the flag off, None when a person turns it on.
+    def put_switch_off(self, flag_id: int, environment_id: int, switch_off: SwitchOff | None) -> None: ...
     def history(self) -> Iterator[PastState]: ...  # per flag and environment, oldest first
 
 

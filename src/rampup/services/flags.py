@@ -1,7 +1,7 @@
 """Flags and environments: create, change, kill — each change audited in the same transaction."""
 
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,13 +21,13 @@ from rampup.core.masking import mask_urls
 from rampup.core.model import AuditEntry, Environment
 from rampup.core.ports import Clock, FlagRecord, Store, Transaction
 from rampup.core.segments import check_segment_references
+from rampup.core.switch_off import OffHow, SwitchOff
 from rampup.core.targeting import Rule
 from rampup.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["FlagView", "FlagService", "STATE_FIELDS", "SwitchedOff", "apply_changes", "known_channels"]
 
 FLAG_FIELDS = frozenset({"description", "kind", "notify", "tags", "owner"})  # what can change after creation
-AUDIT_PAGE = 100  # audit entries read at a time when looking for who switched a flag off
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,8 @@ class FlagView:
     record: FlagRecord
     states: Mapping[str, FlagState]  # environment key → state
     stewardship: Stewardship = Stewardship()
+    # environment key → its kill switch, where one is pulled
+    switched_off: Mapping[str, SwitchOff] = field(default_factory=dict)
 
     def settings(self) -> dict[str, Any]:
         """What the audit trail records of a change to the flag itself."""
@@ -57,18 +59,20 @@ class SwitchedOff:
 
     flag: str
     environment: str
-    at: datetime
-    actor: str
-    on_behalf_of: str | None
-    reason: str
+    switch_off: SwitchOff
+
+    @property
+    def at(self) -> datetime:
+        return self.switch_off.at
 
     def said(self) -> str:
         """When, by whom and why, in a sentence's words."""
-        by = f"{self.actor} on behalf of {self.on_behalf_of}" if self.on_behalf_of else self.actor
-        why = f" ({self.reason})" if self.reason else ""
+        off = self.switch_off
+        by = f"{off.actor} on behalf of {off.on_behalf_of}" if off.on_behalf_of else off.actor
+        why = f" ({off.reason})" if off.reason else ""
         return (
             f"flag {self.flag!r} was switched off in {self.environment!r} "
-            f"at {self.at:%Y-%m-%d %H:%M:%S} UTC by {by}{why}"
+            f"at {off.at:%Y-%m-%d %H:%M:%S} UTC by {by}{why}"
         )
 
     def refusal(self, what: str) -> Conflict:
@@ -173,10 +177,12 @@ class FlagService:
 
     def _view(self, tx: Transaction, record: FlagRecord, stewardship: Stewardship | None = None) -> FlagView:
         names = {e.id: e.key for e in tx.environments.all()}
+        states = list(tx.flags.states(record.id))
         return FlagView(
             record,
-            {names[s.environment_id]: s.state for s in tx.flags.states(record.id)},
+            {names[s.environment_id]: s.state for s in states},
             tx.lifecycle.get(record.id) if stewardship is None else stewardship,
+            {names[s.environment_id]: s.switched_off for s in states if s.switched_off is not None},
         )
 
     def _record(self, tx: Transaction, key: str, *, for_update: bool = False) -> FlagRecord:
@@ -300,6 +306,7 @@ class FlagService:
             reason,
             "flag.update",
             lambda definition, state: apply_changes(definition, state, body),
+            OffHow.DISABLE,
         )
 
     def kill(self, key: str, environment: str, actor: str, reason: str) -> FlagState:
@@ -312,6 +319,7 @@ class FlagService:
             reason,
             "flag.kill",
             lambda _definition, state: replace(state, enabled=False),
+            OffHow.KILL,
         )
 
     def _change_state(
@@ -322,9 +330,11 @@ class FlagService:
         reason: str,
         action: str,
         change: Callable[[FlagDefinition, FlagState], FlagState],
+        how: OffHow,
     ) -> FlagState:
         with self._store.transaction() as tx:
-            after = self.change_state_in(tx, key, environment, actor, reason, action, change, self._clock())
+            now = self._clock()
+            after = self.change_state_in(tx, key, environment, actor, reason, action, change, now, how=how)
         self._on_change()
         return after
 
@@ -339,12 +349,20 @@ class FlagService:
         change: Callable[[FlagDefinition, FlagState], FlagState],
         now: datetime,
         on_behalf_of: str | None = None,
+        *,
+        how: OffHow,
+        source_id: int | None = None,
     ) -> FlagState:
-        """Change a flag's state inside the caller's transaction (a rollout decision), audited there too."""
+        """Change a flag's state inside the caller's transaction (a rollout decision), audited there too. A change
+        that switches the flag off pulls its kill switch (`how` it was done, by the rollout or scheduled change
+        `source_id`); one that switches it on puts it back."""
         env = self.environment(tx, environment)
         record = self._record(tx, key, for_update=True)
         before, after = self._changed(tx, env, record, change)
         tx.flags.put_state(record.id, env.id, after, now)
+        if before.enabled != after.enabled:
+            off = SwitchOff(now, actor, on_behalf_of, reason, how, source_id) if before.enabled else None
+            tx.flags.put_switch_off(record.id, env.id, off)
         tx.audit.record(
             actor,
             action,
@@ -391,21 +409,15 @@ class FlagService:
 
     def switched_off(self, tx: Transaction, key: str, environment: str) -> SwitchedOff | None:
         """Who switched the flag off in the environment, while it is still off; None when it is on, or has not
-        been on since it was made (off is where a flag starts, not a kill switch someone pulled)."""
+        been on since it was made (off is where a flag starts, not a kill switch someone pulled). Kept with the
+        state, so it follows a renamed environment and goes with a deleted flag or environment."""
         record, env = tx.flags.get(key), tx.environments.get(environment)
-        state = tx.flags.state(record.id, env.id) if record is not None and env is not None else None
-        if state is None or state.enabled:
+        if record is None or env is None:
             return None
-        # Entries under this key from before an environment of that key was deleted or renamed away are another
-        # environment's: a new one of the same key starts off without a kill switch pulled.
-        left = next((e.id for e in _newest_first(tx, f"environment:{environment}") if _key_left(e)), 0)
-        # Newest first: the newest change of `enabled` here is the one that turned it off.
-        for e in _newest_first(tx, f"flag:{key}"):
-            if e.id < left or e.action == "flag.create":
-                return None
-            if e.environment == environment and _turned_off(e):
-                return SwitchedOff(key, environment, e.at, e.actor, e.on_behalf_of, e.reason)
-        return None
+        found = next((s for s in tx.flags.states(record.id) if s.environment_id == env.id), None)
+        if found is None or found.switched_off is None:
+            return None
+        return SwitchedOff(key, environment, found.switched_off)
 
     def audit(
         self,
@@ -433,28 +445,6 @@ class FlagService:
             else e
             for e in entries
         ]
-
-
-def _turned_off(entry: AuditEntry) -> bool:
-    return (entry.before or {}).get("enabled") is True and (entry.after or {}).get("enabled") is False
-
-
-def _key_left(entry: AuditEntry) -> bool:
-    """The environment the entry is about stopped having its key: deleted, or renamed to another."""
-    return entry.action == "environment.delete" or (
-        entry.action == "environment.update" and (entry.after or {}).get("key") != entry.environment
-    )
-
-
-def _newest_first(tx: Transaction, target: str) -> Iterator[AuditEntry]:
-    """The target's audit entries, newest first, read a page at a time."""
-    before_id = None
-    while True:
-        entries = tx.audit.entries(target=target, limit=AUDIT_PAGE, before_id=before_id)
-        yield from entries
-        if len(entries) < AUDIT_PAGE:
-            return
-        before_id = entries[-1].id
 
 
 def _stewardship(current: Stewardship, body: Mapping[str, Any]) -> Stewardship:

@@ -36,6 +36,7 @@ from rampup.core.plans import (
 )
 from rampup.core.ports import Clock, GateData, RolloutRecord, Store, Transaction
 from rampup.core.srm import DAY_S, SrmPower, srm_power
+from rampup.core.switch_off import OffHow
 from rampup.errors import Conflict, InvalidInput, NotFound
 from rampup.services.flags import FlagService
 from rampup.services.notifications import NotificationService
@@ -402,7 +403,17 @@ class RolloutService:
                     return replace(s, enabled=True, rollout_bp=bp, bucket_by=bucket_by)
 
                 state = self._flags.change_state_in(
-                    tx, plan.flag, plan.environment, actor, reason, "flag.update", change, now, on_behalf_of
+                    tx,
+                    plan.flag,
+                    plan.environment,
+                    actor,
+                    reason,
+                    "flag.update",
+                    change,
+                    now,
+                    on_behalf_of,
+                    how=OffHow.ROLLOUT,
+                    source_id=record.id,
                 )
             else:
                 assert isinstance(effect, Kill)
@@ -416,6 +427,8 @@ class RolloutService:
                     lambda _d, s: replace(s, enabled=False),
                     now,
                     on_behalf_of,
+                    how=OffHow.ROLLOUT,
+                    source_id=record.id,
                 )
             _queue_hooks(tx, record, decision.state, state, reason, now)
 

@@ -16,6 +16,7 @@ from rampup.core.lifecycle import parse_notify
 from rampup.core.notifications import Notification, Severity
 from rampup.core.ports import Clock, Store, Transaction
 from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange, scheduled_instant
+from rampup.core.switch_off import OffHow
 from rampup.errors import Conflict, InvalidInput, NotFound, RampupError
 from rampup.services.flags import STATE_FIELDS, FlagService, apply_changes, known_channels
 from rampup.services.notifications import NotificationService
@@ -153,6 +154,8 @@ class ScheduledChangeService:
                 "flag.scheduled",
                 _applying(s.change),
                 now,
+                how=OffHow.SCHEDULED,
+                source_id=s.id,
             )
             self._announce(tx, s, now, "schedule.done", Severity.INFO, f"made by {holder}")
         return True

@@ -2,6 +2,7 @@
 what the tables' cascades take. (test_repositories.py holds the promises about concurrency and order.)"""
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from rampup.core.ports import EvaluationCount, PastState, SessionRecord, StateRe
 from rampup.core.rollups import SECOND, Aggregate, RollupKey
 from rampup.core.schedules import parse_schedule
 from rampup.core.sessions import Session
+from rampup.core.switch_off import OffHow, SwitchOff
 from rampup.core.telemetry import Aggregation, CustomMetric
 from rampup.core.tokens import Scope, Token
 from rampup.errors import Conflict
@@ -74,6 +76,40 @@ def test_a_flag_keeps_its_states_and_history_and_takes_them_when_deleted(store: 
     with store.read() as tx:
         assert tx.flags.all() == [] and list(tx.flags.states()) == [] and list(tx.flags.history()) == []
         assert tx.lifecycle.all() == {} and tx.lifecycle.evaluations(flag.id, 0) == []
+
+
+def test_a_switch_off_is_kept_with_its_state_through_changes_and_renames_until_cleared(store: Store) -> None:
+    off = SwitchOff(LATER, "oncall", "dana", "error rate 0.8%", OffHow.ROLLOUT, 7)
+    with store.transaction() as tx:
+        env, other = tx.environments.add("production", "Production", AT), tx.environments.add("qa", "QA", AT)
+        flag = tx.flags.add(FlagDefinition("ws"), AT)
+        for e in (env, other):
+            tx.flags.put_state(flag.id, e.id, FlagState(enabled=True, version=1), AT)
+        tx.flags.put_state(flag.id, env.id, FlagState(enabled=False, version=2), LATER)
+        tx.flags.put_switch_off(flag.id, env.id, off)
+        tx.flags.put_switch_off(flag.id, env.id + other.id, off)  # no such state: nothing to keep it with
+    with store.transaction() as tx:
+        tx.environments.update(env.id, "prod", "Production")
+        tx.flags.put_state(flag.id, env.id, FlagState(enabled=False, rollout_bp=100, version=3), LATER)
+    with store.read() as tx:
+        assert {s.environment_id: s.switched_off for s in tx.flags.states()} == {env.id: off, other.id: None}
+        assert [s.switched_off for s in tx.flags.states(flag.id) if s.environment_id == env.id] == [off]
+    with store.transaction() as tx:
+        tx.flags.put_switch_off(flag.id, env.id, None)
+        tx.flags.put_switch_off(
+            flag.id, other.id, replace(off, on_behalf_of=None, how=OffHow.KILL, source_id=None)
+        )
+    with store.read() as tx:
+        kill = SwitchOff(LATER, "oncall", None, "error rate 0.8%", OffHow.KILL)
+        assert {s.environment_id: s.switched_off for s in tx.flags.states()} == {env.id: None, other.id: kill}
+    with store.transaction() as tx:
+        tx.flags.delete(flag.id)
+        tx.flags.add(FlagDefinition("ws"), AT)  # made anew: its states start without one
+        made = tx.flags.get("ws")
+        assert made is not None
+        tx.flags.put_state(made.id, other.id, FlagState(), AT)
+    with store.read() as tx:
+        assert [s.switched_off for s in tx.flags.states()] == [None]
 
 
 def test_a_token_is_revoked_and_a_new_secret_brings_it_back(store: Store) -> None:

@@ -13,6 +13,7 @@ from rampup.config import Settings
 from rampup.core.flags import FlagDefinition, FlagState
 from rampup.core.ports import Store
 from rampup.core.rollups import Aggregate, Exceedance, UnitTotals
+from rampup.core.switch_off import OffHow
 from rampup.core.telemetry import Kind, Observation
 from rampup.core.tokens import Scope
 from rampup.errors import Conflict, InvalidInput, NotFound
@@ -191,7 +192,15 @@ def test_a_kill_committed_after_a_later_change_is_still_picked_up_on_postgres(
     second = build_container(Settings(database_url=url, admin_token="a"), clock=StepClock())
     with first.store.transaction() as slow:
         first.flags.change_state_in(
-            slow, "checkout", "production", "lee", "errors", "flag.kill", _kill, first.clock()
+            slow,
+            "checkout",
+            "production",
+            "lee",
+            "errors",
+            "flag.kill",
+            _kill,
+            first.clock(),
+            how=OffHow.KILL,
         )
         second.flags.set_state("banner", "production", {"enabled": True}, "dana")
         assert second.snapshots.current.flags["production"]["banner"].state.enabled

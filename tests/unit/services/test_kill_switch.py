@@ -12,6 +12,7 @@ from rampup.core.flags import FlagState
 from rampup.core.plans import Phase, Plan, TransitionKind
 from rampup.core.ports import RolloutRecord
 from rampup.core.scheduled_changes import ChangeStatus
+from rampup.core.switch_off import OffHow, SwitchOff
 from rampup.errors import Conflict
 
 FLAG, ENV = "workstation", "production"  # the example flag a fresh store has
@@ -48,8 +49,8 @@ def apply(c: Container, start: bool = True) -> int:
     return c.rollouts.create(PLAN, Plan.parse(PLAN), "deploy-bot", start)
 
 
-def state(c: Container) -> FlagState:
-    return c.flags.flag(FLAG).states[ENV]
+def state(c: Container, env: str = ENV) -> FlagState:
+    return c.flags.flag(FLAG).states[env]
 
 
 def records(c: Container) -> list[RolloutRecord]:
@@ -86,6 +87,40 @@ def test_a_plan_for_a_flag_switched_off_is_refused_with_who_when_and_the_way_bac
         apply(c)
     assert refused.value.message == f"{KILLED}: a rollout does not turn it back on. {PUT_BACK}"
     assert (records(c), state(c), c.flags.audit(limit=1000)) == (rollouts, before, audit)
+
+
+@pytest.mark.parametrize(
+    ("switch_off", "how"),
+    [(kill, OffHow.KILL), (by_disable, OffHow.DISABLE), (by_rollout_disable, OffHow.ROLLOUT)],
+)
+def test_the_flag_shows_who_switched_it_off_and_how_until_a_person_turns_it_on(
+    c: Container, clock: ManualClock, switch_off: Callable[[Container, ManualClock], None], how: OffHow
+) -> None:
+    switch_off(c, clock)
+    off = c.flags.flag(FLAG).switched_off[ENV]
+    rollout = records(c)[0].id if records(c) else None
+    assert off == SwitchOff(clock(), "oncall", None, "error rate 0.8%", how, rollout)
+
+    c.flags.set_state(FLAG, ENV, {"rules": []}, "dana", "no staff rule for now")  # still off: still pulled
+    assert c.flags.flag(FLAG).switched_off == {ENV: off}
+    c.flags.set_state(FLAG, ENV, {"enabled": True, "rollout": 0}, "dana", "fixed in 1.4.2")
+    assert c.flags.flag(FLAG).switched_off == {}
+    assert c.rollouts.rollout(apply(c)).record.state.phase is Phase.AWAITING_APPROVAL
+
+
+def test_an_environment_renamed_after_the_kill_keeps_it_pulled(c: Container, clock: ManualClock) -> None:
+    kill(c, clock)
+    c.flags.update_environment(ENV, {"key": "prod-eu"}, "admin")
+    plan = {**PLAN, "environment": "prod-eu"}
+
+    with pytest.raises(Conflict) as refused:
+        c.rollouts.create(plan, Plan.parse(plan), "deploy-bot", True)
+    assert refused.value.message == (
+        "flag 'workstation' was switched off in 'prod-eu' at 2026-03-02 10:00:00 UTC by oncall (error rate 0.8%): "
+        "a rollout does not turn it back on. Turn it on yourself first if you mean to: "
+        "rampup flag set workstation --env prod-eu --enable --rollout 0"
+    )
+    assert records(c) == [] and state(c, "prod-eu").enabled is False
 
 
 def test_a_pending_rollout_starts_only_once_a_person_turns_the_flag_back_on(

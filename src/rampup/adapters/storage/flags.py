@@ -20,6 +20,7 @@ from rampup.adapters.storage.tables import (
 from rampup.core.flags import FlagDefinition, FlagState, FlagType, Prerequisite, Variant
 from rampup.core.model import Environment
 from rampup.core.ports import FlagRecord, PastState, StateRecord
+from rampup.core.switch_off import OffHow, SwitchOff
 from rampup.core.targeting import Rule
 from rampup.core.telemetry import CustomMetric
 
@@ -128,7 +129,7 @@ class SqlFlags:
             query = query.where(flag_states.c.flag_id == flag_id)
         for r in self.conn.execute(query):
             names = frozenset(v["name"] for v in r.variants)
-            yield StateRecord(r.flag_id, r.environment_id, self._state(r, names))
+            yield StateRecord(r.flag_id, r.environment_id, self._state(r, names), _switch_off(r))
 
     def state(self, flag_id: int, environment_id: int) -> FlagState | None:
         return next((s.state for s in self.states(flag_id) if s.environment_id == environment_id), None)
@@ -155,6 +156,19 @@ class SqlFlags:
             insert(flag_history).values(flag_id=flag_id, environment_id=environment_id, at=at, **history)
         )
 
+    def put_switch_off(self, flag_id: int, environment_id: int, switch_off: SwitchOff | None) -> None:
+        off = switch_off
+        values = {
+            "off_at": off.at if off else None,
+            "off_actor": off.actor if off else None,
+            "off_on_behalf_of": off.on_behalf_of if off else None,
+            "off_reason": off.reason if off else None,
+            "off_how": off.how.value if off else None,
+            "off_source_id": off.source_id if off else None,
+        }
+        where = (flag_states.c.flag_id == flag_id) & (flag_states.c.environment_id == environment_id)
+        self.conn.execute(update(flag_states).where(where).values(**values))
+
     def history(self) -> Iterator[PastState]:
         """Every state each flag had in each environment, oldest first."""
         query = select(flag_history).order_by(
@@ -171,6 +185,14 @@ class SqlFlags:
                 r.bucket_by,
             )
             yield PastState(r.flag_id, r.environment_id, utc(r.at), state)
+
+
+def _switch_off(r: Any) -> SwitchOff | None:
+    if r.off_at is None:
+        return None
+    return SwitchOff(
+        utc(r.off_at), r.off_actor, r.off_on_behalf_of, r.off_reason, OffHow(r.off_how), r.off_source_id
+    )
 
 
 class SqlCustomMetrics:

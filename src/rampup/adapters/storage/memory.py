@@ -45,6 +45,7 @@ from rampup.core.scheduled_changes import ChangeStatus, ScheduledChange
 from rampup.core.schedules import Schedule, ScheduleRecord
 from rampup.core.segments import Segment
 from rampup.core.sessions import Session
+from rampup.core.switch_off import SwitchOff
 from rampup.core.telemetry import CustomMetric, Observation
 from rampup.core.tokens import Token
 from rampup.errors import Conflict
@@ -67,6 +68,7 @@ class _Tables:
     environments: dict[int, Environment] = field(default_factory=dict)
     flags: dict[int, FlagRecord] = field(default_factory=dict)
     states: dict[tuple[int, int], FlagState] = field(default_factory=dict)
+    switch_offs: dict[tuple[int, int], SwitchOff] = field(default_factory=dict)  # kept beside their states
     history: list[PastState] = field(default_factory=list)
     segments: dict[int, SegmentRecord] = field(default_factory=dict)
     tokens: dict[str, tuple[Token, int | None]] = field(default_factory=dict)
@@ -166,6 +168,7 @@ class _Environments(_Repository):
     def delete(self, environment_id: int) -> None:
         del self.t.environments[environment_id]
         self.t.states = {k: s for k, s in self.t.states.items() if k[1] != environment_id}
+        self.t.switch_offs = {k: s for k, s in self.t.switch_offs.items() if k[1] != environment_id}
         self.t.history = [h for h in self.t.history if h.environment_id != environment_id]
         self.t.tokens = {i: (t, env) for i, (t, env) in self.t.tokens.items() if env != environment_id}
         self.t.segments = {i: r for i, r in self.t.segments.items() if r.environment_id != environment_id}
@@ -193,6 +196,7 @@ class _Flags(_Repository):
         self.t.flags.pop(flag_id, None)
         for key in [k for k in self.t.states if k[0] == flag_id]:
             del self.t.states[key]
+            self.t.switch_offs.pop(key, None)
         # as the tables' ON DELETE CASCADE does
         self.t.history = [h for h in self.t.history if h.flag_id != flag_id]
         self.t.stewardships.pop(flag_id, None)
@@ -201,7 +205,7 @@ class _Flags(_Repository):
     def states(self, flag_id: int | None = None) -> Iterator[StateRecord]:
         for (f, env), state in list(self.t.states.items()):
             if flag_id is None or f == flag_id:
-                yield StateRecord(f, env, state)
+                yield StateRecord(f, env, state, self.t.switch_offs.get((f, env)))
 
     def state(self, flag_id: int, environment_id: int) -> FlagState | None:
         return self.t.states.get((flag_id, environment_id))
@@ -209,6 +213,12 @@ class _Flags(_Repository):
     def put_state(self, flag_id: int, environment_id: int, state: FlagState, at: datetime) -> None:
         self.t.states[(flag_id, environment_id)] = state
         self.t.history.append(PastState(flag_id, environment_id, at, replace(state, rules=())))
+
+    def put_switch_off(self, flag_id: int, environment_id: int, switch_off: SwitchOff | None) -> None:
+        if switch_off is None:
+            self.t.switch_offs.pop((flag_id, environment_id), None)
+        elif (flag_id, environment_id) in self.t.states:  # as the SQL store updates the state's row
+            self.t.switch_offs[(flag_id, environment_id)] = switch_off
 
     def history(self) -> Iterator[PastState]:
         order = sorted(

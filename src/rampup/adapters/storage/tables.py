@@ -101,6 +101,13 @@ flag_states = Table(
     Column("updated_at", Timestamp, nullable=False),
     Column("bucket_by", String(128), nullable=False, server_default=""),
     Column("prerequisites", Json, nullable=False, server_default="[]"),
+    # Who switched the flag off here, while it stays off (core/switch_off.py); all null otherwise.
+    Column("off_at", Timestamp, nullable=True),
+    Column("off_actor", String(200), nullable=True),
+    Column("off_on_behalf_of", String(200), nullable=True),
+    Column("off_reason", Text, nullable=True),
+    Column("off_how", String(16), nullable=True),
+    Column("off_source_id", Integer, nullable=True),
 )
 
 tokens = Table(
