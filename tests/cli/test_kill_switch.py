@@ -31,6 +31,13 @@ def staff_variant(server: Server, sdk: str, flag: str) -> str:
     return str(r.json()["variant"])
 
 
+def switched_off(server: Server, flag: str) -> dict[str, Any] | None:
+    """The flag's pulled kill switch in production, as the API shows it (but when)."""
+    with server.client() as c:
+        off = c.get(f"/api/v1/flags/{flag}/environments/production").json()["switched_off"]
+    return None if off is None else {k: v for k, v in off.items() if k != "at"}
+
+
 def rollouts_of(server: Server, flag: str) -> list[dict[str, Any]]:
     with server.client() as c:
         return list(c.get("/api/v1/rollouts", params={"flag": flag}).json())
@@ -83,9 +90,21 @@ def test_a_killed_flag_stays_off_through_its_rollout_and_a_new_plan_until_a_pers
     assert error.endswith(way_back)
     assert [r["id"] for r in rollouts_of(server, flag)] == [rollout["id"]]
     assert staff_variant(server, sdk, flag) == "off"
+    # The flag shows it too, as long as it stays pulled.
+    assert switched_off(server, flag) == {
+        "actor": f"oncall-{flag}",
+        "on_behalf_of": None,
+        "reason": "error rate 0.8%",
+        "how": "kill",
+        "source_id": None,
+    }
+    shown = ok(rampup("flag", "show", flag, server=server))
+    assert f"by oncall-{flag} with flag kill (error rate 0.8%); stays off until a person turns it on" in shown
 
     ok(rampup(*way_back.split()[1:], "--reason", "fixed in 1.4.2", server=server))
     assert staff_variant(server, sdk, flag) == "on"  # the person's choice, at 0%: the rule only
+    assert switched_off(server, flag) is None
+    assert "switched off" not in ok(rampup("flag", "show", flag, server=server))
     again = json.loads(ok(rampup("apply", "-f", str(plan), "--json", server=server)))
     assert again["state"] == "awaiting_approval" and len(rollouts_of(server, flag)) == 2
 

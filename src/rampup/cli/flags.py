@@ -176,6 +176,26 @@ def show(key: str, server: Server = DEFAULT_SERVER, token: TokenOpt = None, as_j
             env, _state_line(state), state["salt"], str(state["version"]), _rules_text(state["rules"])
         )
     console.print(table)
+    for env, state in flag["environments"].items():
+        if state.get("switched_off"):
+            console.print(_switched_off_line(key, env, state["switched_off"]), markup=False)
+
+
+def _switched_off_line(key: str, env: str, off: dict[str, Any]) -> str:
+    """A pulled kill switch: who, when, why and how, and the way back."""
+    by = f"{off['actor']} on behalf of {off['on_behalf_of']}" if off["on_behalf_of"] else off["actor"]
+    how = {
+        "kill": "flag kill",
+        "disable": "flag set --disable",
+        "rollout": "rollout",
+        "scheduled": "scheduled change",
+    }
+    source = f" {off['source_id']}" if off["source_id"] is not None else ""
+    why = f" ({off['reason']})" if off["reason"] else ""
+    return (
+        f"switched off in {env} at {off['at']} by {by} with {how.get(off['how'], off['how'])}{source}{why}; "
+        f"stays off until a person turns it on: rampup flag set {key} --env {env} --enable --rollout 0"
+    )
 
 
 @app.command("set")

@@ -45,6 +45,7 @@ __all__ = [
     "ScheduledChangeIn",
     "ScheduledChangeOut",
     "FlagStateOut",
+    "SwitchOffOut",
     "FlagOut",
     "KillIn",
     "TokenIn",
@@ -286,6 +287,18 @@ class SplitRuleOut(BaseModel):
 RuleOut = VariantRuleOut | SplitRuleOut  # a rule serves one variant or a percentage split
 
 
+class SwitchOffOut(BaseModel):
+    at: datetime
+    actor: str = Field(description="the name of the token that switched the flag off")
+    on_behalf_of: str | None = Field(description="whom that token said it acted for")
+    reason: str
+    how: str = Field(
+        description="kill (`rampup flag kill`), disable (`rampup flag set --disable`), rollout (a rollout's "
+        "disable: by hand or by a disable gate) or scheduled (a scheduled change)"
+    )
+    source_id: int | None = Field(description="the rollout's or the scheduled change's id; null otherwise")
+
+
 class FlagStateOut(BaseModel):
     enabled: bool
     rollout: float
@@ -295,6 +308,11 @@ class FlagStateOut(BaseModel):
     bucket_by: str | None = None
     prerequisites: list[PrerequisiteOut] = []
     version: int
+    switched_off: SwitchOffOut | None = Field(
+        None,
+        description="the kill switch, while it stays pulled: who switched the flag off, when, why and how; "
+        "nothing turns the flag on again but a person. Null while the flag is on or has never been on",
+    )
 
 
 class EnvironmentStateOut(FlagStateOut):

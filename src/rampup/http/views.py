@@ -8,6 +8,7 @@ from rampup.core.durations import format_duration
 from rampup.core.flags import FlagState
 from rampup.core.lifecycle import Stewardship
 from rampup.core.masking import mask_urls
+from rampup.core.switch_off import SwitchOff
 from rampup.core.telemetry import MetricResult, VariantValue
 from rampup.services.alerts import AlertStatus, RuleStatus
 from rampup.services.flags import FlagView
@@ -31,6 +32,7 @@ __all__ = [
     "schedule_out",
     "segment_out",
     "state_out",
+    "switch_off_out",
 ]
 
 
@@ -48,12 +50,36 @@ def flag_out(view: FlagView) -> dict[str, Any]:
         "references": references_out(s),
         "created_at": view.record.created_at,
         "updated_at": view.record.updated_at,
-        "environments": {env: state.to_dict() for env, state in view.states.items()},
+        "environments": {
+            env: {**state.to_dict(), "switched_off": switch_off_out(view.switched_off.get(env))}
+            for env, state in view.states.items()
+        },
     }
 
 
-def state_out(flag: str, environment: str, state: FlagState) -> dict[str, Any]:
-    return {"flag": flag, "environment": environment, **state.to_dict()}
+def state_out(
+    flag: str, environment: str, state: FlagState, switched_off: SwitchOff | None
+) -> dict[str, Any]:
+    return {
+        "flag": flag,
+        "environment": environment,
+        **state.to_dict(),
+        "switched_off": switch_off_out(switched_off),
+    }
+
+
+def switch_off_out(off: SwitchOff | None) -> dict[str, Any] | None:
+    """Who switched the flag off, while it stays off; None while it is on or has never been on."""
+    if off is None:
+        return None
+    return {
+        "at": off.at,
+        "actor": off.actor,
+        "on_behalf_of": off.on_behalf_of,
+        "reason": off.reason,
+        "how": off.how.value,
+        "source_id": off.source_id,
+    }
 
 
 def references_out(s: Stewardship) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from rampup.bootstrap import Container
+from rampup.core.flags import FlagState
 from rampup.errors import NotFound
 from rampup.http.deps import ContainerDep, Reader, Writer
 from rampup.http.routes.lifecycle import StatusQuery, parse_status
@@ -64,7 +66,7 @@ def get_state(key: str, environment: str, c: ContainerDep, _: Reader) -> dict[st
     view = c.flags.flag(key)
     if environment not in view.states:
         raise NotFound(f"environment {environment!r} not found")
-    return state_out(key, environment, view.states[environment])
+    return state_out(key, environment, view.states[environment], view.switched_off.get(environment))
 
 
 @router.put(
@@ -78,7 +80,7 @@ def set_state(
     state = c.flags.set_state(
         key, environment, body.model_dump(exclude_unset=True, exclude_none=True), token.name
     )
-    return state_out(key, environment, state)
+    return _changed(c, key, environment, state)
 
 
 @router.post("/{key}/environments/{environment}/kill", response_model=EnvironmentStateOut)
@@ -86,4 +88,10 @@ def kill(
     key: str, environment: str, c: ContainerDep, token: Writer, body: KillIn | None = None
 ) -> dict[str, Any]:
     state = c.flags.kill(key, environment, token.name, body.reason if body else "")
-    return state_out(key, environment, state)
+    return _changed(c, key, environment, state)
+
+
+def _changed(c: Container, key: str, environment: str, state: FlagState) -> dict[str, Any]:
+    """The state a change made, with the kill switch as it stands after it (pulled by a kill, put back by an
+    enable)."""
+    return state_out(key, environment, state, c.flags.flag(key).switched_off.get(environment))
