@@ -2,6 +2,7 @@
 upgraded server still refuses to turn them on."""
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,14 @@ from sqlalchemy import Connection, insert
 
 from rampup.adapters.storage import make_engine
 from rampup.adapters.storage.engine import MIGRATIONS
-from rampup.adapters.storage.tables import audit, environments, flag_states, flags
+from rampup.adapters.storage.tables import (
+    audit,
+    environments,
+    flag_states,
+    flags,
+    rollout_transitions,
+    rollouts,
+)
 from rampup.bootstrap import build_container
 from rampup.config import Settings
 from rampup.core.plans import Phase, Plan
@@ -47,6 +55,7 @@ def test_an_upgrade_keeps_the_kills_the_audit_log_holds_pulled(
             "scheduled-off": {"production": scheduled},
             "back-on": {},
             "never-on": {},
+            "rollout-off": {"production": replace(killed, how=OffHow.ROLLOUT, source_id=7)},
         }
         with pytest.raises(Conflict) as refused:
             c.rollouts.create(_plan("killed"), Plan.parse(_plan("killed")), "deploy-bot", True)
@@ -73,7 +82,7 @@ def _plan(flag: str) -> dict[str, Any]:
 
 
 def _as_0022_left_them(conn: Connection) -> None:
-    """Four flags in production, their states and their audit entries as 0022's services wrote them."""
+    """Five flags in production, their states and their audit entries as 0022's services wrote them."""
     on, off = {"enabled": True}, {"enabled": False}
     at = KILLED_AT - timedelta(hours=1)
     conn.execute(insert(environments).values(id=1, key="production", name="Production", created_at=at))
@@ -98,6 +107,10 @@ def _as_0022_left_them(conn: Connection) -> None:
             True,
         ),
         "never-on": ([("flag.kill", "oncall", off, off, "")], False),
+        "rollout-off": (  # its rollout's disable, with the transition below
+            [("flag.update", "dana", off, on, ""), ("flag.kill", "oncall", on, off, "error rate 0.8%")],
+            False,
+        ),
     }
     for flag_id, (key, (entries, enabled)) in enumerate(history.items(), start=1):
         conn.execute(
@@ -123,3 +136,34 @@ def _as_0022_left_them(conn: Connection) -> None:
                     actor=actor, action=action, before=before, after=after, reason=reason, **entry
                 )
             )
+    rollout = {
+        "name": "ramp",
+        "plan": {},
+        "state": {},
+        "version": 2,
+        "created_by": "dana",
+        "updated_at": KILLED_AT,
+    }
+    conn.execute(
+        insert(rollouts).values(
+            id=7,
+            flag="rollout-off",
+            environment="production",
+            phase="disabled",
+            live=False,
+            created_at=at,
+            **rollout,
+        )
+    )
+    transition = {"from_stage": 1, "to_stage": 1, "evidence": [], "kind": "disabled"}
+    conn.execute(
+        insert(rollout_transitions).values(
+            rollout_id=7,
+            at=KILLED_AT,
+            from_phase="running",
+            to_phase="disabled",
+            actor="oncall",
+            reason="error rate 0.8%",
+            **transition,
+        )
+    )

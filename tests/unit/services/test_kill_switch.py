@@ -108,6 +108,18 @@ def test_the_flag_shows_who_switched_it_off_and_how_until_a_person_turns_it_on(
     assert c.rollouts.rollout(apply(c)).record.state.phase is Phase.AWAITING_APPROVAL
 
 
+def test_a_scheduled_change_that_switches_the_flag_off_pulls_it_too(c: Container, clock: ManualClock) -> None:
+    body = {"flag": FLAG, "environment": ENV, "at": "2026-03-02 10:00", "change": {"enabled": False}}
+    scheduled = c.scheduled.create({**body, "reason": "maintenance"}, "oncall").id
+    clock.set_to(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
+    assert c.scheduled.run_due(c.leader.holder, timedelta(seconds=5)) == 1
+
+    off = c.flags.flag(FLAG).switched_off[ENV]
+    assert (off.at, off.actor, off.how, off.source_id) == (clock(), "oncall", OffHow.SCHEDULED, scheduled)
+    with pytest.raises(Conflict, match="a rollout does not turn it back on"):
+        apply(c)
+
+
 def test_an_environment_renamed_after_the_kill_keeps_it_pulled(c: Container, clock: ManualClock) -> None:
     kill(c, clock)
     c.flags.update_environment(ENV, {"key": "prod-eu"}, "admin")
