@@ -137,6 +137,8 @@ def test_a_change_without_the_csrf_token_or_from_another_site_is_refused(web_ser
     with web_server.client() as api:
         entry = api.get("/api/v1/audit", params={"target": f"flag:{key}", "action": "flag.kill"}).json()[0]
     assert (entry["actor"], entry["reason"]) == ("admin", "checkout errors")
+    told = browser.get(f"/flags/{key}").text  # who pulled it, and why, where people look
+    assert "Switched off" in told and "<b>admin</b>" in told and "checkout errors" in told
 
 
 def test_a_read_token_sees_everything_and_changes_nothing(web_server: Server) -> None:

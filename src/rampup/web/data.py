@@ -27,7 +27,7 @@ from rampup.core.schedules import KINDS
 from rampup.core.targeting import condition_text
 from rampup.core.tokens import Scope
 from rampup.errors import InvalidInput, NotFound, RampupError
-from rampup.http.views import alert_out, alert_rule_out, flag_out, rollout_out, segment_out
+from rampup.http.views import alert_out, alert_rule_out, flag_out, rollout_out, segment_out, switch_off_out
 from rampup.services.feedback import FeedbackQuery
 from rampup.services.metrics import MetricQuery
 from rampup.services.reports import SHOWN_COMMENTS
@@ -453,6 +453,7 @@ def flag(c: Container, key: str, environment: str | None, base_url: str) -> dict
         ],
         "environment": env,
         "state": state,
+        "switched_off": switch_off_out(view.switched_off.get(env)),
         "rules_text": [_rule_text(r) for r in state["rules"]],
         "rules_json": json.dumps(state["rules"], indent=2),
         "rollouts": [_summary(c, r) for r in _rollouts(c, flag=key)],
