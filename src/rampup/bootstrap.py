@@ -26,7 +26,7 @@ from rampup.core.tokens import Scope
 from rampup.services.alerts import AlertService
 from rampup.services.feedback import FeedbackService
 from rampup.services.flags import FlagService
-from rampup.services.ingest import IngestService
+from rampup.services.ingest import COMPACT_CHUNK, COMPACT_CHUNK_BESIDE, IngestService
 from rampup.services.leader import Leader
 from rampup.services.lifecycle import LifecycleService
 from rampup.services.metrics import MetricsService
@@ -122,7 +122,9 @@ def build_container(settings: Settings, clock: Clock | None = None, store: Store
     usage = EvaluationCounter(store, clock)
     meters = ServerMetrics(holder)
     retention = timedelta(days=settings.retention_days)
-    ingest = IngestService(store, snapshots, clock, usage, meters.ingest, retention)
+    postgres = engine is not None and engine.dialect.name == "postgresql"
+    chunk = COMPACT_CHUNK_BESIDE if postgres else COMPACT_CHUNK
+    ingest = IngestService(store, snapshots, clock, usage, meters.ingest, retention, chunk)
     lifecycle = LifecycleService(store, clock, notifications, refresh)
     scheduled = ScheduledChangeService(store, clock, flags, notifications, refresh)
     return Container(

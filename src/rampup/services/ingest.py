@@ -42,6 +42,10 @@ RETRIES = 3  # concurrent first writes of the same new aggregate row (several in
 # Per-user-day parts merged per transaction. Not fewer: on SQLite each commit writes every page its chunk touched (a
 # chunk's users are spread over the whole table), so chunks of 5,000 cost the merge twice the CPU of chunks of 50,000.
 COMPACT_CHUNK = 50_000
+# PostgreSQL merges beside ingest (nothing waits for it), so a chunk there holds a compaction interval's parts even
+# at 100,000 events/s: a user's parts in it are summed into one upsert, where chunks of 50,000 upserted a user
+# returning within the interval once per chunk. Still a bound, for a backlog (a worker down for an hour).
+COMPACT_CHUNK_BESIDE = 500_000
 # Between chunks: a writer waiting for SQLite's lock takes it then, not after the last chunk.
 COMPACT_PAUSE_S = 0.005
 

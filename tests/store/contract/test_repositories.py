@@ -217,6 +217,52 @@ def compacted_part_by_part(store: Store, read: Callable[[Transaction], object]) 
             return
 
 
+def test_a_user_in_many_parts_of_a_day_compacts_at_once_to_the_same_answers(store: Store) -> None:
+    """One compaction takes many batches' parts of the same users (PostgreSQL sums each user's before its one upsert),
+    some merged into rows an earlier compaction left: the answers are those of the parts alone."""
+    with store.transaction() as tx:
+        env = tx.environments.add("production", "Production", AT)
+    day = 1_000_020 // DAY
+    for i in range(12):
+        with store.transaction() as tx:
+            tx.telemetry.add_units(
+                env.id,
+                {
+                    UnitKey("ws", "on", day, "u1"): [1, i % 2, 0],
+                    UnitKey("ws", "off", day, f"u{i % 3}"): [2, 0, 1],
+                },
+            )
+            tx.telemetry.add_latencies(
+                env.id, {LatencyKey("ws", "on", day, "u1", "api_latency", 5 + i % 3): 1}
+            )
+        if i == 5:  # the second half's parts meet rows already merged
+            with store.transaction() as tx:
+                tx.telemetry.compact_units(1_000_000)
+
+    def read(tx: Transaction) -> object:
+        return (
+            tx.telemetry.unit_totals(env.id, "ws", day, day),
+            tx.telemetry.exceedance(env.id, "ws", "api_latency", day, day),
+        )
+
+    expected = (
+        {"on": UnitTotals(1, 12, 6, 36), "off": UnitTotals(3, 24, 0, 0, 12, 48)},
+        # u1's twelve values, four in each of octaves 5, 6 and 7
+        {
+            "on": {
+                level: Exceedance(12, 144, above, above * above, above * 12)
+                for level, above in ((5, 12), (6, 8), (7, 4))
+            }
+        },
+    )
+    with store.read() as tx:
+        assert read(tx) == expected
+    with store.transaction() as tx:
+        tx.telemetry.compact_units(1_000_000)
+    with store.read() as tx:
+        assert read(tx) == expected
+
+
 def test_every_user_is_counted_apart_whatever_their_key_before_and_after_compaction(store: Store) -> None:
     """A batch's users with the same counts are stored together (their keys in one JSON array on SQL stores):
     keys that JSON escapes, or that read like numbers, still count as the users they name."""

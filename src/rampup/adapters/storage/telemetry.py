@@ -89,14 +89,15 @@ class _Packs(NamedTuple):
         return f"SELECT {columns}, {user} AS targeting_key FROM {packs} p, {each} k"
 
     def merge(self, unpacked: str, postgres: bool) -> str:
-        """Sum `unpacked`'s rows into `merged`. PostgreSQL's upsert takes each key once, summed, in key order (one
-        lock order for every compactor); SQLite upserts row by row, which adds repeats without a sort."""
+        """Sum `unpacked`'s rows into `merged`. PostgreSQL's upsert takes each key once, summed by a hash aggregate
+        (sorting them into key order cost it as much again); SQLite upserts row by row, which adds repeats without
+        a sort (its GROUP BY sorts, and costs more than the upserts it saves)."""
         columns = ("environment_id", *self.shared, "targeting_key")
         key = ", ".join(self.key)
         added = ", ".join(f"{c} = {self.merged}.{c} + excluded.{c}" for c in self.counts)
         if postgres:
             summed = ", ".join(f"sum({c})" if c in self.counts else c for c in columns)
-            select_ = f"SELECT {summed} FROM ({unpacked}) u GROUP BY {key} ORDER BY {key}"
+            select_ = f"SELECT {summed} FROM ({unpacked}) u GROUP BY {key}"
         else:
             select_ = f"SELECT {', '.join(columns)} FROM ({unpacked}) u WHERE true"
         return f"INSERT INTO {self.merged} ({', '.join(columns)}) {select_} ON CONFLICT ({key}) DO UPDATE SET {added}"
@@ -275,8 +276,10 @@ class SqlTelemetry:
 
     def _compact(self, packs: _Packs, limit: int) -> int:
         if self.conn.dialect.name == "postgresql":
-            # One statement: the packs deleted are exactly the packs summed. A concurrent compactor waits for the
-            # packs this one deletes and then skips them.
+            # One statement: the packs deleted are exactly the packs summed. A concurrent compactor (one that lost
+            # the lease) chooses from the table's start too, so it waits for the packs this one deletes, skips them
+            # and upserts after this one's commit. Should two ever upsert the same users at once in other orders,
+            # PostgreSQL ends one with a deadlock error: rolled back whole, its packs wait for the next compaction.
             chosen = (
                 f"SELECT ctid FROM (SELECT ctid, sum(users) OVER (ROWS UNBOUNDED PRECEDING) - users AS before "
                 f"FROM {packs.packs}) s WHERE before < %s"
