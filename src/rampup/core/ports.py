@@ -372,6 +372,17 @@ class Telemetry(Protocol):
         merged (0: nothing left). `unit_totals` answers alike before and after."""
         ...
 
+    def pending_units(self, limit: int) -> object | None:
+        """The oldest of what `add_units` and `add_latencies` appended, until `limit` users, each user's summed; read
+        outside a write transaction, for `collapse_units` to put in its place before a merge. None where the merge
+        sums them itself."""
+        ...
+
+    def collapse_units(self, pending: object) -> None:
+        """Replace what `pending_units` read (of this store) with its sums, unless another compactor took some of it
+        meanwhile. Every answer stays the same."""
+        ...
+
     def rollup_rows(
         self, environment_id: int, flag: str, metric: str, spans: Iterable[tuple[int, int, int]]
     ) -> list[RollupRow]: ...

@@ -257,10 +257,53 @@ def test_a_user_in_many_parts_of_a_day_compacts_at_once_to_the_same_answers(stor
     )
     with store.read() as tx:
         assert read(tx) == expected
+    collapse(
+        store, pending_sums(store)
+    )  # each user's parts summed first (SQLite), as the worker's compaction does
+    with store.read() as tx:
+        assert read(tx) == expected
     with store.transaction() as tx:
         tx.telemetry.compact_units(1_000_000)
     with store.read() as tx:
         assert read(tx) == expected
+
+
+def test_sums_read_before_another_compactor_merged_the_parts_are_not_put_back(store: Store) -> None:
+    """A compactor that lost the lease sums the parts; the new leader merges them before it writes its sums: they
+    are dropped, not counted twice. Parts appended after they were read are kept either way."""
+    with store.transaction() as tx:
+        env = tx.environments.add("production", "Production", AT)
+    day = 1_000_020 // DAY
+
+    def append(user: str) -> None:
+        with store.transaction() as tx:
+            tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, user): [1, 0, 0]})
+            tx.telemetry.add_latencies(env.id, {LatencyKey("ws", "on", day, user, "api_latency", 7): 1})
+
+    for _ in range(3):
+        append("u1")
+    pending = pending_sums(store)
+    with store.transaction() as tx:
+        tx.telemetry.compact_units(1_000_000)
+    append("u2")
+    collapse(store, pending)
+    with store.read() as tx:
+        assert tx.telemetry.unit_totals(env.id, "ws", day, day) == {"on": UnitTotals(2, 4, 0, 0)}
+        assert tx.telemetry.exceedance(env.id, "ws", "api_latency", day, day) == {
+            "on": {7: Exceedance(4, 10, 4, 10, 10)}  # u1's three values and u2's one: Σn 4, Σn² 9 + 1
+        }
+
+
+def pending_sums(store: Store) -> object | None:
+    with store.read() as tx:
+        return tx.telemetry.pending_units(1_000_000)
+
+
+def collapse(store: Store, pending: object | None) -> None:
+    """As the worker's compaction does: where the store summed something, in a write transaction."""
+    if pending is not None:
+        with store.transaction() as tx:
+            tx.telemetry.collapse_units(pending)
 
 
 def test_every_user_is_counted_apart_whatever_their_key_before_and_after_compaction(store: Store) -> None:

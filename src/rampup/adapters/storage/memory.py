@@ -399,6 +399,12 @@ class _Telemetry(_Repository):
         """Nothing to merge: `add_units` adds in place."""
         return 0
 
+    def pending_units(self, limit: int) -> None:
+        """Nothing to sum: `add_units` adds in place."""
+
+    def collapse_units(self, pending: object) -> None:
+        """Nothing to sum: `add_units` adds in place."""
+
     def rollup_rows(
         self, environment_id: int, flag: str, metric: str, spans: Iterable[tuple[int, int, int]]
     ) -> list[RollupRow]:
