@@ -46,8 +46,8 @@ COMPACT_CHUNK = 50_000
 # at 100,000 events/s: a user's parts in it are summed into one upsert, where chunks of 50,000 upserted a user
 # returning within the interval once per chunk. Still a bound, for a backlog (a worker down for an hour).
 COMPACT_CHUNK_BESIDE = 500_000
-# Users of each kind whose parts a compaction sums before merging (SQLite), held in the worker's memory meanwhile
-# (about 250 bytes each): a compaction interval's at 100,000 events/s.
+# Users of each kind whose parts a compaction sums before merging (SQLite): a compaction interval's at 100,000
+# events/s, held in the worker's memory meanwhile (a few hundred bytes each).
 COLLAPSE_USERS = 200_000
 # Between chunks: a writer waiting for SQLite's lock takes it then, not after the last chunk.
 COMPACT_PAUSE_S = 0.005
