@@ -39,7 +39,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from ofrep_http import http, parse_wrk, pinned, wait_until_up  # noqa: E402
+from ofrep_http import http, parse_wrk, pinned, wait_until_up, wrk_argv  # noqa: E402
 
 from tests.support.ports import free_port  # noqa: E402
 
@@ -132,23 +132,7 @@ def measure(
         workers = [worker.pid] if worker else []
         cpu_before = {pid: cpu_s(pid) for pid in [server.pid, *workers, *backends(database)]}
         out = subprocess.run(
-            pinned(
-                1,
-                [
-                    "wrk",
-                    "-t1",
-                    f"-c{connections}",
-                    f"-d{seconds}s",
-                    "--latency",
-                    "--timeout",
-                    "30s",
-                    "-s",
-                    str(script),
-                    url,
-                ],
-            ),
-            capture_output=True,
-            text=True,
+            pinned(1, wrk_argv(script, url, connections, seconds)), capture_output=True, text=True
         ).stdout
         server_cpu = cpu_s(server.pid) - cpu_before[server.pid]
         worker_cpu = sum(cpu_s(pid) - cpu_before[pid] for pid in workers)

@@ -31,7 +31,16 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from _quiet import busy_cpu  # noqa: E402
 from ingest_http import LUA as INGEST_LUA  # noqa: E402
 from ingest_http import _drop_postgres, _fresh_postgres, _load, _stored, backends, batch, cpu_s  # noqa: E402
-from ofrep_http import FLAG, OFREP, check_rampup, http, parse_wrk, setup_rampup, wait_until_up  # noqa: E402
+from ofrep_http import (  # noqa: E402
+    FLAG,
+    OFREP,
+    check_rampup,
+    http,
+    parse_wrk,
+    setup_rampup,
+    wait_until_up,
+    wrk_argv,
+)
 from ofrep_http import LUA as OFREP_LUA  # noqa: E402
 
 from tests.support.ports import free_port  # noqa: E402
@@ -82,22 +91,7 @@ class Cluster:
         busy, start = busy_cpu(), time.monotonic()
         each = max(1, math.ceil(connections / len(self.bases)))
         wrks = [
-            subprocess.Popen(
-                [
-                    "wrk",
-                    "-t1",
-                    f"-c{each}",
-                    f"-d{seconds}s",
-                    "--latency",
-                    "--timeout",
-                    "30s",
-                    "-s",
-                    str(script),
-                ]
-                + [base + path],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
+            subprocess.Popen(wrk_argv(script, base + path, each, seconds), stdout=subprocess.PIPE, text=True)
             for base, script in zip(self.bases, scripts, strict=True)
         ]
         outs = [w.communicate()[0] for w in wrks]

@@ -84,6 +84,23 @@ def pinned(cpu: int | None, argv: list[str]) -> list[str]:
     return argv if cpu is None else ["taskset", "-c", str(cpu), *argv]
 
 
+def wrk_argv(script: Path, url: str, connections: int, seconds: float, timeout_s: int = 30) -> list[str]:
+    """One wrk thread running `script` against `url`, with latency percentiles."""
+    duration, timeout = f"-d{max(1, round(seconds))}s", f"{timeout_s}s"
+    return [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        duration,
+        "--latency",
+        "--timeout",
+        timeout,
+        "-s",
+        str(script),
+        url,
+    ]
+
+
 def http(method: str, url: str, token: str, body: object | None = None) -> tuple[int, object]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
@@ -165,19 +182,7 @@ def run_wrk(
     script = tmp / f"{target.name.replace(' ', '_')}.lua"
     script.write_text(LUA.format(token=token, path=target.path, offset=offset))
     argv = pinned(
-        cpu,
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{max(1, round(seconds))}s",
-            "--latency",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            f"http://127.0.0.1:{target.port}",
-        ],
+        cpu, wrk_argv(script, f"http://127.0.0.1:{target.port}", connections, seconds, timeout_s=10)
     )
     servers = [cpu_seconds(pid) for pid in servers_pids]
     before, busy, wrk_cpu, start = cpu_seconds(target.pid), busy_cpu(), children_cpu(), time.monotonic()

@@ -790,8 +790,7 @@ class _Trial:
             self.step_backs += t.kind is TransitionKind.STEPPED_BACK
             decided = (TransitionKind.ADVANCED, TransitionKind.AWAITING_APPROVAL, TransitionKind.COMPLETED)
             # the stage passed (sign-offs are given at once here); its first run only, as the forecast's
-            again = any(stage == t.from_stage for stage, _ in self.stage_times)
-            if t.kind in decided and t.from_stage and not again:
+            if t.kind in decided and t.from_stage and all(s != t.from_stage for s, _ in self.stage_times):
                 self.stage_times.append((t.from_stage, t.at - entered))
                 if not self._treatment_failures(t.at):
                     self.unseen_passes.append(t.from_stage)

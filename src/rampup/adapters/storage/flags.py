@@ -1,5 +1,6 @@
 """Environments, flag definitions and their states (with their history), custom metric definitions."""
 
+import itertools
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -158,14 +159,10 @@ class SqlFlags:
 
     def put_switch_off(self, flag_id: int, environment_id: int, switch_off: SwitchOff | None) -> None:
         off = switch_off
-        values = {
-            "off_at": off.at if off else None,
-            "off_actor": off.actor if off else None,
-            "off_on_behalf_of": off.on_behalf_of if off else None,
-            "off_reason": off.reason if off else None,
-            "off_how": off.how.value if off else None,
-            "off_source_id": off.source_id if off else None,
-        }
+        fields = (
+            (off.at, off.actor, off.on_behalf_of, off.reason, off.how.value, off.source_id) if off else ()
+        )
+        values = dict(itertools.zip_longest(_SWITCH_OFF_COLUMNS, fields))  # all None: put back
         where = (flag_states.c.flag_id == flag_id) & (flag_states.c.environment_id == environment_id)
         self.conn.execute(update(flag_states).where(where).values(**values))
 
@@ -185,6 +182,9 @@ class SqlFlags:
                 r.bucket_by,
             )
             yield PastState(r.flag_id, r.environment_id, utc(r.at), state)
+
+
+_SWITCH_OFF_COLUMNS = ("off_at", "off_actor", "off_on_behalf_of", "off_reason", "off_how", "off_source_id")
 
 
 def _switch_off(r: Any) -> SwitchOff | None:
