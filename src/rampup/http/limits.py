@@ -167,7 +167,8 @@ class BodyLimit:
             await _answer(send, *too_large)
             return
         try:
-            async with asyncio.timeout(self._timeout_s):  # no task of its own, as wait_for makes: every request pays
+            # a timeout, not wait_for: wait_for makes a task, and every request pays for it
+            async with asyncio.timeout(self._timeout_s):
                 body = await read_body(receive, limit)
         except TimeoutError:
             await _answer(send, 408, "timeout", f"request body not received within {self._timeout_s:g} s")
