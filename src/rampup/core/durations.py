@@ -67,5 +67,6 @@ def _compact(seconds: float) -> str:
     for unit in ("d", "h", "m"):
         size = _UNITS[unit].total_seconds()
         if seconds >= size:
-            return f"{seconds / size:.3g}{unit}"
+            count = seconds / size
+            return f"{count:.3g}{unit}" if count < 1000 else f"{count:.0f}{unit}"  # never 1.02e+03d
     return f"{seconds:.2g}s"

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from rampup.core import sequential
 from rampup.core.durations import parse_duration
+from rampup.core.passage import samples_to_pass
 from rampup.core.rollups import Aggregate, Exceedance, UnitTotals, exceedance_at
 from rampup.core.sketch import first_bucket_above, level_of, value_of
 from rampup.core.telemetry import BUILTIN_METRICS, Aggregation, parse_metric_name
@@ -745,7 +746,11 @@ def measure(
     match gate.aggregation, gate.compare:
         case Aggregation.RATE, Compare.ABSOLUTE:
             return _with_needs(
-                _variant_rate(inputs, base, TREATMENT, start, now_ms, alpha), gate, since_ms, now_ms
+                _variant_rate(inputs, base, TREATMENT, start, now_ms, alpha),
+                gate,
+                since_ms,
+                now_ms,
+                lambda: inputs.aggregate(base, CONTROL, start, now_ms),
             )
         case Aggregation.PERCENTILE, Compare.ABSOLUTE:
             return _quantile(inputs, base, TREATMENT, start, now_ms, gate.quantile or 0.5, alpha)
@@ -826,8 +831,13 @@ def _versus_baseline(
     return Measurement(value, ratio(share.lower), ratio(share.upper), total)
 
 
-def _with_needs(m: Measurement, gate: Gate, since_ms: int, now_ms: int) -> Measurement:
-    """For an undecided rate gate: roughly how many more samples settle it, and how long they take."""
+def _with_needs(
+    m: Measurement, gate: Gate, since_ms: int, now_ms: int, control: Callable[[], Aggregate]
+) -> Measurement:
+    """For an undecided rate gate: roughly how many more samples settle it, and how long they take. A
+    target still to be shown met (a stage waiting for data) is the median first passage from the failures
+    seen so far, at control's rate where there is a control: the stages that wait are those whose
+    treatment drew more failures than its rate, so its own rate would put the wait far too long."""
     if m.rate is None or m.value is None:
         return m
     # what keeps the stage: the target if there is one (a rollback line already cleared settles nothing)
@@ -838,10 +848,17 @@ def _with_needs(m: Measurement, gate: Gate, since_ms: int, now_ms: int) -> Measu
     nearest = min(thresholds, key=lambda x: abs(x - p))
     if abs(nearest - p) < 1e-9:
         return m
-    n, _ = m.rate if p > nearest else (m.rate_below or m.rate)  # the evidence that settles it
-    needed = max(n, 1)
-    while needed < 10**9 and not sequential.excludes(needed, round(needed * p), nearest):
-        needed *= 2
+    below = m.rate_below or m.rate  # the evidence that settles "surely below"
+    needed = math.inf
+    if gate.target is not None and gate.target.op == "<":
+        c = control()
+        rate = c.failures / c.count if c.count else p
+        needed = samples_to_pass(rate, nearest, m.alpha, below[0], round(below[1]))
+    n = below[0] if math.isfinite(needed) else (m.rate if p > nearest else below)[0]
+    if not math.isfinite(needed):  # a line to be shown crossed, or control over the target itself
+        needed = max(n, 1)
+        while needed < 10**9 and not sequential.excludes(needed, round(needed * p), nearest, m.alpha):
+            needed *= 2
     elapsed_s = max((now_ms - since_ms) / 1000, 1.0)
     more = max(needed - n, 0)  # per-user evidence, as n is: requests over the dispersion
     return replace(m, needs={"samples": round(more * m.samples / n), "seconds": more / (n / elapsed_s)})

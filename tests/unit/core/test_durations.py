@@ -46,6 +46,7 @@ def test_anything_else_is_refused_saying_where(text: object) -> None:
         (timedelta(minutes=90), "compact", "1.5h"),
         (timedelta(minutes=10), "compact", "10m"),
         (timedelta(seconds=45), "compact", "45s"),
+        (timedelta(days=1020.4), "compact", "1020d"),  # not 1.02e+03d
         # short: rounded, for tables
         (timedelta(seconds=20), "short", "20 s"),
         (timedelta(seconds=89), "short", "89 s"),
