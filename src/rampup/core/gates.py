@@ -7,6 +7,7 @@ little data is inconclusive, never pass. `judge` is the only place a threshold i
 """
 
 import bisect
+import functools
 import itertools
 import math
 from collections.abc import Callable, Mapping
@@ -336,9 +337,15 @@ class Measurement:
     samples: int
     exact: bool = False  # counted, not estimated: no uncertainty to account for
     rate: tuple[float, float] | None = None  # (trials, events) behind a rate, for exact threshold checks
-    needs: dict[str, float] = field(default_factory=dict)
+    # an undecided gate: roughly how many more samples settle it, and how long they take — worked out only
+    # when someone reads `needs` (a wait announced, a status shown), not on every tick
+    wait: Callable[[], dict[str, float]] | None = field(default=None, compare=False, repr=False)
     alpha: float = sequential.ALPHA
     rate_below: tuple[float, float] | None = None  # the rate's evidence for "surely below", when less (_rate)
+
+    @functools.cached_property
+    def needs(self) -> dict[str, float]:
+        return self.wait() if self.wait is not None else {}
 
     @property
     def below(self) -> tuple[float, float] | None:
@@ -848,20 +855,24 @@ def _with_needs(
     nearest = min(thresholds, key=lambda x: abs(x - p))
     if abs(nearest - p) < 1e-9:
         return m
-    below = m.rate_below or m.rate  # the evidence that settles "surely below"
-    needed = math.inf
-    if gate.target is not None and gate.target.op == "<":
-        c = control()
-        rate = c.failures / c.count if c.count else p
-        needed = samples_to_pass(rate, nearest, m.alpha, below[0], round(below[1]))
-    n = below[0] if math.isfinite(needed) else (m.rate if p > nearest else below)[0]
-    if not math.isfinite(needed):  # a line to be shown crossed, or control over the target itself
-        needed = max(n, 1)
-        while needed < 10**9 and not sequential.excludes(needed, round(needed * p), nearest, m.alpha):
-            needed *= 2
-    elapsed_s = max((now_ms - since_ms) / 1000, 1.0)
-    more = max(needed - n, 0)  # per-user evidence, as n is: requests over the dispersion
-    return replace(m, needs={"samples": round(more * m.samples / n), "seconds": more / (n / elapsed_s)})
+    above, below = m.rate, m.rate_below or m.rate  # the evidence that settles "surely above" or "below"
+
+    def wait() -> dict[str, float]:
+        needed = math.inf
+        if gate.target is not None and gate.target.op == "<":
+            c = control()
+            rate = c.failures / c.count if c.count else p
+            needed = samples_to_pass(rate, nearest, m.alpha, below[0], round(below[1]))
+        n = below[0] if math.isfinite(needed) else (above if p > nearest else below)[0]
+        if not math.isfinite(needed):  # a line to be shown crossed, or control over the target itself
+            needed = max(n, 1)
+            while needed < 10**9 and not sequential.excludes(needed, round(needed * p), nearest, m.alpha):
+                needed *= 2
+        elapsed_s = max((now_ms - since_ms) / 1000, 1.0)
+        more = max(needed - n, 0)  # per-user evidence, as n is: requests over the dispersion
+        return {"samples": round(more * m.samples / n), "seconds": more / (n / elapsed_s)}
+
+    return replace(m, wait=wait)
 
 
 STAGE_ALPHA = 0.02  # each gate line's sequence over the whole stage
@@ -931,7 +942,9 @@ def assess(
     of the treatment's own line that control shares is the environment's, not the flag's."""
     m = measure(gate, inputs, since_ms, now_ms, baseline, STAGE_ALPHA)
     if m.samples < gate.min_samples:  # three angry ratings decide nothing, however sure they look
-        short = Measurement(m.value, None, None, m.samples, needs={"samples": gate.min_samples - m.samples})
+        short = Measurement(
+            m.value, None, None, m.samples, wait=lambda: {"samples": gate.min_samples - m.samples}
+        )
         return GateResult(gate, Verdict.INCONCLUSIVE, short)
     verdict, breached = judge(gate, m)
     result = GateResult(gate, verdict, m, breached)

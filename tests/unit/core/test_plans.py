@@ -322,7 +322,7 @@ UNDECIDED = [
     GateResult(
         ERROR,
         Verdict.INCONCLUSIVE,
-        Measurement(0.0, 0.0, 0.004, 900, needs={"samples": 5500, "seconds": 7200}),
+        Measurement(0.0, 0.0, 0.004, 900, wait=lambda: {"samples": 5500, "seconds": 7200}),
     ),
     result(DATA_LOSS, Verdict.PASS),
     result(TICKETS, Verdict.INCONCLUSIVE),
