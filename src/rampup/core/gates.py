@@ -857,10 +857,12 @@ def _with_needs(
         return m
     above, below = m.rate, m.rate_below or m.rate  # the evidence that settles "surely above" or "below"
 
+    shown_under = gate.target is not None and gate.target.op == "<"
+    c = control() if shown_under else Aggregate()  # read now: the inputs are the tick's, not the reader's
+
     def wait() -> dict[str, float]:
         needed = math.inf
-        if gate.target is not None and gate.target.op == "<":
-            c = control()
+        if shown_under:
             rate = c.failures / c.count if c.count else p
             needed = samples_to_pass(rate, nearest, m.alpha, below[0], round(below[1]))
         n = below[0] if math.isfinite(needed) else (above if p > nearest else below)[0]
