@@ -865,8 +865,9 @@ def _with_needs(
         if shown_under:
             rate = c.failures / c.count if c.count else p
             needed = samples_to_pass(rate, nearest, m.alpha, below[0], round(below[1]))
-        n = below[0] if math.isfinite(needed) else (above if p > nearest else below)[0]
+        n = below[0]
         if not math.isfinite(needed):  # a line to be shown crossed, or control over the target itself
+            n = (above if p > nearest else below)[0]
             needed = max(n, 1)
             while needed < 10**9 and not sequential.excludes(needed, round(needed * p), nearest, m.alpha):
                 needed *= 2
