@@ -5,7 +5,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from rampup.core.plans import SRM_ALPHA
+from rampup.core.plans import SRM_ALPHA, SRM_CHECKS
 from rampup.core.srm import smallest_caught
 from tests.cli.test_cli import ok, rampup
 from tests.support.servers import Server
@@ -50,7 +50,7 @@ def test_apply_prints_the_smallest_loss_the_check_catches_at_the_users_of_the_la
         output = ok(rampup("apply", "-f", str(tmp_path / "plan.yaml"), server=server))
     assert "sample-ratio check" in output
     output = output.split("sample-ratio check")[1]
-    alpha = SRM_ALPHA / 2  # two stages with a control
+    alpha = SRM_ALPHA / 2 / SRM_CHECKS  # two stages with a control; the ratio's share of each one's level
     # Within a day: yesterday's 2,000 users; within the 48 h soak: the 3,000 distinct users of two days.
     first = row(output, "1 Early Access")
     assert "2,000 / 3,000" in first and caught(2000, 0.1, alpha) in first
@@ -70,7 +70,7 @@ def test_simulate_prints_it_at_the_traffic_given_a_3_percent_loss_out_of_reach_i
         )
     )
     output = ok(rampup("simulate", str(plan), "-n", "1", "--rate", "5")).split("sample-ratio check")[1]
-    alpha = SRM_ALPHA / 2
+    alpha = SRM_ALPHA / 2 / SRM_CHECKS
     # 5 req/s at 5 requests a user: 43,200 users in the 12 h soak.
     first = row(output, "1 Early Access")
     assert "43,200 / 43,200" in first and f"{caught(43_200, 0.1, alpha)} (12 h)" in first

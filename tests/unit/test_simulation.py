@@ -50,12 +50,22 @@ def test_a_treatment_30_percent_slower_rolls_back_on_p95_against_control_within_
         assert "api_latency_p95" in r.reasons[-1] and "+10%" in r.reasons[-1], r.reasons
 
 
-def test_the_sample_ratio_check_sees_what_the_treatment_under_reports() -> None:
+def test_the_sample_ratio_check_sees_a_treatment_that_loses_users() -> None:
     r = simulate_trial(
-        PLAN, Traffic(requests_per_s=10, **EVEN), Regression("underreport", 0.3, after=timedelta(0)), 1
+        PLAN, Traffic(requests_per_s=10, **EVEN), Regression("dropped_users", 0.3, after=timedelta(0)), 1
     )
     assert r.outcome == "paused"
-    assert any("sample-ratio" in reason for reason in r.reasons)
+    assert any(reason.startswith("sample-ratio mismatch") for reason in r.reasons)
+
+
+def test_a_treatment_whose_telemetry_is_lost_while_its_exposures_arrive_is_paused_within_hours() -> None:
+    """3% of the treatment's users at 5 req/s: the ratio of users cannot see it (their exposures count them),
+    the users served who sent nothing else can, against the 2% of every variant's users who never do."""
+    lost = Regression("underreport", 0.03, after=timedelta(0))
+    for seed in range(3):
+        r = simulate_trial(PLAN, Traffic(requests_per_s=5), lost, seed, horizon=timedelta(days=2))
+        assert r.outcome == "paused" and r.ended_at < timedelta(hours=12), r.reasons
+        assert r.reasons[-1].startswith("telemetry missing:"), r.reasons
 
 
 def test_an_incident_in_both_variants_pauses_for_the_environment_and_the_rollout_goes_on() -> None:
@@ -108,13 +118,13 @@ def test_same_seed_same_result() -> None:
     [
         (
             Regression("latency_ms", 156, after=timedelta(0)),
-            timedelta(minutes=42, seconds=20),
-            "api_latency_p95 = 0.3231 [0.1052, 0.6487] breached rollback > +10% for 10m (n = 12961)",
+            timedelta(hours=1, minutes=21, seconds=50),
+            "api_latency_p95 = 0.2969 [0.08329, 0.522] breached rollback > +10% for 10m (n = 24693)",
         ),
         (
             Regression("error_rate", 0.0075, after=timedelta(hours=30)),
-            timedelta(hours=30, minutes=11, seconds=10),
-            "error_rate = 23.46 [4.613, 156.1] breached rollback > +50% for 5m (n = 3206)",
+            timedelta(hours=30, minutes=10),
+            "error_rate = 3.677 [0.9249, 9.544] breached rollback > +50% for 5m (n = 21143)",
         ),
     ],
 )

@@ -75,6 +75,15 @@ def simulate(
             help="How much users differ: each user's latencies scaled by a lognormal factor of this σ.",
         ),
     ] = 0.3,
+    silent_share: Annotated[
+        float,
+        typer.Option(
+            "--silent-share",
+            min=0.0,
+            max=1.0,
+            help="Share of the users the flag serves who send nothing but its exposure, both variants.",
+        ),
+    ] = 0.02,
     tick: Annotated[str, typer.Option("--tick", help="Controller tick in virtual time.")] = "10s",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -106,6 +115,7 @@ def simulate(
         requests_per_user=requests_per_user,
         volume_sigma=volume_sigma,
         user_sigma=user_sigma,
+        silent_share=silent_share,
     )
     injected = Regression.parse(regression) if regression else None
     incidents = [Regression.parse(i, "--incident", everyone=True) for i in incident or []]

@@ -16,15 +16,17 @@ def _loss(share: float | None) -> str:
 
 
 def srm_table(power: list[dict[str, Any]], traffic: str) -> Table:
-    """Per stage with a control: the users the check counts and the smallest share of the treatment's users
-    lost (telemetry that never arrives) it typically catches, within its first counted day and its soak."""
+    """Per stage with a control: the users the ratio check counts and the smallest share of the treatment's users
+    lost altogether (their exposures too) it typically catches, within its first counted day and its soak. A
+    treatment whose telemetry alone is lost is the missing-telemetry check's, far more sensitive (statistics.md)."""
     table = Table(
         "stage",
         "share",
         "users: a day / the soak",
         "caught within a day",
         "within the soak",
-        title="sample-ratio check: the smallest loss of the treatment's users it catches, at " + traffic,
+        title="sample-ratio check: the smallest loss of the treatment's users (exposures too) it catches, at "
+        + traffic,
         caption="users are counted per whole day, from the stage's first midnight; "
         "a stage that begins later in the day counts up to a day less in its soak",
     )

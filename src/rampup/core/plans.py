@@ -39,8 +39,12 @@ __all__ = [
     "Kill",
     "Decision",
     "Srm",
+    "SrmCheck",
     "SRM_ALPHA",
+    "SRM_CHECKS",
+    "sample_checks",
     "sample_ratio",
+    "missing_telemetry",
     "decide",
     "act",
     "ACTIONS",
@@ -458,26 +462,53 @@ class Decision:
 
 
 SRM_ALPHA = 0.003  # false pauses over a whole plan, shared by its stages with a control (Plan.srm_alpha)
+# The mixture over the share of silent users in the treatment: wide, as a treatment that loses its telemetry makes
+# most silent users its own where few users are silent at all (sd ≈ √(s(1−s)/100): 3 points at a 10% share).
+SILENT_PRIOR_WEIGHT = 100.0
+SRM_CHECKS = 2  # the ratio of users and the missing telemetry share each stage's level (`Plan.srm_alpha`)
+
+
+class SrmCheck(StrEnum):
+    """What a sample-ratio check counts."""
+
+    RATIO = "sample_ratio"  # the users seen per variant, against the share the percentage promises
+    # the users the flag served (exposure events) who sent nothing else, per variant, against each variant's share
+    # of the served: the treatment's telemetry lost on the way while its exposures arrive
+    SILENT = "missing_telemetry"
 
 
 @dataclass(frozen=True, slots=True)
 class Srm:
-    """A sample-ratio check: users seen per variant against the share the percentage promises. The p-value
-    is anytime-valid (from a mixture martingale), so checking it every tick keeps its level, `alpha`."""
+    """A sample-ratio check: users per variant against the share they should have. The p-value is anytime-valid
+    (from a mixture martingale), so checking it every tick keeps its level, `alpha`."""
 
     treatment_users: int
     control_users: int
     expected_share: float
     p_value: float
     alpha: float
+    check: SrmCheck = SrmCheck.RATIO
 
     @property
     def mismatch(self) -> bool:
         return self.p_value < self.alpha
 
+    @property
+    def reason(self) -> str:
+        verdict = f"(anytime-valid p = {self.p_value:.2g} < {self.alpha:.2g}); the numbers cannot be trusted"
+        if self.check is SrmCheck.SILENT:
+            return (
+                f"telemetry missing: {self.treatment_users} treatment vs {self.control_users} control users sent "
+                f"nothing but the flag's exposure, expected a {self.expected_share:.2%} share {verdict}"
+            )
+        return (
+            f"sample-ratio mismatch: {self.treatment_users} treatment vs {self.control_users} control users, "
+            f"expected a {self.expected_share:.2%} share {verdict}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
-            "metric": "sample_ratio",
+            "metric": str(self.check),
             "treatment_users": self.treatment_users,
             "control_users": self.control_users,
             "expected_share": self.expected_share,
@@ -487,13 +518,36 @@ class Srm:
 
 
 def sample_ratio(treatment: int, control: int, share: float, alpha: float) -> Srm | None:
-    """Users per variant against the rollout's share, at level `alpha` (a plan's: `Plan.srm_alpha`). Users,
-    not requests: assignment is per user, and a few heavy users make request counts swing far more than
-    chance among users would."""
+    """Users per variant against the rollout's share, at level `alpha`. Users, not requests: assignment is per
+    user, and a few heavy users make request counts swing far more than chance among users would."""
     if not 0 < share < 1 or treatment + control == 0:
         return None
     evidence = sequential.share_evidence(treatment + control, treatment, share)
     return Srm(treatment, control, share, min(1.0, math.exp(-evidence)), alpha)
+
+
+def missing_telemetry(silent: tuple[int, int], exposed: tuple[int, int], alpha: float) -> Srm | None:
+    """Silent users (served the flag, nothing else arrived) per variant, (treatment, control), against the
+    treatment's share of the users served (`exposed`), at level `alpha`. Far more sensitive to a treatment
+    whose telemetry is lost than the ratio of users: chance enters only through who is silent, not through who
+    was assigned. None while no user is silent (a zero count proves nothing) or a variant served nobody."""
+    if not all(exposed) or not sum(silent):
+        return None
+    share = exposed[0] / sum(exposed)
+    evidence = sequential.share_evidence(sum(silent), silent[0], share, SILENT_PRIOR_WEIGHT)
+    return Srm(*silent, share, min(1.0, math.exp(-evidence)), alpha, SrmCheck.SILENT)
+
+
+def sample_checks(
+    users: tuple[int, int], silent: tuple[int, int], exposed: tuple[int, int], share: float, alpha: float
+) -> Srm | None:
+    """Both checks, each at its share of the stage's level (so together they keep it): the first that finds a
+    mismatch, else the ratio's (what a status shows)."""
+    ratio = sample_ratio(*users, share, alpha / SRM_CHECKS)
+    if ratio is None or ratio.mismatch:
+        return ratio
+    lost = missing_telemetry(silent, exposed, alpha / SRM_CHECKS)
+    return lost if lost is not None and lost.mismatch else ratio
 
 
 @dataclass
@@ -588,15 +642,7 @@ def decide(
     if _environment(b, [r for r in sustained if r.verdict is Verdict.ENVIRONMENT], results, evidence):
         return b.decision()
     if srm is not None and srm.mismatch and plan.srm and state.phase in _WATCHED:
-        b.move(
-            Phase.PAUSED,
-            state.stage,
-            f"sample-ratio mismatch: {srm.treatment_users} treatment vs {srm.control_users} control users, "
-            f"expected a {srm.expected_share:.2%} share "
-            f"(anytime-valid p = {srm.p_value:.2g} < {srm.alpha:.2g}); "
-            "the numbers cannot be trusted",
-            [*evidence, srm.to_dict()],
-        )
+        b.move(Phase.PAUSED, state.stage, srm.reason, [*evidence, srm.to_dict()])
         return b.decision()
     if state.phase in _WATCHED:
         _progress(b, results, evidence)

@@ -94,9 +94,9 @@ def asymptotic_radius(n: int, variance: float, alpha: float = ALPHA) -> float:
 SHARE_PRIOR_WEIGHT = 2000.0  # the mixture over shares: centred on the promised share, sd ≈ √(s(1−s)/2000)
 
 
-def share_evidence(n: float, s: float, share: float) -> float:
+def share_evidence(n: float, s: float, share: float, weight: float = SHARE_PRIOR_WEIGHT) -> float:
     """log M_n against "each unit is in the treatment with probability `share`": a beta-binomial mixture
-    centred on the share itself, so it is tight for the small mismatches a sample-ratio check looks for.
-    An anytime-valid p-value is min(1, exp(−log M))."""
-    prior = (share * SHARE_PRIOR_WEIGHT, (1 - share) * SHARE_PRIOR_WEIGHT)
+    centred on the share itself, of `weight` pseudo-units: the default is tight for the small mismatches a
+    sample-ratio check looks for. An anytime-valid p-value is min(1, exp(−log M))."""
+    prior = (share * weight, (1 - share) * weight)
     return log_mixture(n, s, share, prior)

@@ -8,8 +8,9 @@ found by bisection, so decisions land on the exact tick they would in production
 tick. Traffic has what production has: users whose request volumes are heavy-tailed (so the treatment's
 share of requests is not its share of users) and whose latencies differ (a slow phone is slow in all it does;
 latencies are drawn value by value, each from a user, so the gates get the per-user sums the store keeps), failures in bursts from one user (`burst`), incidents in both
-variants, regressions in the treatment, and telemetry the treatment under-reports (a sample-ratio
-mismatch). Runs repeat exactly for a seed.
+variants, regressions in the treatment, users the flag serves who send nothing else (`silent_share`), and a
+treatment whose telemetry is lost (`underreport`: its users' exposures still arrive) or whose users are lost
+altogether (`dropped_users`): the two sample-ratio mismatches. Runs repeat exactly for a seed.
 """
 
 import math
@@ -26,14 +27,16 @@ from rampup.core.durations import parse_duration
 from rampup.core.forecast import StageForecast, forecast_plan
 from rampup.core.gates import CONTROL, TREATMENT, GateResult, assess
 from rampup.core.plans import (
+    SRM_CHECKS,
     Decision,
     Phase,
     Plan,
     RolloutState,
+    Srm,
     TransitionKind,
     approve_all,
     decide,
-    sample_ratio,
+    sample_checks,
     start_signed,
 )
 from rampup.core.rollups import ALL_VARIANT, Aggregate, Exceedance, UnitTotals
@@ -77,9 +80,13 @@ class Traffic:
         0.3  # users differ: each user's latencies scaled by a lognormal factor of this σ (a slow
     )
     # phone, a far network), within the spread over all values (latency_sigma, lcp_sigma)
+    # users the flag serves (their exposure events arrive) whose own telemetry never does, in both variants:
+    # pages evaluated and left, requests no tracing sampled
+    silent_share: float = 0.02
     underreport: float = (
-        0.0  # share of the treatment's telemetry that never arrives (a sample-ratio mismatch)
+        0.0  # share of the treatment's users whose telemetry is lost while their exposures arrive
     )
+    dropped_users: float = 0.0  # share of the treatment's users lost altogether: their exposures too
 
 
 _CHANGEABLE = (
@@ -89,7 +96,9 @@ _CHANGEABLE = (
     "engagement",
     "unhandled_per_request",
     "underreport",
+    "dropped_users",
 )
+_TREATMENT_ONLY = ("underreport", "dropped_users")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +118,7 @@ class Regression:
         """`error_rate=0.02@stage1`, `latency_ms=900@6h`, `error_rate=0.01@20h+2h` (for two hours)."""
         spec, _, when = text.partition("@")
         metric, _, value = spec.partition("=")
-        if metric not in _CHANGEABLE or (everyone and metric == "underreport"):
+        if metric not in _CHANGEABLE or (everyone and metric in _TREATMENT_ONLY):
             raise InvalidInput(
                 f"cannot change {metric!r}; one of " + ", ".join(m for m in _CHANGEABLE), where=where
             )
@@ -452,6 +461,19 @@ class _Inputs:
 
 
 _TICK_MS = int(TICK.total_seconds() * 1000)
+_UNIT_COLUMNS = 4  # per tick: users of the treatment and of control, then the silent ones among them
+
+
+def _most_evidence(counts: np.ndarray, share: np.ndarray | float) -> np.ndarray:
+    """Per row of (treatment, control) counts, n·KL(observed share ‖ share): no mixture's evidence is more."""
+    n = counts.sum(axis=1)
+    observed = np.clip(counts[:, 0] / np.maximum(n, 1), 1e-12, 1 - 1e-12)
+    expected = np.clip(share, 1e-12, 1 - 1e-12)
+    return n * (
+        observed * np.log(observed / expected) + (1 - observed) * np.log((1 - observed) / (1 - expected))
+    )
+
+
 _LOG_GAMMA = math.log((1 + sketch.RELATIVE_ACCURACY) / (1 - sketch.RELATIVE_ACCURACY))
 
 
@@ -478,21 +500,29 @@ class _Draw:
             (TREATMENT, n_t, users_t, t),
             (CONTROL, n - n_t, users - users_t, c),
         ):
+            if variant == TREATMENT and params.dropped_users:
+                requests = rng.binomial(requests, 1 - params.dropped_users)
+                people = rng.binomial(people, 1 - params.dropped_users)
+            silent = rng.binomial(people, params.silent_share)
             if variant == TREATMENT and params.underreport:
                 requests = rng.binomial(requests, 1 - params.underreport)
-                people = rng.binomial(people, 1 - params.underreport)
-            seen[variant] = (requests, people)
+                silent += rng.binomial(people - silent, params.underreport)
+            seen[variant] = (people, silent)
+            reporting = people - silent
             out[("error_rate", variant)] = self._failures(requests, params)
             out[("unhandled_exceptions", variant)] = {
                 "count": rng.poisson(requests * params.unhandled_per_request)
             }
             out[("api_latency", variant)] = self._values(
-                "api_latency", requests, people, params, params.latency_ms
+                "api_latency", requests, reporting, params, params.latency_ms
             )
             pages = rng.binomial(requests, params.page_load_share)
-            out[("lcp", variant)] = self._values("lcp", pages, people, params, params.lcp_ms)
-            out[("engagement", variant)] = self._histogram(people, self._poisson(params.engagement))
-        return out, np.stack([seen[TREATMENT][1], seen[CONTROL][1]], axis=1)  # users, as production counts
+            out[("lcp", variant)] = self._values("lcp", pages, reporting, params, params.lcp_ms)
+            out[("engagement", variant)] = self._histogram(people, silent, self._poisson(params.engagement))
+        # as production counts them: users (all served), then those who sent nothing else, per variant
+        return out, np.stack(
+            [seen[TREATMENT][0], seen[CONTROL][0], seen[TREATMENT][1], seen[CONTROL][1]], axis=1
+        )
 
     def _failures(self, requests: np.ndarray, p: Traffic) -> dict[str, np.ndarray]:
         if p.burst > 1:  # runs of `burst` failures, each from one user
@@ -521,8 +551,13 @@ class _Draw:
         values = _Requests(bucket, level, user, (b.ids.size, b.levels))
         return {"count": n, "hist": values.hist(total), "values": values}
 
-    def _histogram(self, n: np.ndarray, probabilities: np.ndarray) -> dict[str, np.ndarray]:
-        return {"count": n, "hist": self.rng.multinomial(int(n.sum()), probabilities)}
+    def _histogram(
+        self, n: np.ndarray, silent: np.ndarray, probabilities: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Actions per user of `n` users; the silent ones among them count, with none."""
+        hist = self.rng.multinomial(int((n - silent).sum()), probabilities)
+        hist[0] += int(silent.sum())
+        return {"count": n, "hist": hist}
 
     def _poisson(self, mean: float) -> np.ndarray:
         """Actions per user: Poisson."""
@@ -650,8 +685,9 @@ class _Trial:
         self.unseen_passes: list[int] = []
         self.step_backs = 0
         self.since: dict[int, timedelta] = {}  # stage-triggered changes: when they began
-        self.units = np.zeros(2)  # treatment, control units the sample-ratio check counts this stage
-        self.units_block = np.zeros((1, 2))
+        # what the sample-ratio checks count this stage: users, then silent users, treatment and control
+        self.units = np.zeros(_UNIT_COLUMNS)
+        self.units_block = np.zeros((1, _UNIT_COLUMNS))
         self.stage_tick = 0
         self.srm_from_tick = 0
         self.request_share = 0.0
@@ -696,7 +732,7 @@ class _Trial:
     def _enter_stage(self) -> None:
         now_ms = int(self.elapsed.total_seconds() * 1000)
         self.inputs.reset(now_ms)
-        self.units = np.zeros(2)
+        self.units = np.zeros(_UNIT_COLUMNS)
         self.stage_tick = self.ticks
         day_ticks = round(timedelta(days=1) / self.tick)
         self.srm_from_tick = -(-self.ticks // day_ticks) * day_ticks
@@ -735,24 +771,28 @@ class _Trial:
         self._commit(hi, self._judge(hi))
 
     def _first_mismatch(self, size: int) -> int | None:
-        """The block's first tick at which the sample-ratio check finds a mismatch: its evidence is not
+        """The block's first tick at which a sample-ratio check finds a mismatch: its evidence is not
         monotone in time, so the block's end alone would miss one that comes and goes within the block."""
         share = self.plan.percentage_bp(self.state.stage) / 10_000
         if not self.plan.srm or not 0 < share < 1:
             return None
         seen = self.units + self.units_block[:size]
-        n = seen.sum(axis=1)
+        users = seen[:, :2]
+        served = users[:, 0] / np.maximum(users.sum(axis=1), 1)  # the treatment's share of the users served
         # A mixture's evidence is at most the best single alternative's, n·KL(observed share ‖ share): only
-        # ticks where that reaches the level can pause, and few do.
-        observed = np.clip(seen[:, 0] / np.maximum(n, 1), 1e-12, 1 - 1e-12)
-        best = n * (
-            observed * np.log(observed / share) + (1 - observed) * np.log((1 - observed) / (1 - share))
-        )
-        for k in np.flatnonzero(best >= math.log(1 / self.plan.srm_alpha)):
-            srm = sample_ratio(int(seen[k, 0]), int(seen[k, 1]), share, self.plan.srm_alpha)
+        # ticks where that reaches either check's level can pause, and few do.
+        level = math.log(SRM_CHECKS / self.plan.srm_alpha)
+        candidates = (_most_evidence(users, share) >= level) | (_most_evidence(seen[:, 2:], served) >= level)
+        for k in np.flatnonzero(candidates):
+            srm = self._srm(seen[k])
             if srm is not None and srm.mismatch:
                 return int(k)
         return None
+
+    def _srm(self, seen: np.ndarray) -> Srm | None:
+        users, silent = (int(seen[0]), int(seen[1])), (int(seen[2]), int(seen[3]))
+        share = self.plan.percentage_bp(self.state.stage) / 10_000
+        return sample_checks(users, silent, users, share, self.plan.srm_alpha)  # every user is served
 
     def _judge(self, k: int) -> Decision:
         self.inputs.k = k
@@ -762,10 +802,9 @@ class _Trial:
         results: list[GateResult] = [
             assess(g, self.inputs, self.inputs.stage_since_ms, now_ms, None, horizon) for g in self.plan.gates
         ]
-        seen = self.units + self.units_block[k]
-        share = self.plan.percentage_bp(self.state.stage) / 10_000
-        srm = sample_ratio(int(seen[0]), int(seen[1]), share, self.plan.srm_alpha) if seen.sum() else None
-        return decide(self.plan, self.state, results, EPOCH + elapsed, srm)
+        return decide(
+            self.plan, self.state, results, EPOCH + elapsed, self._srm(self.units + self.units_block[k])
+        )
 
     def _changes(self, d: Decision) -> bool:
         return d.changed or {i for i, _ in d.state.breaches} != {i for i, _ in self.state.breaches}
@@ -1034,4 +1073,4 @@ def srm_caught(plan: Plan, traffic: Traffic) -> list[SrmPower]:
     requests_per_s / requests_per_user a second, each new (none comes back in a later tick)."""
     stages = [(s.name, s.percentage_bp, s.min_duration.total_seconds()) for s in plan.stages]
     per_s = traffic.requests_per_s / traffic.requests_per_user
-    return srm_power(stages, lambda seconds: per_s * seconds, plan.srm_alpha)
+    return srm_power(stages, lambda seconds: per_s * seconds, plan.srm_alpha / SRM_CHECKS)

@@ -13,6 +13,7 @@ from rampup.core.plans import (
     RolloutState,
     SetRollout,
     Srm,
+    SrmCheck,
     Transition,
     TransitionKind,
     act,
@@ -179,6 +180,16 @@ def test_sample_ratio_mismatch_pauses() -> None:
     assert not decide(
         PLAN, started(), healthy(), T0 + timedelta(hours=1), Srm(2490, 7510, 0.25, 0.6, alpha)
     ).transitions
+
+
+def test_missing_telemetry_pauses_and_says_so() -> None:
+    silent = Srm(130, 780, 0.1, 1e-9, PLAN.srm_alpha / 2, SrmCheck.SILENT)
+    decision = decide(PLAN, started(), healthy(), T0 + timedelta(hours=1), silent)
+    paused = decision.transitions[-1]
+    assert decision.state.phase is Phase.PAUSED and paused.reason.startswith(
+        "telemetry missing: 130 treatment vs 780 control users sent nothing but the flag's exposure"
+    )
+    assert paused.evidence[-1]["metric"] == "missing_telemetry"
 
 
 def test_max_duration_with_on_timeout_advance() -> None:
