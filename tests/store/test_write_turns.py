@@ -31,7 +31,7 @@ def test_a_server_commits_between_the_chunks_of_another_process_compaction(
         store = SqlStore(worker)
         for chunk in range(CHUNKS):  # a pack per transaction, so one chunk each
             with store.transaction() as tx:
-                units = {UnitKey("ws", "on", 20_000, f"u{chunk}-{i}"): [1, 0, 0] for i in range(USERS)}
+                units = {UnitKey("ws", "on", 20_000, f"u{chunk}-{i}"): [1, 0, 0, 0] for i in range(USERS)}
                 tx.telemetry.add_units(1, units)
         ingest = IngestService(store, SnapshotCache(store), lambda: datetime.now(UTC), compact_chunk=USERS)
         compacted: list[float] = []  # when the compaction returned
@@ -44,7 +44,7 @@ def test_a_server_commits_between_the_chunks_of_another_process_compaction(
         compaction.start()
         wait_until(lambda: merged(SqlStore(server)), "the compaction's first chunk", interval=0.001)
         with SqlStore(server).transaction() as tx:
-            tx.telemetry.add_units(1, {UnitKey("ws", "on", 20_000, "late"): [1, 0, 0]})
+            tx.telemetry.add_units(1, {UnitKey("ws", "on", 20_000, "late"): [1, 0, 0, 0]})
         committed = time.monotonic()
         compaction.join()
 

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from rampup.core import sketch
 from rampup.core.attribution import BatchAttribution, FlagTimeline
-from rampup.core.telemetry import ALL_USERS, CustomMetric, Observation, contributions
+from rampup.core.telemetry import ALL_USERS, CustomMetric, Kind, Observation, contributions
 
 __all__ = [
     "SECOND",
@@ -115,6 +115,8 @@ class UnitTotals:
     engaged_sq: int  # Σ over users of (engaged actions)², for the variance of actions per user
     failures: int = 0  # failed requests (error_rate) of these users
     failures_sq: int = 0  # Σ over users of (their failed requests)²: how clustered failures are by user
+    exposed: int = 0  # users with an exposure event of the flag over the days
+    silent: int = 0  # of those, users whose every event over the days was an exposure: no telemetry
 
 
 class LatencyKey(NamedTuple):
@@ -179,7 +181,8 @@ def suffix_sums(rows: Mapping[int, tuple[int, int, int]]) -> dict[int, Exceedanc
 @dataclass(slots=True)
 class Folded:
     rollups: dict[RollupKey, Aggregate] = field(default_factory=dict)
-    units: dict[UnitKey, list[int]] = field(default_factory=dict)  # → [events, engaged, failed requests]
+    # → [events, engaged, failed requests, exposure events of the key's flag]
+    units: dict[UnitKey, list[int]] = field(default_factory=dict)
     latencies: dict[LatencyKey, int] = field(default_factory=dict)  # → values in the octave
 
 
@@ -217,7 +220,8 @@ def fold_seconds(
     timelines: Mapping[str, FlagTimeline],
     custom: Sequence[CustomMetric] = (),
 ) -> tuple[dict[Second, Aggregate], dict[UnitKey, list[int]], dict[LatencyKey, int]]:
-    """A batch's per-second aggregates, per-unit-day counts and per-unit-day latency octaves.
+    """A batch's per-second aggregates, per-unit-day counts ([events, engaged, failed requests, exposures of the
+    unit's flag]) and per-unit-day latency octaves.
 
     Observations attributed alike in the same second share one aggregate per metric, merged into each of their
     slots (the environment's and one per flag variant) at the end: the per-event work is done once, not once
@@ -232,6 +236,7 @@ def fold_seconds(
     # A flag's units are its observations' targeting keys, unless it buckets by an attribute: only those ask.
     by_attribute = {k: t for k, t in timelines.items() if t.bucketed_by_attribute}
     level_of = sketch.level_of
+    exposure = Kind.EXPOSURE
     # Missing keys made in C: most events find their group and metric there already.
     groups: defaultdict[_Group, defaultdict[str, list[_Item]]] = defaultdict(lambda: defaultdict(list))
     for o in observations:  # the hottest loop of ingest: what can be done once per batch or group is not here
@@ -248,6 +253,7 @@ def fold_seconds(
             if sketched and value is not None and slots:
                 timed.append((metric, level_of(value)))
         day, engaged = second // DAY, o.engagement * n
+        exposed = o.name if o.kind is exposure else None  # the flag an exposure is of: its unit counts it
         for flag, variant in slots:  # units per variant of a flag; the environment needs none
             timeline = by_attribute.get(flag)
             user = o.targeting_key if timeline is None else timeline.unit_of(o)
@@ -255,13 +261,15 @@ def fold_seconds(
                 continue
             # tuple.__new__ makes the key without the NamedTuple's own constructor, a Python call per key.
             key = _new(UnitKey, (flag, variant, day, user))
+            exposures = n if flag == exposed else 0
             unit = units.get(key)
             if unit is None:
-                units[key] = [n, engaged, failures]
+                units[key] = [n, engaged, failures, exposures]
             else:
                 unit[0] += n
                 unit[1] += engaged
                 unit[2] += failures
+                unit[3] += exposures
             for metric, level in timed:  # per user, so a percentile can be compared with control per user
                 octave = _new(LatencyKey, (flag, variant, day, user, metric, level))
                 latencies[octave] = latencies.get(octave, 0) + n

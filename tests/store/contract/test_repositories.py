@@ -192,16 +192,71 @@ def test_rollups_merge_and_unit_totals_sum_per_user(store: Store) -> None:
     for _ in range(2):
         with store.transaction() as tx:
             tx.telemetry.add_rollups(env.id, {key: Aggregate(count=10, failures=1)})
-            tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, "u1"): [3, 1, 1]})
-            tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, "u2"): [1, 0, 0]})
+            tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, "u1"): [3, 1, 1, 1]})
+            tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, "u2"): [1, 0, 0, 1]})
     with store.read() as tx:
         [row] = tx.telemetry.rollup_rows(env.id, "ws", "error_rate", [(60, 0, 2_000_000)])
         assert (row.variant, row.aggregate.count, row.aggregate.failures) == ("on", 20, 2)
         totals = tx.telemetry.unit_totals(env.id, "ws", day, day)["on"]
-        # u1: 6 events, 2 engaged, 2 failures; u2: 2 events.
+        # u1: 6 events, 2 engaged, 2 failures, 2 exposures; u2: 2 events, both exposures.
         assert (totals.users, totals.events, totals.engaged, totals.engaged_sq) == (2, 8, 2, 4)
         assert (totals.failures, totals.failures_sq) == (2, 4)
+        assert (totals.exposed, totals.silent) == (2, 1)
     compacted_part_by_part(store, lambda tx: tx.telemetry.unit_totals(env.id, "ws", day, day))
+
+
+def test_exposed_and_silent_users_are_counted_per_user_over_the_days_asked(store: Store) -> None:
+    """A user is exposed with an exposure of the flag on any of the days asked, and silent if every one of their
+    events over those days was one: read from merged rows and packs together, after SQLite's collapse and through
+    compaction alike. Exposures of another flag are that flag's."""
+    with store.transaction() as tx:
+        env = tx.environments.add("production", "Production", AT)
+    day = 1_000_020 // DAY
+    with store.transaction() as tx:  # [events, engaged, failures, exposures]
+        tx.telemetry.add_units(
+            env.id,
+            {
+                UnitKey("ws", "on", day, "u1"): [2, 0, 0, 2],  # only exposures on the first day
+                UnitKey("ws", "on", day, "u3"): [4, 0, 1, 1],
+                UnitKey("ws", "on", day, "u4"): [3, 0, 0, 0],
+                UnitKey("ws", "off", day, "u5"): [1, 0, 0, 1],
+                UnitKey("other", "on", day, "u4"): [1, 0, 0, 1],  # exposed to the other flag, not to ws
+            },
+        )
+    with store.transaction() as tx:
+        tx.telemetry.compact_units(1_000_000)
+    for _ in range(3):  # packs on top of the merged rows, the same users in each
+        with store.transaction() as tx:
+            tx.telemetry.add_units(
+                env.id,
+                {
+                    UnitKey("ws", "on", day, "u2"): [1, 0, 0, 1],
+                    UnitKey("ws", "on", day + 1, "u1"): [1, 1, 0, 0],  # u1's own telemetry the next day
+                    UnitKey("other", "on", day + 1, "u1"): [1, 0, 0, 1],
+                },
+            )
+
+    def read(tx: Transaction) -> object:
+        return [
+            tx.telemetry.unit_totals(env.id, flag, first, last)
+            for flag, first, last in (("ws", day, day), ("ws", day, day + 1), ("ws", day + 1, day + 1))
+        ] + [tx.telemetry.unit_totals(env.id, "other", day, day + 1)]
+
+    u5 = UnitTotals(1, 1, 0, 0, exposed=1, silent=1)
+    expected = [
+        # u1 (2 events, 2 exposures) and u2 (3, 3) silent; u3 exposed once in 4 events; u4 not exposed
+        {"on": UnitTotals(4, 12, 0, 0, 1, 1, exposed=3, silent=2), "off": u5},
+        # u1's 3 events of the next day count with their 2 exposures: exposed, no longer silent
+        {"on": UnitTotals(4, 15, 3, 9, 1, 1, exposed=3, silent=1), "off": u5},
+        {"on": UnitTotals(1, 3, 3, 9)},
+        {"on": UnitTotals(2, 4, 0, 0, exposed=2, silent=2)},  # u4 and u1: exposures of the other flag only
+    ]
+    with store.read() as tx:
+        assert read(tx) == expected
+    collapse(store, pending_sums(store))
+    with store.read() as tx:
+        assert read(tx) == expected
+    compacted_part_by_part(store, read)
 
 
 def compacted_part_by_part(store: Store, read: Callable[[Transaction], object]) -> None:
@@ -228,8 +283,8 @@ def test_a_user_in_many_parts_of_a_day_compacts_at_once_to_the_same_answers(stor
             tx.telemetry.add_units(
                 env.id,
                 {
-                    UnitKey("ws", "on", day, "u1"): [1, i % 2, 0],
-                    UnitKey("ws", "off", day, f"u{i % 3}"): [2, 0, 1],
+                    UnitKey("ws", "on", day, "u1"): [1, i % 2, 0, int(i < 6)],
+                    UnitKey("ws", "off", day, f"u{i % 3}"): [2, 0, 1, 2 if i % 3 == 0 else 0],
                 },
             )
             tx.telemetry.add_latencies(
@@ -246,7 +301,11 @@ def test_a_user_in_many_parts_of_a_day_compacts_at_once_to_the_same_answers(stor
         )
 
     expected = (
-        {"on": UnitTotals(1, 12, 6, 36), "off": UnitTotals(3, 24, 0, 0, 12, 48)},
+        # on: u1 exposed in 6 of 12 events; off: u0 in all of its 8, u1 and u2 never
+        {
+            "on": UnitTotals(1, 12, 6, 36, exposed=1),
+            "off": UnitTotals(3, 24, 0, 0, 12, 48, exposed=1, silent=1),
+        },
         # u1's twelve values, four in each of octaves 5, 6 and 7
         {
             "on": {
@@ -277,7 +336,7 @@ def test_sums_read_before_another_compactor_merged_the_parts_are_not_put_back(st
 
     def append(user: str) -> None:
         with store.transaction() as tx:
-            tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, user): [1, 0, 0]})
+            tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, user): [1, 0, 0, 0]})
             tx.telemetry.add_latencies(env.id, {LatencyKey("ws", "on", day, user, "api_latency", 7): 1})
 
     for _ in range(3):
@@ -326,12 +385,12 @@ def test_every_user_is_counted_apart_whatever_their_key_before_and_after_compact
     day = 1_000_020 // DAY
     for _ in range(2):
         with store.transaction() as tx:
-            tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, k): [1, 0, 0] for k in keys})
+            tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, k): [1, 0, 0, 0] for k in keys})
             tx.telemetry.add_latencies(
                 env.id, {LatencyKey("ws", "on", day, k, "api_latency", 7): 1 for k in keys}
             )
     with store.transaction() as tx:  # one user once more, engaged: in a pack of its own
-        tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, "007"): [1, 1, 0]})
+        tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, "007"): [1, 1, 0, 0]})
 
     def read(tx: Transaction) -> object:
         return (
@@ -353,10 +412,16 @@ def test_a_batch_whose_users_all_count_differently_is_stored_whole(store: Store)
         env = tx.environments.add("production", "Production", AT)
     day = 1_000_020 // DAY
     with store.transaction() as tx:
-        tx.telemetry.add_units(env.id, {UnitKey("ws", "on", day, f"u{n}"): [n, 0, 0] for n in range(1, 2501)})
+        tx.telemetry.add_units(
+            env.id, {UnitKey("ws", "on", day, f"u{n}"): [n, 0, 0, n % 2] for n in range(1, 2501)}
+        )
     with store.read() as tx:
         totals = tx.telemetry.unit_totals(env.id, "ws", day, day)
     assert (totals["on"].users, totals["on"].events) == (2500, 2500 * 2501 // 2)
+    assert (totals["on"].exposed, totals["on"].silent) == (
+        1250,
+        1,
+    )  # u1 the one whose events are all exposures
 
 
 def test_latency_octaves_sum_per_user_over_days_and_split_at_a_level(store: Store) -> None:

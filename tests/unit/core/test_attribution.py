@@ -43,7 +43,9 @@ def test_units_per_variant_are_accounts_when_the_flag_buckets_by_account() -> No
     folded = fold(events, TIMELINES)
     accounts = {key.targeting_key for key in folded.units}
     assert accounts == {f"acct-{a}" for a in range(40)}
-    assert all(counts == [5, 1, 0] for counts in folded.units.values())  # events, engaged, failed
+    assert all(
+        counts == [5, 1, 0, 0] for counts in folded.units.values()
+    )  # events, engaged, failed, exposures
 
 
 def test_a_batch_is_attributed_as_each_of_its_events_alone() -> None:

@@ -50,7 +50,34 @@ def test_an_observation_with_a_count_folds_as_that_many() -> None:
         ]
         assert (everyone.count, everyone.failures) == (10**9 + 4, 4)
     (units,) = folded.units.values()
-    assert units == [10**9 + 4, 0, 4]  # events, engaged, failures of the one user
+    assert units == [10**9 + 4, 0, 4, 0]  # events, engaged, failures, exposures of the one user
+
+
+def test_a_unit_counts_the_exposures_of_its_own_flag_among_its_events() -> None:
+    both = {
+        **TIMELINES,
+        "checkout": FlagTimeline(FlagDefinition.parse("checkout"), [0], [FlagState(enabled=True, salt="c")]),
+    }
+    exposed = {"workstation": True, "checkout": False}
+    observations = [
+        # An exposure of workstation reporting checkout too, standing for three alike: an exposure of
+        # workstation only, an event of both.
+        Observation(Kind.EXPOSURE, 7_000, "u1", exposed, name="workstation", variant="on", count=3),
+        Observation(Kind.EXPOSURE, 7_100, "u1", exposed, name="checkout", variant="off"),
+        Observation(Kind.REQUEST, 7_200, "u1", exposed, value=12.0),
+        Observation(Kind.EXPOSURE, 7_300, "u2", exposed, name="workstation", variant="on"),
+        # A custom event named like the flag is no exposure.
+        Observation(Kind.CUSTOM, 7_400, "u2", exposed, name="workstation"),
+        Observation(Kind.EXPOSURE, 7_500, "u3", {"workstation": True}, name="workstation", variant="on"),
+    ]
+    units = fold(observations, both).units
+    assert {(k.flag, k.targeting_key): c[0::3] for k, c in units.items()} == {  # events, exposures
+        ("workstation", "u1"): [5, 3],
+        ("checkout", "u1"): [5, 1],
+        ("workstation", "u2"): [2, 1],
+        ("checkout", "u2"): [2, 0],
+        ("workstation", "u3"): [1, 1],
+    }
 
 
 # The fold against a straightforward one: seeded random batches of every kind of observation, flags reported
@@ -116,7 +143,10 @@ def random_observation(rng: random.Random, at_ms: int) -> Observation:
         flags,
         value,
         rng.random() < 0.3,
-        rng.choice(["checkout", "share", "search", "lighthouse"]) if kind is not Kind.FEEDBACK else "1-5",
+        # Names of flags too: an exposure of one counts for that flag's units only.
+        rng.choice(["checkout", "share", "search", "lighthouse", "workstation", "color"])
+        if kind is not Kind.FEEDBACK
+        else "1-5",
         engagement=rng.random() < 0.4,
         tags=tags,
         count=rng.choice([1, 1, 1, 2, 7]),
@@ -164,10 +194,12 @@ def reference_count(
         return
     day, n = o.at_ms // 1000 // DAY, o.count
     failures = sum(failed for metric, failed, _, _ in fed if metric == "error_rate")
-    unit = folded.units.setdefault(UnitKey(flag, variant, day, user), [0, 0, 0])
+    unit = folded.units.setdefault(UnitKey(flag, variant, day, user), [0, 0, 0, 0])
     unit[0] += n
     unit[1] += o.engagement * n
     unit[2] += failures * n
+    if o.kind is Kind.EXPOSURE and o.name == flag:
+        unit[3] += n
     for metric, _, value, sketched in fed:
         if sketched and value is not None:
             octave = LatencyKey(flag, variant, day, user, metric, sketch.level_of(value))

@@ -8,7 +8,7 @@ gives the same rollups and unit days, hence the same metric answers and gate ver
                   "count": 120, "failures": 2, "total": 0, "total_sq": 0,
                   "last_value": null, "last_at_ms": null, "sketch": null}, …],
      "units": [{"flag": "checkout", "variant": "on", "day": 20422, "unit": "user-1",
-                "events": 3, "engaged": 0, "failures": 1}, …],
+                "events": 3, "engaged": 0, "failures": 1, "exposures": 1}, …],
      "version": 2,
      "latencies": [{"flag": "checkout", "variant": "on", "day": 20422, "unit": "user-1",
                     "metric": "api_latency", "octaves": {"6": 2, "7": 1}}, …]}
@@ -17,9 +17,12 @@ gives the same rollups and unit days, hence the same metric answers and gate ver
 once, and answers a summary sent again with that id (after a lost answer) as it did, without counting it twice.
 `flag` "" and `variant` "all" is the environment-wide slot. Version 2 (`version`, absent in version 1) adds
 `latencies`: each user's values of a sketched metric that day per octave (⌊log₂ ms⌋ → count), which lets the gates
-compare percentiles with control per user; a version 1 summary holds none. Decoding checks every figure's own consistency
-(failures ≤ count, a sketch no bigger than its count, the last value inside its second); the service checks
-flags, variants and metrics against the environment.
+compare percentiles with control per user; a version 1 summary holds none. A unit's `exposures` (0 when absent,
+and left out when 0, so that a server from before them takes the summary) counts its exposure events of the
+unit's flag, among its `events`: what tells a user the flag served whose own telemetry never came. Decoding
+checks every figure's own consistency (failures ≤ count, failures and exposures ≤ events, a sketch no bigger
+than its count, the last value inside its second); the service checks flags, variants and metrics against the
+environment.
 """
 
 from typing import Annotated
@@ -68,6 +71,7 @@ class Unit(Struct, forbid_unknown_fields=True):
     events: Annotated[int, Meta(ge=1, le=1_000_000)]
     engaged: PerUnit = 0
     failures: PerUnit = 0
+    exposures: PerUnit = 0  # of the unit's flag, among its events
 
 
 class Latency(Struct, forbid_unknown_fields=True):
@@ -118,17 +122,23 @@ def decode_summary(
         if key in seconds:
             raise InvalidInput("the same flag, variant, metric and second twice", where=f"seconds[{i}]")
         seconds[key] = _aggregate(cell, f"seconds[{i}]")
+    return seconds, _units(summary, latest // 86400), _latencies(summary, latest // 86400), summary.id
+
+
+def _units(summary: Summary, last_day: int) -> dict[UnitKey, list[int]]:
     units: dict[UnitKey, list[int]] = {}
     for i, u in enumerate(summary.units):
         unit = UnitKey(u.flag, u.variant, u.day, u.unit)
         if unit in units:
             raise InvalidInput("the same flag, variant, day and unit twice", where=f"units[{i}]")
-        if u.day > latest // 86400:
+        if u.day > last_day:
             raise InvalidInput("a day more than a day in the future", where=f"units[{i}].day")
         if u.failures > u.events:
             raise InvalidInput("more failures than events", where=f"units[{i}].failures")
-        units[unit] = [u.events, u.engaged, u.failures]
-    return seconds, units, _latencies(summary, latest // 86400), summary.id
+        if u.exposures > u.events:
+            raise InvalidInput("more exposures than events", where=f"units[{i}].exposures")
+        units[unit] = [u.events, u.engaged, u.failures, u.exposures]
+    return units
 
 
 def _latencies(summary: Summary, last_day: int) -> dict[LatencyKey, int]:
@@ -201,7 +211,9 @@ def encode_summary(
                     "unit": k.targeting_key,
                     "events": c[0],
                     "engaged": c[1],
-                    "failures": c[2] if len(c) > 2 else 0,
+                    "failures": c[2],
+                    # only when there are any: a server older than them refuses fields it does not know
+                    **({"exposures": c[3]} if c[3] else {}),
                 }
                 for k, c in units.items()
             ],

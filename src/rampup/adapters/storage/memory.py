@@ -364,7 +364,8 @@ class _Telemetry(_Repository):
 
     def add_units(self, environment_id: int, units: Mapping[UnitKey, list[int]]) -> None:
         for key, counts in units.items():
-            stored = self.t.units.setdefault((environment_id, key), [0, 0, 0])  # events, engaged, failures
+            # events, engaged, failures, exposures
+            stored = self.t.units.setdefault((environment_id, key), [0, 0, 0, 0])
             for i, count in enumerate(counts):
                 stored[i] += count
 
@@ -425,11 +426,11 @@ class _Telemetry(_Repository):
         per_user: dict[tuple[str, str], list[int]] = {}
         for (env, key), counts in self.t.units.items():
             if env == environment_id and key.flag == flag and first_day <= key.day <= last_day:
-                user = per_user.setdefault((key.variant, key.targeting_key), [0, 0, 0])
+                user = per_user.setdefault((key.variant, key.targeting_key), [0, 0, 0, 0])
                 for i, count in enumerate(counts):
                     user[i] += count
         totals: dict[str, UnitTotals] = {}
-        for (variant, _), (events, engaged, failures) in per_user.items():
+        for (variant, _), (events, engaged, failures, exposures) in per_user.items():
             t = totals.get(variant, UnitTotals(0, 0, 0, 0))
             totals[variant] = UnitTotals(
                 t.users + 1,
@@ -438,6 +439,8 @@ class _Telemetry(_Repository):
                 t.engaged_sq + engaged * engaged,
                 t.failures + failures,
                 t.failures_sq + failures * failures,
+                t.exposed + (exposures > 0),
+                t.silent + (0 < exposures == events),
             )
         return totals
 

@@ -217,6 +217,9 @@ unit_days = Table(
     Column("events", Integer, nullable=False),
     Column("engaged", Integer, nullable=False),
     Column("failures", Integer, nullable=False, server_default="0"),  # failed requests: bursts by user
+    Column(
+        "exposures", Integer, nullable=False, server_default="0"
+    ),  # of the flag: users with no other telemetry
     PrimaryKeyConstraint("environment_id", "flag", "day", "variant", "targeting_key"),
 )
 
@@ -250,6 +253,7 @@ unit_day_packs = Table(
     Column("events", Integer, nullable=False),
     Column("engaged", Integer, nullable=False),
     Column("failures", Integer, nullable=False),
+    Column("exposures", Integer, nullable=False, server_default="0"),
     Column("users", Integer, nullable=False),
     Column("keys", Text, nullable=False),
     Index("ix_unit_day_packs_flag_day", "environment_id", "flag", "day"),

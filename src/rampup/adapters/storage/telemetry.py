@@ -11,6 +11,7 @@ from sqlalchemy import (
     Connection,
     Subquery,
     Table,
+    case,
     cast,
     delete,
     func,
@@ -108,9 +109,9 @@ class _Packs(NamedTuple):
 _UNIT_PACKS = _Packs(
     "unit_day_packs",
     "unit_days",
-    ("flag", "variant", "day", "events", "engaged", "failures"),
+    ("flag", "variant", "day", "events", "engaged", "failures", "exposures"),
     ("environment_id", "flag", "day", "variant", "targeting_key"),
-    ("events", "engaged", "failures"),
+    ("events", "engaged", "failures", "exposures"),
 )
 _LATENCY_PACKS = _Packs(
     "unit_latency_packs",
@@ -438,11 +439,12 @@ class SqlTelemetry:
     def unit_totals(
         self, environment_id: int, flag: str, first_day: int, last_day: int
     ) -> dict[str, UnitTotals]:
-        """Per variant: distinct users over the days, and their engaged actions summed per user."""
+        """Per variant: distinct users over the days, and their engaged actions summed per user; the users with an
+        exposure of the flag, and those of them whose every event was one."""
         both = _with_packs(
             unit_days,
             unit_day_packs,
-            ("variant", "targeting_key", "events", "engaged", "failures"),
+            ("variant", "targeting_key", "events", "engaged", "failures", "exposures"),
             lambda t: (
                 t.c.environment_id == environment_id,
                 t.c.flag == flag,
@@ -457,10 +459,12 @@ class SqlTelemetry:
                 func.sum(both.c.events).label("events"),
                 func.sum(both.c.engaged).label("engaged"),
                 func.sum(both.c.failures).label("failures"),
+                func.sum(both.c.exposures).label("exposures"),
             )
             .group_by(both.c.variant, both.c.targeting_key)
             .subquery()
         )
+        exposed = per_user.c.exposures > 0
         query = select(
             per_user.c.variant,
             func.count(),
@@ -469,17 +473,12 @@ class SqlTelemetry:
             func.sum(per_user.c.engaged * per_user.c.engaged),
             func.sum(per_user.c.failures),
             func.sum(per_user.c.failures * per_user.c.failures),
+            func.sum(case((exposed, 1), else_=0)),
+            func.sum(case((exposed & (per_user.c.exposures == per_user.c.events), 1), else_=0)),
         ).group_by(per_user.c.variant)
         return {
-            variant: UnitTotals(
-                int(users),
-                int(n or 0),
-                int(engaged or 0),
-                int(squares or 0),
-                int(failed or 0),
-                int(failed_sq or 0),
-            )
-            for variant, users, n, engaged, squares, failed, failed_sq in self.conn.execute(query)
+            variant: UnitTotals(*(int(x or 0) for x in totals))
+            for variant, *totals in self.conn.execute(query)
         }
 
     def purge_rollups(self, resolution: int, before_period: int) -> int:
