@@ -12,6 +12,7 @@ from rampup.adapters.codecs.native import decode_batch
 from rampup.adapters.codecs.summaries import decode_summary, encode_summary
 from rampup.bootstrap import Container, build_container, prepare
 from rampup.config import Settings
+from rampup.core.bucketing import in_rollout
 from rampup.core.gates import Gate, assess
 from rampup.core.rollups import fold_seconds
 from rampup.errors import InvalidInput
@@ -29,10 +30,22 @@ GATES = [
 
 
 def events(n: int = 3000) -> bytes:
+    """`n` requests, and exposures: of every tenth user of them, and of ten users who send nothing else."""
     rng = random.Random(15)
+    exposures = [
+        {
+            "type": "exposure",
+            "timestamp": (NOW - timedelta(seconds=5)).isoformat(),
+            "targeting_key": f"user-{user}",
+            "flag": FLAG,
+            "variant": "on" if in_rollout(FLAG, f"user-{user}", 50) else "off",
+        }
+        for user in (*range(0, 400, 10), *range(400, 410))
+    ]
     return json.dumps(
         {
-            "events": [
+            "events": exposures
+            + [
                 {
                     "type": "request",
                     "timestamp": (NOW - timedelta(seconds=rng.uniform(1, 10))).isoformat(),  # one flush
@@ -75,28 +88,49 @@ def answers(c: Container) -> list[object]:
     ]
     env = c.snapshots.current.environments["production"]
     with c.store.read() as tx:
+        day = NOW_MS // 86_400_000
+        units = tx.telemetry.unit_totals(env.id, FLAG, day, day)
         inputs = tx.telemetry.gate_inputs(env.id, FLAG)
         verdicts = [
             assess(Gate.parse(gate, f"gates[{i}]"), inputs, NOW_MS - 3_600_000, NOW_MS)
             for i, gate in enumerate(GATES)
         ]
-    return [*metrics, *[(v.verdict, v.measurement, v.measurement.bounds()) for v in verdicts]]
+    return [units, *metrics, *[(v.verdict, v.measurement, v.measurement.bounds()) for v in verdicts]]
 
 
 def test_a_summary_gives_the_metric_answers_and_gate_verdicts_of_its_events(pair: list[Container]) -> None:
     raw, summarized = pair
     body = events()
     observations = decode_batch(body, NOW_MS)
-    assert raw.ingest.ingest("production", observations) == 3000
+    assert raw.ingest.ingest("production", observations) == 3000 + 50  # the requests and the exposures
 
     # What a client would send instead: its events folded the way the server folds them, over the wire format.
     snapshot = summarized.snapshots.current
     folded = fold_seconds(observations, snapshot.timelines["production"])
     wire = encode_summary(*folded)
     assert len(wire) < len(body) / 2
-    assert summarized.ingest.ingest_summary("production", *decode_summary(wire, NOW_MS)) == 3000
+    assert (
+        summarized.ingest.ingest_summary("production", *decode_summary(wire, NOW_MS)) == 3000
+    )  # the requests
 
     assert answers(summarized) == answers(raw)
+    # Per variant, its exposed users, and those of them with no request of that variant: users 400 to 409, and
+    # those of 0 to 390 whose requests all went to the other variant.
+    sent = json.loads(body)["events"]
+    requested = {
+        (e["targeting_key"], "on" if e["flags"][FLAG] else "off") for e in sent if e["type"] == "request"
+    }
+    exposed = [(e["targeting_key"], e["variant"]) for e in sent if e["type"] == "exposure"]
+    expected = {
+        v: (
+            sum(w == v for _, w in exposed),
+            sum(w == v and (user, w) not in requested for user, w in exposed),
+        )
+        for v in ("on", "off")
+    }
+    units = answers(raw)[0]
+    assert isinstance(units, dict) and {v: (t.exposed, t.silent) for v, t in units.items()} == expected
+    assert all(0 < silent < exposed for exposed, silent in expected.values()), expected
     verdicts = [a[0] for a in answers(raw)[-len(GATES) :]]  # type: ignore[index]
     assert len(set(verdicts)) > 1, (
         f"the gates should not all agree, or the comparison shows little: {verdicts}"

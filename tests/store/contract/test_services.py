@@ -1,18 +1,21 @@
 """The services over every store alike — in memory, SQLite, PostgreSQL: what a change keeps, what it audits,
 what a refused change leaves, what another instance sees."""
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from rampup.adapters.codecs.native import decode_batch
 from rampup.adapters.storage.memory import MemoryStore
 from rampup.bootstrap import Container, build_container, prepare
 from rampup.config import Settings
 from rampup.core.flags import FlagDefinition, FlagState
 from rampup.core.ports import Store
-from rampup.core.rollups import Aggregate, Exceedance, UnitTotals
+from rampup.core.rollups import DAY, Aggregate, Exceedance, UnitTotals
 from rampup.core.switch_off import OffHow
 from rampup.core.telemetry import Kind, Observation
 from rampup.core.tokens import Scope
@@ -251,7 +254,13 @@ def test_events_in_many_batches_or_one_give_the_same_gate_inputs_before_and_afte
         )
         for i in range(60)
     ]
-    for i in range(0, 60, 4):  # staging: fifteen batches of four
+    # Exposures of two of those users, and of two (u7, u8) with no other telemetry: exposed 2 and silent 1 a side.
+    events += [
+        Observation(Kind.EXPOSURE, start_ms + 500 * i, user, {"ws": variant}, name="ws", variant=variant)
+        for i, (user, variant) in enumerate([("u0", "on"), ("u1", "off"), ("u7", "on"), ("u8", "off")])
+    ]
+    events.sort(key=lambda o: o.at_ms)
+    for i in range(0, len(events), 4):  # staging: sixteen batches of four
         container.ingest.ingest("staging", events[i : i + 4])
     container.ingest.ingest("production", events)  # production: one batch
 
@@ -271,8 +280,70 @@ def test_events_in_many_batches_or_one_give_the_same_gate_inputs_before_and_afte
 
     before = readings("production")
     assert before["on"][0].users > 0 and before["off"][3]
+    assert [(before[v][0].exposed, before[v][0].silent) for v in ("on", "off")] == [(2, 1), (2, 1)]
     assert readings("staging") == before
     merged = container.ingest.compact()
     assert (merged > 0) != isinstance(store, MemoryStore)  # the memory store adds in place
     assert readings("staging") == readings("production") == before
     assert container.ingest.compact() == 0
+
+
+def test_ingested_exposures_make_users_exposed_and_those_with_no_other_telemetry_silent(
+    container: Container, store: Store
+) -> None:
+    """Real events, decoded as the native endpoint decodes them: a user is exposed to a flag by an exposure of that
+    flag (not of another flag reporting it, not by a custom event named like it), and silent while every event of
+    theirs over the days read was one; a day later, their telemetry arriving, no longer."""
+    for flag in ("ws", "other"):
+        container.flags.create_flag({"key": flag, "type": "boolean"}, "dana")
+        container.flags.set_state(flag, "production", {"enabled": True}, "dana")
+    today = container.clock()
+    yesterday = today - timedelta(days=1)
+
+    def event(at: datetime, user: str, kind: str, **fields: Any) -> dict[str, Any]:
+        return {"type": kind, "timestamp": at.isoformat(), "targeting_key": user, **fields}
+
+    def exposure(at: datetime, user: str, flag: str = "ws", **fields: Any) -> dict[str, Any]:
+        return event(at, user, "exposure", flag=flag, variant="on", **fields)
+
+    def request(at: datetime, user: str) -> dict[str, Any]:
+        return event(at, user, "request", flags={"ws": True}, duration_ms=12)
+
+    body = [
+        exposure(yesterday, "u1"),
+        request(today, "u1"),  # u1's own telemetry comes the next day
+        exposure(yesterday, "u2"),
+        exposure(yesterday, "u2"),
+        exposure(yesterday, "u3"),
+        request(yesterday, "u3"),
+        exposure(yesterday, "u4", "other", flags={"ws": True}),  # an event of ws, an exposure of other
+        request(yesterday, "u5"),
+        event(yesterday, "u6", "custom", name="ws", flags={"ws": True}),
+    ]
+    observations = decode_batch(json.dumps({"events": body}).encode(), int(today.timestamp() * 1000))
+    container.ingest.ingest("production", observations)
+    env_id = container.snapshots.current.environments["production"].id
+    first, last = int(yesterday.timestamp()) // DAY, int(today.timestamp()) // DAY
+
+    def read() -> list[tuple[int, int, int]]:
+        with store.read() as tx:
+            totals = [
+                tx.telemetry.unit_totals(env_id, flag, a, b)["on"]
+                for flag, a, b in (
+                    ("ws", first, first),
+                    ("ws", first, last),
+                    ("ws", last, last),
+                    ("other", first, last),
+                )
+            ]
+        return [(t.users, t.exposed, t.silent) for t in totals]
+
+    expected = [
+        (6, 3, 2),  # yesterday: u1, u2, u3 exposed; u1 and u2 nothing but exposures
+        (6, 3, 1),  # over both days u1's request counts: u2 alone silent
+        (1, 0, 0),  # today: u1's request only
+        (1, 1, 1),  # other: u4, its one event an exposure of it
+    ]
+    assert read() == expected
+    container.ingest.compact()
+    assert read() == expected
