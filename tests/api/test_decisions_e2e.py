@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -328,3 +328,40 @@ def test_a_backtest_replays_the_plan_over_recorded_telemetry_and_says_what_it_wo
     )
     assert out.returncode == 0, out.stderr
     assert "rolled_back" in out.stdout and "error_rate" in out.stdout
+
+
+def test_a_treatment_whose_telemetry_goes_missing_pauses_and_one_whose_silent_users_are_its_share_does_not(
+    make_database_url: Callable[[str], str], server_factory: Callable[..., Server]
+) -> None:
+    """Both flags' users send their exposures; in one, 40 of the treatment's ~400 users send nothing else (the
+    treatment's telemetry lost on the way), in the other 2% of each variant's users (pages opened and left).
+    The checks count the whole days in a stage, so the stage begins at 23:00 and the traffic comes after midnight."""
+    server = server_factory(
+        make_database_url("sqlite"), extra_env=FAST, manual_clock=datetime(2026, 12, 1, 23, tzinfo=UTC)
+    )
+    gate = '{metric: error_rate, rollback: "> 5%"}'
+    with server.client() as c:
+        lost, kept = "telemetry-lost", "telemetry-kept"
+        rollouts = {flag: start_two_stages(c, flag, 20, gate) for flag in (lost, kept)}
+        traffic = {flag: Traffic(c, flag, users=2000, exposures=True) for flag in (lost, kept)}
+        traffic[lost].silent = (40, 0)
+        traffic[kept].silent = (8, 32)
+        server.advance("1h")
+        for _ in range(3):
+            for t in traffic.values():
+                t.send()
+            server.advance("10m")
+
+        paused = rollout(c, rollouts[lost])
+        assert paused["state"] == "paused" and paused["stage"]["number"] == 1, summary(paused)
+        why = paused["timeline"][-1]
+        assert why["actor"] == "controller" and why["reason"].startswith(
+            "telemetry missing: 40 treatment vs 0 control users sent nothing but the flag's exposure"
+        ), why["reason"]
+        check = next(e for e in why["evidence"] if e["metric"] == "missing_telemetry")
+        assert 0.15 < check["expected_share"] < 0.25 and check["p_value"] < check["alpha"]
+
+        # its hour's soak over, the other advanced as its gates allowed, never paused
+        running = rollout(c, rollouts[kept])
+        assert running["state"] == "running" and running["stage"]["number"] == 2, summary(running)
+        assert "paused" not in kinds(running)

@@ -1,6 +1,7 @@
 """Request events from a fixed pool of users, the way an application using an SDK would report them.
 
-Every batch is one request from each user of the pool, and a user is in the treatment iff
+Every batch is one request from each user of the pool (with `exposures`, also the exposure event an SDK sends
+when it evaluates the flag), and a user is in the treatment iff
 `in_rollout(salt, user, percentage)` for the flag's state read just before the batch is sent — what an SDK
 evaluating the flag would have answered. Failures, when asked for, are every k-th of the treatment's
 requests only, so rates are exact; they move on by one treatment user each batch, so they are spread over
@@ -28,24 +29,43 @@ class Traffic:
     """`send()` posts one batch over `c` (a client with an ingest-capable token) and counts what it sent."""
 
     def __init__(
-        self, c: httpx.Client, flag: str, users: int = 2000, environment: str = "production"
+        self,
+        c: httpx.Client,
+        flag: str,
+        users: int = 2000,
+        environment: str = "production",
+        exposures: bool = False,
     ) -> None:
-        self.c, self.flag, self.environment = c, flag, environment
+        self.c, self.flag, self.environment, self.exposures = c, flag, environment, exposures
         self.users = [f"{flag}-user-{i}" for i in range(users)]
-        self._bodies: dict[tuple[Any, ...], tuple[bytes, int, int]] = {}
+        self._bodies: dict[tuple[Any, ...], tuple[bytes, int, int, int]] = {}
         self.requests = self.treatment = self.failures = self.batches = 0
         self.unhandled = (0, 0)  # unhandled exceptions each batch, from the first treatment and control users
         self.slower = 1.0  # the treatment's request durations times this (each user's duration is their own)
         self.incident = False  # failures hit every user alike, with the flag or not: the environment's
+        # the first users of the treatment and of control who send nothing but their exposures (with `exposures`)
+        self.silent = (0, 0)
 
     def _body(
         self, percentage: float, enabled: bool, salt: str, fail_every: int | None
-    ) -> tuple[bytes, int, int]:
+    ) -> tuple[bytes, int, int, int]:
         shift = self.batches % fail_every if fail_every else 0
-        key = (percentage, enabled, salt, fail_every, shift, self.unhandled, self.slower, self.incident)
+        key = (
+            percentage,
+            enabled,
+            salt,
+            fail_every,
+            shift,
+            self.unhandled,
+            self.slower,
+            self.incident,
+            self.silent,
+        )
         if key not in self._bodies:
             on = [enabled and in_rollout(salt, user, percentage) for user in self.users]
             treatment = [i for i, yes in enumerate(on) if yes]
+            control = [i for i, yes in enumerate(on) if not yes]
+            silent = set(treatment[: self.silent[0]] + control[: self.silent[1]])
             # every k-th treatment request (every k-th request in an incident) fails, counted from a start that
             # moves with the batch
             pool = list(range(len(self.users))) if self.incident else treatment
@@ -66,11 +86,19 @@ class Traffic:
                     "ok": i not in failing,
                 }
                 for i, user in enumerate(self.users)
+                if i not in silent
             ]
-            throwing = (
-                treatment[: self.unhandled[0]]
-                + [i for i, yes in enumerate(on) if not yes][: self.unhandled[1]]
-            )
+            if self.exposures:
+                events += [
+                    {
+                        "type": "exposure",
+                        "targeting_key": user,
+                        "flag": self.flag,
+                        "variant": "on" if on[i] else "off",
+                    }
+                    for i, user in enumerate(self.users)
+                ]
+            throwing = treatment[: self.unhandled[0]] + control[: self.unhandled[1]]
             events += [
                 {
                     "type": "error",
@@ -81,13 +109,15 @@ class Traffic:
                 for i in throwing
             ]
             treated, failed = len(treatment), len(failing.intersection(treatment))
-            self._bodies[key] = (json.dumps({"events": events}).encode(), treated, failed)
+            self._bodies[key] = (json.dumps({"events": events}).encode(), treated, failed, len(events))
         return self._bodies[key]
 
     def send(self, fail_every: int | None = None) -> dict[str, Any]:
         """One batch: every user makes one request. Returns the flag state the batch was attributed with."""
         state = flag_state(self.c, self.flag, self.environment)
-        body, treated, failed = self._body(state["rollout"], state["enabled"], state["salt"], fail_every)
+        body, treated, failed, sent = self._body(
+            state["rollout"], state["enabled"], state["salt"], fail_every
+        )
         r = self.c.post(
             "/api/v1/events",
             params={"environment": self.environment},
@@ -96,7 +126,7 @@ class Traffic:
             timeout=PATIENCE_S,
         )
         assert r.status_code == 202, r.text
-        assert r.json() == {"accepted": len(self.users) + sum(self.unhandled)}
+        assert r.json() == {"accepted": sent}
         self.batches += 1
         self.requests += len(self.users)
         self.treatment += treated

@@ -17,6 +17,7 @@ from rampup.core.forecast import StageForecast, forecast_plan
 from rampup.core.gates import CONTROL, TREATMENT, GateResult, assess
 from rampup.core.notifications import Notification, Severity
 from rampup.core.plans import (
+    SRM_CHECKS,
     Decision,
     Kill,
     Phase,
@@ -30,7 +31,7 @@ from rampup.core.plans import (
     approve_all,
     available_actions,
     decide,
-    sample_ratio,
+    sample_checks,
     start_signed,
     switched_off,
 )
@@ -302,7 +303,7 @@ class RolloutService:
         if not users_in(DAY_S):
             return []
         stages = [(s.name, s.percentage_bp, s.min_duration.total_seconds()) for s in plan.stages]
-        return srm_power(stages, users_in, plan.srm_alpha)
+        return srm_power(stages, users_in, plan.srm_alpha / SRM_CHECKS)
 
     def rollouts(
         self, flag: str | None = None, environment: str | None = None, live: bool | None = None
@@ -378,8 +379,12 @@ class RolloutService:
         if days is None:
             return results, None
         first, last = days[0] * DAY_MS, days[1] * DAY_MS
-        on, off = inputs.units(TREATMENT, first, last).users, inputs.units(CONTROL, first, last).users
-        return results, sample_ratio(on, off, plan.percentage_bp(state.stage) / 10_000, plan.srm_alpha)
+        on, off = inputs.units(TREATMENT, first, last), inputs.units(CONTROL, first, last)
+        share = plan.percentage_bp(state.stage) / 10_000
+        srm = sample_checks(
+            (on.users, off.users), (on.silent, off.silent), (on.exposed, off.exposed), share, plan.srm_alpha
+        )
+        return results, srm
 
     def _apply(self, tx: Transaction, record: RolloutRecord, decision: Decision, now: datetime) -> None:
         if not tx.rollouts.save(record.id, record.version, decision.state, now):

@@ -466,12 +466,14 @@ _UNIT_COLUMNS = 4  # per tick: users of the treatment and of control, then the s
 
 def _most_evidence(counts: np.ndarray, share: np.ndarray | float) -> np.ndarray:
     """Per row of (treatment, control) counts, n·KL(observed share ‖ share): no mixture's evidence is more."""
-    n = counts.sum(axis=1)
+    n: np.ndarray = counts.sum(axis=1)
     observed = np.clip(counts[:, 0] / np.maximum(n, 1), 1e-12, 1 - 1e-12)
     expected = np.clip(share, 1e-12, 1 - 1e-12)
-    return n * (
-        observed * np.log(observed / expected) + (1 - observed) * np.log((1 - observed) / (1 - expected))
+    divergence = observed * np.log(observed / expected) + (1 - observed) * np.log(
+        (1 - observed) / (1 - expected)
     )
+    evidence: np.ndarray = n * divergence
+    return evidence
 
 
 _LOG_GAMMA = math.log((1 + sketch.RELATIVE_ACCURACY) / (1 - sketch.RELATIVE_ACCURACY))
